@@ -1,0 +1,8 @@
+"""The analytic receptive-field graph: torch.fx tracing and RF propagation."""
+
+from rfkit.graph.info import RFInfo
+from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
+from rfkit.graph.rfgraph import RFGraph, UnsupportedOp
+from rfkit.graph.trace import trace
+
+__all__ = ["DEFAULT_REGISTRY", "RFGraph", "RFInfo", "Registry", "UnsupportedOp", "trace"]

@@ -1,0 +1,117 @@
+"""What an RF handler sees of the op it models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+from torch.utils._pytree import tree_flatten
+
+from rfkit.graph.state import AxisRF, RFState
+
+
+class UnsupportedOp(Exception):
+    """Raised by a handler when this particular use of an op cannot be modelled (e.g. cat along H)."""
+
+
+@dataclass
+class OpContext:
+    """One op of the traced graph, evaluated on meta tensors.
+
+    Attributes
+    ----------
+    node : torch.fx.Node
+    module : nn.Module or None
+        The called module for ``call_module`` nodes.
+    args, kwargs
+        The evaluated arguments (meta tensors, ints, ...).
+    arg_states, kwarg_states
+        The same structures with each tensor replaced by its :class:`RFState` (None for constants).
+    out : Any
+        The evaluated output.
+    """
+
+    node: fx.Node
+    module: nn.Module | None
+    args: tuple
+    kwargs: dict
+    arg_states: tuple
+    kwarg_states: dict
+    out: Any
+    notes: list[str] = field(default_factory=list)
+
+    # --- inputs -------------------------------------------------------------------------------------
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """Argument given by position ``index`` or keyword ``name``."""
+        if len(self.args) > index:
+            return self.args[index]
+        return self.kwargs.get(name, default)
+
+    def state(self, index: int = 0, name: str = "input") -> RFState | None:
+        """State of the tensor argument at position ``index`` (or keyword ``name``)."""
+        if len(self.arg_states) > index:
+            return self.arg_states[index]
+        return self.kwarg_states.get(name)
+
+    def tensor_inputs(self) -> list[tuple[torch.Tensor, RFState | None]]:
+        """Every tensor argument (lists flattened) with its state, in order."""
+        vals, _ = tree_flatten((self.args, self.kwargs))
+        states, _ = tree_flatten((self.arg_states, self.kwarg_states), is_leaf=lambda x: isinstance(x, RFState))
+        pairs = []
+        for v, s in zip(vals, states):
+            if isinstance(v, torch.Tensor):
+                pairs.append((v, s if isinstance(s, RFState) else None))
+        return pairs
+
+    def input_states(self) -> list[RFState]:
+        return [s for _, s in self.tensor_inputs() if s is not None]
+
+    def main(self) -> tuple[torch.Tensor, RFState]:
+        """The first tensor input that carries an RF state, with that state."""
+        for v, s in self.tensor_inputs():
+            if s is not None:
+                return v, s
+        raise UnsupportedOp("no input carries a receptive field")
+
+    @property
+    def out_ndim(self) -> int | None:
+        return self.out.dim() if isinstance(self.out, torch.Tensor) else None
+
+    # --- common transforms --------------------------------------------------------------------------
+    def local_op(self, kernel: Sequence[int], stride: Sequence[int | Fraction], pad: Sequence[int | Fraction],
+                 dilation: Sequence[int], state: RFState | None = None) -> RFState:
+        """Apply a sliding window over the last ``len(kernel)`` dims of the main input."""
+        x, s = self.main() if state is None else (None, state)
+        n = len(kernel)
+        if s.dims is None:
+            raise UnsupportedOp("sliding window over a tensor whose spatial layout was lost")
+        tensor_ndim = x.dim() if x is not None else self.out_ndim
+        window_dims = list(range(tensor_ndim - n, tensor_ndim))
+        if s.axes is None:
+            return s.replace(dims=s.dims)
+        axes = list(s.axes)
+        for j, d in enumerate(window_dims):
+            if d not in s.dims:
+                raise UnsupportedOp(f"sliding window over dim {d}, which is not spatial (spatial: {s.dims})")
+            i = s.dims.index(d)
+            axes[i] = axes[i].local(kernel[j], stride[j], pad[j], dilation[j])
+        return s.with_axes(axes)
+
+    def map_axes(self, state: RFState, fn: Callable[[int, AxisRF], AxisRF]) -> RFState:
+        """Apply ``fn(tensor_dim, axis)`` to every local axis of ``state``."""
+        if state.axes is None or state.dims is None:
+            return state
+        return state.with_axes(fn(d, a) for d, a in zip(state.dims, state.axes))
+
+
+def as_tuple(value: Any, n: int) -> tuple:
+    """Expand an int (or 1-tuple) parameter to ``n`` values, as torch does for kernel/stride/padding."""
+    if isinstance(value, (list, tuple)):
+        if len(value) == 1 and n > 1:
+            return tuple(value) * n
+        return tuple(value)
+    return (value,) * n

@@ -1,0 +1,83 @@
+"""Convolutions: nn.ConvNd, F.convNd and timm's input-size-dependent ('SAME') convolutions."""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+from rfkit.graph.context import OpContext, as_tuple
+from rfkit.graph.registry import DEFAULT_REGISTRY as R
+
+
+def same_pad_left(size: int, kernel: int, stride: int, dilation: int) -> int:
+    """Left padding of TensorFlow/timm 'SAME' padding, which depends on the input size.
+
+    >>> same_pad_left(224, 3, 2, 1), same_pad_left(225, 3, 2, 1)
+    (0, 1)
+    """
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2
+
+
+def resolve_padding(padding, kernel, stride, dilation, spatial_sizes) -> tuple:
+    """Left padding per axis for a torch padding argument: ints, tuples, ``'same'`` or ``'valid'``."""
+    n = len(kernel)
+    if padding == "valid":
+        return (0,) * n
+    if padding == "same":  # torch pads the extra pixel on the right
+        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    if padding == "tf_same":
+        return tuple(same_pad_left(i, k, s, d) for i, k, s, d in zip(spatial_sizes, kernel, stride, dilation))
+    return as_tuple(padding, n)
+
+
+def conv_state(ctx: OpContext, kernel, stride, padding, dilation):
+    x, _ = ctx.main()
+    n = len(kernel)
+    stride, dilation = as_tuple(stride, n), as_tuple(dilation, n)
+    pad = resolve_padding(padding, kernel, stride, dilation, x.shape[-n:])
+    return ctx.local_op(kernel, stride, pad, dilation)
+
+
+@R.module(nn.Conv1d, nn.Conv2d, nn.Conv3d)
+def conv_module(ctx: OpContext):
+    m = ctx.module
+    return conv_state(ctx, m.kernel_size, m.stride, m.padding, m.dilation)
+
+
+@R.function(F.conv1d, F.conv2d, F.conv3d)
+def conv_function(ctx: OpContext):
+    weight = ctx.arg(1, "weight")
+    kernel = tuple(weight.shape[2:])
+    n = len(kernel)
+    return conv_state(ctx, kernel, ctx.arg(3, "stride", 1), ctx.arg(4, "padding", 0), ctx.arg(5, "dilation", 1))
+
+
+def _register_timm() -> None:
+    try:
+        from timm.layers.cond_conv2d import CondConv2d
+        from timm.layers.conv2d_same import Conv2dSame
+        from timm.layers.std_conv import ScaledStdConv2dSame, StdConv2dSame
+    except ImportError:
+        return
+
+    @R.module(Conv2dSame, leaf=True)
+    def conv2d_same_module(ctx: OpContext):
+        m = ctx.module
+        return conv_state(ctx, m.kernel_size, m.stride, "tf_same", m.dilation)
+
+    @R.module(StdConv2dSame, ScaledStdConv2dSame, leaf=True)
+    def std_conv_same(ctx: OpContext):
+        m = ctx.module
+        return conv_state(ctx, m.kernel_size, m.stride, "tf_same" if m.same_pad else m.padding, m.dilation)
+
+    @R.module(CondConv2d, leaf=True)
+    def cond_conv(ctx: OpContext):
+        m = ctx.module
+        padding = "tf_same" if m.dynamic_padding else m.padding
+        return conv_state(ctx, m.kernel_size, m.stride, padding, m.dilation)
+
+
+_register_timm()

@@ -1,0 +1,92 @@
+"""The public per-node result: :class:`RFInfo`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+
+from rfkit.graph.state import RFState
+
+Number = int | float
+
+
+def _num(x: Fraction) -> Number:
+    return int(x) if x.denominator == 1 else float(x)
+
+
+@dataclass(frozen=True)
+class RFInfo:
+    """Receptive field of the output of one node, per spatial axis (``(h, w)`` for images).
+
+    Attributes
+    ----------
+    size : tuple
+        Input pixels seen by one unit, maximum over paths; ``math.inf`` on every axis when the node is
+        global; ``math.nan`` when unknown.
+    size_min : tuple
+        Minimum over paths (a global path counts as infinite).
+    local_size : tuple or None
+        Maximum over the *local* paths only: the finite RF that a global node still has through its
+        convolutions (an SE block's conv path). None when no local path reaches the node.
+    stride : tuple
+        Input pixels between neighbouring units (may be fractional).
+    padding : tuple
+        Effective padding ``(size - 1) / 2 - center`` (Distill's definition), from the local RF.
+    center : tuple
+        Input coordinate of the RF centre of unit (0, 0) (may be a half pixel).
+    is_global, misaligned, approximate, unknown : bool
+        See :class:`rfkit.graph.state.RFState`.
+    shape : tuple or None
+        Output shape of the node (batch dim included) for the traced input size.
+    """
+
+    size: tuple[Number, ...]
+    size_min: tuple[Number, ...]
+    local_size: tuple[Number, ...] | None
+    stride: tuple[Number, ...]
+    padding: tuple[Number, ...]
+    center: tuple[Number, ...]
+    is_global: bool = False
+    misaligned: bool = False
+    approximate: bool = False
+    unknown: bool = False
+    shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_state(cls, state: RFState, ndim: int, shape: tuple[int, ...] | None = None) -> "RFInfo":
+        nan = (math.nan,) * ndim
+        flags = dict(is_global=state.is_global, misaligned=state.misaligned, approximate=state.approximate,
+                     unknown=state.unknown)
+        if state.unknown:
+            return cls(nan, nan, None, nan, nan, nan, shape=shape, **flags)
+        if state.axes is None:
+            inf = (math.inf,) * ndim
+            return cls(inf, inf, None, nan, nan, nan, shape=shape, **flags)
+        local = tuple(_num(a.size) for a in state.axes)
+        return cls(
+            size=(math.inf,) * ndim if state.is_global else local,
+            size_min=tuple(_num(a.size_min) for a in state.axes),
+            local_size=local,
+            stride=tuple(_num(a.stride) for a in state.axes),
+            padding=tuple(_num((a.size - 1) / 2 - a.center) for a in state.axes),
+            center=tuple(_num(a.center) for a in state.axes),
+            shape=shape,
+            **flags,
+        )
+
+    def center_of(self, index: tuple[int, ...]) -> tuple[Number, ...]:
+        """Input coordinate of the RF centre of the unit at ``index`` (one index per spatial axis).
+
+        >>> info = RFInfo((3, 3), (3, 3), (3, 3), (2, 2), (1, 1), (0, 0))
+        >>> info.center_of((1, 2))
+        (2, 4)
+        """
+        return tuple(c + u * s for c, u, s in zip(self.center, index, self.stride))
+
+    def flags(self) -> list[str]:
+        """Names of the flags that are set, for display."""
+        return [n for n in ("is_global", "misaligned", "approximate", "unknown") if getattr(self, n)]
+
+    def as_dict(self) -> dict:
+        return asdict(self)

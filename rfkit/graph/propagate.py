@@ -1,0 +1,173 @@
+"""The RF propagation pass: an ``fx.Interpreter`` that runs the traced graph on meta tensors (shapes
+without memory) and computes each node's :class:`RFState` with the registry's handlers, in the manner of
+torch's ``ShapeProp``."""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch.utils._pytree import tree_flatten, tree_map
+
+from rfkit.errors import InputTooSmallError, RFKitError, TraceError
+from rfkit.graph.context import OpContext, UnsupportedOp
+from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
+from rfkit.graph.state import RFState
+
+_TOO_SMALL = re.compile(
+    r"too small|can't be greater than actual input size|non-positive|greater than input size|"
+    r"Padding size should be less than|pad should be (at most|smaller)|must be less than the corresponding input",
+    re.I,
+)
+
+
+@dataclass
+class UnsupportedNode:
+    """One node with no RF rule (or whose use of the op cannot be modelled)."""
+
+    node: str
+    op: str
+    reason: str
+
+
+@dataclass
+class PropagationResult:
+    states: dict[str, Any] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...] | None] = field(default_factory=dict)
+    unsupported: list[UnsupportedNode] = field(default_factory=list)
+
+
+def op_key(node: fx.Node, module: torch.nn.Module | None) -> str:
+    """Human-readable name of the op a node runs: module class, function or method name."""
+    if node.op == "call_module":
+        t = type(module)
+        return f"{t.__module__}.{t.__qualname__}"
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    target = node.target
+    mod = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__qualname__", getattr(target, "__name__", str(target)))
+    if mod in ("_operator", "operator"):
+        return f"operator.{name}"
+    return f"{mod}.{name}" if mod else name
+
+
+def _has_tensor(value: Any) -> bool:
+    leaves, _ = tree_flatten(value)
+    return any(isinstance(v, torch.Tensor) for v in leaves)
+
+
+def _unknown_like(out: Any, base: RFState | None, in_shape: tuple | None) -> Any:
+    """Unknown state for each tensor of ``out``; the spatial layout is kept where the shape is unchanged."""
+    base = base or RFState(axes=None, dims=None)
+
+    def one(v):
+        if not isinstance(v, torch.Tensor):
+            return None
+        dims = base.dims if in_shape is not None and tuple(v.shape) == in_shape else None
+        return base.replace(unknown=True, dims=dims)
+
+    return tree_map(one, out)
+
+
+class RFPropagator(fx.Interpreter):
+    """Run ``gm`` on meta tensors, attaching ``node.meta['rf']`` and ``node.meta['shape']``.
+
+    Parameters
+    ----------
+    gm : torch.fx.GraphModule
+        A traced model whose parameters live on the meta device.
+    registry : Registry
+        Where RF handlers are looked up.
+    """
+
+    def __init__(self, gm: fx.GraphModule, registry: Registry = DEFAULT_REGISTRY) -> None:
+        super().__init__(gm)
+        self.registry = registry
+        self.result = PropagationResult()
+        self._seen_input = False
+
+    def propagate(self, x: torch.Tensor, ndim_spatial: int) -> PropagationResult:
+        self.ndim_spatial = ndim_spatial
+        self.run(x)
+        return self.result
+
+    # ---------------------------------------------------------------------------------------------
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            out = super().run_node(n)
+        except RFKitError:
+            raise
+        except Exception as e:  # noqa: BLE001 - re-raised with the node that failed
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if _TOO_SMALL.search(str(e)):
+                raise InputTooSmallError(
+                    f"input too small for this network: node {n.name} ({n.format_node()}) failed: {msg}"
+                ) from e
+            raise TraceError(f"running the traced graph failed at node {n.format_node()}: {msg}") from e
+        if n.op in ("output", "get_attr"):
+            return out
+        state = self._state_of(n, out)
+        self.result.states[n.name] = state
+        self.result.shapes[n.name] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+        n.meta["rf"] = state
+        n.meta["shape"] = self.result.shapes[n.name]
+        if isinstance(state, RFState) and state.dims is not None and isinstance(out, torch.Tensor):
+            if any(out.shape[d] == 0 for d in state.dims if d < out.dim()):
+                raise InputTooSmallError(f"input too small for this network: the feature map of node {n.name} "
+                                         f"({n.format_node()}) has shape {tuple(out.shape)}")
+        return out
+
+    def _state_of(self, n: fx.Node, out: Any) -> Any:
+        if n.op == "placeholder":
+            if self._seen_input or not isinstance(out, torch.Tensor):
+                return None
+            self._seen_input = True
+            return RFState.input(self.ndim_spatial, out.dim())
+        if not _has_tensor(out):
+            return None
+        states = self.result.states
+        arg_states = fx.node.map_arg(n.args, lambda a: states.get(a.name))
+        kwarg_states = fx.node.map_arg(n.kwargs, lambda a: states.get(a.name))
+        carried, _ = tree_flatten((arg_states, kwarg_states), is_leaf=lambda x: isinstance(x, RFState))
+        carried = [s for s in carried if isinstance(s, RFState)]
+        if not carried:
+            return None  # a constant: no input pixel reaches it
+
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        if n.target is operator.getitem and not isinstance(args[0], torch.Tensor):
+            container = arg_states[0]
+            return container[args[1]] if isinstance(container, (tuple, list, dict)) else container
+
+        module = self.fetch_attr(n.target) if n.op == "call_module" else None
+        handler = self._lookup(n, module)
+        in_shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else None
+        base = carried[0]
+        if handler is None:
+            return self._unsupported(n, module, out, base, in_shape, "no RF rule for this op")
+        ctx = OpContext(node=n, module=module, args=args, kwargs=kwargs, arg_states=arg_states,
+                        kwarg_states=kwarg_states, out=out)
+        try:
+            state = handler(ctx)
+        except UnsupportedOp as e:
+            return self._unsupported(n, module, out, base, in_shape, str(e))
+        except Exception as e:  # noqa: BLE001 - a rule that breaks on an unforeseen use: report, go on
+            return self._unsupported(n, module, out, base, in_shape, f"RF rule failed: {type(e).__name__}: {e}")
+        if any(s.unknown for s in carried):
+            state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
+        return state
+
+    def _lookup(self, n: fx.Node, module):
+        if n.op == "call_module":
+            return self.registry.for_module(module)
+        if n.op == "call_method":
+            return self.registry.for_method(n.target)
+        return self.registry.for_function(n.target)
+
+    def _unsupported(self, n, module, out, base, in_shape, reason):
+        self.result.unsupported.append(UnsupportedNode(node=n.name, op=op_key(n, module), reason=reason))
+        return _unknown_like(out, base, in_shape)

@@ -1,0 +1,96 @@
+"""The RF rule registry: one handler per op kind (the fvcore ``_DEFAULT_SUPPORTED_OPS`` pattern).
+
+An op of the traced graph is a leaf module call (matched by type, most specific class first), a function
+call (matched by the function object) or a tensor method call (matched by name). A handler receives an
+:class:`~rfkit.graph.context.OpContext` and returns the :class:`~rfkit.graph.state.RFState` of the op's
+output (or a tuple of states for ops returning several tensors).
+
+Adding support for an op is one decorated function::
+
+    from rfkit.graph.registry import DEFAULT_REGISTRY as R
+
+    @R.module(MyBlurPool)
+    def _blur(ctx):
+        return ctx.local_op(kernel=3, stride=2, pad=1)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch.nn as nn
+
+Handler = Callable[["OpContext"], Any]  # noqa: F821 - OpContext lives in context.py
+
+
+class Registry:
+    """Maps module types, functions and tensor-method names to RF handlers.
+
+    Module types registered with ``leaf=True`` are kept whole by the tracer (not traced into), which is
+    what a handler for a module needs when its forward is not traceable or is easier to model whole.
+    """
+
+    def __init__(self) -> None:
+        self.modules: dict[type, Handler] = {}
+        self.functions: dict[Callable, Handler] = {}
+        self.methods: dict[str, Handler] = {}
+        self.leaf_types: set[type] = set()
+
+    def module(self, *types: type, leaf: bool = False) -> Callable[[Handler], Handler]:
+        """Decorator registering a handler for calls of modules of the given types."""
+
+        def deco(fn: Handler) -> Handler:
+            for t in types:
+                self.modules[t] = fn
+                if leaf:
+                    self.leaf_types.add(t)
+            return fn
+
+        return deco
+
+    def function(self, *fns: Callable) -> Callable[[Handler], Handler]:
+        """Decorator registering a handler for calls of the given functions (``torch.cat``, ``F.conv2d``...)."""
+
+        def deco(fn: Handler) -> Handler:
+            for f in fns:
+                self.functions[f] = fn
+            return fn
+
+        return deco
+
+    def method(self, *names: str) -> Callable[[Handler], Handler]:
+        """Decorator registering a handler for tensor methods called by name (``x.permute``...)."""
+
+        def deco(fn: Handler) -> Handler:
+            for n in names:
+                self.methods[n] = fn
+            return fn
+
+        return deco
+
+    def register_all(self, handler: Handler, *, modules: Iterable[type] = (), functions: Iterable[Callable] = (),
+                     methods: Iterable[str] = ()) -> None:
+        """Register one handler for many ops at once (used for the RF-neutral sets)."""
+        self.module(*modules)(handler)
+        self.function(*functions)(handler)
+        self.method(*methods)(handler)
+
+    def for_module(self, module: nn.Module) -> Handler | None:
+        """Handler of the most specific registered class in the module's MRO."""
+        for cls in type(module).__mro__:
+            if cls in self.modules:
+                return self.modules[cls]
+        return None
+
+    def for_function(self, fn: Callable) -> Handler | None:
+        try:
+            return self.functions.get(fn)
+        except TypeError:  # unhashable callables
+            return None
+
+    def for_method(self, name: str) -> Handler | None:
+        return self.methods.get(name)
+
+
+DEFAULT_REGISTRY = Registry()
+"""The registry rfkit uses unless told otherwise; the modules in :mod:`rfkit.graph.handlers` fill it."""

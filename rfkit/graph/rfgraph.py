@@ -1,0 +1,161 @@
+"""``RFGraph``: the traced network with an :class:`RFInfo` per node, as a networkx graph and a table."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterator
+
+import networkx as nx
+
+from rfkit.errors import NodeNotFoundError
+from rfkit.graph.info import RFInfo
+
+AXIS_NAMES = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}
+
+
+@dataclass(frozen=True)
+class UnsupportedOp:
+    """An op with no RF rule: how often it occurs and at which nodes (fvcore's ``unsupported_ops``)."""
+
+    op: str
+    count: int
+    nodes: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """A node of the RF graph: what it runs, where it sits in the model, and its RF."""
+
+    name: str
+    op: str
+    kind: str  # fx opcode: placeholder, call_module, call_function, call_method
+    module: str | None  # qualified name of the called module (call_module nodes)
+    scope: str  # innermost module whose forward created the node ("" at the top level)
+    inputs: tuple[str, ...]
+    info: RFInfo
+
+
+class RFGraph:
+    """Receptive fields of every node of a traced model.
+
+    ``g[key]`` takes an FX node name or a module's qualified name (its output node) and returns an
+    :class:`RFInfo`; iterating yields node names in topological order; ``g.nx`` is the
+    :class:`networkx.DiGraph`.
+
+    Examples
+    --------
+    >>> import torch.nn as nn, rfkit
+    >>> g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, dilation=2)), input_size=32)
+    >>> g["1"].size
+    (7, 7)
+    >>> list(g)
+    ['input', '_0', '_1']
+    """
+
+    def __init__(self, records: list[NodeRecord], module_outputs: dict[str, str], unsupported_nodes: list,
+                 input_size: tuple[int, ...], model_name: str = "", in_chans: int = 3) -> None:
+        self.records = {r.name: r for r in records}
+        self.module_outputs = {m: n for m, n in module_outputs.items() if n in self.records}
+        self.input_size = tuple(input_size)
+        self.model_name = model_name
+        self.in_chans = in_chans
+        self.axis_names = AXIS_NAMES.get(len(self.input_size), tuple(f"a{i}" for i in range(len(self.input_size))))
+        self._unsupported_nodes = list(unsupported_nodes)
+        self._nx: nx.DiGraph | None = None
+
+    # --- lookup -------------------------------------------------------------------------------------
+    def resolve(self, key: str) -> str:
+        """Node name for ``key`` (a node name or a module's qualified name)."""
+        if key in self.module_outputs:
+            return self.module_outputs[key]
+        if key in self.records:
+            return key
+        candidates = list(self.module_outputs) + list(self.records)
+        close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
+        hint = f" Close matches: {', '.join(close)}." if close else " List the names with `rfkit graph MODEL`."
+        raise NodeNotFoundError(f"no node or module named {key!r} in the graph of {self.model_name or 'the model'}."
+                                + hint)
+
+    def __getitem__(self, key: str) -> RFInfo:
+        return self.records[self.resolve(key)].info
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.module_outputs or key in self.records
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def items(self) -> Iterator[tuple[str, RFInfo]]:
+        """(node name, RFInfo) pairs in topological order."""
+        return ((n, r.info) for n, r in self.records.items())
+
+    def record(self, key: str) -> NodeRecord:
+        return self.records[self.resolve(key)]
+
+    @property
+    def output(self) -> RFInfo:
+        """RF of the model's output."""
+        return self[""] if "" in self.module_outputs else list(self.records.values())[-1].info
+
+    # --- unsupported ops ----------------------------------------------------------------------------
+    @property
+    def unsupported(self) -> list[UnsupportedOp]:
+        """Ops without an RF rule, most frequent first; the RF of everything after them is unknown."""
+        by_op: dict[str, list] = {}
+        for u in self._unsupported_nodes:
+            by_op.setdefault(u.op, []).append(u)
+        ops = [UnsupportedOp(op, len(us), tuple(u.node for u in us), tuple(dict.fromkeys(u.reason for u in us)))
+               for op, us in by_op.items()]
+        return sorted(ops, key=lambda o: (-o.count, o.op))
+
+    # --- export -------------------------------------------------------------------------------------
+    @property
+    def nx(self) -> nx.DiGraph:
+        """A networkx DiGraph: one node per graph node with attributes ``op``, ``kind``, ``module``,
+        ``scope``, ``shape`` and every :class:`RFInfo` field; graph attributes ``input_size`` and
+        ``model``."""
+        if self._nx is None:
+            g = nx.DiGraph(input_size=self.input_size, model=self.model_name)
+            for r in self.records.values():
+                g.add_node(r.name, op=r.op, kind=r.kind, module=r.module, scope=r.scope, **r.info.as_dict())
+                for src in r.inputs:
+                    g.add_edge(src, r.name)
+            self._nx = g
+        return self._nx
+
+    def to_frame(self):
+        """One row per node, one column per axis and quantity (``rf_h``, ``rf_w``, ``stride_h``, ...)."""
+        import pandas as pd
+
+        rows = []
+        for r in self.records.values():
+            info = r.info
+            row = {"node": r.name, "op": r.op, "module": r.module or r.scope, "shape": info.shape}
+            for field, values in (("rf", info.size), ("rf_min", info.size_min), ("rf_local", info.local_size),
+                                  ("stride", info.stride), ("center", info.center), ("padding", info.padding)):
+                for ax, v in zip(self.axis_names, values or (math.nan,) * len(self.axis_names)):
+                    row[f"{field}_{ax}"] = v
+            row.update({f: getattr(info, f) for f in ("is_global", "misaligned", "approximate", "unknown")})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def to_csv(self, path) -> None:
+        """Write :meth:`to_frame` as CSV, atomically (a reader never sees a half-written file)."""
+        from rfkit.io import atomic_write_text
+
+        atomic_write_text(path, self.to_frame().to_csv(index=False))
+
+    def op_counts(self) -> Counter:
+        return Counter(r.op for r in self.records.values())
+
+    def __repr__(self) -> str:
+        out = self.output
+        return (f"RFGraph({self.model_name or 'model'}, input={'x'.join(map(str, self.input_size))}, "
+                f"{len(self)} nodes, output RF={out.size}, unsupported={sum(u.count for u in self.unsupported)})")

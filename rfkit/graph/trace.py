@@ -1,0 +1,142 @@
+"""``rfkit.trace``: model (spec or module) → :class:`RFGraph`."""
+
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from rfkit.errors import InputTooSmallError, TraceError
+from rfkit.graph import handlers  # noqa: F401 - fills the default registry
+from rfkit.graph.info import RFInfo
+from rfkit.graph.propagate import RFPropagator, op_key
+from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
+from rfkit.graph.rfgraph import NodeRecord, RFGraph
+from rfkit.graph.state import RFState
+from rfkit.graph.tracer import trace_module
+from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, parse_spec
+
+DEFAULT_INPUT_SIZE = (224, 224)
+
+
+def _normalise_size(input_size, ndim: int | None = None) -> tuple[int, ...]:
+    if isinstance(input_size, int):
+        return (input_size,) * (ndim or 2)
+    size = tuple(int(s) for s in input_size)
+    if len(size) == 1 and (ndim or 2) > 1:
+        return size * (ndim or 2)
+    return size
+
+
+def _spatial_rank(model: nn.Module) -> int | None:
+    for m in model.modules():
+        for cls, n in ((nn.Conv1d, 1), (nn.Conv2d, 2), (nn.Conv3d, 3)):
+            if isinstance(m, cls):
+                return n
+    return None
+
+
+def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = None, *, in_chans: int | None = None,
+          registry: Registry = DEFAULT_REGISTRY) -> RFGraph:
+    """Trace a model and compute the receptive field of every node.
+
+    Parameters
+    ----------
+    model : str or nn.Module
+        A model spec (timm name, ``torchvision:NAME``, ``FILE.py:FACTORY``; built on the meta device,
+        without weights) or a module (copied to the meta device; the original is not touched).
+    input_size : int or tuple, optional
+        Spatial input size, ``(h, w)`` for images (an int means square). Default: the model's own
+        (timm's pretrained config, torchvision's weights), else 224×224.
+    in_chans : int, optional
+        Input channels; default from the model (first conv), else 3.
+    registry : Registry
+        RF rules to use.
+
+    Returns
+    -------
+    RFGraph
+
+    Raises
+    ------
+    ModelNotFoundError, ModelBuildError
+        The spec names no model, or building it failed.
+    TraceError
+        torch.fx cannot trace the model, or running a node failed (the message names it).
+    InputTooSmallError
+        A feature map shrinks to nothing at this input size.
+
+    Examples
+    --------
+    >>> import rfkit
+    >>> g = rfkit.trace("torchvision:resnet50")
+    >>> g["layer4"].size, g["layer4"].stride, g["layer4"].center
+    ((427, 427), (32, 32), (0, 0))
+    """
+    spec: ModelSpec | None = None
+    if isinstance(model, str):
+        spec = parse_spec(model)
+        name = spec.display_name
+        module = build_model(spec)
+    elif isinstance(model, nn.Module):
+        name = type(model).__name__
+        module = meta_copy(model).eval()
+    else:
+        raise TypeError(f"model must be a spec string or an nn.Module, not {type(model).__name__}")
+
+    default_size, default_chans = default_input(module, spec)
+    rank = _spatial_rank(module)
+    if input_size is None:
+        input_size = default_size or DEFAULT_INPUT_SIZE[: rank or 2] * (1 if (rank or 2) <= 2 else 2)
+    size = _normalise_size(input_size, rank)
+    if any(s < 1 for s in size):
+        raise InputTooSmallError(f"input size {size} must be positive on every axis")
+    chans = in_chans or default_chans or 3
+
+    try:
+        gm, module_outputs = trace_module(module, registry)
+    except Exception as e:  # noqa: BLE001
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TraceError(f"torch.fx cannot trace {name}: {type(e).__name__}: {msg}") from e
+
+    x = torch.empty((2, chans, *size), device="meta")
+    prop = RFPropagator(gm, registry)
+    result = prop.propagate(x, len(size))
+    return _build_graph(gm, result, module_outputs, size, name, chans)
+
+
+def _scope(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    last = list(stack.values())[-1]
+    return last[0] if isinstance(last, tuple) else str(last)
+
+
+def _build_graph(gm: fx.GraphModule, result, module_outputs: dict[str, str], size, name: str, chans: int) -> RFGraph:
+    """Keep the nodes whose output is one tensor reached by the input; connect them through the rest."""
+    kept: dict[str, NodeRecord] = {}
+    nodes = {n.name: n for n in gm.graph.nodes}
+
+    def sources(n: fx.Node, seen: set) -> list[str]:
+        out = []
+        for a in n.all_input_nodes:
+            if a.name in kept:
+                out.append(a.name)
+            elif a.name not in seen:
+                seen.add(a.name)
+                out.extend(sources(a, seen))
+        return list(dict.fromkeys(out))
+
+    for n in gm.graph.nodes:
+        state = result.states.get(n.name)
+        if not isinstance(state, RFState):
+            continue
+        module = gm.get_submodule(n.target) if n.op == "call_module" else None
+        op = "input" if n.op == "placeholder" else op_key(n, module)
+        kept[n.name] = NodeRecord(
+            name=n.name, op=op, kind=n.op, module=n.target if n.op == "call_module" else None, scope=_scope(n),
+            inputs=tuple(sources(n, set())), info=RFInfo.from_state(state, len(size), result.shapes.get(n.name)),
+        )
+    del nodes
+    return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans)

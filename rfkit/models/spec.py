@@ -1,0 +1,210 @@
+"""Model specs.
+
+A spec is one of
+
+- a timm name, with or without a pretrained tag: ``resnet50``, ``resnet50.a1_in1k``;
+- ``torchvision:NAME``: a torchvision classification model (``torchvision:resnet50``);
+- ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``.
+
+Built for analysis, a model lives on the meta device: no weights, no memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from rfkit.errors import ModelBuildError, ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec.
+
+    Attributes
+    ----------
+    source : str
+        ``"timm"``, ``"torchvision"`` or ``"file"``.
+    name : str
+        Model name (timm name with tag, torchvision name, or factory name).
+    path : str or None
+        The Python file, for ``"file"`` specs.
+    """
+
+    source: str
+    name: str
+    path: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name if self.source != "file" else f"{Path(self.path).stem}:{self.name}"
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse a model spec string.
+
+    >>> parse_spec("resnet50.a1_in1k")
+    ModelSpec(source='timm', name='resnet50.a1_in1k', path=None)
+    >>> parse_spec("torchvision:vgg16").source
+    'torchvision'
+    >>> parse_spec("nets/mine.py:build")
+    ModelSpec(source='file', name='build', path='nets/mine.py')
+    """
+    spec = spec.strip()
+    if spec.startswith("torchvision:"):
+        return ModelSpec("torchvision", spec.split(":", 1)[1])
+    if spec.startswith("timm:"):
+        return ModelSpec("timm", spec.split(":", 1)[1])
+    if ".py:" in spec:
+        path, factory = spec.rsplit(":", 1)
+        return ModelSpec("file", factory, path)
+    return ModelSpec("timm", spec)
+
+
+@lru_cache(maxsize=1)
+def _timm_names() -> tuple[str, ...]:
+    import timm
+
+    return tuple(timm.list_models())
+
+
+def _close(name: str, names) -> str:
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    return f" Close matches: {', '.join(close)}." if close else ""
+
+
+def _build_timm(name: str, pretrained: bool, **kwargs) -> nn.Module:
+    import timm
+
+    arch = name.split(".", 1)[0]
+    if not timm.is_model(arch):
+        raise ModelNotFoundError(f"unknown model {name!r}: not a timm architecture.{_close(arch, _timm_names())}"
+                                 " Run `rfkit list-models PATTERN` to search, or use torchvision:NAME or FILE.py:FACTORY.")
+    return timm.create_model(name, pretrained=pretrained, **kwargs)
+
+
+def _build_torchvision(name: str, pretrained: bool, **kwargs) -> nn.Module:
+    import torchvision
+
+    names = torchvision.models.list_models()
+    if name not in names:
+        raise ModelNotFoundError(f"unknown torchvision model {name!r}.{_close(name, names)}")
+    weights = "DEFAULT" if pretrained else None
+    return torchvision.models.get_model(name, weights=weights, **kwargs)
+
+
+def _build_file(path: str, factory: str, **kwargs) -> nn.Module:
+    file = Path(path)
+    if not file.is_file():
+        raise ModelNotFoundError(f"model file {path!r} does not exist (spec FILE.py:FACTORY).")
+    mod_name = f"rfkit_user_model_{abs(hash(str(file.resolve())))}"
+    spec = importlib.util.spec_from_file_location(mod_name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise ModelBuildError(f"importing {path} failed: {type(e).__name__}: {e}") from e
+    fn = getattr(module, factory, None)
+    if fn is None or not callable(fn):
+        names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
+        raise ModelNotFoundError(f"{path} has no function {factory!r}.{_close(factory, names)}")
+    model = fn(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ModelBuildError(f"{path}:{factory} returned {type(model).__name__}, not a torch.nn.Module.")
+    return model
+
+
+def build_model(spec: str | ModelSpec, *, device: str | torch.device = "meta", pretrained: bool = False,
+                **kwargs) -> nn.Module:
+    """Build the model named by ``spec`` on ``device`` (default: meta, i.e. no weights), in eval mode.
+
+    Raises
+    ------
+    ModelNotFoundError
+        The spec names nothing that exists (the message lists close matches).
+    ModelBuildError
+        Building failed.
+
+    Examples
+    --------
+    >>> m = build_model("resnet18")
+    >>> next(m.parameters()).device.type
+    'meta'
+    """
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    builders = {
+        "timm": lambda: _build_timm(spec.name, pretrained, **kwargs),
+        "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
+        "file": lambda: _build_file(spec.path, spec.name, **kwargs),
+    }
+    build = builders[spec.source]
+    try:
+        if str(device) == "meta" and not pretrained:
+            try:
+                with torch.device("meta"):
+                    model = build()
+            except (ModelNotFoundError, ModelBuildError):
+                raise
+            except Exception:  # some constructors compute on tensors (e.g. .item()): build on CPU, then copy
+                model = meta_copy(build())
+        else:
+            model = build().to(device)
+    except (ModelNotFoundError, ModelBuildError):
+        raise
+    except Exception as e:
+        raise ModelBuildError(f"building {spec.display_name} failed: {type(e).__name__}: {e}") from e
+    return model.eval()
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose parameters and buffers live on the meta device.
+
+    The original is left untouched, and no weight memory is copied.
+    """
+    memo = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        meta = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
+    return copy.deepcopy(model, memo)
+
+
+def default_input(model: nn.Module, spec: ModelSpec | None = None) -> tuple[tuple[int, ...] | None, int | None]:
+    """(input size, input channels) the model was made for, where it says: timm's pretrained config,
+    torchvision's weights transforms; else (None, channels of the first conv)."""
+    size, chans = None, None
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    if isinstance(cfg, dict) and cfg.get("input_size"):
+        chans, *size = cfg["input_size"]
+        size = tuple(size)
+    elif spec is not None and spec.source == "torchvision":
+        size = _torchvision_size(spec.name)
+    if chans is None:
+        for m in model.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                chans = m.in_channels
+                break
+    return size, chans
+
+
+def _torchvision_size(name: str) -> tuple[int, int] | None:
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+    for w in weights:
+        crop = getattr(w.transforms, "keywords", {}).get("crop_size")
+        if crop:
+            crop = crop if isinstance(crop, (list, tuple)) else (crop, crop)
+            return tuple(crop) if len(crop) == 2 else (crop[0], crop[0])
+    return None
