@@ -74,6 +74,18 @@ def _unknown_like(out: Any, base: RFState | None, in_shape: tuple | None) -> Any
     return tree_map(one, out)
 
 
+def _describe(n: fx.Node, root: torch.nn.Module) -> str:
+    if n.op == "call_module":
+        return f"{type(root.get_submodule(n.target)).__name__} {n.target}"
+    return op_key(n, None)
+
+
+def _raise(cls, message: str, cause: BaseException | None = None):
+    err = cls(message)
+    err.message = message  # kept whole: fx.Interpreter edits the args of exceptions passing through it
+    raise err from cause
+
+
 class RFPropagator(fx.Interpreter):
     """Run ``gm`` on meta tensors, attaching ``node.meta['rf']`` and ``node.meta['shape']``.
 
@@ -93,7 +105,10 @@ class RFPropagator(fx.Interpreter):
 
     def propagate(self, x: torch.Tensor, ndim_spatial: int) -> PropagationResult:
         self.ndim_spatial = ndim_spatial
-        self.run(x)
+        try:
+            self.run(x)
+        except RFKitError as e:  # fx.Interpreter appends "While executing ..." to the message: drop it
+            raise type(e)(getattr(e, "message", str(e))) from e.__cause__
         return self.result
 
     # ---------------------------------------------------------------------------------------------
@@ -104,11 +119,11 @@ class RFPropagator(fx.Interpreter):
             raise
         except Exception as e:  # noqa: BLE001 - re-raised with the node that failed
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            where = f"node {n.name} ({_describe(n, self.module)})"
             if _TOO_SMALL.search(str(e)):
-                raise InputTooSmallError(
-                    f"input too small for this network: node {n.name} ({n.format_node()}) failed: {msg}"
-                ) from e
-            raise TraceError(f"running the traced graph failed at node {n.format_node()}: {msg}") from e
+                _raise(InputTooSmallError, f"input too small for this network: {where} failed: {msg.rstrip('.')}. "
+                                           "Use a larger input size.", e)
+            _raise(TraceError, f"running the traced graph failed at {where}: {type(e).__name__}: {msg}", e)
         if n.op in ("output", "get_attr"):
             return out
         state = self._state_of(n, out)
@@ -118,8 +133,9 @@ class RFPropagator(fx.Interpreter):
         n.meta["shape"] = self.result.shapes[n.name]
         if isinstance(state, RFState) and state.dims is not None and isinstance(out, torch.Tensor):
             if any(out.shape[d] == 0 for d in state.dims if d < out.dim()):
-                raise InputTooSmallError(f"input too small for this network: the feature map of node {n.name} "
-                                         f"({n.format_node()}) has shape {tuple(out.shape)}")
+                _raise(InputTooSmallError, f"input too small for this network: the feature map of node {n.name} "
+                                           f"({_describe(n, self.module)}) has shape {tuple(out.shape)}. "
+                                           "Use a larger input size.")
         return out
 
     def _state_of(self, n: fx.Node, out: Any) -> Any:

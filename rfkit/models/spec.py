@@ -15,6 +15,7 @@ import copy
 import difflib
 import importlib.util
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -147,6 +148,12 @@ def build_model(spec: str | ModelSpec, *, device: str | torch.device = "meta", p
         "file": lambda: _build_file(spec.path, spec.name, **kwargs),
     }
     build = builders[spec.source]
+    with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)
+        warnings.simplefilter("ignore", FutureWarning)
+        return _build_on(build, device, pretrained, spec)
+
+
+def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
     try:
         if str(device) == "meta" and not pretrained:
             try:

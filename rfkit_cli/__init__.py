@@ -1,0 +1,1 @@
+"""The ``rfkit`` command line: a thin Typer layer over the Python API."""

@@ -1,0 +1,58 @@
+"""``rfkit`` command-line entry point."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from rfkit_cli.errors import run_guarded
+from rfkit_cli.graph_cmd import graph_command
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Theoretical (RF) and effective (ERF) receptive fields of vision models.")
+app.command("graph", help="Trace MODEL and print the analytic receptive field of every node.")(graph_command)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the rfkit version and exit.")) -> None:
+    if version:
+        import rfkit
+
+        Console().print(f"rfkit {rfkit.__version__}")
+        raise typer.Exit()
+
+
+_INT = re.compile(r"^\d+$")
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """Let ``--input-size H W`` through: Typer options take a fixed number of values, so two integers
+    after ``--input-size`` are joined into ``HxW`` before parsing.
+
+    >>> normalise_argv(["graph", "m", "--input-size", "224", "192", "--csv", "a.csv"])
+    ['graph', 'm', '--input-size', '224x192', '--csv', 'a.csv']
+    """
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--input-size" and i + 2 < len(argv) + 1 and i + 2 <= len(argv) - 1 \
+                and _INT.match(argv[i + 1]) and _INT.match(argv[i + 2]):
+            out += [a, f"{argv[i + 1]}x{argv[i + 2]}"]
+            i += 3
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    args = normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    run_guarded(lambda: app(args=args, prog_name="rfkit"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Turn errors into one-line messages and non-zero exit codes: users never see a bare traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import typer
+
+from rfkit.errors import RFKitError
+
+EXIT_ERROR = 1
+EXIT_INTERNAL = 3
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_guarded(fn: Callable[[], object]) -> None:
+    """Run ``fn``; map rfkit errors to exit 1 and anything unexpected to exit 3, one line each
+    (``RFKIT_DEBUG=1`` shows the traceback)."""
+    try:
+        fn()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except RFKitError as e:
+        if os.environ.get("RFKIT_DEBUG"):
+            raise
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as e:  # noqa: BLE001
+        if os.environ.get("RFKIT_DEBUG"):
+            raise
+        typer.echo(f"internal error: {type(e).__name__}: {e} (rerun with RFKIT_DEBUG=1 for the traceback, "
+                   "and please report it)", err=True)
+        sys.exit(EXIT_INTERNAL)
