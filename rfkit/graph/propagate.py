@@ -20,7 +20,7 @@ from rfkit.graph.state import RFState
 
 _TOO_SMALL = re.compile(
     r"too small|can't be greater than actual input size|non-positive|greater than input size|"
-    r"Padding size should be less than|pad should be (at most|smaller)|must be less than the corresponding input",
+    r"Padding size should be less than|must be less than the corresponding input",
     re.I,
 )
 
@@ -50,7 +50,9 @@ def op_key(node: fx.Node, module: torch.nn.Module | None) -> str:
         return f"Tensor.{node.target}"
     target = node.target
     mod = getattr(target, "__module__", None) or ""
-    name = getattr(target, "__qualname__", getattr(target, "__name__", str(target)))
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", str(target))
+    if "<locals>" in name:  # wrappers such as torch's boolean_dispatch keep the public name in __name__
+        name = getattr(target, "__name__", name)
     if mod in ("_operator", "operator"):
         return f"operator.{name}"
     return f"{mod}.{name}" if mod else name
