@@ -39,6 +39,9 @@ class RFInfo:
         See :class:`rfkit.graph.state.RFState`.
     shape : tuple or None
         Output shape of the node (batch dim included) for the traced input size.
+    dims : tuple or None
+        The tensor dims of ``shape`` that hold the spatial axes, in axis order: ``(2, 3)`` for NCHW,
+        ``(1, 2)`` for channels-last (B, H, W, C); None where the layout was flattened away.
     """
 
     size: tuple[Number, ...]
@@ -52,12 +55,13 @@ class RFInfo:
     approximate: bool = False
     unknown: bool = False
     shape: tuple[int, ...] | None = None
+    dims: tuple[int, ...] | None = None
 
     @classmethod
     def from_state(cls, state: RFState, ndim: int, shape: tuple[int, ...] | None = None) -> "RFInfo":
         nan = (math.nan,) * ndim
         flags = dict(is_global=state.is_global, misaligned=state.misaligned, approximate=state.approximate,
-                     unknown=state.unknown)
+                     unknown=state.unknown, dims=state.dims)
         if state.unknown:
             return cls(nan, nan, None, nan, nan, nan, shape=shape, **flags)
         if state.axes is None:

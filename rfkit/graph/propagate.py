@@ -70,8 +70,8 @@ def _unknown_like(out: Any, base: RFState | None, in_shape: tuple | None) -> Any
     def one(v):
         if not isinstance(v, torch.Tensor):
             return None
-        dims = base.dims if in_shape is not None and tuple(v.shape) == in_shape else None
-        return base.replace(unknown=True, dims=dims)
+        same_rank = in_shape is not None and v.dim() == len(in_shape)  # assume the layout stays put
+        return base.replace(unknown=True, dims=base.dims if same_rank else None)
 
     return tree_map(one, out)
 
@@ -169,13 +169,16 @@ class RFPropagator(fx.Interpreter):
             return self._unsupported(n, module, out, base, in_shape, "no RF rule for this op")
         ctx = OpContext(node=n, module=module, args=args, kwargs=kwargs, arg_states=arg_states,
                         kwarg_states=kwarg_states, out=out)
+        unknown_input = any(s.unknown for s in carried)
         try:
             state = handler(ctx)
         except UnsupportedOp as e:
+            if unknown_input:  # downstream of an unsupported op: already reported there
+                return _unknown_like(out, base, in_shape)
             return self._unsupported(n, module, out, base, in_shape, str(e))
         except Exception as e:  # noqa: BLE001 - a rule that breaks on an unforeseen use: report, go on
             return self._unsupported(n, module, out, base, in_shape, f"RF rule failed: {type(e).__name__}: {e}")
-        if any(s.unknown for s in carried):
+        if unknown_input:
             state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
         return state
 

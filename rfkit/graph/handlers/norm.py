@@ -20,8 +20,8 @@ def _over(s: RFState, ndim: int, dims: set[int]) -> RFState:
     return s.made_global(keep_local=True) if dims & set(s.dims) else s
 
 
-@R.module(nn.LayerNorm)
-@R.function(F.layer_norm)
+@R.module(nn.LayerNorm, nn.RMSNorm)
+@R.function(F.layer_norm, F.rms_norm)
 def layer_norm(ctx: OpContext):
     x, s = ctx.main()
     shape = ctx.module.normalized_shape if ctx.module is not None else ctx.arg(1, "normalized_shape")

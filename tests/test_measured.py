@@ -1,0 +1,123 @@
+"""The analytic RF against the measured gradient support of output units (tests/measure.py): for every
+node whose RF is known and local, the support of the centre unit and of the corner unit must be exactly
+the analytic window (clipped to the image); for global nodes it must be the whole image."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import timm
+import torch
+import torch.nn as nn
+
+import rfkit
+from measure import measurable, measure
+from test_handlers import SE, Inception, Misaligned, Residual
+
+
+def expected_extent(info, unit, size):
+    """Pixels [lo, hi] of the unit's analytic RF, clipped to the input."""
+    out = []
+    for c, r, n in zip(info.center_of(unit), info.size, size):
+        lo, hi = max(0, math.ceil(c - (r - 1) / 2)), min(n - 1, math.floor(c + (r - 1) / 2))
+        out.append((lo, hi) if lo <= hi else (None, None))
+    if any(lo is None for lo, _ in out):  # an empty window on one axis sees nothing at all
+        return [(None, None)] * len(out)
+    return out
+
+
+def agrees(measured, analytic, corner: bool) -> bool:
+    """Centre units: the support is the clipped analytic window. Corner units: zero padding inside the
+    network may hide pixels next to the border (a padded position has no input behind it), so the support
+    lies within the clipped window and reaches its far edge exactly."""
+    if not corner:
+        return measured == analytic
+    for (m_lo, m_hi), (a_lo, a_hi) in zip(measured, analytic):
+        if a_lo is None or m_lo is None:
+            if (a_lo is None) != (m_lo is None):
+                return False
+            continue
+        if not (a_lo <= m_lo and m_hi == a_hi):
+            return False
+    return True
+
+
+def check_model(model: nn.Module, input_size: tuple[int, ...], in_chans: int = 3, max_nodes: int = 60):
+    g = rfkit.trace(model, input_size=input_size, in_chans=in_chans)
+    checked = [n for n, info in g.items()
+               if info.shape is not None and info.dims is not None and len(info.dims) == len(input_size)
+               and not info.unknown and not info.approximate and g.records[n].kind != "placeholder"]
+    step = max(1, len(checked) // max_nodes)
+    checked = checked[::step][:max_nodes] + ([checked[-1]] if checked else [])
+    checked = list(dict.fromkeys(checked))
+    gm = measurable(model)
+    shape = (1, in_chans, *input_size)
+    centre = {n: tuple(g[n].shape[d] // 2 for d in g[n].dims) for n in checked}
+    corner = {n: tuple(0 for _ in g[n].dims) for n in checked}
+    dims = {n: g[n].dims for n in checked}
+    failures = []
+    for is_corner, units in ((False, centre), (True, corner)):
+        for name, (unit, extent) in measure(gm, checked, shape, units, dims).items():
+            info = g[name]
+            if info.is_global:
+                want = [(0, n - 1) for n in input_size]
+            else:
+                want = expected_extent(info, unit, input_size)
+            if not agrees(extent, want, is_corner and not info.is_global):
+                failures.append(f"{name} ({g.records[name].op}) unit {unit}: measured {extent}, analytic {want} "
+                                f"(size {info.size}, centre {info.center_of(unit)})")
+    assert not failures, "\n".join(failures)
+    return checked
+
+
+# --- hand-built nets -----------------------------------------------------------------------------------------
+def _dilated_stack():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, dilation=2, padding=2), nn.ReLU(),
+                         nn.Conv2d(4, 4, (3, 5), stride=(2, 1), padding=(1, 0)), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 4, 3, stride=2, dilation=3))
+
+
+def _pad_and_slice():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pad = nn.ZeroPad2d((3, 0, 0, 2))
+            self.conv = nn.Conv2d(3, 4, 4, stride=2)
+            self.conv2 = nn.Conv2d(4, 4, 3, padding="same")
+
+        def forward(self, x):
+            return self.conv2(self.conv(self.pad(x))[:, :, 1:, ::2])
+
+    return M()
+
+
+def _blocks():
+    return nn.Sequential(nn.Conv2d(3, 3, 3, 2, 1), Residual(), Inception(), nn.Conv2d(9, 3, 2, 2), Misaligned(),
+                         nn.Conv2d(3, 3, 1), SE())
+
+
+@pytest.mark.parametrize("factory, size", [(_dilated_stack, (45, 38)), (_pad_and_slice, (33, 40)),
+                                           (_blocks, (74, 58))])
+def test_hand_built_nets(factory, size):
+    check_model(factory(), size)
+
+
+def test_conv1d_and_conv3d_nets():
+    check_model(nn.Sequential(nn.Conv1d(2, 3, 5, 2, 1), nn.AvgPool1d(3, 2), nn.Conv1d(3, 3, 3, dilation=2)),
+                (61,), in_chans=2)
+    check_model(nn.Sequential(nn.Conv3d(1, 2, (1, 3, 5), (1, 2, 1), (0, 1, 2)), nn.Conv3d(2, 2, 3, 2)),
+                (9, 17, 15), in_chans=1)
+
+
+# --- tiny timm models ----------------------------------------------------------------------------------------
+TIMM_TEST_MODELS = timm.list_models("test_*")
+
+
+@pytest.mark.parametrize("name", TIMM_TEST_MODELS)
+def test_timm_tiny_models(name):
+    model = timm.create_model(name)
+    fixed = model.pretrained_cfg.get("fixed_input_size", False)
+    size = tuple(model.pretrained_cfg["input_size"][1:]) if fixed else (96, 80)
+    checked = check_model(model, size, max_nodes=25)
+    assert checked, "no node with a known local RF to check"
