@@ -17,12 +17,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.command("graph", help="Trace MODEL and print the analytic receptive field of every node.")(graph_command)
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the rfkit version and exit.")) -> None:
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          version: bool = typer.Option(False, "--version", help="Print the rfkit version and exit.")) -> None:
     if version:
         import rfkit
 
         Console().print(f"rfkit {rfkit.__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 
@@ -39,8 +43,7 @@ def normalise_argv(argv: list[str]) -> list[str]:
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
-        if a == "--input-size" and i + 2 < len(argv) + 1 and i + 2 <= len(argv) - 1 \
-                and _INT.match(argv[i + 1]) and _INT.match(argv[i + 2]):
+        if a == "--input-size" and i + 2 < len(argv) and _INT.match(argv[i + 1]) and _INT.match(argv[i + 2]):
             out += [a, f"{argv[i + 1]}x{argv[i + 2]}"]
             i += 3
             continue

@@ -68,3 +68,16 @@ def _register_timm() -> None:
 
 
 _register_timm()
+
+
+def _register_torchvision() -> None:
+    """Stochastic depth scales whole samples (identity in eval mode)."""
+    try:
+        from torchvision.ops import StochasticDepth, stochastic_depth
+    except ImportError:
+        return
+    R.function(stochastic_depth)(neutral)
+    R.module(StochasticDepth)(neutral)
+
+
+_register_torchvision()

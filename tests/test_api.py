@@ -1,0 +1,145 @@
+"""The public API around the graph: model specs, lookup, networkx/pandas/CSV export, errors."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import networkx as nx
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+import rfkit
+from rfkit.models.spec import parse_spec
+
+
+def test_timm_name_with_and_without_tag_give_the_same_graph():
+    a = rfkit.trace("resnet18", input_size=64)
+    b = rfkit.trace("resnet18.a1_in1k", input_size=64)
+    assert a["layer4"] == b["layer4"]
+    # torchvision-style ResNet-18: 7x7/2 stem, 3x3/2 max pool, 8 basic blocks of two 3x3 convs
+    assert a["layer4"].size == (435, 435) and a["layer4"].stride == (32, 32)
+
+
+def test_default_input_size_comes_from_the_model():
+    assert rfkit.trace("torchvision:inception_v3").input_size == (299, 299)
+    assert rfkit.trace("resnet18").input_size == (224, 224)
+    assert rfkit.trace(nn.Conv2d(3, 3, 3)).input_size == (224, 224)
+
+
+def test_file_factory_spec(tmp_path):
+    f = tmp_path / "net.py"
+    f.write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+        def build(width=4):
+            return nn.Sequential(nn.Conv2d(1, width, 5, 2), nn.ReLU(), nn.Conv2d(width, width, 3))
+    """))
+    g = rfkit.trace(f"{f}:build", input_size=(40, 30))
+    assert g["2"].size == (9, 9) and g.in_chans == 1
+    with pytest.raises(rfkit.ModelNotFoundError, match="no function 'biuld'.*build"):
+        rfkit.trace(f"{f}:biuld")
+    with pytest.raises(rfkit.ModelNotFoundError, match="does not exist"):
+        rfkit.trace(f"{tmp_path / 'nope.py'}:build")
+
+
+def test_unknown_timm_name_suggests_close_matches():
+    with pytest.raises(rfkit.ModelNotFoundError, match="Close matches: .*resnet50"):
+        rfkit.trace("resnet5O")
+
+
+def test_unknown_torchvision_name():
+    with pytest.raises(rfkit.ModelNotFoundError, match="vgg16"):
+        rfkit.trace("torchvision:vgg61")
+
+
+def test_spec_parsing():
+    assert parse_spec("torchvision:alexnet").name == "alexnet"
+    assert parse_spec("C:/x/net.py:f").path == "C:/x/net.py"
+
+
+def test_module_is_left_untouched():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rfkit.trace(model, input_size=16)
+    assert model.training
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_untraceable_model_names_the_problem():
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:  # control flow on a tensor value
+                return x
+            return -x
+
+    with pytest.raises(rfkit.TraceError, match="cannot trace DataDependent"):
+        rfkit.trace(DataDependent(), input_size=8)
+
+
+def test_failing_node_is_named():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(5, 4, 3)  # expects 5 channels, the previous layer makes 4
+
+        def forward(self, x):
+            return self.conv(x[:, :4])
+
+    with pytest.raises(rfkit.TraceError, match="node conv .*Conv2d conv"):
+        rfkit.trace(Broken(), input_size=8, in_chans=5)
+
+
+def test_input_too_small_is_a_clear_error():
+    with pytest.raises(rfkit.InputTooSmallError, match="input too small.*features"):
+        rfkit.trace("torchvision:vgg16", input_size=16)
+    with pytest.raises(rfkit.InputTooSmallError):
+        rfkit.trace(nn.Conv2d(3, 3, 5), input_size=(3, 8))
+
+
+def test_lookup_by_module_or_node_name_and_close_matches():
+    g = rfkit.trace("torchvision:resnet18", input_size=64)
+    assert g["layer4"] is g[g.resolve("layer4")]
+    assert g["layer4.1"] == g["layer4"]  # a Sequential's output is its last block's
+    with pytest.raises(rfkit.NodeNotFoundError, match="Close matches: layer4"):
+        g["layer5"]
+    names = list(g)
+    assert names[0] == "x" and names.index("layer1_0_conv1") < names.index("layer4_1_conv2")
+
+
+def test_networkx_graph_carries_the_attributes():
+    g = rfkit.trace("torchvision:resnet18", input_size=64)
+    d = g.nx
+    assert isinstance(d, nx.DiGraph) and nx.is_directed_acyclic_graph(d)
+    node = g.resolve("layer1.0.conv2")
+    assert d.nodes[node]["size"] == (19 + 8, 19 + 8) and d.nodes[node]["shape"] == (2, 64, 16, 16)
+    assert list(nx.topological_sort(d))[0] == "x"
+    assert d.graph["input_size"] == (64, 64)
+
+
+def test_residual_add_has_both_paths_as_predecessors():
+    g = rfkit.trace("torchvision:resnet18", input_size=64)
+    assert set(g.nx.predecessors("add")) == {"layer1_0_bn2", "maxpool"}
+
+
+def test_frame_and_csv(tmp_path):
+    g = rfkit.trace("torchvision:resnet18", input_size=(64, 48))
+    df = g.to_frame()
+    assert len(df) == len(g)
+    row = df.set_index("node").loc["layer4_1_relu_1"]
+    assert (row.rf_h, row.rf_w, row.stride_h, row.center_w) == (435, 435, 32, 0)
+    path = tmp_path / "sub" / "rf.csv"
+    g.to_csv(path)
+    back = pd.read_csv(path)
+    assert list(back.columns) == list(df.columns) and len(back) == len(df)
+    assert math.isinf(back.set_index("node").loc["fc", "rf_h"])
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_rfinfo_is_frozen():
+    g = rfkit.trace(nn.Conv2d(3, 3, 3), input_size=8)
+    with pytest.raises(Exception):
+        g.output.size = (1, 1)
