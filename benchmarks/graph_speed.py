@@ -5,12 +5,17 @@ For every model the script times
 * ``rfkit (spec)``: ``rfkit.trace(name)``, end to end (model construction on the meta device included);
 * ``rfkit (module)``: ``rfkit.trace(module)`` on a CPU model built with ``timm.create_model`` beforehand;
 * ``rfa-toolbox``: ``rfa_toolbox.create_graph_from_pytorch_model(module, input_res=...)`` on the same
-  CPU model (it needs real weights: it runs ``torch.jit.trace``, i.e. one forward pass).
+  CPU model (it needs real tensors: it runs ``torch.jit.trace``, i.e. real forward passes).
 
 Each timing is the median of ``--repeats`` calls after one untimed warm-up call; when the warm-up takes
 longer than ``--slow-seconds`` the number of repeats is capped at ``--slow-repeats`` (the ``n`` column
 says how many were used). Machines are noisy: quote the speed-up ratio (rfa-toolbox median / rfkit
 median, measured in the same run) rather than the absolute times.
+
+rfa-toolbox's time is almost all ``torch.jit.trace`` (with its default trace check: three real forward
+passes). On a machine shared with other jobs, torch's multi-threaded CPU kernels stall and that time
+swings tenfold (resnet50: 1.5 s to 13 s on 2 busy cores), while rfkit (meta device, no arithmetic)
+barely moves. Hence ``--threads 1`` by default; ``--threads 0`` keeps torch's own setting.
 
 The ``final RF`` column is the receptive field of the model's last feature map (the last entry of timm's
 ``feature_info``, e.g. ``layer4`` of a ResNet) as ``max / min`` over paths, per tool, so the table also
@@ -18,7 +23,7 @@ shows whether the tools agree.
 
 Usage::
 
-    python benchmarks/graph_speed.py [--repeats N] [--models NAME ...] [--input-size S]
+    python benchmarks/graph_speed.py [--repeats N] [--models NAME ...] [--input-size S] [--threads T]
 
 rfa-toolbox is optional (``pip install --no-deps --ignore-requires-python rfa-toolbox attrs tqdm``:
 its pins ``numpy<2`` and ``graphviz<0.20`` would otherwise downgrade rfkit's environment). Without it
@@ -53,7 +58,8 @@ RFA_DIST = "rfa-toolbox"
 RFA_MODULE = "rfa_toolbox"
 # Aliases removed from ``collections`` in Python 3.10 that rfa-toolbox still imports from there.
 COLLECTIONS_ALIASES = ("Sequence", "Mapping", "MutableMapping", "Iterable", "Callable", "Set", "MutableSet")
-COLUMNS = ("model", "tool", "n", "median s", "rfkit speed-up", "final layer", "final RF max / min", "notes")
+COLUMNS = ("model", "tool", "n", "median s", "min-max s", "rfkit speed-up", "final layer", "final RF max / min",
+           "notes")
 
 
 # --- timing ---------------------------------------------------------------------------------------
@@ -319,8 +325,10 @@ class Row:
     def cells(self) -> tuple[str, ...]:
         """The row as strings, in ``COLUMNS`` order."""
         median = self.timed.median if self.timed else None
-        n = str(len(self.timed.seconds)) if self.timed and self.timed.seconds else "-"
-        return (self.model, self.tool, n, "-" if median is None else f"{median:.3f}", self.speedup,
+        seconds = self.timed.seconds if self.timed else []
+        n = str(len(seconds)) if seconds else "-"
+        spread = f"{min(seconds):.2f}-{max(seconds):.2f}" if seconds else "-"
+        return (self.model, self.tool, n, "-" if median is None else f"{median:.3f}", spread, self.speedup,
                 self.final_layer or "(output)", format_rf(self.rf), self.notes)
 
 
@@ -448,16 +456,22 @@ def environment_line(rfa: RfaToolbox) -> str:
             f"torch threads {torch.get_num_threads()}; {platform.machine()} {platform.system()}")
 
 
+def command_line(args) -> str:
+    """The command that reproduces this run (every option spelled out)."""
+    return (f"python benchmarks/graph_speed.py --repeats {args.repeats} --input-size {args.input_size} "
+            f"--threads {args.threads} --models {' '.join(args.models)}")
+
+
 def render_report(table: str, env: str, args) -> str:
     """Markdown copy of the table: when, where, how, then the table in a text block."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "# Graph speed: rfkit vs rfa-toolbox", "",
-        f"Generated {stamp} by `python benchmarks/graph_speed.py --repeats {args.repeats} "
-        f"--input-size {args.input_size} --models {' '.join(args.models)}`.", "",
+        f"Generated {stamp} by `{command_line(args)}`.", "",
         f"Environment: {env}.", "",
         f"Median of n timed calls after one warm-up (n capped at {args.slow_repeats} when the warm-up "
-        f"takes over {args.slow_seconds:g} s). Speed-up = rfa-toolbox median / rfkit median, same run. "
+        f"takes over {args.slow_seconds:g} s); min-max = fastest and slowest timed call. "
+        "Speed-up = rfa-toolbox median / rfkit median, same run. "
         "`rfkit (spec)` includes building the model on the meta device; `rfkit (module)` and "
         "`rfa-toolbox` get a CPU model built beforehand. Final RF = RF of the last feature map "
         "(timm `feature_info`), max / min over paths.", "",
@@ -482,16 +496,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slow-seconds", type=float, default=5.0,
                    help="a warm-up slower than this caps the repeats (default 5)")
     p.add_argument("--slow-repeats", type=int, default=3, help="repeats for slow calls (default 3)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: steady timings on a busy machine; 0: torch's own)")
     p.add_argument("--output", type=Path, default=RESULTS_PATH, help=f"markdown copy (default {RESULTS_PATH})")
     args = p.parse_args(argv)
     if args.repeats < 1 or args.slow_repeats < 1:
         p.error("--repeats and --slow-repeats must be at least 1")
+    if args.threads < 0:
+        p.error("--threads must be 0 (torch's default) or more")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and write its markdown copy; return the exit status."""
     args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rfa = load_rfa_toolbox()
     rows: list[Row] = []
     for name in args.models:

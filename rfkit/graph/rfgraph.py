@@ -52,8 +52,8 @@ class RFGraph:
     >>> g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, dilation=2)), input_size=32)
     >>> g["1"].size
     (7, 7)
-    >>> list(g)
-    ['input', '_0', '_1']
+    >>> list(g)[1:]  # node names, after the input placeholder
+    ['_0', '_1']
     """
 
     def __init__(self, records: list[NodeRecord], module_outputs: dict[str, str], unsupported_nodes: list,
