@@ -44,6 +44,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -479,11 +480,30 @@ def render_report(table: str, env: str, args) -> str:
     ])
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    from rfkit.io import atomic_write_text
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is set back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-    return atomic_write_text(path, text)
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    A reader never sees a half-written file. The file gets the usual mode (``0o666`` less the umask),
+    not the ``0o600`` of :func:`tempfile.mkstemp`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 # --- command line ---------------------------------------------------------------------------------
