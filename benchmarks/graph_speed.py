@@ -44,7 +44,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -480,32 +479,6 @@ def render_report(table: str, env: str, args) -> str:
     ])
 
 
-def _umask() -> int:
-    """The process umask (reading it means setting it, so it is set back at once)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``.
-
-    A reader never sees a half-written file. The file gets the usual mode (``0o666`` less the umask),
-    not the ``0o600`` of :func:`tempfile.mkstemp`.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 # --- command line ---------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
@@ -542,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     table = render_table(rows)
     env = environment_line(rfa)
     print(f"{env}\n\n{table}")
-    path = write_atomic(args.output, render_report(table, env, args))
+    from rfkit.io import atomic_write_text
+
+    path = atomic_write_text(args.output, render_report(table, env, args))
     print(f"\nwritten: {path}", file=sys.stderr)
     return 0
 

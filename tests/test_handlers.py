@@ -323,3 +323,25 @@ def test_merge_with_different_strides_is_approximate():
     b = AxisRF.identity().local(3, 1, 1)
     m = merge([RFState((a,), (2,)), RFState((b,), (2,))], (2,))
     assert m.misaligned and m.approximate
+
+
+class ECA(nn.Module):
+    """Efficient channel attention: a conv1d across the channels of the pooled map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.eca = nn.Conv1d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        y = x.mean((2, 3)).view(x.shape[0], 1, -1)
+        y = self.eca(y).view(x.shape[0], -1, 1, 1)
+        return x * (-y).sigmoid()
+
+
+def test_eca_gate_is_global_and_keeps_conv_rf():
+    g = rfkit.trace(ECA(), input_size=16)
+    assert g["eca"].is_global and g["eca"].local_size is None
+    assert g.output.is_global and g.output.local_size == (3, 3)
+    assert g.unsupported == []

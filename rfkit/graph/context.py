@@ -87,12 +87,12 @@ class OpContext:
         """Apply a sliding window over the last ``len(kernel)`` dims of the main input."""
         x, s = self.main() if state is None else (None, state)
         n = len(kernel)
+        if s.axes is None:  # already sees the whole input (e.g. a conv1d over pooled channels in ECA)
+            return s
         if s.dims is None:
             raise UnsupportedOp("sliding window over a tensor whose spatial layout was lost")
         tensor_ndim = x.dim() if x is not None else self.out_ndim
         window_dims = list(range(tensor_ndim - n, tensor_ndim))
-        if s.axes is None:
-            return s.replace(dims=s.dims)
         axes = list(s.axes)
         for j, d in enumerate(window_dims):
             if d not in s.dims:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -38,14 +40,14 @@ _NEUTRAL_FUNCTIONS = [
     torch.cos, torch.floor, torch.ceil, torch.round, torch.nan_to_num, torch.clamp_min, torch.clamp_max,
     F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
     F.batch_norm, F.local_response_norm, F.channel_shuffle, torch.channel_shuffle,
-    torch.Tensor.contiguous,
+    torch.Tensor.contiguous, operator.neg, operator.pos, abs,
 ]
 _NEUTRAL_METHODS = [
     "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "exp_", "log", "sqrt", "rsqrt", "abs", "neg",
     "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "clamp_max_", "clip", "clip_", "erf", "sign",
     "square", "reciprocal", "sin", "cos", "floor", "ceil", "round", "nan_to_num",
     "float", "half", "double", "bfloat16", "to", "type", "type_as", "contiguous", "detach", "clone",
-    "requires_grad_", "cpu", "cuda",
+    "requires_grad_", "cpu", "cuda", "__neg__", "neg_", "abs_",
 ]
 
 R.register_all(neutral, modules=_ACTIVATION_MODULES + _OTHER_NEUTRAL_MODULES, functions=_NEUTRAL_FUNCTIONS,

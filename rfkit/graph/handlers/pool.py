@@ -112,6 +112,8 @@ def adaptive_pool(ctx: OpContext):
     n = _ndim_of(ctx)
     x, s = ctx.main()
     out = ctx.out[0] if isinstance(ctx.out, tuple) else ctx.out
+    if s.axes is None:
+        return (s, s) if isinstance(ctx.out, tuple) else s
     if s.dims is None:
         raise UnsupportedOp("adaptive pooling over a tensor whose spatial layout was lost")
     window_dims = range(x.dim() - n, x.dim())
@@ -120,8 +122,6 @@ def adaptive_pool(ctx: OpContext):
     sizes = [(x.shape[d], out.shape[d]) for d in window_dims]
     if any(o == 1 and i > 1 for i, o in sizes):
         state = s.made_global()
-    elif s.axes is None:
-        state = s
     else:
         axes, exact = list(s.axes), True
         for d, (i, o) in zip(window_dims, sizes):
