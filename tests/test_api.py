@@ -143,3 +143,14 @@ def test_rfinfo_is_frozen():
     g = rfkit.trace(nn.Conv2d(3, 3, 3), input_size=8)
     with pytest.raises(Exception):
         g.output.size = (1, 1)
+
+
+def test_unknown_pretrained_tag_lists_the_tags():
+    with pytest.raises(rfkit.ModelNotFoundError, match="no pretrained tag 'a1_in1kk'.*a1_in1k"):
+        rfkit.trace("resnet50.a1_in1kk")
+
+
+def test_default_size_follows_the_spatial_rank():
+    g1 = rfkit.trace(nn.Conv1d(2, 2, 3))
+    g3 = rfkit.trace(nn.Conv3d(1, 1, 3), input_size=None)
+    assert g1.input_size == (224,) and g3.input_size == (224, 224, 224)

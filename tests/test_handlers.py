@@ -345,3 +345,10 @@ def test_eca_gate_is_global_and_keeps_conv_rf():
     assert g["eca"].is_global and g["eca"].local_size is None
     assert g.output.is_global and g.output.local_size == (3, 3)
     assert g.unsupported == []
+
+
+def test_glu_over_channels_is_neutral_over_width_unsupported():
+    g = trace_seq(nn.Conv2d(3, 4, 3), nn.GLU(1))
+    assert g["1"].size == (3, 3) and g["1"].shape[1] == 2 and g.unsupported == []
+    g = trace_seq(nn.Conv2d(3, 4, 3), nn.GLU(-1))
+    assert g["1"].unknown and "GLU" in g.unsupported[0].reasons[0]

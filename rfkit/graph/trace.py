@@ -16,7 +16,7 @@ from rfkit.graph.state import RFState
 from rfkit.graph.tracer import trace_module
 from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, parse_spec
 
-DEFAULT_INPUT_SIZE = (224, 224)
+DEFAULT_SIZE = 224  # per axis, for models that do not say
 
 
 def _normalise_size(input_size, ndim: int | None = None) -> tuple[int, ...]:
@@ -87,7 +87,7 @@ def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = Non
     default_size, default_chans = default_input(module, spec)
     rank = _spatial_rank(module)
     if input_size is None:
-        input_size = default_size or DEFAULT_INPUT_SIZE[: rank or 2] * (1 if (rank or 2) <= 2 else 2)
+        input_size = default_size or (DEFAULT_SIZE,) * (rank or 2)
     size = _normalise_size(input_size, rank)
     if any(s < 1 for s in size):
         raise InputTooSmallError(f"input size {size} must be positive on every axis")

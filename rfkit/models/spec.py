@@ -89,6 +89,12 @@ def _build_timm(name: str, pretrained: bool, **kwargs) -> nn.Module:
     if not timm.is_model(arch):
         raise ModelNotFoundError(f"unknown model {name!r}: not a timm architecture.{_close(arch, _timm_names())}"
                                  " Run `rfkit list-models PATTERN` to search, or use torchvision:NAME or FILE.py:FACTORY.")
+    if "." in name:
+        tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*")]
+        tag = name.split(".", 1)[1]
+        if tag not in tags:
+            raise ModelNotFoundError(f"{arch} has no pretrained tag {tag!r}.{_close(tag, tags)}"
+                                     f" Tags: {', '.join(tags) or 'none'}.")
     return timm.create_model(name, pretrained=pretrained, **kwargs)
 
 

@@ -50,6 +50,17 @@ _NEUTRAL_METHODS = [
     "requires_grad_", "cpu", "cuda", "__neg__", "neg_", "abs_",
 ]
 
+@R.module(nn.GLU)
+@R.function(F.glu)
+def glu(ctx: OpContext):
+    """GLU halves a dim and gates one half with the other: pointwise unless that dim is spatial."""
+    x, s = ctx.main()
+    dim = (ctx.module.dim if ctx.module is not None else ctx.arg(1, "dim", -1)) % x.dim()
+    if dim in s.spatial_dim_set():
+        raise UnsupportedOp(f"GLU over spatial dim {dim} pairs positions half a map apart")
+    return s
+
+
 R.register_all(neutral, modules=_ACTIVATION_MODULES + _OTHER_NEUTRAL_MODULES, functions=_NEUTRAL_FUNCTIONS,
                methods=_NEUTRAL_METHODS)
 
