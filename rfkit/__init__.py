@@ -1,12 +1,39 @@
-"""rfkit: theoretical and effective receptive fields of vision models, side by side."""
+"""rfkit: theoretical and effective receptive fields of vision models, side by side.
+
+The heavy parts (torch, timm) load on first use of ``rfkit.trace`` and friends, so that ``import rfkit``
+and the command line's ``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from rfkit.errors import (InputTooSmallError, ModelBuildError, ModelNotFoundError, NodeNotFoundError, RFKitError,
                           TraceError)
-from rfkit.graph import RFGraph, RFInfo, trace
 
 __version__ = "0.1.0"
+
+_LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo": "rfkit.graph.info"}
 
 __all__ = [
     "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "RFGraph", "RFInfo",
     "RFKitError", "TraceError", "__version__", "trace",
 ]
+
+if TYPE_CHECKING:
+    from rfkit.graph.info import RFInfo
+    from rfkit.graph.rfgraph import RFGraph
+    from rfkit.graph.trace import trace
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rfkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

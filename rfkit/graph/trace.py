@@ -99,10 +99,44 @@ def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = Non
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TraceError(f"torch.fx cannot trace {name}: {type(e).__name__}: {msg}") from e
 
-    x = torch.empty((2, chans, *size), device="meta")
-    prop = RFPropagator(gm, registry)
-    result = prop.propagate(x, len(size))
+    try:
+        result = _propagate(gm, registry, chans, size)
+    except InputTooSmallError as e:
+        smallest = smallest_square_input(gm, registry, chans, len(size), start=max(size) + 1)
+        hint = f" The smallest square input it takes is {'×'.join([str(smallest)] * len(size))}." if smallest else ""
+        raise InputTooSmallError(f"{e}{hint}") from e
     return _build_graph(gm, result, module_outputs, size, name, chans)
+
+
+def _propagate(gm: fx.GraphModule, registry: Registry, chans: int, size: tuple[int, ...]):
+    x = torch.empty((2, chans, *size), device="meta")
+    return RFPropagator(gm, registry).propagate(x, len(size))
+
+
+def smallest_square_input(gm: fx.GraphModule, registry: Registry, chans: int, ndim: int, start: int = 1,
+                          limit: int = 4096) -> int | None:
+    """Smallest n (≥ ``start``) such that an n×n input runs through ``gm``: doubling, then bisection
+    (assumes that every size above the smallest works, as it does for conv/pool stacks)."""
+
+    def fits(n: int) -> bool:
+        try:
+            _propagate(gm, registry, chans, (n,) * ndim)
+            return True
+        except InputTooSmallError:
+            return False
+        except Exception:  # noqa: BLE001 - other sizes may fail for other reasons: no hint then
+            return False
+
+    hi = start
+    while not fits(hi):
+        hi *= 2
+        if hi > limit:
+            return None
+    lo = max(start, hi // 2)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
+    return hi
 
 
 def _scope(node: fx.Node) -> str:
