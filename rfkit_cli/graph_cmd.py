@@ -44,8 +44,12 @@ def graph_table(g, console: Console) -> None:
         rf = fmt_pair(info.size)
         if info.is_global and info.local_size is not None:
             rf += f" (local {fmt_pair(info.local_size)})"
-        table.add_row(rec.module or name, short_op(rec.op), shape, rf, fmt_pair(info.size_min), fmt_pair(info.stride),
-                      fmt_pair(info.center, ", "), fmt_pair(info.padding, ", "), ",".join(info.flags()))
+        if info.is_global and info.local_size is None and not info.unknown:  # no local path: no grid
+            stride = center = padding = "-"
+        else:
+            stride, center, padding = fmt_pair(info.stride), fmt_pair(info.center, ", "), fmt_pair(info.padding, ", ")
+        table.add_row(rec.module or name, short_op(rec.op), shape, rf, fmt_pair(info.size_min), stride, center,
+                      padding, ",".join(info.flags()))
     console.print(table)
 
 
