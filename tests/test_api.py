@@ -76,8 +76,8 @@ def test_untraceable_model_names_the_problem():
                 return x
             return -x
 
-    with pytest.raises(rfkit.TraceError, match="cannot trace DataDependent"):
-        rfkit.trace(DataDependent(), input_size=8)
+    with pytest.raises(rfkit.TraceError, match="cannot trace Sequential in module 1 \\(DataDependent\\)"):
+        rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 1), DataDependent()), input_size=8)
 
 
 def test_failing_node_is_named():

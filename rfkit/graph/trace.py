@@ -93,11 +93,7 @@ def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = Non
         raise InputTooSmallError(f"input size {size} must be positive on every axis")
     chans = in_chans or default_chans or 3
 
-    try:
-        gm, module_outputs = trace_module(module, registry)
-    except Exception as e:  # noqa: BLE001
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TraceError(f"torch.fx cannot trace {name}: {type(e).__name__}: {msg}") from e
+    gm, module_outputs = trace_module(module, registry)
 
     try:
         result = _propagate(gm, registry, chans, size)

@@ -9,6 +9,7 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 
+from rfkit.errors import TraceError
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 
 
@@ -29,16 +30,19 @@ class RFTracer(fx.Tracer):
         super().__init__(autowrap_functions=notrace_functions)
         self.leaf_types = notrace_modules + tuple(registry.leaf_types)
         self.module_outputs: dict[str, Any] = {}
+        self.tracing_modules: list[str] = []  # modules being traced, innermost last
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, self.leaf_types) or super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
-        out = super().call_module(m, forward, args, kwargs)
         try:
             name = self.path_of_module(m)
         except NameError:
-            return out
+            return super().call_module(m, forward, args, kwargs)
+        self.tracing_modules.append(f"{name} ({type(m).__name__})")
+        out = super().call_module(m, forward, args, kwargs)
+        self.tracing_modules.pop()  # left in place on an exception: the failing module stays on top
         leaves, _ = tree_flatten(out)
         nodes = [p.node.name for p in leaves if isinstance(p, fx.Proxy)]
         if len(nodes) == 1:
@@ -49,7 +53,12 @@ class RFTracer(fx.Tracer):
 def trace_module(model: nn.Module, registry: Registry = DEFAULT_REGISTRY) -> tuple[fx.GraphModule, dict[str, str]]:
     """Symbolically trace ``model``; return the GraphModule and the module → output node map."""
     tracer = RFTracer(registry)
-    graph = tracer.trace(model)
+    try:
+        graph = tracer.trace(model)
+    except Exception as e:
+        where = f" in module {tracer.tracing_modules[-1]}" if tracer.tracing_modules else ""
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise TraceError(f"torch.fx cannot trace {type(model).__name__}{where}: {type(e).__name__}: {msg}") from e
     name = model.__class__.__name__
     gm = fx.GraphModule(tracer.root, graph, name)
     outputs = dict(tracer.module_outputs)
