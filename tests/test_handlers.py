@@ -110,16 +110,18 @@ def test_functional_max_pool_with_dilation():
     assert g["0"].size == (5, 5) and g["0"].center == (1, 1)  # (5 - 1)/2 - 1
 
 
-@pytest.mark.parametrize("size_in, size_out, rf, stride, center, approximate", [
-    (8, 4, 2, 2, 0.5, False),   # even bins: a 2x2 pool
-    (7, 7, 1, 1, 0, False),     # identity (VGG's 7x7 at 224)
-    (10, 4, 3, 2.5, 1, True),   # bins [0,3) [2,5) [5,8) [7,10): widest 3, mean spacing 10/4
+@pytest.mark.parametrize("size_in, size_out, rf, stride, center, windows", [
+    (8, 4, 2, 2, 0.5, ((0, 1),)),     # even bins: a 2x2 pool
+    (7, 7, 1, 1, 0, ((0, 0),)),       # identity (VGG's 7x7 at 224)
+    (10, 4, 3, 2.5, 1, ((0, 2), (2, 4))),  # bins [0,3) [2,5) [5,8) [7,10): period 2, advancing 5 pixels
 ])
-def test_adaptive_pool(size_in, size_out, rf, stride, center, approximate):
+def test_adaptive_pool(size_in, size_out, rf, stride, center, windows):
     g = trace_seq(nn.AdaptiveAvgPool2d(size_out), size=(size_in, size_in))
     info = g["0"]
     assert info.size == (rf, rf) and info.stride == (stride, stride) and info.center == (center, center)
-    assert info.approximate is approximate and not info.is_global
+    assert info.windows == (windows, windows) and not info.approximate and not info.is_global
+    if size_in == 10:
+        assert info.window_of((2, 3)) == ((5, 7), (7, 9)) and not info.shift_invariant
 
 
 def test_global_pool_and_linear_are_global():

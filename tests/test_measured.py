@@ -19,8 +19,8 @@ from test_handlers import SE, Inception, Misaligned, Residual
 def expected_extent(info, unit, size):
     """Pixels [lo, hi] of the unit's analytic RF, clipped to the input."""
     out = []
-    for c, r, n in zip(info.center_of(unit), info.size, size):
-        lo, hi = max(0, math.ceil(c - (r - 1) / 2)), min(n - 1, math.floor(c + (r - 1) / 2))
+    for (lo, hi), n in zip(info.window_of(unit), size):
+        lo, hi = max(0, lo), min(n - 1, hi)
         out.append((lo, hi) if lo <= hi else (None, None))
     if any(lo is None for lo, _ in out):  # an empty window on one axis sees nothing at all
         return [(None, None)] * len(out)
@@ -54,10 +54,12 @@ def check_model(model: nn.Module, input_size: tuple[int, ...], in_chans: int = 3
     gm = measurable(model)
     shape = (1, in_chans, *input_size)
     centre = {n: tuple(g[n].shape[d] // 2 for d in g[n].dims) for n in checked}
+    # the unit after the centre, when the map has one: another phase of periodic (resampled) axes
+    after = {n: tuple(min(g[n].shape[d] // 2 + 1, g[n].shape[d] - 1) for d in g[n].dims) for n in checked}
     corner = {n: tuple(0 for _ in g[n].dims) for n in checked}
     dims = {n: g[n].dims for n in checked}
     failures = []
-    for is_corner, units in ((False, centre), (True, corner)):
+    for is_corner, units in ((False, centre), (False, after), (True, corner)):
         for name, (unit, extent) in measure(gm, checked, shape, units, dims).items():
             info = g[name]
             if info.is_global:
@@ -66,7 +68,7 @@ def check_model(model: nn.Module, input_size: tuple[int, ...], in_chans: int = 3
                 want = expected_extent(info, unit, input_size)
             if not agrees(extent, want, is_corner and not info.is_global):
                 failures.append(f"{name} ({g.records[name].op}) unit {unit}: measured {extent}, analytic {want} "
-                                f"(size {info.size}, centre {info.center_of(unit)})")
+                                f"(size {info.size}, windows {info.windows})")
     assert not failures, "\n".join(failures)
     return checked
 

@@ -42,6 +42,11 @@ class RFInfo:
     dims : tuple or None
         The tensor dims of ``shape`` that hold the spatial axes, in axis order: ``(2, 3)`` for NCHW,
         ``(1, 2)`` for channels-last (B, H, W, C); None where the layout was flattened away.
+    windows : tuple or None
+        Per axis, the exact ``(first, last)`` pixel seen by units ``0 .. period - 1``; the pattern repeats
+        every ``period`` units, shifted by ``period * stride`` pixels. ``period`` is 1 for shift-invariant
+        paths; it is larger after upsampling, transposed convolutions, uneven adaptive pooling or aligned
+        windows (Swin), whose units do not all see the same window (``size`` is then the largest).
     """
 
     size: tuple[Number, ...]
@@ -56,6 +61,7 @@ class RFInfo:
     unknown: bool = False
     shape: tuple[int, ...] | None = None
     dims: tuple[int, ...] | None = None
+    windows: tuple[tuple[tuple[int, int], ...], ...] | None = None
 
     @classmethod
     def from_state(cls, state: RFState, ndim: int, shape: tuple[int, ...] | None = None) -> "RFInfo":
@@ -76,8 +82,35 @@ class RFInfo:
             padding=tuple(_num((a.size - 1) / 2 - a.center) for a in state.axes),
             center=tuple(_num(a.center) for a in state.axes),
             shape=shape,
+            windows=tuple(tuple(zip(a.lo, a.hi)) for a in state.axes),
             **flags,
         )
+
+    @property
+    def period(self) -> tuple[int, ...] | None:
+        """Per axis, after how many units the RF pattern repeats (1: shift-invariant)."""
+        return None if self.windows is None else tuple(len(w) for w in self.windows)
+
+    @property
+    def shift_invariant(self) -> bool:
+        return self.windows is None or all(len(w) == 1 for w in self.windows)
+
+    def window_of(self, index: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        """Exact ``(first, last)`` input pixel seen by the unit at ``index``, per axis.
+
+        >>> import rfkit, torch.nn as nn
+        >>> g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 3, 2), nn.Upsample(scale_factor=2)), input_size=16)
+        >>> g["1"].window_of((0, 1)), g["1"].window_of((2, 3))
+        (((0, 2), (0, 2)), ((2, 4), (2, 4)))
+        """
+        if self.windows is None:
+            raise ValueError("this node has no local RF (global or unknown)")
+        out = []
+        for u, w, s in zip(index, self.windows, self.stride):
+            q, r = divmod(u, len(w))
+            shift = int(q * len(w) * s)
+            out.append((w[r][0] + shift, w[r][1] + shift))
+        return tuple(out)
 
     def center_of(self, index: tuple[int, ...]) -> tuple[Number, ...]:
         """Input coordinate of the RF centre of the unit at ``index`` (one index per spatial axis).
@@ -86,11 +119,14 @@ class RFInfo:
         >>> info.center_of((1, 2))
         (2, 4)
         """
+        if self.windows is not None and not self.shift_invariant:
+            return tuple(_num(Fraction(lo + hi, 2)) for lo, hi in self.window_of(index))
         return tuple(c + u * s for c, u, s in zip(self.center, index, self.stride))
 
     def flags(self) -> list[str]:
         """Names of the flags that are set, for display."""
-        return [n for n in ("is_global", "misaligned", "approximate", "unknown") if getattr(self, n)]
+        flags = [n for n in ("is_global", "misaligned", "approximate", "unknown") if getattr(self, n)]
+        return flags + ([] if self.shift_invariant else ["periodic"])
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -10,66 +10,134 @@ centred on input coordinate ``center + u * stride``; pixel centres sit at intege
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Sequence
 
 
+MAX_PERIOD = 4096
+"""Longest repeating pattern rfkit tracks exactly; beyond it an axis is flagged approximate."""
+
+
 @dataclass(frozen=True)
 class AxisRF:
-    """Receptive field along one spatial axis of a tensor.
+    """Receptive field along one spatial axis of a tensor, exact for every unit.
+
+    Unit ``u`` sees the input pixels ``lo(u) .. hi(u)`` (pixel centres, inclusive). The pattern repeats
+    every ``period`` units, advancing ``period * stride`` pixels (an integer):
+    ``lo(u + period) = lo(u) + period * stride``. Shift-invariant ops (convolution, pooling) keep
+    ``period == 1``; resampling ops (upsampling, transposed convolution, uneven adaptive pooling, aligned
+    windows) make units see windows of different sizes or offsets, which ``period > 1`` describes exactly.
 
     Attributes
     ----------
-    size : Fraction
-        Number of input pixels seen by one unit, maximum over the local paths.
-    size_min : Fraction
-        The same, minimum over paths.
     stride : Fraction
-        Input pixels between neighbouring units (the "jump").
-    center : Fraction
-        Input coordinate of the RF centre of unit 0.
+        Input pixels between neighbouring units, on average over a period.
+    lo, hi : tuple of int
+        First and last pixel seen by units ``0 .. period - 1``.
+    size_min : Fraction
+        Size along the path that sees the least (minimum over paths).
     """
 
-    size: Fraction
-    size_min: Fraction
     stride: Fraction
-    center: Fraction
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
+    size_min: Fraction
 
     @classmethod
     def identity(cls) -> "AxisRF":
         """The RF of an input pixel: itself."""
-        one = Fraction(1)
-        return cls(one, one, one, Fraction(0))
+        return cls(Fraction(1), (0,), (0,), Fraction(1))
 
-    def local(self, kernel: int, stride: int | Fraction = 1, pad: int | Fraction = 0,
-              dilation: int = 1) -> "AxisRF":
-        """Apply a sliding-window op (conv or pool) with the given left padding.
+    @classmethod
+    def window(cls, size: int, stride=1, center=None) -> "AxisRF":
+        """A shift-invariant RF of ``size`` pixels whose unit 0 is centred on ``center`` (default: the
+        window starting at pixel 0)."""
+        c = Fraction(size - 1, 2) if center is None else Fraction(center)
+        lo = c - Fraction(size - 1, 2)
+        if lo.denominator != 1:
+            raise ValueError("a window of odd (even) size is centred on a whole (half) pixel")
+        return cls(Fraction(stride), (int(lo),), (int(lo) + size - 1,), Fraction(size))
+
+    # --- what users read ---------------------------------------------------------------------------
+    @property
+    def period(self) -> int:
+        return len(self.lo)
+
+    @property
+    def size(self) -> Fraction:
+        """Pixels seen by one unit: the largest over the units of a period (the worst case)."""
+        return Fraction(max(h - lo for lo, h in zip(self.lo, self.hi)) + 1)
+
+    @property
+    def center(self) -> Fraction:
+        """Centre of unit 0's window."""
+        return Fraction(self.lo[0] + self.hi[0], 2)
+
+    def bounds(self, unit: int) -> tuple[int, int]:
+        """(first, last) pixel seen by ``unit`` (any integer, negative ones included)."""
+        q, r = divmod(unit, self.period)
+        shift = q * self.period * self.stride
+        return self.lo[r] + int(shift), self.hi[r] + int(shift)
+
+    # --- transforms ---------------------------------------------------------------------------------
+    def resample(self, src, ratio, src_period: int, src_advance: int, grow_min=None) -> "AxisRF":
+        """The RF after an op whose output unit ``v`` reads the input units ``src(v) = (a, b)``, inclusive.
+
+        ``src`` must repeat: ``src(v + src_period) = src(v) + src_advance``; ``ratio`` is the mean number of
+        input units per output unit (``src_advance / src_period``). ``grow_min(size_min, stride)`` gives
+        the new ``size_min`` (default: the same growth as the worst-case size).
+        """
+        p = self.period
+        period = src_period * (p // math.gcd(p, src_advance) if src_advance else 1)
+        if period > MAX_PERIOD:
+            raise PeriodTooLong(f"the RF pattern repeats only every {period} units")
+        lo, hi = [], []
+        for v in range(period):
+            a, b = src(v)
+            if a > b:
+                raise EmptyWindow(f"output unit {v} reads no input unit")
+            span_lo = range(a, min(b, a + p - 1) + 1)  # lo grows by period*stride each period: one suffices
+            span_hi = range(max(a, b - p + 1), b + 1)
+            lo.append(min(self.bounds(j)[0] for j in span_lo))
+            hi.append(max(self.bounds(j)[1] for j in span_hi))
+        out = AxisRF(self.stride * Fraction(ratio), tuple(lo), tuple(hi), self.size_min)
+        size_min = grow_min(self.size_min, self.stride) if grow_min else self.size_min + out.size - self.size
+        return dataclasses.replace(out, size_min=size_min).reduced()
+
+    def local(self, kernel: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> "AxisRF":
+        """Apply a sliding window (conv or pool) with the given left padding.
 
         >>> AxisRF.identity().local(3, dilation=2).size
         Fraction(5, 1)
         """
-        span = Fraction(dilation * (kernel - 1))  # k_eff - 1
-        return AxisRF(
-            size=self.size + span * self.stride,
-            size_min=self.size_min + span * self.stride,
-            stride=self.stride * Fraction(stride),
-            center=self.center + (span / 2 - Fraction(pad)) * self.stride,
-        )
+        span = dilation * (kernel - 1)
+        return self.resample(lambda v: (v * stride - pad, v * stride - pad + span), stride, 1, stride,
+                             grow_min=lambda m, s: m + span * s)
 
-    def shifted(self, units: int | Fraction, step: int | Fraction = 1) -> "AxisRF":
-        """Re-index the axis: new unit 0 is old unit ``units``, neighbours are ``step`` old units apart."""
-        return dataclasses.replace(self, center=self.center + Fraction(units) * self.stride,
-                                   stride=self.stride * Fraction(step))
+    def shifted(self, units: int, step: int = 1) -> "AxisRF":
+        """Re-index the axis: new unit ``v`` is old unit ``units + v * step``."""
+        return self.local(1, step, -units)
 
-    @property
-    def lo(self) -> Fraction:
-        """Left edge of unit 0's RF, in pixel units (first pixel centre minus half a pixel)."""
-        return self.center - self.size / 2
+    def reduced(self) -> "AxisRF":
+        """The same RF with the shortest period that describes it."""
+        p = self.period
+        for d in range(1, p):
+            if p % d or (d * self.stride).denominator != 1:
+                continue
+            adv = int(d * self.stride)
+            if all(self.lo[i + d] == self.lo[i] + adv and self.hi[i + d] == self.hi[i] + adv for i in range(p - d)):
+                return dataclasses.replace(self, lo=self.lo[:d], hi=self.hi[:d])
+        return self
 
-    @property
-    def hi(self) -> Fraction:
-        return self.center + self.size / 2
+
+class PeriodTooLong(ValueError):
+    """The RF pattern of an axis repeats too rarely to track exactly."""
+
+
+class EmptyWindow(ValueError):
+    """Some output unit reads no input unit (e.g. a transposed conv whose kernel is shorter than its stride)."""
 
 
 @dataclass(frozen=True)
@@ -131,10 +199,11 @@ class RFState:
 def merge(states: Sequence[RFState], dims: tuple[int, ...] | None) -> RFState:
     """Join the states of the inputs of an elementwise op or a channel concatenation.
 
-    Size is the maximum over inputs (the union of the windows), ``size_min`` the minimum; inputs whose
-    strides or centres disagree mark the result ``misaligned``. With equal strides the union of the
-    windows is still exact for every unit; with unequal strides it holds for unit 0 only, so the result is
-    also ``approximate``.
+    Each unit sees the union of what it sees through each input: per unit, the first pixel is the
+    minimum and the last the maximum over the inputs (exact, for every unit, when the strides agree);
+    ``size_min`` is the minimum over inputs. Inputs whose strides or unit-0 windows' centres disagree
+    mark the result ``misaligned``; with unequal strides the union is kept for unit 0 only and the result
+    is also ``approximate``.
     """
     flags = {f: any(getattr(s, f) for s in states) for f in ("is_global", "misaligned", "approximate", "unknown")}
     local = [s.axes for s in states if s.axes is not None]
@@ -147,14 +216,19 @@ def merge(states: Sequence[RFState], dims: tuple[int, ...] | None) -> RFState:
     for per_input in zip(*local):
         first = per_input[0]
         same_stride = all(a.stride == first.stride for a in per_input)
-        same_center = all(a.center == first.center for a in per_input)
-        if not (same_stride and same_center):
+        if not (same_stride and all(a.center == first.center for a in per_input)):
             flags["misaligned"] = True
-        if not same_stride:
+        if same_stride:
+            period = math.lcm(*(a.period for a in per_input))
+            if period > MAX_PERIOD:
+                flags["approximate"] = True
+                period = 1
+            bounds = [[a.bounds(v) for a in per_input] for v in range(period)]
+            axis = AxisRF(first.stride, tuple(min(b[0] for b in bs) for bs in bounds),
+                          tuple(max(b[1] for b in bs) for bs in bounds), min(a.size_min for a in per_input))
+            axes.append(axis.reduced())
+        else:
             flags["approximate"] = True
-        lo = min(a.lo for a in per_input)
-        hi = max(a.hi for a in per_input)
-        axes.append(AxisRF(size=hi - lo, size_min=min(a.size_min for a in per_input),
-                           stride=first.stride if same_stride else max(a.stride for a in per_input),
-                           center=(lo + hi) / 2))
+            axes.append(AxisRF(max(a.stride for a in per_input), (min(a.lo[0] for a in per_input),),
+                               (max(a.hi[0] for a in per_input),), min(a.size_min for a in per_input)))
     return RFState(axes=tuple(axes), dims=dims, **flags)

@@ -84,22 +84,19 @@ def lp_pool_function(ctx: OpContext):
     return pool_state(ctx, _ndim_of(ctx), ctx.arg(2, "kernel_size"), ctx.arg(3, "stride"), 0)
 
 
-def adaptive_axis(axis: AxisRF, size_in: int, size_out: int) -> tuple[AxisRF, bool]:
-    """RF of adaptive pooling along one axis; returns (axis, exact).
-
-    PyTorch's bin i spans input indices [floor(i*In/Out), ceil((i+1)*In/Out)). When Out divides In this
-    is a pool with kernel = stride = In/Out; otherwise bins differ in width and spacing, and the widest
-    bin with the mean spacing In/Out is reported (``exact`` False).
+def adaptive_axis(axis: AxisRF, size_in: int, size_out: int) -> AxisRF:
+    """RF of adaptive pooling along one axis: output bin ``i`` spans input units
+    ``floor(i * In / Out) .. ceil((i + 1) * In / Out) - 1`` (PyTorch's bins). When Out divides In this is a
+    pool with kernel = stride = In/Out; otherwise the bins' widths and offsets repeat with a period, which
+    the axis keeps exactly.
     """
-    if size_in % size_out == 0:
-        k = size_in // size_out
-        return axis.local(k, k, 0), True
-    widths = [math.ceil((i + 1) * size_in / size_out) - (i * size_in) // size_out for i in range(size_out)]
-    k = max(widths)
-    end0 = math.ceil(size_in / size_out)
-    return AxisRF(size=axis.size + (k - 1) * axis.stride, size_min=axis.size_min + (k - 1) * axis.stride,
-                  stride=axis.stride * Fraction(size_in, size_out),
-                  center=axis.center + Fraction(end0 - 1, 2) * axis.stride), False
+    g = math.gcd(size_in, size_out)
+    period, advance = size_out // g, size_in // g
+
+    def src(i: int) -> tuple[int, int]:
+        return (i * size_in) // size_out, -((-(i + 1) * size_in) // size_out) - 1
+
+    return axis.resample(src, Fraction(size_in, size_out), period, advance)
 
 
 @R.module(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
@@ -123,12 +120,11 @@ def adaptive_pool(ctx: OpContext):
     if any(o == 1 and i > 1 for i, o in sizes):
         state = s.made_global()
     else:
-        axes, exact = list(s.axes), True
+        axes = list(s.axes)
         for d, (i, o) in zip(window_dims, sizes):
             j = s.dims.index(d)
-            axes[j], ok = adaptive_axis(axes[j], i, o)
-            exact &= ok
-        state = s.with_axes(axes).replace(approximate=s.approximate or not exact)
+            axes[j] = adaptive_axis(axes[j], i, o)
+        state = s.with_axes(axes)
     return (state, state) if isinstance(ctx.out, tuple) else state
 
 
