@@ -14,6 +14,7 @@ import torch.fx as fx
 from torch.utils._pytree import tree_flatten, tree_map
 
 from rfkit.errors import InputTooSmallError, RFKitError, TraceError
+from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext, UnsupportedOp
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.state import RFState
@@ -58,6 +59,17 @@ def op_key(node: fx.Node, module: torch.nn.Module | None) -> str:
     return f"{mod}.{name}" if mod else name
 
 
+def _fitted(state: Any, out: Any) -> Any:
+    """Bring each state's layout in line with the shape of its output tensor (see :func:`layout.fit`)."""
+    if isinstance(state, RFState):
+        if isinstance(out, torch.Tensor) and state.layout is not None:
+            return state.with_layout(lay.fit(state.layout, tuple(out.shape)))
+        return state
+    if isinstance(state, (tuple, list)) and isinstance(out, (tuple, list)) and len(state) == len(out):
+        return type(state)(_fitted(s, o) for s, o in zip(state, out))
+    return state
+
+
 def _has_tensor(value: Any) -> bool:
     leaves, _ = tree_flatten(value)
     return any(isinstance(v, torch.Tensor) for v in leaves)
@@ -65,13 +77,13 @@ def _has_tensor(value: Any) -> bool:
 
 def _unknown_like(out: Any, base: RFState | None, in_shape: tuple | None) -> Any:
     """Unknown state for each tensor of ``out``; the spatial layout is kept where the shape is unchanged."""
-    base = base or RFState(axes=None, dims=None)
+    base = base or RFState(axes=None, layout=None)
 
     def one(v):
         if not isinstance(v, torch.Tensor):
             return None
-        same_rank = in_shape is not None and v.dim() == len(in_shape)  # assume the layout stays put
-        return base.replace(unknown=True, dims=base.dims if same_rank else None)
+        layout = base.layout if in_shape is not None and v.dim() == len(in_shape) else None  # assume it stays put
+        return base.replace(unknown=True, layout=layout and lay.fit(layout, v.shape))
 
     return tree_map(one, out)
 
@@ -145,7 +157,7 @@ class RFPropagator(fx.Interpreter):
             if self._seen_input or not isinstance(out, torch.Tensor):
                 return None
             self._seen_input = True
-            return RFState.input(self.ndim_spatial, out.dim())
+            return RFState.input(self.ndim_spatial, tuple(out.shape))
         if not _has_tensor(out):
             return None
         states = self.result.states
@@ -178,6 +190,7 @@ class RFPropagator(fx.Interpreter):
             return self._unsupported(n, module, out, base, in_shape, str(e))
         except Exception as e:  # noqa: BLE001 - a rule that breaks on an unforeseen use: report, go on
             return self._unsupported(n, module, out, base, in_shape, f"RF rule failed: {type(e).__name__}: {e}")
+        state = _fitted(state, out)
         if unknown_input:
             state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
         return state

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Sequence
 
+from rfkit.graph import layout as lay
+from rfkit.graph.layout import Layout
+
 
 MAX_PERIOD = 4096
 """Longest repeating pattern rfkit tracks exactly; beyond it an axis is flagged approximate."""
@@ -149,30 +152,46 @@ class RFState:
     axes : tuple of AxisRF or None
         Local RF per spatial axis (input order: (h, w) for images). None when no local path reaches
         this tensor (e.g. after global pooling): every unit sees the whole input.
-    dims : tuple of int or None
-        Tensor dimension that holds each spatial axis. None when the spatial layout is lost (flattened).
+    layout : tuple of DimLayout or None
+        Which tensor dims hold which parts of the spatial axes (:mod:`rfkit.graph.layout`). None when
+        the layout could not be followed (a flatten into a classifier).
     is_global : bool
         Some path reaching this tensor sees the whole input.
     misaligned : bool
         Some merge joined inputs whose strides or centres differ.
     approximate : bool
-        Some op on the way is modelled approximately (e.g. adaptive pooling with uneven bins).
+        Some op on the way is modelled approximately (wrap-around of ``roll``, merges of unequal strides).
     unknown : bool
         An op with no RF rule lies on the way: the RF is not known.
     """
 
     axes: tuple[AxisRF, ...] | None
-    dims: tuple[int, ...] | None
+    layout: Layout | None
     is_global: bool = False
     misaligned: bool = False
     approximate: bool = False
     unknown: bool = False
 
     @classmethod
-    def input(cls, ndim_spatial: int, tensor_ndim: int) -> "RFState":
+    def input(cls, ndim_spatial: int, shape: Sequence[int]) -> "RFState":
         """State of the network input, whose last ``ndim_spatial`` dims are spatial."""
-        dims = tuple(range(tensor_ndim - ndim_spatial, tensor_ndim))
-        return cls(axes=tuple(AxisRF.identity() for _ in dims), dims=dims)
+        dims = tuple(range(len(shape) - ndim_spatial, len(shape)))
+        return cls(axes=tuple(AxisRF.identity() for _ in dims), layout=lay.plain(shape, dims))
+
+    @property
+    def naxes(self) -> int:
+        return len(self.axes) if self.axes is not None else lay.axis_count(self.layout or ())
+
+    @property
+    def dims(self) -> tuple[int, ...] | None:
+        """The dim of each axis when each axis is one whole dim (NCHW, channels-last), else None."""
+        return lay.spatial_dims(self.layout, self.naxes)
+
+    def spatial_dim_set(self) -> set[int]:
+        """Tensor dims that hold any part of a spatial axis (or prefix tokens)."""
+        if self.layout is None:
+            return set()
+        return {d for d, dl in enumerate(self.layout) if dl.spatial or dl.prefix}
 
     def replace(self, **changes) -> "RFState":
         return dataclasses.replace(self, **changes)
@@ -180,23 +199,51 @@ class RFState:
     def with_axes(self, axes: Iterable[AxisRF] | None) -> "RFState":
         return dataclasses.replace(self, axes=None if axes is None else tuple(axes))
 
+    def with_layout(self, layout: Layout | None) -> "RFState":
+        return dataclasses.replace(self, layout=layout)
+
     def made_global(self, keep_local: bool = False) -> "RFState":
         """The state after an op that mixes every position (``keep_local`` keeps the local paths' RF)."""
         return dataclasses.replace(self, is_global=True, axes=self.axes if keep_local else None)
 
-    def spatial_dim_set(self) -> set[int]:
-        return set(self.dims or ())
 
-    def remap_dims(self, mapping: dict[int, int] | None) -> "RFState":
-        """Move spatial dims to new positions; ``mapping`` None (or missing a dim) loses the layout."""
-        if self.dims is None:
-            return self
-        if mapping is None or any(d not in mapping for d in self.dims):
-            return dataclasses.replace(self, dims=None)
-        return dataclasses.replace(self, dims=tuple(mapping[d] for d in self.dims))
+def mix(state: RFState, dims: Iterable[int]) -> RFState:
+    """State of a value that depends on every position held in the tensor dims ``dims`` (attention
+    keys, the dim a linear layer or a reduction runs over).
+
+    Mixing every piece of an axis makes the state global. Mixing part of an axis — a Swin window (the
+    minor factor), a MaxViT grid (the major one) — widens each unit's window to the positions that share
+    its other factors: exact, with a period.
+    """
+    dims = set(dims)
+    if state.layout is None:
+        return state.made_global() if dims else state
+    mixed = [f for d in sorted(dims) for f in state.layout[d].factors if f.axis is not None]
+    if not mixed or state.axes is None:
+        return state
+    for a in {f.axis for f in mixed}:
+        every = [f for dl in state.layout for f in dl.factors if f.axis == a and f.size > 1]
+        if all(f in mixed for f in every):
+            return state.made_global()
+    axes = list(state.axes)
+    for f in mixed:
+        if f.size > 1:
+            axes[f.axis] = _mix_factor(axes[f.axis], f)
+    return state.with_axes(axes)
 
 
-def merge(states: Sequence[RFState], dims: tuple[int, ...] | None) -> RFState:
+def _mix_factor(axis: AxisRF, f) -> AxisRF:
+    """Unit v also sees the units that differ from it only in factor ``f`` (size m, step t)."""
+    m, t = f.size, f.step
+
+    def src(v: int) -> tuple[int, int]:
+        k = (v // t) % m
+        return v - k * t, v + (m - 1 - k) * t
+
+    return axis.resample(src, 1, m * t, m * t)
+
+
+def merge(states: Sequence[RFState], layout: Layout | None) -> RFState:
     """Join the states of the inputs of an elementwise op or a channel concatenation.
 
     Each unit sees the union of what it sees through each input: per unit, the first pixel is the
@@ -208,10 +255,10 @@ def merge(states: Sequence[RFState], dims: tuple[int, ...] | None) -> RFState:
     flags = {f: any(getattr(s, f) for s in states) for f in ("is_global", "misaligned", "approximate", "unknown")}
     local = [s.axes for s in states if s.axes is not None]
     if not local:
-        return RFState(axes=None, dims=dims, **flags)
+        return RFState(axes=None, layout=layout, **flags)
     ndim = len(local[0])
     if any(len(a) != ndim for a in local):
-        return RFState(axes=None, dims=dims, **{**flags, "unknown": True})
+        return RFState(axes=None, layout=layout, **{**flags, "unknown": True})
     axes = []
     for per_input in zip(*local):
         first = per_input[0]
@@ -231,4 +278,4 @@ def merge(states: Sequence[RFState], dims: tuple[int, ...] | None) -> RFState:
             flags["approximate"] = True
             axes.append(AxisRF(max(a.stride for a in per_input), (min(a.lo[0] for a in per_input),),
                                (max(a.hi[0] for a in per_input),), min(a.size_min for a in per_input)))
-    return RFState(axes=tuple(axes), dims=dims, **flags)
+    return RFState(axes=tuple(axes), layout=layout, **flags)

@@ -1,25 +1,22 @@
-"""Reductions (mean, sum, amax, ...): reducing a spatial dim makes the RF global."""
+"""Reductions (mean, sum, amax, ...): reducing a spatial dim makes the RF global (or, over a window
+dim, widens it to the window)."""
 
 from __future__ import annotations
 
 import torch
 
+from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
-from rfkit.graph.state import RFState
+from rfkit.graph.state import RFState, mix
 
 
 def reduce_state(s: RFState, ndim: int, dims, keepdim: bool) -> RFState:
-    if dims is None:
-        dims = list(range(ndim))
-    dims = {d % ndim for d in ([dims] if isinstance(dims, int) else dims)}
-    if s.dims is None:  # layout lost: any reduction over the flattened dim mixes positions
-        return s.made_global() if (ndim - 1) in dims or not dims else s
-    out = s.made_global() if dims & set(s.dims) else s
-    if keepdim:
+    dims = set(range(ndim)) if dims is None else {d % ndim for d in ([dims] if isinstance(dims, int) else dims)}
+    out = mix(s, dims)
+    if keepdim or out.layout is None:
         return out
-    kept = [d for d in range(ndim) if d not in dims]
-    return out.remap_dims({d: kept.index(d) for d in kept})
+    return out.with_layout(lay.drop(out.layout, dims))
 
 
 _REDUCTIONS = ["mean", "sum", "amax", "amin", "std", "var", "logsumexp", "norm", "nansum", "nanmean", "prod"]
@@ -30,8 +27,7 @@ _REDUCTIONS = ["mean", "sum", "amax", "amin", "std", "var", "logsumexp", "norm",
 def reduction(ctx: OpContext):
     x, s = ctx.main()
     name = ctx.node.target if isinstance(ctx.node.target, str) else ctx.node.target.__name__
-    dim_pos = 2 if name == "norm" else 1
-    dims = ctx.arg(dim_pos, "dim")
+    dims = ctx.arg(2 if name == "norm" else 1, "dim")
     return reduce_state(s, x.dim(), dims, bool(ctx.kwargs.get("keepdim", False)))
 
 
@@ -44,6 +40,5 @@ def max_min(ctx: OpContext):
     if isinstance(second, torch.Tensor):
         from rfkit.graph.handlers.merge import elementwise
         return elementwise(ctx)
-    keepdim = bool(ctx.arg(2, "keepdim", False))
-    state = reduce_state(s, x.dim(), second, keepdim)
+    state = reduce_state(s, x.dim(), second, bool(ctx.arg(2, "keepdim", False)))
     return (state, state) if isinstance(ctx.out, tuple) else state
