@@ -181,7 +181,7 @@ def _distribute(factors: list[Factor], sizes: Sequence[int]) -> list[DimLayout]:
             k = n // prod
             if n % prod or f.size % k:
                 raise LayoutError(f"a dim of {n} cuts a factor of {f.size} unevenly")
-            dim.append(Factor(f.axis, k, f.step * (f.size // k)))
+            dim.append(Factor(f.axis, k, f.step * (f.size // k) if f.axis is not None else 1))
             pending.insert(0, Factor(f.axis, f.size // k, f.step))
             prod *= k
         out.append(DimLayout(normalise(dim) or (Factor(None, 1),)))

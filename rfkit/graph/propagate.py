@@ -17,7 +17,7 @@ from rfkit.errors import InputTooSmallError, RFKitError, TraceError
 from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext, UnsupportedOp
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
-from rfkit.graph.state import RFState
+from rfkit.graph.state import RFState, compact
 
 _TOO_SMALL = re.compile(
     r"too small|can't be greater than actual input size|non-positive|greater than input size|"
@@ -63,7 +63,7 @@ def _fitted(state: Any, out: Any) -> Any:
     """Bring each state's layout in line with the shape of its output tensor (see :func:`layout.fit`)."""
     if isinstance(state, RFState):
         if isinstance(out, torch.Tensor) and state.layout is not None:
-            return state.with_layout(lay.fit(state.layout, tuple(out.shape)))
+            return compact(state.with_layout(lay.fit(state.layout, tuple(out.shape))))
         return state
     if isinstance(state, (tuple, list)) and isinstance(out, (tuple, list)) and len(state) == len(out):
         return type(state)(_fitted(s, o) for s, o in zip(state, out))

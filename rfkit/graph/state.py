@@ -232,6 +232,26 @@ def mix(state: RFState, dims: Iterable[int]) -> RFState:
     return state.with_axes(axes)
 
 
+def compact(state: RFState) -> RFState:
+    """Re-index an axis whose minor pieces were consumed: when every remaining factor of an axis steps
+    ``t > 1`` grid units (a patch merge flattened the 2×2 neighbours into channels and a linear layer
+    mixed them), the remaining units are the old units ``0, t, 2t, ...``: a grid of stride ``t``.
+    The mixing that consumed the minor pieces made those units' windows equal, so this is exact."""
+    if state.layout is None or state.axes is None:
+        return state
+    axes, layout = list(state.axes), state.layout
+    for a in range(len(axes)):
+        # size-1 factors count: a reduction with keepdim leaves one behind, to broadcast back onto the grid
+        steps = [f.step for dl in layout for f in dl.factors if f.axis == a]
+        t = math.gcd(*steps) if steps else 1
+        if t <= 1:
+            continue
+        axes[a] = axes[a].shifted(0, t)
+        layout = tuple(lay.DimLayout(tuple(lay.Factor(f.axis, f.size, f.step // t) if f.axis == a else f
+                                           for f in dl.factors), dl.prefix) for dl in layout)
+    return state.with_axes(axes).with_layout(layout)
+
+
 def _mix_factor(axis: AxisRF, f) -> AxisRF:
     """Unit v also sees the units that differ from it only in factor ``f`` (size m, step t)."""
     m, t = f.size, f.step
@@ -248,9 +268,10 @@ def merge(states: Sequence[RFState], layout: Layout | None) -> RFState:
 
     Each unit sees the union of what it sees through each input: per unit, the first pixel is the
     minimum and the last the maximum over the inputs (exact, for every unit, when the strides agree);
-    ``size_min`` is the minimum over inputs. Inputs whose strides or unit-0 windows' centres disagree
-    mark the result ``misaligned``; with unequal strides the union is kept for unit 0 only and the result
-    is also ``approximate``.
+    ``size_min`` is the minimum over inputs. Inputs whose strides disagree, or shift-invariant inputs
+    whose centres disagree, mark the result ``misaligned`` (periodic inputs have centres that vary by unit
+    by design, which ``periodic`` says); with unequal strides the union is kept for unit 0 only and the
+    result is also ``approximate``.
     """
     flags = {f: any(getattr(s, f) for s in states) for f in ("is_global", "misaligned", "approximate", "unknown")}
     local = [s.axes for s in states if s.axes is not None]
@@ -263,7 +284,8 @@ def merge(states: Sequence[RFState], layout: Layout | None) -> RFState:
     for per_input in zip(*local):
         first = per_input[0]
         same_stride = all(a.stride == first.stride for a in per_input)
-        if not (same_stride and all(a.center == first.center for a in per_input)):
+        shift_invariant = all(a.period == 1 for a in per_input)  # else centres vary by unit anyway
+        if not same_stride or (shift_invariant and any(a.center != first.center for a in per_input)):
             flags["misaligned"] = True
         if same_stride:
             period = math.lcm(*(a.period for a in per_input))

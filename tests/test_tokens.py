@@ -1,0 +1,136 @@
+"""Token layouts: ViT (patch RF, global after the first attention, prefix tokens), Swin windows (exact,
+measured), MaxViT-style grids, channels-last, patch merging — against hand-computed values and the
+measured gradient support."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import rfkit
+from rfkit.graph import layout as lay
+from test_measured import check_model
+
+
+def test_layout_round_trip_through_window_partition():
+    shape = (2, 8, 12, 3)  # B, H, W, C
+    plain = lay.plain(shape, (1, 2))
+    parts = lay.reshape(plain, shape, (2, 2, 4, 3, 4, 3))
+    windows = lay.reshape(lay.permute(parts, (0, 1, 3, 2, 4, 5)), (2, 2, 3, 4, 4, 3), (12, 16, 3))
+    assert windows[1].factors == (lay.Factor(0, 4, 1), lay.Factor(1, 4, 1))
+    assert windows[0].factors == (lay.Factor(None, 2), lay.Factor(0, 2, 4), lay.Factor(1, 3, 4))
+    back = lay.permute(lay.reshape(windows, (12, 16, 3), (2, 2, 3, 4, 4, 3)), (0, 1, 3, 2, 4, 5))
+    assert lay.reshape(back, (2, 2, 4, 3, 4, 3), shape) == plain
+
+
+class WindowMix(nn.Module):
+    """Mean over non-overlapping windows of 4 along the width of a (B, C, 1, W) map, broadcast back."""
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = x.view(b, c, h, w // 4, 4)
+        return (y + y.mean(-1, keepdim=True)).view(b, c, h, w)
+
+
+def test_window_mixing_is_exact_and_periodic():
+    g = rfkit.trace(nn.Sequential(WindowMix()), input_size=(1, 16))
+    info = g["0"]
+    # unit v sees its window [4*(v//4), 4*(v//4)+3]
+    assert [info.window_of((0, v))[1] for v in range(6)] == [(0, 3)] * 4 + [(4, 7)] * 2
+    assert info.size == (1, 4) and info.period == (1, 4) and not info.is_global
+
+
+def test_window_mixing_measured():
+    check_model(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), WindowMix(), nn.Conv2d(4, 4, 3, padding=1)), (5, 24))
+
+
+class GridMix(nn.Module):
+    """Attention-like mixing over a dilated grid (MaxViT): positions w, w+4, w+8, ... of a 12-wide axis."""
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = x.view(b, c, h, 3, 4)
+        return (y + y.mean(-2, keepdim=True)).view(b, c, h, w)
+
+
+def test_grid_mixing_is_exact():
+    g = rfkit.trace(nn.Sequential(GridMix()), input_size=(1, 12))
+    assert g["0"].window_of((0, 1))[1] == (1, 9)  # sees 1, 5, 9
+    check_model(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), GridMix()), (4, 12))
+
+
+def test_vit_patch_rf_then_global_after_first_attention():
+    g = rfkit.trace("test_vit")
+    cfg = timm.create_model("test_vit").patch_embed
+    p = cfg.patch_size[0]
+    assert g["patch_embed"].size == (p, p) and g["patch_embed"].stride == (p, p)
+    assert g["patch_embed"].center == ((p - 1) / 2, (p - 1) / 2)
+    first = g["blocks.0.attn"]
+    assert first.is_global and first.size == (math.inf, math.inf) and first.local_size == (p, p)
+    assert g["blocks.0.norm1"].size == (p, p) and not g["blocks.0.norm1"].is_global
+    assert g.unsupported == []
+
+
+def test_cls_token_is_a_prefix_and_dropping_it_restores_the_grid():
+    class TinyViT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Conv2d(3, 8, 4, 4)
+            self.cls = nn.Parameter(torch.zeros(1, 1, 8))
+            self.head = nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x):
+            t = self.proj(x).flatten(2).transpose(1, 2)
+            t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], 1)
+            grid = t[:, 1:].transpose(1, 2).reshape(t.shape[0], 8, 4, 4)
+            return self.head(grid)
+
+    g = rfkit.trace(TinyViT(), input_size=16)
+    assert g.output.size == (12, 12) and g.output.stride == (4, 4) and g.unsupported == []
+    check_model(TinyViT(), (16, 16))
+
+
+def tiny_swin(img_size=56, **kw):
+    from timm.models.swin_transformer import SwinTransformer
+
+    return SwinTransformer(img_size=img_size, patch_size=4, window_size=7, embed_dim=8, depths=(2, 2), num_heads=(1, 1),
+                           num_classes=0, **kw)
+
+
+def test_swin_first_block_window_is_exact():
+    g = rfkit.trace(tiny_swin(), input_size=56)
+    b0 = g["layers.0.blocks.0"]  # regular 7x7 windows of 4-pixel tokens: 28 pixels, aligned
+    assert [b0.window_of((0, v))[1] for v in (0, 6, 7, 13)] == [(0, 27), (0, 27), (28, 55), (28, 55)]
+    assert b0.size == (28, 28) and b0.stride == (4, 4) and b0.period == (7, 7)
+    b1 = g["layers.0.blocks.1"]  # shifted by 3 tokens: a token sees two block-0 windows at most
+    assert b1.size == (56, 56) and b1.approximate  # the roll wraps around at the border
+    assert g.unsupported == []
+
+
+def test_swin_measured_inside_the_map():
+    """The analytic windows match the gradient support of interior units (away from the wrap-around)."""
+    from test_measured import expected_extent
+    from measure import measurable, measure
+
+    model = tiny_swin(img_size=224)
+    g = rfkit.trace(model, input_size=224)
+    names = [g.resolve(k) for k in ("layers.0.blocks.0", "layers.0.blocks.1", "layers.1.blocks.0")]
+    gm = measurable(model)
+    # 56 tokens per axis in stage 0, whose shifted windows are [3, 9], [10, 16], ...; these units and the
+    # stage-1 units above them (index // 2) only reach windows that do not wrap around the border
+    for unit in ((20, 24), (26, 22), (30, 33)):
+        units = {n: tuple(u * g[n].shape[g[n].dims[0]] // 56 for u in unit) for n in names}
+        got = measure(gm, names, (1, 3, 224, 224), units, {n: g[n].dims for n in names})
+        for n, (u, extent) in got.items():
+            assert extent == expected_extent(g[n], u, (224, 224)), (n, u, extent, g[n].window_of(u))
+
+
+def test_patch_merging_compacts_the_grid():
+    g = rfkit.trace(tiny_swin(), input_size=56)
+    merged = g["layers.1.downsample"]
+    assert merged.stride == (8, 8) and merged.dims == (1, 2) and merged.shape == (2, 7, 7, 16)
