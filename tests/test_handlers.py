@@ -354,3 +354,19 @@ def test_glu_over_channels_is_neutral_over_width_unsupported():
     assert g["1"].size == (3, 3) and g["1"].shape[1] == 2 and g.unsupported == []
     g = trace_seq(nn.Conv2d(3, 4, 3), nn.GLU(-1))
     assert g["1"].unknown and "GLU" in g.unsupported[0].reasons[0]
+
+
+def test_inplace_method_results_are_not_dropped():
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 3, 1)
+            self.b = nn.Conv2d(3, 3, 5, padding=2)
+
+        def forward(self, x):
+            out = self.a(x)
+            out.add_(self.b(x))  # torch.fx records it, but later code reads `out`, not the add_ node
+            return out.relu()
+
+    g = rfkit.trace(InPlace(), input_size=16)
+    assert g.output.size == (5, 5) and g.output.size_min == (1, 1)

@@ -28,12 +28,18 @@ class RFTracer(fx.Tracer):
     def __init__(self, registry: Registry = DEFAULT_REGISTRY) -> None:
         notrace_modules, notrace_functions = _timm_notrace()
         super().__init__(autowrap_functions=notrace_functions)
-        self.leaf_types = notrace_modules + tuple(registry.leaf_types)
+        self.registry = registry
+        self.notrace_modules = notrace_modules
+        self.registry_leaves = tuple(registry.leaf_types)
         self.module_outputs: dict[str, Any] = {}
         self.tracing_modules: list[str] = []  # modules being traced, innermost last
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, self.leaf_types) or super().is_leaf_module(m, module_qualified_name)
+        if isinstance(m, self.registry_leaves):
+            return True
+        if isinstance(m, self.notrace_modules):  # timm keeps it whole; trace into it when we can
+            return self.registry.for_module(m) is not None or not _traceable(type(m), m, self.registry)
+        return super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
         try:
@@ -50,6 +56,36 @@ class RFTracer(fx.Tracer):
         return out
 
 
+_TRACEABLE: dict[type, bool] = {}
+
+
+def _traceable(cls: type, module: nn.Module, registry: Registry) -> bool:
+    """Whether torch.fx can trace into a module timm marks no-trace (cached per class)."""
+    if cls not in _TRACEABLE:
+        try:
+            RFTracer(registry).trace(module)
+            _TRACEABLE[cls] = True
+        except Exception:  # noqa: BLE001 - any failure: keep it whole
+            _TRACEABLE[cls] = False
+    return _TRACEABLE[cls]
+
+
+def thread_inplace_ops(graph: fx.Graph) -> None:
+    """Make later uses of a tensor changed in place (``x.mul_(g)``, ``x.add_(y)``) read the in-place
+    node: torch.fx records such calls but leaves their result unused, which would drop the op, and with
+    ``add_(y)`` the RF of ``y``, from the graph."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    for n in list(graph.nodes):
+        if n.op != "call_method" or not n.target.endswith("_") or n.target.startswith("__") or n.users:
+            continue
+        if not n.args or not isinstance(n.args[0], fx.Node):
+            continue
+        src = n.args[0]
+        for user in list(src.users):
+            if user is not n and order[user] > order[n]:
+                user.replace_input_with(src, n)
+
+
 def trace_module(model: nn.Module, registry: Registry = DEFAULT_REGISTRY) -> tuple[fx.GraphModule, dict[str, str]]:
     """Symbolically trace ``model``; return the GraphModule and the module → output node map."""
     tracer = RFTracer(registry)
@@ -59,6 +95,7 @@ def trace_module(model: nn.Module, registry: Registry = DEFAULT_REGISTRY) -> tup
         where = f" in module {tracer.tracing_modules[-1]}" if tracer.tracing_modules else ""
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise TraceError(f"torch.fx cannot trace {type(model).__name__}{where}: {type(e).__name__}: {msg}") from e
+    thread_inplace_ops(graph)
     name = model.__class__.__name__
     gm = fx.GraphModule(tracer.root, graph, name)
     outputs = dict(tracer.module_outputs)
