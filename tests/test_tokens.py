@@ -134,3 +134,49 @@ def test_patch_merging_compacts_the_grid():
     g = rfkit.trace(tiny_swin(), input_size=56)
     merged = g["layers.1.downsample"]
     assert merged.stride == (8, 8) and merged.dims == (1, 2) and merged.shape == (2, 7, 7, 16)
+
+
+class ShapeBranch(nn.Module):
+    """torch.fx cannot trace it (control flow on the input's shape); rfkit records it with make_fx."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        if x.shape[-1] % 2:
+            x = F.pad(x, (0, 1))
+        return self.conv(x)[..., : x.shape[-2], :]
+
+
+def test_untraceable_module_is_recorded_with_make_fx(monkeypatch):
+    import rfkit.graph.tracer as tracer
+
+    monkeypatch.setattr(tracer, "_timm_notrace", lambda: ((ShapeBranch,), ()))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), ShapeBranch(), nn.Conv2d(4, 4, 3))
+    g = rfkit.trace(model, input_size=(20, 21))
+    assert g.unsupported == [] and g.records[g.resolve("1")].kind == "call_module"
+    assert g["1"].size == (7, 7) and g["1"].stride == (2, 2)
+    check_model(model, (20, 21))
+
+
+class WindowConv(nn.Module):
+    """A depthwise 3x3 conv applied inside 4x4 windows (EfficientViT's local window attention)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dw = nn.Conv2d(2, 2, 3, padding=1, groups=2)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = x.view(b, c, h // 4, 4, w // 4, 4).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, 4, 4)
+        y = self.dw(y)
+        return y.view(b, h // 4, w // 4, c, 4, 4).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+def test_conv_inside_windows_is_clipped_at_window_edges():
+    g = rfkit.trace(nn.Sequential(WindowConv()), input_size=(8, 8), in_chans=2)
+    info = g["0"]
+    # unit 3 sits at the right edge of window [0, 3]: it sees 2..3 only; unit 4 opens the next window: 4..5
+    assert [info.window_of((0, v))[1] for v in range(6)] == [(0, 1), (0, 2), (1, 3), (2, 3), (4, 5), (4, 6)]
+    check_model(nn.Sequential(nn.Conv2d(2, 2, 1), WindowConv()), (8, 12), in_chans=2)

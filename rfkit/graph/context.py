@@ -89,16 +89,25 @@ class OpContext:
         n = len(kernel)
         if s.axes is None:  # already sees the whole input (e.g. a conv1d over pooled channels in ECA)
             return s
-        if s.dims is None:
+        if all(k == 1 and st == 1 and p == 0 for k, st, p in zip(kernel, stride, pad)):
+            return s  # pointwise: whatever the dims hold (MobileViT runs 1x1 convs over unfolded patches)
+        if s.layout is None:
             raise UnsupportedOp("sliding window over a tensor whose spatial layout was lost")
         tensor_ndim = x.dim() if x is not None else self.out_ndim
         window_dims = list(range(tensor_ndim - n, tensor_ndim))
         axes = list(s.axes)
         for j, d in enumerate(window_dims):
-            if d not in s.dims:
-                raise UnsupportedOp(f"sliding window over dim {d}, which is not spatial (spatial: {s.dims})")
-            i = s.dims.index(d)
-            axes[i] = axes[i].local(kernel[j], stride[j], pad[j], dilation[j])
+            dl = s.layout[d]
+            f = dl.factors[0] if len(dl.factors) == 1 and not dl.prefix else None
+            if f is None or f.axis is None or f.step != 1:
+                raise UnsupportedOp(f"sliding window over dim {d}, which does not hold one piece of a spatial axis")
+            whole = all(g.axis != f.axis or g is f for other in s.layout for g in other.factors)
+            if whole:
+                axes[f.axis] = axes[f.axis].local(kernel[j], stride[j], pad[j], dilation[j])
+            elif stride[j] == 1:  # inside windows (EfficientViT's local attention): zero padding at window edges
+                axes[f.axis] = axes[f.axis].local_in_windows(f.size, kernel[j], pad[j], dilation[j])
+            else:
+                raise UnsupportedOp(f"strided sliding window inside windows of {f.size}")
         return s.with_axes(axes)
 
     def map_axes(self, state: RFState, fn: Callable[[int, AxisRF], AxisRF]) -> RFState:

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 import torch.fx as fx
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from rfkit.errors import InputTooSmallError, RFKitError, TraceError
 from rfkit.graph import layout as lay
@@ -116,6 +116,7 @@ class RFPropagator(fx.Interpreter):
         self.registry = registry
         self.result = PropagationResult()
         self._seen_input = False
+        self._given_states: list | None = None  # states of the placeholders, for a recorded sub-graph
 
     def propagate(self, x: torch.Tensor, ndim_spatial: int) -> PropagationResult:
         self.ndim_spatial = ndim_spatial
@@ -154,6 +155,8 @@ class RFPropagator(fx.Interpreter):
 
     def _state_of(self, n: fx.Node, out: Any) -> Any:
         if n.op == "placeholder":
+            if self._given_states is not None:
+                return self._given_states.pop(0) if self._given_states else None
             if self._seen_input or not isinstance(out, torch.Tensor):
                 return None
             self._seen_input = True
@@ -177,6 +180,8 @@ class RFPropagator(fx.Interpreter):
         handler = self._lookup(n, module)
         in_shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else None
         base = carried[0]
+        if handler is None and module is not None:
+            return self._recorded(n, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape)
         if handler is None:
             return self._unsupported(n, module, out, base, in_shape, "no RF rule for this op")
         ctx = OpContext(node=n, module=module, args=args, kwargs=kwargs, arg_states=arg_states,
@@ -194,6 +199,40 @@ class RFPropagator(fx.Interpreter):
         if unknown_input:
             state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
         return state
+
+    def _recorded(self, n, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape):
+        """A module with no rule that torch.fx could not trace: record it with ``make_fx`` on its concrete
+        meta inputs (shape-dependent control flow is fine then) and propagate through the ATen ops."""
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        is_leaf = lambda x: x is None or isinstance(x, RFState)  # noqa: E731 - None is a pytree node otherwise
+        flat, spec = tree_flatten((args, kwargs), is_leaf=lambda x: x is None)
+        flat_states, _ = tree_flatten((arg_states, kwarg_states), is_leaf=is_leaf)
+        where = [i for i, v in enumerate(flat) if isinstance(v, torch.Tensor)]
+
+        def call(*tensors):
+            values = list(flat)
+            for i, t in zip(where, tensors):
+                values[i] = t
+            a, k = tree_unflatten(values, spec)
+            return module(*a, **k)
+
+        try:
+            recorded = make_fx(call, tracing_mode="real")(*[flat[i] for i in where])
+        except Exception as e:  # noqa: BLE001
+            return self._unsupported(n, module, out, base, in_shape,
+                                     f"no RF rule, and recording it with make_fx failed: {type(e).__name__}: {e}")
+        sub = RFPropagator(recorded, self.registry)
+        sub._given_states = [flat_states[i] if isinstance(flat_states[i], RFState) else None for i in where]
+        sub.ndim_spatial = self.ndim_spatial
+        try:
+            sub.run(*[flat[i] for i in where])
+        except RFKitError as e:
+            return self._unsupported(n, module, out, base, in_shape, f"recorded ATen graph failed: {e}")
+        for u in sub.result.unsupported:
+            self.result.unsupported.append(UnsupportedNode(f"{n.name}/{u.node}", u.op, u.reason))
+        out_node = next(x for x in recorded.graph.nodes if x.op == "output")
+        return fx.node.map_arg(out_node.args[0], lambda a: sub.result.states.get(a.name))
 
     def _lookup(self, n: fx.Node, module):
         if n.op == "call_module":

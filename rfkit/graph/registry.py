@@ -83,10 +83,13 @@ class Registry:
         return None
 
     def for_function(self, fn: Callable) -> Handler | None:
+        """Handler of a function, or of the ATen op an ``OpOverload`` belongs to (``aten.add.Tensor``)."""
         try:
-            return self.functions.get(fn)
+            handler = self.functions.get(fn)
         except TypeError:  # unhashable callables
             return None
+        packet = getattr(fn, "overloadpacket", None)
+        return handler if handler is not None or packet is None else self.functions.get(packet)
 
     def for_method(self, name: str) -> Handler | None:
         return self.methods.get(name)

@@ -119,6 +119,17 @@ class AxisRF:
         return self.resample(lambda v: (v * stride - pad, v * stride - pad + span), stride, 1, stride,
                              grow_min=lambda m, s: m + span * s)
 
+    def local_in_windows(self, window: int, kernel: int, pad: int, dilation: int = 1) -> "AxisRF":
+        """A stride-1 sliding window applied separately inside aligned windows of ``window`` units, each
+        zero-padded at its edges (a conv over window-partitioned tokens)."""
+        span = dilation * (kernel - 1)
+
+        def src(v: int) -> tuple[int, int]:
+            i = v % window
+            return v - i + max(i - pad, 0), v - i + min(i - pad + span, window - 1)
+
+        return self.resample(src, 1, window, window, grow_min=lambda m, s: m + span * s)
+
     def shifted(self, units: int, step: int = 1) -> "AxisRF":
         """Re-index the axis: new unit ``v`` is old unit ``units + v * step``."""
         return self.local(1, step, -units)

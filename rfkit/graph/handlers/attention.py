@@ -37,14 +37,18 @@ def _union(states: list[RFState | None], layout) -> RFState:
 @R.function(F.scaled_dot_product_attention)
 def sdpa(ctx: OpContext):
     """Queries (…, L, E), keys (…, S, E), values (…, S, Ev): output (…, L, Ev) mixes the key/value dim -2."""
+    return sdpa_state(ctx, ctx.out)
+
+
+def sdpa_state(ctx: OpContext, out: torch.Tensor) -> RFState:
     q, k, v = (ctx.arg(i, n) for i, n in enumerate(("query", "key", "value")))
     sq, sk, sv = (ctx.state(i, n) for i, n in enumerate(("query", "key", "value")))
-    nd = ctx.out.dim()
+    nd = out.dim()
     mixed = [mix(_padded(s, t.dim(), nd), {nd - 2}) if s is not None else None for s, t in ((sk, k), (sv, v))]
     sq = _padded(sq, q.dim(), nd)
     layout = sq.layout if sq is not None else None
     if layout is not None:
-        layout = layout[:-1] + (lay.DimLayout.other(ctx.out.shape[-1]),)
+        layout = layout[:-1] + (lay.DimLayout.other(out.shape[-1]),)
     return _union([sq, *mixed], layout)
 
 
@@ -55,21 +59,24 @@ def matmul_state(a: torch.Tensor, b: torch.Tensor, sa: RFState | None, sb: RFSta
         raise UnsupportedOp("matmul with a vector operand")
     nd = out.dim()
     sa, sb = _padded(sa, a.dim(), nd), _padded(sb, b.dim(), nd)
-    a_rows = sa is not None and sa.layout is not None and (sa.layout[-2].spatial or sa.layout[-2].prefix)
-    parts, layout = [], None
+
+    def holds_grid(s: RFState | None, d: int) -> bool:
+        return s is not None and s.layout is not None and (s.layout[d].spatial or bool(s.layout[d].prefix))
+
+    b_cols_mixed = holds_grid(sa, nd - 2)
+    parts = []
     if sa is not None:
-        ma = mix(sa, {nd - 1})
-        parts.append(ma)
-        if ma.layout is not None:
-            layout = ma.layout[:-1] + (lay.DimLayout.other(out.shape[-1]),)
+        parts.append(mix(sa, {nd - 1}))
     if sb is not None:
-        mb = mix(sb, {nd - 2, nd - 1} if a_rows else {nd - 2})
-        parts.append(mb)
-        if layout is None and mb.layout is not None:
-            layout = mb.layout[:-2] + (lay.DimLayout.other(out.shape[-2]), mb.layout[-1])
-        elif layout is not None and mb.layout is not None and not a_rows:
-            layout = merged_layout([RFState(None, layout), RFState(None, mb.layout[:-2] + layout[-2:])])
-    return _union(parts, layout)
+        parts.append(mix(sb, {nd - 2, nd - 1} if b_cols_mixed else {nd - 2}))
+    layouts = [p.layout for p in parts if p.layout is not None]
+    if not layouts:
+        return _union(parts, None)
+    batch = merged_layout([RFState(None, lay_[: nd - 2]) for lay_ in layouts]) or ()
+    row = sa.layout[nd - 2] if sa is not None and sa.layout is not None else lay.DimLayout.other(out.shape[-2])
+    col = sb.layout[nd - 1] if (sb is not None and sb.layout is not None and not b_cols_mixed) \
+        else lay.DimLayout.other(out.shape[-1])
+    return _union(parts, tuple(batch) + (row, col))
 
 
 @R.function(operator.matmul, torch.matmul, torch.bmm)

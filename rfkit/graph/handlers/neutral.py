@@ -20,6 +20,11 @@ def neutral(ctx: OpContext):
     return s
 
 
+def neutral_first(ctx: OpContext):
+    """The main input's state, for pointwise ops that also return side outputs (statistics, masks)."""
+    return ctx.main()[1]
+
+
 _ACTIVATION_MODULES = [
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
     nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Hardshrink, nn.Softshrink, nn.Tanhshrink, nn.Softplus,

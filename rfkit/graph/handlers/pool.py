@@ -36,7 +36,10 @@ def _ndim_of(ctx: OpContext) -> int:
         for cls in type(ctx.module).__mro__:
             if cls in _NDIM:
                 return _NDIM[cls]
-    return _FN_NDIM[ctx.node.target]
+    if ctx.node.target in _FN_NDIM:
+        return _FN_NDIM[ctx.node.target]
+    kernel = ctx.arg(1, "kernel_size")  # ATen ops spell the window out per axis
+    return len(kernel) if isinstance(kernel, (list, tuple)) and len(kernel) > 1 else ctx.main()[0].dim() - 2
 
 
 def pool_state(ctx: OpContext, n: int, kernel, stride, padding, dilation=1):
@@ -106,7 +109,11 @@ def adaptive_axis(axis: AxisRF, size_in: int, size_out: int) -> AxisRF:
             F.adaptive_max_pool1d_with_indices, F.adaptive_max_pool2d_with_indices,
             F.adaptive_max_pool3d_with_indices)
 def adaptive_pool(ctx: OpContext):
-    n = _ndim_of(ctx)
+    return adaptive_pool_n(ctx, _ndim_of(ctx))
+
+
+def adaptive_pool_n(ctx: OpContext, n: int):
+    """Adaptive pooling over the last ``n`` dims of the main input."""
     x, s = ctx.main()
     out = ctx.out[0] if isinstance(ctx.out, tuple) else ctx.out
     if s.axes is None:

@@ -27,8 +27,10 @@ _REDUCTIONS = ["mean", "sum", "amax", "amin", "std", "var", "logsumexp", "norm",
 def reduction(ctx: OpContext):
     x, s = ctx.main()
     name = ctx.node.target if isinstance(ctx.node.target, str) else ctx.node.target.__name__
-    dims = ctx.arg(2 if name == "norm" else 1, "dim")
-    return reduce_state(s, x.dim(), dims, bool(ctx.kwargs.get("keepdim", False)))
+    at = 2 if name.split(".")[0] == "norm" else 1  # norm(x, p, dim, keepdim)
+    dims = ctx.arg(at, "dim")
+    keepdim = ctx.arg(at + 1, "keepdim", False)
+    return reduce_state(s, x.dim(), dims, bool(keepdim) if isinstance(keepdim, bool) else False)
 
 
 @R.function(torch.max, torch.min)

@@ -137,7 +137,11 @@ def getitem(ctx: OpContext):
     (a prefix token's index keeps only that token), None adds a dim."""
     x, s = ctx.main()
     index = ctx.arg(1, "index")
-    index = index if isinstance(index, tuple) else (index,)
+    return index_state(ctx, x, s, index if isinstance(index, tuple) else (index,))
+
+
+def index_state(ctx: OpContext, x: torch.Tensor, s: RFState, index: tuple) -> RFState:
+    """State of ``x[index]`` (basic indexing: slices, ints, None, Ellipsis)."""
     consumed = sum(1 for it in index if it is not None and it is not Ellipsis)
     spatial = s.spatial_dim_set()
     d = 0
