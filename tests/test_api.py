@@ -155,3 +155,21 @@ def test_default_size_follows_the_spatial_rank():
     g1 = rfkit.trace(nn.Conv1d(2, 2, 3))
     g3 = rfkit.trace(nn.Conv3d(1, 1, 3), input_size=None)
     assert g1.input_size == (224,) and g3.input_size == (224, 224, 224)
+
+
+def test_model_fx_cannot_trace_is_recorded_with_make_fx():
+    class ShapeDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, 2, 1)
+            self.head = nn.Conv2d(4, 4, 5)
+
+        def forward(self, x):
+            if x.shape[-1] > 8:  # control flow on a shape: torch.fx cannot trace it
+                x = self.stem(x)
+            return self.head(x)
+
+    g = rfkit.trace(ShapeDependent(), input_size=32)
+    assert g.method == "make_fx" and g.unsupported == []
+    assert g["stem"].size == (3, 3) and g["head"].size == (3 + 4 * 2,) * 2 and g["head"].stride == (2, 2)
+    assert g.output == g["head"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import operator
 import re
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,8 +181,9 @@ class RFPropagator(fx.Interpreter):
         handler = self._lookup(n, module)
         in_shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else None
         base = carried[0]
-        if handler is None and module is not None:
-            return self._recorded(n, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape)
+        if handler is None and (module is not None or isinstance(n.target, types.FunctionType)):
+            fn = module if module is not None else n.target  # a Python function kept whole (timm's no-trace)
+            return self._recorded(n, fn, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape)
         if handler is None:
             return self._unsupported(n, module, out, base, in_shape, "no RF rule for this op")
         ctx = OpContext(node=n, module=module, args=args, kwargs=kwargs, arg_states=arg_states,
@@ -200,9 +202,10 @@ class RFPropagator(fx.Interpreter):
             state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
         return state
 
-    def _recorded(self, n, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape):
-        """A module with no rule that torch.fx could not trace: record it with ``make_fx`` on its concrete
-        meta inputs (shape-dependent control flow is fine then) and propagate through the ATen ops."""
+    def _recorded(self, n, fn, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape):
+        """A module or function with no rule that torch.fx could not trace: record it with ``make_fx`` on
+        its concrete meta inputs (shape-dependent control flow is fine then) and propagate through the
+        ATen ops."""
         from torch.fx.experimental.proxy_tensor import make_fx
 
         is_leaf = lambda x: x is None or isinstance(x, RFState)  # noqa: E731 - None is a pytree node otherwise
@@ -215,7 +218,7 @@ class RFPropagator(fx.Interpreter):
             for i, t in zip(where, tensors):
                 values[i] = t
             a, k = tree_unflatten(values, spec)
-            return module(*a, **k)
+            return fn(*a, **k)
 
         try:
             recorded = make_fx(call, tracing_mode="real")(*[flat[i] for i in where])

@@ -57,12 +57,14 @@ class RFGraph:
     """
 
     def __init__(self, records: list[NodeRecord], module_outputs: dict[str, str], unsupported_nodes: list,
-                 input_size: tuple[int, ...], model_name: str = "", in_chans: int = 3) -> None:
+                 input_size: tuple[int, ...], model_name: str = "", in_chans: int = 3,
+                 method: str = "torch.fx") -> None:
         self.records = {r.name: r for r in records}
         self.module_outputs = {m: n for m, n in module_outputs.items() if n in self.records}
         self.input_size = tuple(input_size)
         self.model_name = model_name
         self.in_chans = in_chans
+        self.method = method  # "torch.fx", or "make_fx" for models recorded as ATen ops at this input size
         self.axis_names = AXIS_NAMES.get(len(self.input_size), tuple(f"a{i}" for i in range(len(self.input_size))))
         self._unsupported_nodes = list(unsupported_nodes)
         self._nx: nx.DiGraph | None = None

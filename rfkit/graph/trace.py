@@ -13,7 +13,8 @@ from rfkit.graph.propagate import RFPropagator, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
-from rfkit.graph.tracer import trace_module
+from rfkit.graph.propagate import _TOO_SMALL
+from rfkit.graph.tracer import record_model, trace_module
 from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
@@ -93,20 +94,29 @@ def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = Non
         raise InputTooSmallError(f"input size {size} must be positive on every axis")
     chans = in_chans or default_chans or 3
 
-    gm, module_outputs = trace_module(module, registry)
-
+    x = torch.empty((2, chans, *size), device="meta")
     try:
-        result = _propagate(gm, registry, chans, size)
+        gm, module_outputs = trace_module(module, registry)
+        result = _propagate(gm, registry, x)
+        method = "torch.fx"
     except InputTooSmallError as e:
         smallest = smallest_square_input(gm, registry, chans, len(size), start=max(size) + 1)
         hint = f" The smallest square input it takes is {'×'.join([str(smallest)] * len(size))}." if smallest else ""
         raise InputTooSmallError(f"{e}{hint}") from e
-    return _build_graph(gm, result, module_outputs, size, name, chans)
+    except TraceError as fx_error:  # shape-dependent control flow, untraceable inputs...: record it instead
+        try:
+            gm, module_outputs = record_model(module, x)
+        except TraceError as e:
+            if _TOO_SMALL.search(str(e)):
+                raise InputTooSmallError(f"input too small for this network: {e}") from e
+            raise TraceError(f"{fx_error} (recording it with make_fx failed too: {e})") from e
+        result = _propagate(gm, registry, x)
+        method = "make_fx"
+    return _build_graph(gm, result, module_outputs, size, name, chans, method)
 
 
-def _propagate(gm: fx.GraphModule, registry: Registry, chans: int, size: tuple[int, ...]):
-    x = torch.empty((2, chans, *size), device="meta")
-    return RFPropagator(gm, registry).propagate(x, len(size))
+def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor):
+    return RFPropagator(gm, registry).propagate(x, x.dim() - 2)
 
 
 def smallest_square_input(gm: fx.GraphModule, registry: Registry, chans: int, ndim: int, start: int = 1,
@@ -116,7 +126,7 @@ def smallest_square_input(gm: fx.GraphModule, registry: Registry, chans: int, nd
 
     def fits(n: int) -> bool:
         try:
-            _propagate(gm, registry, chans, (n,) * ndim)
+            _propagate(gm, registry, torch.empty((2, chans) + (n,) * ndim, device="meta"))
             return True
         except InputTooSmallError:
             return False
@@ -143,7 +153,8 @@ def _scope(node: fx.Node) -> str:
     return last[0] if isinstance(last, tuple) else str(last)
 
 
-def _build_graph(gm: fx.GraphModule, result, module_outputs: dict[str, str], size, name: str, chans: int) -> RFGraph:
+def _build_graph(gm: fx.GraphModule, result, module_outputs: dict[str, str], size, name: str, chans: int,
+                 method: str) -> RFGraph:
     """Keep the nodes whose output is one tensor reached by the input; connect them through the rest."""
     kept: dict[str, NodeRecord] = {}
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -169,4 +180,4 @@ def _build_graph(gm: fx.GraphModule, result, module_outputs: dict[str, str], siz
             inputs=tuple(sources(n, set())), info=RFInfo.from_state(state, len(size), result.shapes.get(n.name)),
         )
     del nodes
-    return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans)
+    return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans, method)

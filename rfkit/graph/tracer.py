@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.fx as fx
 import torch.nn as nn
 from torch.utils._pytree import tree_flatten
@@ -104,4 +105,46 @@ def trace_module(model: nn.Module, registry: Registry = DEFAULT_REGISTRY) -> tup
     out_nodes = [n.name for n in leaves if isinstance(n, fx.Node)]
     if len(out_nodes) == 1:
         outputs[""] = out_nodes[0]
+    return gm, outputs
+
+
+# --- recording with make_fx, for models torch.fx cannot trace ------------------------------------------
+@torch.library.custom_op("rfkit::mark", mutates_args=())
+def _mark(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Identity that names a module's output in a recorded (ATen) graph."""
+    return x.clone()
+
+
+@_mark.register_fake
+def _(x: torch.Tensor, name: str) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+MARK = torch.ops.rfkit.mark.default
+
+
+def record_model(model: nn.Module, x: torch.Tensor) -> tuple[fx.GraphModule, dict[str, str]]:
+    """Record ``model(x)`` with ``make_fx`` (concrete shapes, so shape-dependent control flow is fine);
+    forward hooks mark every module's output so that ``g["layer4"]`` still finds it."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    names = {m: n for n, m in model.named_modules() if n}
+
+    def hook(module, args, out):
+        return MARK(out, names[module]) if isinstance(out, torch.Tensor) else out
+
+    handles = [m.register_forward_hook(hook) for m in names]
+    try:
+        gm = make_fx(model, tracing_mode="real")(x)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise TraceError(f"recording {type(model).__name__} with make_fx failed: {type(e).__name__}: {msg}") from e
+    finally:
+        for h in handles:
+            h.remove()
+    outputs = {n.args[1]: n.name for n in gm.graph.nodes if n.op == "call_function" and n.target is MARK}
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    leaves, _ = tree_flatten(out_node.args[0])
+    if len([n for n in leaves if isinstance(n, fx.Node)]) == 1:
+        outputs[""] = next(n for n in leaves if isinstance(n, fx.Node)).name
     return gm, outputs

@@ -160,3 +160,12 @@ def _sdpa(ctx: OpContext):
 register_packets(_sdpa, "scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
                  "_scaled_dot_product_attention_math", "_scaled_dot_product_efficient_attention",
                  "_scaled_dot_product_flash_attention")
+
+
+def _register_mark() -> None:
+    from rfkit.graph.tracer import MARK
+
+    R.functions[MARK] = neutral.neutral_first
+
+
+_register_mark()
