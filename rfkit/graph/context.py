@@ -96,8 +96,17 @@ class OpContext:
         tensor_ndim = x.dim() if x is not None else self.out_ndim
         window_dims = list(range(tensor_ndim - n, tensor_ndim))
         axes = list(s.axes)
+        layout = list(s.layout)
         for j, d in enumerate(window_dims):
             dl = s.layout[d]
+            if len(dl.factors) > 1 and not dl.prefix and kernel[j] == stride[j] and pad[j] == 0 \
+                    and dl.factors[-1].axis is not None and dl.factors[-1].step == 1 \
+                    and dl.factors[-1].size % kernel[j] == 0:
+                # non-overlapping pooling along flattened tokens (NextViT): blocks of k along the minor axis
+                f, k = dl.factors[-1], kernel[j]
+                axes[f.axis] = _mix_block(axes[f.axis], k)
+                layout[d] = type(dl)(dl.factors[:-1] + (type(f)(f.axis, f.size // k, k),))
+                continue
             f = dl.factors[0] if len(dl.factors) == 1 and not dl.prefix else None
             if f is None or f.axis is None or f.step != 1:
                 raise UnsupportedOp(f"sliding window over dim {d}, which does not hold one piece of a spatial axis")
@@ -108,13 +117,18 @@ class OpContext:
                 axes[f.axis] = axes[f.axis].local_in_windows(f.size, kernel[j], pad[j], dilation[j])
             else:
                 raise UnsupportedOp(f"strided sliding window inside windows of {f.size}")
-        return s.with_axes(axes)
+        return s.with_axes(axes).with_layout(tuple(layout))
 
     def map_axes(self, state: RFState, fn: Callable[[int, AxisRF], AxisRF]) -> RFState:
         """Apply ``fn(tensor_dim, axis)`` to every local axis of ``state``."""
         if state.axes is None or state.dims is None:
             return state
         return state.with_axes(fn(d, a) for d, a in zip(state.dims, state.axes))
+
+
+def _mix_block(axis: AxisRF, k: int) -> AxisRF:
+    """Each unit sees the aligned block of ``k`` units it belongs to."""
+    return axis.resample(lambda v: (v - v % k, v - v % k + k - 1), 1, k, k)
 
 
 def as_tuple(value: Any, n: int) -> tuple:

@@ -56,6 +56,8 @@ register_packets(pool.max_pool_function, "max_pool1d", "max_pool2d", "max_pool3d
                  "max_pool3d_with_indices")
 register_packets(pool.avg_pool_function, "avg_pool1d", "avg_pool2d", "avg_pool3d")
 register_packets(resample.pixel_shuffle, "pixel_shuffle")
+register_packets(conv.unfold_function, "im2col")
+register_packets(shape.repeat_interleave, "repeat_interleave")
 register_packets(resample.pixel_unshuffle, "pixel_unshuffle")
 
 

@@ -7,6 +7,7 @@ import math
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext, as_tuple
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
 
@@ -81,3 +82,31 @@ def _register_timm() -> None:
 
 
 _register_timm()
+
+
+def unfold_state(ctx: OpContext, kernel, dilation, padding, stride):
+    """``F.unfold`` (im2col): (B, C, H, W) → (B, C·kh·kw, L); each column is a window, L the grid of
+    window positions, flattened row-major."""
+    x, s = ctx.main()
+    n = x.dim() - 2
+    kernel, dilation = as_tuple(kernel, n), as_tuple(dilation, n)
+    padding, stride = as_tuple(padding, n), as_tuple(stride, n)
+    out = ctx.local_op(kernel, stride, padding, dilation)
+    if out.layout is None or s.dims is None:
+        return out
+    sizes = [(x.shape[d] + 2 * p - dl * (k - 1) - 1) // st + 1
+             for d, k, dl, p, st in zip(s.dims, kernel, dilation, padding, stride)]
+    grid = tuple(lay.Factor(a, size) for a, size in enumerate(sizes))
+    return out.with_layout((out.layout[0], lay.DimLayout.other(ctx.out.shape[1]), lay.DimLayout(grid)))
+
+
+@R.module(nn.Unfold)
+def unfold_module(ctx: OpContext):
+    m = ctx.module
+    return unfold_state(ctx, m.kernel_size, m.dilation, m.padding, m.stride)
+
+
+@R.function(F.unfold)
+def unfold_function(ctx: OpContext):
+    return unfold_state(ctx, ctx.arg(1, "kernel_size"), ctx.arg(2, "dilation", 1), ctx.arg(3, "padding", 0),
+                        ctx.arg(4, "stride", 1))

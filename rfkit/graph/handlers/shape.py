@@ -223,3 +223,14 @@ def roll(ctx: OpContext):
             axes[i] = axes[i].shifted(-shift)
         s = s.replace(approximate=True)
     return s if axes is None else s.with_axes(axes)
+
+
+@R.function(torch.repeat_interleave)
+@R.method("repeat_interleave")
+def repeat_interleave(ctx: OpContext):
+    """Repeating entries of a channel (or head) dim leaves positions alone."""
+    x, s = ctx.main()
+    dim = ctx.arg(2, "dim", None)
+    if dim is None or (dim % x.dim()) in s.spatial_dim_set():
+        raise UnsupportedOp("repeat_interleave over a spatial (or flattened) dim")
+    return s
