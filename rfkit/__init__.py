@@ -14,17 +14,19 @@ from rfkit.errors import (InputTooSmallError, ModelBuildError, ModelNotFoundErro
 
 __version__ = "0.1.0"
 
-_LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo": "rfkit.graph.info"}
+_LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo": "rfkit.graph.info",
+         "verify": "rfkit.verification.verify", "VerifyReport": "rfkit.verification.verify"}
 
 __all__ = [
     "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "RFGraph", "RFInfo",
-    "RFKitError", "TraceError", "__version__", "trace",
+    "RFKitError", "TraceError", "VerifyReport", "__version__", "trace", "verify",
 ]
 
 if TYPE_CHECKING:
     from rfkit.graph.info import RFInfo
     from rfkit.graph.rfgraph import RFGraph
     from rfkit.graph.trace import trace
+    from rfkit.verification.verify import VerifyReport, verify
 
 
 def __getattr__(name: str):

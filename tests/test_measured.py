@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import rfkit
-from measure import measurable, measure
+from rfkit.verification.measure import measurable, measure
 from test_handlers import SE, Inception, Misaligned, Residual
 
 

@@ -115,7 +115,7 @@ def test_swin_first_block_window_is_exact():
 def test_swin_measured_inside_the_map():
     """The analytic windows match the gradient support of interior units (away from the wrap-around)."""
     from test_measured import expected_extent
-    from measure import measurable, measure
+    from rfkit.verification.measure import measurable, measure
 
     model = tiny_swin(img_size=224)
     g = rfkit.trace(model, input_size=224)
@@ -180,3 +180,38 @@ def test_conv_inside_windows_is_clipped_at_window_edges():
     # unit 3 sits at the right edge of window [0, 3]: it sees 2..3 only; unit 4 opens the next window: 4..5
     assert [info.window_of((0, v))[1] for v in range(6)] == [(0, 1), (0, 2), (1, 3), (2, 3), (4, 5), (4, 6)]
     check_model(nn.Sequential(nn.Conv2d(2, 2, 1), WindowConv()), (8, 12), in_chans=2)
+
+
+class UnfoldNet(nn.Module):
+    """im2col patches (TNT), a linear layer per patch, back to the grid of patch positions."""
+
+    def __init__(self):
+        super().__init__()
+        self.unfold = nn.Unfold(kernel_size=(3, 5), stride=2, padding=1)
+        self.fc = nn.Linear(3 * 15, 4)
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        cols = self.fc(self.unfold(x).transpose(1, 2))  # (B, L, 4)
+        return cols.transpose(1, 2).reshape(b, 4, (h - 1) // 2 + 1, (w - 1) // 2)
+
+
+class TokenPool(nn.Module):
+    """AvgPool1d over row-major tokens with k = s dividing the row length (NextViT's E-MHSA)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AvgPool1d(4, 4)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        return self.pool(x.flatten(2)).view(b, c, h, w // 4)
+
+
+def test_unfold_and_token_pooling():
+    g = rfkit.trace(UnfoldNet(), input_size=(9, 12))
+    assert g.output.size == (3, 5) and g.output.stride == (2, 2) and g.output.center == (0, 1)
+    check_model(UnfoldNet(), (9, 12))
+    g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), TokenPool()), input_size=(5, 16))
+    assert g.output.size == (3, 6) and g.output.stride == (1, 4) and g.unsupported == []
+    check_model(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), TokenPool()), (5, 16))

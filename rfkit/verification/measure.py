@@ -1,10 +1,11 @@
-"""An independent measurement of receptive fields: the gradient support of one output unit.
+"""Measuring receptive fields: the gradient support of output units, independent of the analytic pass.
 
 The model is made measurable, as the RF literature does: float64, every weight positive (scaled by
-fan-in so that no sigmoid gate saturates to an exactly zero gradient), BatchNorm
-statistics neutral, max pooling replaced by average pooling with the same window (a max sends the
-gradient to one pixel per window), inputs positive. Then the set of input pixels with a non-zero
-gradient of a unit is exactly the set of pixels it can see.
+fan-in so that activations stay O(1) and no sigmoid gate saturates to an exactly zero gradient),
+BatchNorm statistics neutral, max pooling replaced by average pooling with the same window (a max sends
+the gradient to one pixel per window), clamping activations (ReLU6, hard sigmoid/swish/tanh) replaced by
+the identity (their flat parts have zero gradient), inputs positive. Then the set of input pixels with a
+non-zero gradient of a unit is exactly the set of pixels it can see. Every swap is reported.
 """
 
 from __future__ import annotations
@@ -35,13 +36,28 @@ def _avg_like(m: nn.Module) -> nn.Module:
     return cls(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
 
 
-def measurable(model: nn.Module, seed: int = 0) -> fx.GraphModule:
-    """A traced float64 copy of ``model`` with positive weights and average instead of max pooling."""
-    model = copy.deepcopy(model).double().eval()
+_CLAMPING_MODULES = (nn.ReLU6, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish)
+_CLAMPING_FUNCTIONS = {F.relu6, F.hardtanh, F.hardsigmoid, F.hardswish, torch.clamp, torch.clip}
+_CLAMPING_METHODS = {"clamp", "clamp_", "clip", "clip_", "hardtanh", "hardtanh_"}
+
+
+def _identity(x, *args, **kwargs):
+    return x
+
+
+def _max_pool_type():
+    try:
+        from timm.layers.pool2d_same import MaxPool2dSame
+        return (*_MAX_TO_AVG_MODULES, MaxPool2dSame)
+    except ImportError:
+        return tuple(_MAX_TO_AVG_MODULES)
+
+
+def positive_weights(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Set every parameter positive (fan-in normalised, small biases) and BatchNorm statistics to 0/1."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            # positive and normalised by fan-in, so activations stay O(1) and no gate saturates
             fan_in = p[0].numel() if p.dim() >= 2 else 1
             scale = 0.01 if name.endswith("bias") else 1.0
             p.copy_(scale * (0.5 + torch.rand(p.shape, generator=gen, dtype=p.dtype)) / fan_in)
@@ -50,24 +66,50 @@ def measurable(model: nn.Module, seed: int = 0) -> fx.GraphModule:
                 b.zero_()
             elif name.endswith("running_var"):
                 b.fill_(1.0)
-    for parent in list(model.modules()):
+    return model
+
+
+def swap_modules(model: nn.Module) -> list[str]:
+    """Max pools → average pools, clamping activations → identity, in place; returns what was swapped."""
+    notes: list[str] = []
+    max_types = _max_pool_type()
+    for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
-            try:
-                from timm.layers.pool2d_same import MaxPool2dSame
-                is_max = isinstance(child, (*_MAX_TO_AVG_MODULES, MaxPool2dSame))
-            except ImportError:
-                is_max = isinstance(child, tuple(_MAX_TO_AVG_MODULES))
-            if is_max:
+            path = f"{parent_name}.{child_name}" if parent_name else child_name
+            if isinstance(child, max_types):
                 setattr(parent, child_name, _avg_like(child))
-    gm, _ = trace_module(model)
+                notes.append(f"{path}: {type(child).__name__} measured as average pooling")
+            elif isinstance(child, _CLAMPING_MODULES):
+                setattr(parent, child_name, nn.Identity())
+                notes.append(f"{path}: {type(child).__name__} measured as identity")
+    return notes
+
+
+def swap_functions(gm: fx.GraphModule) -> list[str]:
+    """The same swaps for functional calls in a traced graph."""
+    notes = []
     for node in gm.graph.nodes:
         if node.op == "call_function" and node.target in _MAX_TO_AVG_FUNCTIONS:
-            args = list(node.args[:4])  # input, kernel, stride, padding
             kwargs = {k: v for k, v in node.kwargs.items() if k in ("kernel_size", "stride", "padding", "ceil_mode")}
             node.target = _MAX_TO_AVG_FUNCTIONS[node.target]
-            node.args, node.kwargs = tuple(args), kwargs
+            node.args, node.kwargs = tuple(node.args[:4]), kwargs
+            notes.append(f"{node.name}: max pooling measured as average pooling")
+        elif (node.op == "call_function" and node.target in _CLAMPING_FUNCTIONS) or \
+                (node.op == "call_method" and node.target in _CLAMPING_METHODS):
+            node.op, node.target = "call_function", _identity
+            notes.append(f"{node.name}: clamping measured as identity")
     gm.recompile()
-    return gm
+    return notes
+
+
+def measurable(model: nn.Module, seed: int = 0, with_notes: bool = False):
+    """A traced float64 copy of ``model`` with positive weights, average instead of max pooling and no
+    clamping (``with_notes``: also return the list of swaps)."""
+    model = positive_weights(copy.deepcopy(model).double().eval(), seed)
+    notes = swap_modules(model)
+    gm, _ = trace_module(model)
+    notes += swap_functions(gm)
+    return (gm, notes) if with_notes else gm
 
 
 def outputs_of(gm: fx.GraphModule, names: list[str]) -> fx.GraphModule:
