@@ -370,3 +370,19 @@ def test_inplace_method_results_are_not_dropped():
 
     g = rfkit.trace(InPlace(), input_size=16)
     assert g.output.size == (5, 5) and g.output.size_min == (1, 1)
+
+
+def test_gather_along_a_mixed_dim_and_empty_slices():
+    class Zigzag(nn.Module):
+        def forward(self, x):
+            b, c, h, w = x.shape
+            y = x.reshape(b, c, h, w // 4, 4)
+            y = (y + y.mean(-1, keepdim=True))[..., [3, 1, 0, 2]]  # mixed within blocks of 4, then permuted
+            return y + x[:, :, :, :0].sum()  # an empty slice is harmless
+
+    g = rfkit.trace(nn.Sequential(Zigzag()), input_size=(2, 8))
+    out = g["0"]
+    assert g.unsupported == [] and out.approximate
+    # the permuted entries are channels now; the grid is the blocks, 4 pixels apart, each seeing its block
+    assert out.dims == (2, 3) and out.stride == (1, 4)
+    assert [out.window_of((0, o))[1] for o in range(2)] == [(0, 3), (4, 7)]

@@ -12,7 +12,7 @@ import torch.nn as nn
 from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext, UnsupportedOp
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
-from rfkit.graph.state import RFState
+from rfkit.graph.state import RFState, mix
 
 
 @R.function(torch.reshape, torch.flatten, torch.squeeze, torch.unsqueeze)
@@ -108,6 +108,9 @@ def slice_dim(s: RFState, dim: int, size: int, start: int, stop: int, step: int)
     if not dl.spatial and not dl.prefix:
         return s
     layout = list(s.layout)
+    if not range(start, stop, step):  # an empty slice (e.g. the prefix tokens of a model that has none)
+        layout[dim] = lay.DimLayout.other(0)
+        return s.with_layout(tuple(layout))
     if dl.prefix:
         if stop <= dl.prefix:  # prefix tokens only: off the grid
             layout[dim] = lay.DimLayout.other(len(range(start, stop, step)))
@@ -145,6 +148,7 @@ def index_state(ctx: OpContext, x: torch.Tensor, s: RFState, index: tuple) -> RF
     consumed = sum(1 for it in index if it is not None and it is not Ellipsis)
     spatial = s.spatial_dim_set()
     d = 0
+    advanced = False
     kept: list[int | None] = []  # input dim (or None for a new dim) of each output dim
     for it in index:
         if it is None:
@@ -162,6 +166,17 @@ def index_state(ctx: OpContext, x: torch.Tensor, s: RFState, index: tuple) -> RF
             d += 1
         elif isinstance(it, int) and s.layout is not None and s.layout[d].prefix > (it % x.shape[d]):
             s = slice_dim(s, d, x.shape[d], it % x.shape[d], it % x.shape[d] + 1, 1)
+            d += 1
+        elif not advanced and (isinstance(it, (list, tuple)) or (
+                isinstance(it, torch.Tensor) and it.dim() == 1 and it.dtype != torch.bool)):
+            # a gather along one dim (DCT zigzag orders): an entry may come from anywhere along it, so it
+            # sees the union over the dim (exact when that dim was mixed already; flagged approximate)
+            advanced = True
+            s = mix(s, {d}).replace(approximate=True)
+            n = len(it) if not isinstance(it, torch.Tensor) else it.numel()
+            if s.layout is not None:
+                s = s.with_layout(s.layout[:d] + (lay.DimLayout.other(n),) + s.layout[d + 1:])
+            kept.append(d)
             d += 1
         else:
             raise UnsupportedOp(f"indexing spatial dim {d} with {type(it).__name__}")
