@@ -249,3 +249,24 @@ def repeat_interleave(ctx: OpContext):
     if dim is None or (dim % x.dim()) in s.spatial_dim_set():
         raise UnsupportedOp("repeat_interleave over a spatial (or flattened) dim")
     return s
+
+
+@R.method("unfold")
+def tensor_unfold(ctx: OpContext):
+    """``x.unfold(dim, size, step)``: windows of ``size`` along ``dim``, entries in a new last dim. Each
+    element is given its whole window's RF (halo attention then mixes the entries, which makes it exact);
+    the node is flagged approximate because a single entry sees one position only."""
+    x, s = ctx.main()
+    d, k, st = ctx.arg(1, "dimension") % x.dim(), ctx.arg(2, "size"), ctx.arg(3, "step")
+    layout = None if s.layout is None else s.layout + (lay.DimLayout.other(k),)
+    if d not in s.spatial_dim_set():
+        return s.with_layout(layout)
+    dims = s.dims
+    if dims is None or d not in dims:
+        raise UnsupportedOp(f"unfolding dim {d}, which holds several pieces of the grid")
+    state = s.with_layout(layout).replace(approximate=True)
+    if s.axes is None:
+        return state
+    axes = list(s.axes)
+    axes[dims.index(d)] = axes[dims.index(d)].local(k, st, 0)
+    return state.with_axes(axes)
