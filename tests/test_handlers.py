@@ -386,3 +386,20 @@ def test_gather_along_a_mixed_dim_and_empty_slices():
     # the permuted entries are channels now; the grid is the blocks, 4 pixels apart, each seeing its block
     assert out.dims == (2, 3) and out.stride == (1, 4)
     assert [out.window_of((0, o))[1] for o in range(2)] == [(0, 3), (4, 7)]
+
+
+@pytest.mark.parametrize("size, pad_left", [(224, 0), (225, 1)])
+def test_tf_same_padding_depends_on_input_parity(size, pad_left):
+    """TF 'SAME', k3 s2: total pad max((ceil(n/2) - 1) * 2 + 3 - n, 0): 1 at 224 (all on the right),
+    2 at 225 (one each side). The centre of unit 0 is (3 - 1)/2 - left pad."""
+    from timm.layers import Conv2dSame
+    from timm.layers.pool2d_same import MaxPool2dSame
+
+    from test_measured import check_model
+
+    net = nn.Sequential(Conv2dSame(3, 4, 3, stride=2), MaxPool2dSame(3, 2))
+    g = rfkit.trace(net, input_size=(size, size))
+    assert g["0"].center == (1 - pad_left,) * 2 and g["0"].size == (3, 3)
+    # the pool sees a 112 (113) map: total pad 1 (2), left 0 (1)
+    assert g["1"].center == (1 - pad_left + 2 * (1 - pad_left),) * 2 and g["1"].size == (7, 7)
+    check_model(net, (size // 4, size // 4 + 1))
