@@ -195,7 +195,7 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> str:
-    lines = ["# Zoo coverage", "", f"Command: `python benchmarks/zoo_coverage.py`, at each model's default input size,"
+    lines = ["# Zoo coverage", "", "Command: `python benchmarks/zoo_coverage.py`, at each model's default input size,"
              " on the meta device.", ""]
     lines += ["| source | models | traced, zero unsupported ops | with unsupported ops | errors | timeouts |",
               "|---|---|---|---|---|---|"]

@@ -4,11 +4,8 @@ the analytic window (clipped to the image); for global nodes it must be the whol
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import timm
-import torch
 import torch.nn as nn
 
 import rfkit

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import timm
 import torch
 import torch.nn as nn
@@ -215,3 +214,18 @@ def test_unfold_and_token_pooling():
     g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), TokenPool()), input_size=(5, 16))
     assert g.output.size == (3, 6) and g.output.stride == (1, 4) and g.unsupported == []
     check_model(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), TokenPool()), (5, 16))
+
+
+def test_einsum_attention_is_global_and_keeps_the_query_path():
+    class EinsumAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Conv2d(3, 8, 4, 4)
+
+        def forward(self, x):
+            t = self.embed(x).flatten(2).transpose(1, 2)  # (B, N, C)
+            attn = torch.einsum("bnc,bmc->bnm", t, t).softmax(-1)
+            return torch.einsum("bnm,bmc->bnc", attn, t)
+
+    g = rfkit.trace(EinsumAttention(), input_size=16)
+    assert g.output.is_global and g.output.local_size == (4, 4) and g.unsupported == []

@@ -16,11 +16,14 @@ Adding support for an op is one decorated function::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch.nn as nn
 
-Handler = Callable[["OpContext"], Any]  # noqa: F821 - OpContext lives in context.py
+if TYPE_CHECKING:
+    from rfkit.graph.context import OpContext
+
+Handler = Callable[["OpContext"], Any]
 
 
 class Registry:

@@ -102,13 +102,13 @@ def einsum(ctx: OpContext):
     """Each operand is mixed over its letters that leave the output (or whose output dim another operand
     already places on the grid); the output dims take the layout of the operand they come from."""
     eq = _EINSUM_TERM.sub("", ctx.args[0])
-    operands = ctx.args[1:] if not isinstance(ctx.args[1], (list, tuple)) else ctx.args[1]
     states = ctx.arg_states[1:] if not isinstance(ctx.args[1], (list, tuple)) else ctx.arg_states[1]
     if "->" not in eq or "." in eq:
         raise UnsupportedOp("einsum without an explicit output or with ellipses")
     ins, out = eq.split("->")
     ins = ins.split(",")
     placed: dict[str, lay.DimLayout] = {}
+    placed_axes: set[int] = set()
     parts = []
     for letters, s in zip(ins, states):
         if s is None:
@@ -116,10 +116,14 @@ def einsum(ctx: OpContext):
         mixed = set()
         for d, c in enumerate(letters):
             holds_grid = s.layout is not None and (s.layout[d].spatial or s.layout[d].prefix)
-            if c not in out or (holds_grid and c in placed):
-                mixed.add(d)
-            elif holds_grid:
+            axes = {f.axis for f in s.layout[d].factors if f.axis is not None} if holds_grid else set()
+            if c not in out:
+                mixed.add(d)  # contracted
+            elif holds_grid and c not in placed and axes & placed_axes:
+                mixed.add(d)  # a second copy of the grid (keys next to queries): the output cannot hold both
+            elif holds_grid and c not in placed:
                 placed[c] = s.layout[d]
+                placed_axes |= axes
         parts.append(mix(s, mixed))
     layout = tuple(placed.get(c, lay.DimLayout.other(n)) for c, n in zip(out, ctx.out.shape))
     return _union(parts, layout if any(c in placed for c in out) else None)

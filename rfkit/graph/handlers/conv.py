@@ -50,9 +50,7 @@ def conv_module(ctx: OpContext):
 
 @R.function(F.conv1d, F.conv2d, F.conv3d)
 def conv_function(ctx: OpContext):
-    weight = ctx.arg(1, "weight")
-    kernel = tuple(weight.shape[2:])
-    n = len(kernel)
+    kernel = tuple(ctx.arg(1, "weight").shape[2:])
     return conv_state(ctx, kernel, ctx.arg(3, "stride", 1), ctx.arg(4, "padding", 0), ctx.arg(5, "dilation", 1))
 
 
