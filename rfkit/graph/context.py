@@ -98,6 +98,8 @@ class OpContext:
         axes = list(s.axes)
         layout = list(s.layout)
         for j, d in enumerate(window_dims):
+            if kernel[j] == 1 and stride[j] == 1 and pad[j] == 0:
+                continue  # pointwise along this dim (LambdaNet's (r, r, 1) conv3d over channels-last maps)
             dl = s.layout[d]
             if len(dl.factors) > 1 and not dl.prefix and kernel[j] == stride[j] and pad[j] == 0 \
                     and dl.factors[-1].axis is not None and dl.factors[-1].step == 1 \
