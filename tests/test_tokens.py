@@ -229,3 +229,23 @@ def test_einsum_attention_is_global_and_keeps_the_query_path():
 
     g = rfkit.trace(EinsumAttention(), input_size=16)
     assert g.output.is_global and g.output.local_size == (4, 4) and g.unsupported == []
+
+
+def _shape_branch_fn(x, size):
+    """A function kept whole (like timm's no-trace functions) whose arguments include a tuple of ints."""
+    if x.shape[-1] != size[1]:
+        raise AssertionError("size mismatch")
+    return F.avg_pool2d(x, 3, 1, 1)
+
+
+def test_recorded_function_with_tuple_arguments(monkeypatch):
+    import rfkit.graph.tracer as tracer
+
+    monkeypatch.setattr(tracer, "_timm_notrace", lambda: ((), (_shape_branch_fn,)))
+
+    class M(nn.Module):
+        def forward(self, x):
+            return _shape_branch_fn(x, tuple(x.shape[-2:]))
+
+    g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), M()), input_size=(12, 10))
+    assert g.unsupported == [] and g.output.size == (5, 5)

@@ -183,7 +183,7 @@ class RFPropagator(fx.Interpreter):
         base = carried[0]
         if handler is None and (module is not None or isinstance(n.target, types.FunctionType)):
             fn = module if module is not None else n.target  # a Python function kept whole (timm's no-trace)
-            return self._recorded(n, fn, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape)
+            return self._recorded(n, fn, module, args, kwargs, out, base, in_shape)
         if handler is None:
             return self._unsupported(n, module, out, base, in_shape, "no RF rule for this op")
         ctx = OpContext(node=n, module=module, args=args, kwargs=kwargs, arg_states=arg_states,
@@ -202,16 +202,15 @@ class RFPropagator(fx.Interpreter):
             state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
         return state
 
-    def _recorded(self, n, fn, module, args, kwargs, arg_states, kwarg_states, out, base, in_shape):
+    def _recorded(self, n, fn, module, args, kwargs, out, base, in_shape):
         """A module or function with no rule that torch.fx could not trace: record it with ``make_fx`` on
         its concrete meta inputs (shape-dependent control flow is fine then) and propagate through the
         ATen ops."""
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        is_leaf = lambda x: x is None or isinstance(x, RFState)  # noqa: E731 - None is a pytree node otherwise
         flat, spec = tree_flatten((args, kwargs), is_leaf=lambda x: x is None)
-        flat_states, _ = tree_flatten((arg_states, kwarg_states), is_leaf=is_leaf)
         where = [i for i, v in enumerate(flat) if isinstance(v, torch.Tensor)]
+        state_of = self._states_by_tensor(n)
 
         def call(*tensors):
             values = list(flat)
@@ -226,7 +225,7 @@ class RFPropagator(fx.Interpreter):
             return self._unsupported(n, module, out, base, in_shape,
                                      f"no RF rule, and recording it with make_fx failed: {type(e).__name__}: {e}")
         sub = RFPropagator(recorded, self.registry)
-        sub._given_states = [flat_states[i] if isinstance(flat_states[i], RFState) else None for i in where]
+        sub._given_states = [state_of.get(id(flat[i])) for i in where]
         sub.ndim_spatial = self.ndim_spatial
         try:
             sub.run(*[flat[i] for i in where])
@@ -236,6 +235,23 @@ class RFPropagator(fx.Interpreter):
             self.result.unsupported.append(UnsupportedNode(f"{n.name}/{u.node}", u.op, u.reason))
         out_node = next(x for x in recorded.graph.nodes if x.op == "output")
         return fx.node.map_arg(out_node.args[0], lambda a: sub.result.states.get(a.name))
+
+    def _states_by_tensor(self, n: fx.Node) -> dict[int, RFState | None]:
+        """The state of every tensor among ``n``'s inputs, by object id (inputs may be tensors or
+        tuples of tensors from multi-output nodes)."""
+        found: dict[int, RFState | None] = {}
+
+        def pair(value, state):
+            if isinstance(value, torch.Tensor):
+                found[id(value)] = state if isinstance(state, RFState) else None
+            elif isinstance(value, (tuple, list)):
+                states = state if isinstance(state, (tuple, list)) and len(state) == len(value) else [state] * len(value)
+                for v, st in zip(value, states):
+                    pair(v, st)
+
+        for node in n.all_input_nodes:
+            pair(self.env.get(node), self.result.states.get(node.name))
+        return found
 
     def _lookup(self, n: fx.Node, module):
         if n.op == "call_module":
