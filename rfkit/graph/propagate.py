@@ -206,6 +206,7 @@ class RFPropagator(fx.Interpreter):
         """A module or function with no rule that torch.fx could not trace: record it with ``make_fx`` on
         its concrete meta inputs (shape-dependent control flow is fine then) and propagate through the
         ATen ops."""
+        from torch.func import functionalize
         from torch.fx.experimental.proxy_tensor import make_fx
 
         flat, spec = tree_flatten((args, kwargs), is_leaf=lambda x: x is None)
@@ -220,7 +221,8 @@ class RFPropagator(fx.Interpreter):
             return fn(*a, **k)
 
         try:
-            recorded = make_fx(call, tracing_mode="real")(*[flat[i] for i in where])
+            recorded = make_fx(functionalize(call, remove="mutations_and_views"),
+                               tracing_mode="real")(*[flat[i] for i in where])
         except Exception as e:  # noqa: BLE001
             return self._unsupported(n, module, out, base, in_shape,
                                      f"no RF rule, and recording it with make_fx failed: {type(e).__name__}: {e}")

@@ -126,6 +126,7 @@ MARK = torch.ops.rfkit.mark.default
 def record_model(model: nn.Module, x: torch.Tensor) -> tuple[fx.GraphModule, dict[str, str]]:
     """Record ``model(x)`` with ``make_fx`` (concrete shapes, so shape-dependent control flow is fine);
     forward hooks mark every module's output so that ``g["layer4"]`` still finds it."""
+    from torch.func import functionalize
     from torch.fx.experimental.proxy_tensor import make_fx
 
     names = {m: n for n, m in model.named_modules() if n}
@@ -135,7 +136,7 @@ def record_model(model: nn.Module, x: torch.Tensor) -> tuple[fx.GraphModule, dic
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
-        gm = make_fx(model, tracing_mode="real")(x)
+        gm = make_fx(functionalize(model, remove="mutations_and_views"), tracing_mode="real")(x)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise TraceError(f"recording {type(model).__name__} with make_fx failed: {type(e).__name__}: {msg}") from e

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rfkit.graph.context import OpContext
+from rfkit.graph.context import OpContext, UnsupportedOp
 from rfkit.graph.handlers import attention, conv, linear, merge, neutral, norm, pad, pool, reduce, resample, shape
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
 
@@ -37,14 +37,18 @@ register_packets(merge.elementwise, "add", "add_", "sub", "sub_", "mul", "mul_",
                  "minimum", "pow", "rsub", "addcmul", "addcdiv", "lerp", "masked_fill", "masked_fill_", "copy")
 register_packets(merge.cat, "cat", "concat")
 register_packets(merge.stack, "stack")
-register_packets(shape.reshape, "view", "_unsafe_view", "reshape", "squeeze", "unsqueeze", "flatten", "unflatten")
-register_packets(shape.permute, "permute")
-register_packets(shape.transpose, "transpose")
-register_packets(shape.t, "t")
-register_packets(shape.expand, "expand")
+# recordings are functionalised (in-place ops on views become out-of-place): views come as *_copy ops
+register_packets(neutral.neutral, "alias_copy", "detach_copy", "lift_fresh_copy")
+register_packets(shape.reshape, "view", "_unsafe_view", "reshape", "squeeze", "unsqueeze", "flatten", "unflatten",
+                 "view_copy", "_unsafe_view_copy", "squeeze_copy", "unsqueeze_copy")
+register_packets(shape.permute, "permute", "permute_copy")
+register_packets(shape.transpose, "transpose", "transpose_copy")
+register_packets(shape.t, "t", "t_copy")
+register_packets(shape.expand, "expand", "expand_copy")
 register_packets(shape.roll, "roll")
-register_packets(shape.split, "split", "split_with_sizes", "chunk", "tensor_split")
-register_packets(shape.unbind, "unbind")
+register_packets(shape.split, "split", "split_with_sizes", "chunk", "tensor_split", "split_copy",
+                 "split_with_sizes_copy")
+register_packets(shape.unbind, "unbind", "unbind_copy")
 register_packets(attention.matmul, "mm", "bmm", "matmul")
 register_packets(attention.baddbmm, "addmm", "baddbmm")
 register_packets(linear.linear, "linear")
@@ -140,7 +144,54 @@ def _slice(ctx: OpContext):
     return shape.slice_dim(s, dim, x.shape[dim], start, max(start, stop), step)
 
 
-register_packets(_slice, "slice")
+register_packets(_slice, "slice", "slice_copy")
+
+
+def _copy(ctx: OpContext):
+    """aten.copy(self, src): src's values in self's shape."""
+    src = ctx.state(1, "src")
+    if src is None:
+        return ctx.state(0, "self")
+    return src if src.layout is not None or ctx.state(0, "self") is None else src.with_layout(ctx.state(0).layout)
+
+
+register_packets(_copy, "copy", "copy_")
+
+
+def _slice_scatter(ctx: OpContext):
+    """aten.slice_scatter(base, src, dim, start, end, step): base with a slice replaced by src. A unit sees
+    what base's unit sees, or src's there: the union, with src re-indexed into base's grid. Exact when the
+    slice is the whole grid (a prefix of class tokens left out), else an upper bound, flagged approximate."""
+    base, src = ctx.args[0], ctx.args[1]
+    sb, ss = ctx.arg_states[0], ctx.arg_states[1]
+    dim = ctx.arg(2, "dim", 0) % base.dim()
+    start, stop, step = slice(ctx.arg(3, "start"), ctx.arg(4, "end"), ctx.arg(5, "step", 1)).indices(base.shape[dim])
+    if ss is None:
+        return sb
+    if sb is None or sb.layout is None:
+        return ss.with_layout(None if sb is None else sb.layout)
+    dl = sb.layout[dim]
+    if not (dl.spatial or dl.prefix):
+        return merge_states(sb, ss, sb.layout)
+    if dl.prefix and start == dl.prefix and stop == base.shape[dim] and step == 1:
+        return merge_states(sb, ss, sb.layout)
+    dims = sb.dims
+    if step != 1 or dims is None or dim not in dims or ss.axes is None:
+        raise UnsupportedOp(f"scattering a strided or partial slice into grid dim {dim}")
+    i = dims.index(dim)
+    axes = list(ss.axes)
+    axes[i] = axes[i].shifted(-start)
+    exact = start == 0 and stop == base.shape[dim]
+    return merge_states(sb, ss.with_axes(axes).replace(approximate=ss.approximate or not exact), sb.layout)
+
+
+def merge_states(a, b, layout):
+    from rfkit.graph.state import merge
+
+    return merge([a, b], layout)
+
+
+register_packets(_slice_scatter, "slice_scatter")
 
 
 def _select(ctx: OpContext):
@@ -151,7 +202,7 @@ def _select(ctx: OpContext):
     return shape.index_state(ctx, x, s, index)
 
 
-register_packets(_select, "select")
+register_packets(_select, "select", "select_copy")
 
 
 def _sdpa(ctx: OpContext):
