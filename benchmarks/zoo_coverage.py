@@ -253,6 +253,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--timeout", type=int, default=240, help="seconds per model")
     p.add_argument("--resume", action="store_true", help="skip models already in the (partial) results")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: run the models that were not ok again")
     p.add_argument("--limit", type=int, default=0, help="only the first N models (0: all)")
     p.add_argument("--verify", action="store_true", help="sampled rfkit.verify, one model per family")
     p.add_argument("--verify-size", type=int, default=96)
@@ -273,6 +274,8 @@ def main(argv=None) -> int:
         tasks = tasks[: args.limit]
     final, partial = args.out / f"{stem}.csv", args.out / f".{stem}.csv.partial"
     done = {r["model"] + "|" + r["source"]: r for r in (read_rows(partial) + read_rows(final) if args.resume else [])}
+    if args.retry_failed:
+        done = {k: r for k, r in done.items() if r["status"] in ("ok", "pass")}
     todo = [t for t in tasks if f"{t[1]}|{t[0]}" not in done]
     print(f"{len(tasks)} models, {len(done)} already done, {len(todo)} to go", flush=True)
 
