@@ -141,7 +141,8 @@ class RFGraph:
             info = r.info
             row = {"node": r.name, "op": r.op, "module": r.module or r.scope, "shape": info.shape}
             for field, values in (("rf", info.size), ("rf_min", info.size_min), ("rf_local", info.local_size),
-                                  ("stride", info.stride), ("center", info.center), ("padding", info.padding)):
+                                  ("stride", info.stride), ("center", info.center), ("padding", info.padding),
+                                  ("period", info.period)):
                 for ax, v in zip(self.axis_names, values or (math.nan,) * len(self.axis_names)):
                     row[f"{field}_{ax}"] = v
             row.update({f: getattr(info, f) for f in ("is_global", "misaligned", "approximate", "unknown")})
