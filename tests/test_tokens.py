@@ -249,3 +249,61 @@ def test_recorded_function_with_tuple_arguments(monkeypatch):
 
     g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), M()), input_size=(12, 10))
     assert g.unsupported == [] and g.output.size == (5, 5)
+
+
+class SpaceToDepthNet(nn.Module):
+    """TResNet's stem: 4x4 pixel blocks moved into channels, then a 3x3 conv mixes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(48, 4, 3, padding=1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.view(b, c, h // 4, 4, w // 4, 4).permute(0, 3, 5, 1, 2, 4).reshape(b, c * 16, h // 4, w // 4)
+        return self.conv(x)
+
+
+class FoldNet(nn.Module):
+    """VOLO-style: unfold 3x3 windows (stride 2), then fold them back (overlapping windows summed)."""
+
+    def forward(self, x):
+        cols = F.unfold(x, 3, padding=1, stride=2)
+        return F.fold(cols, x.shape[-2:], 3, padding=1, stride=2)
+
+
+def test_space_to_depth_then_conv():
+    g = rfkit.trace(SpaceToDepthNet(), input_size=16, in_chans=3)
+    assert g.output.stride == (4, 4) and g.output.size == (12, 12) and g.unsupported == []
+    check_model(SpaceToDepthNet(), (16, 20))
+
+
+def test_fold_after_unfold_is_an_upper_bound():
+    """fold(unfold(x)) puts every pixel back where it was: each output pixel sees itself only. rfkit gives
+    the union of the windows holding it (exact once a model mixes the window entries, as VOLO does) and
+    says approximate."""
+    from rfkit.verification.measure import measurable, measure
+
+    g = rfkit.trace(nn.Sequential(FoldNet()), input_size=(9, 11))
+    out = g["0"]
+    assert g.unsupported == [] and out.approximate and out.stride == (1, 1) and out.period == (2, 2)
+    # pixel 4 lies in windows 2 (pixels 3..5) only; pixel 5 in windows 2 and 3 (3..7)
+    assert out.window_of((4, 5)) == ((3, 5), (3, 7))
+    node = g.resolve("0")
+    got = measure(measurable(nn.Sequential(FoldNet())), [node], (1, 3, 9, 11), {node: (4, 5)}, {node: (2, 3)})
+    assert got[node][1] == [(4, 4), (5, 5)]  # inside the analytic window, as an upper bound must be
+
+
+def test_bidirectional_lstm_over_rows_is_global():
+    class RowLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, batch_first=True, bidirectional=True)
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            y, _ = self.rnn(x.permute(0, 2, 3, 1).reshape(b * h, w, c))
+            return y.reshape(b, h, w, 8)
+
+    g = rfkit.trace(RowLSTM(), input_size=(4, 6))
+    assert g.output.is_global and g.unsupported == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.util
+import inspect
 import sys
 import warnings
 from dataclasses import dataclass
@@ -105,6 +106,9 @@ def _build_torchvision(name: str, pretrained: bool, **kwargs) -> nn.Module:
     if name not in names:
         raise ModelNotFoundError(f"unknown torchvision model {name!r}.{_close(name, names)}")
     weights = "DEFAULT" if pretrained else None
+    builder = torchvision.models.get_model_builder(name)
+    if "weights_backbone" in inspect.signature(builder).parameters and "weights_backbone" not in kwargs:
+        kwargs["weights_backbone"] = None if not pretrained else "DEFAULT"  # else it downloads the backbone
     return torchvision.models.get_model(name, weights=weights, **kwargs)
 
 
@@ -198,6 +202,8 @@ def default_input(model: nn.Module, spec: ModelSpec | None = None) -> tuple[tupl
     if isinstance(cfg, dict) and cfg.get("input_size"):
         chans, *size = cfg["input_size"]
         size = tuple(size)
+    elif isinstance(getattr(model, "image_size", None), int):  # torchvision ViTs are built for one size
+        size = (model.image_size, model.image_size)
     elif spec is not None and spec.source == "torchvision":
         size = _torchvision_size(spec.name)
     if chans is None:

@@ -36,6 +36,8 @@ register_packets(neutral.neutral, "relu", "relu_", "gelu", "gelu_", "silu", "sil
 register_packets(merge.elementwise, "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "where", "maximum",
                  "minimum", "pow", "rsub", "addcmul", "addcdiv", "lerp", "masked_fill", "masked_fill_", "copy")
 register_packets(merge.cat, "cat", "concat")
+register_packets(neutral.constant, "new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like",
+                 "full_like", "empty_like", "scalar_tensor", "arange")
 register_packets(merge.stack, "stack")
 # recordings are functionalised (in-place ops on views become out-of-place): views come as *_copy ops
 register_packets(neutral.neutral, "alias_copy", "detach_copy", "lift_fresh_copy")
@@ -54,6 +56,15 @@ register_packets(attention.baddbmm, "addmm", "baddbmm")
 register_packets(linear.linear, "linear")
 register_packets(norm.softmax, "_softmax", "_log_softmax", "softmax", "_safe_softmax")
 register_packets(reduce.reduction, "mean", "sum", "amax", "amin", "var", "std", "logsumexp", "prod")
+
+
+def _vector_norm(ctx: OpContext):
+    """aten.linalg_vector_norm(x, ord, dim, keepdim)."""
+    x, s = ctx.main()
+    return reduce.reduce_state(s, x.dim(), ctx.arg(2, "dim"), bool(ctx.arg(3, "keepdim", False)))
+
+
+register_packets(_vector_norm, "linalg_vector_norm", "norm")
 register_packets(pad.pad_function, "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
                  "replication_pad1d", "replication_pad2d", "replication_pad3d", "pad")
 register_packets(pool.max_pool_function, "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
@@ -61,6 +72,7 @@ register_packets(pool.max_pool_function, "max_pool1d", "max_pool2d", "max_pool3d
 register_packets(pool.avg_pool_function, "avg_pool1d", "avg_pool2d", "avg_pool3d")
 register_packets(resample.pixel_shuffle, "pixel_shuffle")
 register_packets(conv.unfold_function, "im2col")
+register_packets(conv.fold_function, "col2im")
 register_packets(shape.repeat_interleave, "repeat_interleave")
 register_packets(resample.pixel_unshuffle, "pixel_unshuffle")
 

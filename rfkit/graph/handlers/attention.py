@@ -179,3 +179,20 @@ def _register_timm_reverse() -> None:
 
 
 _register_timm_reverse()
+
+
+@R.module(nn.LSTM, nn.GRU, nn.RNN)
+def recurrent(ctx: OpContext):
+    """An RNN over a sequence dim: a bidirectional one sees the whole sequence at every step; a forward-only
+    one sees the steps up to its own, bounded here by the whole sequence (flagged approximate)."""
+    m = ctx.module
+    x, s = ctx.main()
+    seq = 1 if m.batch_first and x.dim() == 3 else 0
+    state = mix(s, {seq})
+    if not m.bidirectional:
+        state = state.replace(approximate=True)
+    if state.layout is not None:
+        state = state.with_layout(state.layout[:-1] + (lay.DimLayout.other(ctx.out[0].shape[-1]),))
+    hidden = state.made_global() if state.is_global else state
+    return (state, tuple(hidden.with_layout(None) for _ in ctx.out[1]) if isinstance(ctx.out[1], tuple)
+            else hidden.with_layout(None))

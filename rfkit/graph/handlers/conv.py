@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch.nn as nn
 import torch.nn.functional as F
 
 from rfkit.graph import layout as lay
-from rfkit.graph.context import OpContext, as_tuple
+from rfkit.graph.context import OpContext, UnsupportedOp, as_tuple
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
+from rfkit.graph.state import RFState, compact, mix
 
 
 def same_pad_left(size: int, kernel: int, stride: int, dilation: int) -> int:
@@ -35,11 +37,22 @@ def resolve_padding(padding, kernel, stride, dilation, spatial_sizes) -> tuple:
 
 
 def conv_state(ctx: OpContext, kernel, stride, padding, dilation):
-    x, _ = ctx.main()
+    x, s = ctx.main()
     n = len(kernel)
     stride, dilation = as_tuple(stride, n), as_tuple(dilation, n)
     pad = resolve_padding(padding, kernel, stride, dilation, x.shape[-n:])
-    return ctx.local_op(kernel, stride, pad, dilation)
+    return ctx.local_op(kernel, stride, pad, dilation, state=mix_channels(s, x.dim() - n - 1))
+
+
+def mix_channels(s: RFState, channel_dim: int) -> RFState:
+    """A convolution mixes its input channels: pieces of the grid that a space-to-depth moved into the
+    channel dim (TResNet, TNT) are mixed, and what is left of the grid is re-indexed at its stride."""
+    if s.layout is None or channel_dim < 0 or not s.layout[channel_dim].spatial:
+        return s
+    mixed = mix(s, {channel_dim})
+    layout = list(mixed.layout)
+    layout[channel_dim] = lay.DimLayout.other(layout[channel_dim].size)
+    return compact(mixed.with_layout(tuple(layout)))
 
 
 @R.module(nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -108,3 +121,42 @@ def unfold_module(ctx: OpContext):
 def unfold_function(ctx: OpContext):
     return unfold_state(ctx, ctx.arg(1, "kernel_size"), ctx.arg(2, "dilation", 1), ctx.arg(3, "padding", 0),
                         ctx.arg(4, "stride", 1))
+
+
+def fold_state(ctx: OpContext, output_size, kernel, dilation, padding, stride):
+    """``F.fold`` (col2im): (B, C·kh·kw, L) → (B, C, H, W), summing overlapping windows; output pixel v
+    reads the windows ``j`` with ``v = j*stride - padding + t*dilation`` — a transposed convolution over
+    the grid of window positions L (VOLO's outlook attention). It reads one entry of each window only,
+    so where the entries were not mixed first (VOLO mixes them) this is an upper bound: the node is
+    flagged approximate."""
+    from rfkit.graph.handlers.resample import transposed_taps
+
+    x, s = ctx.main()
+    n = len(ctx.out.shape) - 2
+    kernel, dilation = as_tuple(kernel, n), as_tuple(dilation, n)
+    padding, stride = as_tuple(padding, n), as_tuple(stride, n)
+    if s.layout is None or s.layout[-1].prefix:
+        raise UnsupportedOp("fold of columns whose grid of windows was lost")
+    grid = [f for f in s.layout[-1].factors if f.size > 1]
+    if [f.axis for f in grid] != list(range(n)) or any(f.step != 1 for f in grid):
+        raise UnsupportedOp("fold of columns that are not a plain grid of window positions")
+    state = mix_channels(s, 1).replace(approximate=True)
+    if state.axes is not None:
+        axes = list(state.axes)
+        for a in range(n):
+            src = transposed_taps(kernel[a], stride[a], padding[a], dilation[a])
+            axes[a] = axes[a].resample(src, Fraction(1, stride[a]), stride[a], 1)
+        state = state.with_axes(axes)
+    return state.with_layout(lay.plain(tuple(ctx.out.shape), tuple(range(2, 2 + n))))
+
+
+@R.module(nn.Fold)
+def fold_module(ctx: OpContext):
+    m = ctx.module
+    return fold_state(ctx, m.output_size, m.kernel_size, m.dilation, m.padding, m.stride)
+
+
+@R.function(F.fold)
+def fold_function(ctx: OpContext):
+    return fold_state(ctx, ctx.arg(1, "output_size"), ctx.arg(2, "kernel_size"), ctx.arg(3, "dilation", 1),
+                      ctx.arg(4, "padding", 0), ctx.arg(5, "stride", 1))

@@ -13,11 +13,19 @@ from rfkit.graph.registry import DEFAULT_REGISTRY as R
 
 
 def neutral(ctx: OpContext):
-    """Pass the state of the main input through (the op is pointwise over positions)."""
+    """Pass the state of the main input through (the op is pointwise over positions). A method called on
+    a constant (``pos_embed.type_as(x)``) stays a constant, whatever its arguments."""
+    if ctx.node.op == "call_method" and ctx.state(0) is None:
+        return None
     x, s = ctx.main()
     if ctx.out_ndim is not None and ctx.out_ndim != x.dim():
         raise UnsupportedOp(f"pointwise op changed the rank from {x.dim()} to {ctx.out_ndim}")
     return s
+
+
+def constant(ctx: OpContext):
+    """Ops whose values do not depend on their input's values (``new_zeros``, ``zeros_like``...)."""
+    return None
 
 
 def neutral_first(ctx: OpContext):
@@ -66,6 +74,9 @@ def glu(ctx: OpContext):
     return s
 
 
+R.register_all(constant, functions=[torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like,
+                                    torch.rand_like, torch.randn_like],
+               methods=["new_zeros", "new_ones", "new_full", "new_empty", "new_tensor"])
 R.register_all(neutral, modules=_ACTIVATION_MODULES + _OTHER_NEUTRAL_MODULES, functions=_NEUTRAL_FUNCTIONS,
                methods=_NEUTRAL_METHODS)
 

@@ -19,6 +19,8 @@ from rfkit.graph.state import RFState, mix
 @R.method("view", "reshape", "flatten", "squeeze", "unsqueeze", "unflatten", "view_as", "reshape_as")
 @R.module(nn.Flatten, nn.Unflatten)
 def reshape(ctx: OpContext):
+    if ctx.node.op == "call_method" and ctx.state(0) is None:
+        return None  # view_as / reshape_as of a constant
     x, s = ctx.main()
     if s.layout is None:
         return s
