@@ -307,3 +307,26 @@ def test_bidirectional_lstm_over_rows_is_global():
 
     g = rfkit.trace(RowLSTM(), input_size=(4, 6))
     assert g.output.is_global and g.unsupported == []
+
+
+class EinsumWindowAttention(nn.Module):
+    """torchvision MaxViT's layout: (B, G windows, P tokens per window, D), attention by einsum over P."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        t = self.embed(x).permute(0, 2, 3, 1).reshape(b, h // 4, 4, w // 4, 4, 4)
+        t = t.permute(0, 1, 3, 2, 4, 5).reshape(b, (h // 4) * (w // 4), 16, 4)
+        attn = torch.einsum("b g i d, b g j d -> b g i j", t, t).softmax(-1)
+        out = torch.einsum("b g i j, b g j d -> b g i d", attn, t) + t
+        return out.reshape(b, h // 4, w // 4, 4, 4, 4).permute(0, 5, 1, 3, 2, 4).reshape(b, 4, h, w)
+
+
+def test_einsum_window_attention_keeps_the_windows():
+    g = rfkit.trace(EinsumWindowAttention(), input_size=(8, 12))
+    assert g.unsupported == [] and not g.output.is_global
+    assert g.output.window_of((1, 5)) == ((0, 3), (4, 7)) and g.output.dims == (2, 3)
+    check_model(EinsumWindowAttention(), (8, 12))

@@ -113,7 +113,7 @@ def einsum(ctx: OpContext):
     for letters, s in zip(ins, states):
         if s is None:
             continue
-        mixed = set()
+        mixed, own_axes = set(), set()
         for d, c in enumerate(letters):
             holds_grid = s.layout is not None and (s.layout[d].spatial or s.layout[d].prefix)
             axes = {f.axis for f in s.layout[d].factors if f.axis is not None} if holds_grid else set()
@@ -123,7 +123,8 @@ def einsum(ctx: OpContext):
                 mixed.add(d)  # a second copy of the grid (keys next to queries): the output cannot hold both
             elif holds_grid and c not in placed:
                 placed[c] = s.layout[d]
-                placed_axes |= axes
+                own_axes |= axes  # other pieces of the same axes may follow in this operand (MaxViT's G, I)
+        placed_axes |= own_axes
         parts.append(mix(s, mixed))
     layout = tuple(placed.get(c, lay.DimLayout.other(n)) for c, n in zip(out, ctx.out.shape))
     return _union(parts, layout if any(c in placed for c in out) else None)
