@@ -221,6 +221,10 @@ def summary(rows: list[dict]) -> str:
         lines += ["", "## Ops without a rule (models affected)", "", "| op | models |", "|---|---|"]
         lines += [f"| `{op}` | {n} |" for op, n in ops.most_common()]
     bad = [r for r in rows if r["status"] != "ok"]
+    explained = [(pattern, why) for pattern, why in KNOWN_GAPS if any(fnmatch.fnmatch(r["model"], pattern) for r in bad)]
+    if explained:
+        lines += ["", "## Why they fail", "", "| models | why |", "|---|---|"]
+        lines += [f"| `{pattern}` | {why} |" for pattern, why in explained]
     if bad:
         lines += ["", "## Every model that is not fully supported", "", "| model | source | status | reason |",
                   "|---|---|---|---|"]
@@ -242,6 +246,23 @@ def verify_summary(rows: list[dict]) -> str:
         note = (r["error"] or r["notes"]).replace("|", "\\|")[:300]
         lines.append(f"| {r['family']} | {r['model']} | {r['input_size']} | {r['status']} | {r['checks']} | {note} |")
     return "\n".join(lines) + "\n"
+
+
+KNOWN_GAPS = [
+    ("*halo*", "Halo attention: queries are cut into blocks (a window partition) while keys and values are "
+               "overlapping windows unfolded at the block stride (`Tensor.unfold`); the two index the grid "
+               "differently (block factor vs window position) and rfkit cannot align them in the matmul."),
+    ("hiera_*", "Hiera unrolls the token grid into mask-unit order and pools queries by a max over the unrolled "
+                "stride dim; its attention then joins queries and keys whose batch dims hold different pieces "
+                "of the grid."),
+    ("sam2_hiera_*", "Windowed max pooling with stride 2 inside 8×8 windows (SAM2's Hiera): strided windows inside "
+                  "windows are not modelled."),
+    ("hieradet_*", "As SAM2's Hiera: strided max pooling inside windows."),
+    ("nextvit_*", "E-MHSA pools row-major tokens with AvgPool1d(16, 16) over rows of 28 tokens: the pooled "
+                  "windows cross row boundaries, so they are not a product of pieces of the two axes."),
+    ("tnt_*", "TNT's pixel embedding runs a k7 s4 convolution inside each 16×16 patch: strided convolutions "
+              "inside windows are not modelled."),
+]
 
 
 # --- main ------------------------------------------------------------------------------------------------
