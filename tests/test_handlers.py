@@ -403,3 +403,16 @@ def test_tf_same_padding_depends_on_input_parity(size, pad_left):
     # the pool sees a 112 (113) map: total pad 1 (2), left 0 (1)
     assert g["1"].center == (1 - pad_left + 2 * (1 - pad_left),) * 2 and g["1"].size == (7, 7)
     check_model(net, (size // 4, size // 4 + 1))
+
+
+def test_pixels_a_strided_stem_never_reads():
+    """A k7 s7 stem without padding reads 13 * 7 = 91 of 96 pixels (0..90); later layers' windows reach
+    further only into pixels nothing reads."""
+    from test_measured import check_model
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 7, 7), nn.Conv2d(4, 4, 9, padding=4), nn.AdaptiveAvgPool2d(1))
+    g = rfkit.trace(net, input_size=(96, 50))
+    assert g["0"].reads == ((0, 90), (0, 48))
+    assert g["1"].window_of((12, 6))[0] == (56, 118) and g["1"].reads == ((0, 90), (0, 48))
+    assert g["2"].is_global and g["2"].reads == ((0, 90), (0, 48))
+    check_model(net, (96, 50))

@@ -10,34 +10,13 @@ import torch.nn as nn
 
 import rfkit
 from rfkit.verification.measure import measurable, measure
+from rfkit.verification.verify import agrees, clipped_window
 from test_handlers import SE, Inception, Misaligned, Residual
 
 
 def expected_extent(info, unit, size):
-    """Pixels [lo, hi] of the unit's analytic RF, clipped to the input."""
-    out = []
-    for (lo, hi), n in zip(info.window_of(unit), size):
-        lo, hi = max(0, lo), min(n - 1, hi)
-        out.append((lo, hi) if lo <= hi else (None, None))
-    if any(lo is None for lo, _ in out):  # an empty window on one axis sees nothing at all
-        return [(None, None)] * len(out)
-    return out
-
-
-def agrees(measured, analytic, corner: bool) -> bool:
-    """Centre units: the support is the clipped analytic window. Corner units: zero padding inside the
-    network may hide pixels next to the border (a padded position has no input behind it), so the support
-    lies within the clipped window and reaches its far edge exactly."""
-    if not corner:
-        return measured == analytic
-    for (m_lo, m_hi), (a_lo, a_hi) in zip(measured, analytic):
-        if a_lo is None or m_lo is None:
-            if (a_lo is None) != (m_lo is None):
-                return False
-            continue
-        if not (a_lo <= m_lo and m_hi == a_hi):
-            return False
-    return True
+    """Pixels [lo, hi] of the unit's analytic RF, clipped to what the node reads of the input."""
+    return list(clipped_window(info, unit, size))
 
 
 def check_model(model: nn.Module, input_size: tuple[int, ...], in_chans: int = 3, max_nodes: int = 60):
@@ -60,10 +39,10 @@ def check_model(model: nn.Module, input_size: tuple[int, ...], in_chans: int = 3
         for name, (unit, extent) in measure(gm, checked, shape, units, dims).items():
             info = g[name]
             if info.is_global:
-                want = [(0, n - 1) for n in input_size]
+                want = list(info.reads or [(0, n - 1) for n in input_size])
             else:
                 want = expected_extent(info, unit, input_size)
-            if not agrees(extent, want, is_corner and not info.is_global):
+            if not agrees(extent, want, is_corner and not info.is_global):  # see rfkit.verification.verify
                 failures.append(f"{name} ({g.records[name].op}) unit {unit}: measured {extent}, analytic {want} "
                                 f"(size {info.size}, windows {info.windows})")
     assert not failures, "\n".join(failures)

@@ -47,6 +47,10 @@ class RFInfo:
         every ``period`` units, shifted by ``period * stride`` pixels. ``period`` is 1 for shift-invariant
         paths; it is larger after upsampling, transposed convolutions, uneven adaptive pooling or aligned
         windows (Swin), whose units do not all see the same window (``size`` is then the largest).
+    reads : tuple or None
+        Per axis, the first and last input pixel that this node reads at all (its units' windows,
+        clipped to the input and to what the layers before could read): a stride-7 stem without padding
+        at 96 px reads pixels 0..90 only.
     """
 
     size: tuple[Number, ...]
@@ -62,12 +66,13 @@ class RFInfo:
     shape: tuple[int, ...] | None = None
     dims: tuple[int, ...] | None = None
     windows: tuple[tuple[tuple[int, int], ...], ...] | None = None
+    reads: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
     def from_state(cls, state: RFState, ndim: int, shape: tuple[int, ...] | None = None) -> "RFInfo":
         nan = (math.nan,) * ndim
         flags = dict(is_global=state.is_global, misaligned=state.misaligned, approximate=state.approximate,
-                     unknown=state.unknown, dims=state.dims)
+                     unknown=state.unknown, dims=state.dims, reads=state.reads)
         if state.unknown:
             return cls(nan, nan, None, nan, nan, nan, shape=shape, **flags)
         if state.axes is None:

@@ -64,7 +64,7 @@ def _fitted(state: Any, out: Any) -> Any:
     """Bring each state's layout in line with the shape of its output tensor (see :func:`layout.fit`)."""
     if isinstance(state, RFState):
         if isinstance(out, torch.Tensor) and state.layout is not None:
-            return compact(state.with_layout(lay.fit(state.layout, tuple(out.shape))))
+            return compact(state.with_layout(lay.fit(state.layout, tuple(out.shape)))).narrowed(tuple(out.shape))
         return state
     if isinstance(state, (tuple, list)) and isinstance(out, (tuple, list)) and len(state) == len(out):
         return type(state)(_fitted(s, o) for s, o in zip(state, out))

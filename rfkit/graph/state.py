@@ -174,6 +174,10 @@ class RFState:
         Some op on the way is modelled approximately (wrap-around of ``roll``, merges of unequal strides).
     unknown : bool
         An op with no RF rule lies on the way: the RF is not known.
+    reads : tuple of (int, int) or None
+        Per axis, the first and last input pixel that any unit of this tensor reads at all. A strided
+        stem without padding leaves the last pixels of the input unread (ConvMixer at 96 px reads 0..90),
+        which no window of a later layer can bring back.
     """
 
     axes: tuple[AxisRF, ...] | None
@@ -182,12 +186,25 @@ class RFState:
     misaligned: bool = False
     approximate: bool = False
     unknown: bool = False
+    reads: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
     def input(cls, ndim_spatial: int, shape: Sequence[int]) -> "RFState":
         """State of the network input, whose last ``ndim_spatial`` dims are spatial."""
         dims = tuple(range(len(shape) - ndim_spatial, len(shape)))
-        return cls(axes=tuple(AxisRF.identity() for _ in dims), layout=lay.plain(shape, dims))
+        return cls(axes=tuple(AxisRF.identity() for _ in dims), layout=lay.plain(shape, dims),
+                   reads=tuple((0, shape[d] - 1) for d in dims))
+
+    def narrowed(self, shape: Sequence[int]) -> "RFState":
+        """``reads`` cut down to what the units of a tensor of ``shape`` can reach: from the first pixel of
+        unit 0's window to the last pixel of the last unit's (axes held in plain dims only)."""
+        dims = self.dims
+        if self.reads is None or self.axes is None or dims is None:
+            return self
+        reads = []
+        for (lo, hi), axis, d in zip(self.reads, self.axes, dims):
+            reads.append((max(lo, axis.bounds(0)[0]), min(hi, axis.bounds(shape[d] - 1)[1])))
+        return dataclasses.replace(self, reads=tuple(reads))
 
     @property
     def naxes(self) -> int:
@@ -285,6 +302,8 @@ def merge(states: Sequence[RFState], layout: Layout | None) -> RFState:
     result is also ``approximate``.
     """
     flags = {f: any(getattr(s, f) for s in states) for f in ("is_global", "misaligned", "approximate", "unknown")}
+    reads = [s.reads for s in states if s.reads is not None]
+    flags["reads"] = tuple((min(r[0] for r in rs), max(r[1] for r in rs)) for rs in zip(*reads)) if reads else None
     local = [s.axes for s in states if s.axes is not None]
     if not local:
         return RFState(axes=None, layout=layout, **flags)

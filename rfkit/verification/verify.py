@@ -65,11 +65,13 @@ class VerifyReport:
 
 
 def clipped_window(info, unit, size) -> tuple:
-    """Analytic ``(first, last)`` pixel per axis of ``unit``, clipped to an input of ``size``; an empty
-    window on any axis means the unit sees nothing."""
+    """Analytic ``(first, last)`` pixel per axis of ``unit``, clipped to the pixels the node reads at all
+    (``info.reads``, within the input of ``size``); an empty window on any axis means the unit sees
+    nothing."""
     out = []
-    for (lo, hi), n in zip(info.window_of(unit), size):
-        lo, hi = max(0, lo), min(n - 1, hi)
+    reads = info.reads or tuple((0, n - 1) for n in size)
+    for (lo, hi), (r_lo, r_hi) in zip(info.window_of(unit), reads):
+        lo, hi = max(r_lo, lo), min(r_hi, hi)
         out.append((lo, hi) if lo <= hi else (None, None))
     if any(lo is None for lo, _ in out):
         return tuple((None, None) for _ in out)
@@ -179,7 +181,7 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
             info = g[node]
             unit, extent = measured[target]
             if info.is_global:
-                want = tuple((0, n - 1) for n in g.input_size)
+                want = info.reads or tuple((0, n - 1) for n in g.input_size)
             else:
                 want = clipped_window(info, unit, g.input_size)
             ok = agrees(extent, want, corner=(kind == "corner" and not info.is_global))
