@@ -140,7 +140,10 @@ def verify_one(task: tuple[str, str, str, int, int]) -> dict:
         spec = name if source == "timm" else f"torchvision:{name}"
         fixed = source == "timm" and timm.get_pretrained_cfg(name) is not None \
             and timm.get_pretrained_cfg(name).fixed_input_size
-        report = rfkit.verify(spec, input_size=None if fixed else size, max_layers=4)
+        try:
+            report = rfkit.verify(spec, input_size=None if fixed else size, max_layers=4)
+        except rfkit.RFKitError:  # some models only take their own size (ViT pos-embeds, asserts)
+            report = rfkit.verify(spec, input_size=None, max_layers=4)
         result.update(status="pass" if report.ok else "fail", input_size="x".join(map(str, report.input_size)),
                       checks=len(report.checks), failures=len(report.failures),
                       notes=f"{len(report.notes)} swaps" + "".join(
@@ -295,8 +298,9 @@ def main(argv=None) -> int:
         tasks = tasks[: args.limit]
     final, partial = args.out / f"{stem}.csv", args.out / f".{stem}.csv.partial"
     done = {r["model"] + "|" + r["source"]: r for r in (read_rows(partial) + read_rows(final) if args.resume else [])}
-    if args.retry_failed:
-        done = {k: r for k, r in done.items() if r["status"] in ("ok", "pass")}
+    if args.retry_failed:  # run the failures among this run's models again; keep every other row
+        wanted = {f"{t[1]}|{t[0]}" for t in tasks}
+        done = {k: r for k, r in done.items() if r["status"] in ("ok", "pass") or k not in wanted}
     todo = [t for t in tasks if f"{t[1]}|{t[0]}" not in done]
     print(f"{len(tasks)} models, {len(done)} already done, {len(todo)} to go", flush=True)
 

@@ -4,7 +4,8 @@ The model is made measurable, as the RF literature does: float64, every weight p
 fan-in so that activations stay O(1) and no sigmoid gate saturates to an exactly zero gradient),
 BatchNorm statistics neutral, max pooling replaced by average pooling with the same window (a max sends
 the gradient to one pixel per window), clamping activations (ReLU6, hard sigmoid/swish/tanh) replaced by
-the identity (their flat parts have zero gradient), inputs positive. Then the set of input pixels with a
+the identity (their flat parts have zero gradient), softmax replaced by a softplus normalisation (a
+softmax of large logits underflows to exact zeros), inputs positive. Then the set of input pixels with a
 non-zero gradient of a unit is exactly the set of pixels it can see. Every swap is reported.
 """
 
@@ -43,6 +44,24 @@ _CLAMPING_METHODS = {"clamp", "clamp_", "clip", "clip_", "hardtanh", "hardtanh_"
 
 def _identity(x, *args, **kwargs):
     return x
+
+
+def _soft_normalize(x, dim=None, *args, **kwargs):
+    """Softmax's stand-in for measurement: softmax of large logits underflows to exact zeros, which would
+    hide positions the unit does see; softplus(x) / sum keeps every weight positive."""
+    y = F.softplus(x)
+    return y / y.sum(dim=dim, keepdim=True)
+
+
+def _attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    """scaled_dot_product_attention with :func:`_soft_normalize` instead of softmax (masks kept)."""
+    logits = (q @ k.transpose(-2, -1)) * (scale if scale is not None else q.shape[-1] ** -0.5)
+    if attn_mask is not None:
+        logits = logits + attn_mask if attn_mask.dtype != torch.bool else logits.masked_fill(~attn_mask, -1e9)
+    return _soft_normalize(logits, -1) @ v
+
+
+_SOFTMAX_FUNCTIONS = {F.softmax, torch.softmax}
 
 
 def _max_pool_type():
@@ -98,6 +117,13 @@ def swap_functions(gm: fx.GraphModule) -> list[str]:
                 (node.op == "call_method" and node.target in _CLAMPING_METHODS):
             node.op, node.target = "call_function", _identity
             notes.append(f"{node.name}: clamping measured as identity")
+        elif (node.op == "call_function" and node.target in _SOFTMAX_FUNCTIONS) or \
+                (node.op == "call_method" and node.target == "softmax"):
+            node.op, node.target = "call_function", _soft_normalize
+            notes.append(f"{node.name}: softmax measured as softplus normalisation (no underflow to zero)")
+        elif node.op == "call_function" and node.target is F.scaled_dot_product_attention:
+            node.target = _attention
+            notes.append(f"{node.name}: attention softmax measured as softplus normalisation")
     gm.recompile()
     return notes
 
