@@ -297,7 +297,7 @@ def main(argv=None) -> int:
     if args.limit:
         tasks = tasks[: args.limit]
     final, partial = args.out / f"{stem}.csv", args.out / f".{stem}.csv.partial"
-    done = {r["model"] + "|" + r["source"]: r for r in (read_rows(partial) + read_rows(final) if args.resume else [])}
+    done = {r["model"] + "|" + r["source"]: r for r in (read_rows(final) + read_rows(partial) if args.resume else [])}  # newest last
     if args.retry_failed:  # run the failures among this run's models again; keep every other row
         wanted = {f"{t[1]}|{t[0]}" for t in tasks}
         done = {k: r for k, r in done.items() if r["status"] in ("ok", "pass") or k not in wanted}
