@@ -121,7 +121,6 @@ register_packets(conv.conv_function, "conv1d", "conv2d", "conv3d")
 
 
 def _adaptive(ctx: OpContext):
-    x, s = ctx.main()
     return pool.adaptive_pool_n(ctx, len(ctx.arg(1, "output_size")))
 
 
@@ -174,7 +173,7 @@ def _slice_scatter(ctx: OpContext):
     """aten.slice_scatter(base, src, dim, start, end, step): base with a slice replaced by src. A unit sees
     what base's unit sees, or src's there: the union, with src re-indexed into base's grid. Exact when the
     slice is the whole grid (a prefix of class tokens left out), else an upper bound, flagged approximate."""
-    base, src = ctx.args[0], ctx.args[1]
+    base = ctx.args[0]
     sb, ss = ctx.arg_states[0], ctx.arg_states[1]
     dim = ctx.arg(2, "dim", 0) % base.dim()
     start, stop, step = slice(ctx.arg(3, "start"), ctx.arg(4, "end"), ctx.arg(5, "step", 1)).indices(base.shape[dim])

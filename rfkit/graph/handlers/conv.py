@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -129,7 +128,7 @@ def fold_state(ctx: OpContext, output_size, kernel, dilation, padding, stride):
     the grid of window positions L (VOLO's outlook attention). It reads one entry of each window only,
     so where the entries were not mixed first (VOLO mixes them) this is an upper bound: the node is
     flagged approximate."""
-    from rfkit.graph.handlers.resample import transposed_taps
+    from rfkit.graph.handlers.resample import transposed_axis
 
     x, s = ctx.main()
     n = len(ctx.out.shape) - 2
@@ -142,11 +141,8 @@ def fold_state(ctx: OpContext, output_size, kernel, dilation, padding, stride):
         raise UnsupportedOp("fold of columns that are not a plain grid of window positions")
     state = mix_channels(s, 1).replace(approximate=True)
     if state.axes is not None:
-        axes = list(state.axes)
-        for a in range(n):
-            src = transposed_taps(kernel[a], stride[a], padding[a], dilation[a])
-            axes[a] = axes[a].resample(src, Fraction(1, stride[a]), stride[a], 1)
-        state = state.with_axes(axes)
+        state = state.with_axes(transposed_axis(state.axes[a], kernel[a], stride[a], padding[a], dilation[a])
+                                for a in range(n))
     return state.with_layout(lay.plain(tuple(ctx.out.shape), tuple(range(2, 2 + n))))
 
 

@@ -144,15 +144,16 @@ def transposed_taps(kernel: int, stride: int, pad: int, dilation: int):
     return src
 
 
+def transposed_axis(axis: AxisRF, kernel: int, stride: int, pad: int, dilation: int) -> AxisRF:
+    """The axis after a transposed convolution (or a fold) with these parameters."""
+    return axis.resample(transposed_taps(kernel, stride, pad, dilation), Fraction(1, stride), stride, 1)
+
+
 def _conv_transpose(ctx: OpContext, kernel, stride, padding, dilation):
     n = len(kernel)
     stride, padding, dilation = as_tuple(stride, n), as_tuple(padding, n), as_tuple(dilation, n)
-
-    def per_axis(axis: AxisRF, j: int, size_in: int, size_out: int) -> AxisRF:
-        src = transposed_taps(kernel[j], stride[j], padding[j], dilation[j])
-        return axis.resample(src, Fraction(1, stride[j]), stride[j], 1)
-
-    return _apply(ctx, n, per_axis)
+    return _apply(ctx, n, lambda axis, j, size_in, size_out: transposed_axis(axis, kernel[j], stride[j], padding[j],
+                                                                              dilation[j]))
 
 
 @R.module(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
