@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -154,9 +153,6 @@ class RFGraph:
         from rfkit.io import atomic_write_text
 
         atomic_write_text(path, self.to_frame().to_csv(index=False))
-
-    def op_counts(self) -> Counter:
-        return Counter(r.op for r in self.records.values())
 
     def __repr__(self) -> str:
         out = self.output

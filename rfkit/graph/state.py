@@ -53,16 +53,6 @@ class AxisRF:
         """The RF of an input pixel: itself."""
         return cls(Fraction(1), (0,), (0,), Fraction(1))
 
-    @classmethod
-    def window(cls, size: int, stride=1, center=None) -> "AxisRF":
-        """A shift-invariant RF of ``size`` pixels whose unit 0 is centred on ``center`` (default: the
-        window starting at pixel 0)."""
-        c = Fraction(size - 1, 2) if center is None else Fraction(center)
-        lo = c - Fraction(size - 1, 2)
-        if lo.denominator != 1:
-            raise ValueError("a window of odd (even) size is centred on a whole (half) pixel")
-        return cls(Fraction(stride), (int(lo),), (int(lo) + size - 1,), Fraction(size))
-
     # --- what users read ---------------------------------------------------------------------------
     @property
     def period(self) -> int:
