@@ -36,6 +36,7 @@ class NodeRecord:
     scope: str  # innermost module whose forward created the node ("" at the top level)
     inputs: tuple[str, ...]
     info: RFInfo
+    layout: tuple | None = None  # rfkit.graph.layout.Layout of the output: which dims hold which axis pieces
 
 
 class RFGraph:

@@ -178,6 +178,7 @@ def _build_graph(gm: fx.GraphModule, result, module_outputs: dict[str, str], siz
         kept[n.name] = NodeRecord(
             name=n.name, op=op, kind=n.op, module=n.target if n.op == "call_module" else None, scope=_scope(n),
             inputs=tuple(sources(n, set())), info=RFInfo.from_state(state, len(size), result.shapes.get(n.name)),
+            layout=state.layout,
         )
     del nodes
     return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans, method)
