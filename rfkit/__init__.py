@@ -15,11 +15,12 @@ from rfkit.errors import (InputTooSmallError, ModelBuildError, ModelNotFoundErro
 __version__ = "0.1.0"
 
 _LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo": "rfkit.graph.info",
-         "verify": "rfkit.verification.verify", "VerifyReport": "rfkit.verification.verify"}
+         "verify": "rfkit.verification.verify", "VerifyReport": "rfkit.verification.verify",
+         "ERFResult": "rfkit.erf.result"}
 
 __all__ = [
-    "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "RFGraph", "RFInfo",
-    "RFKitError", "TraceError", "VerifyReport", "__version__", "trace", "verify",
+    "ERFResult", "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "RFGraph", "RFInfo",
+    "RFKitError", "TraceError", "VerifyReport", "__version__", "erf", "trace", "verify",
 ]
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
+    if name == "erf":  # the package rfkit.erf is callable: rfkit.erf(model, ...) runs rfkit.erf.engine.erf
+        return importlib.import_module("rfkit.erf")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

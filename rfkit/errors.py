@@ -32,3 +32,44 @@ class NodeNotFoundError(RFKitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ArchitectureError(RFKitError, ValueError):
+    """A hand-built architecture is inconsistent: an unknown or duplicate layer name, an invalid kernel,
+    stride, padding or dilation, or inputs whose feature maps cannot be merged."""
+
+
+class InputSizeError(RFKitError, ValueError):
+    """An input resolution does not fit the graph (wrong number of axes, or not positive)."""
+
+
+class GraphvizNotFoundError(RFKitError):
+    """The GraphViz ``dot`` program is not installed; the DOT source was written instead."""
+
+
+class RenderError(RFKitError):
+    """GraphViz could not render a graph, or the output format is not one it is asked for."""
+
+
+class WeightsError(RFKitError, ValueError):
+    """The ``weights`` option cannot be applied to this model (unknown option, or one a given module cannot take)."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """Pretrained weights were asked for but cannot be obtained (offline, no pretrained weights, download failed)."""
+
+
+class CheckpointError(WeightsError):
+    """A checkpoint file is missing, unreadable, or does not fit the model (missing/unexpected keys, shapes)."""
+
+
+class ImageSourceError(RFKitError, ValueError):
+    """An image source yields no usable image (missing path, empty folder, nothing readable, tensor of wrong size)."""
+
+
+class RFKitWarning(UserWarning):
+    """Base class of the warnings rfkit emits."""
+
+
+class WeightsWarning(RFKitWarning):
+    """The weights in use make the ERF questionable: random init (pretrained unobtainable) or init traps."""

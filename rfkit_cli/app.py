@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from rfkit_cli.erf_cmd import erf_command
 from rfkit_cli.errors import run_guarded
 from rfkit_cli.graph_cmd import graph_command
 from rfkit_cli.verify_cmd import verify_command
@@ -16,6 +17,8 @@ from rfkit_cli.verify_cmd import verify_command
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Theoretical (RF) and effective (ERF) receptive fields of vision models.")
 app.command("graph", help="Trace MODEL and print the analytic receptive field of every node.")(graph_command)
+app.command("erf", help="Measure the effective receptive field of MODEL's layers from input gradients.")(
+    erf_command)
 app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(
     verify_command)
 

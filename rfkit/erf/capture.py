@@ -1,0 +1,116 @@
+"""Catching the outputs of chosen layers during one forward pass, and leaving the model as it was found.
+
+Two ways in: forward hooks on modules (any model, nothing rebuilt), or, for graph nodes that are not a
+module's output (``add_3``, a reshape), a ``torch.fx`` GraphModule that returns those nodes and shares the
+model's parameters. Either way the forward stops as soon as every layer has been seen: measuring ``layer1``
+does not pay for ``layer4`` and the head.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+
+
+class _Seen(Exception):
+    """Raised from a hook once every requested output exists, to skip the rest of the forward."""
+
+
+@contextmanager
+def frozen(model: nn.Module, device: torch.device | None, channels_last: bool = False) -> Iterator[nn.Module]:
+    """``model`` in eval mode with frozen parameters (no weight gradients), optionally moved to ``device``
+    and to channels-last; afterwards every module's mode, every parameter's ``requires_grad`` and the
+    tensors behind every parameter and buffer (so device, dtype and memory format) are put back, also when
+    the body raises."""
+    modes = [(m, m.training) for m in model.modules()]
+    params = [(p, p.requires_grad, p.data) for p in model.parameters()]
+    buffers = [(m, name, b) for m in model.modules() for name, b in m._buffers.items() if b is not None]
+    try:
+        model.eval()
+        for p, _, _ in params:
+            p.requires_grad_(False)
+        if device is not None:
+            model.to(device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, requires_grad, data in params:
+            p.data = data
+            p.requires_grad_(requires_grad)
+        for m, name, b in buffers:
+            m._buffers[name] = b
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; CPU for a model without tensors."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+class HookCapture:
+    """Outputs of the modules ``modules`` (qualified name -> key) from one call of ``model``.
+
+    >>> import torch, torch.nn as nn
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3))
+    >>> cap = HookCapture(net, {"1": "relu"})
+    >>> out = cap(torch.zeros(1, 1, 8, 8))
+    >>> tuple(out["relu"].shape), len(cap.handles)
+    ((1, 2, 6, 6), 0)
+    """
+
+    def __init__(self, model: nn.Module, modules: dict[str, str]) -> None:
+        self.model = model
+        self.modules = dict(modules)
+        self.handles: list = []
+        named = dict(model.named_modules())
+        missing = [m for m in self.modules if m not in named]
+        if missing:
+            raise KeyError(f"no module named {missing[0]!r}")
+        self._targets = {named[m]: key for m, key in self.modules.items()}
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        found: dict[str, torch.Tensor] = {}
+        want = len(set(self._targets.values()))
+
+        def hook(module, args, out):
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            found[self._targets[module]] = out
+            if len(found) == want:
+                raise _Seen
+
+        self.handles = [m.register_forward_hook(hook) for m in self._targets]
+        try:
+            self.model(x)
+        except _Seen:
+            pass
+        finally:
+            for h in self.handles:
+                h.remove()
+            self.handles = []
+        return found
+
+
+class GraphCapture:
+    """Outputs of named nodes of ``gm`` (a torch.fx GraphModule of the model, node -> key)."""
+
+    def __init__(self, gm, nodes: dict[str, str]) -> None:
+        from rfkit.verification.measure import outputs_of
+
+        self.keys = list(nodes.values())
+        self.sub = outputs_of(gm, list(nodes))
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.keys, self.sub(x)))
+
+
+Capture = Callable[[torch.Tensor], dict]

@@ -1,0 +1,526 @@
+"""Images for ERF measurement, streamed batch by batch and preprocessed as the model expects.
+
+Sources (the ``images`` argument of :func:`image_batches`):
+
+- ``"sample"``: real photographs shipped with scikit-image (:data:`SAMPLE_PHOTOS`; offline, no download).
+  Greyscale photos are converted to RGB. The first ``len(SAMPLE_PHOTOS)`` images are the plain photos;
+  beyond that come further *views*: view ``i`` is photo ``i % len(SAMPLE_PHOTOS)`` under a random resized
+  crop (area 25-100 %, aspect 3/4-4/3) and a horizontal flip with probability 1/2, drawn from
+  ``numpy.random.default_rng([seed, i])``. So ``num_images=32`` works offline and is reproducible.
+- ``"noise"``: image ``i`` has pixel values uniform in [0, 1) drawn from ``numpy.random.default_rng([seed, i])``
+  at the model's input size, then normalised with the model's mean/std (no resize or crop).
+- a directory: its image files (``.jpg .jpeg .png .webp .bmp .tif .tiff``, any case), recursively, in sorted
+  order (entries of a folder sorted by name, sub-folders visited where they sort). Other files are not
+  read; they are counted in :attr:`ImageStats.ignored`.
+- a file path, or a list/tuple of paths (files or directories). The strings ``"sample"`` and ``"noise"``
+  always mean the built-in sources (write ``"./sample"`` for a folder of that name).
+- a :class:`torch.Tensor` (N, C, H, W), or (C, H, W) for one image: taken as **model-ready** input (already
+  resized and normalised); C, H, W must match the data config.
+
+Files are preprocessed with timm's evaluation transform (:func:`timm.data.create_transform` with
+``is_training=False``): resize so that the image covers ``floor(H / crop_pct) x floor(W / crop_pct)``
+keeping its aspect ratio (for a square input: shorter side to ``floor(H / crop_pct)``), centre crop to
+(H, W), scale to [0, 1], normalise with ``mean``/``std``. A model with one input channel gets greyscale
+images (PIL mode ``"L"``) and the mean of the three channel means/stds.
+
+Files that cannot be decoded are skipped and listed in :attr:`ImageStats.skipped`. Images are read lazily:
+only the batch being built and the batch last yielded are in memory, whatever ``num_images`` is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from rfkit.errors import ImageSourceError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+#: The scikit-image photographs behind ``images="sample"``, in the order they are used
+#: (colour: astronaut, chelsea the cat, coffee cup, rocket launch; greyscale: cameraman, coins, moon
+#: surface, and three texture photographs).
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "grass", "gravel",
+                 "brick")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Preprocessing for a module that says nothing about its input (torchvision's classic recipe:
+#: resize to 256, centre crop 224, bilinear).
+DEFAULT_DATA_CONFIG = {"input_size": (3, 224, 224), "interpolation": "bilinear", "mean": IMAGENET_MEAN,
+                       "std": IMAGENET_STD, "crop_pct": 0.875, "crop_mode": "center"}
+
+_CROP_SCALE = (0.25, 1.0)
+_CROP_RATIO = (3 / 4, 4 / 3)
+
+
+@dataclass
+class ImageStats:
+    """Where the images came from and what happened to them; filled while :func:`image_batches` runs.
+
+    Attributes
+    ----------
+    source : str
+        One line: ``"sample (scikit-image: astronaut, chelsea, ...)"``, ``"noise (seed 0)"``,
+        ``"dir /data/imgs (recursive)"``, ``"3 paths"``, ``"tensor (8, 3, 224, 224)"``.
+    requested : int
+        ``num_images`` asked for.
+    used : int
+        Images actually yielded (fewer than ``requested`` when the source ran out).
+    skipped : list of (str, str)
+        (path, reason) of each file that could not be read.
+    ignored : int
+        Files in a directory without an image extension (not read, not listed).
+    """
+
+    source: str
+    requested: int
+    used: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored: int = 0
+
+    def as_dict(self) -> dict:
+        """Plain-data copy (for JSON reports)."""
+        d = asdict(self)
+        d["skipped"] = [list(s) for s in self.skipped]
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data config
+
+
+def data_config_for(model: nn.Module, input_size=None, *, spec=None) -> dict:
+    """The preprocessing a model expects, as a timm data config.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A timm model (its ``pretrained_cfg`` is read through :func:`timm.data.resolve_data_config`), a
+        torchvision model (pass ``spec``, or build it with :func:`rfkit.erf.weights.load_model`, which
+        attaches the config of its DEFAULT weights), or any module (:data:`DEFAULT_DATA_CONFIG`). May live on
+        the meta device.
+    input_size : int or (h, w) or (c, h, w), optional
+        Override the input size; crop_pct, mean, std and interpolation are kept.
+    spec : str or rfkit.models.spec.ModelSpec, optional
+        The spec the model was built from; for ``torchvision:NAME`` the resize/crop/interpolation of the
+        DEFAULT weights' transforms are used.
+
+    Returns
+    -------
+    dict
+        Keys ``input_size`` (C, H, W), ``interpolation``, ``mean``, ``std``, ``crop_pct``, ``crop_mode``.
+        C is the first convolution's ``in_channels`` where there is one.
+
+    Examples
+    --------
+    >>> import timm
+    >>> m = timm.create_model("test_resnet", pretrained=False)
+    >>> cfg = data_config_for(m, input_size=(64, 96))
+    >>> cfg["input_size"], cfg["crop_pct"], cfg["mean"]
+    ((3, 64, 96), 0.95, (0.5, 0.5, 0.5))
+    >>> data_config_for(torch.nn.Conv2d(1, 4, 3))["input_size"]
+    (1, 224, 224)
+    """
+    from rfkit.models.spec import ModelSpec, default_input, parse_spec
+
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    own = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    if isinstance(own, dict) and own.get("input_size"):
+        from timm.data import resolve_data_config
+
+        cfg = dict(resolve_data_config({}, model=model))
+    elif isinstance(spec, ModelSpec) and spec.source == "torchvision" and torchvision_data_config(spec.name):
+        cfg = torchvision_data_config(spec.name)
+    else:
+        cfg = dict(DEFAULT_DATA_CONFIG)
+        size, _ = default_input(model, spec)
+        if size and len(size) == 2:
+            cfg["input_size"] = (3, *size)
+    c, h, w = cfg["input_size"]
+    c = _first_conv_channels(model) or c
+    if input_size is not None:
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        if len(size) == 3:
+            c, size = size[0], size[1:]
+        if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+            raise ImageSourceError(f"input_size must be an int or (h, w) of positive ints, got {input_size!r}")
+        h, w = size
+    cfg["input_size"] = (int(c), int(h), int(w))
+    for key in ("mean", "std"):
+        cfg[key] = _per_channel(cfg[key], int(c))
+    return cfg
+
+
+@lru_cache(maxsize=None)
+def _torchvision_cfg(name: str) -> tuple | None:
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError, AttributeError):
+        return None
+    kw = dict(getattr(weights.transforms, "keywords", {}) or {})
+    crop = kw.get("crop_size")
+    if not crop:
+        return None
+    crop = crop[0] if isinstance(crop, (list, tuple)) else crop
+    resize = kw.get("resize_size", 256)
+    resize = resize[0] if isinstance(resize, (list, tuple)) else resize
+    interp = kw.get("interpolation")
+    interp = getattr(interp, "value", interp) or "bilinear"
+    return (("input_size", (3, crop, crop)), ("interpolation", str(interp)),
+            ("mean", tuple(kw.get("mean", IMAGENET_MEAN))), ("std", tuple(kw.get("std", IMAGENET_STD))),
+            ("crop_pct", crop / resize), ("crop_mode", "center"))
+
+
+def torchvision_data_config(name: str) -> dict | None:
+    """The data config of torchvision model ``name``'s DEFAULT weights (None if it has none).
+
+    ``crop_pct`` is ``crop_size / resize_size`` of the weights' transforms, so timm's eval transform
+    reproduces torchvision's resize + centre crop.
+
+    >>> torchvision_data_config("resnet50")["crop_pct"] == 224 / 232
+    True
+    """
+    cfg = _torchvision_cfg(name)
+    return dict(cfg) if cfg else None
+
+
+def _checked_config(data_config: dict) -> dict:
+    if not isinstance(data_config, dict) or "input_size" not in data_config:
+        raise ImageSourceError("data_config must be a dict with 'input_size' (C, H, W): use "
+                               "rfkit.erf.images.data_config_for(model)")
+    cfg = {**DEFAULT_DATA_CONFIG, **{k: v for k, v in data_config.items() if v is not None}}
+    size = tuple(cfg["input_size"])
+    if len(size) != 3 or not all(int(s) == s and s > 0 for s in size):
+        raise ImageSourceError(f"data_config input_size must be (C, H, W) of positive ints, got {size!r}")
+    c = int(size[0])
+    mean, std = _per_channel(cfg["mean"], c), _per_channel(cfg["std"], c)
+    if not mean or not std or min(std) <= 0:
+        raise ImageSourceError(f"data_config needs a mean and a positive std per channel, got mean={mean}, "
+                               f"std={std}")
+    cfg.update(input_size=tuple(int(s) for s in size), mean=mean, std=std)
+    return cfg
+
+
+def _per_channel(values, c: int) -> tuple[float, ...]:
+    """One value per channel: as given if there are ``c``, else their average repeated (RGB -> greyscale)."""
+    values = tuple(float(v) for v in values)
+    if len(values) == c or not values:
+        return values
+    return (sum(values) / len(values),) * c
+
+
+def _first_conv_channels(model: nn.Module) -> int | None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return m.in_channels
+    return None
+
+
+def _pil_transform(cfg: dict):
+    """timm's eval transform for ``cfg`` (PIL image -> normalised tensor)."""
+    from timm.data import create_transform
+
+    keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+    return create_transform(**{k: cfg[k] for k in keys}, is_training=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sources: each yields (name, loader) pairs; loader() returns a (C, H, W) float tensor or raises
+
+
+def _walk(root: Path, stats: ImageStats, seen: set | None = None) -> Iterator[Path]:
+    """Image files under ``root``, lazily, in sorted order; symlinked folders followed once."""
+    seen = set() if seen is None else seen
+    real = os.path.realpath(root)
+    if real in seen:
+        return
+    seen.add(real)
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as e:
+        stats.skipped.append((str(root), f"cannot list folder: {e.strerror or e}"))
+        return
+    for entry in entries:
+        if entry.is_dir():
+            yield from _walk(Path(entry.path), stats, seen)
+        elif entry.name.lower().endswith(IMAGE_SUFFIXES):
+            yield Path(entry.path)
+        else:
+            stats.ignored += 1
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+
+
+def _file_loader(path: Path, transform, mode: str):
+    def load():
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.load()
+            return transform(im.convert(mode))
+
+    return load
+
+
+@lru_cache(maxsize=len(SAMPLE_PHOTOS))
+def _photo(name: str):
+    """A scikit-image photograph as an RGB PIL image (cached: ten photos, about 3 MB)."""
+    import skimage.data
+    from PIL import Image
+
+    arr = getattr(skimage.data, name)()
+    img = Image.fromarray(np.asarray(arr))
+    return img.convert("RGB")
+
+
+def sample_view(i: int, seed: int = 0):
+    """View ``i`` of the sample photographs, as a PIL image (before the model's preprocessing).
+
+    Views ``0 .. len(SAMPLE_PHOTOS) - 1`` are the plain photos; later ones are seeded random resized crops
+    with random horizontal flips (see the module docstring).
+
+    >>> sample_view(0).size, sample_view(1).size
+    ((512, 512), (451, 300))
+    >>> sample_view(12, seed=1) == sample_view(12, seed=1)
+    True
+    """
+    from PIL import Image
+
+    n = len(SAMPLE_PHOTOS)
+    img = _photo(SAMPLE_PHOTOS[i % n])
+    if i < n:
+        return img.copy()
+    rng = np.random.default_rng([seed, i])
+    W, H = img.size
+    box = (0, 0, W, H)
+    for _ in range(10):  # torchvision's RandomResizedCrop recipe, with a numpy generator
+        area = H * W * rng.uniform(*_CROP_SCALE)
+        ratio = math.exp(rng.uniform(math.log(_CROP_RATIO[0]), math.log(_CROP_RATIO[1])))
+        w, h = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+        if 0 < w <= W and 0 < h <= H:
+            x0, y0 = int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1))
+            box = (x0, y0, x0 + w, y0 + h)
+            break
+    view = img.crop(box)
+    if rng.random() < 0.5:
+        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return view
+
+
+def _sample_source(n: int, cfg: dict, seed: int, mode: str):
+    transform = _pil_transform(cfg)
+    for i in range(n):
+        name = SAMPLE_PHOTOS[i % len(SAMPLE_PHOTOS)]
+        label = name if i < len(SAMPLE_PHOTOS) else f"{name} (view {i})"
+        yield label, (lambda i=i: transform(sample_view(i, seed).convert(mode)))
+
+
+def _noise_image(i: int, cfg: dict, seed: int) -> torch.Tensor:
+    c, h, w = cfg["input_size"]
+    x = torch.from_numpy(np.random.default_rng([seed, i]).random((c, h, w), dtype=np.float32))
+    mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(c, 1, 1)
+    std = torch.tensor(cfg["std"], dtype=torch.float32).view(c, 1, 1)
+    return (x - mean) / std
+
+
+def _noise_source(n: int, cfg: dict, seed: int):
+    for i in range(n):
+        yield f"noise {i}", (lambda i=i: _noise_image(i, cfg, seed))
+
+
+def _path_source(paths: list[Path], cfg: dict, stats: ImageStats, mode: str):
+    transform = _pil_transform(cfg)
+    seen: set = set()
+    for p in paths:
+        files = _walk(p, stats, seen) if p.is_dir() else iter([p])
+        for f in files:
+            yield str(f), _file_loader(f, transform, mode)
+
+
+def _resolve(images, cfg: dict, num_images: int, seed: int, stats: ImageStats):
+    """(description, source iterator) for ``images``; raises ImageSourceError for what can be seen now."""
+    c = cfg["input_size"][0]
+    mode = {1: "L", 3: "RGB"}.get(c)
+    if isinstance(images, torch.Tensor):
+        return f"tensor {tuple(images.shape)}", None
+    if isinstance(images, str) and images in ("sample", "noise"):
+        if images == "noise":
+            return f"noise (seed {seed})", _noise_source(num_images, cfg, seed)
+        _need_mode(mode, c, "sample")
+        try:
+            import skimage.data  # noqa: F401
+        except ImportError as e:
+            raise ImageSourceError("images='sample' needs scikit-image (pip install scikit-image); or pass a "
+                                   "folder of images, or images='noise'") from e
+        views = max(0, num_images - len(SAMPLE_PHOTOS))
+        extra = f"; {views} seeded crop/flip views (seed {seed})" if views else ""
+        return (f"sample (scikit-image: {', '.join(SAMPLE_PHOTOS[:num_images])}{extra})",
+                _sample_source(num_images, cfg, seed, mode))
+    if isinstance(images, (str, os.PathLike)):
+        entries = [images]
+    elif isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, os.PathLike)) for p in images):
+        entries = list(images)
+    elif isinstance(images, (list, tuple)) and not images:
+        raise ImageSourceError("the list of image paths is empty: pass at least one file or folder")
+    else:
+        raise ImageSourceError(f"images must be 'sample', 'noise', a path, a list of paths or a tensor; "
+                               f"got {type(images).__name__}")
+    paths = [Path(os.path.expanduser(os.fspath(p))) for p in entries]
+    for p in paths:
+        if not p.exists():
+            hint = " ('sample' and 'noise' are the built-in sources)" if len(paths) == 1 else ""
+            raise ImageSourceError(f"image path {str(p)!r} does not exist{hint}: pass an existing file or "
+                                   "folder")
+    _need_mode(mode, c, "image files")
+    for p in paths:
+        if p.is_dir():
+            probe = ImageStats(source="", requested=0)
+            if next(_walk(p, probe), None) is None:
+                raise ImageSourceError(f"no image files in {p} (searched recursively for "
+                                       f"{' '.join(IMAGE_SUFFIXES)}; {probe.ignored} other file(s)): point "
+                                       "images at a folder of photos, or use images='sample'")
+    if len(paths) == 1:
+        desc = f"dir {paths[0]} (recursive)" if paths[0].is_dir() else f"file {paths[0]}"
+    else:
+        desc = f"{len(paths)} paths"
+    return desc, _path_source(paths, cfg, stats, mode)
+
+
+def _need_mode(mode, c: int, what: str) -> None:
+    if mode is None:
+        raise ImageSourceError(f"{what} can feed models with 1 or 3 input channels, not {c}: pass a model-ready "
+                               "tensor (N, C, H, W) or images='noise'")
+
+
+def _check_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
+    c, h, w = cfg["input_size"]
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4:
+        raise ImageSourceError(f"an image tensor must be (N, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ImageSourceError(f"an image tensor is taken as model-ready (resized, normalised floats), got "
+                               f"dtype {x.dtype}: convert and normalise it, or pass image files")
+    if x.shape[0] == 0:
+        raise ImageSourceError("the image tensor holds no images (N = 0)")
+    if x.shape[1] != c or tuple(x.shape[2:]) != (h, w):
+        raise ImageSourceError(f"image tensor is {tuple(x.shape[1:])} (C, H, W) but the model input is "
+                               f"{(c, h, w)}: resize it, or set input_size=({x.shape[2]}, {x.shape[3]})")
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------------
+# batches
+
+
+def image_batches(images, data_config: dict, num_images: int, batch_size: int, *, seed: int = 0,
+                  stats: ImageStats | None = None) -> Iterator[torch.Tensor]:
+    """Stream preprocessed image batches for a model.
+
+    Parameters
+    ----------
+    images : str, path, list of paths, or torch.Tensor
+        ``"sample"``, ``"noise"``, a directory (recursive), a file, a list of files/directories, or a
+        model-ready tensor (N, C, H, W) / (C, H, W). See the module docstring for each.
+    data_config : dict
+        timm data config (:func:`data_config_for`): ``input_size`` (C, H, W), ``mean``, ``std``,
+        ``interpolation``, ``crop_pct``, ``crop_mode``.
+    num_images : int
+        Stop after this many images (fewer if the source runs out; ``stats.used`` tells).
+    batch_size : int
+        Images per batch (the last batch may be smaller).
+    seed : int
+        Seeds ``"noise"`` and the extra views of ``"sample"``.
+    stats : ImageStats, optional
+        Filled while iterating: ``source`` (overwritten with a description), ``used``, ``skipped``, ``ignored``.
+
+    Yields
+    ------
+    torch.Tensor
+        float32 CPU batches (B, C, H, W), a fresh tensor each (free to modify).
+
+    Raises
+    ------
+    ImageSourceError
+        At the call: a path that does not exist, an empty folder, a tensor of the wrong size, a bad
+        data config. While iterating: no file could be read at all.
+
+    Examples
+    --------
+    >>> cfg = {"input_size": (3, 32, 48), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+    ...        "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center"}
+    >>> st = ImageStats(source="", requested=5)
+    >>> [tuple(b.shape) for b in image_batches("sample", cfg, 5, 2, stats=st)]
+    [(2, 3, 32, 48), (2, 3, 32, 48), (1, 3, 32, 48)]
+    >>> st.used, st.source
+    (5, 'sample (scikit-image: astronaut, chelsea, coffee, rocket, camera)')
+    >>> float(next(image_batches("noise", cfg, 1, 1)).min()) >= -1.0  # (U[0,1) - 0.5) / 0.5
+    True
+    """
+    if not isinstance(num_images, int) or num_images < 1:
+        raise ImageSourceError(f"num_images must be a positive int, got {num_images!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ImageSourceError(f"batch_size must be a positive int, got {batch_size!r}")
+    cfg = _checked_config(data_config)
+    stats = stats if stats is not None else ImageStats(source="", requested=num_images)
+    stats.requested = num_images
+    desc, source = _resolve(images, cfg, num_images, seed, stats)
+    stats.source = desc
+    if isinstance(images, torch.Tensor):
+        return _tensor_batches(_check_tensor(images, cfg), num_images, batch_size, stats)
+    return _batches(source, num_images, batch_size, stats, cfg)
+
+
+def _tensor_batches(x: torch.Tensor, n: int, bs: int, stats: ImageStats) -> Iterator[torch.Tensor]:
+    n = min(n, x.shape[0])
+    for i in range(0, n, bs):
+        stats.used += min(i + bs, n) - i
+        yield x[i:min(i + bs, n)].detach().to("cpu", torch.float32, copy=True)
+
+
+def _pop_batch(buf: list[torch.Tensor]) -> torch.Tensor:
+    out = torch.stack(buf)
+    buf.clear()
+    return out
+
+
+def _batches(source, n: int, bs: int, stats: ImageStats, cfg: dict) -> Iterator[torch.Tensor]:
+    shape = tuple(cfg["input_size"])
+    buf: list[torch.Tensor] = []
+    tried = 0
+    for name, load in source:
+        if stats.used + len(buf) >= n:
+            break
+        tried += 1
+        try:
+            img = load()
+        except Exception as e:  # noqa: BLE001 -- any decoding failure skips the file
+            stats.skipped.append((name, _reason(e)))
+            continue
+        if tuple(img.shape) != shape:  # a transform that does not give the configured size is a bug
+            raise ImageSourceError(f"preprocessing {name} gave shape {tuple(img.shape)}, expected {shape}")
+        buf.append(img.to(torch.float32))
+        if len(buf) == bs:
+            stats.used += len(buf)
+            yield _pop_batch(buf)  # yielded, not kept: the generator holds no reference to it
+    if buf:
+        stats.used += len(buf)
+        yield _pop_batch(buf)
+    if stats.used == 0:
+        first = f" (first: {stats.skipped[0][0]}: {stats.skipped[0][1]})" if stats.skipped else ""
+        raise ImageSourceError(f"no readable image in {stats.source}: {tried} file(s) tried, all failed"
+                               f"{first}; pass readable .jpg/.png files or use images='sample'")

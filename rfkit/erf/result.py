@@ -1,0 +1,83 @@
+"""The result of an ERF run: :class:`ERFResult`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ERFResult:
+    """Effective receptive fields of some layers of one model, measured on the same images.
+
+    Attributes
+    ----------
+    model : str
+        Model name (spec, or the module's class name).
+    maps : dict[str, numpy.ndarray]
+        Per layer, the raw ERF map at input resolution ``(H, W)``: the method's per-image map averaged
+        over the images, without any transform.
+    metrics : dict[str, ERFMetrics]
+        Per layer, :func:`rfkit.erf.metrics.compute_metrics` of the map, centred on the measured unit's
+        analytic RF centre.
+    num_images : int
+        Images actually used.
+    data_config : dict
+        Preprocessing (timm data config: input_size, mean, std, interpolation, crop_pct, ...).
+    weights : WeightsInfo
+        The weights actually used (pretrained tag, checkpoint, random + init scheme, as given).
+    unit : dict[str, tuple]
+        Per layer, the measured output unit (one index per spatial axis of the layer's grid).
+    method : str
+        ``"replknet"`` or ``"openerf"`` (:mod:`rfkit.erf.methods`).
+    nodes : dict[str, str]
+        Per layer, the graph node measured (``g[node]`` in :attr:`graph`).
+    center : dict[str, tuple]
+        Per layer, the analytic RF centre of the measured unit, in input pixels ``(y, x)``.
+    grid : dict[str, tuple]
+        Per layer, the number of units per spatial axis.
+    images : ImageStats
+        Where the images came from, how many were used and which files were skipped.
+    warnings : tuple[str, ...]
+        Everything a reader of the numbers must know: random weights, init traps, degenerate maps,
+        skipped files.
+    device : str
+        Where the gradients were computed.
+    graph : RFGraph
+        The analytic RF graph at the same input size.
+    """
+
+    model: str
+    maps: dict[str, np.ndarray]
+    metrics: dict[str, Any]
+    num_images: int
+    data_config: dict
+    weights: Any
+    unit: dict[str, tuple[int, ...]]
+    method: str
+    nodes: dict[str, str]
+    center: dict[str, tuple]
+    grid: dict[str, tuple[int, ...]]
+    images: Any
+    warnings: tuple[str, ...] = ()
+    device: str = "cpu"
+    graph: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def layers(self) -> list[str]:
+        """The measured layers, in the order asked for."""
+        return list(self.maps)
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        return tuple(self.data_config["input_size"][1:])
+
+    def rf(self, layer: str):
+        """The analytic :class:`~rfkit.RFInfo` of a measured layer."""
+        return self.graph[self.nodes[layer]]
+
+    def __repr__(self) -> str:
+        return (f"ERFResult({self.model}, layers={self.layers}, method={self.method!r}, "
+                f"num_images={self.num_images}, weights={getattr(self.weights, 'kind', self.weights)!r})")

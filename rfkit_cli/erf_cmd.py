@@ -1,0 +1,112 @@
+"""``rfkit erf``: effective receptive fields of chosen layers, measured from gradients."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rfkit_cli.format import fmt_pair
+from rfkit_cli.graph_cmd import UsageError, parse_input_size
+
+
+def parse_unit(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    """``"3,4"`` or ``"3x4"`` → (3, 4).
+
+    >>> parse_unit("3,4"), parse_unit(None)
+    ((3, 4), None)
+    """
+    if text is None:
+        return None
+    size = parse_input_size(text.replace(",", "x"))
+    return size
+
+
+def split_names(items: Optional[List[str]]) -> Optional[list[str]]:
+    """Repeated and comma-separated names as one list (None when nothing was given)."""
+    return [n for item in (items or []) for n in item.split(",") if n] or None
+
+
+def _fmt(v, spec: str = ".2f") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def erf_table(result, console: Console) -> None:
+    """One row per layer: the unit, its analytic RF, and the main ERF metrics."""
+    table = Table(title=f"ERF of {result.model} @ {'×'.join(map(str, result.input_size))} "
+                        f"({result.method}, {result.num_images} images)")
+    for col in ("layer", "unit", "centre (y, x)", "RF h×w", "ERF 95% h×w", "ERF/RF h×w", "area 0.5",
+                "σ y×x (Gauss)", "R²"):
+        table.add_column(col, overflow="fold")
+    for layer in result.layers:
+        info = result.rf(layer)
+        m = result.metrics.get(layer)
+        d = m.as_dict() if m is not None else {}
+        rf = fmt_pair(info.size)
+        if info.is_global and info.local_size is not None:
+            rf += f" (local {fmt_pair(info.local_size)})"
+        side = f"{_fmt(d.get('erf_side_h'), '.0f')}×{_fmt(d.get('erf_side_w'), '.0f')}"
+        ratio = f"{_fmt(d.get('erf_rf_ratio_h'))}×{_fmt(d.get('erf_rf_ratio_w'))}"
+        sigma = f"{_fmt(d.get('gauss_sigma_y'), '.1f')}×{_fmt(d.get('gauss_sigma_x'), '.1f')}"
+        if d and not d.get("gauss_like"):
+            sigma += " (not Gaussian)"
+        table.add_row(layer or "<output>", fmt_pair(result.unit[layer], ", "), fmt_pair(result.center[layer], ", "),
+                      rf, side, ratio, _fmt(d.get("area_ratio_0.5"), ".4f"), sigma, _fmt(d.get("gauss_r2"), ".3f"))
+    console.print(table)
+
+
+def erf_command(
+    model: str = typer.Argument(..., help="timm name[.tag], torchvision:NAME, or FILE.py:FACTORY."),
+    layers: Optional[List[str]] = typer.Option(None, "--layers", "-l",
+                                               help="Module or node names (repeat, or comma-separate). "
+                                                    "Default: the final feature map."),
+    images: str = typer.Option("sample", "--images", help="sample, noise, a folder, or an image file."),
+    num_images: int = typer.Option(32, "--num-images", "-n", min=1, help="Images to average over."),
+    weights: str = typer.Option("auto", "--weights",
+                                help="auto, pretrained, random, random-safe, or a checkpoint path."),
+    method: str = typer.Option("replknet", "--method", help="replknet or openerf."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="Output unit to measure, 'i,j' (default: centre)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
+    autocast: bool = typer.Option(False, "--autocast", help="bfloat16 autocast (GPU)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar."),
+) -> None:
+    """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
+    averaged over images, with its metrics centred on the unit's analytic RF centre."""
+    import rfkit
+    from rfkit.report.erf_files import save_erf
+    from rich.progress import Progress
+
+    console = Console(width=None if Console().is_terminal else 200, stderr=False)
+    names = split_names(layers)
+    size = parse_input_size(input_size)
+    if method not in ("replknet", "openerf"):
+        raise UsageError(f"--method {method!r}: use replknet or openerf")
+    with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each warning is printed below the table, once
+        task = bar.add_task(f"ERF of {model}", total=num_images)
+        result = rfkit.erf(model, layers=names, images=images, num_images=num_images, weights=weights,
+                           method=method, batch_size=batch_size, device=device, input_size=size,
+                           unit=parse_unit(unit), threads=threads, channels_last=channels_last,
+                           autocast=autocast, progress=lambda n: bar.advance(task, n))
+    if not quiet:
+        erf_table(result, console)
+        console.print(f"weights: {getattr(result.weights, 'description', result.weights)}")
+        console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used")
+        for w in result.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+    if out is not None:
+        written = save_erf(result, out)
+        console.print(f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}")

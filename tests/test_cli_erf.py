@@ -1,0 +1,77 @@
+"""`rfkit erf` through Typer's test runner: table, files, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rfkit_cli.app import app, main, normalise_argv
+
+runner = CliRunner()
+
+NET = ("import torch.nn as nn\n\n"
+       "def build():\n"
+       "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))\n")
+
+
+def invoke(*args):
+    return runner.invoke(app, normalise_argv(list(args)))
+
+
+@pytest.fixture
+def net(tmp_path):
+    f = tmp_path / "net.py"
+    f.write_text(NET)
+    return f"{f}:build"
+
+
+def test_erf_table_and_files(net, tmp_path):
+    out = tmp_path / "out"
+    r = invoke("erf", net, "-l", "0,2", "--images", "noise", "-n", "3", "--input-size", "20", "24",
+               "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out / "erf.csv", dtype={"layer": str}).set_index("layer")
+    # layer 2 sees 3 + 5 - 1 = 7 pixels per axis around the centre unit (10, 12) of a 20x24 input
+    assert (df.loc["2", "rf_h"], df.loc["2", "rf_w"]) == (7, 7)
+    assert (df.loc["2", "center_y"], df.loc["2", "center_x"]) == (10, 12)
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["run"]["num_images"] == 3 and doc["run"]["input_size"] == [20, 24]
+    assert doc["run"]["weights_kind"] == "as-given"
+    m = np.load(out / "maps" / "2.npy")
+    ys, xs = np.nonzero(m)
+    assert m.shape == (20, 24) and (ys.min(), ys.max(), xs.min(), xs.max()) == (7, 13, 9, 15)
+
+
+def test_erf_prints_the_table(net):
+    r = invoke("erf", net, "--images", "noise", "-n", "2", "--input-size", "16")
+    assert r.exit_code == 0, r.output
+    assert "ERF of" in r.output and "7×7" in r.output and "as built by" in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-l", "conv9"], "no node or module named 'conv9'"),
+    (["--method", "luo"], "--method 'luo'"),
+    (["--images", "/nonexistent/folder"], "/nonexistent/folder"),
+    (["--unit", "99,0"], "outside"),
+    (["--weights", "/no/such.pth"], "/no/such.pth"),
+])
+def test_erf_bad_input_is_one_line_and_exit_1(net, args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["erf", net, "--images", "noise", "-n", "1", "--input-size", "16", "-q", *args])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, err
+
+
+def test_erf_empty_image_folder(net, tmp_path, capsys):
+    empty = tmp_path / "imgs"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    with pytest.raises(SystemExit) as exc:
+        main(["erf", net, "--images", str(empty), "-n", "1", "--input-size", "16", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 1 and err.startswith("error: no image files") and str(empty) in err
