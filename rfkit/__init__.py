@@ -9,21 +9,34 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from rfkit.errors import (InputTooSmallError, ModelBuildError, ModelNotFoundError, NodeNotFoundError, RFKitError,
-                          TraceError)
+from rfkit.errors import (ArchitectureError, GraphvizNotFoundError, InputSizeError, InputTooSmallError,
+                          ModelBuildError, ModelNotFoundError, NodeNotFoundError, RenderError, RFKitError, TraceError)
 
 __version__ = "0.1.0"
 
 _LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo": "rfkit.graph.info",
          "verify": "rfkit.verification.verify", "VerifyReport": "rfkit.verification.verify",
-         "ERFResult": "rfkit.erf.result"}
+         "ERFResult": "rfkit.erf.result", "estimate_rf": "rfkit.erf.estimate", "RFEstimate": "rfkit.erf.estimate",
+         "RFEstimates": "rfkit.erf.estimate",
+         "productivity": "rfkit.graph.productivity", "input_resolution_range": "rfkit.graph.productivity",
+         "ProductivityReport": "rfkit.graph.productivity", "InputRange": "rfkit.graph.productivity",
+         "Status": "rfkit.graph.productivity", "to_dot": "rfkit.graph.dot", "render": "rfkit.graph.dot",
+         "GraphBuilder": "rfkit.graph.handbuilt", "graph_from_layers": "rfkit.graph.handbuilt"}
 
 __all__ = [
-    "ERFResult", "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "RFGraph", "RFInfo",
-    "RFKitError", "TraceError", "VerifyReport", "__version__", "erf", "trace", "verify",
+    "ArchitectureError", "ERFResult", "GraphBuilder", "GraphvizNotFoundError", "InputRange", "InputSizeError",
+    "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "ProductivityReport",
+    "RFEstimate", "RFEstimates", "RFGraph", "RFInfo", "RFKitError", "RenderError", "Status", "TraceError",
+    "VerifyReport", "__version__", "erf", "estimate_rf", "graph_from_layers", "input_resolution_range",
+    "productivity", "render", "to_dot", "trace", "verify",
 ]
 
 if TYPE_CHECKING:
+    from rfkit.erf.estimate import RFEstimate, RFEstimates, estimate_rf
+    from rfkit.erf.result import ERFResult
+    from rfkit.graph.dot import render, to_dot
+    from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
+    from rfkit.graph.productivity import InputRange, ProductivityReport, Status, input_resolution_range, productivity
     from rfkit.graph.info import RFInfo
     from rfkit.graph.rfgraph import RFGraph
     from rfkit.graph.trace import trace

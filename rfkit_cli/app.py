@@ -16,7 +16,8 @@ from rfkit_cli.verify_cmd import verify_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Theoretical (RF) and effective (ERF) receptive fields of vision models.")
-app.command("graph", help="Trace MODEL and print the analytic receptive field of every node.")(graph_command)
+app.command("graph", help="Trace MODEL and print the analytic receptive field of every node; with --resolution, "
+                          "which layers are unproductive; --dot draws the graph.")(graph_command)
 app.command("erf", help="Measure the effective receptive field of MODEL's layers from input gradients.")(
     erf_command)
 app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(
@@ -40,8 +41,8 @@ _INT = re.compile(r"^\d+$")
 
 
 def normalise_argv(argv: list[str]) -> list[str]:
-    """Let ``--input-size H W`` through: Typer options take a fixed number of values, so two integers
-    after ``--input-size`` are joined into ``HxW`` before parsing.
+    """Let ``--input-size H W`` and ``--resolution H W`` through: Typer options take a fixed number of values,
+    so two integers after either option are joined into ``HxW`` before parsing.
 
     >>> normalise_argv(["graph", "m", "--input-size", "224", "192", "--csv", "a.csv"])
     ['graph', 'm', '--input-size', '224x192', '--csv', 'a.csv']
@@ -49,7 +50,7 @@ def normalise_argv(argv: list[str]) -> list[str]:
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
-        if a == "--input-size" and i + 2 < len(argv) and _INT.match(argv[i + 1]) and _INT.match(argv[i + 2]):
+        if a in ("--input-size", "--resolution") and i + 2 < len(argv) and _INT.match(argv[i + 1]) and _INT.match(argv[i + 2]):
             out += [a, f"{argv[i + 1]}x{argv[i + 2]}"]
             i += 3
             continue

@@ -18,7 +18,7 @@ class UsageError(RFKitError):
     pass
 
 
-def parse_input_size(text: Optional[str]) -> Optional[tuple[int, ...]]:
+def parse_input_size(text: Optional[str], option: str = "--input-size") -> Optional[tuple[int, ...]]:
     """``"224"`` → (224, 224); ``"224x192"``, ``"224,192"`` or ``"224 192"`` → (224, 192).
 
     >>> parse_input_size("224"), parse_input_size("256x192")
@@ -28,16 +28,27 @@ def parse_input_size(text: Optional[str]) -> Optional[tuple[int, ...]]:
         return None
     parts = [p for p in re.split(r"[x×, ]+", text.strip()) if p]
     if not parts or not all(p.isdigit() for p in parts):
-        raise UsageError(f"--input-size {text!r}: give one integer (square) or H W, e.g. --input-size 224 192")
+        raise UsageError(f"{option} {text!r}: give one integer (square) or H W, e.g. {option} 224 192")
     size = tuple(int(p) for p in parts)
     return size * 2 if len(size) == 1 else size
 
 
-def graph_table(g, console: Console) -> None:
-    table = Table(title=f"{g.model_name} @ {'×'.join(map(str, g.input_size))}", show_lines=False)
-    for col in ("node", "op", "output shape", "RF " + "×".join(g.axis_names), "min RF", "stride", "centre",
-                "padding", "flags"):
+STATUS_STYLES = {"productive": "green", "partially critical": "yellow", "critical": "dark_orange",
+                 "unproductive": "bold red", "global": "blue", "unknown": "dim", "input": "dim"}
+
+
+def graph_table(g, console: Console, report=None) -> None:
+    title = f"{g.model_name} @ {'×'.join(map(str, g.input_size))}"
+    if report is not None:
+        title += f" · status at {'×'.join(map(str, report.input_size))}"
+    table = Table(title=title, show_lines=False)
+    columns = ["node", "op", "output shape", "RF " + "×".join(g.axis_names), "min RF", "stride", "centre",
+               "padding", "flags"]
+    if report is not None:
+        columns.insert(5, "status")
+    for col in columns:
         table.add_column(col, overflow="fold")
+    statuses = {e.node: e.status.value for e in report} if report is not None else {}
     for name, info in g.items():
         rec = g.records[name]
         shape = "×".join(map(str, info.shape[1:])) if info.shape else "-"
@@ -48,9 +59,49 @@ def graph_table(g, console: Console) -> None:
             stride = center = padding = "-"
         else:
             stride, center, padding = fmt_pair(info.stride), fmt_pair(info.center, ", "), fmt_pair(info.padding, ", ")
-        table.add_row(rec.module or name, short_op(rec.op), shape, rf, fmt_pair(info.size_min), stride, center,
-                      padding, ",".join(info.flags()))
+        row = [rec.module or name, short_op(rec.op), shape, rf, fmt_pair(info.size_min), stride, center, padding,
+               ",".join(info.flags())]
+        if report is not None:
+            status = statuses.get(name, "input")
+            row.insert(5, f"[{STATUS_STYLES.get(status, '')}]{status}[/]")
+        table.add_row(*row)
     console.print(table)
+
+
+def productivity_summary(report, console: Console) -> None:
+    """Layer counts per status, and the unproductive and critical layers by name."""
+    from rfkit.graph.productivity import Status
+
+    console.print(f"Productivity: {report.summary()} (layers: convolutions, pooling, linear, attention, "
+                  "resampling; min RF over paths)")
+    for status in (Status.UNPRODUCTIVE, Status.CRITICAL, Status.PARTIALLY_CRITICAL):
+        layers = report.select(status)
+        if layers:
+            names = ", ".join(e.module or e.node for e in layers[:12]) + (f", … (+{len(layers) - 12})"
+                                                                          if len(layers) > 12 else "")
+            console.print(f"  [{STATUS_STYLES[status.value]}]{status.value}[/]: {names}")
+
+
+def range_summary(g, console: Console, ignore_global: bool) -> None:
+    from rfkit.graph.productivity import input_resolution_range
+
+    r = input_resolution_range(g, ignore_global=ignore_global)
+
+    def where(nodes) -> str:
+        names = [g.records[n].module or n for n in dict.fromkeys(nodes) if n]
+        return f" (set by {', '.join(names)})" if names else ""
+
+    unbounded = all(v == float("inf") for v in r.max)
+    hi = "unbounded (global-context paths: rerun with --ignore-global for the local paths)" if unbounded \
+        else fmt_pair(r.max) + where(r.max_nodes)
+    console.print(f"Input resolution range: min {fmt_pair(r.min)}{where(r.min_nodes)}, max {hi}"
+                  + (" — ignoring global-context paths" if ignore_global else ""))
+    console.print("  below min some layers with weights are unproductive; above max some input patterns exceed "
+                  "every RF")
+    if not r.feasible:
+        console.print("  [yellow]min > max: no resolution avoids both[/]")
+    if r.skipped:
+        console.print(f"  [yellow]{len(r.skipped)} nodes with an unknown RF were left out[/]")
 
 
 def unsupported_summary(g, console: Console) -> None:
@@ -70,25 +121,79 @@ def unsupported_summary(g, console: Console) -> None:
 def graph_command(
     model: str = typer.Argument(..., help="timm name (resnet50.a1_in1k), torchvision:NAME, or FILE.py:FACTORY."),
     input_size: Optional[str] = typer.Option(None, "--input-size", help="Input size: 224, or H W (e.g. 224 192). "
-                                             "Default: the model's own, else 224."),
+                                             "Default: the --resolution if given, else the model's own, else 224."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the table (every node) as CSV here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary, not every node."),
+    resolution: Optional[str] = typer.Option(None, "--resolution", help="Input resolution for the productivity "
+                                             "analysis (32, or H W): adds a status column (productive, "
+                                             "critical, unproductive, ...) and a summary."),
+    dot: Optional[Path] = typer.Option(None, "--dot", help="Write the graph here: .svg, .png or .pdf (needs "
+                                       "GraphViz's dot), or .dot; coloured by status with --resolution."),
+    depth: Optional[int] = typer.Option(None, "--depth", help="With --dot: collapse the graph to this "
+                                        "module depth (2: a ResNet's blocks)."),
+    input_range: bool = typer.Option(False, "--input-range", help="Print the range of input resolutions in "
+                                     "which no layer is unproductive and every pattern fits an RF."),
+    ignore_global: bool = typer.Option(False, "--ignore-global", help="With --input-range: leave global-context "
+                                       "paths (SE blocks, attention) out of the maximum."),
 ) -> None:
     import rfkit
+    from rfkit.errors import InputTooSmallError
+    from rfkit.graph.productivity import productivity
 
     size = parse_input_size(input_size)
-    g = rfkit.trace(model, input_size=size)
+    res = parse_input_size(resolution, "--resolution")
+    if dot is not None:
+        from rfkit.graph.dot import FORMATS
+
+        if dot.suffix.lower().lstrip(".") not in FORMATS:
+            raise UsageError(f"--dot {dot}: the file name must end in .svg, .png, .pdf or .dot")
+    if depth is not None and depth < 1:
+        raise UsageError(f"--depth {depth}: give a module depth of 1 or more")
+    if depth is not None and dot is None:
+        raise UsageError("--depth applies to the --dot graph; add --dot FILE")
+    if ignore_global and not input_range:
+        raise UsageError("--ignore-global applies to --input-range")
     console = Console(width=None if Console().is_terminal else 200)
+    note = ""
+    try:
+        g = rfkit.trace(model, input_size=size or res)
+    except InputTooSmallError as e:
+        if size is not None or res is None:
+            raise
+        g = rfkit.trace(model)
+        note = (f"note: {model} cannot run at {'×'.join(map(str, res))} ({str(e).split('. ')[0]}); its RF geometry "
+                f"was traced at {'×'.join(map(str, g.input_size))} and analysed at {'×'.join(map(str, res))}")
+    report = productivity(g, res) if res is not None else None
     if not quiet:
-        graph_table(g, console)
+        graph_table(g, console, report)
     out = g.output
     console.print(f"{g.model_name}: {len(g)} nodes at input {'×'.join(map(str, g.input_size))}; "
                   f"output RF {fmt_pair(out.size)}" + (f" (local {fmt_pair(out.local_size)})"
                                                        if out.is_global and out.local_size else ""))
     unsupported_summary(g, console)
+    if note:
+        console.print(f"[yellow]{note}[/]")
+    if report is not None:
+        productivity_summary(report, console)
+    if input_range:
+        range_summary(g, console, ignore_global)
     if csv is not None:
+        frame = g.to_frame()
+        if report is not None:
+            statuses = {e.node: e.status.value for e in report}
+            frame["status"] = [statuses.get(n, "input") for n in frame["node"]]
         try:
-            g.to_csv(csv)
+            from rfkit.io import atomic_write_text
+
+            atomic_write_text(csv, frame.to_csv(index=False))
         except OSError as e:
             raise UsageError(f"cannot write {csv}: {e.strerror or e}") from e
         console.print(f"wrote {csv}")
+    if dot is not None:
+        from rfkit.graph.dot import render
+
+        try:
+            written = render(g, dot, input_size=res, depth=depth)
+        except OSError as e:
+            raise UsageError(f"cannot write {dot}: {e.strerror or e}") from e
+        console.print(f"wrote {written}")

@@ -17,14 +17,21 @@ def verify_command(
                                                help="Module or node names (repeat, or comma-separate). "
                                                     "Default: the stage outputs and the output."),
     input_size: Optional[str] = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    estimate: bool = typer.Option(True, "--estimate/--no-estimate",
+                                  help="Also estimate size, stride and centre from gradients alone and compare."),
+    estimate_max_size: Optional[int] = typer.Option(None, "--estimate-max-size",
+                                                    help="Largest input (pixels per axis) the estimate may enlarge "
+                                                         "to. Default: twice the input."),
 ) -> None:
     """Measure the gradient support of the centre, next and corner units of each layer (float64, positive
-    random weights) and compare it with the analytic RF. Exit code 1 on any mismatch."""
+    random weights) and compare it with the analytic RF; estimate each layer's size, stride and centre from
+    gradients alone and compare them too. Exit code 1 on any mismatch."""
     import rfkit
-    from rfkit.verification.verify import summary_rows
+    from rfkit.verification.verify import estimate_rows, summary_rows
 
     names = [n for item in (layers or []) for n in item.split(",") if n] or None
-    report = rfkit.verify(model, layers=names, input_size=parse_input_size(input_size))
+    report = rfkit.verify(model, layers=names, input_size=parse_input_size(input_size), estimate=estimate,
+                          estimate_max_size=estimate_max_size)
     console = Console(width=None if Console().is_terminal else 200)
     table = Table(title=f"rfkit verify {report.model} @ {'×'.join(map(str, report.input_size))}")
     for col in ("layer", "unit", "analytic RF (pixels h × w)", "measured support", "status"):
@@ -33,10 +40,25 @@ def verify_command(
     for row in summary_rows(report):
         table.add_row(*row[:-1], f"[{colours[row[-1]]}]{row[-1]}[/]")
     console.print(table)
+    if report.estimates:
+        table = Table(title="gradient estimate (h × w) next to the analytic RF")
+        for col in ("layer", "size", "estimated", "stride", "estimated", "centre", "estimated", "measured at",
+                    "status"):
+            table.add_column(col, overflow="fold")
+        for row in estimate_rows(report):
+            status = row[-1].split(" ")[0]
+            colour = {"pass": "green", "fail": "red"}.get(status, "yellow")
+            table.add_row(*row[:-1], f"[{colour}]{row[-1]}[/]")
+        console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
     failed = len(report.failures)
     console.print(f"{len(report.checks) - failed}/{len(report.checks)} units agree"
-                  + ("" if report.ok else f"; {failed} mismatch(es)"))
+                  + ("" if not failed else f"; {failed} mismatch(es)"))
+    if report.estimates:
+        bad = len(report.estimate_failures)
+        judged = sum(e.status != "not judged" for e in report.estimates)
+        console.print(f"{judged - bad}/{judged} judged estimates agree"
+                      + ("" if not bad else f"; {bad} estimate mismatch(es)"))
     if not report.ok:
         raise typer.Exit(1)

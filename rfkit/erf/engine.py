@@ -50,10 +50,21 @@ def _has_grid(record) -> bool:
     return layout is not None and any(f.axis is not None for dl in layout for f in dl.factors)
 
 
+def _feature_map(record) -> bool:
+    """A node whose output is a feature map: on a grid, no spatial dim mixed with channels (a flattened
+    map is not), not an identity or dropout module (``norm_pre = Identity`` repeats the stage output)."""
+    if not _has_grid(record) or record.info.unknown or record.kind == "placeholder":
+        return False
+    if record.op.endswith(("Identity", "Dropout")):
+        return False
+    return not any(f.axis is None for dl in record.layout[1:] for f in dl.factors
+                   if any(h.axis is not None for h in dl.factors))
+
+
 def default_layer(g, model: nn.Module) -> str:
     """The final feature map: the last node on the grid of timm's last ``feature_info`` stage (ViT: the
     final norm; ResNet: ``layer4``), or without ``feature_info`` the last node with more than one unit."""
-    records = [r for r in g.records.values() if _has_grid(r) and not r.info.unknown and r.kind != "placeholder"]
+    records = [r for r in g.records.values() if _feature_map(r)]
     if not records:
         raise LayerError("the model has no layer with a spatial grid to measure")
     naxes = len(g.input_size)
@@ -70,6 +81,27 @@ def default_layer(g, model: nn.Module) -> str:
         reference = grid_shape((multi or records)[-1].layout, naxes)
     node = [r for r in records if grid_shape(r.layout, naxes) == reference][-1].name
     return _module_of(g, node) or node
+
+
+def stage_layers(g, model: nn.Module, limit: int = 6) -> list[str]:
+    """The stage outputs (timm's ``feature_info`` modules, else the top-level children with a grid), at
+    most ``limit`` of them evenly spaced with the last kept, then the final feature map if it differs."""
+    names = []
+    info = getattr(model, "feature_info", None)
+    try:
+        names = [f["module"] for f in info] if info else []
+    except (TypeError, KeyError):
+        names = []
+    if not names:
+        names = [n for n, _ in model.named_children()]
+    names = [n for n in names if n in g.module_outputs and _has_grid(g.record(n)) and not g[n].unknown]
+    if len(names) > limit:
+        step = (len(names) - 1) / (limit - 1)
+        names = [names[round(i * step)] for i in range(limit)]
+    final = default_layer(g, model)
+    if not names or g.resolve(final) != g.resolve(names[-1]):
+        names.append(final)
+    return list(dict.fromkeys(names))
 
 
 def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None, model) -> dict[str, tuple]:
@@ -96,6 +128,9 @@ def resolve_layers(g, model: nn.Module, layers: str | Sequence[str] | None) -> t
     if layers is None:
         default_key = default_layer(g, model)
         layers = [default_key]
+    elif layers == "stages":
+        layers = stage_layers(g, model)
+        default_key = layers[-1]
     elif isinstance(layers, str):
         layers = [layers]
     out = {}
@@ -205,7 +240,8 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
         A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``) or a module. A module is left
         exactly as found: device, dtype, train/eval mode and ``requires_grad`` are restored, also on error.
     layers : str or list of str, optional
-        Module names (``"layer3"``) or graph node names (``"add_3"``); default: the final feature map.
+        Module names (``"layer3"``) or graph node names (``"add_3"``); default: the final feature map;
+        ``"stages"``: the stage outputs and the final feature map (:func:`stage_layers`).
     images : str, path, list of paths or Tensor
         ``"sample"`` (photographs shipped with scikit-image, offline), ``"noise"``, a directory
         (recursive), image paths, or a model-ready tensor (N, C, H, W). See :mod:`rfkit.erf.images`.

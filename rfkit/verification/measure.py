@@ -128,6 +128,21 @@ def swap_functions(gm: fx.GraphModule) -> list[str]:
     return notes
 
 
+def unmark(gm: fx.GraphModule) -> fx.GraphModule:
+    """Make a graph recorded by :func:`rfkit.graph.tracer.record_model` differentiable: its ``rfkit::mark``
+    nodes (which name module outputs) have no autograd formula, so they become plain clones (same names)."""
+    from rfkit.graph.tracer import MARK
+
+    changed = False
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is MARK:
+            node.target, node.args, node.kwargs = torch.clone, (node.args[0],), {}
+            changed = True
+    if changed:
+        gm.recompile()
+    return gm
+
+
 def measurable(model: nn.Module, seed: int = 0, with_notes: bool = False):
     """A traced float64 copy of ``model`` with positive weights, average instead of max pooling and no
     clamping (``with_notes``: also return the list of swaps)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 
 from rfkit.errors import RFKitError
-from rfkit.verification.measure import measure, positive_weights, swap_functions, swap_modules
+from rfkit.verification.measure import measure, positive_weights, swap_functions, swap_modules, unmark
 
 
 @dataclass(frozen=True)
@@ -41,27 +42,72 @@ class UnitCheck:
     is_global: bool = False
 
 
+@dataclass(frozen=True)
+class EstimateCheck:
+    """The RF of one layer estimated from gradients alone (:func:`rfkit.erf.estimate.estimate_rf`) next to
+    the analytic one, per axis.
+
+    Attributes
+    ----------
+    layer, node : str
+        The name asked for and the graph node holding it.
+    analytic_size, analytic_stride, analytic_center : tuple
+        From the analytic graph at ``input_size``.
+    size, stride, center : tuple
+        Estimated from gradients.
+    input_size : tuple
+        Where the estimate was measured (the input may have been enlarged to find an unclipped unit).
+    status : str
+        ``"pass"``, ``"fail"``, or ``"not judged"``: only shift-invariant (period 1), non-global,
+        non-approximate layers are judged; ``reason`` says why one is not, or what differs.
+    """
+
+    layer: str
+    node: str
+    analytic_size: tuple
+    analytic_stride: tuple
+    analytic_center: tuple
+    size: tuple
+    stride: tuple
+    center: tuple
+    input_size: tuple[int, ...]
+    status: str
+    reason: str = ""
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify`: one :class:`UnitCheck` per measured unit, and the measurement swaps."""
+    """Result of :func:`verify`: one :class:`UnitCheck` per measured unit, one :class:`EstimateCheck` per
+    layer (when estimated), and the measurement swaps."""
 
     model: str
     input_size: tuple[int, ...]
     checks: list[UnitCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    estimates: list[EstimateCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(c.status != "fail" for c in self.checks)
+        return all(c.status != "fail" for c in self.checks) and not self.estimate_failures
 
     @property
     def failures(self) -> list[UnitCheck]:
         return [c for c in self.checks if c.status == "fail"]
 
+    @property
+    def estimate_failures(self) -> list[EstimateCheck]:
+        return [e for e in self.estimates if e.status == "fail"]
+
     def to_frame(self):
         import pandas as pd
 
         return pd.DataFrame([c.__dict__ for c in self.checks])
+
+    def estimates_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([e.__dict__ for e in self.estimates])
 
 
 def clipped_window(info, unit, size) -> tuple:
@@ -113,13 +159,21 @@ def _default_layers(g, model: nn.Module, limit: int) -> list[str]:
 
 
 def verify(model, layers: list[str] | None = None, input_size=None, in_chans: int | None = None,
-           max_layers: int = 8, seed: int = 0) -> VerifyReport:
+           max_layers: int = 8, seed: int = 0, estimate: bool = True,
+           estimate_max_size: int | None = None) -> VerifyReport:
     """Measure the gradient support of the centre, next and corner units of each layer and compare it with
     the analytic RF (size, centre and stride all enter through the unit's window).
 
     The model is measured in float64 with positive random weights, max pooling as average pooling and
     clamping activations as the identity (``report.notes`` lists each swap); global nodes must see the
     whole input. A spec string is built on the CPU with random weights; a module is copied, not changed.
+
+    With ``estimate`` (default), each layer's size, stride and centre are also estimated from gradients
+    alone (:func:`rfkit.erf.estimate.estimate_rf`, on the same measurable model) and put next to the
+    analytic ones in ``report.estimates``; a disagreement on a shift-invariant, non-global,
+    non-approximate layer fails the report. Such layers may be measured on an input enlarged up to
+    ``estimate_max_size`` pixels per axis (default: twice the input) to find a unit clear of the border,
+    when their analytic RF is at most half that; the others are estimated at the input size only.
 
     Examples
     --------
@@ -128,6 +182,9 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
     >>> report = rfkit.verify(net, input_size=32)
     >>> report.ok, len(report.checks) > 0
     (True, True)
+    >>> e = report.estimates[-1]  # layer 3, estimated from gradients alone
+    >>> e.size, e.stride, e.center, e.analytic_size == e.size, e.status
+    ((13, 13), (4, 4), (5, 5), True, 'pass')
     """
     import rfkit
     from rfkit.graph.tracer import record_model, trace_module
@@ -143,6 +200,7 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
     x = torch.empty((1, g.in_chans, *g.input_size), dtype=torch.float64)
     if g.method == "make_fx":
         gm, outputs = record_model(real, x)
+        unmark(gm)
     else:
         gm, outputs = trace_module(real)
         notes += swap_functions(gm)
@@ -188,13 +246,96 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
             status = "pass" if ok else ("approximate" if info.approximate else "fail")
             report.checks.append(UnitCheck(layer or "<output>", node, kind, unit, want, tuple(extent), status,
                                            info.is_global))
+    if estimate:
+        from rfkit.erf.estimate import _Model
+
+        try:
+            measurable = _Model(model, g, real, notes, gm if g.method != "make_fx" else None)
+            report.estimates = estimate_checks(measurable, nodes, estimate_max_size)
+        except Exception as e:  # noqa: BLE001 - the unit checks stand on their own; say why there is no estimate
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            report.notes.append(f"gradient estimate not available: {type(e).__name__}: {msg}")
     return report
+
+
+def _not_judged(info) -> str:
+    """Why the estimate of a node with this analytic RF is shown but not judged ("" if it is judged)."""
+    for flag, why in (("unknown", "analytic RF unknown"), ("is_global", "global"),
+                      ("approximate", "analytic RF approximate")):
+        if getattr(info, flag):
+            return why
+    if not info.shift_invariant:
+        return f"periodic (period {info.period})"
+    return ""
+
+
+def _same(a, b) -> bool:
+    """Equal per axis (int and float alike; NaN equals nothing)."""
+    return len(a) == len(b) and all(x == y or math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a, b))
+
+
+def judge_estimate(info, est) -> tuple[str, str]:
+    """``(status, reason)`` of a gradient estimate against the analytic :class:`~rfkit.RFInfo` of its node.
+
+    Judged only for shift-invariant (period 1), non-global, non-approximate nodes (a misaligned merge of
+    equal strides is exact: the union of the windows). An estimate that found no unit clear of the border
+    (clipped, or every unit seeing everything) is judged only where the analytic RF is at most half the
+    input it was measured at — then such a unit must exist."""
+    why = _not_judged(info)
+    if why:
+        return "not judged", why
+    measured = not est.clipped and not est.is_global and all(math.isfinite(s) for s in est.stride + est.center)
+    if not measured:
+        if all(a * 2 <= n for a, n in zip(info.size, est.input_size)):
+            what = "global" if est.is_global else "clipped"
+            return "fail", f"estimate {what} at {'×'.join(map(str, est.input_size))}, analytic RF {info.size}"
+        return "not judged", f"RF too large for the largest input tried ({'×'.join(map(str, est.input_size))})"
+    bad = [name for name, a, e in (("size", info.size, est.size), ("stride", info.stride, est.stride),
+                                   ("centre", info.center, est.center)) if not _same(a, e)]
+    return ("fail", "differs: " + ", ".join(bad)) if bad else ("pass", "")
+
+
+def estimate_checks(measurable, nodes: dict[str, str], max_size: int | None = None) -> list[EstimateCheck]:
+    """Estimate each layer (``nodes``: layer -> node) of a prepared measurable model and judge it against
+    its analytic RF, at the input size the estimate used."""
+    import rfkit
+    from rfkit.erf.estimate import _estimate
+
+    g = measurable.g
+    cap = max_size or 2 * max(g.input_size)
+    # enlarge only where it can lead to a judgement: judged layers whose analytic RF fits in half the cap
+    # (a wrong analytic size cannot hide behind this: an estimate found at the input size is still judged)
+    caps = {layer: 0 if _not_judged(g[node]) or any(2 * r > cap for r in g[node].size) else cap
+            for layer, node in nodes.items()}
+    estimates = _estimate(measurable, list(nodes), caps)
+    graphs = {tuple(g.input_size): g}
+    out = []
+    for est in estimates:
+        if est.input_size not in graphs:
+            graphs[est.input_size] = rfkit.trace(measurable.spec, input_size=est.input_size, in_chans=g.in_chans)
+        info = graphs[est.input_size][est.layer]
+        status, reason = judge_estimate(info, est)
+        out.append(EstimateCheck(est.layer or "<output>", est.node, info.size, info.stride, info.center, est.size,
+                                 est.stride, est.center, est.input_size, status, reason, est.notes))
+    return out
 
 
 def _fmt(window) -> str:
     if window[0][0] is None:
         return "nothing"
     return " × ".join(f"{lo}..{hi}" for lo, hi in window)
+
+
+def _pair(values) -> str:
+    return "×".join("∞" if v == math.inf else "-" if isinstance(v, float) and math.isnan(v) else f"{v:g}"
+                    for v in values)
+
+
+def estimate_rows(report: VerifyReport) -> list[tuple[str, ...]]:
+    """Rows for a table: layer, analytic and estimated size / stride / centre (h × w), input, status."""
+    return [(e.layer, _pair(e.analytic_size), _pair(e.size), _pair(e.analytic_stride), _pair(e.stride),
+             _pair(e.analytic_center), _pair(e.center), "×".join(map(str, e.input_size)),
+             e.status + (f" ({e.reason})" if e.reason else "")) for e in report.estimates]
 
 
 def summary_rows(report: VerifyReport) -> list[tuple[str, ...]]:
