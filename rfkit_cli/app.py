@@ -9,17 +9,24 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from rfkit_cli.analyze_cmd import analyze_command, list_models_command
 from rfkit_cli.erf_cmd import erf_command
 from rfkit_cli.errors import run_guarded
 from rfkit_cli.graph_cmd import graph_command
+from rfkit_cli.report_cmd import report_command
 from rfkit_cli.verify_cmd import verify_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Theoretical (RF) and effective (ERF) receptive fields of vision models.")
+app.command("analyze", help="Analyse MODEL(s): RF graph, productivity and ERF of the stage outputs, as a report "
+                            "folder with figures, CSV/JSON/NPY and GraphViz.")(analyze_command)
 app.command("graph", help="Trace MODEL and print the analytic receptive field of every node; with --resolution, "
                           "which layers are unproductive; --dot draws the graph.")(graph_command)
 app.command("erf", help="Measure the effective receptive field of MODEL's layers from input gradients.")(
     erf_command)
+app.command("report", help="Build an mkdocs site from analysis folders (one page per model and a comparison "
+                           "page).")(report_command)
+app.command("list-models", help="List the models rfkit can analyse, or a preset's.")(list_models_command)
 app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(
     verify_command)
 

@@ -1,0 +1,64 @@
+"""Batch runs: analyse many models, resume where a run stopped, and summarise what happened."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rfkit.errors import RFKitError
+from rfkit.report.analyze import analyze, folder_name, is_complete
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one model of a batch."""
+
+    model: str
+    status: str  # "done", "skipped" (already complete), "failed"
+    folder: Path | None
+    seconds: float
+    message: str = ""  # the error, for failures; the output RF and layer count otherwise
+    report: object | None = None
+
+
+def analyze_many(models: Sequence[str], out="rfkit-reports", *, skip_existing: bool = False,
+                 stop_on_error: bool = False, on_start: Callable[[int, str], None] | None = None,
+                 on_done: Callable[[Outcome], None] | None = None, **kwargs) -> list[Outcome]:
+    """Run :func:`~rfkit.report.analyze.analyze` on each model.
+
+    A model whose report folder is complete is skipped with ``skip_existing``. A failure (an
+    :class:`~rfkit.errors.RFKitError` or any other exception) is recorded and the batch goes on, unless
+    ``stop_on_error``. Ctrl-C stops the batch at once: the finished reports are complete, the one being
+    written is removed, and ``KeyboardInterrupt`` propagates (rerun with ``skip_existing`` to resume).
+    """
+    outcomes = []
+    for i, model in enumerate(models):
+        folder = Path(out) / folder_name(model)
+        if on_start is not None:
+            on_start(i, model)
+        t0 = time.perf_counter()
+        if skip_existing and is_complete(folder):
+            outcome = Outcome(model, "skipped", folder, 0.0, "already complete")
+        else:
+            try:
+                rep = analyze(model, out=out, **kwargs)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001 - every failure is reported, the batch goes on
+                if stop_on_error:
+                    raise
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if not isinstance(e, RFKitError):
+                    msg = f"{type(e).__name__}: {msg}"
+                outcome = Outcome(model, "failed", None, time.perf_counter() - t0, msg)
+            else:
+                out_info = rep.result.graph.output
+                outcome = Outcome(model, "done", rep.folder, time.perf_counter() - t0,
+                                  f"{len(rep.result.layers)} layers, output RF "
+                                  f"{'×'.join(str(v) for v in out_info.size)}", rep)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes

@@ -1,0 +1,159 @@
+"""``rfkit analyze`` and ``rfkit list-models``."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rfkit_cli.erf_cmd import split_names
+from rfkit_cli.graph_cmd import UsageError, parse_input_size
+
+
+def _models(models: Optional[List[str]], preset_name: Optional[str]) -> list[str]:
+    from rfkit.report.presets import preset
+
+    names = list(models or [])
+    if preset_name:
+        names += [m for m in preset(preset_name) if m not in names]
+    if not names:
+        raise UsageError("no model given: name one or more models, or use --preset (rfkit list-models --presets)")
+    return names
+
+
+def _summary(outcomes, console: Console) -> None:
+    table = Table(title="rfkit analyze: summary")
+    for col in ("model", "status", "time", "report / error"):
+        table.add_column(col, overflow="fold")
+    colour = {"done": "green", "skipped": "cyan", "failed": "red"}
+    for o in outcomes:
+        where = f"{o.folder / 'report.md'}  ({o.message})" if o.folder else o.message
+        table.add_row(o.model, f"[{colour[o.status]}]{o.status}[/]", f"{o.seconds:.1f} s", where)
+    console.print(table)
+
+
+def analyze_command(
+    models: Optional[List[str]] = typer.Argument(None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; "
+                                                            "several for a batch run."),
+    layers: Optional[List[str]] = typer.Option(None, "--layers", "-l",
+                                               help="Module or node names (repeat, or comma-separate). "
+                                                    "Default: the stage outputs and the final feature map."),
+    images: str = typer.Option("sample", "--images", help="sample, noise, or a folder of images."),
+    num_images: int = typer.Option(32, "--num-images", "-n", min=1, help="Images to average over."),
+    weights: str = typer.Option("auto", "--weights",
+                                help="auto, pretrained, random, random-safe, or a checkpoint path."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    resolution: Optional[str] = typer.Option(None, "--resolution",
+                                             help="Input resolution of the productivity analysis (default: the "
+                                                  "input size)."),
+    method: str = typer.Option("replknet", "--method", help="ERF definition: replknet or openerf."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    out: Path = typer.Option(Path("rfkit-reports"), "--out", "-o", help="Parent folder of the reports."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", help="Add a preset's models (rfkit list-models "
+                                                                     "--presets)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip models whose report is complete "
+                                                                      "(resume a batch)."),
+    stop_on_error: bool = typer.Option(False, "--stop-on-error", help="Stop at the first failure (default: go on "
+                                                                      "and list failures at the end)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
+    OUT/<model>/ (report.md, CSV/JSON/NPY, figures, GraphViz)."""
+    from rfkit.report.batch import analyze_many
+
+    names = _models(models, preset_name)
+    if method not in ("replknet", "openerf"):
+        raise UsageError(f"--method {method!r}: use replknet or openerf")
+    size = parse_input_size(input_size)
+    res = parse_input_size(resolution)
+    console = Console(width=None if Console().is_terminal else 200)
+    err = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, transient=True, disable=quiet)
+    outcomes = []
+    with progress, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # warnings go into each report and the summary
+        overall = progress.add_task("models", total=len(names), visible=len(names) > 1)
+        current = {"task": None}
+
+        def on_start(i, model):
+            if current["task"] is not None:
+                progress.remove_task(current["task"])
+            current["task"] = progress.add_task(f"{model}: images", total=num_images)
+
+        def step(name, n):
+            if n is not None and current["task"] is not None:
+                progress.advance(current["task"], n)
+            elif current["task"] is not None:
+                progress.update(current["task"], description=f"{names[len(outcomes)]}: {name}")
+
+        def on_done(outcome):
+            outcomes.append(outcome)
+            progress.advance(overall)
+            line = {"done": f"[green]done[/] {outcome.model} → {outcome.folder}",
+                    "skipped": f"[cyan]skipped[/] {outcome.model} (complete report in {outcome.folder})",
+                    "failed": f"[red]failed[/] {outcome.model}: {outcome.message}"}[outcome.status]
+            progress.console.print(line)
+
+        try:
+            analyze_many(names, out=out, skip_existing=skip_existing, stop_on_error=stop_on_error,
+                         on_start=on_start, on_done=on_done, layers=split_names(layers), images=images,
+                         num_images=num_images, weights=weights, input_size=size, resolution=res, method=method,
+                         device=device, batch_size=batch_size, threads=threads, progress=step)
+        except KeyboardInterrupt:
+            progress.stop()
+            done = sum(o.status == "done" for o in outcomes)
+            err.print(f"interrupted: {done} finished report(s) are complete; the one in progress was removed. "
+                      "Rerun with --skip-existing to resume.")
+            sys.exit(130)
+    if len(names) > 1 or any(o.status != "done" for o in outcomes):
+        _summary(outcomes, console)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        console.print(f"{len(failed)} of {len(names)} model(s) failed")
+        raise typer.Exit(1)
+
+
+def list_models_command(
+    pattern: Optional[str] = typer.Argument(None, help="Wildcard pattern over timm names, e.g. 'resnet*'."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", help="List a preset's models."),
+    presets: bool = typer.Option(False, "--presets", help="List the presets."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="List pretrained tags (name.tag)."),
+    torchvision: bool = typer.Option(False, "--torchvision", help="List torchvision models too."),
+) -> None:
+    """List model names rfkit can analyse (timm, torchvision) or the models of a preset."""
+    from rfkit.report.presets import PRESET_HELP, PRESETS, preset
+
+    console = Console(width=None if Console().is_terminal else 200)
+    if presets:
+        for name, models in PRESETS.items():
+            console.print(f"{name} ({len(models)} models): {PRESET_HELP.get(name, '')}")
+        return
+    if preset_name:
+        names = [m for m in preset(preset_name) if pattern is None or _match(m, pattern)]
+    else:
+        import timm
+
+        names = timm.list_models(pattern or "*", pretrained=pretrained)
+        if torchvision:
+            import torchvision as tv
+
+            names += [f"torchvision:{n}" for n in tv.models.list_models() if pattern is None or _match(n, pattern)]
+    if not names:
+        raise UsageError(f"no model matches {pattern!r}" + (f" in preset {preset_name!r}" if preset_name else ""))
+    for n in names:
+        console.print(n, highlight=False)
+
+
+def _match(name: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatch(name, pattern)
