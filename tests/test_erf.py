@@ -305,3 +305,16 @@ def test_openerf_method_reproduces_openerf(tmp_path, name, layer):
     corr = np.corrcoef(m.ravel(), theirs.ravel())[0, 1]
     assert corr > 0.99
     np.testing.assert_allclose(m / m.sum(), theirs, rtol=1e-3, atol=1e-7)
+
+
+def test_channels_last_threads_and_cpu_autocast_leave_the_map_unchanged():
+    net = small_cnn()
+    images = torch.randn(3, 3, 24, 24, generator=torch.Generator().manual_seed(11))
+    before = torch.get_num_threads()
+    plain = erf(net, layers=["7"], images=images, num_images=3, input_size=24, device="cpu")
+    fast = erf(net, layers=["7"], images=images, num_images=3, input_size=24, device="cpu", channels_last=True,
+               threads=1, autocast=True)
+    np.testing.assert_allclose(fast.maps["7"], plain.maps["7"], rtol=1e-4, atol=1e-9)
+    assert torch.get_num_threads() == before
+    assert any("autocast" in w and "ignored" in w for w in fast.warnings)
+    assert all(p.is_contiguous() for p in net.parameters())  # the caller's weights keep their memory format
