@@ -21,14 +21,17 @@ _LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo
          "productivity": "rfkit.graph.productivity", "input_resolution_range": "rfkit.graph.productivity",
          "ProductivityReport": "rfkit.graph.productivity", "InputRange": "rfkit.graph.productivity",
          "Status": "rfkit.graph.productivity", "to_dot": "rfkit.graph.dot", "render": "rfkit.graph.dot",
-         "GraphBuilder": "rfkit.graph.handbuilt", "graph_from_layers": "rfkit.graph.handbuilt"}
+         "GraphBuilder": "rfkit.graph.handbuilt", "graph_from_layers": "rfkit.graph.handbuilt",
+         "analyze": "rfkit.report.analyze", "Report": "rfkit.report.analyze", "analyze_many": "rfkit.report.batch",
+         "build_site": "rfkit.report.site"}
 
 __all__ = [
     "ArchitectureError", "ERFResult", "GraphBuilder", "GraphvizNotFoundError", "InputRange", "InputSizeError",
     "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "ProductivityReport",
-    "RFEstimate", "RFEstimates", "RFGraph", "RFInfo", "RFKitError", "RenderError", "Status", "TraceError",
-    "VerifyReport", "__version__", "erf", "estimate_rf", "graph_from_layers", "input_resolution_range",
-    "productivity", "render", "to_dot", "trace", "verify",
+    "RFEstimate", "RFEstimates", "RFGraph", "RFInfo", "RFKitError", "RenderError", "Report", "Status",
+    "TraceError", "VerifyReport", "analyze", "analyze_many", "build_site", "erf", "estimate_rf",
+    "graph_from_layers", "input_resolution_range", "productivity", "render", "to_dot", "trace", "verify",
+    "__version__",
 ]
 
 if TYPE_CHECKING:
@@ -37,6 +40,9 @@ if TYPE_CHECKING:
     from rfkit.graph.dot import render, to_dot
     from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
     from rfkit.graph.productivity import InputRange, ProductivityReport, Status, input_resolution_range, productivity
+    from rfkit.report.analyze import Report, analyze
+    from rfkit.report.batch import analyze_many
+    from rfkit.report.site import build_site
     from rfkit.graph.info import RFInfo
     from rfkit.graph.rfgraph import RFGraph
     from rfkit.graph.trace import trace

@@ -318,3 +318,34 @@ def test_channels_last_threads_and_cpu_autocast_leave_the_map_unchanged():
     assert torch.get_num_threads() == before
     assert any("autocast" in w and "ignored" in w for w in fast.warnings)
     assert all(p.is_contiguous() for p in net.parameters())  # the caller's weights keep their memory format
+
+
+def test_small_rf_layers_are_measured_on_a_crop_with_the_same_map():
+    net = small_cnn()
+    images = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(13))
+    kw = dict(layers=["2", "4", "7"], images=images, num_images=6, input_size=64, device="cpu", batch_size=2)
+    cropped, whole = erf(net, **kw), erf(net, crop=False, **kw)
+    # layer 2 (RF 3), 4 and 7 (after the pool) are small next to 64 px: measured on crops holding their window
+    assert set(cropped.crops) == {"2", "4", "7"} and not whole.crops
+    for layer in ("2", "4", "7"):
+        (y0, y1), (x0, x1) = cropped.crops[layer]
+        (wy0, wy1), (wx0, wx1) = cropped.rf(layer).window_of(cropped.unit[layer])
+        assert y0 <= wy0 and wy1 < y1 and x0 <= wx0 and wx1 < x1
+        np.testing.assert_allclose(cropped.maps[layer], whole.maps[layer], rtol=1e-4, atol=1e-9)
+
+
+def test_a_crop_that_changes_the_map_is_not_used():
+    from timm.layers import Conv2dSame
+
+    torch.manual_seed(0)
+    # TF 'SAME' padding depends on the input size: a crop of another length pads differently
+    net = nn.Sequential(Conv2dSame(3, 4, 4, stride=3), nn.ReLU(), Conv2dSame(4, 4, 3, stride=2))
+    images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    kw = dict(layers=["0"], images=images, num_images=4, input_size=64, device="cpu", batch_size=1)
+    from rfkit.erf.crop import crop_for
+
+    g = rfkit.trace(net, input_size=64)
+    assert crop_for(g["0"], (0, 0), (64, 64)) is not None  # the RF alone says a 3x3 crop would do...
+    res, whole = erf(net, unit=(0, 0), **kw), erf(net, unit=(0, 0), crop=False, **kw)
+    assert not res.crops  # ...but on a 3-pixel input 'SAME' pads 0 instead of 1 on the left: rejected
+    np.testing.assert_allclose(res.maps["0"], whole.maps["0"], rtol=1e-6)

@@ -15,6 +15,7 @@ from rfkit.errors import RFKitError
 from rfkit.erf.capture import GraphCapture, HookCapture, frozen, model_device
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
+from rfkit.graph import layout as lay
 from rfkit.graph.units import grid_shape, select_unit
 
 DEFAULT_BATCH = {"cuda": 32, "mps": 16, "cpu": 8}
@@ -62,25 +63,31 @@ def _feature_map(record) -> bool:
 
 
 def default_layer(g, model: nn.Module) -> str:
-    """The final feature map: the last node on the grid of timm's last ``feature_info`` stage (ViT: the
-    final norm; ResNet: ``layer4``), or without ``feature_info`` the last node with more than one unit."""
+    """The final feature map: from timm's last ``feature_info`` stage (ResNet: ``layer4``), the last module
+    output after it that is on the same grid and just as local or global (ViT: the final ``norm``; a pooled
+    1×1 map at a small input is not); without ``feature_info``, the last feature map with more than one
+    unit. Module outputs are preferred to bare graph nodes."""
     records = [r for r in g.records.values() if _feature_map(r)]
     if not records:
         raise LayerError("the model has no layer with a spatial grid to measure")
     naxes = len(g.input_size)
-    reference = None
     info = getattr(model, "feature_info", None)
     try:
         last = info[-1]["module"] if info else None
     except (TypeError, KeyError, IndexError):
         last = None
-    if last is not None and last in g.module_outputs and _has_grid(g.record(last)):
-        reference = grid_shape(g.record(last).layout, naxes)
-    if reference is None:
-        multi = [r for r in records if math.prod(grid_shape(r.layout, naxes)) > 1]
-        reference = grid_shape((multi or records)[-1].layout, naxes)
-    node = [r for r in records if grid_shape(r.layout, naxes) == reference][-1].name
-    return _module_of(g, node) or node
+    if last is not None and last in g.module_outputs and _feature_map(g.record(last)):
+        ref = g.record(last)
+        order = list(g.records)
+        after = [r for r in records if order.index(r.name) >= order.index(ref.name)]
+        same = [r for r in after if grid_shape(r.layout, naxes) == grid_shape(ref.layout, naxes)
+                and r.info.is_global == ref.info.is_global]
+        named = [r for r in same if _module_of(g, r.name)]
+        return last if not named or named[-1].name == ref.name else _module_of(g, named[-1].name)
+    multi = [r for r in records if math.prod(grid_shape(r.layout, naxes)) > 1] or records
+    named = [r for r in multi if _module_of(g, r.name)]
+    chosen = (named or multi)[-1].name
+    return _module_of(g, chosen) or chosen
 
 
 def stage_layers(g, model: nn.Module, limit: int = 6) -> list[str]:
@@ -180,53 +187,127 @@ def _threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def accumulate(capture, batches: Iterable[torch.Tensor], layers: dict[str, str], units: dict[str, tuple], g,
+class _Runner:
+    """One forward for a set of layers, then one backward per layer: each layer's per-image maps."""
+
+    def __init__(self, make_capture, layers: dict[str, str], units: dict[str, tuple], g, method, amp) -> None:
+        self.make_capture, self.layers, self.units, self.g = make_capture, layers, units, g
+        self.method, self.amp = method, amp
+        self._captures: dict[tuple, object] = {}
+
+    def capture(self, keys: tuple[str, ...]):
+        if keys not in self._captures:
+            self._captures[keys] = self.make_capture(keys)
+        return self._captures[keys]
+
+    def maps(self, x: torch.Tensor, keys: tuple[str, ...], crops: dict | None = None) -> dict[str, torch.Tensor]:
+        """Summed-over-images map of each layer of ``keys`` for the batch ``x`` (on ``crops[key]`` of it when
+        given: then the map covers the crop only)."""
+        crops = crops or {}
+        groups = [(None, tuple(k for k in keys if k not in crops))] + [(crops[k], (k,)) for k in keys if k in crops]
+        out = {}
+        for crop, group in groups:
+            if not group:
+                continue
+            xin = x if crop is None else x[(Ellipsis, *crop.slices)].detach().clone()
+            xin.requires_grad_(True)
+            with torch.enable_grad(), self.amp:
+                outs = self.capture(group)(xin)
+                scores = []
+                for key in group:
+                    if key not in outs:
+                        raise LayerError(f"layer {key!r} was not reached by the forward pass")
+                    y = outs[key]
+                    if crop is None:
+                        layout, unit = self.g.records[self.layers[key]].layout, self.units[key]
+                    else:
+                        layout, unit = lay.plain(tuple(y.shape), self.g[self.layers[key]].dims), crop.unit
+                    entries = select_unit(y, layout, unit)
+                    scores.append(self.method.score(entries.float(), xin.shape[0]))
+                grads = [torch.autograd.grad(sc, xin, retain_graph=i < len(scores) - 1, allow_unused=True)[0]
+                         for i, sc in enumerate(scores)]
+            for key, grad in zip(group, grads):
+                out[key] = None if grad is None else self.method.reduce(grad.float()).sum(dim=0)
+        return out
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> bool:
+    scale = max(float(np.abs(b).max()), 1e-30)
+    return bool(np.allclose(a, b, rtol=1e-3, atol=1e-4 * scale))
+
+
+def _checked_crops(runner: _Runner, x: torch.Tensor, maps: dict, candidates: dict) -> dict:
+    """The candidate crops whose map on ``x`` equals the whole-input map ``maps[key]``."""
+    kept = {}
+    for key, c in candidates.items():
+        if maps[key] is None:
+            continue
+        try:
+            part = runner.maps(x, (key,), {key: c})[key]
+        except torch.OutOfMemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a model that takes one input size only: no crop
+            continue
+        if part is None:
+            continue
+        placed = torch.zeros_like(maps[key])
+        placed[c.slices] = part
+        if _agree(placed.double().cpu().numpy(), maps[key].double().cpu().numpy()):
+            kept[key] = c
+    return kept
+
+
+def accumulate(make_capture, batches: Iterable[torch.Tensor], layers: dict[str, str], units: dict[str, tuple], g,
                method: str, device: torch.device, *, channels_last: bool = False, autocast: bool = False,
-               progress=None) -> tuple[dict[str, np.ndarray], int, list[str]]:
-    """Sum of the per-image maps of every layer over ``batches``; one forward per batch, one backward
-    per layer. Returns (sums, images seen, warnings)."""
-    m = get_method(method)
+               progress=None, crop: bool = True) -> tuple[dict[str, np.ndarray], int, list[str], dict]:
+    """Sum of the per-image maps of every layer over ``batches``; one forward per batch for the layers
+    measured on the whole input, one backward per layer. With ``crop``, local layers whose RF window is
+    small are measured on a crop around it (:mod:`rfkit.erf.crop`), once the first batch has shown that the
+    crop gives the same map. Returns (sums, images seen, warnings, crops used)."""
+    from rfkit.erf.crop import crop_for
+
+    runner = _Runner(make_capture, layers, units, g, get_method(method),
+                     torch.autocast(device.type, dtype=torch.bfloat16) if autocast else nullcontext())
+    keys = tuple(layers)
+    candidates = {k: c for k in keys if crop and (c := crop_for(g[layers[k]], units[k], g.input_size))}
+    crops: dict = {}
     sums: dict[str, np.ndarray] = {}
     seen, notes = 0, []
-    keys = list(layers)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if autocast else nullcontext()
     for batch in batches:
         x = batch.to(device, non_blocking=True)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        x.requires_grad_(True)
         try:
-            with torch.enable_grad(), amp:
-                outs = capture(x)
-                scores = []
-                for key in keys:
-                    if key not in outs:
-                        raise LayerError(f"layer {key!r} was not reached by the forward pass")
-                    entries = select_unit(outs[key], g.records[layers[key]].layout, units[key])
-                    scores.append(m.score(entries.float(), x.shape[0]))
-                grads = [torch.autograd.grad(score, x, retain_graph=i < len(keys) - 1, allow_unused=True)[0]
-                         for i, score in enumerate(scores)]
+            maps = runner.maps(x, keys, crops)
+            if seen == 0 and candidates:
+                crops = _checked_crops(runner, x, maps, candidates)
         except torch.OutOfMemoryError:
             raise RFKitError(f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller batch_size "
                              f"(--batch-size)") from None
-        for key, grad in zip(keys, grads):
-            if grad is None:
-                grad = torch.zeros_like(x)
+        for key in keys:
+            m = maps[key]
+            if m is None:
+                m = torch.zeros(x.shape[-2:], device=x.device)
                 if f"{key}: the layer does not depend on the input" not in notes:
                     notes.append(f"{key}: the layer does not depend on the input")
-            maps = m.reduce(grad.float()).sum(dim=0).double().cpu().numpy()
-            sums[key] = maps if key not in sums else sums[key] + maps
+            elif key in crops and tuple(m.shape) != tuple(x.shape[-2:]):
+                placed = torch.zeros(x.shape[-2:], dtype=m.dtype, device=m.device)
+                placed[crops[key].slices] = m
+                m = placed
+            arr = m.double().cpu().numpy()
+            sums[key] = arr if key not in sums else sums[key] + arr
         seen += x.shape[0]
         if progress is not None:
             progress(x.shape[0])
-        del outs, scores, grads, x
-    return sums, seen, notes
+        del maps, x
+    return sums, seen, notes, crops
 
 
 def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, images="sample", num_images: int = 32,
         weights: str = "auto", method: str = "replknet", batch_size: int | None = None, device="auto",
         input_size=None, *, unit=None, threads: int | None = None, channels_last: bool = False,
-        autocast: bool = False, seed: int = 0, metrics: bool = True, progress=None) -> ERFResult:
+        autocast: bool = False, seed: int = 0, metrics: bool = True, crop: bool = True,
+        progress=None) -> ERFResult:
     """Effective receptive fields of chosen layers, from input gradients over images.
 
     For each layer, the gradient of a score on one output unit (by default the centre) with respect to
@@ -270,6 +351,9 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
         For ``"noise"`` images, random-resized views of ``"sample"``, and random weights.
     metrics : bool
         Compute :func:`rfkit.erf.metrics.compute_metrics` per layer.
+    crop : bool
+        Measure local layers with a small RF on a crop of the input around the unit's RF window (exact:
+        kept only where the first batch gives the same map as the whole input; :mod:`rfkit.erf.crop`).
     progress : callable, optional
         Called with the number of images after each batch.
 
@@ -309,10 +393,13 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     stats = ImageStats(source=str(images), requested=num_images)
     bs = batch_size or DEFAULT_BATCH.get(dev.type, 8)
     with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
-        capture = _capture(g, live, resolved)
+        def make_capture(keys):
+            return _capture(g, live, {k: resolved[k] for k in keys})
+
         batches = image_batches(images, cfg, num_images, bs, seed=seed, stats=stats)
-        sums, seen, more = accumulate(capture, batches, resolved, units, g, method, dev,
-                                      channels_last=channels_last, autocast=autocast, progress=progress)
+        sums, seen, more, crops = accumulate(make_capture, batches, resolved, units, g, method, dev,
+                                      channels_last=channels_last, autocast=autocast, progress=progress,
+                                      crop=crop)
     notes += more
     if stats.skipped:
         notes.append(f"{len(stats.skipped)} unreadable image file(s) skipped (first: {stats.skipped[0][0]})")
@@ -341,4 +428,5 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
         unit=units, method=method, nodes=dict(resolved), center=centers,
         grid={k: grid_shape(g.records[n].layout, len(g.input_size)) for k, n in resolved.items()},
         images=stats, warnings=tuple(dict.fromkeys(notes)), device=str(dev), graph=g,
+        crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
     )

@@ -47,6 +47,10 @@ class ERFResult:
         Where the gradients were computed.
     graph : RFGraph
         The analytic RF graph at the same input size.
+    crops : dict[str, tuple]
+        Layers measured on a crop of the input around the unit's RF window (:mod:`rfkit.erf.crop`): per
+        axis the ``(start, stop)`` input pixels. The map is the same as on the whole input (checked on the
+        first batch); it is just cheaper.
     """
 
     model: str
@@ -64,6 +68,7 @@ class ERFResult:
     warnings: tuple[str, ...] = ()
     device: str = "cpu"
     graph: Any = field(default=None, repr=False, compare=False)
+    crops: dict[str, tuple] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[str]:

@@ -54,10 +54,11 @@ def analyze_many(models: Sequence[str], out="rfkit-reports", *, skip_existing: b
                     msg = f"{type(e).__name__}: {msg}"
                 outcome = Outcome(model, "failed", None, time.perf_counter() - t0, msg)
             else:
-                out_info = rep.result.graph.output
+                final = rep.result.rf(rep.result.layers[-1])
+                rf = "global" if final.is_global else "×".join(str(v) for v in final.size)
                 outcome = Outcome(model, "done", rep.folder, time.perf_counter() - t0,
-                                  f"{len(rep.result.layers)} layers, output RF "
-                                  f"{'×'.join(str(v) for v in out_info.size)}", rep)
+                                  f"{len(rep.result.layers)} layers, RF of {rep.result.layers[-1] or 'the output'}: "
+                                  f"{rf}", rep)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

@@ -289,7 +289,8 @@ def _footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> l
     if _is_random(result):
         lines.append((f"RANDOM WEIGHTS ({getattr(w, 'kind', '?')}): not a trained model; the ERF of trained "
                       "weights differs", COLORS["warning"]))
-    lines += [(f"warning: {x}", COLORS["warning"]) for x in result.warnings]
+    per_layer = {f"{k}: {x}" for k, m in result.metrics.items() for x in (getattr(m, "warnings", ()) or ())}
+    lines += [(f"warning: {x}", COLORS["warning"]) for x in result.warnings if x not in per_layer]
     for layer in layers:
         m = result.metrics.get(layer)
         for x in _suspect(getattr(m, "warnings", ()) or ()):

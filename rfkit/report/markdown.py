@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rfkit.report.erf_files import erf_rows, ratio_label, rf_label
+
 
 def _num(v, digits: int = 2) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -87,26 +89,23 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     header = ["layer", "status", "unit", "centre (y, x)", "RF h×w", "stride", "ERF 95% h×w", "ERF/RF",
               "area ratio 0.5 (RepLKNet)", "Gaussian σ y×x", "R²", "notes"]
     rows = []
-    for layer in result.layers:
+    for layer, row in zip(result.layers, erf_rows(result, statuses)):
         info = result.rf(layer)
         m = result.metrics.get(layer)
         d = m.as_dict() if m is not None else {}
-        rf = _pair(info.size)
-        if info.is_global and info.local_size is not None:
-            rf += f" (local {_pair(info.local_size)})"
         notes = "; ".join(getattr(m, "warnings", ()) or ()) if m is not None else ""
         if d and not d.get("gauss_like"):
             notes = "; ".join(x for x in (notes, f"not Gaussian-like ({d.get('gauss_reason')})") if x)
         rows.append([f"`{layer or '<output>'}`", statuses.get(layer, ""), _pair(result.unit[layer], ", "),
-                     _pair(result.center[layer], ", ", 1), rf, _pair(info.stride),
-                     f"{_num(d.get('erf_side_h'))}×{_num(d.get('erf_side_w'))}",
-                     f"{_num(d.get('erf_rf_ratio_h'))}×{_num(d.get('erf_rf_ratio_w'))}",
+                     _pair(result.center[layer], ", ", 1), rf_label(row), _pair(info.stride),
+                     f"{_num(d.get('erf_side_h'))}×{_num(d.get('erf_side_w'))}", ratio_label(row),
                      _num(d.get("area_ratio_0.5"), 4),
                      f"{_num(d.get('gauss_sigma_y'), 1)}×{_num(d.get('gauss_sigma_x'), 1)}",
                      _num(d.get("gauss_r2"), 3), notes])
     lines += _table(header, rows) + [""]
     lines += ["Metrics are centred on the measured unit's analytic RF centre. ERF 95%: the centred interval "
-              "per axis holding 95% of the map's mass; ERF/RF: that over the analytic RF size. Area ratio: "
+              "per axis holding 95% of the map's mass; ERF/RF: that over the analytic RF size (over the input size for "
+              "global layers, whose RF is the whole input). Area ratio: "
               "RepLKNet's high-contribution area at threshold 0.5 of log10(map + 1) / max, on a box around "
               "the unit's centre. Full columns: `erf.csv`, `metrics.json`.", ""]
     for layer in result.layers:

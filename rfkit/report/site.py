@@ -16,6 +16,7 @@ from typing import Sequence
 from rfkit.errors import RFKitError
 from rfkit.io import atomic_write_text
 from rfkit.report.analyze import DONE_MARKER
+from rfkit.report.erf_files import layer_filename, ratio_label, rf_label
 
 COPIED = ("report.md", "layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
 
@@ -101,51 +102,48 @@ def _home(analyses: list[Analysis], title: str) -> str:
         weights = h.get("weights_kind") or h.get("weights", "")
         lines.append(
             f"| [{a.model}](models/{a.name}/index.md) | {weights} | {'×'.join(map(str, h.get('input_size', [])))} | "
-            f"`{last.get('layer', '–')}` | {_fmt(last.get('rf_h'))}×{_fmt(last.get('rf_w'))} | "
-            f"{_fmt(last.get('erf_side_h'))}×{_fmt(last.get('erf_side_w'))} | "
-            f"{_fmt(last.get('erf_rf_ratio_h'))}×{_fmt(last.get('erf_rf_ratio_w'))} | {prod} |")
+            f"`{last.get('layer', '–')}` | {rf_label(last)} | "
+            f"{_fmt(last.get('erf_side_h'))}×{_fmt(last.get('erf_side_w'))} | {ratio_label(last)} | {prod} |")
     random = [a.model for a in analyses if a.header.get("weights_kind") in ("random", "random-safe")]
     if random:
-        lines += ["", f"!!! warning \"Random weights\"", "",
+        lines += ["", "!!! warning \"Random weights\"", "",
                   f"    {', '.join(random)}: random weights (pretrained weights were not used). Their ERFs show "
                   "the architecture, not a trained network."]
     return "\n".join(lines) + "\n"
 
 
-def _compare(analyses: list[Analysis]) -> str:
-    from rfkit.report.erf_files import layer_filename
+def _compare(analyses: list[Analysis], per_row: int = 4) -> str:
     from rfkit.report.presets import family_of
 
     lines = ["# Comparison", "",
-             "The same layer role across models: the final feature map, then the stage outputs counted from the "
-             "end (the last stage is `-1`). Each figure: the ERF on a log scale with the analytic RF box of the "
-             "measured unit (see each model's page for the transform and the metrics).", ""]
-    groups: dict[str, list[Analysis]] = {}
-    for a in analyses:
-        groups.setdefault(family_of(a.model) or "other", []).append(a)
+             "The same layer role across models, side by side: the final feature map, then the stage outputs "
+             "counted from the end (the last stage is `-1`). Each figure: the ERF on a log scale with the "
+             "analytic RF box of the measured unit (each model's page states the transform and the metrics). "
+             "Models are ordered by family.", ""]
+    order = sorted(analyses, key=lambda a: (family_of(a.model) or "~", a.name))
     depth = max((len(_erf_rows(a)) for a in analyses), default=0)
     for role in range(1, depth + 1):
-        label = "Final feature map" if role == 1 else f"Stage {-role}"
-        lines += [f"## {label}", ""]
-        for family, members in groups.items():
-            cells = []
-            for a in members:
-                rows = _erf_rows(a)
-                if len(rows) < role:
-                    continue
-                row = rows[-role]
-                img = f"models/{a.name}/figures/overlay_{layer_filename('' if row['layer'] == '<output>' else row['layer'])}.png"
-                if not (a.folder / "figures" / Path(img).name).is_file():
-                    continue
-                cells.append((a, row, img))
-            if not cells:
+        cells = []
+        for a in order:
+            rows = _erf_rows(a)
+            if len(rows) < role:
                 continue
-            lines += [f"### {family}", "", "| " + " | ".join(f"[{a.model}](models/{a.name}/index.md)" for a, _, _ in cells)
-                      + " |", "|" + "|".join("---" for _ in cells) + "|",
-                      "| " + " | ".join(f"![{a.model} {row['layer']}]({img})" for a, row, img in cells) + " |",
-                      "| " + " | ".join(f"`{row['layer']}`: RF {_fmt(row.get('rf_h'))}, ERF/RF "
-                                        f"{_fmt(row.get('erf_rf_ratio_h'))}×{_fmt(row.get('erf_rf_ratio_w'))}"
-                                        for a, row, img in cells) + " |", ""]
+            row = rows[-role]
+            name = layer_filename("" if row["layer"] == "<output>" else row["layer"])
+            if (a.folder / "figures" / f"overlay_{name}.png").is_file():
+                cells.append((a, row, f"models/{a.name}/figures/overlay_{name}.png"))
+        if not cells:
+            continue
+        lines += [f"## {'Final feature map' if role == 1 else f'Stage {-role}'}", ""]
+        for i in range(0, len(cells), per_row):
+            chunk = cells[i:i + per_row]
+            lines += ["| " + " | ".join(f"[{a.model}](models/{a.name}/index.md)"
+                                        + (f" ({family_of(a.model)})" if family_of(a.model) else "")
+                                        for a, _, _ in chunk) + " |",
+                      "|" + "|".join("---" for _ in chunk) + "|",
+                      "| " + " | ".join(f"![{a.model} {row['layer']}]({img})" for a, row, img in chunk) + " |",
+                      "| " + " | ".join(f"`{row['layer']}`: RF {rf_label(row)}, ERF/RF {ratio_label(row)}"
+                                        for _, row, _ in chunk) + " |", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,188 @@
+"""ERF speed: rfkit against OpenERF and against a bare forward + input-gradient loop, in one run, on the
+same images.
+
+For each model (resnet50, vit_small_patch16_224) and each layer set (the final feature map; four stage
+outputs), it times
+
+- ``bare``: the floor — a hand-written loop over the same batches: frozen eval model, forward (to the
+  deepest layer), the RepLKNet centre score, one ``autograd.grad`` per layer, map summed on the device;
+- ``rfkit``: ``rfkit.erf`` (method ``replknet`` and ``openerf``) on the same tensor, everything included
+  (tracing the RF graph, unit selection, metrics off);
+- ``rfkit (dir)``: the same reading the images from a folder (decoding and preprocessing included);
+- ``openerf``: ``openerf.erf.compute_erf`` on that folder (batch size 1 by design; one run per layer).
+
+Random weights (this machine is offline); speed does not depend on the values. Run::
+
+    python benchmarks/erf_speed.py [--images 32] [--threads 2] [--repeats 3] [--device cpu] [--out DIR]
+
+Ratios are what to quote: the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LAYERS = {
+    "resnet50": (["layer4"], ["layer1", "layer2", "layer3", "layer4"]),
+    "vit_small_patch16_224": (["norm"], ["blocks.2", "blocks.5", "blocks.8", "blocks.11"]),
+}
+
+
+def bare_loop(model, batches, layers, device):
+    """Forward + input gradient per layer, nothing else: the floor for any ERF tool."""
+    import rfkit
+    from rfkit.erf.capture import HookCapture, frozen
+    from rfkit.graph.units import select_unit
+
+    from rfkit.graph.units import grid_shape
+
+    g = rfkit.trace(model, input_size=tuple(batches[0].shape[2:]))
+    layouts = {k: g.record(k).layout for k in layers}
+    units = {k: tuple(n // 2 for n in grid_shape(layouts[k], 2)) for k in layers}
+    capture = HookCapture(model, {k: k for k in layers})
+    t0 = time.perf_counter()
+    with frozen(model, device):
+        total = {k: torch.zeros(batches[0].shape[2:], device=device) for k in layers}
+        for b in batches:
+            x = b.to(device).requires_grad_(True)
+            outs = capture(x)
+            scores = [torch.relu(select_unit(outs[k], layouts[k], units[k])).sum() for k in layers]
+            for i, (k, s) in enumerate(zip(layers, scores)):
+                (grad,) = torch.autograd.grad(s, x, retain_graph=i < len(layers) - 1)
+                total[k] += torch.relu(grad).sum((0, 1))
+        maps = {k: v.cpu().numpy() for k, v in total.items()}
+    return time.perf_counter() - t0, maps
+
+
+def time_rfkit(model, images, layers, n, batch, device, method):
+    import rfkit
+
+    t0 = time.perf_counter()
+    res = rfkit.erf(model, layers=layers, images=images, num_images=n, batch_size=batch, device=device,
+                    method=method, weights="as-given", metrics=False)
+    return time.perf_counter() - t0, res
+
+
+def time_openerf(model, folder, layers, n, device):
+    from openerf.erf import compute_erf
+
+    t0 = time.perf_counter()
+    maps = {}
+    for layer in layers:
+        target = "forward_features" if layer in ("norm", "layer4") and len(layers) == 1 else layer
+        maps[layer] = compute_erf(model, image_dir=folder, max_images=n, target_layer=target, device=device,
+                                  show_progress=False).erf_map
+    return time.perf_counter() - t0, maps
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="rounds over all tools; the best time of each counts")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--models", nargs="*", default=list(LAYERS))
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+
+    import timm
+
+    from rfkit.erf.images import data_config_for, image_batches
+    from rfkit.io import atomic_write_text
+
+    device = torch.device(args.device)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            torch.manual_seed(0)
+            model = timm.create_model(name, pretrained=False).eval()
+            cfg = data_config_for(model)
+            folder = Path(tmp) / name
+            folder.mkdir()
+            _write_sample_folder(folder, args.images)
+            batches = list(image_batches(folder, cfg, args.images, args.batch))
+            tensor = torch.cat(batches)
+            for layers in LAYERS[name]:
+                bare_loop(model, batches[:1], layers, device)  # warm-up
+                tools = {
+                    "bare loop": lambda: bare_loop(model, batches, layers, device),
+                    "rfkit replknet": lambda: time_rfkit(model, tensor, layers, args.images, args.batch, device,
+                                                         "replknet"),
+                    "rfkit openerf": lambda: time_rfkit(model, tensor, layers, args.images, args.batch, device,
+                                                        "openerf"),
+                    "rfkit replknet (folder)": lambda: time_rfkit(model, folder, layers, args.images, args.batch,
+                                                                  device, "replknet"),
+                    "openerf (folder, batch 1)": lambda: time_openerf(model, folder, layers, args.images, device),
+                }
+                best, outputs = {}, {}
+                for _ in range(args.repeats):  # rounds over every tool: a noisy spell hits them all alike
+                    for label, run in tools.items():
+                        t, out = run()
+                        best[label] = min(best.get(label, math.inf), t)
+                        outputs[label] = out
+                bare_maps, ours = outputs["bare loop"], outputs["rfkit replknet"]
+                for k in layers:  # same numbers as the floor, or the comparison means nothing
+                    np.testing.assert_allclose(ours.maps[k] * args.images, bare_maps[k], rtol=1e-3,
+                                               atol=1e-6 * bare_maps[k].max())
+                open_maps, res_open = outputs["openerf (folder, batch 1)"], outputs["rfkit openerf"]
+                corr = min(np.corrcoef(res_open.maps[k].ravel(), open_maps[k].ravel())[0, 1] for k in layers)
+                t_bare, t_open, t_ours = best["bare loop"], best["openerf (folder, batch 1)"], best["rfkit openerf"]
+                for label, t in best.items():
+                    rows.append((name, len(layers), label, t / args.images * 1000, t / t_bare,
+                                 t_open / t if label.startswith("rfkit") else math.nan,
+                                 corr if label == "rfkit openerf" else math.nan))
+                print(f"{name} {len(layers)} layer(s): bare {t_bare:.2f}s, rfkit openerf {t_ours:.2f}s, "
+                      f"openerf {t_open:.2f}s, corr {corr:.4f}", flush=True)
+
+    one = {(r[0], r[2]): r[3] for r in rows if r[1] == 1}
+    lines = [
+        "# ERF speed: rfkit vs OpenERF vs a bare forward + input-gradient loop",
+        "",
+        f"{args.images} images at each model's input size, batch {args.batch} (OpenERF: 1), best of "
+        f"{args.repeats} interleaved rounds, device "
+        f"{args.device}, {args.threads} torch threads, random weights. torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}. Produced by `benchmarks/erf_speed.py`.",
+        "",
+        "| model | layers | tool | ms / image | × bare loop | OpenERF time / this | corr. with OpenERF |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, n, label, ms, vs_bare, speedup, corr in rows:
+        lines.append(f"| {model} | {n} | {label} | {ms:.1f} | {vs_bare:.2f} | "
+                     f"{'' if math.isnan(speedup) else f'{speedup:.2f}×'} | "
+                     f"{'' if math.isnan(corr) else f'{corr:.4f}'} |")
+    lines += ["", "Cost of 4 layers over 1 layer (same tool):", ""]
+    for model in args.models:
+        for label in ("bare loop", "rfkit replknet", "rfkit openerf", "openerf (folder, batch 1)"):
+            four = next((r[3] for r in rows if r[0] == model and r[1] == 4 and r[2] == label), None)
+            if four is not None and (model, label) in one:
+                lines.append(f"- {model}, {label}: {four / one[(model, label)]:.2f}×")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "erf_speed.md", text)
+    return 0
+
+
+def _write_sample_folder(folder: Path, n: int) -> None:
+    """The sample photographs, written once as PNG so that every tool reads the same files."""
+    from rfkit.erf.images import sample_view
+
+    for i in range(n):
+        sample_view(i).save(folder / f"{i:03d}.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
