@@ -275,6 +275,9 @@ def test_default_layer_is_the_final_feature_map():
     last = cnn.feature_info[-1]["module"]
     res = erf(cnn, images="noise", num_images=1, device="cpu", metrics=False)
     assert g.resolve(res.layers[0]) == g.resolve(last)
+    # at 32 px the last stage is a 1x1 map, like the pooled output after it: still the stage is measured
+    small = erf(cnn, images="noise", num_images=1, device="cpu", metrics=False, input_size=32)
+    assert small.layers == [last] and small.grid[last] == (1, 1) and not small.rf(last).is_global
 
 
 # --- OpenERF ------------------------------------------------------------------------------------

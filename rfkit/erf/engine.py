@@ -62,10 +62,17 @@ def _feature_map(record) -> bool:
                    if any(h.axis is not None for h in dl.factors))
 
 
+_HEAD_POOLS = ("adaptiveavgpool", "adaptivemaxpool", "selectadaptivepool", "flatten", ".mean", "amax")
+
+
+def _is_head_pool(op: str) -> bool:
+    return any(p in op.lower() for p in _HEAD_POOLS)
+
+
 def default_layer(g, model: nn.Module) -> str:
     """The final feature map: from timm's last ``feature_info`` stage (ResNet: ``layer4``), the last module
-    output after it that is on the same grid and just as local or global (ViT: the final ``norm``; a pooled
-    1×1 map at a small input is not); without ``feature_info``, the last feature map with more than one
+    output after it, before the head's pooling, that is on the same grid and just as local or global (ViT:
+    the final ``norm``); without ``feature_info``, the last feature map with more than one
     unit. Module outputs are preferred to bare graph nodes."""
     records = [r for r in g.records.values() if _feature_map(r)]
     if not records:
@@ -78,8 +85,11 @@ def default_layer(g, model: nn.Module) -> str:
         last = None
     if last is not None and last in g.module_outputs and _feature_map(g.record(last)):
         ref = g.record(last)
-        order = list(g.records)
-        after = [r for r in records if order.index(r.name) >= order.index(ref.name)]
+        position = {name: i for i, name in enumerate(g.records)}
+        pools = [position[r.name] for r in g.records.values()
+                 if position[r.name] > position[ref.name] and _is_head_pool(r.op)]
+        stop = min(pools, default=len(position))  # the head's pooling (identity on a 1x1 map) is not a stage
+        after = [r for r in records if position[ref.name] <= position[r.name] < stop]
         same = [r for r in after if grid_shape(r.layout, naxes) == grid_shape(ref.layout, naxes)
                 and r.info.is_global == ref.info.is_global]
         named = [r for r in same if _module_of(g, r.name)]
