@@ -42,7 +42,6 @@ How each number is measured, per spatial axis and independently of the analytic 
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -52,7 +51,7 @@ import torch
 import torch.nn as nn
 
 from rfkit.errors import RFKitError
-from rfkit.verification.measure import outputs_of, positive_weights, swap_functions, swap_modules, unmark
+from rfkit.verification.measure import measurable_copy, outputs_of, swap_functions, unmark
 
 DEFAULT_MAX_SIZE = 1024  # per axis: the largest input the estimate enlarges to
 _RUN = (-1, 0, 1, 2)  # units measured around the centre unit first (3 shifts)
@@ -359,16 +358,7 @@ class _Model:
     @classmethod
     def build(cls, model, input_size, in_chans, seed: int) -> "_Model":
         """Trace ``model`` and make its measurable copy (a spec is built on the CPU, a module copied)."""
-        import rfkit
-        from rfkit.models.spec import build_model, parse_spec
-
-        g = rfkit.trace(model, input_size=input_size, in_chans=in_chans)
-        if isinstance(model, str):
-            real = build_model(parse_spec(model), device="cpu")
-        else:
-            real = copy.deepcopy(model)
-        real = positive_weights(real.double().eval(), seed)
-        notes = swap_modules(real)
+        g, real, notes = measurable_copy(model, input_size, in_chans, seed)
         if g.method == "make_fx":
             notes.append("recorded with make_fx: functional max pooling and clamping are measured as they are "
                          "(only module swaps apply)")

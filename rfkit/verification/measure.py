@@ -153,6 +153,19 @@ def measurable(model: nn.Module, seed: int = 0, with_notes: bool = False):
     return (gm, notes) if with_notes else gm
 
 
+def measurable_copy(model, input_size=None, in_chans: int | None = None, seed: int = 0):
+    """``(g, real, notes)``: the analytic graph of ``model`` (spec or module), and a float64 eval copy with
+    positive weights and max pooling as average pooling (a spec is built on the CPU, a module deep-copied;
+    ``notes`` lists the module swaps)."""
+    import rfkit
+    from rfkit.models.spec import build_model, parse_spec
+
+    g = rfkit.trace(model, input_size=input_size, in_chans=in_chans)
+    real = build_model(parse_spec(model), device="cpu") if isinstance(model, str) else copy.deepcopy(model)
+    real = positive_weights(real.double().eval(), seed)
+    return g, real, swap_modules(real)
+
+
 def outputs_of(gm: fx.GraphModule, names: list[str]) -> fx.GraphModule:
     """A copy of ``gm`` returning the tensors of the named nodes."""
     gm = fx.GraphModule(gm, copy.deepcopy(gm.graph))

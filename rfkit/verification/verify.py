@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -10,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from rfkit.errors import RFKitError
-from rfkit.verification.measure import measure, positive_weights, swap_functions, swap_modules, unmark
+from rfkit.verification.measure import measurable_copy, measure, swap_functions, unmark
 
 
 @dataclass(frozen=True)
@@ -186,17 +185,9 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
     >>> e.size, e.stride, e.center, e.analytic_size == e.size, e.status
     ((13, 13), (4, 4), (5, 5), True, 'pass')
     """
-    import rfkit
     from rfkit.graph.tracer import record_model, trace_module
-    from rfkit.models.spec import build_model, parse_spec
 
-    g = rfkit.trace(model, input_size=input_size, in_chans=in_chans)
-    if isinstance(model, str):
-        real = build_model(parse_spec(model), device="cpu")
-    else:
-        real = copy.deepcopy(model)
-    real = positive_weights(real.double().eval(), seed)
-    notes = swap_modules(real)
+    g, real, notes = measurable_copy(model, input_size, in_chans, seed)
     x = torch.empty((1, g.in_chans, *g.input_size), dtype=torch.float64)
     if g.method == "make_fx":
         gm, outputs = record_model(real, x)
