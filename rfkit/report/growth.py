@@ -1,0 +1,308 @@
+"""RF growth with depth: analytic RF (max and min over paths) and measured ERF size."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rfkit.report.style import (
+    COLORS, save_figure, _footer_lines, _is_random, _layer_name, _new_figure, _num, _SPATIAL, _styled
+)
+
+
+def growth_series(graph) -> dict:
+    """The depth of every node, and the nodes the growth figure shows.
+
+    Depth of a node: the number of **spatial layers** on the longest path from the input to it, where a
+    spatial layer is a convolution, pooling, attention or resampling op
+    (:func:`rfkit.graph.productivity.op_category`) or any other op that changes the RF size, stride or
+    globality (an op rfkit knows only by its effect). Linear layers, activations, norms and merges do not
+    count: they do not mix positions.
+
+    ``path`` follows the deepest path from the input to the output (at a merge, the input reached through
+    more layers; a tie goes to the larger RF) and keeps, at each depth, its last node (after a merge,
+    the merged RF). Along it the max-over-paths RF never shrinks. ``cuts`` keeps, at each depth, the last
+    node that **every** input-to-output path passes through (a dominator of the output: the input, stem
+    layers, block outputs); only there is the min-over-paths RF the shortest path "so far" (inside a
+    residual block it is the shortest path to that branch, which zigzags).
+
+    Returns
+    -------
+    dict
+        ``depth``: node -> depth, for every node; ``path`` and ``cuts``: node names in depth order.
+
+    Examples
+    --------
+    >>> import torch.nn as nn, rfkit
+    >>> g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 3), nn.ReLU(), nn.Conv2d(3, 3, 3)), input_size=16)
+    >>> s = growth_series(g)
+    >>> s["path"], [g[n].size for n in s["path"]], s["cuts"] == s["path"]
+    (['input_1', '_1', '_2'], [(1, 1), (3, 3), (5, 5)], True)
+    """
+    import networkx as nx
+
+    from rfkit.graph.productivity import op_category
+
+    records = graph.records
+    depth: dict[str, int] = {}
+    best_in: dict[str, str | None] = {}
+
+    def nan_safe(values) -> tuple:
+        return tuple("nan" if isinstance(v, float) and math.isnan(v) else v for v in values)
+
+    def key(info) -> tuple:
+        return (nan_safe(info.size), nan_safe(info.stride), bool(info.is_global))
+
+    def size_key(name: str) -> float:
+        vals = [v for v in records[name].info.size if not math.isnan(v)]
+        return max(vals) if vals else -1.0
+
+    for name, rec in records.items():
+        ins = [i for i in rec.inputs if i in records]
+        if rec.kind == "placeholder" or not ins:
+            depth[name], best_in[name] = 0, None
+            continue
+        step = 1 if op_category(rec.op) in _SPATIAL else 0
+        if not step:  # an op of another kind that still changes the RF counts as a layer too
+            info = rec.info
+            merged = tuple(max((records[i].info.size[a] for i in ins), default=math.nan)
+                           for a in range(len(info.size)))
+            same_size = (nan_safe(info.size) == nan_safe(merged)
+                         or any(key(records[i].info) == key(info) for i in ins))
+            new_stride = nan_safe(info.stride) not in {nan_safe(records[i].info.stride) for i in ins}
+            new_global = info.is_global and not any(records[i].info.is_global for i in ins)
+            step = int(not same_size or new_stride or new_global)
+        prev = max(ins, key=lambda i: (depth[i], size_key(i)))
+        depth[name], best_in[name] = depth[prev] + step, prev
+
+    end = list(records)[-1]
+    chain = [end]
+    while best_in[chain[-1]] is not None:
+        chain.append(best_in[chain[-1]])
+    chain.reverse()
+    start = chain[0]
+    try:
+        idom = nx.immediate_dominators(graph.nx, start)
+        dominators = {end}
+        v = end
+        while v != start:
+            v = idom[v]
+            dominators.add(v)
+    except (KeyError, nx.NetworkXError):
+        dominators = {start, end}
+
+    def last_per_depth(nodes) -> list[str]:
+        shown: dict[int, str] = {}
+        for name in nodes:
+            shown[depth[name]] = name
+        return [shown[d] for d in sorted(shown)]
+
+    return {"depth": depth, "path": last_per_depth(chain),
+            "cuts": last_per_depth([n for n in chain if n in dominators])}
+
+
+def _axis_index(graph, axis) -> list[int]:
+    names = list(graph.axis_names)
+    if axis is None or axis == "both":
+        return list(range(len(names)))
+    if isinstance(axis, str):
+        if axis not in names:
+            raise ValueError(f"axis must be one of {names}, 'both' or None; got {axis!r}")
+        return [names.index(axis)]
+    if not 0 <= int(axis) < len(names):
+        raise ValueError(f"axis index {axis!r} out of range for {len(names)} axes")
+    return [int(axis)]
+
+
+def _erf_side(metrics, a: int) -> float:
+    e = getattr(metrics, "erf_rf", None)
+    v = None if e is None else e.side[a]
+    return math.nan if v is None else float(v)
+
+
+def _local(info, a: int) -> float:
+    return float(info.local_size[a]) if info.local_size else math.nan
+
+
+@_styled
+def rf_growth_figure(graph, result=None, *, axis=None):
+    """Analytic RF (max and min over paths) and, given a result, the measured ERF size against depth.
+
+    x: depth in spatial layers (conv, pooling, attention, resampling) on the longest path from the input
+    (:func:`growth_series`). The max-over-paths RF follows the deepest input-to-output path; the
+    min-over-paths RF is shown at the nodes every path passes through (block outputs), where it is
+    the shortest path so far. y: pixels, log scale, with the input size as a dashed horizontal line.
+    Global nodes sit in a "global" band at the top; the RF of their local paths continues dotted. Dotted
+    vertical lines mark stride changes ("/8": output stride 8, stage boundaries); solid ones the measured
+    layers of ``result``, with their ERF size: the smallest interval around the unit's RF centre holding
+    95% of the map's mass per axis (:func:`rfkit.erf.metrics.erf_rf_ratio`, nominal length like the RF).
+
+    Parameters
+    ----------
+    graph : RFGraph
+    result : ERFResult, optional
+        Adds the measured ERF sizes and marks the measured layers; same input size as ``graph``.
+    axis : {None, "both", "h", "w"} or int
+        None: one panel when the analytic RFs and the input agree on height and width (the ERF is then
+        drawn per axis when its sides differ), else one panel per axis; "both": always one panel per
+        axis; an axis name or index: that axis only.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import torch.nn as nn, rfkit
+    >>> g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, (3, 5)), nn.Conv2d(3, 3, 3, stride=2)), input_size=32)
+    >>> fig = rf_growth_figure(g)
+    >>> [a.get_title() for a in fig.axes]
+    ['height (h)', 'width (w)']
+    >>> line = next(l for l in fig.axes[1].lines if l.get_gid() == "rf-max")
+    >>> line.get_xdata().tolist(), line.get_ydata().tolist()
+    ([0, 1, 2], [1.0, 5.0, 7.0])
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
+
+    series = growth_series(graph)
+    depth, path, cuts = series["depth"], series["path"], series["cuts"]
+    infos = [graph.records[n].info for n in path]
+    cut_infos = [graph.records[n].info for n in cuts]
+    xs, cut_xs = [depth[n] for n in path], [depth[n] for n in cuts]
+    input_size = tuple(graph.input_size)
+    measured = []
+    if result is not None:
+        if tuple(result.input_size) != input_size:
+            raise ValueError(f"the result was measured at {result.input_size}, the graph traced at {input_size}")
+        for layer in result.layers:
+            node = result.nodes[layer]
+            if node not in depth:
+                raise ValueError(f"layer {layer!r} (node {node!r}) is not in the graph")
+            measured.append((layer, depth[node], result.metrics.get(layer)))
+
+    def analytic(a: int) -> list:
+        vals = [input_size[a]] + [v for i in infos + cut_infos
+                                  for v in (i.size[a], i.size_min[a], _local(i, a), i.stride[a])]
+        return ["nan" if isinstance(v, float) and math.isnan(v) else v for v in vals]
+
+    axes_idx = _axis_index(graph, axis)
+    if axis is None and len(axes_idx) > 1 and all(analytic(a) == analytic(axes_idx[0]) for a in axes_idx[1:]):
+        axes_idx = [axes_idx[0]]
+    merged = axis is None and len(axes_idx) == 1 and len(graph.axis_names) > 1  # one panel for all axes
+    # ERF series drawn in each panel: (label suffix, gid, axis index or "mean")
+    erf_series = None
+    if merged:
+        sides = [[_erf_side(mt, a) for a in range(len(graph.axis_names))] for *_, mt in measured]
+        close = all(max(v) <= 1.05 * min(v) for v in sides if all(math.isfinite(x) for x in v))
+        if all(len(set(v)) == 1 for v in sides if all(math.isfinite(x) for x in v)):
+            erf_series = [("", "erf-size", 0)]
+        elif close:
+            erf_series = [(", mean of " + " and ".join(graph.axis_names) + " (within 5%)", "erf-size", "mean")]
+        else:
+            erf_series = [(f", {n}", "erf-size" if a == 0 else f"erf-size-{n}", a)
+                          for a, n in enumerate(graph.axis_names)]
+
+    finite = [float(input_size[a]) for a in axes_idx]
+    finite += [float(v) for i in infos + cut_infos for a in axes_idx
+               for v in (i.size[a], i.size_min[a], _local(i, a)) if math.isfinite(v)]
+    finite += [v for *_, mt in measured for a in range(len(graph.axis_names)) if math.isfinite(v := _erf_side(mt, a))]
+    top = max(finite)
+    any_global = any(i.is_global or math.isinf(i.size_min[a]) for i in infos + cut_infos for a in axes_idx)
+    band = (top * 1.9, top * 7.0)  # the "global" band above everything finite
+    y_global = band[0] * 1.6
+
+    def y_of(v) -> float:
+        return y_global if math.isinf(v) else float(v)
+
+    n_ax = len(axes_idx)
+    lines = [("x: spatial layers (conv, pool, attention) on the longest path from the input; linear, norm, "
+              "activation and merge ops do not count. Max over paths: along the deepest input-to-output path; "
+              "min over paths: at the nodes every path passes through. Dotted verticals: changes of the "
+              "output stride.", COLORS["note"])]
+    if result is not None:
+        lines += _footer_lines(result, [m[0] for m in measured])
+    fig, body = _new_figure((4.6 * n_ax + 0.9, 4.2), lines)
+    axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
+    x_max = max(xs + [d for _, d, _ in measured])
+    strides = [tuple(i.stride) for i in infos]
+    boundaries = [(x, st) for x, st, prev in zip(xs[1:], strides[1:], strides[:-1]) if st != prev
+                  and not any(isinstance(v, float) and math.isnan(v) for v in st)]
+    erf_markers = ("D", "s", "^")
+    for ax, a in zip(axs, axes_idx):
+        if any_global:
+            ax.axhspan(*band, color=COLORS["outside"], zorder=0, gid="global-band", linewidth=0)
+            ax.text(0.015, band[1] / 1.12, "global: RF = the whole input", transform=ax.get_yaxis_transform(),
+                    va="top", ha="left", fontsize=7.5, color=COLORS["input"])
+        ax.axhline(input_size[a], color=COLORS["input"], linewidth=1.0, linestyle=(0, (6, 3)), zorder=1,
+                   gid="input-size", label="input size")
+        ax.text(0.015, input_size[a] * 1.04, f"input {_num(input_size[a])} px", transform=ax.get_yaxis_transform(),
+                va="bottom", ha="left", fontsize=7.5, color=COLORS["input"])  # left: the RF is still small there
+        ax.plot(xs, [y_of(i.size[a]) for i in infos], color=COLORS["rf_max"], marker="o", markersize=3.2,
+                zorder=4, gid="rf-max", label="analytic RF, max over paths")
+        ax.plot(cut_xs, [y_of(i.size_min[a]) for i in cut_infos], color=COLORS["rf_min"], marker="s",
+                markersize=3.0, linestyle=(0, (4, 1.5)), zorder=3, gid="rf-min",
+                label="analytic RF, min over paths")
+        glob = [k for k, i in enumerate(infos) if i.is_global]
+        if glob:
+            sel = [k for k in range(max(glob[0] - 1, 0), len(infos)) if math.isfinite(_local(infos[k], a))]
+            if len(sel) > 1:
+                ax.plot([xs[k] for k in sel], [_local(infos[k], a) for k in sel], color=COLORS["rf_max"],
+                        linestyle=(0, (1, 1.5)), linewidth=1.6, zorder=4.5, gid="rf-local",
+                        label="RF of the local paths of global nodes")
+        for x, _ in boundaries:
+            ax.axvline(x, color="#A8A8A8", linewidth=0.8, linestyle=(0, (1, 2)), zorder=0)
+        if boundaries:  # output strides as tick labels on top, where nothing else is drawn
+            top_axis = ax.secondary_xaxis("top")
+            top_axis.set_xticks([x for x, _ in boundaries], labels=[f"/{_num(st[a])}" for _, st in boundaries])
+            top_axis.tick_params(labelsize=7, length=2, pad=1, colors=COLORS["input"])
+            top_axis.set_xlabel("output stride", fontsize=7.5, color=COLORS["input"], labelpad=2)
+        if measured:
+            for layer, d, _ in measured:
+                ax.axvline(d, color=COLORS["marker"], linewidth=0.9, alpha=0.75, zorder=1)
+                ax.text(d, 0.02, f"{_layer_name(layer)} ", transform=ax.get_xaxis_transform(), rotation=90,
+                        va="bottom", ha="right", fontsize=7.5, color=COLORS["marker"])
+            for j, (which, gid, e) in enumerate(erf_series or [("", "erf-size", a)]):
+                ys = [float(np.mean([_erf_side(mt, k) for k in range(len(graph.axis_names))])) if e == "mean"
+                      else _erf_side(mt, e) for *_, mt in measured]
+                ax.plot([d for _, d, _ in measured], ys, color=COLORS["erf"], marker=erf_markers[j % 3],
+                        markersize=5, linewidth=1.4, zorder=5, linestyle="-" if j == 0 else (0, (2, 1)),
+                        markeredgecolor="black", markeredgewidth=0.6, gid=gid,
+                        label=f"ERF size, 95% mass{which}")
+        ax.set_yscale("log")
+        ax.set_ylim(0.75, band[1] * 1.08 if any_global else top * 1.6)
+        ax.set_xlim(-0.5, x_max + 0.5)
+        decades = [10.0 ** k for k in range(0, 12) if 10.0 ** k < band[0]]
+        ax.yaxis.set_major_locator(FixedLocator(decades + [y_global] * any_global))
+        ax.yaxis.set_major_formatter(FuncFormatter(
+            lambda v, _pos: "global" if math.isclose(v, y_global) else f"{v:g}"))
+        ax.yaxis.set_minor_locator(FixedLocator([m * 10.0 ** k for k in range(0, 12) for m in range(2, 10)
+                                                 if m * 10.0 ** k < band[0]]))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="y", which="major", color="#E3E3E3", linewidth=0.6, zorder=0)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_xlabel("depth (conv / pool / attention layers from the input)")
+        if n_ax > 1:
+            name = graph.axis_names[a]
+            ax.set_title({"h": "height (h)", "w": "width (w)"}.get(name, f"axis {name}"))
+    axs[0].set_ylabel("receptive field size (px)" + (", h = w" if merged else ""))
+    title = f"{graph.model_name or 'model'}: receptive field growth, {'×'.join(map(str, input_size))} input"
+    random = result is not None and _is_random(result)
+    if random:
+        title += " · RANDOM WEIGHTS"
+    body.suptitle(title, color=COLORS["warning"] if random else "black")
+    handles, labels = axs[0].get_legend_handles_labels()
+    body.legend(handles, labels, loc="outside lower center", ncols=3 if n_ax > 1 else 2)
+    return fig
+
+
+@_styled
+def save_rf_growth(graph, path, result=None, **kwargs) -> list[Path] | Path:
+    """:func:`rf_growth_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
+    return save_figure(rf_growth_figure(graph, result, **kwargs), path)
+
+
+# -------------------------------------------------------------------------------------------- saving
+

@@ -1,0 +1,207 @@
+"""The overlay figure: one layer's ERF with its analytic RF box, centre and Gaussian ellipses."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rfkit.report.style import (
+    COLORS, erf_display, FLOOR, gaussian_ellipses, rf_rectangle, save_figure, _bar_label, _clean_max, _erf_text,
+    _extent, _fit_drawable, _footer_lines, _image_gray, _is_random, _layer_name, _method, _new_figure,
+    _norm_and_bar, _num, _pair, _rf_text, _stroke, _styled, _tighten, _transform_text
+)
+
+
+@_styled
+def overlay_figure(result, layer: str, *, image=None, log: bool = True, floor: float = FLOOR,
+                   full_rf: bool = True, gaussian: bool = True):
+    """One layer's ERF heat map with the analytic RF box, the RF centre and the Gaussian fit.
+
+    Drawn, in input pixel coordinates (pixel centres at integers, y down):
+
+    - the ERF map at input resolution, ``log10(max(map / max, floor))`` by default (:func:`erf_display`;
+      ``log=False``: ``map / max``), transform stated on the colour bar and in the title;
+    - the analytic RF box of the measured unit, ``window_of(unit)`` widened by half a pixel per side;
+      with ``full_rf`` (default) the axes grow to show the whole box and the area outside the input is
+      hatched, otherwise the axes show the input only and the box is clipped at its edge (the legend
+      says so);
+    - for a global layer, the input frame is the RF ("global: RF = whole input") and the RF of the local
+      paths is drawn dashed;
+    - the analytic RF centre of the unit (``result.center[layer]``), a "+";
+    - the 1σ (solid) and 2σ (dashed) ellipses of the Gaussian fit (:func:`gaussian_ellipses`), only
+      when the fit is Gaussian-like; otherwise a footer note says why not;
+    - the input frame (H×W), a title with model, layer, unit, RF size and stride and the ERF/RF ratio
+      (95% mass, :func:`rfkit.erf.metrics.erf_rf_ratio`), and a footer with the weights, the images
+      and the method, in the warning colour for random weights or a flagged map.
+
+    Parameters
+    ----------
+    result : ERFResult
+    layer : str
+        One of ``result.layers``.
+    image : array_like, optional
+        The preprocessed input image (H, W), (H, W, C) or (C, H, W), numpy or torch: shown in grey
+        under a slightly transparent heat map.
+    log : bool
+        Log colour scale (default) or linear.
+    floor : float
+        Bottom of the log scale, as a fraction of the map's maximum.
+    full_rf : bool
+        Extend the axes to the whole RF box (default) or show the input only.
+    gaussian : bool
+        Draw the Gaussian ellipses (when the fit is Gaussian-like).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import torch.nn as nn, rfkit
+    >>> res = rfkit.erf(nn.Sequential(nn.Conv2d(3, 8, 7, padding=3)), layers=["0"], images="noise",
+    ...                 num_images=2, input_size=24, device="cpu")
+    >>> fig = overlay_figure(res, "0")
+    >>> box = next(p for p in fig.axes[0].patches if p.get_gid() == "rf-box")
+    >>> res.rf("0").window_of(res.unit["0"]), box.get_xy(), box.get_width()
+    (((9, 15), (9, 15)), (8.5, 8.5), 7)
+    """
+    if layer not in result.maps:
+        raise KeyError(f"layer {layer!r} was not measured; measured: {result.layers}")
+    m = result.maps[layer]
+    H, W = np.shape(m)
+    info = result.rf(layer)
+    unit = tuple(result.unit[layer])
+    cy, cx = result.center[layer]
+    metrics = result.metrics.get(layer)
+    window = None if info.unknown or info.windows is None else info.window_of(unit)
+    glob = bool(info.is_global)
+    fit = getattr(metrics, "gaussian", None)
+    draw_fit = gaussian and _fit_drawable(fit)
+
+    notes = []
+    if _clean_max(m) == 0:
+        notes.append(f"{_layer_name(layer)}: the map is all zero (no gradient reached the input)")
+    if info.unknown:
+        notes.append(f"{_layer_name(layer)}: analytic RF unknown (an unsupported op before it): no RF box")
+    if gaussian and fit is not None and not draw_fit:
+        notes.append(f"Gaussian fit not drawn: the map is not Gaussian-like ({fit.reason})")
+
+    # view: the input frame, grown to the whole RF box when asked
+    frame = (-0.5, W - 0.5, -0.5, H - 0.5)
+    x_lo, x_hi, y_lo, y_hi = frame
+    beyond = False
+    if window is not None:
+        (by0, by1), (bx0, bx1) = window
+        beyond = by0 < 0 or bx0 < 0 or by1 > H - 1 or bx1 > W - 1
+        if full_rf and beyond and not glob:
+            x_lo, x_hi = min(x_lo, bx0 - 0.5), max(x_hi, bx1 + 0.5)
+            y_lo, y_hi = min(y_lo, by0 - 0.5), max(y_hi, by1 + 0.5)
+    grown = (x_lo, x_hi, y_lo, y_hi) != frame
+    if grown:
+        margin = 0.02 * max(x_hi - x_lo, y_hi - y_lo)
+        x_lo, x_hi, y_lo, y_hi = x_lo - margin, x_hi + margin, y_lo - margin, y_hi + margin
+    aspect = (y_hi - y_lo) / (x_hi - x_lo)
+    panel_w = 4.0 if aspect <= 1 else max(2.4, 4.0 / aspect)
+    panel_h = max(panel_w * aspect, 1.0)
+    subtitle = _overlay_subtitle(result, info, metrics, log, floor)
+    n_legend = 3 + (window is not None) + 2 * draw_fit + grown
+    # room around the panel: y label and ticks left, colour bar right; titles above, x axis and legend below
+    height = panel_h + 0.45 + 0.19 * (subtitle.count("\n") + 1) + 0.55 + 0.17 * n_legend
+    footer = _footer_lines(result, [layer], notes)
+
+    def draw(size):
+        fig, body = _new_figure(size, footer)
+        ax = body.add_subplot()
+
+        norm, ticks, tick_labels = _norm_and_bar(log, floor)
+        if image is not None:
+            ax.imshow(_image_gray(image, (H, W)), cmap="gray", vmin=0, vmax=1, extent=_extent(H, W),
+                      interpolation="antialiased", gid="input-image", zorder=1)
+        im = ax.imshow(erf_display(m, log=log, floor=floor), norm=norm, extent=_extent(H, W), interpolation="nearest",
+                       zorder=2, alpha=0.75 if image is not None else None, gid="erf-map")
+
+        if grown:
+            from matplotlib.patches import Rectangle
+
+            ax.add_patch(Rectangle((x_lo, y_lo), x_hi - x_lo, y_hi - y_lo, facecolor=COLORS["outside"],
+                                   edgecolor="#BDBDBD", hatch="////", linewidth=0, zorder=0, gid="outside-input",
+                                   label="outside the input"))
+        if glob:
+            local = f"; local paths {_pair(info.local_size)} px" if info.local_size else ""
+            ax.add_patch(rf_rectangle(((0, H - 1), (0, W - 1)), fill=False, edgecolor=COLORS["rf"], linewidth=2.0,
+                                      zorder=5, path_effects=_stroke(3.2), gid="input-frame", clip_on=False,
+                                      label=f"global: RF = whole input {H}×{W} px{local}"))
+        else:
+            ax.add_patch(rf_rectangle(((0, H - 1), (0, W - 1)), fill=False, edgecolor=COLORS["frame"], linewidth=1.2,
+                                      zorder=3, gid="input-frame", clip_on=False, label=f"input {H}×{W} px (h×w)"))
+
+        if window is not None:
+            style = dict(fill=False, zorder=5, path_effects=_stroke(3.0))
+            if glob:
+                ax.add_patch(rf_rectangle(window, edgecolor=COLORS["rf"], linewidth=1.5, linestyle=(0, (3, 1.5)),
+                                          gid="local-rf-box", **style,
+                                          label=f"RF of the local paths, {_pair(info.local_size)} px"))
+            else:
+                label = f"analytic RF of the unit, {_pair(info.size)} px"
+                if beyond and not full_rf:
+                    label += " (clipped: extends beyond the input)"
+                elif beyond:
+                    label += " (beyond the input: hatched)"
+                ax.add_patch(rf_rectangle(window, edgecolor=COLORS["rf"], linewidth=1.8, gid="rf-box",
+                                          label=label, **style))
+
+        ax.plot([cx], [cy], linestyle="none", marker="+", markersize=11, markeredgewidth=2.0, color=COLORS["rf"],
+                path_effects=_stroke(4.0), zorder=7, gid="rf-center",
+                label=f"RF centre of unit {unit}: (y, x) = ({_num(cy)}, {_num(cx)})")
+
+        if draw_fit:
+            e1, e2 = gaussian_ellipses(fit, (1.0, 2.0), fill=False, edgecolor=COLORS["gauss"], zorder=6,
+                                       path_effects=_stroke(2.8))
+            e1.set(linewidth=1.4, gid="gauss-1sigma",
+                   label=f"Gaussian fit, 1σ: σ = {fit.sigma_major:.1f} × {fit.sigma_minor:.1f} px at "
+                         f"{math.degrees(fit.rotation):.0f}°, R² {fit.r2:.2f}")
+            e2.set(linewidth=1.2, linestyle=(0, (3, 2)), gid="gauss-2sigma", label="Gaussian fit, 2σ")
+            ax.add_patch(e1)
+            ax.add_patch(e2)
+
+        ax.set_xlim(x_lo, x_hi)
+        ax.set_ylim(y_hi, y_lo)  # y down, as in the image
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (input px)")
+        ax.set_ylabel("y (input px)")
+
+        cax = ax.inset_axes([1.03, 0.0, 0.045, 1.0])  # follows the drawn (equal-aspect) box exactly
+        cbar = body.colorbar(im, cax=cax)
+        cbar.set_ticks(ticks, labels=tick_labels)
+        cbar.set_label(_bar_label(log, "max"))
+
+        title = f"{result.model} · {_layer_name(layer)} · unit {unit}"
+        if _is_random(result):
+            title += " · RANDOM WEIGHTS"
+        body.suptitle(title, color=COLORS["warning"] if _is_random(result) else "black")
+        ax.set_title(subtitle, linespacing=1.35)
+        order = ("rf-box", "local-rf-box", "rf-center", "gauss-1sigma", "gauss-2sigma", "input-frame", "outside-input")
+        handles = sorted(ax.get_legend_handles_labels()[0], key=lambda h: order.index(h.get_gid()))
+        body.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=1,
+                    handlelength=2.4)
+        return fig, body, [[ax]], None
+
+    return _tighten(draw, (panel_w + 1.75, height))
+
+
+def _overlay_subtitle(result, info, metrics, log, floor) -> str:
+    rf, erf = _rf_text(info), _erf_text(info, metrics)
+    sep = "\n" if len(rf) + len(erf) > 62 else " · "
+    return f"{rf}{sep}{erf}\ncolour: {_method(result)}, {_transform_text(log, floor)}"
+
+
+@_styled
+def save_overlay(result, layer: str, path, **kwargs) -> list[Path] | Path:
+    """:func:`overlay_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
+    return save_figure(overlay_figure(result, layer, **kwargs), path)
+
+
+# -------------------------------------------------------------------------------------- stage grid
+

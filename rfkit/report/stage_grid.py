@@ -1,0 +1,167 @@
+"""The stage grid: every measured layer's ERF side by side on one colour scale."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rfkit.report.style import (
+    COLORS, erf_display, FLOOR, rf_rectangle, save_figure, STYLE, _bar_label, _clean_max, _erf_text, _extent,
+    _footer_lines, _is_random, _layer_name, _method, _new_figure, _norm_and_bar, _rf_text, _stroke, _styled,
+    _tighten, _transform_text
+)
+
+
+@_styled
+def stage_grid_figure(result, layers: Sequence[str] | None = None, *, log: bool = True, shared: bool = True,
+                      floor: float = FLOOR, max_cols: int = 4):
+    """All measured layers side by side on one colour scale, each with its analytic RF box.
+
+    Every panel is drawn with the same :class:`~matplotlib.colors.Normalize` and one colour bar.
+    ``shared=True`` (default) divides every map by the largest value over all panels, so the panels
+    also compare gradient magnitudes (a layer whose gradient is 100 times weaker is two decades darker);
+    ``shared=False`` divides each map by its own maximum (every panel peaks at 1, shapes only, as in
+    RepLKNet's Fig. 1). On the log scale the drawn value is ``log10(max(map / max, floor))``
+    (:func:`erf_display`). The axes show the input only: an RF box larger than the input is clipped at its
+    edge (the title says "> input"); global layers show their local-path RF dashed.
+
+    Parameters
+    ----------
+    result : ERFResult
+    layers : sequence of str, optional
+        Default: all measured layers, in order.
+    log : bool
+        Log colour scale (default) or linear.
+    shared : bool
+        Normalise by the maximum over all panels (default) or per panel.
+    floor : float
+        Bottom of the log scale.
+    max_cols : int
+        Panels per row before wrapping.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import torch.nn as nn, rfkit
+    >>> net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Conv2d(2, 2, 3, padding=1))
+    >>> res = rfkit.erf(net, layers=["0", "1"], images="noise", num_images=2, input_size=16, device="cpu")
+    >>> fig = stage_grid_figure(res)
+    >>> ims = [a.get_images()[0] for a in fig.axes[:2]]
+    >>> ims[0].norm is ims[1].norm
+    True
+    """
+    layers = list(result.layers if layers is None else layers)
+    if not layers:
+        raise ValueError("no layers to plot")
+    for layer in layers:
+        if layer not in result.maps:
+            raise KeyError(f"layer {layer!r} was not measured; measured: {result.layers}")
+    if max_cols < 1:
+        raise ValueError("max_cols must be >= 1")
+    H, W = np.shape(result.maps[layers[0]])
+    for layer in layers:
+        if np.shape(result.maps[layer]) != (H, W):
+            raise ValueError(f"maps of different shapes: {layer!r} is {np.shape(result.maps[layer])}, "
+                             f"{layers[0]!r} is {(H, W)}")
+    n = len(layers)
+    ncols = min(n, max_cols)
+    nrows = math.ceil(n / ncols)
+    aspect = H / W
+    panel_w = 2.5 if aspect <= 1 else max(1.6, 2.5 / aspect)
+    panel_h = panel_w * aspect
+    notes = [f"{_layer_name(layer)}: the map is all zero" for layer in layers if _clean_max(result.maps[layer]) == 0]
+    footer = _footer_lines(result, layers, notes)
+
+    def draw(size):
+        fig, body = _new_figure(size, footer)
+        axes = body.subplots(nrows, ncols, squeeze=False)
+        norm, ticks, tick_labels = _norm_and_bar(log, floor)
+        top = max(_clean_max(result.maps[layer]) for layer in layers) if shared else None
+        titles = [_panel_title(result, layer, H, W) for layer in layers]
+        chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.55)  # characters that fit above a panel
+        if any(len(f"{t[1]} · {t[2]}") > chars for t in titles):  # too wide: RF and ERF on two lines
+            titles = ["\n".join(t) for t in titles]
+        else:
+            titles = [f"{t[0]}\n{t[1]} · {t[2]}" for t in titles]
+        im = None
+        for i, ax in enumerate(axes.ravel()):
+            if i >= n:
+                ax.remove()
+                continue
+            layer = layers[i]
+            m = result.maps[layer]
+            info = result.rf(layer)
+            im = ax.imshow(erf_display(m, log=log, floor=floor, scale=top), norm=norm, extent=_extent(H, W),
+                           interpolation="nearest", gid="erf-map")
+            window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
+            if window is not None:
+                kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=_stroke(2.6))
+                if info.is_global:
+                    ax.add_patch(rf_rectangle(window, linewidth=1.3, linestyle=(0, (3, 1.5)), gid="local-rf-box",
+                                              label="RF of the local paths (global layers)", **kw))
+                else:
+                    ax.add_patch(rf_rectangle(window, linewidth=1.5, gid="rf-box",
+                                              label="analytic RF of the measured unit", **kw))
+            cy, cx = result.center[layer]
+            ax.plot([cx], [cy], linestyle="none", marker="+", markersize=8, markeredgewidth=1.6, color=COLORS["rf"],
+                    path_effects=_stroke(3.4), zorder=7, gid="rf-center", label="analytic RF centre of the unit")
+            ax.set_xlim(-0.5, W - 0.5)
+            ax.set_ylim(H - 0.5, -0.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if info.is_global:
+                for spine in ax.spines.values():
+                    spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
+            ax.set_title(titles[i], linespacing=1.3)
+
+        cbar = body.colorbar(im, ax=[a for a in axes.ravel()[:n]], shrink=0.9 if nrows > 1 else 1.0, aspect=20 * nrows,
+                            pad=0.02)
+        cbar.set_ticks(ticks, labels=tick_labels)
+        of = "max over all panels" if shared else "own max"
+        cbar.set_label(_bar_label(log, of))
+        title = f"{result.model}: {_method(result)} of {n} layer{'s' * (n > 1)}, {H}×{W} input"
+        if _is_random(result):
+            title += " · RANDOM WEIGHTS"
+        body.suptitle(title + f"\none colour scale: {_transform_text(log, floor, of)}", linespacing=1.4,
+                     color=COLORS["warning"] if _is_random(result) else "black")
+        handles, labels = [], []
+        if any(result.rf(layer).is_global for layer in layers):
+            from matplotlib.patches import Patch
+
+            handles.append(Patch(fill=False, edgecolor=COLORS["rf"], linewidth=2.0))
+            labels.append("global layer: RF = whole input (frame)")
+        for ax in axes.ravel()[:n]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        width = size[0]
+        per_col = 0.055 * max(len(lab) for lab in labels) + 0.6
+        body.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), int(width // per_col))))
+        return fig, body, axes, cbar.ax
+
+    return _tighten(draw, (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95))
+
+
+def _panel_title(result, layer, H, W) -> tuple[str, str, str]:
+    info = result.rf(layer)
+    rf = _rf_text(info).split(", stride")[0]
+    if not info.is_global and not info.unknown and any(s > n for s, n in zip(info.size, (H, W))):
+        rf += " > input"
+    return _layer_name(layer), rf, _erf_text(info, result.metrics.get(layer), short=True)
+
+
+@_styled
+def save_stage_grid(result, path, **kwargs) -> list[Path] | Path:
+    """:func:`stage_grid_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
+    return save_figure(stage_grid_figure(result, **kwargs), path)
+
+
+# ------------------------------------------------------------------------------------------ growth
+

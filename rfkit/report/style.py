@@ -1,0 +1,488 @@
+"""Shared look of the report figures: style, colours, footers, the heat-map transform, RF boxes,
+Gaussian ellipses and atomic saving (see :mod:`rfkit.report.figures` for the conventions)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+#: Resolution of saved raster files.
+DPI = 150
+#: Lowest value of ``map / max`` shown on the log scale: three decades.
+FLOOR = 1e-3
+#: File formats :func:`save_figure` writes, by extension.
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+#: Okabe & Ito's colour-blind-safe palette, by role.
+COLORS = {
+    "rf": "#56B4E9",        # sky blue: analytic RF box and centre (over the heat map)
+    "gauss": "#FFFFFF",     # Gaussian ellipses over the heat map (dark outline)
+    "frame": "#8C8C8C",     # the input frame
+    "outside": "#E6E6E6",   # outside the input
+    "rf_max": "#0072B2",    # blue: analytic RF, max over paths
+    "rf_min": "#009E73",    # bluish green: analytic RF, min over paths
+    "erf": "#E69F00",       # orange: measured ERF
+    "marker": "#CC79A7",    # reddish purple: measured layers
+    "input": "#555555",     # input size line
+    "note": "#333333",      # footer text
+    "warning": "#D55E00",   # vermillion: random weights, degenerate maps
+    "outline": "#000000",   # stroke around artists drawn over the heat map
+}
+
+#: rcParams of every figure (applied with :func:`matplotlib.rc_context`, never globally).
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "axes.titlesize": 9.0,
+    "axes.labelsize": 9.0,
+    "axes.linewidth": 0.8,
+    "axes.titlepad": 5.0,
+    "xtick.labelsize": 8.0,
+    "ytick.labelsize": 8.0,
+    "legend.fontsize": 8.0,
+    "legend.frameon": False,
+    "legend.borderpad": 0.1,
+    "legend.borderaxespad": 0.1,
+    "legend.handlelength": 2.2,
+    "figure.titlesize": 10.5,
+    "figure.titleweight": "bold",
+    "figure.facecolor": "white",
+    "figure.dpi": 100,
+    "lines.linewidth": 1.6,
+    "image.cmap": "magma",
+    "image.origin": "upper",
+    "hatch.linewidth": 0.6,
+    "mathtext.default": "regular",
+    "savefig.dpi": DPI,
+    "savefig.facecolor": "white",
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.04,
+    "svg.fonttype": "none",   # text stays text in SVG (editable, searchable)
+    "pdf.fonttype": 42,       # TrueType in PDF (journals reject Type 3)
+    "ps.fonttype": 42,
+}
+
+_RANDOM_KINDS = ("random", "random-safe")
+_INFO_WARNINGS = ("center_outside_image",)  # metrics warnings that do not make a map suspect
+_SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
+_FOOTER_PT = 7.5
+
+
+# --------------------------------------------------------------------------------------------- style
+
+@contextmanager
+def figure_style(**overrides) -> Iterator[None]:
+    """``matplotlib.rc_context`` with :data:`STYLE` (and ``overrides``): nothing leaks out.
+
+    >>> import matplotlib
+    >>> before = matplotlib.rcParams["font.size"]
+    >>> with figure_style(**{"font.size": 20}):
+    ...     matplotlib.rcParams["font.size"]
+    20.0
+    >>> matplotlib.rcParams["font.size"] == before
+    True
+    """
+    import matplotlib
+
+    with matplotlib.rc_context({**STYLE, **overrides}):
+        yield
+
+
+def _styled(fn):
+    @wraps(fn)
+    def inner(*args, **kwargs):
+        with figure_style():
+            return fn(*args, **kwargs)
+    return inner
+
+
+def _new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
+    """A figure of the body's size plus a footer strip holding ``footer`` lines (text, colour).
+
+    Returns ``(fig, body)``: draw into the :class:`~matplotlib.figure.SubFigure` ``body`` (it has its
+    own constrained layout, so legends placed "outside" it never reach the footer).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    width, height = body_size
+    wrapped = _wrap_footer(footer, width)
+    line_in = _FOOTER_PT * 1.32 / 72
+    foot_h = len(wrapped) * line_in + 0.12 if wrapped else 0.0
+    fig = Figure(figsize=(width, height + foot_h), layout="constrained")
+    FigureCanvasAgg(fig)
+    if not wrapped:
+        return fig, fig.subfigures(1, 1)
+    body, foot = fig.subfigures(2, 1, height_ratios=[height, foot_h], hspace=0.0)
+    for i, (text, color) in enumerate(wrapped):
+        foot.text(0.008, 1 - (0.06 + i * line_in) / foot_h, text, ha="left", va="top", fontsize=_FOOTER_PT,
+                  color=color, gid="footer", fontweight="bold" if color == COLORS["warning"] else "normal")
+    return fig, body
+
+
+def _tighten(draw, size):
+    """``draw(size)`` -> (fig, body, axes grid, colour-bar axes or None), built again without the white
+    space that equal-aspect image panels leave.
+
+    Constrained layout gives each panel a cell; an image keeps its aspect, so it fills its cell in one
+    direction only and the rest becomes white space between the panels, the titles and the legend. The
+    figure is drawn once, the space its parts need is measured (tight boxes of the panels, the colour bar,
+    the title and the legend, plus layout padding) and, when the body is more than 0.05 in larger, built
+    again at the measured size.
+    """
+    fig, body, axes, cax = draw(size)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    inch = fig.dpi
+    pad = 0.1  # constrained layout's padding around each element, with some margin
+
+    def tight(artist):
+        return artist.get_tightbbox(renderer) if artist is not None else None
+
+    rows = [[a for a in row if a.figure is not None] for row in axes]
+    rows = [r for r in rows if r]
+    need_w = max(sum(tight(a).width for a in row) / inch + pad * (len(row) + 1) for row in rows)
+    if cax is not None:
+        need_w += tight(cax).width / inch + pad
+    need_h = sum(max(tight(a).height for a in row) / inch + pad for row in rows) + pad
+    for extra in (getattr(body, "_suptitle", None), *body.legends):
+        if extra is not None:
+            box = extra.get_window_extent(renderer)
+            need_h += box.height / inch + pad
+            need_w = max(need_w, box.width / inch + 2 * pad)  # never narrower than the title or the legend
+    width = need_w if abs(size[0] - need_w) > 0.05 else size[0]
+    height = min(size[1], need_h) if size[1] - need_h > 0.05 else size[1]
+    if (width, height) == tuple(size):
+        return fig
+    _close(fig)
+    return draw((width, height))[0]
+
+
+def _stroke(width: float):
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=width, foreground=COLORS["outline"])]
+
+
+# ---------------------------------------------------------------------------------------- formatting
+
+def _num(v) -> str:
+    if v is None:
+        return "?"
+    v = float(v)
+    if math.isnan(v):
+        return "?"
+    if math.isinf(v):
+        return "∞"
+    return f"{v:.0f}" if v == round(v) else f"{round(v, 2):g}"
+
+
+def _pair(vals, unit: str = "") -> str:
+    """``43×43 px`` (h×w)."""
+    return "×".join(_num(v) for v in vals) + (f" {unit}" if unit else "")
+
+
+def _ratio(vals) -> str:
+    """``0.77`` when both axes agree to 2 digits, else ``0.77×0.75 (h×w)``."""
+    txt = [f"{v:.2f}" if v is not None and math.isfinite(v) else "?" for v in vals]
+    return txt[0] if len(set(txt)) == 1 else "×".join(txt) + " (h×w)"
+
+
+def _layer_name(layer: str) -> str:
+    return layer or "<output>"
+
+
+def _is_random(result) -> bool:
+    return getattr(result.weights, "kind", None) in _RANDOM_KINDS
+
+
+def _suspect(warnings) -> list[str]:
+    return [w for w in warnings if w.split(":", 1)[0] not in _INFO_WARNINGS]
+
+
+def _footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Provenance, notes and warnings as (text, colour) lines."""
+    import rfkit
+
+    w = result.weights
+    desc = getattr(w, "description", str(w))
+    src = getattr(result.images, "source", None)
+    H, W = result.input_size
+    lines = [(f"weights: {desc} · {result.num_images} image(s)" + (f" ({src})" if src else "")
+              + f" · ERF method: {result.method} · input {H}×{W} (h×w) · rfkit {rfkit.__version__}",
+              COLORS["note"])]
+    lines += [(n, COLORS["note"]) for n in notes]
+    if _is_random(result):
+        lines.append((f"RANDOM WEIGHTS ({getattr(w, 'kind', '?')}): not a trained model; the ERF of trained "
+                      "weights differs", COLORS["warning"]))
+    per_layer = {f"{k}: {x}" for k, m in result.metrics.items() for x in (getattr(m, "warnings", ()) or ())}
+    lines += [(f"warning: {x}", COLORS["warning"]) for x in result.warnings if x not in per_layer]
+    for layer in layers:
+        m = result.metrics.get(layer)
+        for x in _suspect(getattr(m, "warnings", ()) or ()):
+            lines.append((f"{_layer_name(layer)}: map flagged {x}", COLORS["warning"]))
+    return lines
+
+
+def _wrap_footer(lines: Sequence[tuple[str, str]], width_in: float) -> list[tuple[str, str]]:
+    """``lines`` wrapped to the figure width, warnings first (they must survive any cropping)."""
+    chars = max(40, int(width_in * 72 / (_FOOTER_PT * 0.55)))
+    wrapped: list[tuple[str, str]] = []
+    for text, color in sorted(lines, key=lambda tc: tc[1] != COLORS["warning"]):
+        wrapped += [(part, color) for part in textwrap.wrap(text, chars, subsequent_indent="  ")]
+    return wrapped
+
+
+# -------------------------------------------------------------------------------------------- data
+
+def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | None = None) -> np.ndarray:
+    """The array a figure draws for a raw ERF map.
+
+    NaN/inf count as 0 and negative values are clipped to 0; the map is divided by ``scale`` (default:
+    its own maximum) and, with ``log``, drawn as ``log10(max(m / scale, floor))`` (so values in
+    ``[log10(floor), 0]``); without, as ``m / scale`` (in ``[0, 1]``). An all-zero map gives the bottom
+    of the scale everywhere.
+
+    Parameters
+    ----------
+    m : array_like, shape (H, W)
+        Raw ERF map (:attr:`ERFResult.maps <rfkit.erf.result.ERFResult>`).
+    log : bool
+        Log scale (default) or linear.
+    floor : float
+        Smallest ``m / scale`` shown on the log scale, in (0, 1).
+    scale : float, optional
+        The maximum to normalise by (the largest over several maps for a shared scale).
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``m``, float64, row 0 at the top.
+
+    Examples
+    --------
+    >>> erf_display(np.array([[0.0, 1.0, 10.0, 100.0]]))
+    array([[-3., -2., -1.,  0.]])
+    >>> erf_display(np.array([[0.0, 5.0, 10.0]]), log=False)
+    array([[0. , 0.5, 1. ]])
+    >>> erf_display(np.array([[1.0, 10.0]]), scale=100.0)
+    array([[-2., -1.]])
+    """
+    if not 0 < floor < 1:
+        raise ValueError(f"floor must be in (0, 1); got {floor!r}")
+    arr = np.asarray(m, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"an ERF map is 2-D (H, W); got shape {arr.shape}")
+    arr = np.clip(np.where(np.isfinite(arr), arr, 0.0), 0.0, None)
+    top = float(arr.max()) if scale is None else float(scale)
+    rel = arr / top if top > 0 else np.zeros_like(arr)
+    return np.log10(np.maximum(rel, floor)) if log else rel
+
+
+def _clean_max(m) -> float:
+    arr = np.asarray(m, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.max()) if arr.size and arr.max() > 0 else 0.0
+
+
+def _norm_and_bar(log: bool, floor: float):
+    """The colour normalisation and the colour-bar ticks and labels of a heat map."""
+    from matplotlib.colors import Normalize
+
+    if not log:
+        ticks = [0, 0.25, 0.5, 0.75, 1.0]
+        return Normalize(0.0, 1.0), ticks, [f"{t:g}" for t in ticks]
+    lo = math.log10(floor)
+    ticks = list(range(math.ceil(lo), 1))
+    labels = ["1" if t == 0 else f"$10^{{{t}}}$" for t in ticks]
+    if ticks and ticks[0] == lo:
+        labels[0] = "≤" + labels[0]
+    return Normalize(lo, 0.0), ticks, labels
+
+
+def _transform_text(log: bool, floor: float, of: str = "max") -> str:
+    if log:
+        exp = math.log10(floor)
+        low = f"$10^{{{exp:.0f}}}$" if exp == round(exp) else f"{floor:g}"
+        return f"log₁₀(ERF / {of}), floor {low}"
+    return f"ERF / {of}, linear"
+
+
+def _bar_label(log: bool, of: str) -> str:
+    """Colour-bar label: the ticks show ``ERF / max`` itself, at log10 positions on the log scale."""
+    sep = "\n" if len(of) > 8 else ", "  # a long label on two lines: it must not outgrow a short panel row
+    return f"ERF / {of}{sep}log scale" if log else f"ERF / {of}{sep}linear scale"
+
+
+def _method(result) -> str:
+    return f"ERF ({result.method})"
+
+
+# ---------------------------------------------------------------------------------------- geometry
+
+def rf_rectangle(window, **kwargs):
+    """The :class:`~matplotlib.patches.Rectangle` covering pixels ``first .. last`` per axis.
+
+    Parameters
+    ----------
+    window : ((y_first, y_last), (x_first, x_last))
+        From :meth:`RFInfo.window_of <rfkit.RFInfo.window_of>`; may extend beyond the image.
+
+    Examples
+    --------
+    >>> r = rf_rectangle(((2, 4), (10, 20)))
+    >>> r.get_xy(), r.get_width(), r.get_height()
+    ((9.5, 1.5), 11, 3)
+    """
+    from matplotlib.patches import Rectangle
+
+    (y0, y1), (x0, x1) = window
+    return Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, **kwargs)
+
+
+def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
+    """The ``k``-sigma ellipses of a :class:`~rfkit.erf.gaussian.GaussianFit`, in image coordinates.
+
+    The fit's ``rotation`` is the angle of the major axis from +x towards +y in image coordinates
+    (y down); matplotlib's ``Ellipse.angle`` is measured the same way in data coordinates, so it is
+    passed as is (a positive angle shows clockwise on an image whose y axis points down). The
+    ``k``-sigma ellipse has full axes ``2 k sigma_major`` (along the rotation) and ``2 k sigma_minor``.
+
+    Examples
+    --------
+    A fit elongated along y (rotation 90°): the 1σ ellipse reaches 8 px up and down, 4 px sideways.
+
+    >>> from rfkit.erf.gaussian import fit_gaussian
+    >>> yy, xx = np.mgrid[0:64, 0:64]
+    >>> fit = fit_gaussian(np.exp(-0.5 * (((yy - 30) / 8.0) ** 2 + ((xx - 34) / 4.0) ** 2)))
+    >>> e = gaussian_ellipses(fit, ks=(1,))[0]
+    >>> pts = e.get_patch_transform().transform(e.get_path().vertices)
+    >>> [round(float(v), 2) for v in (pts[:, 1].min(), pts[:, 1].max(), pts[:, 0].min(), pts[:, 0].max())]
+    [22.0, 38.0, 30.0, 38.0]
+    """
+    from matplotlib.patches import Ellipse
+
+    cy, cx = fit.center
+    return [Ellipse((cx, cy), 2 * k * fit.sigma_major, 2 * k * fit.sigma_minor,
+                    angle=math.degrees(fit.rotation), **kwargs) for k in ks]
+
+
+def _fit_drawable(fit) -> bool:
+    return (fit is not None and fit.gaussian_like
+            and all(math.isfinite(v) for v in (*fit.center, fit.sigma_major, fit.sigma_minor, fit.rotation)))
+
+
+def _image_gray(image, shape: tuple[int, int]) -> np.ndarray:
+    """An input image as a [0, 1] grey array of ``shape`` (accepts HW, HWC, CHW, numpy or torch)."""
+    if hasattr(image, "detach"):
+        image = image.detach().cpu().numpy()
+    arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[1:] == tuple(shape):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 3:
+        arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114])[: arr.shape[-1]] if arr.shape[-1] >= 3 \
+            else arr[..., 0]
+    if arr.shape != tuple(shape):
+        raise ValueError(f"image shape {np.shape(image)} does not match the map's {shape[0]}×{shape[1]} input; "
+                         "pass the preprocessed (resized, cropped) image")
+    arr = np.where(np.isfinite(arr), arr, 0.0)
+    lo, hi = float(arr.min()), float(arr.max())
+    return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+
+
+def _extent(H: int, W: int) -> tuple[float, float, float, float]:
+    return (-0.5, W - 0.5, H - 0.5, -0.5)
+
+
+# ----------------------------------------------------------------------------------------- overlay
+
+def _rf_text(info) -> str:
+    if info.unknown:
+        return "RF unknown"
+    stride = f"stride {_pair(info.stride)}" if len(set(info.stride)) > 1 else f"stride {_num(info.stride[0])}"
+    if info.is_global:
+        local = f" (local path {_pair(info.local_size)} px)" if info.local_size else ""
+        return f"RF global{local}, {stride}"
+    return f"RF {_pair(info.size, 'px')}, {stride}"
+
+
+def _erf_text(info, metrics, short: bool = False) -> str:
+    e = getattr(metrics, "erf_rf", None)
+    if e is None:
+        return "ERF metrics not computed"
+    if e.side[0] is None:
+        return "ERF: the map is all zero"
+    if info.is_global or not all(math.isfinite(v) for v in info.size):
+        ratio = f"ERF/input {_ratio(e.input_ratio)}"
+    else:
+        ratio = f"ERF/RF {_ratio(e.ratio)}"
+    if short:
+        return ratio
+    return f"ERF {_pair(e.side, 'px')} ({e.mass:.0%} mass) · {ratio}"
+
+
+def _close(fig) -> None:
+    """Release a figure: close it in pyplot if pyplot knows it, and drop its artists."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)  # a no-op for figures pyplot does not manage
+    fig.clear()
+
+
+@_styled
+def save_figure(fig, path, *, dpi: int = DPI, close: bool = True) -> list[Path] | Path:
+    """Write ``fig`` atomically to ``path``, format by extension (.png, .svg, .pdf), and close it.
+
+    Each file is rendered to a temporary file in the target folder and renamed onto ``path``
+    (:func:`rfkit.io.atomic_path`): a failed save leaves neither a partial file nor the temporary one.
+    A path without an extension gets ``.png``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or Path, or a sequence of them
+        Several paths write several formats of the same figure.
+    dpi : int
+        Raster resolution (PNG).
+    close : bool
+        Close the figure afterwards (also when saving fails).
+
+    Returns
+    -------
+    Path, or list of Path for a sequence of paths.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from matplotlib.figure import Figure
+    >>> d = Path(tempfile.mkdtemp())
+    >>> [p.name for p in save_figure(Figure(), [d / "a.png", d / "a.svg"])]
+    ['a.png', 'a.svg']
+    >>> save_figure(Figure(), d / "b").name
+    'b.png'
+    """
+    from rfkit.io import atomic_path
+
+    many = not isinstance(path, (str, Path))
+    try:
+        paths = [Path(p) for p in (path if many else [path])]
+        paths = [p if p.suffix else p.with_suffix(".png") for p in paths]
+        for p in paths:
+            if p.suffix.lower() not in FORMATS:
+                raise ValueError(f"unsupported figure format {p.suffix!r} ({p}); use one of {', '.join(FORMATS)}")
+        for p in paths:
+            with atomic_path(p) as tmp:
+                fig.savefig(tmp, format=FORMATS[p.suffix.lower()], dpi=dpi)
+    finally:
+        if close:
+            _close(fig)
+    return paths if many else paths[0]
