@@ -10,27 +10,35 @@ Sources (the ``images`` argument of :func:`image_batches`):
 - ``"noise"``: image ``i`` has pixel values uniform in [0, 1) drawn from ``numpy.random.default_rng([seed, i])``
   at the model's input size, then normalised with the model's mean/std (no resize or crop).
 - a directory: its image files (``.jpg .jpeg .png .webp .bmp .tif .tiff``, any case), recursively, in sorted
-  order (entries of a folder sorted by name, sub-folders visited where they sort). Other files are not
-  read; they are counted in :attr:`ImageStats.ignored`.
+  order (entries of a folder sorted by name, sub-folders visited where they sort; symlinked folders
+  followed once). Other files are not read; they are counted in :attr:`ImageStats.ignored`. Only regular
+  files are read: a FIFO, socket, device or dangling symlink named like an image is skipped at once (never
+  waited on) and listed in :attr:`ImageStats.skipped`; a symlink to a regular image file is read.
 - a file path, or a list/tuple of paths (files or directories). The strings ``"sample"`` and ``"noise"``
   always mean the built-in sources (write ``"./sample"`` for a folder of that name).
 - a :class:`torch.Tensor` (N, C, H, W), or (C, H, W) for one image: taken as **model-ready** input (already
   resized and normalised); C, H, W must match the data config.
 
-Files are preprocessed with timm's evaluation transform (:func:`timm.data.create_transform` with
+Each file is first read as a viewer shows it (:func:`read_image`): EXIF orientation applied, 16-bit and
+float samples scaled to 8 bits (not clipped), transparency composited over white, palette/CMYK converted.
+Then it is preprocessed with timm's evaluation transform (:func:`timm.data.create_transform` with
 ``is_training=False``): resize so that the image covers ``floor(H / crop_pct) x floor(W / crop_pct)``
 keeping its aspect ratio (for a square input: shorter side to ``floor(H / crop_pct)``), centre crop to
 (H, W), scale to [0, 1], normalise with ``mean``/``std``. A model with one input channel gets greyscale
 images (PIL mode ``"L"``) and the mean of the three channel means/stds.
 
-Files that cannot be decoded are skipped and listed in :attr:`ImageStats.skipped`. Images are read lazily:
-only the batch being built and the batch last yielded are in memory, whatever ``num_images`` is.
+Files that cannot be decoded are skipped and listed in :attr:`ImageStats.skipped`. A folder, file list or
+tensor may hold fewer usable images than ``num_images``: then fewer are yielded, and
+:meth:`ImageStats.notes` says so (the ERF engine warns with :class:`ImageWarning` and records the line in
+the result); ``"sample"`` and ``"noise"`` always yield ``num_images``. Images are read lazily: only the
+batch being built and the batch last yielded are in memory, whatever ``num_images`` is.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -40,7 +48,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from rfkit.errors import ImageSourceError
+from rfkit.errors import ImageSourceError, RFKitWarning
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -62,6 +70,14 @@ _CROP_SCALE = (0.25, 1.0)
 _CROP_RATIO = (3 / 4, 4 / 3)
 
 
+class ImageWarning(RFKitWarning):
+    """The ERF is averaged over fewer images than asked for, or image files were skipped."""
+
+
+#: How many skipped files a warning names before it says "and N more".
+NAMED_SKIPS = 3
+
+
 @dataclass
 class ImageStats:
     """Where the images came from and what happened to them; filled while :func:`image_batches` runs.
@@ -76,9 +92,13 @@ class ImageStats:
     used : int
         Images actually yielded (fewer than ``requested`` when the source ran out).
     skipped : list of (str, str)
-        (path, reason) of each file that could not be read.
+        (path, reason) of each file that could not be read: undecodable, or not a regular file (a FIFO,
+        socket, device or dangling symlink named like an image).
     ignored : int
         Files in a directory without an image extension (not read, not listed).
+    holder : str
+        What held the images, for messages: ``"the folder /data/imgs"``, ``"the file a.png"``,
+        ``"the 3 paths"``, ``"the tensor"`` (empty for ``"sample"`` and ``"noise"``, which never run out).
     """
 
     source: str
@@ -86,12 +106,40 @@ class ImageStats:
     used: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0
+    holder: str = ""
 
     def as_dict(self) -> dict:
         """Plain-data copy (for JSON reports)."""
         d = asdict(self)
         d["skipped"] = [list(s) for s in self.skipped]
         return d
+
+    def notes(self) -> list[str]:
+        """One line per problem a reader of the ERF must know (the messages of :class:`ImageWarning`).
+
+        Files skipped: their count, the first :data:`NAMED_SKIPS` with their reasons. Fewer images used
+        than requested: both numbers, and what held the images.
+
+        Examples
+        --------
+        >>> st = ImageStats("dir imgs (recursive)", requested=32, used=5, holder="the folder imgs",
+        ...                 skipped=[("imgs/a.jpg", "not a regular file (a FIFO)")])
+        >>> for line in st.notes():
+        ...     print(line)
+        1 unreadable image file(s) skipped: imgs/a.jpg (not a regular file (a FIFO))
+        asked for 32 images, the folder imgs held 5 usable image(s) (1 skipped): the ERF is averaged over 5
+        """
+        out = []
+        if self.skipped:
+            named = "; ".join(f"{_printable(p)} ({r})" for p, r in self.skipped[:NAMED_SKIPS])
+            more = len(self.skipped) - NAMED_SKIPS
+            out.append(f"{len(self.skipped)} unreadable image file(s) skipped: {named}"
+                       + (f"; and {more} more" if more > 0 else ""))
+        if 0 < self.used < self.requested:
+            skipped = f" ({len(self.skipped)} skipped)" if self.skipped else ""
+            out.append(f"asked for {self.requested} images, {_printable(self.holder or self.source)} held "
+                       f"{self.used} usable image(s){skipped}: the ERF is averaged over {self.used}")
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -260,20 +308,177 @@ def _walk(root: Path, stats: ImageStats, seen: set | None = None) -> Iterator[Pa
             stats.ignored += 1
 
 
+def _printable(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _reason(e: Exception) -> str:
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+    if isinstance(e, ImageSourceError) and text:
+        return _printable(text[0][:160])
+    return f"{type(e).__name__}: {_printable(text[0][:160])}" if text else type(e).__name__
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a file of ``st_mode`` is when it is not a regular file (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _open_regular(path: Path):
+    """``path`` opened for binary reading if it is a regular file (or a symlink to one).
+
+    Checked twice: ``stat`` first (a socket cannot even be opened), then ``fstat`` of the descriptor opened
+    with ``O_NONBLOCK``, so a FIFO swapped in between cannot make the read wait for a writer.
+    """
+    try:
+        kind = _not_regular(os.stat(path).st_mode)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageSourceError(f"not a regular file (a symlink to nothing: {os.readlink(path)})") from None
+        raise
+    if kind is None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        try:
+            kind = _not_regular(os.fstat(fd).st_mode)
+            if kind is None:
+                return open(path, "rb", opener=lambda *_: fd)  # the descriptor checked, named after path
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise ImageSourceError(f"not a regular file ({kind})")
+
+
+#: Pillow modes with more than 8 bits per sample, and the value each has for white.
+_WIDE_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def to_uint8(values: np.ndarray, white: float) -> np.ndarray:
+    """Samples whose nominal range is ``[0, white]`` as 8-bit values, as an image viewer shows them.
+
+    Inside the nominal range the scale is linear, ``round(v / white * 255)`` (halves round up). Data with
+    a value outside it (HDR or depth floats, negative numbers) has no fixed scale: it is stretched from its
+    minimum (0) to its maximum (255), as viewers auto-contrast it; a constant image is clipped into the range.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Samples of any shape (all channels of an image together, so colours keep their balance).
+    white : float
+        The value of full intensity: 65535 for 16-bit samples, 1.0 for floats.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, the shape of ``values``.
+
+    Raises
+    ------
+    ImageSourceError
+        If a sample is NaN or infinite (no viewer shows those the same way).
+
+    Examples
+    --------
+    >>> to_uint8(np.array([0, 32896, 65535]), 65535).tolist()
+    [0, 128, 255]
+    >>> to_uint8(np.array([0.0, 0.5, 1.0]), 1.0).tolist()
+    [0, 128, 255]
+    >>> to_uint8(np.array([-2.0, 0.0, 2.0]), 1.0).tolist()  # outside [0, 1]: min-max
+    [0, 128, 255]
+    """
+    a = np.asarray(values, dtype=np.float64)
+    bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+    if bad:
+        raise ImageSourceError(f"{bad} NaN/inf pixel value(s): no picture to show")
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if (lo < 0 or hi > white) and hi > lo:
+        a = (a - lo) / (hi - lo)
+    else:
+        a = np.clip(a, 0, white) / white
+    return np.floor(a * 255 + 0.5).astype(np.uint8)
+
+
+def _over_white(im):
+    """An image with transparency composited over white: ``round((c * a + 255 * (255 - a)) / 255)``."""
+    from PIL import Image
+
+    grey = im.mode in ("L", "LA", "La", "1")
+    px = np.asarray(im.convert("LA" if grey else "RGBA"), dtype=np.uint32)
+    colour, alpha = px[..., :-1], px[..., -1:]
+    out = ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    return Image.fromarray(out[..., 0] if grey else out)
+
+
+def _viewable(im):
+    """A decoded image as an 8-bit ``"L"`` or ``"RGB"`` picture: wide samples scaled (:func:`to_uint8`),
+    transparency composited over white, other modes (palette, CMYK, YCbCr, 1-bit) converted by Pillow."""
+    from PIL import Image
+
+    if im.mode in _WIDE_MODES:
+        return Image.fromarray(to_uint8(np.asarray(im), _WIDE_MODES[im.mode]))
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        return _over_white(im)
+    return im if im.mode in ("L", "RGB") else im.convert("L" if im.mode == "1" else "RGB")
+
+
+def read_image(path, mode: str = "RGB"):
+    """An image file as a viewer shows it, as an 8-bit PIL image in ``mode``.
+
+    - Only a regular file is read (a symlink to one is followed); a FIFO, socket, device or dangling symlink
+      raises :class:`~rfkit.errors.ImageSourceError` at once, without waiting on it.
+    - The EXIF orientation is applied (a phone photo stored sideways comes out upright).
+    - 16-bit samples (PNG, TIFF; Pillow modes ``I;16`` and ``I``) and 32-bit float samples (TIFF mode
+      ``F``) are scaled to 8 bits by :func:`to_uint8`: white is 65535 for integers and 1.0 for floats;
+      data outside that range is stretched min-max. 16-bit colour images are reduced to 8 bits by Pillow
+      (the high byte). Float TIFFs with several channels or 64-bit samples are not decoded by Pillow.
+    - Transparency (RGBA, LA, palette or tRNS transparency) is composited over a white background, as a
+      viewer on a white page shows it; the alpha channel itself is not used.
+    - Palette, 1-bit, CMYK (Pillow's conversion, without colour profile) and YCbCr images are converted.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+    mode : str
+        ``"RGB"`` or ``"L"`` (greyscale, for a one-channel model).
+
+    Returns
+    -------
+    PIL.Image.Image
+
+    Raises
+    ------
+    ImageSourceError
+        Not a regular file, or NaN/inf pixel values.
+    OSError
+        The file cannot be opened or decoded (``PIL.UnidentifiedImageError`` is one).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> path = os.path.join(tempfile.mkdtemp(), "deep.png")
+    >>> Image.fromarray(np.array([[0, 32896, 65535]], dtype=np.uint16)).save(path)
+    >>> np.asarray(read_image(path, "L")).tolist()
+    [[0, 128, 255]]
+    """
+    from PIL import Image, ImageOps
+
+    with _open_regular(Path(path)) as f, Image.open(f) as im:
+        im.load()
+        return _viewable(ImageOps.exif_transpose(im)).convert(mode)
 
 
 def _file_loader(path: Path, transform, mode: str):
-    def load():
-        from PIL import Image
-
-        with Image.open(path) as im:
-            im.load()
-            return transform(im.convert(mode))
-
-    return load
+    return lambda: transform(read_image(path, mode))
 
 
 @lru_cache(maxsize=len(SAMPLE_PHOTOS))
@@ -356,6 +561,7 @@ def _resolve(images, cfg: dict, num_images: int, seed: int, stats: ImageStats):
     c = cfg["input_size"][0]
     mode = {1: "L", 3: "RGB"}.get(c)
     if isinstance(images, torch.Tensor):
+        stats.holder = "the tensor"
         return f"tensor {tuple(images.shape)}", None
     if isinstance(images, str) and images in ("sample", "noise"):
         if images == "noise":
@@ -395,8 +601,10 @@ def _resolve(images, cfg: dict, num_images: int, seed: int, stats: ImageStats):
                                        "images at a folder of photos, or use images='sample'")
     if len(paths) == 1:
         desc = f"dir {paths[0]} (recursive)" if paths[0].is_dir() else f"file {paths[0]}"
+        stats.holder = f"the {'folder' if paths[0].is_dir() else 'file'} {paths[0]}"
     else:
         desc = f"{len(paths)} paths"
+        stats.holder = f"the {desc}"
     return desc, _path_source(paths, cfg, stats, mode)
 
 
