@@ -73,3 +73,17 @@ class RFKitWarning(UserWarning):
 
 class WeightsWarning(RFKitWarning):
     """The weights in use make the ERF questionable: random init (pretrained unobtainable) or init traps."""
+
+
+class ArgumentError(RFKitError, ValueError, TypeError):
+    """An argument has the wrong type or value (a count that is not a positive int, a size given as a float,
+    layer names that are not strings); the message names the argument. A ``ValueError`` and a ``TypeError``
+    too, so code catching either keeps working."""
+
+
+class DeviceError(RFKitError, ValueError):
+    """The device asked for is unknown or not on this machine (no CUDA GPU, no such GPU index, no MPS)."""
+
+
+class DeviceMemoryError(RFKitError, MemoryError):
+    """A batch did not fit in the device's memory (GPU or CPU): a smaller batch size is needed."""

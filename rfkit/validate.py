@@ -1,0 +1,121 @@
+"""Checks of the arguments every entry point takes, so that each says the same one line about the same mistake.
+
+Each function returns the value in the form the caller works with (an int, a tuple per axis, a list of
+names) or raises :class:`~rfkit.errors.ArgumentError` (a bad count, names or unit),
+:class:`~rfkit.errors.InputSizeError` (a size of the wrong type or number of axes) or
+:class:`~rfkit.errors.InputTooSmallError` (a size that is not positive), naming the argument.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+from rfkit.errors import ArgumentError, InputSizeError, InputTooSmallError
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def count(value, name: str, *, minimum: int = 1, optional: bool = False) -> int | None:
+    """``value`` as an int of at least ``minimum`` (``None`` passes when ``optional``).
+
+    >>> count(4, "threads"), count(None, "batch_size", optional=True), count(0, "seed", minimum=0)
+    (4, None, 0)
+    >>> count(0, "threads")
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.ArgumentError: threads must be an int >= 1, got 0 (int)
+    """
+    if value is None and optional:
+        return None
+    if not _is_int(value) or value < minimum:
+        raise ArgumentError(f"{name} must be an int >= {minimum}, got {_shown(value)}")
+    return int(value)
+
+
+def input_size(value, ndim: int | None = None, name: str = "input_size", *, fill: int = 2) -> tuple[int, ...]:
+    """An int (square) or one int per axis as a tuple of positive ints.
+
+    Parameters
+    ----------
+    value : int or sequence of int
+        One value for every axis, or one per axis.
+    ndim : int, optional
+        The number of axes required; ``None`` accepts any number (an int or a single value then fills
+        ``fill`` axes).
+    name : str
+        The argument's name, for the message.
+
+    Examples
+    --------
+    >>> input_size(32), input_size((16, 64), 2), input_size([8], 3)
+    ((32, 32), (16, 64), (8, 8, 8))
+    >>> input_size(16.0)
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.InputSizeError: input_size must be an int or a tuple of ints (one per axis), got 16.0 (float)
+    """
+    fill = ndim or fill
+    if _is_int(value):
+        size = (int(value),) * fill
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and value and all(map(_is_int, value)):
+        size = tuple(int(v) for v in value)
+        size = size * fill if len(size) == 1 else size
+    else:
+        raise InputSizeError(f"{name} must be an int or a tuple of ints (one per axis), got {_shown(value)}")
+    if ndim is not None and len(size) != ndim:
+        raise InputSizeError(f"{name} {size} has {len(size)} axes; the graph has {ndim} spatial axes")
+    if any(s < 1 for s in size):
+        raise InputTooSmallError(f"{name} {size} must be positive on every axis")
+    return size
+
+
+def resolution(value, ndim: int) -> tuple[int, ...]:
+    """A resolution for the productivity analysis of a graph with ``ndim`` spatial axes (see :func:`input_size`).
+
+    >>> resolution(32, 2)
+    (32, 32)
+    """
+    return input_size(value, ndim, "resolution")
+
+
+def layer_names(value, name: str = "layers") -> str | list[str] | None:
+    """``None``, one name, or a list of names (a tuple or other sequence of strings becomes a list).
+
+    >>> layer_names("layer4"), layer_names(("layer1", "add_3")), layer_names(None)
+    ('layer4', ['layer1', 'add_3'], None)
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, bytes) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ArgumentError(f"{name} must be a layer name or a list of layer names (module or node names, as "
+                        f"`rfkit graph MODEL` lists them), got {_shown(value)}")
+
+
+def unit_index(value, naxes: int, name: str = "unit") -> tuple[int, ...]:
+    """An output unit: one non-negative int per spatial axis of a layer's grid.
+
+    >>> unit_index((3, 4), 2)
+    (3, 4)
+    """
+    ok = isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and all(map(_is_int, value))
+    if not ok or len(value) != naxes or any(v < 0 for v in value):
+        raise ArgumentError(f"{name} must be {naxes} non-negative int(s), one per axis of the layer's grid, "
+                            f"got {_shown(value)}")
+    return tuple(int(v) for v in value)
+
+
+def model(value) -> None:
+    """Raise unless ``value`` is a model spec string or an ``nn.Module``."""
+    import torch.nn as nn
+
+    if not isinstance(value, (str, nn.Module)):
+        raise ArgumentError(f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY) or an "
+                            f"nn.Module, got {type(value).__name__}")
