@@ -470,11 +470,16 @@ def read_image(path, mode: str = "RGB"):
     >>> np.asarray(read_image(path, "L")).tolist()
     [[0, 128, 255]]
     """
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
-    with _open_regular(Path(path)) as f, Image.open(f) as im:
-        im.load()
-        return _viewable(ImageOps.exif_transpose(im)).convert(mode)
+    with _open_regular(Path(path)) as f:
+        try:
+            im = Image.open(f)
+        except UnidentifiedImageError:  # Pillow's message names the file object, not the path
+            raise UnidentifiedImageError("cannot identify image file (not a format Pillow decodes)") from None
+        with im:
+            im.load()
+            return _viewable(ImageOps.exif_transpose(im)).convert(mode)
 
 
 def _file_loader(path: Path, transform, mode: str):
