@@ -50,6 +50,7 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from rfkit import validate
 from rfkit.errors import RFKitError
 from rfkit.verification.measure import measurable_copy, outputs_of, swap_functions, unmark
 
@@ -489,11 +490,9 @@ def _estimate(m: _Model, layers, max_size: Mapping[str, int] | int) -> RFEstimat
     enlarge)."""
     g = m.g
     if layers is None:
-        from rfkit.verification.verify import _default_layers
+        from rfkit.verification.verify import default_layers
 
-        layers = _default_layers(g, m.real, 8)
-        if g.resolve("") not in [g.resolve(n) for n in layers] and g.output.shape is not None:
-            layers.append("")
+        layers = default_layers(g, m.real)
     elif isinstance(layers, str):
         layers = [layers]
     layers = list(dict.fromkeys(layers))
@@ -605,6 +604,8 @@ def estimate_rf(model: str | nn.Module, layers: str | Sequence[str] | None = Non
     ------
     NodeNotFoundError
         A layer name is not in the graph.
+    ArgumentError, InputSizeError
+        An argument of the wrong type or value (the message names it).
     RFKitError
         A layer has no tensor output, or is not a module output of a model recorded with ``make_fx``.
 
@@ -622,6 +623,8 @@ def estimate_rf(model: str | nn.Module, layers: str | Sequence[str] | None = Non
     >>> e.clipped, e.is_global
     (False, False)
     """
-    if not isinstance(model, (str, nn.Module)):
-        raise TypeError(f"model must be a spec string or an nn.Module, not {type(model).__name__}")
+    validate.model(model)
+    layers = validate.layer_names(layers)
+    seed = validate.count(seed, "seed", minimum=0)
+    max_size = validate.count(max_size, "max_size")
     return _estimate(_Model.build(model, input_size, in_chans, seed), layers, max_size)

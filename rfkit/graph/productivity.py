@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterator
 
-from rfkit.errors import InputSizeError, InputTooSmallError, NodeNotFoundError
+from rfkit import validate
+from rfkit.errors import ArgumentError, NodeNotFoundError
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 
 Number = int | float
@@ -251,25 +252,12 @@ class InputRange:
 
 # --- helpers -----------------------------------------------------------------------------------------------
 def normalise_resolution(input_size, ndim: int) -> tuple[int, ...]:
-    """An int or a per-axis tuple as a tuple of ``ndim`` positive ints.
+    """An int or a per-axis tuple as a tuple of ``ndim`` positive ints (:func:`rfkit.validate.input_size`).
 
     >>> normalise_resolution(32, 2), normalise_resolution((16, 64), 2)
     ((32, 32), (16, 64))
     """
-    if isinstance(input_size, (int,)) and not isinstance(input_size, bool):
-        size = (int(input_size),) * ndim
-    else:
-        try:
-            size = tuple(int(s) for s in input_size)
-        except TypeError as e:
-            raise InputSizeError(f"input size {input_size!r} is neither an int nor a tuple of ints") from e
-        if len(size) == 1:
-            size = size * ndim
-    if len(size) != ndim:
-        raise InputSizeError(f"input size {size} has {len(size)} axes; the graph has {ndim} spatial axes")
-    if any(s < 1 for s in size):
-        raise InputTooSmallError(f"input size {size} must be positive on every axis")
-    return size
+    return validate.input_size(input_size, ndim)
 
 
 def _rf(info, path: str) -> tuple[float, ...] | None:
@@ -343,9 +331,11 @@ def _plain(values) -> tuple[Number, ...]:
     return tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in values)
 
 
-def _check_path(path: str) -> None:
+def _check_args(g, path: str) -> None:
+    if not isinstance(g, RFGraph):
+        raise ArgumentError(f"g must be an RFGraph (from rfkit.trace or a GraphBuilder), got {type(g).__name__}")
     if path not in ("min", "max"):
-        raise ValueError(f"path must be 'min' (minimum over paths, RFA's choice) or 'max', not {path!r}")
+        raise ArgumentError(f"path must be 'min' (minimum over paths, RFA's choice) or 'max', not {path!r}")
 
 
 # --- public API ---------------------------------------------------------------------------------------------
@@ -373,9 +363,11 @@ def productivity(g: RFGraph, input_size=None, *, path: str = "min") -> Productiv
     Raises
     ------
     InputSizeError
-        ``input_size`` has the wrong number of axes.
+        ``input_size`` is not an int or a tuple of ints, or has the wrong number of axes.
     InputTooSmallError
         ``input_size`` is not positive.
+    ArgumentError
+        ``g`` is not an RFGraph, or ``path`` is neither ``"min"`` nor ``"max"``.
 
     Examples
     --------
@@ -391,7 +383,7 @@ def productivity(g: RFGraph, input_size=None, *, path: str = "min") -> Productiv
     >>> report["3"].rf_in, report["3"].rf_out
     ((7, 7), (9, 9))
     """
-    _check_path(path)
+    _check_args(g, path)
     size = normalise_resolution(g.input_size if input_size is None else input_size, len(g.input_size))
     return ProductivityReport(g.model_name, size, path, tuple(g.axis_names), tuple(_entries(g, size, path)),
                               dict(g.module_outputs))
@@ -439,7 +431,7 @@ def input_resolution_range(g: RFGraph, *, ignore_global: bool = False, weighted_
     >>> lo, hi
     ((6, 6), (7, 7))
     """
-    _check_path(path)
+    _check_args(g, path)
     ndim = len(g.input_size)
     entries = _entries(g, tuple(g.input_size), path)
     skipped = tuple(e.node for e in entries if e.status is Status.UNKNOWN)

@@ -6,6 +6,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from rfkit import validate
 from rfkit.errors import InputTooSmallError, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.info import RFInfo
@@ -18,15 +19,6 @@ from rfkit.graph.tracer import record_model, trace_module
 from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
-
-
-def _normalise_size(input_size, ndim: int | None = None) -> tuple[int, ...]:
-    if isinstance(input_size, int):
-        return (input_size,) * (ndim or 2)
-    size = tuple(int(s) for s in input_size)
-    if len(size) == 1 and (ndim or 2) > 1:
-        return size * (ndim or 2)
-    return size
 
 
 def _spatial_rank(model: nn.Module) -> int | None:
@@ -65,7 +57,10 @@ def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = Non
     TraceError
         torch.fx cannot trace the model, or running a node failed (the message names it).
     InputTooSmallError
-        A feature map shrinks to nothing at this input size.
+        A feature map shrinks to nothing at this input size, or the size is not positive.
+    InputSizeError, ArgumentError
+        ``input_size`` is not an int or a tuple of ints, ``in_chans`` not a positive int, ``model`` neither
+        a spec nor a module.
 
     Examples
     --------
@@ -74,24 +69,24 @@ def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = Non
     >>> g["layer4"].size, g["layer4"].stride, g["layer4"].center
     ((427, 427), (32, 32), (0, 0))
     """
+    validate.model(model)
+    in_chans = validate.count(in_chans, "in_chans", optional=True)
+    if input_size is not None:
+        validate.input_size(input_size)  # type and sign now, before building; axes once the model is known
     spec: ModelSpec | None = None
     if isinstance(model, str):
         spec = parse_spec(model)
         name = spec.display_name
         module = build_model(spec)
-    elif isinstance(model, nn.Module):
+    else:
         name = type(model).__name__
         module = meta_copy(model).eval()
-    else:
-        raise TypeError(f"model must be a spec string or an nn.Module, not {type(model).__name__}")
 
     default_size, default_chans = default_input(module, spec)
     rank = _spatial_rank(module)
     if input_size is None:
         input_size = default_size or (DEFAULT_SIZE,) * (rank or 2)
-    size = _normalise_size(input_size, rank)
-    if any(s < 1 for s in size):
-        raise InputTooSmallError(f"input size {size} must be positive on every axis")
+    size = validate.input_size(input_size, fill=rank or 2)
     chans = in_chans or default_chans or 3
 
     x = torch.empty((2, chans, *size), device="meta")

@@ -182,16 +182,53 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
     return model.eval()
 
 
+_MODULE_STATE = frozenset({"_parameters", "_buffers", "_modules"})
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, type, torch.Tensor, torch.dtype, torch.device)
+
+
+def copy_module(model: nn.Module, memo: dict | None = None) -> nn.Module:
+    """A deep copy of ``model``, except that attributes which cannot be deep-copied (a ``threading.Lock``,
+    an open file, a client object) are shared with the original instead of breaking the copy.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Left untouched.
+    memo : dict, optional
+        ``copy.deepcopy``'s memo: ``id(object) -> its copy`` for objects to replace (e.g. meta tensors).
+
+    Examples
+    --------
+    >>> import threading
+    >>> net = nn.Conv2d(1, 1, 1)
+    >>> net.lock = threading.Lock()
+    >>> twin = copy_module(net)
+    >>> twin.lock is net.lock, twin.weight is net.weight, bool((twin.weight == net.weight).all())
+    (True, False, True)
+    """
+    memo = {} if memo is None else memo
+    for m in model.modules():
+        for key, value in vars(m).items():
+            if key in _MODULE_STATE or isinstance(value, _PLAIN) or id(value) in memo:
+                continue
+            try:
+                copy.deepcopy(value, dict(memo))
+            except Exception:  # noqa: BLE001 - whatever refuses to be copied is shared, not copied
+                memo[id(value)] = value
+    return copy.deepcopy(model, memo)
+
+
 def meta_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` whose parameters and buffers live on the meta device.
 
-    The original is left untouched, and no weight memory is copied.
+    The original is left untouched, and no weight memory is copied (attributes that cannot be copied are
+    shared: :func:`copy_module`).
     """
     memo = {}
     for t in list(model.parameters()) + list(model.buffers()):
         meta = torch.empty_like(t, device="meta")
         memo[id(t)] = nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
-    return copy.deepcopy(model, memo)
+    return copy_module(model, memo)
 
 
 def default_input(model: nn.Module, spec: ModelSpec | None = None) -> tuple[tuple[int, ...] | None, int | None]:

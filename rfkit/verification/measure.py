@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rfkit.graph.tracer import trace_module
+from rfkit.models.spec import copy_module
 
 _MAX_TO_AVG_MODULES = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
 _MAX_TO_AVG_FUNCTIONS = {F.max_pool1d: F.avg_pool1d, F.max_pool2d: F.avg_pool2d, F.max_pool3d: F.avg_pool3d}
@@ -146,7 +147,7 @@ def unmark(gm: fx.GraphModule) -> fx.GraphModule:
 def measurable(model: nn.Module, seed: int = 0, with_notes: bool = False):
     """A traced float64 copy of ``model`` with positive weights, average instead of max pooling and no
     clamping (``with_notes``: also return the list of swaps)."""
-    model = positive_weights(copy.deepcopy(model).double().eval(), seed)
+    model = positive_weights(copy_module(model).double().eval(), seed)
     notes = swap_modules(model)
     gm, _ = trace_module(model)
     notes += swap_functions(gm)
@@ -155,13 +156,13 @@ def measurable(model: nn.Module, seed: int = 0, with_notes: bool = False):
 
 def measurable_copy(model, input_size=None, in_chans: int | None = None, seed: int = 0):
     """``(g, real, notes)``: the analytic graph of ``model`` (spec or module), and a float64 eval copy with
-    positive weights and max pooling as average pooling (a spec is built on the CPU, a module deep-copied;
-    ``notes`` lists the module swaps)."""
+    positive weights and max pooling as average pooling (a spec is built on the CPU, a module copied with
+    :func:`~rfkit.models.spec.copy_module`; ``notes`` lists the module swaps)."""
     import rfkit
     from rfkit.models.spec import build_model, parse_spec
 
     g = rfkit.trace(model, input_size=input_size, in_chans=in_chans)
-    real = build_model(parse_spec(model), device="cpu") if isinstance(model, str) else copy.deepcopy(model)
+    real = build_model(parse_spec(model), device="cpu") if isinstance(model, str) else copy_module(model)
     real = positive_weights(real.double().eval(), seed)
     return g, real, swap_modules(real)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from rfkit import validate
 from rfkit.errors import RFKitError
 from rfkit.verification.measure import measurable_copy, measure, swap_functions, unmark
 
@@ -138,8 +139,33 @@ def agrees(measured, analytic, corner: bool) -> bool:
     return True
 
 
-def _default_layers(g, model: nn.Module, limit: int) -> list[str]:
-    """timm's stage outputs where the model lists them, else the top-level children, plus the output."""
+def _final_layer(g, model: nn.Module) -> str | None:
+    """The model output (``""``) where it is one tensor; for a model returning a tuple or dict, the final
+    feature map as the ERF's default layer picks it (:func:`rfkit.erf.engine.default_layer`); None if
+    neither has a tensor to measure."""
+    if "" in g.module_outputs:
+        return "" if g.output.shape is not None else None
+    from rfkit.erf.engine import default_layer
+
+    try:
+        return default_layer(g, model)
+    except RFKitError:  # no layer with a spatial grid
+        return None
+
+
+def default_layers(g, model: nn.Module, limit: int = 8) -> list[str]:
+    """The layers :func:`verify` and :func:`rfkit.estimate_rf` measure by default: up to ``limit`` stage
+    outputs (:func:`_stage_layers`), then the model output or, where that is a tuple or dict, the final
+    feature map."""
+    layers = _stage_layers(g, model, limit)
+    final = _final_layer(g, model)
+    if final is not None and g.resolve(final) not in [g.resolve(n) for n in layers]:
+        layers.append(final)
+    return layers
+
+
+def _stage_layers(g, model: nn.Module, limit: int) -> list[str]:
+    """timm's stage outputs where the model lists them, else the top-level children."""
     names = []
     info = getattr(model, "feature_info", None)
     if info is not None:
@@ -174,6 +200,16 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
     ``estimate_max_size`` pixels per axis (default: twice the input) to find a unit clear of the border,
     when their analytic RF is at most half that; the others are estimated at the input size only.
 
+    By default (``layers=None``) up to ``max_layers`` stage outputs are checked, then the model output, or,
+    for a model returning a tuple or dict, its final feature map (:func:`default_layers`).
+
+    Raises
+    ------
+    ArgumentError, InputSizeError
+        An argument of the wrong type or value (``max_layers=0``, layers that are not names, ...).
+    NodeNotFoundError
+        A layer name is not in the graph.
+
     Examples
     --------
     >>> import rfkit, torch.nn as nn
@@ -187,6 +223,11 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
     """
     from rfkit.graph.tracer import record_model, trace_module
 
+    validate.model(model)
+    layers = validate.layer_names(layers)
+    max_layers = validate.count(max_layers, "max_layers")
+    seed = validate.count(seed, "seed", minimum=0)
+    estimate_max_size = validate.count(estimate_max_size, "estimate_max_size", optional=True)
     g, real, notes = measurable_copy(model, input_size, in_chans, seed)
     x = torch.empty((1, g.in_chans, *g.input_size), dtype=torch.float64)
     if g.method == "make_fx":
@@ -196,10 +237,9 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
         gm, outputs = trace_module(real)
         notes += swap_functions(gm)
 
+    layers = [layers] if isinstance(layers, str) else layers
     if layers is None:
-        layers = _default_layers(g, real, max_layers)
-        if g.resolve("") not in [g.resolve(n) for n in layers] and g.output.shape is not None:
-            layers.append("")
+        layers = default_layers(g, real, max_layers)
     nodes = {}
     for name in layers:
         node = g.resolve(name)
