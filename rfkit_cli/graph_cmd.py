@@ -27,7 +27,7 @@ def parse_input_size(text: Optional[str], option: str = "--input-size") -> Optio
     if text is None:
         return None
     parts = [p for p in re.split(r"[x×, ]+", text.strip()) if p]
-    if not parts or not all(p.isdigit() for p in parts):
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() for p in parts):
         raise UsageError(f"{option} {text!r}: give one integer (square) or H W, e.g. {option} 224 192")
     size = tuple(int(p) for p in parts)
     return size * 2 if len(size) == 1 else size

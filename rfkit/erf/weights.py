@@ -28,7 +28,6 @@ hub checkpoints folder) or reported unavailable at once.
 from __future__ import annotations
 
 import argparse
-import copy
 import contextlib
 import math
 import os
@@ -47,7 +46,7 @@ import torch.nn as nn
 
 from rfkit.errors import (CheckpointError, ModelNotFoundError, WeightsError,
                           WeightsUnavailableError, WeightsWarning)
-from rfkit.models.spec import ModelSpec, build_model, parse_spec
+from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
 WEIGHT_OPTIONS = ("auto", "pretrained", "random", "random-safe", "as-given")
@@ -380,15 +379,26 @@ def _read_checkpoint(path: Path):
         with torch.serialization.safe_globals([argparse.Namespace]):  # timm train checkpoints hold 'args'
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        msg = str(e)
-        if "allowed global" in msg or "Unsupported global" in msg:
-            found = re.search(r"GLOBAL ([\w.]+)", msg)
-            what = f" ({found.group(1)})" if found else ""
-            raise CheckpointError(f"checkpoint {path} holds Python objects{what} that torch.load(weights_only=True) "
-                                  "refuses: re-save it with torch.save(model.state_dict(), PATH)") from e
-        detail = re.search(r"WeightsUnpickler error: *\s*(.+)", msg)
-        reason = f"not a torch checkpoint ({detail.group(1).strip()})" if detail else _first_line(e)
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from e
+        raise CheckpointError(_refusal(path, e)) from e
+
+
+def _refusal(path: Path, e: Exception) -> str:
+    """One line on why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to turn
+    ``weights_only`` off (that would run the code a pickle names)."""
+    msg = str(e)
+    found = re.search(r"GLOBAL ([\w.]+)", msg)
+    resave = "rfkit loads tensors only: re-save the weights with torch.save(model.state_dict(), PATH)"
+    if found and "blocked" in msg:  # a module torch never lets a checkpoint name (os, posix, nt, sys)
+        return f"checkpoint {path} holds code, refused: it names {found.group(1)}, which loading would run; {resave}"
+    if found:
+        return (f"checkpoint {path} holds Python objects ({found.group(1)}), refused: loading them would run "
+                f"their code; {resave}")
+    detail = re.search(r"WeightsUnpickler error: *\s*(.+)", msg)
+    if detail:
+        return f"cannot read checkpoint {path}: not a torch checkpoint ({detail.group(1).strip()})"
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip() and "weights_only" not in ln]
+    reason = f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+    return f"cannot read checkpoint {path}: {reason}"
 
 
 def _is_state_dict(obj) -> bool:
@@ -536,7 +546,7 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
         if _is_meta(model):
             raise WeightsError(f"the {name} module lives on the meta device: build it on a real device before "
                                "loading a checkpoint into it")
-        live = copy.deepcopy(model)
+        live = copy_module(model)
         key = load_checkpoint(live, path)
         where = f" [{key!r}]" if key else ""
         return _finish(live.to(device).eval(), WeightsInfo("checkpoint", f"checkpoint {path.resolve()}{where}",
