@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from rfkit.errors import RFKitError
 
 
 def _umask() -> int:
@@ -56,6 +60,16 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     return _atomic_write(path, lambda fd: os.fdopen(fd, "wb"), data)
 
 
+def make_temp_dir(parent, prefix: str) -> Path:
+    """A new, uniquely named folder in ``parent`` (``prefix`` + random characters) with the usual mode
+    (``0o777`` less the umask, not the ``0o700`` of :func:`tempfile.mkdtemp`), to build output in and
+    rename into place when complete.
+    """
+    path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
 def _atomic_write(path, opener, data) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,3 +83,52 @@ def _atomic_write(path, opener, data) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class OutputError(RFKitError, OSError):
+    """The output folder cannot be created or written, or holds files rfkit did not write."""
+
+
+def check_writable(folder, option: str = "--out") -> Path:
+    """Create ``folder`` (and its parents) and make sure a file can be written in it; returns it.
+
+    Raises
+    ------
+    OutputError
+        One line naming the folder, the reason and ``option`` to choose another.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".rfkit-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"cannot write to the output folder {folder}: {e.strerror or e}; "
+                          f"choose another with {option}") from None
+    return folder
+
+
+def short_hash(text: str, n: int = 8) -> str:
+    """``n`` hex digits of the SHA-1 of ``text``: stable across runs and machines.
+
+    >>> short_hash("/data/v1/net.py")
+    '20dcbca2'
+    """
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:n]
+
+
+def safe_name(text: str, fallback: str = "model", max_len: int = 100) -> str:
+    """``text`` as a single file-name component: runs of characters other than ``A-Za-z0-9_.-`` become
+    ``-``, leading and trailing dots and dashes are dropped (no hidden names, no ``.``/``..``), an empty result is
+    ``fallback``, and a name longer than ``max_len`` is cut and ends with :func:`short_hash` of ``text``.
+
+    >>> safe_name("torchvision:vgg16"), safe_name("../escaped"), safe_name("."), safe_name("<img src=x>")
+    ('torchvision-vgg16', 'escaped', 'model', 'img-src-x')
+    >>> len(safe_name("x" * 300))
+    100
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip(".-") or fallback
+    if len(name) > max_len:
+        name = f"{name[:max_len - 9]}-{short_hash(str(text))}"
+    return name

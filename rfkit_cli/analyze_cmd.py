@@ -9,10 +9,11 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rfkit_cli.erf_cmd import split_names
+from rfkit_cli.erf_cmd import print_warnings, split_names
 from rfkit_cli.graph_cmd import UsageError, parse_input_size
 
 
@@ -34,7 +35,7 @@ def _summary(outcomes, console: Console) -> None:
     colour = {"done": "green", "skipped": "cyan", "failed": "red"}
     for o in outcomes:
         where = f"{o.folder / 'report.md'}  ({o.message})" if o.folder else o.message
-        table.add_row(o.model, f"[{colour[o.status]}]{o.status}[/]", f"{o.seconds:.1f} s", where)
+        table.add_row(escape(o.model), f"[{colour[o.status]}]{o.status}[/]", f"{o.seconds:.1f} s", escape(where))
     console.print(table)
 
 
@@ -60,27 +61,30 @@ def analyze_command(
     preset_name: Optional[str] = typer.Option(None, "--preset", help="Add a preset's models (rfkit list-models "
                                                                      "--presets)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip models whose report is complete "
-                                                                      "(resume a batch)."),
+                                                                      "(same model, per its run.json: resume a "
+                                                                      "batch)."),
     stop_on_error: bool = typer.Option(False, "--stop-on-error", help="Stop at the first failure (default: go on "
                                                                       "and list failures at the end)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (warnings still print, on stderr)."),
 ) -> None:
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
-    OUT/<model>/ (report.md, CSV/JSON/NPY, figures, GraphViz)."""
+    OUT/<model>/ (report.md, CSV/JSON/NPY, figures, GraphViz). Only an earlier report of the same model
+    there is replaced; each warning prints once on stderr."""
     from rfkit.report.batch import analyze_many
 
     names = _models(models, preset_name)
     if method not in ("replknet", "openerf"):
         raise UsageError(f"--method {method!r}: use replknet or openerf")
     size = parse_input_size(input_size)
-    res = parse_input_size(resolution)
+    res = parse_input_size(resolution, "--resolution")
     console = Console(width=None if Console().is_terminal else 200)
     err = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, transient=True, disable=quiet)
     outcomes = []
+    seen: set[str] = set()
     with progress, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # warnings go into each report and the summary
+        warnings.simplefilter("ignore")  # each is in its report's warnings: printed once, below, and in report.md
         overall = progress.add_task("models", total=len(names), visible=len(names) > 1)
         current = {"task": None}
 
@@ -98,10 +102,14 @@ def analyze_command(
         def on_done(outcome):
             outcomes.append(outcome)
             progress.advance(overall)
-            line = {"done": f"[green]done[/] {outcome.model} → {outcome.folder}",
-                    "skipped": f"[cyan]skipped[/] {outcome.model} (complete report in {outcome.folder})",
-                    "failed": f"[red]failed[/] {outcome.model}: {outcome.message}"}[outcome.status]
+            model, folder, message = (escape(str(x)) for x in (outcome.model, outcome.folder, outcome.message))
+            line = {"done": f"[green]done[/] {model} → {folder}",
+                    "skipped": f"[cyan]skipped[/] {model} (complete report in {folder})",
+                    "failed": f"[red]failed[/] {model}: {message}"}[outcome.status]
             progress.console.print(line)
+            if outcome.report is not None:
+                print_warnings(outcome.report.warnings, seen, lambda text: progress.console.print(
+                    text, markup=False, highlight=False, soft_wrap=True))
 
         try:
             analyze_many(names, out=out, skip_existing=skip_existing, stop_on_error=stop_on_error,

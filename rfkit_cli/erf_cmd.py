@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -30,6 +30,18 @@ def parse_unit(text: Optional[str]) -> Optional[tuple[int, ...]]:
 def split_names(items: Optional[List[str]]) -> Optional[list[str]]:
     """Repeated and comma-separated names as one list (None when nothing was given)."""
     return [n for item in (items or []) for n in item.split(",") if n] or None
+
+
+def print_warnings(messages, seen: set[str], write: Callable[[str], None] | None = None) -> None:
+    """Print each of ``messages`` as one line ``warning: ...`` (on stderr unless ``write`` says otherwise),
+    skipping those already in ``seen`` (which collects them). Warnings print with ``-q`` too."""
+    from rfkit.report.markdown import one_line
+
+    for message in messages:
+        line = one_line(message)
+        if line not in seen:
+            seen.add(line)
+            (write or (lambda text: typer.echo(text, err=True)))(f"warning: {line}")
 
 
 def _fmt(v, spec: str = ".2f") -> str:
@@ -80,13 +92,14 @@ def erf_command(
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
     autocast: bool = typer.Option(False, "--autocast", help="bfloat16 autocast (GPU)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar."),
+                                       help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps); "
+                                            "rfkit writes only its own files there."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar (warnings still print)."),
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
     averaged over images, with its metrics centred on the unit's analytic RF centre."""
     import rfkit
-    from rfkit.report.erf_files import save_erf
+    from rfkit.report.erf_files import check_erf_folder, save_erf
     from rich.progress import Progress
 
     console = Console(width=None if Console().is_terminal else 200, stderr=False)
@@ -94,8 +107,10 @@ def erf_command(
     size = parse_input_size(input_size)
     if method not in ("replknet", "openerf"):
         raise UsageError(f"--method {method!r}: use replknet or openerf")
+    if out is not None:
+        check_erf_folder(out, names or ())  # before the measurement, not after it
     with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # each warning is printed below the table, once
+        warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
         task = bar.add_task(f"ERF of {model}", total=num_images)
         result = rfkit.erf(model, layers=names, images=images, num_images=num_images, weights=weights,
                            method=method, batch_size=batch_size, device=device, input_size=size,
@@ -103,10 +118,10 @@ def erf_command(
                            autocast=autocast, progress=lambda n: bar.advance(task, n))
     if not quiet:
         erf_table(result, console)
-        console.print(f"weights: {getattr(result.weights, 'description', result.weights)}")
-        console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used")
-        for w in result.warnings:
-            console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
+        console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used", markup=False)
+    print_warnings(result.warnings, set())
     if out is not None:
         written = save_erf(result, out)
-        console.print(f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}")
+        console.print(f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}",
+                      markup=False)

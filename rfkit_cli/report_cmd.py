@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import List
 
 import typer
-from rich.console import Console
 
 
 def report_command(
@@ -15,11 +14,13 @@ def report_command(
     title: str = typer.Option("rfkit reports", "--title", help="Site title."),
 ) -> None:
     """Build a self-contained mkdocs project (mkdocs.yml + docs/) from one or many analyses: a page per
-    model and a comparison page. Build it with `mkdocs build --strict` inside SITE."""
-    from rfkit.report.site import build_site, find_analyses
+    model and a comparison page. Build it with `mkdocs build --strict` inside SITE. A folder SITE whose
+    docs/ or mkdocs.yml rfkit did not write is left alone (error); a report folder whose run.json or
+    metrics.json is not rfkit's is skipped with a warning."""
+    from rfkit.report.markdown import one_line
+    from rfkit.report.site import find_analyses, write_site
 
-    n = len(find_analyses(folders))
-    out = build_site(folders, site, title=title)
-    Console(highlight=False).print(f"wrote an mkdocs project for {n} model(s) in {out}: run "
-                                   f"`cd {out} && mkdocs build --strict` (or `mkdocs serve`); needs "
-                                   "pip install \"rfkit\\[docs]\"")
+    analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {one_line(line)}", err=True))
+    out = write_site(analyses, site, title=title)
+    typer.echo(f"wrote an mkdocs project for {len(analyses)} model(s) in {out}: run "
+               f"`cd {out} && mkdocs build --strict` (or `mkdocs serve`); needs pip install \"rfkit[docs]\"")

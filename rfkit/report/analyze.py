@@ -4,33 +4,39 @@
 the graph, analytic, with its productivity status), ``erf.csv`` and ``metrics.json`` (per analysed layer:
 analytic RF, stride, centre, status, every ERF metric), ``maps/<layer>.npy`` (raw ERF maps),
 ``graph.dot``/``graph.svg`` (GraphViz, coloured by status) and ``figures/`` (overlays, stage grid, RF
-growth). The folder is built under a temporary name and renamed when complete, and ``run.json`` is
-written last: a folder with ``run.json`` is a finished analysis (``skip_existing`` relies on it), an
-interrupted run leaves no half-written report behind.
+growth). The folder is built under a temporary name (``.<model>.partial-<PID>-…``) and renamed when
+complete, and ``run.json`` is written last: a folder with ``run.json`` is a finished analysis
+(``skip_existing`` relies on it), an interrupted run leaves no half-written report behind, and the next run
+removes the temporary folders of runs that were killed.
+
+``run.json`` records the model (``model``, and ``model_id``: :func:`model_id`) and every file written
+(``files``). Only a finished report of the same model is ever replaced: a folder that is not rfkit's, or
+holds another model's report, is left alone with an :class:`OutputError`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import numbers
 import os
 import re
+import secrets
 import shutil
+import socket
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rfkit.errors import RFKitError
-from rfkit.io import atomic_write_text
+from rfkit.errors import InputSizeError, RFKitError
+from rfkit.io import OutputError, atomic_write_text, check_writable, make_temp_dir, safe_name, short_hash
+from rfkit.report.markdown import one_line
 
 DONE_MARKER = "run.json"
+PARTIAL_MARKER = ".rfkit-partial"
 GRAPH_DEPTH = 2
-
-
-class OutputError(RFKitError, OSError):
-    """The output folder cannot be created or written."""
-
 
 @dataclass(frozen=True)
 class Report:
@@ -62,35 +68,178 @@ class Report:
 
 
 def folder_name(model) -> str:
-    """The report folder of a model: its spec made file-name safe, or the module's class name.
+    """The report folder of a model, unique per model spec and safe as one path component.
 
-    >>> folder_name("resnet50.a1_in1k"), folder_name("torchvision:vgg16"), folder_name("nets/my.py:build")
+    - a timm name: the name (``resnet50.a1_in1k``); ``torchvision:NAME``: ``torchvision-NAME``;
+    - ``FILE.py:FACTORY``: ``<file stem>-<factory>`` when the file is in the current folder, else followed by
+      ``-`` and 8 hex digits of the SHA-1 of the file's resolved path (:func:`rfkit.io.short_hash`), so that
+      ``v1/net.py:build`` and ``v2/net.py:build`` get two folders;
+    - a module: its class name.
+
+    Every name goes through :func:`rfkit.io.safe_name`: characters other than ``A-Za-z0-9_.-`` become
+    ``-`` and leading dots are dropped, so no name points outside ``--out`` or hides itself.
+
+    >>> folder_name("resnet50.a1_in1k"), folder_name("torchvision:vgg16"), folder_name("my.py:build")
     ('resnet50.a1_in1k', 'torchvision-vgg16', 'my-build')
+    >>> from pathlib import Path
+    >>> from rfkit.io import short_hash
+    >>> folder_name("nets/my.py:build") == "my-build-" + short_hash(str(Path("nets/my.py").resolve()))
+    True
+    >>> import torch.nn as nn
+    >>> folder_name(type("../escaped", (nn.Module,), {})()), folder_name(type(".", (nn.Module,), {})())
+    ('escaped', 'model')
     """
     if not isinstance(model, str):
-        return type(model).__name__
+        return safe_name(type(model).__name__)
     from rfkit.models.spec import parse_spec
 
     spec = parse_spec(model)
-    text = {"timm": spec.name, "torchvision": f"torchvision-{spec.name}",
-            "file": f"{Path(spec.path or '').stem}-{spec.name}"}[spec.source]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+    if spec.source == "file":
+        path = Path(spec.path or "").expanduser().resolve()
+        text = f"{path.stem}-{spec.name}"
+        if path.parent != Path.cwd().resolve():
+            text += f"-{short_hash(str(path))}"
+    else:
+        text = spec.name if spec.source == "timm" else f"{spec.source}-{spec.name}"
+    return safe_name(text)
 
 
-def is_complete(folder) -> bool:
-    """Whether ``folder`` holds a finished analysis."""
-    return (Path(folder) / DONE_MARKER).is_file()
+def model_id(model) -> str:
+    """What makes two runs "the same model" (kept in ``run.json`` as ``model_id``): the source and name of
+    a spec, the resolved file and factory of a ``FILE.py:FACTORY`` spec, the class (module and qualified
+    name) of a module.
+
+    >>> model_id("resnet50"), model_id("timm:resnet50"), model_id("torchvision:vgg16")
+    ('timm:resnet50', 'timm:resnet50', 'torchvision:vgg16')
+    >>> import torch.nn as nn
+    >>> model_id(nn.Conv2d(1, 1, 1))
+    'module:torch.nn.modules.conv.Conv2d'
+    """
+    if not isinstance(model, str):
+        cls = type(model)
+        return f"module:{cls.__module__}.{cls.__qualname__}"
+    from rfkit.models.spec import parse_spec
+
+    spec = parse_spec(model)
+    if spec.source == "file":
+        return f"file:{Path(spec.path or '').expanduser().resolve()}:{spec.name}"
+    return f"{spec.source}:{spec.name}"
 
 
-def _writable(out: Path) -> None:
+def report_owner(folder) -> str | None:
+    """The :func:`model_id` of the finished report in ``folder``; None when ``folder`` holds none (no
+    ``run.json``, a symlink, or one that is not rfkit's)."""
+    path = Path(folder) / DONE_MARKER
+    if path.is_symlink() or not path.is_file():
+        return None
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".rfkit-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise OutputError(f"cannot write to the output folder {out}: {e.strerror or e}; "
-                          "choose another with --out") from None
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    if isinstance(header.get("model_id"), str):
+        return header["model_id"]
+    return model_id(header["model"]) if isinstance(header.get("model"), str) else None  # before model_id
+
+
+def is_complete(folder, model=None) -> bool:
+    """Whether ``folder`` holds a finished analysis (of ``model``, when given: :func:`model_id` compares)."""
+    owner = report_owner(folder)
+    return owner is not None and (model is None or owner == model_id(model))
+
+
+def check_target(folder, model) -> None:
+    """Raise :class:`OutputError` unless ``folder`` may receive ``model``'s report: it does not exist, is
+    an empty folder, or holds a finished report of the same model (which is then replaced)."""
+    folder = Path(folder)
+    if not os.path.lexists(folder):
+        return
+    if folder.is_dir() and not folder.is_symlink():
+        if not any(folder.iterdir()):
+            return
+        owner = report_owner(folder)
+        if owner == model_id(model):
+            return
+        if owner is not None:
+            raise OutputError(f"{folder} holds the report of another model ({one_line(owner, 200)}); rfkit does not "
+                              "replace it: choose another --out, or move that folder away")
+    raise OutputError(f"{folder} exists and is not an rfkit report (no {DONE_MARKER}); rfkit does not replace it: "
+                      "choose another --out, or move it away")
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)(?:-[A-Za-z0-9_]+)?")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (on Windows, always assumed: no safe probe)."""
+    if pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
+
+
+def _stale(folder: Path, kind: str, pid: int) -> bool:
+    """Whether ``folder`` is rfkit's own temporary folder left by a process that no longer runs."""
+    if kind == "old":  # a finished report moved aside for its replacement
+        return report_owner(folder) is not None and not _alive(pid)
+    try:
+        mark = json.loads((folder / PARTIAL_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # not rfkit's partial folder
+    return (isinstance(mark, dict) and mark.get("pid") == pid and mark.get("host") == socket.gethostname()
+            and not _alive(pid))
+
+
+def remove_stale(out) -> list[Path]:
+    """Remove the temporary folders that killed runs left in ``out`` and return them: a report being
+    written (``.<name>.partial-<PID>-…``, holding rfkit's ``.rfkit-partial`` marker) or an old report
+    moved aside (``.<name>.old-<PID>-…``, holding ``run.json``), only when process PID is no longer running
+    on this machine. Nothing else is touched."""
+    removed = []
+    try:
+        entries = list(Path(out).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP.fullmatch(p.name)
+        if m and p.is_dir() and not p.is_symlink() and _stale(p, m["kind"], int(m["pid"])):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def check_resolution(resolution, ndim: int | None = None) -> tuple[int, ...] | None:
+    """``resolution`` as one positive int per spatial axis (an int is used for every axis); None stays None.
+
+    Raises :class:`~rfkit.errors.InputSizeError` (one line) for zero, negative or non-integer values, and for
+    a tuple whose length is not ``ndim``.
+
+    >>> check_resolution(32, 2), check_resolution((32, 48), 2), check_resolution(None)
+    ((32, 32), (32, 48), None)
+    >>> check_resolution(0)
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.InputSizeError: resolution=0: give a positive integer, or one per spatial axis such as (224, 224)
+    """
+    if resolution is None:
+        return None
+    many = isinstance(resolution, (tuple, list))
+    values = tuple(resolution) if many else (resolution,)
+    if not values or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in values):
+        raise InputSizeError(f"resolution={one_line(repr(resolution), 80)}: give a positive integer, or one per "
+                             "spatial axis such as (224, 224)")
+    if ndim is None:
+        return tuple(int(v) for v in values)
+    if many and len(values) != ndim:
+        raise InputSizeError(f"resolution={one_line(repr(resolution), 80)} has {len(values)} axes, the model's input "
+                             f"has {ndim}: give one value per axis, or one integer for all")
+    return tuple(int(v) for v in values) if many else (int(values[0]),) * ndim
 
 
 def analyze(model, layers: str | Sequence[str] | None = None, images="sample", num_images: int = 32,
@@ -111,9 +260,10 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
     images, num_images, weights, input_size, device, method, batch_size, threads, seed
         As :func:`rfkit.erf`.
     resolution : int or (h, w), optional
-        Input resolution of the productivity analysis; default: the input size.
+        Input resolution of the productivity analysis (positive integers); default: the input size.
     out : str or Path
-        Parent folder; the report goes to ``out/<model>/`` (replaced if it exists).
+        Parent folder; the report goes to ``out/<model>/`` (:func:`folder_name`). An earlier report of the
+        same model there is replaced; anything else there is left alone (:class:`OutputError`).
     depth : int
         Module depth of the GraphViz view.
     progress : callable, optional
@@ -122,6 +272,14 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
     Returns
     -------
     Report
+
+    Raises
+    ------
+    OutputError
+        ``out`` cannot be written, or ``out/<model>/`` exists and is not a finished report of this model
+        (checked before measuring, and again before the rename).
+    InputSizeError
+        ``resolution`` is not positive integers, one per spatial axis.
 
     Examples
     --------
@@ -133,9 +291,13 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
     import rfkit
     from rfkit.graph.productivity import input_resolution_range, productivity
 
-    out = Path(out)
-    _writable(out)
+    sized = isinstance(input_size, (tuple, list))
+    check_resolution(resolution, len(input_size) if sized else None)
+    out = check_writable(out)
     name = folder_name(model)
+    final = out / name
+    check_target(final, model)
+    remove_stale(out)
     step = progress or (lambda *a: None)
 
     step("measuring the ERF", None)
@@ -144,38 +306,57 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
                        input_size=input_size, threads=threads, seed=seed,
                        progress=(lambda n: step("images", n)) if progress else None)
     g = result.graph
-    res = tuple(resolution) if isinstance(resolution, (tuple, list)) else \
-        (resolution,) * len(g.input_size) if resolution else g.input_size
+    res = check_resolution(resolution, len(g.input_size)) or tuple(g.input_size)
     prod = productivity(g, res)
     rng = input_resolution_range(g)
     rng_local = input_resolution_range(g, ignore_global=True)
 
-    final = out / name
-    tmp = out / f".{name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = make_temp_dir(out, f".{name}.partial-{os.getpid()}-")
+    notes: list[str] = []
     try:
+        atomic_write_text(tmp / PARTIAL_MARKER, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         step("writing the report", None)
-        files = write_report(tmp, result, prod, res, rng, rng_local, depth)
+        files = write_report(tmp, result, prod, res, rng, rng_local, depth, notes=notes)
         header = run_header(result, res, prod, rng, rng_local)
+        header.update(model_id=model_id(model), files=sorted(Path(p).relative_to(tmp).as_posix() for p in files.values()))
         atomic_write_text(tmp / DONE_MARKER, json.dumps(header, indent=2) + "\n")
-        _replace(tmp, final)
+        (tmp / PARTIAL_MARKER).unlink()
+        _replace(tmp, final, model)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = {k: final / Path(p).relative_to(tmp) for k, p in files.items()}
-    return Report(name, final, result, prod, res, files, tuple(result.warnings))
+    return Report(name, final, result, prod, res, files, tuple(dict.fromkeys([*result.warnings, *notes])))
 
 
-def _replace(tmp: Path, final: Path) -> None:
-    """Move the finished ``tmp`` folder onto ``final`` (an older report there is replaced)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _replace(tmp: Path, final: Path, model) -> None:
+    """Rename the finished ``tmp`` folder to ``final``. A finished report of the same model there is moved
+    aside and removed; if other processes finish the same report at the same moment, each rename is atomic
+    and the last one wins, none fails. Anything else at ``final`` is left alone (:class:`OutputError`)."""
+    aside: list[Path] = []
+    try:
+        for _ in range(20):
+            try:
+                os.rename(tmp, final)
+                return
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                    raise
+            check_target(final, model)
+            old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+            try:
+                os.rename(final, old)
+            except FileNotFoundError:  # another process moved it aside first
+                continue
+            aside.append(old)
+        raise OutputError(f"could not replace {final}: other processes keep replacing it; rerun")
+    except BaseException:
+        if aside and not os.path.lexists(final):
+            os.rename(aside.pop(), final)  # put the previous report back
+        raise
+    finally:
+        for old in aside:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def run_header(result, resolution, prod, rng, rng_local) -> dict:
@@ -205,10 +386,12 @@ def layer_statuses(result, prod) -> dict[str, str]:
     return out
 
 
-def write_report(folder: Path, result, prod, resolution, rng, rng_local, depth: int) -> dict[str, Path]:
-    """Every file of the report, into ``folder``."""
+def write_report(folder: Path, result, prod, resolution, rng, rng_local, depth: int,
+                 notes: list[str] | None = None) -> dict[str, Path]:
+    """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
+    warned about and appended to ``notes``."""
     from rfkit.graph.dot import render, to_dot
-    from rfkit.report.erf_files import save_erf
+    from rfkit.report.erf_files import write_erf_files
     from rfkit.report.markdown import report_markdown
 
     g = result.graph
@@ -216,12 +399,14 @@ def write_report(folder: Path, result, prod, resolution, rng, rng_local, depth: 
     statuses = layer_statuses(result, prod)
     frame = g.to_frame().merge(prod.to_frame()[["node", "status"]], on="node", how="left")
     files["layers.csv"] = atomic_write_text(folder / "layers.csv", frame.to_csv(index=False))
-    files.update(save_erf(result, folder, statuses))
+    files.update(write_erf_files(result, folder, statuses))
     files["graph.dot"] = atomic_write_text(folder / "graph.dot", to_dot(g, resolution, depth))
     try:
         files["graph.svg"] = render(g, folder / "graph.svg", resolution, depth)
     except RFKitError as e:  # no GraphViz: the .dot file is there, say so in the report
         warnings.warn(str(e), stacklevel=2)
+        if notes is not None:
+            notes.append(str(e))
     files.update(write_figures(folder / "figures", result))
     files["report.md"] = atomic_write_text(
         folder / "report.md", report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder))

@@ -28,7 +28,8 @@ def analyze_many(models: Sequence[str], out="rfkit-reports", *, skip_existing: b
                  on_done: Callable[[Outcome], None] | None = None, **kwargs) -> list[Outcome]:
     """Run :func:`~rfkit.report.analyze.analyze` on each model.
 
-    A model whose report folder is complete is skipped with ``skip_existing``. A failure (an
+    With ``skip_existing``, a model is skipped when its report folder (:func:`~rfkit.report.analyze.folder_name`)
+    holds a finished report of the same model (the ``model_id`` in its ``run.json``). A failure (an
     :class:`~rfkit.errors.RFKitError` or any other exception) is recorded and the batch goes on, unless
     ``stop_on_error``. Ctrl-C stops the batch at once: the finished reports are complete, the one being
     written is removed, and ``KeyboardInterrupt`` propagates (rerun with ``skip_existing`` to resume).
@@ -39,7 +40,7 @@ def analyze_many(models: Sequence[str], out="rfkit-reports", *, skip_existing: b
         if on_start is not None:
             on_start(i, model)
         t0 = time.perf_counter()
-        if skip_existing and is_complete(folder):
+        if skip_existing and is_complete(folder, model):
             outcome = Outcome(model, "skipped", folder, 0.0, "already complete")
         else:
             try:

@@ -1,16 +1,18 @@
 """An :class:`~rfkit.erf.result.ERFResult` as files: one row per layer (CSV), everything (JSON), raw maps
-(NPY). Every file is written atomically."""
+(NPY). Every file is written atomically; :func:`save_erf` writes only its own files into a folder
+(listed in ``.rfkit-erf.json``)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from rfkit.io import atomic_path, atomic_write_text
+from rfkit.io import OutputError, atomic_path, atomic_write_text, check_writable
 
 
 def layer_filename(layer: str) -> str:
@@ -114,10 +116,11 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
     return rows
 
 
-def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
-    """Write ``erf.csv``, ``metrics.json`` and ``maps/<layer>.npy`` (raw maps) into ``folder``.
+def write_erf_files(result, folder, statuses: dict | None = None) -> dict[str, Path]:
+    """Write ``erf.csv``, ``metrics.json`` and ``maps/<layer>.npy`` (raw maps) into ``folder``, a folder
+    rfkit owns (``rfkit analyze`` builds its report in a new one; in any other folder use :func:`save_erf`).
 
-    Returns the paths written, by kind.
+    Returns the paths written, by kind (``"csv"``, ``"json"``, ``"map:<layer>"``).
     """
     import pandas as pd
 
@@ -132,8 +135,81 @@ def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
         with atomic_path(path) as tmp:
             np.save(tmp, result.maps[layer])
         written[f"map:{layer}"] = path
-    mine = {p.name for k, p in written.items() if k.startswith("map:")}
-    for stale in (folder / "maps").glob("*.npy"):  # maps of an earlier run into the same folder
-        if stale.name not in mine:
-            stale.unlink()
     return written
+
+
+MANIFEST = ".rfkit-erf.json"
+_OWN_NAME = re.compile(r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy")
+
+
+def _manifest(folder: Path) -> set[str]:
+    """The files an earlier :func:`save_erf` wrote in ``folder`` (relative paths of rfkit's own names)."""
+    path = folder / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return set()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return {f for f in files if isinstance(f, str) and _OWN_NAME.fullmatch(f)} if isinstance(files, list) else set()
+
+
+def _foreign(folder: Path, names, mine: set[str]) -> list[str]:
+    """Those of ``names`` that exist in ``folder`` but rfkit did not write (or that are not plain files)."""
+    return [n for n in names if os.path.lexists(folder / n)
+            and (n not in mine or (folder / n).is_symlink() or not (folder / n).is_file())]
+
+
+def check_erf_folder(folder, layers=()) -> Path:
+    """Make sure :func:`save_erf` can write into ``folder`` without touching what it did not write; returns it.
+
+    Call it before measuring: the folder is created and probed, and refused (:class:`~rfkit.io.OutputError`,
+    one line) when it cannot be written, holds a finished ``rfkit analyze`` report (``run.json``), or already
+    holds an ``erf.csv``, ``metrics.json`` or ``maps/<layer>.npy`` that rfkit did not write there.
+    """
+    from rfkit.report.analyze import DONE_MARKER
+
+    folder = Path(folder)
+    for f in (folder, folder.parent):
+        if os.path.lexists(f / DONE_MARKER):
+            raise OutputError(f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit erf does not write "
+                              "into it: choose another --out")
+    check_writable(folder)
+    maps = folder / "maps"
+    if os.path.lexists(maps) and (maps.is_symlink() or not maps.is_dir()):
+        raise OutputError(f"{maps} is not a folder rfkit wrote; choose another --out, or move it away")
+    names = ["erf.csv", "metrics.json", *(f"maps/{layer_filename(x)}.npy" for x in layers)]
+    foreign = _foreign(folder, names, _manifest(folder))
+    if foreign:
+        raise OutputError(f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
+                          "them); rfkit does not overwrite them: choose another --out, or move them away")
+    return folder
+
+
+def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
+    """Write ``erf.csv``, ``metrics.json`` and ``maps/<layer>.npy`` (raw maps) into ``folder``, each
+    atomically, and list them in ``folder/.rfkit-erf.json``.
+
+    Rerun into the same folder, it replaces its own files and removes the maps of layers the earlier run
+    measured and this one did not (only those the manifest lists). It never overwrites or removes a file it
+    did not write, and never writes into a finished ``rfkit analyze`` report (:func:`check_erf_folder`).
+
+    Returns the paths written, by kind.
+    """
+    folder = check_erf_folder(folder, result.layers)
+    before = _manifest(folder)
+    planned = {"erf.csv", "metrics.json", *(f"maps/{layer_filename(x)}.npy" for x in result.layers)}
+    _write_manifest(folder, before | planned)  # first: a run killed while writing still owns its files
+    written = write_erf_files(result, folder, statuses)
+    mine = {p.relative_to(folder).as_posix() for p in written.values()}
+    for stale in sorted(before - mine):  # maps of an earlier run into the same folder
+        path = folder / stale
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    _write_manifest(folder, mine)
+    return written
+
+
+def _write_manifest(folder: Path, files) -> None:
+    atomic_write_text(folder / MANIFEST, json.dumps({"files": sorted(files)}, indent=2) + "\n")

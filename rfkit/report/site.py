@@ -3,108 +3,217 @@
 The site has a home page (one row per model), one page per model (its ``report.md`` with every figure and
 file), and a comparison page that puts the same layer role side by side across models (the final feature
 map, then each stage), grouped by family like OpenERF's gallery. ``mkdocs build --strict`` builds it.
+
+What the site may carry: only regular files a report's ``run.json`` lists (never a symlink, never a
+folder walked), every name and value from a report escaped (:func:`rfkit.report.markdown.md_text`), each
+model under a sanitised folder name. A report folder whose ``run.json`` or ``metrics.json`` cannot be read
+as rfkit's is skipped with a warning. The site folder is rfkit's once it holds ``.rfkit-site``: only then
+(or when it holds neither ``docs/`` nor ``mkdocs.yml``) are they replaced.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import re
 import shutil
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from rfkit.errors import RFKitError
-from rfkit.io import atomic_write_text
+from rfkit.errors import RFKitError, RFKitWarning
+from rfkit.io import atomic_write_text, make_temp_dir, safe_name
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.erf_files import layer_filename, ratio_label, rf_label
+from rfkit.report.markdown import md_code, md_text, one_line
 
 COPIED = ("report.md", "layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
+SITE_MARKER = ".rfkit-site"
+_FIGURE_OR_MAP = re.compile(r"(figures/[A-Za-z0-9_.-]+\.png|maps/[A-Za-z0-9_.-]+\.npy)")
 
 
 class SiteError(RFKitError, ValueError):
     """No analysis folders were found, or the site folder cannot be written."""
 
 
+class SiteWarning(RFKitWarning):
+    """A report folder was left out of the site (its ``run.json`` or ``metrics.json`` is not rfkit's)."""
+
+
 @dataclass(frozen=True)
 class Analysis:
-    """A finished analysis folder and its run header."""
+    """A finished analysis folder, its run header and its per-layer rows (``metrics.json``).
+
+    ``name`` is its folder in the site (``models/<name>/``): the folder's name made safe, unique.
+    """
 
     folder: Path
     header: dict
+    rows: tuple = ()
+    site_name: str = ""
 
     @property
     def name(self) -> str:
-        return self.folder.name
+        return self.site_name or safe_name(self.folder.name)
 
     @property
     def model(self) -> str:
-        return self.header.get("model", self.name)
+        return self.header.get("model", self.folder.name)
 
 
-def find_analyses(paths: Sequence) -> list[Analysis]:
-    """The finished analysis folders among ``paths`` and their children (a folder holding ``run.json``)."""
+_HEADER_TYPES = {"model": str, "weights": str, "weights_kind": (str, type(None)), "input_size": list,
+                 "productivity": dict, "files": list, "warnings": list}
+
+
+def _read_json(path: Path):
+    """The JSON in ``path``, a regular file (a symlink is refused)."""
+    if path.is_symlink() or not path.is_file():
+        raise ValueError(f"{path} is not a regular file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def load_analysis(folder) -> Analysis:
+    """The analysis in ``folder``: its ``run.json`` (an object) and ``metrics.json`` rows (optional).
+
+    Raises ``ValueError`` (one line) when either file is not rfkit's: not JSON, or values of the wrong type.
+    """
+    folder = Path(folder)
+    header = _read_json(folder / DONE_MARKER)
+    if not isinstance(header, dict):
+        raise ValueError(f"{folder / DONE_MARKER} holds a JSON {type(header).__name__}, not an object")
+    for key, kind in _HEADER_TYPES.items():
+        if key in header and not isinstance(header[key], kind):
+            raise ValueError(f"{folder / DONE_MARKER}: {key!r} is a JSON {type(header[key]).__name__}")
+    rows: tuple = ()
+    if os.path.lexists(folder / "metrics.json"):
+        doc = _read_json(folder / "metrics.json")
+        layers = doc.get("layers") if isinstance(doc, dict) else None
+        if not isinstance(layers, dict) or not all(isinstance(r, dict) and isinstance(r.get("layer"), str)
+                                                   for r in layers.values()):
+            raise ValueError(f"{folder / 'metrics.json'}: 'layers' is not an object of per-layer objects")
+        rows = tuple(layers.values())
+    return Analysis(folder, header, rows)
+
+
+def scan_analyses(paths: Sequence) -> tuple[list[Analysis], list[str]]:
+    """The finished analysis folders among ``paths`` and their children (a folder holding ``run.json``;
+    children that are symlinks or hidden are not followed), each with a unique site folder name; and one
+    line per folder left out because its files are not rfkit's."""
     found: dict[Path, Analysis] = {}
+    skipped: list[str] = []
     for p in map(Path, paths):
         if not p.exists():
             raise SiteError(f"{p} does not exist: give analysis folders written by `rfkit analyze`, or their parent")
-        candidates = [p] if (p / DONE_MARKER).is_file() else sorted(c for c in p.iterdir() if c.is_dir())
+        if os.path.lexists(p / DONE_MARKER):
+            candidates = [p]
+        else:
+            candidates = sorted(c for c in p.iterdir()
+                                if c.is_dir() and not c.is_symlink() and not c.name.startswith("."))
         for c in candidates:
-            if (c / DONE_MARKER).is_file():
-                try:
-                    header = json.loads((c / DONE_MARKER).read_text())
-                except (OSError, ValueError) as e:
-                    raise SiteError(f"cannot read {c / DONE_MARKER}: {e}") from None
-                found[c.resolve()] = Analysis(c, header)
-    if not found:
+            if not os.path.lexists(c / DONE_MARKER):
+                continue
+            try:
+                found[c.resolve()] = load_analysis(c)
+            except ValueError as e:
+                skipped.append(f"skipped {c}: {e}")
+    analyses = sorted(found.values(), key=lambda a: a.name)
+    used: set[str] = set()
+    unique = []
+    for a in analyses:
+        name, n = a.name, 1
+        while name in used:
+            n += 1
+            name = f"{a.name}-{n}"
+        used.add(name)
+        unique.append(Analysis(a.folder, a.header, a.rows, name))
+    return unique, skipped
+
+
+def find_analyses(paths: Sequence, on_skip: Callable[[str], None] | None = None) -> list[Analysis]:
+    """:func:`scan_analyses`, reporting each folder left out to ``on_skip`` (default: a
+    :class:`SiteWarning`); :class:`SiteError` when no analysis is left."""
+    analyses, skipped = scan_analyses(paths)
+    for line in skipped:
+        if on_skip is None:
+            warnings.warn(line, SiteWarning, stacklevel=2)
+        else:
+            on_skip(line)
+    if not analyses:
         raise SiteError(f"no finished analysis (a folder with {DONE_MARKER}) in {', '.join(map(str, paths))}: "
                         "run `rfkit analyze MODEL --out DIR` first")
-    return sorted(found.values(), key=lambda a: a.name)
+    return analyses
+
+
+def _report_files(a: Analysis) -> list[str]:
+    """The files of ``a`` to copy, relative: those its ``run.json`` lists (reports from before that list:
+    the known names and the PNG/NPY files directly in ``figures/`` and ``maps/``)."""
+    listed = a.header.get("files")
+    if listed is None:
+        listed = list(COPIED) + [f"{sub}/{c.name}" for sub in ("figures", "maps")
+                                 if (a.folder / sub).is_dir() and not (a.folder / sub).is_symlink()
+                                 for c in sorted((a.folder / sub).iterdir())]
+    return [f for f in listed if isinstance(f, str) and (f in COPIED or _FIGURE_OR_MAP.fullmatch(f))]
+
+
+def _copy_regular(src: Path, dest: Path) -> bool:
+    """Copy ``src`` to ``dest`` if it is a regular file reached through no symlink; whether it was copied."""
+    try:
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False  # missing, or a symlink
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(f, out)
+    return True
 
 
 def _copy_analysis(a: Analysis, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        if (a.folder / name).is_file():
-            shutil.copy2(a.folder / name, dest / ("index.md" if name == "report.md" else name))
-    for sub in ("figures", "maps"):
-        if (a.folder / sub).is_dir():
-            shutil.copytree(a.folder / sub, dest / sub, dirs_exist_ok=True)
-
-
-def _erf_rows(a: Analysis) -> list[dict]:
-    try:
-        doc = json.loads((a.folder / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return []
-    return list(doc.get("layers", {}).values())
+    for rel in _report_files(a):
+        sub = a.folder / rel.split("/")[0]
+        if "/" in rel and (sub.is_symlink() or not sub.is_dir()):
+            continue
+        _copy_regular(a.folder / rel, dest / ("index.md" if rel == "report.md" else rel))
 
 
 def _fmt(v, digits: int = 2) -> str:
     if v is None:
         return "–"
-    if isinstance(v, str):
-        return v
     if isinstance(v, float):
         return f"{v:.{digits}f}" if not v.is_integer() else str(int(v))
     return str(v)
 
 
+def _link(a: Analysis) -> str:
+    return f"[{md_text(a.model)}](models/{a.name}/index.md)"
+
+
 def _home(analyses: list[Analysis], title: str) -> str:
-    lines = [f"# {title}", "", f"{len(analyses)} model(s) analysed with rfkit. Each page holds the full report; "
+    lines = [f"# {md_text(title)}", "",
+             f"{len(analyses)} model(s) analysed with rfkit. Each page holds the full report; "
              "[the comparison](compare.md) puts the same layers side by side.", "",
              "| model | weights | input | final layer | RF | ERF 95% | ERF/RF | productivity |",
              "|---|---|---|---|---|---|---|---|"]
     for a in analyses:
         h = a.header
-        rows = _erf_rows(a)
-        last = rows[-1] if rows else {}
+        last = a.rows[-1] if a.rows else {}
         prod = ", ".join(f"{n} {s}" for s, n in (h.get("productivity") or {}).items() if n)
         weights = h.get("weights_kind") or h.get("weights", "")
-        lines.append(
-            f"| [{a.model}](models/{a.name}/index.md) | {weights} | {'×'.join(map(str, h.get('input_size', [])))} | "
-            f"`{last.get('layer', '–')}` | {rf_label(last)} | "
-            f"{_fmt(last.get('erf_side_h'))}×{_fmt(last.get('erf_side_w'))} | {ratio_label(last)} | {prod} |")
-    random = [a.model for a in analyses if a.header.get("weights_kind") in ("random", "random-safe")]
+        size = "×".join(map(str, h.get("input_size", [])))
+        cells = [_link(a), md_text(weights), md_text(size), md_code(last.get("layer", "–")), md_text(rf_label(last)),
+                 md_text(f"{_fmt(last.get('erf_side_h'))}×{_fmt(last.get('erf_side_w'))}"),
+                 md_text(ratio_label(last)), md_text(prod)]
+        lines.append("| " + " | ".join(cells) + " |")
+    random = [md_text(a.model) for a in analyses if a.header.get("weights_kind") in ("random", "random-safe")]
     if random:
         lines += ["", "!!! warning \"Random weights\"", "",
                   f"    {', '.join(random)}: random weights (pretrained weights were not used). Their ERFs show "
@@ -112,7 +221,8 @@ def _home(analyses: list[Analysis], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _compare(analyses: list[Analysis], per_row: int = 4) -> str:
+def _compare(analyses: list[Analysis], docs: Path, per_row: int = 4) -> str:
+    """The comparison page; ``docs`` is the site's docs folder, holding the copied figures."""
     from rfkit.report.presets import family_of
 
     lines = ["# Comparison", "",
@@ -121,37 +231,48 @@ def _compare(analyses: list[Analysis], per_row: int = 4) -> str:
              "analytic RF box of the measured unit (each model's page states the transform and the metrics). "
              "Models are ordered by family.", ""]
     order = sorted(analyses, key=lambda a: (family_of(a.model) or "~", a.name))
-    depth = max((len(_erf_rows(a)) for a in analyses), default=0)
+    depth = max((len(a.rows) for a in analyses), default=0)
     for role in range(1, depth + 1):
         cells = []
         for a in order:
-            rows = _erf_rows(a)
-            if len(rows) < role:
+            if len(a.rows) < role:
                 continue
-            row = rows[-role]
+            row = a.rows[-role]
             name = layer_filename("" if row["layer"] == "<output>" else row["layer"])
-            if (a.folder / "figures" / f"overlay_{name}.png").is_file():
-                cells.append((a, row, f"models/{a.name}/figures/overlay_{name}.png"))
+            img = f"models/{a.name}/figures/overlay_{name}.png"
+            if (docs / img).is_file():
+                cells.append((a, row, img))
         if not cells:
             continue
         lines += [f"## {'Final feature map' if role == 1 else f'Stage {-role}'}", ""]
         for i in range(0, len(cells), per_row):
             chunk = cells[i:i + per_row]
-            lines += ["| " + " | ".join(f"[{a.model}](models/{a.name}/index.md)"
-                                        + (f" ({family_of(a.model)})" if family_of(a.model) else "")
+            lines += ["| " + " | ".join(_link(a) + (f" ({md_text(family_of(a.model))})" if family_of(a.model) else "")
                                         for a, _, _ in chunk) + " |",
                       "|" + "|".join("---" for _ in chunk) + "|",
-                      "| " + " | ".join(f"![{a.model} {row['layer']}]({img})" for a, row, img in chunk) + " |",
-                      "| " + " | ".join(f"`{row['layer']}`: RF {rf_label(row)}, ERF/RF {ratio_label(row)}"
-                                        for _, row, _ in chunk) + " |", ""]
+                      "| " + " | ".join(f"![{md_text(a.model)} {md_text(row['layer'])}]({img})"
+                                        for a, row, img in chunk) + " |",
+                      "| " + " | ".join(f"{md_code(row['layer'])}: RF {md_text(rf_label(row))}, "
+                                        f"ERF/RF {md_text(ratio_label(row))}" for _, row, _ in chunk) + " |", ""]
     return "\n".join(lines) + "\n"
+
+
+def yaml_str(text) -> str:
+    """``text`` as a YAML double-quoted scalar that mkdocs shows as text: HTML-escaped (mkdocs puts the site
+    name and navigation titles into pages unescaped), on one line, ``"`` and ``\\`` escaped.
+
+    >>> print(yaml_str('<b>"x"</b>'))
+    "&lt;b&gt;\\"x\\"&lt;/b&gt;"
+    """
+    text = html.escape(one_line(text), quote=False)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _mkdocs_yml(analyses: list[Analysis], title: str) -> str:
     nav = ["  - Home: index.md", "  - Comparison: compare.md", "  - Models:"]
-    nav += [f"      - {json.dumps(a.model)}: models/{a.name}/index.md" for a in analyses]
+    nav += [f"      - {yaml_str(a.model)}: models/{a.name}/index.md" for a in analyses]
     return "\n".join([
-        f"site_name: {json.dumps(title)}",
+        f"site_name: {yaml_str(title)}",
         "theme:",
         "  name: material",
         "markdown_extensions:",
@@ -164,24 +285,58 @@ def _mkdocs_yml(analyses: list[Analysis], title: str) -> str:
     ])
 
 
-def build_site(paths: Sequence, site, title: str = "rfkit reports") -> Path:
-    """Write an mkdocs project for the analyses found in ``paths`` into ``site`` (replacing its
-    ``docs/`` folder and ``mkdocs.yml``). Returns ``site``. Build it with ``mkdocs build --strict`` (needs
-    ``pip install "rfkit[docs]"``)."""
-    analyses = find_analyses(paths)
+def _check_site(site: Path) -> None:
+    """Refuse (:class:`SiteError`) to replace a ``docs/`` or ``mkdocs.yml`` that rfkit did not write: the
+    site folder must hold rfkit's marker, or neither of them; and neither may be a symlink."""
+    docs, yml, marker = site / "docs", site / "mkdocs.yml", site / SITE_MARKER
+    for p in (docs, yml, marker):
+        if p.is_symlink():
+            raise SiteError(f"{p} is a symlink; rfkit does not replace it: choose another --site folder")
+    if os.path.lexists(docs) and not docs.is_dir():
+        raise SiteError(f"{docs} is not a folder; rfkit does not replace it: choose another --site folder")
+    if not marker.is_file() and (os.path.lexists(docs) or os.path.lexists(yml)):
+        raise SiteError(f"{site} already holds docs/ or mkdocs.yml that rfkit did not write (no {SITE_MARKER}); "
+                        "rfkit does not replace them: choose another --site folder")
+
+
+def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports") -> Path:
+    """Write the mkdocs project for ``analyses`` into ``site``: ``docs/``, ``mkdocs.yml`` and the marker
+    ``.rfkit-site``. The new ``docs/`` is built beside the old one and swapped in when complete."""
     site = Path(site)
     docs = site / "docs"
     try:
         site.mkdir(parents=True, exist_ok=True)
-        tmp = site / ".docs.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        for a in analyses:
-            _copy_analysis(a, tmp / "models" / a.name)
-        atomic_write_text(tmp / "index.md", _home(analyses, title))
-        atomic_write_text(tmp / "compare.md", _compare(analyses))
-        shutil.rmtree(docs, ignore_errors=True)
-        tmp.rename(docs)
-        atomic_write_text(site / "mkdocs.yml", _mkdocs_yml(analyses, title))
+        _check_site(site)
+        atomic_write_text(site / SITE_MARKER, "This folder was written by `rfkit report`: it replaces docs/ and "
+                                              "mkdocs.yml here.\n")
+        tmp = make_temp_dir(site, ".docs.partial-")
+        try:
+            for a in analyses:
+                _copy_analysis(a, tmp / "models" / a.name)
+            atomic_write_text(tmp / "index.md", _home(list(analyses), title))
+            atomic_write_text(tmp / "compare.md", _compare(list(analyses), tmp))
+            old = None
+            if docs.is_dir():
+                old = make_temp_dir(site, ".docs.old-")
+                os.replace(docs, old / "docs")
+            os.replace(tmp, docs)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        atomic_write_text(site / "mkdocs.yml", _mkdocs_yml(list(analyses), title))
     except OSError as e:
         raise SiteError(f"cannot write the site to {site}: {e.strerror or e}; choose another folder") from None
     return site
+
+
+def build_site(paths: Sequence, site, title: str = "rfkit reports") -> Path:
+    """Write an mkdocs project for the analyses found in ``paths`` into ``site``: :func:`find_analyses`
+    (a folder whose files are not rfkit's is skipped with a :class:`SiteWarning`), then :func:`write_site`.
+
+    ``site``'s ``docs/`` and ``mkdocs.yml`` are replaced only when rfkit wrote them (the marker
+    ``.rfkit-site``) or when neither exists; otherwise :class:`SiteError`. Returns ``site``. Build it with
+    ``mkdocs build --strict`` (needs ``pip install "rfkit[docs]"``).
+    """
+    return write_site(find_analyses(paths), site, title)
