@@ -21,8 +21,8 @@ def fail(message: str, code: int = EXIT_ERROR) -> None:
 
 
 def run_guarded(fn: Callable[[], object]) -> None:
-    """Run ``fn``; map rfkit errors to exit 1 and anything unexpected to exit 3, one line each
-    (``RFKIT_DEBUG=1`` shows the traceback)."""
+    """Run ``fn``; map rfkit errors and running out of memory to exit 1 and anything unexpected to exit 3,
+    one line each (``RFKIT_DEBUG=1`` shows the traceback)."""
     try:
         fn()
     except SystemExit:
@@ -38,6 +38,19 @@ def run_guarded(fn: Callable[[], object]) -> None:
     except Exception as e:  # noqa: BLE001
         if os.environ.get("RFKIT_DEBUG"):
             raise
+        if _out_of_memory(e):
+            typer.echo("error: out of memory: use a smaller --batch-size or --input-size", err=True)
+            sys.exit(EXIT_ERROR)
         typer.echo(f"internal error: {type(e).__name__}: {e} (rerun with RFKIT_DEBUG=1 for the traceback, "
                    "and please report it)", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    if isinstance(e, MemoryError):
+        return True
+    if "torch" not in sys.modules:  # only torch raises the other kinds; --help never imports it
+        return False
+    from rfkit.erf.devices import is_out_of_memory
+
+    return is_out_of_memory(e)

@@ -1,0 +1,397 @@
+"""Bad input ends in one clear line: an RFKitError subclass naming the argument from the API, exit code 1
+without "internal error" from the command line. Models returning a tuple or dict, devices this machine
+lacks, running out of CPU memory, modules holding a lock, arguments of the wrong type or value, and a
+checkpoint that holds code."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+import torch
+import torch.nn as nn
+
+import rfkit
+from rfkit.erf.devices import auto_batch_size, available_memory, bytes_per_image
+from rfkit.erf.estimate import estimate_rf
+from rfkit.erf.weights import load_model
+from rfkit.errors import (ArgumentError, CheckpointError, DeviceError, DeviceMemoryError, InputSizeError,
+                          InputTooSmallError, RFKitError)
+from rfkit.graph.productivity import input_resolution_range, productivity
+from rfkit.models.spec import copy_module
+from rfkit_cli.app import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+# Models for the API and, written to a file, for FILE.py:FACTORY specs on the command line.
+MODELS = '''
+import torch.nn as nn
+
+
+class Pair(nn.Module):
+    """stem: 3x3 conv (RF 3); deep: 3x3 conv on it (RF 5); returns both, as a tuple or a dict."""
+
+    def __init__(self, as_dict=False):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.deep = nn.Conv2d(4, 4, 3, padding=1)
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        s = self.stem(x)
+        d = self.deep(s)
+        return {"deep": d, "stem": s} if self.as_dict else (d, s)
+
+
+def pair():
+    return Pair()
+
+
+def pair_dict():
+    return Pair(as_dict=True)
+
+
+def plain():
+    """Two 3x3 convs: RF 3 at "0", 5 at "2"."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
+'''
+_ns: dict = {}
+exec(MODELS, _ns)  # noqa: S102 - the models above, as a module the tests can call
+Pair, plain = _ns["Pair"], _ns["plain"]
+
+CPU_OOM = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+           "allocate 12884901888 bytes. Error code 12 (Cannot allocate memory)")
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "models.py"
+    path.write_text(MODELS)
+    return path
+
+
+def cli(capsys, *args) -> tuple[int, str]:
+    """Exit code and stdout + stderr of ``rfkit ARGS`` run as the console script runs it."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out + out.err
+
+
+def assert_one_line_error(code: int, text: str, *names: str) -> None:
+    """Exit 1, no internal error, one ``error:`` line naming each of ``names``."""
+    assert code == 1, text
+    assert "internal error" not in text and "Traceback" not in text
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and len(text.strip().splitlines()) == 1, text
+    for name in names:
+        assert name in errors[0], text
+
+
+def assert_one_line(e: BaseException, *names: str) -> None:
+    msg = str(e)
+    assert msg and "\n" not in msg, msg
+    for name in names:
+        assert name in msg, msg
+
+
+# --- models returning a tuple or a dict -------------------------------------------------------------------
+@pytest.mark.parametrize("as_dict", [False, True], ids=["tuple", "dict"])
+def test_verify_default_layers_of_a_tuple_or_dict_model_end_at_the_final_feature_map(as_dict):
+    # max_layers=1 keeps the first stage ("stem"); the final feature map "deep" is added as the output
+    # would be for a model returning one tensor
+    report = rfkit.verify(Pair(as_dict), input_size=16, max_layers=1)
+    centre = {c.layer: c for c in report.checks if c.kind == "centre"}
+    assert list(centre) == ["stem", "deep"]
+    assert centre["deep"].analytic == ((6, 10), (6, 10)) and centre["deep"].status == "pass"  # RF 5 around 8
+    assert report.ok
+    assert [(e.layer, e.size) for e in report.estimates] == [("stem", (3, 3)), ("deep", (5, 5))]
+
+
+@pytest.mark.parametrize("as_dict", [False, True], ids=["tuple", "dict"])
+def test_estimate_rf_default_layers_of_a_tuple_or_dict_model(as_dict):
+    est = estimate_rf(Pair(as_dict), input_size=16)
+    assert [(e.layer, e.size, e.stride, e.center) for e in est] == [("stem", (3, 3), (1, 1), (0, 0)),
+                                                                    ("deep", (5, 5), (1, 1), (0, 0))]
+
+
+@pytest.mark.parametrize("factory", ["pair", "pair_dict"])
+def test_cli_verify_of_a_tuple_or_dict_model(capsys, model_file, factory):
+    code, text = cli(capsys, "verify", f"{model_file}:{factory}", "--input-size", "16")
+    assert code == 0, text
+    assert "6/6 units agree" in text and "2/2 judged estimates agree" in text
+
+
+# --- devices --------------------------------------------------------------------------------------------
+def _missing_devices() -> list[str]:
+    """Devices that do not exist here: cuda:99 everywhere, cuda and cuda:9 without CUDA, mps without MPS."""
+    out = ["cuda:99"]
+    if not torch.cuda.is_available():
+        out += ["cuda", "cuda:9"]
+    if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        out.append("mps")
+    return out
+
+
+@pytest.mark.parametrize("device", _missing_devices())
+def test_missing_device_is_one_line_naming_it_and_what_is_available(device):
+    with pytest.raises(DeviceError) as e:
+        rfkit.erf(plain(), images="noise", num_images=1, input_size=16, device=device)
+    assert_one_line(e.value, f"device {device!r} is not available", "available: cpu")
+
+
+def test_unknown_device_name():
+    with pytest.raises(DeviceError) as e:
+        rfkit.erf(plain(), images="noise", num_images=1, input_size=16, device="gpu7")
+    assert_one_line(e.value, "unknown device 'gpu7'")
+
+
+def test_cli_missing_device(capsys, model_file):
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "--device", "cuda:99", "-n", "1", "--images", "noise",
+                     "--input-size", "16", "-q")
+    assert_one_line_error(code, text, "cuda:99", "available: cpu")
+
+
+# --- running out of memory ------------------------------------------------------------------------------
+@pytest.fixture(params=[RuntimeError(CPU_OOM), MemoryError()], ids=["allocator", "MemoryError"])
+def cpu_oom(request, monkeypatch):
+    """Every Conv2d forward on real (not meta) tensors fails as torch does when CPU memory runs out."""
+    original = nn.Conv2d.forward
+
+    def forward(self, x):
+        if x.device.type != "meta":
+            raise request.param
+        return original(self, x)
+
+    monkeypatch.setattr(nn.Conv2d, "forward", forward)
+
+
+def test_cpu_out_of_memory_names_the_batch_size(cpu_oom):
+    net = plain().train()
+    with pytest.raises(DeviceMemoryError) as e:
+        rfkit.erf(net, images="noise", num_images=4, batch_size=2, input_size=16, device="cpu")
+    assert_one_line(e.value, "cpu out of memory at batch size 2", "--batch-size")
+    assert net.training and all(p.requires_grad for p in net.parameters())  # left as found
+
+
+def test_cli_cpu_out_of_memory(capsys, model_file, cpu_oom):
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "--device", "cpu", "-n", "2", "--images", "noise",
+                     "--input-size", "16", "--batch-size", "2", "-q")
+    assert_one_line_error(code, text, "out of memory", "--batch-size")
+
+
+def test_cli_out_of_memory_outside_the_erf_is_one_line_too(capsys, model_file, cpu_oom):
+    code, text = cli(capsys, "verify", f"{model_file}:plain", "--input-size", "16")
+    assert_one_line_error(code, text, "out of memory", "--batch-size")
+
+
+def test_bytes_per_image_counts_every_activation():
+    g = rfkit.trace(plain(), input_size=8)
+    # input 3·64, conv 4·64, relu 4·64, conv 4·64 elements; 12 bytes each (value, gradient, saved copy)
+    assert bytes_per_image(g) == (3 + 4 + 4 + 4) * 64 * 12 == 11520
+
+
+@pytest.mark.parametrize("available, expected", [
+    (10 ** 12, 8),  # plenty: the CPU default
+    (60_000, 2),  # half of it, 30000 bytes, holds 2 images of 11520
+    (30_000, 1),  # 15000 bytes: 1 image
+    (100, 1),  # not even one: still 1 (an OOM then gives the hint)
+])
+def test_auto_cpu_batch_fits_half_the_available_memory(available, expected):
+    g = rfkit.trace(plain(), input_size=8)
+    assert auto_batch_size(g, torch.device("cpu"), available=available) == expected
+
+
+def test_auto_cpu_batch_at_a_large_input():
+    g = rfkit.trace(plain(), input_size=512)
+    # 15 elements per pixel × 512² pixels × 12 bytes = 47185920 bytes per image; 10**8 / 47185920 -> 2
+    assert auto_batch_size(g, torch.device("cpu"), available=200_000_000) == 2
+
+
+def test_auto_batch_elsewhere_and_unknown_memory(monkeypatch):
+    g = rfkit.trace(plain(), input_size=8)
+    assert auto_batch_size(g, torch.device("cuda"), available=100) == 32  # GPU OOM gives the hint instead
+    monkeypatch.setattr("rfkit.erf.devices.available_memory", lambda: None)
+    assert auto_batch_size(g, torch.device("cpu")) == 8
+
+
+def test_erf_uses_the_auto_batch(monkeypatch):
+    # at 16 px: 15 · 256 · 12 = 46080 bytes per image; 100000 bytes available -> half is 50000 -> 1 image
+    monkeypatch.setattr("rfkit.erf.devices.available_memory", lambda: 100_000)
+    batches = []
+    rfkit.erf(plain(), layers="2", images="noise", num_images=3, input_size=16, device="cpu",
+              progress=batches.append)
+    assert batches == [1, 1, 1]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="Linux only")
+def test_available_memory_reads_meminfo():
+    with open("/proc/meminfo") as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    assert 0 < available_memory() <= total
+
+
+# --- modules that cannot be deep-copied -----------------------------------------------------------------
+def _with_lock():
+    net = plain().train()
+    net[0].lock = threading.Lock()
+    net[2].state = {"lock": threading.RLock(), "calls": 0}
+    return net
+
+
+def _checkpoint_run(net, tmp_path):
+    path = tmp_path / "w.pth"
+    want = plain().state_dict()
+    torch.save(want, path)
+    live, info = load_model(net, str(path))
+    assert info.kind == "checkpoint" and torch.equal(live[0].weight, want["0.weight"])
+    assert live[0].lock is net[0].lock  # shared, not copied
+
+
+RUNS = {
+    "trace": lambda net, _: rfkit.trace(net, input_size=16)["2"].size == (5, 5),
+    "verify": lambda net, _: rfkit.verify(net, input_size=16).ok,
+    "estimate_rf": lambda net, _: estimate_rf(net, layers="2", input_size=16)[0].size == (5, 5),
+    "erf": lambda net, _: rfkit.erf(net, layers="2", images="noise", num_images=2, input_size=16,
+                                    device="cpu").maps["2"].shape == (16, 16),
+    "checkpoint": lambda net, tmp: _checkpoint_run(net, tmp) is None,
+}
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_module_holding_a_lock_works_and_is_left_as_found(run, tmp_path):
+    net = _with_lock()
+    lock, state = net[0].lock, net[2].state
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert RUNS[run](net, tmp_path)
+    assert net[0].lock is lock and not lock.locked() and net[2].state is state
+    assert net.training and all(p.requires_grad and p.device.type == "cpu" for p in net.parameters())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_copy_module_shares_only_what_cannot_be_copied():
+    net = _with_lock()
+    net[0].note = {"kept": [1, 2]}
+    twin = copy_module(net)
+    assert twin[0].lock is net[0].lock and twin[2].state is net[2].state
+    assert twin[0].note == net[0].note and twin[0].note is not net[0].note  # copyable: copied
+    assert twin[0].weight is not net[0].weight and torch.equal(twin[0].weight, net[0].weight)
+
+
+# --- arguments of the wrong type or value ---------------------------------------------------------------
+def _erf(**kw):
+    return lambda: rfkit.erf(plain(), **{"images": "noise", "num_images": 1, "input_size": 16, "device": "cpu",
+                                         **kw})
+
+
+def _graph():
+    return rfkit.trace(plain(), input_size=16)
+
+
+BAD_ARGUMENTS = {
+    "erf threads=0": (_erf(threads=0), ArgumentError, "threads"),
+    "erf threads=1.5": (_erf(threads=1.5), ArgumentError, "threads"),
+    "erf batch_size=0": (_erf(batch_size=0), ArgumentError, "batch_size"),
+    "erf num_images=0": (_erf(num_images=0), ArgumentError, "num_images"),
+    "erf num_images=-3": (_erf(num_images=-3), ArgumentError, "num_images"),
+    "erf seed='a'": (_erf(seed="a"), ArgumentError, "seed"),
+    "erf seed=-1": (_erf(seed=-1), ArgumentError, "seed"),
+    "erf input_size=16.0": (_erf(input_size=16.0), InputSizeError, "input_size"),
+    "erf input_size='x'": (_erf(input_size="x"), InputSizeError, "input_size"),
+    "erf layers=123": (_erf(layers=123), ArgumentError, "layers"),
+    "erf unit=5": (_erf(layers="2", unit=5), ArgumentError, "unit"),
+    "erf unit=(1, 2, 3)": (_erf(layers="2", unit=(1, 2, 3)), ArgumentError, "unit"),
+    "erf unit=(-1, 2)": (_erf(layers="2", unit=(-1, 2)), ArgumentError, "unit"),
+    "erf unit for another layer": (_erf(layers=["0", "2"], unit={"0": (1, 1), "nope": (1, 1)}), ArgumentError,
+                                   "'nope'"),
+    "erf model=42": (lambda: rfkit.erf(42), ArgumentError, "model"),
+    "verify max_layers=0": (lambda: rfkit.verify(plain(), input_size=16, max_layers=0), ArgumentError,
+                            "max_layers"),
+    "verify layers=123": (lambda: rfkit.verify(plain(), layers=123, input_size=16), ArgumentError, "layers"),
+    "verify seed=1.5": (lambda: rfkit.verify(plain(), input_size=16, seed=1.5), ArgumentError, "seed"),
+    "verify estimate_max_size=0": (lambda: rfkit.verify(plain(), input_size=16, estimate_max_size=0),
+                                   ArgumentError, "estimate_max_size"),
+    "verify input_size='x'": (lambda: rfkit.verify(plain(), input_size="x"), InputSizeError, "input_size"),
+    "estimate_rf max_size=0": (lambda: estimate_rf(plain(), input_size=16, max_size=0), ArgumentError,
+                               "max_size"),
+    "estimate_rf layers=123": (lambda: estimate_rf(plain(), layers=123, input_size=16), ArgumentError, "layers"),
+    "estimate_rf seed=None": (lambda: estimate_rf(plain(), input_size=16, seed=None), ArgumentError, "seed"),
+    "estimate_rf model=42": (lambda: estimate_rf(42), ArgumentError, "model"),
+    "trace input_size=16.0": (lambda: rfkit.trace(plain(), input_size=16.0), InputSizeError, "input_size"),
+    "trace input_size='x'": (lambda: rfkit.trace(plain(), input_size="x"), InputSizeError, "input_size"),
+    "trace input_size=(16, 0)": (lambda: rfkit.trace(plain(), input_size=(16, 0)), InputTooSmallError,
+                                 "input_size"),
+    "trace in_chans=0": (lambda: rfkit.trace(plain(), input_size=16, in_chans=0), ArgumentError, "in_chans"),
+    "trace model=42": (lambda: rfkit.trace(42), ArgumentError, "model"),
+    "productivity 'abc'": (lambda: productivity(_graph(), "abc"), InputSizeError, "input_size"),
+    "productivity 16.5": (lambda: productivity(_graph(), 16.5), InputSizeError, "input_size"),
+    "productivity (8, 8, 8)": (lambda: productivity(_graph(), (8, 8, 8)), InputSizeError, "3 axes"),
+    "productivity of no graph": (lambda: productivity("resnet18", 32), ArgumentError, "RFGraph"),
+    "productivity path": (lambda: productivity(_graph(), 16, path="median"), ArgumentError, "path"),
+    "input_resolution_range of no graph": (lambda: input_resolution_range(None), ArgumentError, "RFGraph"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_bad_argument_is_one_line_naming_it(case):
+    call, cls, name = BAD_ARGUMENTS[case]
+    with pytest.raises(RFKitError) as e:
+        call()
+    assert type(e.value) is cls
+    assert_one_line(e.value, name)
+
+
+def test_argument_error_is_also_a_value_and_type_error():
+    with pytest.raises(TypeError):
+        estimate_rf(42)
+    with pytest.raises(ValueError):
+        rfkit.verify(plain(), input_size=16, max_layers=0)
+
+
+@pytest.mark.parametrize("command", ["graph", "erf"])
+@pytest.mark.parametrize("size", ["1 2 3", "16.5", "x"])
+def test_cli_bad_input_size(capsys, model_file, command, size):
+    code, text = cli(capsys, command, f"{model_file}:plain", "--input-size", size, "-q")
+    assert_one_line_error(code, text, "--input-size", repr(size))
+
+
+def test_cli_estimate_max_size_zero(capsys, model_file):
+    code, text = cli(capsys, "verify", f"{model_file}:plain", "--input-size", "16", "--estimate-max-size", "0")
+    assert_one_line_error(code, text, "estimate_max_size", "got 0")
+
+
+# --- a checkpoint that holds code -----------------------------------------------------------------------
+class _Payload:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return os.system, (f"echo pwned > {self.target}",)
+
+
+@pytest.fixture
+def evil_checkpoint(tmp_path):
+    target = tmp_path / "PWNED"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": plain().state_dict(), "extra": _Payload(target)}, path)
+    return path, target
+
+
+def test_checkpoint_holding_code_is_refused_in_one_line(evil_checkpoint):
+    path, target = evil_checkpoint
+    with pytest.raises(CheckpointError) as e:
+        load_model(plain(), str(path))
+    assert not target.exists()
+    msg = str(e.value)
+    assert_one_line(e.value, "holds code, refused", f"{os.system.__module__}.system")
+    assert os.system.__module__ in ("posix", "nt") and "weights_only" not in msg
+
+
+def test_cli_checkpoint_holding_code(capsys, model_file, evil_checkpoint):
+    path, target = evil_checkpoint
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "--weights", path, "--device", "cpu", "-n", "1",
+                     "--images", "noise", "--input-size", "16", "-q")
+    assert not target.exists()
+    assert_one_line_error(code, text, "holds code, refused", f"{os.system.__module__}.system")
+    assert "weights_only" not in text
