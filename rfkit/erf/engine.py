@@ -11,33 +11,19 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from rfkit.errors import RFKitError
+from rfkit import validate
+from rfkit.errors import ArgumentError, DeviceMemoryError, RFKitError
 from rfkit.erf.capture import GraphCapture, HookCapture, frozen, model_device
+from rfkit.erf.devices import auto_batch_size, is_out_of_memory, resolve_device
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
 from rfkit.graph import layout as lay
 from rfkit.graph.units import grid_shape, select_unit
 
-DEFAULT_BATCH = {"cuda": 32, "mps": 16, "cpu": 8}
 
 
 class LayerError(RFKitError, ValueError):
     """A layer cannot be measured: it has no spatial grid, or the unit asked for is outside it."""
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` (or None): CUDA, then MPS, then CPU; anything else as ``torch.device`` reads it."""
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as e:
-        raise RFKitError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps ({e})") from None
 
 
 def _module_of(g, node: str) -> str | None:
@@ -123,6 +109,9 @@ def stage_layers(g, model: nn.Module, limit: int = 6) -> list[str]:
 
 def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None, model) -> dict[str, tuple]:
     naxes = len(g.input_size)
+    if isinstance(unit, dict) and set(unit) - set(layers):
+        extra = sorted(set(unit) - set(layers), key=str)[0]
+        raise ArgumentError(f"unit names layer {extra!r}, which is not measured (layers: {', '.join(layers)})")
     out = {}
     for key, node in layers.items():
         record = g.records[node]
@@ -132,8 +121,8 @@ def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None
             tokens = record.info.dims != tuple(range(2, 2 + naxes)) or (
                 key == default_key and hasattr(model, "patch_embed"))
             chosen = default_unit(method, grid, tokens)
-        chosen = tuple(int(u) for u in chosen)
-        if len(chosen) != naxes or any(not 0 <= u < n for u, n in zip(chosen, grid)):
+        chosen = validate.unit_index(chosen, naxes, "unit" if not isinstance(unit, dict) else f"unit[{key!r}]")
+        if any(u >= n for u, n in zip(chosen, grid)):
             raise LayerError(f"unit {chosen} is outside the {'x'.join(map(str, grid))} grid of layer {key!r}")
         out[key] = chosen
     return out
@@ -254,9 +243,9 @@ def _checked_crops(runner: _Runner, x: torch.Tensor, maps: dict, candidates: dic
             continue
         try:
             part = runner.maps(x, (key,), {key: c})[key]
-        except torch.OutOfMemoryError:
-            raise
-        except Exception:  # noqa: BLE001 - e.g. a model that takes one input size only: no crop
+        except Exception as e:  # noqa: BLE001 - e.g. a model that takes one input size only: no crop
+            if is_out_of_memory(e):
+                raise
             continue
         if part is None:
             continue
@@ -291,9 +280,11 @@ def accumulate(make_capture, batches: Iterable[torch.Tensor], layers: dict[str, 
             maps = runner.maps(x, keys, crops)
             if seen == 0 and candidates:
                 crops = _checked_crops(runner, x, maps, candidates)
-        except torch.OutOfMemoryError:
-            raise RFKitError(f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller batch_size "
-                             f"(--batch-size)") from None
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            raise DeviceMemoryError(f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller "
+                                    "batch_size (--batch-size), or a smaller input size") from None
         for key in keys:
             m = maps[key]
             if m is None:
@@ -345,9 +336,10 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     method : str
         ``"replknet"`` or ``"openerf"`` (:mod:`rfkit.erf.methods`).
     batch_size : int, optional
-        Images per forward pass (default 32 on CUDA, 16 on MPS, 8 on CPU). Does not change the maps.
+        Images per forward pass (default 32 on CUDA, 16 on MPS, 8 on CPU or as many as fit in half the
+        available memory: :func:`rfkit.erf.devices.auto_batch_size`). Does not change the maps.
     device : str
-        ``"auto"`` (CUDA, MPS, else CPU), ``"cpu"``, ``"cuda:1"``, ...
+        ``"auto"`` (CUDA, MPS, else CPU), ``"cpu"``, ``"cuda:1"``, ... (checked to exist on this machine)
     input_size : int or (h, w), optional
         Override the model's input size (the preprocessing follows).
     unit : tuple or dict, optional
@@ -371,6 +363,17 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     -------
     ERFResult
 
+    Raises
+    ------
+    ArgumentError, InputSizeError
+        An argument of the wrong type or value (``threads=0``, ``input_size=16.0``, ``layers=123``, ...).
+    DeviceError
+        The device is not on this machine.
+    DeviceMemoryError
+        A batch does not fit in memory (pass a smaller ``batch_size``).
+    LayerError, NodeNotFoundError
+        A layer cannot be measured or is not in the graph, or the unit is outside its grid.
+
     Examples
     --------
     >>> import torch, torch.nn as nn, rfkit
@@ -385,6 +388,13 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     from rfkit.erf.images import ImageStats, ImageWarning, data_config_for, image_batches
     from rfkit.erf.weights import load_model
 
+    validate.model(model)
+    layers = validate.layer_names(layers)
+    num_images = validate.count(num_images, "num_images")
+    batch_size = validate.count(batch_size, "batch_size", optional=True)
+    threads = validate.count(threads, "threads", optional=True)
+    seed = validate.count(seed, "seed", minimum=0)
+    input_size = None if input_size is None else validate.input_size(input_size)
     get_method(method)
     dev = resolve_device(device)
     module, winfo = load_model(model, weights, seed=seed) if isinstance(model, str) else load_model(model, weights)
@@ -393,7 +403,7 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     g = rfkit.trace(module, input_size=tuple(cfg["input_size"][1:]), in_chans=cfg["input_size"][0])
     g.model_name = name
     resolved, default_key = resolve_layers(g, module, layers)
-    units = _units(resolved, g, unit or {}, method, default_key, module)
+    units = _units(resolved, g, unit, method, default_key, module)
     notes = list(winfo.warnings)  # load_model has already warned about these
     already = len(notes)
     if autocast and dev.type == "cpu":
@@ -401,7 +411,7 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
         autocast = False
 
     stats = ImageStats(source=str(images), requested=num_images)
-    bs = batch_size or DEFAULT_BATCH.get(dev.type, 8)
+    bs = batch_size or auto_batch_size(g, dev)
     with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
         def make_capture(keys):
             return _capture(g, live, {k: resolved[k] for k in keys})
