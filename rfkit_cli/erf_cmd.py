@@ -9,6 +9,7 @@ from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rfkit_cli.format import fmt_pair
@@ -52,7 +53,7 @@ def _fmt(v, spec: str = ".2f") -> str:
 
 def erf_table(result, console: Console) -> None:
     """One row per layer: the unit, its analytic RF, and the main ERF metrics."""
-    table = Table(title=f"ERF of {result.model} @ {'×'.join(map(str, result.input_size))} "
+    table = Table(title=f"ERF of {escape(str(result.model))} @ {'×'.join(map(str, result.input_size))} "
                         f"({result.method}, {result.num_images} images)")
     for col in ("layer", "unit", "centre (y, x)", "RF h×w", "ERF 95% h×w", "ERF/RF h×w", "area 0.5",
                 "σ y×x (Gauss)", "R²"):
@@ -69,7 +70,7 @@ def erf_table(result, console: Console) -> None:
         sigma = f"{_fmt(d.get('gauss_sigma_y'), '.1f')}×{_fmt(d.get('gauss_sigma_x'), '.1f')}"
         if d and not d.get("gauss_like"):
             sigma += " (not Gaussian)"
-        table.add_row(layer or "<output>", fmt_pair(result.unit[layer], ", "), fmt_pair(result.center[layer], ", "),
+        table.add_row(escape(layer or "<output>"), fmt_pair(result.unit[layer], ", "), fmt_pair(result.center[layer], ", "),
                       rf, side, ratio, _fmt(d.get("area_ratio_0.5"), ".4f"), sigma, _fmt(d.get("gauss_r2"), ".3f"))
     console.print(table)
 

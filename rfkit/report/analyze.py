@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import json
-import numbers
 import os
 import re
 import secrets
@@ -30,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rfkit.errors import InputSizeError, RFKitError
+from rfkit import validate
+from rfkit.errors import RFKitError
 from rfkit.io import OutputError, atomic_write_text, check_writable, make_temp_dir, safe_name, short_hash
 from rfkit.report.markdown import one_line
 
@@ -151,10 +151,29 @@ def is_complete(folder, model=None) -> bool:
 
 def check_target(folder, model) -> None:
     """Raise :class:`OutputError` unless ``folder`` may receive ``model``'s report: it does not exist, is
-    an empty folder, or holds a finished report of the same model (which is then replaced)."""
+    an empty folder, or holds a finished report of the same model (which is then replaced).
+
+    A folder that another process renames while it is being looked at is looked at again.
+    """
     folder = Path(folder)
-    if not os.path.lexists(folder):
-        return
+    for _ in range(10):
+        try:
+            before = os.lstat(folder)
+        except FileNotFoundError:
+            return
+        try:
+            return _check_target(folder, model)
+        except (OutputError, FileNotFoundError):
+            try:
+                after = os.lstat(folder)
+            except FileNotFoundError:
+                continue
+            if (after.st_ino, after.st_dev) == (before.st_ino, before.st_dev):
+                raise
+    raise OutputError(f"{folder} keeps changing (other rfkit runs writing it?); rerun")
+
+
+def _check_target(folder: Path, model) -> None:
     if folder.is_dir() and not folder.is_symlink():
         if not any(folder.iterdir()):
             return
@@ -214,34 +233,6 @@ def remove_stale(out) -> list[Path]:
     return removed
 
 
-def check_resolution(resolution, ndim: int | None = None) -> tuple[int, ...] | None:
-    """``resolution`` as one positive int per spatial axis (an int is used for every axis); None stays None.
-
-    Raises :class:`~rfkit.errors.InputSizeError` (one line) for zero, negative or non-integer values, and for
-    a tuple whose length is not ``ndim``.
-
-    >>> check_resolution(32, 2), check_resolution((32, 48), 2), check_resolution(None)
-    ((32, 32), (32, 48), None)
-    >>> check_resolution(0)
-    Traceback (most recent call last):
-    ...
-    rfkit.errors.InputSizeError: resolution=0: give a positive integer, or one per spatial axis such as (224, 224)
-    """
-    if resolution is None:
-        return None
-    many = isinstance(resolution, (tuple, list))
-    values = tuple(resolution) if many else (resolution,)
-    if not values or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in values):
-        raise InputSizeError(f"resolution={one_line(repr(resolution), 80)}: give a positive integer, or one per "
-                             "spatial axis such as (224, 224)")
-    if ndim is None:
-        return tuple(int(v) for v in values)
-    if many and len(values) != ndim:
-        raise InputSizeError(f"resolution={one_line(repr(resolution), 80)} has {len(values)} axes, the model's input "
-                             f"has {ndim}: give one value per axis, or one integer for all")
-    return tuple(int(v) for v in values) if many else (int(values[0]),) * ndim
-
-
 def analyze(model, layers: str | Sequence[str] | None = None, images="sample", num_images: int = 32,
             weights: str = "auto", input_size=None, resolution=None, device="auto", out="rfkit-reports", *,
             method: str = "replknet", batch_size: int | None = None, threads: int | None = None,
@@ -278,8 +269,8 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
     OutputError
         ``out`` cannot be written, or ``out/<model>/`` exists and is not a finished report of this model
         (checked before measuring, and again before the rename).
-    InputSizeError
-        ``resolution`` is not positive integers, one per spatial axis.
+    InputSizeError, InputTooSmallError
+        ``resolution`` is not one integer or one per spatial axis, or not positive.
 
     Examples
     --------
@@ -291,8 +282,9 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
     import rfkit
     from rfkit.graph.productivity import input_resolution_range, productivity
 
-    sized = isinstance(input_size, (tuple, list))
-    check_resolution(resolution, len(input_size) if sized else None)
+    if resolution is not None:  # before the measurement; the number of axes again once the graph is known
+        validate.input_size(resolution, len(input_size) if isinstance(input_size, (tuple, list)) else None,
+                            "resolution")
     out = check_writable(out)
     name = folder_name(model)
     final = out / name
@@ -306,7 +298,7 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
                        input_size=input_size, threads=threads, seed=seed,
                        progress=(lambda n: step("images", n)) if progress else None)
     g = result.graph
-    res = check_resolution(resolution, len(g.input_size)) or tuple(g.input_size)
+    res = tuple(g.input_size) if resolution is None else validate.resolution(resolution, len(g.input_size))
     prod = productivity(g, res)
     rng = input_resolution_range(g)
     rng_local = input_resolution_range(g, ignore_global=True)
@@ -326,6 +318,7 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = {k: final / Path(p).relative_to(tmp) for k, p in files.items()}
+    notes = [n.replace(str(tmp), str(final)) for n in notes]  # the files are in final now
     return Report(name, final, result, prod, res, files, tuple(dict.fromkeys([*result.warnings, *notes])))
 
 

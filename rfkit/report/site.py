@@ -13,7 +13,6 @@ as rfkit's is skipped with a warning. The site folder is rfkit's once it holds `
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -257,15 +256,23 @@ def _compare(analyses: list[Analysis], docs: Path, per_row: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def yaml_str(text) -> str:
-    """``text`` as a YAML double-quoted scalar that mkdocs shows as text: HTML-escaped (mkdocs puts the site
-    name and navigation titles into pages unescaped), on one line, ``"`` and ``\\`` escaped.
+_LOOKALIKE = str.maketrans({"<": "‹", ">": "›", "&": "＆", '"': "”", "'": "’"})
 
-    >>> print(yaml_str('<b>"x"</b>'))
-    "&lt;b&gt;\\"x\\"&lt;/b&gt;"
+
+def yaml_str(text) -> str:
+    """``text`` as a YAML double-quoted scalar for the site name and navigation titles, on one line.
+
+    mkdocs-material puts these into pages unescaped, into attributes, and through Jinja's ``striptags``
+    (which turns ``&lt;`` back into ``<``): no escaping is safe in all three, so the characters that matter
+    to HTML are replaced by look-alikes (``‹ › ＆ ” ’``).
+
+    >>> print(yaml_str('<img src=x onerror="a(1)"> & b'))
+    "‹img src=x onerror=”a(1)”› ＆ b"
+    >>> print(yaml_str(chr(92)))
+    "\\\\"
     """
-    text = html.escape(one_line(text), quote=False)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    text = one_line(text).translate(_LOOKALIKE)
+    return '"' + text.replace("\\", "\\\\") + '"'
 
 
 def _mkdocs_yml(analyses: list[Analysis], title: str) -> str:
