@@ -23,18 +23,21 @@ _LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo
          "Status": "rfkit.graph.productivity", "to_dot": "rfkit.graph.dot", "render": "rfkit.graph.dot",
          "GraphBuilder": "rfkit.graph.handbuilt", "graph_from_layers": "rfkit.graph.handbuilt",
          "analyze": "rfkit.report.analyze", "Report": "rfkit.report.analyze", "analyze_many": "rfkit.report.batch",
-         "build_site": "rfkit.report.site"}
+         "build_site": "rfkit.report.site", "attribute": "rfkit.attribution.engine",
+         "AttributionResult": "rfkit.attribution.result"}
 
 __all__ = [
-    "ArchitectureError", "ERFResult", "GraphBuilder", "GraphvizNotFoundError", "InputRange", "InputSizeError",
-    "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "ProductivityReport",
+    "ArchitectureError", "AttributionResult", "ERFResult", "GraphBuilder", "GraphvizNotFoundError", "InputRange",
+    "InputSizeError", "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "ProductivityReport",
     "RFEstimate", "RFEstimates", "RFGraph", "RFInfo", "RFKitError", "RenderError", "Report", "Status",
-    "TraceError", "VerifyReport", "analyze", "analyze_many", "build_site", "erf", "estimate_rf",
+    "TraceError", "VerifyReport", "analyze", "analyze_many", "attribute", "build_site", "erf", "estimate_rf",
     "graph_from_layers", "input_resolution_range", "productivity", "render", "to_dot", "trace", "verify",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from rfkit.attribution.engine import attribute
+    from rfkit.attribution.result import AttributionResult
     from rfkit.erf.estimate import RFEstimate, RFEstimates, estimate_rf
     from rfkit.erf.result import ERFResult
     from rfkit.graph.dot import render, to_dot

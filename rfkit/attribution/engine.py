@@ -1,0 +1,424 @@
+"""``rfkit.attribute``: per-image contribution maps of a model's class or unit, for several methods."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from rfkit import validate
+from rfkit.attribution import methods as mth
+from rfkit.attribution.baselines import default_sigma, gaussian_blur, make_baseline
+from rfkit.attribution.blur_ig import blur_ig
+from rfkit.attribution.cam import candidates, cam_grid, check_layer, positional_layer, upsample
+from rfkit.attribution.errors import AttributionError, CamLayerError
+from rfkit.attribution.gradient import captum_attribution
+from rfkit.attribution.grid import GridTransform
+from rfkit.attribution.result import AttributionResult
+from rfkit.attribution.targets import (ScoreModel, Target, TargetSpec, check_class, class_name, num_classes,
+                                       parse_target, resolve_unit, unit_model)
+from rfkit.errors import DeviceMemoryError
+
+IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+#: A completeness error above this is reported as a warning (raise ``steps``).
+COMPLETENESS_WARN = 0.05
+
+
+class _Cam:
+    """The CAM layer: given, or chosen on the first batch from the candidates."""
+
+    def __init__(self, g, module: str | None, node: str | None, found: list[tuple[str, str]], note: str,
+                 first: str = "the final feature map") -> None:
+        self.g, self.module, self.node, self.found, self.note, self.first = g, module, node, found, note, first
+
+    def choose(self, score_model, x: torch.Tensor, targets: list[int]) -> None:
+        if self.module is not None:
+            return
+        module = positional_layer(score_model, x, targets, self.found, self.g)
+        if module is None:
+            tried = ", ".join(m for m, _ in self.found) or "none"
+            raise CamLayerError(f"no feature map before the target carries a per-position gradient of the score "
+                                f"(tried {tried}); pass the CAM layer (layer=..., --cam-layer)")
+        skipped = [m for m, _ in self.found[: [m for m, _ in self.found].index(module)]]
+        self.module, self.node = module, self.g.resolve(module)
+        self.note = (f"{module}: {self.first}" if not skipped else
+                     f"{module}: the score has no gradient at any grid position of {', '.join(skipped)} (e.g. a "
+                     f"class-token head reads only the class token), so the latest block input it depends on")
+
+    def transform(self) -> GridTransform:
+        return GridTransform(self.g.records[self.node].layout, len(self.g.input_size))
+
+
+class _Runner:
+    """Maps of every method for one batch at a time, collected over batches."""
+
+    def __init__(self, score_model, methods: tuple[str, ...], settings: mth.Settings, data_config: dict, sigma: float,
+                 cam: _Cam | None) -> None:
+        self.score_model, self.methods, self.settings = score_model, methods, settings
+        self.data_config, self.sigma, self.cam = data_config, sigma, cam
+        self.maps: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
+        self.completeness: dict[str, list[torch.Tensor]] = {}
+
+    def _path_input(self, name: str, x: torch.Tensor) -> torch.Tensor | None:
+        if name == "ig":
+            return make_baseline(self.settings.baseline, x, self.data_config, self.sigma)
+        return gaussian_blur(x, self.sigma) if name == "blur_ig" else None
+
+    def _gradient(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor) -> torch.Tensor:
+        start = self._path_input(name, x)
+        if name == "blur_ig":
+            attr = blur_ig(self.score_model, x, targets, steps=self.settings.steps, max_sigma=self.sigma,
+                           grad_step=self.settings.grad_step, batch_size=self.settings.batch_size)
+        else:
+            attr = captum_attribution(name, self.score_model, x, targets, self.settings, self.data_config, start)
+        attr = attr.detach()
+        if start is not None:
+            with torch.no_grad():
+                delta = scores - _chosen(self.score_model(start), targets)
+            total = attr.flatten(1).sum(dim=1).double()
+            err = (total - delta.double()).abs() / delta.double().abs()
+            self.completeness.setdefault(name, []).append(torch.where(delta != 0, err, torch.nan).cpu())
+        return attr.sum(dim=1)
+
+    def _cam_map(self, name: str, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
+        module = dict(self.score_model.model.named_modules())[self.cam.module]
+        grid = cam_grid(name, self.score_model, module, self.cam.transform(), x, targets, self.settings.batch_size)
+        return upsample(grid, tuple(x.shape[-2:]))
+
+    def batch(self, x: torch.Tensor, targets: list[int], scores: torch.Tensor) -> None:
+        """Every method's maps for ``x``; ``scores`` are the target scores of ``x``."""
+        if self.cam is not None:
+            self.cam.choose(self.score_model, x, targets)
+        base = {}
+        for name in mth.base_methods(self.methods):
+            if mth.is_cam(name):
+                base[name] = self._cam_map(name, x, targets).to(x.device)
+            else:
+                base[name] = self._gradient(name, x, targets, scores)
+        for name in self.methods:
+            maps = [base[p] for p in mth.parts(name)]
+            out = maps[0] if len(maps) == 1 else _normalised(maps[0]) * _normalised(maps[1])
+            self.maps[name].append(out.float().cpu())
+
+    def collected(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        maps = {m: torch.cat(v).numpy() for m, v in self.maps.items()}
+        return maps, {m: torch.cat(v).numpy() for m, v in self.completeness.items()}
+
+
+def _chosen(scores: torch.Tensor, targets: list[int]) -> torch.Tensor:
+    return scores.gather(1, torch.as_tensor(targets, device=scores.device).view(-1, 1))[:, 0]
+
+
+def _normalised(m: torch.Tensor) -> torch.Tensor:
+    """Each image's map divided by its largest absolute value (an all-zero map stays zero)."""
+    top = m.flatten(1).abs().amax(dim=1).clamp(min=torch.finfo(m.dtype).tiny)
+    return m / top.view(-1, *([1] * (m.dim() - 1)))
+
+
+def _targets_for(spec: TargetSpec, scores: torch.Tensor) -> list[int]:
+    if spec.kind == "predicted":
+        return scores.argmax(dim=1).tolist()
+    return [spec.index if spec.kind == "class" else 0] * scores.shape[0]
+
+
+def _check_settings(settings: mth.Settings) -> None:
+    validate.count(settings.steps, "steps")
+    validate.count(settings.samples, "samples")
+    if settings.ig_method not in IG_METHODS:
+        raise AttributionError(f"unknown IG integration rule {settings.ig_method!r}: use {', '.join(IG_METHODS)}")
+    for name in ("noise", "grad_step"):
+        value = getattr(settings, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or not math.isfinite(value):
+            raise AttributionError(f"{name} must be a positive number, got {value!r}")
+    if settings.blur_sigma is not None and not (isinstance(settings.blur_sigma, (int, float))
+                                                and settings.blur_sigma > 0):
+        raise AttributionError(f"blur_sigma must be a positive number of pixels, got {settings.blur_sigma!r}")
+
+
+def _cam_setup(g, model: nn.Module, names: tuple[str, ...], layer: str | None, target: Target | None) -> _Cam | None:
+    """The CAM layer: the user's (checked now), or the candidates the first batch chooses from."""
+    from rfkit.erf.engine import default_layer
+
+    cams = [n for n in names if mth.uses_cam(n)]
+    if not cams:
+        return None
+    target_node = target.node if target is not None and target.kind == "unit" else None
+    if layer is not None:
+        module, node = check_layer(g, layer, cams[0], target_node)
+        return _Cam(g, module, node, [], f"{module}: as given")
+    start = target_node or g.resolve(default_layer(g, model))
+    found = candidates(g, model, start, before=target_node is not None)
+    first = "the feature map before the unit's layer" if target_node else "the final feature map"
+    if not found and target_node:
+        found, first = candidates(g, model, start), "the unit's own layer (no feature map before it)"
+    if not found:
+        raise CamLayerError(f"{cams[0]} needs a feature map with a spatial grid before the target, and the model has "
+                            "none: pass the CAM layer (layer=..., --cam-layer)")
+    return _Cam(g, None, None, found, "", first)
+
+
+def _labels(images, n: int) -> tuple[str, ...]:
+    from rfkit.erf.images import SAMPLE_PHOTOS
+
+    if isinstance(images, str) and images == "sample":
+        k = len(SAMPLE_PHOTOS)
+        return tuple(SAMPLE_PHOTOS[i % k] + (f" (view {i})" if i >= k else "") for i in range(n))
+    return tuple(f"image {i}" for i in range(n))
+
+
+def _image_notes(stats) -> list[str]:
+    """The image source's notes (skipped files, fewer images than asked for), worded for maps."""
+    notes = [n for n in stats.notes() if not n.startswith("asked for")]
+    if 0 < stats.used < stats.requested:
+        notes.append(f"asked for {stats.requested} images, {stats.holder or stats.source} held {stats.used} usable "
+                     f"image(s): maps for {stats.used}")
+    return notes
+
+
+def _run(runner: _Runner, batches, spec: TargetSpec, device: torch.device, progress=None,
+         fixed: list[int] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
+    """Run every batch; returns (images, output scores, targets) of all batches."""
+    from rfkit.erf.devices import is_out_of_memory
+
+    xs, outs, chosen = [], [], []
+    for batch in batches:
+        x = batch.to(device)
+        try:
+            with torch.no_grad():
+                scores = runner.score_model(x)
+            targets = fixed[len(chosen): len(chosen) + len(x)] if fixed is not None else _targets_for(spec, scores)
+            runner.batch(x, targets, _chosen(scores, targets))
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            raise DeviceMemoryError(f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller "
+                                    "batch_size (--batch-size), or fewer IG steps / SmoothGrad samples") from None
+        xs.append(batch)
+        outs.append(scores.float().cpu())
+        chosen += targets
+        if progress is not None:
+            progress(x.shape[0])
+    return xs, outs, chosen
+
+
+def _score_model(live: nn.Module, g, target: Target | None) -> ScoreModel:
+    return unit_model(live, g, target) if target is not None and target.kind == "unit" else ScoreModel(live)
+
+
+def _sanity(live, g, target, runner: _Runner, x: torch.Tensor, targets: list[int], maps: dict, k: int, seed: int,
+            spec: TargetSpec, device) -> dict:
+    from rfkit.attribution.sanity import SanityResult, parameter_layers, randomise, rank_correlation
+    from rfkit.models.spec import copy_module
+
+    target_node = target.node if target is not None and target.kind == "unit" else list(g.records)[-1]
+    layers = parameter_layers(g, live, target_node)[-k:]
+    twin = copy_module(live)
+    randomise(twin, layers, seed)
+    other = _Runner(_score_model(twin, g, target), runner.methods, runner.settings, runner.data_config, runner.sigma,
+                    runner.cam)
+    bs = runner.settings.batch_size
+    _run(other, (x[i:i + bs] for i in range(0, len(x), bs)), spec, device, fixed=targets)
+    randomised, _ = other.collected()
+    return {m: SanityResult(m, tuple(layers), rank_correlation(maps[m], randomised[m])) for m in maps}
+
+
+def _faithfulness(score_model, x: torch.Tensor, maps: dict, targets: list[int], probabilities: bool, sigma: float,
+                  steps: int, batch_size: int, device) -> dict:
+    from rfkit.attribution.faithfulness import auc, curves
+
+    def score_fn(t):
+        out = score_model(t)
+        return out.softmax(dim=1) if probabilities else out
+
+    xd = x.to(device)
+    canvas = gaussian_blur(xd, sigma)
+    out = {}
+    for method, m in maps.items():
+        deletion, insertion = curves(score_fn, xd, m, targets, canvas, steps=steps, batch_size=batch_size)
+        out[method] = np.stack([auc(deletion), auc(insertion)], axis=1)
+    return out
+
+
+def _notes(result_parts: dict, methods, live: nn.Module) -> list[str]:
+    notes = []
+    for m, err in result_parts["completeness"].items():
+        worst = np.nanmax(err) if np.isfinite(err).any() else np.nan
+        if worst > COMPLETENESS_WARN:
+            notes.append(f"{m}: completeness error up to {worst:.1%} (> {COMPLETENESS_WARN:.0%}): raise steps")
+    for m, share in result_parts["outside_rf"].items():
+        if share.max() > 0:
+            notes.append(f"{m}: RF-window sanity check FAILED: {share.max():.2%} of the map lies outside the unit's "
+                         "analytic RF window, where the gradient must be zero")
+    for m, check in result_parts["sanity"].items():
+        if not check.model_sensitive:
+            notes.append(f"{m}: not model-sensitive (rank correlation {check.mean:.2f} with the maps after "
+                         f"re-initialising {len(check.layers)} layer(s))")
+    if any("guided_backprop" in mth.parts(m) for m in methods) and not any(
+            isinstance(s, nn.ReLU) for s in live.modules()):
+        notes.append("guided_backprop changes the backward pass of nn.ReLU modules only, and the model has none: "
+                     "its maps equal saliency")
+    return notes
+
+
+def attribute(model: str | nn.Module, images="sample", num_images: int = 4, methods: str | Sequence[str] = ("saliency",),
+              target="predicted", layer: str | None = None, weights: str = "auto", input_size=None,
+              baseline="zeros", batch_size: int | None = None, device="auto", *, steps: int = 50,
+              ig_method: str = "gausslegendre", noise: float = 0.15, samples: int = 25,
+              blur_sigma: float | None = None, sanity: bool = False, sanity_layers: int = 3,
+              faithfulness: bool = False, faithfulness_steps: int = 16, seed: int = 0,
+              progress=None) -> AttributionResult:
+    """Per-image contribution maps: which input pixels drove a class logit, or one unit of a layer.
+
+    Parameters
+    ----------
+    model : str or nn.Module
+        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``) or a module (left exactly as
+        found: device, dtype, train/eval mode and ``requires_grad`` are restored, also on error).
+    images : str, path, list of paths or Tensor
+        ``"sample"`` (scikit-image photographs, offline), ``"noise"``, a folder, image files, or a
+        model-ready tensor (N, C, H, W). See :mod:`rfkit.erf.images`.
+    num_images : int
+        How many images.
+    methods : str or list of str
+        ``saliency``, ``input_x_gradient``, ``smoothgrad``, ``ig``, ``blur_ig``, ``guided_backprop``,
+        ``gradcam``, ``gradcam++``, ``layercam``, ``scorecam``, or ``GRADIENT*CAM`` combinations
+        (:mod:`rfkit.attribution.methods`); a list or a comma-separated string.
+    target : int, str or (str, tuple)
+        A class index, ``"predicted"`` (each image's arg-max class), ``"LAYER"`` (the layer's centre unit,
+        the ERF's rule), ``"LAYER@i,j"`` or ``(LAYER, (i, j))``. A unit's score is its channel sum (signed).
+    layer : str, optional
+        The CAM methods' layer (a module); default: the final feature map the score depends on position by
+        position (:mod:`rfkit.attribution.cam`); for a unit target, the one before the unit's layer.
+    weights : str
+        ``"auto"``, ``"pretrained"``, ``"random"``, ``"random-safe"`` or a checkpoint path
+        (:func:`rfkit.erf.weights.load_model`).
+    input_size : int or (h, w), optional
+        Override the model's input size (the preprocessing follows).
+    baseline : str or Tensor
+        IG's baseline: ``"zeros"`` (model-input space), ``"black"``, ``"blur"``, or a tensor ``(C, H, W)``.
+    batch_size : int, optional
+        Inputs per forward pass (default: 32 CUDA, 16 MPS, up to 8 CPU as memory allows). Does not change the
+        maps.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...
+    steps : int
+        IG and Blur IG path steps.
+    ig_method : str
+        captum's integration rule: ``"gausslegendre"`` or a Riemann rule.
+    noise, samples : float, int
+        SmoothGrad's noise (fraction of the input range) and number of samples.
+    blur_sigma : float, optional
+        Blur IG's largest blur in pixels (default 50 at 224 px, in proportion).
+    sanity : bool
+        Run the model-randomisation check (:mod:`rfkit.attribution.sanity`) on ``sanity_layers`` layers.
+    faithfulness : bool
+        Deletion/insertion AUC per method and image (:mod:`rfkit.attribution.faithfulness`), with
+        ``faithfulness_steps`` steps.
+    seed : int
+        Seeds random weights, ``"noise"`` images, SmoothGrad's noise and the sanity check's re-initialisation.
+    progress : callable, optional
+        Called with the number of images after each batch.
+
+    Returns
+    -------
+    AttributionResult
+
+    Raises
+    ------
+    MethodError, TargetError, CamLayerError, BaselineError
+        Unknown method (close matches named), class outside the head, unit outside the grid, a CAM method
+        on a layer with no grid, an IG baseline of the wrong shape.
+
+    Examples
+    --------
+    >>> import torch.nn as nn, rfkit
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    ...                     nn.Linear(4, 5))
+    >>> res = rfkit.attribute(net, images="noise", num_images=2, methods="saliency,ig,gradcam", input_size=16,
+    ...                       device="cpu", steps=8)
+    >>> res.maps["ig"].shape, res.cam_layer, [t.kind for t in res.targets]
+    ((2, 16, 16), '1', ['class', 'class'])
+    """
+    import rfkit
+    from rfkit.erf.capture import frozen, model_device
+    from rfkit.erf.devices import auto_batch_size, resolve_device
+    from rfkit.erf.images import ImageStats, data_config_for, image_batches
+    from rfkit.erf.weights import load_model
+
+    validate.model(model)
+    names = mth.parse_methods(methods)
+    spec = parse_target(target)
+    validate.count(num_images, "num_images")
+    validate.count(batch_size, "batch_size", optional=True)
+    validate.count(sanity_layers, "sanity_layers")
+    validate.count(faithfulness_steps, "faithfulness_steps")
+    settings = mth.Settings(steps=steps, ig_method=ig_method, baseline=baseline, noise=noise, samples=samples,
+                            blur_sigma=blur_sigma, seed=seed)
+    _check_settings(settings)
+    dev = resolve_device(device)
+    module, winfo = load_model(model, weights, seed=seed) if isinstance(model, str) else load_model(model, weights)
+    name = model if isinstance(model, str) else type(model).__name__
+    cfg = data_config_for(module, input_size)
+    from rfkit.attribution.baselines import check_baseline
+
+    check_baseline(baseline, tuple(cfg["input_size"]))
+    g = rfkit.trace(module, input_size=tuple(cfg["input_size"][1:]), in_chans=cfg["input_size"][0])
+    g.model_name = name
+    unit_target = resolve_unit(spec, g, module) if spec.kind == "unit" else None
+    classes = None if unit_target else num_classes(g)
+    if spec.kind == "class":
+        check_class(spec.index, classes)
+    cam = _cam_setup(g, module, names, layer, unit_target)
+    bs = batch_size or auto_batch_size(g, dev)
+    settings = mth.Settings(**{**settings.__dict__, "batch_size": bs})
+    sigma = blur_sigma or default_sigma(cfg["input_size"][1:])
+    stats = ImageStats(source=str(images), requested=num_images)
+    with frozen(module, dev if model_device(module) != dev else None) as live:
+        score_model = _score_model(live, g, unit_target)
+        runner = _Runner(score_model, names, settings, cfg, sigma, cam)
+        batches = image_batches(images, cfg, num_images, bs, seed=seed, stats=stats)
+        xs, outs, chosen = _run(runner, batches, spec, dev, progress)
+        if not xs:
+            raise AttributionError("no images were processed")
+        maps, completeness = runner.collected()
+        x = torch.cat(xs)
+        checks = _sanity(live, g, unit_target, runner, x, chosen, maps, sanity_layers, seed, spec, dev) \
+            if sanity else {}
+        aucs = _faithfulness(score_model, x, maps, chosen, unit_target is None, sigma, faithfulness_steps, bs, dev) \
+            if faithfulness else {}
+        parts = {"completeness": completeness, "outside_rf": {}, "sanity": checks}
+        window = _window(g, unit_target)
+        if window is not None:
+            from rfkit.attribution.sanity import outside_fraction
+
+            parts["outside_rf"] = {m: outside_fraction(maps[m], window) for m in names if mth.is_gradient(m)}
+        notes = list(winfo.warnings) + _image_notes(stats)
+        already = len(winfo.warnings)
+        notes += _notes(parts, names, live)
+    outputs = torch.cat(outs)
+    if unit_target is not None:
+        targets = tuple(unit_target for _ in chosen)
+    else:
+        targets = tuple(Target("class", index=t, name=class_name(t, classes)) for t in chosen)
+    for n in notes[already:]:
+        warnings.warn(n, stacklevel=2)
+    return AttributionResult(
+        model=name, maps=maps, targets=targets, scores=_chosen(outputs, chosen).numpy().astype(np.float64),
+        logits=None if unit_target else outputs.numpy(), images=x.numpy(), labels=_labels(images, len(chosen)),
+        weights=winfo, data_config=dict(cfg), settings=settings, cam_layer=cam.module if cam else None,
+        cam_note=cam.note if cam else "", window=window, completeness=completeness, outside_rf=parts["outside_rf"],
+        sanity=checks, faithfulness=aucs, warnings=tuple(dict.fromkeys(notes)), device=str(dev), graph=g)
+
+
+def _window(g, target: Target | None):
+    """The unit's analytic RF window, or None (class target, or a unit with no local RF)."""
+    if target is None:
+        return None
+    info = g[target.node]
+    if info.is_global or info.unknown or info.windows is None:
+        return None
+    return info.window_of(target.unit)
