@@ -70,8 +70,8 @@ def erf_table(result, console: Console) -> None:
         sigma = f"{_fmt(d.get('gauss_sigma_y'), '.1f')}×{_fmt(d.get('gauss_sigma_x'), '.1f')}"
         if d and not d.get("gauss_like"):
             sigma += " (not Gaussian)"
-        table.add_row(escape(layer or "<output>"), fmt_pair(result.unit[layer], ", "), fmt_pair(result.center[layer], ", "),
-                      rf, side, ratio, _fmt(d.get("area_ratio_0.5"), ".4f"), sigma, _fmt(d.get("gauss_r2"), ".3f"))
+        table.add_row(escape(layer or "<output>"), fmt_pair(result.unit[layer], ", "),
+                      fmt_pair(result.center[layer], ", "), rf, side, ratio, _fmt(d.get("area_ratio_0.5"), ".4f"), sigma, _fmt(d.get("gauss_r2"), ".3f"))
     console.print(table)
 
 

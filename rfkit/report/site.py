@@ -107,8 +107,9 @@ def scan_analyses(paths: Sequence) -> tuple[list[Analysis], list[str]]:
     found: dict[Path, Analysis] = {}
     skipped: list[str] = []
     for p in map(Path, paths):
-        if not p.exists():
-            raise SiteError(f"{p} does not exist: give analysis folders written by `rfkit analyze`, or their parent")
+        if not p.is_dir():
+            raise SiteError(f"{p} {'is not a folder' if p.exists() else 'does not exist'}: give analysis folders "
+                            "written by `rfkit analyze`, or their parent")
         if os.path.lexists(p / DONE_MARKER):
             candidates = [p]
         else:
