@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from rfkit_cli.analyze_cmd import analyze_command, list_models_command
+from rfkit_cli.attribute_cmd import attribute_command
 from rfkit_cli.erf_cmd import erf_command
 from rfkit_cli.errors import run_guarded
 from rfkit_cli.graph_cmd import graph_command
@@ -29,6 +30,8 @@ app.command("report", help="Build an mkdocs site from analysis folders (one page
 app.command("list-models", help="List the models rfkit can analyse, or a preset's.")(list_models_command)
 app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(
     verify_command)
+app.command("attribute", help="Per-image contribution maps of a class or a unit (saliency, IG, SmoothGrad, "
+                              "Grad-CAM, ...), as maps, CSV, a figure and report.md.")(attribute_command)
 
 
 @app.callback(invoke_without_command=True)

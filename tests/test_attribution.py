@@ -81,7 +81,8 @@ def test_saliency_of_a_linear_model_is_its_weights():
 GRADIENT = "saliency,input_x_gradient,smoothgrad,ig,blur_ig,guided_backprop"
 
 
-@pytest.mark.parametrize("model, target, size", [("test_resnet", "layer1@3,3", 64), ("test_vit", "patch_embed@1,2", 64)])
+@pytest.mark.parametrize("model, target, size", [("test_resnet", "layer1@3,3", 64),
+                                                 ("test_vit", "patch_embed@1,2", 64)])
 def test_unit_gradient_attribution_is_zero_outside_its_rf_window(model, target, size):
     res = rfkit.attribute(model, images="sample", num_images=2, methods=GRADIENT, target=target, steps=8, samples=4,
                           weights="random-safe", input_size=size, device="cpu")

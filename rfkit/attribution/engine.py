@@ -264,11 +264,11 @@ def _notes(result_parts: dict, methods, live: nn.Module) -> list[str]:
     return notes
 
 
-def attribute(model: str | nn.Module, images="sample", num_images: int = 4, methods: str | Sequence[str] = ("saliency",),
-              target="predicted", layer: str | None = None, weights: str = "auto", input_size=None,
-              baseline="zeros", batch_size: int | None = None, device="auto", *, steps: int = 50,
-              ig_method: str = "gausslegendre", noise: float = 0.15, samples: int = 25,
-              blur_sigma: float | None = None, sanity: bool = False, sanity_layers: int = 3,
+def attribute(model: str | nn.Module, images="sample", num_images: int = 4,
+              methods: str | Sequence[str] = ("saliency",), target="predicted", layer: str | None = None,
+              weights: str = "auto", input_size=None, baseline="zeros", batch_size: int | None = None,
+              device="auto", *, steps: int = 50, ig_method: str = "gausslegendre", noise: float = 0.15,
+              samples: int = 25, blur_sigma: float | None = None, sanity: bool = False, sanity_layers: int = 3,
               faithfulness: bool = False, faithfulness_steps: int = 16, seed: int = 0,
               progress=None) -> AttributionResult:
     """Per-image contribution maps: which input pixels drove a class logit, or one unit of a layer.
@@ -409,9 +409,10 @@ def attribute(model: str | nn.Module, images="sample", num_images: int = 4, meth
     return AttributionResult(
         model=name, maps=maps, targets=targets, scores=_chosen(outputs, chosen).numpy().astype(np.float64),
         logits=None if unit_target else outputs.numpy(), images=x.numpy(), labels=_labels(images, len(chosen)),
-        weights=winfo, data_config=dict(cfg), settings=settings, cam_layer=cam.module if cam else None,
-        cam_note=cam.note if cam else "", window=window, completeness=completeness, outside_rf=parts["outside_rf"],
-        sanity=checks, faithfulness=aucs, warnings=tuple(dict.fromkeys(notes)), device=str(dev), graph=g)
+        source=stats.source, weights=winfo, data_config=dict(cfg), settings=settings,
+        cam_layer=cam.module if cam else None, cam_note=cam.note if cam else "", window=window,
+        completeness=completeness, outside_rf=parts["outside_rf"], sanity=checks, faithfulness=aucs,
+        warnings=tuple(dict.fromkeys(notes)), device=str(dev), graph=g)
 
 
 def _window(g, target: Target | None):

@@ -30,6 +30,8 @@ class AttributionResult:
         ``(N, C, H, W)`` float32: the model-ready images the maps were computed on.
     labels : tuple of str
         A short name per image (the sample photograph's name, else ``"image i"``).
+    source : str
+        Where the images came from (:attr:`rfkit.erf.images.ImageStats.source`).
     weights : WeightsInfo
         The weights actually used.
     data_config : dict
@@ -66,6 +68,7 @@ class AttributionResult:
     logits: np.ndarray | None
     images: np.ndarray
     labels: tuple[str, ...]
+    source: str
     weights: Any
     data_config: dict
     settings: Any

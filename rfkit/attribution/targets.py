@@ -77,8 +77,10 @@ def parse_target(target) -> TargetSpec:
     """Read a target: an int class, ``"predicted"``, a class index as text, ``"LAYER"`` (its centre unit),
     ``"LAYER@i,j"`` or ``(LAYER, (i, j))``.
 
-    >>> parse_target(207), parse_target("predicted").kind, parse_target("layer2@14,14")
-    (TargetSpec(kind='class', index=207, layer=None, unit=None), 'predicted', TargetSpec(kind='unit', index=None, layer='layer2', unit=(14, 14)))
+    >>> parse_target(207)
+    TargetSpec(kind='class', index=207, layer=None, unit=None)
+    >>> parse_target("predicted").kind, parse_target("layer2@14,14")
+    ('predicted', TargetSpec(kind='unit', index=None, layer='layer2', unit=(14, 14)))
     >>> parse_target(("blocks.2", (1, 0))).unit, parse_target("layer2").unit is None
     ((1, 0), True)
     """

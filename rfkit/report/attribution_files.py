@@ -1,0 +1,213 @@
+"""An :class:`~rfkit.attribution.result.AttributionResult` as files in a folder:
+
+- ``maps/<method>.npy``: the raw maps, ``(N, H, W)`` float32 (:func:`method_filename` names the file:
+  ``gradcam++`` -> ``gradcam_pp``, ``gradcam*saliency`` -> ``gradcam_x_saliency``);
+- ``attribution.csv``: one row per image and method (image, label, target, method, score, completeness error,
+  share outside the RF window, deletion/insertion AUC, sanity rank correlation);
+- ``figures/grid.png``: rows = images, columns = input + methods (:mod:`rfkit.report.attribution_figures`);
+- ``report.md``: what was run, the figure, per-method summaries and warnings, all user text escaped;
+- ``attribution.json``: what was run and the list of files this run wrote, written first and last.
+
+Every file is written atomically. A folder is refused when it holds a finished ``rfkit analyze`` report, or
+any of these names that no earlier ``attribution.json`` lists (rfkit never overwrites a file it did not
+write); rerun into the same folder, rfkit replaces its own files and removes the maps of methods the earlier
+run had and this one has not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from rfkit.io import OutputError, atomic_path, atomic_write_text, check_writable, safe_name
+from rfkit.report.erf_files import _foreign, _plain
+
+MANIFEST = "attribution.json"
+_OWN_NAME = re.compile(r"attribution\.csv|report\.md|figures/grid\.png|maps/[A-Za-z0-9_.-]+\.npy")
+
+
+def method_filename(method: str) -> str:
+    """A file-name-safe stem for a method name.
+
+    >>> method_filename("gradcam++"), method_filename("gradcam*saliency"), method_filename("ig")
+    ('gradcam_pp', 'gradcam_x_saliency', 'ig')
+    """
+    return safe_name(method.replace("++", "_pp").replace("*", "_x_"), fallback="method")
+
+
+def _planned(methods) -> list[str]:
+    return ["attribution.csv", "report.md", "figures/grid.png", *(f"maps/{method_filename(m)}.npy" for m in methods)]
+
+
+def _listed(folder: Path) -> set[str] | None:
+    """The files an earlier run listed in ``folder/attribution.json``; None when the file is there but is not
+    rfkit's (unreadable, or without a ``files`` list)."""
+    path = folder / MANIFEST
+    if not os.path.lexists(path):
+        return set()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and not path.is_symlink() else None
+    except (OSError, ValueError):
+        doc = None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, list):
+        return None
+    return {f for f in files if isinstance(f, str) and _OWN_NAME.fullmatch(f)}
+
+
+def check_attribution_folder(folder, methods=()) -> Path:
+    """Make sure :func:`save_attribution` can write the files of ``methods`` into ``folder``; returns it.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be written, holds a finished ``rfkit analyze`` report, or holds one of the file
+        names rfkit would write (or an ``attribution.json``) that rfkit did not write there.
+    """
+    from rfkit.report.analyze import DONE_MARKER
+
+    folder = Path(folder)
+    for f in (folder, folder.parent):
+        if os.path.lexists(f / DONE_MARKER):
+            raise OutputError(f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit attribute does not "
+                              "write into it: choose another --out")
+    check_writable(folder)
+    for sub in ("maps", "figures"):
+        if os.path.lexists(folder / sub) and ((folder / sub).is_symlink() or not (folder / sub).is_dir()):
+            raise OutputError(f"{folder / sub} is not a folder rfkit wrote; choose another --out, or move it away")
+    mine = _listed(folder)
+    if mine is None:
+        raise OutputError(f"{folder / MANIFEST} was not written by rfkit attribute; choose another --out, or move it "
+                          "away")
+    foreign = _foreign(folder, _planned(methods), mine)
+    if foreign:
+        raise OutputError(f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
+                          "them); rfkit does not overwrite them: choose another --out, or move them away")
+    return folder
+
+
+def run_header(result) -> dict:
+    """What was run: model, weights, images, input size, targets, methods, CAM layer, settings, RF window."""
+    import rfkit
+
+    w = result.weights
+    return {
+        "model": result.model, "weights": getattr(w, "description", str(w)), "weights_kind": getattr(w, "kind", None),
+        "images": result.source, "num_images": result.num_images, "input_size": list(result.input_size),
+        "data_config": _plain(result.data_config), "targets": [t.label for t in result.targets],
+        "methods": result.methods, "cam_layer": result.cam_layer, "cam_note": result.cam_note,
+        "settings": _plain(result.settings.as_dict()), "rf_window": _plain(result.window), "device": result.device,
+        "rfkit_version": rfkit.__version__, "warnings": list(result.warnings),
+    }
+
+
+def _write_manifest(folder: Path, result, files) -> None:
+    doc = {"run": run_header(result), "files": sorted(files)}
+    atomic_write_text(folder / MANIFEST, json.dumps(doc, indent=2) + "\n")
+
+
+def save_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
+    """Write the maps, ``attribution.csv``, ``figures/grid.png``, ``report.md`` and ``attribution.json`` into
+    ``folder`` (checked first with :func:`check_attribution_folder`).
+
+    Returns
+    -------
+    dict
+        The paths written, by kind: ``"csv"``, ``"report"``, ``"figure"``, ``"manifest"``, ``"map:<method>"``.
+    """
+    import pandas as pd
+
+    folder = check_attribution_folder(folder, result.methods)
+    before = _listed(folder) or set()
+    planned = set(_planned(result.methods)) - (set() if figure else {"figures/grid.png"})
+    _write_manifest(folder, result, before | planned)  # first: a run killed while writing still owns its files
+    written: dict[str, Path] = {}
+    for m in result.methods:
+        path = folder / "maps" / f"{method_filename(m)}.npy"
+        with atomic_path(path) as tmp:
+            np.save(tmp, np.asarray(result.maps[m], dtype=np.float32))
+        written[f"map:{m}"] = path
+    written["csv"] = atomic_write_text(folder / "attribution.csv", pd.DataFrame(result.rows()).to_csv(index=False))
+    if figure:
+        from rfkit.report.attribution_figures import save_grid
+
+        written["figure"] = save_grid(result, folder / "figures" / "grid.png")
+    written["report"] = atomic_write_text(folder / "report.md", report_markdown(result, written, folder))
+    mine = {p.relative_to(folder).as_posix() for p in written.values()}
+    for stale in sorted(before - mine):  # maps of methods an earlier run into this folder had
+        path = folder / stale
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    _write_manifest(folder, result, mine)
+    written["manifest"] = folder / MANIFEST
+    return written
+
+
+def _mean(values) -> str:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return f"{a.mean():.3g}" if a.size else "–"
+
+
+def _method_rows(result) -> list[list[str]]:
+    from rfkit.report.markdown import md_code
+
+    rows = []
+    for m in result.methods:
+        aucs = result.faithfulness.get(m)
+        check = result.sanity.get(m)
+        outside = result.outside_rf.get(m)
+        rows.append([
+            md_code(m), _mean(result.completeness[m]) if m in result.completeness else "–",
+            f"{np.max(outside):.3g}" if outside is not None else "–",
+            _mean(aucs[:, 0]) if aucs is not None else "–", _mean(aucs[:, 1]) if aucs is not None else "–",
+            f"{check.mean:.2f}" if check is not None and math.isfinite(check.mean) else "–",
+            ("yes" if check.model_sensitive else "**no**") if check is not None else "–",
+        ])
+    return rows
+
+
+def report_markdown(result, files: dict, folder: Path) -> str:
+    """The Markdown text of ``report.md`` (links relative to ``folder``)."""
+    from rfkit.report.markdown import _table, md_code, md_text
+
+    w = result.weights
+    H, W = result.input_size
+    s = result.settings
+    lines = [f"# Per-image contribution maps: {md_text(result.model)}", "",
+             f"- weights: {md_text(getattr(w, 'description', w))}",
+             f"- images: {md_text(result.source)} ({result.num_images} used), input {H}×{W} (h×w)",
+             f"- methods: {', '.join(md_code(m) for m in result.methods)}"]
+    if result.targets and result.targets[0].kind == "unit":
+        t = result.targets[0]
+        window = " × ".join(f"{a}..{b}" for a, b in result.window) if result.window else "none (global unit)"
+        lines.append(f"- target: unit {md_code(t.label)} (channel sum, signed); analytic RF window (rows × columns): "
+                     f"{window}")
+    else:
+        lines.append("- target: the class logit of each image (pre-softmax)")
+    if result.cam_layer:
+        lines.append(f"- CAM layer: {md_text(result.cam_note)}")
+    lines.append(f"- settings: IG {s.steps} steps ({s.ig_method}), baseline {md_text(s.as_dict()['baseline'])}; "
+                 f"SmoothGrad noise {s.noise:g} of the input range, {s.samples} samples; Blur IG up to sigma "
+                 f"{md_text(s.blur_sigma or 'default')}; batch {s.batch_size}; device {md_text(result.device)}")
+    if getattr(w, "kind", None) in ("random", "random-safe"):
+        lines += ["", "> **Random weights**: not a trained model; maps of trained weights differ."]
+    if "figure" in files:
+        lines += ["", f"![Contribution maps]({files['figure'].relative_to(folder).as_posix()})"]
+    lines += ["", "## Methods", ""]
+    lines += _table(["method", "completeness error (mean)", "outside RF window (max)", "deletion AUC", "insertion AUC",
+                     "sanity rank corr.", "model-sensitive"], _method_rows(result))
+    lines += ["", "## Images", ""]
+    lines += _table(["image", "label", "target", "score"],
+                    [[str(i), md_text(result.labels[i]), md_text(t.label), f"{result.scores[i]:.4g}"]
+                     for i, t in enumerate(result.targets)])
+    if result.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {md_text(x)}" for x in result.warnings]
+    lines += ["", "## Files", ""] + [f"- [{md_text(p.relative_to(folder).as_posix())}]"
+                                     f"({p.relative_to(folder).as_posix()})" for p in files.values()]
+    return "\n".join(lines) + "\n"
