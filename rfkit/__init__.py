@@ -9,8 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from rfkit.errors import (ArchitectureError, GraphvizNotFoundError, InputSizeError, InputTooSmallError,
-                          ModelBuildError, ModelNotFoundError, NodeNotFoundError, RenderError, RFKitError, TraceError)
+from rfkit.errors import (ArchitectureError, ArgumentError, CheckpointError, DeviceError, DeviceMemoryError,
+                          GraphvizNotFoundError, ImageSourceError, InputSizeError, InputTooSmallError, ModelBuildError,
+                          ModelNotFoundError, NodeNotFoundError, RenderError, RFKitError, TraceError, WeightsError,
+                          WeightsUnavailableError)
+from rfkit.io import OutputError
 
 __version__ = "0.1.0"
 
@@ -27,7 +30,8 @@ _LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo
          "AttributionResult": "rfkit.attribution.result"}
 
 __all__ = [
-    "ArchitectureError", "AttributionResult", "ERFResult", "GraphBuilder", "GraphvizNotFoundError", "InputRange",
+    "ArchitectureError", "ArgumentError", "CheckpointError", "DeviceError", "DeviceMemoryError", "ImageSourceError",
+    "OutputError", "WeightsError", "WeightsUnavailableError", "AttributionResult", "ERFResult", "GraphBuilder", "GraphvizNotFoundError", "InputRange",
     "InputSizeError", "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "ProductivityReport",
     "RFEstimate", "RFEstimates", "RFGraph", "RFInfo", "RFKitError", "RenderError", "Report", "Status",
     "TraceError", "VerifyReport", "analyze", "analyze_many", "attribute", "build_site", "erf", "estimate_rf",

@@ -106,7 +106,7 @@ def analyze_command(
             line = {"done": f"[green]done[/] {model} → {folder}",
                     "skipped": f"[cyan]skipped[/] {model} (complete report in {folder})",
                     "failed": f"[red]failed[/] {model}: {message}"}[outcome.status]
-            progress.console.print(line)
+            progress.console.print(line, soft_wrap=True)
             if outcome.report is not None:
                 print_warnings(outcome.report.warnings, seen, lambda text: progress.console.print(
                     text, markup=False, highlight=False, soft_wrap=True))

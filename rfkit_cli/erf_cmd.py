@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -24,8 +25,10 @@ def parse_unit(text: Optional[str]) -> Optional[tuple[int, ...]]:
     """
     if text is None:
         return None
-    size = parse_input_size(text.replace(",", "x"))
-    return size
+    parts = [p for p in re.split(r"[x×, ]+", text.strip()) if p]
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise UsageError(f"--unit {text!r}: give the unit's row and column on the layer's grid, e.g. --unit 3,4")
+    return tuple(int(p) for p in parts)
 
 
 def split_names(items: Optional[List[str]]) -> Optional[list[str]]:
