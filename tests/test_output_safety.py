@@ -542,3 +542,12 @@ def test_every_result_warning_is_printed_once_with_quiet(tiny, tmp_path, capsys,
     others = " ".join(x for x in err.strip().splitlines() if not x.startswith("warning: "))
     assert "unreadable" not in others and "dot" not in others  # each warning whole on its one line
     assert others.startswith(f"done {tiny}") if command == "analyze" else others == ""
+
+
+def test_a_model_whose_folder_cannot_be_named_fails_alone_in_a_batch(tiny, tmp_path, capsys):
+    os.symlink(tmp_path / "loop", tmp_path / "loop")  # resolving loop/net.py never ends
+    code, out, err = cli(capsys, "analyze", "loop/net.py:build", "tiny_net.py:build", *ARGS, "--out", "out")
+    assert code == 1
+    assert "failed loop/net.py:build: cannot resolve the model file loop/net.py" in err
+    assert "done tiny_net.py:build" in err and (tmp_path / "out" / "tiny_net-build" / "run.json").is_file()
+    assert "Traceback" not in err and "internal error" not in err

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rfkit import validate
-from rfkit.errors import RFKitError
+from rfkit.errors import ModelNotFoundError, RFKitError
 from rfkit.io import OutputError, atomic_write_text, check_writable, make_temp_dir, safe_name, short_hash
 from rfkit.report.markdown import one_line
 
@@ -67,6 +67,15 @@ class Report:
     warnings: tuple[str, ...] = ()
 
 
+def resolved_file(path) -> Path:
+    """The absolute, symlink-free path of a model file; a path that cannot be resolved (a symlink loop) is a
+    :class:`~rfkit.errors.ModelNotFoundError`."""
+    try:
+        return Path(path or "").expanduser().resolve()
+    except (OSError, RuntimeError) as e:
+        raise ModelNotFoundError(f"cannot resolve the model file {path}: {e}") from None
+
+
 def folder_name(model) -> str:
     """The report folder of a model, unique per model spec and safe as one path component.
 
@@ -95,7 +104,7 @@ def folder_name(model) -> str:
 
     spec = parse_spec(model)
     if spec.source == "file":
-        path = Path(spec.path or "").expanduser().resolve()
+        path = resolved_file(spec.path)
         text = f"{path.stem}-{spec.name}"
         if path.parent != Path.cwd().resolve():
             text += f"-{short_hash(str(path))}"
@@ -122,7 +131,7 @@ def model_id(model) -> str:
 
     spec = parse_spec(model)
     if spec.source == "file":
-        return f"file:{Path(spec.path or '').expanduser().resolve()}:{spec.name}"
+        return f"file:{resolved_file(spec.path)}:{spec.name}"
     return f"{spec.source}:{spec.name}"
 
 

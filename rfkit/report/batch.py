@@ -36,31 +36,33 @@ def analyze_many(models: Sequence[str], out="rfkit-reports", *, skip_existing: b
     """
     outcomes = []
     for i, model in enumerate(models):
-        folder = Path(out) / folder_name(model)
         if on_start is not None:
             on_start(i, model)
         t0 = time.perf_counter()
-        if skip_existing and is_complete(folder, model):
-            outcome = Outcome(model, "skipped", folder, 0.0, "already complete")
-        else:
-            try:
-                rep = analyze(model, out=out, **kwargs)
-            except KeyboardInterrupt:
+        try:
+            outcome = _run_one(model, out, skip_existing, kwargs, t0)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - every failure is reported, the batch goes on
+            if stop_on_error:
                 raise
-            except Exception as e:  # noqa: BLE001 - every failure is reported, the batch goes on
-                if stop_on_error:
-                    raise
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                if not isinstance(e, RFKitError):
-                    msg = f"{type(e).__name__}: {msg}"
-                outcome = Outcome(model, "failed", None, time.perf_counter() - t0, msg)
-            else:
-                final = rep.result.rf(rep.result.layers[-1])
-                rf = "global" if final.is_global else "×".join(str(v) for v in final.size)
-                outcome = Outcome(model, "done", rep.folder, time.perf_counter() - t0,
-                                  f"{len(rep.result.layers)} layers, RF of {rep.result.layers[-1] or 'the output'}: "
-                                  f"{rf}", rep)
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if not isinstance(e, RFKitError):
+                msg = f"{type(e).__name__}: {msg}"
+            outcome = Outcome(model, "failed", None, time.perf_counter() - t0, msg)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
     return outcomes
+
+
+def _run_one(model, out, skip_existing: bool, kwargs: dict, t0: float) -> Outcome:
+    """Skip ``model`` when its report is complete (with ``skip_existing``), else analyse it."""
+    folder = Path(out) / folder_name(model)
+    if skip_existing and is_complete(folder, model):
+        return Outcome(model, "skipped", folder, 0.0, "already complete")
+    rep = analyze(model, out=out, **kwargs)
+    final = rep.result.rf(rep.result.layers[-1])
+    rf = "global" if final.is_global else "×".join(str(v) for v in final.size)
+    return Outcome(model, "done", rep.folder, time.perf_counter() - t0,
+                   f"{len(rep.result.layers)} layers, RF of {rep.result.layers[-1] or 'the output'}: {rf}", rep)
