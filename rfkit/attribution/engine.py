@@ -72,7 +72,7 @@ class _Runner:
         start = self._path_input(name, x)
         if name == "blur_ig":
             attr = blur_ig(self.score_model, x, targets, steps=self.settings.steps, max_sigma=self.sigma,
-                           grad_step=self.settings.grad_step, batch_size=self.settings.batch_size)
+                           batch_size=self.settings.batch_size)
         else:
             attr = captum_attribution(name, self.score_model, x, targets, self.settings, self.data_config, start)
         attr = attr.detach()
@@ -130,10 +130,9 @@ def _check_settings(settings: mth.Settings) -> None:
     validate.count(settings.samples, "samples")
     if settings.ig_method not in IG_METHODS:
         raise AttributionError(f"unknown IG integration rule {settings.ig_method!r}: use {', '.join(IG_METHODS)}")
-    for name in ("noise", "grad_step"):
-        value = getattr(settings, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or not math.isfinite(value):
-            raise AttributionError(f"{name} must be a positive number, got {value!r}")
+    noise = settings.noise
+    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not noise > 0 or not math.isfinite(noise):
+        raise AttributionError(f"noise must be a positive number (a fraction of the input range), got {noise!r}")
     if settings.blur_sigma is not None and not (isinstance(settings.blur_sigma, (int, float))
                                                 and settings.blur_sigma > 0):
         raise AttributionError(f"blur_sigma must be a positive number of pixels, got {settings.blur_sigma!r}")

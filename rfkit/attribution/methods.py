@@ -128,8 +128,6 @@ class Settings:
     blur_sigma : float or None
         Largest blur of ``blur_ig`` (and of the ``"blur"`` baseline and the insertion canvas); None: 50 px
         at 224 px, in proportion to the input (:func:`rfkit.attribution.baselines.default_sigma`).
-    grad_step : float
-        ``blur_ig``'s finite-difference step in sigma for the derivative of the blur.
     batch_size : int
         Inputs per forward pass: images, and also IG path points, SmoothGrad samples and Blur IG steps,
         which are fed in chunks of this size.
@@ -143,7 +141,6 @@ class Settings:
     noise: float = 0.15
     samples: int = 25
     blur_sigma: float | None = None
-    grad_step: float = 0.01
     batch_size: int = 8
     seed: int = 0
 

@@ -3,7 +3,7 @@ input and one column per method, each map overlaid on its image.
 
 Display conventions (the maps themselves stay raw):
 
-- each method column is divided by one **column scale**, the 99.5th percentile of ``|map|`` over all its
+- each method column is divided by one **column scale**, the 99th percentile of ``|map|`` over all its
   images, so the images of a column are comparable and one hot pixel does not wash the rest out;
 - **signed** maps (gradient methods, combinations) share one diverging colour scale, blue negative, red
   positive, -1..1 of the column scale; CAM maps (non-negative) one sequential scale 0..1;
@@ -18,15 +18,17 @@ import numpy as np
 from rfkit.report.style import COLORS, _image_gray, _new_figure, _stroke, _styled, rf_rectangle, save_figure
 
 #: Percentile of ``|map|`` over a column that the column is divided by.
-SCALE_PERCENTILE = 99.5
+SCALE_PERCENTILE = 99.0
+#: The image under a map is drawn light and low in contrast, ``offset + gain * grey``, so the colours stand out.
+UNDERLAY = (0.55, 0.45)
 SIGNED_CMAP = "RdBu_r"
 CAM_CMAP = "inferno"
 PANEL_IN = 1.45
 
 
 def column_scale(maps: np.ndarray) -> float:
-    """The column scale of ``(N, H, W)`` maps: the 99.5th percentile of ``|map|`` (their max if that is 0,
-    1 for all-zero maps).
+    """The column scale of ``(N, H, W)`` maps: the :data:`SCALE_PERCENTILE` percentile of ``|map|`` (their max
+    if that is 0, 1 for all-zero maps).
 
     >>> column_scale(np.array([[[0.0, 2.0], [0.0, -4.0]]])) > 3.9, column_scale(np.zeros((1, 2, 2)))
     (True, 1.0)
@@ -138,7 +140,7 @@ def attribution_grid(result, *, max_images: int | None = None):
                 ax.set_ylabel(_row_label(result, i), rotation=0, ha="right", va="center", labelpad=4)
             else:
                 m = methods[j - 1]
-                ax.imshow(grey, cmap="gray", vmin=0, vmax=1.6, interpolation="nearest")  # a light underlay
+                ax.imshow(UNDERLAY[0] + UNDERLAY[1] * grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
                 ax.imshow(overlay_rgba(result.maps[m][i], scales[m], not is_cam(m)), interpolation="nearest")
             if result.window is not None:
                 ax.add_patch(rf_rectangle(result.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2,
