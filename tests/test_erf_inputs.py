@@ -401,6 +401,16 @@ def test_auto_offline_falls_back_to_safe_random_with_warning(offline):
     assert isinstance(m, nn.Module) and not any(p.is_meta for p in m.parameters())
 
 
+def test_auto_offline_builds_the_model_once(offline, monkeypatch):
+    """Offline with nothing cached, the pretrained attempt is refused before building: one build, at random init."""
+    calls = []
+    real = wts.build_model
+    monkeypatch.setattr(wts, "build_model", lambda *a, **k: calls.append(k.get("pretrained")) or real(*a, **k))
+    with pytest.warns(WeightsWarning):
+        _, info = load_model("test_resnet", "auto")
+    assert calls == [None] and info.kind == "random-safe"
+
+
 def test_pretrained_from_the_local_hub_cache_offline(offline, tmp_path, monkeypatch):
     import timm
     from huggingface_hub import constants

@@ -292,6 +292,25 @@ def _torch_hub_cached(url: str) -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)).is_file()
 
 
+def _hub_name(loc) -> str:
+    return loc[0] if isinstance(loc, tuple) else loc
+
+
+def _hf_cached(loc) -> bool:
+    """Whether a weight file timm would load for the Hugging Face hub location ``loc`` (``repo`` or ``(repo,
+    filename)``) is in the local cache; True when that cannot be told (the load is then attempted)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from timm.models import _hub
+
+        repo, filename = (loc[0], loc[1]) if isinstance(loc, tuple) else (loc, _hub.HF_WEIGHTS_NAME)
+        repo_id, revision = _hub.hf_split(repo)
+        names = [filename, *_hub._get_safe_alternatives(filename)]
+        return any(isinstance(try_to_load_from_cache(repo_id, n, revision=revision), str) for n in names)
+    except Exception:  # noqa: BLE001 -- private timm helpers: if they moved, try loading
+        return True
+
+
 def _pretrained_timm(spec: ModelSpec, device) -> tuple[nn.Module, str]:
     import timm
 
@@ -322,6 +341,8 @@ def _pretrained_timm(spec: ModelSpec, device) -> tuple[nn.Module, str]:
         offline = _hub_offline_env()
         why = "HF_HUB_OFFLINE is set" if offline else _unreachable(constants.ENDPOINT)
         offline = offline or why is not None
+        if offline and not _hf_cached(loc):  # known before building: the model is built once, at random init
+            raise _Unavailable(f"{why}, and {_hub_name(loc)} is not in the local Hugging Face cache")
     elif source == "url" and not _torch_hub_cached(loc):
         why = _unreachable(loc)
         if why:
@@ -333,9 +354,8 @@ def _pretrained_timm(spec: ModelSpec, device) -> tuple[nn.Module, str]:
             raise
         except Exception as e:  # noqa: BLE001 -- any download/load failure means: not obtainable
             cause = e.__cause__ or e
-            hub = loc[0] if isinstance(loc, tuple) else loc
             if offline:
-                raise _Unavailable(f"{why}, and {hub} is not in the local Hugging Face cache") from e
+                raise _Unavailable(f"{why}, and {_hub_name(loc)} is not in the local Hugging Face cache") from e
             raise _Unavailable(f"loading failed: {_first_line(cause)}") from e
     return model, tag
 
