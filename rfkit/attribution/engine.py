@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torch.nn as nn
 
 from rfkit import validate
 from rfkit.attribution import methods as mth
-from rfkit.attribution.baselines import default_sigma, gaussian_blur, make_baseline
+from rfkit.attribution.baselines import check_baseline, default_sigma, gaussian_blur, make_baseline
 from rfkit.attribution.blur_ig import blur_ig
 from rfkit.attribution.cam import candidates, cam_grid, check_layer, positional_layer, upsample
 from rfkit.attribution.errors import AttributionError, CamLayerError
@@ -342,44 +343,21 @@ def attribute(model: str | nn.Module, images="sample", num_images: int = 4,
     >>> res.maps["ig"].shape, res.cam_layer, [t.kind for t in res.targets]
     ((2, 16, 16), '1', ['class', 'class'])
     """
-    import rfkit
     from rfkit.erf.capture import frozen, model_device
-    from rfkit.erf.devices import auto_batch_size, resolve_device
-    from rfkit.erf.images import ImageStats, data_config_for, image_batches
-    from rfkit.erf.weights import load_model
+    from rfkit.erf.images import ImageStats, image_batches
 
-    validate.model(model)
-    names = mth.parse_methods(methods)
-    spec = parse_target(target)
-    validate.count(num_images, "num_images")
-    validate.count(batch_size, "batch_size", optional=True)
-    validate.count(sanity_layers, "sanity_layers")
-    validate.count(faithfulness_steps, "faithfulness_steps")
-    settings = mth.Settings(steps=steps, ig_method=ig_method, baseline=baseline, noise=noise, samples=samples,
-                            blur_sigma=blur_sigma, seed=seed)
-    _check_settings(settings)
-    dev = resolve_device(device)
-    module, winfo = load_model(model, weights, seed=seed) if isinstance(model, str) else load_model(model, weights)
-    name = model if isinstance(model, str) else type(model).__name__
-    cfg = data_config_for(module, input_size)
-    from rfkit.attribution.baselines import check_baseline
-
-    check_baseline(baseline, tuple(cfg["input_size"]))
-    g = rfkit.trace(module, input_size=tuple(cfg["input_size"][1:]), in_chans=cfg["input_size"][0])
-    g.model_name = name
-    unit_target = resolve_unit(spec, g, module) if spec.kind == "unit" else None
-    classes = None if unit_target else num_classes(g)
-    if spec.kind == "class":
-        check_class(spec.index, classes)
-    cam = _cam_setup(g, module, names, layer, unit_target)
-    bs = batch_size or auto_batch_size(g, dev)
-    settings = mth.Settings(**{**settings.__dict__, "batch_size": bs})
-    sigma = blur_sigma or default_sigma(cfg["input_size"][1:])
+    names, spec, settings = _arguments(model, methods, target, num_images, batch_size, sanity_layers,
+                                       faithfulness_steps, mth.Settings(steps=steps, ig_method=ig_method,
+                                                                        baseline=baseline, noise=noise,
+                                                                        samples=samples, blur_sigma=blur_sigma,
+                                                                        seed=seed))
+    run = _prepare(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings)
     stats = ImageStats(source=str(images), requested=num_images)
+    module, g, dev, unit_target = run.module, run.graph, run.device, run.unit
     with frozen(module, dev if model_device(module) != dev else None) as live:
         score_model = _score_model(live, g, unit_target)
-        runner = _Runner(score_model, names, settings, cfg, sigma, cam)
-        batches = image_batches(images, cfg, num_images, bs, seed=seed, stats=stats)
+        runner = _Runner(score_model, names, run.settings, run.data_config, run.sigma, run.cam)
+        batches = image_batches(images, run.data_config, num_images, run.settings.batch_size, seed=seed, stats=stats)
         xs, outs, chosen = _run(runner, batches, spec, dev, progress)
         if not xs:
             raise AttributionError("no images were processed")
@@ -387,31 +365,92 @@ def attribute(model: str | nn.Module, images="sample", num_images: int = 4,
         x = torch.cat(xs)
         checks = _sanity(live, g, unit_target, runner, x, chosen, maps, sanity_layers, seed, spec, dev) \
             if sanity else {}
-        aucs = _faithfulness(score_model, x, maps, chosen, unit_target is None, sigma, faithfulness_steps, bs, dev) \
-            if faithfulness else {}
-        parts = {"completeness": completeness, "outside_rf": {}, "sanity": checks}
+        aucs = _faithfulness(score_model, x, maps, chosen, unit_target is None, run.sigma, faithfulness_steps,
+                             run.settings.batch_size, dev) if faithfulness else {}
         window = _window(g, unit_target)
-        if window is not None:
-            from rfkit.attribution.sanity import outside_fraction
-
-            parts["outside_rf"] = {m: outside_fraction(maps[m], window) for m in names if mth.is_gradient(m)}
-        notes = list(winfo.warnings) + _image_notes(stats)
-        already = len(winfo.warnings)
-        notes += _notes(parts, names, live)
-    outputs = torch.cat(outs)
-    if unit_target is not None:
-        targets = tuple(unit_target for _ in chosen)
-    else:
-        targets = tuple(Target("class", index=t, name=class_name(t, classes)) for t in chosen)
-    for n in notes[already:]:
+        parts = {"completeness": completeness, "outside_rf": _outside(maps, names, window), "sanity": checks}
+        notes = _image_notes(stats) + _notes(parts, names, live)
+    for n in notes:
         warnings.warn(n, stacklevel=2)
+    outputs = torch.cat(outs)
     return AttributionResult(
-        model=name, maps=maps, targets=targets, scores=_chosen(outputs, chosen).numpy().astype(np.float64),
-        logits=None if unit_target else outputs.numpy(), images=x.numpy(), labels=_labels(images, len(chosen)),
-        source=stats.source, weights=winfo, data_config=dict(cfg), settings=settings,
-        cam_layer=cam.module if cam else None, cam_note=cam.note if cam else "", window=window,
-        completeness=completeness, outside_rf=parts["outside_rf"], sanity=checks, faithfulness=aucs,
-        warnings=tuple(dict.fromkeys(notes)), device=str(dev), graph=g)
+        model=run.name, maps=maps, targets=_targets(unit_target, chosen, run.classes),
+        scores=_chosen(outputs, chosen).numpy().astype(np.float64), logits=None if unit_target else outputs.numpy(),
+        images=x.numpy(), labels=_labels(images, len(chosen)), source=stats.source, weights=run.weights,
+        data_config=dict(run.data_config), settings=run.settings, cam_layer=run.cam.module if run.cam else None,
+        cam_note=run.cam.note if run.cam else "", window=window, completeness=completeness,
+        outside_rf=parts["outside_rf"], sanity=checks, faithfulness=aucs,
+        warnings=tuple(dict.fromkeys(list(run.weights.warnings) + notes)), device=str(dev), graph=g)
+
+
+def _arguments(model, methods, target, num_images, batch_size, sanity_layers, faithfulness_steps,
+               settings: mth.Settings) -> tuple[tuple[str, ...], TargetSpec, mth.Settings]:
+    """The arguments that need no model, checked: method names, the target as asked for, the settings."""
+    validate.model(model)
+    names = mth.parse_methods(methods)
+    spec = parse_target(target)
+    validate.count(num_images, "num_images")
+    validate.count(batch_size, "batch_size", optional=True)
+    validate.count(sanity_layers, "sanity_layers")
+    validate.count(faithfulness_steps, "faithfulness_steps")
+    _check_settings(settings)
+    return names, spec, settings
+
+
+@dataclass
+class _Prepared:
+    """The model built and traced once, with everything checked against it."""
+
+    module: nn.Module
+    weights: object
+    name: str
+    data_config: dict
+    graph: object
+    device: torch.device
+    unit: Target | None
+    classes: int | None
+    cam: _Cam | None
+    settings: mth.Settings
+    sigma: float
+
+
+def _prepare(model, weights, input_size, device, seed, spec: TargetSpec, names, layer, batch_size,
+             settings: mth.Settings) -> _Prepared:
+    """Load and trace the model; check the baseline, the target and the CAM layer against it."""
+    import rfkit
+    from rfkit.erf.devices import auto_batch_size, resolve_device
+    from rfkit.erf.images import data_config_for
+    from rfkit.erf.weights import load_model
+
+    dev = resolve_device(device)
+    module, winfo = load_model(model, weights, seed=seed) if isinstance(model, str) else load_model(model, weights)
+    cfg = data_config_for(module, input_size)
+    check_baseline(settings.baseline, tuple(cfg["input_size"]))
+    g = rfkit.trace(module, input_size=tuple(cfg["input_size"][1:]), in_chans=cfg["input_size"][0])
+    g.model_name = name = model if isinstance(model, str) else type(model).__name__
+    unit = resolve_unit(spec, g, module) if spec.kind == "unit" else None
+    classes = None if unit else num_classes(g)
+    if spec.kind == "class":
+        check_class(spec.index, classes)
+    cam = _cam_setup(g, module, names, layer, unit)
+    settings = mth.Settings(**{**settings.__dict__, "batch_size": batch_size or auto_batch_size(g, dev)})
+    sigma = settings.blur_sigma or default_sigma(cfg["input_size"][1:])
+    return _Prepared(module, winfo, name, cfg, g, dev, unit, classes, cam, settings, sigma)
+
+
+def _targets(unit: Target | None, chosen: list[int], classes: int | None) -> tuple[Target, ...]:
+    if unit is not None:
+        return tuple(unit for _ in chosen)
+    return tuple(Target("class", index=t, name=class_name(t, classes)) for t in chosen)
+
+
+def _outside(maps: dict, names, window) -> dict:
+    """The RF-window check of every gradient method's maps (empty without a window)."""
+    from rfkit.attribution.sanity import outside_fraction
+
+    if window is None:
+        return {}
+    return {m: outside_fraction(maps[m], window) for m in names if mth.is_gradient(m)}
 
 
 def _window(g, target: Target | None):

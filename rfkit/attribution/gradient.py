@@ -41,7 +41,7 @@ def _smoothgrad(model, x, targets, settings, data_config, baseline):
     from captum.attr import NoiseTunnel, Saliency
 
     per_forward = max(1, settings.batch_size // x.shape[0])
-    devices = [x.device] if x.device.type == "cuda" else []
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)
         return NoiseTunnel(Saliency(model)).attribute(

@@ -110,7 +110,8 @@ def randomise(model: nn.Module, names: list[str], seed: int) -> None:
     """Re-initialise the modules ``names`` of ``model`` in place: ``reset_parameters()`` where a module has it
     (convolutions, linear layers, norms), else a normal draw with std 0.02."""
     named = dict(model.named_modules())
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    gpus = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})  # their RNGs draw there
+    with torch.random.fork_rng(devices=gpus), torch.no_grad():
         torch.manual_seed(seed)
         for name in names:
             for sub in named[name].modules():

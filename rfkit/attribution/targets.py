@@ -11,6 +11,7 @@ unit's entries are found from the graph (:func:`rfkit.graph.units.select_unit`).
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -86,10 +87,10 @@ def parse_target(target) -> TargetSpec:
     """
     if isinstance(target, bool):
         raise TargetError(f"target must be a class index, 'predicted' or a unit, got {target!r}")
-    if isinstance(target, int):
+    if isinstance(target, numbers.Integral):
         if target < 0:
             raise TargetError(f"class index {target} is negative: classes are numbered from 0")
-        return TargetSpec("class", index=target)
+        return TargetSpec("class", index=int(target))
     if isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], str):
         unit = target[1]
         if not (isinstance(unit, (tuple, list)) and unit and all(isinstance(u, int) and not isinstance(u, bool)
