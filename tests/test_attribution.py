@@ -246,9 +246,28 @@ def test_faithfulness_aucs_are_probabilities_per_image_and_method():
     for method in ("saliency", "gradcam"):
         aucs = res.faithfulness[method]
         assert aucs.shape == (3, 2) and np.all((aucs >= 0) & (aucs <= 1))
-    with torch.no_grad():  # all pixels deleted: the last point is the zero image's probability
-        p0 = net(torch.zeros(1, 3, 16, 16)).softmax(1)[0, 1].item()
-    assert 0 < p0 < 1
+
+
+def test_deletion_and_insertion_auc_of_a_linear_unit():
+    """A 4x4 conv on a 4x4 input: the unit is b + sum_p c_p with c_p = sum_colours w x at pixel p, and its
+    saliency is sum_colours w. With 16 steps each step deletes (inserts) the next pixel by saliency."""
+    from rfkit.attribution.baselines import default_sigma, gaussian_blur
+
+    torch.manual_seed(5)
+    conv = nn.Conv2d(3, 1, 4)
+    x = images(1, 4, seed=8)
+    res = attribute(nn.Sequential(conv), x, methods="saliency", target="0@0,0", faithfulness=True,
+                    faithfulness_steps=16)
+    w, b = conv.weight.detach()[0], float(conv.bias)
+    order = np.argsort(-w.sum(0).flatten().numpy(), kind="stable")
+    mine = (w * x[0]).sum(0).flatten().numpy()[order]
+    canvas = (w * gaussian_blur(x, default_sigma((4, 4)))[0]).sum(0).flatten().numpy()[order]
+    kept = np.concatenate([[0], np.cumsum(mine)])  # contribution of the first k pixels
+    deletion = b + mine.sum() - kept
+    insertion = b + kept + np.concatenate([np.cumsum(canvas[::-1])[::-1], [0]])
+    trapezoid = lambda c: float(((c[:-1] + c[1:]) / 2).mean())  # noqa: E731
+    np.testing.assert_allclose(res.faithfulness["saliency"][0], [trapezoid(deletion), trapezoid(insertion)],
+                               rtol=1e-5)
 
 
 def test_rows_hold_one_line_per_image_and_method():
