@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
@@ -56,12 +55,12 @@ def attribute_command(
                                      "guided_backprop, gradcam, gradcam++, layercam, scorecam, or GRADIENT*CAM."),
     target: str = typer.Option("predicted", "--target", "-t",
                                help="A class index, predicted, LAYER (its centre unit) or LAYER@i,j."),
-    cam_layer: Optional[str] = typer.Option(None, "--cam-layer",
+    cam_layer: str | None = typer.Option(None, "--cam-layer",
                                             help="Layer (module) of the CAM methods. Default: the final feature "
                                                  "map the score depends on position by position."),
     weights: str = typer.Option("auto", "--weights",
                                 help="auto, pretrained, random, random-safe, or a checkpoint path."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
     baseline: str = typer.Option("zeros", "--baseline", help="IG baseline: zeros, black or blur."),
     steps: int = typer.Option(50, "--steps", min=1, help="IG and Blur IG path steps."),
     ig_method: str = typer.Option("gausslegendre", "--ig-method",
@@ -69,7 +68,7 @@ def attribute_command(
                                        "riemann_right, riemann_middle."),
     noise: float = typer.Option(0.15, "--noise", help="SmoothGrad noise sigma, as a fraction of the input range."),
     samples: int = typer.Option(25, "--samples", min=1, help="SmoothGrad samples per image."),
-    blur_sigma: Optional[float] = typer.Option(None, "--blur-sigma",
+    blur_sigma: float | None = typer.Option(None, "--blur-sigma",
                                                help="Blur IG's largest blur in pixels (default 50 at 224 px)."),
     sanity: bool = typer.Option(False, "--sanity", help="Model-randomisation check: re-initialise the top layers "
                                                         "and report the rank correlation per method."),
@@ -77,20 +76,21 @@ def attribute_command(
     faithfulness: bool = typer.Option(False, "--faithfulness", help="Deletion/insertion AUC per method and image."),
     faithfulness_steps: int = typer.Option(16, "--faithfulness-steps", min=1,
                                            help="Steps of the deletion/insertion curves."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Inputs per forward pass."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Inputs per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds random weights, noise images and SmoothGrad."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
+    out: Path | None = typer.Option(None, "--out", "-o",
                                        help="Folder for maps/*.npy, attribution.csv, figures/grid.png and "
                                             "report.md; rfkit writes only its own files there."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar (warnings still print)."),
 ) -> None:
     """Per-image contribution maps of MODEL: which pixels drove a class logit, or one unit of a layer, on each
     image, for several attribution methods."""
+    from rich.progress import Progress
+
     import rfkit
     from rfkit.attribution.methods import parse_methods
     from rfkit.report.attribution_files import check_attribution_folder, save_attribution
-    from rich.progress import Progress
 
     console = Console(width=None if Console().is_terminal else 200)
     names = parse_methods(methods)

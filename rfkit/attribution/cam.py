@@ -90,7 +90,8 @@ def check_layer(g, name: str, method: str, target_node: str | None) -> tuple[str
     try:
         to_grid(torch.zeros(record.info.shape), record.layout, len(g.input_size))
     except (LayoutMismatchError, TypeError) as e:
-        raise CamLayerError(f"{method}: the output of {name!r} cannot be put on its grid ({e}); pick another layer")
+        raise CamLayerError(f"{method}: the output of {name!r} cannot be put on its grid ({e}); pick another "
+                            "layer") from None
     if target_node is not None and node != target_node and not nx.has_path(g.nx, node, target_node):
         raise CamLayerError(f"{method}: the target unit's layer does not depend on {name!r}; pick a layer before it")
     return module, node

@@ -15,13 +15,22 @@ from rfkit import validate
 from rfkit.attribution import methods as mth
 from rfkit.attribution.baselines import check_baseline, default_sigma, gaussian_blur, make_baseline
 from rfkit.attribution.blur_ig import blur_ig
-from rfkit.attribution.cam import candidates, cam_grid, check_layer, positional_layer, upsample
+from rfkit.attribution.cam import cam_grid, candidates, check_layer, positional_layer, upsample
 from rfkit.attribution.errors import AttributionError, CamLayerError
 from rfkit.attribution.gradient import captum_attribution
 from rfkit.attribution.grid import GridTransform
 from rfkit.attribution.result import AttributionResult
-from rfkit.attribution.targets import (ScoreModel, Target, TargetSpec, check_class, class_name, num_classes,
-                                       parse_target, resolve_unit, unit_model)
+from rfkit.attribution.targets import (
+    ScoreModel,
+    Target,
+    TargetSpec,
+    check_class,
+    class_name,
+    num_classes,
+    parse_target,
+    resolve_unit,
+    unit_model,
+)
 from rfkit.errors import DeviceMemoryError
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
