@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,7 @@ def bare_loop(model, batches, layers, device):
     """Forward + input gradient per layer, nothing else: the floor for any ERF tool."""
     import rfkit
     from rfkit.erf.capture import HookCapture, frozen
-    from rfkit.graph.units import select_unit
-
-    from rfkit.graph.units import grid_shape
+    from rfkit.graph.units import grid_shape, select_unit
 
     g = rfkit.trace(model, input_size=tuple(batches[0].shape[2:]))
     layouts = {k: g.record(k).layout for k in layers}
@@ -68,8 +67,17 @@ def time_rfkit(model, images, layers, n, batch, device, method):
     import rfkit
 
     t0 = time.perf_counter()
-    res = rfkit.erf(model, layers=layers, images=images, num_images=n, batch_size=batch, device=device,
-                    method=method, weights="as-given", metrics=False)
+    res = rfkit.erf(
+        model,
+        layers=layers,
+        images=images,
+        num_images=n,
+        batch_size=batch,
+        device=device,
+        method=method,
+        weights="as-given",
+        metrics=False,
+    )
     return time.perf_counter() - t0, res
 
 
@@ -80,8 +88,9 @@ def time_openerf(model, folder, layers, n, device):
     maps = {}
     for layer in layers:
         target = "forward_features" if layer in ("norm", "layer4") and len(layers) == 1 else layer
-        maps[layer] = compute_erf(model, image_dir=folder, max_images=n, target_layer=target, device=device,
-                                  show_progress=False).erf_map
+        maps[layer] = compute_erf(
+            model, image_dir=folder, max_images=n, target_layer=target, device=device, show_progress=False
+        ).erf_map
     return time.perf_counter() - t0, maps
 
 
@@ -117,15 +126,13 @@ def main(argv=None) -> int:
             tensor = torch.cat(batches)
             for layers in LAYERS[name]:
                 bare_loop(model, batches[:1], layers, device)  # warm-up
+                n, bs = args.images, args.batch
                 tools = {
-                    "bare loop": lambda: bare_loop(model, batches, layers, device),
-                    "rfkit replknet": lambda: time_rfkit(model, tensor, layers, args.images, args.batch, device,
-                                                         "replknet"),
-                    "rfkit openerf": lambda: time_rfkit(model, tensor, layers, args.images, args.batch, device,
-                                                        "openerf"),
-                    "rfkit replknet (folder)": lambda: time_rfkit(model, folder, layers, args.images, args.batch,
-                                                                  device, "replknet"),
-                    "openerf (folder, batch 1)": lambda: time_openerf(model, folder, layers, args.images, device),
+                    "bare loop": partial(bare_loop, model, batches, layers, device),
+                    "rfkit replknet": partial(time_rfkit, model, tensor, layers, n, bs, device, "replknet"),
+                    "rfkit openerf": partial(time_rfkit, model, tensor, layers, n, bs, device, "openerf"),
+                    "rfkit replknet (folder)": partial(time_rfkit, model, folder, layers, n, bs, device, "replknet"),
+                    "openerf (folder, batch 1)": partial(time_openerf, model, folder, layers, n, device),
                 }
                 best, outputs = {}, {}
                 for _ in range(args.repeats):  # rounds over every tool: a noisy spell hits them all alike
@@ -135,17 +142,29 @@ def main(argv=None) -> int:
                         outputs[label] = out
                 bare_maps, ours = outputs["bare loop"], outputs["rfkit replknet"]
                 for k in layers:  # same numbers as the floor, or the comparison means nothing
-                    np.testing.assert_allclose(ours.maps[k] * args.images, bare_maps[k], rtol=1e-3,
-                                               atol=1e-6 * bare_maps[k].max())
+                    np.testing.assert_allclose(
+                        ours.maps[k] * args.images, bare_maps[k], rtol=1e-3, atol=1e-6 * bare_maps[k].max()
+                    )
                 open_maps, res_open = outputs["openerf (folder, batch 1)"], outputs["rfkit openerf"]
                 corr = min(np.corrcoef(res_open.maps[k].ravel(), open_maps[k].ravel())[0, 1] for k in layers)
                 t_bare, t_open, t_ours = best["bare loop"], best["openerf (folder, batch 1)"], best["rfkit openerf"]
                 for label, t in best.items():
-                    rows.append((name, len(layers), label, t / args.images * 1000, t / t_bare,
-                                 t_open / t if label.startswith("rfkit") else math.nan,
-                                 corr if label == "rfkit openerf" else math.nan))
-                print(f"{name} {len(layers)} layer(s): bare {t_bare:.2f}s, rfkit openerf {t_ours:.2f}s, "
-                      f"openerf {t_open:.2f}s, corr {corr:.4f}", flush=True)
+                    rows.append(
+                        (
+                            name,
+                            len(layers),
+                            label,
+                            t / args.images * 1000,
+                            t / t_bare,
+                            t_open / t if label.startswith("rfkit") else math.nan,
+                            corr if label == "rfkit openerf" else math.nan,
+                        )
+                    )
+                print(
+                    f"{name} {len(layers)} layer(s): bare {t_bare:.2f}s, rfkit openerf {t_ours:.2f}s, "
+                    f"openerf {t_open:.2f}s, corr {corr:.4f}",
+                    flush=True,
+                )
 
     one = {(r[0], r[2]): r[3] for r in rows if r[1] == 1}
     lines = [
@@ -160,9 +179,11 @@ def main(argv=None) -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for model, n, label, ms, vs_bare, speedup, corr in rows:
-        lines.append(f"| {model} | {n} | {label} | {ms:.1f} | {vs_bare:.2f} | "
-                     f"{'' if math.isnan(speedup) else f'{speedup:.2f}×'} | "
-                     f"{'' if math.isnan(corr) else f'{corr:.4f}'} |")
+        lines.append(
+            f"| {model} | {n} | {label} | {ms:.1f} | {vs_bare:.2f} | "
+            f"{'' if math.isnan(speedup) else f'{speedup:.2f}×'} | "
+            f"{'' if math.isnan(corr) else f'{corr:.4f}'} |"
+        )
     lines += ["", "Cost of 4 layers over 1 layer (same tool):", ""]
     for model in args.models:
         for label in ("bare loop", "rfkit replknet", "rfkit openerf", "openerf (folder, batch 1)"):

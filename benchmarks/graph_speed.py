@@ -47,10 +47,11 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 DEFAULT_MODELS = ("resnet50", "convnext_tiny", "vit_base_patch16_224")
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "graph_speed.md"
@@ -58,8 +59,17 @@ RFA_DIST = "rfa-toolbox"
 RFA_MODULE = "rfa_toolbox"
 # Aliases removed from ``collections`` in Python 3.10 that rfa-toolbox still imports from there.
 COLLECTIONS_ALIASES = ("Sequence", "Mapping", "MutableMapping", "Iterable", "Callable", "Set", "MutableSet")
-COLUMNS = ("model", "tool", "n", "median s", "min-max s", "rfkit speed-up", "final layer", "final RF max / min",
-           "notes")
+COLUMNS = (
+    "model",
+    "tool",
+    "n",
+    "median s",
+    "min-max s",
+    "rfkit speed-up",
+    "final layer",
+    "final RF max / min",
+    "notes",
+)
 
 
 # --- timing ---------------------------------------------------------------------------------------
@@ -169,7 +179,7 @@ class FinalRF:
         """Whether both sizes are finite numbers."""
         return all(math.isfinite(v) for v in self.size + self.size_min)
 
-    def agrees_with(self, other: "FinalRF") -> bool:
+    def agrees_with(self, other: FinalRF) -> bool:
         """Whether both RFs are known and equal."""
         return self.known and other.known and self.size == other.size and self.size_min == other.size_min
 
@@ -189,6 +199,7 @@ def format_axes(values: tuple[float, ...]) -> str:
     >>> format_axes((427.0, 427.0)), format_axes((5.0, 3.0)), format_axes((math.nan, math.nan))
     ('427', '5x3', '?')
     """
+
     def one(v: float) -> str:
         if math.isnan(v):
             return "?"
@@ -284,7 +295,7 @@ def load_rfa_toolbox() -> RfaToolbox:
 
 def _strip_input_prefix(name: str) -> str:
     """rfa-toolbox names functional-op nodes ``inp_<scope>.out_<i>``; drop the ``inp_``."""
-    return name[len("inp_"):] if name.startswith("inp_") else name
+    return name[len("inp_") :] if name.startswith("inp_") else name
 
 
 def rfa_final_node(output_node, module: str):
@@ -328,8 +339,17 @@ class Row:
         seconds = self.timed.seconds if self.timed else []
         n = str(len(seconds)) if seconds else "-"
         spread = f"{min(seconds):.2f}-{max(seconds):.2f}" if seconds else "-"
-        return (self.model, self.tool, n, "-" if median is None else f"{median:.3f}", spread, self.speedup,
-                self.final_layer or "(output)", format_rf(self.rf), self.notes)
+        return (
+            self.model,
+            self.tool,
+            n,
+            "-" if median is None else f"{median:.3f}",
+            spread,
+            self.speedup,
+            self.final_layer or "(output)",
+            format_rf(self.rf),
+            self.notes,
+        )
 
 
 def _rfkit_row(model: str, tool: str, fn: Callable, module: str, args) -> Row:
@@ -348,11 +368,13 @@ def _rfa_row(model: str, cpu_model, module: str, rfa: RfaToolbox, args) -> Row:
     if cpu_model is None:
         return Row(model, tool, None, module, notes="skipped: the CPU model could not be built")
     input_res = (1, 3, args.input_size, args.input_size)
-    timed = time_call(lambda: rfa.create_graph(cpu_model, input_res=input_res), args.repeats,
-                      args.slow_seconds, args.slow_repeats)
+    timed = time_call(
+        lambda: rfa.create_graph(cpu_model, input_res=input_res), args.repeats, args.slow_seconds, args.slow_repeats
+    )
     if timed.error is not None:
-        return Row(model, tool, timed, module,
-                   notes=f"failed after {timed.warmup_s:.1f} s: {describe_error(timed.error)}")
+        return Row(
+            model, tool, timed, module, notes=f"failed after {timed.warmup_s:.1f} s: {describe_error(timed.error)}"
+        )
     return Row(model, tool, timed, module, rfa_final_rf(timed.value, module))
 
 
@@ -416,8 +438,7 @@ def benchmark_model(name: str, rfa: RfaToolbox, args) -> list[Row]:
     if cpu_model is None:
         module_row = Row(name, "rfkit (module)", None, notes=f"model not built: {describe_error(build_error)}")
     else:
-        module_row = _rfkit_row(name, "rfkit (module)", lambda: rfkit.trace(cpu_model, input_size=size),
-                                module, args)
+        module_row = _rfkit_row(name, "rfkit (module)", lambda: rfkit.trace(cpu_model, input_size=size), module, args)
     rfa_row = _rfa_row(name, cpu_model, module, rfa, args)
     rows = [spec_row, module_row, rfa_row]
     _add_speedups(rows, rfa_row)
@@ -451,32 +472,45 @@ def environment_line(rfa: RfaToolbox) -> str:
     import rfkit
 
     rfa_text = rfa.version or "not installed"
-    return (f"python {platform.python_version()}, torch {torch.__version__}, timm {timm.__version__}, "
-            f"rfkit {rfkit.__version__}, rfa-toolbox {rfa_text}; {os.cpu_count()} CPUs, "
-            f"torch threads {torch.get_num_threads()}; {platform.machine()} {platform.system()}")
+    return (
+        f"python {platform.python_version()}, torch {torch.__version__}, timm {timm.__version__}, "
+        f"rfkit {rfkit.__version__}, rfa-toolbox {rfa_text}; {os.cpu_count()} CPUs, "
+        f"torch threads {torch.get_num_threads()}; {platform.machine()} {platform.system()}"
+    )
 
 
 def command_line(args) -> str:
     """The command that reproduces this run (every option spelled out)."""
-    return (f"python benchmarks/graph_speed.py --repeats {args.repeats} --input-size {args.input_size} "
-            f"--threads {args.threads} --models {' '.join(args.models)}")
+    return (
+        f"python benchmarks/graph_speed.py --repeats {args.repeats} --input-size {args.input_size} "
+        f"--threads {args.threads} --models {' '.join(args.models)}"
+    )
 
 
 def render_report(table: str, env: str, args) -> str:
     """Markdown copy of the table: when, where, how, then the table in a text block."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        "# Graph speed: rfkit vs rfa-toolbox", "",
-        f"Generated {stamp} by `{command_line(args)}`.", "",
-        f"Environment: {env}.", "",
-        f"Median of n timed calls after one warm-up (n capped at {args.slow_repeats} when the warm-up "
-        f"takes over {args.slow_seconds:g} s); min-max = fastest and slowest timed call. "
-        "Speed-up = rfa-toolbox median / rfkit median, same run. "
-        "`rfkit (spec)` includes building the model on the meta device; `rfkit (module)` and "
-        "`rfa-toolbox` get a CPU model built beforehand. Final RF = RF of the last feature map "
-        "(timm `feature_info`), max / min over paths.", "",
-        "```text", table, "```", "",
-    ])
+    return "\n".join(
+        [
+            "# Graph speed: rfkit vs rfa-toolbox",
+            "",
+            f"Generated {stamp} by `{command_line(args)}`.",
+            "",
+            f"Environment: {env}.",
+            "",
+            f"Median of n timed calls after one warm-up (n capped at {args.slow_repeats} when the warm-up "
+            f"takes over {args.slow_seconds:g} s); min-max = fastest and slowest timed call. "
+            "Speed-up = rfa-toolbox median / rfkit median, same run. "
+            "`rfkit (spec)` includes building the model on the meta device; `rfkit (module)` and "
+            "`rfa-toolbox` get a CPU model built beforehand. Final RF = RF of the last feature map "
+            "(timm `feature_info`), max / min over paths.",
+            "",
+            "```text",
+            table,
+            "```",
+            "",
+        ]
+    )
 
 
 # --- command line ---------------------------------------------------------------------------------
@@ -486,11 +520,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="timm model names")
     p.add_argument("--repeats", type=int, default=5, help="timed calls after the warm-up (default 5)")
     p.add_argument("--input-size", type=int, default=224, help="square input size (default 224)")
-    p.add_argument("--slow-seconds", type=float, default=5.0,
-                   help="a warm-up slower than this caps the repeats (default 5)")
+    p.add_argument(
+        "--slow-seconds", type=float, default=5.0, help="a warm-up slower than this caps the repeats (default 5)"
+    )
     p.add_argument("--slow-repeats", type=int, default=3, help="repeats for slow calls (default 3)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch intra-op threads (default 1: steady timings on a busy machine; 0: torch's own)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: steady timings on a busy machine; 0: torch's own)",
+    )
     p.add_argument("--output", type=Path, default=RESULTS_PATH, help=f"markdown copy (default {RESULTS_PATH})")
     args = p.parse_args(argv)
     if args.repeats < 1 or args.slow_repeats < 1:

@@ -102,10 +102,14 @@ def rfa_status(node, res: int) -> tuple[str, str]:
     rf_min = np.asarray(node.receptive_field_min)
     rule = ""
     if border:
-        rf_rule = all(np.all(res <= np.asarray(p.receptive_field_min)) for p in node.predecessors) \
-            and bool(np.all(res < rf_min))
-        kernel_rule = node.layer_info.kernel_size != np.inf and bool(node.predecessors) and all(
-            node._feature_map_size_larger_than_kernel(p, res) for p in node.predecessors)
+        rf_rule = all(np.all(res <= np.asarray(p.receptive_field_min)) for p in node.predecessors) and bool(
+            np.all(res < rf_min)
+        )
+        kernel_rule = (
+            node.layer_info.kernel_size != np.inf
+            and bool(node.predecessors)
+            and all(node._feature_map_size_larger_than_kernel(p, res) for p in node.predecessors)
+        )
         rule = "both" if rf_rule and kernel_rule else ("rf" if rf_rule else "kernel")
         return "unproductive", rule
     if np.all(rf_min > res):
@@ -151,10 +155,18 @@ def match_layers(g, report, rfa_graph) -> tuple[list[Pair], list[str], list[str]
     for key in list(dict.fromkeys(list(ours) + list(theirs))):
         a, b = ours.get(key, []), theirs.get(key, [])
         for e, node in zip(a, b):
-            pairs.append(Pair(e.module or e.node, key[1], e, *rfa_status(node, report.input_size[0]),
-                              _axes(node.receptive_field_min), node.layer_info.kernel_size))
-        only_ours += [f"{e.module or e.node} ({key[1]})" for e in a[len(b):]]
-        only_theirs += [f"{n.layer_info.name} in {key[0] or 'top level'}" for n in b[len(a):]]
+            pairs.append(
+                Pair(
+                    e.module or e.node,
+                    key[1],
+                    e,
+                    *rfa_status(node, report.input_size[0]),
+                    _axes(node.receptive_field_min),
+                    node.layer_info.kernel_size,
+                )
+            )
+        only_ours += [f"{e.module or e.node} ({key[1]})" for e in a[len(b) :]]
+        only_theirs += [f"{n.layer_info.name} in {key[0] or 'top level'}" for n in b[len(a) :]]
     return pairs, only_ours, only_theirs
 
 
@@ -191,11 +203,22 @@ def toy_dilated():
     import torch.nn as nn
 
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU(),
+        nn.Conv2d(3, 8, 3, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, 2, 1),
+        nn.ReLU(),
         nn.Upsample(scale_factor=4, mode="nearest"),
-        nn.Conv2d(8, 8, 3, 1, 2, dilation=2), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 4, dilation=4), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, 1, 8, dilation=8), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+        nn.Conv2d(8, 8, 3, 1, 2, dilation=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, 1, 4, dilation=4),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, 1, 8, dilation=8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, 1, 1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
     ).eval()
 
 
@@ -229,8 +252,9 @@ def run_one(name: str, model, res: int, rfa) -> Result:
     for p in out.pairs:
         ours = p.ours.status.value
         out.ours_counts[ours] = out.ours_counts.get(ours, 0) + 1
-        theirs = "global" if p.rfa_status != "unproductive" and all(math.isinf(v) for v in p.rfa_rf_min) \
-            else p.rfa_status
+        theirs = (
+            "global" if p.rfa_status != "unproductive" and all(math.isinf(v) for v in p.rfa_rf_min) else p.rfa_status
+        )
         out.rfa_counts[theirs] = out.rfa_counts.get(theirs, 0) + 1
     return out
 
@@ -244,9 +268,11 @@ def ranges(name: str, model, rfa) -> dict[str, str]:
         return f"{tuple(int(v) for v in lo)} – {tuple(float(v) if math.isinf(v) else int(v) for v in hi)}"
 
     g = rfkit.trace(model, input_size=224)
-    out = {"rfkit": fmt(input_resolution_range(g)),
-           "rfkit ignore_global": fmt(input_resolution_range(g, ignore_global=True)),
-           "rfkit all layers": fmt(input_resolution_range(g, weighted_only=False))}
+    out = {
+        "rfkit": fmt(input_resolution_range(g)),
+        "rfkit ignore_global": fmt(input_resolution_range(g, ignore_global=True)),
+        "rfkit all layers": fmt(input_resolution_range(g, weighted_only=False)),
+    }
     if rfa is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -261,25 +287,41 @@ def ranges(name: str, model, rfa) -> dict[str, str]:
 # --- report ------------------------------------------------------------------------------------------------
 def render(results: list[Result], range_rows: dict[str, dict[str, str]], env: str, argv: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["# Unproductive layers: rfkit vs rfa-toolbox", "",
-             f"Generated {stamp} by `{argv}`.", "", f"Environment: {env}.", "",
-             "Statuses counted over the layers both tools find (convolutions, pooling, adaptive pooling, "
-             "linear), matched by module scope and order. rfa-toolbox's status is the colour its "
-             "`visualize_architecture` gives (red = `is_border`); `global` for rfa-toolbox = a layer with an "
-             "infinite RF that it does not colour red. See docs/productivity.md for every rule.", "",
-             "## Status counts", "",
-             "| model | input | tool | " + " | ".join(STATUSES) + " | matched | only in this tool |",
-             "|---|---|---|" + "---|" * len(STATUSES) + "---|---|"]
+    lines = [
+        "# Unproductive layers: rfkit vs rfa-toolbox",
+        "",
+        f"Generated {stamp} by `{argv}`.",
+        "",
+        f"Environment: {env}.",
+        "",
+        "Statuses counted over the layers both tools find (convolutions, pooling, adaptive pooling, "
+        "linear), matched by module scope and order. rfa-toolbox's status is the colour its "
+        "`visualize_architecture` gives (red = `is_border`); `global` for rfa-toolbox = a layer with an "
+        "infinite RF that it does not colour red. See docs/productivity.md for every rule.",
+        "",
+        "## Status counts",
+        "",
+        "| model | input | tool | " + " | ".join(STATUSES) + " | matched | only in this tool |",
+        "|---|---|---|" + "---|" * len(STATUSES) + "---|---|",
+    ]
     for r in results:
         if r.error:
             lines.append(f"| {r.model} | {r.res} | - | " + " | ".join("-" for _ in STATUSES) + f" | - | {r.error} |")
             continue
         for tool, counts, only in (("rfkit", r.ours_counts, r.only_ours), ("rfa-toolbox", r.rfa_counts, r.only_theirs)):
-            lines.append(f"| {r.model} | {r.res} | {tool} | " + " | ".join(str(counts.get(s, 0)) for s in STATUSES)
-                         + f" | {len(r.pairs)} | {', '.join(only) or '-'} |")
-    lines += ["", "## Layers whose status differs", "",
-              "rfkit: `rf_in → rf_out` (min over paths); rfa-toolbox: its `receptive_field_min` and, for red "
-              "layers, which rule fired (`rf`: inputs' RF ≥ input; `kernel`: kernel ≥ feature map).", ""]
+            lines.append(
+                f"| {r.model} | {r.res} | {tool} | "
+                + " | ".join(str(counts.get(s, 0)) for s in STATUSES)
+                + f" | {len(r.pairs)} | {', '.join(only) or '-'} |"
+            )
+    lines += [
+        "",
+        "## Layers whose status differs",
+        "",
+        "rfkit: `rf_in → rf_out` (min over paths); rfa-toolbox: its `receptive_field_min` and, for red "
+        "layers, which rule fired (`rf`: inputs' RF ≥ input; `kernel`: kernel ≥ feature map).",
+        "",
+    ]
     for r in results:
         if r.error:
             continue
@@ -294,16 +336,21 @@ def render(results: list[Result], range_rows: dict[str, dict[str, str]], env: st
             ours = p.ours
             rin = "×".join(_num(v) for v in _sq(ours.rf_in))
             rout = "×".join(_num(v) for v in _sq(ours.rf_out))
-            theirs = f"{p.rfa_status} (r_min {'×'.join(_num(v) for v in _sq(p.rfa_rf_min))}" + \
-                (f", rule {p.rfa_rule})" if p.rfa_rule else ")")
+            theirs = f"{p.rfa_status} (r_min {'×'.join(_num(v) for v in _sq(p.rfa_rf_min))}" + (
+                f", rule {p.rfa_rule})" if p.rfa_rule else ")"
+            )
             lines.append(f"| {p.name} | {ours.status.value} ({rin} → {rout}) | {theirs} | {cause(p)} |")
         lines.append("")
-    lines += ["## Input resolution ranges (min – max)", "",
-              "rfkit: `input_resolution_range(g)` (min set by layers with weights), with `ignore_global=True`, "
-              "and with `weighted_only=False`; rfa-toolbox: `input_resolution_range(graph)` with its defaults "
-              "(`filter_all_inf_rf=True`, although its docstring says the filter is off by default), with "
-              "`filter_all_inf_rf=False` (the call its README shows) and with `lower_bound=True`; and the range "
-              "its README quotes for that call.", ""]
+    lines += [
+        "## Input resolution ranges (min – max)",
+        "",
+        "rfkit: `input_resolution_range(g)` (min set by layers with weights), with `ignore_global=True`, "
+        "and with `weighted_only=False`; rfa-toolbox: `input_resolution_range(graph)` with its defaults "
+        "(`filter_all_inf_rf=True`, although its docstring says the filter is off by default), with "
+        "`filter_all_inf_rf=False` (the call its README shows) and with `lower_bound=True`; and the range "
+        "its README quotes for that call.",
+        "",
+    ]
     cols = list(next(iter(range_rows.values())).keys()) if range_rows else []
     lines += ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for model, row in range_rows.items():
@@ -326,8 +373,10 @@ def environment(rfa) -> str:
     import torchvision
 
     rfa_version = importlib.metadata.version("rfa-toolbox") if rfa is not None else "not installed"
-    return (f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-            f"rfa-toolbox {rfa_version}")
+    return (
+        f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"rfa-toolbox {rfa_version}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,8 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         for res in args.resolutions:
             results.append(run_one(name, model, res, rfa))
         range_rows[name] = ranges(name, model, rfa)
-    command = ("python benchmarks/productivity_vs_rfa.py --models " + " ".join(args.models) + " --resolutions "
-               + " ".join(map(str, args.resolutions)))
+    command = (
+        "python benchmarks/productivity_vs_rfa.py --models "
+        + " ".join(args.models)
+        + " --resolutions "
+        + " ".join(map(str, args.resolutions))
+    )
     text = render(results, range_rows, environment(rfa), command)
     print(text)
     from rfkit.io import atomic_write_text

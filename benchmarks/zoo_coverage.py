@@ -131,24 +131,42 @@ def verify_one(task: tuple[str, str, str, int, int]) -> dict:
 
     import rfkit
 
-    result = {"source": source, "model": name, "family": family, "status": "", "input_size": "", "checks": 0,
-              "failures": 0, "notes": "", "seconds": 0.0, "error": ""}
+    result = {
+        "source": source,
+        "model": name,
+        "family": family,
+        "status": "",
+        "input_size": "",
+        "checks": 0,
+        "failures": 0,
+        "notes": "",
+        "seconds": 0.0,
+        "error": "",
+    }
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(timeout)
     start = time.perf_counter()
     try:
         spec = name if source == "timm" else f"torchvision:{name}"
-        fixed = source == "timm" and timm.get_pretrained_cfg(name) is not None \
+        fixed = (
+            source == "timm"
+            and timm.get_pretrained_cfg(name) is not None
             and timm.get_pretrained_cfg(name).fixed_input_size
+        )
         try:
             report = rfkit.verify(spec, input_size=None if fixed else size, max_layers=4)
         except rfkit.RFKitError:  # some models only take their own size (ViT pos-embeds, asserts)
             report = rfkit.verify(spec, input_size=None, max_layers=4)
-        result.update(status="pass" if report.ok else "fail", input_size="x".join(map(str, report.input_size)),
-                      checks=len(report.checks), failures=len(report.failures),
-                      notes=f"{len(report.notes)} swaps" + "".join(
-                          f"; {c.layer} {c.kind}: analytic {c.analytic} measured {c.measured}"
-                          for c in report.failures[:3]))
+        result.update(
+            status="pass" if report.ok else "fail",
+            input_size="x".join(map(str, report.input_size)),
+            checks=len(report.checks),
+            failures=len(report.failures),
+            notes=f"{len(report.notes)} swaps"
+            + "".join(
+                f"; {c.layer} {c.kind}: analytic {c.analytic} measured {c.measured}" for c in report.failures[:3]
+            ),
+        )
     except _Timeout:
         result.update(status="timeout", error=f"no result within {timeout} s")
     except Exception as e:  # noqa: BLE001
@@ -198,24 +216,35 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> str:
-    lines = ["# Zoo coverage", "", "Command: `python benchmarks/zoo_coverage.py`, at each model's default input size,"
-             " on the meta device.", ""]
-    lines += ["| source | models | traced, zero unsupported ops | with unsupported ops | errors | timeouts |",
-              "|---|---|---|---|---|---|"]
+    lines = [
+        "# Zoo coverage",
+        "",
+        "Command: `python benchmarks/zoo_coverage.py`, at each model's default input size, on the meta device.",
+        "",
+    ]
+    lines += [
+        "| source | models | traced, zero unsupported ops | with unsupported ops | errors | timeouts |",
+        "|---|---|---|---|---|---|",
+    ]
     by_source: dict[str, Counter] = {}
     for r in rows:
         by_source.setdefault(r["source"], Counter())[r["status"]] += 1
     for source, c in sorted(by_source.items()):
         n = sum(c.values())
-        lines.append(f"| {source} | {n} | {c['ok']} ({100 * c['ok'] / n:.1f}%) | {c['unsupported']} | {c['error']} "
-                     f"| {c['timeout']} |")
+        lines.append(
+            f"| {source} | {n} | {c['ok']} ({100 * c['ok'] / n:.1f}%) | {c['unsupported']} | {c['error']} "
+            f"| {c['timeout']} |"
+        )
     seconds = sorted(float(r["seconds"]) for r in rows if r["status"] in ("ok", "unsupported"))
     if seconds:
-        lines += ["", f"Trace time per model: median {seconds[len(seconds) // 2]:.2f} s, "
-                      f"90th percentile {seconds[int(len(seconds) * 0.9)]:.2f} s, max {seconds[-1]:.2f} s "
-                      "(2 workers, 1 torch thread each; meta device).",
-                  f"Models recorded with make_fx (torch.fx could not trace them): "
-                  f"{sum(r['method'] == 'make_fx' for r in rows)}."]
+        lines += [
+            "",
+            f"Trace time per model: median {seconds[len(seconds) // 2]:.2f} s, "
+            f"90th percentile {seconds[int(len(seconds) * 0.9)]:.2f} s, max {seconds[-1]:.2f} s "
+            "(2 workers, 1 torch thread each; meta device).",
+            f"Models recorded with make_fx (torch.fx could not trace them): "
+            f"{sum(r['method'] == 'make_fx' for r in rows)}.",
+        ]
     ops = Counter()
     for r in rows:
         for part in filter(None, r["unsupported_ops"].split("; ")):
@@ -224,13 +253,20 @@ def summary(rows: list[dict]) -> str:
         lines += ["", "## Ops without a rule (models affected)", "", "| op | models |", "|---|---|"]
         lines += [f"| `{op}` | {n} |" for op, n in ops.most_common()]
     bad = [r for r in rows if r["status"] != "ok"]
-    explained = [(pattern, why) for pattern, why in KNOWN_GAPS if any(fnmatch.fnmatch(r["model"], pattern) for r in bad)]
+    explained = [
+        (pattern, why) for pattern, why in KNOWN_GAPS if any(fnmatch.fnmatch(r["model"], pattern) for r in bad)
+    ]
     if explained:
         lines += ["", "## Why they fail", "", "| models | why |", "|---|---|"]
         lines += [f"| `{pattern}` | {why} |" for pattern, why in explained]
     if bad:
-        lines += ["", "## Every model that is not fully supported", "", "| model | source | status | reason |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Every model that is not fully supported",
+            "",
+            "| model | source | status | reason |",
+            "|---|---|---|---|",
+        ]
         for r in sorted(bad, key=lambda r: (r["status"], r["model"])):
             reason = (r["error"] or r["unsupported_ops"]).replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {r['model']} | {r['source']} | {r['status']} | {reason[:300]} |")
@@ -239,12 +275,17 @@ def summary(rows: list[dict]) -> str:
 
 def verify_summary(rows: list[dict]) -> str:
     c = Counter(r["status"] for r in rows)
-    lines = ["# Zoo verify (one model per family)", "",
-             "`python benchmarks/zoo_coverage.py --verify`: `rfkit.verify` (centre, next and corner units of up to "
-             "4 stage outputs and the output, float64, positive random weights) on the smallest model of each family.",
-             "", f"pass {c['pass']}, fail {c['fail']}, error {c['error']}, timeout {c['timeout']} "
-             f"of {len(rows)} families.", "", "| family | model | size | status | checks | note |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# Zoo verify (one model per family)",
+        "",
+        "`python benchmarks/zoo_coverage.py --verify`: `rfkit.verify` (centre, next and corner units of up to "
+        "4 stage outputs and the output, float64, positive random weights) on the smallest model of each family.",
+        "",
+        f"pass {c['pass']}, fail {c['fail']}, error {c['error']}, timeout {c['timeout']} of {len(rows)} families.",
+        "",
+        "| family | model | size | status | checks | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: (r["status"] == "pass", r["family"])):
         note = (r["error"] or r["notes"]).replace("|", "\\|")[:300]
         lines.append(f"| {r['family']} | {r['model']} | {r['input_size']} | {r['status']} | {r['checks']} | {note} |")
@@ -252,19 +293,34 @@ def verify_summary(rows: list[dict]) -> str:
 
 
 KNOWN_GAPS = [
-    ("*halo*", "Halo attention: queries are cut into blocks (a window partition) while keys and values are "
-               "overlapping windows unfolded at the block stride (`Tensor.unfold`); the two index the grid "
-               "differently (block factor vs window position) and rfkit cannot align them in the matmul."),
-    ("hiera_*", "Hiera unrolls the token grid into mask-unit order and pools queries by a max over the unrolled "
-                "stride dim; its attention then joins queries and keys whose batch dims hold different pieces "
-                "of the grid."),
-    ("sam2_hiera_*", "Windowed max pooling with stride 2 inside 8×8 windows (SAM2's Hiera): strided windows inside "
-                  "windows are not modelled."),
+    (
+        "*halo*",
+        "Halo attention: queries are cut into blocks (a window partition) while keys and values are "
+        "overlapping windows unfolded at the block stride (`Tensor.unfold`); the two index the grid "
+        "differently (block factor vs window position) and rfkit cannot align them in the matmul.",
+    ),
+    (
+        "hiera_*",
+        "Hiera unrolls the token grid into mask-unit order and pools queries by a max over the unrolled "
+        "stride dim; its attention then joins queries and keys whose batch dims hold different pieces "
+        "of the grid.",
+    ),
+    (
+        "sam2_hiera_*",
+        "Windowed max pooling with stride 2 inside 8×8 windows (SAM2's Hiera): strided windows inside "
+        "windows are not modelled.",
+    ),
     ("hieradet_*", "As SAM2's Hiera: strided max pooling inside windows."),
-    ("nextvit_*", "E-MHSA pools row-major tokens with AvgPool1d(16, 16) over rows of 28 tokens: the pooled "
-                  "windows cross row boundaries, so they are not a product of pieces of the two axes."),
-    ("tnt_*", "TNT's pixel embedding runs a k7 s4 convolution inside each 16×16 patch: strided convolutions "
-              "inside windows are not modelled."),
+    (
+        "nextvit_*",
+        "E-MHSA pools row-major tokens with AvgPool1d(16, 16) over rows of 28 tokens: the pooled "
+        "windows cross row boundaries, so they are not a product of pieces of the two axes.",
+    ),
+    (
+        "tnt_*",
+        "TNT's pixel embedding runs a k7 s4 convolution inside each 16×16 patch: strided convolutions "
+        "inside windows are not modelled.",
+    ),
 ]
 
 
@@ -289,23 +345,29 @@ def main(argv=None) -> int:
     from rfkit.io import atomic_write_text
 
     args = parse_args(argv)
-    tasks = ([] if args.no_timm else timm_models(args.models)) + \
-        ([] if args.no_torchvision else torchvision_models(args.models))
+    tasks = ([] if args.no_timm else timm_models(args.models)) + (
+        [] if args.no_torchvision else torchvision_models(args.models)
+    )
     stem = "zoo_verify" if args.verify else "zoo_coverage"
     if args.verify:
         tasks = smallest_per_family([t for t in tasks if t[0] != "torchvision-detection"])
     if args.limit:
         tasks = tasks[: args.limit]
     final, partial = args.out / f"{stem}.csv", args.out / f".{stem}.csv.partial"
-    done = {r["model"] + "|" + r["source"]: r for r in (read_rows(final) + read_rows(partial) if args.resume else [])}  # newest last
+    done = {
+        r["model"] + "|" + r["source"]: r for r in (read_rows(final) + read_rows(partial) if args.resume else [])
+    }  # newest last
     if args.retry_failed:  # run the failures among this run's models again; keep every other row
         wanted = {f"{t[1]}|{t[0]}" for t in tasks}
         done = {k: r for k, r in done.items() if r["status"] in ("ok", "pass") or k not in wanted}
     todo = [t for t in tasks if f"{t[1]}|{t[0]}" not in done]
     print(f"{len(tasks)} models, {len(done)} already done, {len(todo)} to go", flush=True)
 
-    keys = ["source", "model", "family", "status", "input_size", "checks", "failures", "notes", "seconds", "error"] \
-        if args.verify else [f.name for f in fields(Row)]
+    keys = (
+        ["source", "model", "family", "status", "input_size", "checks", "failures", "notes", "seconds", "error"]
+        if args.verify
+        else [f.name for f in fields(Row)]
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     rows = list(done.values())
     with partial.open("w", newline="") as f:
@@ -321,8 +383,11 @@ def main(argv=None) -> int:
                 rows.append(row)
                 writer.writerow(row)
                 f.flush()
-                print(f"[{i}/{len(jobs)}] {row['model']}: {row['status']} ({row['seconds']} s) "
-                      f"{(row.get('error') or row.get('unsupported_ops') or '')[:120]}", flush=True)
+                print(
+                    f"[{i}/{len(jobs)}] {row['model']}: {row['status']} ({row['seconds']} s) "
+                    f"{(row.get('error') or row.get('unsupported_ops') or '')[:120]}",
+                    flush=True,
+                )
     rows.sort(key=lambda r: (r["source"], r["model"]))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)

@@ -20,8 +20,8 @@ What it writes (committed, so that ``mkdocs build`` does not need to run it):
   ``graph.svg``, copied unchanged from the report folder ``rfkit analyze`` writes (built in a temporary folder),
   and ``docs/gallery.md``, the page that shows them with each model's numbers;
 - ``docs/assets/erf/``: the figures of ``concepts.md``, ``erf.md`` and the how-to pages (ResNet-18 overlays and
-  stage grids, at 224 and 32 pixels, the random-init trap, RepLKNet vs OpenERF definitions, a productivity graph), drawn with
-  ``rfkit.report.figures`` at a lower resolution than the reports (``--dpi``).
+  stage grids, at 224 and 32 pixels, the random-init trap, RepLKNet vs OpenERF definitions, a productivity
+  graph), drawn with ``rfkit.report.figures`` at a lower resolution than the reports (``--dpi``).
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def _ratio_cell(row: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------ gallery
 
+
 def build_gallery(models, num_images: int, weights: str, threads: int | None) -> dict[str, float]:
     from rfkit.report.analyze import analyze
     from rfkit.report.erf_files import layer_filename
@@ -101,22 +102,42 @@ def build_gallery(models, num_images: int, weights: str, threads: int | None) ->
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the report keeps every warning; the page says "random weights"
-                rep = analyze(name, images="sample", num_images=num_images, weights=weights, device="cpu",
-                              threads=threads, out=tmp)
+                rep = analyze(
+                    name,
+                    images="sample",
+                    num_images=num_images,
+                    weights=weights,
+                    device="cpu",
+                    threads=threads,
+                    out=tmp,
+                )
             dest = GALLERY / rep.folder.name
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
             final = rep.result.layers[-1]
-            copied = {"stages": "figures/stages.png", "growth": "figures/rf_growth.png",
-                      "overlay": f"figures/overlay_{layer_filename(final)}.png", "graph": "graph.svg"}
-            for key, rel in copied.items():
+            copied = {
+                "stages": "figures/stages.png",
+                "growth": "figures/rf_growth.png",
+                "overlay": f"figures/overlay_{layer_filename(final)}.png",
+                "graph": "graph.svg",
+            }
+            for rel in copied.values():
                 if (rep.folder / rel).is_file():
                     shutil.copy2(rep.folder / rel, dest / Path(rel).name)
             doc = json.loads((rep.folder / "metrics.json").read_text())
             run = json.loads((rep.folder / "run.json").read_text())
-            entries.append({"name": name, "family": family, "blurb": blurb, "folder": rep.folder.name,
-                            "rows": list(doc["layers"].values()), "run": run, "final": final,
-                            "files": {k: Path(v).name for k, v in copied.items() if (dest / Path(v).name).is_file()}})
+            entries.append(
+                {
+                    "name": name,
+                    "family": family,
+                    "blurb": blurb,
+                    "folder": rep.folder.name,
+                    "rows": list(doc["layers"].values()),
+                    "run": run,
+                    "final": final,
+                    "files": {k: Path(v).name for k, v in copied.items() if (dest / Path(v).name).is_file()},
+                }
+            )
             timings[name] = time.perf_counter() - t0
             log(f"gallery: {name} in {timings[name]:.1f} s")
     write_gallery_page(entries, num_images, weights)
@@ -167,9 +188,11 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
     for e in entries:
         row = e["rows"][-1]
         size = "×".join(str(v) for v in e["run"]["input_size"])
-        lines.append(f"| [{e['name']}](#{e['folder'].replace('.', '')}) | {e['family']} | {size} | `{row['layer']}` | "
-                     f"{_rf_cell(row)} | {_pair(row.get('erf_side_h'), row.get('erf_side_w'), 0)} | "
-                     f"{_ratio_cell(row)} |")
+        lines.append(
+            f"| [{e['name']}](#{e['folder'].replace('.', '')}) | {e['family']} | {size} | `{row['layer']}` | "
+            f"{_rf_cell(row)} | {_pair(row.get('erf_side_h'), row.get('erf_side_w'), 0)} | "
+            f"{_ratio_cell(row)} |"
+        )
     lines.append("")
     for e in entries:
         run = e["run"]
@@ -189,30 +212,42 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
             "|---|---|---|---|---|---|",
         ]
         for row in e["rows"]:
-            lines.append(f"| `{row['layer']}` | {row.get('status', '')} | {_rf_cell(row)} | "
-                         f"{_pair(row.get('stride_h'), row.get('stride_w'))} | "
-                         f"{_pair(row.get('erf_side_h'), row.get('erf_side_w'), 0)} | {_ratio_cell(row)} |")
+            lines.append(
+                f"| `{row['layer']}` | {row.get('status', '')} | {_rf_cell(row)} | "
+                f"{_pair(row.get('stride_h'), row.get('stride_w'))} | "
+                f"{_pair(row.get('erf_side_h'), row.get('erf_side_w'), 0)} | {_ratio_cell(row)} |"
+            )
         lines.append("")
         if "stages" in files:
-            lines += [f"![{e['name']}: ERF of every analysed layer, shared colour scale](gallery/{e['folder']}/"
-                      f"{files['stages']})", "",
-                      "The panels share one colour scale: a panel two decades darker has a gradient a hundred "
-                      "times weaker. The final feature map on its own scale, with its analytic RF box and centre:",
-                      ""]
+            lines += [
+                f"![{e['name']}: ERF of every analysed layer, shared colour scale](gallery/{e['folder']}/"
+                f"{files['stages']})",
+                "",
+                "The panels share one colour scale: a panel two decades darker has a gradient a hundred "
+                "times weaker. The final feature map on its own scale, with its analytic RF box and centre:",
+                "",
+            ]
         if "overlay" in files:
-            lines += [f"![{e['name']} {e['final']}](gallery/{e['folder']}/{files['overlay']}){{ width=\"560\" }}",
-                      ""]
+            lines += [f'![{e["name"]} {e["final"]}](gallery/{e["folder"]}/{files["overlay"]}){{ width="560" }}', ""]
         if "growth" in files:
-            lines += [f"??? note \"RF growth with depth\"", "",
-                      f"    ![{e['name']}: RF growth](gallery/{e['folder']}/{files['growth']})", ""]
+            lines += [
+                '??? note "RF growth with depth"',
+                "",
+                f"    ![{e['name']}: RF growth](gallery/{e['folder']}/{files['growth']})",
+                "",
+            ]
         if "graph" in files:
-            lines += [f"Architecture graph at module depth 2, coloured by productivity: "
-                      f"[graph.svg](gallery/{e['folder']}/{files['graph']}).", ""]
+            lines += [
+                f"Architecture graph at module depth 2, coloured by productivity: "
+                f"[graph.svg](gallery/{e['folder']}/{files['graph']}).",
+                "",
+            ]
     (DOCS / "gallery.md").write_text("\n".join(lines))
     log(f"wrote {DOCS / 'gallery.md'}")
 
 
 # ------------------------------------------------------------------------------------------------- assets
+
 
 def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float]:
     import rfkit
@@ -229,8 +264,15 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = rfkit.erf("resnet18", layers="stages", images="sample", num_images=ASSET_IMAGES, weights=weights,
-                        device="cpu", threads=threads)
+        res = rfkit.erf(
+            "resnet18",
+            layers="stages",
+            images="sample",
+            num_images=ASSET_IMAGES,
+            weights=weights,
+            device="cpu",
+            threads=threads,
+        )
     save(figures.overlay_figure(res, "layer4"), "resnet18_layer4_overlay.png")
     save(figures.overlay_figure(res, "layer2"), "resnet18_layer2_overlay.png")
     save(figures.stage_grid_figure(res), "resnet18_stages.png")
@@ -241,16 +283,25 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trap = rfkit.erf("resnet18", layers="stages", images="sample", num_images=8, weights="random",
-                         device="cpu", threads=threads)
+        trap = rfkit.erf(
+            "resnet18", layers="stages", images="sample", num_images=8, weights="random", device="cpu", threads=threads
+        )
     save(figures.stage_grid_figure(trap), "resnet18_random_trap.png")
     timings["resnet18, weights='random' (8 images)"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        low = rfkit.erf("resnet18", layers="stages", images="sample", num_images=8, weights=weights, input_size=32,
-                        device="cpu", threads=threads)
+        low = rfkit.erf(
+            "resnet18",
+            layers="stages",
+            images="sample",
+            num_images=8,
+            weights=weights,
+            input_size=32,
+            device="cpu",
+            threads=threads,
+        )
     save(figures.stage_grid_figure(low), "resnet18_32px_stages.png")
     timings["resnet18 at 32×32 (8 images)"] = time.perf_counter() - t0
 
@@ -258,8 +309,15 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
     for method in ("replknet", "openerf"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r = rfkit.erf("deit_tiny_patch16_224", images="sample", num_images=8, weights=weights, method=method,
-                          device="cpu", threads=threads)
+            r = rfkit.erf(
+                "deit_tiny_patch16_224",
+                images="sample",
+                num_images=8,
+                weights=weights,
+                method=method,
+                device="cpu",
+                threads=threads,
+            )
         save(figures.overlay_figure(r, r.layers[0]), f"deit_tiny_{method}.png")
     timings["deit_tiny, replknet and openerf (8 images each)"] = time.perf_counter() - t0
 
@@ -272,10 +330,11 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--only", choices=("gallery", "assets"), help="build only one part (default: both)")
-    p.add_argument("--models", nargs="+", help="gallery models (default: %s)" % ", ".join(m for m, *_ in GALLERY_MODELS))
+    p.add_argument("--models", nargs="+", help=f"gallery models (default: {', '.join(m for m, *_ in GALLERY_MODELS)})")
     p.add_argument("--num-images", type=int, default=GALLERY_IMAGES, help="images per gallery model")
     p.add_argument("--weights", default="random-safe", help="random-safe (default), random, auto or pretrained")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

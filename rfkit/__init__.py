@@ -9,33 +9,100 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from rfkit.errors import (ArchitectureError, ArgumentError, CheckpointError, DeviceError, DeviceMemoryError,
-                          GraphvizNotFoundError, ImageSourceError, InputSizeError, InputTooSmallError, ModelBuildError,
-                          ModelNotFoundError, NodeNotFoundError, RenderError, RFKitError, TraceError, WeightsError,
-                          WeightsUnavailableError)
+from rfkit.errors import (
+    ArchitectureError,
+    ArgumentError,
+    CheckpointError,
+    DeviceError,
+    DeviceMemoryError,
+    GraphvizNotFoundError,
+    ImageSourceError,
+    InputSizeError,
+    InputTooSmallError,
+    ModelBuildError,
+    ModelNotFoundError,
+    NodeNotFoundError,
+    RenderError,
+    RFKitError,
+    TraceError,
+    WeightsError,
+    WeightsUnavailableError,
+)
 from rfkit.io import OutputError
 
 __version__ = "0.1.0"
 
-_LAZY = {"trace": "rfkit.graph.trace", "RFGraph": "rfkit.graph.rfgraph", "RFInfo": "rfkit.graph.info",
-         "verify": "rfkit.verification.verify", "VerifyReport": "rfkit.verification.verify",
-         "ERFResult": "rfkit.erf.result", "estimate_rf": "rfkit.erf.estimate", "RFEstimate": "rfkit.erf.estimate",
-         "RFEstimates": "rfkit.erf.estimate",
-         "productivity": "rfkit.graph.productivity", "input_resolution_range": "rfkit.graph.productivity",
-         "ProductivityReport": "rfkit.graph.productivity", "InputRange": "rfkit.graph.productivity",
-         "Status": "rfkit.graph.productivity", "to_dot": "rfkit.graph.dot", "render": "rfkit.graph.dot",
-         "GraphBuilder": "rfkit.graph.handbuilt", "graph_from_layers": "rfkit.graph.handbuilt",
-         "analyze": "rfkit.report.analyze", "Report": "rfkit.report.analyze", "analyze_many": "rfkit.report.batch",
-         "build_site": "rfkit.report.site", "attribute": "rfkit.attribution.engine",
-         "AttributionResult": "rfkit.attribution.result"}
+_LAZY = {
+    "trace": "rfkit.graph.trace",
+    "RFGraph": "rfkit.graph.rfgraph",
+    "RFInfo": "rfkit.graph.info",
+    "verify": "rfkit.verification.verify",
+    "VerifyReport": "rfkit.verification.verify",
+    "ERFResult": "rfkit.erf.result",
+    "estimate_rf": "rfkit.erf.estimate",
+    "RFEstimate": "rfkit.erf.estimate",
+    "RFEstimates": "rfkit.erf.estimate",
+    "productivity": "rfkit.graph.productivity",
+    "input_resolution_range": "rfkit.graph.productivity",
+    "ProductivityReport": "rfkit.graph.productivity",
+    "InputRange": "rfkit.graph.productivity",
+    "Status": "rfkit.graph.productivity",
+    "to_dot": "rfkit.graph.dot",
+    "render": "rfkit.graph.dot",
+    "GraphBuilder": "rfkit.graph.handbuilt",
+    "graph_from_layers": "rfkit.graph.handbuilt",
+    "analyze": "rfkit.report.analyze",
+    "Report": "rfkit.report.analyze",
+    "analyze_many": "rfkit.report.batch",
+    "build_site": "rfkit.report.site",
+    "attribute": "rfkit.attribution.engine",
+    "AttributionResult": "rfkit.attribution.result",
+}
 
 __all__ = [
-    "ArchitectureError", "ArgumentError", "CheckpointError", "DeviceError", "DeviceMemoryError", "ImageSourceError",
-    "OutputError", "WeightsError", "WeightsUnavailableError", "AttributionResult", "ERFResult", "GraphBuilder", "GraphvizNotFoundError", "InputRange",
-    "InputSizeError", "InputTooSmallError", "ModelBuildError", "ModelNotFoundError", "NodeNotFoundError", "ProductivityReport",
-    "RFEstimate", "RFEstimates", "RFGraph", "RFInfo", "RFKitError", "RenderError", "Report", "Status",
-    "TraceError", "VerifyReport", "analyze", "analyze_many", "attribute", "build_site", "erf", "estimate_rf",
-    "graph_from_layers", "input_resolution_range", "productivity", "render", "to_dot", "trace", "verify",
+    "ArchitectureError",
+    "ArgumentError",
+    "CheckpointError",
+    "DeviceError",
+    "DeviceMemoryError",
+    "ImageSourceError",
+    "OutputError",
+    "WeightsError",
+    "WeightsUnavailableError",
+    "AttributionResult",
+    "ERFResult",
+    "GraphBuilder",
+    "GraphvizNotFoundError",
+    "InputRange",
+    "InputSizeError",
+    "InputTooSmallError",
+    "ModelBuildError",
+    "ModelNotFoundError",
+    "NodeNotFoundError",
+    "ProductivityReport",
+    "RFEstimate",
+    "RFEstimates",
+    "RFGraph",
+    "RFInfo",
+    "RFKitError",
+    "RenderError",
+    "Report",
+    "Status",
+    "TraceError",
+    "VerifyReport",
+    "analyze",
+    "analyze_many",
+    "attribute",
+    "build_site",
+    "erf",
+    "estimate_rf",
+    "graph_from_layers",
+    "input_resolution_range",
+    "productivity",
+    "render",
+    "to_dot",
+    "trace",
+    "verify",
     "__version__",
 ]
 
@@ -46,13 +113,13 @@ if TYPE_CHECKING:
     from rfkit.erf.result import ERFResult
     from rfkit.graph.dot import render, to_dot
     from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
+    from rfkit.graph.info import RFInfo
     from rfkit.graph.productivity import InputRange, ProductivityReport, Status, input_resolution_range, productivity
+    from rfkit.graph.rfgraph import RFGraph
+    from rfkit.graph.trace import trace
     from rfkit.report.analyze import Report, analyze
     from rfkit.report.batch import analyze_many
     from rfkit.report.site import build_site
-    from rfkit.graph.info import RFInfo
-    from rfkit.graph.rfgraph import RFGraph
-    from rfkit.graph.trace import trace
     from rfkit.verification.verify import VerifyReport, verify
 
 

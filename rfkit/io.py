@@ -6,9 +6,9 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from rfkit.errors import RFKitError
 
@@ -104,8 +104,9 @@ def check_writable(folder, option: str = "--out") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"cannot write to the output folder {folder}: {e.strerror or e}; "
-                          f"choose another with {option}") from None
+        raise OutputError(
+            f"cannot write to the output folder {folder}: {e.strerror or e}; choose another with {option}"
+        ) from None
     return folder
 
 
@@ -130,5 +131,5 @@ def safe_name(text: str, fallback: str = "model", max_len: int = 100) -> str:
     """
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip(".-") or fallback
     if len(name) > max_len:
-        name = f"{name[:max_len - 9]}-{short_hash(str(text))}"
+        name = f"{name[: max_len - 9]}-{short_hash(str(text))}"
     return name

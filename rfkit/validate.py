@@ -95,8 +95,10 @@ def layer_names(value, name: str = "layers") -> str | list[str] | None:
         return value
     if isinstance(value, Sequence) and not isinstance(value, bytes) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise ArgumentError(f"{name} must be a layer name or a list of layer names (module or node names, as "
-                        f"`rfkit graph MODEL` lists them), got {_shown(value)}")
+    raise ArgumentError(
+        f"{name} must be a layer name or a list of layer names (module or node names, as "
+        f"`rfkit graph MODEL` lists them), got {_shown(value)}"
+    )
 
 
 def unit_index(value, naxes: int, name: str = "unit") -> tuple[int, ...]:
@@ -107,8 +109,9 @@ def unit_index(value, naxes: int, name: str = "unit") -> tuple[int, ...]:
     """
     ok = isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and all(map(_is_int, value))
     if not ok or len(value) != naxes or any(v < 0 for v in value):
-        raise ArgumentError(f"{name} must be {naxes} non-negative int(s), one per axis of the layer's grid, "
-                            f"got {_shown(value)}")
+        raise ArgumentError(
+            f"{name} must be {naxes} non-negative int(s), one per axis of the layer's grid, got {_shown(value)}"
+        )
     return tuple(int(v) for v in value)
 
 
@@ -117,5 +120,7 @@ def model(value) -> None:
     import torch.nn as nn
 
     if not isinstance(value, (str, nn.Module)):
-        raise ArgumentError(f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY) or an "
-                            f"nn.Module, got {type(value).__name__}")
+        raise ArgumentError(
+            f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY) or an "
+            f"nn.Module, got {type(value).__name__}"
+        )

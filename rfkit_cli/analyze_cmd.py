@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -17,7 +16,7 @@ from rfkit_cli.erf_cmd import print_warnings, split_names
 from rfkit_cli.graph_cmd import UsageError, parse_input_size
 
 
-def _models(models: Optional[List[str]], preset_name: Optional[str]) -> list[str]:
+def _models(models: list[str] | None, preset_name: str | None) -> list[str]:
     from rfkit.report.presets import preset
 
     names = list(models or [])
@@ -40,31 +39,40 @@ def _summary(outcomes, console: Console) -> None:
 
 
 def analyze_command(
-    models: Optional[List[str]] = typer.Argument(None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; "
-                                                            "several for a batch run."),
-    layers: Optional[List[str]] = typer.Option(None, "--layers", "-l",
-                                               help="Module or node names (repeat, or comma-separate). "
-                                                    "Default: the stage outputs and the final feature map."),
+    models: list[str] | None = typer.Argument(
+        None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; several for a batch run."
+    ),
+    layers: list[str] | None = typer.Option(
+        None,
+        "--layers",
+        "-l",
+        help="Module or node names (repeat, or comma-separate). Default: the stage outputs and the final feature map.",
+    ),
     images: str = typer.Option("sample", "--images", help="sample, noise, or a folder of images."),
     num_images: int = typer.Option(32, "--num-images", "-n", min=1, help="Images to average over."),
-    weights: str = typer.Option("auto", "--weights",
-                                help="auto, pretrained, random, random-safe, or a checkpoint path."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
-    resolution: Optional[str] = typer.Option(None, "--resolution",
-                                             help="Input resolution of the productivity analysis (default: the "
-                                                  "input size)."),
+    weights: str = typer.Option(
+        "auto", "--weights", help="auto, pretrained, random, random-safe, or a checkpoint path."
+    ),
+    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    resolution: str | None = typer.Option(
+        None, "--resolution", help="Input resolution of the productivity analysis (default: the input size)."
+    ),
     method: str = typer.Option("replknet", "--method", help="ERF definition: replknet or openerf."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
     out: Path = typer.Option(Path("rfkit-reports"), "--out", "-o", help="Parent folder of the reports."),
-    preset_name: Optional[str] = typer.Option(None, "--preset", help="Add a preset's models (rfkit list-models "
-                                                                     "--presets)."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip models whose report is complete "
-                                                                      "(same model, per its run.json: resume a "
-                                                                      "batch)."),
-    stop_on_error: bool = typer.Option(False, "--stop-on-error", help="Stop at the first failure (default: go on "
-                                                                      "and list failures at the end)."),
+    preset_name: str | None = typer.Option(
+        None, "--preset", help="Add a preset's models (rfkit list-models --presets)."
+    ),
+    skip_existing: bool = typer.Option(
+        False,
+        "--skip-existing",
+        help="Skip models whose report is complete (same model, per its run.json: resume a batch).",
+    ),
+    stop_on_error: bool = typer.Option(
+        False, "--stop-on-error", help="Stop at the first failure (default: go on and list failures at the end)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (warnings still print, on stderr)."),
 ) -> None:
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
@@ -79,8 +87,15 @@ def analyze_command(
     res = parse_input_size(resolution, "--resolution")
     console = Console(width=None if Console().is_terminal else 200)
     err = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, transient=True, disable=quiet)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet,
+    )
     outcomes = []
     seen: set[str] = set()
     with progress, warnings.catch_warnings():
@@ -103,24 +118,46 @@ def analyze_command(
             outcomes.append(outcome)
             progress.advance(overall)
             model, folder, message = (escape(str(x)) for x in (outcome.model, outcome.folder, outcome.message))
-            line = {"done": f"[green]done[/] {model} → {folder}",
-                    "skipped": f"[cyan]skipped[/] {model} (complete report in {folder})",
-                    "failed": f"[red]failed[/] {model}: {message}"}[outcome.status]
+            line = {
+                "done": f"[green]done[/] {model} → {folder}",
+                "skipped": f"[cyan]skipped[/] {model} (complete report in {folder})",
+                "failed": f"[red]failed[/] {model}: {message}",
+            }[outcome.status]
             progress.console.print(line, soft_wrap=True)
             if outcome.report is not None:
-                print_warnings(outcome.report.warnings, seen, lambda text: progress.console.print(
-                    text, markup=False, highlight=False, soft_wrap=True))
+                print_warnings(
+                    outcome.report.warnings,
+                    seen,
+                    lambda text: progress.console.print(text, markup=False, highlight=False, soft_wrap=True),
+                )
 
         try:
-            analyze_many(names, out=out, skip_existing=skip_existing, stop_on_error=stop_on_error,
-                         on_start=on_start, on_done=on_done, layers=split_names(layers), images=images,
-                         num_images=num_images, weights=weights, input_size=size, resolution=res, method=method,
-                         device=device, batch_size=batch_size, threads=threads, progress=step)
+            analyze_many(
+                names,
+                out=out,
+                skip_existing=skip_existing,
+                stop_on_error=stop_on_error,
+                on_start=on_start,
+                on_done=on_done,
+                layers=split_names(layers),
+                images=images,
+                num_images=num_images,
+                weights=weights,
+                input_size=size,
+                resolution=res,
+                method=method,
+                device=device,
+                batch_size=batch_size,
+                threads=threads,
+                progress=step,
+            )
         except KeyboardInterrupt:
             progress.stop()
             done = sum(o.status == "done" for o in outcomes)
-            err.print(f"interrupted: {done} finished report(s) are complete; the one in progress was removed. "
-                      "Rerun with --skip-existing to resume.")
+            err.print(
+                f"interrupted: {done} finished report(s) are complete; the one in progress was removed. "
+                "Rerun with --skip-existing to resume."
+            )
             sys.exit(130)
     if len(names) > 1 or any(o.status != "done" for o in outcomes):
         _summary(outcomes, console)
@@ -131,8 +168,8 @@ def analyze_command(
 
 
 def list_models_command(
-    pattern: Optional[str] = typer.Argument(None, help="Wildcard pattern over timm names, e.g. 'resnet*'."),
-    preset_name: Optional[str] = typer.Option(None, "--preset", help="List a preset's models."),
+    pattern: str | None = typer.Argument(None, help="Wildcard pattern over timm names, e.g. 'resnet*'."),
+    preset_name: str | None = typer.Option(None, "--preset", help="List a preset's models."),
     presets: bool = typer.Option(False, "--presets", help="List the presets."),
     pretrained: bool = typer.Option(False, "--pretrained", help="List pretrained tags (name.tag)."),
     torchvision: bool = typer.Option(False, "--torchvision", help="List torchvision models too."),

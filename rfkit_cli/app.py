@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,26 +16,38 @@ from rfkit_cli.graph_cmd import graph_command
 from rfkit_cli.report_cmd import report_command
 from rfkit_cli.verify_cmd import verify_command
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Theoretical (RF) and effective (ERF) receptive fields of vision models.")
-app.command("analyze", help="Analyse MODEL(s): RF graph, productivity and ERF of the stage outputs, as a report "
-                            "folder with figures, CSV/JSON/NPY and GraphViz.")(analyze_command)
-app.command("graph", help="Trace MODEL and print the analytic receptive field of every node; with --resolution, "
-                          "which layers are unproductive; --dot draws the graph.")(graph_command)
-app.command("erf", help="Measure the effective receptive field of MODEL's layers from input gradients.")(
-    erf_command)
-app.command("report", help="Build an mkdocs site from analysis folders (one page per model and a comparison "
-                           "page).")(report_command)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Theoretical (RF) and effective (ERF) receptive fields of vision models.",
+)
+app.command(
+    "analyze",
+    help="Analyse MODEL(s): RF graph, productivity and ERF of the stage outputs, as a report "
+    "folder with figures, CSV/JSON/NPY and GraphViz.",
+)(analyze_command)
+app.command(
+    "graph",
+    help="Trace MODEL and print the analytic receptive field of every node; with --resolution, "
+    "which layers are unproductive; --dot draws the graph.",
+)(graph_command)
+app.command("erf", help="Measure the effective receptive field of MODEL's layers from input gradients.")(erf_command)
+app.command("report", help="Build an mkdocs site from analysis folders (one page per model and a comparison page).")(
+    report_command
+)
 app.command("list-models", help="List the models rfkit can analyse, or a preset's.")(list_models_command)
-app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(
-    verify_command)
-app.command("attribute", help="Per-image contribution maps of a class or a unit (saliency, IG, SmoothGrad, "
-                              "Grad-CAM, ...), as maps, CSV, a figure and report.md.")(attribute_command)
+app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(verify_command)
+app.command(
+    "attribute",
+    help="Per-image contribution maps of a class or a unit (saliency, IG, SmoothGrad, "
+    "Grad-CAM, ...), as maps, CSV, a figure and report.md.",
+)(attribute_command)
 
 
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context,
-          version: bool = typer.Option(False, "--version", help="Print the rfkit version and exit.")) -> None:
+def _root(
+    ctx: typer.Context, version: bool = typer.Option(False, "--version", help="Print the rfkit version and exit.")
+) -> None:
     if version:
         import rfkit
 
@@ -60,7 +71,12 @@ def normalise_argv(argv: list[str]) -> list[str]:
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
-        if a in ("--input-size", "--resolution") and i + 2 < len(argv) and _INT.match(argv[i + 1]) and _INT.match(argv[i + 2]):
+        if (
+            a in ("--input-size", "--resolution")
+            and i + 2 < len(argv)
+            and _INT.match(argv[i + 1])
+            and _INT.match(argv[i + 2])
+        ):
             out += [a, f"{argv[i + 1]}x{argv[i + 2]}"]
             i += 3
             continue
@@ -69,7 +85,7 @@ def normalise_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = normalise_argv(list(sys.argv[1:] if argv is None else argv))
     run_guarded(lambda: app(args=args, prog_name="rfkit"))
 

@@ -25,20 +25,29 @@ def _mean(values) -> str:
 
 def attribution_table(result, console: Console) -> None:
     """One row per method (completeness, RF-window check, faithfulness, sanity), then each image's target."""
-    table = Table(title=f"Contribution maps of {escape(str(result.model))} @ {'×'.join(map(str, result.input_size))}"
-                        f" ({result.num_images} images)")
+    table = Table(
+        title=f"Contribution maps of {escape(str(result.model))} @ {'×'.join(map(str, result.input_size))}"
+        f" ({result.num_images} images)"
+    )
     for col in ("method", "completeness err.", "outside RF", "deletion AUC", "insertion AUC", "sanity corr."):
         table.add_column(col, overflow="fold")
     for m in result.methods:
         aucs = result.faithfulness.get(m)
         check = result.sanity.get(m)
         outside = result.outside_rf.get(m)
-        sanity = "-" if check is None or not math.isfinite(check.mean) else f"{check.mean:.2f}" + (
-            "" if check.model_sensitive else " (not model-sensitive)")
-        table.add_row(escape(m), _mean(result.completeness[m]) if m in result.completeness else "-",
-                      f"{np.max(outside):.3g}" if outside is not None else "-",
-                      _mean(aucs[:, 0]) if aucs is not None else "-", _mean(aucs[:, 1]) if aucs is not None else "-",
-                      sanity)
+        sanity = (
+            "-"
+            if check is None or not math.isfinite(check.mean)
+            else f"{check.mean:.2f}" + ("" if check.model_sensitive else " (not model-sensitive)")
+        )
+        table.add_row(
+            escape(m),
+            _mean(result.completeness[m]) if m in result.completeness else "-",
+            f"{np.max(outside):.3g}" if outside is not None else "-",
+            _mean(aucs[:, 0]) if aucs is not None else "-",
+            _mean(aucs[:, 1]) if aucs is not None else "-",
+            sanity,
+        )
     console.print(table)
     for i, t in enumerate(result.targets):
         console.print(f"{result.labels[i]}: target {t.label}, score {result.scores[i]:.4g}", markup=False)
@@ -50,38 +59,58 @@ def attribute_command(
     model: str = typer.Argument(..., help="timm name[.tag], torchvision:NAME, or FILE.py:FACTORY."),
     images: str = typer.Option("sample", "--images", help="sample, noise, a folder, or an image file."),
     num_images: int = typer.Option(4, "--num-images", "-n", min=1, help="Images (rows of the figure)."),
-    methods: str = typer.Option("saliency", "--methods", "-m",
-                                help="Comma-separated: saliency, input_x_gradient, smoothgrad, ig, blur_ig, "
-                                     "guided_backprop, gradcam, gradcam++, layercam, scorecam, or GRADIENT*CAM."),
-    target: str = typer.Option("predicted", "--target", "-t",
-                               help="A class index, predicted, LAYER (its centre unit) or LAYER@i,j."),
-    cam_layer: str | None = typer.Option(None, "--cam-layer",
-                                            help="Layer (module) of the CAM methods. Default: the final feature "
-                                                 "map the score depends on position by position."),
-    weights: str = typer.Option("auto", "--weights",
-                                help="auto, pretrained, random, random-safe, or a checkpoint path."),
+    methods: str = typer.Option(
+        "saliency",
+        "--methods",
+        "-m",
+        help="Comma-separated: saliency, input_x_gradient, smoothgrad, ig, blur_ig, "
+        "guided_backprop, gradcam, gradcam++, layercam, scorecam, or GRADIENT*CAM.",
+    ),
+    target: str = typer.Option(
+        "predicted", "--target", "-t", help="A class index, predicted, LAYER (its centre unit) or LAYER@i,j."
+    ),
+    cam_layer: str | None = typer.Option(
+        None,
+        "--cam-layer",
+        help="Layer (module) of the CAM methods. Default: the final feature "
+        "map the score depends on position by position.",
+    ),
+    weights: str = typer.Option(
+        "auto", "--weights", help="auto, pretrained, random, random-safe, or a checkpoint path."
+    ),
     input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
     baseline: str = typer.Option("zeros", "--baseline", help="IG baseline: zeros, black or blur."),
     steps: int = typer.Option(50, "--steps", min=1, help="IG and Blur IG path steps."),
-    ig_method: str = typer.Option("gausslegendre", "--ig-method",
-                                  help="IG integration: gausslegendre, riemann_trapezoid, riemann_left, "
-                                       "riemann_right, riemann_middle."),
+    ig_method: str = typer.Option(
+        "gausslegendre",
+        "--ig-method",
+        help="IG integration: gausslegendre, riemann_trapezoid, riemann_left, riemann_right, riemann_middle.",
+    ),
     noise: float = typer.Option(0.15, "--noise", help="SmoothGrad noise sigma, as a fraction of the input range."),
     samples: int = typer.Option(25, "--samples", min=1, help="SmoothGrad samples per image."),
-    blur_sigma: float | None = typer.Option(None, "--blur-sigma",
-                                               help="Blur IG's largest blur in pixels (default 50 at 224 px)."),
-    sanity: bool = typer.Option(False, "--sanity", help="Model-randomisation check: re-initialise the top layers "
-                                                        "and report the rank correlation per method."),
+    blur_sigma: float | None = typer.Option(
+        None, "--blur-sigma", help="Blur IG's largest blur in pixels (default 50 at 224 px)."
+    ),
+    sanity: bool = typer.Option(
+        False,
+        "--sanity",
+        help="Model-randomisation check: re-initialise the top layers and report the rank correlation per method.",
+    ),
     sanity_layers: int = typer.Option(3, "--sanity-layers", min=1, help="Layers the sanity check re-initialises."),
     faithfulness: bool = typer.Option(False, "--faithfulness", help="Deletion/insertion AUC per method and image."),
-    faithfulness_steps: int = typer.Option(16, "--faithfulness-steps", min=1,
-                                           help="Steps of the deletion/insertion curves."),
+    faithfulness_steps: int = typer.Option(
+        16, "--faithfulness-steps", min=1, help="Steps of the deletion/insertion curves."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Inputs per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds random weights, noise images and SmoothGrad."),
-    out: Path | None = typer.Option(None, "--out", "-o",
-                                       help="Folder for maps/*.npy, attribution.csv, figures/grid.png and "
-                                            "report.md; rfkit writes only its own files there."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Folder for maps/*.npy, attribution.csv, figures/grid.png and "
+        "report.md; rfkit writes only its own files there.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar (warnings still print)."),
 ) -> None:
     """Per-image contribution maps of MODEL: which pixels drove a class logit, or one unit of a layer, on each
@@ -100,17 +129,38 @@ def attribute_command(
     with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
         task = bar.add_task(f"maps of {model}", total=num_images)
-        result = rfkit.attribute(model, images=images, num_images=num_images, methods=names, target=target,
-                                 layer=cam_layer, weights=weights, input_size=size, baseline=baseline,
-                                 batch_size=batch_size, device=device, steps=steps, ig_method=ig_method, noise=noise,
-                                 samples=samples, blur_sigma=blur_sigma, sanity=sanity, sanity_layers=sanity_layers,
-                                 faithfulness=faithfulness, faithfulness_steps=faithfulness_steps, seed=seed,
-                                 progress=lambda n: bar.advance(task, n))
+        result = rfkit.attribute(
+            model,
+            images=images,
+            num_images=num_images,
+            methods=names,
+            target=target,
+            layer=cam_layer,
+            weights=weights,
+            input_size=size,
+            baseline=baseline,
+            batch_size=batch_size,
+            device=device,
+            steps=steps,
+            ig_method=ig_method,
+            noise=noise,
+            samples=samples,
+            blur_sigma=blur_sigma,
+            sanity=sanity,
+            sanity_layers=sanity_layers,
+            faithfulness=faithfulness,
+            faithfulness_steps=faithfulness_steps,
+            seed=seed,
+            progress=lambda n: bar.advance(task, n),
+        )
     if not quiet:
         attribution_table(result, console)
         console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
     print_warnings(result.warnings, set())
     if out is not None:
         written = save_attribution(result, out)
-        console.print(f"wrote {written['report']}, {written['csv']}, {written['figure']} and {len(result.methods)} "
-                      f"map(s) in {out / 'maps'}", markup=False)
+        console.print(
+            f"wrote {written['report']}, {written['csv']}, {written['figure']} and {len(result.methods)} "
+            f"map(s) in {out / 'maps'}",
+            markup=False,
+        )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from rfkit_cli.format import fmt_pair
 from rfkit_cli.graph_cmd import UsageError, parse_input_size
 
 
-def parse_unit(text: Optional[str]) -> Optional[tuple[int, ...]]:
+def parse_unit(text: str | None) -> tuple[int, ...] | None:
     """``"3,4"`` or ``"3x4"`` → (3, 4).
 
     >>> parse_unit("3,4"), parse_unit(None)
@@ -31,7 +31,7 @@ def parse_unit(text: Optional[str]) -> Optional[tuple[int, ...]]:
     return tuple(int(p) for p in parts)
 
 
-def split_names(items: Optional[List[str]]) -> Optional[list[str]]:
+def split_names(items: list[str] | None) -> list[str] | None:
     """Repeated and comma-separated names as one list (None when nothing was given)."""
     return [n for item in (items or []) for n in item.split(",") if n] or None
 
@@ -56,10 +56,21 @@ def _fmt(v, spec: str = ".2f") -> str:
 
 def erf_table(result, console: Console) -> None:
     """One row per layer: the unit, its analytic RF, and the main ERF metrics."""
-    table = Table(title=f"ERF of {escape(str(result.model))} @ {'×'.join(map(str, result.input_size))} "
-                        f"({result.method}, {result.num_images} images)")
-    for col in ("layer", "unit", "centre (y, x)", "RF h×w", "ERF 95% h×w", "ERF/RF h×w", "area 0.5",
-                "σ y×x (Gauss)", "R²"):
+    table = Table(
+        title=f"ERF of {escape(str(result.model))} @ {'×'.join(map(str, result.input_size))} "
+        f"({result.method}, {result.num_images} images)"
+    )
+    for col in (
+        "layer",
+        "unit",
+        "centre (y, x)",
+        "RF h×w",
+        "ERF 95% h×w",
+        "ERF/RF h×w",
+        "area 0.5",
+        "σ y×x (Gauss)",
+        "R²",
+    ):
         table.add_column(col, overflow="fold")
     for layer in result.layers:
         info = result.rf(layer)
@@ -73,38 +84,52 @@ def erf_table(result, console: Console) -> None:
         sigma = f"{_fmt(d.get('gauss_sigma_y'), '.1f')}×{_fmt(d.get('gauss_sigma_x'), '.1f')}"
         if d and not d.get("gauss_like"):
             sigma += " (not Gaussian)"
-        table.add_row(escape(layer or "<output>"), fmt_pair(result.unit[layer], ", "),
-                      fmt_pair(result.center[layer], ", "), rf, side, ratio, _fmt(d.get("area_ratio_0.5"), ".4f"), sigma, _fmt(d.get("gauss_r2"), ".3f"))
+        table.add_row(
+            escape(layer or "<output>"),
+            fmt_pair(result.unit[layer], ", "),
+            fmt_pair(result.center[layer], ", "),
+            rf,
+            side,
+            ratio,
+            _fmt(d.get("area_ratio_0.5"), ".4f"),
+            sigma,
+            _fmt(d.get("gauss_r2"), ".3f"),
+        )
     console.print(table)
 
 
 def erf_command(
     model: str = typer.Argument(..., help="timm name[.tag], torchvision:NAME, or FILE.py:FACTORY."),
-    layers: Optional[List[str]] = typer.Option(None, "--layers", "-l",
-                                               help="Module or node names (repeat, or comma-separate). "
-                                                    "Default: the final feature map."),
+    layers: list[str] | None = typer.Option(
+        None, "--layers", "-l", help="Module or node names (repeat, or comma-separate). Default: the final feature map."
+    ),
     images: str = typer.Option("sample", "--images", help="sample, noise, a folder, or an image file."),
     num_images: int = typer.Option(32, "--num-images", "-n", min=1, help="Images to average over."),
-    weights: str = typer.Option("auto", "--weights",
-                                help="auto, pretrained, random, random-safe, or a checkpoint path."),
+    weights: str = typer.Option(
+        "auto", "--weights", help="auto, pretrained, random, random-safe, or a checkpoint path."
+    ),
     method: str = typer.Option("replknet", "--method", help="replknet or openerf."),
-    unit: Optional[str] = typer.Option(None, "--unit", help="Output unit to measure, 'i,j' (default: centre)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
+    unit: str | None = typer.Option(None, "--unit", help="Output unit to measure, 'i,j' (default: centre)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
     autocast: bool = typer.Option(False, "--autocast", help="bfloat16 autocast (GPU)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps); "
-                                            "rfkit writes only its own files there."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps); rfkit writes only its own files there.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar (warnings still print)."),
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
     averaged over images, with its metrics centred on the unit's analytic RF centre."""
+    from rich.progress import Progress
+
     import rfkit
     from rfkit.report.erf_files import check_erf_folder, save_erf
-    from rich.progress import Progress
 
     console = Console(width=None if Console().is_terminal else 200, stderr=False)
     names = split_names(layers)
@@ -116,10 +141,22 @@ def erf_command(
     with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
         task = bar.add_task(f"ERF of {model}", total=num_images)
-        result = rfkit.erf(model, layers=names, images=images, num_images=num_images, weights=weights,
-                           method=method, batch_size=batch_size, device=device, input_size=size,
-                           unit=parse_unit(unit), threads=threads, channels_last=channels_last,
-                           autocast=autocast, progress=lambda n: bar.advance(task, n))
+        result = rfkit.erf(
+            model,
+            layers=names,
+            images=images,
+            num_images=num_images,
+            weights=weights,
+            method=method,
+            batch_size=batch_size,
+            device=device,
+            input_size=size,
+            unit=parse_unit(unit),
+            threads=threads,
+            channels_last=channels_last,
+            autocast=autocast,
+            progress=lambda n: bar.advance(task, n),
+        )
     if not quiet:
         erf_table(result, console)
         console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
@@ -127,5 +164,6 @@ def erf_command(
     print_warnings(result.warnings, set())
     if out is not None:
         written = save_erf(result, out)
-        console.print(f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}",
-                      markup=False)
+        console.print(
+            f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}", markup=False
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 
@@ -41,8 +41,11 @@ def run_guarded(fn: Callable[[], object]) -> None:
         if _out_of_memory(e):
             typer.echo("error: out of memory: use a smaller --batch-size or --input-size", err=True)
             sys.exit(EXIT_ERROR)
-        typer.echo(f"internal error: {type(e).__name__}: {e} (rerun with RFKIT_DEBUG=1 for the traceback, "
-                   "and please report it)", err=True)
+        typer.echo(
+            f"internal error: {type(e).__name__}: {e} (rerun with RFKIT_DEBUG=1 for the traceback, "
+            "and please report it)",
+            err=True,
+        )
         sys.exit(EXIT_INTERNAL)
 
 

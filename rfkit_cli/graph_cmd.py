@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -18,7 +17,7 @@ class UsageError(RFKitError):
     pass
 
 
-def parse_input_size(text: Optional[str], option: str = "--input-size") -> Optional[tuple[int, ...]]:
+def parse_input_size(text: str | None, option: str = "--input-size") -> tuple[int, ...] | None:
     """``"224"`` → (224, 224); ``"224x192"``, ``"224,192"`` or ``"224 192"`` → (224, 192).
 
     >>> parse_input_size("224"), parse_input_size("256x192")
@@ -33,8 +32,15 @@ def parse_input_size(text: Optional[str], option: str = "--input-size") -> Optio
     return size * 2 if len(size) == 1 else size
 
 
-STATUS_STYLES = {"productive": "green", "partially critical": "yellow", "critical": "dark_orange",
-                 "unproductive": "bold red", "global": "blue", "unknown": "dim", "input": "dim"}
+STATUS_STYLES = {
+    "productive": "green",
+    "partially critical": "yellow",
+    "critical": "dark_orange",
+    "unproductive": "bold red",
+    "global": "blue",
+    "unknown": "dim",
+    "input": "dim",
+}
 
 
 def graph_table(g, console: Console, report=None) -> None:
@@ -42,8 +48,17 @@ def graph_table(g, console: Console, report=None) -> None:
     if report is not None:
         title += f" · status at {'×'.join(map(str, report.input_size))}"
     table = Table(title=title, show_lines=False)
-    columns = ["node", "op", "output shape", "RF " + "×".join(g.axis_names), "min RF", "stride", "centre",
-               "padding", "flags"]
+    columns = [
+        "node",
+        "op",
+        "output shape",
+        "RF " + "×".join(g.axis_names),
+        "min RF",
+        "stride",
+        "centre",
+        "padding",
+        "flags",
+    ]
     if report is not None:
         columns.insert(5, "status")
     for col in columns:
@@ -59,8 +74,17 @@ def graph_table(g, console: Console, report=None) -> None:
             stride = center = padding = "-"
         else:
             stride, center, padding = fmt_pair(info.stride), fmt_pair(info.center, ", "), fmt_pair(info.padding, ", ")
-        row = [rec.module or name, short_op(rec.op), shape, rf, fmt_pair(info.size_min), stride, center, padding,
-               ",".join(info.flags())]
+        row = [
+            rec.module or name,
+            short_op(rec.op),
+            shape,
+            rf,
+            fmt_pair(info.size_min),
+            stride,
+            center,
+            padding,
+            ",".join(info.flags()),
+        ]
         if report is not None:
             status = statuses.get(name, "input")
             row.insert(5, f"[{STATUS_STYLES.get(status, '')}]{status}[/]")
@@ -72,13 +96,16 @@ def productivity_summary(report, console: Console) -> None:
     """Layer counts per status, and the unproductive and critical layers by name."""
     from rfkit.graph.productivity import Status
 
-    console.print(f"Productivity: {report.summary()} (layers: convolutions, pooling, linear, attention, "
-                  "resampling; min RF over paths)")
+    console.print(
+        f"Productivity: {report.summary()} (layers: convolutions, pooling, linear, attention, "
+        "resampling; min RF over paths)"
+    )
     for status in (Status.UNPRODUCTIVE, Status.CRITICAL, Status.PARTIALLY_CRITICAL):
         layers = report.select(status)
         if layers:
-            names = ", ".join(e.module or e.node for e in layers[:12]) + (f", … (+{len(layers) - 12})"
-                                                                          if len(layers) > 12 else "")
+            names = ", ".join(e.module or e.node for e in layers[:12]) + (
+                f", … (+{len(layers) - 12})" if len(layers) > 12 else ""
+            )
             console.print(f"  [{STATUS_STYLES[status.value]}]{status.value}[/]: {names}")
 
 
@@ -92,12 +119,18 @@ def range_summary(g, console: Console, ignore_global: bool) -> None:
         return f" (set by {', '.join(names)})" if names else ""
 
     unbounded = all(v == float("inf") for v in r.max)
-    hi = "unbounded (global-context paths: rerun with --ignore-global for the local paths)" if unbounded \
+    hi = (
+        "unbounded (global-context paths: rerun with --ignore-global for the local paths)"
+        if unbounded
         else fmt_pair(r.max) + where(r.max_nodes)
-    console.print(f"Input resolution range: min {fmt_pair(r.min)}{where(r.min_nodes)}, max {hi}"
-                  + (" — ignoring global-context paths" if ignore_global else ""))
-    console.print("  below min some layers with weights are unproductive; above max some input patterns exceed "
-                  "every RF")
+    )
+    console.print(
+        f"Input resolution range: min {fmt_pair(r.min)}{where(r.min_nodes)}, max {hi}"
+        + (" — ignoring global-context paths" if ignore_global else "")
+    )
+    console.print(
+        "  below min some layers with weights are unproductive; above max some input patterns exceed every RF"
+    )
     if not r.feasible:
         console.print("  [yellow]min > max: no resolution avoids both[/]")
     if r.skipped:
@@ -120,21 +153,40 @@ def unsupported_summary(g, console: Console) -> None:
 
 def graph_command(
     model: str = typer.Argument(..., help="timm name (resnet50.a1_in1k), torchvision:NAME, or FILE.py:FACTORY."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="Input size: 224, or H W (e.g. 224 192). "
-                                             "Default: the --resolution if given, else the model's own, else 224."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the table (every node) as CSV here."),
+    input_size: str | None = typer.Option(
+        None,
+        "--input-size",
+        help="Input size: 224, or H W (e.g. 224 192). "
+        "Default: the --resolution if given, else the model's own, else 224.",
+    ),
+    csv: Path | None = typer.Option(None, "--csv", help="Also write the table (every node) as CSV here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary, not every node."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", help="Input resolution for the productivity "
-                                             "analysis (32, or H W): adds a status column (productive, "
-                                             "critical, unproductive, ...) and a summary."),
-    dot: Optional[Path] = typer.Option(None, "--dot", help="Write the graph here: .svg, .png or .pdf (needs "
-                                       "GraphViz's dot), or .dot; coloured by status with --resolution."),
-    depth: Optional[int] = typer.Option(None, "--depth", help="With --dot: collapse the graph to this "
-                                        "module depth (2: a ResNet's blocks)."),
-    input_range: bool = typer.Option(False, "--input-range", help="Print the range of input resolutions in "
-                                     "which no layer is unproductive and every pattern fits an RF."),
-    ignore_global: bool = typer.Option(False, "--ignore-global", help="With --input-range: leave global-context "
-                                       "paths (SE blocks, attention) out of the maximum."),
+    resolution: str | None = typer.Option(
+        None,
+        "--resolution",
+        help="Input resolution for the productivity "
+        "analysis (32, or H W): adds a status column (productive, "
+        "critical, unproductive, ...) and a summary.",
+    ),
+    dot: Path | None = typer.Option(
+        None,
+        "--dot",
+        help="Write the graph here: .svg, .png or .pdf (needs "
+        "GraphViz's dot), or .dot; coloured by status with --resolution.",
+    ),
+    depth: int | None = typer.Option(
+        None, "--depth", help="With --dot: collapse the graph to this module depth (2: a ResNet's blocks)."
+    ),
+    input_range: bool = typer.Option(
+        False,
+        "--input-range",
+        help="Print the range of input resolutions in which no layer is unproductive and every pattern fits an RF.",
+    ),
+    ignore_global: bool = typer.Option(
+        False,
+        "--ignore-global",
+        help="With --input-range: leave global-context paths (SE blocks, attention) out of the maximum.",
+    ),
 ) -> None:
     import rfkit
     from rfkit.errors import InputTooSmallError
@@ -161,15 +213,19 @@ def graph_command(
         if size is not None or res is None:
             raise
         g = rfkit.trace(model)
-        note = (f"note: {model} cannot run at {'×'.join(map(str, res))} ({str(e).split('. ')[0]}); its RF geometry "
-                f"was traced at {'×'.join(map(str, g.input_size))} and analysed at {'×'.join(map(str, res))}")
+        note = (
+            f"note: {model} cannot run at {'×'.join(map(str, res))} ({str(e).split('. ')[0]}); its RF geometry "
+            f"was traced at {'×'.join(map(str, g.input_size))} and analysed at {'×'.join(map(str, res))}"
+        )
     report = productivity(g, res) if res is not None else None
     if not quiet:
         graph_table(g, console, report)
     out = g.output
-    console.print(f"{g.model_name}: {len(g)} nodes at input {'×'.join(map(str, g.input_size))}; "
-                  f"output RF {fmt_pair(out.size)}" + (f" (local {fmt_pair(out.local_size)})"
-                                                       if out.is_global and out.local_size else ""))
+    console.print(
+        f"{g.model_name}: {len(g)} nodes at input {'×'.join(map(str, g.input_size))}; "
+        f"output RF {fmt_pair(out.size)}"
+        + (f" (local {fmt_pair(out.local_size)})" if out.is_global and out.local_size else "")
+    )
     unsupported_summary(g, console)
     if note:
         console.print(f"[yellow]{note}[/]")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import typer
 
 
 def report_command(
-    folders: List[Path] = typer.Argument(..., help="Analysis folders written by `rfkit analyze`, or their parent."),
+    folders: list[Path] = typer.Argument(..., help="Analysis folders written by `rfkit analyze`, or their parent."),
     site: Path = typer.Option(Path("rfkit-site"), "--site", "-s", help="Folder for the mkdocs project."),
     title: str = typer.Option("rfkit reports", "--title", help="Site title."),
 ) -> None:
@@ -22,5 +21,7 @@ def report_command(
 
     analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {one_line(line)}", err=True))
     out = write_site(analyses, site, title=title)
-    typer.echo(f"wrote an mkdocs project for {len(analyses)} model(s) in {out}: run "
-               f"`cd {out} && mkdocs build --strict` (or `mkdocs serve`); needs pip install \"rfkit[docs]\"")
+    typer.echo(
+        f"wrote an mkdocs project for {len(analyses)} model(s) in {out}: run "
+        f'`cd {out} && mkdocs build --strict` (or `mkdocs serve`); needs pip install "rfkit[docs]"'
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -13,15 +11,21 @@ from rfkit_cli.graph_cmd import parse_input_size
 
 def verify_command(
     model: str = typer.Argument(..., help="timm name, torchvision:NAME, or FILE.py:FACTORY."),
-    layers: Optional[List[str]] = typer.Option(None, "--layers", "-l",
-                                               help="Module or node names (repeat, or comma-separate). "
-                                                    "Default: the stage outputs and the output."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
-    estimate: bool = typer.Option(True, "--estimate/--no-estimate",
-                                  help="Also estimate size, stride and centre from gradients alone and compare."),
-    estimate_max_size: Optional[int] = typer.Option(None, "--estimate-max-size",
-                                                    help="Largest input (pixels per axis) the estimate may enlarge "
-                                                         "to. Default: twice the input."),
+    layers: list[str] | None = typer.Option(
+        None,
+        "--layers",
+        "-l",
+        help="Module or node names (repeat, or comma-separate). Default: the stage outputs and the output.",
+    ),
+    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    estimate: bool = typer.Option(
+        True, "--estimate/--no-estimate", help="Also estimate size, stride and centre from gradients alone and compare."
+    ),
+    estimate_max_size: int | None = typer.Option(
+        None,
+        "--estimate-max-size",
+        help="Largest input (pixels per axis) the estimate may enlarge to. Default: twice the input.",
+    ),
 ) -> None:
     """Measure the gradient support of the centre, next and corner units of each layer (float64, positive
     random weights) and compare it with the analytic RF; estimate each layer's size, stride and centre from
@@ -30,8 +34,13 @@ def verify_command(
     from rfkit.verification.verify import estimate_rows, summary_rows
 
     names = [n for item in (layers or []) for n in item.split(",") if n] or None
-    report = rfkit.verify(model, layers=names, input_size=parse_input_size(input_size), estimate=estimate,
-                          estimate_max_size=estimate_max_size)
+    report = rfkit.verify(
+        model,
+        layers=names,
+        input_size=parse_input_size(input_size),
+        estimate=estimate,
+        estimate_max_size=estimate_max_size,
+    )
     console = Console(width=None if Console().is_terminal else 200)
     table = Table(title=f"rfkit verify {report.model} @ {'×'.join(map(str, report.input_size))}")
     for col in ("layer", "unit", "analytic RF (pixels h × w)", "measured support", "status"):
@@ -42,8 +51,17 @@ def verify_command(
     console.print(table)
     if report.estimates:
         table = Table(title="gradient estimate (h × w) next to the analytic RF")
-        for col in ("layer", "size", "estimated", "stride", "estimated", "centre", "estimated", "measured at",
-                    "status"):
+        for col in (
+            "layer",
+            "size",
+            "estimated",
+            "stride",
+            "estimated",
+            "centre",
+            "estimated",
+            "measured at",
+            "status",
+        ):
             table.add_column(col, overflow="fold")
         for row in estimate_rows(report):
             status = row[-1].split(" ")[0]
@@ -53,12 +71,15 @@ def verify_command(
     for note in report.notes:
         console.print(f"note: {note}")
     failed = len(report.failures)
-    console.print(f"{len(report.checks) - failed}/{len(report.checks)} units agree"
-                  + ("" if not failed else f"; {failed} mismatch(es)"))
+    console.print(
+        f"{len(report.checks) - failed}/{len(report.checks)} units agree"
+        + ("" if not failed else f"; {failed} mismatch(es)")
+    )
     if report.estimates:
         bad = len(report.estimate_failures)
         judged = sum(e.status != "not judged" for e in report.estimates)
-        console.print(f"{judged - bad}/{judged} judged estimates agree"
-                      + ("" if not bad else f"; {bad} estimate mismatch(es)"))
+        console.print(
+            f"{judged - bad}/{judged} judged estimates agree" + ("" if not bad else f"; {bad} estimate mismatch(es)")
+        )
     if not report.ok:
         raise typer.Exit(1)

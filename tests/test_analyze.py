@@ -29,8 +29,10 @@ from rfkit_cli.app import app, main, normalise_argv
 
 GOLDEN = Path(__file__).parent / "golden"
 HAS_DOT = shutil.which("dot") is not None
-NO_DOT_LINE = ("GraphViz's `dot` is not installed: `graph.dot` holds the graph (render it with "
-               "`dot -Tsvg graph.dot -o graph.svg` after `apt-get install graphviz` / `brew install graphviz`).")
+NO_DOT_LINE = (
+    "GraphViz's `dot` is not installed: `graph.dot` holds the graph (render it with "
+    "`dot -Tsvg graph.dot -o graph.svg` after `apt-get install graphviz` / `brew install graphviz`)."
+)
 runner = CliRunner()
 
 
@@ -39,8 +41,11 @@ def golden_report() -> list[str]:
     lines = (GOLDEN / "tiny_net" / "report.md").read_text().splitlines()
     if HAS_DOT:
         return lines
-    return [NO_DOT_LINE if line.startswith("![Graph at module depth") else line
-            for line in lines if not line.startswith("- [graph.svg]")]
+    return [
+        NO_DOT_LINE if line.startswith("![Graph at module depth") else line
+        for line in lines
+        if not line.startswith("- [graph.svg]")
+    ]
 
 
 def invoke(*args):
@@ -83,8 +88,16 @@ def test_analyze_folder_is_complete(tiny, tmp_path):
     assert run["model"] == "tiny_net.py:build" and run["num_images"] == 2 and run["input_size"] == [16, 16]
     assert run["weights_kind"] == "as-given" and run["layers"] == ["0", "2"]
     assert run["input_range"] == {"min": [4, 4], "max": [7, 7]}
-    for f in ("figures/overlay_0.png", "figures/overlay_2.png", "figures/stages.png", "figures/rf_growth.png",
-              "graph.dot", "erf.csv", "metrics.json", "maps/0.npy"):
+    for f in (
+        "figures/overlay_0.png",
+        "figures/overlay_2.png",
+        "figures/stages.png",
+        "figures/rf_growth.png",
+        "graph.dot",
+        "erf.csv",
+        "metrics.json",
+        "maps/0.npy",
+    ):
         assert (folder / f).stat().st_size > 0, f
     assert (folder / "graph.svg").is_file() == HAS_DOT  # drawn only where GraphViz's dot is installed
     erf = pd.read_csv(folder / "erf.csv", dtype={"layer": str}).set_index("layer")
@@ -139,14 +152,17 @@ def test_ctrl_c_keeps_finished_reports_and_skip_existing_resumes(tiny, tmp_path,
     assert (out / "other_net-build" / "run.json").is_file()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["no_such_model_xyz"], "no_such_model_xyz"),
-    (["tiny_net.py:build", "-l", "01"], "Close matches"),
-    (["tiny_net.py:build", "--images", "EMPTY"], "no image files"),
-    (["tiny_net.py:build", "--method", "x"], "--method"),
-    (["--preset", "nope"], "unknown preset"),
-    ([], "no model given"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["no_such_model_xyz"], "no_such_model_xyz"),
+        (["tiny_net.py:build", "-l", "01"], "Close matches"),
+        (["tiny_net.py:build", "--images", "EMPTY"], "no image files"),
+        (["tiny_net.py:build", "--method", "x"], "--method"),
+        (["--preset", "nope"], "unknown preset"),
+        ([], "no model given"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path, args, message, capsys):
     (tmp_path / "EMPTY").mkdir()
     base = [a for a in TINY_ARGS if a != "-q"]
@@ -179,7 +195,7 @@ def test_corrupt_images_are_skipped_and_reported(tiny, tmp_path):
     Image.fromarray(np.zeros((18, 18, 3), np.uint8)).save(imgs / "sub" / "b.jpg")
     (imgs / "broken.jpg").write_bytes(b"not a jpeg at all")
     args = [a for a in TINY_ARGS if a != "noise"]
-    args[args.index("--images") + 1:args.index("--images") + 1] = [str(imgs)]
+    args[args.index("--images") + 1 : args.index("--images") + 1] = [str(imgs)]
     r = invoke("analyze", tiny, *args, "--out", "out")
     assert r.exit_code == 0, r.output
     run = json.loads((tmp_path / "out" / "tiny_net-build" / "run.json").read_text())
@@ -203,8 +219,12 @@ def test_report_site_builds_strict(tiny, tmp_path):
     assert "tiny_net.py:build" in home and "other_net.py:build" in home
     compare = (tmp_path / "site" / "docs" / "compare.md").read_text()
     assert compare.count("figures/overlay_2.png") == 2  # the final layer of both models, side by side
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q"], cwd=tmp_path / "site",
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q"],
+        cwd=tmp_path / "site",
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "site" / "site" / "models" / "tiny_net-build" / "index.html").is_file()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 
@@ -31,12 +32,14 @@ def test_default_input_size_comes_from_the_model():
 
 def test_file_factory_spec(tmp_path):
     f = tmp_path / "net.py"
-    f.write_text(textwrap.dedent("""
+    f.write_text(
+        textwrap.dedent("""
         import torch.nn as nn
 
         def build(width=4):
             return nn.Sequential(nn.Conv2d(1, width, 5, 2), nn.ReLU(), nn.Conv2d(width, width, 3))
-    """))
+    """)
+    )
     g = rfkit.trace(f"{f}:build", input_size=(40, 30))
     assert g["2"].size == (9, 9) and g.in_chans == 1
     with pytest.raises(rfkit.ModelNotFoundError, match="no function 'biuld'.*build"):
@@ -142,7 +145,7 @@ def test_frame_and_csv(tmp_path):
 
 def test_rfinfo_is_frozen():
     g = rfkit.trace(nn.Conv2d(3, 3, 3), input_size=8)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         g.output.size = (1, 1)
 
 

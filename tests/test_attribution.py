@@ -23,8 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def gap_linear_net(classes: int = 5) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(6, classes))
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, classes)
+    )
 
 
 def images(n: int = 4, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -54,8 +55,15 @@ def test_gradcam_of_a_gap_linear_head_is_the_class_activation_map():
 def test_ig_completeness_within_one_percent_at_default_steps():
     """sum of IG attributions = f(x) - f(0) (zeros baseline), computed here from the net itself."""
     torch.manual_seed(1)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
     x = images(3, 24, seed=2)
     res = attribute(net, x, methods="ig", target=1)
     with torch.no_grad():
@@ -81,11 +89,22 @@ def test_saliency_of_a_linear_model_is_its_weights():
 GRADIENT = "saliency,input_x_gradient,smoothgrad,ig,blur_ig,guided_backprop"
 
 
-@pytest.mark.parametrize("model, target, size", [("test_resnet", "layer1@3,3", 64),
-                                                 ("test_vit", "patch_embed@1,2", 64)])
+@pytest.mark.parametrize(
+    "model, target, size", [("test_resnet", "layer1@3,3", 64), ("test_vit", "patch_embed@1,2", 64)]
+)
 def test_unit_gradient_attribution_is_zero_outside_its_rf_window(model, target, size):
-    res = rfkit.attribute(model, images="sample", num_images=2, methods=GRADIENT, target=target, steps=8, samples=4,
-                          weights="random-safe", input_size=size, device="cpu")
+    res = rfkit.attribute(
+        model,
+        images="sample",
+        num_images=2,
+        methods=GRADIENT,
+        target=target,
+        steps=8,
+        samples=4,
+        weights="random-safe",
+        input_size=size,
+        device="cpu",
+    )
     if model == "test_vit":  # a 16x16 patch: unit (1, 2) sees rows 16..31 and columns 32..47
         assert res.window == ((16, 31), (32, 47))
     inside = window_mask(res.window, (size, size))
@@ -131,8 +150,9 @@ def tiny_swin():
     from timm.models.swin_transformer import SwinTransformer
 
     torch.manual_seed(4)
-    return SwinTransformer(img_size=56, patch_size=4, window_size=7, embed_dim=8, depths=(2, 2), num_heads=(1, 1),
-                           num_classes=10).eval()
+    return SwinTransformer(
+        img_size=56, patch_size=4, window_size=7, embed_dim=8, depths=(2, 2), num_heads=(1, 1), num_classes=10
+    ).eval()
 
 
 def test_swin_gradcam_channels_last_and_windows_need_no_reshape():
@@ -172,8 +192,9 @@ def test_combination_is_the_product_of_max_normalised_maps():
     res = attribute(net, x, methods="guided_backprop,gradcam,guided_backprop*gradcam", target=0)
     gb, cam = res.maps["guided_backprop"], res.maps["gradcam"]
     top = lambda m: np.abs(m).reshape(len(m), -1).max(axis=1)[:, None, None]  # noqa: E731
-    np.testing.assert_allclose(res.maps["guided_backprop*gradcam"], gb / top(gb) * (cam / top(cam)), rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        res.maps["guided_backprop*gradcam"], gb / top(gb) * (cam / top(cam)), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_model_left_as_found_also_on_error():
@@ -190,16 +211,19 @@ def test_model_left_as_found_also_on_error():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
-@pytest.mark.parametrize("kw, error, words", [
-    (dict(methods="saliancy"), MethodError, "close matches: saliency"),
-    (dict(methods="gradcam*layercam"), MethodError, "one gradient method"),
-    (dict(target=5), TargetError, "outside the head's 5 classes"),
-    (dict(target="0@9,9"), TargetError, "outside the 8x8 grid"),
-    (dict(target="nope"), rfkit.NodeNotFoundError, "no node or module named"),
-    (dict(methods="gradcam", layer="4"), CamLayerError, "needs a layer with a spatial grid"),
-    (dict(methods="ig", baseline=torch.zeros(3, 8, 8)), BaselineError, "does not fit the input"),
-    (dict(methods="ig", baseline="grey"), BaselineError, "unknown baseline"),
-])
+@pytest.mark.parametrize(
+    "kw, error, words",
+    [
+        (dict(methods="saliancy"), MethodError, "close matches: saliency"),
+        (dict(methods="gradcam*layercam"), MethodError, "one gradient method"),
+        (dict(target=5), TargetError, "outside the head's 5 classes"),
+        (dict(target="0@9,9"), TargetError, "outside the 8x8 grid"),
+        (dict(target="nope"), rfkit.NodeNotFoundError, "no node or module named"),
+        (dict(methods="gradcam", layer="4"), CamLayerError, "needs a layer with a spatial grid"),
+        (dict(methods="ig", baseline=torch.zeros(3, 8, 8)), BaselineError, "does not fit the input"),
+        (dict(methods="ig", baseline="grey"), BaselineError, "unknown baseline"),
+    ],
+)
 def test_bad_input_is_a_one_line_error(kw, error, words):
     with pytest.raises(error) as exc:
         attribute(gap_linear_net(), images(1), **kw)
@@ -256,8 +280,9 @@ def test_deletion_and_insertion_auc_of_a_linear_unit():
     torch.manual_seed(5)
     conv = nn.Conv2d(3, 1, 4)
     x = images(1, 4, seed=8)
-    res = attribute(nn.Sequential(conv), x, methods="saliency", target="0@0,0", faithfulness=True,
-                    faithfulness_steps=16)
+    res = attribute(
+        nn.Sequential(conv), x, methods="saliency", target="0@0,0", faithfulness=True, faithfulness_steps=16
+    )
     w, b = conv.weight.detach()[0], float(conv.bias)
     order = np.argsort(-w.sum(0).flatten().numpy(), kind="stable")
     mine = (w * x[0]).sum(0).flatten().numpy()[order]
@@ -266,8 +291,7 @@ def test_deletion_and_insertion_auc_of_a_linear_unit():
     deletion = b + mine.sum() - kept
     insertion = b + kept + np.concatenate([np.cumsum(canvas[::-1])[::-1], [0]])
     trapezoid = lambda c: float(((c[:-1] + c[1:]) / 2).mean())  # noqa: E731
-    np.testing.assert_allclose(res.faithfulness["saliency"][0], [trapezoid(deletion), trapezoid(insertion)],
-                               rtol=1e-5)
+    np.testing.assert_allclose(res.faithfulness["saliency"][0], [trapezoid(deletion), trapezoid(insertion)], rtol=1e-5)
 
 
 def test_rows_hold_one_line_per_image_and_method():

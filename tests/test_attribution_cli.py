@@ -22,8 +22,16 @@ def invoke(*args):
 
 def test_writes_maps_csv_figure_and_report(tmp_path):
     out = tmp_path / "maps of <net>"
-    r = invoke(*BASE, "--methods", "saliency,ig,gradcam++,gradcam*saliency", "--faithfulness",
-               "--faithfulness-steps", "4", "-o", str(out))
+    r = invoke(
+        *BASE,
+        "--methods",
+        "saliency,ig,gradcam++,gradcam*saliency",
+        "--faithfulness",
+        "--faithfulness-steps",
+        "4",
+        "-o",
+        str(out),
+    )
     assert r.exit_code == 0, r.output
     for name in ("saliency", "ig", "gradcam_pp", "gradcam_x_saliency"):
         m = np.load(out / "maps" / f"{name}.npy")
@@ -61,22 +69,38 @@ def test_unit_target_reports_the_rf_window_check(tmp_path):
 
 def test_quiet_still_prints_warnings_on_stderr(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["attribute", "test_resnet", "-n", "1", "--weights", "random", "--input-size", "32", "--device", "cpu",
-              "-q"])
+        main(
+            [
+                "attribute",
+                "test_resnet",
+                "-n",
+                "1",
+                "--weights",
+                "random",
+                "--input-size",
+                "32",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
     assert exc.value.code in (0, None)
     captured = capsys.readouterr()
     assert "warning:" in captured.err and "init trap" in captured.err and captured.out == ""
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--methods", "saliancy"), "close matches: saliency"),
-    (("--target", "5000"), "outside the head's 1000 classes"),
-    (("--target", "layer2@99,99"), "outside the 4x4 grid of layer 'layer2'"),  # 32 px / stride 8
-    (("--methods", "gradcam", "--cam-layer", "fc"), "needs a layer with a spatial grid"),
-    (("--methods", "ig", "--baseline", "grey"), "unknown baseline 'grey'"),
-    (("--methods", "ig", "--ig-method", "simpson"), "unknown IG integration rule"),
-    (("--target", "layer2@1;1"), "LAYER@i,j"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--methods", "saliancy"), "close matches: saliency"),
+        (("--target", "5000"), "outside the head's 1000 classes"),
+        (("--target", "layer2@99,99"), "outside the 4x4 grid of layer 'layer2'"),  # 32 px / stride 8
+        (("--methods", "gradcam", "--cam-layer", "fc"), "needs a layer with a spatial grid"),
+        (("--methods", "ig", "--baseline", "grey"), "unknown baseline 'grey'"),
+        (("--methods", "ig", "--ig-method", "simpson"), "unknown IG integration rule"),
+        (("--target", "layer2@1;1"), "LAYER@i,j"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_1(args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["attribute", *BASE, *args])

@@ -16,8 +16,15 @@ import rfkit
 from rfkit.erf.devices import auto_batch_size, available_memory, bytes_per_image
 from rfkit.erf.estimate import estimate_rf
 from rfkit.erf.weights import load_model
-from rfkit.errors import (ArgumentError, CheckpointError, DeviceError, DeviceMemoryError, InputSizeError,
-                          InputTooSmallError, RFKitError)
+from rfkit.errors import (
+    ArgumentError,
+    CheckpointError,
+    DeviceError,
+    DeviceMemoryError,
+    InputSizeError,
+    InputTooSmallError,
+    RFKitError,
+)
 from rfkit.graph.productivity import input_resolution_range, productivity
 from rfkit.models.spec import copy_module
 from rfkit_cli.app import main
@@ -60,8 +67,10 @@ _ns: dict = {}
 exec(MODELS, _ns)  # noqa: S102 - the models above, as a module the tests can call
 Pair, plain = _ns["Pair"], _ns["plain"]
 
-CPU_OOM = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
-           "allocate 12884901888 bytes. Error code 12 (Cannot allocate memory)")
+CPU_OOM = (
+    "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+    "allocate 12884901888 bytes. Error code 12 (Cannot allocate memory)"
+)
 
 
 @pytest.fixture
@@ -112,8 +121,10 @@ def test_verify_default_layers_of_a_tuple_or_dict_model_end_at_the_final_feature
 @pytest.mark.parametrize("as_dict", [False, True], ids=["tuple", "dict"])
 def test_estimate_rf_default_layers_of_a_tuple_or_dict_model(as_dict):
     est = estimate_rf(Pair(as_dict), input_size=16)
-    assert [(e.layer, e.size, e.stride, e.center) for e in est] == [("stem", (3, 3), (1, 1), (0, 0)),
-                                                                    ("deep", (5, 5), (1, 1), (0, 0))]
+    assert [(e.layer, e.size, e.stride, e.center) for e in est] == [
+        ("stem", (3, 3), (1, 1), (0, 0)),
+        ("deep", (5, 5), (1, 1), (0, 0)),
+    ]
 
 
 @pytest.mark.parametrize("factory", ["pair", "pair_dict"])
@@ -148,8 +159,20 @@ def test_unknown_device_name():
 
 
 def test_cli_missing_device(capsys, model_file):
-    code, text = cli(capsys, "erf", f"{model_file}:plain", "--device", "cuda:99", "-n", "1", "--images", "noise",
-                     "--input-size", "16", "-q")
+    code, text = cli(
+        capsys,
+        "erf",
+        f"{model_file}:plain",
+        "--device",
+        "cuda:99",
+        "-n",
+        "1",
+        "--images",
+        "noise",
+        "--input-size",
+        "16",
+        "-q",
+    )
     assert_one_line_error(code, text, "cuda:99", "available: cpu")
 
 
@@ -176,8 +199,22 @@ def test_cpu_out_of_memory_names_the_batch_size(cpu_oom):
 
 
 def test_cli_cpu_out_of_memory(capsys, model_file, cpu_oom):
-    code, text = cli(capsys, "erf", f"{model_file}:plain", "--device", "cpu", "-n", "2", "--images", "noise",
-                     "--input-size", "16", "--batch-size", "2", "-q")
+    code, text = cli(
+        capsys,
+        "erf",
+        f"{model_file}:plain",
+        "--device",
+        "cpu",
+        "-n",
+        "2",
+        "--images",
+        "noise",
+        "--input-size",
+        "16",
+        "--batch-size",
+        "2",
+        "-q",
+    )
     assert_one_line_error(code, text, "out of memory", "--batch-size")
 
 
@@ -192,12 +229,15 @@ def test_bytes_per_image_counts_every_activation():
     assert bytes_per_image(g) == (3 + 4 + 4 + 4) * 64 * 12 == 11520
 
 
-@pytest.mark.parametrize("available, expected", [
-    (10 ** 12, 8),  # plenty: the CPU default
-    (60_000, 2),  # half of it, 30000 bytes, holds 2 images of 11520
-    (30_000, 1),  # 15000 bytes: 1 image
-    (100, 1),  # not even one: still 1 (an OOM then gives the hint)
-])
+@pytest.mark.parametrize(
+    "available, expected",
+    [
+        (10**12, 8),  # plenty: the CPU default
+        (60_000, 2),  # half of it, 30000 bytes, holds 2 images of 11520
+        (30_000, 1),  # 15000 bytes: 1 image
+        (100, 1),  # not even one: still 1 (an OOM then gives the hint)
+    ],
+)
 def test_auto_cpu_batch_fits_half_the_available_memory(available, expected):
     g = rfkit.trace(plain(), input_size=8)
     assert auto_batch_size(g, torch.device("cpu"), available=available) == expected
@@ -220,8 +260,7 @@ def test_erf_uses_the_auto_batch(monkeypatch):
     # at 16 px: 15 · 256 · 12 = 46080 bytes per image; 100000 bytes available -> half is 50000 -> 1 image
     monkeypatch.setattr("rfkit.erf.devices.available_memory", lambda: 100_000)
     batches = []
-    rfkit.erf(plain(), layers="2", images="noise", num_images=3, input_size=16, device="cpu",
-              progress=batches.append)
+    rfkit.erf(plain(), layers="2", images="noise", num_images=3, input_size=16, device="cpu", progress=batches.append)
     assert batches == [1, 1, 1]
 
 
@@ -253,8 +292,10 @@ RUNS = {
     "trace": lambda net, _: rfkit.trace(net, input_size=16)["2"].size == (5, 5),
     "verify": lambda net, _: rfkit.verify(net, input_size=16).ok,
     "estimate_rf": lambda net, _: estimate_rf(net, layers="2", input_size=16)[0].size == (5, 5),
-    "erf": lambda net, _: rfkit.erf(net, layers="2", images="noise", num_images=2, input_size=16,
-                                    device="cpu").maps["2"].shape == (16, 16),
+    "erf": lambda net, _: (
+        rfkit.erf(net, layers="2", images="noise", num_images=2, input_size=16, device="cpu").maps["2"].shape
+        == (16, 16)
+    ),
     "checkpoint": lambda net, tmp: _checkpoint_run(net, tmp) is None,
 }
 
@@ -281,8 +322,7 @@ def test_copy_module_shares_only_what_cannot_be_copied():
 
 # --- arguments of the wrong type or value ---------------------------------------------------------------
 def _erf(**kw):
-    return lambda: rfkit.erf(plain(), **{"images": "noise", "num_images": 1, "input_size": 16, "device": "cpu",
-                                         **kw})
+    return lambda: rfkit.erf(plain(), **{"images": "noise", "num_images": 1, "input_size": 16, "device": "cpu", **kw})
 
 
 def _graph():
@@ -303,25 +343,28 @@ BAD_ARGUMENTS = {
     "erf unit=5": (_erf(layers="2", unit=5), ArgumentError, "unit"),
     "erf unit=(1, 2, 3)": (_erf(layers="2", unit=(1, 2, 3)), ArgumentError, "unit"),
     "erf unit=(-1, 2)": (_erf(layers="2", unit=(-1, 2)), ArgumentError, "unit"),
-    "erf unit for another layer": (_erf(layers=["0", "2"], unit={"0": (1, 1), "nope": (1, 1)}), ArgumentError,
-                                   "'nope'"),
+    "erf unit for another layer": (
+        _erf(layers=["0", "2"], unit={"0": (1, 1), "nope": (1, 1)}),
+        ArgumentError,
+        "'nope'",
+    ),
     "erf model=42": (lambda: rfkit.erf(42), ArgumentError, "model"),
-    "verify max_layers=0": (lambda: rfkit.verify(plain(), input_size=16, max_layers=0), ArgumentError,
-                            "max_layers"),
+    "verify max_layers=0": (lambda: rfkit.verify(plain(), input_size=16, max_layers=0), ArgumentError, "max_layers"),
     "verify layers=123": (lambda: rfkit.verify(plain(), layers=123, input_size=16), ArgumentError, "layers"),
     "verify seed=1.5": (lambda: rfkit.verify(plain(), input_size=16, seed=1.5), ArgumentError, "seed"),
-    "verify estimate_max_size=0": (lambda: rfkit.verify(plain(), input_size=16, estimate_max_size=0),
-                                   ArgumentError, "estimate_max_size"),
+    "verify estimate_max_size=0": (
+        lambda: rfkit.verify(plain(), input_size=16, estimate_max_size=0),
+        ArgumentError,
+        "estimate_max_size",
+    ),
     "verify input_size='x'": (lambda: rfkit.verify(plain(), input_size="x"), InputSizeError, "input_size"),
-    "estimate_rf max_size=0": (lambda: estimate_rf(plain(), input_size=16, max_size=0), ArgumentError,
-                               "max_size"),
+    "estimate_rf max_size=0": (lambda: estimate_rf(plain(), input_size=16, max_size=0), ArgumentError, "max_size"),
     "estimate_rf layers=123": (lambda: estimate_rf(plain(), layers=123, input_size=16), ArgumentError, "layers"),
     "estimate_rf seed=None": (lambda: estimate_rf(plain(), input_size=16, seed=None), ArgumentError, "seed"),
     "estimate_rf model=42": (lambda: estimate_rf(42), ArgumentError, "model"),
     "trace input_size=16.0": (lambda: rfkit.trace(plain(), input_size=16.0), InputSizeError, "input_size"),
     "trace input_size='x'": (lambda: rfkit.trace(plain(), input_size="x"), InputSizeError, "input_size"),
-    "trace input_size=(16, 0)": (lambda: rfkit.trace(plain(), input_size=(16, 0)), InputTooSmallError,
-                                 "input_size"),
+    "trace input_size=(16, 0)": (lambda: rfkit.trace(plain(), input_size=(16, 0)), InputTooSmallError, "input_size"),
     "trace in_chans=0": (lambda: rfkit.trace(plain(), input_size=16, in_chans=0), ArgumentError, "in_chans"),
     "trace model=42": (lambda: rfkit.trace(42), ArgumentError, "model"),
     "productivity 'abc'": (lambda: productivity(_graph(), "abc"), InputSizeError, "input_size"),
@@ -390,8 +433,22 @@ def test_checkpoint_holding_code_is_refused_in_one_line(evil_checkpoint):
 
 def test_cli_checkpoint_holding_code(capsys, model_file, evil_checkpoint):
     path, target = evil_checkpoint
-    code, text = cli(capsys, "erf", f"{model_file}:plain", "--weights", path, "--device", "cpu", "-n", "1",
-                     "--images", "noise", "--input-size", "16", "-q")
+    code, text = cli(
+        capsys,
+        "erf",
+        f"{model_file}:plain",
+        "--weights",
+        path,
+        "--device",
+        "cpu",
+        "-n",
+        "1",
+        "--images",
+        "noise",
+        "--input-size",
+        "16",
+        "-q",
+    )
     assert not target.exists()
     assert_one_line_error(code, text, "holds code, refused", f"{os.system.__module__}.system")
     assert "weights_only" not in text

@@ -35,19 +35,24 @@ def test_non_square_input_and_csv(tmp_path):
 
 def test_unsupported_ops_are_summarised(tmp_path):
     f = tmp_path / "net.py"
-    f.write_text("import torch, torch.nn as nn\n\n"
-                 "class Cum(nn.Module):\n    def forward(self, x):\n        return torch.cumsum(x, 3)\n\n"
-                 "def build():\n    return nn.Sequential(nn.Conv2d(3, 3, 3), Cum(), nn.Conv2d(3, 3, 3))\n")
+    f.write_text(
+        "import torch, torch.nn as nn\n\n"
+        "class Cum(nn.Module):\n    def forward(self, x):\n        return torch.cumsum(x, 3)\n\n"
+        "def build():\n    return nn.Sequential(nn.Conv2d(3, 3, 3), Cum(), nn.Conv2d(3, 3, 3))\n"
+    )
     r = invoke("graph", f"{f}:build", "-q", "--input-size", "16")
     assert r.exit_code == 0, r.output
     assert "Unsupported ops (1 nodes)" in r.output and "cumsum" in r.output and "?×?" in r.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (("graph", "resnet5O"), "Close matches"),
-    (("graph", "torchvision:vgg16", "--input-size", "16"), "input too small"),
-    (("graph", "resnet18", "--input-size", "abc"), "--input-size"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("graph", "resnet5O"), "Close matches"),
+        (("graph", "torchvision:vgg16", "--input-size", "16"), "input too small"),
+        (("graph", "resnet18", "--input-size", "abc"), "--input-size"),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(list(args))

@@ -13,9 +13,11 @@ from rfkit_cli.app import app, main, normalise_argv
 
 runner = CliRunner()
 
-NET = ("import torch.nn as nn\n\n"
-       "def build():\n"
-       "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))\n")
+NET = (
+    "import torch.nn as nn\n\n"
+    "def build():\n"
+    "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))\n"
+)
 
 
 def invoke(*args):
@@ -31,8 +33,9 @@ def net(tmp_path):
 
 def test_erf_table_and_files(net, tmp_path):
     out = tmp_path / "out"
-    r = invoke("erf", net, "-l", "0,2", "--images", "noise", "-n", "3", "--input-size", "20", "24",
-               "--out", str(out), "-q")
+    r = invoke(
+        "erf", net, "-l", "0,2", "--images", "noise", "-n", "3", "--input-size", "20", "24", "--out", str(out), "-q"
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(out / "erf.csv", dtype={"layer": str}).set_index("layer")
     # layer 2 sees 3 + 5 - 1 = 7 pixels per axis around the centre unit (10, 12) of a 20x24 input
@@ -52,13 +55,16 @@ def test_erf_prints_the_table(net):
     assert "ERF of" in r.output and "7×7" in r.output and "as built by" in r.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["-l", "conv9"], "no node or module named 'conv9'"),
-    (["--method", "luo"], "--method 'luo'"),
-    (["--images", "/nonexistent/folder"], "/nonexistent/folder"),
-    (["--unit", "99,0"], "outside"),
-    (["--weights", "/no/such.pth"], "/no/such.pth"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-l", "conv9"], "no node or module named 'conv9'"),
+        (["--method", "luo"], "--method 'luo'"),
+        (["--images", "/nonexistent/folder"], "/nonexistent/folder"),
+        (["--unit", "99,0"], "outside"),
+        (["--weights", "/no/such.pth"], "/no/such.pth"),
+    ],
+)
 def test_erf_bad_input_is_one_line_and_exit_1(net, args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["erf", net, "--images", "noise", "-n", "1", "--input-size", "16", "-q", *args])

@@ -18,10 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 KEY_PAGES = [
-    "index.html", "quickstart/index.html", "concepts/index.html", "erf/index.html", "gallery/index.html",
-    "howto/cnn-vs-vit/index.html", "howto/low-resolution/index.html", "howto/paper-figure/index.html",
-    "cli/index.html", "reference/api/index.html", "graph/index.html", "rules/index.html",
-    "productivity/index.html", "literature/index.html",
+    "index.html",
+    "quickstart/index.html",
+    "concepts/index.html",
+    "erf/index.html",
+    "gallery/index.html",
+    "howto/cnn-vs-vit/index.html",
+    "howto/low-resolution/index.html",
+    "howto/paper-figure/index.html",
+    "cli/index.html",
+    "reference/api/index.html",
+    "graph/index.html",
+    "rules/index.html",
+    "productivity/index.html",
+    "literature/index.html",
 ]
 
 
@@ -32,9 +42,24 @@ def site(tmp_path_factory):
     pytest.importorskip("mkdocstrings")
     out = tmp_path_factory.mktemp("site")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                           str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     return out
 
@@ -47,10 +72,20 @@ def test_key_pages_exist(site):
 
 def test_api_reference_documents_the_public_api(site):
     html = (site / "reference" / "api" / "index.html").read_text()
-    for name in ("rfkit.trace", "rfkit.erf.engine.erf", "rfkit.ERFResult", "rfkit.estimate_rf",
-                 "rfkit.report.analyze.analyze", "rfkit.report.site.build_site", "rfkit.erf.metrics.compute_metrics",
-                 "rfkit.erf.metrics.area_ratios", "rfkit.erf.metrics.erf_rf_ratio", "rfkit.erf.gaussian.fit_gaussian",
-                 "rfkit.graph.productivity.productivity", "rfkit.erf.weights.load_model"):
+    for name in (
+        "rfkit.trace",
+        "rfkit.erf.engine.erf",
+        "rfkit.ERFResult",
+        "rfkit.estimate_rf",
+        "rfkit.report.analyze.analyze",
+        "rfkit.report.site.build_site",
+        "rfkit.erf.metrics.compute_metrics",
+        "rfkit.erf.metrics.area_ratios",
+        "rfkit.erf.metrics.erf_rf_ratio",
+        "rfkit.erf.gaussian.fit_gaussian",
+        "rfkit.graph.productivity.productivity",
+        "rfkit.erf.weights.load_model",
+    ):
         assert f'id="{name}"' in html, f"{name} is not in the API reference"
 
 

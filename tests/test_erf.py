@@ -40,8 +40,15 @@ def poly_coefficients(n: int) -> np.ndarray:
 
 
 def run(net, size, layers=None, n_images=2, **kw):
-    return erf(net, layers=layers, images=positive_images(n_images, size), num_images=n_images,
-               input_size=size, device="cpu", **kw)
+    return erf(
+        net,
+        layers=layers,
+        images=positive_images(n_images, size),
+        num_images=n_images,
+        input_size=size,
+        device="cpu",
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("n", [1, 3, 6])
@@ -53,7 +60,7 @@ def test_linear_chain_is_outer_product_of_polynomial_coefficients(n):
     want = np.zeros((size, size))
     cy, cx = res.center[layer]
     r = n  # RF half-width
-    want[int(cy) - r:int(cy) + r + 1, int(cx) - r:int(cx) + r + 1] = 3 * np.outer(c, c)  # 3 RGB channels
+    want[int(cy) - r : int(cy) + r + 1, int(cx) - r : int(cx) + r + 1] = 3 * np.outer(c, c)  # 3 RGB channels
     np.testing.assert_allclose(res.maps[layer], want, rtol=1e-5, atol=1e-6)
     ys, xs = np.nonzero(res.maps[layer])
     (lo_y, hi_y), (lo_x, hi_x) = res.rf(layer).window_of(res.unit[layer])
@@ -93,8 +100,11 @@ def test_dilation_scales_the_erf_and_leaves_the_gridding_pattern():
     assert dilated.rf(dilated.layers[0]).size == (2 * d * n + 1,) * 2
     # on the grid it is the undilated ERF, spread out by d
     py, px = (int(v) for v in plain.center[plain.layers[0]])
-    np.testing.assert_allclose(md[cy - d * n:cy + d * n + 1:d, cx - d * n:cx + d * n + 1:d],
-                               mp[py - n:py + n + 1, px - n:px + n + 1], rtol=1e-5)
+    np.testing.assert_allclose(
+        md[cy - d * n : cy + d * n + 1 : d, cx - d * n : cx + d * n + 1 : d],
+        mp[py - n : py + n + 1, px - n : px + n + 1],
+        rtol=1e-5,
+    )
 
 
 def test_moving_the_unit_by_one_moves_the_support_by_the_stride():
@@ -120,9 +130,16 @@ def test_moving_the_unit_by_one_moves_the_support_by_the_stride():
 
 def small_cnn():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                        nn.Conv2d(8, 8, 3, padding=1))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+    )
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -133,8 +150,10 @@ def small_cnn():
 def test_batch_size_does_not_change_the_map():
     net = small_cnn().train()  # train mode on purpose: the engine must measure in eval mode
     images = torch.randn(7, 3, 24, 24, generator=torch.Generator().manual_seed(3))
-    maps = [erf(net, layers=["4", "7"], images=images, num_images=7, input_size=24, device="cpu",
-                batch_size=b).maps for b in (1, 3, 7)]
+    maps = [
+        erf(net, layers=["4", "7"], images=images, num_images=7, input_size=24, device="cpu", batch_size=b).maps
+        for b in (1, 3, 7)
+    ]
     for other in maps[1:]:
         for layer in ("4", "7"):
             np.testing.assert_allclose(other[layer], maps[0][layer], rtol=1e-5, atol=1e-8)
@@ -242,23 +261,40 @@ def test_vit_prefix_tokens_are_skipped():
         res = erf(model, layers=[layer], unit=unit, images="noise", num_images=1, device="cpu")
         ((y0, y1), (x0, x1)) = patch_support(res, layer)
         p = model.patch_embed.patch_size
-        assert (y0, y1, x0, x1) == (p[0] * unit[0], p[0] * unit[0] + p[0] - 1, p[1] * unit[1],
-                                    p[1] * unit[1] + p[1] - 1)
+        assert (y0, y1, x0, x1) == (
+            p[0] * unit[0],
+            p[0] * unit[0] + p[0] - 1,
+            p[1] * unit[1],
+            p[1] * unit[1] + p[1] - 1,
+        )
 
 
 def test_swin_channels_last_and_window_layouts_pick_the_same_patch():
-    model = timm.create_model("test_swin", pretrained=False) if "test_swin" in timm.list_models("test_*") else \
-        timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, depths=(1, 1), num_heads=(1, 1),
-                          embed_dim=16, img_size=56)
+    model = (
+        timm.create_model("test_swin", pretrained=False)
+        if "test_swin" in timm.list_models("test_*")
+        else timm.create_model(
+            "swin_tiny_patch4_window7_224", pretrained=False, depths=(1, 1), num_heads=(1, 1), embed_dim=16, img_size=56
+        )
+    )
     g = rfkit.trace(model, input_size=56)
-    names = [n for n, r in g.records.items() if r.layout is not None and r.info.shape and len(r.info.shape) == 3
-             and r.info.shape[0] > 2 and not r.info.is_global and r.kind == "call_module"]
+    names = [
+        n
+        for n, r in g.records.items()
+        if r.layout is not None
+        and r.info.shape
+        and len(r.info.shape) == 3
+        and r.info.shape[0] > 2
+        and not r.info.is_global
+        and r.kind == "call_module"
+    ]
     window_node = names[0]  # a (B*windows, tokens, C) node inside the first block: qkv
     norm = "layers.0.blocks.0.norm1"
     assert len(g[norm].shape) == 4 and g[norm].dims == (1, 2)  # channels-last
     for unit in [(0, 0), (5, 3)]:
-        res = erf(model, layers=[norm, window_node], unit=unit, images="noise", num_images=1, device="cpu",
-                  input_size=56)
+        res = erf(
+            model, layers=[norm, window_node], unit=unit, images="noise", num_images=1, device="cpu", input_size=56
+        )
         ps = 4
         want = ((ps * unit[0], ps * unit[0] + ps - 1), (ps * unit[1], ps * unit[1] + ps - 1))
         assert patch_support(res, norm) == want
@@ -295,7 +331,7 @@ def _write_images(tmp_path, n=3, size=(40, 52)):
 
 @pytest.mark.parametrize("name,layer", [("test_resnet", "layer2"), ("test_vit", "forward_features")])
 def test_openerf_method_reproduces_openerf(tmp_path, name, layer):
-    openerf = pytest.importorskip("openerf")
+    pytest.importorskip("openerf")
     from openerf.erf import compute_erf
 
     folder = _write_images(tmp_path)
@@ -307,8 +343,15 @@ def test_openerf_method_reproduces_openerf(tmp_path, name, layer):
         with torch.no_grad():
             model.norm.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
     theirs = compute_erf(model, image_dir=folder, target_layer=layer, device="cpu", show_progress=False).erf_map
-    ours = erf(model, layers=None if layer == "forward_features" else [layer], images=folder, num_images=3,
-               method="openerf", device="cpu", weights="as-given")
+    ours = erf(
+        model,
+        layers=None if layer == "forward_features" else [layer],
+        images=folder,
+        num_images=3,
+        method="openerf",
+        device="cpu",
+        weights="as-given",
+    )
     m = ours.maps[ours.layers[0]]
     assert np.count_nonzero(m) >= 100  # a real map, not two all-zero ones
     corr = np.corrcoef(m.ravel(), theirs.ravel())[0, 1]
@@ -321,8 +364,17 @@ def test_channels_last_threads_and_cpu_autocast_leave_the_map_unchanged():
     images = torch.randn(3, 3, 24, 24, generator=torch.Generator().manual_seed(11))
     before = torch.get_num_threads()
     plain = erf(net, layers=["7"], images=images, num_images=3, input_size=24, device="cpu")
-    fast = erf(net, layers=["7"], images=images, num_images=3, input_size=24, device="cpu", channels_last=True,
-               threads=1, autocast=True)
+    fast = erf(
+        net,
+        layers=["7"],
+        images=images,
+        num_images=3,
+        input_size=24,
+        device="cpu",
+        channels_last=True,
+        threads=1,
+        autocast=True,
+    )
     np.testing.assert_allclose(fast.maps["7"], plain.maps["7"], rtol=1e-4, atol=1e-9)
     assert torch.get_num_threads() == before
     assert any("autocast" in w and "ignored" in w for w in fast.warnings)

@@ -7,6 +7,7 @@ ResNet-18 for the zero-init trap.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import tracemalloc
@@ -23,15 +24,27 @@ from rfkit.erf import images as imgs
 from rfkit.erf import weights as wts
 from rfkit.erf.images import ImageStats, data_config_for, image_batches
 from rfkit.erf.weights import WeightsInfo, detect_traps, load_model, make_safe
-from rfkit.errors import (CheckpointError, ImageSourceError, RFKitError, WeightsError, WeightsUnavailableError,
-                          WeightsWarning)
+from rfkit.errors import (
+    CheckpointError,
+    ImageSourceError,
+    RFKitError,
+    WeightsError,
+    WeightsUnavailableError,
+    WeightsWarning,
+)
 
 pytest.importorskip("skimage")
 
 
 def cfg(h=32, w=48, c=3, crop_pct=1.0, interpolation="bilinear", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
-    return {"input_size": (c, h, w), "interpolation": interpolation, "mean": mean, "std": std,
-            "crop_pct": crop_pct, "crop_mode": "center"}
+    return {
+        "input_size": (c, h, w),
+        "interpolation": interpolation,
+        "mean": mean,
+        "std": std,
+        "crop_pct": crop_pct,
+        "crop_mode": "center",
+    }
 
 
 def save(path, arr):
@@ -93,8 +106,9 @@ def test_constant_image_at_the_mean_normalises_to_zero(tmp_path):
     one_std = save(tmp_path / "s.png", const(50, 70, (151, 214, 255)))
     x = torch.cat(list(image_batches([at_mean, one_std], c, 2, 2)))
     assert x[0].abs().max() < 1e-5
-    expected = torch.tensor([(151 / 255 - mean[0]) / std[0], (214 / 255 - mean[1]) / std[1],
-                             (255 / 255 - mean[2]) / std[2]])
+    expected = torch.tensor(
+        [(151 / 255 - mean[0]) / std[0], (214 / 255 - mean[1]) / std[1], (255 / 255 - mean[2]) / std[2]]
+    )
     assert torch.allclose(x[1].mean(dim=(1, 2)), expected, atol=1e-5)
     assert x[1].std(dim=(1, 2)).max() < 1e-5
 
@@ -289,6 +303,7 @@ def test_detect_traps_resnet_convnext_and_not_grn():
     assert detect_traps(timm.create_model("convnextv2_atto")) == []  # GRN starts at zero = identity
     assert detect_traps(timm.create_model("test_efficientnet")) == []
     assert detect_traps(timm.create_model("test_vit")) == []  # cls_token is tiny but not a gain
+
     class NormFreeBlock(nn.Module):  # NFNet (dm_nfnet_*) SkipInit: a block gain at zero; not a norm layer
         def __init__(self):
             super().__init__()
@@ -444,8 +459,14 @@ def test_checkpoint_round_trip_prefixes_and_wrappers(tmp_path):
     raw = tmp_path / "raw.pth"
     torch.save(sd, raw)
     wrapped = tmp_path / "wrapped.pt"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3,
-                "args": __import__("argparse").Namespace(lr=0.1)}, wrapped)
+    torch.save(
+        {
+            "state_dict": {f"module.{k}": v for k, v in sd.items()},
+            "epoch": 3,
+            "args": __import__("argparse").Namespace(lr=0.1),
+        },
+        wrapped,
+    )
     ema = tmp_path / "ema.bin"
     torch.save({"model_ema": sd}, ema)
     st = tmp_path / "w.safetensors"
@@ -534,5 +555,5 @@ def test_file_factory_weights(tmp_path):
 
 def test_weights_info_is_frozen():
     info = WeightsInfo("random", "random init")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         info.kind = "pretrained"

@@ -9,15 +9,23 @@ import math
 import numpy as np
 import pytest
 
-from rfkit.erf.metrics import (ERFMapError, area_ratios, centroid, compute_metrics, diagnose, erf_rf_ratio,
-                               fit_gaussian, radial_mass)
+from rfkit.erf.metrics import (
+    ERFMapError,
+    area_ratios,
+    centroid,
+    compute_metrics,
+    diagnose,
+    erf_rf_ratio,
+    fit_gaussian,
+    radial_mass,
+)
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 
 
 def gaussian(shape, cy, cx, s_major, s_minor, theta):
     """Rotated Gaussian, peak 1: the major axis points along (cos theta, sin theta) in (x, y)."""
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     dx, dy = xx - cx, yy - cy
     u = math.cos(theta) * dx + math.sin(theta) * dy
     v = -math.sin(theta) * dx + math.cos(theta) * dy
@@ -29,6 +37,7 @@ def codes(warnings):
 
 
 # ------------------------------------------------------------------------------------------ Gaussian fit
+
 
 @pytest.mark.parametrize("deg, expected_deg", [(30, 30), (-30, -30), (75, 75), (120, -60), (-100, 80)])
 def test_fit_recovers_rotated_anisotropic_gaussian(deg, expected_deg):
@@ -51,8 +60,15 @@ def test_fit_recovers_rotated_anisotropic_gaussian(deg, expected_deg):
     assert fit.amplitude == pytest.approx(1.0, abs=0.05)  # fraction of the (noisy) max
     assert fit.offset == pytest.approx(0.0, abs=0.01)
     assert fit.r2 > 0.95
-    for se in (*fit.center_stderr, *fit.sigma_stderr, fit.sigma_major_stderr, fit.sigma_minor_stderr,
-               fit.rotation_stderr, fit.amplitude_stderr, fit.offset_stderr):
+    for se in (
+        *fit.center_stderr,
+        *fit.sigma_stderr,
+        fit.sigma_major_stderr,
+        fit.sigma_minor_stderr,
+        fit.rotation_stderr,
+        fit.amplitude_stderr,
+        fit.offset_stderr,
+    ):
         assert se is not None and 0 < se < 0.1
 
 
@@ -99,13 +115,16 @@ def test_two_blobs_are_not_gaussian_like():
     assert compute_metrics(m, (32, 47.5)).as_dict()["gauss_like"] is False
 
 
-@pytest.mark.parametrize("m, reason", [
-    (np.zeros((32, 32)), "all zero"),
-    (np.full((32, 32), 3.0), "constant"),
-    (np.pad(np.ones((1, 1)), 15), "fewer than 4"),
-    (np.ones((3, 3)), "too small"),
-    (-np.ones((32, 32)), "no positive"),
-])
+@pytest.mark.parametrize(
+    "m, reason",
+    [
+        (np.zeros((32, 32)), "all zero"),
+        (np.full((32, 32), 3.0), "constant"),
+        (np.pad(np.ones((1, 1)), 15), "fewer than 4"),
+        (np.ones((3, 3)), "too small"),
+        (-np.ones((32, 32)), "no positive"),
+    ],
+)
 def test_fit_degenerate_maps(m, reason):
     fit = fit_gaussian(m)
     assert not fit.gaussian_like and fit.reason.startswith("degenerate") and reason in fit.reason
@@ -125,6 +144,7 @@ def test_fit_centre_outside_image_is_flagged():
 
 
 # ------------------------------------------------------------------------------------------- area ratios
+
 
 def brute_force_box_fraction(z, center, q):
     """Explicit loop: grow the centred box one pixel per side, slicing the image each time."""
@@ -207,7 +227,7 @@ def replknet_get_rectangle(data, thresh):
     h, w = data.shape
     all_sum = np.sum(data)
     for i in range(1, h // 2):
-        selected_area = data[h // 2 - i:h // 2 + 1 + i, w // 2 - i:w // 2 + 1 + i]
+        selected_area = data[h // 2 - i : h // 2 + 1 + i, w // 2 - i : w // 2 + 1 + i]
         area_sum = np.sum(selected_area)
         if area_sum / all_sum > thresh:
             return i * 2 + 1, (i * 2 + 1) / h * (i * 2 + 1) / w
@@ -255,6 +275,7 @@ def test_mass_transforms_are_scale_invariant_replknet_is_not():
 
 # -------------------------------------------------------------------------------------------- ERF / RF
 
+
 def test_erf_rf_ratio_of_uniform_box():
     m = np.zeros((64, 64))
     m[20:41, 28:37] = 2.0  # 21 rows (centre 30), 9 columns (centre 32)
@@ -282,6 +303,7 @@ def test_erf_rf_ratio_clipped_at_border():
 
 
 # ---------------------------------------------------------------------------------- radial mass, centroid
+
 
 def test_radial_mass_of_point_masses():
     m = np.zeros((21, 21))
@@ -323,11 +345,13 @@ def test_centroid_of_asymmetric_map():
     assert c.distance == pytest.approx(math.hypot(1, 3.5))
     ramp = np.outer(np.arange(1, 8), np.ones(5)) * np.arange(1, 6)  # weights y+1 and x+1
     c = centroid(ramp, (3, 2))
-    assert c.position == pytest.approx((np.average(np.arange(7), weights=np.arange(1, 8)),
-                                        np.average(np.arange(5), weights=np.arange(1, 6))))
+    assert c.position == pytest.approx(
+        (np.average(np.arange(7), weights=np.arange(1, 8)), np.average(np.arange(5), weights=np.arange(1, 6)))
+    )
 
 
 # ------------------------------------------------------------------------------------------ degeneracy
+
 
 def test_all_zero_map_is_flagged_not_raised():
     res = compute_metrics(np.zeros((16, 16)), (8, 8), (5, 5))
@@ -378,16 +402,26 @@ def test_mass_far_from_centre_or_outside_rf_is_flagged():
 
 # ------------------------------------------------------------------------------------ API and rows
 
-@pytest.mark.parametrize("m", [np.ones(5), np.ones((2, 3, 4)), np.zeros((0, 4)), [["a", "b"]],
-                               np.ones((4, 4)) * 1j])
+
+@pytest.mark.parametrize("m", [np.ones(5), np.ones((2, 3, 4)), np.zeros((0, 4)), [["a", "b"]], np.ones((4, 4)) * 1j])
 def test_malformed_maps_raise(m):
     with pytest.raises(ERFMapError):
         compute_metrics(m, (1, 1))
 
 
-@pytest.mark.parametrize("kwargs", [dict(center=(1,)), dict(center=(np.nan, 1)), dict(center="ab"),
-                                    dict(rf_size=(3, -1)), dict(rf_size=(3,)), dict(thresholds=(0.0,)),
-                                    dict(thresholds=(1.5,)), dict(mass=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(center=(1,)),
+        dict(center=(np.nan, 1)),
+        dict(center="ab"),
+        dict(rf_size=(3, -1)),
+        dict(rf_size=(3,)),
+        dict(thresholds=(0.0,)),
+        dict(thresholds=(1.5,)),
+        dict(mass=0),
+    ],
+)
 def test_malformed_arguments_raise(kwargs):
     args = dict(m=np.ones((8, 8)), center=(4, 4)) | kwargs
     with pytest.raises(ValueError):  # ERFMapError is a ValueError
@@ -400,9 +434,23 @@ def test_as_dict_is_a_flat_json_row():
     m = gaussian((48, 40), 23, 19.5, 6, 4, 0.3)
     res = compute_metrics(m, (23, 19.5), (math.inf, math.inf))
     row = res.as_dict()
-    for key in ("area_ratio_0.2", "area_ratio_0.99", "mass_area_ratio_0.5", "area_side_h_0.3",
-                "erf_rf_ratio_h", "erf_input_ratio_w", "r50", "r95", "centroid_dx", "gauss_sigma_y",
-                "gauss_sigma_x_stderr", "gauss_rotation", "gauss_r2", "gauss_like", "warnings"):
+    for key in (
+        "area_ratio_0.2",
+        "area_ratio_0.99",
+        "mass_area_ratio_0.5",
+        "area_side_h_0.3",
+        "erf_rf_ratio_h",
+        "erf_input_ratio_w",
+        "r50",
+        "r95",
+        "centroid_dx",
+        "gauss_sigma_y",
+        "gauss_sigma_x_stderr",
+        "gauss_rotation",
+        "gauss_r2",
+        "gauss_like",
+        "warnings",
+    ):
         assert key in row
     assert all(v is None or type(v) in (int, float, bool, str) for v in row.values())
     assert row["rf_h"] is None and row["erf_rf_ratio_h"] is None and row["erf_input_ratio_h"] > 0

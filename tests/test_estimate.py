@@ -5,6 +5,7 @@ analytic graph, and ``rfkit verify`` judging the estimate."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import subprocess
@@ -29,8 +30,11 @@ def anisotropic() -> nn.Sequential:
     layer 0, h: k_eff 5 -> r 5, S 1, c 0 + (2 - 2) = 0, P 2;  w: k_eff 7 -> r 7, S 2, c 0 + (3 - 3) = 0, P 3.
     layer 2, h: r 5 + 4 * 1 = 9, S 3, c 0 + (2 - 0) * 1 = 2, P 2;  w: r 7 + 2 * 2 = 11, S 2, c 0 + 0 = 0, P 5.
     """
-    return nn.Sequential(nn.Conv2d(3, 4, (3, 7), stride=(1, 2), dilation=(2, 1), padding=(2, 3)), nn.ReLU(),
-                         nn.Conv2d(4, 4, (5, 3), stride=(3, 1), padding=(0, 1)))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, (3, 7), stride=(1, 2), dilation=(2, 1), padding=(2, 3)),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, (5, 3), stride=(3, 1), padding=(0, 1)),
+    )
 
 
 def test_anisotropic_chain_matches_hand_computation():
@@ -54,8 +58,12 @@ def _receptivefield():
     except ImportError:
         pass
     try:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "receptivefield==0.4.0"],
-                       check=True, timeout=90, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "receptivefield==0.4.0"],
+            check=True,
+            timeout=90,
+            capture_output=True,
+        )
         importlib.invalidate_caches()
         return importlib.import_module("receptivefield.pytorch"), importlib.import_module("receptivefield.types")
     except Exception as e:  # noqa: BLE001 - offline, no matplotlib...: nothing to compare with
@@ -111,8 +119,11 @@ def test_even_kernels_give_half_pixel_centres_and_asymmetric_padding():
     padding (0, 1). By hand: after the pad c = (-1, -2); conv 1: r (2, 4), S 2, c (-1 + 0.5, -2 + 1.5 - 1) =
     (-0.5, -1.5); conv 2: r (2 + 2, 4 + 2 * 2) = (4, 8), c (-0.5 + 0.5 * 2, -1.5 + 0) = (0.5, -1.5),
     P = (1.5 - 0.5, 3.5 + 1.5) = (1, 5)."""
-    net = nn.Sequential(nn.ZeroPad2d((2, 0, 1, 0)), nn.Conv2d(3, 4, (2, 4), stride=2, padding=(0, 1)),
-                        nn.Conv2d(4, 4, (2, 3), padding=(0, 1)))
+    net = nn.Sequential(
+        nn.ZeroPad2d((2, 0, 1, 0)),
+        nn.Conv2d(3, 4, (2, 4), stride=2, padding=(0, 1)),
+        nn.Conv2d(4, 4, (2, 3), padding=(0, 1)),
+    )
     est = estimate_rf(net, layers=["1", "2"], input_size=(24, 40))
     assert (est[0].size, est[0].stride, est[0].center, est[0].padding) == ((2, 4), (2, 2), (-0.5, -1.5), (1, 3))
     assert (est[1].size, est[1].stride, est[1].center, est[1].padding) == ((4, 8), (2, 2), (0.5, -1.5), (1, 5))
@@ -306,12 +317,18 @@ def test_results_are_frozen_and_tabular():
     est = estimate_rf(anisotropic(), input_size=(48, 64))
     assert isinstance(est, RFEstimates) and all(isinstance(e, RFEstimate) for e in est)
     assert [e.layer for e in est] == ["0", "1", "2"]  # the top-level children, as verify picks them
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         est[0].size = (1, 1)
     df = est.to_frame()
     assert list(df["layer"]) == ["0", "1", "2"]
-    assert df.loc[2, ["size_h", "size_w", "stride_h", "stride_w", "center_h", "center_w"]].tolist() == [9, 11, 3, 2,
-                                                                                                       2, 0]
+    assert df.loc[2, ["size_h", "size_w", "stride_h", "stride_w", "center_h", "center_w"]].tolist() == [
+        9,
+        11,
+        3,
+        2,
+        2,
+        0,
+    ]
     assert est["2"].as_dict()["padding"] == (2, 5)
 
 
@@ -352,6 +369,7 @@ def test_cli_verify_shows_the_estimate_table():
     r = runner.invoke(app, normalise_argv(["verify", "test_resnet", "--input-size", "64", "-l", "layer1,layer2"]))
     assert r.exit_code == 0, r.output
     assert "gradient estimate" in r.output and "2/2 judged estimates agree" in r.output
-    r = runner.invoke(app, normalise_argv(["verify", "test_resnet", "--input-size", "64", "-l", "layer1",
-                                           "--no-estimate"]))
+    r = runner.invoke(
+        app, normalise_argv(["verify", "test_resnet", "--input-size", "64", "-l", "layer1", "--no-estimate"])
+    )
     assert r.exit_code == 0 and "gradient estimate" not in r.output

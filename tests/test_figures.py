@@ -22,17 +22,24 @@ H, W = 64, 96  # non-square on purpose: an axis swap cannot hide
 
 # ----------------------------------------------------------------------------------------------- helpers
 
+
 def rf_info(size, stride, lo, hi, *, is_global=False, local=None) -> RFInfo:
     """A shift-invariant RF: unit u sees pixels lo + u * stride .. hi + u * stride on both axes."""
-    return RFInfo(size=(math.inf,) * 2 if is_global else (size, size), size_min=(size, size),
-                  local_size=(local or size,) * 2, stride=(stride, stride), padding=(0, 0),
-                  center=((lo + hi) / 2, (lo + hi) / 2), is_global=is_global,
-                  windows=(((lo, hi),), ((lo, hi),)))
+    return RFInfo(
+        size=(math.inf,) * 2 if is_global else (size, size),
+        size_min=(size, size),
+        local_size=(local or size,) * 2,
+        stride=(stride, stride),
+        padding=(0, 0),
+        center=((lo + hi) / 2, (lo + hi) / 2),
+        is_global=is_global,
+        windows=(((lo, hi),), ((lo, hi),)),
+    )
 
 
 def gaussian_map(cy, cx, s_major, s_minor, theta, shape=(H, W)):
     """Rotated Gaussian; its major axis points along (cos theta, sin theta) in image (x, y), y down."""
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     dx, dy = xx - cx, yy - cy
     u = math.cos(theta) * dx + math.sin(theta) * dy
     v = -math.sin(theta) * dx + math.cos(theta) * dy
@@ -46,10 +53,21 @@ def make_result(maps: dict, infos: dict, units: dict, *, kind="pretrained", fit=
     if metrics is None:
         metrics = {k: compute_metrics(maps[k], centers[k], rf_size=infos[k].size, fit=fit) for k in maps}
     desc = {"pretrained": "pretrained (timm toy.in1k)", "random": "random init (timm default)"}.get(kind, kind)
-    return ERFResult(model="toynet", maps=maps, metrics=metrics, num_images=4,
-                     data_config={"input_size": (3, *shape)}, weights=WeightsInfo(kind, desc), unit=units,
-                     method="replknet", nodes={k: k for k in maps}, center=centers,
-                     grid={k: (8, 12) for k in maps}, images=None, graph=dict(infos))
+    return ERFResult(
+        model="toynet",
+        maps=maps,
+        metrics=metrics,
+        num_images=4,
+        data_config={"input_size": (3, *shape)},
+        weights=WeightsInfo(kind, desc),
+        unit=units,
+        method="replknet",
+        nodes={k: k for k in maps},
+        center=centers,
+        grid={k: (8, 12) for k in maps},
+        images=None,
+        graph=dict(infos),
+    )
 
 
 def patch(fig, gid, ax=0):
@@ -83,8 +101,10 @@ def toy():
     global layer (local path 8 px)."""
     info = rf_info(41, 8, -20, 20)  # unit (4, 6) -> rows 12..52, cols 28..68, centre (32, 48)
     ginfo = rf_info(8, 8, 0, 7, is_global=True, local=8)  # unit (4, 6) -> rows 32..39, cols 48..55
-    maps = {"stage1": gaussian_map(32, 52, 9.0, 5.0, math.radians(30)) * 1e-3,
-            "stage2": gaussian_map(35, 51, 20.0, 14.0, 0.0) * 0.1 + 1e-4}
+    maps = {
+        "stage1": gaussian_map(32, 52, 9.0, 5.0, math.radians(30)) * 1e-3,
+        "stage2": gaussian_map(35, 51, 20.0, 14.0, 0.0) * 0.1 + 1e-4,
+    }
     return make_result(maps, {"stage1": info, "stage2": ginfo}, {"stage1": (4, 6), "stage2": (4, 6)})
 
 
@@ -101,6 +121,7 @@ def _no_leaks():
 
 # ------------------------------------------------------------------------------------------ transform
 
+
 def test_erf_display_transforms():
     m = np.array([[0.0, 1e-5, 1e-2, 0.1], [np.nan, -3.0, np.inf, 1.0]])
     np.testing.assert_allclose(F.erf_display(m), [[-3, -3, -2, -1], [-3, -3, -3, 0]])
@@ -115,6 +136,7 @@ def test_erf_display_transforms():
 
 
 # -------------------------------------------------------------------------------------------- overlay
+
 
 def test_overlay_rf_box_has_the_corners_of_window_of(toy):
     window = toy.rf("stage1").window_of(toy.unit["stage1"])
@@ -156,17 +178,37 @@ def test_gaussian_ellipses_follow_the_y_down_rotation():
     yy, xx = np.mgrid[0:H, 0:W].astype(float)
     w = m / m.sum()
     mx, my = (w * xx).sum(), (w * yy).sum()
-    cov = np.array([[(w * (xx - mx) ** 2).sum(), (w * (xx - mx) * (yy - my)).sum()],
-                    [(w * (xx - mx) * (yy - my)).sum(), (w * (yy - my) ** 2).sum()]])
+    cov = np.array(
+        [
+            [(w * (xx - mx) ** 2).sum(), (w * (xx - mx) * (yy - my)).sum()],
+            [(w * (xx - mx) * (yy - my)).sum(), (w * (yy - my) ** 2).sum()],
+        ]
+    )
     evals, evecs = np.linalg.eigh(cov)
     major = evecs[:, 1] * np.sign(evecs[0, 1])  # (dx, dy) with dx > 0
     assert major[1] > 0  # +30 degrees from +x towards +y: the blob runs down to the right
     np.testing.assert_allclose(np.sqrt(evals[::-1]), [12.0, 5.0], atol=0.05)
 
-    fit = GaussianFit(center=(cy, cx), sigma=(0, 0), sigma_major=12.0, sigma_minor=5.0, rotation=theta,
-                      amplitude=1.0, offset=0.0, r2=1.0, center_stderr=(None, None), sigma_stderr=(None, None),
-                      sigma_major_stderr=None, sigma_minor_stderr=None, rotation_stderr=None,
-                      amplitude_stderr=None, offset_stderr=None, gaussian_like=True, reason=None, success=True)
+    fit = GaussianFit(
+        center=(cy, cx),
+        sigma=(0, 0),
+        sigma_major=12.0,
+        sigma_minor=5.0,
+        rotation=theta,
+        amplitude=1.0,
+        offset=0.0,
+        r2=1.0,
+        center_stderr=(None, None),
+        sigma_stderr=(None, None),
+        sigma_major_stderr=None,
+        sigma_minor_stderr=None,
+        rotation_stderr=None,
+        amplitude_stderr=None,
+        offset_stderr=None,
+        gaussian_like=True,
+        reason=None,
+        success=True,
+    )
     info = rf_info(61, 8, -30, 30)
     res = make_result({"l": m}, {"l": info}, {"l": (4, 6)}, fit=False)
     metrics = dataclasses.replace(res.metrics["l"], gaussian=fit)
@@ -291,11 +333,16 @@ def test_overlay_image_underlay(toy):
 
 # ----------------------------------------------------------------------------------------- stage grid
 
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_stage_grid_uses_one_colour_scale(toy, shared):
-    maps = {"a": gaussian_map(32, 48, 5, 5, 0), "b": 100 * gaussian_map(32, 48, 10, 10, 0),
-            "c": 10 * gaussian_map(32, 48, 15, 15, 0), "d": gaussian_map(32, 48, 3, 3, 0),
-            "e": gaussian_map(32, 48, 8, 8, 0)}
+    maps = {
+        "a": gaussian_map(32, 48, 5, 5, 0),
+        "b": 100 * gaussian_map(32, 48, 10, 10, 0),
+        "c": 10 * gaussian_map(32, 48, 15, 15, 0),
+        "d": gaussian_map(32, 48, 3, 3, 0),
+        "e": gaussian_map(32, 48, 8, 8, 0),
+    }
     infos = {k: rf_info(41, 8, -20, 20) for k in maps}
     res = make_result(maps, infos, {k: (4, 6) for k in maps}, fit=False)
     fig = F.stage_grid_figure(res, shared=shared, max_cols=3)
@@ -333,13 +380,22 @@ def test_stage_grid_global_and_layer_subset(toy):
 
 # -------------------------------------------------------------------------------------------- growth
 
+
 def _chain_graph(input_size=(32, 48)):
     import torch.nn as nn
 
     import rfkit
 
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2), nn.BatchNorm2d(4),
-                        nn.Conv2d(4, 4, 5, padding=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2),
+        nn.BatchNorm2d(4),
+        nn.Conv2d(4, 4, 5, padding=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     return rfkit.trace(net, input_size=input_size)
 
 
@@ -362,7 +418,7 @@ def test_rf_growth_follows_the_graph():
     assert "depth" in ax.get_xlabel() and "px" in ax.get_ylabel()
     # a 32 x 48 input: the same RFs, but the input line differs per axis, so one panel per axis
     panels = [a for a in F.rf_growth_figure(_chain_graph((32, 48))).axes if a.get_lines()]
-    inputs = [next(l for l in a.get_lines() if l.get_gid() == "input-size").get_ydata()[0] for a in panels]
+    inputs = [next(line for line in a.get_lines() if line.get_gid() == "input-size").get_ydata()[0] for a in panels]
     assert [a.get_title() for a in panels] == ["height (h)", "width (w)"] and inputs == [32, 48]
 
 
@@ -375,7 +431,7 @@ def test_rf_growth_two_panels_for_non_square_kernels():
     fig = F.rf_growth_figure(g)
     panels = [a for a in fig.axes if a.get_lines()]
     assert [a.get_title() for a in panels] == ["height (h)", "width (w)"]
-    ys = [list(next(l for l in a.get_lines() if l.get_gid() == "rf-max").get_ydata()) for a in panels]
+    ys = [list(next(line for line in a.get_lines() if line.get_gid() == "rf-max").get_ydata()) for a in panels]
     assert ys == [[1, 7, 9], [1, 1, 3]]
     assert len([a for a in F.rf_growth_figure(g, axis="w").axes if a.get_lines()]) == 1
     with pytest.raises(ValueError):
@@ -425,6 +481,7 @@ def test_rf_growth_with_a_result_marks_the_measured_layers():
 
 # -------------------------------------------------------------------------------------------- saving
 
+
 def test_save_writes_png_svg_pdf_and_closes(toy, tmp_path):
     import matplotlib.pyplot as plt
     from PIL import Image
@@ -471,8 +528,9 @@ def test_failed_save_leaves_no_file(toy, tmp_path, monkeypatch):
 
 
 def test_style_is_scoped():
-    fig = F.overlay_figure(make_result({"l": gaussian_map(32, 48, 5, 5, 0)}, {"l": rf_info(41, 8, -20, 20)},
-                                       {"l": (4, 6)}, fit=False), "l")
+    fig = F.overlay_figure(
+        make_result({"l": gaussian_map(32, 48, 5, 5, 0)}, {"l": rf_info(41, 8, -20, 20)}, {"l": (4, 6)}, fit=False), "l"
+    )
     assert fig.axes[0].get_images()[0].get_cmap().name == "magma"
     assert fig.axes[0].title.get_fontsize() == F.STYLE["axes.titlesize"]
     # rcParams unchanged: checked by the autouse fixture

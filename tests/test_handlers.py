@@ -110,11 +110,14 @@ def test_functional_max_pool_with_dilation():
     assert g["0"].size == (5, 5) and g["0"].center == (1, 1)  # (5 - 1)/2 - 1
 
 
-@pytest.mark.parametrize("size_in, size_out, rf, stride, center, windows", [
-    (8, 4, 2, 2, 0.5, ((0, 1),)),     # even bins: a 2x2 pool
-    (7, 7, 1, 1, 0, ((0, 0),)),       # identity (VGG's 7x7 at 224)
-    (10, 4, 3, 2.5, 1, ((0, 2), (2, 4))),  # bins [0,3) [2,5) [5,8) [7,10): period 2, advancing 5 pixels
-])
+@pytest.mark.parametrize(
+    "size_in, size_out, rf, stride, center, windows",
+    [
+        (8, 4, 2, 2, 0.5, ((0, 1),)),  # even bins: a 2x2 pool
+        (7, 7, 1, 1, 0, ((0, 0),)),  # identity (VGG's 7x7 at 224)
+        (10, 4, 3, 2.5, 1, ((0, 2), (2, 4))),  # bins [0,3) [2,5) [5,8) [7,10): period 2, advancing 5 pixels
+    ],
+)
 def test_adaptive_pool(size_in, size_out, rf, stride, center, windows):
     g = trace_seq(nn.AdaptiveAvgPool2d(size_out), size=(size_in, size_in))
     info = g["0"]
@@ -149,8 +152,15 @@ def test_functional_pad_order_is_last_dim_first():
     assert g["1"].center == (-2, 0)
 
 
-@pytest.mark.parametrize("pad", [nn.ZeroPad2d((2, 0, 1, 0)), nn.ReflectionPad2d((2, 0, 1, 0)),
-                                 nn.ReplicationPad2d((2, 0, 1, 0)), nn.ConstantPad2d((2, 0, 1, 0), 0.5)])
+@pytest.mark.parametrize(
+    "pad",
+    [
+        nn.ZeroPad2d((2, 0, 1, 0)),
+        nn.ReflectionPad2d((2, 0, 1, 0)),
+        nn.ReplicationPad2d((2, 0, 1, 0)),
+        nn.ConstantPad2d((2, 0, 1, 0), 0.5),
+    ],
+)
 def test_padding_modules(pad):
     g = trace_seq(pad, nn.Conv2d(3, 4, 3, 2))
     assert g["1"].center == (0, -1)
@@ -163,9 +173,22 @@ def test_negative_pad_crops():
 
 
 # --- neutral ops ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("layer", [nn.ReLU(), nn.GELU(), nn.SiLU(), nn.Hardswish(), nn.Dropout2d(0.5),
-                                   nn.BatchNorm2d(3), nn.Identity(), nn.LeakyReLU(), nn.PReLU(),
-                                   Lambda(torch.sigmoid), Lambda(lambda x: x.clamp(0, 1).contiguous())])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.ReLU(),
+        nn.GELU(),
+        nn.SiLU(),
+        nn.Hardswish(),
+        nn.Dropout2d(0.5),
+        nn.BatchNorm2d(3),
+        nn.Identity(),
+        nn.LeakyReLU(),
+        nn.PReLU(),
+        Lambda(torch.sigmoid),
+        Lambda(lambda x: x.clamp(0, 1).contiguous()),
+    ],
+)
 def test_neutral_ops_keep_rf(layer):
     g = trace_seq(nn.Conv2d(3, 3, 5, 2, 1), layer)
     assert g["1"] == g["0"].__class__(**{**g["0"].as_dict(), "shape": g["1"].shape})
@@ -392,10 +415,9 @@ def test_gather_along_a_mixed_dim_and_empty_slices():
 def test_tf_same_padding_depends_on_input_parity(size, pad_left):
     """TF 'SAME', k3 s2: total pad max((ceil(n/2) - 1) * 2 + 3 - n, 0): 1 at 224 (all on the right),
     2 at 225 (one each side). The centre of unit 0 is (3 - 1)/2 - left pad."""
+    from test_measured import check_model
     from timm.layers import Conv2dSame
     from timm.layers.pool2d_same import MaxPool2dSame
-
-    from test_measured import check_model
 
     net = nn.Sequential(Conv2dSame(3, 4, 3, stride=2), MaxPool2dSame(3, 2))
     g = rfkit.trace(net, input_size=(size, size))

@@ -27,8 +27,14 @@ from rfkit.errors import ImageSourceError, RFKitWarning
 
 def cfg(h: int, w: int) -> dict:
     """Identity preprocessing for an h x w image: no resize, no crop, no normalisation (x * 255 = pixels)."""
-    return {"input_size": (3, h, w), "mean": (0.0,) * 3, "std": (1.0,) * 3, "interpolation": "bilinear",
-            "crop_pct": 1.0, "crop_mode": "center"}
+    return {
+        "input_size": (3, h, w),
+        "mean": (0.0,) * 3,
+        "std": (1.0,) * 3,
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+        "crop_mode": "center",
+    }
 
 
 def pixels(path, mode="RGB") -> list:
@@ -46,8 +52,9 @@ def png16(path, arr: np.ndarray):
 
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     ihdr = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -145,8 +152,12 @@ def test_palette_images_with_and_without_transparency(tmp_path):
 
 def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
     # without black ink, R = 255 - C, G = 255 - M, B = 255 - Y; full black ink is black (JPEG: +-2)
-    for cmyk, rgb in [((255, 0, 0, 0), (0, 255, 255)), ((0, 128, 255, 0), (255, 127, 0)),
-                      ((0, 0, 0, 255), (0, 0, 0)), ((0, 0, 0, 0), (255, 255, 255))]:
+    for cmyk, rgb in [
+        ((255, 0, 0, 0), (0, 255, 255)),
+        ((0, 128, 255, 0), (255, 127, 0)),
+        ((0, 0, 0, 255), (0, 0, 0)),
+        ((0, 0, 0, 0), (255, 255, 255)),
+    ]:
         Image.new("CMYK", (8, 8), cmyk).save(tmp_path / "c.jpg", quality=100)
         assert Image.open(tmp_path / "c.jpg").mode == "CMYK"
         got = np.asarray(read_image(tmp_path / "c.jpg"), dtype=int)
@@ -198,10 +209,12 @@ def test_symlinks_sockets_and_devices(tmp_path, monkeypatch):
     finally:
         sock.close()
     assert x.shape[0] == st.used == 1 and round(float(x.mean()) * 255) == 90
-    assert st.skipped == [(str(d / "1.png"), "not a regular file (a FIFO)"),
-                          (str(d / "3.png"), f"not a regular file (a symlink to nothing: {tmp_path / 'missing.png'})"),
-                          (str(d / "4.png"), "not a regular file (a socket)"),
-                          (str(d / "5.png"), "not a regular file (a character device)")]
+    assert st.skipped == [
+        (str(d / "1.png"), "not a regular file (a FIFO)"),
+        (str(d / "3.png"), f"not a regular file (a symlink to nothing: {tmp_path / 'missing.png'})"),
+        (str(d / "4.png"), "not a regular file (a socket)"),
+        (str(d / "5.png"), "not a regular file (a character device)"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -213,15 +226,17 @@ def test_folder_with_fewer_images_than_asked_says_so(tmp_path):
         Image.fromarray(np.full((4, 4, 3), i, np.uint8)).save(tmp_path / f"{i}.png")
     st = ImageStats(source="", requested=0)
     assert sum(b.shape[0] for b in image_batches(tmp_path, cfg(4, 4), 5, 4, stats=st)) == 2
-    assert st.notes() == [(f"asked for 5 images, the folder {tmp_path} held 2 usable image(s): the ERF is "
-                           "averaged over 2")]
+    assert st.notes() == [
+        (f"asked for 5 images, the folder {tmp_path} held 2 usable image(s): the ERF is averaged over 2")
+    ]
     st = ImageStats(source="", requested=0)
     list(image_batches([tmp_path / "0.png", tmp_path / "1.png"], cfg(4, 4), 3, 4, stats=st))
     assert st.notes() == ["asked for 3 images, the 2 paths held 2 usable image(s): the ERF is averaged over 2"]
     st = ImageStats(source="", requested=0)
     list(image_batches(tmp_path / "1.png", cfg(4, 4), 2, 4, stats=st))
-    assert st.notes() == [(f"asked for 2 images, the file {tmp_path / '1.png'} held 1 usable image(s): the "
-                           "ERF is averaged over 1")]
+    assert st.notes() == [
+        (f"asked for 2 images, the file {tmp_path / '1.png'} held 1 usable image(s): the ERF is averaged over 1")
+    ]
     st = ImageStats(source="", requested=0)
     list(image_batches(torch.zeros(3, 3, 4, 4), cfg(4, 4), 8, 4, stats=st))
     assert st.notes() == ["asked for 8 images, the tensor held 3 usable image(s): the ERF is averaged over 3"]
@@ -249,8 +264,9 @@ def test_skipped_files_named_first_three_and_counted_in_one_line(tmp_path):
     assert [str(tmp_path / n) in skipped for n in ("a.jpg", "b.jpg", "e.jpg", "f.jpg")] == [True, True, False, False]
     assert str(tmp_path / "c\\nd.jpg") in skipped  # the newline in the name escaped
     assert skipped.count("(UnidentifiedImageError: cannot identify image file (not a format Pillow decodes))") == 3
-    assert short == (f"asked for 2 images, the folder {tmp_path} held 1 usable image(s) (5 skipped): the ERF is "
-                     "averaged over 1")
+    assert short == (
+        f"asked for 2 images, the folder {tmp_path} held 1 usable image(s) (5 skipped): the ERF is averaged over 1"
+    )
 
 
 def test_erf_warns_and_records_fewer_images_and_skipped_files(tmp_path):
@@ -265,5 +281,6 @@ def test_erf_warns_and_records_fewer_images_and_skipped_files(tmp_path):
     mine = [str(w.message) for w in caught if issubclass(w.category, ImageWarning)]
     assert res.num_images == 2 and mine == [w for w in res.warnings if w in mine] and len(mine) == 2
     assert mine[0].startswith(f"1 unreadable image file(s) skipped: {tmp_path / 'broken.jpg'} (")
-    assert mine[1] == (f"asked for 32 images, the folder {tmp_path} held 2 usable image(s) (1 skipped): the ERF "
-                       "is averaged over 2")
+    assert mine[1] == (
+        f"asked for 32 images, the folder {tmp_path} held 2 usable image(s) (1 skipped): the ERF is averaged over 2"
+    )

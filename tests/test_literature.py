@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -108,17 +108,24 @@ SLIM_ALEXNET_V2 = [
 # effective padding is 2 larger at every end-point (P = sum_l p_l S_(l-1): conv1 adds 2 * 1) and every
 # centre is 2 pixels further left: pool5 is 195 / 32 / P 66, c0 31 (alexnet_v2: P 64, c0 33).
 TV_ALEXNET = [
-    ("features.0", [(11, 4, 2)]),   # conv1
-    ("features.2", [(3, 2, 0)]),    # pool1
-    ("features.3", [(5, 1, 2)]),    # conv2
-    ("features.5", [(3, 2, 0)]),    # pool2
-    ("features.6", [(3, 1, 1)]),    # conv3
-    ("features.8", [(3, 1, 1)]),    # conv4
-    ("features.10", [(3, 1, 1)]),   # conv5
-    ("features.12", [(3, 2, 0)]),   # pool5
+    ("features.0", [(11, 4, 2)]),  # conv1
+    ("features.2", [(3, 2, 0)]),  # pool1
+    ("features.3", [(5, 1, 2)]),  # conv2
+    ("features.5", [(3, 2, 0)]),  # pool2
+    ("features.6", [(3, 1, 1)]),  # conv3
+    ("features.8", [(3, 1, 1)]),  # conv4
+    ("features.10", [(3, 1, 1)]),  # conv5
+    ("features.12", [(3, 2, 0)]),  # pool5
 ]
-TV_ALEXNET_TO_SLIM = {"features.0": "conv1", "features.2": "pool1", "features.3": "conv2", "features.6": "conv3",
-                      "features.8": "conv4", "features.10": "conv5", "features.12": "pool5"}
+TV_ALEXNET_TO_SLIM = {
+    "features.0": "conv1",
+    "features.2": "pool1",
+    "features.3": "conv2",
+    "features.6": "conv3",
+    "features.8": "conv4",
+    "features.10": "conv5",
+    "features.12": "pool5",
+}
 
 # --- VGG-16 -----------------------------------------------------------------------------------------------
 # Config D: 13 convs 3x3/1 pad 1 and 5 max-pools 2x2/2 [tv vgg.py cfgs["D"]]. TF-Slim vgg_16 uses 3x3
@@ -126,30 +133,39 @@ TV_ALEXNET_TO_SLIM = {"features.0": "conv1", "features.2": "pool1", "features.3"
 _c3 = (3, 1, 1)
 _p2 = (2, 2, 0)
 TV_VGG16 = [
-    ("features.0", [_c3]),                  # conv1_1
-    ("features.2", [_c3]),                  # conv1_2
-    ("features.4", [_p2]),                  # pool1
-    ("features.5", [_c3]),                  # conv2_1
-    ("features.7", [_c3]),                  # conv2_2
-    ("features.9", [_p2]),                  # pool2
-    ("features.10", [_c3]),                 # conv3_1
-    ("features.12", [_c3]),                 # conv3_2
-    ("features.14", [_c3]),                 # conv3_3
-    ("features.16", [_p2]),                 # pool3
-    ("features.17", [_c3]),                 # conv4_1
-    ("features.19", [_c3]),                 # conv4_2
-    ("features.21", [_c3]),                 # conv4_3
-    ("features.23", [_p2]),                 # pool4
-    ("features.24", [_c3]),                 # conv5_1
-    ("features.26", [_c3]),                 # conv5_2
-    ("features.28", [_c3]),                 # conv5_3: 196 / 16 / c0 7.5 / P 90 (not in [RF-table])
-    ("features.30", [_p2]),                 # pool5:   212 / 32 / c0 15.5 / P 90 = [Distill] vgg_16
+    ("features.0", [_c3]),  # conv1_1
+    ("features.2", [_c3]),  # conv1_2
+    ("features.4", [_p2]),  # pool1
+    ("features.5", [_c3]),  # conv2_1
+    ("features.7", [_c3]),  # conv2_2
+    ("features.9", [_p2]),  # pool2
+    ("features.10", [_c3]),  # conv3_1
+    ("features.12", [_c3]),  # conv3_2
+    ("features.14", [_c3]),  # conv3_3
+    ("features.16", [_p2]),  # pool3
+    ("features.17", [_c3]),  # conv4_1
+    ("features.19", [_c3]),  # conv4_2
+    ("features.21", [_c3]),  # conv4_3
+    ("features.23", [_p2]),  # pool4
+    ("features.24", [_c3]),  # conv5_1
+    ("features.26", [_c3]),  # conv5_2
+    ("features.28", [_c3]),  # conv5_3: 196 / 16 / c0 7.5 / P 90 (not in [RF-table])
+    ("features.30", [_p2]),  # pool5:   212 / 32 / c0 15.5 / P 90 = [Distill] vgg_16
 ]
 TV_VGG16_TO_SLIM = {
-    "features.0": "conv1/conv1_1", "features.4": "pool1", "features.5": "conv2/conv2_1", "features.9": "pool2",
-    "features.10": "conv3/conv3_1", "features.12": "conv3/conv3_2", "features.16": "pool3",
-    "features.17": "conv4/conv4_1", "features.19": "conv4/conv4_2", "features.23": "pool4",
-    "features.24": "conv5/conv5_1", "features.26": "conv5/conv5_2", "features.30": "pool5",
+    "features.0": "conv1/conv1_1",
+    "features.4": "pool1",
+    "features.5": "conv2/conv2_1",
+    "features.9": "pool2",
+    "features.10": "conv3/conv3_1",
+    "features.12": "conv3/conv3_2",
+    "features.16": "pool3",
+    "features.17": "conv4/conv4_1",
+    "features.19": "conv4/conv4_2",
+    "features.23": "pool4",
+    "features.24": "conv5/conv5_1",
+    "features.26": "conv5/conv5_2",
+    "features.30": "pool5",
 }
 
 
@@ -247,7 +263,7 @@ TV_DENSENET121 = [
     ("features.transition2", _tr),
     ("features.denseblock3", _dl * 24),
     ("features.transition3", _tr),
-    ("features.denseblock4", _dl * 16),    # 2071 / 32, c0 14 (each 2x2 avg-pool moves it by S/2), P 1021
+    ("features.denseblock4", _dl * 16),  # 2071 / 32, c0 14 (each 2x2 avg-pool moves it by S/2), P 1021
 ]
 TV_DENSENET121_SHORT = [
     ("features.conv0", [(7, 2, 3)]),
@@ -269,8 +285,8 @@ TV_DENSENET121_SHORT = [
 # 224 and 321 agree), so [Distill]'s numbers apply to torchvision's model at its 299 input.
 # Longest path of each block, on ONE axis (both axes are equal: every 1x7 is paired with a 7x1 and every
 # 1x3 with a 3x1):
-_A = [(1, 1, 0), (3, 1, 1), (3, 1, 1)]            # InceptionA branch3x3dbl (ties with 1x1 -> 5x5 pad 2)
-_B = [(1, 1, 0), (3, 1, 1), (3, 2, 0)]            # InceptionB branch3x3dbl: ... 3x3 stride 2 VALID
+_A = [(1, 1, 0), (3, 1, 1), (3, 1, 1)]  # InceptionA branch3x3dbl (ties with 1x1 -> 5x5 pad 2)
+_B = [(1, 1, 0), (3, 1, 1), (3, 2, 0)]  # InceptionB branch3x3dbl: ... 3x3 stride 2 VALID
 _C = [(1, 1, 0), (7, 1, 3), (1, 1, 0), (7, 1, 3), (1, 1, 0)]  # InceptionC branch7x7dbl: 7x1,1x7,7x1,1x7 (h axis)
 _D = [(1, 1, 0), (1, 1, 0), (7, 1, 3), (3, 2, 0)]  # InceptionD branch7x7x3: 1x1, 1x7, 7x1, 3x3/2 VALID (h)
 # InceptionE branch3x3dbl: 1x1, 3x3 pad 1, then [1x3 pad (0,1) || 3x1 pad (1,0)] concatenated: along each
@@ -284,19 +300,31 @@ INCEPTION_V3 = [
     ("Conv2d_3b_1x1", [(1, 1, 0)]),
     ("Conv2d_4a_3x3", [(3, 1, 0)]),
     ("maxpool2", [(3, 2, 0)]),
-    ("Mixed_5b", _A), ("Mixed_5c", _A), ("Mixed_5d", _A),
+    ("Mixed_5b", _A),
+    ("Mixed_5c", _A),
+    ("Mixed_5d", _A),
     ("Mixed_6a", _B),
-    ("Mixed_6b", _C), ("Mixed_6c", _C), ("Mixed_6d", _C), ("Mixed_6e", _C),
+    ("Mixed_6b", _C),
+    ("Mixed_6c", _C),
+    ("Mixed_6d", _C),
+    ("Mixed_6e", _C),
     ("Mixed_7a", _D),
-    ("Mixed_7b", _E), ("Mixed_7c", _E),                 # 1311 / 32 / c0 37 / P 618 = [Distill] inception_v3
+    ("Mixed_7b", _E),
+    ("Mixed_7c", _E),  # 1311 / 32 / c0 37 / P 618 = [Distill] inception_v3
 ]
 # Shortest path of each block: the 1x1 branch (A, C, E) or the 3x3/2 max-pool branch (B, D).
 INCEPTION_V3_SHORT = INCEPTION_V3[:7] + [
-    ("Mixed_5b", [(1, 1, 0)]), ("Mixed_5c", [(1, 1, 0)]), ("Mixed_5d", [(1, 1, 0)]),
+    ("Mixed_5b", [(1, 1, 0)]),
+    ("Mixed_5c", [(1, 1, 0)]),
+    ("Mixed_5d", [(1, 1, 0)]),
     ("Mixed_6a", [(3, 2, 0)]),
-    ("Mixed_6b", [(1, 1, 0)]), ("Mixed_6c", [(1, 1, 0)]), ("Mixed_6d", [(1, 1, 0)]), ("Mixed_6e", [(1, 1, 0)]),
+    ("Mixed_6b", [(1, 1, 0)]),
+    ("Mixed_6c", [(1, 1, 0)]),
+    ("Mixed_6d", [(1, 1, 0)]),
+    ("Mixed_6e", [(1, 1, 0)]),
     ("Mixed_7a", [(3, 2, 0)]),
-    ("Mixed_7b", [(1, 1, 0)]), ("Mixed_7c", [(1, 1, 0)]),
+    ("Mixed_7b", [(1, 1, 0)]),
+    ("Mixed_7c", [(1, 1, 0)]),
 ]
 TV_INCEPTION_TO_SLIM = {"maxpool1": "MaxPool_3a_3x3", "maxpool2": "MaxPool_5a_3x3"}
 
@@ -310,7 +338,7 @@ CONVNEXT_T = [
     ("stages.0", _cnx * 3),
     ("stages.1", [(2, 2, 0)] + _cnx * 3),
     ("stages.2", [(2, 2, 0)] + _cnx * 9),
-    ("stages.3", [(2, 2, 0)] + _cnx * 3),   # 1688 / 32 / c0 15.5 / P 828
+    ("stages.3", [(2, 2, 0)] + _cnx * 3),  # 1688 / 32 / c0 15.5 / P 828
 ]
 CONVNEXT_T_SHORT = [  # residuals skip every block; only the patchify stem and the 2x2 downsamplers remain
     ("stem", [(4, 4, 0)]),
@@ -335,14 +363,14 @@ def effnet_b0(pad3, pad5, short=False):
 
     return [
         ("stem", [(3, 2, pad3)]),
-        ("s1", [(3, 1, pad3), (1, 1, 0)]),   # depthwise-separable: dw 3x3, SE, pw 1x1
+        ("s1", [(3, 1, pad3), (1, 1, 0)]),  # depthwise-separable: dw 3x3, SE, pw 1x1
         ("s2", stage(3, 2, 2)),
         ("s3", stage(5, 2, 2)),
         ("s4", stage(3, 2, 3)),
         ("s5", stage(5, 1, 3)),
         ("s6", stage(5, 2, 4)),
         ("s7", stage(3, 1, 1)),
-        ("head", [(1, 1, 0)]),                # 851 / 32 (timm / torchvision: c0 0, P 425)
+        ("head", [(1, 1, 0)]),  # 851 / 32 (timm / torchvision: c0 0, P 425)
     ]
 
 
@@ -355,8 +383,17 @@ EFFNET_B0_SHORT = effnet_b0(1, 2, short=True)
 # 5x5/2 pads 1 left (2 right), moving the centre by +S each time; on an odd map both pad symmetrically.
 TF_EFFNET_B0 = effnet_b0(SAME, SAME)
 TF_EFFNET_B0_SHORT = effnet_b0(SAME, SAME, short=True)
-TIMM_EFFNET_NAMES = {"stem": "conv_stem", "s1": "blocks.0", "s2": "blocks.1", "s3": "blocks.2", "s4": "blocks.3",
-                     "s5": "blocks.4", "s6": "blocks.5", "s7": "blocks.6", "head": "conv_head"}
+TIMM_EFFNET_NAMES = {
+    "stem": "conv_stem",
+    "s1": "blocks.0",
+    "s2": "blocks.1",
+    "s3": "blocks.2",
+    "s4": "blocks.3",
+    "s5": "blocks.4",
+    "s6": "blocks.5",
+    "s7": "blocks.6",
+    "head": "conv_head",
+}
 TV_EFFNET_NAMES = {"stem": "features.0", **{f"s{i}": f"features.{i}" for i in range(1, 8)}, "head": "features.8"}
 
 
@@ -370,8 +407,8 @@ class Case:
     spec: str
     input_size: tuple[int, int]
     longest: list
-    shortest: list | None = None         # None: single path (size_min == size)
-    global_from: str | None = None       # first end-point with a global op (SE) on some path to it
+    shortest: list | None = None  # None: single path (size_min == size)
+    global_from: str | None = None  # first end-point with a global op (SE) on some path to it
 
 
 CASES = {
@@ -383,17 +420,32 @@ CASES = {
     "tv-densenet121": Case("torchvision:densenet121", (224, 224), TV_DENSENET121, TV_DENSENET121_SHORT),
     "tv-inception_v3": Case("torchvision:inception_v3", (299, 299), INCEPTION_V3, INCEPTION_V3_SHORT),
     "timm-convnext_tiny": Case("convnext_tiny", (224, 224), CONVNEXT_T, CONVNEXT_T_SHORT),
-    "timm-efficientnet_b0": Case("efficientnet_b0", (224, 224), renamed(EFFNET_B0, TIMM_EFFNET_NAMES),
-                                 renamed(EFFNET_B0_SHORT, TIMM_EFFNET_NAMES), global_from="blocks.0"),
-    "tv-efficientnet_b0": Case("torchvision:efficientnet_b0", (224, 224), renamed(EFFNET_B0, TV_EFFNET_NAMES),
-                               renamed(EFFNET_B0_SHORT, TV_EFFNET_NAMES), global_from="features.1"),
+    "timm-efficientnet_b0": Case(
+        "efficientnet_b0",
+        (224, 224),
+        renamed(EFFNET_B0, TIMM_EFFNET_NAMES),
+        renamed(EFFNET_B0_SHORT, TIMM_EFFNET_NAMES),
+        global_from="blocks.0",
+    ),
+    "tv-efficientnet_b0": Case(
+        "torchvision:efficientnet_b0",
+        (224, 224),
+        renamed(EFFNET_B0, TV_EFFNET_NAMES),
+        renamed(EFFNET_B0_SHORT, TV_EFFNET_NAMES),
+        global_from="features.1",
+    ),
     # non-square input: h = 224 (even maps: SAME shifts the centre), w = 225 (odd maps: it does not)
-    "timm-tf_efficientnet_b0": Case("tf_efficientnet_b0", (224, 225), renamed(TF_EFFNET_B0, TIMM_EFFNET_NAMES),
-                                    renamed(TF_EFFNET_B0_SHORT, TIMM_EFFNET_NAMES), global_from="blocks.0"),
+    "timm-tf_efficientnet_b0": Case(
+        "tf_efficientnet_b0",
+        (224, 225),
+        renamed(TF_EFFNET_B0, TIMM_EFFNET_NAMES),
+        renamed(TF_EFFNET_B0_SHORT, TIMM_EFFNET_NAMES),
+        global_from="blocks.0",
+    ),
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def traced(spec: str, input_size: tuple[int, int]) -> rfkit.RFGraph:
     return rfkit.trace(spec, input_size=input_size)
 
@@ -405,11 +457,13 @@ def expected(case: Case) -> dict[str, dict]:
     out = {}
     for name in per_axis_long[0]:
         longs = [a[name] for a in per_axis_long]
-        out[name] = dict(size=tuple(d.size for d in longs),
-                         size_min=tuple(a[name].size for a in per_axis_short),
-                         stride=tuple(d.stride for d in longs),
-                         center=tuple(d.center for d in longs),
-                         padding=tuple(d.padding for d in longs))
+        out[name] = dict(
+            size=tuple(d.size for d in longs),
+            size_min=tuple(a[name].size for a in per_axis_short),
+            stride=tuple(d.stride for d in longs),
+            center=tuple(d.center for d in longs),
+            padding=tuple(d.padding for d in longs),
+        )
     return out
 
 
@@ -424,23 +478,63 @@ def _node_params():
 # --- 1. the hand derivation reproduces the published tables -----------------------------------------------
 # [RF-table] rows at resolution 224: (r, S, P).
 PUBLISHED = {
-    "alexnet_v2": (SLIM_ALEXNET_V2, {
-        "conv1": (11, 4, 0), "pool1": (19, 8, 0), "conv2": (51, 8, 16), "conv3": (99, 16, 32),
-        "conv4": (131, 16, 48), "conv5": (163, 16, 64), "pool5": (195, 32, 64)}),
-    "vgg_16": ([(TV_VGG16_TO_SLIM.get(n, n), ls) for n, ls in TV_VGG16], {
-        "conv1/conv1_1": (3, 1, 1), "pool1": (6, 2, 2), "conv2/conv2_1": (10, 2, 4), "pool2": (16, 4, 6),
-        "conv3/conv3_1": (24, 4, 10), "conv3/conv3_2": (32, 4, 14), "pool3": (44, 8, 18),
-        "conv4/conv4_1": (60, 8, 26), "conv4/conv4_2": (76, 8, 34), "pool4": (100, 16, 42),
-        "conv5/conv5_1": (132, 16, 58), "conv5/conv5_2": (164, 16, 74), "pool5": (212, 32, 90)}),
-    "resnet_v1_50": (SLIM_RESNET_V1_50, {
-        "block1": (35, 8, 15), "block2": (99, 16, 47), "block3": (291, 32, 143), "block4": (483, 32, 239)}),
-    "inception_v3": ([(TV_INCEPTION_TO_SLIM.get(n, n), ls) for n, ls in INCEPTION_V3], {
-        "Conv2d_1a_3x3": (3, 2, 0), "Conv2d_2a_3x3": (7, 2, 0), "Conv2d_2b_3x3": (11, 2, 2),
-        "MaxPool_3a_3x3": (15, 4, 2), "Conv2d_3b_1x1": (15, 4, 2), "Conv2d_4a_3x3": (23, 4, 2),
-        "MaxPool_5a_3x3": (31, 8, 2), "Mixed_5b": (63, 8, 18), "Mixed_5c": (95, 8, 34), "Mixed_5d": (127, 8, 50),
-        "Mixed_6a": (159, 16, 58), "Mixed_6b": (351, 16, 154), "Mixed_6c": (543, 16, 250),
-        "Mixed_6d": (735, 16, 346), "Mixed_6e": (927, 16, 442), "Mixed_7a": (1055, 32, 490),
-        "Mixed_7b": (1183, 32, 554), "Mixed_7c": (1311, 32, 618)}),
+    "alexnet_v2": (
+        SLIM_ALEXNET_V2,
+        {
+            "conv1": (11, 4, 0),
+            "pool1": (19, 8, 0),
+            "conv2": (51, 8, 16),
+            "conv3": (99, 16, 32),
+            "conv4": (131, 16, 48),
+            "conv5": (163, 16, 64),
+            "pool5": (195, 32, 64),
+        },
+    ),
+    "vgg_16": (
+        [(TV_VGG16_TO_SLIM.get(n, n), ls) for n, ls in TV_VGG16],
+        {
+            "conv1/conv1_1": (3, 1, 1),
+            "pool1": (6, 2, 2),
+            "conv2/conv2_1": (10, 2, 4),
+            "pool2": (16, 4, 6),
+            "conv3/conv3_1": (24, 4, 10),
+            "conv3/conv3_2": (32, 4, 14),
+            "pool3": (44, 8, 18),
+            "conv4/conv4_1": (60, 8, 26),
+            "conv4/conv4_2": (76, 8, 34),
+            "pool4": (100, 16, 42),
+            "conv5/conv5_1": (132, 16, 58),
+            "conv5/conv5_2": (164, 16, 74),
+            "pool5": (212, 32, 90),
+        },
+    ),
+    "resnet_v1_50": (
+        SLIM_RESNET_V1_50,
+        {"block1": (35, 8, 15), "block2": (99, 16, 47), "block3": (291, 32, 143), "block4": (483, 32, 239)},
+    ),
+    "inception_v3": (
+        [(TV_INCEPTION_TO_SLIM.get(n, n), ls) for n, ls in INCEPTION_V3],
+        {
+            "Conv2d_1a_3x3": (3, 2, 0),
+            "Conv2d_2a_3x3": (7, 2, 0),
+            "Conv2d_2b_3x3": (11, 2, 2),
+            "MaxPool_3a_3x3": (15, 4, 2),
+            "Conv2d_3b_1x1": (15, 4, 2),
+            "Conv2d_4a_3x3": (23, 4, 2),
+            "MaxPool_5a_3x3": (31, 8, 2),
+            "Mixed_5b": (63, 8, 18),
+            "Mixed_5c": (95, 8, 34),
+            "Mixed_5d": (127, 8, 50),
+            "Mixed_6a": (159, 16, 58),
+            "Mixed_6b": (351, 16, 154),
+            "Mixed_6c": (543, 16, 250),
+            "Mixed_6d": (735, 16, 346),
+            "Mixed_6e": (927, 16, 442),
+            "Mixed_7a": (1055, 32, 490),
+            "Mixed_7b": (1183, 32, 554),
+            "Mixed_7c": (1311, 32, 618),
+        },
+    ),
 }
 
 
@@ -515,20 +609,23 @@ def test_rf_matches_hand_derivation(cid, node, is_global):
 
 
 # Spot values of the derivations, spelled out so that a reader sees the numbers the tests above use.
-@pytest.mark.parametrize("segments, node, n, r, s, c", [
-    (TV_RESNET18, "layer4", 224, 435, 32, 0),
-    (TV_RESNET50, "layer4", 224, 427, 32, 0),
-    (CAFFE_RESNET50_V1, "conv5_x", 224, 483, 32, 0),               # paper's v1: same r as TF-Slim's
-    (TV_VGG16, "features.28", 224, 196, 16, Fraction(15, 2)),       # conv5_3
-    (TV_VGG16, "features.30", 224, 212, 32, Fraction(31, 2)),       # pool5
-    (TV_ALEXNET, "features.12", 224, 195, 32, 31),                  # pool5
-    (TV_DENSENET121, "features.denseblock4", 224, 2071, 32, 14),
-    (INCEPTION_V3, "Mixed_7c", 299, 1311, 32, 37),
-    (CONVNEXT_T, "stages.3", 224, 1688, 32, Fraction(31, 2)),
-    (EFFNET_B0, "head", 224, 851, 32, 0),
-    (TF_EFFNET_B0, "head", 224, 851, 32, 31),                       # even maps: SAME shifts c0 by 1+2+4+8+16
-    (TF_EFFNET_B0, "head", 225, 851, 32, 0),                        # odd maps: symmetric SAME
-])
+@pytest.mark.parametrize(
+    "segments, node, n, r, s, c",
+    [
+        (TV_RESNET18, "layer4", 224, 435, 32, 0),
+        (TV_RESNET50, "layer4", 224, 427, 32, 0),
+        (CAFFE_RESNET50_V1, "conv5_x", 224, 483, 32, 0),  # paper's v1: same r as TF-Slim's
+        (TV_VGG16, "features.28", 224, 196, 16, Fraction(15, 2)),  # conv5_3
+        (TV_VGG16, "features.30", 224, 212, 32, Fraction(31, 2)),  # pool5
+        (TV_ALEXNET, "features.12", 224, 195, 32, 31),  # pool5
+        (TV_DENSENET121, "features.denseblock4", 224, 2071, 32, 14),
+        (INCEPTION_V3, "Mixed_7c", 299, 1311, 32, 37),
+        (CONVNEXT_T, "stages.3", 224, 1688, 32, Fraction(31, 2)),
+        (EFFNET_B0, "head", 224, 851, 32, 0),
+        (TF_EFFNET_B0, "head", 224, 851, 32, 31),  # even maps: SAME shifts c0 by 1+2+4+8+16
+        (TF_EFFNET_B0, "head", 225, 851, 32, 0),  # odd maps: symmetric SAME
+    ],
+)
 def test_derivation_spot_values(segments, node, n, r, s, c):
     d = derive(segments, n)[node]
     assert (d.size, d.stride, d.center) == (r, s, c)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import timm
 import torch.nn as nn
+from test_handlers import SE, Inception, Misaligned, Residual
 
 import rfkit
 from rfkit.verification.measure import measurable, measure
 from rfkit.verification.verify import agrees, clipped_window
-from test_handlers import SE, Inception, Misaligned, Residual
 
 
 def expected_extent(info, unit, size):
@@ -21,9 +21,16 @@ def expected_extent(info, unit, size):
 
 def check_model(model: nn.Module, input_size: tuple[int, ...], in_chans: int = 3, max_nodes: int = 60):
     g = rfkit.trace(model, input_size=input_size, in_chans=in_chans)
-    checked = [n for n, info in g.items()
-               if info.shape is not None and info.dims is not None and len(info.dims) == len(input_size)
-               and not info.unknown and not info.approximate and g.records[n].kind != "placeholder"]
+    checked = [
+        n
+        for n, info in g.items()
+        if info.shape is not None
+        and info.dims is not None
+        and len(info.dims) == len(input_size)
+        and not info.unknown
+        and not info.approximate
+        and g.records[n].kind != "placeholder"
+    ]
     step = max(1, len(checked) // max_nodes)
     checked = checked[::step][:max_nodes] + ([checked[-1]] if checked else [])
     checked = list(dict.fromkeys(checked))
@@ -43,17 +50,24 @@ def check_model(model: nn.Module, input_size: tuple[int, ...], in_chans: int = 3
             else:
                 want = expected_extent(info, unit, input_size)
             if not agrees(extent, want, is_corner and not info.is_global):  # see rfkit.verification.verify
-                failures.append(f"{name} ({g.records[name].op}) unit {unit}: measured {extent}, analytic {want} "
-                                f"(size {info.size}, windows {info.windows})")
+                failures.append(
+                    f"{name} ({g.records[name].op}) unit {unit}: measured {extent}, analytic {want} "
+                    f"(size {info.size}, windows {info.windows})"
+                )
     assert not failures, "\n".join(failures)
     return checked
 
 
 # --- hand-built nets -----------------------------------------------------------------------------------------
 def _dilated_stack():
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, dilation=2, padding=2), nn.ReLU(),
-                         nn.Conv2d(4, 4, (3, 5), stride=(2, 1), padding=(1, 0)), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 4, 3, stride=2, dilation=3))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.Conv2d(4, 4, 3, dilation=2, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, (3, 5), stride=(2, 1), padding=(1, 0)),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, stride=2, dilation=3),
+    )
 
 
 def _pad_and_slice():
@@ -71,21 +85,23 @@ def _pad_and_slice():
 
 
 def _blocks():
-    return nn.Sequential(nn.Conv2d(3, 3, 3, 2, 1), Residual(), Inception(), nn.Conv2d(9, 3, 2, 2), Misaligned(),
-                         nn.Conv2d(3, 3, 1), SE())
+    return nn.Sequential(
+        nn.Conv2d(3, 3, 3, 2, 1), Residual(), Inception(), nn.Conv2d(9, 3, 2, 2), Misaligned(), nn.Conv2d(3, 3, 1), SE()
+    )
 
 
-@pytest.mark.parametrize("factory, size", [(_dilated_stack, (45, 38)), (_pad_and_slice, (33, 40)),
-                                           (_blocks, (74, 58))])
+@pytest.mark.parametrize("factory, size", [(_dilated_stack, (45, 38)), (_pad_and_slice, (33, 40)), (_blocks, (74, 58))])
 def test_hand_built_nets(factory, size):
     check_model(factory(), size)
 
 
 def test_conv1d_and_conv3d_nets():
-    check_model(nn.Sequential(nn.Conv1d(2, 3, 5, 2, 1), nn.AvgPool1d(3, 2), nn.Conv1d(3, 3, 3, dilation=2)),
-                (61,), in_chans=2)
-    check_model(nn.Sequential(nn.Conv3d(1, 2, (1, 3, 5), (1, 2, 1), (0, 1, 2)), nn.Conv3d(2, 2, 3, 2)),
-                (9, 17, 15), in_chans=1)
+    check_model(
+        nn.Sequential(nn.Conv1d(2, 3, 5, 2, 1), nn.AvgPool1d(3, 2), nn.Conv1d(3, 3, 3, dilation=2)), (61,), in_chans=2
+    )
+    check_model(
+        nn.Sequential(nn.Conv3d(1, 2, (1, 3, 5), (1, 2, 1), (0, 1, 2)), nn.Conv3d(2, 2, 3, 2)), (9, 17, 15), in_chans=1
+    )
 
 
 # --- tiny timm models ----------------------------------------------------------------------------------------

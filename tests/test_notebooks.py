@@ -60,8 +60,9 @@ def test_notebook_is_committed_clean(path):
             for line in "".join(cell["source"]).splitlines():
                 assert not line.lstrip().startswith(("%", "!")), f"{path.name}: IPython-only line {line!r}"
             for out in cell["outputs"]:
-                assert not any(k.startswith("image/") for k in out.get("data", {})), \
+                assert not any(k.startswith("image/") for k in out.get("data", {})), (
                     f"{path.name}: committed image output; strip it"
+                )
 
 
 def test_there_are_notebooks():

@@ -32,9 +32,11 @@ from rfkit_cli.app import main
 
 GOLDEN = Path(__file__).parent / "golden"
 ARGS = ["-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-q"]
-WIDE = ("import torch.nn as nn\n\n"
-        "def build():\n"
-        "    return nn.Sequential(nn.Conv2d(3, 2, 3, 2, 1), nn.ReLU(), nn.Conv2d(2, 2, 5, padding=2))\n")
+WIDE = (
+    "import torch.nn as nn\n\n"
+    "def build():\n"
+    "    return nn.Sequential(nn.Conv2d(3, 2, 3, 2, 1), nn.ReLU(), nn.Conv2d(2, 2, 5, padding=2))\n"
+)
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -64,6 +66,7 @@ def tiny(tmp_path, monkeypatch):
 @pytest.fixture
 def no_measurement(monkeypatch):
     """Fail the test if the ERF is measured: the refusal must come first."""
+
     def measured(*a, **k):
         raise AssertionError("measured before checking the output")
 
@@ -78,8 +81,15 @@ def report_dir(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        rep = analyze_mod.analyze("tiny_net.py:build", layers=["0", "2"], images="noise", num_images=2,
-                                  input_size=16, device="cpu", out=root / "out")
+        rep = analyze_mod.analyze(
+            "tiny_net.py:build",
+            layers=["0", "2"],
+            images="noise",
+            num_images=2,
+            input_size=16,
+            device="cpu",
+            out=root / "out",
+        )
     finally:
         os.chdir(cwd)
     return rep.folder
@@ -115,12 +125,15 @@ def _symlink(folder: Path) -> Path:
     return target / "thesis.tex"
 
 
-@pytest.mark.parametrize("make,words", [
-    (_foreign_file, ["is not an rfkit report"]),
-    (_other_models_report, ["report of another model", "file:/x/other.py:build"]),
-    (_plain_file, ["is not an rfkit report"]),
-    (_symlink, ["is not an rfkit report"]),
-])
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (_foreign_file, ["is not an rfkit report"]),
+        (_other_models_report, ["report of another model", "file:/x/other.py:build"]),
+        (_plain_file, ["is not an rfkit report"]),
+        (_symlink, ["is not an rfkit report"]),
+    ],
+)
 def test_analyze_never_replaces_what_it_did_not_write(tiny, tmp_path, capsys, no_measurement, make, words):
     kept = make(tmp_path / "out" / "tiny_net-build")
     before = kept.read_bytes()
@@ -162,8 +175,9 @@ def test_same_file_name_and_factory_get_two_folders_and_skip_existing_compares_t
         assert erf.loc["2", "rf_h"] == rf
 
 
-@pytest.mark.parametrize("cls_name,folder", [("../escaped", "escaped"), (".", "model"), ("..", "model"),
-                                             ("a/../../b", "a-..-..-b")])
+@pytest.mark.parametrize(
+    "cls_name,folder", [("../escaped", "escaped"), (".", "model"), ("..", "model"), ("a/../../b", "a-..-..-b")]
+)
 def test_module_class_names_are_sanitised(tmp_path, cls_name, folder):
     import torch.nn as nn
 
@@ -182,11 +196,13 @@ def test_module_class_names_are_sanitised(tmp_path, cls_name, folder):
 def test_stale_partial_folders_of_killed_runs_are_removed(tiny, tmp_path, capsys):
     """A run killed (SIGKILL) while writing leaves its partial folder; the next run removes it, and only
     rfkit's own temporary folders whose process is gone."""
-    code = ("import os, signal, sys\n"
-            "import rfkit.report.analyze as a\n"
-            "a.write_figures = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
-            "a.analyze('tiny_net.py:build', layers=['0', '2'], images='noise', num_images=2, input_size=16,"
-            " device='cpu', out='out')\n")
+    code = (
+        "import os, signal, sys\n"
+        "import rfkit.report.analyze as a\n"
+        "a.write_figures = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "a.analyze('tiny_net.py:build', layers=['0', '2'], images='noise', num_images=2, input_size=16,"
+        " device='cpu', out='out')\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, stderr
@@ -222,8 +238,9 @@ def test_stale_partial_folders_of_killed_runs_are_removed(tiny, tmp_path, capsys
 def _finished(tmp_path: Path, i: int) -> Path:
     folder = tmp_path / f".net.partial-{os.getpid()}-{i}"
     folder.mkdir()
-    (folder / "run.json").write_text(json.dumps({"model": "net.py:build", "model_id": "file:/n/net.py:build",
-                                                 "writer": i}))
+    (folder / "run.json").write_text(
+        json.dumps({"model": "net.py:build", "model_id": "file:/n/net.py:build", "writer": i})
+    )
     return folder
 
 
@@ -237,7 +254,7 @@ def test_two_processes_finishing_the_same_report_both_succeed(tmp_path, monkeypa
         barrier = threading.Barrier(len(tmps))
         errors = []
 
-        def finish(tmp):
+        def finish(tmp, barrier=barrier, errors=errors):
             barrier.wait()
             try:
                 analyze_mod._replace(tmp, final, "net.py:build")
@@ -258,9 +275,11 @@ def test_two_processes_finishing_the_same_report_both_succeed(tmp_path, monkeypa
 # rfkit erf -o DIR: only its own files, never into a finished report, checked before measuring
 
 
-NET = ("import torch.nn as nn\n\n"
-       "def build():\n"
-       "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))\n")
+NET = (
+    "import torch.nn as nn\n\n"
+    "def build():\n"
+    "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))\n"
+)
 
 
 @pytest.fixture
@@ -279,8 +298,12 @@ def test_erf_out_keeps_foreign_files_and_removes_only_its_own_stale_maps(net, tm
     (out / "notes.md").write_text("my notes")
     assert cli(capsys, "erf", net, "-l", "0,2", *ERF, "--out", out)[0] == 0
     assert sorted(p.name for p in (out / "maps").iterdir()) == ["0.npy", "2.npy", "mine.npy"]
-    assert json.loads((out / ".rfkit-erf.json").read_text())["files"] == ["erf.csv", "maps/0.npy", "maps/2.npy",
-                                                                         "metrics.json"]
+    assert json.loads((out / ".rfkit-erf.json").read_text())["files"] == [
+        "erf.csv",
+        "maps/0.npy",
+        "maps/2.npy",
+        "metrics.json",
+    ]
     assert cli(capsys, "erf", net, "-l", "2", *ERF, "--out", out)[0] == 0  # layer 0's map is now stale
     assert sorted(p.name for p in (out / "maps").iterdir()) == ["2.npy", "mine.npy"]
     np.testing.assert_array_equal(np.load(out / "maps" / "mine.npy"), np.arange(3))
@@ -365,8 +388,13 @@ def test_md_text_and_md_code_keep_html_and_markdown_as_text():
 
 def _build(site: Path) -> str:
     """mkdocs build --strict in ``site``; all the HTML it wrote, as one string."""
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q"], cwd=site,
-                          capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q"],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stderr
     return "\n".join(p.read_text(encoding="utf-8") for p in (site / "site").rglob("*.html"))
 
@@ -400,8 +428,7 @@ def test_names_from_users_and_the_file_system_are_escaped_in_the_built_site(tmp_
     page = tmp_path / "site" / "docs" / "models" / "img-src-z-onerror-alert-5" / "index.md"
     assert page.is_file()
     built = _build(tmp_path / "site")
-    for live in ("<img src=x", "<img src=y", "<img src=z", "<b onmouseover", "<script>alert(6)",
-                 'href="javascript:'):
+    for live in ("<img src=x", "<img src=y", "<img src=z", "<b onmouseover", "<script>alert(6)", 'href="javascript:'):
         assert live not in built, live
     assert "&lt;img src=x onerror=alert(1)&gt;" in built and "&lt;script&gt;alert(6)&lt;/script&gt;" in built
     # the site name and navigation titles: look-alikes, because mkdocs shows them unescaped
@@ -448,14 +475,21 @@ def test_site_copies_only_regular_files_of_the_report(report_dir, tmp_path, caps
     assert (docs / "models" / "tiny_net-build" / "figures" / "stages.png").is_file()  # the rest is there
 
 
-@pytest.mark.parametrize("name,text", [
-    ("run.json", "[1, 2]"), ("run.json", '"a string"'), ("run.json", '{"model": 5}'),
-    ("run.json", '{"input_size": "16x16"}'), ("run.json", "{not json"), ("metrics.json", "[]"),
-    ("metrics.json", '{"layers": [1]}'), ("metrics.json", '{"layers": {"2": 5}}'),
-    ("metrics.json", '{"layers": {"2": {"layer": 2}}}'),
-])
-def test_a_report_with_json_of_the_wrong_type_is_skipped_with_one_warning(report_dir, tmp_path, capsys, name,
-                                                                          text):
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("run.json", "[1, 2]"),
+        ("run.json", '"a string"'),
+        ("run.json", '{"model": 5}'),
+        ("run.json", '{"input_size": "16x16"}'),
+        ("run.json", "{not json"),
+        ("metrics.json", "[]"),
+        ("metrics.json", '{"layers": [1]}'),
+        ("metrics.json", '{"layers": {"2": 5}}'),
+        ("metrics.json", '{"layers": {"2": {"layer": 2}}}'),
+    ],
+)
+def test_a_report_with_json_of_the_wrong_type_is_skipped_with_one_warning(report_dir, tmp_path, capsys, name, text):
     shutil.copytree(report_dir, tmp_path / "out" / "good")
     shutil.copytree(report_dir, tmp_path / "out" / "bad")
     (tmp_path / "out" / "bad" / name).write_text(text)
@@ -472,16 +506,31 @@ def test_a_report_with_json_of_the_wrong_type_is_skipped_with_one_warning(report
 # one clear line
 
 
-@pytest.mark.parametrize("resolution,exc", [
-    (0, "InputTooSmallError"), (-4, "InputTooSmallError"), ((16, 0), "InputTooSmallError"),
-    (16.5, "InputSizeError"), ("16", "InputSizeError"), (True, "InputSizeError"), ((16, 16, 16), "InputSizeError"),
-])
+@pytest.mark.parametrize(
+    "resolution,exc",
+    [
+        (0, "InputTooSmallError"),
+        (-4, "InputTooSmallError"),
+        ((16, 0), "InputTooSmallError"),
+        (16.5, "InputSizeError"),
+        ("16", "InputSizeError"),
+        (True, "InputSizeError"),
+        ((16, 16, 16), "InputSizeError"),
+    ],
+)
 def test_analyze_rejects_a_bad_resolution_before_measuring(tmp_path, no_measurement, resolution, exc):
     import torch.nn as nn
 
     with pytest.raises(RFKitError) as e:
-        rfkit.analyze(nn.Conv2d(3, 2, 3), images="noise", num_images=1, input_size=(16, 16), resolution=resolution,
-                      device="cpu", out=tmp_path / "out")
+        rfkit.analyze(
+            nn.Conv2d(3, 2, 3),
+            images="noise",
+            num_images=1,
+            input_size=(16, 16),
+            resolution=resolution,
+            device="cpu",
+            out=tmp_path / "out",
+        )
     assert type(e.value).__name__ == exc
     assert "\n" not in str(e.value) and "resolution" in str(e.value)
 
@@ -490,8 +539,15 @@ def test_analyze_rejects_a_resolution_with_the_wrong_number_of_axes(tmp_path):
     import torch.nn as nn
 
     with pytest.raises(RFKitError, match=r"resolution \(16, 16, 16\) has 3 axes; the graph has 2"):
-        rfkit.analyze(nn.Conv2d(3, 2, 3), images="noise", num_images=1, input_size=16, resolution=(16, 16, 16),
-                      device="cpu", out=tmp_path / "out")
+        rfkit.analyze(
+            nn.Conv2d(3, 2, 3),
+            images="noise",
+            num_images=1,
+            input_size=16,
+            resolution=(16, 16, 16),
+            device="cpu",
+            out=tmp_path / "out",
+        )
     assert not [p for p in (tmp_path / "out").iterdir()]  # nothing written
 
 
@@ -515,8 +571,22 @@ def offline(monkeypatch):
 @pytest.mark.parametrize("command", ["analyze", "erf"])
 def test_random_weights_fallback_warns_once_on_stderr_with_quiet(tmp_path, capsys, offline, command):
     out = tmp_path / "out"
-    code, stdout, err = cli(capsys, command, "test_resnet", "--images", "noise", "-n", "1", "--input-size", "32",
-                            "--device", "cpu", "-q", "--out", out)
+    code, stdout, err = cli(
+        capsys,
+        command,
+        "test_resnet",
+        "--images",
+        "noise",
+        "-n",
+        "1",
+        "--input-size",
+        "32",
+        "--device",
+        "cpu",
+        "-q",
+        "--out",
+        out,
+    )
     assert code == 0, err
     fallback = [line for line in err.splitlines() if "unavailable" in line]
     assert len(fallback) == 1 and fallback[0].startswith("warning: pretrained weights for test_resnet unavailable")

@@ -21,16 +21,21 @@ import torch.nn as nn
 from typer.testing import CliRunner
 
 import rfkit
-from rfkit.errors import (ArchitectureError, GraphvizNotFoundError, InputSizeError, InputTooSmallError,
-                          NodeNotFoundError, RenderError)
+from rfkit.errors import (
+    ArchitectureError,
+    GraphvizNotFoundError,
+    InputSizeError,
+    InputTooSmallError,
+    NodeNotFoundError,
+    RenderError,
+)
 from rfkit.graph import dot as dot_module
 from rfkit.graph.dot import STATUS_COLOURS, render, to_dot
 from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
 from rfkit.graph.productivity import Status, input_resolution_range, productivity
 from rfkit_cli.app import app, main, normalise_argv
 
-P, PC, C, U, G = (Status.PRODUCTIVE, Status.PARTIALLY_CRITICAL, Status.CRITICAL, Status.UNPRODUCTIVE,
-                  Status.GLOBAL)
+P, PC, C, U, G = (Status.PRODUCTIVE, Status.PARTIALLY_CRITICAL, Status.CRITICAL, Status.UNPRODUCTIVE, Status.GLOBAL)
 HAS_DOT = shutil.which("dot") is not None
 runner = CliRunner()
 
@@ -49,8 +54,9 @@ def chain(size, kernels, dilations=None):
     return b.build()
 
 
-def resnet_builder(size, stem=(7, 2, 3), maxpool=True, blocks=(2, 2, 2, 2), strides=(1, 2, 2, 2), width=64,
-                   dilations=None):
+def resnet_builder(
+    size, stem=(7, 2, 3), maxpool=True, blocks=(2, 2, 2, 2), strides=(1, 2, 2, 2), width=64, dilations=None
+):
     """A torchvision-style ResNet with BasicBlocks, layer by layer, named like torchvision's modules."""
     b = GraphBuilder(size, name="resnet-like")
     b.conv("conv1", stem[0], stem[1], stem[2], channels=width)
@@ -60,7 +66,7 @@ def resnet_builder(size, stem=(7, 2, 3), maxpool=True, blocks=(2, 2, 2, 2), stri
         b.pool("maxpool", 3, 2, 1)
     prev, ch = b.last, width
     for si, (n, st) in enumerate(zip(blocks, strides)):
-        out_ch = width * 2 ** si
+        out_ch = width * 2**si
         d = dilations[si] if dilations else 1
         for bi in range(n):
             p = f"layer{si + 1}.{bi}"
@@ -341,8 +347,18 @@ def test_rfa_redesigns_remove_the_unproductive_layers():
 
 
 # --- hand-built graphs == traced graphs ---------------------------------------------------------------------
-FIELDS = ("size", "size_min", "local_size", "stride", "center", "padding", "is_global", "misaligned", "windows",
-          "reads")
+FIELDS = (
+    "size",
+    "size_min",
+    "local_size",
+    "stride",
+    "center",
+    "padding",
+    "is_global",
+    "misaligned",
+    "windows",
+    "reads",
+)
 
 
 def assert_same_rf(traced, built, names):
@@ -358,8 +374,11 @@ def assert_same_rf(traced, built, names):
 def test_handbuilt_resnet18_equals_traced(size):
     traced = rfkit.trace("torchvision:resnet18", input_size=size)
     built = resnet_builder(size)
-    names = [n for n in built.module_outputs if not n.endswith((".add", ".relu1", ".bn1", ".bn2"))
-             and n not in ("bn1", "relu")]
+    names = [
+        n
+        for n in built.module_outputs
+        if not n.endswith((".add", ".relu1", ".bn1", ".bn2")) and n not in ("bn1", "relu")
+    ]
     # conv1, maxpool, 8 x (conv1, conv2, output), 3 x downsample.{0,1}, avgpool, fc; and the containers
     # layer1..layer4 and layerN.0.downsample, which name their last layer's output as torch's Sequential does
     assert len(names) == 34 + 4 + 3 and "layer4" in names and "layer2.0.downsample" in names
@@ -428,14 +447,18 @@ def test_handbuilt_same_padding_equals_timm_conv2d_same(size):
 
 
 def test_graph_from_layers_and_exports(tmp_path):
-    g = graph_from_layers([
-        {"name": "conv1", "op": "conv", "kernel": 3, "stride": 2, "padding": 1},
-        {"name": "conv2", "op": "conv", "kernel": 3, "dilation": 2, "padding": 2},
-        {"name": "skip", "op": "pool", "kernel": 1, "input": "conv1"},
-        {"name": "sum", "op": "add", "inputs": ["conv2", "skip"]},
-        {"name": "head", "op": "global_pool"},
-        {"name": "fc", "op": "linear", "units": 10},
-    ], input_size=(32, 24), name="paper-net")
+    g = graph_from_layers(
+        [
+            {"name": "conv1", "op": "conv", "kernel": 3, "stride": 2, "padding": 1},
+            {"name": "conv2", "op": "conv", "kernel": 3, "dilation": 2, "padding": 2},
+            {"name": "skip", "op": "pool", "kernel": 1, "input": "conv1"},
+            {"name": "sum", "op": "add", "inputs": ["conv2", "skip"]},
+            {"name": "head", "op": "global_pool"},
+            {"name": "fc", "op": "linear", "units": 10},
+        ],
+        input_size=(32, 24),
+        name="paper-net",
+    )
     # conv2: 3 + 4*2 = 11 (S2); the sum: max 11, min 3 (the 1x1 skip)
     assert g["sum"].size == (11, 11) and g["sum"].size_min == (3, 3) and g["sum"].stride == (2, 2)
     assert g["sum"].shape == (1, 3, 16, 12) and g.method == "handbuilt"
@@ -447,17 +470,20 @@ def test_graph_from_layers_and_exports(tmp_path):
     assert "paper-net" in repr(g)
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda b: (b.conv("a", 3), b.conv("a", 3)), "used twice"),
-    (lambda b: b.conv("a", 3, input="nope"), "unknown input 'nope'"),
-    (lambda b: b.conv("a", 0), "kernel must be an integer >= 1"),
-    (lambda b: b.conv("a", 3, padding="reflect"), "padding must be"),
-    (lambda b: (b.conv("a", 3, 2), b.conv("b", 3, input="input"), b.add("c", ["a", "b"])), "different sizes"),
-    (lambda b: (b.linear("fc", 10), b.conv("c", 3)), "no spatial axes"),
-    (lambda b: b.layer({"name": "x", "op": "warp"}), "unknown op 'warp'"),
-    (lambda b: b.upsample("u"), "either scale or size"),
-    (lambda b: b.add("s", ["input"]), "at least two inputs"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda b: (b.conv("a", 3), b.conv("a", 3)), "used twice"),
+        (lambda b: b.conv("a", 3, input="nope"), "unknown input 'nope'"),
+        (lambda b: b.conv("a", 0), "kernel must be an integer >= 1"),
+        (lambda b: b.conv("a", 3, padding="reflect"), "padding must be"),
+        (lambda b: (b.conv("a", 3, 2), b.conv("b", 3, input="input"), b.add("c", ["a", "b"])), "different sizes"),
+        (lambda b: (b.linear("fc", 10), b.conv("c", 3)), "no spatial axes"),
+        (lambda b: b.layer({"name": "x", "op": "warp"}), "unknown op 'warp'"),
+        (lambda b: b.upsample("u"), "either scale or size"),
+        (lambda b: b.add("s", ["input"]), "at least two inputs"),
+    ],
+)
 def test_handbuilt_errors(build, message):
     with pytest.raises(ArchitectureError, match=message):
         build(GraphBuilder(16))
@@ -588,13 +614,16 @@ def test_cli_dot_output(tmp_path, monkeypatch):
         assert "<svg" in svg.read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--resolution", "16", "--depth", "2"), "--depth applies to the --dot graph"),
-    (("--dot", "x.jpg"), "must end in .svg, .png, .pdf or .dot"),
-    (("--resolution", "abc"), "--resolution 'abc'"),
-    (("--ignore-global",), "--ignore-global applies to --input-range"),
-    (("--dot", "x.svg", "--depth", "0"), "--depth 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--resolution", "16", "--depth", "2"), "--depth applies to the --dot graph"),
+        (("--dot", "x.jpg"), "must end in .svg, .png, .pdf or .dot"),
+        (("--resolution", "abc"), "--resolution 'abc'"),
+        (("--ignore-global",), "--ignore-global applies to --input-range"),
+        (("--dot", "x.svg", "--depth", "0"), "--depth 0"),
+    ],
+)
 def test_cli_usage_errors_are_one_line(args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["graph", "torchvision:resnet18", "-q", *args])

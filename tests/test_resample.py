@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import pytest
 import torch.nn as nn
+from test_measured import check_model
 
 import rfkit
-from test_measured import check_model
 
 
 class Interp(nn.Module):
@@ -59,8 +59,7 @@ def test_windows_after_resampling_then_conv3(case):
 
 
 def test_pixel_unshuffle_is_a_strided_window():
-    g = rfkit.trace(nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, 4, 3, padding=1)), input_size=16,
-                    in_chans=3)
+    g = rfkit.trace(nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, 4, 3, padding=1)), input_size=16, in_chans=3)
     assert g["0"].size == (2, 2) and g["0"].stride == (2, 2) and g["0"].center == (0.5, 0.5)
     assert g["1"].size == (6, 6) and g["1"].shift_invariant
 
@@ -77,8 +76,7 @@ def test_non_integer_scale_and_align_corners():
     assert g["0"].window_of((1, 1)) == ((0, 1), (0, 1))
 
 
-@pytest.mark.parametrize("case", list(CASES) + ["bicubic", "nearest_exact", "scale_1_5", "area",
-                                                "conv_transpose_odd"])
+@pytest.mark.parametrize("case", list(CASES) + ["bicubic", "nearest_exact", "scale_1_5", "area", "conv_transpose_odd"])
 def test_measured_support(case):
     extra = {
         "bicubic": lambda: net(nn.Upsample(scale_factor=2, mode="bicubic")),

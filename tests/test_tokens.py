@@ -10,10 +10,10 @@ import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from test_measured import check_model
 
 import rfkit
 from rfkit.graph import layout as lay
-from test_measured import check_model
 
 
 def test_layout_round_trip_through_window_partition():
@@ -97,8 +97,16 @@ def test_cls_token_is_a_prefix_and_dropping_it_restores_the_grid():
 def tiny_swin(img_size=56, **kw):
     from timm.models.swin_transformer import SwinTransformer
 
-    return SwinTransformer(img_size=img_size, patch_size=4, window_size=7, embed_dim=8, depths=(2, 2), num_heads=(1, 1),
-                           num_classes=0, **kw)
+    return SwinTransformer(
+        img_size=img_size,
+        patch_size=4,
+        window_size=7,
+        embed_dim=8,
+        depths=(2, 2),
+        num_heads=(1, 1),
+        num_classes=0,
+        **kw,
+    )
 
 
 def test_swin_first_block_window_is_exact():
@@ -114,6 +122,7 @@ def test_swin_first_block_window_is_exact():
 def test_swin_measured_inside_the_map():
     """The analytic windows match the gradient support of interior units (away from the wrap-around)."""
     from test_measured import expected_extent
+
     from rfkit.verification.measure import measurable, measure
 
     model = tiny_swin(img_size=224)

@@ -12,9 +12,17 @@ from rfkit.graph.registry import DEFAULT_REGISTRY
 from rfkit_cli.app import app, normalise_argv
 
 
-@pytest.mark.parametrize("model, size", [("test_resnet", 64), ("test_convnext", 64), ("test_efficientnet", 64),
-                                         ("test_vit", None), ("torchvision:vgg11", 64),
-                                         ("torchvision:mobilenet_v3_small", 64)])
+@pytest.mark.parametrize(
+    "model, size",
+    [
+        ("test_resnet", 64),
+        ("test_convnext", 64),
+        ("test_efficientnet", 64),
+        ("test_vit", None),
+        ("torchvision:vgg11", 64),
+        ("torchvision:mobilenet_v3_small", 64),
+    ],
+)
 def test_verify_passes_on_real_models(model, size):
     report = rfkit.verify(model, input_size=size)
     assert report.ok, report.failures

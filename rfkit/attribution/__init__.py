@@ -13,5 +13,17 @@ from rfkit.attribution.methods import CAM_METHODS, GRADIENT_METHODS, METHODS, Se
 from rfkit.attribution.result import AttributionResult
 from rfkit.attribution.targets import Target
 
-__all__ = ["AttributionError", "AttributionResult", "BaselineError", "CAM_METHODS", "CamLayerError", "GRADIENT_METHODS",
-           "METHODS", "MethodError", "Settings", "Target", "TargetError", "attribute"]
+__all__ = [
+    "AttributionError",
+    "AttributionResult",
+    "BaselineError",
+    "CAM_METHODS",
+    "CamLayerError",
+    "GRADIENT_METHODS",
+    "METHODS",
+    "MethodError",
+    "Settings",
+    "Target",
+    "TargetError",
+    "attribute",
+]

@@ -71,17 +71,22 @@ def check_baseline(baseline, input_shape: tuple[int, ...]) -> None:
     """:class:`BaselineError` for an unknown name or a tensor that does not broadcast to ``(N,) + input_shape``."""
     if isinstance(baseline, str):
         if baseline not in BASELINES:
-            raise BaselineError(f"unknown baseline {baseline!r}: use {', '.join(BASELINES)}, or a tensor of the "
-                                f"input's shape {tuple(input_shape)} in model-input space")
+            raise BaselineError(
+                f"unknown baseline {baseline!r}: use {', '.join(BASELINES)}, or a tensor of the "
+                f"input's shape {tuple(input_shape)} in model-input space"
+            )
         return
     if not isinstance(baseline, torch.Tensor):
         raise BaselineError(f"baseline must be {', '.join(BASELINES)} or a tensor, got {type(baseline).__name__}")
     shape = tuple(baseline.shape)
-    fits = shape == tuple(input_shape) or (len(shape) == len(input_shape) + 1 and shape[1:] == tuple(input_shape)
-                                           and shape[0] == 1)
+    fits = shape == tuple(input_shape) or (
+        len(shape) == len(input_shape) + 1 and shape[1:] == tuple(input_shape) and shape[0] == 1
+    )
     if not fits:
-        raise BaselineError(f"baseline tensor of shape {shape} does not fit the input (C, H, W) = "
-                            f"{tuple(input_shape)}: pass (C, H, W) or (1, C, H, W) in model-input space")
+        raise BaselineError(
+            f"baseline tensor of shape {shape} does not fit the input (C, H, W) = "
+            f"{tuple(input_shape)}: pass (C, H, W) or (1, C, H, W) in model-input space"
+        )
 
 
 def make_baseline(baseline, x: torch.Tensor, data_config: dict, sigma: float) -> torch.Tensor:

@@ -32,8 +32,9 @@ def _path_gradients(model, points: torch.Tensor, targets: torch.Tensor) -> torch
         return torch.autograd.grad(chosen, points)[0]
 
 
-def blur_ig(model, x: torch.Tensor, targets: list[int], *, steps: int, max_sigma: float,
-            batch_size: int | None = None) -> torch.Tensor:
+def blur_ig(
+    model, x: torch.Tensor, targets: list[int], *, steps: int, max_sigma: float, batch_size: int | None = None
+) -> torch.Tensor:
     """Blur IG attribution of the batch ``x`` for the score columns ``targets``, ``(B, C, H, W)``.
 
     Parameters

@@ -34,6 +34,7 @@ WALK_LIMIT = 8
 
 # ----------------------------------------------------------------------------------------------- layers
 
+
 def _outermost_modules(g, depth: int | None = None) -> dict[str, str]:
     """node -> the outermost module whose output it is (at most ``depth`` dots deep when given)."""
     out: dict[str, str] = {}
@@ -81,17 +82,22 @@ def check_layer(g, name: str, method: str, target_node: str | None) -> tuple[str
     node = g.resolve(name)
     record = g.records[node]
     if not _has_grid(record):
-        raise CamLayerError(f"{method} needs a layer with a spatial grid: {name!r} has none (pooled or flattened); "
-                            "pick a feature map before the head (`rfkit graph MODEL` lists them)")
+        raise CamLayerError(
+            f"{method} needs a layer with a spatial grid: {name!r} has none (pooled or flattened); "
+            "pick a feature map before the head (`rfkit graph MODEL` lists them)"
+        )
     module = name if name in g.module_outputs else _outermost_modules(g).get(node)
     if module is None:
-        raise CamLayerError(f"{method}: {name!r} is a graph node, not a module's output, and pytorch-grad-cam hooks "
-                            "modules; pick a module name (`rfkit graph MODEL` lists them)")
+        raise CamLayerError(
+            f"{method}: {name!r} is a graph node, not a module's output, and pytorch-grad-cam hooks "
+            "modules; pick a module name (`rfkit graph MODEL` lists them)"
+        )
     try:
         to_grid(torch.zeros(record.info.shape), record.layout, len(g.input_size))
     except (LayoutMismatchError, TypeError) as e:
-        raise CamLayerError(f"{method}: the output of {name!r} cannot be put on its grid ({e}); pick another "
-                            "layer") from None
+        raise CamLayerError(
+            f"{method}: the output of {name!r} cannot be put on its grid ({e}); pick another layer"
+        ) from None
     if target_node is not None and node != target_node and not nx.has_path(g.nx, node, target_node):
         raise CamLayerError(f"{method}: the target unit's layer does not depend on {name!r}; pick a layer before it")
     return module, node
@@ -105,6 +111,7 @@ def _capture_outputs(model, names: list[str]):
     def hook_for(name):
         def hook(module, args, out):
             outs.setdefault(name, out[0] if isinstance(out, (tuple, list)) else out)
+
         return hook
 
     return outs, [named[n].register_forward_hook(hook_for(n)) for n in names if n in named]
@@ -134,6 +141,7 @@ def positional_layer(score_model, x: torch.Tensor, targets: list[int], found: li
 
 # ------------------------------------------------------------------------------------------------- maps
 
+
 @contextlib.contextmanager
 def _quiet():
     """ScoreCAM draws tqdm progress bars on stderr: keep them out of rfkit's output."""
@@ -141,14 +149,22 @@ def _quiet():
         yield
 
 
-def cam_grid(name: str, score_model, module: torch.nn.Module, transform: GridTransform, x: torch.Tensor,
-             targets: list[int], batch_size: int) -> torch.Tensor:
+def cam_grid(
+    name: str,
+    score_model,
+    module: torch.nn.Module,
+    transform: GridTransform,
+    x: torch.Tensor,
+    targets: list[int],
+    batch_size: int,
+) -> torch.Tensor:
     """pytorch-grad-cam's CAM of method ``name`` at the layer's grid, before ReLU: ``(B, *grid)``."""
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    cam = getattr(pytorch_grad_cam, CAM_CLASSES[name])(model=score_model, target_layers=[module],
-                                                      reshape_transform=transform)
+    cam = getattr(pytorch_grad_cam, CAM_CLASSES[name])(
+        model=score_model, target_layers=[module], reshape_transform=transform
+    )
     cam.batch_size = batch_size  # ScoreCAM's masked inputs per forward
     chosen = [ClassifierOutputTarget(int(t)) for t in targets]
     grabbed = cam.activations_and_grads
@@ -159,8 +175,10 @@ def cam_grid(name: str, score_model, module: torch.nn.Module, transform: GridTra
             if cam.uses_gradients:
                 torch.autograd.grad(sum(t(o) for t, o in zip(chosen, outputs)), xin)
         if not grabbed.activations or (cam.uses_gradients and not grabbed.gradients):
-            raise CamLayerError(f"{name}: the forward pass did not reach the CAM layer, or the score has no gradient "
-                                "there; pick another layer")
+            raise CamLayerError(
+                f"{name}: the forward pass did not reach the CAM layer, or the score has no gradient "
+                "there; pick another layer"
+            )
         acts = grabbed.activations[0].numpy()
         grads = grabbed.gradients[0].numpy() if cam.uses_gradients else None
         with _quiet():

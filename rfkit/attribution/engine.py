@@ -41,8 +41,15 @@ COMPLETENESS_WARN = 0.05
 class _Cam:
     """The CAM layer: given, or chosen on the first batch from the candidates."""
 
-    def __init__(self, g, module: str | None, node: str | None, found: list[tuple[str, str]], note: str,
-                 first: str = "the final feature map") -> None:
+    def __init__(
+        self,
+        g,
+        module: str | None,
+        node: str | None,
+        found: list[tuple[str, str]],
+        note: str,
+        first: str = "the final feature map",
+    ) -> None:
         self.g, self.module, self.node, self.found, self.note, self.first = g, module, node, found, note, first
 
     def choose(self, score_model, x: torch.Tensor, targets: list[int]) -> None:
@@ -51,13 +58,18 @@ class _Cam:
         module = positional_layer(score_model, x, targets, self.found, self.g)
         if module is None:
             tried = ", ".join(m for m, _ in self.found) or "none"
-            raise CamLayerError(f"no feature map before the target carries a per-position gradient of the score "
-                                f"(tried {tried}); pass the CAM layer (layer=..., --cam-layer)")
+            raise CamLayerError(
+                f"no feature map before the target carries a per-position gradient of the score "
+                f"(tried {tried}); pass the CAM layer (layer=..., --cam-layer)"
+            )
         skipped = [m for m, _ in self.found[: [m for m, _ in self.found].index(module)]]
         self.module, self.node = module, self.g.resolve(module)
-        self.note = (f"{module}: {self.first}" if not skipped else
-                     f"{module}: the score has no gradient at any grid position of {', '.join(skipped)} (e.g. a "
-                     f"class-token head reads only the class token), so the latest block input it depends on")
+        self.note = (
+            f"{module}: {self.first}"
+            if not skipped
+            else f"{module}: the score has no gradient at any grid position of {', '.join(skipped)} (e.g. a "
+            f"class-token head reads only the class token), so the latest block input it depends on"
+        )
 
     def transform(self) -> GridTransform:
         return GridTransform(self.g.records[self.node].layout, len(self.g.input_size))
@@ -66,8 +78,15 @@ class _Cam:
 class _Runner:
     """Maps of every method for one batch at a time, collected over batches."""
 
-    def __init__(self, score_model, methods: tuple[str, ...], settings: mth.Settings, data_config: dict, sigma: float,
-                 cam: _Cam | None) -> None:
+    def __init__(
+        self,
+        score_model,
+        methods: tuple[str, ...],
+        settings: mth.Settings,
+        data_config: dict,
+        sigma: float,
+        cam: _Cam | None,
+    ) -> None:
         self.score_model, self.methods, self.settings = score_model, methods, settings
         self.data_config, self.sigma, self.cam = data_config, sigma, cam
         self.maps: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
@@ -81,8 +100,14 @@ class _Runner:
     def _gradient(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor) -> torch.Tensor:
         start = self._path_input(name, x)
         if name == "blur_ig":
-            attr = blur_ig(self.score_model, x, targets, steps=self.settings.steps, max_sigma=self.sigma,
-                           batch_size=self.settings.batch_size)
+            attr = blur_ig(
+                self.score_model,
+                x,
+                targets,
+                steps=self.settings.steps,
+                max_sigma=self.sigma,
+                batch_size=self.settings.batch_size,
+            )
         else:
             attr = captum_attribution(name, self.score_model, x, targets, self.settings, self.data_config, start)
         attr = attr.detach()
@@ -143,8 +168,9 @@ def _check_settings(settings: mth.Settings) -> None:
     noise = settings.noise
     if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not noise > 0 or not math.isfinite(noise):
         raise AttributionError(f"noise must be a positive number (a fraction of the input range), got {noise!r}")
-    if settings.blur_sigma is not None and not (isinstance(settings.blur_sigma, (int, float))
-                                                and settings.blur_sigma > 0):
+    if settings.blur_sigma is not None and not (
+        isinstance(settings.blur_sigma, (int, float)) and settings.blur_sigma > 0
+    ):
         raise AttributionError(f"blur_sigma must be a positive number of pixels, got {settings.blur_sigma!r}")
 
 
@@ -165,8 +191,10 @@ def _cam_setup(g, model: nn.Module, names: tuple[str, ...], layer: str | None, t
     if not found and target_node:
         found, first = candidates(g, model, start), "the unit's own layer (no feature map before it)"
     if not found:
-        raise CamLayerError(f"{cams[0]} needs a feature map with a spatial grid before the target, and the model has "
-                            "none: pass the CAM layer (layer=..., --cam-layer)")
+        raise CamLayerError(
+            f"{cams[0]} needs a feature map with a spatial grid before the target, and the model has "
+            "none: pass the CAM layer (layer=..., --cam-layer)"
+        )
     return _Cam(g, None, None, found, "", first)
 
 
@@ -183,13 +211,16 @@ def _image_notes(stats) -> list[str]:
     """The image source's notes (skipped files, fewer images than asked for), worded for maps."""
     notes = [n for n in stats.notes() if not n.startswith("asked for")]
     if 0 < stats.used < stats.requested:
-        notes.append(f"asked for {stats.requested} images, {stats.holder or stats.source} held {stats.used} usable "
-                     f"image(s): maps for {stats.used}")
+        notes.append(
+            f"asked for {stats.requested} images, {stats.holder or stats.source} held {stats.used} usable "
+            f"image(s): maps for {stats.used}"
+        )
     return notes
 
 
-def _run(runner: _Runner, batches, spec: TargetSpec, device: torch.device, progress=None,
-         fixed: list[int] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
+def _run(
+    runner: _Runner, batches, spec: TargetSpec, device: torch.device, progress=None, fixed: list[int] | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
     """Run every batch; returns (images, output scores, targets) of all batches."""
     from rfkit.erf.devices import is_out_of_memory
 
@@ -199,13 +230,15 @@ def _run(runner: _Runner, batches, spec: TargetSpec, device: torch.device, progr
         try:
             with torch.no_grad():
                 scores = runner.score_model(x)
-            targets = fixed[len(chosen): len(chosen) + len(x)] if fixed is not None else _targets_for(spec, scores)
+            targets = fixed[len(chosen) : len(chosen) + len(x)] if fixed is not None else _targets_for(spec, scores)
             runner.batch(x, targets, _chosen(scores, targets))
         except Exception as e:
             if not is_out_of_memory(e):
                 raise
-            raise DeviceMemoryError(f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller "
-                                    "batch_size (--batch-size), or fewer IG steps / SmoothGrad samples") from None
+            raise DeviceMemoryError(
+                f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller "
+                "batch_size (--batch-size), or fewer IG steps / SmoothGrad samples"
+            ) from None
         xs.append(batch)
         outs.append(scores.float().cpu())
         chosen += targets
@@ -218,8 +251,19 @@ def _score_model(live: nn.Module, g, target: Target | None) -> ScoreModel:
     return unit_model(live, g, target) if target is not None and target.kind == "unit" else ScoreModel(live)
 
 
-def _sanity(live, g, target, runner: _Runner, x: torch.Tensor, targets: list[int], maps: dict, k: int, seed: int,
-            spec: TargetSpec, device) -> dict:
+def _sanity(
+    live,
+    g,
+    target,
+    runner: _Runner,
+    x: torch.Tensor,
+    targets: list[int],
+    maps: dict,
+    k: int,
+    seed: int,
+    spec: TargetSpec,
+    device,
+) -> dict:
     from rfkit.attribution.sanity import SanityResult, parameter_layers, randomise, rank_correlation
     from rfkit.models.spec import copy_module
 
@@ -227,16 +271,26 @@ def _sanity(live, g, target, runner: _Runner, x: torch.Tensor, targets: list[int
     layers = parameter_layers(g, live, target_node)[-k:]
     twin = copy_module(live)
     randomise(twin, layers, seed)
-    other = _Runner(_score_model(twin, g, target), runner.methods, runner.settings, runner.data_config, runner.sigma,
-                    runner.cam)
+    other = _Runner(
+        _score_model(twin, g, target), runner.methods, runner.settings, runner.data_config, runner.sigma, runner.cam
+    )
     bs = runner.settings.batch_size
-    _run(other, (x[i:i + bs] for i in range(0, len(x), bs)), spec, device, fixed=targets)
+    _run(other, (x[i : i + bs] for i in range(0, len(x), bs)), spec, device, fixed=targets)
     randomised, _ = other.collected()
     return {m: SanityResult(m, tuple(layers), rank_correlation(maps[m], randomised[m])) for m in maps}
 
 
-def _faithfulness(score_model, x: torch.Tensor, maps: dict, targets: list[int], probabilities: bool, sigma: float,
-                  steps: int, batch_size: int, device) -> dict:
+def _faithfulness(
+    score_model,
+    x: torch.Tensor,
+    maps: dict,
+    targets: list[int],
+    probabilities: bool,
+    sigma: float,
+    steps: int,
+    batch_size: int,
+    device,
+) -> dict:
     from rfkit.attribution.faithfulness import auc, curves
 
     def score_fn(t):
@@ -260,26 +314,51 @@ def _notes(result_parts: dict, methods, live: nn.Module) -> list[str]:
             notes.append(f"{m}: completeness error up to {worst:.1%} (> {COMPLETENESS_WARN:.0%}): raise steps")
     for m, share in result_parts["outside_rf"].items():
         if share.max() > 0:
-            notes.append(f"{m}: RF-window sanity check FAILED: {share.max():.2%} of the map lies outside the unit's "
-                         "analytic RF window, where the gradient must be zero")
+            notes.append(
+                f"{m}: RF-window sanity check FAILED: {share.max():.2%} of the map lies outside the unit's "
+                "analytic RF window, where the gradient must be zero"
+            )
     for m, check in result_parts["sanity"].items():
         if not check.model_sensitive:
-            notes.append(f"{m}: not model-sensitive (rank correlation {check.mean:.2f} with the maps after "
-                         f"re-initialising {len(check.layers)} layer(s))")
+            notes.append(
+                f"{m}: not model-sensitive (rank correlation {check.mean:.2f} with the maps after "
+                f"re-initialising {len(check.layers)} layer(s))"
+            )
     if any("guided_backprop" in mth.parts(m) for m in methods) and not any(
-            isinstance(s, nn.ReLU) for s in live.modules()):
-        notes.append("guided_backprop changes the backward pass of nn.ReLU modules only, and the model has none: "
-                     "its maps equal saliency")
+        isinstance(s, nn.ReLU) for s in live.modules()
+    ):
+        notes.append(
+            "guided_backprop changes the backward pass of nn.ReLU modules only, and the model has none: "
+            "its maps equal saliency"
+        )
     return notes
 
 
-def attribute(model: str | nn.Module, images="sample", num_images: int = 4,
-              methods: str | Sequence[str] = ("saliency",), target="predicted", layer: str | None = None,
-              weights: str = "auto", input_size=None, baseline="zeros", batch_size: int | None = None,
-              device="auto", *, steps: int = 50, ig_method: str = "gausslegendre", noise: float = 0.15,
-              samples: int = 25, blur_sigma: float | None = None, sanity: bool = False, sanity_layers: int = 3,
-              faithfulness: bool = False, faithfulness_steps: int = 16, seed: int = 0,
-              progress=None) -> AttributionResult:
+def attribute(
+    model: str | nn.Module,
+    images="sample",
+    num_images: int = 4,
+    methods: str | Sequence[str] = ("saliency",),
+    target="predicted",
+    layer: str | None = None,
+    weights: str = "auto",
+    input_size=None,
+    baseline="zeros",
+    batch_size: int | None = None,
+    device="auto",
+    *,
+    steps: int = 50,
+    ig_method: str = "gausslegendre",
+    noise: float = 0.15,
+    samples: int = 25,
+    blur_sigma: float | None = None,
+    sanity: bool = False,
+    sanity_layers: int = 3,
+    faithfulness: bool = False,
+    faithfulness_steps: int = 16,
+    seed: int = 0,
+    progress=None,
+) -> AttributionResult:
     """Per-image contribution maps: which input pixels drove a class logit, or one unit of a layer.
 
     Parameters
@@ -355,11 +434,24 @@ def attribute(model: str | nn.Module, images="sample", num_images: int = 4,
     from rfkit.erf.capture import frozen, model_device
     from rfkit.erf.images import ImageStats, image_batches
 
-    names, spec, settings = _arguments(model, methods, target, num_images, batch_size, sanity_layers,
-                                       faithfulness_steps, mth.Settings(steps=steps, ig_method=ig_method,
-                                                                        baseline=baseline, noise=noise,
-                                                                        samples=samples, blur_sigma=blur_sigma,
-                                                                        seed=seed))
+    names, spec, settings = _arguments(
+        model,
+        methods,
+        target,
+        num_images,
+        batch_size,
+        sanity_layers,
+        faithfulness_steps,
+        mth.Settings(
+            steps=steps,
+            ig_method=ig_method,
+            baseline=baseline,
+            noise=noise,
+            samples=samples,
+            blur_sigma=blur_sigma,
+            seed=seed,
+        ),
+    )
     run = _prepare(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings)
     stats = ImageStats(source=str(images), requested=num_images)
     module, g, dev, unit_target = run.module, run.graph, run.device, run.unit
@@ -372,10 +464,24 @@ def attribute(model: str | nn.Module, images="sample", num_images: int = 4,
             raise AttributionError("no images were processed")
         maps, completeness = runner.collected()
         x = torch.cat(xs)
-        checks = _sanity(live, g, unit_target, runner, x, chosen, maps, sanity_layers, seed, spec, dev) \
-            if sanity else {}
-        aucs = _faithfulness(score_model, x, maps, chosen, unit_target is None, run.sigma, faithfulness_steps,
-                             run.settings.batch_size, dev) if faithfulness else {}
+        checks = (
+            _sanity(live, g, unit_target, runner, x, chosen, maps, sanity_layers, seed, spec, dev) if sanity else {}
+        )
+        aucs = (
+            _faithfulness(
+                score_model,
+                x,
+                maps,
+                chosen,
+                unit_target is None,
+                run.sigma,
+                faithfulness_steps,
+                run.settings.batch_size,
+                dev,
+            )
+            if faithfulness
+            else {}
+        )
         window = _window(g, unit_target)
         parts = {"completeness": completeness, "outside_rf": _outside(maps, names, window), "sanity": checks}
         notes = _image_notes(stats) + _notes(parts, names, live)
@@ -383,17 +489,33 @@ def attribute(model: str | nn.Module, images="sample", num_images: int = 4,
         warnings.warn(n, stacklevel=2)
     outputs = torch.cat(outs)
     return AttributionResult(
-        model=run.name, maps=maps, targets=_targets(unit_target, chosen, run.classes),
-        scores=_chosen(outputs, chosen).numpy().astype(np.float64), logits=None if unit_target else outputs.numpy(),
-        images=x.numpy(), labels=_labels(images, len(chosen)), source=stats.source, weights=run.weights,
-        data_config=dict(run.data_config), settings=run.settings, cam_layer=run.cam.module if run.cam else None,
-        cam_note=run.cam.note if run.cam else "", window=window, completeness=completeness,
-        outside_rf=parts["outside_rf"], sanity=checks, faithfulness=aucs,
-        warnings=tuple(dict.fromkeys(list(run.weights.warnings) + notes)), device=str(dev), graph=g)
+        model=run.name,
+        maps=maps,
+        targets=_targets(unit_target, chosen, run.classes),
+        scores=_chosen(outputs, chosen).numpy().astype(np.float64),
+        logits=None if unit_target else outputs.numpy(),
+        images=x.numpy(),
+        labels=_labels(images, len(chosen)),
+        source=stats.source,
+        weights=run.weights,
+        data_config=dict(run.data_config),
+        settings=run.settings,
+        cam_layer=run.cam.module if run.cam else None,
+        cam_note=run.cam.note if run.cam else "",
+        window=window,
+        completeness=completeness,
+        outside_rf=parts["outside_rf"],
+        sanity=checks,
+        faithfulness=aucs,
+        warnings=tuple(dict.fromkeys(list(run.weights.warnings) + notes)),
+        device=str(dev),
+        graph=g,
+    )
 
 
-def _arguments(model, methods, target, num_images, batch_size, sanity_layers, faithfulness_steps,
-               settings: mth.Settings) -> tuple[tuple[str, ...], TargetSpec, mth.Settings]:
+def _arguments(
+    model, methods, target, num_images, batch_size, sanity_layers, faithfulness_steps, settings: mth.Settings
+) -> tuple[tuple[str, ...], TargetSpec, mth.Settings]:
     """The arguments that need no model, checked: method names, the target as asked for, the settings."""
     validate.model(model)
     names = mth.parse_methods(methods)
@@ -423,8 +545,9 @@ class _Prepared:
     sigma: float
 
 
-def _prepare(model, weights, input_size, device, seed, spec: TargetSpec, names, layer, batch_size,
-             settings: mth.Settings) -> _Prepared:
+def _prepare(
+    model, weights, input_size, device, seed, spec: TargetSpec, names, layer, batch_size, settings: mth.Settings
+) -> _Prepared:
     """Load and trace the model; check the baseline, the target and the CAM layer against it."""
     import rfkit
     from rfkit.erf.devices import auto_batch_size, resolve_device

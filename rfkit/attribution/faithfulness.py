@@ -34,12 +34,20 @@ def _curve(score_fn, inputs: torch.Tensor, target: int, batch_size: int) -> np.n
     out = []
     with torch.no_grad():
         for i in range(0, len(inputs), batch_size):
-            out.append(score_fn(inputs[i:i + batch_size])[:, target].double().cpu())
+            out.append(score_fn(inputs[i : i + batch_size])[:, target].double().cpu())
     return torch.cat(out).numpy()
 
 
-def curves(score_fn, x: torch.Tensor, maps: np.ndarray, targets: list[int], insert_from: torch.Tensor, *,
-           steps: int = DEFAULT_STEPS, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def curves(
+    score_fn,
+    x: torch.Tensor,
+    maps: np.ndarray,
+    targets: list[int],
+    insert_from: torch.Tensor,
+    *,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
     """Deletion and insertion curves, ``(N, steps + 1)`` each.
 
     Parameters
@@ -70,12 +78,11 @@ def curves(score_fn, x: torch.Tensor, maps: np.ndarray, targets: list[int], inse
     n, c = x.shape[:2]
     deletion, insertion = [], []
     for i in range(n):
-        ranking = torch.argsort(torch.from_numpy(np.ascontiguousarray(maps[i])).flatten(), descending=True,
-                                stable=True)
+        ranking = torch.argsort(torch.from_numpy(np.ascontiguousarray(maps[i])).flatten(), descending=True, stable=True)
         mask = _masks(ranking, steps).to(x.device).view(steps + 1, 1, *x.shape[2:])
-        image = x[i:i + 1]
+        image = x[i : i + 1]
         deleted = torch.where(mask, torch.zeros_like(image), image)
-        inserted = torch.where(mask, image, insert_from[i:i + 1])
+        inserted = torch.where(mask, image, insert_from[i : i + 1])
         deletion.append(_curve(score_fn, deleted, targets[i], batch_size))
         insertion.append(_curve(score_fn, inserted, targets[i], batch_size))
     return np.stack(deletion), np.stack(insertion)

@@ -45,16 +45,27 @@ def _smoothgrad(model, x, targets, settings, data_config, baseline):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)
         return NoiseTunnel(Saliency(model)).attribute(
-            x, nt_type="smoothgrad", nt_samples=settings.samples, nt_samples_batch_size=per_forward,
-            stdevs=noise_sigma(settings, data_config), target=targets, abs=False)
+            x,
+            nt_type="smoothgrad",
+            nt_samples=settings.samples,
+            nt_samples_batch_size=per_forward,
+            stdevs=noise_sigma(settings, data_config),
+            target=targets,
+            abs=False,
+        )
 
 
 def _ig(model, x, targets, settings, data_config, baseline):
     from captum.attr import IntegratedGradients
 
-    return IntegratedGradients(model).attribute(x, baselines=baseline, target=targets, n_steps=settings.steps,
-                                                method=settings.ig_method,
-                                                internal_batch_size=max(settings.batch_size, x.shape[0]))
+    return IntegratedGradients(model).attribute(
+        x,
+        baselines=baseline,
+        target=targets,
+        n_steps=settings.steps,
+        method=settings.ig_method,
+        internal_batch_size=max(settings.batch_size, x.shape[0]),
+    )
 
 
 def _guided_backprop(model, x, targets, settings, data_config, baseline):
@@ -63,12 +74,24 @@ def _guided_backprop(model, x, targets, settings, data_config, baseline):
     return GuidedBackprop(model).attribute(x, target=targets)
 
 
-_RUNNERS = {"saliency": _saliency, "input_x_gradient": _input_x_gradient, "smoothgrad": _smoothgrad, "ig": _ig,
-            "guided_backprop": _guided_backprop}
+_RUNNERS = {
+    "saliency": _saliency,
+    "input_x_gradient": _input_x_gradient,
+    "smoothgrad": _smoothgrad,
+    "ig": _ig,
+    "guided_backprop": _guided_backprop,
+}
 
 
-def captum_attribution(name: str, model, x: torch.Tensor, targets: list[int], settings: Settings,
-                       data_config: dict, baseline: torch.Tensor | None = None) -> torch.Tensor:
+def captum_attribution(
+    name: str,
+    model,
+    x: torch.Tensor,
+    targets: list[int],
+    settings: Settings,
+    data_config: dict,
+    baseline: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The attribution of method ``name`` for the batch ``x``, ``(B, C, H, W)``.
 
     Parameters

@@ -24,8 +24,9 @@ def _axis_order(factors: list[tuple[int, Factor]], axis: int) -> list[int]:
     expected = 1
     for step, _, f in reversed(mine):
         if step != expected:
-            raise LayoutMismatchError(f"the pieces of spatial axis {axis} do not tile it (step {step}, expected "
-                                      f"{expected})")
+            raise LayoutMismatchError(
+                f"the pieces of spatial axis {axis} do not tile it (step {step}, expected {expected})"
+            )
         expected *= f.size
     return [i for _, i, _ in mine]
 

@@ -53,8 +53,10 @@ def is_gradient(name: str) -> bool:
 def _unknown(name: str) -> MethodError:
     close = difflib.get_close_matches(name, METHODS, n=3, cutoff=0.5)
     hint = f" (close matches: {', '.join(close)})" if close else ""
-    return MethodError(f"unknown attribution method {name!r}{hint}; use one of {', '.join(METHODS)}, or "
-                       "GRADIENT*CAM (e.g. guided_backprop*gradcam)")
+    return MethodError(
+        f"unknown attribution method {name!r}{hint}; use one of {', '.join(METHODS)}, or "
+        "GRADIENT*CAM (e.g. guided_backprop*gradcam)"
+    )
 
 
 def check_method(name: str) -> str:
@@ -77,8 +79,10 @@ def check_method(name: str) -> str:
         return names[0]
     cams = [p for p in names if p in CAM_METHODS]
     if len(names) != 2 or len(cams) != 1:
-        raise MethodError(f"combination {name!r}: multiply one gradient method ({', '.join(GRADIENT_METHODS)}) by "
-                          f"one CAM method ({', '.join(CAM_METHODS)}), e.g. guided_backprop*gradcam")
+        raise MethodError(
+            f"combination {name!r}: multiply one gradient method ({', '.join(GRADIENT_METHODS)}) by "
+            f"one CAM method ({', '.join(CAM_METHODS)}), e.g. guided_backprop*gradcam"
+        )
     return "*".join(names)
 
 
@@ -91,8 +95,11 @@ def parse_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
     items = methods.split(",") if isinstance(methods, str) else methods
     if not isinstance(items, Sequence) or isinstance(items, bytes):
         raise MethodError(f"methods must be a list of method names or a comma-separated string, got {methods!r}")
-    names = [check_method(m.strip() if isinstance(m, str) else m) for m in items
-             if not (isinstance(m, str) and not m.strip())]
+    names = [
+        check_method(m.strip() if isinstance(m, str) else m)
+        for m in items
+        if not (isinstance(m, str) and not m.strip())
+    ]
     if not names:
         raise MethodError(f"no attribution method given; use one or more of {', '.join(METHODS)}")
     return tuple(dict.fromkeys(names))

@@ -105,18 +105,27 @@ class AttributionResult:
             for i, target in enumerate(self.targets):
                 aucs = self.faithfulness.get(method)
                 check = self.sanity.get(method)
-                out.append({
-                    "image": i, "label": self.labels[i], "target": target.label, "method": method,
-                    "score": float(self.scores[i]),
-                    "completeness_error": float(self.completeness[method][i]) if method in self.completeness else nan,
-                    "outside_rf": float(self.outside_rf[method][i]) if method in self.outside_rf else nan,
-                    "deletion_auc": float(aucs[i, 0]) if aucs is not None else nan,
-                    "insertion_auc": float(aucs[i, 1]) if aucs is not None else nan,
-                    "sanity_rank_corr": float(check.rank_correlation[i]) if check is not None else nan,
-                })
+                out.append(
+                    {
+                        "image": i,
+                        "label": self.labels[i],
+                        "target": target.label,
+                        "method": method,
+                        "score": float(self.scores[i]),
+                        "completeness_error": float(self.completeness[method][i])
+                        if method in self.completeness
+                        else nan,
+                        "outside_rf": float(self.outside_rf[method][i]) if method in self.outside_rf else nan,
+                        "deletion_auc": float(aucs[i, 0]) if aucs is not None else nan,
+                        "insertion_auc": float(aucs[i, 1]) if aucs is not None else nan,
+                        "sanity_rank_corr": float(check.rank_correlation[i]) if check is not None else nan,
+                    }
+                )
         return out
 
     def __repr__(self) -> str:
-        return (f"AttributionResult({self.model}, methods={self.methods}, num_images={self.num_images}, "
-                f"target={self.targets[0].label if self.targets else None!r}, "
-                f"weights={getattr(self.weights, 'kind', self.weights)!r})")
+        return (
+            f"AttributionResult({self.model}, methods={self.methods}, num_images={self.num_images}, "
+            f"target={self.targets[0].label if self.targets else None!r}, "
+            f"weights={getattr(self.weights, 'kind', self.weights)!r})"
+        )

@@ -61,7 +61,7 @@ def window_mask(window, size: tuple[int, int]) -> np.ndarray:
     """
     mask = np.zeros(size, dtype=bool)
     (y0, y1), (x0, x1) = window
-    mask[max(y0, 0): max(y1 + 1, 0), max(x0, 0): max(x1 + 1, 0)] = True
+    mask[max(y0, 0) : max(y1 + 1, 0), max(x0, 0) : max(x1 + 1, 0)] = True
     return mask
 
 
@@ -100,9 +100,14 @@ def parameter_layers(g, model: nn.Module, target_node: str) -> list[str]:
     """Modules with parameters whose output the target depends on, in graph order."""
     needed = nx.ancestors(g.nx, target_node) | {target_node}
     named = dict(model.named_modules())
-    names = [r.module for r in g.records.values()
-             if r.kind == "call_module" and r.name in needed and r.module in named
-             and any(True for _ in named[r.module].parameters())]
+    names = [
+        r.module
+        for r in g.records.values()
+        if r.kind == "call_module"
+        and r.name in needed
+        and r.module in named
+        and any(True for _ in named[r.module].parameters())
+    ]
     return list(dict.fromkeys(names))
 
 

@@ -93,8 +93,11 @@ def parse_target(target) -> TargetSpec:
         return TargetSpec("class", index=int(target))
     if isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], str):
         unit = target[1]
-        if not (isinstance(unit, (tuple, list)) and unit and all(isinstance(u, int) and not isinstance(u, bool)
-                                                                 and u >= 0 for u in unit)):
+        if not (
+            isinstance(unit, (tuple, list))
+            and unit
+            and all(isinstance(u, int) and not isinstance(u, bool) and u >= 0 for u in unit)
+        ):
             raise TargetError(f"a unit target is (LAYER, (i, j)) with non-negative ints, got {target!r}")
         return TargetSpec("unit", layer=target[0], unit=tuple(unit))
     if not isinstance(target, str) or not target.strip():
@@ -141,16 +144,20 @@ def num_classes(g) -> int:
     shape = g.output.shape
     if shape is None or len(shape) != 2:
         what = f"of shape {tuple(shape)}" if shape else "not a single tensor"
-        raise TargetError(f"class targets need a model that returns (N, classes) scores; its output is {what}: "
-                          "pass a unit target instead (LAYER or LAYER@i,j)")
+        raise TargetError(
+            f"class targets need a model that returns (N, classes) scores; its output is {what}: "
+            "pass a unit target instead (LAYER or LAYER@i,j)"
+        )
     return int(shape[1])
 
 
 def check_class(index: int, classes: int) -> None:
     """:class:`TargetError` unless ``0 <= index < classes``."""
     if not 0 <= index < classes:
-        raise TargetError(f"class {index} is outside the head's {classes} classes (0..{classes - 1}): pass a class "
-                          "index the model has, or 'predicted'")
+        raise TargetError(
+            f"class {index} is outside the head's {classes} classes (0..{classes - 1}): pass a class "
+            "index the model has, or 'predicted'"
+        )
 
 
 def resolve_unit(spec: TargetSpec, g, model: nn.Module) -> Target:
@@ -165,9 +172,11 @@ def resolve_unit(spec: TargetSpec, g, model: nn.Module) -> Target:
     grid = grid_shape(g.records[node].layout, naxes)
     unit = spec.unit if spec.unit is not None else default_unit("replknet", grid, tokens=False)
     if len(unit) != naxes or any(not 0 <= u < n for u, n in zip(unit, grid)):
-        raise TargetError(f"unit {tuple(unit)} is outside the {'x'.join(map(str, grid))} grid of layer {spec.layer!r}"
-                          f" (indices from 0, one per axis): pick a unit inside it, or give the layer alone for "
-                          "its centre")
+        raise TargetError(
+            f"unit {tuple(unit)} is outside the {'x'.join(map(str, grid))} grid of layer {spec.layer!r}"
+            f" (indices from 0, one per axis): pick a unit inside it, or give the layer alone for "
+            "its centre"
+        )
     return Target("unit", layer=spec.layer, node=node, unit=tuple(unit))
 
 
@@ -200,8 +209,10 @@ class ScoreModel(nn.Module):
         out = self.model(x)
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise TargetError(f"class targets need a model that returns (N, classes) scores, got {shape}: pass a "
-                              "unit target instead (LAYER or LAYER@i,j)")
+            raise TargetError(
+                f"class targets need a model that returns (N, classes) scores, got {shape}: pass a "
+                "unit target instead (LAYER or LAYER@i,j)"
+            )
         return out
 
 

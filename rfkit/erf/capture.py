@@ -8,8 +8,8 @@ does not pay for ``layer4`` and the head.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn

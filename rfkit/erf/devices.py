@@ -87,8 +87,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
     why = _missing(dev)
     if why:
-        raise DeviceError(f"device {str(device)!r} is not available: {why}; available: "
-                          f"{', '.join(available_devices())} (or auto)")
+        raise DeviceError(
+            f"device {str(device)!r} is not available: {why}; available: {', '.join(available_devices())} (or auto)"
+        )
     return dev
 
 

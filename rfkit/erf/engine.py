@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from rfkit import validate
-from rfkit.errors import ArgumentError, DeviceMemoryError, RFKitError
 from rfkit.erf.capture import GraphCapture, HookCapture, frozen, model_device
 from rfkit.erf.devices import auto_batch_size, is_out_of_memory, resolve_device
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
+from rfkit.errors import ArgumentError, DeviceMemoryError, RFKitError
 from rfkit.graph import layout as lay
 from rfkit.graph.units import grid_shape, select_unit
-
 
 
 class LayerError(RFKitError, ValueError):
@@ -44,8 +43,9 @@ def _feature_map(record) -> bool:
         return False
     if record.op.endswith(("Identity", "Dropout")):
         return False
-    return not any(f.axis is None for dl in record.layout[1:] for f in dl.factors
-                   if any(h.axis is not None for h in dl.factors))
+    return not any(
+        f.axis is None for dl in record.layout[1:] for f in dl.factors if any(h.axis is not None for h in dl.factors)
+    )
 
 
 _HEAD_POOLS = ("adaptiveavgpool", "adaptivemaxpool", "selectadaptivepool", "flatten", ".mean", "amax")
@@ -72,12 +72,18 @@ def default_layer(g, model: nn.Module) -> str:
     if last is not None and last in g.module_outputs and _feature_map(g.record(last)):
         ref = g.record(last)
         position = {name: i for i, name in enumerate(g.records)}
-        pools = [position[r.name] for r in g.records.values()
-                 if position[r.name] > position[ref.name] and _is_head_pool(r.op)]
+        pools = [
+            position[r.name]
+            for r in g.records.values()
+            if position[r.name] > position[ref.name] and _is_head_pool(r.op)
+        ]
         stop = min(pools, default=len(position))  # the head's pooling (identity on a 1x1 map) is not a stage
         after = [r for r in records if position[ref.name] <= position[r.name] < stop]
-        same = [r for r in after if grid_shape(r.layout, naxes) == grid_shape(ref.layout, naxes)
-                and r.info.is_global == ref.info.is_global]
+        same = [
+            r
+            for r in after
+            if grid_shape(r.layout, naxes) == grid_shape(ref.layout, naxes) and r.info.is_global == ref.info.is_global
+        ]
         named = [r for r in same if _module_of(g, r.name)]
         return last if not named or named[-1].name == ref.name else _module_of(g, named[-1].name)
     multi = [r for r in records if math.prod(grid_shape(r.layout, naxes)) > 1] or records
@@ -119,7 +125,8 @@ def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None
         chosen = unit.get(key) if isinstance(unit, dict) else unit
         if chosen is None:
             tokens = record.info.dims != tuple(range(2, 2 + naxes)) or (
-                key == default_key and hasattr(model, "patch_embed"))
+                key == default_key and hasattr(model, "patch_embed")
+            )
             chosen = default_unit(method, grid, tokens)
         chosen = validate.unit_index(chosen, naxes, "unit" if not isinstance(unit, dict) else f"unit[{key!r}]")
         if any(u >= n for u, n in zip(chosen, grid)):
@@ -144,10 +151,15 @@ def resolve_layers(g, model: nn.Module, layers: str | Sequence[str] | None) -> t
         node = g.resolve(name)
         record = g.records[node]
         if not _has_grid(record):
-            why = "its RF is unknown (an unsupported op before it)" if record.info.unknown else \
-                "its output has no spatial grid (pooled or flattened)"
-            raise LayerError(f"layer {name!r} cannot be measured: {why}; pick a layer before the head "
-                             f"(`rfkit graph MODEL` lists them)")
+            why = (
+                "its RF is unknown (an unsupported op before it)"
+                if record.info.unknown
+                else "its output has no spatial grid (pooled or flattened)"
+            )
+            raise LayerError(
+                f"layer {name!r} cannot be measured: {why}; pick a layer before the head "
+                f"(`rfkit graph MODEL` lists them)"
+            )
         out[name] = node
     if not out:
         raise LayerError("no layers to measure: pass at least one layer name")
@@ -165,8 +177,9 @@ def _capture(g, model: nn.Module, layers: dict[str, str]):
     else:
         return HookCapture(model, modules)
     if g.method != "torch.fx":
-        raise LayerError(f"{g.model_name} was recorded with make_fx, so only module outputs can be measured; "
-                         f"{key!r} is not one")
+        raise LayerError(
+            f"{g.model_name} was recorded with make_fx, so only module outputs can be measured; {key!r} is not one"
+        )
     from rfkit.graph.tracer import trace_module
 
     gm, _ = trace_module(model)
@@ -223,8 +236,10 @@ class _Runner:
                         layout, unit = lay.plain(tuple(y.shape), self.g[self.layers[key]].dims), crop.unit
                     entries = select_unit(y, layout, unit)
                     scores.append(self.method.score(entries.float(), xin.shape[0]))
-                grads = [torch.autograd.grad(sc, xin, retain_graph=i < len(scores) - 1, allow_unused=True)[0]
-                         for i, sc in enumerate(scores)]
+                grads = [
+                    torch.autograd.grad(sc, xin, retain_graph=i < len(scores) - 1, allow_unused=True)[0]
+                    for i, sc in enumerate(scores)
+                ]
             for key, grad in zip(group, grads):
                 out[key] = None if grad is None else self.method.reduce(grad.float()).sum(dim=0)
         return out
@@ -256,17 +271,34 @@ def _checked_crops(runner: _Runner, x: torch.Tensor, maps: dict, candidates: dic
     return kept
 
 
-def accumulate(make_capture, batches: Iterable[torch.Tensor], layers: dict[str, str], units: dict[str, tuple], g,
-               method: str, device: torch.device, *, channels_last: bool = False, autocast: bool = False,
-               progress=None, crop: bool = True) -> tuple[dict[str, np.ndarray], int, list[str], dict]:
+def accumulate(
+    make_capture,
+    batches: Iterable[torch.Tensor],
+    layers: dict[str, str],
+    units: dict[str, tuple],
+    g,
+    method: str,
+    device: torch.device,
+    *,
+    channels_last: bool = False,
+    autocast: bool = False,
+    progress=None,
+    crop: bool = True,
+) -> tuple[dict[str, np.ndarray], int, list[str], dict]:
     """Sum of the per-image maps of every layer over ``batches``; one forward per batch for the layers
     measured on the whole input, one backward per layer. With ``crop``, local layers whose RF window is
     small are measured on a crop around it (:mod:`rfkit.erf.crop`), once the first batch has shown that the
     crop gives the same map. Returns (sums, images seen, warnings, crops used)."""
     from rfkit.erf.crop import crop_for
 
-    runner = _Runner(make_capture, layers, units, g, get_method(method),
-                     torch.autocast(device.type, dtype=torch.bfloat16) if autocast else nullcontext())
+    runner = _Runner(
+        make_capture,
+        layers,
+        units,
+        g,
+        get_method(method),
+        torch.autocast(device.type, dtype=torch.bfloat16) if autocast else nullcontext(),
+    )
     keys = tuple(layers)
     candidates = {k: c for k in keys if crop and (c := crop_for(g[layers[k]], units[k], g.input_size))}
     crops: dict = {}
@@ -283,8 +315,10 @@ def accumulate(make_capture, batches: Iterable[torch.Tensor], layers: dict[str, 
         except Exception as e:
             if not is_out_of_memory(e):
                 raise
-            raise DeviceMemoryError(f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller "
-                                    "batch_size (--batch-size), or a smaller input size") from None
+            raise DeviceMemoryError(
+                f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller "
+                "batch_size (--batch-size), or a smaller input size"
+            ) from None
         for key in keys:
             m = maps[key]
             if m is None:
@@ -304,11 +338,26 @@ def accumulate(make_capture, batches: Iterable[torch.Tensor], layers: dict[str, 
     return sums, seen, notes, crops
 
 
-def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, images="sample", num_images: int = 32,
-        weights: str = "auto", method: str = "replknet", batch_size: int | None = None, device="auto",
-        input_size=None, *, unit=None, threads: int | None = None, channels_last: bool = False,
-        autocast: bool = False, seed: int = 0, metrics: bool = True, crop: bool = True,
-        progress=None) -> ERFResult:
+def erf(
+    model: str | nn.Module,
+    layers: str | Sequence[str] | None = None,
+    images="sample",
+    num_images: int = 32,
+    weights: str = "auto",
+    method: str = "replknet",
+    batch_size: int | None = None,
+    device="auto",
+    input_size=None,
+    *,
+    unit=None,
+    threads: int | None = None,
+    channels_last: bool = False,
+    autocast: bool = False,
+    seed: int = 0,
+    metrics: bool = True,
+    crop: bool = True,
+    progress=None,
+) -> ERFResult:
     """Effective receptive fields of chosen layers, from input gradients over images.
 
     For each layer, the gradient of a score on one output unit (by default the centre) with respect to
@@ -377,6 +426,7 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     Examples
     --------
     >>> import torch, torch.nn as nn, rfkit
+    >>> _ = torch.manual_seed(0)  # random weights: a weight of exactly the wrong sign can zero a pixel
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
     >>> res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=4, input_size=16, device="cpu")
     >>> res.unit["2"], res.center["2"], res.maps["2"].shape
@@ -413,13 +463,24 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     stats = ImageStats(source=str(images), requested=num_images)
     bs = batch_size or auto_batch_size(g, dev)
     with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
+
         def make_capture(keys):
             return _capture(g, live, {k: resolved[k] for k in keys})
 
         batches = image_batches(images, cfg, num_images, bs, seed=seed, stats=stats)
-        sums, seen, more, crops = accumulate(make_capture, batches, resolved, units, g, method, dev,
-                                      channels_last=channels_last, autocast=autocast, progress=progress,
-                                      crop=crop)
+        sums, seen, more, crops = accumulate(
+            make_capture,
+            batches,
+            resolved,
+            units,
+            g,
+            method,
+            dev,
+            channels_last=channels_last,
+            autocast=autocast,
+            progress=progress,
+            crop=crop,
+        )
     notes += more
     image_notes = stats.notes()  # skipped files, fewer images than asked for
     notes += image_notes
@@ -444,9 +505,20 @@ def erf(model: str | nn.Module, layers: str | Sequence[str] | None = None, image
     for n in notes[already:]:
         warnings.warn(n, ImageWarning if n in image_notes else UserWarning, stacklevel=2)
     return ERFResult(
-        model=name, maps=maps, metrics=results, num_images=seen, data_config=dict(cfg), weights=winfo,
-        unit=units, method=method, nodes=dict(resolved), center=centers,
+        model=name,
+        maps=maps,
+        metrics=results,
+        num_images=seen,
+        data_config=dict(cfg),
+        weights=winfo,
+        unit=units,
+        method=method,
+        nodes=dict(resolved),
+        center=centers,
         grid={k: grid_shape(g.records[n].layout, len(g.input_size)) for k, n in resolved.items()},
-        images=stats, warnings=tuple(dict.fromkeys(notes)), device=str(dev), graph=g,
+        images=stats,
+        warnings=tuple(dict.fromkeys(notes)),
+        device=str(dev),
+        graph=g,
         crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
     )

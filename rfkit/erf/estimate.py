@@ -43,9 +43,9 @@ How each number is measured, per spatial axis and independently of the analytic 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -126,15 +126,21 @@ class RFEstimate:
 
     def as_row(self, axis_names: Sequence[str] = ("h", "w")) -> dict:
         """A flat dict for a table: one column per quantity and axis (``size_h``, ``size_w``, ...)."""
-        names = list(axis_names)[:len(self.size)]
+        names = list(axis_names)[: len(self.size)]
         if len(names) < len(self.size):
             names = [f"a{i}" for i in range(len(self.size))]
         row = {"layer": self.layer or "<output>", "node": self.node}
         for key in ("size", "stride", "center", "padding"):
             for a, v in zip(names, getattr(self, key)):
                 row[f"{key}_{a}"] = v
-        row.update(is_global=self.is_global, clipped=self.clipped, shift_invariant=self.shift_invariant,
-                   unit=self.unit, input_size=self.input_size, notes="; ".join(self.notes))
+        row.update(
+            is_global=self.is_global,
+            clipped=self.clipped,
+            shift_invariant=self.shift_invariant,
+            unit=self.unit,
+            input_size=self.input_size,
+            notes="; ".join(self.notes),
+        )
         return row
 
 
@@ -304,8 +310,9 @@ def _measure_axis(probe: _Probe, layer: str, base: tuple[int, ...], axis: int) -
     if len(run) == 1:
         i = run[0]
         e = measured[i]
-        return _Axis("single", reads=reads, size=Fraction(e[1] - e[0] + 1), index=i, support=e[:2],
-                     gaps=e[2] != e[1] - e[0] + 1)
+        return _Axis(
+            "single", reads=reads, size=Fraction(e[1] - e[0] + 1), index=i, support=e[:2], gaps=e[2] != e[1] - e[0] + 1
+        )
     found = _period({i: measured[i] for i in run}, run)
     if found is None or found[0] != 1:  # not one shift throughout: look at more units for the period
         wide = {i: ext(i) for i in (b + k for k in _WIDE) if 0 <= i < n}
@@ -326,8 +333,19 @@ def _measure_axis(probe: _Probe, layer: str, base: tuple[int, ...], axis: int) -
         status = "ok" if period == 1 else "periodic"
     size = max(measured[k][1] - measured[k][0] + 1 for k in run)
     center = Fraction(e[0] + e[1], 2) - i * stride if isinstance(stride, Fraction) else math.nan
-    return _Axis(status, reads=reads, size=Fraction(size), stride=stride, center=center, index=i, support=e[:2],
-                 period=period, gaps=gaps, shifts=len(run) - 1, short=short)
+    return _Axis(
+        status,
+        reads=reads,
+        size=Fraction(size),
+        stride=stride,
+        center=center,
+        index=i,
+        support=e[:2],
+        period=period,
+        gaps=gaps,
+        shifts=len(run) - 1,
+        short=short,
+    )
 
 
 def _measure_layer(probe: _Probe, layer: str) -> list[_Axis] | None:
@@ -357,12 +375,14 @@ class _Model:
             self.notes += swap_functions(self.gm)
 
     @classmethod
-    def build(cls, model, input_size, in_chans, seed: int) -> "_Model":
+    def build(cls, model, input_size, in_chans, seed: int) -> _Model:
         """Trace ``model`` and make its measurable copy (a spec is built on the CPU, a module copied)."""
         g, real, notes = measurable_copy(model, input_size, in_chans, seed)
         if g.method == "make_fx":
-            notes.append("recorded with make_fx: functional max pooling and clamping are measured as they are "
-                         "(only module swaps apply)")
+            notes.append(
+                "recorded with make_fx: functional max pooling and clamping are measured as they are "
+                "(only module swaps apply)"
+            )
         return cls(model, g, real, notes)
 
     def graph(self, size: tuple[int, ...]):
@@ -386,8 +406,10 @@ class _Model:
             unmark(gm)
             missing = [name for name in layers if name not in outputs]
             if missing:
-                raise RFKitError(f"{self.g.model_name} can only be recorded with make_fx, so only module outputs "
-                                 f"can be measured; {missing[0]!r} is not one (use a module name)")
+                raise RFKitError(
+                    f"{self.g.model_name} can only be recorded with make_fx, so only module outputs "
+                    f"can be measured; {missing[0]!r} is not one (use a module name)"
+                )
             targets = {name: outputs[name] for name in layers}
         else:
             gm = self.gm
@@ -408,18 +430,32 @@ def _fmt(size) -> str:
     return "×".join(str(s) for s in size)
 
 
-def _finish(layer: str, node: str, probe: _Probe, axes: list[_Axis] | None, notes: list[str],
-            at_cap: bool) -> RFEstimate:
+def _finish(
+    layer: str, node: str, probe: _Probe, axes: list[_Axis] | None, notes: list[str], at_cap: bool
+) -> RFEstimate:
     naxes = probe.naxes
     nan = (math.nan,) * naxes
     if axes is None:  # no spatial grid: the whole output is one unit
         ext = probe.support(layer, ())
         whole = all(lo == 0 and hi == n - 1 for (lo, hi, _), n in zip(ext, probe.size))
         notes.append("no spatial grid: the output is one unit" + ("" if whole else " that sees part of the input"))
-        size = (math.inf,) * naxes if whole else tuple(
-            math.nan if lo is None else hi - lo + 1 for lo, hi, _ in ext)
-        return RFEstimate(layer, node, size, nan, nan, nan, whole, (), probe.size, False, tuple(notes),
-                          tuple(e[:2] for e in ext), True, ())
+        size = (math.inf,) * naxes if whole else tuple(math.nan if lo is None else hi - lo + 1 for lo, hi, _ in ext)
+        return RFEstimate(
+            layer,
+            node,
+            size,
+            nan,
+            nan,
+            nan,
+            whole,
+            (),
+            probe.size,
+            False,
+            tuple(notes),
+            tuple(e[:2] for e in ext),
+            True,
+            (),
+        )
     names = ("h", "w") if naxes == 2 else tuple(f"axis {a}" for a in range(naxes))
     size, stride, center, padding = [], [], [], []
     clipped = False
@@ -436,19 +472,25 @@ def _finish(layer: str, node: str, probe: _Probe, axes: list[_Axis] | None, note
         padding.append(_num((ax.size - 1) / 2 - ax.center) if not math.isnan(ax.center) else math.nan)
         if ax.status == "clipped":
             clipped = True
-            notes.append(f"{names[a]}: every unit measured touches the border of what the layer reads up to "
-                         f"{_fmt(probe.size)}: size {size[-1]} is a lower bound")
+            notes.append(
+                f"{names[a]}: every unit measured touches the border of what the layer reads up to "
+                f"{_fmt(probe.size)}: size {size[-1]} is a lower bound"
+            )
         elif ax.status == "single":
             notes.append(f"{names[a]}: only one unclipped unit at {_fmt(probe.size)}: stride and centre not measured")
         elif ax.status == "ok" and ax.shifts == 1:
             notes.append(f"{names[a]}: stride from one pair of units only (two units clear of the border)")
         elif ax.status == "periodic":
-            notes.append(f"{names[a]}: the RF pattern repeats every {ax.period} units (stride {stride[-1]}); size is "
-                         f"the largest over a period, centre extrapolated from unit {ax.index}")
+            notes.append(
+                f"{names[a]}: the RF pattern repeats every {ax.period} units (stride {stride[-1]}); size is "
+                f"the largest over a period, centre extrapolated from unit {ax.index}"
+            )
         elif ax.status == "irregular":
-            notes.append(f"{names[a]}: the support does not shift evenly (no period up to {_MAX_PERIOD} over "
-                         f"{ax.shifts + 1} units clear of the border); stride is the mean shift"
-                         + (" (none: they all see the same window)" if math.isnan(ax.stride) else ""))
+            notes.append(
+                f"{names[a]}: the support does not shift evenly (no period up to {_MAX_PERIOD} over "
+                f"{ax.shifts + 1} units clear of the border); stride is the mean shift"
+                + (" (none: they all see the same window)" if math.isnan(ax.stride) else "")
+            )
         elif ax.status == "none":
             notes.append(f"{names[a]}: {ax.note}")
         if ax.gaps:
@@ -458,17 +500,34 @@ def _finish(layer: str, node: str, probe: _Probe, axes: list[_Axis] | None, note
     if any(everything):
         which = "every axis" if is_global else ", ".join(n for n, e in zip(names, everything) if e)
         why = "the largest input allowed (max_size)" if at_cap else "the largest input the model took"
-        notes.append(f"{which}: every unit sees all the input it reads, up to {_fmt(probe.size)}, "
-                     f"{why}: global (or an RF larger than that)")
+        notes.append(
+            f"{which}: every unit sees all the input it reads, up to {_fmt(probe.size)}, "
+            f"{why}: global (or an RF larger than that)"
+        )
     reads = [ax.reads for ax in axes]
     if any(r[0] is not None and (r[0] > 0 or r[1] < n - 1) for r, n in zip(reads, probe.size)):
         notes.append("the layer reads only pixels " + " × ".join(f"{lo}..{hi}" for lo, hi in reads))
-    unit = tuple(ax.index if ax.status not in ("everything", "none") else g // 2
-                 for ax, g in zip(axes, probe.grid[layer]))
+    unit = tuple(
+        ax.index if ax.status not in ("everything", "none") else g // 2 for ax, g in zip(axes, probe.grid[layer])
+    )
     support = tuple(ax.support for ax in axes)
     shift_invariant = all(ax.status in ("ok", "everything", "single", "clipped", "none") for ax in axes)
-    return RFEstimate(layer, node, tuple(size), tuple(stride), tuple(center), tuple(padding), is_global, unit,
-                      probe.size, clipped, tuple(notes), support, shift_invariant, probe.grid[layer])
+    return RFEstimate(
+        layer,
+        node,
+        tuple(size),
+        tuple(stride),
+        tuple(center),
+        tuple(padding),
+        is_global,
+        unit,
+        probe.size,
+        clipped,
+        tuple(notes),
+        support,
+        shift_invariant,
+        probe.grid[layer],
+    )
 
 
 def _grow(axes: list[_Axis] | None, grid, prev_grid) -> list[bool]:
@@ -501,8 +560,9 @@ def _estimate(m: _Model, layers, max_size: Mapping[str, int] | int) -> RFEstimat
         info = g.records[node].info
         if info.shape is None:
             raise RFKitError(f"layer {name or '<output>'!r} (node {node}) has no tensor output to measure")
-    caps = {name: (max_size.get(name, DEFAULT_MAX_SIZE) if isinstance(max_size, Mapping) else max_size)
-            for name in layers}
+    caps = {
+        name: (max_size.get(name, DEFAULT_MAX_SIZE) if isinstance(max_size, Mapping) else max_size) for name in layers
+    }
 
     size = tuple(g.input_size)
     pending = list(layers)
@@ -536,14 +596,19 @@ def _estimate(m: _Model, layers, max_size: Mapping[str, int] | int) -> RFEstimat
                     still.append(name)
                     grow_axes = [ga or w for ga, w in zip(grow_axes, want)]
                 else:
-                    done[name] = _finish(name, nodes[name], probe, axes, history[name],
-                                         at_cap=any(gr and not r for gr, r in zip(grow, room)))
+                    done[name] = _finish(
+                        name,
+                        nodes[name],
+                        probe,
+                        axes,
+                        history[name],
+                        at_cap=any(gr and not r for gr, r in zip(grow, room)),
+                    )
             if not still:
                 break
             new = tuple(min(2 * s, max(caps[n] for n in still)) if ga else s for s, ga in zip(size, grow_axes))
             for name in still:
-                history[name].append(f"input enlarged from {_fmt(size)} to {_fmt(new)}: "
-                                     + _why(last[name][1]))
+                history[name].append(f"input enlarged from {_fmt(size)} to {_fmt(new)}: " + _why(last[name][1]))
             size = new
             pending = still
     return RFEstimates([done[name] for name in layers], notes=m.notes, model=g.model_name)
@@ -567,8 +632,14 @@ def _why(axes: list[_Axis] | None) -> str:
     return ", ".join(parts) or "another layer needed it"
 
 
-def estimate_rf(model: str | nn.Module, layers: str | Sequence[str] | None = None, input_size=None,
-                in_chans: int | None = None, seed: int = 0, max_size: int = DEFAULT_MAX_SIZE) -> RFEstimates:
+def estimate_rf(
+    model: str | nn.Module,
+    layers: str | Sequence[str] | None = None,
+    input_size=None,
+    in_chans: int | None = None,
+    seed: int = 0,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> RFEstimates:
     """Estimate the receptive field of chosen layers from input gradients alone, per axis ``(h, w)``.
 
     Size, stride, centre of unit 0, effective padding and globality are read off the gradient support of

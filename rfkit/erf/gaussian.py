@@ -155,17 +155,45 @@ class GaussianFit:
         >>> round(float(fit.model((21, 21))[10, 10]), 3)
         1.0
         """
-        yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+        yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
         if not math.isfinite(self.sigma_major):
             return np.full(shape, np.nan)
-        return _gauss2d(xx, yy, self.amplitude, self.center[1], self.center[0], self.sigma_major,
-                        max(self.sigma_minor, 1e-12), self.rotation, self.offset)
+        return _gauss2d(
+            xx,
+            yy,
+            self.amplitude,
+            self.center[1],
+            self.center[0],
+            self.sigma_major,
+            max(self.sigma_minor, 1e-12),
+            self.rotation,
+            self.offset,
+        )
 
 
 def _degenerate(reason: str, bin_factor: int = 1) -> GaussianFit:
     nan = math.nan
-    return GaussianFit((nan, nan), (nan, nan), nan, nan, nan, nan, nan, nan, (None, None), (None, None),
-                       None, None, None, None, None, False, reason, bin_factor, False)
+    return GaussianFit(
+        (nan, nan),
+        (nan, nan),
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        (None, None),
+        (None, None),
+        None,
+        None,
+        None,
+        None,
+        None,
+        False,
+        reason,
+        bin_factor,
+        False,
+    )
 
 
 def _bin(arr: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,7 +202,7 @@ def _bin(arr: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Returns the binned map and the input-pixel coordinates (y, x) of the block centres.
     """
     h, w = arr.shape[0] // f, arr.shape[1] // f
-    binned = arr[:h * f, :w * f].reshape(h, f, w, f).mean(axis=(1, 3))
+    binned = arr[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3))
     ys = np.arange(h) * f + (f - 1) / 2
     xs = np.arange(w) * f + (f - 1) / 2
     return binned, ys, xs
@@ -196,8 +224,8 @@ def _moments(z: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[float, floa
     py, px = w.sum(axis=1) / total, w.sum(axis=0) / total
     cy, cx = float(py @ ys), float(px @ xs)
     dy, dx = ys - cy, xs - cx
-    syy = float(py @ dy ** 2)
-    sxx = float(px @ dx ** 2)
+    syy = float(py @ dy**2)
+    sxx = float(px @ dx**2)
     sxy = float(dy @ w @ dx) / total
     evals, evecs = np.linalg.eigh(np.array([[sxx, sxy], [sxy, syy]]) / scale)
     s1, s2 = math.sqrt(max(evals[1], 0.25)), math.sqrt(max(evals[0], 0.25))
@@ -291,8 +319,11 @@ def fit_gaussian(m, *, max_pixels: int | None = MAX_FIT_PIXELS, r2_min: float = 
         return _degenerate(f"degenerate: a {H}x{W} map is too small to fit")
     peak = float(arr.max())
     if peak <= 0:
-        return _degenerate("degenerate: the map is all zero" if peak == 0 and float(arr.min()) == 0
-                           else "degenerate: the map has no positive value")
+        return _degenerate(
+            "degenerate: the map is all zero"
+            if peak == 0 and float(arr.min()) == 0
+            else "degenerate: the map has no positive value"
+        )
     z_full = arr / peak
     if float(z_full.min()) == 1.0:  # every pixel equals the maximum
         return _degenerate("degenerate: the map is constant")

@@ -41,7 +41,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -55,16 +55,21 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 #: The scikit-image photographs behind ``images="sample"``, in the order they are used
 #: (colour: astronaut, chelsea the cat, coffee cup, rocket launch; greyscale: cameraman, coins, moon
 #: surface, and three texture photographs).
-SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "grass", "gravel",
-                 "brick")
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "grass", "gravel", "brick")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Preprocessing for a module that says nothing about its input (torchvision's classic recipe:
 #: resize to 256, centre crop 224, bilinear).
-DEFAULT_DATA_CONFIG = {"input_size": (3, 224, 224), "interpolation": "bilinear", "mean": IMAGENET_MEAN,
-                       "std": IMAGENET_STD, "crop_pct": 0.875, "crop_mode": "center"}
+DEFAULT_DATA_CONFIG = {
+    "input_size": (3, 224, 224),
+    "interpolation": "bilinear",
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
+    "crop_pct": 0.875,
+    "crop_mode": "center",
+}
 
 _CROP_SCALE = (0.25, 1.0)
 _CROP_RATIO = (3 / 4, 4 / 3)
@@ -133,12 +138,16 @@ class ImageStats:
         if self.skipped:
             named = "; ".join(f"{_printable(p)} ({r})" for p, r in self.skipped[:NAMED_SKIPS])
             more = len(self.skipped) - NAMED_SKIPS
-            out.append(f"{len(self.skipped)} unreadable image file(s) skipped: {named}"
-                       + (f"; and {more} more" if more > 0 else ""))
+            out.append(
+                f"{len(self.skipped)} unreadable image file(s) skipped: {named}"
+                + (f"; and {more} more" if more > 0 else "")
+            )
         if 0 < self.used < self.requested:
             skipped = f" ({len(self.skipped)} skipped)" if self.skipped else ""
-            out.append(f"asked for {self.requested} images, {_printable(self.holder or self.source)} held "
-                       f"{self.used} usable image(s){skipped}: the ERF is averaged over {self.used}")
+            out.append(
+                f"asked for {self.requested} images, {_printable(self.holder or self.source)} held "
+                f"{self.used} usable image(s){skipped}: the ERF is averaged over {self.used}"
+            )
         return out
 
 
@@ -208,7 +217,7 @@ def data_config_for(model: nn.Module, input_size=None, *, spec=None) -> dict:
     return cfg
 
 
-@lru_cache(maxsize=None)
+@cache
 def _torchvision_cfg(name: str) -> tuple | None:
     import torchvision
 
@@ -225,9 +234,14 @@ def _torchvision_cfg(name: str) -> tuple | None:
     resize = resize[0] if isinstance(resize, (list, tuple)) else resize
     interp = kw.get("interpolation")
     interp = getattr(interp, "value", interp) or "bilinear"
-    return (("input_size", (3, crop, crop)), ("interpolation", str(interp)),
-            ("mean", tuple(kw.get("mean", IMAGENET_MEAN))), ("std", tuple(kw.get("std", IMAGENET_STD))),
-            ("crop_pct", crop / resize), ("crop_mode", "center"))
+    return (
+        ("input_size", (3, crop, crop)),
+        ("interpolation", str(interp)),
+        ("mean", tuple(kw.get("mean", IMAGENET_MEAN))),
+        ("std", tuple(kw.get("std", IMAGENET_STD))),
+        ("crop_pct", crop / resize),
+        ("crop_mode", "center"),
+    )
 
 
 def torchvision_data_config(name: str) -> dict | None:
@@ -245,8 +259,9 @@ def torchvision_data_config(name: str) -> dict | None:
 
 def _checked_config(data_config: dict) -> dict:
     if not isinstance(data_config, dict) or "input_size" not in data_config:
-        raise ImageSourceError("data_config must be a dict with 'input_size' (C, H, W): use "
-                               "rfkit.erf.images.data_config_for(model)")
+        raise ImageSourceError(
+            "data_config must be a dict with 'input_size' (C, H, W): use rfkit.erf.images.data_config_for(model)"
+        )
     cfg = {**DEFAULT_DATA_CONFIG, **{k: v for k, v in data_config.items() if v is not None}}
     size = tuple(cfg["input_size"])
     if len(size) != 3 or not all(int(s) == s and s > 0 for s in size):
@@ -254,8 +269,7 @@ def _checked_config(data_config: dict) -> dict:
     c = int(size[0])
     mean, std = _per_channel(cfg["mean"], c), _per_channel(cfg["std"], c)
     if not mean or not std or min(std) <= 0:
-        raise ImageSourceError(f"data_config needs a mean and a positive std per channel, got mean={mean}, "
-                               f"std={std}")
+        raise ImageSourceError(f"data_config needs a mean and a positive std per channel, got mean={mean}, std={std}")
     cfg.update(input_size=tuple(int(s) for s in size), mean=mean, std=std)
     return cfg
 
@@ -320,8 +334,13 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}: {_printable(text[0][:160])}" if text else type(e).__name__
 
 
-_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
 
 
 def _not_regular(mode: int) -> str | None:
@@ -575,12 +594,16 @@ def _resolve(images, cfg: dict, num_images: int, seed: int, stats: ImageStats):
         try:
             import skimage.data  # noqa: F401
         except ImportError as e:
-            raise ImageSourceError("images='sample' needs scikit-image (pip install scikit-image); or pass a "
-                                   "folder of images, or images='noise'") from e
+            raise ImageSourceError(
+                "images='sample' needs scikit-image (pip install scikit-image); or pass a "
+                "folder of images, or images='noise'"
+            ) from e
         views = max(0, num_images - len(SAMPLE_PHOTOS))
         extra = f"; {views} seeded crop/flip views (seed {seed})" if views else ""
-        return (f"sample (scikit-image: {', '.join(SAMPLE_PHOTOS[:num_images])}{extra})",
-                _sample_source(num_images, cfg, seed, mode))
+        return (
+            f"sample (scikit-image: {', '.join(SAMPLE_PHOTOS[:num_images])}{extra})",
+            _sample_source(num_images, cfg, seed, mode),
+        )
     if isinstance(images, (str, os.PathLike)):
         entries = [images]
     elif isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, os.PathLike)) for p in images):
@@ -588,22 +611,24 @@ def _resolve(images, cfg: dict, num_images: int, seed: int, stats: ImageStats):
     elif isinstance(images, (list, tuple)) and not images:
         raise ImageSourceError("the list of image paths is empty: pass at least one file or folder")
     else:
-        raise ImageSourceError(f"images must be 'sample', 'noise', a path, a list of paths or a tensor; "
-                               f"got {type(images).__name__}")
+        raise ImageSourceError(
+            f"images must be 'sample', 'noise', a path, a list of paths or a tensor; got {type(images).__name__}"
+        )
     paths = [Path(os.path.expanduser(os.fspath(p))) for p in entries]
     for p in paths:
         if not p.exists():
             hint = " ('sample' and 'noise' are the built-in sources)" if len(paths) == 1 else ""
-            raise ImageSourceError(f"image path {str(p)!r} does not exist{hint}: pass an existing file or "
-                                   "folder")
+            raise ImageSourceError(f"image path {str(p)!r} does not exist{hint}: pass an existing file or folder")
     _need_mode(mode, c, "image files")
     for p in paths:
         if p.is_dir():
             probe = ImageStats(source="", requested=0)
             if next(_walk(p, probe), None) is None:
-                raise ImageSourceError(f"no image files in {p} (searched recursively for "
-                                       f"{' '.join(IMAGE_SUFFIXES)}; {probe.ignored} other file(s)): point "
-                                       "images at a folder of photos, or use images='sample'")
+                raise ImageSourceError(
+                    f"no image files in {p} (searched recursively for "
+                    f"{' '.join(IMAGE_SUFFIXES)}; {probe.ignored} other file(s)): point "
+                    "images at a folder of photos, or use images='sample'"
+                )
     if len(paths) == 1:
         desc = f"dir {paths[0]} (recursive)" if paths[0].is_dir() else f"file {paths[0]}"
         stats.holder = f"the {'folder' if paths[0].is_dir() else 'file'} {paths[0]}"
@@ -615,8 +640,10 @@ def _resolve(images, cfg: dict, num_images: int, seed: int, stats: ImageStats):
 
 def _need_mode(mode, c: int, what: str) -> None:
     if mode is None:
-        raise ImageSourceError(f"{what} can feed models with 1 or 3 input channels, not {c}: pass a model-ready "
-                               "tensor (N, C, H, W) or images='noise'")
+        raise ImageSourceError(
+            f"{what} can feed models with 1 or 3 input channels, not {c}: pass a model-ready "
+            "tensor (N, C, H, W) or images='noise'"
+        )
 
 
 def _check_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
@@ -626,13 +653,17 @@ def _check_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
     if x.ndim != 4:
         raise ImageSourceError(f"an image tensor must be (N, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ImageSourceError(f"an image tensor is taken as model-ready (resized, normalised floats), got "
-                               f"dtype {x.dtype}: convert and normalise it, or pass image files")
+        raise ImageSourceError(
+            f"an image tensor is taken as model-ready (resized, normalised floats), got "
+            f"dtype {x.dtype}: convert and normalise it, or pass image files"
+        )
     if x.shape[0] == 0:
         raise ImageSourceError("the image tensor holds no images (N = 0)")
     if x.shape[1] != c or tuple(x.shape[2:]) != (h, w):
-        raise ImageSourceError(f"image tensor is {tuple(x.shape[1:])} (C, H, W) but the model input is "
-                               f"{(c, h, w)}: resize it, or set input_size=({x.shape[2]}, {x.shape[3]})")
+        raise ImageSourceError(
+            f"image tensor is {tuple(x.shape[1:])} (C, H, W) but the model input is "
+            f"{(c, h, w)}: resize it, or set input_size=({x.shape[2]}, {x.shape[3]})"
+        )
     return x
 
 
@@ -640,8 +671,9 @@ def _check_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
 # batches
 
 
-def image_batches(images, data_config: dict, num_images: int, batch_size: int, *, seed: int = 0,
-                  stats: ImageStats | None = None) -> Iterator[torch.Tensor]:
+def image_batches(
+    images, data_config: dict, num_images: int, batch_size: int, *, seed: int = 0, stats: ImageStats | None = None
+) -> Iterator[torch.Tensor]:
     """Stream preprocessed image batches for a model.
 
     Parameters
@@ -702,7 +734,7 @@ def _tensor_batches(x: torch.Tensor, n: int, bs: int, stats: ImageStats) -> Iter
     n = min(n, x.shape[0])
     for i in range(0, n, bs):
         stats.used += min(i + bs, n) - i
-        yield x[i:min(i + bs, n)].detach().to("cpu", torch.float32, copy=True)
+        yield x[i : min(i + bs, n)].detach().to("cpu", torch.float32, copy=True)
 
 
 def _pop_batch(buf: list[torch.Tensor]) -> torch.Tensor:
@@ -735,5 +767,7 @@ def _batches(source, n: int, bs: int, stats: ImageStats, cfg: dict) -> Iterator[
         yield _pop_batch(buf)
     if stats.used == 0:
         first = f" (first: {stats.skipped[0][0]}: {stats.skipped[0][1]})" if stats.skipped else ""
-        raise ImageSourceError(f"no readable image in {stats.source}: {tried} file(s) tried, all failed"
-                               f"{first}; pass readable .jpg/.png files or use images='sample'")
+        raise ImageSourceError(
+            f"no readable image in {stats.source}: {tried} file(s) tried, all failed"
+            f"{first}; pass readable .jpg/.png files or use images='sample'"
+        )

@@ -11,8 +11,8 @@ divides by the map's sum; rfkit keeps the raw average, the normalisation is a pl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

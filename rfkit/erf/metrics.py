@@ -45,8 +45,20 @@ import numpy as np
 from rfkit.erf.gaussian import ERFMapError, GaussianFit, check_map, check_pair, clean_map, fit_gaussian
 
 __all__ = [
-    "AreaRatio", "Centroid", "ERFMapError", "ERFMetrics", "ERFRFRatio", "GaussianFit", "RadialMass",
-    "area_ratios", "centroid", "compute_metrics", "diagnose", "erf_rf_ratio", "fit_gaussian", "radial_mass",
+    "AreaRatio",
+    "Centroid",
+    "ERFMapError",
+    "ERFMetrics",
+    "ERFRFRatio",
+    "GaussianFit",
+    "RadialMass",
+    "area_ratios",
+    "centroid",
+    "compute_metrics",
+    "diagnose",
+    "erf_rf_ratio",
+    "fit_gaussian",
+    "radial_mass",
 ]
 
 #: RepLKNet's thresholds of the high-contribution area ratio.
@@ -68,6 +80,7 @@ _MAX_COORD = 1e9
 
 
 # ----------------------------------------------------------------------------------------------- inputs
+
 
 def _center(center) -> tuple[float, float]:
     c = check_pair(center, "center")
@@ -116,6 +129,7 @@ def _prepare(m, center, unit: bool = True) -> tuple[np.ndarray, tuple[float, flo
 
 # ------------------------------------------------------------------------------------------ centred boxes
 
+
 def _snap(c: float) -> tuple[int, int]:
     """First and last pixel of the step-0 box along one axis: (k, k) or (k, k + 1)."""
     c2 = math.floor(2 * c + 0.5)
@@ -125,11 +139,11 @@ def _snap(c: float) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _Boxes:
-    steps: np.ndarray        # n, one per box
-    sums: np.ndarray         # mass inside each clipped box
-    total: float             # the same sum over the whole image (the last box's)
-    nominal: tuple           # (h, w) arrays of unclipped sides
-    clipped: tuple           # (h, w) arrays of clipped sides
+    steps: np.ndarray  # n, one per box
+    sums: np.ndarray  # mass inside each clipped box
+    total: float  # the same sum over the whole image (the last box's)
+    nominal: tuple  # (h, w) arrays of unclipped sides
+    clipped: tuple  # (h, w) arrays of clipped sides
 
 
 def _boxes(z: np.ndarray, center: tuple[float, float]) -> _Boxes:
@@ -158,6 +172,7 @@ def _first_reaching(fractions: np.ndarray, t: float) -> int:
 
 
 # ------------------------------------------------------------------------------------------- area ratios
+
 
 @dataclass(frozen=True)
 class AreaRatio:
@@ -278,12 +293,20 @@ def area_ratios(m, center, thresholds=THRESHOLDS, transform: str = "replknet") -
     for t in ts:
         i = _first_reaching(fractions, t)
         side = (int(boxes.clipped[0][i]), int(boxes.clipped[1][i]))
-        out.append(AreaRatio(t, side, (int(boxes.nominal[0][i]), int(boxes.nominal[1][i])),
-                             side[0] * side[1] / (H * W), float(fractions[i])))
+        out.append(
+            AreaRatio(
+                t,
+                side,
+                (int(boxes.nominal[0][i]), int(boxes.nominal[1][i])),
+                side[0] * side[1] / (H * W),
+                float(fractions[i]),
+            )
+        )
     return tuple(out)
 
 
 # -------------------------------------------------------------------------------------------- ERF / RF
+
 
 @dataclass(frozen=True)
 class ERFRFRatio:
@@ -385,6 +408,7 @@ def erf_rf_ratio(m, center, rf_size=None, mass: float = MASS) -> ERFRFRatio:
 
 # ---------------------------------------------------------------------------------------- radial mass
 
+
 @dataclass(frozen=True)
 class RadialMass:
     """Cumulative mass fraction against Euclidean distance from the analytic centre.
@@ -448,11 +472,13 @@ def radial_mass(m, center) -> RadialMass:
     def quantile(q: float) -> float:
         return float(d_sorted[int(np.argmax(frac >= q - _EPS))])
 
-    return RadialMass(tuple(int(r) for r in radii), tuple(float(v) for v in curve),
-                      quantile(0.5), quantile(0.9), quantile(0.95))
+    return RadialMass(
+        tuple(int(r) for r in radii), tuple(float(v) for v in curve), quantile(0.5), quantile(0.9), quantile(0.95)
+    )
 
 
 # ------------------------------------------------------------------------------------------- centroid
+
 
 @dataclass(frozen=True)
 class Centroid:
@@ -493,6 +519,7 @@ def centroid(m, center) -> Centroid:
 
 
 # ------------------------------------------------------------------------------------------ degeneracy
+
 
 def _rf_window(c: float, r: float, n: int) -> tuple[int, int]:
     """Pixels [first, last) of the analytic RF along one axis, clipped to the image."""
@@ -563,8 +590,10 @@ def diagnose(m, center, rf_size=None) -> tuple[str, ...]:
         inside = float(arr[y0:y1, x0:x1].sum())
         outside = 1.0 - inside / total
         if outside > OUTSIDE_RF_MASS:
-            out.append(f"outside_rf: {outside:.1%} of the mass lies outside the analytic RF box "
-                       f"(rows {y0}..{y1 - 1}, cols {x0}..{x1 - 1}): the RF or its centre is wrong")
+            out.append(
+                f"outside_rf: {outside:.1%} of the mass lies outside the analytic RF box "
+                f"(rows {y0}..{y1 - 1}, cols {x0}..{x1 - 1}): the RF or its centre is wrong"
+            )
 
     cen = centroid(arr, (cy, cx))
     for axis, (d, n) in enumerate(zip(cen.offset, (H, W))):
@@ -572,12 +601,15 @@ def diagnose(m, center, rf_size=None) -> tuple[str, ...]:
         limit_px = max(FAR_MIN_PX, FAR_FRACTION * ref)
         if abs(d) > limit_px:
             name = "dy" if axis == 0 else "dx"
-            out.append(f"far_from_center: the centroid is {d:+.1f} px ({name}) from the analytic centre "
-                       f"(more than {limit_px:.1f} px)")
+            out.append(
+                f"far_from_center: the centroid is {d:+.1f} px ({name}) from the analytic centre "
+                f"(more than {limit_px:.1f} px)"
+            )
     return tuple(out)
 
 
 # ------------------------------------------------------------------------------------------ all at once
+
 
 def _scalar(v):
     if isinstance(v, (bool, np.bool_)):
@@ -590,8 +622,18 @@ def _scalar(v):
     return v
 
 
-_GAUSS_KEYS = ("center_y", "center_x", "sigma_y", "sigma_x", "sigma_major", "sigma_minor", "rotation",
-               "amplitude", "offset", "r2")
+_GAUSS_KEYS = (
+    "center_y",
+    "center_x",
+    "sigma_y",
+    "sigma_x",
+    "sigma_major",
+    "sigma_minor",
+    "rotation",
+    "amplitude",
+    "offset",
+    "r2",
+)
 
 
 @dataclass(frozen=True)
@@ -642,10 +684,15 @@ class ERFMetrics:
         ``area_side_h_0.2`` / ``area_side_w_0.2`` and ``mass_area_side_*``. Gaussian keys are
         ``gauss_*`` (present, None, when no fit was made); ``warnings`` is a " | "-joined string.
         """
-        d: dict = {"height": self.shape[0], "width": self.shape[1], "center_y": self.center[0],
-                   "center_x": self.center[1],
-                   "rf_h": None if self.rf_size is None else self.rf_size[0],
-                   "rf_w": None if self.rf_size is None else self.rf_size[1], "total_mass": self.total_mass}
+        d: dict = {
+            "height": self.shape[0],
+            "width": self.shape[1],
+            "center_y": self.center[0],
+            "center_x": self.center[1],
+            "rf_h": None if self.rf_size is None else self.rf_size[0],
+            "rf_w": None if self.rf_size is None else self.rf_size[1],
+            "total_mass": self.total_mass,
+        }
         for prefix, ratios in (("", self.area_ratios), ("mass_", self.area_ratios_mass)):
             for r in ratios:
                 t = f"{r.threshold:g}"
@@ -653,24 +700,53 @@ class ERFMetrics:
                 d[f"{prefix}area_side_w_{t}"] = r.side[1]
                 d[f"{prefix}area_ratio_{t}"] = r.area_ratio
         e = self.erf_rf
-        d.update({"erf_mass": e.mass, "erf_side_h": e.side[0], "erf_side_w": e.side[1],
-                  "erf_side_clipped_h": e.side_clipped[0], "erf_side_clipped_w": e.side_clipped[1],
-                  "erf_rf_ratio_h": e.ratio[0], "erf_rf_ratio_w": e.ratio[1],
-                  "erf_input_ratio_h": e.input_ratio[0], "erf_input_ratio_w": e.input_ratio[1],
-                  "r50": self.radial.r50, "r90": self.radial.r90, "r95": self.radial.r95,
-                  "centroid_y": self.centroid.position[0], "centroid_x": self.centroid.position[1],
-                  "centroid_dy": self.centroid.offset[0], "centroid_dx": self.centroid.offset[1]})
+        d.update(
+            {
+                "erf_mass": e.mass,
+                "erf_side_h": e.side[0],
+                "erf_side_w": e.side[1],
+                "erf_side_clipped_h": e.side_clipped[0],
+                "erf_side_clipped_w": e.side_clipped[1],
+                "erf_rf_ratio_h": e.ratio[0],
+                "erf_rf_ratio_w": e.ratio[1],
+                "erf_input_ratio_h": e.input_ratio[0],
+                "erf_input_ratio_w": e.input_ratio[1],
+                "r50": self.radial.r50,
+                "r90": self.radial.r90,
+                "r95": self.radial.r95,
+                "centroid_y": self.centroid.position[0],
+                "centroid_x": self.centroid.position[1],
+                "centroid_dy": self.centroid.offset[0],
+                "centroid_dx": self.centroid.offset[1],
+            }
+        )
         g = self.gaussian
         vals = dict.fromkeys(_GAUSS_KEYS)
         errs = dict.fromkeys(_GAUSS_KEYS[:-1])
         if g is not None:
-            vals.update(center_y=g.center[0], center_x=g.center[1], sigma_y=g.sigma[0], sigma_x=g.sigma[1],
-                        sigma_major=g.sigma_major, sigma_minor=g.sigma_minor, rotation=g.rotation,
-                        amplitude=g.amplitude, offset=g.offset, r2=g.r2)
-            errs.update(center_y=g.center_stderr[0], center_x=g.center_stderr[1], sigma_y=g.sigma_stderr[0],
-                        sigma_x=g.sigma_stderr[1], sigma_major=g.sigma_major_stderr,
-                        sigma_minor=g.sigma_minor_stderr, rotation=g.rotation_stderr,
-                        amplitude=g.amplitude_stderr, offset=g.offset_stderr)
+            vals.update(
+                center_y=g.center[0],
+                center_x=g.center[1],
+                sigma_y=g.sigma[0],
+                sigma_x=g.sigma[1],
+                sigma_major=g.sigma_major,
+                sigma_minor=g.sigma_minor,
+                rotation=g.rotation,
+                amplitude=g.amplitude,
+                offset=g.offset,
+                r2=g.r2,
+            )
+            errs.update(
+                center_y=g.center_stderr[0],
+                center_x=g.center_stderr[1],
+                sigma_y=g.sigma_stderr[0],
+                sigma_x=g.sigma_stderr[1],
+                sigma_major=g.sigma_major_stderr,
+                sigma_minor=g.sigma_minor_stderr,
+                rotation=g.rotation_stderr,
+                amplitude=g.amplitude_stderr,
+                offset=g.offset_stderr,
+            )
         d.update({f"gauss_{k}": v for k, v in vals.items()})
         d.update({f"gauss_{k}_stderr": v for k, v in errs.items()})
         d["gauss_like"] = None if g is None else g.gaussian_like
@@ -680,8 +756,7 @@ class ERFMetrics:
         return {k: _scalar(v) for k, v in d.items()}
 
 
-def compute_metrics(m, center, rf_size=None, thresholds=THRESHOLDS, mass: float = MASS,
-                    fit: bool = True) -> ERFMetrics:
+def compute_metrics(m, center, rf_size=None, thresholds=THRESHOLDS, mass: float = MASS, fit: bool = True) -> ERFMetrics:
     """All ERF metrics of one raw map, centred on the unit's analytic RF centre.
 
     Never raises for degenerate *values* (zeros, NaN, a single pixel): the metrics come back NaN and

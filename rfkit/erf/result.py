@@ -84,5 +84,7 @@ class ERFResult:
         return self.graph[self.nodes[layer]]
 
     def __repr__(self) -> str:
-        return (f"ERFResult({self.model}, layers={self.layers}, method={self.method!r}, "
-                f"num_images={self.num_images}, weights={getattr(self.weights, 'kind', self.weights)!r})")
+        return (
+            f"ERFResult({self.model}, layers={self.layers}, method={self.method!r}, "
+            f"num_images={self.num_images}, weights={getattr(self.weights, 'kind', self.weights)!r})"
+        )

@@ -44,8 +44,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
-from rfkit.errors import (CheckpointError, ModelNotFoundError, WeightsError,
-                          WeightsUnavailableError, WeightsWarning)
+from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, WeightsUnavailableError, WeightsWarning
 from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
@@ -112,8 +111,9 @@ def _is_norm(module: nn.Module) -> bool:
     name = type(module).__name__
     if "ResponseNorm" in name:  # ConvNeXt-V2 GRN: zero weight is the identity; LocalResponseNorm has none
         return False
-    return (isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
-            or bool(_NORM_NAME.search(name)))  # not NormFreeBlock (NFNet), whose skipinit_gain is a gain
+    return isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)) or bool(
+        _NORM_NAME.search(name)
+    )  # not NormFreeBlock (NFNet), whose skipinit_gain is a gain
 
 
 def _is_scale(module: nn.Module, pname: str) -> bool:
@@ -219,13 +219,16 @@ def _summarise(traps: list[tuple[str, nn.Module, str, str]]) -> str:
     kinds: dict[str, list[str]] = {}
     for name, _, _, kind in traps:
         kinds.setdefault(kind, []).append(name)
-    return "; ".join(f"{len(v)} {k}{'s' if len(v) > 1 else ''} ({v[0]}{', ...' if len(v) > 1 else ''})"
-                     for k, v in kinds.items())
+    return "; ".join(
+        f"{len(v)} {k}{'s' if len(v) > 1 else ''} ({v[0]}{', ...' if len(v) > 1 else ''})" for k, v in kinds.items()
+    )
 
 
 def _trap_warning(traps, what: str) -> str:
-    return (f"{what} has {len(traps)} init trap(s) closing residual branches [{_summarise(traps)}]: its ERF "
-            "collapses towards the stem; use weights='random-safe' or pretrained/trained weights")
+    return (
+        f"{what} has {len(traps)} init trap(s) closing residual branches [{_summarise(traps)}]: its ERF "
+        "collapses towards the stem; use weights='random-safe' or pretrained/trained weights"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -243,8 +246,7 @@ def _unreachable(url: str, timeout: float | None = None) -> str | None:
     if hit and time.monotonic() - hit[0] < 60:
         return hit[1]
     try:
-        urllib.request.urlopen(urllib.request.Request(base, method="HEAD"),
-                               timeout=timeout or NETWORK_TIMEOUT).close()
+        urllib.request.urlopen(urllib.request.Request(base, method="HEAD"), timeout=timeout or NETWORK_TIMEOUT).close()
         reason = None
     except urllib.error.HTTPError:  # the server answered
         reason = None
@@ -411,8 +413,10 @@ def _refusal(path: Path, e: Exception) -> str:
     if found and "blocked" in msg:  # a module torch never lets a checkpoint name (os, posix, nt, sys)
         return f"checkpoint {path} holds code, refused: it names {found.group(1)}, which loading would run; {resave}"
     if found:
-        return (f"checkpoint {path} holds Python objects ({found.group(1)}), refused: loading them would run "
-                f"their code; {resave}")
+        return (
+            f"checkpoint {path} holds Python objects ({found.group(1)}), refused: loading them would run "
+            f"their code; {resave}"
+        )
     detail = re.search(r"WeightsUnpickler error: *\s*(.+)", msg)
     if detail:
         return f"cannot read checkpoint {path}: not a torch checkpoint ({detail.group(1).strip()})"
@@ -431,7 +435,7 @@ def _strip(key: str) -> str:
         changed = False
         for prefix in ("module.", "_orig_mod."):  # DataParallel / DDP, torch.compile
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
     return key
 
 
@@ -479,8 +483,9 @@ def load_checkpoint(model: nn.Module, path, *, name: str | None = None) -> str |
     path = Path(os.path.expanduser(os.fspath(path)))
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise CheckpointError(f"checkpoint {path} {what}; weights must be one of {', '.join(WEIGHT_OPTIONS)} "
-                              "or a checkpoint file")
+        raise CheckpointError(
+            f"checkpoint {path} {what}; weights must be one of {', '.join(WEIGHT_OPTIONS)} or a checkpoint file"
+        )
     obj = _read_checkpoint(path)
     key = None
     if isinstance(obj, Mapping):
@@ -490,22 +495,32 @@ def load_checkpoint(model: nn.Module, path, *, name: str | None = None) -> str |
                 break
     if not _is_state_dict(obj):
         top = _few(map(str, obj.keys()), 6) if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f"checkpoint {path} holds no state_dict (found: {top}); expected tensors, or a "
-                              f"dict with one of {', '.join(CHECKPOINT_KEYS)}")
+        raise CheckpointError(
+            f"checkpoint {path} holds no state_dict (found: {top}); expected tensors, or a "
+            f"dict with one of {', '.join(CHECKPOINT_KEYS)}"
+        )
     sd = {_strip(k): v for k, v in obj.items()}
     own = model.state_dict()
     missing = {k for k in own if k not in sd and not k.endswith("num_batches_tracked")}
     unexpected = set(sd) - set(own)
-    shapes = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items()
-              if k in own and isinstance(v, torch.Tensor) and tuple(v.shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in sd.items()
+        if k in own and isinstance(v, torch.Tensor) and tuple(v.shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
-        parts = [f"{len(missing)} missing key(s) ({_few(missing)})" if missing else "",
-                 f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})" if unexpected else "",
-                 f"{len(shapes)} shape mismatch(es) ({'; '.join(shapes[:2])}{'; ...' if len(shapes) > 2 else ''})"
-                 if shapes else ""]
-        raise CheckpointError(f"checkpoint {path} does not fit {name or type(model).__name__}: "
-                              f"{', '.join(p for p in parts if p)}; build the model with the arguments it was "
-                              "trained with (e.g. num_classes) or pass the matching checkpoint")
+        parts = [
+            f"{len(missing)} missing key(s) ({_few(missing)})" if missing else "",
+            f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})" if unexpected else "",
+            f"{len(shapes)} shape mismatch(es) ({'; '.join(shapes[:2])}{'; ...' if len(shapes) > 2 else ''})"
+            if shapes
+            else "",
+        ]
+        raise CheckpointError(
+            f"checkpoint {path} does not fit {name or type(model).__name__}: "
+            f"{', '.join(p for p in parts if p)}; build the model with the arguments it was "
+            "trained with (e.g. num_classes) or pass the matching checkpoint"
+        )
     try:
         model.load_state_dict(sd, strict=True)
     except Exception as e:  # noqa: BLE001
@@ -521,14 +536,17 @@ def _mode(weights) -> tuple[str, Path | None]:
     if isinstance(weights, os.PathLike):
         return "checkpoint", Path(os.fspath(weights))
     if not isinstance(weights, str):
-        raise WeightsError(f"weights must be one of {', '.join(WEIGHT_OPTIONS)} or a checkpoint path, "
-                           f"got {type(weights).__name__}")
+        raise WeightsError(
+            f"weights must be one of {', '.join(WEIGHT_OPTIONS)} or a checkpoint path, got {type(weights).__name__}"
+        )
     if weights in WEIGHT_OPTIONS:
         return weights, None
     if weights.lower().endswith(CHECKPOINT_SUFFIXES) or os.sep in weights or Path(weights).exists():
         return "checkpoint", Path(weights)
-    raise WeightsError(f"unknown weights option {weights!r}: use one of {', '.join(WEIGHT_OPTIONS)} or a "
-                       f"checkpoint file ({' '.join(CHECKPOINT_SUFFIXES)})")
+    raise WeightsError(
+        f"unknown weights option {weights!r}: use one of {', '.join(WEIGHT_OPTIONS)} or a "
+        f"checkpoint file ({' '.join(CHECKPOINT_SUFFIXES)})"
+    )
 
 
 @contextlib.contextmanager
@@ -555,29 +573,40 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
     name = type(model).__name__
     if mode in ("auto", "as-given"):
         if _is_meta(model):
-            raise WeightsError(f"the {name} module lives on the meta device (no weight values): build it on a "
-                               "real device, or pass its spec string so rfkit builds it")
+            raise WeightsError(
+                f"the {name} module lives on the meta device (no weight values): build it on a "
+                "real device, or pass its spec string so rfkit builds it"
+            )
         traps = _traps(model)
-        warn = (_trap_warning(traps, f"the given {name}") + " (on a copy: rfkit.erf.weights.make_safe)",) \
-            if traps else ()
-        return _finish(model, WeightsInfo("as-given", f"as given ({name})", warnings=warn,
-                                          traps=tuple(t[0] for t in traps)))
+        warn = (
+            (_trap_warning(traps, f"the given {name}") + " (on a copy: rfkit.erf.weights.make_safe)",) if traps else ()
+        )
+        return _finish(
+            model, WeightsInfo("as-given", f"as given ({name})", warnings=warn, traps=tuple(t[0] for t in traps))
+        )
     if mode == "checkpoint":
         if _is_meta(model):
-            raise WeightsError(f"the {name} module lives on the meta device: build it on a real device before "
-                               "loading a checkpoint into it")
+            raise WeightsError(
+                f"the {name} module lives on the meta device: build it on a real device before "
+                "loading a checkpoint into it"
+            )
         live = copy_module(model)
         key = load_checkpoint(live, path)
         where = f" [{key!r}]" if key else ""
-        return _finish(live.to(device).eval(), WeightsInfo("checkpoint", f"checkpoint {path.resolve()}{where}",
-                                                           path=str(path.resolve())))
-    raise WeightsError(f"weights={mode!r} needs a model spec, not a module: rfkit does not re-initialise or "
-                       "download weights for a module it did not build; pass the spec string, a checkpoint path, "
-                       "or weights='as-given' (for a safe random init: make_safe(copy.deepcopy(module)))")
+        return _finish(
+            live.to(device).eval(),
+            WeightsInfo("checkpoint", f"checkpoint {path.resolve()}{where}", path=str(path.resolve())),
+        )
+    raise WeightsError(
+        f"weights={mode!r} needs a model spec, not a module: rfkit does not re-initialise or "
+        "download weights for a module it did not build; pass the spec string, a checkpoint path, "
+        "or weights='as-given' (for a safe random init: make_safe(copy.deepcopy(module)))"
+    )
 
 
-def load_model(model: str | nn.Module, weights: str = "auto", device="cpu", *,
-               seed: int | None = None) -> tuple[nn.Module, WeightsInfo]:
+def load_model(
+    model: str | nn.Module, weights: str = "auto", device="cpu", *, seed: int | None = None
+) -> tuple[nn.Module, WeightsInfo]:
     """A real (non-meta) model with the asked-for weights, ready for ERF measurement.
 
     Parameters
@@ -646,12 +675,16 @@ def load_model(model: str | nn.Module, weights: str = "auto", device="cpu", *,
     notes: list[str] = []
 
     if mode == "as-given" and spec.source != "file":
-        raise WeightsError(f"weights='as-given' is for modules and FILE.py:FACTORY specs; for {spec.name} use "
-                           "'auto', 'pretrained', 'random', 'random-safe' or a checkpoint path")
+        raise WeightsError(
+            f"weights='as-given' is for modules and FILE.py:FACTORY specs; for {spec.name} use "
+            "'auto', 'pretrained', 'random', 'random-safe' or a checkpoint path"
+        )
     if mode == "pretrained" and spec.source == "file":
-        raise WeightsUnavailableError(f"{label} is built by a factory, so rfkit cannot fetch pretrained "
-                                      "weights for it: load them in the factory and use weights='auto', or pass "
-                                      "a checkpoint path")
+        raise WeightsUnavailableError(
+            f"{label} is built by a factory, so rfkit cannot fetch pretrained "
+            "weights for it: load them in the factory and use weights='auto', or pass "
+            "a checkpoint path"
+        )
     if mode in ("auto", "pretrained") and spec.source != "file":
         fetch = _pretrained_timm if spec.source == "timm" else _pretrained_torchvision
         try:
@@ -660,10 +693,13 @@ def load_model(model: str | nn.Module, weights: str = "auto", device="cpu", *,
             if mode == "pretrained":
                 raise WeightsUnavailableError(
                     f"pretrained weights for {label} cannot be loaded: {e}; go online (or fill the "
-                    "cache), pass a checkpoint path as weights, or use weights='random-safe'") from e.__cause__
-            notes.append(f"pretrained weights for {label} unavailable ({e}); using random init with the "
-                         "init traps neutralised (weights='random-safe'): the ERF reflects the architecture, "
-                         "not training")
+                    "cache), pass a checkpoint path as weights, or use weights='random-safe'"
+                ) from e.__cause__
+            notes.append(
+                f"pretrained weights for {label} unavailable ({e}); using random init with the "
+                "init traps neutralised (weights='random-safe'): the ERF reflects the architecture, "
+                "not training"
+            )
         else:
             _attach_cfg(built, spec)
             return _finish(built, WeightsInfo("pretrained", f"pretrained ({lib} {tag})", tag=tag))
@@ -686,8 +722,11 @@ def load_model(model: str | nn.Module, weights: str = "auto", device="cpu", *,
         with _seeded(seed):
             changes = make_safe(built)
         desc = f"random init ({lib} default{seeded})"
-        desc += (f", {len(traps)} init trap(s) neutralised: norm scales, layer scales and gains set to 1" if traps
-                 else ", no init traps found")
+        desc += (
+            f", {len(traps)} init trap(s) neutralised: norm scales, layer scales and gains set to 1"
+            if traps
+            else ", no init traps found"
+        )
         info = WeightsInfo("random-safe", desc, warnings=tuple(notes), traps=names, changes=tuple(changes))
     else:  # random, or auto without pretrained weights
         desc = f"random init ({lib} default{seeded})"

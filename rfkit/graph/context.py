@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -82,8 +83,14 @@ class OpContext:
         return self.out.dim() if isinstance(self.out, torch.Tensor) else None
 
     # --- common transforms --------------------------------------------------------------------------
-    def local_op(self, kernel: Sequence[int], stride: Sequence[int | Fraction], pad: Sequence[int | Fraction],
-                 dilation: Sequence[int], state: RFState | None = None) -> RFState:
+    def local_op(
+        self,
+        kernel: Sequence[int],
+        stride: Sequence[int | Fraction],
+        pad: Sequence[int | Fraction],
+        dilation: Sequence[int],
+        state: RFState | None = None,
+    ) -> RFState:
         """Apply a sliding window over the last ``len(kernel)`` dims of the main input."""
         x, s = self.main() if state is None else (None, state)
         n = len(kernel)
@@ -101,9 +108,15 @@ class OpContext:
             if kernel[j] == 1 and stride[j] == 1 and pad[j] == 0:
                 continue  # pointwise along this dim (LambdaNet's (r, r, 1) conv3d over channels-last maps)
             dl = s.layout[d]
-            if len(dl.factors) > 1 and not dl.prefix and kernel[j] == stride[j] and pad[j] == 0 \
-                    and dl.factors[-1].axis is not None and dl.factors[-1].step == 1 \
-                    and dl.factors[-1].size % kernel[j] == 0:
+            if (
+                len(dl.factors) > 1
+                and not dl.prefix
+                and kernel[j] == stride[j]
+                and pad[j] == 0
+                and dl.factors[-1].axis is not None
+                and dl.factors[-1].step == 1
+                and dl.factors[-1].size % kernel[j] == 0
+            ):
                 # non-overlapping pooling along flattened tokens (NextViT): blocks of k along the minor axis
                 f, k = dl.factors[-1], kernel[j]
                 axes[f.axis] = _mix_block(axes[f.axis], k)

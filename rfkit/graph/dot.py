@@ -39,8 +39,10 @@ GLOBAL_BORDER = "#2b6cb0"
 """Border of a collapsed box that holds global layers (attention, an SE gate) besides local ones."""
 
 FORMATS = ("svg", "png", "pdf", "dot", "gv")
-INSTALL_HINT = ("install GraphViz (apt-get install graphviz / brew install graphviz / conda install graphviz) "
-                "and rerun, or render the .dot file yourself: dot -Tsvg {dot} -o {out}")
+INSTALL_HINT = (
+    "install GraphViz (apt-get install graphviz / brew install graphviz / conda install graphviz) "
+    "and rerun, or render the .dot file yourself: dot -Tsvg {dot} -o {out}"
+)
 
 
 def _fmt(values, sep: str = "×") -> str:
@@ -113,8 +115,9 @@ def _group_output(g: RFGraph, group: _Group) -> str:
     return out if out in group.members else group.members[-1]
 
 
-def _label(g: RFGraph, group: _Group, report: ProductivityReport | None,
-           depth: int | None) -> tuple[str, Status | None, bool]:
+def _label(
+    g: RFGraph, group: _Group, report: ProductivityReport | None, depth: int | None
+) -> tuple[str, Status | None, bool]:
     members = group.members
     out_name = _group_output(g, group)
     rec = g.records[out_name]
@@ -132,8 +135,11 @@ def _label(g: RFGraph, group: _Group, report: ProductivityReport | None,
         lines.append(escape(op + (f" {detail}" if detail else "")))
     else:
         cats = Counter(op_category(g.records[m].op) for m in members)
-        shown = [f"{n} {c.replace('_', ' ')}" for c, n in sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))
-                 if c != "other"]
+        shown = [
+            f"{n} {c.replace('_', ' ')}"
+            for c, n in sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))
+            if c != "other"
+        ]
         if not shown:  # only reshapes, activations, norms: name them
             ops = list(dict.fromkeys(_short(g.records[m].op) for m in members))
             shown = [", ".join(ops[:3]) + (f" +{len(ops) - 3}" if len(ops) > 3 else "")]
@@ -167,15 +173,30 @@ def _label(g: RFGraph, group: _Group, report: ProductivityReport | None,
             if not single:
                 counts = Counter(e.status for e in layer_entries if e.is_layer)
                 if counts:
-                    lines.append(escape(" · ".join(f"{n} {s.value}" for s, n in
-                                                   sorted(counts.items(), key=lambda kv: SEVERITY.index(kv[0])))))
+                    lines.append(
+                        escape(
+                            " · ".join(
+                                f"{n} {s.value}"
+                                for s, n in sorted(counts.items(), key=lambda kv: SEVERITY.index(kv[0]))
+                            )
+                        )
+                    )
                     status = min(counts, key=SEVERITY.index)
     label = "<" + '<BR/><FONT POINT-SIZE="9">'.join([lines[0]] + [ln + "</FONT>" for ln in lines[1:]]) + ">"
     return label, status, has_global and status is not Status.GLOBAL
 
 
-def to_dot(g: RFGraph, input_size=None, depth: int | None = None, *, path: str = "min", rankdir: str = "TB",
-           title: str | None = None, legend: bool = True, clusters: bool = True) -> str:
+def to_dot(
+    g: RFGraph,
+    input_size=None,
+    depth: int | None = None,
+    *,
+    path: str = "min",
+    rankdir: str = "TB",
+    title: str | None = None,
+    legend: bool = True,
+    clusters: bool = True,
+) -> str:
     """DOT source of the graph: a box per node, or per module at ``depth``, coloured by productivity.
 
     Parameters
@@ -233,17 +254,17 @@ def to_dot(g: RFGraph, input_size=None, depth: int | None = None, *, path: str =
             title += f" · module depth {depth}"
     out = [
         "digraph rfkit {",
-        f"  graph [rankdir={rankdir}, label={_quote(title)}, labelloc=t, fontname=\"Helvetica\", fontsize=14, "
+        f'  graph [rankdir={rankdir}, label={_quote(title)}, labelloc=t, fontname="Helvetica", fontsize=14, '
         "nodesep=0.25, ranksep=0.35, newrank=true];",
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, margin="0.12,0.05", '
-        'penwidth=0.8];',
+        "penwidth=0.8];",
         '  edge [color="#555555", arrowsize=0.6];',
     ]
     # nested clusters from the groups' module paths
     tree: dict = {}
     for key, group in groups.items():
         node = tree
-        for prefix in (_cluster_path(g, group, depth) if clusters else []):
+        for prefix in _cluster_path(g, group, depth) if clusters else []:
             node = node.setdefault(prefix, {})
         node.setdefault(None, []).append(key)
     counter = [0]
@@ -252,7 +273,7 @@ def to_dot(g: RFGraph, input_size=None, depth: int | None = None, *, path: str =
         for key in node.get(None, []):
             label, status, mixed = _label(g, groups[key], report, depth)
             colour = STATUS_COLOURS[status] if status is not None else NEUTRAL_COLOUR
-            extra = ', shape=ellipse' if g.records[groups[key].members[0]].kind == "placeholder" else ""
+            extra = ", shape=ellipse" if g.records[groups[key].members[0]].kind == "placeholder" else ""
             if mixed:  # holds a global layer (attention, an SE gate) besides local ones
                 extra += f', color="{GLOBAL_BORDER}", penwidth=2.2'
             out.append(f'{indent}{ids[key]} [label={label}, fillcolor="{colour}"{extra}];')
@@ -261,8 +282,10 @@ def to_dot(g: RFGraph, input_size=None, depth: int | None = None, *, path: str =
                 continue
             counter[0] += 1
             out.append(f"{indent}subgraph cluster_{counter[0]} {{")
-            out.append(f'{indent}  label={_quote(prefix)}; style="rounded,dashed"; color="#999999"; '
-                       'fontname="Helvetica"; fontsize=10; labeljust=l;')
+            out.append(
+                f'{indent}  label={_quote(prefix)}; style="rounded,dashed"; color="#999999"; '
+                'fontname="Helvetica"; fontsize=10; labeljust=l;'
+            )
             emit(child, indent + "  ")
             out.append(f"{indent}}}")
 
@@ -282,8 +305,10 @@ def to_dot(g: RFGraph, input_size=None, depth: int | None = None, *, path: str =
         for i, s in enumerate(shown):
             out.append(f'    legend{i} [label={_quote(s.value)}, fillcolor="{STATUS_COLOURS[s]}", fontsize=9];')
         if depth is not None:
-            out.append(f'    legend{len(shown)} [label="holds global layers", fillcolor="{NEUTRAL_COLOUR}", '
-                       f'color="{GLOBAL_BORDER}", penwidth=2.2, fontsize=9];')
+            out.append(
+                f'    legend{len(shown)} [label="holds global layers", fillcolor="{NEUTRAL_COLOUR}", '
+                f'color="{GLOBAL_BORDER}", penwidth=2.2, fontsize=9];'
+            )
             shown.append(None)
         out.append("    {rank=same; " + "; ".join(f"legend{i}" for i in range(len(shown))) + ";}")
         out.append("    " + " -> ".join(f"legend{i}" for i in range(len(shown))) + " [style=invis];")
@@ -292,8 +317,7 @@ def to_dot(g: RFGraph, input_size=None, depth: int | None = None, *, path: str =
     return "\n".join(out) + "\n"
 
 
-def render(g: RFGraph, path, input_size=None, depth: int | None = None, *, format: str | None = None,
-           **kwargs) -> Path:
+def render(g: RFGraph, path, input_size=None, depth: int | None = None, *, format: str | None = None, **kwargs) -> Path:
     """Write the graph as SVG, PNG or PDF (GraphViz's ``dot`` program), or as DOT source.
 
     Parameters
@@ -321,20 +345,22 @@ def render(g: RFGraph, path, input_size=None, depth: int | None = None, *, forma
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
-        raise RenderError(f"cannot write {path.name}: the format {fmt or '(none)'!r} is not one of "
-                          f"{', '.join(FORMATS)}; use a .svg, .png, .pdf or .dot file name")
+        raise RenderError(
+            f"cannot write {path.name}: the format {fmt or '(none)'!r} is not one of "
+            f"{', '.join(FORMATS)}; use a .svg, .png, .pdf or .dot file name"
+        )
     source = to_dot(g, input_size, depth, **kwargs)
     if fmt in ("dot", "gv"):
         return atomic_write_text(path, source)
     dot = shutil.which("dot")
     if dot is None:
         dot_path = atomic_write_text(path.with_suffix(".dot"), source)
-        raise GraphvizNotFoundError(f"GraphViz's `dot` program is not installed, so {path.name} was not "
-                                    f"rendered; wrote the graph as {dot_path}. "
-                                    + INSTALL_HINT.format(dot=dot_path, out=path))
+        raise GraphvizNotFoundError(
+            f"GraphViz's `dot` program is not installed, so {path.name} was not "
+            f"rendered; wrote the graph as {dot_path}. " + INSTALL_HINT.format(dot=dot_path, out=path)
+        )
     try:
-        done = subprocess.run([dot, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=300,
-                              check=False)
+        done = subprocess.run([dot, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise RenderError(f"running {dot} failed: {e}") from e
     if done.returncode != 0:

@@ -12,9 +12,10 @@ layer that would shrink a map to nothing is reported, as ``rfkit.trace`` does.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from rfkit.errors import ArchitectureError, InputTooSmallError
 from rfkit.graph import layout as lay
@@ -105,8 +106,17 @@ class GraphBuilder:
         shape = (1, in_chans, *size)
         state = RFState.input(self.ndim, shape)
         info = RFInfo.from_state(state, self.ndim, shape)
-        record = LayerRecord(name="input", op="input", kind="placeholder", module=None, scope="", inputs=(),
-                             info=info, layout=state.layout, detail="image")
+        record = LayerRecord(
+            name="input",
+            op="input",
+            kind="placeholder",
+            module=None,
+            scope="",
+            inputs=(),
+            info=info,
+            layout=state.layout,
+            detail="image",
+        )
         self._nodes["input"] = _Node(record, state, shape)
 
     # --- bookkeeping ------------------------------------------------------------------------------------
@@ -126,41 +136,64 @@ class GraphBuilder:
         if not isinstance(src, str):
             raise ArchitectureError(f"layer {name!r}: input must be a layer name, not {src!r} (merges take a list)")
         if src not in self._nodes:
-            raise ArchitectureError(f"layer {name!r}: unknown input {src!r}; layers so far: "
-                                    f"{', '.join(self._nodes)}")
+            raise ArchitectureError(f"layer {name!r}: unknown input {src!r}; layers so far: {', '.join(self._nodes)}")
         return self._nodes[src]
 
     def _spatial_source(self, name: str, input: str | None) -> _Node:
         src = self._source(name, input)
         if len(src.shape) != 2 + self.ndim:
-            raise ArchitectureError(f"layer {name!r}: its input {src.record.name!r} has no spatial axes left "
-                                    "(a dense layer flattened them)")
+            raise ArchitectureError(
+                f"layer {name!r}: its input {src.record.name!r} has no spatial axes left (a dense layer flattened them)"
+            )
         return src
 
-    def _add(self, name: str, op: str, inputs: Sequence[str], state: RFState, shape: tuple[int, ...],
-             detail: str) -> str:
+    def _add(
+        self, name: str, op: str, inputs: Sequence[str], state: RFState, shape: tuple[int, ...], detail: str
+    ) -> str:
         if not isinstance(name, str) or not name:
             raise ArchitectureError(f"a layer name must be a non-empty string, not {name!r}")
         if name in self._nodes:
             raise ArchitectureError(f"layer name {name!r} is used twice")
         if any(s < 1 for s in shape[2:]):
-            raise InputTooSmallError(f"input too small for this network: layer {name!r} ({op} {detail}) would "
-                                     f"output a {'×'.join(map(str, shape[2:]))} map at input "
-                                     f"{'×'.join(map(str, self.input_size))}. Use a larger input size.")
+            raise InputTooSmallError(
+                f"input too small for this network: layer {name!r} ({op} {detail}) would "
+                f"output a {'×'.join(map(str, shape[2:]))} map at input "
+                f"{'×'.join(map(str, self.input_size))}. Use a larger input size."
+            )
         if len(shape) == 2 + self.ndim:
             state = state.with_layout(lay.plain(shape, tuple(range(2, 2 + self.ndim)))).narrowed(shape)
         else:  # (batch, features): a vector per image, as after flatten + linear
             state = state.with_layout(tuple(lay.DimLayout.other(n) for n in shape))
         info = RFInfo.from_state(state, self.ndim, shape)
-        record = LayerRecord(name=name, op=op, kind="layer", module=name, scope=name, inputs=tuple(inputs), info=info,
-                             layout=state.layout, detail=detail)
+        record = LayerRecord(
+            name=name,
+            op=op,
+            kind="layer",
+            module=name,
+            scope=name,
+            inputs=tuple(inputs),
+            info=info,
+            layout=state.layout,
+            detail=detail,
+        )
         self._nodes[name] = _Node(record, state, shape)
         self._last = name
         return name
 
     # --- sliding windows -----------------------------------------------------------------------------
-    def _window(self, name: str, op: str, input, kernel, stride, padding, dilation, channels, ceil_mode: bool,
-                detail_prefix: str = "") -> str:
+    def _window(
+        self,
+        name: str,
+        op: str,
+        input,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        channels,
+        ceil_mode: bool,
+        detail_prefix: str = "",
+    ) -> str:
         from rfkit.graph.handlers.conv import same_pad_left
 
         src = self._spatial_source(name, input)
@@ -172,13 +205,15 @@ class GraphBuilder:
         if padding == "valid":
             left = right = (0,) * n
         elif padding == "same":  # TensorFlow/Keras 'SAME' (torch's 'same' where the stride is 1)
-            totals = [max((math.ceil(i / st) - 1) * st + (kk - 1) * dd + 1 - i, 0)
-                      for i, kk, st, dd in zip(sizes, k, s, d)]
+            totals = [
+                max((math.ceil(i / st) - 1) * st + (kk - 1) * dd + 1 - i, 0) for i, kk, st, dd in zip(sizes, k, s, d)
+            ]
             left = tuple(same_pad_left(i, kk, st, dd) for i, kk, st, dd in zip(sizes, k, s, d))
             right = tuple(t - lft for t, lft in zip(totals, left))
         elif isinstance(padding, str):
-            raise ArchitectureError(f"layer {name!r}: padding must be an int, one int per axis, 'same' or 'valid', "
-                                    f"not {padding!r}")
+            raise ArchitectureError(
+                f"layer {name!r}: padding must be an int, one int per axis, 'same' or 'valid', not {padding!r}"
+            )
         else:
             left = right = _per_axis(padding, n, "padding", name, 0)
         out = []
@@ -205,24 +240,63 @@ class GraphBuilder:
         chans = src.shape[1] if channels is None else int(channels)
         return self._add(name, op, [src.record.name], state, (1, chans, *out), detail)
 
-    def conv(self, name: str, kernel, stride=1, padding=0, dilation=1, *, input: str | None = None,
-             channels: int | None = None) -> str:
+    def conv(
+        self,
+        name: str,
+        kernel,
+        stride=1,
+        padding=0,
+        dilation=1,
+        *,
+        input: str | None = None,
+        channels: int | None = None,
+    ) -> str:
         """A convolution. ``padding``: pixels per side (PyTorch), ``"valid"`` (0), or ``"same"`` (TensorFlow/Keras
         'SAME': output ``ceil(size / stride)``, the odd pixel padded on the right, so it depends on the map size).
         """
         return self._window(name, "conv", input, kernel, stride, padding, dilation, channels, False)
 
-    def pool(self, name: str, kernel, stride=None, padding=0, dilation=1, *, input: str | None = None,
-             mode: str = "max", ceil_mode: bool = False) -> str:
+    def pool(
+        self,
+        name: str,
+        kernel,
+        stride=None,
+        padding=0,
+        dilation=1,
+        *,
+        input: str | None = None,
+        mode: str = "max",
+        ceil_mode: bool = False,
+    ) -> str:
         """Max or average pooling (``mode``); the stride defaults to the kernel, as in PyTorch."""
         if mode not in ("max", "avg"):
             raise ArchitectureError(f"layer {name!r}: pooling mode must be 'max' or 'avg', not {mode!r}")
-        return self._window(name, "pool", input, kernel, kernel if stride is None else stride, padding, dilation,
-                            None, ceil_mode, f"{mode} ")
+        return self._window(
+            name,
+            "pool",
+            input,
+            kernel,
+            kernel if stride is None else stride,
+            padding,
+            dilation,
+            None,
+            ceil_mode,
+            f"{mode} ",
+        )
 
     # --- resampling -----------------------------------------------------------------------------------
-    def conv_transpose(self, name: str, kernel, stride=1, padding=0, dilation=1, output_padding=0, *,
-                       input: str | None = None, channels: int | None = None) -> str:
+    def conv_transpose(
+        self,
+        name: str,
+        kernel,
+        stride=1,
+        padding=0,
+        dilation=1,
+        output_padding=0,
+        *,
+        input: str | None = None,
+        channels: int | None = None,
+    ) -> str:
         """A transposed convolution (PyTorch's ``ConvTranspose``: output ``(size - 1) * stride - 2 * padding
         + dilation * (kernel - 1) + output_padding + 1``)."""
         from rfkit.graph.handlers.resample import transposed_axis
@@ -234,8 +308,10 @@ class GraphBuilder:
         p = _per_axis(padding, n, "padding", name, 0)
         d = _per_axis(dilation, n, "dilation", name, 1)
         op_ = _per_axis(output_padding, n, "output_padding", name, 0)
-        out = tuple((i - 1) * st - 2 * pp + dd * (kk - 1) + o + 1
-                    for i, kk, st, pp, dd, o in zip(src.shape[2:], k, s, p, d, op_))
+        out = tuple(
+            (i - 1) * st - 2 * pp + dd * (kk - 1) + o + 1
+            for i, kk, st, pp, dd, o in zip(src.shape[2:], k, s, p, d, op_)
+        )
         state = src.state
         if state.axes is not None:
             try:
@@ -246,8 +322,16 @@ class GraphBuilder:
         chans = src.shape[1] if channels is None else int(channels)
         return self._add(name, "conv_transpose", [src.record.name], state, (1, chans, *out), detail)
 
-    def upsample(self, name: str, scale=None, *, size=None, mode: str = "nearest", align_corners: bool = False,
-                 input: str | None = None) -> str:
+    def upsample(
+        self,
+        name: str,
+        scale=None,
+        *,
+        size=None,
+        mode: str = "nearest",
+        align_corners: bool = False,
+        input: str | None = None,
+    ) -> str:
         """Upsampling by ``scale`` (per axis, may be fractional) or to ``size``, as ``nn.Upsample``:
         ``nearest``, ``nearest-exact``, ``linear``/``bilinear``/``trilinear`` or ``bicubic``. Its units do
         not all see the same window: the RF pattern repeats with a period, kept exactly."""
@@ -334,8 +418,9 @@ class GraphBuilder:
             state = state.replace(is_global=True)
         return self._add(name, "attention", [src.record.name], state, src.shape, "all positions")
 
-    def pointwise(self, name: str, op: str = "pointwise", *, input: str | None = None,
-                  channels: int | None = None) -> str:
+    def pointwise(
+        self, name: str, op: str = "pointwise", *, input: str | None = None, channels: int | None = None
+    ) -> str:
         """An op that works on one position at a time (activation, batch norm, 1×1 projection): the RF is
         unchanged. ``op`` names it (``"relu"``, ``"bn"``...)."""
         src = self._source(name, input)
@@ -356,8 +441,10 @@ class GraphBuilder:
             raise ArchitectureError(f"layer {name!r}: a merge needs at least two inputs")
         ranks = {len(s.shape) for s in srcs}
         if len(ranks) > 1:
-            raise ArchitectureError(f"layer {name!r}: cannot merge feature maps with vectors (inputs "
-                                    f"{', '.join(s.record.name for s in srcs)})")
+            raise ArchitectureError(
+                f"layer {name!r}: cannot merge feature maps with vectors (inputs "
+                f"{', '.join(s.record.name for s in srcs)})"
+            )
         spatial = []
         for a in range(self.ndim if ranks == {2 + self.ndim} else 0):
             sizes = {s.shape[2 + a] for s in srcs}
@@ -368,8 +455,7 @@ class GraphBuilder:
             spatial.append(max(sizes))
         chans = sum(s.shape[1] for s in srcs) if op == "concat" else max(s.shape[1] for s in srcs)
         state = merge([s.state for s in srcs], None)
-        return self._add(name, op, [s.record.name for s in srcs], state, (1, chans, *spatial),
-                         f"{len(srcs)} inputs")
+        return self._add(name, op, [s.record.name for s in srcs], state, (1, chans, *spatial), f"{len(srcs)} inputs")
 
     def add(self, name: str, inputs: Iterable[str]) -> str:
         """Elementwise sum (a residual connection)."""
@@ -393,8 +479,20 @@ class GraphBuilder:
             name, op = spec.pop("name"), spec.pop("op")
         except KeyError as e:
             raise ArchitectureError(f"layer spec {spec!r} lacks {e.args[0]!r}") from e
-        methods = {"conv", "pool", "conv_transpose", "upsample", "adaptive_pool", "global_pool", "linear",
-                   "attention", "pointwise", "add", "mul", "concat"}
+        methods = {
+            "conv",
+            "pool",
+            "conv_transpose",
+            "upsample",
+            "adaptive_pool",
+            "global_pool",
+            "linear",
+            "attention",
+            "pointwise",
+            "add",
+            "mul",
+            "concat",
+        }
         if op not in methods:
             raise ArchitectureError(f"layer {name!r}: unknown op {op!r}; one of {', '.join(sorted(methods))}")
         if op in ("add", "mul", "concat"):
@@ -433,8 +531,13 @@ class GraphBuilder:
         return RFGraph(records, modules, [], self.input_size, self.name, self.in_chans, method="handbuilt")
 
 
-def graph_from_layers(layers: Iterable[dict[str, Any]], input_size: int | Sequence[int] = 224, *,
-                      name: str = "handbuilt", in_chans: int = 3) -> RFGraph:
+def graph_from_layers(
+    layers: Iterable[dict[str, Any]],
+    input_size: int | Sequence[int] = 224,
+    *,
+    name: str = "handbuilt",
+    in_chans: int = 3,
+) -> RFGraph:
     """Build an :class:`RFGraph` from a list of layer dicts (e.g. loaded from JSON or YAML).
 
     Each dict has ``name``, ``op`` (a :class:`GraphBuilder` method), ``input`` (default: the previous layer)

@@ -69,10 +69,16 @@ class RFInfo:
     reads: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
-    def from_state(cls, state: RFState, ndim: int, shape: tuple[int, ...] | None = None) -> "RFInfo":
+    def from_state(cls, state: RFState, ndim: int, shape: tuple[int, ...] | None = None) -> RFInfo:
         nan = (math.nan,) * ndim
-        flags = dict(is_global=state.is_global, misaligned=state.misaligned, approximate=state.approximate,
-                     unknown=state.unknown, dims=state.dims, reads=state.reads)
+        flags = dict(
+            is_global=state.is_global,
+            misaligned=state.misaligned,
+            approximate=state.approximate,
+            unknown=state.unknown,
+            dims=state.dims,
+            reads=state.reads,
+        )
         if state.unknown:
             return cls(nan, nan, None, nan, nan, nan, shape=shape, **flags)
         if state.axes is None:

@@ -19,8 +19,8 @@ gives the plain layout back.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class DimLayout:
         return any(f.axis is not None for f in self.factors)
 
     @classmethod
-    def other(cls, size: int) -> "DimLayout":
+    def other(cls, size: int) -> DimLayout:
         return cls((Factor(None, size),))
 
 

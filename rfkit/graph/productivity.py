@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator
 
 from rfkit import validate
 from rfkit.errors import ArgumentError, NodeNotFoundError
@@ -57,8 +57,15 @@ class Status(str, Enum):
         return self.value
 
 
-SEVERITY = (Status.UNPRODUCTIVE, Status.CRITICAL, Status.PARTIALLY_CRITICAL, Status.PRODUCTIVE, Status.GLOBAL,
-            Status.UNKNOWN, Status.INPUT)
+SEVERITY = (
+    Status.UNPRODUCTIVE,
+    Status.CRITICAL,
+    Status.PARTIALLY_CRITICAL,
+    Status.PRODUCTIVE,
+    Status.GLOBAL,
+    Status.UNKNOWN,
+    Status.INPUT,
+)
 """Statuses from the most to the least severe (how a collapsed block of layers is summarised)."""
 
 LAYER_CATEGORIES = frozenset({"conv", "pool", "linear", "attention", "resample", "global_pool"})
@@ -74,8 +81,11 @@ _CATEGORIES = (
     ("pool", re.compile(r"pool", re.I)),
     ("linear", re.compile(r"^(linear|lazylinear|addmm|NonDynamicallyQuantizableLinear)$", re.I)),
 )
-_MERGES = re.compile(r"^(add|iadd|sub|mul|imul|cat|concat|concatenate|stack|where|maximum|minimum|__add__|"
-                     r"__mul__|__radd__|__rmul__|add_|mul_)$", re.I)
+_MERGES = re.compile(
+    r"^(add|iadd|sub|mul|imul|cat|concat|concatenate|stack|where|maximum|minimum|__add__|"
+    r"__mul__|__radd__|__rmul__|add_|mul_)$",
+    re.I,
+)
 
 
 def op_category(op: str) -> str:
@@ -160,8 +170,9 @@ class ProductivityReport:
         for entry in self.layers:
             if entry.node == node:
                 return entry
-        raise NodeNotFoundError(f"no node or module named {key!r} in the productivity report of "
-                                f"{self.model or 'the model'}")
+        raise NodeNotFoundError(
+            f"no node or module named {key!r} in the productivity report of {self.model or 'the model'}"
+        )
 
     def status(self, key: str) -> Status:
         """Status of a node or module."""
@@ -197,8 +208,14 @@ class ProductivityReport:
 
         rows = []
         for e in self.layers:
-            row = {"node": e.node, "module": e.module, "op": e.op, "category": e.category, "is_layer": e.is_layer,
-                   "status": e.status.value}
+            row = {
+                "node": e.node,
+                "module": e.module,
+                "op": e.op,
+                "category": e.category,
+                "is_layer": e.is_layer,
+                "status": e.status.value,
+            }
             for field_name in ("rf_in", "rf_out", "covered", "exceeds"):
                 for ax, v in zip(self.axis_names, getattr(e, field_name)):
                     row[f"{field_name}_{ax}"] = v
@@ -312,8 +329,9 @@ def _entries(g: RFGraph, size: tuple[int, ...], path: str) -> list[LayerProducti
         rf_out = _rf(rec.info, path)
         preds = [_rf(g.records[p].info, path) for p in rec.inputs if p in g.records]
         unknown = rf_out is None or any(p is None for p in preds)
-        rf_in = tuple(min(p[a] for p in preds) for a in range(ndim)) if preds and not unknown else \
-            (nan if unknown else inf)
+        rf_in = (
+            tuple(min(p[a] for p in preds) for a in range(ndim)) if preds and not unknown else (nan if unknown else inf)
+        )
         is_layer = category in LAYER_CATEGORIES
         if unknown:
             status, covered, exceeds = Status.UNKNOWN, (False,) * ndim, (False,) * ndim
@@ -322,8 +340,11 @@ def _entries(g: RFGraph, size: tuple[int, ...], path: str) -> list[LayerProducti
             covered = tuple(r >= s for r, s in zip(rf_in, size))
             exceeds = tuple(r > s for r, s in zip(rf_out, size))
             status = Status.GLOBAL if _is_global_layer(rec, category) else _classify(covered, exceeds)
-        out.append(LayerProductivity(name, module, rec.op, category, is_layer, status, _plain(rf_in),
-                                     _plain(rf_out), covered, exceeds))
+        out.append(
+            LayerProductivity(
+                name, module, rec.op, category, is_layer, status, _plain(rf_in), _plain(rf_out), covered, exceeds
+            )
+        )
     return out
 
 
@@ -385,16 +406,18 @@ def productivity(g: RFGraph, input_size=None, *, path: str = "min") -> Productiv
     """
     _check_args(g, path)
     size = normalise_resolution(g.input_size if input_size is None else input_size, len(g.input_size))
-    return ProductivityReport(g.model_name, size, path, tuple(g.axis_names), tuple(_entries(g, size, path)),
-                              dict(g.module_outputs))
+    return ProductivityReport(
+        g.model_name, size, path, tuple(g.axis_names), tuple(_entries(g, size, path)), dict(g.module_outputs)
+    )
 
 
 WEIGHTED_CATEGORIES = frozenset({"conv", "linear"})
 """Categories of layers with weights: the ones whose being unproductive wastes parameters and compute."""
 
 
-def input_resolution_range(g: RFGraph, *, ignore_global: bool = False, weighted_only: bool = True,
-                           path: str = "min") -> InputRange:
+def input_resolution_range(
+    g: RFGraph, *, ignore_global: bool = False, weighted_only: bool = True, path: str = "min"
+) -> InputRange:
     """The range of input resolutions in which the network works efficiently, per axis.
 
     Below ``min`` some layers with weights are unproductive (their inputs already see the whole image); above ``max``
@@ -458,5 +481,6 @@ def input_resolution_range(g: RFGraph, *, ignore_global: bool = False, weighted_
                 continue
             if v > hi[a]:
                 hi[a], hi_nodes[a] = v, name
-    return InputRange(tuple(lo), tuple(_plain(hi)), tuple(lo_nodes), tuple(hi_nodes), ignore_global,
-                      weighted_only, skipped)
+    return InputRange(
+        tuple(lo), tuple(_plain(hi)), tuple(lo_nodes), tuple(hi_nodes), ignore_global, weighted_only, skipped
+    )

@@ -137,8 +137,11 @@ class RFPropagator(fx.Interpreter):
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             where = f"node {n.name} ({_describe(n, self.module)})"
             if _TOO_SMALL.search(str(e)):
-                _raise(InputTooSmallError, f"input too small for this network: {where} failed: {msg.rstrip('.')}. "
-                                           "Use a larger input size.", e)
+                _raise(
+                    InputTooSmallError,
+                    f"input too small for this network: {where} failed: {msg.rstrip('.')}. Use a larger input size.",
+                    e,
+                )
             _raise(TraceError, f"running the traced graph failed at {where}: {type(e).__name__}: {msg}", e)
         if n.op in ("output", "get_attr"):
             return out
@@ -149,9 +152,12 @@ class RFPropagator(fx.Interpreter):
         n.meta["shape"] = self.result.shapes[n.name]
         if isinstance(state, RFState) and state.dims is not None and isinstance(out, torch.Tensor):
             if any(out.shape[d] == 0 for d in state.dims if d < out.dim()):
-                _raise(InputTooSmallError, f"input too small for this network: the feature map of node {n.name} "
-                                           f"({_describe(n, self.module)}) has shape {tuple(out.shape)}. "
-                                           "Use a larger input size.")
+                _raise(
+                    InputTooSmallError,
+                    f"input too small for this network: the feature map of node {n.name} "
+                    f"({_describe(n, self.module)}) has shape {tuple(out.shape)}. "
+                    "Use a larger input size.",
+                )
         return out
 
     def _state_of(self, n: fx.Node, out: Any) -> Any:
@@ -186,8 +192,9 @@ class RFPropagator(fx.Interpreter):
             return self._recorded(n, fn, module, args, kwargs, out, base, in_shape)
         if handler is None:
             return self._unsupported(n, module, out, base, in_shape, "no RF rule for this op")
-        ctx = OpContext(node=n, module=module, args=args, kwargs=kwargs, arg_states=arg_states,
-                        kwarg_states=kwarg_states, out=out)
+        ctx = OpContext(
+            node=n, module=module, args=args, kwargs=kwargs, arg_states=arg_states, kwarg_states=kwarg_states, out=out
+        )
         unknown_input = any(s.unknown for s in carried)
         try:
             state = handler(ctx)
@@ -221,11 +228,18 @@ class RFPropagator(fx.Interpreter):
             return fn(*a, **k)
 
         try:
-            recorded = make_fx(functionalize(call, remove="mutations_and_views"),
-                               tracing_mode="real")(*[flat[i] for i in where])
+            recorded = make_fx(functionalize(call, remove="mutations_and_views"), tracing_mode="real")(
+                *[flat[i] for i in where]
+            )
         except Exception as e:  # noqa: BLE001
-            return self._unsupported(n, module, out, base, in_shape,
-                                     f"no RF rule, and recording it with make_fx failed: {type(e).__name__}: {e}")
+            return self._unsupported(
+                n,
+                module,
+                out,
+                base,
+                in_shape,
+                f"no RF rule, and recording it with make_fx failed: {type(e).__name__}: {e}",
+            )
         sub = RFPropagator(recorded, self.registry)
         sub._given_states = [state_of.get(id(flat[i])) for i in where]
         sub.ndim_spatial = self.ndim_spatial
@@ -247,7 +261,9 @@ class RFPropagator(fx.Interpreter):
             if isinstance(value, torch.Tensor):
                 found[id(value)] = state if isinstance(state, RFState) else None
             elif isinstance(value, (tuple, list)):
-                states = state if isinstance(state, (tuple, list)) and len(state) == len(value) else [state] * len(value)
+                states = (
+                    state if isinstance(state, (tuple, list)) and len(state) == len(value) else [state] * len(value)
+                )
                 for v, st in zip(value, states):
                     pair(v, st)
 

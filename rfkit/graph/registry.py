@@ -16,7 +16,8 @@ Adding support for an op is one decorated function::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch.nn as nn
 
@@ -71,8 +72,14 @@ class Registry:
 
         return deco
 
-    def register_all(self, handler: Handler, *, modules: Iterable[type] = (), functions: Iterable[Callable] = (),
-                     methods: Iterable[str] = ()) -> None:
+    def register_all(
+        self,
+        handler: Handler,
+        *,
+        modules: Iterable[type] = (),
+        functions: Iterable[Callable] = (),
+        methods: Iterable[str] = (),
+    ) -> None:
         """Register one handler for many ops at once (used for the RF-neutral sets)."""
         self.module(*modules)(handler)
         self.function(*functions)(handler)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import networkx as nx
 
@@ -56,9 +56,16 @@ class RFGraph:
     ['_0', '_1']
     """
 
-    def __init__(self, records: list[NodeRecord], module_outputs: dict[str, str], unsupported_nodes: list,
-                 input_size: tuple[int, ...], model_name: str = "", in_chans: int = 3,
-                 method: str = "torch.fx") -> None:
+    def __init__(
+        self,
+        records: list[NodeRecord],
+        module_outputs: dict[str, str],
+        unsupported_nodes: list,
+        input_size: tuple[int, ...],
+        model_name: str = "",
+        in_chans: int = 3,
+        method: str = "torch.fx",
+    ) -> None:
         self.records = {r.name: r for r in records}
         self.module_outputs = {m: n for m, n in module_outputs.items() if n in self.records}
         self.input_size = tuple(input_size)
@@ -79,8 +86,9 @@ class RFGraph:
         candidates = list(self.module_outputs) + list(self.records)
         close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
         hint = f" Close matches: {', '.join(close)}." if close else " List the names with `rfkit graph MODEL`."
-        raise NodeNotFoundError(f"no node or module named {key!r} in the graph of {self.model_name or 'the model'}."
-                                + hint)
+        raise NodeNotFoundError(
+            f"no node or module named {key!r} in the graph of {self.model_name or 'the model'}." + hint
+        )
 
     def __getitem__(self, key: str) -> RFInfo:
         return self.records[self.resolve(key)].info
@@ -113,8 +121,10 @@ class RFGraph:
         by_op: dict[str, list] = {}
         for u in self._unsupported_nodes:
             by_op.setdefault(u.op, []).append(u)
-        ops = [UnsupportedOp(op, len(us), tuple(u.node for u in us), tuple(dict.fromkeys(u.reason for u in us)))
-               for op, us in by_op.items()]
+        ops = [
+            UnsupportedOp(op, len(us), tuple(u.node for u in us), tuple(dict.fromkeys(u.reason for u in us)))
+            for op, us in by_op.items()
+        ]
         return sorted(ops, key=lambda o: (-o.count, o.op))
 
     # --- export -------------------------------------------------------------------------------------
@@ -140,9 +150,15 @@ class RFGraph:
         for r in self.records.values():
             info = r.info
             row = {"node": r.name, "op": r.op, "module": r.module or r.scope, "shape": info.shape}
-            for field, values in (("rf", info.size), ("rf_min", info.size_min), ("rf_local", info.local_size),
-                                  ("stride", info.stride), ("center", info.center), ("padding", info.padding),
-                                  ("period", info.period)):
+            for field, values in (
+                ("rf", info.size),
+                ("rf_min", info.size_min),
+                ("rf_local", info.local_size),
+                ("stride", info.stride),
+                ("center", info.center),
+                ("padding", info.padding),
+                ("period", info.period),
+            ):
                 for ax, v in zip(self.axis_names, values or (math.nan,) * len(self.axis_names)):
                     row[f"{field}_{ax}"] = v
             row.update({f: getattr(info, f) for f in ("is_global", "misaligned", "approximate", "unknown")})
@@ -157,5 +173,7 @@ class RFGraph:
 
     def __repr__(self) -> str:
         out = self.output
-        return (f"RFGraph({self.model_name or 'model'}, input={'x'.join(map(str, self.input_size))}, "
-                f"{len(self)} nodes, output RF={out.size}, unsupported={sum(u.count for u in self.unsupported)})")
+        return (
+            f"RFGraph({self.model_name or 'model'}, input={'x'.join(map(str, self.input_size))}, "
+            f"{len(self)} nodes, output RF={out.size}, unsupported={sum(u.count for u in self.unsupported)})"
+        )

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 from rfkit.graph import layout as lay
 from rfkit.graph.layout import Layout
-
 
 MAX_PERIOD = 4096
 """Longest repeating pattern rfkit tracks exactly; beyond it an axis is flagged approximate."""
@@ -49,7 +48,7 @@ class AxisRF:
     size_min: Fraction
 
     @classmethod
-    def identity(cls) -> "AxisRF":
+    def identity(cls) -> AxisRF:
         """The RF of an input pixel: itself."""
         return cls(Fraction(1), (0,), (0,), Fraction(1))
 
@@ -75,7 +74,7 @@ class AxisRF:
         return self.lo[r] + int(shift), self.hi[r] + int(shift)
 
     # --- transforms ---------------------------------------------------------------------------------
-    def resample(self, src, ratio, src_period: int, src_advance: int, grow_min=None) -> "AxisRF":
+    def resample(self, src, ratio, src_period: int, src_advance: int, grow_min=None) -> AxisRF:
         """The RF after an op whose output unit ``v`` reads the input units ``src(v) = (a, b)``, inclusive.
 
         ``src`` must repeat: ``src(v + src_period) = src(v) + src_advance``; ``ratio`` is the mean number of
@@ -99,17 +98,18 @@ class AxisRF:
         size_min = grow_min(self.size_min, self.stride) if grow_min else self.size_min + out.size - self.size
         return dataclasses.replace(out, size_min=size_min).reduced()
 
-    def local(self, kernel: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> "AxisRF":
+    def local(self, kernel: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> AxisRF:
         """Apply a sliding window (conv or pool) with the given left padding.
 
         >>> AxisRF.identity().local(3, dilation=2).size
         Fraction(5, 1)
         """
         span = dilation * (kernel - 1)
-        return self.resample(lambda v: (v * stride - pad, v * stride - pad + span), stride, 1, stride,
-                             grow_min=lambda m, s: m + span * s)
+        return self.resample(
+            lambda v: (v * stride - pad, v * stride - pad + span), stride, 1, stride, grow_min=lambda m, s: m + span * s
+        )
 
-    def local_in_windows(self, window: int, kernel: int, pad: int, dilation: int = 1) -> "AxisRF":
+    def local_in_windows(self, window: int, kernel: int, pad: int, dilation: int = 1) -> AxisRF:
         """A stride-1 sliding window applied separately inside aligned windows of ``window`` units, each
         zero-padded at its edges (a conv over window-partitioned tokens)."""
         span = dilation * (kernel - 1)
@@ -120,11 +120,11 @@ class AxisRF:
 
         return self.resample(src, 1, window, window, grow_min=lambda m, s: m + span * s)
 
-    def shifted(self, units: int, step: int = 1) -> "AxisRF":
+    def shifted(self, units: int, step: int = 1) -> AxisRF:
         """Re-index the axis: new unit ``v`` is old unit ``units + v * step``."""
         return self.local(1, step, -units)
 
-    def reduced(self) -> "AxisRF":
+    def reduced(self) -> AxisRF:
         """The same RF with the shortest period that describes it."""
         p = self.period
         for d in range(1, p):
@@ -179,13 +179,16 @@ class RFState:
     reads: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
-    def input(cls, ndim_spatial: int, shape: Sequence[int]) -> "RFState":
+    def input(cls, ndim_spatial: int, shape: Sequence[int]) -> RFState:
         """State of the network input, whose last ``ndim_spatial`` dims are spatial."""
         dims = tuple(range(len(shape) - ndim_spatial, len(shape)))
-        return cls(axes=tuple(AxisRF.identity() for _ in dims), layout=lay.plain(shape, dims),
-                   reads=tuple((0, shape[d] - 1) for d in dims))
+        return cls(
+            axes=tuple(AxisRF.identity() for _ in dims),
+            layout=lay.plain(shape, dims),
+            reads=tuple((0, shape[d] - 1) for d in dims),
+        )
 
-    def narrowed(self, shape: Sequence[int]) -> "RFState":
+    def narrowed(self, shape: Sequence[int]) -> RFState:
         """``reads`` cut down to what the units of a tensor of ``shape`` can reach: from the first pixel of
         unit 0's window to the last pixel of the last unit's (axes held in plain dims only)."""
         dims = self.dims
@@ -211,16 +214,16 @@ class RFState:
             return set()
         return {d for d, dl in enumerate(self.layout) if dl.spatial or dl.prefix}
 
-    def replace(self, **changes) -> "RFState":
+    def replace(self, **changes) -> RFState:
         return dataclasses.replace(self, **changes)
 
-    def with_axes(self, axes: Iterable[AxisRF] | None) -> "RFState":
+    def with_axes(self, axes: Iterable[AxisRF] | None) -> RFState:
         return dataclasses.replace(self, axes=None if axes is None else tuple(axes))
 
-    def with_layout(self, layout: Layout | None) -> "RFState":
+    def with_layout(self, layout: Layout | None) -> RFState:
         return dataclasses.replace(self, layout=layout)
 
-    def made_global(self, keep_local: bool = False) -> "RFState":
+    def made_global(self, keep_local: bool = False) -> RFState:
         """The state after an op that mixes every position (``keep_local`` keeps the local paths' RF)."""
         return dataclasses.replace(self, is_global=True, axes=self.axes if keep_local else None)
 
@@ -265,8 +268,12 @@ def compact(state: RFState) -> RFState:
         if t <= 1:
             continue
         axes[a] = axes[a].shifted(0, t)
-        layout = tuple(lay.DimLayout(tuple(lay.Factor(f.axis, f.size, f.step // t) if f.axis == a else f
-                                           for f in dl.factors), dl.prefix) for dl in layout)
+        layout = tuple(
+            lay.DimLayout(
+                tuple(lay.Factor(f.axis, f.size, f.step // t) if f.axis == a else f for f in dl.factors), dl.prefix
+            )
+            for dl in layout
+        )
     return state.with_axes(axes).with_layout(layout)
 
 
@@ -313,11 +320,21 @@ def merge(states: Sequence[RFState], layout: Layout | None) -> RFState:
                 flags["approximate"] = True
                 period = 1
             bounds = [[a.bounds(v) for a in per_input] for v in range(period)]
-            axis = AxisRF(first.stride, tuple(min(b[0] for b in bs) for bs in bounds),
-                          tuple(max(b[1] for b in bs) for bs in bounds), min(a.size_min for a in per_input))
+            axis = AxisRF(
+                first.stride,
+                tuple(min(b[0] for b in bs) for bs in bounds),
+                tuple(max(b[1] for b in bs) for bs in bounds),
+                min(a.size_min for a in per_input),
+            )
             axes.append(axis.reduced())
         else:
             flags["approximate"] = True
-            axes.append(AxisRF(max(a.stride for a in per_input), (min(a.lo[0] for a in per_input),),
-                               (max(a.hi[0] for a in per_input),), min(a.size_min for a in per_input)))
+            axes.append(
+                AxisRF(
+                    max(a.stride for a in per_input),
+                    (min(a.lo[0] for a in per_input),),
+                    (max(a.hi[0] for a in per_input),),
+                    min(a.size_min for a in per_input),
+                )
+            )
     return RFState(axes=tuple(axes), layout=layout, **flags)

@@ -10,11 +10,10 @@ from rfkit import validate
 from rfkit.errors import InputTooSmallError, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.info import RFInfo
-from rfkit.graph.propagate import RFPropagator, op_key
+from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
-from rfkit.graph.propagate import _TOO_SMALL
 from rfkit.graph.tracer import record_model, trace_module
 from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, parse_spec
 
@@ -29,8 +28,13 @@ def _spatial_rank(model: nn.Module) -> int | None:
     return None
 
 
-def trace(model: str | nn.Module, input_size: int | tuple[int, ...] | None = None, *, in_chans: int | None = None,
-          registry: Registry = DEFAULT_REGISTRY) -> RFGraph:
+def trace(
+    model: str | nn.Module,
+    input_size: int | tuple[int, ...] | None = None,
+    *,
+    in_chans: int | None = None,
+    registry: Registry = DEFAULT_REGISTRY,
+) -> RFGraph:
     """Trace a model and compute the receptive field of every node.
 
     Parameters
@@ -114,8 +118,9 @@ def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor):
     return RFPropagator(gm, registry).propagate(x, x.dim() - 2)
 
 
-def smallest_square_input(gm: fx.GraphModule, registry: Registry, chans: int, ndim: int, start: int = 1,
-                          limit: int = 4096) -> int | None:
+def smallest_square_input(
+    gm: fx.GraphModule, registry: Registry, chans: int, ndim: int, start: int = 1, limit: int = 4096
+) -> int | None:
     """Smallest n (≥ ``start``) such that an n×n input runs through ``gm``: doubling, then bisection
     (assumes that every size above the smallest works, as it does for conv/pool stacks)."""
 
@@ -148,8 +153,9 @@ def _scope(node: fx.Node) -> str:
     return last[0] if isinstance(last, tuple) else str(last)
 
 
-def _build_graph(gm: fx.GraphModule, result, module_outputs: dict[str, str], size, name: str, chans: int,
-                 method: str) -> RFGraph:
+def _build_graph(
+    gm: fx.GraphModule, result, module_outputs: dict[str, str], size, name: str, chans: int, method: str
+) -> RFGraph:
     """Keep the nodes whose output is one tensor reached by the input; connect them through the rest."""
     kept: dict[str, NodeRecord] = {}
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -171,8 +177,13 @@ def _build_graph(gm: fx.GraphModule, result, module_outputs: dict[str, str], siz
         module = gm.get_submodule(n.target) if n.op == "call_module" else None
         op = "input" if n.op == "placeholder" else op_key(n, module)
         kept[n.name] = NodeRecord(
-            name=n.name, op=op, kind=n.op, module=n.target if n.op == "call_module" else None, scope=_scope(n),
-            inputs=tuple(sources(n, set())), info=RFInfo.from_state(state, len(size), result.shapes.get(n.name)),
+            name=n.name,
+            op=op,
+            kind=n.op,
+            module=n.target if n.op == "call_module" else None,
+            scope=_scope(n),
+            inputs=tuple(sources(n, set())),
+            info=RFInfo.from_state(state, len(size), result.shapes.get(n.name)),
             layout=state.layout,
         )
     del nodes

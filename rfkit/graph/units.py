@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -56,7 +56,7 @@ def fit_batch(layout: Layout, shape: Sequence[int]) -> Layout:
             raise LayoutMismatchError(f"tensor dim of size {n} does not match the traced size {dl.size}")
         f = dl.factors[k]
         scaled = Factor(None, (n - dl.prefix) // (rest // f.size))
-        out.append(DimLayout(dl.factors[:k] + (scaled,) + dl.factors[k + 1:], dl.prefix))
+        out.append(DimLayout(dl.factors[:k] + (scaled,) + dl.factors[k + 1 :], dl.prefix))
     return tuple(out)
 
 
@@ -69,7 +69,7 @@ def _dim_indices(dl: DimLayout, unit: Sequence[int]) -> list[int]:
         else:
             choices.append([(unit[f.axis] // f.step) % f.size])
     sizes = [f.size for f in dl.factors]
-    strides = [math.prod(sizes[i + 1:]) for i in range(len(sizes))]
+    strides = [math.prod(sizes[i + 1 :]) for i in range(len(sizes))]
     return [dl.prefix + sum(d * s for d, s in zip(digits, strides)) for digits in itertools.product(*choices)]
 
 

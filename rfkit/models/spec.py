@@ -88,14 +88,17 @@ def _build_timm(name: str, pretrained: bool, **kwargs) -> nn.Module:
 
     arch = name.split(".", 1)[0]
     if not timm.is_model(arch):
-        raise ModelNotFoundError(f"unknown model {name!r}: not a timm architecture.{_close(arch, _timm_names())}"
-                                 " Run `rfkit list-models PATTERN` to search, or use torchvision:NAME or FILE.py:FACTORY.")
+        raise ModelNotFoundError(
+            f"unknown model {name!r}: not a timm architecture.{_close(arch, _timm_names())}"
+            " Run `rfkit list-models PATTERN` to search, or use torchvision:NAME or FILE.py:FACTORY."
+        )
     if "." in name:
         tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*")]
         tag = name.split(".", 1)[1]
         if tag not in tags:
-            raise ModelNotFoundError(f"{arch} has no pretrained tag {tag!r}.{_close(tag, tags)}"
-                                     f" Tags: {', '.join(tags) or 'none'}.")
+            raise ModelNotFoundError(
+                f"{arch} has no pretrained tag {tag!r}.{_close(tag, tags)} Tags: {', '.join(tags) or 'none'}."
+            )
     return timm.create_model(name, pretrained=pretrained, **kwargs)
 
 
@@ -134,8 +137,9 @@ def _build_file(path: str, factory: str, **kwargs) -> nn.Module:
     return model
 
 
-def build_model(spec: str | ModelSpec, *, device: str | torch.device = "meta", pretrained: bool = False,
-                **kwargs) -> nn.Module:
+def build_model(
+    spec: str | ModelSpec, *, device: str | torch.device = "meta", pretrained: bool = False, **kwargs
+) -> nn.Module:
     """Build the model named by ``spec`` on ``device`` (default: meta, i.e. no weights), in eval mode.
 
     Raises

@@ -25,9 +25,10 @@ import shutil
 import socket
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rfkit import validate
 from rfkit.errors import ModelNotFoundError, RFKitError
@@ -37,6 +38,7 @@ from rfkit.report.markdown import one_line
 DONE_MARKER = "run.json"
 PARTIAL_MARKER = ".rfkit-partial"
 GRAPH_DEPTH = 2
+
 
 @dataclass(frozen=True)
 class Report:
@@ -190,10 +192,14 @@ def _check_target(folder: Path, model) -> None:
         if owner == model_id(model):
             return
         if owner is not None:
-            raise OutputError(f"{folder} holds the report of another model ({one_line(owner, 200)}); rfkit does not "
-                              "replace it: choose another --out, or move that folder away")
-    raise OutputError(f"{folder} exists and is not an rfkit report (no {DONE_MARKER}); rfkit does not replace it: "
-                      "choose another --out, or move it away")
+            raise OutputError(
+                f"{folder} holds the report of another model ({one_line(owner, 200)}); rfkit does not "
+                "replace it: choose another --out, or move that folder away"
+            )
+    raise OutputError(
+        f"{folder} exists and is not an rfkit report (no {DONE_MARKER}); rfkit does not replace it: "
+        "choose another --out, or move it away"
+    )
 
 
 _TEMP = re.compile(r"\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)(?:-[A-Za-z0-9_]+)?")
@@ -220,8 +226,12 @@ def _stale(folder: Path, kind: str, pid: int) -> bool:
         mark = json.loads((folder / PARTIAL_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False  # not rfkit's partial folder
-    return (isinstance(mark, dict) and mark.get("pid") == pid and mark.get("host") == socket.gethostname()
-            and not _alive(pid))
+    return (
+        isinstance(mark, dict)
+        and mark.get("pid") == pid
+        and mark.get("host") == socket.gethostname()
+        and not _alive(pid)
+    )
 
 
 def remove_stale(out) -> list[Path]:
@@ -242,11 +252,24 @@ def remove_stale(out) -> list[Path]:
     return removed
 
 
-def analyze(model, layers: str | Sequence[str] | None = None, images="sample", num_images: int = 32,
-            weights: str = "auto", input_size=None, resolution=None, device="auto", out="rfkit-reports", *,
-            method: str = "replknet", batch_size: int | None = None, threads: int | None = None,
-            depth: int = GRAPH_DEPTH, seed: int = 0, progress: Callable[[str, int | None], None] | None = None,
-            ) -> Report:
+def analyze(
+    model,
+    layers: str | Sequence[str] | None = None,
+    images="sample",
+    num_images: int = 32,
+    weights: str = "auto",
+    input_size=None,
+    resolution=None,
+    device="auto",
+    out="rfkit-reports",
+    *,
+    method: str = "replknet",
+    batch_size: int | None = None,
+    threads: int | None = None,
+    depth: int = GRAPH_DEPTH,
+    seed: int = 0,
+    progress: Callable[[str, int | None], None] | None = None,
+) -> Report:
     """Analyse one model: RF graph, productivity at ``resolution``, ERF of ``layers``, all written to
     ``out/<model>/`` (see the module docstring for the files).
 
@@ -292,8 +315,9 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
     from rfkit.graph.productivity import input_resolution_range, productivity
 
     if resolution is not None:  # before the measurement; the number of axes again once the graph is known
-        validate.input_size(resolution, len(input_size) if isinstance(input_size, (tuple, list)) else None,
-                            "resolution")
+        validate.input_size(
+            resolution, len(input_size) if isinstance(input_size, (tuple, list)) else None, "resolution"
+        )
     out = check_writable(out)
     name = folder_name(model)
     final = out / name
@@ -302,10 +326,20 @@ def analyze(model, layers: str | Sequence[str] | None = None, images="sample", n
     step = progress or (lambda *a: None)
 
     step("measuring the ERF", None)
-    result = rfkit.erf(model, layers="stages" if layers is None else layers, images=images, num_images=num_images,
-                       weights=weights, method=method, batch_size=batch_size, device=device,
-                       input_size=input_size, threads=threads, seed=seed,
-                       progress=(lambda n: step("images", n)) if progress else None)
+    result = rfkit.erf(
+        model,
+        layers="stages" if layers is None else layers,
+        images=images,
+        num_images=num_images,
+        weights=weights,
+        method=method,
+        batch_size=batch_size,
+        device=device,
+        input_size=input_size,
+        threads=threads,
+        seed=seed,
+        progress=(lambda n: step("images", n)) if progress else None,
+    )
     g = result.graph
     res = tuple(g.input_size) if resolution is None else validate.resolution(resolution, len(g.input_size))
     prod = productivity(g, res)
@@ -364,17 +398,20 @@ def _replace(tmp: Path, final: Path, model) -> None:
 
 def run_header(result, resolution, prod, rng, rng_local) -> dict:
     """What was run and the headline numbers (``run.json``)."""
-    from rfkit.report.erf_files import _plain, run_header as erf_header
+    from rfkit.report.erf_files import _plain
+    from rfkit.report.erf_files import run_header as erf_header
 
     header = erf_header(result)
-    header.update({
-        "resolution": list(resolution),
-        "productivity": {s.value: n for s, n in prod.counts().items()},
-        "input_range": {"min": _plain(rng.min), "max": _plain(rng.max)},
-        "input_range_local": {"min": _plain(rng_local.min), "max": _plain(rng_local.max)},
-        "layers": result.layers,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
+    header.update(
+        {
+            "resolution": list(resolution),
+            "productivity": {s.value: n for s, n in prod.counts().items()},
+            "input_range": {"min": _plain(rng.min), "max": _plain(rng.max)},
+            "input_range_local": {"min": _plain(rng_local.min), "max": _plain(rng_local.max)},
+            "layers": result.layers,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    )
     return header
 
 
@@ -389,8 +426,9 @@ def layer_statuses(result, prod) -> dict[str, str]:
     return out
 
 
-def write_report(folder: Path, result, prod, resolution, rng, rng_local, depth: int,
-                 notes: list[str] | None = None) -> dict[str, Path]:
+def write_report(
+    folder: Path, result, prod, resolution, rng, rng_local, depth: int, notes: list[str] | None = None
+) -> dict[str, Path]:
     """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
     warned about and appended to ``notes``."""
     from rfkit.graph.dot import render, to_dot
@@ -412,7 +450,8 @@ def write_report(folder: Path, result, prod, resolution, rng, rng_local, depth: 
             notes.append(str(e))
     files.update(write_figures(folder / "figures", result))
     files["report.md"] = atomic_write_text(
-        folder / "report.md", report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder))
+        folder / "report.md", report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder)
+    )
     return files
 
 
@@ -423,8 +462,7 @@ def write_figures(folder: Path, result) -> dict[str, Path]:
 
     files = {}
     for layer in result.layers:
-        files[f"overlay:{layer}"] = figures.save_overlay(result, layer,
-                                                         folder / f"overlay_{layer_filename(layer)}.png")
+        files[f"overlay:{layer}"] = figures.save_overlay(result, layer, folder / f"overlay_{layer_filename(layer)}.png")
     files["stages"] = figures.save_stage_grid(result, folder / "stages.png")
     files["rf_growth"] = figures.save_rf_growth(result.graph, folder / "rf_growth.png", result=result)
     return files

@@ -66,20 +66,35 @@ def _footer(result, scales: dict) -> list[tuple[str, str]]:
     w = result.weights
     H, W = result.input_size
     target = result.targets[0]
-    what = (f"target: unit {target.label} (channel sum, signed)" if target.kind == "unit" else
-            "target: the class logit shown per row")
-    lines = [(f"weights: {getattr(w, 'description', w)} · {result.num_images} image(s) · input {H}×{W} (h×w) · "
-              f"{what} · rfkit {rfkit.__version__}", COLORS["note"])]
-    lines.append((f"each column divided by its scale, the {SCALE_PERCENTILE:g}th percentile of |map| over its images: "
-                  + ", ".join(f"{m} {s:.3g}" for m, s in scales.items()), COLORS["note"]))
+    what = (
+        f"target: unit {target.label} (channel sum, signed)"
+        if target.kind == "unit"
+        else "target: the class logit shown per row"
+    )
+    lines = [
+        (
+            f"weights: {getattr(w, 'description', w)} · {result.num_images} image(s) · input {H}×{W} (h×w) · "
+            f"{what} · rfkit {rfkit.__version__}",
+            COLORS["note"],
+        )
+    ]
+    lines.append(
+        (
+            f"each column divided by its scale, the {SCALE_PERCENTILE:g}th percentile of |map| over its images: "
+            + ", ".join(f"{m} {s:.3g}" for m, s in scales.items()),
+            COLORS["note"],
+        )
+    )
     if result.cam_layer and any(is_cam(p) for m in result.methods for p in m.split("*")):
         lines.append((f"CAM layer {result.cam_note}", COLORS["note"]))
     if result.window is not None:
-        lines.append(("blue box: the unit's analytic RF window (gradient maps must be zero outside it)",
-                      COLORS["note"]))
+        lines.append(
+            ("blue box: the unit's analytic RF window (gradient maps must be zero outside it)", COLORS["note"])
+        )
     if getattr(w, "kind", None) in ("random", "random-safe"):
-        lines.append((f"RANDOM WEIGHTS ({w.kind}): not a trained model; maps of trained weights differ",
-                      COLORS["warning"]))
+        lines.append(
+            (f"RANDOM WEIGHTS ({w.kind}): not a trained model; maps of trained weights differ", COLORS["warning"])
+        )
     lines += [(f"warning: {x}", COLORS["warning"]) for x in result.warnings]
     return lines
 
@@ -103,8 +118,9 @@ def _colorbars(body, axes, signed: bool, cam: bool) -> None:
     if signed:
         bars.append((SIGNED_CMAP, Normalize(-1, 1), "signed maps / column scale"))
     for cmap, norm, label in bars:
-        bar = body.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, location="bottom", shrink=0.45,
-                            aspect=30, pad=0.02)
+        bar = body.colorbar(
+            ScalarMappable(norm=norm, cmap=cmap), ax=axes, location="bottom", shrink=0.45, aspect=30, pad=0.02
+        )
         bar.set_label(label)
 
 
@@ -143,8 +159,11 @@ def attribution_grid(result, *, max_images: int | None = None):
                 ax.imshow(UNDERLAY[0] + UNDERLAY[1] * grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
                 ax.imshow(overlay_rgba(result.maps[m][i], scales[m], not is_cam(m)), interpolation="nearest")
             if result.window is not None:
-                ax.add_patch(rf_rectangle(result.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2,
-                                          path_effects=_stroke(2.2)))
+                ax.add_patch(
+                    rf_rectangle(
+                        result.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, path_effects=_stroke(2.2)
+                    )
+                )
                 ax.set_xlim(-0.5, W - 0.5)
                 ax.set_ylim(H - 0.5, -0.5)
             if i == 0:

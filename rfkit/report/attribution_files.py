@@ -74,20 +74,25 @@ def check_attribution_folder(folder, methods=()) -> Path:
     folder = Path(folder)
     for f in (folder, folder.parent):
         if os.path.lexists(f / DONE_MARKER):
-            raise OutputError(f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit attribute does not "
-                              "write into it: choose another --out")
+            raise OutputError(
+                f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit attribute does not "
+                "write into it: choose another --out"
+            )
     check_writable(folder)
     for sub in ("maps", "figures"):
         if os.path.lexists(folder / sub) and ((folder / sub).is_symlink() or not (folder / sub).is_dir()):
             raise OutputError(f"{folder / sub} is not a folder rfkit wrote; choose another --out, or move it away")
     mine = _listed(folder)
     if mine is None:
-        raise OutputError(f"{folder / MANIFEST} was not written by rfkit attribute; choose another --out, or move it "
-                          "away")
+        raise OutputError(
+            f"{folder / MANIFEST} was not written by rfkit attribute; choose another --out, or move it away"
+        )
     foreign = _foreign(folder, _planned(methods), mine)
     if foreign:
-        raise OutputError(f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
-                          "them); rfkit does not overwrite them: choose another --out, or move them away")
+        raise OutputError(
+            f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
+            "them); rfkit does not overwrite them: choose another --out, or move them away"
+        )
     return folder
 
 
@@ -97,12 +102,22 @@ def run_header(result) -> dict:
 
     w = result.weights
     return {
-        "model": result.model, "weights": getattr(w, "description", str(w)), "weights_kind": getattr(w, "kind", None),
-        "images": result.source, "num_images": result.num_images, "input_size": list(result.input_size),
-        "data_config": _plain(result.data_config), "targets": [t.label for t in result.targets],
-        "methods": result.methods, "cam_layer": result.cam_layer, "cam_note": result.cam_note,
-        "settings": _plain(result.settings.as_dict()), "rf_window": _plain(result.window), "device": result.device,
-        "rfkit_version": rfkit.__version__, "warnings": list(result.warnings),
+        "model": result.model,
+        "weights": getattr(w, "description", str(w)),
+        "weights_kind": getattr(w, "kind", None),
+        "images": result.source,
+        "num_images": result.num_images,
+        "input_size": list(result.input_size),
+        "data_config": _plain(result.data_config),
+        "targets": [t.label for t in result.targets],
+        "methods": result.methods,
+        "cam_layer": result.cam_layer,
+        "cam_note": result.cam_note,
+        "settings": _plain(result.settings.as_dict()),
+        "rf_window": _plain(result.window),
+        "device": result.device,
+        "rfkit_version": rfkit.__version__,
+        "warnings": list(result.warnings),
     }
 
 
@@ -162,13 +177,17 @@ def _method_rows(result) -> list[list[str]]:
         aucs = result.faithfulness.get(m)
         check = result.sanity.get(m)
         outside = result.outside_rf.get(m)
-        rows.append([
-            md_code(m), _mean(result.completeness[m]) if m in result.completeness else "–",
-            f"{np.max(outside):.3g}" if outside is not None else "–",
-            _mean(aucs[:, 0]) if aucs is not None else "–", _mean(aucs[:, 1]) if aucs is not None else "–",
-            f"{check.mean:.2f}" if check is not None and math.isfinite(check.mean) else "–",
-            ("yes" if check.model_sensitive else "**no**") if check is not None else "–",
-        ])
+        rows.append(
+            [
+                md_code(m),
+                _mean(result.completeness[m]) if m in result.completeness else "–",
+                f"{np.max(outside):.3g}" if outside is not None else "–",
+                _mean(aucs[:, 0]) if aucs is not None else "–",
+                _mean(aucs[:, 1]) if aucs is not None else "–",
+                f"{check.mean:.2f}" if check is not None and math.isfinite(check.mean) else "–",
+                ("yes" if check.model_sensitive else "**no**") if check is not None else "–",
+            ]
+        )
     return rows
 
 
@@ -179,35 +198,56 @@ def report_markdown(result, files: dict, folder: Path) -> str:
     w = result.weights
     H, W = result.input_size
     s = result.settings
-    lines = [f"# Per-image contribution maps: {md_text(result.model)}", "",
-             f"- weights: {md_text(getattr(w, 'description', w))}",
-             f"- images: {md_text(result.source)} ({result.num_images} used), input {H}×{W} (h×w)",
-             f"- methods: {', '.join(md_code(m) for m in result.methods)}"]
+    lines = [
+        f"# Per-image contribution maps: {md_text(result.model)}",
+        "",
+        f"- weights: {md_text(getattr(w, 'description', w))}",
+        f"- images: {md_text(result.source)} ({result.num_images} used), input {H}×{W} (h×w)",
+        f"- methods: {', '.join(md_code(m) for m in result.methods)}",
+    ]
     if result.targets and result.targets[0].kind == "unit":
         t = result.targets[0]
         window = " × ".join(f"{a}..{b}" for a, b in result.window) if result.window else "none (global unit)"
-        lines.append(f"- target: unit {md_code(t.label)} (channel sum, signed); analytic RF window (rows × columns): "
-                     f"{window}")
+        lines.append(
+            f"- target: unit {md_code(t.label)} (channel sum, signed); analytic RF window (rows × columns): {window}"
+        )
     else:
         lines.append("- target: the class logit of each image (pre-softmax)")
     if result.cam_layer:
         lines.append(f"- CAM layer: {md_text(result.cam_note)}")
-    lines.append(f"- settings: IG {s.steps} steps ({s.ig_method}), baseline {md_text(s.as_dict()['baseline'])}; "
-                 f"SmoothGrad noise {s.noise:g} of the input range, {s.samples} samples; Blur IG up to sigma "
-                 f"{md_text(s.blur_sigma or 'default')}; batch {s.batch_size}; device {md_text(result.device)}")
+    lines.append(
+        f"- settings: IG {s.steps} steps ({s.ig_method}), baseline {md_text(s.as_dict()['baseline'])}; "
+        f"SmoothGrad noise {s.noise:g} of the input range, {s.samples} samples; Blur IG up to sigma "
+        f"{md_text(s.blur_sigma or 'default')}; batch {s.batch_size}; device {md_text(result.device)}"
+    )
     if getattr(w, "kind", None) in ("random", "random-safe"):
         lines += ["", "> **Random weights**: not a trained model; maps of trained weights differ."]
     if "figure" in files:
         lines += ["", f"![Contribution maps]({files['figure'].relative_to(folder).as_posix()})"]
     lines += ["", "## Methods", ""]
-    lines += _table(["method", "completeness error (mean)", "outside RF window (max)", "deletion AUC", "insertion AUC",
-                     "sanity rank corr.", "model-sensitive"], _method_rows(result))
+    lines += _table(
+        [
+            "method",
+            "completeness error (mean)",
+            "outside RF window (max)",
+            "deletion AUC",
+            "insertion AUC",
+            "sanity rank corr.",
+            "model-sensitive",
+        ],
+        _method_rows(result),
+    )
     lines += ["", "## Images", ""]
-    lines += _table(["image", "label", "target", "score"],
-                    [[str(i), md_text(result.labels[i]), md_text(t.label), f"{result.scores[i]:.4g}"]
-                     for i, t in enumerate(result.targets)])
+    lines += _table(
+        ["image", "label", "target", "score"],
+        [
+            [str(i), md_text(result.labels[i]), md_text(t.label), f"{result.scores[i]:.4g}"]
+            for i, t in enumerate(result.targets)
+        ],
+    )
     if result.warnings:
         lines += ["", "## Warnings", ""] + [f"- {md_text(x)}" for x in result.warnings]
-    lines += ["", "## Files", ""] + [f"- [{md_text(p.relative_to(folder).as_posix())}]"
-                                     f"({p.relative_to(folder).as_posix()})" for p in files.values()]
+    lines += ["", "## Files", ""] + [
+        f"- [{md_text(p.relative_to(folder).as_posix())}]({p.relative_to(folder).as_posix()})" for p in files.values()
+    ]
     return "\n".join(lines) + "\n"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from rfkit.errors import RFKitError
 from rfkit.report.analyze import analyze, folder_name, is_complete
@@ -23,9 +23,16 @@ class Outcome:
     report: object | None = None
 
 
-def analyze_many(models: Sequence[str], out="rfkit-reports", *, skip_existing: bool = False,
-                 stop_on_error: bool = False, on_start: Callable[[int, str], None] | None = None,
-                 on_done: Callable[[Outcome], None] | None = None, **kwargs) -> list[Outcome]:
+def analyze_many(
+    models: Sequence[str],
+    out="rfkit-reports",
+    *,
+    skip_existing: bool = False,
+    stop_on_error: bool = False,
+    on_start: Callable[[int, str], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+    **kwargs,
+) -> list[Outcome]:
     """Run :func:`~rfkit.report.analyze.analyze` on each model.
 
     With ``skip_existing``, a model is skipped when its report folder (:func:`~rfkit.report.analyze.folder_name`)
@@ -64,5 +71,11 @@ def _run_one(model, out, skip_existing: bool, kwargs: dict, t0: float) -> Outcom
     rep = analyze(model, out=out, **kwargs)
     final = rep.result.rf(rep.result.layers[-1])
     rf = "global" if final.is_global else "×".join(str(v) for v in final.size)
-    return Outcome(model, "done", rep.folder, time.perf_counter() - t0,
-                   f"{len(rep.result.layers)} layers, RF of {rep.result.layers[-1] or 'the output'}: {rf}", rep)
+    return Outcome(
+        model,
+        "done",
+        rep.folder,
+        time.perf_counter() - t0,
+        f"{len(rep.result.layers)} layers, RF of {rep.result.layers[-1] or 'the output'}: {rf}",
+        rep,
+    )

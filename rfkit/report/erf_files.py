@@ -100,13 +100,24 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
     rows = []
     for layer in result.layers:
         info = result.rf(layer)
-        row = {"model": result.model, "layer": layer or "<output>", "node": result.nodes[layer],
-               "unit_h": result.unit[layer][0], "unit_w": result.unit[layer][-1],
-               "grid_h": result.grid[layer][0], "grid_w": result.grid[layer][-1],
-               "center_y": result.center[layer][0], "center_x": result.center[layer][-1],
-               "rf_h": info.size[0], "rf_w": info.size[-1],
-               "rf_local_h": (info.local_size or (math.nan,))[0], "rf_local_w": (info.local_size or (math.nan,))[-1],
-               "stride_h": info.stride[0], "stride_w": info.stride[-1], "is_global": info.is_global}
+        row = {
+            "model": result.model,
+            "layer": layer or "<output>",
+            "node": result.nodes[layer],
+            "unit_h": result.unit[layer][0],
+            "unit_w": result.unit[layer][-1],
+            "grid_h": result.grid[layer][0],
+            "grid_w": result.grid[layer][-1],
+            "center_y": result.center[layer][0],
+            "center_x": result.center[layer][-1],
+            "rf_h": info.size[0],
+            "rf_w": info.size[-1],
+            "rf_local_h": (info.local_size or (math.nan,))[0],
+            "rf_local_w": (info.local_size or (math.nan,))[-1],
+            "stride_h": info.stride[0],
+            "stride_w": info.stride[-1],
+            "is_global": info.is_global,
+        }
         if statuses is not None:
             row["status"] = statuses.get(layer, "")
         metrics = result.metrics.get(layer)
@@ -157,8 +168,11 @@ def _manifest(folder: Path) -> set[str]:
 
 def _foreign(folder: Path, names, mine: set[str]) -> list[str]:
     """Those of ``names`` that exist in ``folder`` but rfkit did not write (or that are not plain files)."""
-    return [n for n in names if os.path.lexists(folder / n)
-            and (n not in mine or (folder / n).is_symlink() or not (folder / n).is_file())]
+    return [
+        n
+        for n in names
+        if os.path.lexists(folder / n) and (n not in mine or (folder / n).is_symlink() or not (folder / n).is_file())
+    ]
 
 
 def check_erf_folder(folder, layers=()) -> Path:
@@ -173,8 +187,10 @@ def check_erf_folder(folder, layers=()) -> Path:
     folder = Path(folder)
     for f in (folder, folder.parent):
         if os.path.lexists(f / DONE_MARKER):
-            raise OutputError(f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit erf does not write "
-                              "into it: choose another --out")
+            raise OutputError(
+                f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit erf does not write "
+                "into it: choose another --out"
+            )
     check_writable(folder)
     maps = folder / "maps"
     if os.path.lexists(maps) and (maps.is_symlink() or not maps.is_dir()):
@@ -182,8 +198,10 @@ def check_erf_folder(folder, layers=()) -> Path:
     names = ["erf.csv", "metrics.json", *(f"maps/{layer_filename(x)}.npy" for x in layers)]
     foreign = _foreign(folder, names, _manifest(folder))
     if foreign:
-        raise OutputError(f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
-                          "them); rfkit does not overwrite them: choose another --out, or move them away")
+        raise OutputError(
+            f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
+            "them); rfkit does not overwrite them: choose another --out, or move them away"
+        )
     return folder
 
 

@@ -67,11 +67,33 @@ from __future__ import annotations
 from rfkit.report.growth import growth_series, rf_growth_figure, save_rf_growth
 from rfkit.report.overlay import overlay_figure, save_overlay
 from rfkit.report.stage_grid import save_stage_grid, stage_grid_figure
-from rfkit.report.style import (COLORS, DPI, FLOOR, STYLE, erf_display, figure_style, gaussian_ellipses, rf_rectangle,
-                                save_figure)
+from rfkit.report.style import (
+    COLORS,
+    DPI,
+    FLOOR,
+    STYLE,
+    erf_display,
+    figure_style,
+    gaussian_ellipses,
+    rf_rectangle,
+    save_figure,
+)
 
 __all__ = [
-    "COLORS", "DPI", "FLOOR", "STYLE", "erf_display", "figure_style", "gaussian_ellipses", "growth_series",
-    "overlay_figure", "rf_growth_figure", "rf_rectangle", "save_figure", "save_overlay", "save_rf_growth",
-    "save_stage_grid", "stage_grid_figure",
+    "COLORS",
+    "DPI",
+    "FLOOR",
+    "STYLE",
+    "erf_display",
+    "figure_style",
+    "gaussian_ellipses",
+    "growth_series",
+    "overlay_figure",
+    "rf_growth_figure",
+    "rf_rectangle",
+    "save_figure",
+    "save_overlay",
+    "save_rf_growth",
+    "save_stage_grid",
+    "stage_grid_figure",
 ]

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.report.style import (
-    COLORS, save_figure, _footer_lines, _is_random, _layer_name, _new_figure, _num, _SPATIAL, _styled
+    _SPATIAL,
+    COLORS,
+    _footer_lines,
+    _is_random,
+    _layer_name,
+    _new_figure,
+    _num,
+    _styled,
+    save_figure,
 )
 
 
@@ -67,10 +75,8 @@ def growth_series(graph) -> dict:
         step = 1 if op_category(rec.op) in _SPATIAL else 0
         if not step:  # an op of another kind that still changes the RF counts as a layer too
             info = rec.info
-            merged = tuple(max((records[i].info.size[a] for i in ins), default=math.nan)
-                           for a in range(len(info.size)))
-            same_size = (nan_safe(info.size) == nan_safe(merged)
-                         or any(key(records[i].info) == key(info) for i in ins))
+            merged = tuple(max((records[i].info.size[a] for i in ins), default=math.nan) for a in range(len(info.size)))
+            same_size = nan_safe(info.size) == nan_safe(merged) or any(key(records[i].info) == key(info) for i in ins)
             new_stride = nan_safe(info.stride) not in {nan_safe(records[i].info.stride) for i in ins}
             new_global = info.is_global and not any(records[i].info.is_global for i in ins)
             step = int(not same_size or new_stride or new_global)
@@ -99,8 +105,11 @@ def growth_series(graph) -> dict:
             shown[depth[name]] = name
         return [shown[d] for d in sorted(shown)]
 
-    return {"depth": depth, "path": last_per_depth(chain),
-            "cuts": last_per_depth([n for n in chain if n in dominators])}
+    return {
+        "depth": depth,
+        "path": last_per_depth(chain),
+        "cuts": last_per_depth([n for n in chain if n in dominators]),
+    }
 
 
 def _axis_index(graph, axis) -> list[int]:
@@ -183,8 +192,9 @@ def rf_growth_figure(graph, result=None, *, axis=None):
             measured.append((layer, depth[node], result.metrics.get(layer)))
 
     def analytic(a: int) -> list:
-        vals = [input_size[a]] + [v for i in infos + cut_infos
-                                  for v in (i.size[a], i.size_min[a], _local(i, a), i.stride[a])]
+        vals = [input_size[a]] + [
+            v for i in infos + cut_infos for v in (i.size[a], i.size_min[a], _local(i, a), i.stride[a])
+        ]
         return ["nan" if isinstance(v, float) and math.isnan(v) else v for v in vals]
 
     axes_idx = _axis_index(graph, axis)
@@ -201,12 +211,18 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         elif close:
             erf_series = [(", mean of " + " and ".join(graph.axis_names) + " (within 5%)", "erf-size", "mean")]
         else:
-            erf_series = [(f", {n}", "erf-size" if a == 0 else f"erf-size-{n}", a)
-                          for a, n in enumerate(graph.axis_names)]
+            erf_series = [
+                (f", {n}", "erf-size" if a == 0 else f"erf-size-{n}", a) for a, n in enumerate(graph.axis_names)
+            ]
 
     finite = [float(input_size[a]) for a in axes_idx]
-    finite += [float(v) for i in infos + cut_infos for a in axes_idx
-               for v in (i.size[a], i.size_min[a], _local(i, a)) if math.isfinite(v)]
+    finite += [
+        float(v)
+        for i in infos + cut_infos
+        for a in axes_idx
+        for v in (i.size[a], i.size_min[a], _local(i, a))
+        if math.isfinite(v)
+    ]
     finite += [v for *_, mt in measured for a in range(len(graph.axis_names)) if math.isfinite(v := _erf_side(mt, a))]
     top = max(finite)
     any_global = any(i.is_global or math.isinf(i.size_min[a]) for i in infos + cut_infos for a in axes_idx)
@@ -217,40 +233,94 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         return y_global if math.isinf(v) else float(v)
 
     n_ax = len(axes_idx)
-    lines = [("x: spatial layers (conv, pool, attention) on the longest path from the input; linear, norm, "
-              "activation and merge ops do not count. Max over paths: along the deepest input-to-output path; "
-              "min over paths: at the nodes every path passes through. Dotted verticals: changes of the "
-              "output stride.", COLORS["note"])]
+    lines = [
+        (
+            "x: spatial layers (conv, pool, attention) on the longest path from the input; linear, norm, "
+            "activation and merge ops do not count. Max over paths: along the deepest input-to-output path; "
+            "min over paths: at the nodes every path passes through. Dotted verticals: changes of the "
+            "output stride.",
+            COLORS["note"],
+        )
+    ]
     if result is not None:
         lines += _footer_lines(result, [m[0] for m in measured])
     fig, body = _new_figure((4.6 * n_ax + 0.9, 4.2), lines)
     axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
     x_max = max(xs + [d for _, d, _ in measured])
     strides = [tuple(i.stride) for i in infos]
-    boundaries = [(x, st) for x, st, prev in zip(xs[1:], strides[1:], strides[:-1]) if st != prev
-                  and not any(isinstance(v, float) and math.isnan(v) for v in st)]
+    boundaries = [
+        (x, st)
+        for x, st, prev in zip(xs[1:], strides[1:], strides[:-1])
+        if st != prev and not any(isinstance(v, float) and math.isnan(v) for v in st)
+    ]
     erf_markers = ("D", "s", "^")
     for ax, a in zip(axs, axes_idx):
         if any_global:
             ax.axhspan(*band, color=COLORS["outside"], zorder=0, gid="global-band", linewidth=0)
-            ax.text(0.015, band[1] / 1.12, "global: RF = the whole input", transform=ax.get_yaxis_transform(),
-                    va="top", ha="left", fontsize=7.5, color=COLORS["input"])
-        ax.axhline(input_size[a], color=COLORS["input"], linewidth=1.0, linestyle=(0, (6, 3)), zorder=1,
-                   gid="input-size", label="input size")
-        ax.text(0.015, input_size[a] * 1.04, f"input {_num(input_size[a])} px", transform=ax.get_yaxis_transform(),
-                va="bottom", ha="left", fontsize=7.5, color=COLORS["input"])  # left: the RF is still small there
-        ax.plot(xs, [y_of(i.size[a]) for i in infos], color=COLORS["rf_max"], marker="o", markersize=3.2,
-                zorder=4, gid="rf-max", label="analytic RF, max over paths")
-        ax.plot(cut_xs, [y_of(i.size_min[a]) for i in cut_infos], color=COLORS["rf_min"], marker="s",
-                markersize=3.0, linestyle=(0, (4, 1.5)), zorder=3, gid="rf-min",
-                label="analytic RF, min over paths")
+            ax.text(
+                0.015,
+                band[1] / 1.12,
+                "global: RF = the whole input",
+                transform=ax.get_yaxis_transform(),
+                va="top",
+                ha="left",
+                fontsize=7.5,
+                color=COLORS["input"],
+            )
+        ax.axhline(
+            input_size[a],
+            color=COLORS["input"],
+            linewidth=1.0,
+            linestyle=(0, (6, 3)),
+            zorder=1,
+            gid="input-size",
+            label="input size",
+        )
+        ax.text(
+            0.015,
+            input_size[a] * 1.04,
+            f"input {_num(input_size[a])} px",
+            transform=ax.get_yaxis_transform(),
+            va="bottom",
+            ha="left",
+            fontsize=7.5,
+            color=COLORS["input"],
+        )  # left: the RF is still small there
+        ax.plot(
+            xs,
+            [y_of(i.size[a]) for i in infos],
+            color=COLORS["rf_max"],
+            marker="o",
+            markersize=3.2,
+            zorder=4,
+            gid="rf-max",
+            label="analytic RF, max over paths",
+        )
+        ax.plot(
+            cut_xs,
+            [y_of(i.size_min[a]) for i in cut_infos],
+            color=COLORS["rf_min"],
+            marker="s",
+            markersize=3.0,
+            linestyle=(0, (4, 1.5)),
+            zorder=3,
+            gid="rf-min",
+            label="analytic RF, min over paths",
+        )
         glob = [k for k, i in enumerate(infos) if i.is_global]
         if glob:
             sel = [k for k in range(max(glob[0] - 1, 0), len(infos)) if math.isfinite(_local(infos[k], a))]
             if len(sel) > 1:
-                ax.plot([xs[k] for k in sel], [_local(infos[k], a) for k in sel], color=COLORS["rf_max"],
-                        linestyle=(0, (1, 1.5)), linewidth=1.6, zorder=4.5, gid="rf-local",
-                        label="RF of the local paths of global nodes")
+                ax.plot(
+                    [xs[k] for k in sel],
+                    [_local(infos[k], a) for k in sel],
+                    color=COLORS["rf_max"],
+                    linestyle=(0, (1, 1.5)),
+                    linewidth=1.6,
+                    zorder=4.5,
+                    gid="rf-local",
+                    label="RF of the local paths of global nodes",
+                )
         for x, _ in boundaries:
             ax.axvline(x, color="#A8A8A8", linewidth=0.8, linestyle=(0, (1, 2)), zorder=0)
         if boundaries:  # output strides as tick labels on top, where nothing else is drawn
@@ -261,24 +331,47 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         if measured:
             for layer, d, _ in measured:
                 ax.axvline(d, color=COLORS["marker"], linewidth=0.9, alpha=0.75, zorder=1)
-                ax.text(d, 0.02, f"{_layer_name(layer)} ", transform=ax.get_xaxis_transform(), rotation=90,
-                        va="bottom", ha="right", fontsize=7.5, color=COLORS["marker"])
+                ax.text(
+                    d,
+                    0.02,
+                    f"{_layer_name(layer)} ",
+                    transform=ax.get_xaxis_transform(),
+                    rotation=90,
+                    va="bottom",
+                    ha="right",
+                    fontsize=7.5,
+                    color=COLORS["marker"],
+                )
             for j, (which, gid, e) in enumerate(erf_series or [("", "erf-size", a)]):
-                ys = [float(np.mean([_erf_side(mt, k) for k in range(len(graph.axis_names))])) if e == "mean"
-                      else _erf_side(mt, e) for *_, mt in measured]
-                ax.plot([d for _, d, _ in measured], ys, color=COLORS["erf"], marker=erf_markers[j % 3],
-                        markersize=5, linewidth=1.4, zorder=5, linestyle="-" if j == 0 else (0, (2, 1)),
-                        markeredgecolor="black", markeredgewidth=0.6, gid=gid,
-                        label=f"ERF size, 95% mass{which}")
+                ys = [
+                    float(np.mean([_erf_side(mt, k) for k in range(len(graph.axis_names))]))
+                    if e == "mean"
+                    else _erf_side(mt, e)
+                    for *_, mt in measured
+                ]
+                ax.plot(
+                    [d for _, d, _ in measured],
+                    ys,
+                    color=COLORS["erf"],
+                    marker=erf_markers[j % 3],
+                    markersize=5,
+                    linewidth=1.4,
+                    zorder=5,
+                    linestyle="-" if j == 0 else (0, (2, 1)),
+                    markeredgecolor="black",
+                    markeredgewidth=0.6,
+                    gid=gid,
+                    label=f"ERF size, 95% mass{which}",
+                )
         ax.set_yscale("log")
         ax.set_ylim(0.75, band[1] * 1.08 if any_global else top * 1.6)
         ax.set_xlim(-0.5, x_max + 0.5)
-        decades = [10.0 ** k for k in range(0, 12) if 10.0 ** k < band[0]]
+        decades = [10.0**k for k in range(0, 12) if 10.0**k < band[0]]
         ax.yaxis.set_major_locator(FixedLocator(decades + [y_global] * any_global))
-        ax.yaxis.set_major_formatter(FuncFormatter(
-            lambda v, _pos: "global" if math.isclose(v, y_global) else f"{v:g}"))
-        ax.yaxis.set_minor_locator(FixedLocator([m * 10.0 ** k for k in range(0, 12) for m in range(2, 10)
-                                                 if m * 10.0 ** k < band[0]]))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: "global" if math.isclose(v, y_global) else f"{v:g}"))
+        ax.yaxis.set_minor_locator(
+            FixedLocator([m * 10.0**k for k in range(0, 12) for m in range(2, 10) if m * 10.0**k < band[0]])
+        )
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="y", which="major", color="#E3E3E3", linewidth=0.6, zorder=0)
@@ -305,4 +398,3 @@ def save_rf_growth(graph, path, result=None, **kwargs) -> list[Path] | Path:
 
 
 # -------------------------------------------------------------------------------------------- saving
-

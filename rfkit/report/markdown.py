@@ -24,7 +24,7 @@ def one_line(text, limit: int | None = None) -> str:
     """
     text = str(text).encode("utf-8", "replace").decode("utf-8")
     text = "".join(c if c.isprintable() else " " for c in text)
-    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 # Markdown's inline syntax: backslash, code, emphasis, links/images, attribute lists ({: ...}), table
@@ -101,7 +101,8 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     random = getattr(w, "kind", "") in ("random", "random-safe")
     lines = [f"# {md_text(result.model)}", ""]
     lines += [
-        "| | |", "|---|---|",
+        "| | |",
+        "|---|---|",
         f"| model | {md_code(result.model)} |",
         f"| weights | {md_text(getattr(w, 'description', w))}"
         f"{' **(random: not a trained network)**' if random else ''} |",
@@ -114,7 +115,7 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
         "",
     ]
     if result.warnings:
-        lines += ["!!! warning \"Read before using these numbers\"", ""]
+        lines += ['!!! warning "Read before using these numbers"', ""]
         lines += [f"    - {md_text(x)}" for x in result.warnings]
         lines += [""]
 
@@ -122,17 +123,27 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     final = result.layers[-1]
     info = result.rf(final)
     lines += ["## Summary", ""]
-    lines += [f"- RF of the last analysed layer ({md_code(final or '<output>')}): "
-              + (f"global; local paths {_pair(info.local_size)} px" if info.is_global and info.local_size
-                 else f"{_pair(info.size)} px") + f", stride {_pair(info.stride)}."]
+    lines += [
+        f"- RF of the last analysed layer ({md_code(final or '<output>')}): "
+        + (
+            f"global; local paths {_pair(info.local_size)} px"
+            if info.is_global and info.local_size
+            else f"{_pair(info.size)} px"
+        )
+        + f", stride {_pair(info.stride)}."
+    ]
     if out.is_global:
-        lines += ["- The model's output is global (it sees the whole input)"
-                  + (f"; its local paths see {_pair(out.local_size)} px." if out.local_size else ".")]
+        lines += [
+            "- The model's output is global (it sees the whole input)"
+            + (f"; its local paths see {_pair(out.local_size)} px." if out.local_size else ".")
+        ]
     else:
         lines += [f"- The model's output: RF {_pair(out.size)} px, stride {_pair(out.stride)}."]
     lines += [f"- Productivity at {'×'.join(map(str, resolution))}: {prod.summary().split(': ', 1)[-1]}."]
-    lines += [f"- Input resolution range (RFA): min {_pair(rng.min, '×')}, max {_pair(rng.max, '×')}; "
-              f"without global-context paths: max {_pair(rng_local.max, '×')}."]
+    lines += [
+        f"- Input resolution range (RFA): min {_pair(rng.min, '×')}, max {_pair(rng.max, '×')}; "
+        f"without global-context paths: max {_pair(rng_local.max, '×')}."
+    ]
     if g.unsupported:
         ops = ", ".join(f"{md_text(u.op)} ×{u.count}" for u in g.unsupported)
         lines += [f"- Ops without an RF rule (RF unknown after them): {ops}."]
@@ -141,8 +152,20 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     lines += ["## Effective receptive fields", ""]
     if "stages" in files:
         lines += [f"![ERF of every analysed layer, shared colour scale]({_rel(files['stages'], folder)})", ""]
-    header = ["layer", "status", "unit", "centre (y, x)", "RF h×w", "stride", "ERF 95% h×w", "ERF/RF",
-              "area ratio 0.5 (RepLKNet)", "Gaussian σ y×x", "R²", "notes"]
+    header = [
+        "layer",
+        "status",
+        "unit",
+        "centre (y, x)",
+        "RF h×w",
+        "stride",
+        "ERF 95% h×w",
+        "ERF/RF",
+        "area ratio 0.5 (RepLKNet)",
+        "Gaussian σ y×x",
+        "R²",
+        "notes",
+    ]
     rows = []
     for layer, row in zip(result.layers, erf_rows(result, statuses)):
         info = result.rf(layer)
@@ -151,23 +174,40 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
         notes = "; ".join(getattr(m, "warnings", ()) or ()) if m is not None else ""
         if d and not d.get("gauss_like"):
             notes = "; ".join(x for x in (notes, f"not Gaussian-like ({d.get('gauss_reason')})") if x)
-        rows.append([md_code(layer or "<output>"), statuses.get(layer, ""), _pair(result.unit[layer], ", "),
-                     _pair(result.center[layer], ", ", 1), rf_label(row), _pair(info.stride),
-                     f"{_num(d.get('erf_side_h'))}×{_num(d.get('erf_side_w'))}", ratio_label(row),
-                     _num(d.get("area_ratio_0.5"), 4),
-                     f"{_num(d.get('gauss_sigma_y'), 1)}×{_num(d.get('gauss_sigma_x'), 1)}",
-                     _num(d.get("gauss_r2"), 3), notes.replace("|", "\\|")])
+        rows.append(
+            [
+                md_code(layer or "<output>"),
+                statuses.get(layer, ""),
+                _pair(result.unit[layer], ", "),
+                _pair(result.center[layer], ", ", 1),
+                rf_label(row),
+                _pair(info.stride),
+                f"{_num(d.get('erf_side_h'))}×{_num(d.get('erf_side_w'))}",
+                ratio_label(row),
+                _num(d.get("area_ratio_0.5"), 4),
+                f"{_num(d.get('gauss_sigma_y'), 1)}×{_num(d.get('gauss_sigma_x'), 1)}",
+                _num(d.get("gauss_r2"), 3),
+                notes.replace("|", "\\|"),
+            ]
+        )
     lines += _table(header, rows) + [""]
-    lines += ["Metrics are centred on the measured unit's analytic RF centre. ERF 95%: the centred interval "
-              "per axis holding 95% of the map's mass; ERF/RF: that over the analytic RF size (over the input size for "
-              "global layers, whose RF is the whole input). Area ratio: "
-              "RepLKNet's high-contribution area at threshold 0.5 of log10(map + 1) / max, on a box around "
-              "the unit's centre. Full columns: `erf.csv`, `metrics.json`.", ""]
+    lines += [
+        "Metrics are centred on the measured unit's analytic RF centre. ERF 95%: the centred interval "
+        "per axis holding 95% of the map's mass; ERF/RF: that over the analytic RF size (over the input size for "
+        "global layers, whose RF is the whole input). Area ratio: "
+        "RepLKNet's high-contribution area at threshold 0.5 of log10(map + 1) / max, on a box around "
+        "the unit's centre. Full columns: `erf.csv`, `metrics.json`.",
+        "",
+    ]
     for layer in result.layers:
         key = f"overlay:{layer}"
         if key in files:
-            lines += [f"### {md_code(layer or '<output>')}", "",
-                      f"![ERF of {md_text(layer)} with its analytic RF]({_rel(files[key], folder)})", ""]
+            lines += [
+                f"### {md_code(layer or '<output>')}",
+                "",
+                f"![ERF of {md_text(layer)} with its analytic RF]({_rel(files[key], folder)})",
+                "",
+            ]
 
     lines += ["## Receptive field growth", ""]
     if "rf_growth" in files:
@@ -176,14 +216,19 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     if "graph.svg" in files:
         lines += [f"![Graph at module depth 2, coloured by productivity]({_rel(files['graph.svg'], folder)})", ""]
     else:
-        lines += ["GraphViz's `dot` is not installed: `graph.dot` holds the graph (render it with "
-                  "`dot -Tsvg graph.dot -o graph.svg` after `apt-get install graphviz` / `brew install graphviz`).",
-                  ""]
+        lines += [
+            "GraphViz's `dot` is not installed: `graph.dot` holds the graph (render it with "
+            "`dot -Tsvg graph.dot -o graph.svg` after `apt-get install graphviz` / `brew install graphviz`).",
+            "",
+        ]
     lines += ["## Files", ""]
-    described = {"layers.csv": "every node of the graph: analytic RF, stride, centre, padding, flags, status",
-                 "csv": "per analysed layer, the analytic RF and every ERF metric",
-                 "json": "the run header and the same per-layer values",
-                 "graph.dot": "GraphViz source", "graph.svg": "GraphViz drawing"}
+    described = {
+        "layers.csv": "every node of the graph: analytic RF, stride, centre, padding, flags, status",
+        "csv": "per analysed layer, the analytic RF and every ERF metric",
+        "json": "the run header and the same per-layer values",
+        "graph.dot": "GraphViz source",
+        "graph.svg": "GraphViz drawing",
+    }
     for key, text in described.items():
         if key in files:
             name = _rel(files[key], folder)

@@ -8,15 +8,45 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.report.style import (
-    COLORS, erf_display, FLOOR, gaussian_ellipses, rf_rectangle, save_figure, _bar_label, _clean_max, _erf_text,
-    _extent, _fit_drawable, _footer_lines, _image_gray, _is_random, _layer_name, _method, _new_figure,
-    _norm_and_bar, _num, _pair, _rf_text, _stroke, _styled, _tighten, _transform_text
+    COLORS,
+    FLOOR,
+    _bar_label,
+    _clean_max,
+    _erf_text,
+    _extent,
+    _fit_drawable,
+    _footer_lines,
+    _image_gray,
+    _is_random,
+    _layer_name,
+    _method,
+    _new_figure,
+    _norm_and_bar,
+    _num,
+    _pair,
+    _rf_text,
+    _stroke,
+    _styled,
+    _tighten,
+    _transform_text,
+    erf_display,
+    gaussian_ellipses,
+    rf_rectangle,
+    save_figure,
 )
 
 
 @_styled
-def overlay_figure(result, layer: str, *, image=None, log: bool = True, floor: float = FLOOR,
-                   full_rf: bool = True, gaussian: bool = True):
+def overlay_figure(
+    result,
+    layer: str,
+    *,
+    image=None,
+    log: bool = True,
+    floor: float = FLOOR,
+    full_rf: bool = True,
+    gaussian: bool = True,
+):
     """One layer's ERF heat map with the analytic RF box, the RF centre and the Gaussian fit.
 
     Drawn, in input pixel coordinates (pixel centres at integers, y down):
@@ -117,51 +147,120 @@ def overlay_figure(result, layer: str, *, image=None, log: bool = True, floor: f
 
         norm, ticks, tick_labels = _norm_and_bar(log, floor)
         if image is not None:
-            ax.imshow(_image_gray(image, (H, W)), cmap="gray", vmin=0, vmax=1, extent=_extent(H, W),
-                      interpolation="antialiased", gid="input-image", zorder=1)
-        im = ax.imshow(erf_display(m, log=log, floor=floor), norm=norm, extent=_extent(H, W), interpolation="nearest",
-                       zorder=2, alpha=0.75 if image is not None else None, gid="erf-map")
+            ax.imshow(
+                _image_gray(image, (H, W)),
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+                extent=_extent(H, W),
+                interpolation="antialiased",
+                gid="input-image",
+                zorder=1,
+            )
+        im = ax.imshow(
+            erf_display(m, log=log, floor=floor),
+            norm=norm,
+            extent=_extent(H, W),
+            interpolation="nearest",
+            zorder=2,
+            alpha=0.75 if image is not None else None,
+            gid="erf-map",
+        )
 
         if grown:
             from matplotlib.patches import Rectangle
 
-            ax.add_patch(Rectangle((x_lo, y_lo), x_hi - x_lo, y_hi - y_lo, facecolor=COLORS["outside"],
-                                   edgecolor="#BDBDBD", hatch="////", linewidth=0, zorder=0, gid="outside-input",
-                                   label="outside the input"))
+            ax.add_patch(
+                Rectangle(
+                    (x_lo, y_lo),
+                    x_hi - x_lo,
+                    y_hi - y_lo,
+                    facecolor=COLORS["outside"],
+                    edgecolor="#BDBDBD",
+                    hatch="////",
+                    linewidth=0,
+                    zorder=0,
+                    gid="outside-input",
+                    label="outside the input",
+                )
+            )
         if glob:
             local = f"; local paths {_pair(info.local_size)} px" if info.local_size else ""
-            ax.add_patch(rf_rectangle(((0, H - 1), (0, W - 1)), fill=False, edgecolor=COLORS["rf"], linewidth=2.0,
-                                      zorder=5, path_effects=_stroke(3.2), gid="input-frame", clip_on=False,
-                                      label=f"global: RF = whole input {H}×{W} px{local}"))
+            ax.add_patch(
+                rf_rectangle(
+                    ((0, H - 1), (0, W - 1)),
+                    fill=False,
+                    edgecolor=COLORS["rf"],
+                    linewidth=2.0,
+                    zorder=5,
+                    path_effects=_stroke(3.2),
+                    gid="input-frame",
+                    clip_on=False,
+                    label=f"global: RF = whole input {H}×{W} px{local}",
+                )
+            )
         else:
-            ax.add_patch(rf_rectangle(((0, H - 1), (0, W - 1)), fill=False, edgecolor=COLORS["frame"], linewidth=1.2,
-                                      zorder=3, gid="input-frame", clip_on=False, label=f"input {H}×{W} px (h×w)"))
+            ax.add_patch(
+                rf_rectangle(
+                    ((0, H - 1), (0, W - 1)),
+                    fill=False,
+                    edgecolor=COLORS["frame"],
+                    linewidth=1.2,
+                    zorder=3,
+                    gid="input-frame",
+                    clip_on=False,
+                    label=f"input {H}×{W} px (h×w)",
+                )
+            )
 
         if window is not None:
             style = dict(fill=False, zorder=5, path_effects=_stroke(3.0))
             if glob:
-                ax.add_patch(rf_rectangle(window, edgecolor=COLORS["rf"], linewidth=1.5, linestyle=(0, (3, 1.5)),
-                                          gid="local-rf-box", **style,
-                                          label=f"RF of the local paths, {_pair(info.local_size)} px"))
+                ax.add_patch(
+                    rf_rectangle(
+                        window,
+                        edgecolor=COLORS["rf"],
+                        linewidth=1.5,
+                        linestyle=(0, (3, 1.5)),
+                        gid="local-rf-box",
+                        **style,
+                        label=f"RF of the local paths, {_pair(info.local_size)} px",
+                    )
+                )
             else:
                 label = f"analytic RF of the unit, {_pair(info.size)} px"
                 if beyond and not full_rf:
                     label += " (clipped: extends beyond the input)"
                 elif beyond:
                     label += " (beyond the input: hatched)"
-                ax.add_patch(rf_rectangle(window, edgecolor=COLORS["rf"], linewidth=1.8, gid="rf-box",
-                                          label=label, **style))
+                ax.add_patch(
+                    rf_rectangle(window, edgecolor=COLORS["rf"], linewidth=1.8, gid="rf-box", label=label, **style)
+                )
 
-        ax.plot([cx], [cy], linestyle="none", marker="+", markersize=11, markeredgewidth=2.0, color=COLORS["rf"],
-                path_effects=_stroke(4.0), zorder=7, gid="rf-center",
-                label=f"RF centre of unit {unit}: (y, x) = ({_num(cy)}, {_num(cx)})")
+        ax.plot(
+            [cx],
+            [cy],
+            linestyle="none",
+            marker="+",
+            markersize=11,
+            markeredgewidth=2.0,
+            color=COLORS["rf"],
+            path_effects=_stroke(4.0),
+            zorder=7,
+            gid="rf-center",
+            label=f"RF centre of unit {unit}: (y, x) = ({_num(cy)}, {_num(cx)})",
+        )
 
         if draw_fit:
-            e1, e2 = gaussian_ellipses(fit, (1.0, 2.0), fill=False, edgecolor=COLORS["gauss"], zorder=6,
-                                       path_effects=_stroke(2.8))
-            e1.set(linewidth=1.4, gid="gauss-1sigma",
-                   label=f"Gaussian fit, 1σ: σ = {fit.sigma_major:.1f} × {fit.sigma_minor:.1f} px at "
-                         f"{math.degrees(fit.rotation):.0f}°, R² {fit.r2:.2f}")
+            e1, e2 = gaussian_ellipses(
+                fit, (1.0, 2.0), fill=False, edgecolor=COLORS["gauss"], zorder=6, path_effects=_stroke(2.8)
+            )
+            e1.set(
+                linewidth=1.4,
+                gid="gauss-1sigma",
+                label=f"Gaussian fit, 1σ: σ = {fit.sigma_major:.1f} × {fit.sigma_minor:.1f} px at "
+                f"{math.degrees(fit.rotation):.0f}°, R² {fit.r2:.2f}",
+            )
             e2.set(linewidth=1.2, linestyle=(0, (3, 2)), gid="gauss-2sigma", label="Gaussian fit, 2σ")
             ax.add_patch(e1)
             ax.add_patch(e2)
@@ -184,8 +283,7 @@ def overlay_figure(result, layer: str, *, image=None, log: bool = True, floor: f
         ax.set_title(subtitle, linespacing=1.35)
         order = ("rf-box", "local-rf-box", "rf-center", "gauss-1sigma", "gauss-2sigma", "input-frame", "outside-input")
         handles = sorted(ax.get_legend_handles_labels()[0], key=lambda h: order.index(h.get_gid()))
-        body.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=1,
-                    handlelength=2.4)
+        body.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=1, handlelength=2.4)
         return fig, body, [[ax]], None
 
     return _tighten(draw, (panel_w + 1.75, height))
@@ -204,4 +302,3 @@ def save_overlay(result, layer: str, path, **kwargs) -> list[Path] | Path:
 
 
 # -------------------------------------------------------------------------------------- stage grid
-

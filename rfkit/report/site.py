@@ -19,9 +19,9 @@ import re
 import shutil
 import stat
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from rfkit.errors import RFKitError, RFKitWarning
 from rfkit.io import atomic_write_text, make_temp_dir, safe_name
@@ -63,8 +63,15 @@ class Analysis:
         return self.header.get("model", self.folder.name)
 
 
-_HEADER_TYPES = {"model": str, "weights": str, "weights_kind": (str, type(None)), "input_size": list,
-                 "productivity": dict, "files": list, "warnings": list}
+_HEADER_TYPES = {
+    "model": str,
+    "weights": str,
+    "weights_kind": (str, type(None)),
+    "input_size": list,
+    "productivity": dict,
+    "files": list,
+    "warnings": list,
+}
 
 
 def _read_json(path: Path):
@@ -93,8 +100,9 @@ def load_analysis(folder) -> Analysis:
     if os.path.lexists(folder / "metrics.json"):
         doc = _read_json(folder / "metrics.json")
         layers = doc.get("layers") if isinstance(doc, dict) else None
-        if not isinstance(layers, dict) or not all(isinstance(r, dict) and isinstance(r.get("layer"), str)
-                                                   for r in layers.values()):
+        if not isinstance(layers, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("layer"), str) for r in layers.values()
+        ):
             raise ValueError(f"{folder / 'metrics.json'}: 'layers' is not an object of per-layer objects")
         rows = tuple(layers.values())
     return Analysis(folder, header, rows)
@@ -108,13 +116,16 @@ def scan_analyses(paths: Sequence) -> tuple[list[Analysis], list[str]]:
     skipped: list[str] = []
     for p in map(Path, paths):
         if not p.is_dir():
-            raise SiteError(f"{p} {'is not a folder' if p.exists() else 'does not exist'}: give analysis folders "
-                            "written by `rfkit analyze`, or their parent")
+            raise SiteError(
+                f"{p} {'is not a folder' if p.exists() else 'does not exist'}: give analysis folders "
+                "written by `rfkit analyze`, or their parent"
+            )
         if os.path.lexists(p / DONE_MARKER):
             candidates = [p]
         else:
-            candidates = sorted(c for c in p.iterdir()
-                                if c.is_dir() and not c.is_symlink() and not c.name.startswith("."))
+            candidates = sorted(
+                c for c in p.iterdir() if c.is_dir() and not c.is_symlink() and not c.name.startswith(".")
+            )
         for c in candidates:
             if not os.path.lexists(c / DONE_MARKER):
                 continue
@@ -145,8 +156,10 @@ def find_analyses(paths: Sequence, on_skip: Callable[[str], None] | None = None)
         else:
             on_skip(line)
     if not analyses:
-        raise SiteError(f"no finished analysis (a folder with {DONE_MARKER}) in {', '.join(map(str, paths))}: "
-                        "run `rfkit analyze MODEL --out DIR` first")
+        raise SiteError(
+            f"no finished analysis (a folder with {DONE_MARKER}) in {', '.join(map(str, paths))}: "
+            "run `rfkit analyze MODEL --out DIR` first"
+        )
     return analyses
 
 
@@ -155,9 +168,12 @@ def _report_files(a: Analysis) -> list[str]:
     the known names and the PNG/NPY files directly in ``figures/`` and ``maps/``)."""
     listed = a.header.get("files")
     if listed is None:
-        listed = list(COPIED) + [f"{sub}/{c.name}" for sub in ("figures", "maps")
-                                 if (a.folder / sub).is_dir() and not (a.folder / sub).is_symlink()
-                                 for c in sorted((a.folder / sub).iterdir())]
+        listed = list(COPIED) + [
+            f"{sub}/{c.name}"
+            for sub in ("figures", "maps")
+            if (a.folder / sub).is_dir() and not (a.folder / sub).is_symlink()
+            for c in sorted((a.folder / sub).iterdir())
+        ]
     return [f for f in listed if isinstance(f, str) and (f in COPIED or _FIGURE_OR_MAP.fullmatch(f))]
 
 
@@ -198,26 +214,41 @@ def _link(a: Analysis) -> str:
 
 
 def _home(analyses: list[Analysis], title: str) -> str:
-    lines = [f"# {md_text(title)}", "",
-             f"{len(analyses)} model(s) analysed with rfkit. Each page holds the full report; "
-             "[the comparison](compare.md) puts the same layers side by side.", "",
-             "| model | weights | input | final layer | RF | ERF 95% | ERF/RF | productivity |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {md_text(title)}",
+        "",
+        f"{len(analyses)} model(s) analysed with rfkit. Each page holds the full report; "
+        "[the comparison](compare.md) puts the same layers side by side.",
+        "",
+        "| model | weights | input | final layer | RF | ERF 95% | ERF/RF | productivity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for a in analyses:
         h = a.header
         last = a.rows[-1] if a.rows else {}
         prod = ", ".join(f"{n} {s}" for s, n in (h.get("productivity") or {}).items() if n)
         weights = h.get("weights_kind") or h.get("weights", "")
         size = "×".join(map(str, h.get("input_size", [])))
-        cells = [_link(a), md_text(weights), md_text(size), md_code(last.get("layer", "–")), md_text(rf_label(last)),
-                 md_text(f"{_fmt(last.get('erf_side_h'))}×{_fmt(last.get('erf_side_w'))}"),
-                 md_text(ratio_label(last)), md_text(prod)]
+        cells = [
+            _link(a),
+            md_text(weights),
+            md_text(size),
+            md_code(last.get("layer", "–")),
+            md_text(rf_label(last)),
+            md_text(f"{_fmt(last.get('erf_side_h'))}×{_fmt(last.get('erf_side_w'))}"),
+            md_text(ratio_label(last)),
+            md_text(prod),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     random = [md_text(a.model) for a in analyses if a.header.get("weights_kind") in ("random", "random-safe")]
     if random:
-        lines += ["", "!!! warning \"Random weights\"", "",
-                  f"    {', '.join(random)}: random weights (pretrained weights were not used). Their ERFs show "
-                  "the architecture, not a trained network."]
+        lines += [
+            "",
+            '!!! warning "Random weights"',
+            "",
+            f"    {', '.join(random)}: random weights (pretrained weights were not used). Their ERFs show "
+            "the architecture, not a trained network.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -225,11 +256,15 @@ def _compare(analyses: list[Analysis], docs: Path, per_row: int = 4) -> str:
     """The comparison page; ``docs`` is the site's docs folder, holding the copied figures."""
     from rfkit.report.presets import family_of
 
-    lines = ["# Comparison", "",
-             "The same layer role across models, side by side: the final feature map, then the stage outputs "
-             "counted from the end (the last stage is `-1`). Each figure: the ERF on a log scale with the "
-             "analytic RF box of the measured unit (each model's page states the transform and the metrics). "
-             "Models are ordered by family.", ""]
+    lines = [
+        "# Comparison",
+        "",
+        "The same layer role across models, side by side: the final feature map, then the stage outputs "
+        "counted from the end (the last stage is `-1`). Each figure: the ERF on a log scale with the "
+        "analytic RF box of the measured unit (each model's page states the transform and the metrics). "
+        "Models are ordered by family.",
+        "",
+    ]
     order = sorted(analyses, key=lambda a: (family_of(a.model) or "~", a.name))
     depth = max((len(a.rows) for a in analyses), default=0)
     for role in range(1, depth + 1):
@@ -246,14 +281,25 @@ def _compare(analyses: list[Analysis], docs: Path, per_row: int = 4) -> str:
             continue
         lines += [f"## {'Final feature map' if role == 1 else f'Stage {-role}'}", ""]
         for i in range(0, len(cells), per_row):
-            chunk = cells[i:i + per_row]
-            lines += ["| " + " | ".join(_link(a) + (f" ({md_text(family_of(a.model))})" if family_of(a.model) else "")
-                                        for a, _, _ in chunk) + " |",
-                      "|" + "|".join("---" for _ in chunk) + "|",
-                      "| " + " | ".join(f"![{md_text(a.model)} {md_text(row['layer'])}]({img})"
-                                        for a, row, img in chunk) + " |",
-                      "| " + " | ".join(f"{md_code(row['layer'])}: RF {md_text(rf_label(row))}, "
-                                        f"ERF/RF {md_text(ratio_label(row))}" for _, row, _ in chunk) + " |", ""]
+            chunk = cells[i : i + per_row]
+            lines += [
+                "| "
+                + " | ".join(
+                    _link(a) + (f" ({md_text(family_of(a.model))})" if family_of(a.model) else "") for a, _, _ in chunk
+                )
+                + " |",
+                "|" + "|".join("---" for _ in chunk) + "|",
+                "| "
+                + " | ".join(f"![{md_text(a.model)} {md_text(row['layer'])}]({img})" for a, row, img in chunk)
+                + " |",
+                "| "
+                + " | ".join(
+                    f"{md_code(row['layer'])}: RF {md_text(rf_label(row))}, ERF/RF {md_text(ratio_label(row))}"
+                    for _, row, _ in chunk
+                )
+                + " |",
+                "",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -279,18 +325,20 @@ def yaml_str(text) -> str:
 def _mkdocs_yml(analyses: list[Analysis], title: str) -> str:
     nav = ["  - Home: index.md", "  - Comparison: compare.md", "  - Models:"]
     nav += [f"      - {yaml_str(a.model)}: models/{a.name}/index.md" for a in analyses]
-    return "\n".join([
-        f"site_name: {yaml_str(title)}",
-        "theme:",
-        "  name: material",
-        "markdown_extensions:",
-        "  - admonition",
-        "  - tables",
-        "  - attr_list",
-        "nav:",
-        *nav,
-        "",
-    ])
+    return "\n".join(
+        [
+            f"site_name: {yaml_str(title)}",
+            "theme:",
+            "  name: material",
+            "markdown_extensions:",
+            "  - admonition",
+            "  - tables",
+            "  - attr_list",
+            "nav:",
+            *nav,
+            "",
+        ]
+    )
 
 
 def _check_site(site: Path) -> None:
@@ -303,8 +351,10 @@ def _check_site(site: Path) -> None:
     if os.path.lexists(docs) and not docs.is_dir():
         raise SiteError(f"{docs} is not a folder; rfkit does not replace it: choose another --site folder")
     if not marker.is_file() and (os.path.lexists(docs) or os.path.lexists(yml)):
-        raise SiteError(f"{site} already holds docs/ or mkdocs.yml that rfkit did not write (no {SITE_MARKER}); "
-                        "rfkit does not replace them: choose another --site folder")
+        raise SiteError(
+            f"{site} already holds docs/ or mkdocs.yml that rfkit did not write (no {SITE_MARKER}); "
+            "rfkit does not replace them: choose another --site folder"
+        )
 
 
 def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports") -> Path:
@@ -315,8 +365,9 @@ def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports")
     try:
         site.mkdir(parents=True, exist_ok=True)
         _check_site(site)
-        atomic_write_text(site / SITE_MARKER, "This folder was written by `rfkit report`: it replaces docs/ and "
-                                              "mkdocs.yml here.\n")
+        atomic_write_text(
+            site / SITE_MARKER, "This folder was written by `rfkit report`: it replaces docs/ and mkdocs.yml here.\n"
+        )
         tmp = make_temp_dir(site, ".docs.partial-")
         try:
             for a in analyses:

@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from rfkit.report.style import (
-    COLORS, erf_display, FLOOR, rf_rectangle, save_figure, STYLE, _bar_label, _clean_max, _erf_text, _extent,
-    _footer_lines, _is_random, _layer_name, _method, _new_figure, _norm_and_bar, _rf_text, _stroke, _styled,
-    _tighten, _transform_text
+    COLORS,
+    FLOOR,
+    STYLE,
+    _bar_label,
+    _clean_max,
+    _erf_text,
+    _extent,
+    _footer_lines,
+    _is_random,
+    _layer_name,
+    _method,
+    _new_figure,
+    _norm_and_bar,
+    _rf_text,
+    _stroke,
+    _styled,
+    _tighten,
+    _transform_text,
+    erf_display,
+    rf_rectangle,
+    save_figure,
 )
 
 
 @_styled
-def stage_grid_figure(result, layers: Sequence[str] | None = None, *, log: bool = True, shared: bool = True,
-                      floor: float = FLOOR, max_cols: int = 4):
+def stage_grid_figure(
+    result,
+    layers: Sequence[str] | None = None,
+    *,
+    log: bool = True,
+    shared: bool = True,
+    floor: float = FLOOR,
+    max_cols: int = 4,
+):
     """All measured layers side by side on one colour scale, each with its analytic RF box.
 
     Every panel is drawn with the same :class:`~matplotlib.colors.Normalize` and one colour bar.
@@ -67,8 +92,9 @@ def stage_grid_figure(result, layers: Sequence[str] | None = None, *, log: bool 
     H, W = np.shape(result.maps[layers[0]])
     for layer in layers:
         if np.shape(result.maps[layer]) != (H, W):
-            raise ValueError(f"maps of different shapes: {layer!r} is {np.shape(result.maps[layer])}, "
-                             f"{layers[0]!r} is {(H, W)}")
+            raise ValueError(
+                f"maps of different shapes: {layer!r} is {np.shape(result.maps[layer])}, {layers[0]!r} is {(H, W)}"
+            )
     n = len(layers)
     ncols = min(n, max_cols)
     nrows = math.ceil(n / ncols)
@@ -97,20 +123,47 @@ def stage_grid_figure(result, layers: Sequence[str] | None = None, *, log: bool 
             layer = layers[i]
             m = result.maps[layer]
             info = result.rf(layer)
-            im = ax.imshow(erf_display(m, log=log, floor=floor, scale=top), norm=norm, extent=_extent(H, W),
-                           interpolation="nearest", gid="erf-map")
+            im = ax.imshow(
+                erf_display(m, log=log, floor=floor, scale=top),
+                norm=norm,
+                extent=_extent(H, W),
+                interpolation="nearest",
+                gid="erf-map",
+            )
             window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
             if window is not None:
                 kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=_stroke(2.6))
                 if info.is_global:
-                    ax.add_patch(rf_rectangle(window, linewidth=1.3, linestyle=(0, (3, 1.5)), gid="local-rf-box",
-                                              label="RF of the local paths (global layers)", **kw))
+                    ax.add_patch(
+                        rf_rectangle(
+                            window,
+                            linewidth=1.3,
+                            linestyle=(0, (3, 1.5)),
+                            gid="local-rf-box",
+                            label="RF of the local paths (global layers)",
+                            **kw,
+                        )
+                    )
                 else:
-                    ax.add_patch(rf_rectangle(window, linewidth=1.5, gid="rf-box",
-                                              label="analytic RF of the measured unit", **kw))
+                    ax.add_patch(
+                        rf_rectangle(
+                            window, linewidth=1.5, gid="rf-box", label="analytic RF of the measured unit", **kw
+                        )
+                    )
             cy, cx = result.center[layer]
-            ax.plot([cx], [cy], linestyle="none", marker="+", markersize=8, markeredgewidth=1.6, color=COLORS["rf"],
-                    path_effects=_stroke(3.4), zorder=7, gid="rf-center", label="analytic RF centre of the unit")
+            ax.plot(
+                [cx],
+                [cy],
+                linestyle="none",
+                marker="+",
+                markersize=8,
+                markeredgewidth=1.6,
+                color=COLORS["rf"],
+                path_effects=_stroke(3.4),
+                zorder=7,
+                gid="rf-center",
+                label="analytic RF centre of the unit",
+            )
             ax.set_xlim(-0.5, W - 0.5)
             ax.set_ylim(H - 0.5, -0.5)
             ax.set_xticks([])
@@ -120,16 +173,20 @@ def stage_grid_figure(result, layers: Sequence[str] | None = None, *, log: bool 
                     spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
             ax.set_title(titles[i], linespacing=1.3)
 
-        cbar = body.colorbar(im, ax=[a for a in axes.ravel()[:n]], shrink=0.9 if nrows > 1 else 1.0, aspect=20 * nrows,
-                            pad=0.02)
+        cbar = body.colorbar(
+            im, ax=[a for a in axes.ravel()[:n]], shrink=0.9 if nrows > 1 else 1.0, aspect=20 * nrows, pad=0.02
+        )
         cbar.set_ticks(ticks, labels=tick_labels)
         of = "max over all panels" if shared else "own max"
         cbar.set_label(_bar_label(log, of))
         title = f"{result.model}: {_method(result)} of {n} layer{'s' * (n > 1)}, {H}×{W} input"
         if _is_random(result):
             title += " · RANDOM WEIGHTS"
-        body.suptitle(title + f"\none colour scale: {_transform_text(log, floor, of)}", linespacing=1.4,
-                     color=COLORS["warning"] if _is_random(result) else "black")
+        body.suptitle(
+            title + f"\none colour scale: {_transform_text(log, floor, of)}",
+            linespacing=1.4,
+            color=COLORS["warning"] if _is_random(result) else "black",
+        )
         handles, labels = [], []
         if any(result.rf(layer).is_global for layer in layers):
             from matplotlib.patches import Patch
@@ -164,4 +221,3 @@ def save_stage_grid(result, path, **kwargs) -> list[Path] | Path:
 
 
 # ------------------------------------------------------------------------------------------ growth
-

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 import sys
 import textwrap
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -22,18 +22,18 @@ FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 #: Okabe & Ito's colour-blind-safe palette, by role.
 COLORS = {
-    "rf": "#56B4E9",        # sky blue: analytic RF box and centre (over the heat map)
-    "gauss": "#FFFFFF",     # Gaussian ellipses over the heat map (dark outline)
-    "frame": "#8C8C8C",     # the input frame
-    "outside": "#E6E6E6",   # outside the input
-    "rf_max": "#0072B2",    # blue: analytic RF, max over paths
-    "rf_min": "#009E73",    # bluish green: analytic RF, min over paths
-    "erf": "#E69F00",       # orange: measured ERF
-    "marker": "#CC79A7",    # reddish purple: measured layers
-    "input": "#555555",     # input size line
-    "note": "#333333",      # footer text
-    "warning": "#D55E00",   # vermillion: random weights, degenerate maps
-    "outline": "#000000",   # stroke around artists drawn over the heat map
+    "rf": "#56B4E9",  # sky blue: analytic RF box and centre (over the heat map)
+    "gauss": "#FFFFFF",  # Gaussian ellipses over the heat map (dark outline)
+    "frame": "#8C8C8C",  # the input frame
+    "outside": "#E6E6E6",  # outside the input
+    "rf_max": "#0072B2",  # blue: analytic RF, max over paths
+    "rf_min": "#009E73",  # bluish green: analytic RF, min over paths
+    "erf": "#E69F00",  # orange: measured ERF
+    "marker": "#CC79A7",  # reddish purple: measured layers
+    "input": "#555555",  # input size line
+    "note": "#333333",  # footer text
+    "warning": "#D55E00",  # vermillion: random weights, degenerate maps
+    "outline": "#000000",  # stroke around artists drawn over the heat map
 }
 
 #: rcParams of every figure (applied with :func:`matplotlib.rc_context`, never globally).
@@ -64,8 +64,8 @@ STYLE = {
     "savefig.facecolor": "white",
     "savefig.bbox": "tight",
     "savefig.pad_inches": 0.04,
-    "svg.fonttype": "none",   # text stays text in SVG (editable, searchable)
-    "pdf.fonttype": 42,       # TrueType in PDF (journals reject Type 3)
+    "svg.fonttype": "none",  # text stays text in SVG (editable, searchable)
+    "pdf.fonttype": 42,  # TrueType in PDF (journals reject Type 3)
     "ps.fonttype": 42,
 }
 
@@ -76,6 +76,7 @@ _FOOTER_PT = 7.5
 
 
 # --------------------------------------------------------------------------------------------- style
+
 
 @contextmanager
 def figure_style(**overrides) -> Iterator[None]:
@@ -100,6 +101,7 @@ def _styled(fn):
     def inner(*args, **kwargs):
         with figure_style():
             return fn(*args, **kwargs)
+
     return inner
 
 
@@ -122,8 +124,17 @@ def _new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
         return fig, fig.subfigures(1, 1)
     body, foot = fig.subfigures(2, 1, height_ratios=[height, foot_h], hspace=0.0)
     for i, (text, color) in enumerate(wrapped):
-        foot.text(0.008, 1 - (0.06 + i * line_in) / foot_h, text, ha="left", va="top", fontsize=_FOOTER_PT,
-                  color=color, gid="footer", fontweight="bold" if color == COLORS["warning"] else "normal")
+        foot.text(
+            0.008,
+            1 - (0.06 + i * line_in) / foot_h,
+            text,
+            ha="left",
+            va="top",
+            fontsize=_FOOTER_PT,
+            color=color,
+            gid="footer",
+            fontweight="bold" if color == COLORS["warning"] else "normal",
+        )
     return fig, body
 
 
@@ -173,6 +184,7 @@ def _stroke(width: float):
 
 # ---------------------------------------------------------------------------------------- formatting
 
+
 def _num(v) -> str:
     if v is None:
         return "?"
@@ -215,13 +227,22 @@ def _footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> l
     desc = getattr(w, "description", str(w))
     src = getattr(result.images, "source", None)
     H, W = result.input_size
-    lines = [(f"weights: {desc} · {result.num_images} image(s)" + (f" ({src})" if src else "")
-              + f" · ERF method: {result.method} · input {H}×{W} (h×w) · rfkit {rfkit.__version__}",
-              COLORS["note"])]
+    lines = [
+        (
+            f"weights: {desc} · {result.num_images} image(s)"
+            + (f" ({src})" if src else "")
+            + f" · ERF method: {result.method} · input {H}×{W} (h×w) · rfkit {rfkit.__version__}",
+            COLORS["note"],
+        )
+    ]
     lines += [(n, COLORS["note"]) for n in notes]
     if _is_random(result):
-        lines.append((f"RANDOM WEIGHTS ({getattr(w, 'kind', '?')}): not a trained model; the ERF of trained "
-                      "weights differs", COLORS["warning"]))
+        lines.append(
+            (
+                f"RANDOM WEIGHTS ({getattr(w, 'kind', '?')}): not a trained model; the ERF of trained weights differs",
+                COLORS["warning"],
+            )
+        )
     per_layer = {f"{k}: {x}" for k, m in result.metrics.items() for x in (getattr(m, "warnings", ()) or ())}
     lines += [(f"warning: {x}", COLORS["warning"]) for x in result.warnings if x not in per_layer]
     for layer in layers:
@@ -241,6 +262,7 @@ def _wrap_footer(lines: Sequence[tuple[str, str]], width_in: float) -> list[tupl
 
 
 # -------------------------------------------------------------------------------------------- data
+
 
 def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | None = None) -> np.ndarray:
     """The array a figure draws for a raw ERF map.
@@ -327,6 +349,7 @@ def _method(result) -> str:
 
 # ---------------------------------------------------------------------------------------- geometry
 
+
 def rf_rectangle(window, **kwargs):
     """The :class:`~matplotlib.patches.Rectangle` covering pixels ``first .. last`` per axis.
 
@@ -370,13 +393,18 @@ def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
     from matplotlib.patches import Ellipse
 
     cy, cx = fit.center
-    return [Ellipse((cx, cy), 2 * k * fit.sigma_major, 2 * k * fit.sigma_minor,
-                    angle=math.degrees(fit.rotation), **kwargs) for k in ks]
+    return [
+        Ellipse((cx, cy), 2 * k * fit.sigma_major, 2 * k * fit.sigma_minor, angle=math.degrees(fit.rotation), **kwargs)
+        for k in ks
+    ]
 
 
 def _fit_drawable(fit) -> bool:
-    return (fit is not None and fit.gaussian_like
-            and all(math.isfinite(v) for v in (*fit.center, fit.sigma_major, fit.sigma_minor, fit.rotation)))
+    return (
+        fit is not None
+        and fit.gaussian_like
+        and all(math.isfinite(v) for v in (*fit.center, fit.sigma_major, fit.sigma_minor, fit.rotation))
+    )
 
 
 def _image_gray(image, shape: tuple[int, int]) -> np.ndarray:
@@ -389,11 +417,12 @@ def _image_gray(image, shape: tuple[int, int]) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[1:] == tuple(shape):
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 3:
-        arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114])[: arr.shape[-1]] if arr.shape[-1] >= 3 \
-            else arr[..., 0]
+        arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114])[: arr.shape[-1]] if arr.shape[-1] >= 3 else arr[..., 0]
     if arr.shape != tuple(shape):
-        raise ValueError(f"image shape {np.shape(image)} does not match the map's {shape[0]}×{shape[1]} input; "
-                         "pass the preprocessed (resized, cropped) image")
+        raise ValueError(
+            f"image shape {np.shape(image)} does not match the map's {shape[0]}×{shape[1]} input; "
+            "pass the preprocessed (resized, cropped) image"
+        )
     arr = np.where(np.isfinite(arr), arr, 0.0)
     lo, hi = float(arr.min()), float(arr.max())
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
@@ -404,6 +433,7 @@ def _extent(H: int, W: int) -> tuple[float, float, float, float]:
 
 
 # ----------------------------------------------------------------------------------------- overlay
+
 
 def _rf_text(info) -> str:
     if info.unknown:

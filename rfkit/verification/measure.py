@@ -30,6 +30,7 @@ def _avg_like(m: nn.Module) -> nn.Module:
         raise ValueError("dilated max pooling has no average-pooling twin")
     try:
         from timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame
+
         if isinstance(m, MaxPool2dSame):
             return AvgPool2dSame(m.kernel_size, m.stride, ceil_mode=m.ceil_mode)
     except ImportError:
@@ -68,6 +69,7 @@ _SOFTMAX_FUNCTIONS = {F.softmax, torch.softmax}
 def _max_pool_type():
     try:
         from timm.layers.pool2d_same import MaxPool2dSame
+
         return (*_MAX_TO_AVG_MODULES, MaxPool2dSame)
     except ImportError:
         return tuple(_MAX_TO_AVG_MODULES)
@@ -114,12 +116,14 @@ def swap_functions(gm: fx.GraphModule) -> list[str]:
             node.target = _MAX_TO_AVG_FUNCTIONS[node.target]
             node.args, node.kwargs = tuple(node.args[:4]), kwargs
             notes.append(f"{node.name}: max pooling measured as average pooling")
-        elif (node.op == "call_function" and node.target in _CLAMPING_FUNCTIONS) or \
-                (node.op == "call_method" and node.target in _CLAMPING_METHODS):
+        elif (node.op == "call_function" and node.target in _CLAMPING_FUNCTIONS) or (
+            node.op == "call_method" and node.target in _CLAMPING_METHODS
+        ):
             node.op, node.target = "call_function", _identity
             notes.append(f"{node.name}: clamping measured as identity")
-        elif (node.op == "call_function" and node.target in _SOFTMAX_FUNCTIONS) or \
-                (node.op == "call_method" and node.target == "softmax"):
+        elif (node.op == "call_function" and node.target in _SOFTMAX_FUNCTIONS) or (
+            node.op == "call_method" and node.target == "softmax"
+        ):
             node.op, node.target = "call_function", _soft_normalize
             notes.append(f"{node.name}: softmax measured as softplus normalisation (no underflow to zero)")
         elif node.op == "call_function" and node.target is F.scaled_dot_product_attention:
@@ -189,8 +193,13 @@ def support_extent(grad: torch.Tensor) -> list[tuple[int, int]]:
     return extents
 
 
-def measure(gm: fx.GraphModule, names: list[str], input_shape: tuple[int, ...], units: dict[str, tuple],
-            dims: dict[str, tuple[int, ...]]):
+def measure(
+    gm: fx.GraphModule,
+    names: list[str],
+    input_shape: tuple[int, ...],
+    units: dict[str, tuple],
+    dims: dict[str, tuple[int, ...]],
+):
     """Support extent per named node of the unit ``units[name]`` (one index per spatial axis, held in the
     tensor dims ``dims[name]``; every other dim but the batch is summed)."""
     sub = outputs_of(gm, names)

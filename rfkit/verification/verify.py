@@ -183,9 +183,16 @@ def _stage_layers(g, model: nn.Module, limit: int) -> list[str]:
     return picked
 
 
-def verify(model, layers: list[str] | None = None, input_size=None, in_chans: int | None = None,
-           max_layers: int = 8, seed: int = 0, estimate: bool = True,
-           estimate_max_size: int | None = None) -> VerifyReport:
+def verify(
+    model,
+    layers: list[str] | None = None,
+    input_size=None,
+    in_chans: int | None = None,
+    max_layers: int = 8,
+    seed: int = 0,
+    estimate: bool = True,
+    estimate_max_size: int | None = None,
+) -> VerifyReport:
     """Measure the gradient support of the centre, next and corner units of each layer and compare it with
     the analytic RF (size, centre and stride all enter through the unit's window).
 
@@ -260,8 +267,11 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
             else:
                 shape_dims = info.dims
             sizes = [info.shape[d] for d in shape_dims]
-            unit = {"centre": tuple(n // 2 for n in sizes), "corner": tuple(0 for _ in sizes),
-                    "next": tuple(min(n // 2 + 1, n - 1) for n in sizes)}[kind]
+            unit = {
+                "centre": tuple(n // 2 for n in sizes),
+                "corner": tuple(0 for _ in sizes),
+                "next": tuple(min(n // 2 + 1, n - 1) for n in sizes),
+            }[kind]
             target = outputs.get(layer, node) if g.method == "make_fx" else node
             units[target], dims[target] = unit, shape_dims
             names.append((layer, node, target))
@@ -275,8 +285,9 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
                 want = clipped_window(info, unit, g.input_size)
             ok = agrees(extent, want, corner=(kind == "corner" and not info.is_global))
             status = "pass" if ok else ("approximate" if info.approximate else "fail")
-            report.checks.append(UnitCheck(layer or "<output>", node, kind, unit, want, tuple(extent), status,
-                                           info.is_global))
+            report.checks.append(
+                UnitCheck(layer or "<output>", node, kind, unit, want, tuple(extent), status, info.is_global)
+            )
     if estimate:
         from rfkit.erf.estimate import _Model
 
@@ -291,8 +302,11 @@ def verify(model, layers: list[str] | None = None, input_size=None, in_chans: in
 
 def _not_judged(info) -> str:
     """Why the estimate of a node with this analytic RF is shown but not judged ("" if it is judged)."""
-    for flag, why in (("unknown", "analytic RF unknown"), ("is_global", "global"),
-                      ("approximate", "analytic RF approximate")):
+    for flag, why in (
+        ("unknown", "analytic RF unknown"),
+        ("is_global", "global"),
+        ("approximate", "analytic RF approximate"),
+    ):
         if getattr(info, flag):
             return why
     if not info.shift_invariant:
@@ -321,8 +335,15 @@ def judge_estimate(info, est) -> tuple[str, str]:
             what = "global" if est.is_global else "clipped"
             return "fail", f"estimate {what} at {'×'.join(map(str, est.input_size))}, analytic RF {info.size}"
         return "not judged", f"RF too large for the largest input tried ({'×'.join(map(str, est.input_size))})"
-    bad = [name for name, a, e in (("size", info.size, est.size), ("stride", info.stride, est.stride),
-                                   ("centre", info.center, est.center)) if not _same(a, e)]
+    bad = [
+        name
+        for name, a, e in (
+            ("size", info.size, est.size),
+            ("stride", info.stride, est.stride),
+            ("centre", info.center, est.center),
+        )
+        if not _same(a, e)
+    ]
     return ("fail", "differs: " + ", ".join(bad)) if bad else ("pass", "")
 
 
@@ -336,8 +357,10 @@ def estimate_checks(measurable, nodes: dict[str, str], max_size: int | None = No
     cap = max_size or 2 * max(g.input_size)
     # enlarge only where it can lead to a judgement: judged layers whose analytic RF fits in half the cap
     # (a wrong analytic size cannot hide behind this: an estimate found at the input size is still judged)
-    caps = {layer: 0 if _not_judged(g[node]) or any(2 * r > cap for r in g[node].size) else cap
-            for layer, node in nodes.items()}
+    caps = {
+        layer: 0 if _not_judged(g[node]) or any(2 * r > cap for r in g[node].size) else cap
+        for layer, node in nodes.items()
+    }
     estimates = _estimate(measurable, list(nodes), caps)
     graphs = {tuple(g.input_size): g}
     out = []
@@ -346,8 +369,22 @@ def estimate_checks(measurable, nodes: dict[str, str], max_size: int | None = No
             graphs[est.input_size] = rfkit.trace(measurable.spec, input_size=est.input_size, in_chans=g.in_chans)
         info = graphs[est.input_size][est.layer]
         status, reason = judge_estimate(info, est)
-        out.append(EstimateCheck(est.layer or "<output>", est.node, info.size, info.stride, info.center, est.size,
-                                 est.stride, est.center, est.input_size, status, reason, est.notes))
+        out.append(
+            EstimateCheck(
+                est.layer or "<output>",
+                est.node,
+                info.size,
+                info.stride,
+                info.center,
+                est.size,
+                est.stride,
+                est.center,
+                est.input_size,
+                status,
+                reason,
+                est.notes,
+            )
+        )
     return out
 
 
@@ -358,20 +395,38 @@ def _fmt(window) -> str:
 
 
 def _pair(values) -> str:
-    return "×".join("∞" if v == math.inf else "-" if isinstance(v, float) and math.isnan(v) else f"{v:g}"
-                    for v in values)
+    return "×".join(
+        "∞" if v == math.inf else "-" if isinstance(v, float) and math.isnan(v) else f"{v:g}" for v in values
+    )
 
 
 def estimate_rows(report: VerifyReport) -> list[tuple[str, ...]]:
     """Rows for a table: layer, analytic and estimated size / stride / centre (h × w), input, status."""
-    return [(e.layer, _pair(e.analytic_size), _pair(e.size), _pair(e.analytic_stride), _pair(e.stride),
-             _pair(e.analytic_center), _pair(e.center), "×".join(map(str, e.input_size)),
-             e.status + (f" ({e.reason})" if e.reason else "")) for e in report.estimates]
+    return [
+        (
+            e.layer,
+            _pair(e.analytic_size),
+            _pair(e.size),
+            _pair(e.analytic_stride),
+            _pair(e.stride),
+            _pair(e.analytic_center),
+            _pair(e.center),
+            "×".join(map(str, e.input_size)),
+            e.status + (f" ({e.reason})" if e.reason else ""),
+        )
+        for e in report.estimates
+    ]
 
 
 def summary_rows(report: VerifyReport) -> list[tuple[str, ...]]:
     """Rows for a table: layer, unit, analytic window, measured support, status."""
-    return [(c.layer, f"{c.kind} {c.unit}", ("global: " if c.is_global else "") + _fmt(c.analytic),
-             _fmt(c.measured), c.status) for c in report.checks]
-
-
+    return [
+        (
+            c.layer,
+            f"{c.kind} {c.unit}",
+            ("global: " if c.is_global else "") + _fmt(c.analytic),
+            _fmt(c.measured),
+            c.status,
+        )
+        for c in report.checks
+    ]

@@ -27,29 +27,119 @@ def register_packets(handler, *names: str) -> None:
         R.functions[packet] = handler
 
 
-register_packets(neutral.neutral, "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh",
-                 "tanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "hardtanh", "hardtanh_",
-                 "leaky_relu", "leaky_relu_", "elu", "elu_", "mish", "mish_", "softplus", "clamp", "clamp_",
-                 "clamp_min", "clamp_max", "clone", "_to_copy", "detach", "alias", "lift_fresh_copy", "neg", "abs",
-                 "exp", "log", "sqrt", "rsqrt", "erf", "reciprocal", "sign", "contiguous", "dropout", "prelu",
-                 "_prelu_kernel", "channel_shuffle", "relu6", "logit", "square")
-register_packets(merge.elementwise, "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "where", "maximum",
-                 "minimum", "pow", "rsub", "addcmul", "addcdiv", "lerp", "masked_fill", "masked_fill_", "copy")
+register_packets(
+    neutral.neutral,
+    "relu",
+    "relu_",
+    "gelu",
+    "gelu_",
+    "silu",
+    "silu_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "hardtanh",
+    "hardtanh_",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "mish",
+    "mish_",
+    "softplus",
+    "clamp",
+    "clamp_",
+    "clamp_min",
+    "clamp_max",
+    "clone",
+    "_to_copy",
+    "detach",
+    "alias",
+    "lift_fresh_copy",
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "erf",
+    "reciprocal",
+    "sign",
+    "contiguous",
+    "dropout",
+    "prelu",
+    "_prelu_kernel",
+    "channel_shuffle",
+    "relu6",
+    "logit",
+    "square",
+)
+register_packets(
+    merge.elementwise,
+    "add",
+    "add_",
+    "sub",
+    "sub_",
+    "mul",
+    "mul_",
+    "div",
+    "div_",
+    "where",
+    "maximum",
+    "minimum",
+    "pow",
+    "rsub",
+    "addcmul",
+    "addcdiv",
+    "lerp",
+    "masked_fill",
+    "masked_fill_",
+    "copy",
+)
 register_packets(merge.cat, "cat", "concat")
-register_packets(neutral.constant, "new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like",
-                 "full_like", "empty_like", "scalar_tensor", "arange")
+register_packets(
+    neutral.constant,
+    "new_zeros",
+    "new_ones",
+    "new_full",
+    "new_empty",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "empty_like",
+    "scalar_tensor",
+    "arange",
+)
 register_packets(merge.stack, "stack")
 # recordings are functionalised (in-place ops on views become out-of-place): views come as *_copy ops
 register_packets(neutral.neutral, "alias_copy", "detach_copy", "lift_fresh_copy")
-register_packets(shape.reshape, "view", "_unsafe_view", "reshape", "squeeze", "unsqueeze", "flatten", "unflatten",
-                 "view_copy", "_unsafe_view_copy", "squeeze_copy", "unsqueeze_copy")
+register_packets(
+    shape.reshape,
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "squeeze",
+    "unsqueeze",
+    "flatten",
+    "unflatten",
+    "view_copy",
+    "_unsafe_view_copy",
+    "squeeze_copy",
+    "unsqueeze_copy",
+)
 register_packets(shape.permute, "permute", "permute_copy")
 register_packets(shape.transpose, "transpose", "transpose_copy")
 register_packets(shape.t, "t", "t_copy")
 register_packets(shape.expand, "expand", "expand_copy")
 register_packets(shape.roll, "roll")
-register_packets(shape.split, "split", "split_with_sizes", "chunk", "tensor_split", "split_copy",
-                 "split_with_sizes_copy")
+register_packets(
+    shape.split, "split", "split_with_sizes", "chunk", "tensor_split", "split_copy", "split_with_sizes_copy"
+)
 register_packets(shape.unbind, "unbind", "unbind_copy")
 register_packets(attention.matmul, "mm", "bmm", "matmul")
 register_packets(attention.baddbmm, "addmm", "baddbmm")
@@ -65,10 +155,25 @@ def _vector_norm(ctx: OpContext):
 
 
 register_packets(_vector_norm, "linalg_vector_norm", "norm")
-register_packets(pad.pad_function, "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
-                 "replication_pad1d", "replication_pad2d", "replication_pad3d", "pad")
-register_packets(pool.max_pool_function, "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
-                 "max_pool3d_with_indices")
+register_packets(
+    pad.pad_function,
+    "constant_pad_nd",
+    "reflection_pad1d",
+    "reflection_pad2d",
+    "reflection_pad3d",
+    "replication_pad1d",
+    "replication_pad2d",
+    "replication_pad3d",
+    "pad",
+)
+register_packets(
+    pool.max_pool_function,
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "max_pool2d_with_indices",
+    "max_pool3d_with_indices",
+)
 register_packets(pool.avg_pool_function, "avg_pool1d", "avg_pool2d", "avg_pool3d")
 register_packets(resample.pixel_shuffle, "pixel_shuffle")
 register_packets(conv.unfold_function, "im2col")
@@ -86,8 +191,13 @@ def _native_batch_norm(ctx: OpContext):
     return _tuple_out(ctx, neutral.neutral_first(ctx))
 
 
-register_packets(_native_batch_norm, "native_batch_norm", "_native_batch_norm_legit_no_training",
-                 "_native_batch_norm_legit", "native_dropout")
+register_packets(
+    _native_batch_norm,
+    "native_batch_norm",
+    "_native_batch_norm_legit_no_training",
+    "_native_batch_norm_legit",
+    "native_dropout",
+)
 
 
 def _native_layer_norm(ctx: OpContext):
@@ -124,8 +234,15 @@ def _adaptive(ctx: OpContext):
     return pool.adaptive_pool_n(ctx, len(ctx.arg(1, "output_size")))
 
 
-register_packets(_adaptive, "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d",
-                 "adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_avg_pool2d")
+register_packets(
+    _adaptive,
+    "_adaptive_avg_pool2d",
+    "_adaptive_avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "adaptive_avg_pool2d",
+)
 
 
 def _upsample(mode: str):
@@ -140,10 +257,12 @@ def _upsample(mode: str):
 
 
 register_packets(_upsample("nearest"), "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d")
-register_packets(_upsample("nearest-exact"), "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
-                 "_upsample_nearest_exact3d")
-register_packets(_upsample("linear"), "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d",
-                 "_upsample_bilinear2d_aa")
+register_packets(
+    _upsample("nearest-exact"), "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d"
+)
+register_packets(
+    _upsample("linear"), "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d", "_upsample_bilinear2d_aa"
+)
 register_packets(_upsample("bicubic"), "upsample_bicubic2d", "_upsample_bicubic2d_aa")
 
 
@@ -221,9 +340,14 @@ def _sdpa(ctx: OpContext):
     return _tuple_out(ctx, state)
 
 
-register_packets(_sdpa, "scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
-                 "_scaled_dot_product_attention_math", "_scaled_dot_product_efficient_attention",
-                 "_scaled_dot_product_flash_attention")
+register_packets(
+    _sdpa,
+    "scaled_dot_product_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_attention_math",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_flash_attention",
+)
 
 
 def _register_mark() -> None:

@@ -74,8 +74,11 @@ def matmul_state(a: torch.Tensor, b: torch.Tensor, sa: RFState | None, sb: RFSta
         return _union(parts, None)
     batch = merged_layout([RFState(None, lay_[: nd - 2]) for lay_ in layouts]) or ()
     row = sa.layout[nd - 2] if sa is not None and sa.layout is not None else lay.DimLayout.other(out.shape[-2])
-    col = sb.layout[nd - 1] if (sb is not None and sb.layout is not None and not b_cols_mixed) \
+    col = (
+        sb.layout[nd - 1]
+        if (sb is not None and sb.layout is not None and not b_cols_mixed)
         else lay.DimLayout.other(out.shape[-1])
+    )
     return _union(parts, tuple(batch) + (row, col))
 
 
@@ -195,5 +198,9 @@ def recurrent(ctx: OpContext):
     if state.layout is not None:
         state = state.with_layout(state.layout[:-1] + (lay.DimLayout.other(ctx.out[0].shape[-1]),))
     hidden = state.made_global() if state.is_global else state
-    return (state, tuple(hidden.with_layout(None) for _ in ctx.out[1]) if isinstance(ctx.out[1], tuple)
-            else hidden.with_layout(None))
+    return (
+        state,
+        tuple(hidden.with_layout(None) for _ in ctx.out[1])
+        if isinstance(ctx.out[1], tuple)
+        else hidden.with_layout(None),
+    )

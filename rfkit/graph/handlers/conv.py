@@ -104,8 +104,10 @@ def unfold_state(ctx: OpContext, kernel, dilation, padding, stride):
     out = ctx.local_op(kernel, stride, padding, dilation)
     if out.layout is None or s.dims is None:
         return out
-    sizes = [(x.shape[d] + 2 * p - dl * (k - 1) - 1) // st + 1
-             for d, k, dl, p, st in zip(s.dims, kernel, dilation, padding, stride)]
+    sizes = [
+        (x.shape[d] + 2 * p - dl * (k - 1) - 1) // st + 1
+        for d, k, dl, p, st in zip(s.dims, kernel, dilation, padding, stride)
+    ]
     grid = tuple(lay.Factor(a, size) for a, size in enumerate(sizes))
     return out.with_layout((out.layout[0], lay.DimLayout.other(ctx.out.shape[1]), lay.DimLayout(grid)))
 
@@ -118,8 +120,9 @@ def unfold_module(ctx: OpContext):
 
 @R.function(F.unfold)
 def unfold_function(ctx: OpContext):
-    return unfold_state(ctx, ctx.arg(1, "kernel_size"), ctx.arg(2, "dilation", 1), ctx.arg(3, "padding", 0),
-                        ctx.arg(4, "stride", 1))
+    return unfold_state(
+        ctx, ctx.arg(1, "kernel_size"), ctx.arg(2, "dilation", 1), ctx.arg(3, "padding", 0), ctx.arg(4, "stride", 1)
+    )
 
 
 def fold_state(ctx: OpContext, output_size, kernel, dilation, padding, stride):
@@ -141,8 +144,9 @@ def fold_state(ctx: OpContext, output_size, kernel, dilation, padding, stride):
         raise UnsupportedOp("fold of columns that are not a plain grid of window positions")
     state = mix_channels(s, 1).replace(approximate=True)
     if state.axes is not None:
-        state = state.with_axes(transposed_axis(state.axes[a], kernel[a], stride[a], padding[a], dilation[a])
-                                for a in range(n))
+        state = state.with_axes(
+            transposed_axis(state.axes[a], kernel[a], stride[a], padding[a], dilation[a]) for a in range(n)
+        )
     return state.with_layout(lay.plain(tuple(ctx.out.shape), tuple(range(2, 2 + n))))
 
 
@@ -154,5 +158,11 @@ def fold_module(ctx: OpContext):
 
 @R.function(F.fold)
 def fold_function(ctx: OpContext):
-    return fold_state(ctx, ctx.arg(1, "output_size"), ctx.arg(2, "kernel_size"), ctx.arg(3, "dilation", 1),
-                      ctx.arg(4, "padding", 0), ctx.arg(5, "stride", 1))
+    return fold_state(
+        ctx,
+        ctx.arg(1, "output_size"),
+        ctx.arg(2, "kernel_size"),
+        ctx.arg(3, "dilation", 1),
+        ctx.arg(4, "padding", 0),
+        ctx.arg(5, "stride", 1),
+    )

@@ -29,6 +29,7 @@ def merged_layout(states: list[RFState]) -> lay.Layout | None:
     layouts = [s.layout for s in sorted(states, key=lambda s: s.axes is None) if s.layout is not None]
     if not layouts:
         return None
+
     def grid(dl: lay.DimLayout) -> bool:  # a broadcast dim of size 1 holds nothing to align
         return (dl.spatial or bool(dl.prefix)) and dl.size > 1
 
@@ -42,14 +43,62 @@ def merged_layout(states: list[RFState]) -> lay.Layout | None:
     return tuple(result)
 
 
-@R.function(operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.pow,
-            operator.iadd, operator.isub, operator.imul, operator.itruediv,
-            torch.add, torch.sub, torch.subtract, torch.mul, torch.multiply, torch.div, torch.divide,
-            torch.true_divide, torch.maximum, torch.minimum, torch.pow, torch.addcmul, torch.addcdiv, torch.lerp,
-            torch.where, torch.rsub)
-@R.method("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide", "pow", "pow_", "maximum",
-          "minimum", "addcmul", "addcmul_", "addcdiv", "addcdiv_", "lerp", "lerp_", "__add__", "__mul__",
-          "__radd__", "__rmul__", "__sub__", "__rsub__", "__truediv__")
+@R.function(
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.floordiv,
+    operator.pow,
+    operator.iadd,
+    operator.isub,
+    operator.imul,
+    operator.itruediv,
+    torch.add,
+    torch.sub,
+    torch.subtract,
+    torch.mul,
+    torch.multiply,
+    torch.div,
+    torch.divide,
+    torch.true_divide,
+    torch.maximum,
+    torch.minimum,
+    torch.pow,
+    torch.addcmul,
+    torch.addcdiv,
+    torch.lerp,
+    torch.where,
+    torch.rsub,
+)
+@R.method(
+    "add",
+    "add_",
+    "sub",
+    "sub_",
+    "mul",
+    "mul_",
+    "div",
+    "div_",
+    "true_divide",
+    "pow",
+    "pow_",
+    "maximum",
+    "minimum",
+    "addcmul",
+    "addcmul_",
+    "addcdiv",
+    "addcdiv_",
+    "lerp",
+    "lerp_",
+    "__add__",
+    "__mul__",
+    "__radd__",
+    "__rmul__",
+    "__sub__",
+    "__rsub__",
+    "__truediv__",
+)
 def elementwise(ctx: OpContext):
     """Elementwise op over broadcast inputs: union of the windows (see :func:`rfkit.graph.state.merge`)."""
     states = [s for _, s in _broadcast(ctx, ctx.out.dim())]
@@ -66,8 +115,11 @@ def cat(ctx: OpContext):
     layout = merged_layout(states)
     if layout is None or not (layout[dim].spatial or layout[dim].prefix):
         return merge(states, layout)
-    grid = [i for i, (_, s) in enumerate(pairs) if s is not None and s.layout is not None
-            and (s.layout[dim].spatial or s.layout[dim].prefix)]
+    grid = [
+        i
+        for i, (_, s) in enumerate(pairs)
+        if s is not None and s.layout is not None and (s.layout[dim].spatial or s.layout[dim].prefix)
+    ]
     if len(grid) != 1 or grid[0] != len(pairs) - 1:
         raise UnsupportedOp(f"concatenation along dim {dim}, which holds a spatial axis")
     tokens = sum(v.shape[dim] for v, _ in pairs[:-1])
@@ -82,6 +134,9 @@ def cat(ctx: OpContext):
 @R.function(torch.stack)
 def stack(ctx: OpContext):
     dim = ctx.arg(1, "dim", 0) % ctx.out.dim()
-    states = [s if s.layout is None else s.with_layout(lay.insert(s.layout, dim))
-              for _, s in ctx.tensor_inputs() if s is not None]
+    states = [
+        s if s.layout is None else s.with_layout(lay.insert(s.layout, dim))
+        for _, s in ctx.tensor_inputs()
+        if s is not None
+    ]
     return merge(states, merged_layout(states))

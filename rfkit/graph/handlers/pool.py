@@ -16,17 +16,42 @@ from rfkit.graph.registry import DEFAULT_REGISTRY as R
 from rfkit.graph.state import AxisRF
 
 _NDIM = {
-    nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3, nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3,
-    nn.LPPool1d: 1, nn.LPPool2d: 2, nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3,
-    nn.AdaptiveMaxPool1d: 1, nn.AdaptiveMaxPool2d: 2, nn.AdaptiveMaxPool3d: 3,
+    nn.MaxPool1d: 1,
+    nn.MaxPool2d: 2,
+    nn.MaxPool3d: 3,
+    nn.AvgPool1d: 1,
+    nn.AvgPool2d: 2,
+    nn.AvgPool3d: 3,
+    nn.LPPool1d: 1,
+    nn.LPPool2d: 2,
+    nn.AdaptiveAvgPool1d: 1,
+    nn.AdaptiveAvgPool2d: 2,
+    nn.AdaptiveAvgPool3d: 3,
+    nn.AdaptiveMaxPool1d: 1,
+    nn.AdaptiveMaxPool2d: 2,
+    nn.AdaptiveMaxPool3d: 3,
 }
 _FN_NDIM = {
-    F.max_pool1d: 1, F.max_pool2d: 2, F.max_pool3d: 3, F.avg_pool1d: 1, F.avg_pool2d: 2, F.avg_pool3d: 3,
-    F.lp_pool1d: 1, F.lp_pool2d: 2, F.lp_pool3d: 3,
-    F.max_pool1d_with_indices: 1, F.max_pool2d_with_indices: 2, F.max_pool3d_with_indices: 3,
-    F.adaptive_avg_pool1d: 1, F.adaptive_avg_pool2d: 2, F.adaptive_avg_pool3d: 3,
-    F.adaptive_max_pool1d: 1, F.adaptive_max_pool2d: 2, F.adaptive_max_pool3d: 3,
-    F.adaptive_max_pool1d_with_indices: 1, F.adaptive_max_pool2d_with_indices: 2,
+    F.max_pool1d: 1,
+    F.max_pool2d: 2,
+    F.max_pool3d: 3,
+    F.avg_pool1d: 1,
+    F.avg_pool2d: 2,
+    F.avg_pool3d: 3,
+    F.lp_pool1d: 1,
+    F.lp_pool2d: 2,
+    F.lp_pool3d: 3,
+    F.max_pool1d_with_indices: 1,
+    F.max_pool2d_with_indices: 2,
+    F.max_pool3d_with_indices: 3,
+    F.adaptive_avg_pool1d: 1,
+    F.adaptive_avg_pool2d: 2,
+    F.adaptive_avg_pool3d: 3,
+    F.adaptive_max_pool1d: 1,
+    F.adaptive_max_pool2d: 2,
+    F.adaptive_max_pool3d: 3,
+    F.adaptive_max_pool1d_with_indices: 1,
+    F.adaptive_max_pool2d_with_indices: 2,
     F.adaptive_max_pool3d_with_indices: 3,
 }
 
@@ -70,11 +95,23 @@ def lp_pool_module(ctx: OpContext):
     return pool_state(ctx, _ndim_of(ctx), m.kernel_size, m.stride, 0)
 
 
-@R.function(F.max_pool1d, F.max_pool2d, F.max_pool3d,
-            F.max_pool1d_with_indices, F.max_pool2d_with_indices, F.max_pool3d_with_indices)
+@R.function(
+    F.max_pool1d,
+    F.max_pool2d,
+    F.max_pool3d,
+    F.max_pool1d_with_indices,
+    F.max_pool2d_with_indices,
+    F.max_pool3d_with_indices,
+)
 def max_pool_function(ctx: OpContext):
-    return pool_state(ctx, _ndim_of(ctx), ctx.arg(1, "kernel_size"), ctx.arg(2, "stride"), ctx.arg(3, "padding", 0),
-                      ctx.arg(4, "dilation", 1))
+    return pool_state(
+        ctx,
+        _ndim_of(ctx),
+        ctx.arg(1, "kernel_size"),
+        ctx.arg(2, "stride"),
+        ctx.arg(3, "padding", 0),
+        ctx.arg(4, "dilation", 1),
+    )
 
 
 @R.function(F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)
@@ -102,12 +139,25 @@ def adaptive_axis(axis: AxisRF, size_in: int, size_out: int) -> AxisRF:
     return axis.resample(src, Fraction(size_in, size_out), period, advance)
 
 
-@R.module(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-          nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
-@R.function(F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-            F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d,
-            F.adaptive_max_pool1d_with_indices, F.adaptive_max_pool2d_with_indices,
-            F.adaptive_max_pool3d_with_indices)
+@R.module(
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+)
+@R.function(
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+    F.adaptive_max_pool3d,
+    F.adaptive_max_pool1d_with_indices,
+    F.adaptive_max_pool2d_with_indices,
+    F.adaptive_max_pool3d_with_indices,
+)
 def adaptive_pool(ctx: OpContext):
     return adaptive_pool_n(ctx, _ndim_of(ctx))
 

@@ -41,6 +41,7 @@ def max_min(ctx: OpContext):
     second = ctx.arg(1, "dim")
     if isinstance(second, torch.Tensor):
         from rfkit.graph.handlers.merge import elementwise
+
         return elementwise(ctx)
     state = reduce_state(s, x.dim(), second, bool(ctx.arg(2, "keepdim", False)))
     return (state, state) if isinstance(ctx.out, tuple) else state

@@ -105,6 +105,7 @@ def interpolate_function(ctx: OpContext):
     scale = None if recompute else ctx.arg(2, "scale_factor", None)
     if mode == "area":  # adaptive average pooling in disguise
         from rfkit.graph.handlers.pool import adaptive_axis
+
         return _apply(ctx, x.dim() - 2, lambda a, j, i, o: adaptive_axis(a, i, o))
     return _interpolate(ctx, x.dim() - 2, mode, scale, align)
 
@@ -152,8 +153,9 @@ def transposed_axis(axis: AxisRF, kernel: int, stride: int, pad: int, dilation: 
 def _conv_transpose(ctx: OpContext, kernel, stride, padding, dilation):
     n = len(kernel)
     stride, padding, dilation = as_tuple(stride, n), as_tuple(padding, n), as_tuple(dilation, n)
-    return _apply(ctx, n, lambda axis, j, size_in, size_out: transposed_axis(axis, kernel[j], stride[j], padding[j],
-                                                                              dilation[j]))
+    return _apply(
+        ctx, n, lambda axis, j, size_in, size_out: transposed_axis(axis, kernel[j], stride[j], padding[j], dilation[j])
+    )
 
 
 @R.module(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)

@@ -169,15 +169,16 @@ def index_state(ctx: OpContext, x: torch.Tensor, s: RFState, index: tuple) -> RF
         elif isinstance(it, int) and s.layout is not None and s.layout[d].prefix > (it % x.shape[d]):
             s = slice_dim(s, d, x.shape[d], it % x.shape[d], it % x.shape[d] + 1, 1)
             d += 1
-        elif not advanced and (isinstance(it, (list, tuple)) or (
-                isinstance(it, torch.Tensor) and it.dim() == 1 and it.dtype != torch.bool)):
+        elif not advanced and (
+            isinstance(it, (list, tuple)) or (isinstance(it, torch.Tensor) and it.dim() == 1 and it.dtype != torch.bool)
+        ):
             # a gather along one dim (DCT zigzag orders): an entry may come from anywhere along it, so it
             # sees the union over the dim (exact when that dim was mixed already; flagged approximate)
             advanced = True
             s = mix(s, {d}).replace(approximate=True)
             n = len(it) if not isinstance(it, torch.Tensor) else it.numel()
             if s.layout is not None:
-                s = s.with_layout(s.layout[:d] + (lay.DimLayout.other(n),) + s.layout[d + 1:])
+                s = s.with_layout(s.layout[:d] + (lay.DimLayout.other(n),) + s.layout[d + 1 :])
             kept.append(d)
             d += 1
         else:
