@@ -9,7 +9,7 @@ Run from anywhere (paths are relative to this file)::
     python docs/build_gallery.py --only gallery --models resnet18 deit_tiny_patch16_224
 
 Everything runs offline on the CPU: random weights (``weights="random-safe"``: timm's init with the zero-init
-traps neutralised, see ``rfkit.erf.weights``; ``weights="random"`` for the trap figure) and the photographs
+traps neutralised, see ``rfkit.models.weights``; ``weights="random"`` for the trap figure) and the photographs
 shipped with scikit-image (``images="sample"``). The figures therefore show architectures, not trained
 networks, and every one of them says so in its title and footer. Pass ``--weights auto`` on a machine that can
 download pretrained weights to draw trained ERFs instead (the pages then need their captions revisited).
@@ -251,8 +251,8 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
 
 def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float]:
     import rfkit
-    from rfkit.graph.dot import render
     from rfkit.report import figures
+    from rfkit.report.dot import render
 
     ASSETS.mkdir(parents=True, exist_ok=True)
     timings = {}

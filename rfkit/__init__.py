@@ -47,8 +47,8 @@ _LAZY = {
     "ProductivityReport": "rfkit.graph.productivity",
     "InputRange": "rfkit.graph.productivity",
     "Status": "rfkit.graph.productivity",
-    "to_dot": "rfkit.graph.dot",
-    "render": "rfkit.graph.dot",
+    "to_dot": "rfkit.report.dot",
+    "render": "rfkit.report.dot",
     "GraphBuilder": "rfkit.graph.handbuilt",
     "graph_from_layers": "rfkit.graph.handbuilt",
     "analyze": "rfkit.report.analyze",
@@ -111,7 +111,6 @@ if TYPE_CHECKING:
     from rfkit.attribution.result import AttributionResult
     from rfkit.erf.estimate import RFEstimate, RFEstimates, estimate_rf
     from rfkit.erf.result import ERFResult
-    from rfkit.graph.dot import render, to_dot
     from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
     from rfkit.graph.info import RFInfo
     from rfkit.graph.productivity import InputRange, ProductivityReport, Status, input_resolution_range, productivity
@@ -119,6 +118,7 @@ if TYPE_CHECKING:
     from rfkit.graph.trace import trace
     from rfkit.report.analyze import Report, analyze
     from rfkit.report.batch import analyze_many
+    from rfkit.report.dot import render, to_dot
     from rfkit.report.site import build_site
     from rfkit.verification.verify import VerifyReport, verify
 

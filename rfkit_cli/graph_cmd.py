@@ -195,7 +195,7 @@ def graph_command(
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")
     if dot is not None:
-        from rfkit.graph.dot import FORMATS
+        from rfkit.report.dot import FORMATS
 
         if dot.suffix.lower().lstrip(".") not in FORMATS:
             raise UsageError(f"--dot {dot}: the file name must end in .svg, .png, .pdf or .dot")
@@ -246,7 +246,7 @@ def graph_command(
             raise UsageError(f"cannot write {csv}: {e.strerror or e}") from e
         console.print(f"wrote {csv}")
     if dot is not None:
-        from rfkit.graph.dot import render
+        from rfkit.report.dot import render
 
         try:
             written = render(g, dot, input_size=res, depth=depth)

@@ -29,10 +29,10 @@ from rfkit.errors import (
     NodeNotFoundError,
     RenderError,
 )
-from rfkit.graph import dot as dot_module
-from rfkit.graph.dot import STATUS_COLOURS, render, to_dot
 from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
 from rfkit.graph.productivity import Status, input_resolution_range, productivity
+from rfkit.report import dot as dot_module
+from rfkit.report.dot import STATUS_COLOURS, render, to_dot
 from rfkit_cli.app import app, main, normalise_argv
 
 P, PC, C, U, G = (Status.PRODUCTIVE, Status.PARTIALLY_CRITICAL, Status.CRITICAL, Status.UNPRODUCTIVE, Status.GLOBAL)

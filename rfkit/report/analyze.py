@@ -431,7 +431,7 @@ def write_report(
 ) -> dict[str, Path]:
     """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
     warned about and appended to ``notes``."""
-    from rfkit.graph.dot import render, to_dot
+    from rfkit.report.dot import render, to_dot
     from rfkit.report.erf_files import write_erf_files
     from rfkit.report.markdown import report_markdown
 

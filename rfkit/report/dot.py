@@ -229,7 +229,7 @@ def to_dot(
     Examples
     --------
     >>> import torch.nn as nn, rfkit
-    >>> from rfkit.graph.dot import to_dot
+    >>> from rfkit.report.dot import to_dot
     >>> g = rfkit.trace(nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(4)]), input_size=6)
     >>> src = to_dot(g, input_size=6, legend=False)
     >>> src.startswith("digraph"), src.count('fillcolor="#f08080"')  # the fourth conv is unproductive
@@ -318,7 +318,8 @@ def to_dot(
 
 
 def render(g: RFGraph, path, input_size=None, depth: int | None = None, *, format: str | None = None, **kwargs) -> Path:
-    """Write the graph as SVG, PNG or PDF (GraphViz's ``dot`` program), or as DOT source.
+    """Write the graph as SVG, PNG or PDF (GraphViz's ``dot`` program), or as DOT source:
+    :func:`to_dot` then :func:`render_dot`.
 
     Parameters
     ----------
@@ -342,6 +343,18 @@ def render(g: RFGraph, path, input_size=None, depth: int | None = None, *, forma
     RenderError
         Unknown format, or ``dot`` failed.
     """
+    check_format(path, format)
+    return render_dot(to_dot(g, input_size, depth, **kwargs), path, format=format)
+
+
+def check_format(path, format: str | None = None) -> str:
+    """The output format of ``path`` (its extension, unless ``format`` is given), one of :data:`FORMATS`.
+
+    Raises :class:`~rfkit.errors.RenderError` (one line) for any other.
+
+    >>> check_format("net.svg"), check_format("net.out", "pdf")
+    ('svg', 'pdf')
+    """
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
@@ -349,7 +362,46 @@ def render(g: RFGraph, path, input_size=None, depth: int | None = None, *, forma
             f"cannot write {path.name}: the format {fmt or '(none)'!r} is not one of "
             f"{', '.join(FORMATS)}; use a .svg, .png, .pdf or .dot file name"
         )
-    source = to_dot(g, input_size, depth, **kwargs)
+    return fmt
+
+
+def render_dot(source: str, path, *, format: str | None = None) -> Path:
+    """Write DOT ``source`` (from :func:`to_dot`) to ``path``: rendered by GraphViz's ``dot`` program as SVG,
+    PNG or PDF, or as the source itself (``.dot``, ``.gv``), atomically.
+
+    Use it to render a source computed once (``rfkit analyze`` writes ``graph.dot`` and draws ``graph.svg``
+    from the same text).
+
+    Parameters
+    ----------
+    source : str
+        DOT source.
+    path : str or Path
+        Output file; its extension picks the format unless ``format`` is given.
+    format : {"svg", "png", "pdf", "dot", "gv"}, optional
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    GraphvizNotFoundError
+        ``dot`` is not installed: ``source`` was written next to ``path`` (``.dot``) and the message says
+        how to install GraphViz.
+    RenderError
+        Unknown format, or ``dot`` failed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = render_dot("digraph { a -> b }", Path(tempfile.mkdtemp()) / "ab.dot")
+    >>> out.name, out.read_text()
+    ('ab.dot', 'digraph { a -> b }')
+    """
+    path = Path(path)
+    fmt = check_format(path, format)
     if fmt in ("dot", "gv"):
         return atomic_write_text(path, source)
     dot = shutil.which("dot")
