@@ -13,20 +13,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rfkit.report.formatting import MISSING, mean, pair
 from rfkit_cli.erf_cmd import print_warnings
 from rfkit_cli.graph_cmd import parse_input_size
-
-
-def _mean(values) -> str:
-    a = np.asarray(values, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    return f"{a.mean():.3g}" if a.size else "-"
 
 
 def attribution_table(result, console: Console) -> None:
     """One row per method (completeness, RF-window check, faithfulness, sanity), then each image's target."""
     table = Table(
-        title=f"Contribution maps of {escape(str(result.model))} @ {'×'.join(map(str, result.input_size))}"
+        title=f"Contribution maps of {escape(str(result.model))} @ {pair(result.input_size)}"
         f" ({result.num_images} images)"
     )
     for col in ("method", "completeness err.", "outside RF", "deletion AUC", "insertion AUC", "sanity corr."):
@@ -36,16 +31,16 @@ def attribution_table(result, console: Console) -> None:
         check = result.sanity.get(m)
         outside = result.outside_rf.get(m)
         sanity = (
-            "-"
+            MISSING
             if check is None or not math.isfinite(check.mean)
             else f"{check.mean:.2f}" + ("" if check.model_sensitive else " (not model-sensitive)")
         )
         table.add_row(
             escape(m),
-            _mean(result.completeness[m]) if m in result.completeness else "-",
-            f"{np.max(outside):.3g}" if outside is not None else "-",
-            _mean(aucs[:, 0]) if aucs is not None else "-",
-            _mean(aucs[:, 1]) if aucs is not None else "-",
+            mean(result.completeness[m]) if m in result.completeness else MISSING,
+            f"{np.max(outside):.3g}" if outside is not None else MISSING,
+            mean(aucs[:, 0]) if aucs is not None else MISSING,
+            mean(aucs[:, 1]) if aucs is not None else MISSING,
             sanity,
         )
     console.print(table)

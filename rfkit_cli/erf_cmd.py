@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from collections.abc import Callable
@@ -13,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rfkit_cli.format import fmt_pair
 from rfkit_cli.graph_cmd import UsageError, parse_input_size
 
 
@@ -48,53 +46,20 @@ def print_warnings(messages, seen: set[str], write: Callable[[str], None] | None
             (write or (lambda text: typer.echo(text, err=True)))(f"warning: {line}")
 
 
-def _fmt(v, spec: str = ".2f") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-
-
 def erf_table(result, console: Console) -> None:
-    """One row per layer: the unit, its analytic RF, and the main ERF metrics."""
+    """One row per layer: the ERF summary row (:func:`rfkit.report.summary.summary_rows`)."""
+    from rfkit.report.formatting import pair
+    from rfkit.report.summary import summary_rows
+
     table = Table(
-        title=f"ERF of {escape(str(result.model))} @ {'×'.join(map(str, result.input_size))} "
+        title=f"ERF of {escape(str(result.model))} @ {pair(result.input_size)} "
         f"({result.method}, {result.num_images} images)"
     )
-    for col in (
-        "layer",
-        "unit",
-        "centre (y, x)",
-        "RF h×w",
-        "ERF 95% h×w",
-        "ERF/RF h×w",
-        "area 0.5",
-        "σ y×x (Gauss)",
-        "R²",
-    ):
+    rows = summary_rows(result)
+    for col in rows[0] if rows else ():
         table.add_column(col, overflow="fold")
-    for layer in result.layers:
-        info = result.rf(layer)
-        m = result.metrics.get(layer)
-        d = m.as_dict() if m is not None else {}
-        rf = fmt_pair(info.size)
-        if info.is_global and info.local_size is not None:
-            rf += f" (local {fmt_pair(info.local_size)})"
-        side = f"{_fmt(d.get('erf_side_h'), '.0f')}×{_fmt(d.get('erf_side_w'), '.0f')}"
-        ratio = f"{_fmt(d.get('erf_rf_ratio_h'))}×{_fmt(d.get('erf_rf_ratio_w'))}"
-        sigma = f"{_fmt(d.get('gauss_sigma_y'), '.1f')}×{_fmt(d.get('gauss_sigma_x'), '.1f')}"
-        if d and not d.get("gauss_like"):
-            sigma += " (not Gaussian)"
-        table.add_row(
-            escape(layer or "<output>"),
-            fmt_pair(result.unit[layer], ", "),
-            fmt_pair(result.center[layer], ", "),
-            rf,
-            side,
-            ratio,
-            _fmt(d.get("area_ratio_0.5"), ".4f"),
-            sigma,
-            _fmt(d.get("gauss_r2"), ".3f"),
-        )
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row.values()))
     console.print(table)
 
 

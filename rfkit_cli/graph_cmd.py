@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rfkit.errors import RFKitError
-from rfkit_cli.format import fmt_pair, short_op
+from rfkit.report.formatting import MISSING, pair, rf_label, short_op, size
 
 
 class UsageError(RFKitError):
@@ -44,9 +44,9 @@ STATUS_STYLES = {
 
 
 def graph_table(g, console: Console, report=None) -> None:
-    title = f"{g.model_name} @ {'×'.join(map(str, g.input_size))}"
+    title = f"{g.model_name} @ {pair(g.input_size)}"
     if report is not None:
-        title += f" · status at {'×'.join(map(str, report.input_size))}"
+        title += f" · status at {pair(report.input_size)}"
     table = Table(title=title, show_lines=False)
     columns = [
         "node",
@@ -66,20 +66,18 @@ def graph_table(g, console: Console, report=None) -> None:
     statuses = {e.node: e.status.value for e in report} if report is not None else {}
     for name, info in g.items():
         rec = g.records[name]
-        shape = "×".join(map(str, info.shape[1:])) if info.shape else "-"
-        rf = fmt_pair(info.size)
-        if info.is_global and info.local_size is not None:
-            rf += f" (local {fmt_pair(info.local_size)})"
+        shape = pair(info.shape[1:]) if info.shape else MISSING
+        rf = rf_label(info.size, info.local_size, info.is_global)
         if info.is_global and info.local_size is None and not info.unknown:  # no local path: no grid
-            stride = center = padding = "-"
+            stride = center = padding = MISSING
         else:
-            stride, center, padding = fmt_pair(info.stride), fmt_pair(info.center, ", "), fmt_pair(info.padding, ", ")
+            stride, center, padding = pair(info.stride), pair(info.center, ", "), pair(info.padding, ", ")
         row = [
             rec.module or name,
             short_op(rec.op),
             shape,
             rf,
-            fmt_pair(info.size_min),
+            size(info.size_min),
             stride,
             center,
             padding,
@@ -122,10 +120,10 @@ def range_summary(g, console: Console, ignore_global: bool) -> None:
     hi = (
         "unbounded (global-context paths: rerun with --ignore-global for the local paths)"
         if unbounded
-        else fmt_pair(r.max) + where(r.max_nodes)
+        else pair(r.max) + where(r.max_nodes)
     )
     console.print(
-        f"Input resolution range: min {fmt_pair(r.min)}{where(r.min_nodes)}, max {hi}"
+        f"Input resolution range: min {pair(r.min)}{where(r.min_nodes)}, max {hi}"
         + (" — ignoring global-context paths" if ignore_global else "")
     )
     console.print(
@@ -214,17 +212,16 @@ def graph_command(
             raise
         g = rfkit.trace(model)
         note = (
-            f"note: {model} cannot run at {'×'.join(map(str, res))} ({str(e).split('. ')[0]}); its RF geometry "
-            f"was traced at {'×'.join(map(str, g.input_size))} and analysed at {'×'.join(map(str, res))}"
+            f"note: {model} cannot run at {pair(res)} ({str(e).split('. ')[0]}); its RF geometry "
+            f"was traced at {pair(g.input_size)} and analysed at {pair(res)}"
         )
     report = productivity(g, res) if res is not None else None
     if not quiet:
         graph_table(g, console, report)
     out = g.output
     console.print(
-        f"{g.model_name}: {len(g)} nodes at input {'×'.join(map(str, g.input_size))}; "
-        f"output RF {fmt_pair(out.size)}"
-        + (f" (local {fmt_pair(out.local_size)})" if out.is_global and out.local_size else "")
+        f"{g.model_name}: {len(g)} nodes at input {pair(g.input_size)}; "
+        f"output RF {rf_label(out.size, out.local_size, out.is_global)}"
     )
     unsupported_summary(g, console)
     if note:

@@ -31,6 +31,7 @@ def verify_command(
     random weights) and compare it with the analytic RF; estimate each layer's size, stride and centre from
     gradients alone and compare them too. Exit code 1 on any mismatch."""
     import rfkit
+    from rfkit.report.formatting import pair
     from rfkit.verification.verify import estimate_rows, summary_rows
 
     names = [n for item in (layers or []) for n in item.split(",") if n] or None
@@ -42,7 +43,7 @@ def verify_command(
         estimate_max_size=estimate_max_size,
     )
     console = Console(width=None if Console().is_terminal else 200)
-    table = Table(title=f"rfkit verify {report.model} @ {'×'.join(map(str, report.input_size))}")
+    table = Table(title=f"rfkit verify {report.model} @ {pair(report.input_size)}")
     for col in ("layer", "unit", "analytic RF (pixels h × w)", "measured support", "status"):
         table.add_column(col, overflow="fold")
     colours = {"pass": "green", "fail": "red", "approximate": "yellow"}

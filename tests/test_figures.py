@@ -312,7 +312,7 @@ def test_global_layer_shows_the_input_as_rf_and_the_local_box(toy):
     assert extent(local) == (47.5, 55.5, 31.5, 39.5)
     assert local.get_linestyle() not in ("-", "solid")
     assert not [p for p in fig.axes[0].patches if p.get_gid() == "rf-box"]
-    assert "RF global (local path 8×8 px)" in fig.axes[0].get_title()
+    assert "RF global (local 8×8 px), stride 8×8" in fig.axes[0].get_title()
     assert "ERF/input" in fig.axes[0].get_title()
 
 

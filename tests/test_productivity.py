@@ -519,7 +519,7 @@ def test_to_dot_depth_2_resnet18_blocks_and_colours():
     assert all(nodes[b] == STATUS_COLOURS[U] for b in blocks)
     assert nodes["conv1"] == STATUS_COLOURS[P] and nodes["fc"] == STATUS_COLOURS[G]
     assert 'label="layer3"' in src  # clusters for the stages
-    assert "RF 27, min 11 · stride 4" in src  # layer1.0's output: max 27, min 11
+    assert "RF 27×27, min 11×11 · stride 4×4" in src  # layer1.0's output: max 27, min 11
     ids = node_ids(src)
     for a, b in [("maxpool", "layer1.0"), ("layer1.0", "layer1.1"), ("layer1.1", "layer2.0"), ("layer4.1", "avgpool")]:
         assert f"{ids[a]} -> {ids[b]};" in src
@@ -541,7 +541,7 @@ def test_to_dot_depth_1_and_full_graph():
 def test_to_dot_of_a_handbuilt_graph_shows_layer_parameters():
     g = chain(16, [3, 3], dilations=[1, 4])
     src = to_dot(g, 16)
-    assert "conv 3 d4" in src and "RF 11 · stride 1" in src  # 3 + 2*4 = 11
+    assert "conv 3 d4" in src and "RF 11×11 · stride 1×1" in src  # 3 + 2*4 = 11
 
 
 def test_render_without_dot_writes_the_source_and_says_how_to_install(tmp_path, monkeypatch):

@@ -3,10 +3,16 @@ row, the shared file helpers and the public figure style API; each checked again
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from rfkit.errors import GraphvizNotFoundError, RenderError
 from rfkit.report import dot as dot_module
+from rfkit.report import formatting as F
+from rfkit.report import summary as S
 
 # ------------------------------------------------------------------------------------------------- DOT
 
@@ -32,3 +38,76 @@ def test_render_dot_writes_a_given_source_once(tmp_path, monkeypatch):
     with pytest.raises(RenderError, match="'jpg' is not one of"):  # refused before the graph is drawn
         dot_module.render(g, tmp_path / "g.jpg")
     assert calls == [] and not (tmp_path / "g.jpg").exists()
+
+
+# ---------------------------------------------------------------------------------------- formatting
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """tests/golden/tiny_net.py: layer 2 has RF 7, stride 2, ERF 7x7 (ratio 1), RepLKNet area 25/256 at 16x16."""
+    shutil.copy(GOLDEN / "tiny_net.py", tmp_path / "tiny_net.py")
+    monkeypatch.chdir(tmp_path)
+    return "tiny_net.py:build"
+
+
+def cli(*args):
+    from typer.testing import CliRunner
+
+    from rfkit_cli.app import app, normalise_argv
+
+    return CliRunner().invoke(app, normalise_argv(list(args)))
+
+
+def test_numbers_read_the_same_in_every_form():
+    inf, nan = float("inf"), float("nan")
+    assert [F.num(v) for v in (3, 3.0, 2.5, 2 / 3, None, nan, inf, "inf")] == [
+        "3",
+        "3",
+        "2.5",
+        "0.67",
+        "–",
+        "?",
+        "∞",
+        "∞",
+    ]
+    assert F.size((inf, inf)) == "global" and F.size((inf, 7)) == "∞×7" and F.size((nan, nan)) == "?×?"
+    assert F.pair((inf, inf), all_inf="unbounded") == "unbounded" and F.pair((224, 192)) == "224×192"
+    # an RF read back from metrics.json (infinity as "inf", NaN as None) reads like the RFInfo it came from
+    assert F.rf_label(("inf", "inf"), (16, 16), True) == F.rf_label((inf, inf), (16.0, 16.0), True)
+    assert F.rf_label((None, None)) == F.rf_label((nan, nan)) == "?×?"
+    assert F.ratio((1.0, 0.5)) == "1.00, 0.50"  # a ratio never reads like a size
+    assert F.fixed(0.0977, 4) == "0.0977" and F.mean(np.array([[1.0, np.nan], [2.0, 3.0]])) == "2"
+
+
+def test_summary_row_of_a_global_layer_and_of_an_unknown_rf():
+    row = {"layer": "head", "is_global": True, "rf_h": None, "rf_w": None, "rf_local_h": 16, "rf_local_w": 12}
+    row |= {"erf_rf_ratio_h": None, "erf_input_ratio_h": 0.9, "erf_input_ratio_w": 0.45, "gauss_like": None}
+    cells = S.summary_row(row)
+    assert cells[S.RF] == "global (local 16×12)" and cells[S.ERF_RF] == "0.90, 0.45 of the input"
+    assert cells[S.NOTES] == ""  # no fit made: nothing to say about it
+    assert S.STATUS not in cells and list(cells)[0] == S.LAYER
+    unknown = S.summary_row({"layer": "x", "rf_h": float("nan"), "rf_w": float("nan"), "status": "unknown"})
+    assert unknown[S.RF] == "?×?" and unknown[S.STATUS] == "unknown" and unknown[S.ERF_RF] == "–"
+
+
+def test_cli_report_and_site_print_the_same_summary_cells(tiny, tmp_path):
+    r = cli("erf", tiny, "-l", "2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    r2 = cli("analyze", tiny, "-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu")
+    assert r2.exit_code == 0, r2.output
+    folder = tmp_path / "rfkit-reports" / "tiny_net-build"
+    table = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("| `2` |")]
+    md_cells = [c.strip() for c in table[0].strip("|").split("|")]
+    # by hand (tests/test_analyze.py): RF 7×7, stride 2×2, ERF 7×7, ERF/RF 1 per axis, area 25/256
+    assert md_cells[2:9] == ["4, 4", "8, 8", "7×7", "2×2", "7×7", "1.00, 1.00", "0.0977"]
+    terminal = next(line for line in r.output.splitlines() if "│ 2 " in line)
+    assert [c.strip() for c in terminal.strip("│").split("│")][:8] == ["2"] + md_cells[2:9]
+    r3 = cli("report", str(folder), "--site", str(tmp_path / "site"))
+    assert r3.exit_code == 0, r3.output
+    home = (tmp_path / "site" / "docs" / "index.md").read_text()
+    assert "| 16×16 | `2` | 7×7 | 7×7 | 1.00, 1.00 |" in home
+    assert "`2`: RF 7×7, ERF/RF 1.00, 1.00" in (tmp_path / "site" / "docs" / "compare.md").read_text()

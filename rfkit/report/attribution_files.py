@@ -193,7 +193,7 @@ def _method_rows(result) -> list[list[str]]:
 
 def report_markdown(result, files: dict, folder: Path) -> str:
     """The Markdown text of ``report.md`` (links relative to ``folder``)."""
-    from rfkit.report.markdown import _table, md_code, md_text
+    from rfkit.report.markdown import md_code, md_table, md_text
 
     w = result.weights
     H, W = result.input_size
@@ -225,7 +225,7 @@ def report_markdown(result, files: dict, folder: Path) -> str:
     if "figure" in files:
         lines += ["", f"![Contribution maps]({files['figure'].relative_to(folder).as_posix()})"]
     lines += ["", "## Methods", ""]
-    lines += _table(
+    lines += md_table(
         [
             "method",
             "completeness error (mean)",
@@ -238,7 +238,7 @@ def report_markdown(result, files: dict, folder: Path) -> str:
         _method_rows(result),
     )
     lines += ["", "## Images", ""]
-    lines += _table(
+    lines += md_table(
         ["image", "label", "target", "score"],
         [
             [str(i), md_text(result.labels[i]), md_text(t.label), f"{result.scores[i]:.4g}"]

@@ -8,7 +8,6 @@ file and raises :class:`~rfkit.errors.GraphvizNotFoundError` saying how to insta
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 from collections import Counter
@@ -20,6 +19,7 @@ from rfkit.errors import GraphvizNotFoundError, RenderError
 from rfkit.graph.productivity import SEVERITY, ProductivityReport, Status, op_category, productivity
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.io import atomic_write_bytes, atomic_write_text
+from rfkit.report.formatting import pair, rf_label, short_op, size
 
 STATUS_COLOURS = {
     Status.PRODUCTIVE: "#c7e9c0",
@@ -43,28 +43,6 @@ INSTALL_HINT = (
     "install GraphViz (apt-get install graphviz / brew install graphviz / conda install graphviz) "
     "and rerun, or render the .dot file yourself: dot -Tsvg {dot} -o {out}"
 )
-
-
-def _fmt(values, sep: str = "×") -> str:
-    if values is None:
-        return "-"
-    if all(isinstance(v, float) and math.isinf(v) for v in values):
-        return "global"
-    out = []
-    for v in values:
-        if isinstance(v, float) and math.isnan(v):
-            out.append("?")
-        elif isinstance(v, float) and math.isinf(v):
-            out.append("∞")
-        elif isinstance(v, float):
-            out.append(f"{v:.3g}")
-        else:
-            out.append(str(v))
-    return out[0] if len(set(out)) == 1 else sep.join(out)
-
-
-def _short(op: str) -> str:
-    return op.rsplit(".", 1)[-1]
 
 
 def _quote(text: str) -> str:
@@ -130,7 +108,7 @@ def _label(
     title = group.key if depth is not None or not single else (rec.module or rec.name)
     lines = [f"<B>{escape(title)}</B>"]
     if single:
-        op = _short(rec.op)
+        op = short_op(rec.op)
         detail = getattr(rec, "detail", "")
         lines.append(escape(op + (f" {detail}" if detail else "")))
     else:
@@ -141,27 +119,24 @@ def _label(
             if c != "other"
         ]
         if not shown:  # only reshapes, activations, norms: name them
-            ops = list(dict.fromkeys(_short(g.records[m].op) for m in members))
+            ops = list(dict.fromkeys(short_op(g.records[m].op) for m in members))
             shown = [", ".join(ops[:3]) + (f" +{len(ops) - 3}" if len(ops) > 3 else "")]
         lines.append(escape(", ".join(shown)))
     if rec.kind == "placeholder":
-        lines.append(escape("×".join(map(str, g.input_size))) + " input")
+        lines.append(escape(pair(g.input_size)) + " input")
     elif info.unknown:
         lines.append("RF unknown")
     else:
-        if info.is_global and info.local_size is not None:
-            rf = f"RF global (local {_fmt(info.local_size)})"
-        else:
-            rf = f"RF {_fmt(info.size)}"
+        rf = f"RF {rf_label(info.size, info.local_size, info.is_global)}"
         if not info.is_global and info.size_min != info.size:
-            rf += f", min {_fmt(info.size_min)}"
+            rf += f", min {size(info.size_min)}"
         elif info.is_global and info.local_size is not None and info.size_min != info.local_size:
-            rf += f", min {_fmt(info.size_min)}"
+            rf += f", min {size(info.size_min)}"
         if info.local_size is not None:
-            rf += f" · stride {_fmt(info.stride)}"
+            rf += f" · stride {pair(info.stride)}"
         lines.append(escape(rf))
         if info.shape is not None and info.dims:
-            lines.append(escape("map " + "×".join(str(info.shape[d]) for d in info.dims if d < len(info.shape))))
+            lines.append(escape("map " + pair([info.shape[d] for d in info.dims if d < len(info.shape)])))
     status, has_global = None, False
     if report is not None:
         has_global = any(e.status is Status.GLOBAL and e.is_layer for e in entries.values())
@@ -242,7 +217,7 @@ def to_dot(
     report = productivity(g, input_size, path=path) if input_size is not None else None
     groups, owner = _groups(g, depth)
     ids = {key: f"n{i}" for i, key in enumerate(groups)}
-    size_text = "×".join(map(str, report.input_size if report else g.input_size))
+    size_text = pair(report.input_size if report else g.input_size)
     if title is None:
         title = f"{g.model_name or 'model'}"
         if report is not None:

@@ -39,42 +39,6 @@ def _plain(v):
     return str(v)
 
 
-def _short(v, digits: int = 2) -> str:
-    if v is None or v == "inf" or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    if isinstance(v, float) and not v.is_integer():
-        return f"{v:.{digits}f}"
-    return str(int(v)) if isinstance(v, (int, float)) else str(v)
-
-
-def rf_label(row: dict) -> str:
-    """``"427×427"``, or ``"global (local 16×16)"`` for a layer that sees the whole input, from an
-    :func:`erf_rows` row (or its JSON form).
-
-    >>> rf_label({"is_global": True, "rf_local_h": 16, "rf_local_w": 16}), rf_label({"rf_h": 7, "rf_w": 5})
-    ('global (local 16×16)', '7×5')
-    """
-    if row.get("is_global"):
-        local = row.get("rf_local_h")
-        return "global" + (f" (local {_short(local)}×{_short(row.get('rf_local_w'))})" if local is not None else "")
-    return f"{_short(row.get('rf_h'))}×{_short(row.get('rf_w'))}"
-
-
-def ratio_label(row: dict) -> str:
-    """ERF/RF per axis, or for a global layer (whose RF is the input) ERF/input, labelled.
-
-    >>> ratio_label({"erf_rf_ratio_h": 0.5, "erf_rf_ratio_w": 0.25})
-    '0.50×0.25'
-    >>> ratio_label({"is_global": True, "erf_input_ratio_h": 0.9, "erf_input_ratio_w": 0.9})
-    '0.90×0.90 of the input'
-    """
-    if row.get("is_global") or row.get("erf_rf_ratio_h") is None:
-        if row.get("erf_input_ratio_h") is None:
-            return "–"
-        return f"{_short(row.get('erf_input_ratio_h'))}×{_short(row.get('erf_input_ratio_w'))} of the input"
-    return f"{_short(row.get('erf_rf_ratio_h'))}×{_short(row.get('erf_rf_ratio_w'))}"
-
-
 def run_header(result) -> dict:
     """What was run: model, weights actually used, images, input size, method, rfkit version."""
     import rfkit

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.report.formatting import num
 from rfkit.report.style import (
     _SPATIAL,
     COLORS,
@@ -14,7 +15,6 @@ from rfkit.report.style import (
     _is_random,
     _layer_name,
     _new_figure,
-    _num,
     _styled,
     save_figure,
 )
@@ -279,7 +279,7 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         ax.text(
             0.015,
             input_size[a] * 1.04,
-            f"input {_num(input_size[a])} px",
+            f"input {num(input_size[a])} px",
             transform=ax.get_yaxis_transform(),
             va="bottom",
             ha="left",
@@ -325,7 +325,7 @@ def rf_growth_figure(graph, result=None, *, axis=None):
             ax.axvline(x, color="#A8A8A8", linewidth=0.8, linestyle=(0, (1, 2)), zorder=0)
         if boundaries:  # output strides as tick labels on top, where nothing else is drawn
             top_axis = ax.secondary_xaxis("top")
-            top_axis.set_xticks([x for x, _ in boundaries], labels=[f"/{_num(st[a])}" for _, st in boundaries])
+            top_axis.set_xticks([x for x, _ in boundaries], labels=[f"/{num(st[a])}" for _, st in boundaries])
             top_axis.tick_params(labelsize=7, length=2, pad=1, colors=COLORS["input"])
             top_axis.set_xlabel("output stride", fontsize=7.5, color=COLORS["input"], labelpad=2)
         if measured:

@@ -8,11 +8,11 @@ HTML, a link, emphasis, an attribute list or a table column.
 from __future__ import annotations
 
 import html
-import math
 import re
 from pathlib import Path
 
-from rfkit.report.erf_files import erf_rows, ratio_label, rf_label
+from rfkit.report.formatting import pair, rf_label, size
+from rfkit.report.summary import LAYER, LEGEND, NOTES, summary_rows
 
 
 def one_line(text, limit: int | None = None) -> str:
@@ -61,30 +61,23 @@ def md_code(text) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _num(v, digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float) and math.isinf(v):
-        return "global"
-    if isinstance(v, float) and not v.is_integer():
-        return f"{v:.{digits}f}"
-    return str(int(v)) if isinstance(v, (int, float)) else str(v)
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table of cells that are already Markdown (escaped with :func:`md_text` /
+    :func:`md_code`).
 
-
-def _pair(values, sep: str = "×", digits: int = 2) -> str:
-    if values is None:
-        return "–"
-    values = tuple(values)
-    if len(set(values)) == 1 and sep == "×":
-        return f"{_num(values[0], digits)}{sep}{_num(values[0], digits)}" if values[0] is not None else "–"
-    return sep.join(_num(v, digits) for v in values)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table of cells that are already Markdown (escaped with :func:`md_text` / :func:`md_code`)."""
+    >>> md_table(["a", "b"], [["1", "`x`"]])
+    ['| a | b |', '|---|---|', '| 1 | `x` |']
+    """
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return out
+
+
+def _md_cell(column: str, text: str) -> str:
+    """A summary cell as Markdown: the layer name as code, a ``|`` in the notes escaped."""
+    if column == LAYER:
+        return md_code(text)
+    return text.replace("|", "\\|") if column == NOTES else text
 
 
 def _rel(path, folder: Path) -> str:
@@ -96,7 +89,7 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     import rfkit
 
     g = result.graph
-    size = "×".join(map(str, result.input_size))
+    input_size = pair(result.input_size)
     w = result.weights
     random = getattr(w, "kind", "") in ("random", "random-safe")
     lines = [f"# {md_text(result.model)}", ""]
@@ -107,9 +100,9 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
         f"| weights | {md_text(getattr(w, 'description', w))}"
         f"{' **(random: not a trained network)**' if random else ''} |",
         f"| images | {md_text(getattr(result.images, 'source', result.images))}, {result.num_images} used |",
-        f"| input size | {size} (h×w) |",
+        f"| input size | {input_size} (h×w) |",
         f"| ERF method | {result.method} (raw maps: mean over images of the per-image map) |",
-        f"| productivity at | {'×'.join(map(str, resolution))} |",
+        f"| productivity at | {pair(resolution)} |",
         f"| device | {result.device} |",
         f"| rfkit | {rfkit.__version__} |",
         "",
@@ -125,24 +118,20 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     lines += ["## Summary", ""]
     lines += [
         f"- RF of the last analysed layer ({md_code(final or '<output>')}): "
-        + (
-            f"global; local paths {_pair(info.local_size)} px"
-            if info.is_global and info.local_size
-            else f"{_pair(info.size)} px"
-        )
-        + f", stride {_pair(info.stride)}."
+        + rf_label(info.size, info.local_size, info.is_global, unit="px")
+        + f", stride {pair(info.stride)}."
     ]
     if out.is_global:
         lines += [
             "- The model's output is global (it sees the whole input)"
-            + (f"; its local paths see {_pair(out.local_size)} px." if out.local_size else ".")
+            + (f"; its local paths see {size(out.local_size, 'px')}." if out.local_size else ".")
         ]
     else:
-        lines += [f"- The model's output: RF {_pair(out.size)} px, stride {_pair(out.stride)}."]
-    lines += [f"- Productivity at {'×'.join(map(str, resolution))}: {prod.summary().split(': ', 1)[-1]}."]
+        lines += [f"- The model's output: RF {size(out.size, 'px')}, stride {pair(out.stride)}."]
+    lines += [f"- Productivity at {pair(resolution)}: {prod.summary().split(': ', 1)[-1]}."]
     lines += [
-        f"- Input resolution range (RFA): min {_pair(rng.min, '×')}, max {_pair(rng.max, '×')}; "
-        f"without global-context paths: max {_pair(rng_local.max, '×')}."
+        f"- Input resolution range (RFA): min {pair(rng.min)}, max {pair(rng.max, all_inf='unbounded')}; "
+        f"without global-context paths: max {pair(rng_local.max, all_inf='unbounded')}."
     ]
     if g.unsupported:
         ops = ", ".join(f"{md_text(u.op)} ×{u.count}" for u in g.unsupported)
@@ -152,53 +141,11 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     lines += ["## Effective receptive fields", ""]
     if "stages" in files:
         lines += [f"![ERF of every analysed layer, shared colour scale]({_rel(files['stages'], folder)})", ""]
-    header = [
-        "layer",
-        "status",
-        "unit",
-        "centre (y, x)",
-        "RF h×w",
-        "stride",
-        "ERF 95% h×w",
-        "ERF/RF",
-        "area ratio 0.5 (RepLKNet)",
-        "Gaussian σ y×x",
-        "R²",
-        "notes",
-    ]
-    rows = []
-    for layer, row in zip(result.layers, erf_rows(result, statuses)):
-        info = result.rf(layer)
-        m = result.metrics.get(layer)
-        d = m.as_dict() if m is not None else {}
-        notes = "; ".join(getattr(m, "warnings", ()) or ()) if m is not None else ""
-        if d and not d.get("gauss_like"):
-            notes = "; ".join(x for x in (notes, f"not Gaussian-like ({d.get('gauss_reason')})") if x)
-        rows.append(
-            [
-                md_code(layer or "<output>"),
-                statuses.get(layer, ""),
-                _pair(result.unit[layer], ", "),
-                _pair(result.center[layer], ", ", 1),
-                rf_label(row),
-                _pair(info.stride),
-                f"{_num(d.get('erf_side_h'))}×{_num(d.get('erf_side_w'))}",
-                ratio_label(row),
-                _num(d.get("area_ratio_0.5"), 4),
-                f"{_num(d.get('gauss_sigma_y'), 1)}×{_num(d.get('gauss_sigma_x'), 1)}",
-                _num(d.get("gauss_r2"), 3),
-                notes.replace("|", "\\|"),
-            ]
-        )
-    lines += _table(header, rows) + [""]
-    lines += [
-        "Metrics are centred on the measured unit's analytic RF centre. ERF 95%: the centred interval "
-        "per axis holding 95% of the map's mass; ERF/RF: that over the analytic RF size (over the input size for "
-        "global layers, whose RF is the whole input). Area ratio: "
-        "RepLKNet's high-contribution area at threshold 0.5 of log10(map + 1) / max, on a box around "
-        "the unit's centre. Full columns: `erf.csv`, `metrics.json`.",
-        "",
-    ]
+    rows = summary_rows(result, statuses)
+    header = list(rows[0]) if rows else []
+    cells = [[_md_cell(k, c) for k, c in r.items()] for r in rows]
+    lines += md_table(header, cells) + [""]
+    lines += [LEGEND + " Full columns: `erf.csv`, `metrics.json`.", ""]
     for layer in result.layers:
         key = f"overlay:{layer}"
         if key in files:

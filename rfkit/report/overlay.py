@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.report.formatting import num, pair
 from rfkit.report.style import (
     COLORS,
     FLOOR,
@@ -22,8 +23,6 @@ from rfkit.report.style import (
     _method,
     _new_figure,
     _norm_and_bar,
-    _num,
-    _pair,
     _rf_text,
     _stroke,
     _styled,
@@ -185,7 +184,7 @@ def overlay_figure(
                 )
             )
         if glob:
-            local = f"; local paths {_pair(info.local_size)} px" if info.local_size else ""
+            local = f"; local paths {pair(info.local_size)} px" if info.local_size else ""
             ax.add_patch(
                 rf_rectangle(
                     ((0, H - 1), (0, W - 1)),
@@ -224,11 +223,11 @@ def overlay_figure(
                         linestyle=(0, (3, 1.5)),
                         gid="local-rf-box",
                         **style,
-                        label=f"RF of the local paths, {_pair(info.local_size)} px",
+                        label=f"RF of the local paths, {pair(info.local_size)} px",
                     )
                 )
             else:
-                label = f"analytic RF of the unit, {_pair(info.size)} px"
+                label = f"analytic RF of the unit, {pair(info.size)} px"
                 if beyond and not full_rf:
                     label += " (clipped: extends beyond the input)"
                 elif beyond:
@@ -248,7 +247,7 @@ def overlay_figure(
             path_effects=_stroke(4.0),
             zorder=7,
             gid="rf-center",
-            label=f"RF centre of unit {unit}: (y, x) = ({_num(cy)}, {_num(cx)})",
+            label=f"RF centre of unit {unit}: (y, x) = ({num(cy)}, {num(cx)})",
         )
 
         if draw_fit:

@@ -26,8 +26,10 @@ from pathlib import Path
 from rfkit.errors import RFKitError, RFKitWarning
 from rfkit.io import atomic_write_text, make_temp_dir, safe_name
 from rfkit.report.analyze import DONE_MARKER
-from rfkit.report.erf_files import layer_filename, ratio_label, rf_label
+from rfkit.report.erf_files import layer_filename
+from rfkit.report.formatting import pair
 from rfkit.report.markdown import md_code, md_text, one_line
+from rfkit.report.summary import ERF, ERF_RF, RF, summary_row
 
 COPIED = ("report.md", "layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
 SITE_MARKER = ".rfkit-site"
@@ -201,14 +203,6 @@ def _copy_analysis(a: Analysis, dest: Path) -> None:
         _copy_regular(a.folder / rel, dest / ("index.md" if rel == "report.md" else rel))
 
 
-def _fmt(v, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}" if not v.is_integer() else str(int(v))
-    return str(v)
-
-
 def _link(a: Analysis) -> str:
     return f"[{md_text(a.model)}](models/{a.name}/index.md)"
 
@@ -220,23 +214,23 @@ def _home(analyses: list[Analysis], title: str) -> str:
         f"{len(analyses)} model(s) analysed with rfkit. Each page holds the full report; "
         "[the comparison](compare.md) puts the same layers side by side.",
         "",
-        "| model | weights | input | final layer | RF | ERF 95% | ERF/RF | productivity |",
+        f"| model | weights | input | final layer | RF | ERF 95% | {ERF_RF} | productivity |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for a in analyses:
         h = a.header
-        last = a.rows[-1] if a.rows else {}
+        last = summary_row(a.rows[-1]) if a.rows else {}
         prod = ", ".join(f"{n} {s}" for s, n in (h.get("productivity") or {}).items() if n)
         weights = h.get("weights_kind") or h.get("weights", "")
-        size = "×".join(map(str, h.get("input_size", [])))
+        size = pair(h.get("input_size")) if h.get("input_size") else ""
         cells = [
             _link(a),
             md_text(weights),
             md_text(size),
             md_code(last.get("layer", "–")),
-            md_text(rf_label(last)),
-            md_text(f"{_fmt(last.get('erf_side_h'))}×{_fmt(last.get('erf_side_w'))}"),
-            md_text(ratio_label(last)),
+            md_text(last.get(RF, "–")),
+            md_text(last.get(ERF, "–")),
+            md_text(last.get(ERF_RF, "–")),
             md_text(prod),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -292,15 +286,16 @@ def _compare(analyses: list[Analysis], docs: Path, per_row: int = 4) -> str:
                 "| "
                 + " | ".join(f"![{md_text(a.model)} {md_text(row['layer'])}]({img})" for a, row, img in chunk)
                 + " |",
-                "| "
-                + " | ".join(
-                    f"{md_code(row['layer'])}: RF {md_text(rf_label(row))}, ERF/RF {md_text(ratio_label(row))}"
-                    for _, row, _ in chunk
-                )
-                + " |",
+                "| " + " | ".join(_caption(row) for _, row, _ in chunk) + " |",
                 "",
             ]
     return "\n".join(lines) + "\n"
+
+
+def _caption(row: dict) -> str:
+    """The line under a figure of the comparison page: layer, RF and ERF/RF."""
+    cells = summary_row(row)
+    return f"{md_code(row['layer'])}: RF {md_text(cells[RF])}, ERF/RF {md_text(cells[ERF_RF])}"
 
 
 _LOOKALIKE = str.maketrans({"<": "‹", ">": "›", "&": "＆", '"': "”", "'": "’"})

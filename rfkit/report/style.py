@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.report.formatting import pair, ratio, rf_label
+
 #: Resolution of saved raster files.
 DPI = 150
 #: Lowest value of ``map / max`` shown on the log scale: three decades.
@@ -183,28 +185,6 @@ def _stroke(width: float):
 
 
 # ---------------------------------------------------------------------------------------- formatting
-
-
-def _num(v) -> str:
-    if v is None:
-        return "?"
-    v = float(v)
-    if math.isnan(v):
-        return "?"
-    if math.isinf(v):
-        return "∞"
-    return f"{v:.0f}" if v == round(v) else f"{round(v, 2):g}"
-
-
-def _pair(vals, unit: str = "") -> str:
-    """``43×43 px`` (h×w)."""
-    return "×".join(_num(v) for v in vals) + (f" {unit}" if unit else "")
-
-
-def _ratio(vals) -> str:
-    """``0.77`` when both axes agree to 2 digits, else ``0.77×0.75 (h×w)``."""
-    txt = [f"{v:.2f}" if v is not None and math.isfinite(v) else "?" for v in vals]
-    return txt[0] if len(set(txt)) == 1 else "×".join(txt) + " (h×w)"
 
 
 def _layer_name(layer: str) -> str:
@@ -438,11 +418,7 @@ def _extent(H: int, W: int) -> tuple[float, float, float, float]:
 def _rf_text(info) -> str:
     if info.unknown:
         return "RF unknown"
-    stride = f"stride {_pair(info.stride)}" if len(set(info.stride)) > 1 else f"stride {_num(info.stride[0])}"
-    if info.is_global:
-        local = f" (local path {_pair(info.local_size)} px)" if info.local_size else ""
-        return f"RF global{local}, {stride}"
-    return f"RF {_pair(info.size, 'px')}, {stride}"
+    return f"RF {rf_label(info.size, info.local_size, info.is_global, unit='px')}, stride {pair(info.stride)}"
 
 
 def _erf_text(info, metrics, short: bool = False) -> str:
@@ -452,12 +428,12 @@ def _erf_text(info, metrics, short: bool = False) -> str:
     if e.side[0] is None:
         return "ERF: the map is all zero"
     if info.is_global or not all(math.isfinite(v) for v in info.size):
-        ratio = f"ERF/input {_ratio(e.input_ratio)}"
+        text = f"ERF/input {ratio(e.input_ratio)}"
     else:
-        ratio = f"ERF/RF {_ratio(e.ratio)}"
+        text = f"ERF/RF {ratio(e.ratio)}"
     if short:
-        return ratio
-    return f"ERF {_pair(e.side, 'px')} ({e.mass:.0%} mass) · {ratio}"
+        return text
+    return f"ERF {pair(e.side, unit='px')} ({e.mass:.0%} mass) · {text}"
 
 
 def _close(fig) -> None:

@@ -1,0 +1,114 @@
+"""The ERF summary row: one measured layer as the cells ``rfkit erf`` prints, ``report.md`` tabulates and the
+site shows, built in one place from the numeric row of :func:`rfkit.report.erf_files.erf_rows` (or the same
+row read back from ``metrics.json``)."""
+
+from __future__ import annotations
+
+from rfkit.report.formatting import MISSING, fixed, pair, ratio, rf_label
+
+LAYER = "layer"
+STATUS = "status"
+UNIT = "unit"
+CENTRE = "centre (y, x)"
+RF = "RF h×w"
+STRIDE = "stride"
+ERF = "ERF 95% h×w"
+ERF_RF = "ERF/RF (h, w)"
+AREA = "area ratio 0.5 (RepLKNet)"
+SIGMA = "Gaussian σ y×x"
+R2 = "R²"
+NOTES = "notes"
+
+COLUMNS = (LAYER, STATUS, UNIT, CENTRE, RF, STRIDE, ERF, ERF_RF, AREA, SIGMA, R2, NOTES)
+"""Every column of the summary, in order (``status`` only when the row has one)."""
+
+LEGEND = (
+    "Metrics are centred on the measured unit's analytic RF centre. ERF 95%: the centred interval per axis "
+    "holding 95% of the map's mass; ERF/RF: that over the analytic RF size, per axis (over the input size for "
+    "global layers, whose RF is the whole input). Area ratio: RepLKNet's high-contribution area at threshold "
+    "0.5 of log10(map + 1) / max, on a box around the unit's centre."
+)
+"""What the metric columns mean (printed under the table)."""
+
+
+def rf_cell(row: dict) -> str:
+    """The analytic RF of a row: ``7×7``, ``global (local 16×16)``, ``?×?`` when unknown.
+
+    >>> rf_cell({"rf_h": 7, "rf_w": 5}), rf_cell({"is_global": True, "rf_local_h": 16, "rf_local_w": 16})
+    ('7×5', 'global (local 16×16)')
+    """
+    local = (row.get("rf_local_h"), row.get("rf_local_w"))
+    return rf_label((row.get("rf_h"), row.get("rf_w")), local, bool(row.get("is_global")))
+
+
+def ratio_cell(row: dict) -> str:
+    """ERF/RF per axis, or for a global layer (whose RF is the input) ERF/input, labelled.
+
+    >>> ratio_cell({"erf_rf_ratio_h": 0.5, "erf_rf_ratio_w": 0.25})
+    '0.50, 0.25'
+    >>> ratio_cell({"is_global": True, "erf_input_ratio_h": 0.9, "erf_input_ratio_w": 0.9})
+    '0.90, 0.90 of the input'
+    """
+    if row.get("is_global") or row.get("erf_rf_ratio_h") is None:
+        return ratio((row.get("erf_input_ratio_h"), row.get("erf_input_ratio_w")), of="of the input")
+    return ratio((row.get("erf_rf_ratio_h"), row.get("erf_rf_ratio_w")))
+
+
+def notes_cell(row: dict) -> str:
+    """The map's warnings and, when the Gaussian fit is not Gaussian-like, why; ``; ``-separated.
+
+    >>> notes_cell({"warnings": "off centre | collapsed", "gauss_like": False, "gauss_reason": "R² 0.5 < 0.9"})
+    'off centre; collapsed; not Gaussian-like (R² 0.5 < 0.9)'
+    """
+    notes = [w for w in str(row.get("warnings") or "").split(" | ") if w]
+    if row.get("gauss_like") is False:
+        notes.append(f"not Gaussian-like ({row.get('gauss_reason')})")
+    return "; ".join(notes)
+
+
+def summary_row(row: dict) -> dict[str, str]:
+    """The cells of one measured layer, by column (:data:`COLUMNS`; ``status`` only when ``row`` has one).
+
+    Parameters
+    ----------
+    row : dict
+        A row of :func:`~rfkit.report.erf_files.erf_rows`, or of ``metrics.json``'s ``layers``.
+
+    Returns
+    -------
+    dict[str, str]
+        Plain text: escape it for Markdown or a terminal where it is shown.
+
+    Examples
+    --------
+    >>> row = {"layer": "2", "unit_h": 4, "unit_w": 4, "center_y": 8.0, "center_x": 8.0, "rf_h": 7, "rf_w": 7,
+    ...        "stride_h": 2, "stride_w": 2, "erf_side_h": 7, "erf_side_w": 7, "erf_rf_ratio_h": 1.0,
+    ...        "erf_rf_ratio_w": 1.0, "area_ratio_0.5": 0.09765625, "gauss_sigma_y": 2.21, "gauss_sigma_x": 2.19,
+    ...        "gauss_r2": 0.76, "gauss_like": False, "gauss_reason": "R² 0.760 < 0.9"}
+    >>> list(summary_row(row).values())  # doctest: +NORMALIZE_WHITESPACE
+    ['2', '4, 4', '8, 8', '7×7', '2×2', '7×7', '1.00, 1.00', '0.0977', '2.2×2.2', '0.760',
+     'not Gaussian-like (R² 0.760 < 0.9)']
+    """
+    cells = {LAYER: str(row.get("layer", MISSING))}
+    if "status" in row:
+        cells[STATUS] = str(row.get("status") or "")
+    cells |= {
+        UNIT: pair((row.get("unit_h"), row.get("unit_w")), ", "),
+        CENTRE: pair((row.get("center_y"), row.get("center_x")), ", "),
+        RF: rf_cell(row),
+        STRIDE: pair((row.get("stride_h"), row.get("stride_w"))),
+        ERF: pair((row.get("erf_side_h"), row.get("erf_side_w"))),
+        ERF_RF: ratio_cell(row),
+        AREA: fixed(row.get("area_ratio_0.5"), 4),
+        SIGMA: f"{fixed(row.get('gauss_sigma_y'), 1)}×{fixed(row.get('gauss_sigma_x'), 1)}",
+        R2: fixed(row.get("gauss_r2"), 3),
+        NOTES: notes_cell(row),
+    }
+    return cells
+
+
+def summary_rows(result, statuses: dict | None = None) -> list[dict[str, str]]:
+    """:func:`summary_row` of every measured layer of an :class:`~rfkit.erf.result.ERFResult`."""
+    from rfkit.report.erf_files import erf_rows
+
+    return [summary_row(row) for row in erf_rows(result, statuses)]
