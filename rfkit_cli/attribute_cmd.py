@@ -3,46 +3,31 @@ report.md."""
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rfkit.report.formatting import MISSING, mean, pair
+from rfkit.report.formatting import pair
 from rfkit_cli.erf_cmd import print_warnings
 from rfkit_cli.graph_cmd import parse_input_size
 
 
 def attribution_table(result, console: Console) -> None:
-    """One row per method (completeness, RF-window check, faithfulness, sanity), then each image's target."""
+    """One row per method (:func:`rfkit.report.attribution_files.method_summary`), then each image's target."""
+    from rfkit.report.attribution_files import METHOD_COLUMNS, method_summary
+
     table = Table(
         title=f"Contribution maps of {escape(str(result.model))} @ {pair(result.input_size)}"
         f" ({result.num_images} images)"
     )
-    for col in ("method", "completeness err.", "outside RF", "deletion AUC", "insertion AUC", "sanity corr."):
+    for col in METHOD_COLUMNS:
         table.add_column(col, overflow="fold")
-    for m in result.methods:
-        aucs = result.faithfulness.get(m)
-        check = result.sanity.get(m)
-        outside = result.outside_rf.get(m)
-        sanity = (
-            MISSING
-            if check is None or not math.isfinite(check.mean)
-            else f"{check.mean:.2f}" + ("" if check.model_sensitive else " (not model-sensitive)")
-        )
-        table.add_row(
-            escape(m),
-            mean(result.completeness[m]) if m in result.completeness else MISSING,
-            f"{np.max(outside):.3g}" if outside is not None else MISSING,
-            mean(aucs[:, 0]) if aucs is not None else MISSING,
-            mean(aucs[:, 1]) if aucs is not None else MISSING,
-            sanity,
-        )
+    for row in method_summary(result):
+        table.add_row(*(escape(cell) for cell in row.values()))
     console.print(table)
     for i, t in enumerate(result.targets):
         console.print(f"{result.labels[i]}: target {t.label}, score {result.scores[i]:.4g}", markup=False)

@@ -111,3 +111,62 @@ def test_cli_report_and_site_print_the_same_summary_cells(tiny, tmp_path):
     home = (tmp_path / "site" / "docs" / "index.md").read_text()
     assert "| 16×16 | `2` | 7×7 | 7×7 | 1.00, 1.00 |" in home
     assert "`2`: RF 7×7, ERF/RF 1.00, 1.00" in (tmp_path / "site" / "docs" / "compare.md").read_text()
+
+
+# ------------------------------------------------------------------------------- shared files, style API
+
+
+def test_no_module_imports_another_modules_private_names():
+    """Report and CLI modules use the public API of the modules they import (no ``from rfkit.x import _helper``)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for path in [*(root / "rfkit" / "report").rglob("*.py"), *(root / "rfkit_cli").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("rfkit", "rfkit_cli")):
+                offenders += [f"{path.relative_to(root)}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert offenders == []
+
+
+def test_output_folders_share_one_refusal_and_one_manifest_reader(tmp_path):
+    import re
+
+    from rfkit.io import OutputError
+    from rfkit.report.files import check_output_folder, read_manifest
+
+    own = re.compile(r"a\.csv|maps/[a-z]+\.npy")
+    assert read_manifest(tmp_path / "none.json", own) == set()
+    (tmp_path / "m.json").write_text('{"files": ["a.csv", "maps/x.npy", "../evil", 3]}')
+    assert read_manifest(tmp_path / "m.json", own) == {"a.csv", "maps/x.npy"}
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert read_manifest(tmp_path / "bad.json", own) is None
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "run.json").write_text("{}")
+    for command in ("rfkit erf", "rfkit attribute"):
+        for target in (report, report / "sub"):
+            with pytest.raises(OutputError, match=f"finished `rfkit analyze` report.*{command} does not write"):
+                check_output_folder(target, command, [], set(), "m.json")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.csv").write_text("mine?")
+    with pytest.raises(OutputError, match="already holds a.csv that rfkit did not write"):
+        check_output_folder(out, "rfkit erf", ["a.csv"], set(), "m.json")
+    assert check_output_folder(out, "rfkit erf", ["a.csv"], {"a.csv"}, "m.json") == out
+    with pytest.raises(OutputError, match="m.json was not written by rfkit attribute"):
+        check_output_folder(out, "rfkit attribute", ["a.csv"], None, "m.json")
+    (out / "maps").write_text("a file where a folder goes")
+    with pytest.raises(OutputError, match="maps is not a folder"):
+        check_output_folder(out, "rfkit erf", [], set(), "m.json", subfolders=("maps",))
+
+
+def test_labels_flag_random_weights_from_any_form():
+    from types import SimpleNamespace
+
+    from rfkit.report.labels import is_random, suspect_warnings
+
+    weights = SimpleNamespace(kind="random", description="random init")  # a WeightsInfo, as far as labels care
+    assert is_random(weights) and is_random(SimpleNamespace(weights=weights)) and is_random("random-safe")
+    assert not is_random(SimpleNamespace(kind="pretrained")) and not is_random(None)
+    assert suspect_warnings(["center_outside_image: x", "off_center: y"]) == ["off_center: y"]

@@ -398,8 +398,8 @@ def _replace(tmp: Path, final: Path, model) -> None:
 
 def run_header(result, resolution, prod, rng, rng_local) -> dict:
     """What was run and the headline numbers (``run.json``)."""
-    from rfkit.report.erf_files import _plain
     from rfkit.report.erf_files import run_header as erf_header
+    from rfkit.report.files import plain as _plain
 
     header = erf_header(result)
     header.update(

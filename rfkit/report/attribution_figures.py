@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rfkit.report.style import COLORS, _image_gray, _new_figure, _stroke, _styled, rf_rectangle, save_figure
+from rfkit.report.labels import is_random
+from rfkit.report.style import COLORS, image_gray, new_figure, outline, rf_rectangle, save_figure, styled
 
 #: Percentile of ``|map|`` over a column that the column is divided by.
 SCALE_PERCENTILE = 99.0
@@ -91,7 +92,7 @@ def _footer(result, scales: dict) -> list[tuple[str, str]]:
         lines.append(
             ("blue box: the unit's analytic RF window (gradient maps must be zero outside it)", COLORS["note"])
         )
-    if getattr(w, "kind", None) in ("random", "random-safe"):
+    if is_random(w):
         lines.append(
             (f"RANDOM WEIGHTS ({w.kind}): not a trained model; maps of trained weights differ", COLORS["warning"])
         )
@@ -124,7 +125,7 @@ def _colorbars(body, axes, signed: bool, cam: bool) -> None:
         bar.set_label(label)
 
 
-@_styled
+@styled
 def attribution_grid(result, *, max_images: int | None = None):
     """The grid figure of ``result`` (a :class:`matplotlib.figure.Figure`; save it with
     :func:`rfkit.report.style.save_figure`).
@@ -143,11 +144,11 @@ def attribution_grid(result, *, max_images: int | None = None):
     H, W = result.input_size
     cols = 1 + len(methods)
     footer = _footer(result, scales)
-    fig, body = _new_figure((PANEL_IN * cols + 0.9, PANEL_IN * n * H / W + 1.2), footer)
+    fig, body = new_figure((PANEL_IN * cols + 0.9, PANEL_IN * n * H / W + 1.2), footer)
     axes = np.atleast_2d(body.subplots(n, cols, squeeze=False))
     for i in range(n):
         picture = display_image(result.images[i], result.data_config)
-        grey = _image_gray(result.images[i], (H, W))
+        grey = image_gray(result.images[i], (H, W))
         for j, ax in enumerate(axes[i]):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -161,7 +162,7 @@ def attribution_grid(result, *, max_images: int | None = None):
             if result.window is not None:
                 ax.add_patch(
                     rf_rectangle(
-                        result.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, path_effects=_stroke(2.2)
+                        result.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, path_effects=outline(2.2)
                     )
                 )
                 ax.set_xlim(-0.5, W - 0.5)

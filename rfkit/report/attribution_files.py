@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from rfkit.io import OutputError, atomic_path, atomic_write_text, check_writable, safe_name
-from rfkit.report.erf_files import _foreign, _plain
+from rfkit.io import atomic_path, atomic_write_text, safe_name
+from rfkit.report.files import check_output_folder, plain, read_manifest, remove_stale
+from rfkit.report.files import run_header as base_header
+from rfkit.report.formatting import MISSING, fixed, mean
+from rfkit.report.labels import is_random
+from rfkit.report.markdown import md_code, md_table, md_text
 
 MANIFEST = "attribution.json"
 _OWN_NAME = re.compile(r"attribution\.csv|report\.md|figures/grid\.png|maps/[A-Za-z0-9_.-]+\.npy")
@@ -44,22 +47,6 @@ def _planned(methods) -> list[str]:
     return ["attribution.csv", "report.md", "figures/grid.png", *(f"maps/{method_filename(m)}.npy" for m in methods)]
 
 
-def _listed(folder: Path) -> set[str] | None:
-    """The files an earlier run listed in ``folder/attribution.json``; None when the file is there but is not
-    rfkit's (unreadable, or without a ``files`` list)."""
-    path = folder / MANIFEST
-    if not os.path.lexists(path):
-        return set()
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and not path.is_symlink() else None
-    except (OSError, ValueError):
-        doc = None
-    files = doc.get("files") if isinstance(doc, dict) else None
-    if not isinstance(files, list):
-        return None
-    return {f for f in files if isinstance(f, str) and _OWN_NAME.fullmatch(f)}
-
-
 def check_attribution_folder(folder, methods=()) -> Path:
     """Make sure :func:`save_attribution` can write the files of ``methods`` into ``folder``; returns it.
 
@@ -69,55 +56,23 @@ def check_attribution_folder(folder, methods=()) -> Path:
         The folder cannot be written, holds a finished ``rfkit analyze`` report, or holds one of the file
         names rfkit would write (or an ``attribution.json``) that rfkit did not write there.
     """
-    from rfkit.report.analyze import DONE_MARKER
-
     folder = Path(folder)
-    for f in (folder, folder.parent):
-        if os.path.lexists(f / DONE_MARKER):
-            raise OutputError(
-                f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit attribute does not "
-                "write into it: choose another --out"
-            )
-    check_writable(folder)
-    for sub in ("maps", "figures"):
-        if os.path.lexists(folder / sub) and ((folder / sub).is_symlink() or not (folder / sub).is_dir()):
-            raise OutputError(f"{folder / sub} is not a folder rfkit wrote; choose another --out, or move it away")
-    mine = _listed(folder)
-    if mine is None:
-        raise OutputError(
-            f"{folder / MANIFEST} was not written by rfkit attribute; choose another --out, or move it away"
-        )
-    foreign = _foreign(folder, _planned(methods), mine)
-    if foreign:
-        raise OutputError(
-            f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
-            "them); rfkit does not overwrite them: choose another --out, or move them away"
-        )
-    return folder
+    listed = read_manifest(folder / MANIFEST, _OWN_NAME)
+    return check_output_folder(
+        folder, "rfkit attribute", _planned(methods), listed, MANIFEST, subfolders=("maps", "figures")
+    )
 
 
 def run_header(result) -> dict:
     """What was run: model, weights, images, input size, targets, methods, CAM layer, settings, RF window."""
-    import rfkit
-
-    w = result.weights
     return {
-        "model": result.model,
-        "weights": getattr(w, "description", str(w)),
-        "weights_kind": getattr(w, "kind", None),
-        "images": result.source,
-        "num_images": result.num_images,
-        "input_size": list(result.input_size),
-        "data_config": _plain(result.data_config),
+        **base_header(result, source=result.source),
         "targets": [t.label for t in result.targets],
         "methods": result.methods,
         "cam_layer": result.cam_layer,
         "cam_note": result.cam_note,
-        "settings": _plain(result.settings.as_dict()),
-        "rf_window": _plain(result.window),
-        "device": result.device,
-        "rfkit_version": rfkit.__version__,
-        "warnings": list(result.warnings),
+        "settings": plain(result.settings.as_dict()),
+        "rf_window": plain(result.window),
     }
 
 
@@ -138,7 +93,7 @@ def save_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
     import pandas as pd
 
     folder = check_attribution_folder(folder, result.methods)
-    before = _listed(folder) or set()
+    before = read_manifest(folder / MANIFEST, _OWN_NAME) or set()
     planned = set(_planned(result.methods)) - (set() if figure else {"figures/grid.png"})
     _write_manifest(folder, result, before | planned)  # first: a run killed while writing still owns its files
     written: dict[str, Path] = {}
@@ -154,46 +109,56 @@ def save_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
         written["figure"] = save_grid(result, folder / "figures" / "grid.png")
     written["report"] = atomic_write_text(folder / "report.md", report_markdown(result, written, folder))
     mine = {p.relative_to(folder).as_posix() for p in written.values()}
-    for stale in sorted(before - mine):  # maps of methods an earlier run into this folder had
-        path = folder / stale
-        if path.is_file() and not path.is_symlink():
-            path.unlink()
+    remove_stale(folder, before, mine)  # maps of methods an earlier run into this folder had
     _write_manifest(folder, result, mine)
     written["manifest"] = folder / MANIFEST
     return written
 
 
-def _mean(values) -> str:
-    a = np.asarray(values, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    return f"{a.mean():.3g}" if a.size else "–"
+METHOD_COLUMNS = (
+    "method",
+    "completeness error (mean)",
+    "outside RF window (max)",
+    "deletion AUC",
+    "insertion AUC",
+    "sanity rank corr.",
+    "model-sensitive",
+)
+"""The columns of :func:`method_summary`."""
 
 
-def _method_rows(result) -> list[list[str]]:
-    from rfkit.report.markdown import md_code
-
+def method_summary(result) -> list[dict[str, str]]:
+    """One row of plain-text cells per method (:data:`METHOD_COLUMNS`): mean completeness error, largest
+    share outside the RF window, mean deletion and insertion AUCs, sanity rank correlation and whether the
+    maps depend on the model; ``–`` where not computed. ``rfkit attribute`` prints these rows and
+    ``report.md`` tabulates them."""
     rows = []
     for m in result.methods:
         aucs = result.faithfulness.get(m)
         check = result.sanity.get(m)
         outside = result.outside_rf.get(m)
-        rows.append(
-            [
-                md_code(m),
-                _mean(result.completeness[m]) if m in result.completeness else "–",
-                f"{np.max(outside):.3g}" if outside is not None else "–",
-                _mean(aucs[:, 0]) if aucs is not None else "–",
-                _mean(aucs[:, 1]) if aucs is not None else "–",
-                f"{check.mean:.2f}" if check is not None and math.isfinite(check.mean) else "–",
-                ("yes" if check.model_sensitive else "**no**") if check is not None else "–",
-            ]
-        )
+        cells = [
+            m,
+            mean(result.completeness[m]) if m in result.completeness else MISSING,
+            f"{np.max(outside):.3g}" if outside is not None else MISSING,
+            mean(aucs[:, 0]) if aucs is not None else MISSING,
+            mean(aucs[:, 1]) if aucs is not None else MISSING,
+            fixed(check.mean) if check is not None and math.isfinite(check.mean) else MISSING,
+            ("yes" if check.model_sensitive else "no") if check is not None else MISSING,
+        ]
+        rows.append(dict(zip(METHOD_COLUMNS, cells)))
     return rows
+
+
+def _md_method_cells(row: dict[str, str]) -> list[str]:
+    cells = list(row.values())
+    cells[0] = md_code(cells[0])
+    cells[-1] = "**no**" if cells[-1] == "no" else cells[-1]
+    return cells
 
 
 def report_markdown(result, files: dict, folder: Path) -> str:
     """The Markdown text of ``report.md`` (links relative to ``folder``)."""
-    from rfkit.report.markdown import md_code, md_table, md_text
 
     w = result.weights
     H, W = result.input_size
@@ -220,23 +185,12 @@ def report_markdown(result, files: dict, folder: Path) -> str:
         f"SmoothGrad noise {s.noise:g} of the input range, {s.samples} samples; Blur IG up to sigma "
         f"{md_text(s.blur_sigma or 'default')}; batch {s.batch_size}; device {md_text(result.device)}"
     )
-    if getattr(w, "kind", None) in ("random", "random-safe"):
+    if is_random(w):
         lines += ["", "> **Random weights**: not a trained model; maps of trained weights differ."]
     if "figure" in files:
         lines += ["", f"![Contribution maps]({files['figure'].relative_to(folder).as_posix()})"]
     lines += ["", "## Methods", ""]
-    lines += md_table(
-        [
-            "method",
-            "completeness error (mean)",
-            "outside RF window (max)",
-            "deletion AUC",
-            "insertion AUC",
-            "sanity rank corr.",
-            "model-sensitive",
-        ],
-        _method_rows(result),
-    )
+    lines += md_table(list(METHOD_COLUMNS), [_md_method_cells(r) for r in method_summary(result)])
     lines += ["", "## Images", ""]
     lines += md_table(
         ["image", "label", "target", "score"],

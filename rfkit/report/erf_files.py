@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from rfkit.io import OutputError, atomic_path, atomic_write_text, check_writable
+from rfkit.io import atomic_path, atomic_write_text
+from rfkit.report.files import check_output_folder, plain, read_manifest, remove_stale
+from rfkit.report.files import run_header as base_header
 
 
 def layer_filename(layer: str) -> str:
@@ -24,39 +25,9 @@ def layer_filename(layer: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", layer) or "output"
 
 
-def _plain(v):
-    """JSON-friendly: tuples to lists, numpy scalars to Python, non-finite floats to None."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    return str(v)
-
-
 def run_header(result) -> dict:
     """What was run: model, weights actually used, images, input size, method, rfkit version."""
-    import rfkit
-
-    w = result.weights
-    return {
-        "model": result.model,
-        "weights": getattr(w, "description", str(w)),
-        "weights_kind": getattr(w, "kind", None),
-        "method": result.method,
-        "images": getattr(result.images, "source", str(result.images)),
-        "num_images": result.num_images,
-        "input_size": list(result.input_size),
-        "data_config": _plain(result.data_config),
-        "device": result.device,
-        "rfkit_version": rfkit.__version__,
-        "warnings": list(result.warnings),
-    }
+    return {**base_header(result), "method": result.method}
 
 
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:
@@ -103,7 +74,7 @@ def write_erf_files(result, folder, statuses: dict | None = None) -> dict[str, P
     written = {}
     rows = erf_rows(result, statuses)
     written["csv"] = atomic_write_text(folder / "erf.csv", pd.DataFrame(rows).to_csv(index=False))
-    doc = {"run": run_header(result), "layers": {r["layer"]: _plain(r) for r in rows}}
+    doc = {"run": run_header(result), "layers": {r["layer"]: plain(r) for r in rows}}
     written["json"] = atomic_write_text(folder / "metrics.json", json.dumps(doc, indent=2) + "\n")
     for layer in result.layers:
         path = folder / "maps" / f"{layer_filename(layer)}.npy"
@@ -118,25 +89,9 @@ _OWN_NAME = re.compile(r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy")
 
 
 def _manifest(folder: Path) -> set[str]:
-    """The files an earlier :func:`save_erf` wrote in ``folder`` (relative paths of rfkit's own names)."""
-    path = folder / MANIFEST
-    if path.is_symlink() or not path.is_file():
-        return set()
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    files = doc.get("files") if isinstance(doc, dict) else None
-    return {f for f in files if isinstance(f, str) and _OWN_NAME.fullmatch(f)} if isinstance(files, list) else set()
-
-
-def _foreign(folder: Path, names, mine: set[str]) -> list[str]:
-    """Those of ``names`` that exist in ``folder`` but rfkit did not write (or that are not plain files)."""
-    return [
-        n
-        for n in names
-        if os.path.lexists(folder / n) and (n not in mine or (folder / n).is_symlink() or not (folder / n).is_file())
-    ]
+    """The files an earlier :func:`save_erf` wrote in ``folder`` (relative paths of rfkit's own names); an
+    unreadable manifest lists none."""
+    return read_manifest(folder / MANIFEST, _OWN_NAME) or set()
 
 
 def check_erf_folder(folder, layers=()) -> Path:
@@ -146,27 +101,9 @@ def check_erf_folder(folder, layers=()) -> Path:
     one line) when it cannot be written, holds a finished ``rfkit analyze`` report (``run.json``), or already
     holds an ``erf.csv``, ``metrics.json`` or ``maps/<layer>.npy`` that rfkit did not write there.
     """
-    from rfkit.report.analyze import DONE_MARKER
-
     folder = Path(folder)
-    for f in (folder, folder.parent):
-        if os.path.lexists(f / DONE_MARKER):
-            raise OutputError(
-                f"{f} holds a finished `rfkit analyze` report ({DONE_MARKER}); rfkit erf does not write "
-                "into it: choose another --out"
-            )
-    check_writable(folder)
-    maps = folder / "maps"
-    if os.path.lexists(maps) and (maps.is_symlink() or not maps.is_dir()):
-        raise OutputError(f"{maps} is not a folder rfkit wrote; choose another --out, or move it away")
     names = ["erf.csv", "metrics.json", *(f"maps/{layer_filename(x)}.npy" for x in layers)]
-    foreign = _foreign(folder, names, _manifest(folder))
-    if foreign:
-        raise OutputError(
-            f"{folder} already holds {', '.join(foreign)} that rfkit did not write (no {MANIFEST} lists "
-            "them); rfkit does not overwrite them: choose another --out, or move them away"
-        )
-    return folder
+    return check_output_folder(folder, "rfkit erf", names, _manifest(folder), MANIFEST, subfolders=("maps",))
 
 
 def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
@@ -185,10 +122,7 @@ def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
     _write_manifest(folder, before | planned)  # first: a run killed while writing still owns its files
     written = write_erf_files(result, folder, statuses)
     mine = {p.relative_to(folder).as_posix() for p in written.values()}
-    for stale in sorted(before - mine):  # maps of an earlier run into the same folder
-        path = folder / stale
-        if path.is_file() and not path.is_symlink():
-            path.unlink()
+    remove_stale(folder, before, mine)  # maps of an earlier run into the same folder
     _write_manifest(folder, mine)
     return written
 

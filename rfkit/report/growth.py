@@ -8,16 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.report.formatting import num
-from rfkit.report.style import (
-    _SPATIAL,
-    COLORS,
-    _footer_lines,
-    _is_random,
-    _layer_name,
-    _new_figure,
-    _styled,
-    save_figure,
-)
+from rfkit.report.labels import footer_lines, is_random, layer_name
+from rfkit.report.style import COLORS, new_figure, save_figure, styled
+
+SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
+"""Op categories (:func:`rfkit.graph.productivity.op_category`) that count as a layer of depth."""
 
 
 def growth_series(graph) -> dict:
@@ -72,7 +67,7 @@ def growth_series(graph) -> dict:
         if rec.kind == "placeholder" or not ins:
             depth[name], best_in[name] = 0, None
             continue
-        step = 1 if op_category(rec.op) in _SPATIAL else 0
+        step = 1 if op_category(rec.op) in SPATIAL else 0
         if not step:  # an op of another kind that still changes the RF counts as a layer too
             info = rec.info
             merged = tuple(max((records[i].info.size[a] for i in ins), default=math.nan) for a in range(len(info.size)))
@@ -135,7 +130,7 @@ def _local(info, a: int) -> float:
     return float(info.local_size[a]) if info.local_size else math.nan
 
 
-@_styled
+@styled
 def rf_growth_figure(graph, result=None, *, axis=None):
     """Analytic RF (max and min over paths) and, given a result, the measured ERF size against depth.
 
@@ -243,8 +238,8 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         )
     ]
     if result is not None:
-        lines += _footer_lines(result, [m[0] for m in measured])
-    fig, body = _new_figure((4.6 * n_ax + 0.9, 4.2), lines)
+        lines += footer_lines(result, [m[0] for m in measured])
+    fig, body = new_figure((4.6 * n_ax + 0.9, 4.2), lines)
     axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
     x_max = max(xs + [d for _, d, _ in measured])
     strides = [tuple(i.stride) for i in infos]
@@ -334,7 +329,7 @@ def rf_growth_figure(graph, result=None, *, axis=None):
                 ax.text(
                     d,
                     0.02,
-                    f"{_layer_name(layer)} ",
+                    f"{layer_name(layer)} ",
                     transform=ax.get_xaxis_transform(),
                     rotation=90,
                     va="bottom",
@@ -382,7 +377,7 @@ def rf_growth_figure(graph, result=None, *, axis=None):
             ax.set_title({"h": "height (h)", "w": "width (w)"}.get(name, f"axis {name}"))
     axs[0].set_ylabel("receptive field size (px)" + (", h = w" if merged else ""))
     title = f"{graph.model_name or 'model'}: receptive field growth, {'×'.join(map(str, input_size))} input"
-    random = result is not None and _is_random(result)
+    random = result is not None and is_random(result)
     if random:
         title += " · RANDOM WEIGHTS"
     body.suptitle(title, color=COLORS["warning"] if random else "black")
@@ -391,7 +386,7 @@ def rf_growth_figure(graph, result=None, *, axis=None):
     return fig
 
 
-@_styled
+@styled
 def save_rf_growth(graph, path, result=None, **kwargs) -> list[Path] | Path:
     """:func:`rf_growth_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
     return save_figure(rf_growth_figure(graph, result, **kwargs), path)

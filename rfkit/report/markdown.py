@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from rfkit.report.formatting import pair, rf_label, size
+from rfkit.report.labels import is_random
 from rfkit.report.summary import LAYER, LEGEND, NOTES, summary_rows
 
 
@@ -91,7 +92,7 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
     g = result.graph
     input_size = pair(result.input_size)
     w = result.weights
-    random = getattr(w, "kind", "") in ("random", "random-safe")
+    random = is_random(w)
     lines = [f"# {md_text(result.model)}", ""]
     lines += [
         "| | |",

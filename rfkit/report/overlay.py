@@ -8,34 +8,29 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.report.formatting import num, pair
+from rfkit.report.labels import erf_text, footer_lines, is_random, layer_name, method_label, rf_text
 from rfkit.report.style import (
     COLORS,
     FLOOR,
-    _bar_label,
-    _clean_max,
-    _erf_text,
-    _extent,
-    _fit_drawable,
-    _footer_lines,
-    _image_gray,
-    _is_random,
-    _layer_name,
-    _method,
-    _new_figure,
-    _norm_and_bar,
-    _rf_text,
-    _stroke,
-    _styled,
-    _tighten,
-    _transform_text,
+    bar_label,
+    colour_scale,
     erf_display,
+    fit_drawable,
     gaussian_ellipses,
+    image_extent,
+    image_gray,
+    map_max,
+    new_figure,
+    outline,
     rf_rectangle,
     save_figure,
+    styled,
+    tighten,
+    transform_text,
 )
 
 
-@_styled
+@styled
 def overlay_figure(
     result,
     layer: str,
@@ -107,13 +102,13 @@ def overlay_figure(
     window = None if info.unknown or info.windows is None else info.window_of(unit)
     glob = bool(info.is_global)
     fit = getattr(metrics, "gaussian", None)
-    draw_fit = gaussian and _fit_drawable(fit)
+    draw_fit = gaussian and fit_drawable(fit)
 
     notes = []
-    if _clean_max(m) == 0:
-        notes.append(f"{_layer_name(layer)}: the map is all zero (no gradient reached the input)")
+    if map_max(m) == 0:
+        notes.append(f"{layer_name(layer)}: the map is all zero (no gradient reached the input)")
     if info.unknown:
-        notes.append(f"{_layer_name(layer)}: analytic RF unknown (an unsupported op before it): no RF box")
+        notes.append(f"{layer_name(layer)}: analytic RF unknown (an unsupported op before it): no RF box")
     if gaussian and fit is not None and not draw_fit:
         notes.append(f"Gaussian fit not drawn: the map is not Gaussian-like ({fit.reason})")
 
@@ -138,20 +133,20 @@ def overlay_figure(
     n_legend = 3 + (window is not None) + 2 * draw_fit + grown
     # room around the panel: y label and ticks left, colour bar right; titles above, x axis and legend below
     height = panel_h + 0.45 + 0.19 * (subtitle.count("\n") + 1) + 0.55 + 0.17 * n_legend
-    footer = _footer_lines(result, [layer], notes)
+    footer = footer_lines(result, [layer], notes)
 
     def draw(size):
-        fig, body = _new_figure(size, footer)
+        fig, body = new_figure(size, footer)
         ax = body.add_subplot()
 
-        norm, ticks, tick_labels = _norm_and_bar(log, floor)
+        norm, ticks, tick_labels = colour_scale(log, floor)
         if image is not None:
             ax.imshow(
-                _image_gray(image, (H, W)),
+                image_gray(image, (H, W)),
                 cmap="gray",
                 vmin=0,
                 vmax=1,
-                extent=_extent(H, W),
+                extent=image_extent(H, W),
                 interpolation="antialiased",
                 gid="input-image",
                 zorder=1,
@@ -159,7 +154,7 @@ def overlay_figure(
         im = ax.imshow(
             erf_display(m, log=log, floor=floor),
             norm=norm,
-            extent=_extent(H, W),
+            extent=image_extent(H, W),
             interpolation="nearest",
             zorder=2,
             alpha=0.75 if image is not None else None,
@@ -192,7 +187,7 @@ def overlay_figure(
                     edgecolor=COLORS["rf"],
                     linewidth=2.0,
                     zorder=5,
-                    path_effects=_stroke(3.2),
+                    path_effects=outline(3.2),
                     gid="input-frame",
                     clip_on=False,
                     label=f"global: RF = whole input {H}×{W} px{local}",
@@ -213,7 +208,7 @@ def overlay_figure(
             )
 
         if window is not None:
-            style = dict(fill=False, zorder=5, path_effects=_stroke(3.0))
+            style = dict(fill=False, zorder=5, path_effects=outline(3.0))
             if glob:
                 ax.add_patch(
                     rf_rectangle(
@@ -244,7 +239,7 @@ def overlay_figure(
             markersize=11,
             markeredgewidth=2.0,
             color=COLORS["rf"],
-            path_effects=_stroke(4.0),
+            path_effects=outline(4.0),
             zorder=7,
             gid="rf-center",
             label=f"RF centre of unit {unit}: (y, x) = ({num(cy)}, {num(cx)})",
@@ -252,7 +247,7 @@ def overlay_figure(
 
         if draw_fit:
             e1, e2 = gaussian_ellipses(
-                fit, (1.0, 2.0), fill=False, edgecolor=COLORS["gauss"], zorder=6, path_effects=_stroke(2.8)
+                fit, (1.0, 2.0), fill=False, edgecolor=COLORS["gauss"], zorder=6, path_effects=outline(2.8)
             )
             e1.set(
                 linewidth=1.4,
@@ -273,28 +268,28 @@ def overlay_figure(
         cax = ax.inset_axes([1.03, 0.0, 0.045, 1.0])  # follows the drawn (equal-aspect) box exactly
         cbar = body.colorbar(im, cax=cax)
         cbar.set_ticks(ticks, labels=tick_labels)
-        cbar.set_label(_bar_label(log, "max"))
+        cbar.set_label(bar_label(log, "max"))
 
-        title = f"{result.model} · {_layer_name(layer)} · unit {unit}"
-        if _is_random(result):
+        title = f"{result.model} · {layer_name(layer)} · unit {unit}"
+        if is_random(result):
             title += " · RANDOM WEIGHTS"
-        body.suptitle(title, color=COLORS["warning"] if _is_random(result) else "black")
+        body.suptitle(title, color=COLORS["warning"] if is_random(result) else "black")
         ax.set_title(subtitle, linespacing=1.35)
         order = ("rf-box", "local-rf-box", "rf-center", "gauss-1sigma", "gauss-2sigma", "input-frame", "outside-input")
         handles = sorted(ax.get_legend_handles_labels()[0], key=lambda h: order.index(h.get_gid()))
         body.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=1, handlelength=2.4)
         return fig, body, [[ax]], None
 
-    return _tighten(draw, (panel_w + 1.75, height))
+    return tighten(draw, (panel_w + 1.75, height))
 
 
 def _overlay_subtitle(result, info, metrics, log, floor) -> str:
-    rf, erf = _rf_text(info), _erf_text(info, metrics)
+    rf, erf = rf_text(info), erf_text(info, metrics)
     sep = "\n" if len(rf) + len(erf) > 62 else " · "
-    return f"{rf}{sep}{erf}\ncolour: {_method(result)}, {_transform_text(log, floor)}"
+    return f"{rf}{sep}{erf}\ncolour: {method_label(result)}, {transform_text(log, floor)}"
 
 
-@_styled
+@styled
 def save_overlay(result, layer: str, path, **kwargs) -> list[Path] | Path:
     """:func:`overlay_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
     return save_figure(overlay_figure(result, layer, **kwargs), path)

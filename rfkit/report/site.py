@@ -28,6 +28,7 @@ from rfkit.io import atomic_write_text, make_temp_dir, safe_name
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.erf_files import layer_filename
 from rfkit.report.formatting import pair
+from rfkit.report.labels import is_random
 from rfkit.report.markdown import md_code, md_text, one_line
 from rfkit.report.summary import ERF, ERF_RF, RF, summary_row
 
@@ -234,7 +235,7 @@ def _home(analyses: list[Analysis], title: str) -> str:
             md_text(prod),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    random = [md_text(a.model) for a in analyses if a.header.get("weights_kind") in ("random", "random-safe")]
+    random = [md_text(a.model) for a in analyses if is_random(a.header.get("weights_kind"))]
     if random:
         lines += [
             "",

@@ -8,32 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.report.labels import erf_text, footer_lines, is_random, layer_name, method_label, rf_text
 from rfkit.report.style import (
     COLORS,
     FLOOR,
     STYLE,
-    _bar_label,
-    _clean_max,
-    _erf_text,
-    _extent,
-    _footer_lines,
-    _is_random,
-    _layer_name,
-    _method,
-    _new_figure,
-    _norm_and_bar,
-    _rf_text,
-    _stroke,
-    _styled,
-    _tighten,
-    _transform_text,
+    bar_label,
+    colour_scale,
     erf_display,
+    image_extent,
+    map_max,
+    new_figure,
+    outline,
     rf_rectangle,
     save_figure,
+    styled,
+    tighten,
+    transform_text,
 )
 
 
-@_styled
+@styled
 def stage_grid_figure(
     result,
     layers: Sequence[str] | None = None,
@@ -101,14 +96,14 @@ def stage_grid_figure(
     aspect = H / W
     panel_w = 2.5 if aspect <= 1 else max(1.6, 2.5 / aspect)
     panel_h = panel_w * aspect
-    notes = [f"{_layer_name(layer)}: the map is all zero" for layer in layers if _clean_max(result.maps[layer]) == 0]
-    footer = _footer_lines(result, layers, notes)
+    notes = [f"{layer_name(layer)}: the map is all zero" for layer in layers if map_max(result.maps[layer]) == 0]
+    footer = footer_lines(result, layers, notes)
 
     def draw(size):
-        fig, body = _new_figure(size, footer)
+        fig, body = new_figure(size, footer)
         axes = body.subplots(nrows, ncols, squeeze=False)
-        norm, ticks, tick_labels = _norm_and_bar(log, floor)
-        top = max(_clean_max(result.maps[layer]) for layer in layers) if shared else None
+        norm, ticks, tick_labels = colour_scale(log, floor)
+        top = max(map_max(result.maps[layer]) for layer in layers) if shared else None
         titles = [_panel_title(result, layer, H, W) for layer in layers]
         chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.55)  # characters that fit above a panel
         if any(len(f"{t[1]} · {t[2]}") > chars for t in titles):  # too wide: RF and ERF on two lines
@@ -126,13 +121,13 @@ def stage_grid_figure(
             im = ax.imshow(
                 erf_display(m, log=log, floor=floor, scale=top),
                 norm=norm,
-                extent=_extent(H, W),
+                extent=image_extent(H, W),
                 interpolation="nearest",
                 gid="erf-map",
             )
             window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
             if window is not None:
-                kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=_stroke(2.6))
+                kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.6))
                 if info.is_global:
                     ax.add_patch(
                         rf_rectangle(
@@ -159,7 +154,7 @@ def stage_grid_figure(
                 markersize=8,
                 markeredgewidth=1.6,
                 color=COLORS["rf"],
-                path_effects=_stroke(3.4),
+                path_effects=outline(3.4),
                 zorder=7,
                 gid="rf-center",
                 label="analytic RF centre of the unit",
@@ -178,14 +173,14 @@ def stage_grid_figure(
         )
         cbar.set_ticks(ticks, labels=tick_labels)
         of = "max over all panels" if shared else "own max"
-        cbar.set_label(_bar_label(log, of))
-        title = f"{result.model}: {_method(result)} of {n} layer{'s' * (n > 1)}, {H}×{W} input"
-        if _is_random(result):
+        cbar.set_label(bar_label(log, of))
+        title = f"{result.model}: {method_label(result)} of {n} layer{'s' * (n > 1)}, {H}×{W} input"
+        if is_random(result):
             title += " · RANDOM WEIGHTS"
         body.suptitle(
-            title + f"\none colour scale: {_transform_text(log, floor, of)}",
+            title + f"\none colour scale: {transform_text(log, floor, of)}",
             linespacing=1.4,
-            color=COLORS["warning"] if _is_random(result) else "black",
+            color=COLORS["warning"] if is_random(result) else "black",
         )
         handles, labels = [], []
         if any(result.rf(layer).is_global for layer in layers):
@@ -203,18 +198,18 @@ def stage_grid_figure(
         body.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), int(width // per_col))))
         return fig, body, axes, cbar.ax
 
-    return _tighten(draw, (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95))
+    return tighten(draw, (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95))
 
 
 def _panel_title(result, layer, H, W) -> tuple[str, str, str]:
     info = result.rf(layer)
-    rf = _rf_text(info).split(", stride")[0]
+    rf = rf_text(info).split(", stride")[0]
     if not info.is_global and not info.unknown and any(s > n for s, n in zip(info.size, (H, W))):
         rf += " > input"
-    return _layer_name(layer), rf, _erf_text(info, result.metrics.get(layer), short=True)
+    return layer_name(layer), rf, erf_text(info, result.metrics.get(layer), short=True)
 
 
-@_styled
+@styled
 def save_stage_grid(result, path, **kwargs) -> list[Path] | Path:
     """:func:`stage_grid_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
     return save_figure(stage_grid_figure(result, **kwargs), path)

@@ -1,5 +1,12 @@
-"""Shared look of the report figures: style, colours, footers, the heat-map transform, RF boxes,
-Gaussian ellipses and atomic saving (see :mod:`rfkit.report.figures` for the conventions)."""
+"""The look of rfkit's figures, for every figure module and for scripts that draw their own: style and
+colours, figures with a footer, the heat-map transform and colour scale, RF boxes, Gaussian ellipses and
+atomic saving (see :mod:`rfkit.report.figures` for the conventions; captions are in
+:mod:`rfkit.report.labels`).
+
+A figure function of rfkit is decorated with :func:`styled`, builds its figure with :func:`new_figure`
+(a body and a footer of provenance lines), draws into the body, optionally lets :func:`tighten` rebuild it
+without white space, and is saved by :func:`save_figure`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,30 @@ from pathlib import Path
 
 import numpy as np
 
-from rfkit.report.formatting import pair, ratio, rf_label
+__all__ = [
+    "COLORS",
+    "DPI",
+    "FLOOR",
+    "FORMATS",
+    "STYLE",
+    "bar_label",
+    "close_figure",
+    "colour_scale",
+    "erf_display",
+    "figure_style",
+    "fit_drawable",
+    "gaussian_ellipses",
+    "image_extent",
+    "image_gray",
+    "map_max",
+    "new_figure",
+    "outline",
+    "rf_rectangle",
+    "save_figure",
+    "styled",
+    "tighten",
+    "transform_text",
+]
 
 #: Resolution of saved raster files.
 DPI = 150
@@ -71,9 +101,6 @@ STYLE = {
     "ps.fonttype": 42,
 }
 
-_RANDOM_KINDS = ("random", "random-safe")
-_INFO_WARNINGS = ("center_outside_image",)  # metrics warnings that do not make a map suspect
-_SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
 _FOOTER_PT = 7.5
 
 
@@ -98,7 +125,9 @@ def figure_style(**overrides) -> Iterator[None]:
         yield
 
 
-def _styled(fn):
+def styled(fn):
+    """Decorator: run ``fn`` inside :func:`figure_style` (every figure function of rfkit is)."""
+
     @wraps(fn)
     def inner(*args, **kwargs):
         with figure_style():
@@ -107,11 +136,28 @@ def _styled(fn):
     return inner
 
 
-def _new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
-    """A figure of the body's size plus a footer strip holding ``footer`` lines (text, colour).
+def new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
+    """A figure of the body's size plus a footer strip holding ``footer`` lines (text, colour), wrapped to
+    the figure's width, warnings first.
 
-    Returns ``(fig, body)``: draw into the :class:`~matplotlib.figure.SubFigure` ``body`` (it has its
-    own constrained layout, so legends placed "outside" it never reach the footer).
+    Parameters
+    ----------
+    body_size : (float, float)
+        Width and height of the body, inches.
+    footer : sequence of (str, str)
+        Lines and their colours (:func:`rfkit.report.labels.footer_lines`).
+
+    Returns
+    -------
+    (Figure, SubFigure)
+        Draw into ``body`` (it has its own constrained layout, so legends placed "outside" it never
+        reach the footer). The figure has an Agg canvas and is not known to pyplot.
+
+    Examples
+    --------
+    >>> fig, body = new_figure((3.0, 2.0), [("weights: pretrained", COLORS["note"])])
+    >>> [t.get_text() for t in fig.findobj(lambda a: getattr(a, "get_gid", lambda: None)() == "footer")]
+    ['weights: pretrained']
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -140,9 +186,11 @@ def _new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
     return fig, body
 
 
-def _tighten(draw, size):
-    """``draw(size)`` -> (fig, body, axes grid, colour-bar axes or None), built again without the white
-    space that equal-aspect image panels leave.
+def tighten(draw, size):
+    """The figure ``draw(size)`` builds, built again at the size its parts need.
+
+    ``draw(size)`` returns ``(fig, body, axes grid, colour-bar axes or None)``; :func:`tighten` returns the
+    figure.
 
     Constrained layout gives each panel a cell; an image keeps its aspect, so it fills its cell in one
     direction only and the rest becomes white space between the panels, the titles and the legend. The
@@ -174,62 +222,16 @@ def _tighten(draw, size):
     height = min(size[1], need_h) if size[1] - need_h > 0.05 else size[1]
     if (width, height) == tuple(size):
         return fig
-    _close(fig)
+    close_figure(fig)
     return draw((width, height))[0]
 
 
-def _stroke(width: float):
+def outline(width: float) -> list:
+    """Path effects that draw a dark stroke of ``width`` points under a line or a patch, so that it reads
+    on both ends of the heat map (pass as ``path_effects=``)."""
     from matplotlib import patheffects
 
     return [patheffects.withStroke(linewidth=width, foreground=COLORS["outline"])]
-
-
-# ---------------------------------------------------------------------------------------- formatting
-
-
-def _layer_name(layer: str) -> str:
-    return layer or "<output>"
-
-
-def _is_random(result) -> bool:
-    return getattr(result.weights, "kind", None) in _RANDOM_KINDS
-
-
-def _suspect(warnings) -> list[str]:
-    return [w for w in warnings if w.split(":", 1)[0] not in _INFO_WARNINGS]
-
-
-def _footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """Provenance, notes and warnings as (text, colour) lines."""
-    import rfkit
-
-    w = result.weights
-    desc = getattr(w, "description", str(w))
-    src = getattr(result.images, "source", None)
-    H, W = result.input_size
-    lines = [
-        (
-            f"weights: {desc} · {result.num_images} image(s)"
-            + (f" ({src})" if src else "")
-            + f" · ERF method: {result.method} · input {H}×{W} (h×w) · rfkit {rfkit.__version__}",
-            COLORS["note"],
-        )
-    ]
-    lines += [(n, COLORS["note"]) for n in notes]
-    if _is_random(result):
-        lines.append(
-            (
-                f"RANDOM WEIGHTS ({getattr(w, 'kind', '?')}): not a trained model; the ERF of trained weights differs",
-                COLORS["warning"],
-            )
-        )
-    per_layer = {f"{k}: {x}" for k, m in result.metrics.items() for x in (getattr(m, "warnings", ()) or ())}
-    lines += [(f"warning: {x}", COLORS["warning"]) for x in result.warnings if x not in per_layer]
-    for layer in layers:
-        m = result.metrics.get(layer)
-        for x in _suspect(getattr(m, "warnings", ()) or ()):
-            lines.append((f"{_layer_name(layer)}: map flagged {x}", COLORS["warning"]))
-    return lines
 
 
 def _wrap_footer(lines: Sequence[tuple[str, str]], width_in: float) -> list[tuple[str, str]]:
@@ -288,14 +290,27 @@ def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | Non
     return np.log10(np.maximum(rel, floor)) if log else rel
 
 
-def _clean_max(m) -> float:
+def map_max(m) -> float:
+    """The largest finite value of a map, 0 when it has no positive one (an all-zero map).
+
+    >>> map_max(np.array([[np.nan, 2.0], [-1.0, np.inf]])), map_max(np.zeros((2, 2)))
+    (2.0, 0.0)
+    """
     arr = np.asarray(m, dtype=np.float64)
     arr = arr[np.isfinite(arr)]
     return float(arr.max()) if arr.size and arr.max() > 0 else 0.0
 
 
-def _norm_and_bar(log: bool, floor: float):
-    """The colour normalisation and the colour-bar ticks and labels of a heat map."""
+def colour_scale(log: bool, floor: float = FLOOR):
+    """The colour scale of a heat map drawn by :func:`erf_display`: ``(norm, ticks, tick_labels)``.
+
+    On the log scale the ticks sit at the log10 positions and are labelled with the values, as a
+    ``LogNorm`` bar would be.
+
+    >>> norm, ticks, labels = colour_scale(True, 1e-3)
+    >>> (norm.vmin, norm.vmax), ticks, labels
+    ((-3.0, 0.0), [-3, -2, -1, 0], ['≤$10^{-3}$', '$10^{-2}$', '$10^{-1}$', '1'])
+    """
     from matplotlib.colors import Normalize
 
     if not log:
@@ -309,7 +324,12 @@ def _norm_and_bar(log: bool, floor: float):
     return Normalize(lo, 0.0), ticks, labels
 
 
-def _transform_text(log: bool, floor: float, of: str = "max") -> str:
+def transform_text(log: bool, floor: float = FLOOR, of: str = "max") -> str:
+    """The transform of a heat map, stated in a title.
+
+    >>> transform_text(True, 1e-3), transform_text(False, of="own max")
+    ('log₁₀(ERF / max), floor $10^{-3}$', 'ERF / own max, linear')
+    """
     if log:
         exp = math.log10(floor)
         low = f"$10^{{{exp:.0f}}}$" if exp == round(exp) else f"{floor:g}"
@@ -317,14 +337,10 @@ def _transform_text(log: bool, floor: float, of: str = "max") -> str:
     return f"ERF / {of}, linear"
 
 
-def _bar_label(log: bool, of: str) -> str:
+def bar_label(log: bool, of: str = "max") -> str:
     """Colour-bar label: the ticks show ``ERF / max`` itself, at log10 positions on the log scale."""
     sep = "\n" if len(of) > 8 else ", "  # a long label on two lines: it must not outgrow a short panel row
     return f"ERF / {of}{sep}log scale" if log else f"ERF / {of}{sep}linear scale"
-
-
-def _method(result) -> str:
-    return f"ERF ({result.method})"
 
 
 # ---------------------------------------------------------------------------------------- geometry
@@ -379,7 +395,8 @@ def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
     ]
 
 
-def _fit_drawable(fit) -> bool:
+def fit_drawable(fit) -> bool:
+    """Whether a :class:`~rfkit.erf.gaussian.GaussianFit` is drawn: Gaussian-like, with finite parameters."""
     return (
         fit is not None
         and fit.gaussian_like
@@ -387,7 +404,7 @@ def _fit_drawable(fit) -> bool:
     )
 
 
-def _image_gray(image, shape: tuple[int, int]) -> np.ndarray:
+def image_gray(image, shape: tuple[int, int]) -> np.ndarray:
     """An input image as a [0, 1] grey array of ``shape`` (accepts HW, HWC, CHW, numpy or torch)."""
     if hasattr(image, "detach"):
         image = image.detach().cpu().numpy()
@@ -408,35 +425,16 @@ def _image_gray(image, shape: tuple[int, int]) -> np.ndarray:
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
 
 
-def _extent(H: int, W: int) -> tuple[float, float, float, float]:
+def image_extent(H: int, W: int) -> tuple[float, float, float, float]:
+    """The ``imshow`` extent that puts pixel centres at integer coordinates, y down (row 0 on top).
+
+    >>> image_extent(64, 96)
+    (-0.5, 95.5, 63.5, -0.5)
+    """
     return (-0.5, W - 0.5, H - 0.5, -0.5)
 
 
-# ----------------------------------------------------------------------------------------- overlay
-
-
-def _rf_text(info) -> str:
-    if info.unknown:
-        return "RF unknown"
-    return f"RF {rf_label(info.size, info.local_size, info.is_global, unit='px')}, stride {pair(info.stride)}"
-
-
-def _erf_text(info, metrics, short: bool = False) -> str:
-    e = getattr(metrics, "erf_rf", None)
-    if e is None:
-        return "ERF metrics not computed"
-    if e.side[0] is None:
-        return "ERF: the map is all zero"
-    if info.is_global or not all(math.isfinite(v) for v in info.size):
-        text = f"ERF/input {ratio(e.input_ratio)}"
-    else:
-        text = f"ERF/RF {ratio(e.ratio)}"
-    if short:
-        return text
-    return f"ERF {pair(e.side, unit='px')} ({e.mass:.0%} mass) · {text}"
-
-
-def _close(fig) -> None:
+def close_figure(fig) -> None:
     """Release a figure: close it in pyplot if pyplot knows it, and drop its artists."""
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
@@ -444,7 +442,7 @@ def _close(fig) -> None:
     fig.clear()
 
 
-@_styled
+@styled
 def save_figure(fig, path, *, dpi: int = DPI, close: bool = True) -> list[Path] | Path:
     """Write ``fig`` atomically to ``path``, format by extension (.png, .svg, .pdf), and close it.
 
@@ -490,5 +488,5 @@ def save_figure(fig, path, *, dpi: int = DPI, close: bool = True) -> list[Path] 
                 fig.savefig(tmp, format=FORMATS[p.suffix.lower()], dpi=dpi)
     finally:
         if close:
-            _close(fig)
+            close_figure(fig)
     return paths if many else paths[0]

@@ -1,0 +1,112 @@
+"""The words of the figures: layer names, RF and ERF captions, the provenance footer and which weights are
+flagged as random. Numbers are printed by :mod:`rfkit.report.formatting`, colours come from
+:mod:`rfkit.report.style`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rfkit.report.formatting import pair, ratio, rf_label
+from rfkit.report.style import COLORS
+
+RANDOM_KINDS = ("random", "random-safe")
+"""Weights kinds that are not a trained network (:class:`~rfkit.models.weights.WeightsInfo` ``kind``)."""
+
+INFO_WARNINGS = ("center_outside_image",)
+"""Map warnings (:func:`rfkit.erf.metrics.diagnose`) that do not make a map suspect."""
+
+
+def layer_name(layer: str) -> str:
+    """How a layer is named in a figure: ``""`` (the model's output) is ``<output>``.
+
+    >>> layer_name("layer4"), layer_name("")
+    ('layer4', '<output>')
+    """
+    return layer or "<output>"
+
+
+def is_random(weights) -> bool:
+    """Whether ``weights`` (a :class:`~rfkit.models.weights.WeightsInfo`, a result holding one in
+    ``.weights``, or a kind string) are randomly initialised rather than trained.
+
+    >>> is_random("random-safe"), is_random("pretrained"), is_random(None)
+    (True, False, False)
+    """
+    if hasattr(weights, "weights"):
+        weights = weights.weights
+    kind = weights if isinstance(weights, str) or weights is None else getattr(weights, "kind", None)
+    return kind in RANDOM_KINDS
+
+
+def suspect_warnings(warnings: Sequence[str]) -> list[str]:
+    """The map warnings that make a map suspect (all but :data:`INFO_WARNINGS`).
+
+    >>> suspect_warnings(["center_outside_image: (-3, 4)", "concentrated: 90% in one pixel"])
+    ['concentrated: 90% in one pixel']
+    """
+    return [w for w in warnings if w.split(":", 1)[0] not in INFO_WARNINGS]
+
+
+def method_label(result) -> str:
+    """``ERF (replknet)``: the quantity a heat map shows."""
+    return f"ERF ({result.method})"
+
+
+def rf_text(info) -> str:
+    """The analytic RF of a layer in a caption: ``RF 41×41 px, stride 8×8``, ``RF global (local 8×8 px),
+    stride 8×8``, ``RF unknown``."""
+    if info.unknown:
+        return "RF unknown"
+    return f"RF {rf_label(info.size, info.local_size, info.is_global, unit='px')}, stride {pair(info.stride)}"
+
+
+def erf_text(info, metrics, short: bool = False) -> str:
+    """The measured ERF of a layer in a caption: ``ERF 31×29 px (95% mass) · ERF/RF 0.76, 0.71``, or with
+    ``short`` the ratio alone; for a global layer (whose RF is the input) ERF/input."""
+    e = getattr(metrics, "erf_rf", None)
+    if e is None:
+        return "ERF metrics not computed"
+    if e.side[0] is None:
+        return "ERF: the map is all zero"
+    if info.is_global or not all(math.isfinite(v) for v in info.size):
+        text = f"ERF/input {ratio(e.input_ratio)}"
+    else:
+        text = f"ERF/RF {ratio(e.ratio)}"
+    if short:
+        return text
+    return f"ERF {pair(e.side, unit='px')} ({e.mass:.0%} mass) · {text}"
+
+
+def footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The provenance footer of an ERF figure as ``(text, colour)`` lines: weights, images, method, input
+    size and rfkit version; then ``notes``; then, in the warning colour, random weights, the run's warnings
+    and the suspect map warnings of ``layers``."""
+    import rfkit
+
+    w = result.weights
+    desc = getattr(w, "description", str(w))
+    src = getattr(result.images, "source", None)
+    lines = [
+        (
+            f"weights: {desc} · {result.num_images} image(s)"
+            + (f" ({src})" if src else "")
+            + f" · ERF method: {result.method} · input {pair(result.input_size)} (h×w) · rfkit {rfkit.__version__}",
+            COLORS["note"],
+        )
+    ]
+    lines += [(n, COLORS["note"]) for n in notes]
+    if is_random(w):
+        lines.append(
+            (
+                f"RANDOM WEIGHTS ({getattr(w, 'kind', '?')}): not a trained model; the ERF of trained weights differs",
+                COLORS["warning"],
+            )
+        )
+    per_layer = {f"{k}: {x}" for k, m in result.metrics.items() for x in (getattr(m, "warnings", ()) or ())}
+    lines += [(f"warning: {x}", COLORS["warning"]) for x in result.warnings if x not in per_layer]
+    for layer in layers:
+        m = result.metrics.get(layer)
+        for x in suspect_warnings(getattr(m, "warnings", ()) or ()):
+            lines.append((f"{layer_name(layer)}: map flagged {x}", COLORS["warning"]))
+    return lines
