@@ -42,8 +42,8 @@ LAYERS = {
 def bare_loop(model, batches, layers, device):
     """Forward + input gradient per layer, nothing else: the floor for any ERF tool."""
     import rfkit
-    from rfkit.erf.capture import HookCapture, frozen
     from rfkit.graph.units import grid_shape, select_unit
+    from rfkit.pipeline.capture import HookCapture, frozen
 
     g = rfkit.trace(model, input_size=tuple(batches[0].shape[2:]))
     layouts = {k: g.record(k).layout for k in layers}
@@ -109,8 +109,9 @@ def main(argv=None) -> int:
 
     import timm
 
-    from rfkit.erf.images import data_config_for, image_batches
     from rfkit.io import atomic_write_text
+    from rfkit.models.data_config import data_config_for
+    from rfkit.pipeline.images import image_batches
 
     device = torch.device(args.device)
     rows = []
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
 
 def _write_sample_folder(folder: Path, n: int) -> None:
     """The sample photographs, written once as PNG so that every tool reads the same files."""
-    from rfkit.erf.images import sample_view
+    from rfkit.pipeline.images import sample_view
 
     for i in range(n):
         sample_view(i).save(folder / f"{i:03d}.png")

@@ -19,6 +19,7 @@ from rfkit.errors import (
     ImageSourceError,
     InputSizeError,
     InputTooSmallError,
+    LayerError,
     ModelBuildError,
     ModelNotFoundError,
     NodeNotFoundError,
@@ -29,8 +30,7 @@ from rfkit.errors import (
     WeightsUnavailableError,
 )
 from rfkit.io import OutputError
-
-__version__ = "0.1.0"
+from rfkit.version import __version__
 
 _LAZY = {
     "trace": "rfkit.graph.trace",
@@ -39,9 +39,11 @@ _LAZY = {
     "verify": "rfkit.verification.verify",
     "VerifyReport": "rfkit.verification.verify",
     "ERFResult": "rfkit.erf.result",
-    "estimate_rf": "rfkit.erf.estimate",
-    "RFEstimate": "rfkit.erf.estimate",
-    "RFEstimates": "rfkit.erf.estimate",
+    "estimate_rf": "rfkit.verification.estimate",
+    "RFEstimate": "rfkit.verification.estimate",
+    "RFEstimates": "rfkit.verification.estimate",
+    "prepare": "rfkit.pipeline.prepare",
+    "Prepared": "rfkit.pipeline.prepare",
     "productivity": "rfkit.graph.productivity",
     "input_resolution_range": "rfkit.graph.productivity",
     "ProductivityReport": "rfkit.graph.productivity",
@@ -76,9 +78,11 @@ __all__ = [
     "InputRange",
     "InputSizeError",
     "InputTooSmallError",
+    "LayerError",
     "ModelBuildError",
     "ModelNotFoundError",
     "NodeNotFoundError",
+    "Prepared",
     "ProductivityReport",
     "RFEstimate",
     "RFEstimates",
@@ -97,6 +101,7 @@ __all__ = [
     "erf",
     "estimate_rf",
     "graph_from_layers",
+    "prepare",
     "input_resolution_range",
     "productivity",
     "render",
@@ -109,17 +114,18 @@ __all__ = [
 if TYPE_CHECKING:
     from rfkit.attribution.engine import attribute
     from rfkit.attribution.result import AttributionResult
-    from rfkit.erf.estimate import RFEstimate, RFEstimates, estimate_rf
     from rfkit.erf.result import ERFResult
     from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
     from rfkit.graph.info import RFInfo
     from rfkit.graph.productivity import InputRange, ProductivityReport, Status, input_resolution_range, productivity
     from rfkit.graph.rfgraph import RFGraph
     from rfkit.graph.trace import trace
+    from rfkit.pipeline.prepare import Prepared, prepare
     from rfkit.report.analyze import Report, analyze
     from rfkit.report.batch import analyze_many
     from rfkit.report.dot import render, to_dot
     from rfkit.report.site import build_site
+    from rfkit.verification.estimate import RFEstimate, RFEstimates, estimate_rf
     from rfkit.verification.verify import VerifyReport, verify
 
 

@@ -39,6 +39,10 @@ class ArchitectureError(RFKitError, ValueError):
     stride, padding or dilation, or inputs whose feature maps cannot be merged."""
 
 
+class LayerError(RFKitError, ValueError):
+    """A layer cannot be measured: it has no spatial grid, or the unit asked for is outside it."""
+
+
 class InputSizeError(RFKitError, ValueError):
     """An input resolution does not fit the graph (wrong number of axes, or not positive)."""
 

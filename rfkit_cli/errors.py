@@ -54,6 +54,6 @@ def _out_of_memory(e: BaseException) -> bool:
         return True
     if "torch" not in sys.modules:  # only torch raises the other kinds; --help never imports it
         return False
-    from rfkit.erf.devices import is_out_of_memory
+    from rfkit.pipeline.devices import is_out_of_memory
 
     return is_out_of_memory(e)

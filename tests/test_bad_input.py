@@ -13,9 +13,6 @@ import torch
 import torch.nn as nn
 
 import rfkit
-from rfkit.erf.devices import auto_batch_size, available_memory, bytes_per_image
-from rfkit.erf.estimate import estimate_rf
-from rfkit.erf.weights import load_model
 from rfkit.errors import (
     ArgumentError,
     CheckpointError,
@@ -27,6 +24,9 @@ from rfkit.errors import (
 )
 from rfkit.graph.productivity import input_resolution_range, productivity
 from rfkit.models.spec import copy_module
+from rfkit.models.weights import load_model
+from rfkit.pipeline.devices import auto_batch_size, available_memory, bytes_per_image
+from rfkit.verification.estimate import estimate_rf
 from rfkit_cli.app import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -252,13 +252,13 @@ def test_auto_cpu_batch_at_a_large_input():
 def test_auto_batch_elsewhere_and_unknown_memory(monkeypatch):
     g = rfkit.trace(plain(), input_size=8)
     assert auto_batch_size(g, torch.device("cuda"), available=100) == 32  # GPU OOM gives the hint instead
-    monkeypatch.setattr("rfkit.erf.devices.available_memory", lambda: None)
+    monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: None)
     assert auto_batch_size(g, torch.device("cpu")) == 8
 
 
 def test_erf_uses_the_auto_batch(monkeypatch):
     # at 16 px: 15 · 256 · 12 = 46080 bytes per image; 100000 bytes available -> half is 50000 -> 1 image
-    monkeypatch.setattr("rfkit.erf.devices.available_memory", lambda: 100_000)
+    monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 100_000)
     batches = []
     rfkit.erf(plain(), layers="2", images="noise", num_images=3, input_size=16, device="cpu", progress=batches.append)
     assert batches == [1, 1, 1]

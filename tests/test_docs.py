@@ -84,7 +84,7 @@ def test_api_reference_documents_the_public_api(site):
         "rfkit.erf.metrics.erf_rf_ratio",
         "rfkit.erf.gaussian.fit_gaussian",
         "rfkit.graph.productivity.productivity",
-        "rfkit.erf.weights.load_model",
+        "rfkit.models.weights.load_model",
     ):
         assert f'id="{name}"' in html, f"{name} is not in the API reference"
 

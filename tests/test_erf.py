@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 
 import rfkit
-from rfkit.erf.engine import LayerError, erf
+from rfkit.erf.engine import erf
+from rfkit.errors import LayerError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

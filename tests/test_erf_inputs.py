@@ -1,4 +1,5 @@
-"""Inputs of the ERF engine: image sources and preprocessing (rfkit.erf.images), weights (rfkit.erf.weights).
+"""Inputs of the ERF engine: image sources and preprocessing (rfkit.pipeline.images, rfkit.models.data_config), weights
+(rfkit.models.weights).
 
 Truths used: hand-done PIL resize + crop + normalise, constant-colour images, files written here with known
 colours, state_dicts saved here, weakrefs and tracemalloc for memory, and input gradients of a random
@@ -20,10 +21,6 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from rfkit.erf import images as imgs
-from rfkit.erf import weights as wts
-from rfkit.erf.images import ImageStats, data_config_for, image_batches
-from rfkit.erf.weights import WeightsInfo, detect_traps, load_model, make_safe
 from rfkit.errors import (
     CheckpointError,
     ImageSourceError,
@@ -32,6 +29,11 @@ from rfkit.errors import (
     WeightsUnavailableError,
     WeightsWarning,
 )
+from rfkit.models import weights as wts
+from rfkit.models.data_config import data_config_for
+from rfkit.models.weights import WeightsInfo, detect_traps, load_model, make_safe
+from rfkit.pipeline import images as imgs
+from rfkit.pipeline.images import ImageStats, image_batches
 
 pytest.importorskip("skimage")
 

@@ -1,4 +1,4 @@
-"""Gradient RF estimation (``rfkit.erf.estimate``) against independent truths: hand-computed conv chains
+"""Gradient RF estimation (``rfkit.verification.estimate``) against independent truths: hand-computed conv chains
 with different h and w, the ``receptivefield`` package's own code on the same net (it swaps the axes),
 enlargement of a too-small input, global layers, periodic upsampling, timm's test models against the
 analytic graph, and ``rfkit verify`` judging the estimate."""
@@ -17,8 +17,8 @@ import torch.nn as nn
 from typer.testing import CliRunner
 
 import rfkit
-from rfkit.erf.estimate import RFEstimate, RFEstimates, estimate_rf
 from rfkit.errors import NodeNotFoundError, RFKitError
+from rfkit.verification.estimate import RFEstimate, RFEstimates, estimate_rf
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -13,8 +13,8 @@ import pytest
 from rfkit.erf.gaussian import GaussianFit
 from rfkit.erf.metrics import compute_metrics
 from rfkit.erf.result import ERFResult
-from rfkit.erf.weights import WeightsInfo
 from rfkit.graph.info import RFInfo
+from rfkit.models.weights import WeightsInfo
 from rfkit.report import figures as F
 
 H, W = 64, 96  # non-square on purpose: an axis swap cannot hide

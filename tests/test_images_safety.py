@@ -1,5 +1,5 @@
 """Image files read as a viewer shows them, non-regular files never waited on, and fewer images than asked
-for said out loud (rfkit.erf.images, rfkit.erf.engine).
+for said out loud (rfkit.pipeline.images, rfkit.erf.engine).
 
 Expected 8-bit values are computed by hand in the comments: 16-bit v -> round(v / 257), float f in [0, 1]
 -> round(255 f), alpha a over white -> round((c a + 255 (255 - a)) / 255), halves rounded up.
@@ -21,8 +21,8 @@ import torch.nn as nn
 from PIL import Image
 
 import rfkit
-from rfkit.erf.images import ImageStats, ImageWarning, image_batches, read_image
 from rfkit.errors import ImageSourceError, RFKitWarning
+from rfkit.pipeline.images import ImageStats, ImageWarning, image_batches, read_image
 
 
 def cfg(h: int, w: int) -> dict:

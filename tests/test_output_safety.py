@@ -563,7 +563,7 @@ def test_cli_resolution_zero_is_one_line_and_exit_1(tiny, capsys, no_measurement
 
 @pytest.fixture
 def offline(monkeypatch):
-    import rfkit.erf.weights as wts
+    import rfkit.models.weights as wts
 
     monkeypatch.setattr(wts, "_unreachable", lambda url, timeout=None: "cannot reach huggingface.co (test)")
 

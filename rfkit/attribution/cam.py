@@ -1,6 +1,6 @@
 """The CAM family through pytorch-grad-cam, with the layer and its reshape supplied by rfkit.
 
-- **Layer.** By default the final feature map (:func:`rfkit.erf.engine.default_layer`) or, walking back
+- **Layer.** By default the final feature map (:func:`rfkit.graph.layers.default_layer`) or, walking back
   block by block, the latest one on which the score depends position by position: with a class-token head
   (ViT) the final norm's and the last block's patch tokens get no gradient at all, so the last block's input
   is used, as the CAM libraries advise for ViTs. For a unit target the walk starts just before the unit's
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from rfkit.attribution.errors import CamLayerError
 from rfkit.attribution.grid import GridTransform, to_grid
+from rfkit.graph.layers import feature_stages, has_grid, is_feature_map, outermost_modules
 from rfkit.graph.units import LayoutMismatchError
 
 CAM_CLASSES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "layercam": "LayerCAM", "scorecam": "ScoreCAM"}
@@ -35,38 +36,21 @@ WALK_LIMIT = 8
 # ----------------------------------------------------------------------------------------------- layers
 
 
-def _outermost_modules(g, depth: int | None = None) -> dict[str, str]:
-    """node -> the outermost module whose output it is (at most ``depth`` dots deep when given)."""
-    out: dict[str, str] = {}
-    for module, node in g.module_outputs.items():
-        if not module or (depth is not None and module.count(".") > depth):
-            continue
-        if node not in out or (module.count("."), len(module)) < (out[node].count("."), len(out[node])):
-            out[node] = module
-    return out
-
-
 def _block_depth(g, model, start_module: str) -> int:
     """Module depth of the model's blocks: the deepest of the start layer and timm's ``feature_info`` stages."""
-    info = getattr(model, "feature_info", None)
-    try:
-        names = [f["module"] for f in info] if info else []
-    except (TypeError, KeyError):
-        names = []
-    return max([start_module.count(".")] + [n.count(".") for n in names if n in g.module_outputs])
+    stages = [n for n in feature_stages(model) if n in g.module_outputs]
+    return max([start_module.count(".")] + [n.count(".") for n in stages])
 
 
 def candidates(g, model, start: str, *, before: bool = False) -> list[tuple[str, str]]:
     """(module, node) of the feature maps at block level from node ``start`` backwards (without ``start`` when
     ``before``), at most :data:`WALK_LIMIT`."""
-    from rfkit.erf.engine import _feature_map
-
     order = list(g.records)
-    start_module = _outermost_modules(g).get(start, start)
-    modules = _outermost_modules(g, _block_depth(g, model, start_module))
+    start_module = outermost_modules(g).get(start, start)
+    modules = outermost_modules(g, _block_depth(g, model, start_module))
     out = []
     for node in reversed(order[: order.index(start) + 1]):
-        if (before and node == start) or node not in modules or not _feature_map(g.records[node]):
+        if (before and node == start) or node not in modules or not is_feature_map(g.records[node]):
             continue
         out.append((modules[node], node))
         if len(out) == WALK_LIMIT:
@@ -77,16 +61,14 @@ def candidates(g, model, start: str, *, before: bool = False) -> list[tuple[str,
 def check_layer(g, name: str, method: str, target_node: str | None) -> tuple[str, str]:
     """(module, node) of a CAM layer the user named, or :class:`CamLayerError` (no grid, not a module's output,
     after the target unit)."""
-    from rfkit.erf.engine import _has_grid
-
     node = g.resolve(name)
     record = g.records[node]
-    if not _has_grid(record):
+    if not has_grid(record):
         raise CamLayerError(
             f"{method} needs a layer with a spatial grid: {name!r} has none (pooled or flattened); "
             "pick a feature map before the head (`rfkit graph MODEL` lists them)"
         )
-    module = name if name in g.module_outputs else _outermost_modules(g).get(node)
+    module = name if name in g.module_outputs else outermost_modules(g).get(node)
     if module is None:
         raise CamLayerError(
             f"{method}: {name!r} is a graph node, not a module's output, and pytorch-grad-cam hooks "

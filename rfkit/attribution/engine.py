@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from rfkit import validate
+import rfkit.validate as validate
 from rfkit.attribution import methods as mth
 from rfkit.attribution.baselines import check_baseline, default_sigma, gaussian_blur, make_baseline
 from rfkit.attribution.blur_ig import blur_ig
@@ -32,6 +32,11 @@ from rfkit.attribution.targets import (
     unit_model,
 )
 from rfkit.errors import DeviceMemoryError
+from rfkit.graph.layers import default_layer
+from rfkit.pipeline.capture import frozen, model_device
+from rfkit.pipeline.devices import auto_batch_size, is_out_of_memory, resolve_device
+from rfkit.pipeline.images import SAMPLE_PHOTOS, ImageStats
+from rfkit.pipeline.prepare import Prepared, check_model, prepare
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 #: A completeness error above this is reported as a warning (raise ``steps``).
@@ -176,8 +181,6 @@ def _check_settings(settings: mth.Settings) -> None:
 
 def _cam_setup(g, model: nn.Module, names: tuple[str, ...], layer: str | None, target: Target | None) -> _Cam | None:
     """The CAM layer: the user's (checked now), or the candidates the first batch chooses from."""
-    from rfkit.erf.engine import default_layer
-
     cams = [n for n in names if mth.uses_cam(n)]
     if not cams:
         return None
@@ -199,8 +202,6 @@ def _cam_setup(g, model: nn.Module, names: tuple[str, ...], layer: str | None, t
 
 
 def _labels(images, n: int) -> tuple[str, ...]:
-    from rfkit.erf.images import SAMPLE_PHOTOS
-
     if isinstance(images, str) and images == "sample":
         k = len(SAMPLE_PHOTOS)
         return tuple(SAMPLE_PHOTOS[i % k] + (f" (view {i})" if i >= k else "") for i in range(n))
@@ -222,8 +223,6 @@ def _run(
     runner: _Runner, batches, spec: TargetSpec, device: torch.device, progress=None, fixed: list[int] | None = None
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
     """Run every batch; returns (images, output scores, targets) of all batches."""
-    from rfkit.erf.devices import is_out_of_memory
-
     xs, outs, chosen = [], [], []
     for batch in batches:
         x = batch.to(device)
@@ -247,13 +246,16 @@ def _run(
     return xs, outs, chosen
 
 
-def _score_model(live: nn.Module, g, target: Target | None) -> ScoreModel:
-    return unit_model(live, g, target) if target is not None and target.kind == "unit" else ScoreModel(live)
+def _score_model(live: nn.Module, g, target: Target | None, captures) -> ScoreModel:
+    """The model as the attribution libraries see it (``captures``: how the unit target's layer is caught)."""
+    if target is not None and target.kind == "unit":
+        return unit_model(live, g, target, captures)
+    return ScoreModel(live)
 
 
 def _sanity(
     live,
-    g,
+    prepared: Prepared,
     target,
     runner: _Runner,
     x: torch.Tensor,
@@ -267,12 +269,18 @@ def _sanity(
     from rfkit.attribution.sanity import SanityResult, parameter_layers, randomise, rank_correlation
     from rfkit.models.spec import copy_module
 
+    g = prepared.graph
     target_node = target.node if target is not None and target.kind == "unit" else list(g.records)[-1]
     layers = parameter_layers(g, live, target_node)[-k:]
     twin = copy_module(live)
     randomise(twin, layers, seed)
     other = _Runner(
-        _score_model(twin, g, target), runner.methods, runner.settings, runner.data_config, runner.sigma, runner.cam
+        _score_model(twin, g, target, prepared.capture(twin)),
+        runner.methods,
+        runner.settings,
+        runner.data_config,
+        runner.sigma,
+        runner.cam,
     )
     bs = runner.settings.batch_size
     _run(other, (x[i : i + bs] for i in range(0, len(x), bs)), spec, device, fixed=targets)
@@ -335,7 +343,7 @@ def _notes(result_parts: dict, methods, live: nn.Module) -> list[str]:
 
 
 def attribute(
-    model: str | nn.Module,
+    model: str | nn.Module | Prepared,
     images="sample",
     num_images: int = 4,
     methods: str | Sequence[str] = ("saliency",),
@@ -363,12 +371,13 @@ def attribute(
 
     Parameters
     ----------
-    model : str or nn.Module
-        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``) or a module (left exactly as
-        found: device, dtype, train/eval mode and ``requires_grad`` are restored, also on error).
+    model : str, nn.Module or Prepared
+        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``), a module (left exactly as
+        found: device, dtype, train/eval mode and ``requires_grad`` are restored, also on error), or a model
+        prepared once by :func:`rfkit.prepare` (then ``weights`` and ``input_size`` are its own).
     images : str, path, list of paths or Tensor
         ``"sample"`` (scikit-image photographs, offline), ``"noise"``, a folder, image files, or a
-        model-ready tensor (N, C, H, W). See :mod:`rfkit.erf.images`.
+        model-ready tensor (N, C, H, W). See :mod:`rfkit.pipeline.images`.
     num_images : int
         How many images.
     methods : str or list of str
@@ -383,7 +392,7 @@ def attribute(
         position (:mod:`rfkit.attribution.cam`); for a unit target, the one before the unit's layer.
     weights : str
         ``"auto"``, ``"pretrained"``, ``"random"``, ``"random-safe"`` or a checkpoint path
-        (:func:`rfkit.erf.weights.load_model`).
+        (:func:`rfkit.models.weights.load_model`).
     input_size : int or (h, w), optional
         Override the model's input size (the preprocessing follows).
     baseline : str or Tensor
@@ -431,9 +440,6 @@ def attribute(
     >>> res.maps["ig"].shape, res.cam_layer, [t.kind for t in res.targets]
     ((2, 16, 16), '1', ['class', 'class'])
     """
-    from rfkit.erf.capture import frozen, model_device
-    from rfkit.erf.images import ImageStats, image_batches
-
     names, spec, settings = _arguments(
         model,
         methods,
@@ -452,64 +458,102 @@ def attribute(
             seed=seed,
         ),
     )
-    run = _prepare(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings)
+    run = _setup(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings)
+    checks = _Checks(sanity, sanity_layers, faithfulness, faithfulness_steps)
     stats = ImageStats(source=str(images), requested=num_images)
-    module, g, dev, unit_target = run.module, run.graph, run.device, run.unit
+    module, dev = run.prepared.model, run.device
     with frozen(module, dev if model_device(module) != dev else None) as live:
-        score_model = _score_model(live, g, unit_target)
-        runner = _Runner(score_model, names, run.settings, run.data_config, run.sigma, run.cam)
-        batches = image_batches(images, run.data_config, num_images, run.settings.batch_size, seed=seed, stats=stats)
-        xs, outs, chosen = _run(runner, batches, spec, dev, progress)
-        if not xs:
-            raise AttributionError("no images were processed")
-        maps, completeness = runner.collected()
-        x = torch.cat(xs)
-        checks = (
-            _sanity(live, g, unit_target, runner, x, chosen, maps, sanity_layers, seed, spec, dev) if sanity else {}
-        )
-        aucs = (
-            _faithfulness(
-                score_model,
-                x,
-                maps,
-                chosen,
-                unit_target is None,
-                run.sigma,
-                faithfulness_steps,
-                run.settings.batch_size,
-                dev,
-            )
-            if faithfulness
-            else {}
-        )
-        window = _window(g, unit_target)
-        parts = {"completeness": completeness, "outside_rf": _outside(maps, names, window), "sanity": checks}
-        notes = _image_notes(stats) + _notes(parts, names, live)
+        batches = run.prepared.images(images, num_images, run.settings.batch_size, seed=seed, stats=stats)
+        found = _measure(run, live, batches, spec, checks, seed, progress)
+        notes = _image_notes(stats) + _notes(found.parts, names, live)
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    outputs = torch.cat(outs)
+    return _result(run, found, images, stats.source, notes)
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """Which checks to run on the maps, and their sizes."""
+
+    sanity: bool
+    sanity_layers: int
+    faithfulness: bool
+    faithfulness_steps: int
+
+
+@dataclass
+class _Found:
+    """What one run measured: the images, their scores and targets, every method's maps and checks."""
+
+    x: torch.Tensor
+    outputs: torch.Tensor
+    chosen: list[int]
+    maps: dict
+    aucs: dict
+    window: tuple | None
+    parts: dict
+
+
+def _measure(run: _Run, live: nn.Module, batches, spec: TargetSpec, checks: _Checks, seed: int, progress) -> _Found:
+    """Every method's maps over ``batches`` on the live model, then the checks asked for."""
+    g, dev, unit_target = run.prepared.graph, run.device, run.unit
+    score_model = _score_model(live, g, unit_target, run.prepared.capture(live))
+    runner = _Runner(score_model, run.names, run.settings, run.prepared.data_config, run.sigma, run.cam)
+    xs, outs, chosen = _run(runner, batches, spec, dev, progress)
+    if not xs:
+        raise AttributionError("no images were processed")
+    maps, completeness = runner.collected()
+    x = torch.cat(xs)
+    sanity = (
+        _sanity(live, run.prepared, unit_target, runner, x, chosen, maps, checks.sanity_layers, seed, spec, dev)
+        if checks.sanity
+        else {}
+    )
+    aucs = (
+        _faithfulness(
+            score_model,
+            x,
+            maps,
+            chosen,
+            unit_target is None,
+            run.sigma,
+            checks.faithfulness_steps,
+            run.settings.batch_size,
+            dev,
+        )
+        if checks.faithfulness
+        else {}
+    )
+    window = _window(g, unit_target)
+    parts = {"completeness": completeness, "outside_rf": _outside(maps, run.names, window), "sanity": sanity}
+    return _Found(x, torch.cat(outs), chosen, maps, aucs, window, parts)
+
+
+def _result(run: _Run, found: _Found, images, source: str, notes: list[str]) -> AttributionResult:
+    unit_target, chosen, outputs = run.unit, found.chosen, found.outputs
+    weights = run.prepared.weights
     return AttributionResult(
-        model=run.name,
-        maps=maps,
+        model=run.prepared.name,
+        maps=found.maps,
         targets=_targets(unit_target, chosen, run.classes),
         scores=_chosen(outputs, chosen).numpy().astype(np.float64),
         logits=None if unit_target else outputs.numpy(),
-        images=x.numpy(),
+        images=found.x.numpy(),
         labels=_labels(images, len(chosen)),
-        source=stats.source,
-        weights=run.weights,
-        data_config=dict(run.data_config),
+        source=source,
+        weights=weights,
+        data_config=dict(run.prepared.data_config),
         settings=run.settings,
         cam_layer=run.cam.module if run.cam else None,
         cam_note=run.cam.note if run.cam else "",
-        window=window,
-        completeness=completeness,
-        outside_rf=parts["outside_rf"],
-        sanity=checks,
-        faithfulness=aucs,
-        warnings=tuple(dict.fromkeys(list(run.weights.warnings) + notes)),
-        device=str(dev),
-        graph=g,
+        window=found.window,
+        completeness=found.parts["completeness"],
+        outside_rf=found.parts["outside_rf"],
+        sanity=found.parts["sanity"],
+        faithfulness=found.aucs,
+        warnings=tuple(dict.fromkeys(list(weights.warnings) + notes)),
+        device=str(run.device),
+        graph=run.prepared.graph,
     )
 
 
@@ -517,7 +561,7 @@ def _arguments(
     model, methods, target, num_images, batch_size, sanity_layers, faithfulness_steps, settings: mth.Settings
 ) -> tuple[tuple[str, ...], TargetSpec, mth.Settings]:
     """The arguments that need no model, checked: method names, the target as asked for, the settings."""
-    validate.model(model)
+    check_model(model)
     names = mth.parse_methods(methods)
     spec = parse_target(target)
     validate.count(num_images, "num_images")
@@ -529,14 +573,11 @@ def _arguments(
 
 
 @dataclass
-class _Prepared:
-    """The model built and traced once, with everything checked against it."""
+class _Run:
+    """The prepared model, with everything checked against it."""
 
-    module: nn.Module
-    weights: object
-    name: str
-    data_config: dict
-    graph: object
+    prepared: Prepared
+    names: tuple[str, ...]
     device: torch.device
     unit: Target | None
     classes: int | None
@@ -545,29 +586,24 @@ class _Prepared:
     sigma: float
 
 
-def _prepare(
+def _setup(
     model, weights, input_size, device, seed, spec: TargetSpec, names, layer, batch_size, settings: mth.Settings
-) -> _Prepared:
-    """Load and trace the model; check the baseline, the target and the CAM layer against it."""
-    import rfkit
-    from rfkit.erf.devices import auto_batch_size, resolve_device
-    from rfkit.erf.images import data_config_for
-    from rfkit.erf.weights import load_model
-
+) -> _Run:
+    """Prepare the model (or take it prepared); check the baseline, the target and the CAM layer against it."""
     dev = resolve_device(device)
-    module, winfo = load_model(model, weights, seed=seed) if isinstance(model, str) else load_model(model, weights)
-    cfg = data_config_for(module, input_size)
-    check_baseline(settings.baseline, tuple(cfg["input_size"]))
-    g = rfkit.trace(module, input_size=tuple(cfg["input_size"][1:]), in_chans=cfg["input_size"][0])
-    g.model_name = name = model if isinstance(model, str) else type(model).__name__
+    prepared = prepare(model, weights, input_size, seed=seed)
+    if prepared.data_config is None:
+        raise AttributionError(f"{prepared.name} takes {len(prepared.input_size)}-D inputs: attribution needs images")
+    check_baseline(settings.baseline, tuple(prepared.data_config["input_size"]))
+    g, module = prepared.graph, prepared.model
     unit = resolve_unit(spec, g, module) if spec.kind == "unit" else None
     classes = None if unit else num_classes(g)
     if spec.kind == "class":
         check_class(spec.index, classes)
     cam = _cam_setup(g, module, names, layer, unit)
     settings = mth.Settings(**{**settings.__dict__, "batch_size": batch_size or auto_batch_size(g, dev)})
-    sigma = settings.blur_sigma or default_sigma(cfg["input_size"][1:])
-    return _Prepared(module, winfo, name, cfg, g, dev, unit, classes, cam, settings, sigma)
+    sigma = settings.blur_sigma or default_sigma(prepared.input_size)
+    return _Run(prepared, names, dev, unit, classes, cam, settings, sigma)
 
 
 def _targets(unit: Target | None, chosen: list[int], classes: int | None) -> tuple[Target, ...]:

@@ -31,7 +31,7 @@ class AttributionResult:
     labels : tuple of str
         A short name per image (the sample photograph's name, else ``"image i"``).
     source : str
-        Where the images came from (:attr:`rfkit.erf.images.ImageStats.source`).
+        Where the images came from (:attr:`rfkit.pipeline.images.ImageStats.source`).
     weights : WeightsInfo
         The weights actually used.
     data_config : dict

@@ -20,8 +20,10 @@ import torch
 import torch.nn as nn
 
 from rfkit.attribution.errors import TargetError
-from rfkit.erf.methods import default_unit
-from rfkit.graph.units import grid_shape, select_unit
+from rfkit.errors import LayerError
+from rfkit.graph.layers import resolve_layers
+from rfkit.graph.units import centre_unit, grid_shape, select_unit
+from rfkit.pipeline.capture import LayerCapture
 
 _UNIT_TEXT = re.compile(r"^(?P<layer>[^@]+)@(?P<unit>\d+(?:[,x]\d+)*)$")
 
@@ -162,15 +164,13 @@ def check_class(index: int, classes: int) -> None:
 
 def resolve_unit(spec: TargetSpec, g, model: nn.Module) -> Target:
     """The unit target ``spec`` checked against the graph: layer with a grid, unit inside it."""
-    from rfkit.erf.engine import LayerError, resolve_layers
-
     try:
         node = resolve_layers(g, model, [spec.layer])[0][spec.layer]
     except LayerError as e:
         raise TargetError(f"target {spec.layer!r}: {e}") from None
     naxes = len(g.input_size)
     grid = grid_shape(g.records[node].layout, naxes)
-    unit = spec.unit if spec.unit is not None else default_unit("replknet", grid, tokens=False)
+    unit = spec.unit if spec.unit is not None else centre_unit(grid)
     if len(unit) != naxes or any(not 0 <= u < n for u, n in zip(unit, grid)):
         raise TargetError(
             f"unit {tuple(unit)} is outside the {'x'.join(map(str, grid))} grid of layer {spec.layer!r}"
@@ -216,10 +216,10 @@ class ScoreModel(nn.Module):
         return out
 
 
-def unit_model(model: nn.Module, g, target: Target) -> ScoreModel:
+def unit_model(model: nn.Module, g, target: Target, captures: LayerCapture | None = None) -> ScoreModel:
     """A :class:`ScoreModel` scoring ``target``'s unit, capturing its layer with hooks (or a torch.fx graph for a
-    node that is no module's output)."""
-    from rfkit.erf.engine import _capture
-
-    capture = _capture(g, model, {target.layer: target.node})
+    node that is no module's output) through ``captures`` (default: a new
+    :class:`~rfkit.pipeline.capture.LayerCapture` of ``model``)."""
+    captures = captures if captures is not None else LayerCapture(g, model)
+    capture = captures({target.layer: target.node})
     return ScoreModel(model, UnitScore(capture, target.layer, g.records[target.node].layout, target.unit))

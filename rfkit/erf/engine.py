@@ -11,106 +11,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from rfkit import validate
-from rfkit.erf.capture import GraphCapture, HookCapture, frozen, model_device
-from rfkit.erf.devices import auto_batch_size, is_out_of_memory, resolve_device
+import rfkit.validate as validate
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
-from rfkit.errors import ArgumentError, DeviceMemoryError, RFKitError
+from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, RFKitError
 from rfkit.graph import layout as lay
+from rfkit.graph.layers import resolve_layers
 from rfkit.graph.units import grid_shape, select_unit
-
-
-class LayerError(RFKitError, ValueError):
-    """A layer cannot be measured: it has no spatial grid, or the unit asked for is outside it."""
-
-
-def _module_of(g, node: str) -> str | None:
-    """A module whose output is ``node`` (the outermost one: ``layer4`` rather than ``layer4.2``)."""
-    names = [m for m, n in g.module_outputs.items() if n == node and m]
-    return min(names, key=lambda m: (m.count("."), len(m))) if names else None
-
-
-def _has_grid(record) -> bool:
-    layout = record.layout
-    return layout is not None and any(f.axis is not None for dl in layout for f in dl.factors)
-
-
-def _feature_map(record) -> bool:
-    """A node whose output is a feature map: on a grid, no spatial dim mixed with channels (a flattened
-    map is not), not an identity or dropout module (``norm_pre = Identity`` repeats the stage output)."""
-    if not _has_grid(record) or record.info.unknown or record.kind == "placeholder":
-        return False
-    if record.op.endswith(("Identity", "Dropout")):
-        return False
-    return not any(
-        f.axis is None for dl in record.layout[1:] for f in dl.factors if any(h.axis is not None for h in dl.factors)
-    )
-
-
-_HEAD_POOLS = ("adaptiveavgpool", "adaptivemaxpool", "selectadaptivepool", "flatten", ".mean", "amax")
-
-
-def _is_head_pool(op: str) -> bool:
-    return any(p in op.lower() for p in _HEAD_POOLS)
-
-
-def default_layer(g, model: nn.Module) -> str:
-    """The final feature map: from timm's last ``feature_info`` stage (ResNet: ``layer4``), the last module
-    output after it, before the head's pooling, that is on the same grid and just as local or global (ViT:
-    the final ``norm``); without ``feature_info``, the last feature map with more than one
-    unit. Module outputs are preferred to bare graph nodes."""
-    records = [r for r in g.records.values() if _feature_map(r)]
-    if not records:
-        raise LayerError("the model has no layer with a spatial grid to measure")
-    naxes = len(g.input_size)
-    info = getattr(model, "feature_info", None)
-    try:
-        last = info[-1]["module"] if info else None
-    except (TypeError, KeyError, IndexError):
-        last = None
-    if last is not None and last in g.module_outputs and _feature_map(g.record(last)):
-        ref = g.record(last)
-        position = {name: i for i, name in enumerate(g.records)}
-        pools = [
-            position[r.name]
-            for r in g.records.values()
-            if position[r.name] > position[ref.name] and _is_head_pool(r.op)
-        ]
-        stop = min(pools, default=len(position))  # the head's pooling (identity on a 1x1 map) is not a stage
-        after = [r for r in records if position[ref.name] <= position[r.name] < stop]
-        same = [
-            r
-            for r in after
-            if grid_shape(r.layout, naxes) == grid_shape(ref.layout, naxes) and r.info.is_global == ref.info.is_global
-        ]
-        named = [r for r in same if _module_of(g, r.name)]
-        return last if not named or named[-1].name == ref.name else _module_of(g, named[-1].name)
-    multi = [r for r in records if math.prod(grid_shape(r.layout, naxes)) > 1] or records
-    named = [r for r in multi if _module_of(g, r.name)]
-    chosen = (named or multi)[-1].name
-    return _module_of(g, chosen) or chosen
-
-
-def stage_layers(g, model: nn.Module, limit: int = 6) -> list[str]:
-    """The stage outputs (timm's ``feature_info`` modules, else the top-level children with a grid), at
-    most ``limit`` of them evenly spaced with the last kept, then the final feature map if it differs."""
-    names = []
-    info = getattr(model, "feature_info", None)
-    try:
-        names = [f["module"] for f in info] if info else []
-    except (TypeError, KeyError):
-        names = []
-    if not names:
-        names = [n for n, _ in model.named_children()]
-    names = [n for n in names if n in g.module_outputs and _has_grid(g.record(n)) and not g[n].unknown]
-    if len(names) > limit:
-        step = (len(names) - 1) / (limit - 1)
-        names = [names[round(i * step)] for i in range(limit)]
-    final = default_layer(g, model)
-    if not names or g.resolve(final) != g.resolve(names[-1]):
-        names.append(final)
-    return list(dict.fromkeys(names))
+from rfkit.pipeline.capture import frozen, model_device
+from rfkit.pipeline.devices import auto_batch_size, is_out_of_memory, resolve_device
+from rfkit.pipeline.images import ImageStats, ImageWarning
+from rfkit.pipeline.prepare import Prepared, check_model, prepare
 
 
 def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None, model) -> dict[str, tuple]:
@@ -133,57 +44,6 @@ def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None
             raise LayerError(f"unit {chosen} is outside the {'x'.join(map(str, grid))} grid of layer {key!r}")
         out[key] = chosen
     return out
-
-
-def resolve_layers(g, model: nn.Module, layers: str | Sequence[str] | None) -> tuple[dict[str, str], str | None]:
-    """Layer name -> graph node for each requested layer (module or node names), and the default's name."""
-    default_key = None
-    if layers is None:
-        default_key = default_layer(g, model)
-        layers = [default_key]
-    elif layers == "stages":
-        layers = stage_layers(g, model)
-        default_key = layers[-1]
-    elif isinstance(layers, str):
-        layers = [layers]
-    out = {}
-    for name in layers:
-        node = g.resolve(name)
-        record = g.records[node]
-        if not _has_grid(record):
-            why = (
-                "its RF is unknown (an unsupported op before it)"
-                if record.info.unknown
-                else "its output has no spatial grid (pooled or flattened)"
-            )
-            raise LayerError(
-                f"layer {name!r} cannot be measured: {why}; pick a layer before the head "
-                f"(`rfkit graph MODEL` lists them)"
-            )
-        out[name] = node
-    if not out:
-        raise LayerError("no layers to measure: pass at least one layer name")
-    return out, default_key
-
-
-def _capture(g, model: nn.Module, layers: dict[str, str]):
-    """Forward hooks when every layer is a module's output, else a GraphModule returning the nodes."""
-    modules = {}
-    for key, node in layers.items():
-        module = key if key in g.module_outputs else _module_of(g, node)
-        if module is None:
-            break
-        modules[module] = key
-    else:
-        return HookCapture(model, modules)
-    if g.method != "torch.fx":
-        raise LayerError(
-            f"{g.model_name} was recorded with make_fx, so only module outputs can be measured; {key!r} is not one"
-        )
-    from rfkit.graph.tracer import trace_module
-
-    gm, _ = trace_module(model)
-    return GraphCapture(gm, {node: key for key, node in layers.items()})
 
 
 @contextmanager
@@ -338,8 +198,29 @@ def accumulate(
     return sums, seen, notes, crops
 
 
+def checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device) -> tuple:
+    """:func:`erf`'s arguments that need no model, checked before anything is built: ``(layers, num_images,
+    batch_size, threads, seed, device)`` in the form :func:`erf` works with.
+
+    Raises
+    ------
+    ArgumentError, InputSizeError, DeviceError
+        As :func:`erf`.
+    """
+    check_model(model)
+    layers = validate.layer_names(layers)
+    num_images = validate.count(num_images, "num_images")
+    batch_size = validate.count(batch_size, "batch_size", optional=True)
+    threads = validate.count(threads, "threads", optional=True)
+    seed = validate.count(seed, "seed", minimum=0)
+    if input_size is not None:
+        validate.input_size(input_size)
+    get_method(method)
+    return layers, num_images, batch_size, threads, seed, resolve_device(device)
+
+
 def erf(
-    model: str | nn.Module,
+    model: str | nn.Module | Prepared,
     layers: str | Sequence[str] | None = None,
     images="sample",
     num_images: int = 32,
@@ -367,26 +248,28 @@ def erf(
 
     Parameters
     ----------
-    model : str or nn.Module
-        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``) or a module. A module is left
-        exactly as found: device, dtype, train/eval mode and ``requires_grad`` are restored, also on error.
+    model : str, nn.Module or Prepared
+        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``), a module, or a model prepared
+        once by :func:`rfkit.prepare` (then ``weights`` and ``input_size`` are its own, and nothing is built
+        or traced again). A module is left exactly as found: device, dtype, train/eval mode and
+        ``requires_grad`` are restored, also on error.
     layers : str or list of str, optional
         Module names (``"layer3"``) or graph node names (``"add_3"``); default: the final feature map;
-        ``"stages"``: the stage outputs and the final feature map (:func:`stage_layers`).
+        ``"stages"``: the stage outputs and the final feature map (:func:`rfkit.graph.layers.stage_layers`).
     images : str, path, list of paths or Tensor
         ``"sample"`` (photographs shipped with scikit-image, offline), ``"noise"``, a directory
-        (recursive), image paths, or a model-ready tensor (N, C, H, W). See :mod:`rfkit.erf.images`.
+        (recursive), image paths, or a model-ready tensor (N, C, H, W). See :mod:`rfkit.pipeline.images`.
     num_images : int
         How many images to average over.
     weights : str
         ``"auto"`` (pretrained if obtainable, else random with a warning), ``"pretrained"``, ``"random"``,
         ``"random-safe"`` (random with zero-init traps removed) or a checkpoint path. See
-        :mod:`rfkit.erf.weights`.
+        :mod:`rfkit.models.weights`.
     method : str
         ``"replknet"`` or ``"openerf"`` (:mod:`rfkit.erf.methods`).
     batch_size : int, optional
         Images per forward pass (default 32 on CUDA, 16 on MPS, 8 on CPU or as many as fit in half the
-        available memory: :func:`rfkit.erf.devices.auto_batch_size`). Does not change the maps.
+        available memory: :func:`rfkit.pipeline.devices.auto_batch_size`). Does not change the maps.
     device : str
         ``"auto"`` (CUDA, MPS, else CPU), ``"cpu"``, ``"cuda:1"``, ... (checked to exist on this machine)
     input_size : int or (h, w), optional
@@ -434,43 +317,24 @@ def erf(
     >>> np.argwhere(res.maps["0"] > 0)[[0, -1]].tolist()  # the 3x3 RF around (8, 8)
     [[7, 7], [9, 9]]
     """
-    import rfkit
-    from rfkit.erf.images import ImageStats, ImageWarning, data_config_for, image_batches
-    from rfkit.erf.weights import load_model
-
-    validate.model(model)
-    layers = validate.layer_names(layers)
-    num_images = validate.count(num_images, "num_images")
-    batch_size = validate.count(batch_size, "batch_size", optional=True)
-    threads = validate.count(threads, "threads", optional=True)
-    seed = validate.count(seed, "seed", minimum=0)
-    input_size = None if input_size is None else validate.input_size(input_size)
-    get_method(method)
-    dev = resolve_device(device)
-    module, winfo = load_model(model, weights, seed=seed) if isinstance(model, str) else load_model(model, weights)
-    name = model if isinstance(model, str) else type(model).__name__
-    cfg = data_config_for(module, input_size)
-    g = rfkit.trace(module, input_size=tuple(cfg["input_size"][1:]), in_chans=cfg["input_size"][0])
-    g.model_name = name
-    resolved, default_key = resolve_layers(g, module, layers)
-    units = _units(resolved, g, unit, method, default_key, module)
-    notes = list(winfo.warnings)  # load_model has already warned about these
-    already = len(notes)
+    args = checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
+    layers, num_images, batch_size, threads, seed, dev = args
+    prepared = prepare(model, weights, input_size, seed=seed)
+    g = prepared.graph
+    resolved, default_key = resolve_layers(g, prepared.model, layers)
+    units = _units(resolved, g, unit, method, default_key, prepared.model)
+    notes = []
     if autocast and dev.type == "cpu":
         notes.append("autocast is for GPUs; ignored on the CPU")
         autocast = False
 
     stats = ImageStats(source=str(images), requested=num_images)
-    bs = batch_size or auto_batch_size(g, dev)
+    module = prepared.model
     with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
-
-        def make_capture(keys):
-            return _capture(g, live, {k: resolved[k] for k in keys})
-
-        batches = image_batches(images, cfg, num_images, bs, seed=seed, stats=stats)
+        captures = prepared.capture(live)
         sums, seen, more, crops = accumulate(
-            make_capture,
-            batches,
+            lambda keys: captures({k: resolved[k] for k in keys}),
+            prepared.images(images, num_images, batch_size or auto_batch_size(g, dev), seed=seed, stats=stats),
             resolved,
             units,
             g,
@@ -481,13 +345,37 @@ def erf(
             progress=progress,
             crop=crop,
         )
-    notes += more
-    image_notes = stats.notes()  # skipped files, fewer images than asked for
-    notes += image_notes
     if seen == 0:
         raise RFKitError("no images were processed")
-
+    image_notes = stats.notes()  # skipped files, fewer images than asked for
+    notes += more + image_notes
     maps = {key: sums[key] / seen for key in resolved}
+    centers = _centers(g, resolved, units, notes)
+    results = _metrics(g, resolved, maps, centers, notes) if metrics else {}
+    for n in notes:  # prepare() has already warned about the weights
+        warnings.warn(n, ImageWarning if n in image_notes else UserWarning, stacklevel=2)
+    return ERFResult(
+        model=prepared.name,
+        maps=maps,
+        metrics=results,
+        num_images=seen,
+        data_config=dict(prepared.data_config),
+        weights=prepared.weights,
+        unit=units,
+        method=method,
+        nodes=dict(resolved),
+        center=centers,
+        grid={k: grid_shape(g.records[n].layout, len(g.input_size)) for k, n in resolved.items()},
+        images=stats,
+        warnings=tuple(dict.fromkeys([*prepared.weights.warnings, *notes])),
+        device=str(dev),
+        graph=g,
+        crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
+    )
+
+
+def _centers(g, resolved: dict[str, str], units: dict[str, tuple], notes: list[str]) -> dict[str, tuple]:
+    """The analytic RF centre of each measured unit (the image centre, with a note, where it is unknown)."""
     centers = {}
     for key, node in resolved.items():
         c = g[node].center_of(units[key]) if not g[node].unknown else (math.nan,)
@@ -495,30 +383,15 @@ def erf(
             c = tuple((n - 1) / 2 for n in g.input_size)
             notes.append(f"{key}: analytic RF centre unknown; metrics centred on the image centre")
         centers[key] = c
-    results = {}
-    if metrics:
-        from rfkit.erf.metrics import compute_metrics
+    return centers
 
-        for key, node in resolved.items():
-            results[key] = compute_metrics(maps[key], centers[key], rf_size=g[node].size)
-            notes += [f"{key}: {w}" for w in getattr(results[key], "warnings", ())]
-    for n in notes[already:]:
-        warnings.warn(n, ImageWarning if n in image_notes else UserWarning, stacklevel=2)
-    return ERFResult(
-        model=name,
-        maps=maps,
-        metrics=results,
-        num_images=seen,
-        data_config=dict(cfg),
-        weights=winfo,
-        unit=units,
-        method=method,
-        nodes=dict(resolved),
-        center=centers,
-        grid={k: grid_shape(g.records[n].layout, len(g.input_size)) for k, n in resolved.items()},
-        images=stats,
-        warnings=tuple(dict.fromkeys(notes)),
-        device=str(dev),
-        graph=g,
-        crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
-    )
+
+def _metrics(g, resolved: dict[str, str], maps: dict, centers: dict, notes: list[str]) -> dict:
+    """:func:`~rfkit.erf.metrics.compute_metrics` of each map; their warnings go to ``notes``."""
+    from rfkit.erf.metrics import compute_metrics
+
+    results = {}
+    for key, node in resolved.items():
+        results[key] = compute_metrics(maps[key], centers[key], rf_size=g[node].size)
+        notes += [f"{key}: {w}" for w in results[key].warnings]
+    return results

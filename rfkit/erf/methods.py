@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rfkit.graph.units import centre_unit
+
 METHODS = ("replknet", "openerf")
 
 
@@ -73,4 +75,4 @@ def default_unit(method: str, grid: tuple[int, ...], tokens: bool) -> tuple[int,
     """
     if method == "openerf" and tokens:
         return tuple((n - 1) // 2 for n in grid)
-    return tuple(n // 2 for n in grid)
+    return centre_unit(grid)

@@ -42,7 +42,7 @@ class ERFResult:
         Where the images came from, how many were used and which files were skipped.
     warnings : tuple[str, ...]
         Everything a reader of the numbers must know: random weights, init traps, degenerate maps,
-        skipped image files, fewer images than asked for (:meth:`rfkit.erf.images.ImageStats.notes`).
+        skipped image files, fewer images than asked for (:meth:`rfkit.pipeline.images.ImageStats.notes`).
     device : str
         Where the gradients were computed.
     graph : RFGraph

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from rfkit import validate
+import rfkit.validate as validate
 from rfkit.errors import ArgumentError, NodeNotFoundError
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from rfkit import validate
+import rfkit.validate as validate
 from rfkit.errors import InputTooSmallError, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.info import RFInfo
@@ -20,7 +23,8 @@ from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
 
 
-def _spatial_rank(model: nn.Module) -> int | None:
+def spatial_rank(model: nn.Module) -> int | None:
+    """Spatial axes of the model's input, from its first convolution (None without one)."""
     for m in model.modules():
         for cls, n in ((nn.Conv1d, 1), (nn.Conv2d, 2), (nn.Conv3d, 3)):
             if isinstance(m, cls):
@@ -73,6 +77,67 @@ def trace(
     >>> g["layer4"].size, g["layer4"].stride, g["layer4"].center
     ((427, 427), (32, 32), (0, 0))
     """
+    return trace_fx(model, input_size, in_chans=in_chans, registry=registry)[0]
+
+
+@dataclass(frozen=True)
+class FxModel:
+    """A model traced by torch.fx on the meta device: its RF graph at any input size without tracing it
+    again, and the same graph bound to a live copy of the model (to capture the output of any node).
+
+    Attributes
+    ----------
+    gm : torch.fx.GraphModule
+        The traced model, parameters on the meta device.
+    module_outputs : dict
+        Qualified module name -> the node holding its output.
+    name : str
+        The model's display name.
+    in_chans : int
+    ndim : int
+        Spatial axes of the input.
+    registry : Registry
+        The RF rules the graph was computed with.
+    """
+
+    gm: fx.GraphModule
+    module_outputs: dict[str, str]
+    name: str
+    in_chans: int
+    ndim: int
+    registry: Registry = DEFAULT_REGISTRY
+
+    def graph(self, input_size) -> RFGraph:
+        """The RF graph at another input size (an int or one size per spatial axis).
+
+        Raises
+        ------
+        InputTooSmallError, TraceError
+            A feature map shrinks to nothing, or the graph cannot run at this size.
+        """
+        size = validate.input_size(input_size, self.ndim)
+        x = torch.empty((2, self.in_chans, *size), device="meta")
+        result = _propagate(self.gm, self.registry, x)
+        return _build_graph(self.gm, result, self.module_outputs, size, self.name, self.in_chans, "torch.fx")
+
+    def bind(self, model: nn.Module) -> fx.GraphModule:
+        """The traced graph running ``model`` (a live copy of the traced model: same module names), sharing
+        its parameters; traced again only if the graph refers to an attribute ``model`` does not have."""
+        try:
+            return fx.GraphModule(model, copy.deepcopy(self.gm.graph), type(model).__name__)
+        except AttributeError:
+            return trace_module(model, self.registry)[0]
+
+
+def trace_fx(
+    model: str | nn.Module,
+    input_size: int | tuple[int, ...] | None = None,
+    *,
+    in_chans: int | None = None,
+    registry: Registry = DEFAULT_REGISTRY,
+) -> tuple[RFGraph, FxModel | None]:
+    """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
+    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure)."""
     validate.model(model)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:
@@ -87,7 +152,7 @@ def trace(
         module = meta_copy(model).eval()
 
     default_size, default_chans = default_input(module, spec)
-    rank = _spatial_rank(module)
+    rank = spatial_rank(module)
     if input_size is None:
         input_size = default_size or (DEFAULT_SIZE,) * (rank or 2)
     size = validate.input_size(input_size, fill=rank or 2)
@@ -111,7 +176,9 @@ def trace(
             raise TraceError(f"{fx_error} (recording it with make_fx failed too: {e})") from e
         result = _propagate(gm, registry, x)
         method = "make_fx"
-    return _build_graph(gm, result, module_outputs, size, name, chans, method)
+    g = _build_graph(gm, result, module_outputs, size, name, chans, method)
+    fxm = FxModel(gm, dict(module_outputs), name, chans, len(size), registry) if method == "torch.fx" else None
+    return g, fxm
 
 
 def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor):

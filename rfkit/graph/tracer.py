@@ -3,6 +3,7 @@ the output of every module so that ``g["layer4"]`` finds it."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -106,6 +107,17 @@ def trace_module(model: nn.Module, registry: Registry = DEFAULT_REGISTRY) -> tup
     if len(out_nodes) == 1:
         outputs[""] = out_nodes[0]
     return gm, outputs
+
+
+def outputs_of(gm: fx.GraphModule, names: list[str]) -> fx.GraphModule:
+    """A copy of ``gm`` returning the tensors of the named nodes."""
+    gm = fx.GraphModule(gm, copy.deepcopy(gm.graph))
+    nodes = {n.name: n for n in gm.graph.nodes}
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    out.args = (tuple(nodes[n] for n in names),)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return gm
 
 
 # --- recording with make_fx, for models torch.fx cannot trace ------------------------------------------

@@ -40,6 +40,15 @@ def grid_shape(layout: Layout, naxes: int) -> tuple[int, ...]:
     return tuple(extent)
 
 
+def centre_unit(grid: Sequence[int]) -> tuple[int, ...]:
+    """The unit at the centre of a grid, ``n // 2`` per axis (the ERF's unit, Luo et al. 2016).
+
+    >>> centre_unit((14, 7))
+    (7, 3)
+    """
+    return tuple(n // 2 for n in grid)
+
+
 def fit_batch(layout: Layout, shape: Sequence[int]) -> Layout:
     """The layout of the same node run at another batch size: in each dim whose size differs, the
     outermost non-spatial factor (the batch, alone or merged with heads or windows) takes the ratio."""

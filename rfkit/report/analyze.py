@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfkit import validate
+import rfkit.validate as validate
 from rfkit.errors import ModelNotFoundError, RFKitError
 from rfkit.io import OutputError, atomic_write_text, check_writable, make_temp_dir, safe_name, short_hash
 from rfkit.report.markdown import one_line
@@ -275,8 +275,10 @@ def analyze(
 
     Parameters
     ----------
-    model : str or nn.Module
-        As :func:`rfkit.trace`.
+    model : str, nn.Module or Prepared
+        As :func:`rfkit.trace`, or a model prepared by :func:`rfkit.prepare` (then ``weights``,
+        ``input_size`` and ``seed`` of the weights are its own). Either way the model is built and traced
+        once, and every part of the report uses that one graph.
     layers : str or list of str, optional
         Layers to measure (module or node names). Default ``"stages"``: the stage outputs (timm's
         ``feature_info``, at most six, evenly spaced, the last always kept) and the final feature map.
@@ -311,31 +313,33 @@ def analyze(
     >>> rep = rfkit.analyze(net, images="noise", num_images=2, input_size=32, out=tempfile.mkdtemp(),
     ...                     device="cpu")  # doctest: +SKIP
     """
-    import rfkit
+    from rfkit.erf.engine import checked_arguments, erf
     from rfkit.graph.productivity import input_resolution_range, productivity
+    from rfkit.pipeline.prepare import Prepared, prepare
 
+    source = model.source if isinstance(model, Prepared) else model  # names the folder
+    checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
     if resolution is not None:  # before the measurement; the number of axes again once the graph is known
         validate.input_size(
             resolution, len(input_size) if isinstance(input_size, (tuple, list)) else None, "resolution"
         )
     out = check_writable(out)
-    name = folder_name(model)
+    name = folder_name(source)
     final = out / name
-    check_target(final, model)
+    check_target(final, source)
     remove_stale(out)
     step = progress or (lambda *a: None)
 
     step("measuring the ERF", None)
-    result = rfkit.erf(
-        model,
+    prepared = prepare(model, weights, input_size, seed=seed)  # built and traced once, for every stage
+    result = erf(
+        prepared,
         layers="stages" if layers is None else layers,
         images=images,
         num_images=num_images,
-        weights=weights,
         method=method,
         batch_size=batch_size,
         device=device,
-        input_size=input_size,
         threads=threads,
         seed=seed,
         progress=(lambda n: step("images", n)) if progress else None,
@@ -353,11 +357,11 @@ def analyze(
         step("writing the report", None)
         files = write_report(tmp, result, prod, res, rng, rng_local, depth, notes=notes)
         header = run_header(result, res, prod, rng, rng_local)
-        header["model_id"] = model_id(model)
+        header["model_id"] = model_id(source)
         header["files"] = sorted(Path(p).relative_to(tmp).as_posix() for p in files.values())
         atomic_write_text(tmp / DONE_MARKER, json.dumps(header, indent=2) + "\n")
         (tmp / PARTIAL_MARKER).unlink()
-        _replace(tmp, final, model)
+        _replace(tmp, final, source)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -431,7 +435,7 @@ def write_report(
 ) -> dict[str, Path]:
     """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
     warned about and appended to ``notes``."""
-    from rfkit.report.dot import render, to_dot
+    from rfkit.report.dot import render_dot, to_dot
     from rfkit.report.erf_files import write_erf_files
     from rfkit.report.markdown import report_markdown
 
@@ -441,9 +445,10 @@ def write_report(
     frame = g.to_frame().merge(prod.to_frame()[["node", "status"]], on="node", how="left")
     files["layers.csv"] = atomic_write_text(folder / "layers.csv", frame.to_csv(index=False))
     files.update(write_erf_files(result, folder, statuses))
-    files["graph.dot"] = atomic_write_text(folder / "graph.dot", to_dot(g, resolution, depth))
+    source = to_dot(g, resolution, depth)
+    files["graph.dot"] = atomic_write_text(folder / "graph.dot", source)
     try:
-        files["graph.svg"] = render(g, folder / "graph.svg", resolution, depth)
+        files["graph.svg"] = render_dot(source, folder / "graph.svg")
     except RFKitError as e:  # no GraphViz: the .dot file is there, say so in the report
         warnings.warn(str(e), stacklevel=2)
         if notes is not None:

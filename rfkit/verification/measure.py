@@ -11,15 +11,17 @@ non-zero gradient of a unit is exactly the set of pixels it can see. Every swap 
 
 from __future__ import annotations
 
-import copy
+import warnings
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rfkit.graph.tracer import trace_module
+from rfkit.errors import WeightsWarning
+from rfkit.graph.tracer import MARK, outputs_of, record_model, trace_module
 from rfkit.models.spec import copy_module
+from rfkit.pipeline.prepare import Prepared, prepare
 
 _MAX_TO_AVG_MODULES = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
 _MAX_TO_AVG_FUNCTIONS = {F.max_pool1d: F.avg_pool1d, F.max_pool2d: F.avg_pool2d, F.max_pool3d: F.avg_pool3d}
@@ -136,8 +138,6 @@ def swap_functions(gm: fx.GraphModule) -> list[str]:
 def unmark(gm: fx.GraphModule) -> fx.GraphModule:
     """Make a graph recorded by :func:`rfkit.graph.tracer.record_model` differentiable: its ``rfkit::mark``
     nodes (which name module outputs) have no autograd formula, so they become plain clones (same names)."""
-    from rfkit.graph.tracer import MARK
-
     changed = False
     for node in gm.graph.nodes:
         if node.op == "call_function" and node.target is MARK:
@@ -158,28 +158,59 @@ def measurable(model: nn.Module, seed: int = 0, with_notes: bool = False):
     return (gm, notes) if with_notes else gm
 
 
-def measurable_copy(model, input_size=None, in_chans: int | None = None, seed: int = 0):
-    """``(g, real, notes)``: the analytic graph of ``model`` (spec or module), and a float64 eval copy with
-    positive weights and max pooling as average pooling (a spec is built on the CPU, a module copied with
-    :func:`~rfkit.models.spec.copy_module`; ``notes`` lists the module swaps)."""
-    import rfkit
-    from rfkit.models.spec import build_model, parse_spec
-
-    g = rfkit.trace(model, input_size=input_size, in_chans=in_chans)
-    real = build_model(parse_spec(model), device="cpu") if isinstance(model, str) else copy_module(model)
-    real = positive_weights(real.double().eval(), seed)
-    return g, real, swap_modules(real)
+def prepared_for_measuring(model, input_size=None, in_chans: int | None = None, seed: int = 0) -> Prepared:
+    """``model`` prepared for a measurement that replaces its weights with positive ones: a spec is built at
+    random init (nothing downloaded), a module taken as given, a :class:`~rfkit.pipeline.Prepared` used as
+    it is. The init traps of random weights do not matter here, so they are not warned about."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeightsWarning)
+        weights = "random" if isinstance(model, str) else "auto"
+        return prepare(model, weights, input_size, in_chans=in_chans, seed=seed)
 
 
-def outputs_of(gm: fx.GraphModule, names: list[str]) -> fx.GraphModule:
-    """A copy of ``gm`` returning the tensors of the named nodes."""
-    gm = fx.GraphModule(gm, copy.deepcopy(gm.graph))
-    nodes = {n.name: n for n in gm.graph.nodes}
-    out = next(n for n in gm.graph.nodes if n.op == "output")
-    out.args = (tuple(nodes[n] for n in names),)
-    gm.graph.eliminate_dead_code()
-    gm.recompile()
-    return gm
+class Measurable:
+    """A prepared model made measurable once: a float64 eval copy with positive weights, max pooling as
+    average pooling and no clamping (``notes`` lists every swap), its torch.fx graph (None for a model
+    recorded with make_fx: :meth:`record` records it per input), and its analytic graph per input size.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        The model (left unchanged: it is copied).
+    seed : int
+        Seed of the positive weights.
+    """
+
+    def __init__(self, prepared: Prepared, seed: int = 0) -> None:
+        self.prepared = prepared
+        self.g = prepared.graph
+        self.real = positive_weights(copy_module(prepared.model).double().eval(), seed)
+        self.notes = swap_modules(self.real)
+        self.gm = None
+        if self.g.method != "make_fx":
+            self.gm = prepared.fx.bind(self.real) if prepared.fx is not None else trace_module(self.real)[0]
+            self.notes += swap_functions(self.gm)
+        self._graphs: dict[tuple[int, ...], object] = {}
+
+    @property
+    def in_chans(self) -> int:
+        return self.g.in_chans
+
+    def graph(self, size: tuple[int, ...]):
+        """The analytic graph at input ``size`` (from the prepared trace; cached)."""
+        if size not in self._graphs:
+            self._graphs[size] = self.prepared.graph_at(size)
+        return self._graphs[size]
+
+    def x(self, size: tuple[int, ...]) -> torch.Tensor:
+        """The positive input the supports are measured on (seeded)."""
+        gen = torch.Generator().manual_seed(1)
+        return 0.5 + torch.rand((1, self.in_chans, *size), generator=gen, dtype=torch.float64)
+
+    def record(self, x: torch.Tensor) -> tuple[fx.GraphModule, dict[str, str]]:
+        """The measurable copy recorded with make_fx on ``x`` (differentiable), and its module outputs."""
+        gm, outputs = record_model(self.real, x)
+        return unmark(gm), outputs
 
 
 def support_extent(grad: torch.Tensor) -> list[tuple[int, int]]:

@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from rfkit import validate
+import rfkit.validate as validate
 from rfkit.errors import RFKitError
-from rfkit.verification.measure import measurable_copy, measure, swap_functions, unmark
+from rfkit.graph.layers import default_layers
+from rfkit.pipeline.prepare import Prepared, check_model
+from rfkit.verification.estimate import estimate_layers
+from rfkit.verification.measure import Measurable, measure, prepared_for_measuring
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class UnitCheck:
 
 @dataclass(frozen=True)
 class EstimateCheck:
-    """The RF of one layer estimated from gradients alone (:func:`rfkit.erf.estimate.estimate_rf`) next to
+    """The RF of one layer estimated from gradients alone (:func:`rfkit.verification.estimate.estimate_rf`) next to
     the analytic one, per axis.
 
     Attributes
@@ -139,52 +142,8 @@ def agrees(measured, analytic, corner: bool) -> bool:
     return True
 
 
-def _final_layer(g, model: nn.Module) -> str | None:
-    """The model output (``""``) where it is one tensor; for a model returning a tuple or dict, the final
-    feature map as the ERF's default layer picks it (:func:`rfkit.erf.engine.default_layer`); None if
-    neither has a tensor to measure."""
-    if "" in g.module_outputs:
-        return "" if g.output.shape is not None else None
-    from rfkit.erf.engine import default_layer
-
-    try:
-        return default_layer(g, model)
-    except RFKitError:  # no layer with a spatial grid
-        return None
-
-
-def default_layers(g, model: nn.Module, limit: int = 8) -> list[str]:
-    """The layers :func:`verify` and :func:`rfkit.estimate_rf` measure by default: up to ``limit`` stage
-    outputs (:func:`_stage_layers`), then the model output or, where that is a tuple or dict, the final
-    feature map."""
-    layers = _stage_layers(g, model, limit)
-    final = _final_layer(g, model)
-    if final is not None and g.resolve(final) not in [g.resolve(n) for n in layers]:
-        layers.append(final)
-    return layers
-
-
-def _stage_layers(g, model: nn.Module, limit: int) -> list[str]:
-    """timm's stage outputs where the model lists them, else the top-level children."""
-    names = []
-    info = getattr(model, "feature_info", None)
-    if info is not None:
-        try:
-            names = [f["module"] for f in info]
-        except (TypeError, KeyError):
-            names = []
-    if not names:
-        names = [n for n, _ in model.named_children()]
-    names = [n for n in names if n in g.module_outputs]
-    picked = [n for n in names if g[n].shape is not None and (g[n].dims is not None or g[n].is_global)]
-    if len(picked) > limit:
-        step = len(picked) / limit
-        picked = [picked[int(i * step)] for i in range(limit)]
-    return picked
-
-
 def verify(
-    model,
+    model: str | nn.Module | Prepared,
     layers: list[str] | None = None,
     input_size=None,
     in_chans: int | None = None,
@@ -198,17 +157,18 @@ def verify(
 
     The model is measured in float64 with positive random weights, max pooling as average pooling and
     clamping activations as the identity (``report.notes`` lists each swap); global nodes must see the
-    whole input. A spec string is built on the CPU with random weights; a module is copied, not changed.
+    whole input. A spec string is built on the CPU with random weights; a module, or a model prepared by
+    :func:`rfkit.prepare` (whose trace is reused), is copied, not changed.
 
     With ``estimate`` (default), each layer's size, stride and centre are also estimated from gradients
-    alone (:func:`rfkit.erf.estimate.estimate_rf`, on the same measurable model) and put next to the
+    alone (:func:`rfkit.verification.estimate.estimate_rf`, on the same measurable model) and put next to the
     analytic ones in ``report.estimates``; a disagreement on a shift-invariant, non-global,
     non-approximate layer fails the report. Such layers may be measured on an input enlarged up to
     ``estimate_max_size`` pixels per axis (default: twice the input) to find a unit clear of the border,
     when their analytic RF is at most half that; the others are estimated at the input size only.
 
     By default (``layers=None``) up to ``max_layers`` stage outputs are checked, then the model output, or,
-    for a model returning a tuple or dict, its final feature map (:func:`default_layers`).
+    for a model returning a tuple or dict, its final feature map (:func:`rfkit.graph.layers.default_layers`).
 
     Raises
     ------
@@ -228,22 +188,18 @@ def verify(
     >>> e.size, e.stride, e.center, e.analytic_size == e.size, e.status
     ((13, 13), (4, 4), (5, 5), True, 'pass')
     """
-    from rfkit.graph.tracer import record_model, trace_module
-
-    validate.model(model)
+    check_model(model)
     layers = validate.layer_names(layers)
     max_layers = validate.count(max_layers, "max_layers")
     seed = validate.count(seed, "seed", minimum=0)
     estimate_max_size = validate.count(estimate_max_size, "estimate_max_size", optional=True)
-    g, real, notes = measurable_copy(model, input_size, in_chans, seed)
+    m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed), seed)
+    g, real = m.g, m.real
     x = torch.empty((1, g.in_chans, *g.input_size), dtype=torch.float64)
-    if g.method == "make_fx":
-        gm, outputs = record_model(real, x)
-        unmark(gm)
+    if m.gm is None:
+        gm, outputs = m.record(x)
     else:
-        gm, outputs = trace_module(real)
-        notes += swap_functions(gm)
-
+        gm, outputs = m.gm, {}
     layers = [layers] if isinstance(layers, str) else layers
     if layers is None:
         layers = default_layers(g, real, max_layers)
@@ -257,7 +213,7 @@ def verify(
     if not nodes:
         raise RFKitError("none of the chosen layers has a spatial output with a known RF to verify")
 
-    report = VerifyReport(g.model_name, g.input_size, notes=notes)
+    report = VerifyReport(g.model_name, g.input_size, notes=list(m.notes))
     for kind in ("centre", "next", "corner"):
         units, dims, names = {}, {}, []
         for layer, node in nodes.items():
@@ -289,11 +245,8 @@ def verify(
                 UnitCheck(layer or "<output>", node, kind, unit, want, tuple(extent), status, info.is_global)
             )
     if estimate:
-        from rfkit.erf.estimate import _Model
-
         try:
-            measurable = _Model(model, g, real, notes, gm if g.method != "make_fx" else None)
-            report.estimates = estimate_checks(measurable, nodes, estimate_max_size)
+            report.estimates = estimate_checks(m, nodes, estimate_max_size)
         except Exception as e:  # noqa: BLE001 - the unit checks stand on their own; say why there is no estimate
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
             report.notes.append(f"gradient estimate not available: {type(e).__name__}: {msg}")
@@ -347,12 +300,9 @@ def judge_estimate(info, est) -> tuple[str, str]:
     return ("fail", "differs: " + ", ".join(bad)) if bad else ("pass", "")
 
 
-def estimate_checks(measurable, nodes: dict[str, str], max_size: int | None = None) -> list[EstimateCheck]:
-    """Estimate each layer (``nodes``: layer -> node) of a prepared measurable model and judge it against
-    its analytic RF, at the input size the estimate used."""
-    import rfkit
-    from rfkit.erf.estimate import _estimate
-
+def estimate_checks(measurable: Measurable, nodes: dict[str, str], max_size: int | None = None) -> list[EstimateCheck]:
+    """Estimate each layer (``nodes``: layer -> node) of a measurable model and judge it against its
+    analytic RF, at the input size the estimate used."""
     g = measurable.g
     cap = max_size or 2 * max(g.input_size)
     # enlarge only where it can lead to a judgement: judged layers whose analytic RF fits in half the cap
@@ -361,13 +311,10 @@ def estimate_checks(measurable, nodes: dict[str, str], max_size: int | None = No
         layer: 0 if _not_judged(g[node]) or any(2 * r > cap for r in g[node].size) else cap
         for layer, node in nodes.items()
     }
-    estimates = _estimate(measurable, list(nodes), caps)
-    graphs = {tuple(g.input_size): g}
+    estimates = estimate_layers(measurable, list(nodes), caps)
     out = []
     for est in estimates:
-        if est.input_size not in graphs:
-            graphs[est.input_size] = rfkit.trace(measurable.spec, input_size=est.input_size, in_chans=g.in_chans)
-        info = graphs[est.input_size][est.layer]
+        info = measurable.graph(tuple(est.input_size))[est.layer]
         status, reason = judge_estimate(info, est)
         out.append(
             EstimateCheck(

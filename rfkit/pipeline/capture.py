@@ -14,6 +14,10 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
+from rfkit.errors import LayerError
+from rfkit.graph.layers import module_of
+from rfkit.graph.tracer import outputs_of, trace_module
+
 
 class _Seen(Exception):
     """Raised from a hook once every requested output exists, to skip the rest of the forward."""
@@ -104,8 +108,6 @@ class GraphCapture:
     """Outputs of named nodes of ``gm`` (a torch.fx GraphModule of the model, node -> key)."""
 
     def __init__(self, gm, nodes: dict[str, str]) -> None:
-        from rfkit.verification.measure import outputs_of
-
         self.keys = list(nodes.values())
         self.sub = outputs_of(gm, list(nodes))
 
@@ -114,3 +116,46 @@ class GraphCapture:
 
 
 Capture = Callable[[torch.Tensor], dict]
+
+
+class LayerCapture:
+    """Captures of sets of layers (layer name -> graph node) of one live model: forward hooks when every
+    layer is a module's output, else a torch.fx GraphModule returning the nodes. The GraphModule is made
+    once per :class:`LayerCapture` (bound from the prepared trace ``fx``, or traced from ``model``) and shared
+    by every set of layers.
+
+    Parameters
+    ----------
+    g : RFGraph
+        The model's graph (names, module outputs, how it was recorded).
+    model : nn.Module
+        The live model the captures run.
+    fx : FxModel, optional
+        The prepared torch.fx trace of the model (:func:`rfkit.graph.trace.trace_fx`).
+    """
+
+    def __init__(self, g, model: nn.Module, fx=None) -> None:
+        self.g, self.model, self.fx = g, model, fx
+        self._gm = None
+
+    def graph_module(self):
+        """The model as one torch.fx GraphModule sharing its parameters (made on first use)."""
+        if self._gm is None:
+            self._gm = self.fx.bind(self.model) if self.fx is not None else trace_module(self.model)[0]
+        return self._gm
+
+    def __call__(self, layers: dict[str, str]) -> Capture:
+        modules = {}
+        for key, node in layers.items():
+            module = key if key in self.g.module_outputs else module_of(self.g, node)
+            if module is None:
+                break
+            modules[module] = key
+        else:
+            return HookCapture(self.model, modules)
+        if self.g.method != "torch.fx":
+            raise LayerError(
+                f"{self.g.model_name} was recorded with make_fx, so only module outputs can be measured; "
+                f"{key!r} is not one"
+            )
+        return GraphCapture(self.graph_module(), {node: key for key, node in layers.items()})

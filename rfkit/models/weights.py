@@ -579,7 +579,9 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
             )
         traps = _traps(model)
         warn = (
-            (_trap_warning(traps, f"the given {name}") + " (on a copy: rfkit.erf.weights.make_safe)",) if traps else ()
+            (_trap_warning(traps, f"the given {name}") + " (on a copy: rfkit.models.weights.make_safe)",)
+            if traps
+            else ()
         )
         return _finish(
             model, WeightsInfo("as-given", f"as given ({name})", warnings=warn, traps=tuple(t[0] for t in traps))
@@ -741,7 +743,7 @@ def _attach_cfg(model: nn.Module, spec: ModelSpec) -> None:
     """Give a torchvision model the ``pretrained_cfg`` of its DEFAULT weights (as timm models have one)."""
     if spec.source != "torchvision" or getattr(model, "pretrained_cfg", None):
         return
-    from rfkit.erf.images import torchvision_data_config
+    from rfkit.models.data_config import torchvision_data_config
 
     cfg = torchvision_data_config(spec.name)
     if cfg:

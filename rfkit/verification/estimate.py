@@ -50,9 +50,13 @@ from fractions import Fraction
 import torch
 import torch.nn as nn
 
-from rfkit import validate
+import rfkit.validate as validate
 from rfkit.errors import RFKitError
-from rfkit.verification.measure import measurable_copy, outputs_of, swap_functions, unmark
+from rfkit.graph.layers import default_layers
+from rfkit.graph.layout import plain
+from rfkit.graph.units import fit_batch, grid_shape, select_unit
+from rfkit.pipeline.prepare import Prepared, check_model
+from rfkit.verification.measure import Measurable, outputs_of, prepared_for_measuring
 
 DEFAULT_MAX_SIZE = 1024  # per axis: the largest input the estimate enlarges to
 _RUN = (-1, 0, 1, 2)  # units measured around the centre unit first (3 shifts)
@@ -169,7 +173,7 @@ def estimates_frame(estimates: Sequence[RFEstimate], axis_names: Sequence[str] =
     """A pandas DataFrame with one row per estimate (see :meth:`RFEstimate.as_row`).
 
     >>> import rfkit, torch.nn as nn
-    >>> from rfkit.erf.estimate import estimate_rf, estimates_frame
+    >>> from rfkit.verification.estimate import estimate_rf, estimates_frame
     >>> est = estimate_rf(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3)), layers=["1"], input_size=16)
     >>> estimates_frame(est)[["layer", "size_h", "size_w", "stride_h", "center_h"]].to_dict("records")
     [{'layer': '1', 'size_h': 5, 'size_w': 5, 'stride_h': 1, 'center_h': 2}]
@@ -185,7 +189,6 @@ class _Probe:
     one backward pass each (cached)."""
 
     def __init__(self, gm, targets: dict[str, str], layouts: dict[str, tuple], x: torch.Tensor) -> None:
-        from rfkit.graph.units import grid_shape
 
         self.naxes = x.dim() - 2
         self.size = tuple(x.shape[2:])
@@ -206,8 +209,6 @@ class _Probe:
         """Per axis ``(first, last, count)`` of input indices with a non-zero gradient of ``unit``'s
         entries (all channels; ``None``: every grid unit at once, i.e. all the layer reads);
         ``(None, None, 0)`` when it sees nothing."""
-        from rfkit.graph.units import fit_batch, select_unit
-
         key = (layer, None if unit is None else tuple(unit))
         if key not in self._cache:
             y = self.y[layer]
@@ -358,72 +359,31 @@ def _measure_layer(probe: _Probe, layer: str) -> list[_Axis] | None:
 
 
 # --- the model at several input sizes -------------------------------------------------------------------
-class _Model:
-    """The measurable copy of a model, its analytic graph (for names, layouts and default layers only) and
-    its recorded graph, per input size."""
-
-    def __init__(self, model, g, real: nn.Module, notes: list[str], gm=None) -> None:
-        self.spec, self.g, self.real, self.notes = model, g, real, list(notes)
-        self.in_chans = g.in_chans
-        self.method = g.method
-        self.graphs = {tuple(g.input_size): g}
-        self.gm = gm
-        if self.method != "make_fx" and self.gm is None:
-            from rfkit.graph.tracer import trace_module
-
-            self.gm, _ = trace_module(self.real)
-            self.notes += swap_functions(self.gm)
-
-    @classmethod
-    def build(cls, model, input_size, in_chans, seed: int) -> _Model:
-        """Trace ``model`` and make its measurable copy (a spec is built on the CPU, a module copied)."""
-        g, real, notes = measurable_copy(model, input_size, in_chans, seed)
-        if g.method == "make_fx":
-            notes.append(
-                "recorded with make_fx: functional max pooling and clamping are measured as they are "
-                "(only module swaps apply)"
+def _probe(m: Measurable, size: tuple[int, ...], layers: Sequence[str]) -> _Probe:
+    """The measurable model run at input ``size`` for ``layers`` (module names only where it is recorded
+    with make_fx)."""
+    g = m.graph(size)
+    x = m.x(size)
+    if m.gm is None:
+        gm, outputs = m.record(x.detach())
+        missing = [name for name in layers if name not in outputs]
+        if missing:
+            raise RFKitError(
+                f"{m.g.model_name} can only be recorded with make_fx, so only module outputs "
+                f"can be measured; {missing[0]!r} is not one (use a module name)"
             )
-        return cls(model, g, real, notes)
-
-    def graph(self, size: tuple[int, ...]):
-        import rfkit
-
-        if size not in self.graphs:
-            self.graphs[size] = rfkit.trace(self.spec, input_size=size, in_chans=self.in_chans)
-        return self.graphs[size]
-
-    def x(self, size: tuple[int, ...]) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(1)
-        return 0.5 + torch.rand((1, self.in_chans, *size), generator=gen, dtype=torch.float64)
-
-    def probe(self, size: tuple[int, ...], layers: Sequence[str]) -> _Probe:
-        from rfkit.graph.tracer import record_model
-
-        g = self.graph(size)
-        x = self.x(size)
-        if self.method == "make_fx":
-            gm, outputs = record_model(self.real, x.detach())
-            unmark(gm)
-            missing = [name for name in layers if name not in outputs]
-            if missing:
-                raise RFKitError(
-                    f"{self.g.model_name} can only be recorded with make_fx, so only module outputs "
-                    f"can be measured; {missing[0]!r} is not one (use a module name)"
-                )
-            targets = {name: outputs[name] for name in layers}
-        else:
-            gm = self.gm
-            targets = {name: g.resolve(name) for name in layers}
-        layouts = {}
-        for name in layers:
-            record = g.record(name)
-            layout = record.layout
-            if layout is None and record.info.shape is not None and len(record.info.shape) == 2 + len(size):
-                from rfkit.graph.layout import plain
-
-                layout = plain(record.info.shape, tuple(range(2, 2 + len(size))))
-            layouts[name] = layout
-        return _Probe(gm, targets, layouts, x)
+        targets = {name: outputs[name] for name in layers}
+    else:
+        gm = m.gm
+        targets = {name: g.resolve(name) for name in layers}
+    layouts = {}
+    for name in layers:
+        record = g.record(name)
+        layout = record.layout
+        if layout is None and record.info.shape is not None and len(record.info.shape) == 2 + len(size):
+            layout = plain(record.info.shape, tuple(range(2, 2 + len(size))))
+        layouts[name] = layout
+    return _Probe(gm, targets, layouts, x)
 
 
 def _fmt(size) -> str:
@@ -544,13 +504,11 @@ def _grow(axes: list[_Axis] | None, grid, prev_grid) -> list[bool]:
     return out
 
 
-def _estimate(m: _Model, layers, max_size: Mapping[str, int] | int) -> RFEstimates:
-    """Estimate the layers of the prepared model ``m``; ``max_size`` per layer where a mapping (0: never
-    enlarge)."""
+def estimate_layers(m: Measurable, layers, max_size: Mapping[str, int] | int) -> RFEstimates:
+    """Estimate ``layers`` (default: :func:`rfkit.graph.layers.default_layers`) of the measurable model ``m``;
+    ``max_size`` per layer where a mapping (0: never enlarge)."""
     g = m.g
     if layers is None:
-        from rfkit.verification.verify import default_layers
-
         layers = default_layers(g, m.real)
     elif isinstance(layers, str):
         layers = [layers]
@@ -573,7 +531,7 @@ def _estimate(m: _Model, layers, max_size: Mapping[str, int] | int) -> RFEstimat
     with torch.enable_grad():
         while pending:
             try:
-                probe = m.probe(size, pending)
+                probe = _probe(m, size, pending)
             except Exception as e:  # noqa: BLE001 - an enlarged input the model does not take
                 if not last:
                     raise
@@ -633,7 +591,7 @@ def _why(axes: list[_Axis] | None) -> str:
 
 
 def estimate_rf(
-    model: str | nn.Module,
+    model: str | nn.Module | Prepared,
     layers: str | Sequence[str] | None = None,
     input_size=None,
     in_chans: int | None = None,
@@ -649,9 +607,10 @@ def estimate_rf(
 
     Parameters
     ----------
-    model : str or nn.Module
+    model : str, nn.Module or Prepared
         A model spec (timm name, ``torchvision:NAME``, ``FILE.py:FACTORY``; built on the CPU with random
-        weights) or a module (copied; the original is not changed).
+        weights), a module, or a model prepared by :func:`rfkit.prepare` (its trace is reused; a module or
+        a prepared model is copied, the original is not changed).
     layers : str or list of str, optional
         Module or node names (``""``: the model output). Default: the stage outputs and the output, as
         :func:`rfkit.verify` chooses them. Models that only ``make_fx`` can record take module names only.
@@ -686,7 +645,7 @@ def estimate_rf(
     sees rows -1..3 (centre 1, one padded row) and columns 0..6 (centre 3, no padding).
 
     >>> import torch.nn as nn
-    >>> from rfkit.erf.estimate import estimate_rf
+    >>> from rfkit.verification.estimate import estimate_rf
     >>> net = nn.Sequential(nn.Conv2d(3, 4, (3, 7), stride=(1, 2), dilation=(2, 1), padding=(1, 0)))
     >>> e = estimate_rf(net, layers="0", input_size=32)[0]
     >>> e.size, e.stride, e.center, e.padding
@@ -694,8 +653,14 @@ def estimate_rf(
     >>> e.clipped, e.is_global
     (False, False)
     """
-    validate.model(model)
+    check_model(model)
     layers = validate.layer_names(layers)
     seed = validate.count(seed, "seed", minimum=0)
     max_size = validate.count(max_size, "max_size")
-    return _estimate(_Model.build(model, input_size, in_chans, seed), layers, max_size)
+    m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed), seed)
+    if m.gm is None:
+        m.notes.append(
+            "recorded with make_fx: functional max pooling and clamping are measured as they are "
+            "(only module swaps apply)"
+        )
+    return estimate_layers(m, layers, max_size)

@@ -1,0 +1,214 @@
+"""``rfkit.prepare``: a model spec or module turned, once, into everything the measuring stages need.
+
+The model is built (or taken as given) with its weights, its preprocessing is read, and it is traced at
+its input size; :class:`Prepared` holds the result. :func:`rfkit.erf`, :func:`rfkit.attribute`,
+:func:`rfkit.verify` and :func:`rfkit.estimate_rf` take a :class:`Prepared` as their ``model`` and then build
+and trace nothing again; given a spec or a module, they prepare it themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch.nn as nn
+
+import rfkit.validate as validate
+from rfkit.errors import ArgumentError, ImageSourceError
+from rfkit.graph.rfgraph import RFGraph
+from rfkit.graph.trace import FxModel, spatial_rank, trace, trace_fx
+from rfkit.models.data_config import data_config_for
+from rfkit.models.weights import WeightsInfo, load_model
+from rfkit.pipeline.capture import LayerCapture
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model built once, with its weights, preprocessing and RF graph.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The real model (weights loaded; a module passed to :func:`prepare` is this very module).
+    weights : WeightsInfo
+        Which weights it carries.
+    name : str
+        Its display name (the spec, or the module's class name).
+    source : str or nn.Module
+        What :func:`prepare` was given (the spec string, or the module), e.g. to name a report folder.
+    data_config : dict or None
+        The preprocessing of images for it (timm data config, :mod:`rfkit.models.data_config`); None for
+        a model whose input is not an image (1-D or 3-D convolutions).
+    graph : RFGraph
+        The analytic RF graph at the input size.
+    fx : FxModel or None
+        The torch.fx trace the graph was computed from (RF graphs at other input sizes, outputs of graph
+        nodes of the live model); None for a model recorded with ``make_fx``.
+    seed : int
+        The seed of random weights.
+    """
+
+    model: nn.Module = field(repr=False)
+    weights: WeightsInfo
+    name: str
+    source: str | nn.Module = field(repr=False)
+    data_config: dict | None
+    graph: RFGraph = field(repr=False)
+    fx: FxModel | None = field(default=None, repr=False, compare=False)
+    seed: int = 0
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """Spatial input size of the graph, ``(h, w)`` for images."""
+        return tuple(self.graph.input_size)
+
+    @property
+    def in_chans(self) -> int:
+        return self.graph.in_chans
+
+    def graph_at(self, input_size) -> RFGraph:
+        """The RF graph at another input size, from the same trace (traced again only for a model recorded
+        with ``make_fx``, whose graph holds one input size)."""
+        size = validate.input_size(input_size, len(self.input_size))
+        if size == self.input_size:
+            return self.graph
+        if self.fx is not None:
+            g = self.fx.graph(size)
+        else:
+            g = trace(self.model, input_size=size, in_chans=self.in_chans)
+        g.model_name = self.name
+        return g
+
+    def capture(self, live: nn.Module | None = None) -> LayerCapture:
+        """Captures of layer outputs of ``live`` (default: :attr:`model`), a copy of the model with the same
+        module names (moved to a device, say): hooks on modules, or one GraphModule from the prepared trace
+        for graph nodes (:class:`~rfkit.pipeline.capture.LayerCapture`)."""
+        return LayerCapture(self.graph, self.model if live is None else live, self.fx)
+
+    def images(
+        self, images="sample", num_images: int = 32, batch_size: int = 8, *, seed: int | None = None, stats=None
+    ) -> Iterator:
+        """Batches of ``images`` preprocessed for the model (:func:`rfkit.pipeline.images.image_batches`;
+        ``seed`` for noise and sample views, default :attr:`seed`).
+
+        Raises
+        ------
+        ImageSourceError
+            The model takes no images (no data config), or the source is unusable.
+        """
+        from rfkit.pipeline.images import image_batches
+
+        if self.data_config is None:
+            raise ImageSourceError(
+                f"{self.name} takes {len(self.input_size)}-D inputs, not images: rfkit measures images only"
+            )
+        seed = self.seed if seed is None else seed
+        return image_batches(images, self.data_config, num_images, batch_size, seed=seed, stats=stats)
+
+
+def check_model(model) -> None:
+    """Raise :class:`~rfkit.errors.ArgumentError` unless ``model`` is a spec, a module or a :class:`Prepared`."""
+    if not isinstance(model, Prepared):
+        validate.model(model)
+
+
+def _data_config(module: nn.Module, input_size, in_chans: int | None) -> dict | None:
+    """The model's preprocessing at ``input_size`` with ``in_chans`` channels; None where the input is not an
+    image (a model of 1-D or 3-D convolutions, or a size with other than two axes)."""
+    rank = spatial_rank(module)
+    if rank not in (None, 2):
+        return None
+    if input_size is not None:
+        size = validate.input_size(input_size)
+        if len(size) != 2:
+            return None
+        if in_chans is not None:
+            size = (in_chans, *size)
+        return data_config_for(module, size)
+    cfg = data_config_for(module)
+    return cfg if in_chans is None else data_config_for(module, (in_chans, *cfg["input_size"][1:]))
+
+
+def _check_reuse(prepared: Prepared, weights, input_size, in_chans) -> Prepared:
+    """A prepared model is used as it is: an input size or weights that differ from its own are an error."""
+    if input_size is not None and validate.input_size(input_size, len(prepared.input_size)) != prepared.input_size:
+        raise ArgumentError(
+            f"{prepared.name} was prepared at input size {prepared.input_size}; to measure at "
+            f"{input_size}, prepare it again with that input_size (or leave input_size out)"
+        )
+    if in_chans is not None and in_chans != prepared.in_chans:
+        raise ArgumentError(f"{prepared.name} was prepared with {prepared.in_chans} input channels, not {in_chans}")
+    if weights not in (None, "auto") and weights != prepared.weights.kind:
+        raise ArgumentError(
+            f"{prepared.name} was prepared with {prepared.weights.description}; weights={weights!r} is for "
+            "rfkit.prepare (prepare it again with those weights)"
+        )
+    return prepared
+
+
+def prepare(
+    model: str | nn.Module | Prepared,
+    weights: str | None = "auto",
+    input_size=None,
+    *,
+    in_chans: int | None = None,
+    seed: int = 0,
+) -> Prepared:
+    """Build (or take) a model with its weights, read its preprocessing and trace it, once.
+
+    Parameters
+    ----------
+    model : str, nn.Module or Prepared
+        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``), a module (used as given, or
+        copied for a checkpoint), or a :class:`Prepared` model (returned as it is, after checking that
+        ``input_size``, ``in_chans`` and ``weights`` do not ask for something else).
+    weights : str or path
+        ``"auto"``, ``"pretrained"``, ``"random"``, ``"random-safe"``, ``"as-given"`` or a checkpoint path
+        (:func:`rfkit.models.weights.load_model`).
+    input_size : int or (h, w), optional
+        Spatial input size (the preprocessing follows); default the model's own.
+    in_chans : int, optional
+        Input channels (default the model's).
+    seed : int
+        Seeds random weights, and the image stream of :meth:`Prepared.images`.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    ArgumentError, InputSizeError
+        An argument of the wrong type or value, or a prepared model asked for another size or weights.
+    ModelNotFoundError, ModelBuildError, WeightsError, TraceError
+        The model cannot be built, loaded or traced.
+
+    Examples
+    --------
+    >>> import torch.nn as nn, rfkit
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2))
+    >>> p = rfkit.prepare(net, input_size=16)
+    >>> p.model is net, p.weights.kind, p.input_size, p.graph["2"].size
+    (True, 'as-given', (16, 16), (5, 5))
+    >>> rfkit.erf(p, images="noise", num_images=2, device="cpu").graph is p.graph
+    True
+    """
+    if isinstance(model, Prepared):
+        return _check_reuse(model, weights, input_size, in_chans)
+    validate.model(model)
+    seed = validate.count(seed, "seed", minimum=0)
+    in_chans = validate.count(in_chans, "in_chans", optional=True)
+    if input_size is not None:
+        validate.input_size(input_size)
+    weights = "auto" if weights is None else weights
+    if isinstance(model, str):
+        module, winfo = load_model(model, weights, seed=seed)
+    else:
+        module, winfo = load_model(model, weights)
+    name = model if isinstance(model, str) else type(model).__name__
+    cfg = _data_config(module, input_size, in_chans)
+    if cfg is not None:
+        input_size, in_chans = tuple(cfg["input_size"][1:]), cfg["input_size"][0]
+    g, fxm = trace_fx(module, input_size=input_size, in_chans=in_chans)
+    g.model_name = name
+    return Prepared(module, winfo, name, model, cfg, g, fxm, seed)
