@@ -12,8 +12,23 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rfkit_cli.erf_cmd import print_warnings, split_names
-from rfkit_cli.graph_cmd import UsageError, parse_input_size
+from rfkit_cli.console import print_warnings, stdout_console
+from rfkit_cli.options import (
+    BatchSize,
+    Device,
+    Images,
+    InputSize,
+    LayersStages,
+    Method,
+    NumImages,
+    Quiet,
+    Threads,
+    UsageError,
+    Weights,
+    check_method,
+    parse_input_size,
+    split_names,
+)
 
 
 def _models(models: list[str] | None, preset_name: str | None) -> list[str]:
@@ -42,25 +57,18 @@ def analyze_command(
     models: list[str] | None = typer.Argument(
         None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; several for a batch run."
     ),
-    layers: list[str] | None = typer.Option(
-        None,
-        "--layers",
-        "-l",
-        help="Module or node names (repeat, or comma-separate). Default: the stage outputs and the final feature map.",
-    ),
-    images: str = typer.Option("sample", "--images", help="sample, noise, or a folder of images."),
-    num_images: int = typer.Option(32, "--num-images", "-n", min=1, help="Images to average over."),
-    weights: str = typer.Option(
-        "auto", "--weights", help="auto, pretrained, random, random-safe, or a checkpoint path."
-    ),
-    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    layers: LayersStages = None,
+    images: Images = "sample",
+    num_images: NumImages = 32,
+    weights: Weights = "auto",
+    input_size: InputSize = None,
     resolution: str | None = typer.Option(
         None, "--resolution", help="Input resolution of the productivity analysis (default: the input size)."
     ),
-    method: str = typer.Option("replknet", "--method", help="ERF definition: replknet or openerf."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    method: Method = "replknet",
+    device: Device = "auto",
+    batch_size: BatchSize = None,
+    threads: Threads = None,
     out: Path = typer.Option(Path("rfkit-reports"), "--out", "-o", help="Parent folder of the reports."),
     preset_name: str | None = typer.Option(
         None, "--preset", help="Add a preset's models (rfkit list-models --presets)."
@@ -73,7 +81,7 @@ def analyze_command(
     stop_on_error: bool = typer.Option(
         False, "--stop-on-error", help="Stop at the first failure (default: go on and list failures at the end)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (warnings still print, on stderr)."),
+    quiet: Quiet = False,
 ) -> None:
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
     OUT/<model>/ (report.md, CSV/JSON/NPY, figures, GraphViz). Only an earlier report of the same model
@@ -81,11 +89,10 @@ def analyze_command(
     from rfkit.report.batch import analyze_many
 
     names = _models(models, preset_name)
-    if method not in ("replknet", "openerf"):
-        raise UsageError(f"--method {method!r}: use replknet or openerf")
+    check_method(method)
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")
-    console = Console(width=None if Console().is_terminal else 200)
+    console = stdout_console()
     err = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -177,7 +184,7 @@ def list_models_command(
     """List model names rfkit can analyse (timm, torchvision) or the models of a preset."""
     from rfkit.report.presets import PRESET_HELP, PRESETS, preset
 
-    console = Console(width=None if Console().is_terminal else 200)
+    console = stdout_console()
     if presets:
         for name, models in PRESETS.items():
             console.print(f"{name} ({len(models)} models): {PRESET_HELP.get(name, '')}")

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rfkit.report.formatting import pair
-from rfkit_cli.erf_cmd import print_warnings
-from rfkit_cli.graph_cmd import parse_input_size
+from rfkit_cli.console import print_warnings, stdout_console
+from rfkit_cli.options import BatchSize, Device, Images, InputSize, Model, NumImages, Quiet, Weights, parse_input_size
 
 
 def attribution_table(result, console: Console) -> None:
@@ -36,9 +36,9 @@ def attribution_table(result, console: Console) -> None:
 
 
 def attribute_command(
-    model: str = typer.Argument(..., help="timm name[.tag], torchvision:NAME, or FILE.py:FACTORY."),
-    images: str = typer.Option("sample", "--images", help="sample, noise, a folder, or an image file."),
-    num_images: int = typer.Option(4, "--num-images", "-n", min=1, help="Images (rows of the figure)."),
+    model: Model,
+    images: Images = "sample",
+    num_images: NumImages = 4,
     methods: str = typer.Option(
         "saliency",
         "--methods",
@@ -55,10 +55,8 @@ def attribute_command(
         help="Layer (module) of the CAM methods. Default: the final feature "
         "map the score depends on position by position.",
     ),
-    weights: str = typer.Option(
-        "auto", "--weights", help="auto, pretrained, random, random-safe, or a checkpoint path."
-    ),
-    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    weights: Weights = "auto",
+    input_size: InputSize = None,
     baseline: str = typer.Option("zeros", "--baseline", help="IG baseline: zeros, black or blur."),
     steps: int = typer.Option(50, "--steps", min=1, help="IG and Blur IG path steps."),
     ig_method: str = typer.Option(
@@ -81,8 +79,8 @@ def attribute_command(
     faithfulness_steps: int = typer.Option(
         16, "--faithfulness-steps", min=1, help="Steps of the deletion/insertion curves."
     ),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Inputs per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    batch_size: BatchSize = None,
+    device: Device = "auto",
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds random weights, noise images and SmoothGrad."),
     out: Path | None = typer.Option(
         None,
@@ -91,7 +89,7 @@ def attribute_command(
         help="Folder for maps/*.npy, attribution.csv, figures/grid.png and "
         "report.md; rfkit writes only its own files there.",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar (warnings still print)."),
+    quiet: Quiet = False,
 ) -> None:
     """Per-image contribution maps of MODEL: which pixels drove a class logit, or one unit of a layer, on each
     image, for several attribution methods."""
@@ -101,7 +99,7 @@ def attribute_command(
     from rfkit.attribution.methods import parse_methods
     from rfkit.report.attribution_files import check_attribution_folder, save_attribution
 
-    console = Console(width=None if Console().is_terminal else 200)
+    console = stdout_console()
     names = parse_methods(methods)
     size = parse_input_size(input_size)
     if out is not None:

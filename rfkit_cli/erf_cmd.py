@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -12,7 +11,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rfkit_cli.graph_cmd import UsageError, parse_input_size
+from rfkit_cli.console import print_warnings, stdout_console
+from rfkit_cli.options import (
+    BatchSize,
+    Device,
+    Images,
+    InputSize,
+    LayersFinal,
+    Method,
+    Model,
+    NumImages,
+    Quiet,
+    Threads,
+    UsageError,
+    Weights,
+    check_method,
+    parse_input_size,
+    split_names,
+)
 
 
 def parse_unit(text: str | None) -> tuple[int, ...] | None:
@@ -27,23 +43,6 @@ def parse_unit(text: str | None) -> tuple[int, ...] | None:
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
         raise UsageError(f"--unit {text!r}: give the unit's row and column on the layer's grid, e.g. --unit 3,4")
     return tuple(int(p) for p in parts)
-
-
-def split_names(items: list[str] | None) -> list[str] | None:
-    """Repeated and comma-separated names as one list (None when nothing was given)."""
-    return [n for item in (items or []) for n in item.split(",") if n] or None
-
-
-def print_warnings(messages, seen: set[str], write: Callable[[str], None] | None = None) -> None:
-    """Print each of ``messages`` as one line ``warning: ...`` (on stderr unless ``write`` says otherwise),
-    skipping those already in ``seen`` (which collects them). Warnings print with ``-q`` too."""
-    from rfkit.report.markdown import one_line
-
-    for message in messages:
-        line = one_line(message)
-        if line not in seen:
-            seen.add(line)
-            (write or (lambda text: typer.echo(text, err=True)))(f"warning: {line}")
 
 
 def erf_table(result, console: Console) -> None:
@@ -64,21 +63,17 @@ def erf_table(result, console: Console) -> None:
 
 
 def erf_command(
-    model: str = typer.Argument(..., help="timm name[.tag], torchvision:NAME, or FILE.py:FACTORY."),
-    layers: list[str] | None = typer.Option(
-        None, "--layers", "-l", help="Module or node names (repeat, or comma-separate). Default: the final feature map."
-    ),
-    images: str = typer.Option("sample", "--images", help="sample, noise, a folder, or an image file."),
-    num_images: int = typer.Option(32, "--num-images", "-n", min=1, help="Images to average over."),
-    weights: str = typer.Option(
-        "auto", "--weights", help="auto, pretrained, random, random-safe, or a checkpoint path."
-    ),
-    method: str = typer.Option("replknet", "--method", help="replknet or openerf."),
+    model: Model,
+    layers: LayersFinal = None,
+    images: Images = "sample",
+    num_images: NumImages = 32,
+    weights: Weights = "auto",
+    method: Method = "replknet",
     unit: str | None = typer.Option(None, "--unit", help="Output unit to measure, 'i,j' (default: centre)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    batch_size: BatchSize = None,
+    device: Device = "auto",
+    input_size: InputSize = None,
+    threads: Threads = None,
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
     autocast: bool = typer.Option(False, "--autocast", help="bfloat16 autocast (GPU)."),
     out: Path | None = typer.Option(
@@ -87,7 +82,7 @@ def erf_command(
         "-o",
         help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps); rfkit writes only its own files there.",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar (warnings still print)."),
+    quiet: Quiet = False,
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
     averaged over images, with its metrics centred on the unit's analytic RF centre."""
@@ -96,11 +91,10 @@ def erf_command(
     import rfkit
     from rfkit.report.erf_files import check_erf_folder, save_erf
 
-    console = Console(width=None if Console().is_terminal else 200, stderr=False)
+    console = stdout_console()
     names = split_names(layers)
     size = parse_input_size(input_size)
-    if method not in ("replknet", "openerf"):
-        raise UsageError(f"--method {method!r}: use replknet or openerf")
+    check_method(method)
     if out is not None:
         check_erf_folder(out, names or ())  # before the measurement, not after it
     with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rfkit.errors import RFKitError
 from rfkit.report.formatting import MISSING, pair, rf_label, short_op, size
-
-
-class UsageError(RFKitError):
-    pass
-
-
-def parse_input_size(text: str | None, option: str = "--input-size") -> tuple[int, ...] | None:
-    """``"224"`` → (224, 224); ``"224x192"``, ``"224,192"`` or ``"224 192"`` → (224, 192).
-
-    >>> parse_input_size("224"), parse_input_size("256x192")
-    ((224, 224), (256, 192))
-    """
-    if text is None:
-        return None
-    parts = [p for p in re.split(r"[x×, ]+", text.strip()) if p]
-    if not 1 <= len(parts) <= 2 or not all(p.isdigit() for p in parts):
-        raise UsageError(f"{option} {text!r}: give one integer (square) or H W, e.g. {option} 224 192")
-    size = tuple(int(p) for p in parts)
-    return size * 2 if len(size) == 1 else size
-
+from rfkit_cli.console import stdout_console
+from rfkit_cli.options import Model, UsageError, parse_input_size
 
 STATUS_STYLES = {
     "productive": "green",
@@ -150,7 +130,7 @@ def unsupported_summary(g, console: Console) -> None:
 
 
 def graph_command(
-    model: str = typer.Argument(..., help="timm name (resnet50.a1_in1k), torchvision:NAME, or FILE.py:FACTORY."),
+    model: Model,
     input_size: str | None = typer.Option(
         None,
         "--input-size",
@@ -203,7 +183,7 @@ def graph_command(
         raise UsageError("--depth applies to the --dot graph; add --dot FILE")
     if ignore_global and not input_range:
         raise UsageError("--ignore-global applies to --input-range")
-    console = Console(width=None if Console().is_terminal else 200)
+    console = stdout_console()
     note = ""
     try:
         g = rfkit.trace(model, input_size=size or res)

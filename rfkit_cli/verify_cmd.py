@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from rfkit_cli.graph_cmd import parse_input_size
+from rfkit_cli.console import stdout_console
+from rfkit_cli.options import InputSize, LayersStages, Model, parse_input_size, split_names
 
 
 def verify_command(
-    model: str = typer.Argument(..., help="timm name, torchvision:NAME, or FILE.py:FACTORY."),
-    layers: list[str] | None = typer.Option(
-        None,
-        "--layers",
-        "-l",
-        help="Module or node names (repeat, or comma-separate). Default: the stage outputs and the output.",
-    ),
-    input_size: str | None = typer.Option(None, "--input-size", help="224, or H W. Default: the model's own."),
+    model: Model,
+    layers: LayersStages = None,
+    input_size: InputSize = None,
     estimate: bool = typer.Option(
         True, "--estimate/--no-estimate", help="Also estimate size, stride and centre from gradients alone and compare."
     ),
@@ -34,7 +29,7 @@ def verify_command(
     from rfkit.report.formatting import pair
     from rfkit.verification.verify import estimate_rows, summary_rows
 
-    names = [n for item in (layers or []) for n in item.split(",") if n] or None
+    names = split_names(layers)
     report = rfkit.verify(
         model,
         layers=names,
@@ -42,7 +37,7 @@ def verify_command(
         estimate=estimate,
         estimate_max_size=estimate_max_size,
     )
-    console = Console(width=None if Console().is_terminal else 200)
+    console = stdout_console()
     table = Table(title=f"rfkit verify {report.model} @ {pair(report.input_size)}")
     for col in ("layer", "unit", "analytic RF (pixels h × w)", "measured support", "status"):
         table.add_column(col, overflow="fold")

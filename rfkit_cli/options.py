@@ -1,0 +1,78 @@
+"""The arguments and options the commands share, each defined once (Typer ``Annotated`` types: a command
+writes ``device: Device = "auto"``), and how their values are parsed and checked."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+from rfkit.errors import RFKitError
+
+
+class UsageError(RFKitError):
+    """A command-line value rfkit cannot use (one line, exit code 1)."""
+
+
+METHODS = ("replknet", "openerf")
+
+Model = Annotated[str, typer.Argument(help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, or FILE.py:FACTORY.")]
+LayersFinal = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--layers", "-l", help="Module or node names (repeat, or comma-separate). Default: the final feature map."
+    ),
+]
+LayersStages = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--layers",
+        "-l",
+        help="Module or node names (repeat, or comma-separate). Default: the stage outputs and the final feature map.",
+    ),
+]
+Images = Annotated[str, typer.Option("--images", help="sample, noise, a folder, or an image file.")]
+NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="How many images to use.")]
+Weights = Annotated[str, typer.Option("--weights", help="auto, pretrained, random, random-safe, or a checkpoint path.")]
+InputSize = Annotated[str | None, typer.Option("--input-size", help="224, or H W. Default: the model's own.")]
+Method = Annotated[str, typer.Option("--method", help="ERF definition: replknet or openerf.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")]
+Threads = Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progress (warnings still print, on stderr).")]
+
+
+def parse_input_size(text: str | None, option: str = "--input-size") -> tuple[int, ...] | None:
+    """``"224"`` → (224, 224); ``"224x192"``, ``"224,192"`` or ``"224 192"`` → (224, 192).
+
+    >>> parse_input_size("224"), parse_input_size("256x192"), parse_input_size(None)
+    ((224, 224), (256, 192), None)
+    """
+    if text is None:
+        return None
+    parts = [p for p in re.split(r"[x×, ]+", text.strip()) if p]
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() for p in parts):
+        raise UsageError(f"{option} {text!r}: give one integer (square) or H W, e.g. {option} 224 192")
+    size = tuple(int(p) for p in parts)
+    return size * 2 if len(size) == 1 else size
+
+
+def split_names(items: list[str] | None) -> list[str] | None:
+    """Repeated and comma-separated names as one list (None when nothing was given).
+
+    >>> split_names(["a,b", "c"]), split_names(None), split_names([","])
+    (['a', 'b', 'c'], None, None)
+    """
+    return [n for item in (items or []) for n in item.split(",") if n] or None
+
+
+def check_method(method: str) -> str:
+    """``method`` when it is an ERF definition rfkit knows, else a one-line :class:`UsageError`.
+
+    >>> check_method("openerf")
+    'openerf'
+    """
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r}: use {' or '.join(METHODS)}")
+    return method
