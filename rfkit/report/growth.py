@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rfkit.report.formatting import num
+from rfkit.report.formatting import num, pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
 from rfkit.report.style import COLORS, new_figure, save_figure, styled
 
 SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
 """Op categories (:func:`rfkit.graph.productivity.op_category`) that count as a layer of depth."""
+ERF_MARKERS = ("D", "s", "^")
 
 
 def growth_series(graph) -> dict:
@@ -130,6 +133,119 @@ def _local(info, a: int) -> float:
     return float(info.local_size[a]) if info.local_size else math.nan
 
 
+@dataclass(frozen=True)
+class _Growth:
+    """What the growth figure draws, computed once for all its panels."""
+
+    graph: Any
+    xs: list  # depth of each node of the deepest path
+    infos: list  # its RFInfo
+    cut_xs: list  # depth of each node every path passes through
+    cut_infos: list
+    measured: list  # (layer, depth, metrics) of the result's layers
+    axes: list  # axis index of each panel
+    merged: bool  # one panel for all axes
+    erf_series: list  # (label suffix, gid, axis index or "mean") of the ERF lines of a panel
+    top: float  # the largest finite size drawn
+    any_global: bool
+    band: tuple  # the "global" band, above everything finite
+    boundaries: list  # (depth, stride) where the output stride changes
+    x_max: int
+
+    @property
+    def y_global(self) -> float:
+        return self.band[0] * 1.6
+
+    def y_of(self, v) -> float:
+        return self.y_global if math.isinf(v) else float(v)
+
+
+def _measured(graph, result, depth: dict) -> list:
+    """(layer, depth, metrics) of each measured layer of ``result`` (checked against ``graph``)."""
+    if result is None:
+        return []
+    input_size = tuple(graph.input_size)
+    if tuple(result.input_size) != input_size:
+        raise ValueError(f"the result was measured at {result.input_size}, the graph traced at {input_size}")
+    measured = []
+    for layer in result.layers:
+        node = result.nodes[layer]
+        if node not in depth:
+            raise ValueError(f"layer {layer!r} (node {node!r}) is not in the graph")
+        measured.append((layer, depth[node], result.metrics.get(layer)))
+    return measured
+
+
+def _panels(graph, axis, infos: list) -> tuple[list[int], bool]:
+    """The axis of each panel, and whether one panel stands for all axes (they agree everywhere)."""
+    input_size = tuple(graph.input_size)
+
+    def analytic(a: int) -> list:
+        vals = [input_size[a]] + [v for i in infos for v in (i.size[a], i.size_min[a], _local(i, a), i.stride[a])]
+        return ["nan" if isinstance(v, float) and math.isnan(v) else v for v in vals]
+
+    axes_idx = _axis_index(graph, axis)
+    if axis is None and len(axes_idx) > 1 and all(analytic(a) == analytic(axes_idx[0]) for a in axes_idx[1:]):
+        axes_idx = [axes_idx[0]]
+    return axes_idx, axis is None and len(axes_idx) == 1 and len(graph.axis_names) > 1
+
+
+def _erf_series(graph, measured: list, merged: bool) -> list:
+    """The ERF lines of a merged panel: one when the sides agree, their mean within 5%, else one per axis."""
+    if not merged:
+        return []
+    names = graph.axis_names
+    sides = [[_erf_side(mt, a) for a in range(len(names))] for *_, mt in measured]
+    finite = [v for v in sides if all(math.isfinite(x) for x in v)]
+    if all(len(set(v)) == 1 for v in finite):
+        return [("", "erf-size", 0)]
+    if all(max(v) <= 1.05 * min(v) for v in finite):
+        return [(", mean of " + " and ".join(names) + " (within 5%)", "erf-size", "mean")]
+    return [(f", {n}", "erf-size" if a == 0 else f"erf-size-{n}", a) for a, n in enumerate(names)]
+
+
+def _growth_data(graph, result, axis) -> _Growth:
+    series = growth_series(graph)
+    depth, path, cuts = series["depth"], series["path"], series["cuts"]
+    infos = [graph.records[n].info for n in path]
+    cut_infos = [graph.records[n].info for n in cuts]
+    xs = [depth[n] for n in path]
+    measured = _measured(graph, result, depth)
+    axes_idx, merged = _panels(graph, axis, infos + cut_infos)
+    finite = [float(graph.input_size[a]) for a in axes_idx]
+    finite += [
+        float(v)
+        for i in infos + cut_infos
+        for a in axes_idx
+        for v in (i.size[a], i.size_min[a], _local(i, a))
+        if math.isfinite(v)
+    ]
+    finite += [v for *_, mt in measured for a in range(len(graph.axis_names)) if math.isfinite(v := _erf_side(mt, a))]
+    top = max(finite)
+    strides = [tuple(i.stride) for i in infos]
+    boundaries = [
+        (x, st)
+        for x, st, prev in zip(xs[1:], strides[1:], strides[:-1])
+        if st != prev and not any(isinstance(v, float) and math.isnan(v) for v in st)
+    ]
+    return _Growth(
+        graph=graph,
+        xs=xs,
+        infos=infos,
+        cut_xs=[depth[n] for n in cuts],
+        cut_infos=cut_infos,
+        measured=measured,
+        axes=axes_idx,
+        merged=merged,
+        erf_series=_erf_series(graph, measured, merged),
+        top=top,
+        any_global=any(i.is_global or math.isinf(i.size_min[a]) for i in infos + cut_infos for a in axes_idx),
+        band=(top * 1.9, top * 7.0),
+        boundaries=boundaries,
+        x_max=max(xs + [d for _, d, _ in measured]),
+    )
+
+
 @styled
 def rf_growth_figure(graph, result=None, *, axis=None):
     """Analytic RF (max and min over paths) and, given a result, the measured ERF size against depth.
@@ -168,66 +284,8 @@ def rf_growth_figure(graph, result=None, *, axis=None):
     >>> line.get_xdata().tolist(), line.get_ydata().tolist()
     ([0, 1, 2], [1.0, 5.0, 7.0])
     """
-    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
-
-    series = growth_series(graph)
-    depth, path, cuts = series["depth"], series["path"], series["cuts"]
-    infos = [graph.records[n].info for n in path]
-    cut_infos = [graph.records[n].info for n in cuts]
-    xs, cut_xs = [depth[n] for n in path], [depth[n] for n in cuts]
-    input_size = tuple(graph.input_size)
-    measured = []
-    if result is not None:
-        if tuple(result.input_size) != input_size:
-            raise ValueError(f"the result was measured at {result.input_size}, the graph traced at {input_size}")
-        for layer in result.layers:
-            node = result.nodes[layer]
-            if node not in depth:
-                raise ValueError(f"layer {layer!r} (node {node!r}) is not in the graph")
-            measured.append((layer, depth[node], result.metrics.get(layer)))
-
-    def analytic(a: int) -> list:
-        vals = [input_size[a]] + [
-            v for i in infos + cut_infos for v in (i.size[a], i.size_min[a], _local(i, a), i.stride[a])
-        ]
-        return ["nan" if isinstance(v, float) and math.isnan(v) else v for v in vals]
-
-    axes_idx = _axis_index(graph, axis)
-    if axis is None and len(axes_idx) > 1 and all(analytic(a) == analytic(axes_idx[0]) for a in axes_idx[1:]):
-        axes_idx = [axes_idx[0]]
-    merged = axis is None and len(axes_idx) == 1 and len(graph.axis_names) > 1  # one panel for all axes
-    # ERF series drawn in each panel: (label suffix, gid, axis index or "mean")
-    erf_series = None
-    if merged:
-        sides = [[_erf_side(mt, a) for a in range(len(graph.axis_names))] for *_, mt in measured]
-        close = all(max(v) <= 1.05 * min(v) for v in sides if all(math.isfinite(x) for x in v))
-        if all(len(set(v)) == 1 for v in sides if all(math.isfinite(x) for x in v)):
-            erf_series = [("", "erf-size", 0)]
-        elif close:
-            erf_series = [(", mean of " + " and ".join(graph.axis_names) + " (within 5%)", "erf-size", "mean")]
-        else:
-            erf_series = [
-                (f", {n}", "erf-size" if a == 0 else f"erf-size-{n}", a) for a, n in enumerate(graph.axis_names)
-            ]
-
-    finite = [float(input_size[a]) for a in axes_idx]
-    finite += [
-        float(v)
-        for i in infos + cut_infos
-        for a in axes_idx
-        for v in (i.size[a], i.size_min[a], _local(i, a))
-        if math.isfinite(v)
-    ]
-    finite += [v for *_, mt in measured for a in range(len(graph.axis_names)) if math.isfinite(v := _erf_side(mt, a))]
-    top = max(finite)
-    any_global = any(i.is_global or math.isinf(i.size_min[a]) for i in infos + cut_infos for a in axes_idx)
-    band = (top * 1.9, top * 7.0)  # the "global" band above everything finite
-    y_global = band[0] * 1.6
-
-    def y_of(v) -> float:
-        return y_global if math.isinf(v) else float(v)
-
-    n_ax = len(axes_idx)
+    d = _growth_data(graph, result, axis)
+    n_ax = len(d.axes)
     lines = [
         (
             "x: spatial layers (conv, pool, attention) on the longest path from the input; linear, norm, "
@@ -238,145 +296,17 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         )
     ]
     if result is not None:
-        lines += footer_lines(result, [m[0] for m in measured])
+        lines += footer_lines(result, [m[0] for m in d.measured])
     fig, body = new_figure((4.6 * n_ax + 0.9, 4.2), lines)
     axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
-    x_max = max(xs + [d for _, d, _ in measured])
-    strides = [tuple(i.stride) for i in infos]
-    boundaries = [
-        (x, st)
-        for x, st, prev in zip(xs[1:], strides[1:], strides[:-1])
-        if st != prev and not any(isinstance(v, float) and math.isnan(v) for v in st)
-    ]
-    erf_markers = ("D", "s", "^")
-    for ax, a in zip(axs, axes_idx):
-        if any_global:
-            ax.axhspan(*band, color=COLORS["outside"], zorder=0, gid="global-band", linewidth=0)
-            ax.text(
-                0.015,
-                band[1] / 1.12,
-                "global: RF = the whole input",
-                transform=ax.get_yaxis_transform(),
-                va="top",
-                ha="left",
-                fontsize=7.5,
-                color=COLORS["input"],
-            )
-        ax.axhline(
-            input_size[a],
-            color=COLORS["input"],
-            linewidth=1.0,
-            linestyle=(0, (6, 3)),
-            zorder=1,
-            gid="input-size",
-            label="input size",
-        )
-        ax.text(
-            0.015,
-            input_size[a] * 1.04,
-            f"input {num(input_size[a])} px",
-            transform=ax.get_yaxis_transform(),
-            va="bottom",
-            ha="left",
-            fontsize=7.5,
-            color=COLORS["input"],
-        )  # left: the RF is still small there
-        ax.plot(
-            xs,
-            [y_of(i.size[a]) for i in infos],
-            color=COLORS["rf_max"],
-            marker="o",
-            markersize=3.2,
-            zorder=4,
-            gid="rf-max",
-            label="analytic RF, max over paths",
-        )
-        ax.plot(
-            cut_xs,
-            [y_of(i.size_min[a]) for i in cut_infos],
-            color=COLORS["rf_min"],
-            marker="s",
-            markersize=3.0,
-            linestyle=(0, (4, 1.5)),
-            zorder=3,
-            gid="rf-min",
-            label="analytic RF, min over paths",
-        )
-        glob = [k for k, i in enumerate(infos) if i.is_global]
-        if glob:
-            sel = [k for k in range(max(glob[0] - 1, 0), len(infos)) if math.isfinite(_local(infos[k], a))]
-            if len(sel) > 1:
-                ax.plot(
-                    [xs[k] for k in sel],
-                    [_local(infos[k], a) for k in sel],
-                    color=COLORS["rf_max"],
-                    linestyle=(0, (1, 1.5)),
-                    linewidth=1.6,
-                    zorder=4.5,
-                    gid="rf-local",
-                    label="RF of the local paths of global nodes",
-                )
-        for x, _ in boundaries:
-            ax.axvline(x, color="#A8A8A8", linewidth=0.8, linestyle=(0, (1, 2)), zorder=0)
-        if boundaries:  # output strides as tick labels on top, where nothing else is drawn
-            top_axis = ax.secondary_xaxis("top")
-            top_axis.set_xticks([x for x, _ in boundaries], labels=[f"/{num(st[a])}" for _, st in boundaries])
-            top_axis.tick_params(labelsize=7, length=2, pad=1, colors=COLORS["input"])
-            top_axis.set_xlabel("output stride", fontsize=7.5, color=COLORS["input"], labelpad=2)
-        if measured:
-            for layer, d, _ in measured:
-                ax.axvline(d, color=COLORS["marker"], linewidth=0.9, alpha=0.75, zorder=1)
-                ax.text(
-                    d,
-                    0.02,
-                    f"{layer_name(layer)} ",
-                    transform=ax.get_xaxis_transform(),
-                    rotation=90,
-                    va="bottom",
-                    ha="right",
-                    fontsize=7.5,
-                    color=COLORS["marker"],
-                )
-            for j, (which, gid, e) in enumerate(erf_series or [("", "erf-size", a)]):
-                ys = [
-                    float(np.mean([_erf_side(mt, k) for k in range(len(graph.axis_names))]))
-                    if e == "mean"
-                    else _erf_side(mt, e)
-                    for *_, mt in measured
-                ]
-                ax.plot(
-                    [d for _, d, _ in measured],
-                    ys,
-                    color=COLORS["erf"],
-                    marker=erf_markers[j % 3],
-                    markersize=5,
-                    linewidth=1.4,
-                    zorder=5,
-                    linestyle="-" if j == 0 else (0, (2, 1)),
-                    markeredgecolor="black",
-                    markeredgewidth=0.6,
-                    gid=gid,
-                    label=f"ERF size, 95% mass{which}",
-                )
-        ax.set_yscale("log")
-        ax.set_ylim(0.75, band[1] * 1.08 if any_global else top * 1.6)
-        ax.set_xlim(-0.5, x_max + 0.5)
-        decades = [10.0**k for k in range(0, 12) if 10.0**k < band[0]]
-        ax.yaxis.set_major_locator(FixedLocator(decades + [y_global] * any_global))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: "global" if math.isclose(v, y_global) else f"{v:g}"))
-        ax.yaxis.set_minor_locator(
-            FixedLocator([m * 10.0**k for k in range(0, 12) for m in range(2, 10) if m * 10.0**k < band[0]])
-        )
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(axis="y", which="major", color="#E3E3E3", linewidth=0.6, zorder=0)
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.set_xlabel("depth (conv / pool / attention layers from the input)")
-        if n_ax > 1:
-            name = graph.axis_names[a]
-            ax.set_title({"h": "height (h)", "w": "width (w)"}.get(name, f"axis {name}"))
-    axs[0].set_ylabel("receptive field size (px)" + (", h = w" if merged else ""))
-    title = f"{graph.model_name or 'model'}: receptive field growth, {'×'.join(map(str, input_size))} input"
+    for ax, a in zip(axs, d.axes):
+        _draw_references(ax, a, d)
+        _draw_analytic(ax, a, d)
+        _draw_strides(ax, a, d)
+        _draw_measured(ax, a, d)
+        _format_growth_axes(ax, a, d)
+    axs[0].set_ylabel("receptive field size (px)" + (", h = w" if d.merged else ""))
+    title = f"{graph.model_name or 'model'}: receptive field growth, {pair(graph.input_size)} input"
     random = result is not None and is_random(result)
     if random:
         title += " · RANDOM WEIGHTS"
@@ -386,10 +316,157 @@ def rf_growth_figure(graph, result=None, *, axis=None):
     return fig
 
 
+def _draw_references(ax, a: int, d: _Growth) -> None:
+    """The "global" band and the input size line."""
+    input_size = d.graph.input_size[a]
+    if d.any_global:
+        ax.axhspan(*d.band, color=COLORS["outside"], zorder=0, gid="global-band", linewidth=0)
+        ax.text(
+            0.015,
+            d.band[1] / 1.12,
+            "global: RF = the whole input",
+            transform=ax.get_yaxis_transform(),
+            va="top",
+            ha="left",
+            fontsize=7.5,
+            color=COLORS["input"],
+        )
+    ax.axhline(
+        input_size,
+        color=COLORS["input"],
+        linewidth=1.0,
+        linestyle=(0, (6, 3)),
+        zorder=1,
+        gid="input-size",
+        label="input size",
+    )
+    ax.text(
+        0.015,
+        input_size * 1.04,
+        f"input {num(input_size)} px",
+        transform=ax.get_yaxis_transform(),
+        va="bottom",
+        ha="left",
+        fontsize=7.5,
+        color=COLORS["input"],
+    )  # left: the RF is still small there
+
+
+def _draw_analytic(ax, a: int, d: _Growth) -> None:
+    """The max-over-paths RF along the deepest path, the min-over-paths RF at the cuts, and the RF of the
+    local paths of global nodes (dotted)."""
+    ax.plot(
+        d.xs,
+        [d.y_of(i.size[a]) for i in d.infos],
+        color=COLORS["rf_max"],
+        marker="o",
+        markersize=3.2,
+        zorder=4,
+        gid="rf-max",
+        label="analytic RF, max over paths",
+    )
+    ax.plot(
+        d.cut_xs,
+        [d.y_of(i.size_min[a]) for i in d.cut_infos],
+        color=COLORS["rf_min"],
+        marker="s",
+        markersize=3.0,
+        linestyle=(0, (4, 1.5)),
+        zorder=3,
+        gid="rf-min",
+        label="analytic RF, min over paths",
+    )
+    glob = [k for k, i in enumerate(d.infos) if i.is_global]
+    if not glob:
+        return
+    sel = [k for k in range(max(glob[0] - 1, 0), len(d.infos)) if math.isfinite(_local(d.infos[k], a))]
+    if len(sel) > 1:
+        ax.plot(
+            [d.xs[k] for k in sel],
+            [_local(d.infos[k], a) for k in sel],
+            color=COLORS["rf_max"],
+            linestyle=(0, (1, 1.5)),
+            linewidth=1.6,
+            zorder=4.5,
+            gid="rf-local",
+            label="RF of the local paths of global nodes",
+        )
+
+
+def _draw_strides(ax, a: int, d: _Growth) -> None:
+    """Dotted verticals where the output stride changes, labelled on a top axis ("/8")."""
+    for x, _ in d.boundaries:
+        ax.axvline(x, color="#A8A8A8", linewidth=0.8, linestyle=(0, (1, 2)), zorder=0)
+    if d.boundaries:  # output strides as tick labels on top, where nothing else is drawn
+        top_axis = ax.secondary_xaxis("top")
+        top_axis.set_xticks([x for x, _ in d.boundaries], labels=[f"/{num(st[a])}" for _, st in d.boundaries])
+        top_axis.tick_params(labelsize=7, length=2, pad=1, colors=COLORS["input"])
+        top_axis.set_xlabel("output stride", fontsize=7.5, color=COLORS["input"], labelpad=2)
+
+
+def _draw_measured(ax, a: int, d: _Growth) -> None:
+    """A labelled vertical per measured layer and the measured ERF sizes."""
+    if not d.measured:
+        return
+    for layer, x, _ in d.measured:
+        ax.axvline(x, color=COLORS["marker"], linewidth=0.9, alpha=0.75, zorder=1)
+        ax.text(
+            x,
+            0.02,
+            f"{layer_name(layer)} ",
+            transform=ax.get_xaxis_transform(),
+            rotation=90,
+            va="bottom",
+            ha="right",
+            fontsize=7.5,
+            color=COLORS["marker"],
+        )
+    n_axes = len(d.graph.axis_names)
+    for j, (which, gid, e) in enumerate(d.erf_series or [("", "erf-size", a)]):
+        ys = [
+            float(np.mean([_erf_side(mt, k) for k in range(n_axes)])) if e == "mean" else _erf_side(mt, e)
+            for *_, mt in d.measured
+        ]
+        ax.plot(
+            [x for _, x, _ in d.measured],
+            ys,
+            color=COLORS["erf"],
+            marker=ERF_MARKERS[j % len(ERF_MARKERS)],
+            markersize=5,
+            linewidth=1.4,
+            zorder=5,
+            linestyle="-" if j == 0 else (0, (2, 1)),
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+            gid=gid,
+            label=f"ERF size, 95% mass{which}",
+        )
+
+
+def _format_growth_axes(ax, a: int, d: _Growth) -> None:
+    """Log y axis with decades and the "global" tick, integer depths, grid, labels, panel title."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.set_ylim(0.75, d.band[1] * 1.08 if d.any_global else d.top * 1.6)
+    ax.set_xlim(-0.5, d.x_max + 0.5)
+    decades = [10.0**k for k in range(0, 12) if 10.0**k < d.band[0]]
+    ax.yaxis.set_major_locator(FixedLocator(decades + [d.y_global] * d.any_global))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: "global" if math.isclose(v, d.y_global) else f"{v:g}"))
+    ax.yaxis.set_minor_locator(
+        FixedLocator([m * 10.0**k for k in range(0, 12) for m in range(2, 10) if m * 10.0**k < d.band[0]])
+    )
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(axis="y", which="major", color="#E3E3E3", linewidth=0.6, zorder=0)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_xlabel("depth (conv / pool / attention layers from the input)")
+    if len(d.axes) > 1:
+        name = d.graph.axis_names[a]
+        ax.set_title({"h": "height (h)", "w": "width (w)"}.get(name, f"axis {name}"))
+
+
 @styled
 def save_rf_growth(graph, path, result=None, **kwargs) -> list[Path] | Path:
     """:func:`rf_growth_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
     return save_figure(rf_growth_figure(graph, result, **kwargs), path)
-
-
-# -------------------------------------------------------------------------------------------- saving

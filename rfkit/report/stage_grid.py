@@ -15,6 +15,7 @@ from rfkit.report.style import (
     STYLE,
     bar_label,
     colour_scale,
+    draw_rf_centre,
     erf_display,
     image_extent,
     map_max,
@@ -145,20 +146,7 @@ def stage_grid_figure(
                             window, linewidth=1.5, gid="rf-box", label="analytic RF of the measured unit", **kw
                         )
                     )
-            cy, cx = result.center[layer]
-            ax.plot(
-                [cx],
-                [cy],
-                linestyle="none",
-                marker="+",
-                markersize=8,
-                markeredgewidth=1.6,
-                color=COLORS["rf"],
-                path_effects=outline(3.4),
-                zorder=7,
-                gid="rf-center",
-                label="analytic RF centre of the unit",
-            )
+            draw_rf_centre(ax, result.center[layer], size=8, label="analytic RF centre of the unit")
             ax.set_xlim(-0.5, W - 0.5)
             ax.set_ylim(H - 0.5, -0.5)
             ax.set_xticks([])
@@ -213,6 +201,3 @@ def _panel_title(result, layer, H, W) -> tuple[str, str, str]:
 def save_stage_grid(result, path, **kwargs) -> list[Path] | Path:
     """:func:`stage_grid_figure` written to ``path`` (or several paths) by :func:`save_figure`."""
     return save_figure(stage_grid_figure(result, **kwargs), path)
-
-
-# ------------------------------------------------------------------------------------------ growth

@@ -29,6 +29,7 @@ __all__ = [
     "bar_label",
     "close_figure",
     "colour_scale",
+    "draw_rf_centre",
     "erf_display",
     "figure_style",
     "fit_drawable",
@@ -393,6 +394,32 @@ def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
         Ellipse((cx, cy), 2 * k * fit.sigma_major, 2 * k * fit.sigma_minor, angle=math.degrees(fit.rotation), **kwargs)
         for k in ks
     ]
+
+
+def draw_rf_centre(ax, center, *, size: float = 11.0, label: str | None = None):
+    """Mark a unit's analytic RF centre ``(cy, cx)`` with a "+" in the RF colour (gid ``rf-center``); the
+    marker's size in points, its stroke in proportion.
+
+    >>> from matplotlib.figure import Figure
+    >>> line = draw_rf_centre(Figure().add_subplot(), (32.0, 48.0))
+    >>> line.get_xdata().tolist(), line.get_ydata().tolist(), line.get_gid()
+    ([48.0], [32.0], 'rf-center')
+    """
+    cy, cx = center
+    (line,) = ax.plot(
+        [cx],
+        [cy],
+        linestyle="none",
+        marker="+",
+        markersize=size,
+        markeredgewidth=size * 0.19,
+        color=COLORS["rf"],
+        path_effects=outline(size * 0.38),
+        zorder=7,
+        gid="rf-center",
+        label=label,
+    )
+    return line
 
 
 def fit_drawable(fit) -> bool:
