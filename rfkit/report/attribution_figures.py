@@ -17,6 +17,7 @@ import numpy as np
 
 from rfkit.report.labels import is_random
 from rfkit.report.style import COLORS, image_gray, new_figure, outline, rf_rectangle, save_figure, styled
+from rfkit.version import __version__
 
 #: Percentile of ``|map|`` over a column that the column is divided by.
 SCALE_PERCENTILE = 99.0
@@ -61,7 +62,6 @@ def display_image(image: np.ndarray, data_config: dict) -> np.ndarray:
 
 
 def _footer(result, scales: dict) -> list[tuple[str, str]]:
-    import rfkit
     from rfkit.attribution.methods import is_cam
 
     w = result.weights
@@ -75,7 +75,7 @@ def _footer(result, scales: dict) -> list[tuple[str, str]]:
     lines = [
         (
             f"weights: {getattr(w, 'description', w)} · {result.num_images} image(s) · input {H}×{W} (h×w) · "
-            f"{what} · rfkit {rfkit.__version__}",
+            f"{what} · rfkit {__version__}",
             COLORS["note"],
         )
     ]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.io import OutputError, check_writable
+from rfkit.version import __version__
 
 
 def plain(v):
@@ -40,8 +41,6 @@ def run_header(result, source: str | None = None) -> dict:
     """What was run, as every output's header records it: model, the weights actually used (description and
     kind), images (``source``, default ``result.images.source``) and how many, input size, data config,
     device, rfkit version and the run's warnings."""
-    import rfkit
-
     w = result.weights
     return {
         "model": result.model,
@@ -52,7 +51,7 @@ def run_header(result, source: str | None = None) -> dict:
         "input_size": list(result.input_size),
         "data_config": plain(result.data_config),
         "device": result.device,
-        "rfkit_version": rfkit.__version__,
+        "rfkit_version": __version__,
         "warnings": list(result.warnings),
     }
 

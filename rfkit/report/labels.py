@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from rfkit.report.formatting import pair, ratio, rf_label
 from rfkit.report.style import COLORS
+from rfkit.version import __version__
 
 RANDOM_KINDS = ("random", "random-safe")
 """Weights kinds that are not a trained network (:class:`~rfkit.models.weights.WeightsInfo` ``kind``)."""
@@ -82,8 +83,6 @@ def footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> li
     """The provenance footer of an ERF figure as ``(text, colour)`` lines: weights, images, method, input
     size and rfkit version; then ``notes``; then, in the warning colour, random weights, the run's warnings
     and the suspect map warnings of ``layers``."""
-    import rfkit
-
     w = result.weights
     desc = getattr(w, "description", str(w))
     src = getattr(result.images, "source", None)
@@ -91,7 +90,7 @@ def footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> li
         (
             f"weights: {desc} · {result.num_images} image(s)"
             + (f" ({src})" if src else "")
-            + f" · ERF method: {result.method} · input {pair(result.input_size)} (h×w) · rfkit {rfkit.__version__}",
+            + f" · ERF method: {result.method} · input {pair(result.input_size)} (h×w) · rfkit {__version__}",
             COLORS["note"],
         )
     ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from rfkit.report.formatting import pair, rf_label, size
 from rfkit.report.labels import is_random
 from rfkit.report.summary import LAYER, LEGEND, NOTES, summary_rows
+from rfkit.version import __version__
 
 
 def one_line(text, limit: int | None = None) -> str:
@@ -87,8 +88,6 @@ def _rel(path, folder: Path) -> str:
 
 def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, files: dict, folder: Path) -> str:
     """The Markdown text of ``report.md`` (links relative to the report folder)."""
-    import rfkit
-
     g = result.graph
     input_size = pair(result.input_size)
     w = result.weights
@@ -105,7 +104,7 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
         f"| ERF method | {result.method} (raw maps: mean over images of the per-image map) |",
         f"| productivity at | {pair(resolution)} |",
         f"| device | {result.device} |",
-        f"| rfkit | {rfkit.__version__} |",
+        f"| rfkit | {__version__} |",
         "",
     ]
     if result.warnings:
