@@ -310,37 +310,94 @@ def fit_gaussian(m, *, max_pixels: int | None = MAX_FIT_PIXELS, r2_min: float = 
     >>> fit_gaussian(np.zeros((32, 32))).reason
     'degenerate: the map is all zero'
     """
-    import lmfit  # deferred: lmfit pulls in asteval/uncertainties
-
     arr = check_map(m)
     arr = np.where(np.isfinite(arr), arr, 0.0)
+    why = _degenerate_reason(arr)
+    if why:
+        return _degenerate(why)
     H, W = arr.shape
-    if H * W < 16:
-        return _degenerate(f"degenerate: a {H}x{W} map is too small to fit")
-    peak = float(arr.max())
-    if peak <= 0:
-        return _degenerate(
-            "degenerate: the map is all zero"
-            if peak == 0 and float(arr.min()) == 0
-            else "degenerate: the map has no positive value"
-        )
-    z_full = arr / peak
-    if float(z_full.min()) == 1.0:  # every pixel equals the maximum
-        return _degenerate("degenerate: the map is constant")
-    if np.count_nonzero(z_full) < 4:
-        return _degenerate("degenerate: fewer than 4 non-zero pixels")
-
+    z_full = arr / float(arr.max())
     ys, xs = np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64)
-    cy0, cx0, s10, s20, th0 = _moments(z_full, ys, xs)
-    f = 1
-    if max_pixels is not None and H * W > max_pixels:
-        f = math.ceil(math.sqrt(H * W / max_pixels))
-        f = min(f, max(1, int(s20 // 3)))  # keep at least 3 bins per sigma of a narrow peak
-        while f > 1 and (H // f < 4 or W // f < 4):
-            f -= 1
+    start = _moments(z_full, ys, xs)
+    f = _bin_factor(H, W, start[3], max_pixels)
     z = z_full
     if f > 1:
         z, ys, xs = _bin(z_full, f)
+    try:
+        result = _least_squares(z, ys, xs, start, f, (H, W))
+    except Exception as exc:  # noqa: BLE001 - a failed fit is a result, not a crash
+        return _degenerate(f"fit failed: {type(exc).__name__}: {exc}", f)
+    fitted = _Fitted.unbinned(result.params, f)
+    r2 = _r2(z_full, fitted)
+    errors = _Stderrs(result, fitted)
+    # canonical labelling: major >= minor, rotation of the major axis in (-pi/2, pi/2]
+    if fitted.s1 >= fitted.s2:
+        major, minor, se_major, se_minor, rot = fitted.s1, fitted.s2, errors.s1, errors.s2, _wrap(fitted.theta)
+    else:
+        major, minor = fitted.s2, fitted.s1
+        se_major, se_minor, rot = errors.s2, errors.s1, _wrap(fitted.theta + math.pi / 2)
+    reasons = _reasons(result, fitted, r2, r2_min, major, minor, (H, W))
+    return GaussianFit(
+        center=(float(fitted.cy), float(fitted.cx)),
+        sigma=(float(fitted.sig_y), float(fitted.sig_x)),
+        sigma_major=float(major),
+        sigma_minor=float(minor),
+        rotation=float(rot),
+        amplitude=float(fitted.amplitude),
+        offset=float(fitted.offset),
+        r2=float(r2),
+        center_stderr=(_se(errors.sd("centery")), _se(errors.sd("centerx"))),
+        sigma_stderr=(_se(errors.sig_y), _se(errors.sig_x)),
+        sigma_major_stderr=_se(se_major),
+        sigma_minor_stderr=_se(se_minor),
+        rotation_stderr=_se(errors.sd("theta")),
+        amplitude_stderr=_se(errors.amplitude),
+        offset_stderr=_se(errors.sd("offset")),
+        gaussian_like=not reasons,
+        reason="; ".join(reasons) if reasons else None,
+        bin_factor=f,
+        success=bool(result.success),
+    )
+
+
+def _degenerate_reason(arr: np.ndarray) -> str | None:
+    """Why a map (NaN/inf already zeroed) is not fitted at all, or None."""
+    H, W = arr.shape
+    if H * W < 16:
+        return f"degenerate: a {H}x{W} map is too small to fit"
+    peak = float(arr.max())
+    if peak <= 0:
+        if peak == 0 and float(arr.min()) == 0:
+            return "degenerate: the map is all zero"
+        return "degenerate: the map has no positive value"
+    z = arr / peak
+    if float(z.min()) == 1.0:  # every pixel equals the maximum
+        return "degenerate: the map is constant"
+    if np.count_nonzero(z) < 4:
+        return "degenerate: fewer than 4 non-zero pixels"
+    return None
+
+
+def _bin_factor(H: int, W: int, sigma_minor: float, max_pixels: int | None) -> int:
+    """The block size that brings an H x W map under ``max_pixels``, never coarser than a third of the
+    peak's minor sigma nor leaving fewer than 4 blocks per axis."""
+    f = 1
+    if max_pixels is not None and H * W > max_pixels:
+        f = math.ceil(math.sqrt(H * W / max_pixels))
+        f = min(f, max(1, int(sigma_minor // 3)))  # keep at least 3 bins per sigma of a narrow peak
+        while f > 1 and (H // f < 4 or W // f < 4):
+            f -= 1
+    return f
+
+
+def _least_squares(z: np.ndarray, ys: np.ndarray, xs: np.ndarray, start: tuple, f: int, shape: tuple[int, int]):
+    """lmfit's least-squares fit of :func:`_gauss2d` to the map ``z`` (binned by ``f`` from a map of
+    ``shape``) at pixel coordinates ``ys``, ``xs``, started from the half-maximum moments ``start`` of the
+    full map."""
+    import lmfit  # deferred: lmfit pulls in asteval/uncertainties
+
+    cy0, cx0, s10, s20, th0 = start
+    H, W = shape
     k = (f * f - 1) / 12.0  # variance added by the f x f block average
     # the binned peak is wider by k along every direction
     s10, s20 = math.sqrt(s10 * s10 + k), math.sqrt(s20 * s20 + k)
@@ -360,75 +417,110 @@ def fit_gaussian(m, *, max_pixels: int | None = MAX_FIT_PIXELS, r2_min: float = 
     params["theta"].set(value=th0)  # unbounded: the model is pi-periodic, canonicalised below
 
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
-    try:
-        result = model.fit(z.ravel(), params, x=xx.ravel(), y=yy.ravel(), method="leastsq")
-    except Exception as exc:  # noqa: BLE001 - a failed fit is a result, not a crash
-        return _degenerate(f"fit failed: {type(exc).__name__}: {exc}", f)
+    return model.fit(z.ravel(), params, x=xx.ravel(), y=yy.ravel(), method="leastsq")
 
-    p = result.params
-    amp, off = p["amplitude"].value, p["offset"].value
-    cx, cy = p["centerx"].value, p["centery"].value
-    s1b, s2b, theta = p["sigma1"].value, p["sigma2"].value, p["theta"].value
-    # undo the binning: principal variances minus k (the box is isotropic, directions unchanged)
-    v1, v2 = max(s1b * s1b - k, 0.0), max(s2b * s2b - k, 0.0)
-    s1, s2 = math.sqrt(v1), math.sqrt(v2)
-    amp_c = amp * (s1b * s2b / (s1 * s2)) if s1 > 0 and s2 > 0 else amp
 
-    # standard errors (delta method on lmfit's covariance)
-    cov = result.covar
-    names = list(result.var_names)
+@dataclass(frozen=True)
+class _Fitted:
+    """The fitted parameters with the binning undone: principal variances ``v1``, ``v2`` minus k (the box is
+    isotropic, directions unchanged), the amplitude scaled up by the matching ratio of areas; ``s1b``,
+    ``s2b`` are the fitted (binned) principal sigmas."""
 
-    def var(a: str, b: str | None = None) -> float | None:
-        if cov is None or a not in names or (b or a) not in names:
+    amplitude: float
+    offset: float
+    cx: float
+    cy: float
+    v1: float
+    v2: float
+    theta: float
+    s1b: float
+    s2b: float
+
+    @classmethod
+    def unbinned(cls, p, f: int) -> _Fitted:
+        k = (f * f - 1) / 12.0
+        s1b, s2b = p["sigma1"].value, p["sigma2"].value
+        v1, v2 = max(s1b * s1b - k, 0.0), max(s2b * s2b - k, 0.0)
+        s1, s2 = math.sqrt(v1), math.sqrt(v2)
+        amp = p["amplitude"].value
+        amp_c = amp * (s1b * s2b / (s1 * s2)) if s1 > 0 and s2 > 0 else amp
+        return cls(amp_c, p["offset"].value, p["centerx"].value, p["centery"].value, v1, v2, p["theta"].value, s1b, s2b)
+
+    @property
+    def s1(self) -> float:
+        return math.sqrt(self.v1)
+
+    @property
+    def s2(self) -> float:
+        return math.sqrt(self.v2)
+
+    @property
+    def sig_x(self) -> float:
+        c, s = math.cos(self.theta), math.sin(self.theta)
+        return math.sqrt(self.v1 * c * c + self.v2 * s * s)
+
+    @property
+    def sig_y(self) -> float:
+        c, s = math.cos(self.theta), math.sin(self.theta)
+        return math.sqrt(self.v1 * s * s + self.v2 * c * c)
+
+    def model(self, H: int, W: int) -> np.ndarray:
+        yf, xf = np.mgrid[0:H, 0:W].astype(np.float64)
+        s1, s2 = max(self.s1, 1e-12), max(self.s2, 1e-12)
+        return _gauss2d(xf, yf, self.amplitude, self.cx, self.cy, s1, s2, self.theta, self.offset)
+
+
+def _r2(z_full: np.ndarray, fitted: _Fitted) -> float:
+    """R² of the unbinned fit on the full-resolution ``map / max``."""
+    ss_res = float(np.sum((z_full - fitted.model(*z_full.shape)) ** 2))
+    ss_tot = float(np.sum((z_full - z_full.mean()) ** 2))
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
+
+
+class _Stderrs:
+    """Standard errors of the unbinned quantities: the delta method on lmfit's covariance."""
+
+    def __init__(self, result, fitted: _Fitted) -> None:
+        self.cov, self.names = result.covar, list(result.var_names)
+        keys = ("sigma1", "sigma2", "theta")
+        self.sub = None
+        if all(self.var(a, b) is not None for a in keys for b in keys):
+            self.sub = np.array([[self.var(a, b) for b in keys] for a in keys])
+        s1, s2, s1b, s2b, theta = fitted.s1, fitted.s2, fitted.s1b, fitted.s2b, fitted.theta
+        v1, v2 = fitted.v1, fitted.v2
+        c, s = math.cos(theta), math.sin(theta)
+        sig_x, sig_y = fitted.sig_x, fitted.sig_y
+        # gradients of the corrected quantities with respect to (sigma1, sigma2, theta)
+        self.s1 = self.prop(np.array([s1b / s1 if s1 > 0 else math.nan, 0.0, 0.0]))
+        self.s2 = self.prop(np.array([0.0, s2b / s2 if s2 > 0 else math.nan, 0.0]))
+        self.sig_x = self.prop(np.array([s1b * c * c, s2b * s * s, (v2 - v1) * s * c]) / sig_x if sig_x > 0 else None)
+        self.sig_y = self.prop(np.array([s1b * s * s, s2b * c * c, (v1 - v2) * s * c]) / sig_y if sig_y > 0 else None)
+        self.amplitude = self.sd("amplitude")
+        if self.amplitude is not None and s1 > 0 and s2 > 0:
+            self.amplitude *= s1b * s2b / (s1 * s2)
+
+    def var(self, a: str, b: str | None = None) -> float | None:
+        if self.cov is None or a not in self.names or (b or a) not in self.names:
             return None
-        val = float(cov[names.index(a), names.index(b or a)])
+        val = float(self.cov[self.names.index(a), self.names.index(b or a)])
         return val if math.isfinite(val) else None
 
-    def sd(a: str) -> float | None:
-        v = var(a)
+    def sd(self, a: str) -> float | None:
+        v = self.var(a)
         return math.sqrt(v) if v is not None and v >= 0 else None
 
-    # gradients of the corrected quantities with respect to (sigma1, sigma2, theta)
-    ds1 = s1b / s1 if s1 > 0 else math.nan
-    ds2 = s2b / s2 if s2 > 0 else math.nan
-    c, s = math.cos(theta), math.sin(theta)
-    sig_x = math.sqrt(v1 * c * c + v2 * s * s)
-    sig_y = math.sqrt(v1 * s * s + v2 * c * c)
-    grads = {
-        "s1": np.array([ds1, 0.0, 0.0]),
-        "s2": np.array([0.0, ds2, 0.0]),
-        "sx": np.array([s1b * c * c, s2b * s * s, (v2 - v1) * s * c]) / sig_x if sig_x > 0 else None,
-        "sy": np.array([s1b * s * s, s2b * c * c, (v1 - v2) * s * c]) / sig_y if sig_y > 0 else None,
-    }
-    keys = ("sigma1", "sigma2", "theta")
-    sub = None
-    if all(var(a, b) is not None for a in keys for b in keys):
-        sub = np.array([[var(a, b) for b in keys] for a in keys])
-
-    def prop(g) -> float | None:
-        if sub is None or g is None or not np.all(np.isfinite(g)):
+    def prop(self, g) -> float | None:
+        if self.sub is None or g is None or not np.all(np.isfinite(g)):
             return None
-        v = float(g @ sub @ g)
+        v = float(g @ self.sub @ g)
         return math.sqrt(v) if v >= 0 and math.isfinite(v) else None
 
-    se_s1, se_s2 = prop(grads["s1"]), prop(grads["s2"])
-    se_amp = sd("amplitude")
-    if se_amp is not None and s1 > 0 and s2 > 0:
-        se_amp *= s1b * s2b / (s1 * s2)
 
-    # canonical labelling: major >= minor, rotation of the major axis in (-pi/2, pi/2]
-    if s1 >= s2:
-        major, minor, se_major, se_minor, rot = s1, s2, se_s1, se_s2, _wrap(theta)
-    else:
-        major, minor, se_major, se_minor, rot = s2, s1, se_s2, se_s1, _wrap(theta + math.pi / 2)
-
-    # R² on the full-resolution map with the corrected parameters
-    yf, xf = np.mgrid[0:H, 0:W].astype(np.float64)
-    pred = _gauss2d(xf, yf, amp_c, cx, cy, max(s1, 1e-12), max(s2, 1e-12), theta, off)
-    ss_res = float(np.sum((z_full - pred) ** 2))
-    ss_tot = float(np.sum((z_full - z_full.mean()) ** 2))
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
-
+def _reasons(result, fitted: _Fitted, r2: float, r2_min: float, major: float, minor: float, shape) -> list[str]:
+    """Every rule that makes a fit not ``gaussian_like``."""
+    H, W = shape
+    big = float(max(H, W))
+    cy, cx = fitted.cy, fitted.cx
     reasons = []
     if not result.success:
         reasons.append(f"fit did not converge ({result.message})")
@@ -440,27 +532,6 @@ def fit_gaussian(m, *, max_pixels: int | None = MAX_FIT_PIXELS, r2_min: float = 
         reasons.append(f"sigma_major {major:.4g} px exceeds the map size {int(big)} px: no peak")
     if not (-0.5 <= cy <= H - 0.5 and -0.5 <= cx <= W - 0.5):
         reasons.append(f"fitted centre ({cy:.1f}, {cx:.1f}) lies outside the {H}x{W} map")
-    if not amp > 0:
+    if not fitted.amplitude > 0:
         reasons.append("amplitude is not positive: no peak")
-
-    return GaussianFit(
-        center=(float(cy), float(cx)),
-        sigma=(float(sig_y), float(sig_x)),
-        sigma_major=float(major),
-        sigma_minor=float(minor),
-        rotation=float(rot),
-        amplitude=float(amp_c),
-        offset=float(off),
-        r2=float(r2),
-        center_stderr=(_se(sd("centery")), _se(sd("centerx"))),
-        sigma_stderr=(_se(prop(grads["sy"])), _se(prop(grads["sx"]))),
-        sigma_major_stderr=_se(se_major),
-        sigma_minor_stderr=_se(se_minor),
-        rotation_stderr=_se(sd("theta")),
-        amplitude_stderr=_se(se_amp),
-        offset_stderr=_se(sd("offset")),
-        gaussian_like=not reasons,
-        reason="; ".join(reasons) if reasons else None,
-        bin_factor=f,
-        success=bool(result.success),
-    )
+    return reasons

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from rfkit.erf.metrics import ERFMetrics
+from rfkit.graph.info import RFInfo
+from rfkit.graph.rfgraph import RFGraph
+from rfkit.models.weights import WeightsInfo
+from rfkit.pipeline.images import ImageStats
 
 
 @dataclass(frozen=True)
@@ -20,8 +25,8 @@ class ERFResult:
         Per layer, the raw ERF map at input resolution ``(H, W)``: the method's per-image map averaged
         over the images, without any transform.
     metrics : dict[str, ERFMetrics]
-        Per layer, :func:`rfkit.erf.metrics.compute_metrics` of the map, centred on the measured unit's
-        analytic RF centre.
+        Per layer (empty when measured with ``metrics=False``), :func:`rfkit.erf.metrics.compute_metrics`
+        of the map, centred on the measured unit's analytic RF centre.
     num_images : int
         Images actually used.
     data_config : dict
@@ -55,20 +60,20 @@ class ERFResult:
 
     model: str
     maps: dict[str, np.ndarray]
-    metrics: dict[str, Any]
+    metrics: dict[str, ERFMetrics]
     num_images: int
     data_config: dict
-    weights: Any
+    weights: WeightsInfo
     unit: dict[str, tuple[int, ...]]
     method: str
     nodes: dict[str, str]
-    center: dict[str, tuple]
+    center: dict[str, tuple[float, ...]]
     grid: dict[str, tuple[int, ...]]
-    images: Any
+    images: ImageStats
     warnings: tuple[str, ...] = ()
     device: str = "cpu"
-    graph: Any = field(default=None, repr=False, compare=False)
-    crops: dict[str, tuple] = field(default_factory=dict)
+    graph: RFGraph | None = field(default=None, repr=False, compare=False)
+    crops: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[str]:
@@ -79,7 +84,7 @@ class ERFResult:
     def input_size(self) -> tuple[int, ...]:
         return tuple(self.data_config["input_size"][1:])
 
-    def rf(self, layer: str):
+    def rf(self, layer: str) -> RFInfo:
         """The analytic :class:`~rfkit.RFInfo` of a measured layer."""
         return self.graph[self.nodes[layer]]
 
