@@ -81,6 +81,15 @@ def analyze_command(
     stop_on_error: bool = typer.Option(
         False, "--stop-on-error", help="Stop at the first failure (default: go on and list failures at the end)."
     ),
+    attribution: str | None = typer.Option(
+        None,
+        "--attribution",
+        help="Add per-image contribution maps of the predicted class to each report, e.g. "
+        "saliency,ig,gradcam (methods as rfkit attribute --methods reads them).",
+    ),
+    attribution_images: int = typer.Option(
+        4, "--attribution-images", min=1, help="Images the contribution maps are computed for."
+    ),
     quiet: Quiet = False,
 ) -> None:
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
@@ -156,6 +165,8 @@ def analyze_command(
                 device=device,
                 batch_size=batch_size,
                 threads=threads,
+                attribution=attribution,
+                attribution_images=attribution_images,
                 progress=step,
             )
         except KeyboardInterrupt:

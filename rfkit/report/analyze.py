@@ -38,6 +38,7 @@ from rfkit.report.markdown import one_line
 DONE_MARKER = "run.json"
 PARTIAL_MARKER = ".rfkit-partial"
 GRAPH_DEPTH = 2
+ATTRIBUTION = "attribution"  # the sub-folder of the per-image contribution maps
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class Report:
     files : dict[str, Path]
         Every file written, by kind.
     warnings : tuple[str, ...]
+    attribution : AttributionResult or None
+        The per-image contribution maps, with ``attribution=``.
     """
 
     model: str
@@ -67,6 +70,7 @@ class Report:
     resolution: tuple[int, ...] = ()
     files: dict[str, Path] = field(default_factory=dict, repr=False)
     warnings: tuple[str, ...] = ()
+    attribution: Any = field(default=None, repr=False)
 
 
 def resolved_file(path) -> Path:
@@ -268,6 +272,8 @@ def analyze(
     threads: int | None = None,
     depth: int = GRAPH_DEPTH,
     seed: int = 0,
+    attribution: str | Sequence[str] | None = None,
+    attribution_images: int = 4,
     progress: Callable[[str, int | None], None] | None = None,
 ) -> Report:
     """Analyse one model: RF graph, productivity at ``resolution``, ERF of ``layers``, all written to
@@ -291,6 +297,12 @@ def analyze(
         same model there is replaced; anything else there is left alone (:class:`OutputError`).
     depth : int
         Module depth of the GraphViz view.
+    attribution : str or list of str, optional
+        Per-image contribution maps to add (methods as :func:`rfkit.attribute` reads them, e.g.
+        ``"saliency,ig,gradcam"``): of the predicted class, on the first ``attribution_images`` images, with
+        the same model, images, device and seed; written to ``attribution/`` and summarised in report.md.
+    attribution_images : int
+        How many images the contribution maps are computed for.
     progress : callable, optional
         ``progress(step, n_images)``: called with a step name, and with a count of images during the ERF.
 
@@ -319,6 +331,11 @@ def analyze(
 
     source = model.source if isinstance(model, Prepared) else model  # names the folder
     checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
+    if attribution is not None:  # checked before any measurement
+        from rfkit.attribution.methods import parse_methods
+
+        attribution = parse_methods(attribution)
+        attribution_images = validate.count(attribution_images, "attribution_images")
     if resolution is not None:  # before the measurement; the number of axes again once the graph is known
         validate.input_size(
             resolution, len(input_size) if isinstance(input_size, (tuple, list)) else None, "resolution"
@@ -349,13 +366,27 @@ def analyze(
     prod = productivity(g, res)
     rng = input_resolution_range(g)
     rng_local = input_resolution_range(g, ignore_global=True)
+    contributions = None
+    if attribution:
+        from rfkit.attribution.engine import attribute
+
+        step("per-image contribution maps", None)
+        contributions = attribute(
+            prepared,
+            images=images,
+            num_images=attribution_images,
+            methods=attribution,
+            batch_size=batch_size,
+            device=device,
+            seed=seed,
+        )
 
     tmp = make_temp_dir(out, f".{name}.partial-{os.getpid()}-")
     notes: list[str] = []
     try:
         atomic_write_text(tmp / PARTIAL_MARKER, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         step("writing the report", None)
-        files = write_report(tmp, result, prod, res, rng, rng_local, depth, notes=notes)
+        files = write_report(tmp, result, prod, res, rng, rng_local, depth, notes=notes, attribution=contributions)
         header = run_header(result, res, prod, rng, rng_local)
         header["model_id"] = model_id(source)
         header["files"] = sorted(Path(p).relative_to(tmp).as_posix() for p in files.values())
@@ -367,7 +398,10 @@ def analyze(
         raise
     files = {k: final / Path(p).relative_to(tmp) for k, p in files.items()}
     notes = [n.replace(str(tmp), str(final)) for n in notes]  # the files are in final now
-    return Report(name, final, result, prod, res, files, tuple(dict.fromkeys([*result.warnings, *notes])))
+    more = contributions.warnings if contributions is not None else ()
+    return Report(
+        name, final, result, prod, res, files, tuple(dict.fromkeys([*result.warnings, *more, *notes])), contributions
+    )
 
 
 def _replace(tmp: Path, final: Path, model) -> None:
@@ -431,10 +465,19 @@ def layer_statuses(result, prod) -> dict[str, str]:
 
 
 def write_report(
-    folder: Path, result, prod, resolution, rng, rng_local, depth: int, notes: list[str] | None = None
+    folder: Path,
+    result,
+    prod,
+    resolution,
+    rng,
+    rng_local,
+    depth: int,
+    notes: list[str] | None = None,
+    attribution=None,
 ) -> dict[str, Path]:
     """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
-    warned about and appended to ``notes``."""
+    warned about and appended to ``notes``. An :class:`~rfkit.attribution.result.AttributionResult` is
+    written to ``attribution/`` and gets a section in report.md."""
     from rfkit.report.dot import render_dot, to_dot
     from rfkit.report.erf_files import write_erf_files
     from rfkit.report.markdown import report_markdown
@@ -454,8 +497,16 @@ def write_report(
         if notes is not None:
             notes.append(str(e))
     files.update(write_figures(folder / "figures", result))
+    sections: list[str] = []
+    if attribution is not None:
+        from rfkit.report.attribution_files import analysis_section, save_attribution
+
+        written = save_attribution(attribution, folder / ATTRIBUTION)
+        sections = analysis_section(attribution, written, folder, ATTRIBUTION)
+        files.update({f"attribution:{k}": p for k, p in written.items()})
     files["report.md"] = atomic_write_text(
-        folder / "report.md", report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder)
+        folder / "report.md",
+        report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder, sections),
     )
     return files
 

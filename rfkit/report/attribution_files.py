@@ -205,3 +205,27 @@ def report_markdown(result, files: dict, folder: Path) -> str:
         f"- [{md_text(p.relative_to(folder).as_posix())}]({p.relative_to(folder).as_posix()})" for p in files.values()
     ]
     return "\n".join(lines) + "\n"
+
+
+def analysis_section(result, files: dict, folder: Path, sub: str = "attribution") -> list[str]:
+    """The lines of the "Per-image contribution maps" section that ``rfkit analyze --attribution`` adds to a
+    model's ``report.md``: what was explained, the grid figure and the per-method summary, with a link to the
+    full page ``<sub>/report.md`` (``files``: what :func:`save_attribution` wrote into ``folder / sub``)."""
+    base = Path(folder)
+    targets = sorted({t.label for t in result.targets})
+    lines = [
+        "## Per-image contribution maps",
+        "",
+        f"{result.num_images} image(s), methods {', '.join(md_code(m) for m in result.methods)}, target "
+        + (
+            ", ".join(md_code(t) for t in targets)
+            if result.targets and result.targets[0].kind == "unit"
+            else "the class logit of each image (pre-softmax)"
+        )
+        + f"; the full page, with the settings and every image: [{sub}/report.md]({sub}/report.md).",
+        "",
+    ]
+    if "figure" in files:
+        lines += [f"![Per-image contribution maps]({files['figure'].relative_to(base).as_posix()})", ""]
+    lines += md_table(list(METHOD_COLUMNS), [_md_method_cells(r) for r in method_summary(result)])
+    return [*lines, ""]

@@ -86,8 +86,11 @@ def _rel(path, folder: Path) -> str:
     return Path(path).relative_to(folder).as_posix()
 
 
-def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, files: dict, folder: Path) -> str:
-    """The Markdown text of ``report.md`` (links relative to the report folder)."""
+def report_markdown(
+    result, prod, resolution, rng, rng_local, statuses: dict, files: dict, folder: Path, sections=()
+) -> str:
+    """The Markdown text of ``report.md`` (links relative to the report folder); ``sections``: lines of
+    further sections (per-image contribution maps), placed before the file list."""
     g = result.graph
     input_size = pair(result.input_size)
     w = result.weights
@@ -168,7 +171,7 @@ def report_markdown(result, prod, resolution, rng, rng_local, statuses: dict, fi
             "`dot -Tsvg graph.dot -o graph.svg` after `apt-get install graphviz` / `brew install graphviz`).",
             "",
         ]
-    lines += ["## Files", ""]
+    lines += [*sections, "## Files", ""]
     described = {
         "layers.csv": "every node of the graph: analytic RF, stride, centre, padding, flags, status",
         "csv": "per analysed layer, the analytic RF and every ERF metric",

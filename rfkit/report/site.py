@@ -34,7 +34,10 @@ from rfkit.report.summary import ERF, ERF_RF, RF, summary_row
 
 COPIED = ("report.md", "layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
 SITE_MARKER = ".rfkit-site"
-_FIGURE_OR_MAP = re.compile(r"(figures/[A-Za-z0-9_.-]+\.png|maps/[A-Za-z0-9_.-]+\.npy)")
+_FIGURE_OR_MAP = re.compile(
+    r"(attribution/)?(figures/[A-Za-z0-9_.-]+\.png|maps/[A-Za-z0-9_.-]+\.npy)"
+    r"|attribution/(report\.md|attribution\.csv|attribution\.json)"
+)
 
 
 class SiteError(RFKitError, ValueError):
@@ -198,8 +201,8 @@ def _copy_regular(src: Path, dest: Path) -> bool:
 def _copy_analysis(a: Analysis, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for rel in _report_files(a):
-        sub = a.folder / rel.split("/")[0]
-        if "/" in rel and (sub.is_symlink() or not sub.is_dir()):
+        parents = [a.folder.joinpath(*rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
+        if any(p.is_symlink() or not p.is_dir() for p in parents):  # never through a linked folder
             continue
         _copy_regular(a.folder / rel, dest / ("index.md" if rel == "report.md" else rel))
 
