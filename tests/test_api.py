@@ -79,8 +79,11 @@ def test_untraceable_model_names_the_problem():
                 return x
             return -x
 
-    with pytest.raises(rfkit.TraceError, match="cannot trace Sequential in module 1 \\(DataDependent\\)"):
-        rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 1), DataDependent()), input_size=8)
+    # the module is kept whole and, since nothing can record it, opaque; the conv before it stays exact
+    g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, 1), DataDependent()), input_size=8)
+    assert g["0"].size == (1, 1) and not g["0"].unknown
+    assert g["1"].unknown and [o.module for o in g.opaque] == ["1"]
+    assert "cannot be used as inputs to control flow" in g.opaque[0].reason
 
 
 def test_failing_node_is_named():

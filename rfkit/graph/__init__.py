@@ -2,7 +2,7 @@
 
 from rfkit.graph.info import RFInfo
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
-from rfkit.graph.rfgraph import RFGraph, UnsupportedOp
+from rfkit.graph.rfgraph import OpaqueModule, RFGraph, UnsupportedOp
 from rfkit.graph.trace import trace
 
-__all__ = ["DEFAULT_REGISTRY", "RFGraph", "RFInfo", "Registry", "UnsupportedOp", "trace"]
+__all__ = ["DEFAULT_REGISTRY", "OpaqueModule", "RFGraph", "RFInfo", "Registry", "UnsupportedOp", "trace"]

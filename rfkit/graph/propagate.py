@@ -112,9 +112,13 @@ class RFPropagator(fx.Interpreter):
         Where RF handlers are looked up.
     """
 
-    def __init__(self, gm: fx.GraphModule, registry: Registry = DEFAULT_REGISTRY) -> None:
+    def __init__(self, gm: fx.GraphModule, registry: Registry = DEFAULT_REGISTRY, real_outputs=None) -> None:
         super().__init__(gm)
         self.registry = registry
+        #: module name -> its output, as meta tensors, from a real forward pass; for the modules torch.fx
+        #: could not trace into whose forward cannot run on meta tensors either (data-dependent code)
+        self.real_outputs = real_outputs
+        self.untraced = getattr(gm, "meta", {}).get("untraced", {})
         self.result = PropagationResult()
         self._seen_input = False
         self._given_states: list | None = None  # states of the placeholders, for a recorded sub-graph
@@ -135,6 +139,9 @@ class RFPropagator(fx.Interpreter):
             raise
         except Exception as e:  # noqa: BLE001 - re-raised with the node that failed
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if n.op == "call_module" and n.target in self.untraced and self.real_outputs is not None:
+                out = self._from_real_run(n, msg)
+                return self._record_state(n, out)
             where = f"node {n.name} ({_describe(n, self.module)})"
             if _TOO_SMALL.search(str(e)):
                 _raise(
@@ -143,6 +150,9 @@ class RFPropagator(fx.Interpreter):
                     e,
                 )
             _raise(TraceError, f"running the traced graph failed at {where}: {type(e).__name__}: {msg}", e)
+        return self._record_state(n, out)
+
+    def _record_state(self, n: fx.Node, out: Any) -> Any:
         if n.op in ("output", "get_attr"):
             return out
         state = self._state_of(n, out)
@@ -159,6 +169,17 @@ class RFPropagator(fx.Interpreter):
                     "Use a larger input size.",
                 )
         return out
+
+    def _from_real_run(self, n: fx.Node, why: str) -> Any:
+        """The output of an untraced module that cannot run on meta tensors, from a real forward pass of
+        the model (its shape only: the module is then recorded, or marked opaque, as any other)."""
+        try:
+            return self.real_outputs(n.target)
+        except RFKitError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            _raise(TraceError, f"module {n.target} runs neither on meta tensors ({why}) nor for real ({msg})", e)
 
     def _state_of(self, n: fx.Node, out: Any) -> Any:
         if n.op == "placeholder":

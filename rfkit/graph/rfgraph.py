@@ -26,6 +26,16 @@ class UnsupportedOp:
 
 
 @dataclass(frozen=True)
+class OpaqueModule:
+    """A module torch.fx could not trace into and ``make_fx`` could not record: its output's RF is unknown
+    (everything that does not pass through it keeps exact values)."""
+
+    module: str
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class NodeRecord:
     """A node of the RF graph: what it runs, where it sits in the model, and its RF."""
 
@@ -65,6 +75,7 @@ class RFGraph:
         model_name: str = "",
         in_chans: int = 3,
         method: str = "torch.fx",
+        untraced: dict[str, str] | None = None,
     ) -> None:
         self.records = {r.name: r for r in records}
         self.module_outputs = {m: n for m, n in module_outputs.items() if n in self.records}
@@ -72,6 +83,8 @@ class RFGraph:
         self.model_name = model_name
         self.in_chans = in_chans
         self.method = method  # "torch.fx", or "make_fx" for models recorded as ATen ops at this input size
+        #: module -> why torch.fx could not trace into it (kept whole, recorded with make_fx where it can be)
+        self.untraced = dict(untraced or {})
         self.axis_names = AXIS_NAMES.get(len(self.input_size), tuple(f"a{i}" for i in range(len(self.input_size))))
         self._unsupported_nodes = list(unsupported_nodes)
         self._nx: nx.DiGraph | None = None
@@ -126,6 +139,19 @@ class RFGraph:
             for op, us in by_op.items()
         ]
         return sorted(ops, key=lambda o: (-o.count, o.op))
+
+    @property
+    def opaque(self) -> list[OpaqueModule]:
+        """Modules torch.fx could not trace into (:attr:`untraced`) that ``make_fx`` could not record either:
+        their output's RF is unknown, with both reasons. Everything before them, and every path that does
+        not pass through them, keeps exact values."""
+        recorded = {u.node: u.reason for u in self._unsupported_nodes}
+        out = []
+        for module, why in self.untraced.items():
+            node = self.module_outputs.get(module)
+            if node is not None and node in recorded:
+                out.append(OpaqueModule(module, node, f"torch.fx: {why}; {recorded[node]}"))
+        return out
 
     # --- export -------------------------------------------------------------------------------------
     @property

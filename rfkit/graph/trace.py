@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.utils._pytree import tree_map_only
 
 import rfkit.validate as validate
 from rfkit.errors import InputTooSmallError, TraceError
@@ -106,6 +107,7 @@ class FxModel:
     in_chans: int
     ndim: int
     registry: Registry = DEFAULT_REGISTRY
+    source: str | nn.Module | None = None
 
     def graph(self, input_size) -> RFGraph:
         """The RF graph at another input size (an int or one size per spatial axis).
@@ -117,7 +119,7 @@ class FxModel:
         """
         size = validate.input_size(input_size, self.ndim)
         x = torch.empty((2, self.in_chans, *size), device="meta")
-        result = _propagate(self.gm, self.registry, x)
+        result = _propagate(self.gm, self.registry, x, RealOutputs(self.source, tuple(x.shape)))
         return _build_graph(self.gm, result, self.module_outputs, size, self.name, self.in_chans, "torch.fx")
 
     def bind(self, model: nn.Module) -> fx.GraphModule:
@@ -161,7 +163,7 @@ def trace_fx(
     x = torch.empty((2, chans, *size), device="meta")
     try:
         gm, module_outputs = trace_module(module, registry)
-        result = _propagate(gm, registry, x)
+        result = _propagate(gm, registry, x, RealOutputs(model, tuple(x.shape)))
         method = "torch.fx"
     except InputTooSmallError as e:
         smallest = smallest_square_input(gm, registry, chans, len(size), start=max(size) + 1)
@@ -177,12 +179,62 @@ def trace_fx(
         result = _propagate(gm, registry, x)
         method = "make_fx"
     g = _build_graph(gm, result, module_outputs, size, name, chans, method)
-    fxm = FxModel(gm, dict(module_outputs), name, chans, len(size), registry) if method == "torch.fx" else None
+    fxm = FxModel(gm, dict(module_outputs), name, chans, len(size), registry, model) if method == "torch.fx" else None
     return g, fxm
 
 
-def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor):
-    return RFPropagator(gm, registry).propagate(x, x.dim() - 2)
+def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor, real_outputs=None):
+    return RFPropagator(gm, registry, real_outputs).propagate(x, x.dim() - 2)
+
+
+class RealOutputs:
+    """The outputs of a model's modules in one real forward pass (random input of ``shape``, no gradients,
+    eval mode, the model's modes put back), as meta tensors: the shapes of modules that torch.fx cannot
+    trace into and whose forward cannot run on meta tensors (data-dependent code). A spec is built on the
+    CPU for it (random weights) when first needed.
+
+    Parameters
+    ----------
+    model : str or nn.Module or None
+        The model spec, or the real module (None: nothing to run).
+    shape : tuple
+        The input's shape.
+    """
+
+    def __init__(self, model: str | nn.Module | None, shape: tuple[int, ...]) -> None:
+        self.model, self.shape = model, shape
+        self._outputs: dict[str, object] | None = None
+
+    def __call__(self, name: str):
+        if self.model is None:
+            raise TraceError("no real model to run")
+        if self._outputs is None:
+            self._outputs = self._run()
+        if name not in self._outputs:
+            raise TraceError(f"module {name} did not run in a forward pass of the model")
+        return self._outputs[name]
+
+    def _run(self) -> dict[str, object]:
+        model = build_model(self.model, device="cpu") if isinstance(self.model, str) else self.model
+        names = {m: n for n, m in model.named_modules() if n}
+        found: dict[str, object] = {}
+
+        def hook(module, args, out):
+            found.setdefault(names[module], tree_map_only(torch.Tensor, lambda t: t.to("meta"), out))
+
+        modes = [(m, m.training) for m in model.modules()]
+        handles = [m.register_forward_hook(hook) for m in names]
+        device = next((t.device for t in model.parameters()), torch.device("cpu"))
+        try:
+            model.eval()
+            with torch.no_grad():
+                model(torch.rand(self.shape, generator=torch.Generator().manual_seed(0)).to(device))
+        finally:
+            for h in handles:
+                h.remove()
+            for m, training in modes:
+                m.training = training
+        return found
 
 
 def smallest_square_input(
@@ -254,4 +306,5 @@ def _build_graph(
             layout=state.layout,
         )
     del nodes
-    return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans, method)
+    untraced = gm.meta.get("untraced", {})
+    return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans, method, untraced)

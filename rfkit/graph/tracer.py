@@ -1,9 +1,16 @@
 """torch.fx tracing with timm's no-trace modules and functions kept whole, recording which node holds
-the output of every module so that ``g["layer4"]`` finds it."""
+the output of every module so that ``g["layer4"]`` finds it.
+
+A module whose ``forward`` torch.fx cannot follow (a ``list()`` of a tensor, shape-dependent control flow)
+does not take the whole model down: :func:`trace_module` traces again with that module's class kept whole
+(a leaf), as often as needed. The RF pass then records such a leaf with ``make_fx`` on its concrete
+inputs (exact), or marks its output unknown when even that fails (:attr:`rfkit.RFGraph.opaque`).
+"""
 
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 import torch
@@ -23,21 +30,40 @@ def _timm_notrace() -> tuple[tuple[type, ...], tuple]:
     return tuple(get_notrace_modules()), tuple(get_notrace_functions())
 
 
-class RFTracer(fx.Tracer):
-    """An ``fx.Tracer`` whose leaves are torch.nn's modules, timm's no-trace modules and the registry's
-    leaf types, and which records ``module_outputs``: qualified module name → output node name."""
+_VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
-    def __init__(self, registry: Registry = DEFAULT_REGISTRY) -> None:
+
+class RFTracer(fx.Tracer):
+    """An ``fx.Tracer`` whose leaves are torch.nn's modules, timm's no-trace modules, the registry's leaf
+    types and the classes in ``whole`` (modules whose forward torch.fx could not follow), and which records
+    ``module_outputs``: qualified module name → output node name."""
+
+    def __init__(self, registry: Registry = DEFAULT_REGISTRY, whole: tuple[type, ...] = ()) -> None:
         notrace_modules, notrace_functions = _timm_notrace()
         super().__init__(autowrap_functions=notrace_functions)
         self.registry = registry
         self.notrace_modules = notrace_modules
         self.registry_leaves = tuple(registry.leaf_types)
+        self.whole = tuple(whole)
         self.module_outputs: dict[str, Any] = {}
         self.tracing_modules: list[str] = []  # modules being traced, innermost last
+        self.tracing_stack: list[nn.Module] = []
+
+    def create_args_for_root(self, root_fn, is_module, concrete_args=None):
+        """A root ``forward(self, x, *args, **kwargs)`` is traced as ``forward(self, x)``: torch.fx would
+        make a Proxy of ``args`` that the body then cannot unpack (ultralytics' ``DetectionModel``)."""
+        code = inspect.unwrap(root_fn).__code__
+        if is_module and code.co_flags & _VARIADIC and code.co_argcount == 2 and not concrete_args:
+            variadic = root_fn
+
+            def forward(self, x):
+                return variadic(self, x)
+
+            root_fn = forward
+        return super().create_args_for_root(root_fn, is_module, concrete_args)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(m, self.registry_leaves):
+        if isinstance(m, self.registry_leaves) or (self.whole and type(m) in self.whole):
             return True
         if isinstance(m, self.notrace_modules):  # timm keeps it whole; trace into it when we can
             return self.registry.for_module(m) is not None or not _traceable(type(m), m, self.registry)
@@ -49,8 +75,10 @@ class RFTracer(fx.Tracer):
         except NameError:
             return super().call_module(m, forward, args, kwargs)
         self.tracing_modules.append(f"{name} ({type(m).__name__})")
+        self.tracing_stack.append(m)
         out = super().call_module(m, forward, args, kwargs)
         self.tracing_modules.pop()  # left in place on an exception: the failing module stays on top
+        self.tracing_stack.pop()
         leaves, _ = tree_flatten(out)
         nodes = [p.node.name for p in leaves if isinstance(p, fx.Proxy)]
         if len(nodes) == 1:
@@ -89,17 +117,40 @@ def thread_inplace_ops(graph: fx.Graph) -> None:
 
 
 def trace_module(model: nn.Module, registry: Registry = DEFAULT_REGISTRY) -> tuple[fx.GraphModule, dict[str, str]]:
-    """Symbolically trace ``model``; return the GraphModule and the module → output node map."""
-    tracer = RFTracer(registry)
-    try:
-        graph = tracer.trace(model)
-    except Exception as e:
-        where = f" in module {tracer.tracing_modules[-1]}" if tracer.tracing_modules else ""
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise TraceError(f"torch.fx cannot trace {type(model).__name__}{where}: {type(e).__name__}: {msg}") from e
+    """Symbolically trace ``model``; return the GraphModule and the module → output node map.
+
+    Where torch.fx fails inside a module's ``forward``, the innermost such module's class is kept whole
+    and the model traced again, until it traces or the failure is in the model's own ``forward``.
+    ``gm.meta["untraced"]`` maps each module kept whole that way to why torch.fx could not follow it.
+
+    Raises
+    ------
+    TraceError
+        torch.fx fails in the model's own ``forward`` (not inside a submodule).
+    """
+    whole: dict[type, str] = {}
+    while True:
+        tracer = RFTracer(registry, tuple(whole))
+        try:
+            graph = tracer.trace(model)
+            break
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            failing = tracer.tracing_stack[-1] if tracer.tracing_stack else None
+            if failing is None or type(failing) in whole:
+                where = f" in module {tracer.tracing_modules[-1]}" if tracer.tracing_modules else ""
+                raise TraceError(
+                    f"torch.fx cannot trace {type(model).__name__}{where}: {type(e).__name__}: {msg}"
+                ) from e
+            whole[type(failing)] = f"{type(e).__name__}: {msg}"
     thread_inplace_ops(graph)
     name = model.__class__.__name__
     gm = fx.GraphModule(tracer.root, graph, name)
+    gm.meta["untraced"] = {
+        n.target: whole[type(gm.get_submodule(n.target))]
+        for n in graph.nodes
+        if n.op == "call_module" and type(gm.get_submodule(n.target)) in whole
+    }
     outputs = dict(tracer.module_outputs)
     out_node = next(n for n in graph.nodes if n.op == "output")
     leaves, _ = tree_flatten(out_node.args[0])

@@ -1,0 +1,107 @@
+"""A module torch.fx cannot follow does not take the whole model down: it is kept whole and recorded
+(exact), or, when nothing can record it, marked opaque; everything else keeps exact values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+import rfkit
+from rfkit.graph.tracer import trace_module
+
+
+class Split(nn.Module):
+    """Like ultralytics' C2f: ``list()`` of a traced tensor, which torch.fx cannot follow (make_fx can)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(2, 2, 3, padding=1)
+        self.b = nn.Conv2d(2, 2, 5, padding=2)
+
+    def forward(self, x):
+        y = list(x.chunk(2, 1))
+        return torch.cat([self.a(y[0]), self.b(y[1])], 1)
+
+
+class DataDependent(nn.Module):
+    """Branches on a value: neither torch.fx nor make_fx on meta tensors can follow it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        if bool(x.mean() > -1e9):
+            return self.conv(x)
+        return x
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.split = Split()
+        self.odd = DataDependent()
+        self.side = nn.Conv2d(4, 4, 5, padding=2)
+        self.head = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        s = self.split(self.stem(x))
+        return self.side(s), self.head(self.odd(s))
+
+
+def test_an_untraceable_module_is_opaque_and_everything_else_exact():
+    g = rfkit.trace(Net(), input_size=(20, 28))
+    assert g.method == "torch.fx"
+    assert set(g.untraced) == {"split", "odd"}
+    assert all("TraceError" in why for why in g.untraced.values())
+    # stem 3x3: 3; split: 3x3 on half the channels (5), 5x5 on the other half (7), concatenated: 7
+    assert g["stem"].size == (3, 3) and g["split"].size == (7, 7) and g["split"].size_min == (5, 5)
+    assert g["side"].size == (11, 11) and g["side"].stride == (1, 1) and g["side"].center == (0, 0)
+    assert not any(g[k].unknown for k in ("stem", "split", "side"))
+    # the data-dependent module and what follows it only
+    assert g["odd"].unknown and g["head"].unknown
+    assert g["odd"].shape == (2, 4, 20, 28)  # from a real forward pass: the module cannot run on meta tensors
+    [opaque] = g.opaque
+    assert opaque.module == "odd" and opaque.node == g.resolve("odd")
+    assert opaque.reason.startswith("torch.fx: TraceError") and "make_fx" in opaque.reason
+
+
+def test_the_module_kept_whole_is_the_smallest_that_fails():
+    gm, outputs = trace_module(Net())
+    kept = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+    assert {"split", "odd"} <= kept and not kept & {"split.a", "split.b", "odd.conv"}
+    assert {"stem", "side", "head"} <= set(outputs)
+
+
+def test_the_graph_at_another_size_reruns_the_model_for_the_opaque_module_only_when_needed():
+    p = rfkit.prepare(Net(), input_size=16)
+    g = p.graph_at((24, 12))
+    assert g["odd"].shape == (2, 4, 24, 12) and g["side"].size == (11, 11)
+
+
+def test_a_model_whose_forward_takes_varargs_is_traced_on_its_input():
+    class Varargs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x, *args, **kwargs):
+            return self.predict(x, *args, **kwargs)
+
+        def predict(self, x, scale=1.0):
+            return self.conv(x) * scale
+
+    g = rfkit.trace(Varargs(), input_size=16)
+    assert g.method == "torch.fx" and g["conv"].size == (3, 3) and not g.untraced
+
+
+def test_a_model_that_cannot_run_at_all_is_one_line():
+    class Broken(nn.Module):
+        def forward(self, x):
+            return x.view(-1, 7, 13, 99)
+
+    with pytest.raises(rfkit.TraceError) as info:
+        rfkit.trace(Broken(), input_size=16)
+    assert "\n" not in str(info.value)
