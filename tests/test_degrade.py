@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -105,3 +106,50 @@ def test_a_model_that_cannot_run_at_all_is_one_line():
     with pytest.raises(rfkit.TraceError) as info:
         rfkit.trace(Broken(), input_size=16)
     assert "\n" not in str(info.value)
+
+
+class RootBranch(nn.Module):
+    """Branches on a value in its own forward: nothing can trace or record it, it only runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.body = nn.Conv2d(4, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        y = self.stem(x)
+        if bool(y.mean() > -1e9):
+            y = self.body(y)
+        return self.pool(y)
+
+
+def test_a_model_nothing_can_trace_still_has_a_graph_of_its_module_outputs():
+    g = rfkit.trace(RootBranch(), input_size=(12, 20))
+    assert g.method == "hooks"
+    assert [g[m].shape for m in ("stem", "body", "pool")] == [(2, 4, 12, 20), (2, 4, 12, 20), (2, 4, 1, 1)]
+    assert all(g[m].unknown for m in ("stem", "body", "pool"))
+    assert g.records[g.resolve("body")].inputs == (g.resolve("stem"),)  # linked by the tensors passed on
+    [opaque] = g.opaque
+    assert opaque.module == "" and opaque.node == g.resolve("pool") and "make_fx" in opaque.reason
+
+
+def test_erf_needs_no_graph_hooks_measure_the_centre_unit_and_say_the_rf_is_missing():
+    torch.manual_seed(0)
+    net = RootBranch()
+    res = rfkit.erf(net, layers=["stem", "body"], images="noise", num_images=2, input_size=(12, 20), device="cpu")
+    assert res.unit == {"stem": (6, 10), "body": (6, 10)}  # the centre of the output's grid
+    for layer, half in (("stem", 1), ("body", 2)):  # 3x3, then 3x3 again: the gradient support, measured
+        rows, cols = np.nonzero(res.maps[layer])
+        assert rows.min() >= 6 - half and rows.max() <= 6 + half and cols.min() >= 10 - half
+        assert cols.max() <= 10 + half and res.maps[layer].sum() > 0
+    assert set(res.rf_missing) == {"stem", "body"} and "could not be traced" in res.rf_missing["stem"]
+    assert any("no analytic RF to overlay" in w for w in res.warnings)
+    assert res.center["stem"] == (5.5, 9.5)  # metrics centred on the image centre, as the warning says
+
+
+def test_erf_of_a_layer_after_an_opaque_module_names_it():
+    torch.manual_seed(0)
+    res = rfkit.erf(Net(), layers=["side", "head"], images="noise", num_images=1, input_size=16, device="cpu")
+    assert set(res.rf_missing) == {"head"} and "DataDependent at node odd" in res.rf_missing["head"]
+    assert res.maps["head"].sum() > 0 and res.unit["head"] == (8, 8)

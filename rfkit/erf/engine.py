@@ -16,7 +16,7 @@ from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
 from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, RFKitError
 from rfkit.graph import layout as lay
-from rfkit.graph.layers import resolve_layers
+from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, is_out_of_memory, resolve_device
@@ -24,7 +24,7 @@ from rfkit.pipeline.images import ImageStats, ImageWarning
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 
 
-def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None, model) -> dict[str, tuple]:
+def _units(layers: dict[str, str], g, layouts: dict, unit, method: str, default_key, model) -> dict[str, tuple]:
     naxes = len(g.input_size)
     if isinstance(unit, dict) and set(unit) - set(layers):
         extra = sorted(set(unit) - set(layers), key=str)[0]
@@ -32,7 +32,7 @@ def _units(layers: dict[str, str], g, unit, method: str, default_key: str | None
     out = {}
     for key, node in layers.items():
         record = g.records[node]
-        grid = grid_shape(record.layout, naxes)
+        grid = grid_shape(layouts[key], naxes)
         chosen = unit.get(key) if isinstance(unit, dict) else unit
         if chosen is None:
             tokens = record.info.dims != tuple(range(2, 2 + naxes)) or (
@@ -62,8 +62,8 @@ def _threads(n: int | None):
 class _Runner:
     """One forward for a set of layers, then one backward per layer: each layer's per-image maps."""
 
-    def __init__(self, make_capture, layers: dict[str, str], units: dict[str, tuple], g, method, amp) -> None:
-        self.make_capture, self.layers, self.units, self.g = make_capture, layers, units, g
+    def __init__(self, make_capture, layers: dict[str, str], layouts, units: dict[str, tuple], g, method, amp) -> None:
+        self.make_capture, self.layers, self.layouts, self.units, self.g = make_capture, layers, layouts, units, g
         self.method, self.amp = method, amp
         self._captures: dict[tuple, object] = {}
 
@@ -91,7 +91,7 @@ class _Runner:
                         raise LayerError(f"layer {key!r} was not reached by the forward pass")
                     y = outs[key]
                     if crop is None:
-                        layout, unit = self.g.records[self.layers[key]].layout, self.units[key]
+                        layout, unit = self.layouts[key], self.units[key]
                     else:
                         layout, unit = lay.plain(tuple(y.shape), self.g[self.layers[key]].dims), crop.unit
                     entries = select_unit(y, layout, unit)
@@ -140,6 +140,7 @@ def accumulate(
     method: str,
     device: torch.device,
     *,
+    layouts: dict | None = None,
     channels_last: bool = False,
     autocast: bool = False,
     progress=None,
@@ -151,9 +152,11 @@ def accumulate(
     crop gives the same map. Returns (sums, images seen, warnings, crops used)."""
     from rfkit.erf.crop import crop_for
 
+    layouts = layouts or {key: g.records[node].layout for key, node in layers.items()}
     runner = _Runner(
         make_capture,
         layers,
+        layouts,
         units,
         g,
         get_method(method),
@@ -321,9 +324,11 @@ def erf(
     layers, num_images, batch_size, threads, seed, dev = args
     prepared = prepare(model, weights, input_size, seed=seed)
     g = prepared.graph
-    resolved, default_key = resolve_layers(g, prepared.model, layers)
-    units = _units(resolved, g, unit, method, default_key, prepared.model)
-    notes = []
+    resolved, default_key = resolve_layers(g, prepared.model, layers, unknown=True)
+    layouts = {key: unit_layout(g.records[node], len(g.input_size)) for key, node in resolved.items()}
+    units = _units(resolved, g, layouts, unit, method, default_key, prepared.model)
+    missing = {key: why for key, node in resolved.items() if (why := missing_rf(g, node))}
+    notes = [f"{key}: no analytic RF to overlay: {why}" for key, why in missing.items()]
     if autocast and dev.type == "cpu":
         notes.append("autocast is for GPUs; ignored on the CPU")
         autocast = False
@@ -340,6 +345,7 @@ def erf(
             g,
             method,
             dev,
+            layouts=layouts,
             channels_last=channels_last,
             autocast=autocast,
             progress=progress,
@@ -365,12 +371,13 @@ def erf(
         method=method,
         nodes=dict(resolved),
         center=centers,
-        grid={k: grid_shape(g.records[n].layout, len(g.input_size)) for k, n in resolved.items()},
+        grid={k: grid_shape(layouts[k], len(g.input_size)) for k in resolved},
         images=stats,
         warnings=tuple(dict.fromkeys([*prepared.weights.warnings, *notes])),
         device=str(dev),
         graph=g,
         crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
+        rf_missing=missing,
     )
 
 

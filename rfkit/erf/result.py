@@ -56,6 +56,10 @@ class ERFResult:
         Layers measured on a crop of the input around the unit's RF window (:mod:`rfkit.erf.crop`): per
         axis the ``(start, stop)`` input pixels. The map is the same as on the whole input (checked on the
         first batch); it is just cheaper.
+    rf_missing : dict[str, str]
+        Layers whose analytic RF is unknown, and why (the model could not be traced, or an op before the
+        layer has no RF rule): they are measured all the same, on the unit at the centre of their grid,
+        but there is no RF to overlay, and their metrics are centred on the image centre.
     """
 
     model: str
@@ -74,6 +78,7 @@ class ERFResult:
     device: str = "cpu"
     graph: RFGraph | None = field(default=None, repr=False, compare=False)
     crops: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    rf_missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[str]:

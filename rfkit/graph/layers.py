@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import networkx as nx
 import torch.nn as nn
 
 from rfkit.errors import LayerError, RFKitError
+from rfkit.graph.layout import plain
 from rfkit.graph.units import grid_shape
 
 #: Ops of a classifier head that pool or flatten the final feature map.
@@ -66,6 +68,21 @@ def feature_stages(model: nn.Module) -> list[str]:
 def is_head_pool(op: str) -> bool:
     """Whether an op pools or flattens a feature map for a classifier head (:data:`HEAD_POOLS`)."""
     return any(p in op.lower() for p in HEAD_POOLS)
+
+
+def missing_rf(g, node: str) -> str | None:
+    """Why the analytic RF of ``node`` is unknown (None when it is known): the model could not be traced,
+    or the first op before it without an RF rule (or that could not be recorded)."""
+    if not g[node].unknown:
+        return None
+    if g.method == "hooks":
+        return "the model could not be traced, so no layer has an analytic RF: " + g.untraced.get("", "")
+    before = nx.ancestors(g.nx, node) | {node}
+    for op in g.unsupported:
+        for where in op.nodes:
+            if where.split("/")[0] in before:
+                return f"its RF is unknown after {op.op} at node {where}: {'; '.join(op.reasons)}"
+    return "its RF is unknown (an op before it has no RF rule)"
 
 
 def default_layer(g, model: nn.Module) -> str:
@@ -168,10 +185,25 @@ def default_layers(g, model: nn.Module, limit: int = 8) -> list[str]:
     return layers
 
 
-def resolve_layers(g, model: nn.Module, layers: str | Sequence[str] | None) -> tuple[dict[str, str], str | None]:
+def unit_layout(record, naxes: int):
+    """The layout a unit of ``record``'s output is picked from: the graph's; for an output whose RF is unknown
+    and whose layout the graph could not follow, its last ``naxes`` dims taken as the grid (None when it has
+    fewer than ``naxes + 1`` dims, or its RF is known: pooled or flattened)."""
+    if has_grid(record):
+        return record.layout
+    shape = record.info.shape
+    if record.info.unknown and shape is not None and len(shape) > naxes:
+        return plain(shape, tuple(range(len(shape) - naxes, len(shape))))
+    return None
+
+
+def resolve_layers(
+    g, model: nn.Module, layers: str | Sequence[str] | None, *, unknown: bool = False
+) -> tuple[dict[str, str], str | None]:
     """Layer name -> graph node for each requested layer (module or node names; ``None``: the final feature
     map; ``"stages"``: :func:`stage_layers`), and the name of the default layer among them (None when the
-    layers were named).
+    layers were named). With ``unknown``, a layer whose RF and layout the graph could not follow is taken
+    too, where :func:`unit_layout` finds a grid in its shape.
 
     Raises
     ------
@@ -193,7 +225,7 @@ def resolve_layers(g, model: nn.Module, layers: str | Sequence[str] | None) -> t
     for name in layers:
         node = g.resolve(name)
         record = g.records[node]
-        if not has_grid(record):
+        if not has_grid(record) and not (unknown and unit_layout(record, len(g.input_size)) is not None):
             why = (
                 "its RF is unknown (an unsupported op before it)"
                 if record.info.unknown

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 import torch.nn as nn
-from torch.utils._pytree import tree_map_only
 
 import rfkit.validate as validate
 from rfkit.errors import InputTooSmallError, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
+from rfkit.graph.hooked import RealRun, hooked_graph
 from rfkit.graph.info import RFInfo
 from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
@@ -119,7 +119,7 @@ class FxModel:
         """
         size = validate.input_size(input_size, self.ndim)
         x = torch.empty((2, self.in_chans, *size), device="meta")
-        result = _propagate(self.gm, self.registry, x, RealOutputs(self.source, tuple(x.shape)))
+        result = _propagate(self.gm, self.registry, x, RealRun(self.source, tuple(x.shape)))
         return _build_graph(self.gm, result, self.module_outputs, size, self.name, self.in_chans, "torch.fx")
 
     def bind(self, model: nn.Module) -> fx.GraphModule:
@@ -163,7 +163,7 @@ def trace_fx(
     x = torch.empty((2, chans, *size), device="meta")
     try:
         gm, module_outputs = trace_module(module, registry)
-        result = _propagate(gm, registry, x, RealOutputs(model, tuple(x.shape)))
+        result = _propagate(gm, registry, x, RealRun(model, tuple(x.shape)))
         method = "torch.fx"
     except InputTooSmallError as e:
         smallest = smallest_square_input(gm, registry, chans, len(size), start=max(size) + 1)
@@ -175,7 +175,11 @@ def trace_fx(
         except TraceError as e:
             if _TOO_SMALL.search(str(e)):
                 raise InputTooSmallError(f"input too small for this network: {e}") from e
-            raise TraceError(f"{fx_error} (recording it with make_fx failed too: {e})") from e
+            why = f"{fx_error} (recording it with make_fx failed too: {e})"
+            try:  # the last resort: every module's output from a real forward pass, RF unknown
+                return hooked_graph(RealRun(model, tuple(x.shape)), size, name, chans, why), None
+            except TraceError as run_error:
+                raise TraceError(f"{why}; {run_error}") from e
         result = _propagate(gm, registry, x)
         method = "make_fx"
     g = _build_graph(gm, result, module_outputs, size, name, chans, method)
@@ -185,56 +189,6 @@ def trace_fx(
 
 def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor, real_outputs=None):
     return RFPropagator(gm, registry, real_outputs).propagate(x, x.dim() - 2)
-
-
-class RealOutputs:
-    """The outputs of a model's modules in one real forward pass (random input of ``shape``, no gradients,
-    eval mode, the model's modes put back), as meta tensors: the shapes of modules that torch.fx cannot
-    trace into and whose forward cannot run on meta tensors (data-dependent code). A spec is built on the
-    CPU for it (random weights) when first needed.
-
-    Parameters
-    ----------
-    model : str or nn.Module or None
-        The model spec, or the real module (None: nothing to run).
-    shape : tuple
-        The input's shape.
-    """
-
-    def __init__(self, model: str | nn.Module | None, shape: tuple[int, ...]) -> None:
-        self.model, self.shape = model, shape
-        self._outputs: dict[str, object] | None = None
-
-    def __call__(self, name: str):
-        if self.model is None:
-            raise TraceError("no real model to run")
-        if self._outputs is None:
-            self._outputs = self._run()
-        if name not in self._outputs:
-            raise TraceError(f"module {name} did not run in a forward pass of the model")
-        return self._outputs[name]
-
-    def _run(self) -> dict[str, object]:
-        model = build_model(self.model, device="cpu") if isinstance(self.model, str) else self.model
-        names = {m: n for n, m in model.named_modules() if n}
-        found: dict[str, object] = {}
-
-        def hook(module, args, out):
-            found.setdefault(names[module], tree_map_only(torch.Tensor, lambda t: t.to("meta"), out))
-
-        modes = [(m, m.training) for m in model.modules()]
-        handles = [m.register_forward_hook(hook) for m in names]
-        device = next((t.device for t in model.parameters()), torch.device("cpu"))
-        try:
-            model.eval()
-            with torch.no_grad():
-                model(torch.rand(self.shape, generator=torch.Generator().manual_seed(0)).to(device))
-        finally:
-            for h in handles:
-                h.remove()
-            for m, training in modes:
-                m.training = training
-        return found
 
 
 def smallest_square_input(
