@@ -153,3 +153,32 @@ def test_erf_of_a_layer_after_an_opaque_module_names_it():
     res = rfkit.erf(Net(), layers=["side", "head"], images="noise", num_images=1, input_size=16, device="cpu")
     assert set(res.rf_missing) == {"head"} and "DataDependent at node odd" in res.rf_missing["head"]
     assert res.maps["head"].sum() > 0 and res.unit["head"] == (8, 8)
+
+
+class Pair(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.small = nn.Conv2d(3, 4, 3, padding=1)
+        self.large = nn.Conv2d(3, 4, 5, padding=2)
+
+    def forward(self, x):
+        return self.small(x), self.large(x)
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pair = Pair()
+
+    def forward(self, x):
+        a, b = self.pair(x)
+        return a * b
+
+
+def test_an_element_of_a_module_tuple_output_is_a_layer():
+    torch.manual_seed(0)
+    g = rfkit.trace(TwoOutputs(), input_size=16)
+    assert g["pair[0]"].size == (3, 3) and g["pair[1]"].size == (5, 5) and "pair" not in g.module_outputs
+    res = rfkit.erf(TwoOutputs(), layers=["pair[1]"], images="noise", num_images=2, input_size=16, device="cpu")
+    rows, cols = np.nonzero(res.maps["pair[1]"])
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (6, 10, 6, 10)  # the 5x5 window around (8, 8)

@@ -44,8 +44,8 @@ def outermost_modules(g, depth: int | None = None) -> dict[str, str]:
     modules at most ``depth`` dots deep when given."""
     out: dict[str, str] = {}
     for module, node in g.module_outputs.items():
-        if not module or (depth is not None and module.count(".") > depth):
-            continue
+        if not module or module.endswith("]") or (depth is not None and module.count(".") > depth):
+            continue  # the model output, an element of a module's tuple output, or too deep
         if node not in out or (module.count("."), len(module)) < (out[node].count("."), len(out[node])):
             out[node] = module
     return out

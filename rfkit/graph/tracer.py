@@ -83,7 +83,39 @@ class RFTracer(fx.Tracer):
         nodes = [p.node.name for p in leaves if isinstance(p, fx.Proxy)]
         if len(nodes) == 1:
             self.module_outputs[name] = nodes[0]
+        for key, value in _elements(out):
+            self.module_outputs[element_name(name, key)] = value.node.name
         return out
+
+
+def element_name(module: str, key) -> str:
+    """The name of one element of a module's tuple, list or dict output: ``module[key]``.
+
+    >>> element_name("model.9", 1), element_name("backbone", "pool")
+    ('model.9[1]', 'backbone[pool]')
+    """
+    return f"{module}[{key}]"
+
+
+def split_element(name: str) -> tuple[str, str | None]:
+    """``(module, key)`` of an element name ``module[key]``; ``(name, None)`` for any other name.
+
+    >>> split_element("backbone[pool]"), split_element("layer4")
+    (('backbone', 'pool'), ('layer4', None))
+    """
+    if name.endswith("]") and "[" in name:
+        module, key = name[:-1].rsplit("[", 1)
+        return module, key
+    return name, None
+
+
+def _elements(out) -> list[tuple[object, fx.Proxy]]:
+    """The (index or key, proxy) of each tensor element of a tuple, list or dict output (one level deep)."""
+    if isinstance(out, (tuple, list)):
+        return [(i, v) for i, v in enumerate(out) if isinstance(v, fx.Proxy)]
+    if isinstance(out, dict):
+        return [(k, v) for k, v in out.items() if isinstance(v, fx.Proxy) and isinstance(k, (str, int))]
+    return []
 
 
 _TRACEABLE: dict[type, bool] = {}

@@ -68,6 +68,8 @@ def data_config_for(model: nn.Module, input_size=None, *, spec=None) -> dict:
         from timm.data import resolve_data_config
 
         cfg = dict(resolve_data_config({}, model=model))
+        if own.get("input_note"):  # what the input is, where it is not a photo (a detector's transformed tensor)
+            cfg["input_note"] = own["input_note"]
     elif isinstance(spec, ModelSpec) and spec.source == "torchvision" and torchvision_data_config(spec.name):
         cfg = torchvision_data_config(spec.name)
     else:
@@ -99,11 +101,11 @@ def _torchvision_cfg(name: str) -> tuple | None:
     except (ValueError, KeyError, AttributeError):
         return None
     kw = dict(getattr(weights.transforms, "keywords", {}) or {})
-    crop = kw.get("crop_size")
+    crop = kw.get("crop_size") or kw.get("resize_size")  # segmentation weights resize only (crop_pct 1)
     if not crop:
         return None
     crop = crop[0] if isinstance(crop, (list, tuple)) else crop
-    resize = kw.get("resize_size", 256)
+    resize = kw.get("resize_size", 256) if kw.get("crop_size") else crop
     resize = resize[0] if isinstance(resize, (list, tuple)) else resize
     interp = kw.get("interpolation")
     interp = getattr(interp, "value", interp) or "bilinear"

@@ -3,7 +3,9 @@
 A spec is one of
 
 - a timm name, with or without a pretrained tag: ``resnet50``, ``resnet50.a1_in1k``;
-- ``torchvision:NAME``: a torchvision classification model (``torchvision:resnet50``);
+- ``torchvision:NAME``: a torchvision model (``torchvision:resnet50``); for a detector
+  (``torchvision:fasterrcnn_resnet50_fpn``) its backbone and FPN, on the transformed tensor
+  (:mod:`rfkit.models.detection`);
 - ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``.
 
 Built for analysis, a model lives on the meta device: no weights, no memory.
@@ -112,7 +114,10 @@ def _build_torchvision(name: str, pretrained: bool, **kwargs) -> nn.Module:
     builder = torchvision.models.get_model_builder(name)
     if "weights_backbone" in inspect.signature(builder).parameters and "weights_backbone" not in kwargs:
         kwargs["weights_backbone"] = None if not pretrained else "DEFAULT"  # else it downloads the backbone
-    return torchvision.models.get_model(name, weights=weights, **kwargs)
+    model = torchvision.models.get_model(name, weights=weights, **kwargs)
+    from rfkit.models.detection import DetectorBackbone, is_detector
+
+    return DetectorBackbone(model) if is_detector(name) else model
 
 
 def _build_file(path: str, factory: str, **kwargs) -> nn.Module:
@@ -263,7 +268,8 @@ def _torchvision_size(name: str) -> tuple[int, int] | None:
     except (ValueError, KeyError):
         return None
     for w in weights:
-        crop = getattr(w.transforms, "keywords", {}).get("crop_size")
+        kw = getattr(w.transforms, "keywords", {})
+        crop = kw.get("crop_size") or kw.get("resize_size")  # segmentation weights resize only
         if crop:
             crop = crop if isinstance(crop, (list, tuple)) else (crop, crop)
             return tuple(crop) if len(crop) == 2 else (crop[0], crop[0])

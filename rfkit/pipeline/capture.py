@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from rfkit.errors import LayerError
 from rfkit.graph.layers import module_of
-from rfkit.graph.tracer import outputs_of, trace_module
+from rfkit.graph.tracer import outputs_of, split_element, trace_module
 
 
 class _Seen(Exception):
@@ -61,7 +61,9 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 class HookCapture:
-    """Outputs of the modules ``modules`` (qualified name -> key) from one call of ``model``.
+    """Outputs of the modules ``modules`` (qualified name -> key) from one call of ``model``. A name
+    ``module[k]`` takes element ``k`` of a module's tuple, list (``k`` an index) or dict output; a plain name
+    of a module returning a tuple, list or dict takes its first element.
 
     >>> import torch, torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3))
@@ -76,20 +78,21 @@ class HookCapture:
         self.modules = dict(modules)
         self.handles: list = []
         named = dict(model.named_modules())
-        missing = [m for m in self.modules if m not in named]
-        if missing:
-            raise KeyError(f"no module named {missing[0]!r}")
-        self._targets = {named[m]: key for m, key in self.modules.items()}
+        self._targets: dict[nn.Module, list[tuple[str | None, str]]] = {}
+        for name, key in self.modules.items():
+            module, element = split_element(name)
+            if module not in named:
+                raise KeyError(f"no module named {module!r}")
+            self._targets.setdefault(named[module], []).append((element, key))
+        self._want = len(set(self.modules.values()))
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         found: dict[str, torch.Tensor] = {}
-        want = len(set(self._targets.values()))
 
         def hook(module, args, out):
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            found[self._targets[module]] = out
-            if len(found) == want:
+            for element, key in self._targets[module]:
+                found[key] = _element(out, element)
+            if len(found) == self._want:
                 raise _Seen
 
         self.handles = [m.register_forward_hook(hook) for m in self._targets]
@@ -102,6 +105,18 @@ class HookCapture:
                 h.remove()
             self.handles = []
         return found
+
+
+def _element(out, element: str | None):
+    """Element ``element`` of a module's output (None: the output, or the first element of a tuple, list
+    or dict: torchvision's segmentation models return ``{"out": ...}``)."""
+    if element is None:
+        if isinstance(out, dict):
+            return next(iter(out.values()))
+        return out[0] if isinstance(out, (tuple, list)) else out
+    if isinstance(out, dict):
+        return out[element] if element in out else out[int(element)]
+    return out[int(element)]
 
 
 class GraphCapture:
