@@ -396,6 +396,24 @@ def test_small_rf_layers_are_measured_on_a_crop_with_the_same_map():
         np.testing.assert_allclose(cropped.maps[layer], whole.maps[layer], rtol=1e-4, atol=1e-9)
 
 
+def test_the_crop_is_checked_on_one_image_not_a_batch(monkeypatch):
+    import rfkit.erf.engine as engine
+
+    passes = []
+    real = engine._Runner.maps
+
+    def maps(self, x, keys, crops=None):
+        passes.append((x.shape[0], x.shape[-1], tuple(k for k in keys if not (crops or {}).get(k))))
+        return real(self, x, keys, crops)
+
+    monkeypatch.setattr(engine._Runner, "maps", maps)
+    net = small_cnn()
+    images = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(13))
+    erf(net, layers=["2"], images=images, num_images=8, input_size=64, device="cpu", batch_size=4, metrics=False)
+    whole = [p for p in passes if p[1] == 64 and p[2]]  # passes over the whole input measuring layer 2
+    assert whole == [(1, 64, ("2",))]  # one image checks the crop; both batches then run on the crop only
+
+
 def test_a_crop_that_changes_the_map_is_not_used():
     from timm.layers import Conv2dSame
 

@@ -131,6 +131,22 @@ def _checked_crops(runner: _Runner, x: torch.Tensor, maps: dict, candidates: dic
     return kept
 
 
+def _first_crops(runner: _Runner, x: torch.Tensor, candidates: dict) -> dict:
+    """The candidate crops that give the whole-input map, checked image by image on ``x``: each on the first
+    image whose whole-input map of that layer is not all zero (a zero map agrees with anything), so that
+    usually one image pays for the whole-input pass instead of a batch."""
+    kept, pending = {}, dict(candidates)
+    for i in range(x.shape[0]):
+        if not pending:
+            break
+        xi = x[i : i + 1]
+        whole = runner.maps(xi, tuple(pending), {})
+        ready = {k: c for k, c in pending.items() if whole[k] is not None and bool(whole[k].any())}
+        kept.update(_checked_crops(runner, xi, whole, ready))
+        pending = {k: c for k, c in pending.items() if k not in ready}
+    return kept
+
+
 def accumulate(
     make_capture,
     batches: Iterable[torch.Tensor],
@@ -148,8 +164,9 @@ def accumulate(
 ) -> tuple[dict[str, np.ndarray], int, list[str], dict]:
     """Sum of the per-image maps of every layer over ``batches``; one forward per batch for the layers
     measured on the whole input, one backward per layer. With ``crop``, local layers whose RF window is
-    small are measured on a crop around it (:mod:`rfkit.erf.crop`), once the first batch has shown that the
-    crop gives the same map. Returns (sums, images seen, warnings, crops used)."""
+    small are measured on a crop around it (:mod:`rfkit.erf.crop`), once an image of the first batch has
+    shown that the crop gives the same map (:func:`_first_crops`). Returns (sums, images seen, warnings, crops
+    used)."""
     from rfkit.erf.crop import crop_for
 
     layouts = layouts or {key: g.records[node].layout for key, node in layers.items()}
@@ -172,9 +189,9 @@ def accumulate(
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         try:
-            maps = runner.maps(x, keys, crops)
             if seen == 0 and candidates:
-                crops = _checked_crops(runner, x, maps, candidates)
+                crops = _first_crops(runner, x, candidates)
+            maps = runner.maps(x, keys, crops)
         except Exception as e:
             if not is_out_of_memory(e):
                 raise
