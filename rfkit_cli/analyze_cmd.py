@@ -53,6 +53,23 @@ def _summary(outcomes, console: Console) -> None:
     console.print(table)
 
 
+def _share(names: list[str], device: str) -> tuple[list[str], str]:
+    """Under torchrun, this process's share of the models (every N-th) and its own GPU (``cuda:LOCAL_RANK``
+    for ``auto``/``cuda``); one process keeps them all."""
+    import os
+
+    import torch
+
+    from rfkit.pipeline.distributed import current_world, my_share
+
+    world = current_world()
+    if not world.distributed:
+        return names, device
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return my_share(names, world), device
+
+
 def analyze_command(
     models: list[str] | None = typer.Argument(
         None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; several for a batch run."
@@ -99,6 +116,7 @@ def analyze_command(
 
     names = _models(models, preset_name)
     check_method(method)
+    names, device = _share(names, device)
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")
     console = stdout_console()

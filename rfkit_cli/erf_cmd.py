@@ -89,13 +89,17 @@ def erf_command(
     from rich.progress import Progress
 
     import rfkit
+    from rfkit.pipeline.devices import resolve_device
+    from rfkit.pipeline.distributed import current_world
     from rfkit.report.erf_files import check_erf_folder, save_erf
 
     console = stdout_console()
     names = split_names(layers)
     size = parse_input_size(input_size)
     check_method(method)
-    if out is not None:
+    world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
+    quiet = quiet or not world.writes
+    if out is not None and world.writes:
         check_erf_folder(out, names or ())  # before the measurement, not after it
     with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
@@ -120,6 +124,8 @@ def erf_command(
         erf_table(result, console)
         console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
         console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used", markup=False)
+    if not world.writes:
+        return
     print_warnings(result.warnings, set())
     if out is not None:
         written = save_erf(result, out)

@@ -20,6 +20,7 @@ from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, is_out_of_memory, resolve_device
+from rfkit.pipeline.distributed import SINGLE, all_reduce_sums, current_world, shard
 from rfkit.pipeline.images import ImageStats, ImageWarning
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 
@@ -257,6 +258,7 @@ def erf(
     seed: int = 0,
     metrics: bool = True,
     crop: bool = True,
+    distributed: bool = True,
     progress=None,
 ) -> ERFResult:
     """Effective receptive fields of chosen layers, from input gradients over images.
@@ -308,6 +310,10 @@ def erf(
     crop : bool
         Measure local layers with a small RF on a crop of the input around the unit's RF window (exact:
         kept only where the first batch gives the same map as the whole input; :mod:`rfkit.erf.crop`).
+    distributed : bool
+        Under torchrun (``WORLD_SIZE`` > 1), share the images among the processes and add up their maps
+        (:mod:`rfkit.pipeline.distributed`): every process returns the same result over the same images as
+        one process would. False: this process measures every image alone.
     progress : callable, optional
         Called with the number of images after each batch.
 
@@ -351,12 +357,14 @@ def erf(
         autocast = False
 
     stats = ImageStats(source=str(images), requested=num_images)
+    world = current_world(dev) if distributed else SINGLE
+    bs = batch_size or auto_batch_size(g, dev)
     module = prepared.model
     with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
         captures = prepared.capture(live)
         sums, seen, more, crops = accumulate(
             lambda keys: captures({k: resolved[k] for k in keys}),
-            prepared.images(images, num_images, batch_size or auto_batch_size(g, dev), seed=seed, stats=stats),
+            shard(prepared.images(images, num_images, bs, seed=seed, stats=stats), world, bs),
             resolved,
             units,
             g,
@@ -368,6 +376,8 @@ def erf(
             progress=progress,
             crop=crop,
         )
+    sums, per_rank = all_reduce_sums(sums, seen, list(resolved), tuple(g.input_size), world)
+    seen = sum(per_rank)
     if seen == 0:
         raise RFKitError("no images were processed")
     image_notes = stats.notes()  # skipped files, fewer images than asked for
@@ -395,6 +405,7 @@ def erf(
         graph=g,
         crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
         rf_missing=missing,
+        images_per_rank=per_rank,
     )
 
 

@@ -60,6 +60,9 @@ class ERFResult:
         Layers whose analytic RF is unknown, and why (the model could not be traced, or an op before the
         layer has no RF rule): they are measured all the same, on the unit at the centre of their grid,
         but there is no RF to overlay, and their metrics are centred on the image centre.
+    images_per_rank : tuple of int
+        Images each process measured, by rank: ``(num_images,)`` for one process, one entry per process of
+        a torchrun run (:mod:`rfkit.pipeline.distributed`); ``world_size`` is its length.
     """
 
     model: str
@@ -79,6 +82,12 @@ class ERFResult:
     graph: RFGraph | None = field(default=None, repr=False, compare=False)
     crops: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     rf_missing: dict[str, str] = field(default_factory=dict)
+    images_per_rank: tuple[int, ...] = ()
+
+    @property
+    def world_size(self) -> int:
+        """Processes that measured these maps together (1 without torchrun)."""
+        return max(len(self.images_per_rank), 1)
 
     @property
     def layers(self) -> list[str]:

@@ -359,6 +359,7 @@ def analyze(
         device=device,
         threads=threads,
         seed=seed,
+        distributed=False,  # under torchrun, a batch gives each process its own models (rfkit analyze)
         progress=(lambda n: step("images", n)) if progress else None,
     )
     g = result.graph

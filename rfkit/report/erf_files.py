@@ -26,8 +26,10 @@ def layer_filename(layer: str) -> str:
 
 
 def run_header(result) -> dict:
-    """What was run: model, weights actually used, images, input size, method, rfkit version."""
-    return {**base_header(result), "method": result.method}
+    """What was run: model, weights actually used, images, input size, method, rfkit version, and how many
+    processes measured how many images each (``world_size``, ``images_per_rank``: a torchrun run)."""
+    per_rank = list(getattr(result, "images_per_rank", ()) or (result.num_images,))
+    return {**base_header(result), "method": result.method, "world_size": len(per_rank), "images_per_rank": per_rank}
 
 
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:

@@ -1,0 +1,144 @@
+"""Runs spread over processes with ``torch.distributed``: ``torchrun --nproc-per-node N $(which rfkit) erf ...``.
+
+torchrun starts N copies of the command and tells each its place through the environment (``RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``); :func:`current_world` reads it and joins the default process
+group (gloo on the CPU, NCCL when the run is on CUDA). An ERF run then measures image ``i`` of the stream on
+rank ``i % N`` only (:func:`shard`), so the N processes together see exactly the images one process would,
+and sums the per-layer maps and image counts of every rank (:func:`all_reduce_sums`); rank 0 alone writes
+files. Batch runs over many models give each rank every N-th model instead (:func:`my_share`). Multi-node
+runs work through torchrun's own rendezvous (``--nnodes``, ``--rdzv-endpoint``): nothing here is
+node-specific.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rfkit.errors import RFKitError
+
+
+class DistributedError(RFKitError, RuntimeError):
+    """The torch.distributed environment is incomplete, or joining the process group failed."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one run.
+
+    Attributes
+    ----------
+    rank : int
+        0 .. size - 1; rank 0 writes the outputs.
+    size : int
+        Number of processes (1 when not started by torchrun).
+    backend : str or None
+        ``"gloo"`` or ``"nccl"``; None for a single process.
+    """
+
+    rank: int = 0
+    size: int = 1
+    backend: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes files and prints results (rank 0)."""
+        return self.rank == 0
+
+
+SINGLE = World()
+
+
+def current_world(device: torch.device | None = None) -> World:
+    """The world this process belongs to: :data:`SINGLE` unless torchrun (or another launcher setting
+    ``WORLD_SIZE`` > 1) started it, in which case the default process group is joined (once) with gloo, or
+    NCCL for a CUDA ``device``.
+
+    >>> current_world() == SINGLE  # a plain process
+    True
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if size <= 1:
+        return SINGLE
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise DistributedError("WORLD_SIZE > 1 but this torch has no torch.distributed; run one process")
+    if not dist.is_initialized():
+        missing = [v for v in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
+        if missing:
+            raise DistributedError(
+                f"WORLD_SIZE={size} but {', '.join(missing)} not set: start the run with torchrun "
+                "(torchrun --nproc-per-node N $(which rfkit) erf ...)"
+            )
+        backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        try:
+            dist.init_process_group(backend)
+        except Exception as e:  # noqa: BLE001 - any rendezvous failure is one line
+            raise DistributedError(f"cannot join the torch.distributed process group ({backend}): {e}") from None
+    return World(dist.get_rank(), dist.get_world_size(), dist.get_backend())
+
+
+def shard(batches: Iterable[torch.Tensor], world: World, batch_size: int) -> Iterator[torch.Tensor]:
+    """The images of ``batches`` whose index in the stream is ``rank`` modulo ``size``, in batches of
+    ``batch_size`` (the last may be smaller): together the ranks see every image once.
+
+    >>> w = World(rank=1, size=3)
+    >>> stream = [torch.arange(4.0).view(4, 1), torch.arange(4.0, 7.0).view(3, 1)]
+    >>> [b.flatten().tolist() for b in shard(stream, w, 2)]
+    [[1.0, 4.0]]
+    """
+    if not world.distributed:
+        yield from batches
+        return
+    index, kept = 0, []
+    for batch in batches:
+        mine = [i for i in range(batch.shape[0]) if (index + i) % world.size == world.rank]
+        index += batch.shape[0]
+        if mine:
+            kept.append(batch[mine])
+        while kept and sum(b.shape[0] for b in kept) >= batch_size:
+            joined = torch.cat(kept)
+            yield joined[:batch_size]
+            kept = [joined[batch_size:]] if joined.shape[0] > batch_size else []
+    if kept:
+        yield torch.cat(kept)
+
+
+def all_reduce_sums(
+    sums: dict[str, np.ndarray], seen: int, keys: Sequence[str], shape: tuple[int, ...], world: World
+) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+    """Every rank's per-layer map sums added up (a rank that saw no image contributes zeros of ``shape``),
+    and the number of images each rank saw, by rank; every rank gets both."""
+    if not world.distributed:
+        return sums, (seen,)
+    import torch.distributed as dist
+
+    device = torch.device("cuda", torch.cuda.current_device()) if world.backend == "nccl" else torch.device("cpu")
+    total = {}
+    for key in keys:
+        t = torch.as_tensor(sums.get(key, np.zeros(shape)), dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        total[key] = t.cpu().numpy()
+    counts = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(world.size)]
+    dist.all_gather(counts, torch.tensor([seen], dtype=torch.float64, device=device))
+    return total, tuple(int(c.item()) for c in counts)
+
+
+def my_share(items: Sequence, world: World) -> list:
+    """The items this rank takes in a batch over many items (every ``size``-th, from ``rank``).
+
+    >>> my_share(["a", "b", "c", "d", "e"], World(rank=1, size=2))
+    ['b', 'd']
+    """
+    return list(items[world.rank :: world.size])
