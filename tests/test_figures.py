@@ -152,6 +152,7 @@ def test_overlay_rf_box_has_the_corners_of_window_of(toy):
 
 @pytest.mark.parametrize("full_rf", [True, False])
 def test_overlay_rf_box_beyond_the_input(full_rf):
+    """Default: the input frame, the box clipped, labelled extents; ``full_rf``: the whole box, hatched around."""
     info = rf_info(121, 16, -60, 60)  # unit (2, 3) -> rows -28..92, cols -12..108: beyond the 64 x 96 input
     res = make_result({"deep": gaussian_map(32, 48, 15, 10, 0)}, {"deep": info}, {"deep": (2, 3)}, fit=False)
     fig = F.overlay_figure(res, "deep", full_rf=full_rf)
@@ -165,9 +166,17 @@ def test_overlay_rf_box_beyond_the_input(full_rf):
         assert x0 < -12.5 and x1 > 108.5 and y_top < -28.5 and y_bottom > 92.5
         assert patch(fig, "outside-input").get_hatch()
         assert "beyond the input" in box.get_label()
-    else:  # the input only; the box is clipped by the axes and the label says so
+    else:  # the input only (the data fills the panel); arrows at the edges say how far the box goes on
         assert (x0, x1, y_bottom, y_top) == (-0.5, 95.5, 63.5, -0.5)
-        assert box.get_clip_on() and "clipped" in box.get_label()
+        assert box.get_clip_on() and "beyond the input by 28 px (top), 29 px (bottom)" in box.get_label()
+        marks = {t.get_text(): t.xy for t in texts(fig, "rf-extent")}
+        # by hand: rows -28..92, cols -12..108 of a 64 x 96 input; each arrow in line with the box's centre
+        assert marks == {
+            "+28 px": (48.0, -0.5),
+            "+29 px": (48.0, 63.5),
+            "+12 px": (-0.5, 32.0),
+            "+13 px": (95.5, 32.0),
+        }
 
 
 def test_gaussian_ellipses_follow_the_y_down_rotation():
@@ -474,7 +483,8 @@ def test_rf_growth_with_a_result_marks_the_measured_layers():
     sides = [res.metrics[k].erf_rf.side for k in ("0", "2")]
     if len(erf_lines) == 1 and all(s[0] == s[1] for s in sides):
         assert list(erf_lines[0].get_ydata()) == [s[0] for s in sides]
-    assert {"0", "2"} <= {t.get_text().strip() for t in ax.texts}
+    (names,) = ax.child_axes  # the measured layers are named under the depth axis
+    assert [t.get_text() for t in names.get_xticklabels()] == ["0", "2"]
     with pytest.raises(ValueError, match="measured at"):
         F.rf_growth_figure(_chain_graph(), res)
 

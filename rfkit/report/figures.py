@@ -4,8 +4,10 @@ Three figures, each returned as a :class:`matplotlib.figure.Figure`, each with a
 writes it atomically (:func:`rfkit.io.atomic_path`) as PNG (150 dpi), SVG or PDF, chosen by extension:
 
 - :func:`overlay_figure`: one layer's ERF heat map at input resolution, the analytic RF box of the
-  measured unit, its analytic centre, the 1σ / 2σ ellipses of the Gaussian fit and the input frame;
-- :func:`stage_grid_figure`: every measured layer side by side on one colour scale, each with its RF box;
+  measured unit (cut at the input's edges, with arrows saying how far it goes on), its analytic centre, the
+  1σ / 2σ ellipses of the Gaussian fit and the input frame; a zoomed panel with a scale bar for a small RF;
+- :func:`stage_grid_figure`: every measured layer side by side on one colour scale, each with its RF box
+  (arrows where it goes beyond the input, a zoomed inset where it is small);
 - :func:`rf_growth_figure`: analytic RF (max and min over paths) and measured ERF size against depth.
 
 Heat-map transform (stated on every colour bar and title). The raw map ``m`` of an
@@ -42,9 +44,10 @@ the size its parts need, so no white band is left around them.
 
 Every artist that a test or a script may want to find carries a ``gid`` (which SVG output keeps as the
 element id): ``"erf-map"``, ``"input-image"``, ``"rf-box"``, ``"local-rf-box"``, ``"rf-center"``,
-``"gauss-1sigma"``, ``"gauss-2sigma"``, ``"input-frame"``, ``"outside-input"``, ``"footer"``; in the
-growth figure ``"rf-max"``, ``"rf-min"``, ``"rf-local"``, ``"erf-size"``, ``"input-size"``,
-``"global-band"``.
+``"gauss-1sigma"``, ``"gauss-2sigma"``, ``"input-frame"``, ``"outside-input"``, ``"rf-extent"``,
+``"zoom-area"``, ``"zoom-inset"``, ``"scale-bar"``, ``"footer"``; in the growth figure ``"rf-max"``,
+``"rf-min"``, ``"rf-local"``, ``"erf-size"``, ``"input-size"``, ``"global-band"``, ``"stride-label"``,
+``"stride-change"``, ``"measured-layer"``, ``"measured-label"``.
 
 Examples
 --------

@@ -11,7 +11,7 @@ import numpy as np
 
 from rfkit.report.formatting import num, pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
-from rfkit.report.style import COLORS, new_figure, save_figure, styled
+from rfkit.report.style import COLORS, new_figure, save_figure, styled, wrap_title
 
 SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
 """Op categories (:func:`rfkit.graph.productivity.op_category`) that count as a layer of depth."""
@@ -290,19 +290,20 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         (
             "x: spatial layers (conv, pool, attention) on the longest path from the input; linear, norm, "
             "activation and merge ops do not count. Max over paths: along the deepest input-to-output path; "
-            "min over paths: at the nodes every path passes through. Dotted verticals: changes of the "
-            "output stride.",
+            "min over paths: at the nodes every path passes through.",
             COLORS["note"],
         )
     ]
     if result is not None:
         lines += footer_lines(result, [m[0] for m in d.measured])
-    fig, body = new_figure((4.6 * n_ax + 0.9, 4.2), lines)
+    width = 4.6 * n_ax + 0.9
+    fig, body = new_figure((width, 4.2), lines)
     axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
+    stride_labels = []
     for ax, a in zip(axs, d.axes):
         _draw_references(ax, a, d)
         _draw_analytic(ax, a, d)
-        _draw_strides(ax, a, d)
+        stride_labels += _draw_strides(ax, a, d)
         _draw_measured(ax, a, d)
         _format_growth_axes(ax, a, d)
     axs[0].set_ylabel("receptive field size (px)" + (", h = w" if d.merged else ""))
@@ -310,9 +311,13 @@ def rf_growth_figure(graph, result=None, *, axis=None):
     random = result is not None and is_random(result)
     if random:
         title += " · RANDOM WEIGHTS"
-    body.suptitle(title, color=COLORS["warning"] if random else "black")
+    body.suptitle(wrap_title(title, width), color=COLORS["warning"] if random else "black")
     handles, labels = axs[0].get_legend_handles_labels()
     body.legend(handles, labels, loc="outside lower center", ncols=3 if n_ax > 1 else 2)
+    for ax in axs:
+        _name_measured(fig, ax, d)
+    fig.canvas.draw()
+    _stack_labels(fig, stride_labels)
     return fig
 
 
@@ -330,6 +335,8 @@ def _draw_references(ax, a: int, d: _Growth) -> None:
             ha="left",
             fontsize=7.5,
             color=COLORS["input"],
+            bbox=dict(facecolor=COLORS["outside"], edgecolor="none", pad=0.6),
+            zorder=6,
         )
     ax.axhline(
         input_size,
@@ -349,6 +356,8 @@ def _draw_references(ax, a: int, d: _Growth) -> None:
         ha="left",
         fontsize=7.5,
         color=COLORS["input"],
+        bbox=dict(facecolor="white", edgecolor="none", pad=0.6, alpha=0.85),
+        zorder=6,
     )  # left: the RF is still small there
 
 
@@ -385,42 +394,67 @@ def _draw_analytic(ax, a: int, d: _Growth) -> None:
             [d.xs[k] for k in sel],
             [_local(d.infos[k], a) for k in sel],
             color=COLORS["rf_max"],
-            linestyle=(0, (1, 1.5)),
-            linewidth=1.6,
-            zorder=4.5,
+            alpha=0.3,
+            linewidth=5.0,
+            solid_capstyle="round",
+            zorder=2,  # a pale band under the lines it may coincide with (the min over paths of a ViT)
             gid="rf-local",
             label="RF of the local paths of global nodes",
         )
 
 
-def _draw_strides(ax, a: int, d: _Growth) -> None:
-    """Dotted verticals where the output stride changes, labelled on a top axis ("/8")."""
-    for x, _ in d.boundaries:
-        ax.axvline(x, color="#A8A8A8", linewidth=0.8, linestyle=(0, (1, 2)), zorder=0)
-    if d.boundaries:  # output strides as tick labels on top, where nothing else is drawn
-        top_axis = ax.secondary_xaxis("top")
-        top_axis.set_xticks([x for x, _ in d.boundaries], labels=[f"/{num(st[a])}" for _, st in d.boundaries])
-        top_axis.tick_params(labelsize=7, length=2, pad=1, colors=COLORS["input"])
-        top_axis.set_xlabel("output stride", fontsize=7.5, color=COLORS["input"], labelpad=2)
+LABEL_PT = 7.0
+"""Font size of the stride and layer labels around the growth panels."""
+
+
+def _draw_strides(ax, a: int, d: _Growth) -> list:
+    """Dotted verticals where the output stride changes, labelled above the panel ("/8"); returns the
+    labels (stacked by :func:`_stack_labels` once the figure is laid out)."""
+    for i, (x, _) in enumerate(d.boundaries):
+        label = "output stride changes (/N above)" if i == 0 else None
+        ax.axvline(x, color="#A8A8A8", linewidth=0.8, linestyle=(0, (1, 2)), zorder=0, gid="stride-change", label=label)
+    if not d.boundaries:
+        return []
+    return [
+        ax.annotate(
+            f"/{num(st[a])}",
+            xy=(x, 1),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=LABEL_PT,
+            color=COLORS["input"],
+            gid="stride-label",
+        )
+        for x, st in d.boundaries
+    ]
+
+
+def _stack_labels(fig, labels: list, gap: float = 2.0) -> None:
+    """Move labels above the panel up a row where they would overlap the one before them (left to right)."""
+    if not labels:
+        return
+    renderer = fig.canvas.get_renderer()
+    rights: list[float] = []  # right edge of the last label of each row, display units
+    for label in sorted(labels, key=lambda t: t.xy[0]):
+        box = label.get_window_extent(renderer)
+        row = next((r for r, right in enumerate(rights) if box.x0 > right + gap), len(rights))
+        if row == len(rights):
+            rights.append(box.x1)
+        else:
+            rights[row] = box.x1
+        label.xyann = (0, 2 + row * (LABEL_PT + 1.5))
 
 
 def _draw_measured(ax, a: int, d: _Growth) -> None:
-    """A labelled vertical per measured layer and the measured ERF sizes."""
+    """A vertical line per measured layer and the measured ERF sizes (the layers are named under the panel,
+    :func:`_name_measured`)."""
     if not d.measured:
         return
-    for layer, x, _ in d.measured:
-        ax.axvline(x, color=COLORS["marker"], linewidth=0.9, alpha=0.75, zorder=1)
-        ax.text(
-            x,
-            0.02,
-            f"{layer_name(layer)} ",
-            transform=ax.get_xaxis_transform(),
-            rotation=90,
-            va="bottom",
-            ha="right",
-            fontsize=7.5,
-            color=COLORS["marker"],
-        )
+    for x in sorted({x for _, x, _ in d.measured}):
+        ax.axvline(x, color=COLORS["marker"], linewidth=0.9, alpha=0.75, zorder=1, gid="measured-layer")
     n_axes = len(d.graph.axis_names)
     for j, (which, gid, e) in enumerate(d.erf_series or [("", "erf-size", a)]):
         ys = [
@@ -441,6 +475,34 @@ def _draw_measured(ax, a: int, d: _Growth) -> None:
             gid=gid,
             label=f"ERF size, 95% mass{which}",
         )
+
+
+def _name_measured(fig, ax, d: _Growth) -> None:
+    """Name the measured layers on an axis under the depth axis, one label per line: layers at the same
+    depth, or too close to be told apart (less than a label's height), share one ("blocks.11, norm")."""
+    if not d.measured:
+        return
+    fig.canvas.draw()
+    by_depth: dict[int, list[str]] = {}
+    for layer, x, _ in d.measured:
+        by_depth.setdefault(x, []).append(layer_name(layer))
+    groups: list[list] = []  # [first depth, its position in points, names]
+    for x in sorted(by_depth):
+        pt = ax.transData.transform((x, 1))[0] * 72 / fig.dpi
+        if groups and pt - groups[-1][1] < LABEL_PT * 1.4:
+            groups[-1][1], groups[-1][2] = pt, groups[-1][2] + by_depth[x]
+        else:
+            groups.append([x, pt, list(by_depth[x])])
+    ticks, names = [g[0] for g in groups], [", ".join(g[2]) for g in groups]
+    axis = ax.secondary_xaxis("bottom")
+    axis.set_xticks(ticks, labels=names)
+    axis.spines["bottom"].set_position(("outward", 16))
+    axis.spines["bottom"].set_visible(False)
+    axis.tick_params(labelsize=LABEL_PT, colors=COLORS["marker"], length=0, pad=1, labelrotation=90)
+    for label in axis.get_xticklabels():
+        label.set(ha="right", va="center", rotation_mode="anchor", gid="measured-label")
+    axis.set_xlabel(ax.get_xlabel())
+    ax.set_xlabel("")
 
 
 def _format_growth_axes(ax, a: int, d: _Growth) -> None:

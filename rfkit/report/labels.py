@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from rfkit.report.formatting import pair, ratio, rf_label
+from rfkit.report.formatting import num, pair, ratio, rf_label
 from rfkit.report.style import COLORS
 from rfkit.version import __version__
 
@@ -77,6 +77,30 @@ def erf_text(info, metrics, short: bool = False) -> str:
     if short:
         return text
     return f"ERF {pair(e.side, unit='px')} ({e.mass:.0%} mass) · {text}"
+
+
+def extent_labels(beyond: dict, unit: str = " px") -> dict[str, str]:
+    """The label of each side an RF extends beyond the input (:func:`rfkit.report.style.rf_beyond`).
+
+    >>> extent_labels({"top": 732, "left": 3.5}), extent_labels({"top": 9}, unit="")
+    ({'top': '+732 px', 'left': '+3.5 px'}, {'top': '+9'})
+    """
+    return {side: f"+{num(v)}{unit}" for side, v in beyond.items()}
+
+
+def beyond_text(beyond: dict) -> str:
+    """How far an RF extends beyond the input, in words.
+
+    >>> beyond_text({"top": 732, "bottom": 732, "left": 732, "right": 732})
+    '732 px beyond each side'
+    >>> beyond_text({"top": 20, "bottom": 21}), beyond_text({})
+    ('beyond the input by 20 px (top), 21 px (bottom)', '')
+    """
+    if not beyond:
+        return ""
+    if len(beyond) == 4 and len(set(beyond.values())) == 1:
+        return f"{num(next(iter(beyond.values())))} px beyond each side"
+    return "beyond the input by " + ", ".join(f"{num(v)} px ({side})" for side, v in beyond.items())
 
 
 def footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> list[tuple[str, str]]:

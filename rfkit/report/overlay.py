@@ -10,13 +10,24 @@ from typing import Any
 import numpy as np
 
 from rfkit.report.formatting import pair
-from rfkit.report.labels import erf_text, footer_lines, is_random, layer_name, method_label, rf_text
+from rfkit.report.labels import (
+    beyond_text,
+    erf_text,
+    extent_labels,
+    footer_lines,
+    is_random,
+    layer_name,
+    method_label,
+    rf_text,
+)
 from rfkit.report.style import (
     COLORS,
     FLOOR,
     bar_label,
     colour_scale,
     draw_rf_centre,
+    draw_rf_extents,
+    draw_scale_bar,
     erf_display,
     fit_drawable,
     gaussian_ellipses,
@@ -25,11 +36,14 @@ from rfkit.report.style import (
     map_max,
     new_figure,
     outline,
+    rf_beyond,
     rf_rectangle,
     save_figure,
+    small_rf,
     styled,
     tighten,
     transform_text,
+    zoom_view,
 )
 
 
@@ -41,8 +55,9 @@ def overlay_figure(
     image=None,
     log: bool = True,
     floor: float = FLOOR,
-    full_rf: bool = True,
+    full_rf: bool = False,
     gaussian: bool = True,
+    zoom: bool | None = None,
 ):
     """One layer's ERF heat map with the analytic RF box, the RF centre and the Gaussian fit.
 
@@ -50,18 +65,22 @@ def overlay_figure(
 
     - the ERF map at input resolution, ``log10(max(map / max, floor))`` by default (:func:`erf_display`;
       ``log=False``: ``map / max``), transform stated on the colour bar and in the title;
-    - the analytic RF box of the measured unit, ``window_of(unit)`` widened by half a pixel per side;
-      with ``full_rf`` (default) the axes grow to show the whole box and the area outside the input is
-      hatched, otherwise the axes show the input only and the box is clipped at its edge (the legend
-      says so);
+    - the analytic RF box of the measured unit, ``window_of(unit)`` widened by half a pixel per side. The
+      axes show the input, so the data fills the panel; an RF larger than the input is clipped at the
+      input's edges, where arrows say how far it goes on ("+732 px") and the legend says it in words
+      ("1688×1688 px, 732 px beyond each side"). With ``full_rf`` the axes grow to the whole box and
+      the area outside the input is hatched instead;
     - for a global layer, the input frame is the RF ("global: RF = whole input") and the RF of the local
       paths is drawn dashed;
     - the analytic RF centre of the unit (``result.center[layer]``), a "+";
     - the 1σ (solid) and 2σ (dashed) ellipses of the Gaussian fit (:func:`gaussian_ellipses`), only
       when the fit is Gaussian-like; otherwise a footer note says why not;
-    - the input frame (H×W), a title with model, layer, unit, RF size and stride and the ERF/RF ratio
-      (95% mass, :func:`rfkit.erf.metrics.erf_rf_ratio`), and a footer with the weights, the images
-      and the method, in the warning colour for random weights or a flagged map.
+    - for an RF small against the input (:func:`~rfkit.report.style.small_rf`), a second, zoomed panel
+      around the unit (twice the RF's side) with the RF box, the centre,
+      the ellipses and a scale bar; the first panel outlines the zoomed area;
+    - a title with model, layer, unit, RF size and stride and the ERF/RF ratio (95% mass,
+      :func:`rfkit.erf.metrics.erf_rf_ratio`), and a footer with the weights, the images and the method,
+      in the warning colour for random weights or a flagged map.
 
     Parameters
     ----------
@@ -76,9 +95,11 @@ def overlay_figure(
     floor : float
         Bottom of the log scale, as a fraction of the map's maximum.
     full_rf : bool
-        Extend the axes to the whole RF box (default) or show the input only.
+        Show the whole RF box, however far beyond the input (default: the input, with labelled extents).
     gaussian : bool
         Draw the Gaussian ellipses (when the fit is Gaussian-like).
+    zoom : bool, optional
+        Add the zoomed panel; default: for a small RF (see above).
 
     Returns
     -------
@@ -94,43 +115,55 @@ def overlay_figure(
     >>> res.rf("0").window_of(res.unit["0"]), box.get_xy(), box.get_width()
     (((9, 15), (9, 15)), (8.5, 8.5), 7)
     """
-    o = _overlay_layer(result, layer, full_rf, gaussian)
+    o = _overlay_layer(result, layer, full_rf, gaussian, zoom)
     subtitle = _overlay_subtitle(result, o.info, o.metrics, log, floor)
     x_lo, x_hi, y_lo, y_hi = o.view
     aspect = (y_hi - y_lo) / (x_hi - x_lo)
-    panel_w = 4.0 if aspect <= 1 else max(2.4, 4.0 / aspect)
+    panel_w = (3.4 if o.zoom else 4.0) if aspect <= 1 else max(2.4, 4.0 / aspect)
     panel_h = max(panel_w * aspect, 1.0)
     n_legend = 3 + (o.window is not None) + 2 * o.draw_fit + o.grown
     # room around the panel: y label and ticks left, colour bar right; titles above, x axis and legend below
     height = panel_h + 0.45 + 0.19 * (subtitle.count("\n") + 1) + 0.55 + 0.17 * n_legend
     footer = footer_lines(result, [layer], o.notes)
+    width = panel_w + 1.75 + (panel_w * 0.8 + 0.3 if o.zoom else 0)
 
     def draw(size):
         fig, body = new_figure(size, footer)
-        ax = body.add_subplot()
+        axes = body.subplots(1, 2, width_ratios=[1, 0.8]) if o.zoom else [body.add_subplot()]
+        ax = axes[0]
         im = _draw_heatmap(ax, o, image, log, floor)
         if o.grown:
             _draw_outside(ax, o.view)
         _draw_frame(ax, o)
         _draw_rf_box(ax, o, full_rf)
-        _draw_centre(ax, o)
-        if o.draw_fit:
-            _draw_fit(ax, o.fit)
-        ax.set_xlim(x_lo, x_hi)
-        ax.set_ylim(y_hi, y_lo)  # y down, as in the image
-        ax.set_aspect("equal")
+        if o.zoom:
+            _draw_zoom_area(ax, o.zoom)
+            axz = axes[1]
+            _draw_zoom_panel(axz, o, image, log, floor)
+        else:
+            _draw_centre(ax, o)
+            if o.draw_fit:
+                _draw_fit(ax, o.fit)
+        _frame_axes(ax, o.view)
         ax.set_xlabel("x (input px)")
         ax.set_ylabel("y (input px)")
-        _draw_colourbar(body, ax, im, log, floor)
+        _draw_colourbar(body, axes[-1], im, log, floor)
         title = f"{result.model} · {layer_name(layer)} · unit {o.unit}"
         if is_random(result):
             title += " · RANDOM WEIGHTS"
         body.suptitle(title, color=COLORS["warning"] if is_random(result) else "black")
         ax.set_title(subtitle, linespacing=1.35)
-        _overlay_legend(body, ax)
-        return fig, body, [[ax]], None
+        _overlay_legend(body, axes)
+        return fig, body, [list(axes)], None
 
-    return tighten(draw, (panel_w + 1.75, height))
+    return tighten(draw, (width, height))
+
+
+def _frame_axes(ax, view) -> None:
+    x_lo, x_hi, y_lo, y_hi = view
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_hi, y_lo)  # y down, as in the image
+    ax.set_aspect("equal")
 
 
 @dataclass(frozen=True)
@@ -148,14 +181,15 @@ class _OverlayLayer:
     notes: list
     view: tuple  # (x_lo, x_hi, y_lo, y_hi) of the axes
     grown: bool  # the view is larger than the input
-    beyond: bool  # the RF box extends beyond the input
+    beyond: dict  # pixels the RF box extends beyond the input, per side
+    zoom: tuple | None  # (x_lo, x_hi, y_lo, y_hi) of the zoomed panel, or None
 
     @property
     def shape(self) -> tuple[int, int]:
         return np.shape(self.map)
 
 
-def _overlay_layer(result, layer: str, full_rf: bool, gaussian: bool) -> _OverlayLayer:
+def _overlay_layer(result, layer: str, full_rf: bool, gaussian: bool, zoom: bool | None) -> _OverlayLayer:
     if layer not in result.maps:
         raise KeyError(f"layer {layer!r} was not measured; measured: {result.layers}")
     m = result.maps[layer]
@@ -172,27 +206,27 @@ def _overlay_layer(result, layer: str, full_rf: bool, gaussian: bool) -> _Overla
         notes.append(f"{layer_name(layer)}: analytic RF unknown (an unsupported op before it): no RF box")
     if gaussian and fit is not None and not draw_fit:
         notes.append(f"Gaussian fit not drawn: the map is not Gaussian-like ({fit.reason})")
-    view, grown, beyond = _view(np.shape(m), window, full_rf and not info.is_global)
+    view, grown = _view(np.shape(m), window, full_rf and not info.is_global)
+    beyond = rf_beyond(window, np.shape(m)) if window is not None and not info.is_global else {}
+    small = window is not None and not info.is_global and small_rf(window, np.shape(m))
+    zoomed = zoom_view(window, np.shape(m)) if (small if zoom is None else zoom and window is not None) else None
     return _OverlayLayer(
-        m, info, unit, tuple(result.center[layer]), metrics, window, fit, draw_fit, notes, view, grown, beyond
+        m, info, unit, tuple(result.center[layer]), metrics, window, fit, draw_fit, notes, view, grown, beyond, zoomed
     )
 
 
-def _view(shape, window, grow: bool) -> tuple[tuple, bool, bool]:
+def _view(shape, window, grow: bool) -> tuple[tuple, bool]:
     """The axes' box ``(x_lo, x_hi, y_lo, y_hi)``: the input frame, grown (with a 2% margin) to the whole RF
-    box when ``grow``; whether it was grown; whether the box extends beyond the input."""
+    box when ``grow`` and it extends beyond the input; and whether it was grown."""
     H, W = shape
     frame = (-0.5, W - 0.5, -0.5, H - 0.5)
-    if window is None:
-        return frame, False, False
+    if window is None or not grow or not rf_beyond(window, shape):
+        return frame, False
     (by0, by1), (bx0, bx1) = window
-    beyond = by0 < 0 or bx0 < 0 or by1 > H - 1 or bx1 > W - 1
-    if not (grow and beyond):
-        return frame, False, beyond
     x_lo, x_hi = min(frame[0], bx0 - 0.5), max(frame[1], bx1 + 0.5)
     y_lo, y_hi = min(frame[2], by0 - 0.5), max(frame[3], by1 + 0.5)
     margin = 0.02 * max(x_hi - x_lo, y_hi - y_lo)
-    return (x_lo - margin, x_hi + margin, y_lo - margin, y_hi + margin), True, True
+    return (x_lo - margin, x_hi + margin, y_lo - margin, y_hi + margin), True
 
 
 def _draw_heatmap(ax, o: _OverlayLayer, image, log: bool, floor: float):
@@ -257,7 +291,8 @@ def _draw_frame(ax, o: _OverlayLayer) -> None:
 
 
 def _draw_rf_box(ax, o: _OverlayLayer, full_rf: bool) -> None:
-    """The unit's analytic RF box; for a global layer, the RF of its local paths (dashed)."""
+    """The unit's analytic RF box (and, when it is clipped at the input's edges, how far it goes on); for a
+    global layer, the RF of its local paths (dashed)."""
     if o.window is None:
         return
     style = dict(fill=False, zorder=5, path_effects=outline(3.0))
@@ -276,11 +311,51 @@ def _draw_rf_box(ax, o: _OverlayLayer, full_rf: bool) -> None:
         )
         return
     label = f"analytic RF of the unit, {pair(o.info.size)} px"
-    if o.beyond and not full_rf:
-        label += " (clipped: extends beyond the input)"
-    elif o.beyond:
+    if o.beyond and full_rf:
         label += " (beyond the input: hatched)"
+    elif o.beyond:
+        label += f", {beyond_text(o.beyond)} (arrows)"
+        draw_rf_extents(ax, o.window, o.shape, extent_labels(o.beyond))
     ax.add_patch(rf_rectangle(o.window, edgecolor=COLORS["rf"], linewidth=1.8, gid="rf-box", label=label, **style))
+
+
+def _draw_zoom_area(ax, zoom) -> None:
+    """Outline, in the full view, the area the zoomed panel shows."""
+    from matplotlib.patches import Rectangle
+
+    x_lo, x_hi, y_lo, y_hi = zoom
+    ax.add_patch(
+        Rectangle(
+            (x_lo, y_lo),
+            x_hi - x_lo,
+            y_hi - y_lo,
+            fill=False,
+            edgecolor="white",
+            linewidth=1.0,
+            linestyle=(0, (2, 1.5)),
+            path_effects=outline(2.0),
+            zorder=6,
+            gid="zoom-area",
+            label="area of the zoomed panel",
+        )
+    )
+
+
+def _draw_zoom_panel(ax, o: _OverlayLayer, image, log: bool, floor: float) -> None:
+    """The zoomed panel: the map around the unit, its RF box, centre, ellipses and a scale bar."""
+    _draw_heatmap(ax, o, image, log, floor)
+    ax.add_patch(
+        rf_rectangle(o.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.8, zorder=5, path_effects=outline(3.0))
+    )
+    _draw_centre(ax, o)
+    if o.draw_fit:
+        _draw_fit(ax, o.fit)
+    _frame_axes(ax, o.zoom)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    x_lo, x_hi, y_lo, y_hi = o.zoom
+    ax.set_title(f"zoom: {pair((y_hi - y_lo, x_hi - x_lo))} px around the unit")
+    draw_scale_bar(ax, x_hi - x_lo)
 
 
 def _draw_centre(ax, o: _OverlayLayer) -> None:
@@ -312,18 +387,27 @@ def _draw_colourbar(body, ax, im, log: bool, floor: float) -> None:
     cbar.set_label(bar_label(log, "max"))
 
 
-_LEGEND_ORDER = ("rf-box", "local-rf-box", "rf-center", "gauss-1sigma", "gauss-2sigma", "input-frame", "outside-input")
+_LEGEND_ORDER = (
+    "rf-box",
+    "local-rf-box",
+    "rf-center",
+    "gauss-1sigma",
+    "gauss-2sigma",
+    "input-frame",
+    "outside-input",
+    "zoom-area",
+)
 
 
-def _overlay_legend(body, ax) -> None:
-    handles = sorted(ax.get_legend_handles_labels()[0], key=lambda h: _LEGEND_ORDER.index(h.get_gid()))
-    body.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=1, handlelength=2.4)
+def _overlay_legend(body, axes) -> None:
+    """One legend for all panels, each element once, in :data:`_LEGEND_ORDER`."""
+    handles = {h.get_gid(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
+    ordered = [handles[gid] for gid in _LEGEND_ORDER if gid in handles]
+    body.legend(ordered, [h.get_label() for h in ordered], loc="outside lower center", ncols=1, handlelength=2.4)
 
 
 def _overlay_subtitle(result, info, metrics, log, floor) -> str:
-    rf, erf = rf_text(info), erf_text(info, metrics)
-    sep = "\n" if len(rf) + len(erf) > 62 else " · "
-    return f"{rf}{sep}{erf}\ncolour: {method_label(result)}, {transform_text(log, floor)}"
+    return f"{rf_text(info)}\n{erf_text(info, metrics)}\ncolour: {method_label(result)}, {transform_text(log, floor)}"
 
 
 @styled

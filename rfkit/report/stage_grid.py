@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rfkit.report.labels import erf_text, footer_lines, is_random, layer_name, method_label, rf_text
+from rfkit.report.formatting import pair
+from rfkit.report.labels import erf_text, extent_labels, footer_lines, is_random, layer_name, method_label, rf_text
 from rfkit.report.style import (
     COLORS,
     FLOOR,
@@ -16,16 +17,21 @@ from rfkit.report.style import (
     bar_label,
     colour_scale,
     draw_rf_centre,
+    draw_rf_extents,
+    draw_scale_bar,
     erf_display,
     image_extent,
     map_max,
     new_figure,
     outline,
+    rf_beyond,
     rf_rectangle,
     save_figure,
+    small_rf,
     styled,
     tighten,
     transform_text,
+    zoom_view,
 )
 
 
@@ -92,77 +98,34 @@ def stage_grid_figure(
                 f"maps of different shapes: {layer!r} is {np.shape(result.maps[layer])}, {layers[0]!r} is {(H, W)}"
             )
     n = len(layers)
-    ncols = min(n, max_cols)
-    nrows = math.ceil(n / ncols)
+    nrows = math.ceil(n / max_cols)
+    ncols = math.ceil(n / nrows)  # balanced rows: 5 panels are 3 + 2, not 4 + 1
     aspect = H / W
     panel_w = 2.5 if aspect <= 1 else max(1.6, 2.5 / aspect)
     panel_h = panel_w * aspect
     notes = [f"{layer_name(layer)}: the map is all zero" for layer in layers if map_max(result.maps[layer]) == 0]
     footer = footer_lines(result, layers, notes)
+    top = max(map_max(result.maps[layer]) for layer in layers) if shared else None
+    of = "max over all panels" if shared else "own max"
 
     def draw(size):
         fig, body = new_figure(size, footer)
         axes = body.subplots(nrows, ncols, squeeze=False)
-        norm, ticks, tick_labels = colour_scale(log, floor)
-        top = max(map_max(result.maps[layer]) for layer in layers) if shared else None
-        titles = [_panel_title(result, layer, H, W) for layer in layers]
-        chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.55)  # characters that fit above a panel
-        if any(len(f"{t[1]} · {t[2]}") > chars for t in titles):  # too wide: RF and ERF on two lines
-            titles = ["\n".join(t) for t in titles]
-        else:
-            titles = [f"{t[0]}\n{t[1]} · {t[2]}" for t in titles]
-        im = None
+        titles = _titles([_panel_title(result, layer, H, W) for layer in layers], panel_w)
+        norm, ticks, tick_labels = colour_scale(log, floor)  # one for every panel
         for i, ax in enumerate(axes.ravel()):
             if i >= n:
                 ax.remove()
                 continue
-            layer = layers[i]
-            m = result.maps[layer]
-            info = result.rf(layer)
-            im = ax.imshow(
-                erf_display(m, log=log, floor=floor, scale=top),
-                norm=norm,
-                extent=image_extent(H, W),
-                interpolation="nearest",
-                gid="erf-map",
-            )
-            window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
-            if window is not None:
-                kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.6))
-                if info.is_global:
-                    ax.add_patch(
-                        rf_rectangle(
-                            window,
-                            linewidth=1.3,
-                            linestyle=(0, (3, 1.5)),
-                            gid="local-rf-box",
-                            label="RF of the local paths (global layers)",
-                            **kw,
-                        )
-                    )
-                else:
-                    ax.add_patch(
-                        rf_rectangle(
-                            window, linewidth=1.5, gid="rf-box", label="analytic RF of the measured unit", **kw
-                        )
-                    )
-            draw_rf_centre(ax, result.center[layer], size=8, label="analytic RF centre of the unit")
-            ax.set_xlim(-0.5, W - 0.5)
-            ax.set_ylim(H - 0.5, -0.5)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if info.is_global:
-                for spine in ax.spines.values():
-                    spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
+            data = erf_display(result.maps[layers[i]], log=log, floor=floor, scale=top)
+            im = _draw_panel(ax, result, layers[i], data, norm)
             ax.set_title(titles[i], linespacing=1.3)
-
         cbar = body.colorbar(
             im, ax=[a for a in axes.ravel()[:n]], shrink=0.9 if nrows > 1 else 1.0, aspect=20 * nrows, pad=0.02
         )
         cbar.set_ticks(ticks, labels=tick_labels)
-        of = "max over all panels" if shared else "own max"
         cbar.set_label(bar_label(log, of))
-        title = f"{result.model}: {method_label(result)} of {n} layer{'s' * (n > 1)}, {H}×{W} input"
+        title = f"{result.model}: {method_label(result)} of {n} layer{'s' * (n > 1)}, {pair((H, W))} input"
         if is_random(result):
             title += " · RANDOM WEIGHTS"
         body.suptitle(
@@ -170,23 +133,134 @@ def stage_grid_figure(
             linespacing=1.4,
             color=COLORS["warning"] if is_random(result) else "black",
         )
-        handles, labels = [], []
-        if any(result.rf(layer).is_global for layer in layers):
-            from matplotlib.patches import Patch
-
-            handles.append(Patch(fill=False, edgecolor=COLORS["rf"], linewidth=2.0))
-            labels.append("global layer: RF = whole input (frame)")
-        for ax in axes.ravel()[:n]:
-            for h, lab in zip(*ax.get_legend_handles_labels()):
-                if lab not in labels:
-                    handles.append(h)
-                    labels.append(lab)
-        width = size[0]
-        per_col = 0.055 * max(len(lab) for lab in labels) + 0.6
-        body.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), int(width // per_col))))
+        _grid_legend(body, result, layers, axes.ravel()[:n], size[0])
         return fig, body, axes, cbar.ax
 
     return tighten(draw, (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95))
+
+
+def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
+    """Panel titles: the layer, then RF and ERF on one line, or on two when any is too wide for a panel."""
+    chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.55)  # characters that fit above a panel
+    if any(len(f"{t[1]} · {t[2]}") > chars for t in parts):
+        return ["\n".join(t) for t in parts]
+    return [f"{t[0]}\n{t[1]} · {t[2]}" for t in parts]
+
+
+def _draw_panel(ax, result, layer: str, data, norm):
+    """One layer's panel: its map, its RF box (with arrows where it goes beyond the input, or a zoomed inset
+    when it is small), the unit's RF centre; returns the map's image."""
+    H, W = data.shape
+    info = result.rf(layer)
+    im = ax.imshow(data, norm=norm, extent=image_extent(H, W), interpolation="nearest", gid="erf-map")
+    window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
+    if window is not None:
+        _draw_window(ax, window, info.is_global)
+        beyond = rf_beyond(window, (H, W))
+        if beyond and not info.is_global:
+            draw_rf_extents(ax, window, (H, W), extent_labels(beyond, unit=""), offset=9, fontsize=7)
+    draw_rf_centre(ax, result.center[layer], size=8, label="analytic RF centre of the unit")
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if info.is_global:
+        for spine in ax.spines.values():
+            spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
+    elif window is not None and small_rf(window, (H, W)):
+        _draw_inset(ax, data, norm, window, result.center[layer])
+    return im
+
+
+def _draw_window(ax, window, is_global: bool) -> None:
+    kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.6))
+    if is_global:
+        kw |= dict(
+            linewidth=1.3, linestyle=(0, (3, 1.5)), gid="local-rf-box", label="RF of the local paths (global layers)"
+        )
+    else:
+        kw |= dict(linewidth=1.5, gid="rf-box", label="analytic RF of the measured unit")
+    ax.add_patch(rf_rectangle(window, **kw))
+
+
+INSET_ZOOM = 1.5
+"""Least magnification of a zoomed inset (an RF too large for it gets none)."""
+
+
+def _inset_box(window, shape, centre) -> list[float] | None:
+    """Where a zoomed inset of a small RF goes (axes fractions ``[x, y, w, h]``, y up): in the panel's corner
+    farthest from the unit, as large as the corner leaves room beside the zoomed area (at most 0.42); None
+    when that would magnify less than :data:`INSET_ZOOM`."""
+    H, W = shape
+    x_lo, x_hi, y_lo, y_hi = zoom_view(window, shape, factor=1.5)
+    right, bottom = centre[1] < W / 2, centre[0] < H / 2
+    room_x = (W - 0.5 - x_hi) / W if right else (x_lo + 0.5) / W
+    room_y = (H - 0.5 - y_hi) / H if bottom else (y_lo + 0.5) / H
+    size = min(0.42, room_x - 0.04, room_y - 0.04)
+    if size * W < INSET_ZOOM * (x_hi - x_lo):
+        return None
+    return [1 - size - 0.02 if right else 0.02, 0.02 if bottom else 1 - size - 0.02, size, size]
+
+
+def _draw_inset(ax, data, norm, window, centre) -> None:
+    """A zoomed inset of a small RF, with a scale bar, beside it in the panel (:func:`_inset_box`); the
+    zoomed area is outlined in the panel."""
+    from matplotlib.patches import Rectangle
+
+    H, W = data.shape
+    box = _inset_box(window, (H, W), centre)
+    if box is None:
+        return
+    x_lo, x_hi, y_lo, y_hi = zoom_view(window, (H, W), factor=1.5)
+    inset = ax.inset_axes(box)
+    inset.set_gid("zoom-inset")
+    inset.imshow(data, norm=norm, extent=image_extent(H, W), interpolation="nearest")
+    inset.add_patch(
+        rf_rectangle(window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, zorder=5, path_effects=outline(2.2))
+    )
+    draw_rf_centre(inset, centre, size=6)
+    inset.set_xlim(x_lo, x_hi)
+    inset.set_ylim(y_hi, y_lo)
+    inset.set_xticks([])
+    inset.set_yticks([])
+    for spine in inset.spines.values():
+        spine.set(edgecolor="white", linewidth=1.0)
+    draw_scale_bar(inset, x_hi - x_lo, fontsize=6.5)
+    ax.add_patch(
+        Rectangle(
+            (x_lo, y_lo),
+            x_hi - x_lo,
+            y_hi - y_lo,
+            fill=False,
+            edgecolor="white",
+            linewidth=0.8,
+            zorder=6,
+            path_effects=outline(1.6),
+            gid="zoom-area",
+            label="zoomed inset (scale bar in px)",
+        )
+    )
+
+
+def _grid_legend(body, result, layers, axes, width: float) -> None:
+    handles, labels = [], []
+    if any(result.rf(layer).is_global for layer in layers):
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(fill=False, edgecolor=COLORS["rf"], linewidth=2.0))
+        labels.append("global layer: RF = whole input (frame)")
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if any(c.get_gid() == "rf-extent" for a in axes for c in a.get_children()):
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color=COLORS["rf"], marker=r"$\rightarrow$", linestyle="none", markersize=9))
+        labels.append("+N: px the RF goes on beyond the input")
+    per_col = 0.055 * max(len(lab) for lab in labels) + 0.6
+    body.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), int(width // per_col))))
 
 
 def _panel_title(result, layer, H, W) -> tuple[str, str, str]:

@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "COLORS",
+    "ZOOM_BELOW",
     "DPI",
     "FLOOR",
     "FORMATS",
@@ -29,6 +30,8 @@ __all__ = [
     "bar_label",
     "close_figure",
     "colour_scale",
+    "draw_rf_extents",
+    "draw_scale_bar",
     "draw_rf_centre",
     "erf_display",
     "figure_style",
@@ -38,12 +41,17 @@ __all__ = [
     "image_gray",
     "map_max",
     "new_figure",
+    "nice_length",
     "outline",
+    "rf_beyond",
     "rf_rectangle",
     "save_figure",
+    "small_rf",
     "styled",
     "tighten",
     "transform_text",
+    "wrap_title",
+    "zoom_view",
 ]
 
 #: Resolution of saved raster files.
@@ -196,17 +204,30 @@ def tighten(draw, size):
     Constrained layout gives each panel a cell; an image keeps its aspect, so it fills its cell in one
     direction only and the rest becomes white space between the panels, the titles and the legend. The
     figure is drawn once, the space its parts need is measured (tight boxes of the panels, the colour bar,
-    the title and the legend, plus layout padding) and, when the body is more than 0.05 in larger, built
-    again at the measured size.
+    the title and the legend, plus layout padding) and, when that differs by more than 0.05 in, the figure
+    is built again at the measured size, until it settles (three times at most).
     """
     fig, body, axes, cax = draw(size)
+    for _ in range(3):  # the size settles in a step or two
+        need = _needed_size(fig, body, axes, cax)
+        if abs(need[0] - size[0]) <= 0.05 and abs(need[1] - size[1]) <= 0.05:
+            break
+        close_figure(fig)
+        size = need
+        fig, body, axes, cax = draw(size)
+    fig.canvas.draw()  # constrained layout of nested sub-figures settles on its second pass: save that one
+    return fig
+
+
+def _needed_size(fig, body, axes, cax) -> tuple[float, float]:
+    """The body size (inches) that the drawn panels, colour bar, title and legend of ``fig`` need."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     inch = fig.dpi
     pad = 0.1  # constrained layout's padding around each element, with some margin
 
     def tight(artist):
-        return artist.get_tightbbox(renderer) if artist is not None else None
+        return artist.get_tightbbox(renderer)
 
     rows = [[a for a in row if a.figure is not None] for row in axes]
     rows = [r for r in rows if r]
@@ -219,12 +240,29 @@ def tighten(draw, size):
             box = extra.get_window_extent(renderer)
             need_h += box.height / inch + pad
             need_w = max(need_w, box.width / inch + 2 * pad)  # never narrower than the title or the legend
-    width = need_w if abs(size[0] - need_w) > 0.05 else size[0]
-    height = min(size[1], need_h) if size[1] - need_h > 0.05 else size[1]
-    if (width, height) == tuple(size):
-        return fig
-    close_figure(fig)
-    return draw((width, height))[0]
+    return need_w, need_h
+
+
+def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: str = " · ") -> str:
+    """``text`` broken at ``sep`` into lines that fit ``width_in`` inches at ``fontsize`` (default: the
+    figure title size), so a title never runs into the figure's edges.
+
+    >>> wrap_title("resnet50: receptive field growth, 224×224 input · RANDOM WEIGHTS", 3.0, 10.5)
+    'resnet50: receptive field growth, 224×224 input\\nRANDOM WEIGHTS'
+    >>> wrap_title("short · title", 3.0, 10.5)
+    'short · title'
+    """
+    import matplotlib
+
+    size = float(matplotlib.rcParams["figure.titlesize"] if fontsize is None else fontsize)
+    chars = max(10, int(width_in * 72 / (size * 0.62)))  # bold DejaVu Sans: about 0.62 em per character
+    lines: list[str] = []
+    for part in text.split(sep):
+        if lines and len(lines[-1]) + len(sep) + len(part) <= chars:
+            lines[-1] += sep + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
 
 
 def outline(width: float) -> list:
@@ -420,6 +458,166 @@ def draw_rf_centre(ax, center, *, size: float = 11.0, label: str | None = None):
         label=label,
     )
     return line
+
+
+def rf_beyond(window, shape) -> dict[str, float]:
+    """How many pixels an RF window extends beyond the input, per side (only the sides where it does).
+
+    Parameters
+    ----------
+    window : ((y_first, y_last), (x_first, x_last))
+        From :meth:`RFInfo.window_of <rfkit.RFInfo.window_of>`.
+    shape : (H, W)
+        The input.
+
+    Examples
+    --------
+    >>> rf_beyond(((-732, 955), (-732, 955)), (224, 224))
+    {'top': 732, 'bottom': 732, 'left': 732, 'right': 732}
+    >>> rf_beyond(((10, 20), (-3, 5)), (64, 96))
+    {'left': 3}
+    """
+    (y0, y1), (x0, x1) = window
+    H, W = shape
+    sides = {"top": -y0, "bottom": y1 - (H - 1), "left": -x0, "right": x1 - (W - 1)}
+    return {side: v for side, v in sides.items() if v > 0}
+
+
+#: Where each side's extent arrow points (offset direction of its text, in points per unit of offset).
+_EXTENT_DIRECTION = {"top": (0, -1), "bottom": (0, 1), "left": (1, 0), "right": (-1, 0)}
+
+
+def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float = 16.0, fontsize=None) -> list:
+    """Mark, at each input edge an RF window extends beyond, how far it goes: an arrow from inside the frame
+    to the edge, in line with the window's centre, and its label (gid ``rf-extent``).
+
+    Parameters
+    ----------
+    ax : Axes
+        Showing the input frame (y down).
+    window, shape
+        As :func:`rf_beyond`.
+    labels : dict
+        Text per side (``{"top": "+732 px", ...}``); sides without a label get no mark.
+    offset : float
+        Length of the arrow, points.
+
+    Returns
+    -------
+    list of Annotation
+    """
+    (y0, y1), (x0, x1) = window
+    H, W = shape
+    cy = min(max((y0 + y1) / 2, 0), H - 1)
+    cx = min(max((x0 + x1) / 2, 0), W - 1)
+    anchor = {"top": (cx, -0.5), "bottom": (cx, H - 0.5), "left": (-0.5, cy), "right": (W - 0.5, cy)}
+    align = {
+        "top": ("center", "top"),
+        "bottom": ("center", "bottom"),
+        "left": ("left", "center"),
+        "right": ("right", "center"),
+    }
+    marks = []
+    for side, text in labels.items():
+        dx, dy = _EXTENT_DIRECTION[side]
+        ha, va = align[side]
+        marks.append(
+            ax.annotate(
+                text,
+                xy=anchor[side],
+                xytext=(dx * offset, dy * offset),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                color=COLORS["rf"],
+                fontsize=fontsize,
+                fontweight="bold",
+                path_effects=outline(2.2),
+                arrowprops=dict(arrowstyle="-|>", color=COLORS["rf"], linewidth=1.4, shrinkA=1, shrinkB=0),
+                annotation_clip=False,
+                zorder=8,
+                gid="rf-extent",
+            )
+        )
+    return marks
+
+
+ZOOM_BELOW = 0.25
+"""An RF window whose larger side is at most this fraction of the input's smaller side is small: the figures
+add a zoomed view of it."""
+
+
+def small_rf(window, shape) -> bool:
+    """Whether an RF window is small against the input (:data:`ZOOM_BELOW`).
+
+    >>> small_rf(((109, 115), (109, 115)), (224, 224)), small_rf(((66, 156), (66, 156)), (224, 224))
+    (True, False)
+    """
+    (y0, y1), (x0, x1) = window
+    return max(y1 - y0 + 1, x1 - x0 + 1) <= ZOOM_BELOW * min(shape)
+
+
+def zoom_view(window, shape, *, factor: float = 2.0, least: int = 9) -> tuple[float, float, float, float]:
+    """The ``(x_lo, x_hi, y_lo, y_hi)`` box of a zoomed panel around an RF window: square, ``factor`` times
+    the window's larger side (at least ``least`` pixels), centred on it and moved inside the input.
+
+    >>> zoom_view(((109, 115), (109, 115)), (224, 224))  # 7 px, centred on pixel 112: 15 px around it
+    (104.5, 119.5, 104.5, 119.5)
+    >>> zoom_view(((0, 6), (0, 6)), (224, 224))  # moved inside the input
+    (-0.5, 14.5, -0.5, 14.5)
+    >>> zoom_view(((2, 5), (2, 5)), (8, 8))  # never larger than the input
+    (-0.5, 7.5, -0.5, 7.5)
+    """
+    (y0, y1), (x0, x1) = window
+    H, W = shape
+    half = math.ceil(max(factor * max(y1 - y0 + 1, x1 - x0 + 1), least) / 2)
+
+    def span(first, last, n):
+        centre = (first + last) / 2  # the view's edges fall between pixels, as the window's do
+        h = min(half + (0.5 if float(centre).is_integer() else 0.0), n / 2)
+        lo = min(max(centre - h, -0.5), n - 0.5 - 2 * h)
+        return float(lo), float(lo + 2 * h)
+
+    return (*span(x0, x1, W), *span(y0, y1, H))
+
+
+def nice_length(limit: float) -> float:
+    """The largest of 1, 2, 5, 10, 20, 50, ... not above ``limit`` (at least 1): a scale bar's length.
+
+    >>> nice_length(3.5), nice_length(27), nice_length(0.4)
+    (2, 20, 1)
+    """
+    best = 1
+    for k in range(0, 7):
+        for m in (1, 2, 5):
+            if m * 10**k <= limit:
+                best = m * 10**k
+    return best
+
+
+def draw_scale_bar(ax, width: float, *, color: str = "white", fontsize: float | None = None):
+    """A scale bar in the lower right of ``ax`` (gid ``scale-bar``): :func:`nice_length` of a quarter of
+    ``width`` (the view's width, in input pixels), labelled in pixels."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length = nice_length(width / 4)
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length,
+        f"{length} px",
+        loc="lower right",
+        pad=0.3,
+        borderpad=0.4,
+        sep=2,
+        color=color,
+        frameon=False,
+        size_vertical=max(width / 120, 0.15),
+        fontproperties={"size": fontsize} if fontsize else None,
+    )
+    bar.txt_label._text.set_path_effects(outline(2.0))
+    bar.set_gid("scale-bar")
+    ax.add_artist(bar)
+    return bar
 
 
 def fit_drawable(fit) -> bool:
