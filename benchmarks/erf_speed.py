@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 LAYERS = {
-    "resnet50": (["layer4"], ["layer1", "layer2", "layer3", "layer4"]),
+    "resnet50": (["layer4"], ["layer1"], ["layer1", "layer2", "layer3", "layer4"]),
     "vit_small_patch16_224": (["norm"], ["blocks.2", "blocks.5", "blocks.8", "blocks.11"]),
 }
 
@@ -103,6 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", nargs="*", default=list(LAYERS))
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    p.add_argument("--torchrun", action="store_true", help="also time `rfkit erf` under torchrun: 2 x 1 thread vs 1")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -153,7 +155,7 @@ def main(argv=None) -> int:
                     rows.append(
                         (
                             name,
-                            len(layers),
+                            ",".join(layers) if len(layers) == 1 else f"{len(layers)} stages",
                             label,
                             t / args.images * 1000,
                             t / t_bare,
@@ -167,7 +169,8 @@ def main(argv=None) -> int:
                     flush=True,
                 )
 
-    one = {(r[0], r[2]): r[3] for r in rows if r[1] == 1}
+    final = {"resnet50": "layer4", "vit_small_patch16_224": "norm"}
+    one = {(r[0], r[2]): r[3] for r in rows if r[1] == final.get(r[0])}
     lines = [
         "# ERF speed: rfkit vs OpenERF vs a bare forward + input-gradient loop",
         "",
@@ -188,14 +191,47 @@ def main(argv=None) -> int:
     lines += ["", "Cost of 4 layers over 1 layer (same tool):", ""]
     for model in args.models:
         for label in ("bare loop", "rfkit replknet", "rfkit openerf", "openerf (folder, batch 1)"):
-            four = next((r[3] for r in rows if r[0] == model and r[1] == 4 and r[2] == label), None)
+            four = next((r[3] for r in rows if r[0] == model and r[1] == "4 stages" and r[2] == label), None)
             if four is not None and (model, label) in one:
                 lines.append(f"- {model}, {label}: {four / one[(model, label)]:.2f}×")
+    if args.torchrun:
+        lines += ["", *torchrun_rows(args.images, args.batch)]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "erf_speed.md", text)
     return 0
+
+
+def torchrun_rows(n: int, batch: int, repeats: int = 2) -> list[str]:
+    """`rfkit erf resnet50 -l layer4` as a user runs it (process start, model build and trace included), in 1
+    process with 1 thread and under torchrun with 2 processes of 1 thread each: the ratio of the walls."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        _write_sample_folder(folder, n)
+        args = ["-m", "rfkit_cli.app", "erf", "resnet50", "-l", "layer4", "--images", str(folder), "-n", str(n)]
+        args += ["--batch-size", str(batch), "--threads", "1", "--weights", "random-safe", "--device", "cpu", "-q"]
+        walls = {}
+        for _ in range(repeats):
+            for procs in (1, 2):
+                cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
+                t0 = time.perf_counter()
+                subprocess.run(
+                    [*cmd, *args], check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+                )
+                walls[procs] = min(walls.get(procs, math.inf), time.perf_counter() - t0)
+    return [
+        f"torchrun, resnet50 `layer4`, {n} images from a folder, whole command (start-up, build, trace included), "
+        f"best of {repeats}:",
+        "",
+        "| processes × threads | wall (s) | speed-up over 1 × 1 |",
+        "|---|---|---|",
+        f"| 1 × 1 | {walls[1]:.1f} | 1.00× |",
+        f"| 2 × 1 | {walls[2]:.1f} | {walls[1] / walls[2]:.2f}× |",
+    ]
 
 
 def _write_sample_folder(folder: Path, n: int) -> None:
