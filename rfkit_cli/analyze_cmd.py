@@ -209,6 +209,7 @@ def list_models_command(
     presets: bool = typer.Option(False, "--presets", help="List the presets."),
     pretrained: bool = typer.Option(False, "--pretrained", help="List pretrained tags (name.tag)."),
     torchvision: bool = typer.Option(False, "--torchvision", help="List torchvision models too."),
+    ultralytics: bool = typer.Option(False, "--ultralytics", help="List the yaml files ultralytics ships too."),
 ) -> None:
     """List model names rfkit can analyse (timm, torchvision) or the models of a preset."""
     from rfkit.report.presets import PRESET_HELP, PRESETS, preset
@@ -228,6 +229,10 @@ def list_models_command(
             import torchvision as tv
 
             names += [f"torchvision:{n}" for n in tv.models.list_models() if pattern is None or _match(n, pattern)]
+        if ultralytics:
+            from rfkit.models.ultralytics import bundled_yaml_names
+
+            names += [f"ultralytics:{n}" for n in bundled_yaml_names() if pattern is None or _match(n, pattern)]
     if not names:
         raise UsageError(f"no model matches {pattern!r}" + (f" in preset {preset_name!r}" if preset_name else ""))
     for n in names:

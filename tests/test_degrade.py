@@ -13,7 +13,8 @@ from rfkit.graph.tracer import trace_module
 
 
 class Split(nn.Module):
-    """Like ultralytics' C2f: ``list()`` of a traced tensor, which torch.fx cannot follow (make_fx can)."""
+    """Branches on the input's width (shape-dependent control flow): torch.fx cannot follow it, make_fx
+    records it on concrete shapes."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -21,8 +22,23 @@ class Split(nn.Module):
         self.b = nn.Conv2d(2, 2, 5, padding=2)
 
     def forward(self, x):
+        if x.shape[-1] > 1:
+            y0, y1 = x.chunk(2, 1)
+            return torch.cat([self.a(y0), self.b(y1)], 1)
+        return x
+
+
+class ChunkList(nn.Module):
+    """Like ultralytics' C2f: ``list()`` of a ``chunk``, whose length is in the call: torch.fx follows it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
         y = list(x.chunk(2, 1))
-        return torch.cat([self.a(y[0]), self.b(y[1])], 1)
+        y.extend([self.a(y[-1])])
+        return torch.cat(y, 1)
 
 
 class DataDependent(nn.Module):
@@ -67,6 +83,11 @@ def test_an_untraceable_module_is_opaque_and_everything_else_exact():
     [opaque] = g.opaque
     assert opaque.module == "odd" and opaque.node == g.resolve("odd")
     assert opaque.reason.startswith("torch.fx: TraceError") and "make_fx" in opaque.reason
+
+
+def test_a_list_of_chunks_is_traced_through():
+    g = rfkit.trace(ChunkList(), input_size=8, in_chans=4)
+    assert not g.untraced and g["a"].size == (3, 3) and g[""].size == (3, 3) and g[""].size_min == (1, 1)
 
 
 def test_the_module_kept_whole_is_the_smallest_that_fails():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -91,17 +92,59 @@ class RFGraph:
 
     # --- lookup -------------------------------------------------------------------------------------
     def resolve(self, key: str) -> str:
-        """Node name for ``key`` (a node name or a module's qualified name)."""
+        """Node name for ``key``: a node name, a module's qualified name, ``module[k]`` (element ``k`` of a
+        module's tuple, list or dict output), or, in a model whose layers are ``model.0`` ... ``model.N``
+        (ultralytics), a layer index as the YOLO world writes it: ``13`` is ``model.13``, ``9-1`` is
+        ``model.9[1]``."""
         if key in self.module_outputs:
             return self.module_outputs[key]
         if key in self.records:
             return key
+        indexed = self._indexed_layer(key)
+        if indexed is not None:
+            return self.module_outputs[indexed]
         candidates = list(self.module_outputs) + list(self.records)
         close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
         hint = f" Close matches: {', '.join(close)}." if close else " List the names with `rfkit graph MODEL`."
         raise NodeNotFoundError(
             f"no node or module named {key!r} in the graph of {self.model_name or 'the model'}." + hint
         )
+
+    def _indexed_layer(self, key: str) -> str | None:
+        """``model.N`` or ``model.N[k]`` for a YOLO-style ``N`` or ``N-k`` (None for any other key)."""
+        found = re.fullmatch(r"(\d+)(?:-(\d+))?", key)
+        layers: dict[int, list[str]] = {}
+        for name in [*self.module_outputs, *self.untraced]:
+            m = re.fullmatch(r"model\.(\d+)(?:\[(\w+)\])?", name)
+            if m:
+                layers.setdefault(int(m[1]), []).append(m[2] or "")
+        if not found or not layers:
+            return None
+        index, element = int(found[1]), found[2]
+        if index not in layers:
+            raise NodeNotFoundError(
+                f"layer {index} is out of range: the layers of {self.model_name or 'the model'} are numbered "
+                f"{min(layers)}..{max(layers)}"
+            )
+        elements = sorted(int(e) for e in layers[index] if e.isdigit())
+        name = f"model.{index}" if element is None else f"model.{index}[{element}]"
+        if name in self.module_outputs:
+            return name
+        if element is None and elements:
+            raise NodeNotFoundError(
+                f"layer {index} returns {len(elements)} tensors: pick one, {index}-0 .. {index}-{len(elements) - 1}"
+            )
+        if element is None or f"model.{index}" not in self.module_outputs and not elements:
+            raise NodeNotFoundError(
+                f"layer {index} has no tensor output the graph can follow (a tuple or dict from a module kept "
+                "whole): measure a layer before it"
+            )
+        if elements:
+            raise NodeNotFoundError(
+                f"layer {index} has {len(elements)} outputs: {index}-{element} is not one of "
+                f"{index}-0 .. {index}-{len(elements) - 1}"
+            )
+        raise NodeNotFoundError(f"layer {index} has one output: write {index}, not {index}-{element}")
 
     def __getitem__(self, key: str) -> RFInfo:
         return self.records[self.resolve(key)].info

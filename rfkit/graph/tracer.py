@@ -1,7 +1,7 @@
 """torch.fx tracing with timm's no-trace modules and functions kept whole, recording which node holds
 the output of every module so that ``g["layer4"]`` finds it.
 
-A module whose ``forward`` torch.fx cannot follow (a ``list()`` of a tensor, shape-dependent control flow)
+A module whose ``forward`` torch.fx cannot follow (shape- or data-dependent control flow, a ``len()``)
 does not take the whole model down: :func:`trace_module` traces again with that module's class kept whole
 (a leaf), as often as needed. The RF pass then records such a leaf with ``make_fx`` on its concrete
 inputs (exact), or marks its output unknown when even that fails (:attr:`rfkit.RFGraph.opaque`).
@@ -62,6 +62,17 @@ class RFTracer(fx.Tracer):
             root_fn = forward
         return super().create_args_for_root(root_fn, is_module, concrete_args)
 
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
+
+    def iter(self, obj: fx.Proxy):
+        """Iterating the result of ``chunk(n)`` or ``split([sizes])`` (``list(x.chunk(2, 1))`` in
+        ultralytics' C2f): its length is in the call, so the elements can be traced one by one."""
+        n = _known_length(obj.node)
+        if n is not None:
+            return iter([obj[i] for i in range(n)])
+        return super().iter(obj)
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(m, self.registry_leaves) or (self.whole and type(m) in self.whole):
             return True
@@ -86,6 +97,29 @@ class RFTracer(fx.Tracer):
         for key, value in _elements(out):
             self.module_outputs[element_name(name, key)] = value.node.name
         return out
+
+
+def _known_length(node: fx.Node) -> int | None:
+    """How many tensors a ``chunk``/``split`` node returns, where its arguments say (else None)."""
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", None)
+    if node.op not in ("call_method", "call_function") or name not in ("chunk", "split"):
+        return None
+    args = node.args[1:] if node.op == "call_method" else node.args[1:]
+    first = args[0] if args else node.kwargs.get("chunks", node.kwargs.get("split_size_or_sections"))
+    if name == "chunk" and isinstance(first, int):
+        return first
+    if name == "split" and isinstance(first, (list, tuple)) and all(isinstance(v, int) for v in first):
+        return len(first)
+    return None
+
+
+class _Proxy(fx.Proxy):
+    """A Proxy whose ``len()`` is known where the call says it (``chunk(n)``, ``split([sizes])``), so that
+    ``list(x.chunk(2, 1))`` traces."""
+
+    def __len__(self) -> int:
+        n = _known_length(self.node)
+        return super().__len__() if n is None else n
 
 
 def element_name(module: str, key) -> str:

@@ -6,6 +6,7 @@ A spec is one of
 - ``torchvision:NAME``: a torchvision model (``torchvision:resnet50``); for a detector
   (``torchvision:fasterrcnn_resnet50_fpn``) its backbone and FPN, on the transformed tensor
   (:mod:`rfkit.models.detection`);
+- ``ultralytics:yolo11n.yaml``: an ultralytics YOLO built from a yaml file (:mod:`rfkit.models.ultralytics`);
 - ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``.
 
 Built for analysis, a model lives on the meta device: no weights, no memory.
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from rfkit.errors import ModelBuildError, ModelNotFoundError
+from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ModelSpec:
     Attributes
     ----------
     source : str
-        ``"timm"``, ``"torchvision"`` or ``"file"``.
+        ``"timm"``, ``"torchvision"``, ``"ultralytics"`` or ``"file"``.
     name : str
         Model name (timm name with tag, torchvision name, or factory name).
     path : str or None
@@ -65,6 +66,8 @@ def parse_spec(spec: str) -> ModelSpec:
     spec = spec.strip()
     if spec.startswith("torchvision:"):
         return ModelSpec("torchvision", spec.split(":", 1)[1])
+    if spec.startswith("ultralytics:"):
+        return ModelSpec("ultralytics", spec.split(":", 1)[1])
     if spec.startswith("timm:"):
         return ModelSpec("timm", spec.split(":", 1)[1])
     if ".py:" in spec:
@@ -120,6 +123,12 @@ def _build_torchvision(name: str, pretrained: bool, **kwargs) -> nn.Module:
     return DetectorBackbone(model) if is_detector(name) else model
 
 
+def _build_ultralytics(name: str) -> nn.Module:
+    from rfkit.models.ultralytics import build_yolo
+
+    return build_yolo(name)
+
+
 def _build_file(path: str, factory: str, **kwargs) -> nn.Module:
     file = Path(path)
     if not file.is_file():
@@ -165,6 +174,7 @@ def build_model(
         "timm": lambda: _build_timm(spec.name, pretrained, **kwargs),
         "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
         "file": lambda: _build_file(spec.path, spec.name, **kwargs),
+        "ultralytics": lambda: _build_ultralytics(spec.name),
     }
     build = builders[spec.source]
     with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)
@@ -178,13 +188,15 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
             try:
                 with torch.device("meta"):
                     model = build()
-            except (ModelNotFoundError, ModelBuildError):
+            except (ModelNotFoundError, ModelBuildError, CheckpointError):
                 raise
             except Exception:  # some constructors compute on tensors (e.g. .item()): build on CPU, then copy
-                model = meta_copy(build())
+                model = build()
+            if any(not t.is_meta for t in (*model.parameters(), *model.buffers())):
+                model = meta_copy(model)  # a builder that makes its tensors where it likes (ultralytics)
         else:
             model = build().to(device)
-    except (ModelNotFoundError, ModelBuildError):
+    except (ModelNotFoundError, ModelBuildError, CheckpointError):
         raise
     except Exception as e:
         raise ModelBuildError(f"building {spec.display_name} failed: {type(e).__name__}: {e}") from e

@@ -671,7 +671,9 @@ def load_model(
     if not isinstance(model, (str, ModelSpec)):
         raise WeightsError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     spec = parse_spec(model) if isinstance(model, str) else model
-    lib = {"timm": "timm", "torchvision": "torchvision", "file": spec.display_name}[spec.source]
+    lib = {"timm": "timm", "torchvision": "torchvision", "ultralytics": "ultralytics", "file": spec.display_name}[
+        spec.source
+    ]
     seeded = f", seed {seed}" if seed is not None else ""
     label = f"torchvision:{spec.name}" if spec.source == "torchvision" else spec.display_name
     notes: list[str] = []
@@ -687,7 +689,18 @@ def load_model(
             "weights for it: load them in the factory and use weights='auto', or pass "
             "a checkpoint path"
         )
-    if mode in ("auto", "pretrained") and spec.source != "file":
+    if spec.source == "ultralytics" and mode in ("auto", "pretrained"):
+        if mode == "pretrained":
+            raise WeightsUnavailableError(
+                f"{label} is built from a yaml file, with random weights: rfkit does not load pickled "
+                "ultralytics checkpoints (they run code); load a trusted .pt yourself and pass the module "
+                "(YOLO(path).model), or use weights='random-safe'"
+            )
+        notes.append(
+            f"{label} is built from its yaml file: random init with the init traps neutralised "
+            "(weights='random-safe'): the ERF reflects the architecture, not training"
+        )
+    elif mode in ("auto", "pretrained") and spec.source != "file":
         fetch = _pretrained_timm if spec.source == "timm" else _pretrained_torchvision
         try:
             built, tag = fetch(spec, device)

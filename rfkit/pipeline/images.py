@@ -138,11 +138,44 @@ class ImageStats:
 
 
 def _pil_transform(cfg: dict):
-    """timm's eval transform for ``cfg`` (PIL image -> normalised tensor)."""
+    """timm's eval transform for ``cfg`` (PIL image -> normalised tensor); ``crop_mode="letterbox"``:
+    :func:`letterbox` then the same scaling and normalisation."""
     from timm.data import create_transform
 
+    if cfg.get("crop_mode") == "letterbox":
+        return lambda img: letterbox(img, tuple(cfg["input_size"][1:]), cfg["mean"], cfg["std"])
     keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
     return create_transform(**{k: cfg[k] for k in keys}, is_training=False)
+
+
+#: Grey of the padding a letterbox adds (ultralytics' value).
+LETTERBOX_PAD = 114
+
+
+def letterbox(img, size: tuple[int, int], mean, std) -> torch.Tensor:
+    """ultralytics' letterbox: ``img`` (PIL) scaled to fit ``size`` (h, w) with its aspect ratio kept
+    (bilinear), centred on a grey (:data:`LETTERBOX_PAD`) canvas, scaled to [0, 1] and normalised with
+    ``mean``/``std`` (ultralytics: 0 and 1, i.e. none).
+
+    >>> from PIL import Image
+    >>> x = letterbox(Image.new("RGB", (40, 20), (255, 0, 0)), (32, 32), (0,) * 3, (1,) * 3)
+    >>> tuple(x.shape), round(float(x[0, 0, 0]), 4), float(x[0, 16, 16]), float(x[1, 16, 16])
+    ((3, 32, 32), 0.4471, 1.0, 0.0)
+    """
+    from PIL import Image
+
+    h, w = size
+    r = min(h / img.height, w / img.width)
+    new_w, new_h = round(img.width * r), round(img.height * r)
+    left, top = round((w - new_w) / 2 - 0.1), round((h - new_h) / 2 - 0.1)
+    canvas = Image.new(img.mode, (w, h), (LETTERBOX_PAD,) * len(img.getbands()) if img.mode != "L" else LETTERBOX_PAD)
+    canvas.paste(img.resize((new_w, new_h), Image.Resampling.BILINEAR), (left, top))
+    x = torch.from_numpy(np.asarray(canvas, dtype=np.float32).copy()) / 255.0
+    x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
+    c = x.shape[0]
+    return (x - torch.tensor(mean, dtype=torch.float32).view(c, 1, 1)) / torch.tensor(std, dtype=torch.float32).view(
+        c, 1, 1
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
