@@ -16,8 +16,10 @@ import torch.nn as nn
 
 import rfkit
 from rfkit.errors import CheckpointError, ModelNotFoundError, NodeNotFoundError
+from rfkit.models.ultralytics import restore_pillow_open
 
 pytest.importorskip("ultralytics")
+restore_pillow_open()  # importing ultralytics replaced PIL.Image.open (see there); rfkit undoes it too
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 SPEC = "ultralytics:yolo11n.yaml"
@@ -106,6 +108,20 @@ def test_erf_of_the_neck_layers_in_one_forward_with_letterbox_preprocessing(monk
     assert cfg["crop_mode"] == "letterbox" and cfg["mean"] == (0.0,) * 3 and cfg["std"] == (1.0,) * 3
     assert "letterbox" in cfg["input_note"] and res.weights.kind == "random-safe"
     assert [a.threshold for a in res.metrics["13"].area_ratios] == [0.2, 0.3, 0.5, 0.99]
+
+
+def test_a_broken_image_stays_a_skipped_file_after_ultralytics_is_used(tmp_path):
+    from PIL import Image
+
+    from rfkit.pipeline.images import ImageStats, image_batches
+
+    rfkit.trace(SPEC, input_size=64)  # imports and builds ultralytics
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "fine.png")
+    cfg = {"input_size": (3, 8, 8), "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0}
+    stats = ImageStats(source="", requested=2)
+    assert len(list(image_batches(tmp_path, cfg, 2, 2, stats=stats))) == 1
+    assert stats.skipped[0][1].startswith("UnidentifiedImageError")  # not pi_heif's ModuleNotFoundError
 
 
 def test_letterbox_keeps_the_aspect_ratio_on_grey():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -40,7 +41,21 @@ def _ultralytics():
         raise ModelBuildError(
             "ultralytics: specs need the ultralytics package: pip install 'rfkit[yolo]' (or pip install ultralytics)"
         ) from None
+    restore_pillow_open()
     return ultralytics
+
+
+def restore_pillow_open() -> None:
+    """Put Pillow's own ``Image.open`` back. ultralytics replaces it when imported with a wrapper that, on a
+    file Pillow cannot identify, tries to install the pi-heif package and fails with a ModuleNotFoundError:
+    a broken image file must stay one skipped file, and rfkit installs nothing."""
+    from PIL import Image
+
+    patched = Image.open
+    if getattr(patched, "__module__", "").startswith("ultralytics"):
+        original = getattr(sys.modules.get(patched.__module__), "_image_open", None)
+        if original is not None:
+            Image.open = original
 
 
 @cache
@@ -90,6 +105,7 @@ def build_yolo(name: str) -> nn.Module:
     with torch.device("cpu"):  # ultralytics makes tensors as it builds (and imports): never on the meta device
         cls = ul.RTDETR if Path(name).stem.startswith("rtdetr") else ul.YOLO
         model = cls(name).model  # a failure is named by rfkit.models.spec.build_model
+    restore_pillow_open()
     attach_letterbox(model)
     return model.eval()
 
