@@ -46,20 +46,28 @@ def parse_unit(text: str | None) -> tuple[int, ...] | None:
 
 
 def erf_table(result, console: Console) -> None:
-    """One row per layer: the ERF summary row (:func:`rfkit.report.summary.summary_rows`)."""
+    """The ERF summary rows (:func:`rfkit.report.summary.summary_rows`) as report.md shows them: where each
+    unit looks, how much of it it uses, then the notes."""
     from rfkit.report.formatting import pair
-    from rfkit.report.summary import summary_rows
+    from rfkit.report.summary import GEOMETRY, LAYER, MEASURED, NOTES, summary_rows
 
-    table = Table(
-        title=f"ERF of {escape(str(result.model))} @ {pair(result.input_size)} "
-        f"({result.method}, {result.num_images} images)"
-    )
     rows = summary_rows(result)
-    for col in rows[0] if rows else ():
-        table.add_column(col, overflow="fold")
+    console.print(
+        f"ERF of {result.model} @ {pair(result.input_size)} ({result.method}, {result.num_images} images)",
+        markup=False,
+        highlight=False,
+    )
+    for title, columns in zip(("where each unit looks", "how much of its RF it uses"), (GEOMETRY, MEASURED)):
+        table = Table(title=title)
+        header = [c for c in columns if rows and c in rows[0]]
+        for col in header:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(row[c]) for c in header))
+        console.print(table)
     for row in rows:
-        table.add_row(*(escape(cell) for cell in row.values()))
-    console.print(table)
+        if row[NOTES]:
+            console.print(f"note: {row[LAYER]}: {row[NOTES]}", markup=False, highlight=False)
 
 
 def erf_command(

@@ -73,10 +73,11 @@ def graph_table(g, console: Console, report=None) -> None:
 def productivity_summary(report, console: Console) -> None:
     """Layer counts per status, and the unproductive and critical layers by name."""
     from rfkit.graph.productivity import Status
+    from rfkit.report.summary import LAYER_KINDS, productivity_text
 
     console.print(
-        f"Productivity: {report.summary()} (layers: convolutions, pooling, linear, attention, "
-        "resampling; min RF over paths)"
+        f"Productivity of {report.model or 'the model'} at {pair(report.input_size)}: "
+        f"{productivity_text(report.counts())} ({LAYER_KINDS}; min RF over paths)"
     )
     for status in (Status.UNPRODUCTIVE, Status.CRITICAL, Status.PARTIALLY_CRITICAL):
         layers = report.select(status)

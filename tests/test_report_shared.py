@@ -100,16 +100,16 @@ def test_cli_report_and_site_print_the_same_summary_cells(tiny, tmp_path):
     r2 = cli("analyze", tiny, "-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu")
     assert r2.exit_code == 0, r2.output
     folder = tmp_path / "rfkit-reports" / "tiny_net-build"
-    table = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("| `2` |")]
-    md_cells = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("| `2` |")]
+    where, used = ([c.strip() for c in row.strip("|").split("|")] for row in rows)  # the two tables
     # by hand (tests/test_analyze.py): RF 7×7, stride 2×2, ERF 7×7, ERF/RF 1 per axis, area 25/256
-    assert md_cells[2:9] == ["4, 4", "8, 8", "7×7", "2×2", "7×7", "1.00, 1.00", "0.0977"]
-    terminal = next(line for line in r.output.splitlines() if "│ 2 " in line)
-    assert [c.strip() for c in terminal.strip("│").split("│")][:8] == ["2"] + md_cells[2:9]
+    assert where[2:] == ["4, 4", "8, 8", "7×7", "2×2"] and used[1:4] == ["7×7", "1.00, 1.00", "0.0977"]
+    terminal = [[c.strip() for c in line.strip("│").split("│")] for line in r.output.splitlines() if "│ 2 " in line]
+    assert terminal[0] == ["2", *where[2:]] and terminal[1][:4] == ["2", *used[1:4]]  # the same two tables
     r3 = cli("report", str(folder), "--site", str(tmp_path / "site"))
     assert r3.exit_code == 0, r3.output
     home = (tmp_path / "site" / "docs" / "index.md").read_text()
-    assert "| 16×16 | `2` | 7×7 | 7×7 | 1.00, 1.00 |" in home
+    assert "| `2`: 7×7 | 1.00, 1.00 | 2 productive, of 2 layers |" in home
     assert "`2`: RF 7×7, ERF/RF 1.00, 1.00" in (tmp_path / "site" / "docs" / "compare.md").read_text()
 
 

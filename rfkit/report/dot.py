@@ -20,6 +20,7 @@ from rfkit.graph.productivity import SEVERITY, ProductivityReport, Status, op_ca
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.io import atomic_write_bytes, atomic_write_text
 from rfkit.report.formatting import pair, rf_label, short_op, size
+from rfkit.report.summary import productivity_text
 
 STATUS_COLOURS = {
     Status.PRODUCTIVE: "#c7e9c0",
@@ -221,8 +222,7 @@ def to_dot(
     if title is None:
         title = f"{g.model_name or 'model'}"
         if report is not None:
-            counts = report.counts()
-            title += f" at {size_text}: " + ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+            title += f" at {size_text}: " + productivity_text(report.counts())
         else:
             title += f" (traced at {size_text})"
         if depth is not None:

@@ -79,6 +79,27 @@ def erf_text(info, metrics, short: bool = False) -> str:
     return f"ERF {pair(e.side, unit='px')} ({e.mass:.0%} mass) · {text}"
 
 
+ROUND_WITHIN = 0.05
+"""A Gaussian fit whose principal σ differ by less than this (relative) is called round."""
+
+
+def sigma_text(fit) -> str:
+    """The spread of a :class:`~rfkit.erf.gaussian.GaussianFit` in words, saying which σ: one σ for a round
+    fit (principal σ within :data:`ROUND_WITHIN` of each other), else the principal σ and the major axis's
+    angle from +x (clockwise on the image, y down).
+
+    >>> from types import SimpleNamespace as F
+    >>> sigma_text(F(sigma_major=9.2, sigma_minor=9.0, rotation=0.47))
+    'σ ≈ 9.1 px in every direction (principal σ within 2%)'
+    >>> sigma_text(F(sigma_major=12.0, sigma_minor=5.0, rotation=math.radians(30)))
+    'principal σ 12.0 and 5.0 px, major axis at 30° from x'
+    """
+    major, minor = fit.sigma_major, fit.sigma_minor
+    if major - minor < ROUND_WITHIN * major:
+        return f"σ ≈ {(major + minor) / 2:.1f} px in every direction (principal σ within {1 - minor / major:.0%})"
+    return f"principal σ {major:.1f} and {minor:.1f} px, major axis at {math.degrees(fit.rotation) % 180:.0f}° from x"
+
+
 def extent_labels(beyond: dict, unit: str = " px") -> dict[str, str]:
     """The label of each side an RF extends beyond the input (:func:`rfkit.report.style.rf_beyond`).
 

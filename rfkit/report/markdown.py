@@ -13,7 +13,16 @@ from pathlib import Path
 
 from rfkit.report.formatting import pair, rf_label, size
 from rfkit.report.labels import is_random
-from rfkit.report.summary import LAYER, LEGEND, NOTES, summary_rows
+from rfkit.report.summary import (
+    GEOMETRY,
+    LAYER,
+    LAYER_KINDS,
+    LEGEND,
+    MEASURED,
+    NOTES,
+    productivity_text,
+    summary_rows,
+)
 from rfkit.version import __version__
 
 
@@ -75,11 +84,27 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def _md_cell(column: str, text: str) -> str:
-    """A summary cell as Markdown: the layer name as code, a ``|`` in the notes escaped."""
-    if column == LAYER:
-        return md_code(text)
-    return text.replace("|", "\\|") if column == NOTES else text
+def warning_block(title: str, items: list[str]) -> list[str]:
+    """A warning as a Markdown block quote (it reads the same on GitHub, in editors and in mkdocs, unlike an
+    admonition): a bold title, then one item per line; ``items`` are Markdown already.
+
+    >>> warning_block("Random weights", ["not trained"])
+    ['> **Warning: Random weights**', '>', '> - not trained', '']
+    """
+    return [f"> **Warning: {title}**", ">", *(f"> - {item}" for item in items), ""]
+
+
+def summary_tables(rows: list[dict[str, str]]) -> list[str]:
+    """The ERF summary rows (:func:`rfkit.report.summary.summary_row`) as two narrow tables, where each unit
+    looks (analytic) and how much of it it uses (measured), then the notes as a list: tables that fit a page."""
+    if not rows:
+        return []
+    lines = []
+    for columns in (GEOMETRY, MEASURED):
+        header = [c for c in columns if c in rows[0]]
+        lines += md_table(header, [[md_code(r[c]) if c == LAYER else r[c] for c in header] for r in rows]) + [""]
+    notes = [f"- {md_code(r[LAYER])}: {md_text(r[NOTES])}" for r in rows if r.get(NOTES)]
+    return lines + (["Notes:", "", *notes, ""] if notes else [])
 
 
 def _rel(path, folder: Path) -> str:
@@ -111,9 +136,7 @@ def report_markdown(
         "",
     ]
     if result.warnings:
-        lines += ['!!! warning "Read before using these numbers"', ""]
-        lines += [f"    - {md_text(x)}" for x in result.warnings]
-        lines += [""]
+        lines += warning_block("Read before using these numbers", [md_text(x) for x in result.warnings])
 
     out = g.output
     final = result.layers[-1]
@@ -131,7 +154,7 @@ def report_markdown(
         ]
     else:
         lines += [f"- The model's output: RF {size(out.size, 'px')}, stride {pair(out.stride)}."]
-    lines += [f"- Productivity at {pair(resolution)}: {prod.summary().split(': ', 1)[-1]}."]
+    lines += [f"- Productivity at {pair(resolution)}: {productivity_text(prod.counts())} ({LAYER_KINDS})."]
     lines += [
         f"- Input resolution range (RFA): min {pair(rng.min)}, max {pair(rng.max, all_inf='unbounded')}; "
         f"without global-context paths: max {pair(rng_local.max, all_inf='unbounded')}."
@@ -144,10 +167,7 @@ def report_markdown(
     lines += ["## Effective receptive fields", ""]
     if "stages" in files:
         lines += [f"![ERF of every analysed layer, shared colour scale]({_rel(files['stages'], folder)})", ""]
-    rows = summary_rows(result, statuses)
-    header = list(rows[0]) if rows else []
-    cells = [[_md_cell(k, c) for k, c in r.items()] for r in rows]
-    lines += md_table(header, cells) + [""]
+    lines += summary_tables(summary_rows(result, statuses))
     lines += [LEGEND + " Full columns: `erf.csv`, `metrics.json`.", ""]
     for layer in result.layers:
         key = f"overlay:{layer}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from rfkit.report.labels import (
     layer_name,
     method_label,
     rf_text,
+    sigma_text,
 )
 from rfkit.report.style import (
     COLORS,
@@ -368,12 +368,7 @@ def _draw_fit(ax, fit) -> None:
     e1, e2 = gaussian_ellipses(
         fit, (1.0, 2.0), fill=False, edgecolor=COLORS["gauss"], zorder=6, path_effects=outline(2.8)
     )
-    e1.set(
-        linewidth=1.4,
-        gid="gauss-1sigma",
-        label=f"Gaussian fit, 1σ: σ = {fit.sigma_major:.1f} × {fit.sigma_minor:.1f} px at "
-        f"{math.degrees(fit.rotation):.0f}°, R² {fit.r2:.2f}",
-    )
+    e1.set(linewidth=1.4, gid="gauss-1sigma", label=f"Gaussian fit, 1σ ellipse: {sigma_text(fit)}, R² {fit.r2:.2f}")
     e2.set(linewidth=1.2, linestyle=(0, (3, 2)), gid="gauss-2sigma", label="Gaussian fit, 2σ")
     ax.add_patch(e1)
     ax.add_patch(e2)

@@ -27,10 +27,9 @@ from rfkit.errors import RFKitError, RFKitWarning
 from rfkit.io import atomic_write_text, make_temp_dir, safe_name
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.erf_files import layer_filename
-from rfkit.report.formatting import pair
 from rfkit.report.labels import is_random
-from rfkit.report.markdown import md_code, md_text, one_line
-from rfkit.report.summary import ERF, ERF_RF, RF, summary_row
+from rfkit.report.markdown import md_code, md_table, md_text, one_line, warning_block
+from rfkit.report.summary import ERF_RF, RF, productivity_text, summary_row
 
 COPIED = ("report.md", "layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
 SITE_MARKER = ".rfkit-site"
@@ -212,41 +211,32 @@ def _link(a: Analysis) -> str:
 
 
 def _home(analyses: list[Analysis], title: str) -> str:
+    """The home page: one short row per model (the details are on its page), and which used random weights."""
     lines = [
         f"# {md_text(title)}",
         "",
         f"{len(analyses)} model(s) analysed with rfkit. Each page holds the full report; "
         "[the comparison](compare.md) puts the same layers side by side.",
         "",
-        f"| model | weights | input | final layer | RF | ERF 95% | {ERF_RF} | productivity |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for a in analyses:
         h = a.header
         last = summary_row(a.rows[-1]) if a.rows else {}
-        prod = ", ".join(f"{n} {s}" for s, n in (h.get("productivity") or {}).items() if n)
+        final = f"{md_code(last['layer'])}: {md_text(last[RF])}" if last else "–"
         weights = h.get("weights_kind") or h.get("weights", "")
-        size = pair(h.get("input_size")) if h.get("input_size") else ""
-        cells = [
-            _link(a),
-            md_text(weights),
-            md_text(size),
-            md_code(last.get("layer", "–")),
-            md_text(last.get(RF, "–")),
-            md_text(last.get(ERF, "–")),
-            md_text(last.get(ERF_RF, "–")),
-            md_text(prod),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        prod = productivity_text(h.get("productivity") or {})
+        rows.append([_link(a), md_text(weights), final, md_text(last.get(ERF_RF, "–")), md_text(prod)])
+    lines += md_table(["model", "weights", "final layer: RF", ERF_RF, "productivity"], rows)
     random = [md_text(a.model) for a in analyses if is_random(a.header.get("weights_kind"))]
     if random:
-        lines += [
-            "",
-            '!!! warning "Random weights"',
-            "",
-            f"    {', '.join(random)}: random weights (pretrained weights were not used). Their ERFs show "
-            "the architecture, not a trained network.",
-        ]
+        lines += [""] + warning_block(
+            "Random weights",
+            [
+                f"{', '.join(random)}: random weights (pretrained weights were not used). Their ERFs show the "
+                "architecture, not a trained network."
+            ],
+        )
     return "\n".join(lines) + "\n"
 
 

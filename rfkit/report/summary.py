@@ -15,18 +15,24 @@ STRIDE = "stride"
 ERF = "ERF 95% h×w"
 ERF_RF = "ERF/RF (h, w)"
 AREA = "area ratio 0.5 (RepLKNet)"
-SIGMA = "Gaussian σ y×x"
+SIGMA = "Gaussian σ along y, x (px)"
 R2 = "R²"
 NOTES = "notes"
 
 COLUMNS = (LAYER, STATUS, UNIT, CENTRE, RF, STRIDE, ERF, ERF_RF, AREA, SIGMA, R2, NOTES)
 """Every column of the summary, in order (``status`` only when the row has one)."""
+GEOMETRY = (LAYER, STATUS, UNIT, CENTRE, RF, STRIDE)
+"""The columns that say where each measured unit looks (the analytic side)."""
+MEASURED = (LAYER, ERF, ERF_RF, AREA, SIGMA, R2)
+"""The columns that say how much of its RF it uses (the measured side)."""
 
 LEGEND = (
     "Metrics are centred on the measured unit's analytic RF centre. ERF 95%: the centred interval per axis "
     "holding 95% of the map's mass; ERF/RF: that over the analytic RF size, per axis (over the input size for "
     "global layers, whose RF is the whole input). Area ratio: RepLKNet's high-contribution area at threshold "
-    "0.5 of log10(map + 1) / max, on a box around the unit's centre."
+    "0.5 of log10(map + 1) / max, on a box around the unit's centre. Gaussian σ: the standard deviations of a "
+    "2-D Gaussian fitted to the map, along the image's y and x axes (the overlays draw its principal axes); "
+    "R²: how well it fits."
 )
 """What the metric columns mean (printed under the table)."""
 
@@ -86,7 +92,7 @@ def summary_row(row: dict) -> dict[str, str]:
     ...        "erf_rf_ratio_w": 1.0, "area_ratio_0.5": 0.09765625, "gauss_sigma_y": 2.21, "gauss_sigma_x": 2.19,
     ...        "gauss_r2": 0.76, "gauss_like": False, "gauss_reason": "R² 0.760 < 0.9"}
     >>> list(summary_row(row).values())  # doctest: +NORMALIZE_WHITESPACE
-    ['2', '4, 4', '8, 8', '7×7', '2×2', '7×7', '1.00, 1.00', '0.0977', '2.2×2.2', '0.760',
+    ['2', '4, 4', '8, 8', '7×7', '2×2', '7×7', '1.00, 1.00', '0.0977', '2.2, 2.2', '0.760',
      'not Gaussian-like (R² 0.760 < 0.9)']
     """
     cells = {LAYER: str(row.get("layer", MISSING))}
@@ -100,11 +106,31 @@ def summary_row(row: dict) -> dict[str, str]:
         ERF: pair((row.get("erf_side_h"), row.get("erf_side_w"))),
         ERF_RF: ratio_cell(row),
         AREA: fixed(row.get("area_ratio_0.5"), 4),
-        SIGMA: f"{fixed(row.get('gauss_sigma_y'), 1)}×{fixed(row.get('gauss_sigma_x'), 1)}",
+        SIGMA: f"{fixed(row.get('gauss_sigma_y'), 1)}, {fixed(row.get('gauss_sigma_x'), 1)}",
         R2: fixed(row.get("gauss_r2"), 3),
         NOTES: notes_cell(row),
     }
     return cells
+
+
+LAYER_KINDS = "convolution, pooling, linear, attention and resampling ops"
+"""What counts as a layer in the productivity analysis (RFA-Toolbox's definition)."""
+
+
+def productivity_text(counts: dict) -> str:
+    """Layer counts per status, saying of how many layers (statuses as :class:`~rfkit.graph.productivity.Status`
+    or their values; zeros left out).
+
+    >>> productivity_text({"productive": 45, "unproductive": 6, "critical": 2, "global": 0})
+    '45 productive, 6 unproductive, 2 critical, of 53 layers'
+    >>> productivity_text({"productive": 1}), productivity_text({})
+    ('1 productive, of 1 layer', 'no layers')
+    """
+    total = sum(counts.values())
+    parts = [f"{n} {getattr(status, 'value', status)}" for status, n in counts.items() if n]
+    if not parts:
+        return "no layers"
+    return ", ".join(parts) + f", of {total} layer{'s' * (total != 1)}"
 
 
 def summary_rows(result, statuses: dict | None = None) -> list[dict[str, str]]:
