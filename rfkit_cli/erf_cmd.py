@@ -84,6 +84,9 @@ def erf_command(
     threads: Threads = None,
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
     autocast: bool = typer.Option(False, "--autocast", help="bfloat16 autocast (GPU)."),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="Load a pickled ultralytics:PATH.pt (unpickling runs the code it names)."
+    ),
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -123,6 +126,7 @@ def erf_command(
             device=device,
             input_size=size,
             unit=parse_unit(unit),
+            trust=trust_checkpoint,
             threads=threads,
             channels_last=channels_last,
             autocast=autocast,

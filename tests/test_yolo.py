@@ -200,3 +200,21 @@ def test_list_models_lists_the_bundled_yaml_files():
     r = CliRunner().invoke(app, ["list-models", "yolo11n*", "--ultralytics"])
     assert r.exit_code == 0 and "ultralytics:yolo11n.yaml" in r.output.split()
     assert "ultralytics:yolo11n-seg.yaml" in r.output.split()
+
+
+def test_a_trained_checkpoint_loads_only_when_trusted(tmp_path):
+    from rfkit.models.spec import build_model
+
+    model = build_model(SPEC, device="cpu")
+    with torch.no_grad():
+        model.model[0].conv.weight.fill_(0.25)  # "trained": a value random init does not give
+    torch.save({"model": model, "epoch": 3}, tmp_path / "best.pt")
+    torch.save({"epoch": 3, "optimizer": {}}, tmp_path / "other.pt")
+    spec = f"ultralytics:{tmp_path / 'best.pt'}"
+    with pytest.raises(CheckpointError, match="only when told to trust it"):
+        rfkit.prepare(spec, input_size=64)
+    p = rfkit.prepare(spec, input_size=64, trust=True)
+    assert p.weights.kind == "checkpoint" and str(tmp_path / "best.pt") in p.weights.description
+    assert float(p.model.model[0].conv.weight.min()) == 0.25 and p.data_config["crop_mode"] == "letterbox"
+    with pytest.raises(CheckpointError, match=r"not an ultralytics YOLO checkpoint: .* \(found: epoch, optimizer\)"):
+        rfkit.prepare(f"ultralytics:{tmp_path / 'other.pt'}", trust=True)

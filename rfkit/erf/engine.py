@@ -260,6 +260,7 @@ def erf(
     crop: bool = True,
     distributed: bool = True,
     progress=None,
+    trust: bool = False,
 ) -> ERFResult:
     """Effective receptive fields of chosen layers, from input gradients over images.
 
@@ -316,6 +317,8 @@ def erf(
         one process would. False: this process measures every image alone.
     progress : callable, optional
         Called with the number of images after each batch.
+    trust : bool
+        Load a pickled checkpoint spec (``ultralytics:best.pt``; :func:`rfkit.prepare`).
 
     Returns
     -------
@@ -345,7 +348,7 @@ def erf(
     """
     args = checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
     layers, num_images, batch_size, threads, seed, dev = args
-    prepared = prepare(model, weights, input_size, seed=seed)
+    prepared = prepare(model, weights, input_size, seed=seed, trust=trust)
     g = prepared.graph
     resolved, default_key = resolve_layers(g, prepared.model, layers, unknown=True)
     layouts = {key: unit_layout(g.records[node], len(g.input_size)) for key, node in resolved.items()}

@@ -123,10 +123,10 @@ def _build_torchvision(name: str, pretrained: bool, **kwargs) -> nn.Module:
     return DetectorBackbone(model) if is_detector(name) else model
 
 
-def _build_ultralytics(name: str) -> nn.Module:
+def _build_ultralytics(name: str, trust: bool = False) -> nn.Module:
     from rfkit.models.ultralytics import build_yolo
 
-    return build_yolo(name)
+    return build_yolo(name, trust=trust)
 
 
 def _build_file(path: str, factory: str, **kwargs) -> nn.Module:
@@ -174,7 +174,7 @@ def build_model(
         "timm": lambda: _build_timm(spec.name, pretrained, **kwargs),
         "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
         "file": lambda: _build_file(spec.path, spec.name, **kwargs),
-        "ultralytics": lambda: _build_ultralytics(spec.name),
+        "ultralytics": lambda: _build_ultralytics(spec.name, **kwargs),
     }
     build = builders[spec.source]
     with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)

@@ -2,8 +2,9 @@
 
 ``ultralytics:yolo11n.yaml`` builds a model from one of the yaml files ultralytics ships (YOLOv3 to v12,
 YOLO11, YOLO26, RT-DETR; a scale letter picks the size: ``yolov8s.yaml``, ``yolo11l-seg.yaml``) with random
-weights, offline; ``ultralytics:PATH.yaml`` builds your own yaml. A trained ``.pt`` file is refused: ultralytics
-pickles whole model objects, so loading one runs the code it names.
+weights, offline; ``ultralytics:PATH.yaml`` builds your own yaml. ``ultralytics:PATH.pt`` is a trained
+checkpoint: ultralytics pickles whole model objects, so loading one runs the code it names, and rfkit loads
+it only with ``trust=True`` (``--trust-checkpoint``).
 
 The model's layers are ``model.0`` ... ``model.N`` (``13`` and ``9-1``, the element 1 of layer 9's tuple
 output, are accepted as the YOLO world writes them: :meth:`rfkit.RFGraph.resolve`). Its preprocessing is
@@ -74,24 +75,27 @@ def bundled_yaml_names() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def build_yolo(name: str) -> nn.Module:
-    """An ultralytics model built from a bundled yaml name (or a yaml file), random init, in eval mode.
+def build_yolo(name: str, *, trust: bool = False) -> nn.Module:
+    """An ultralytics model built from a bundled yaml name (or a yaml file), random init, in eval mode; or,
+    with ``trust``, the model pickled in a ``.pt`` checkpoint.
 
     Raises
     ------
     ModelNotFoundError
         No such bundled yaml and no such file (close matches named).
     CheckpointError
-        A ``.pt`` file: loading it would run the code it names.
+        A ``.pt`` file without ``trust`` (loading it runs the code it names), or one that holds no YOLO model.
     ModelBuildError
         ultralytics is not installed.
     """
     if name.endswith((".pt", ".pth")):
-        raise CheckpointError(
-            f"ultralytics:{name} is a pickled model: loading it runs whatever code it names, so rfkit does not "
-            "load it; build the architecture from its yaml (ultralytics:yolo11n.yaml), or load the .pt "
-            "yourself if you trust it and pass the module (YOLO(path).model)"
-        )
+        if not trust:
+            raise CheckpointError(
+                f"ultralytics:{name} is a pickled model: loading it runs whatever code it names, so rfkit loads it "
+                "only when told to trust it (trust=True, --trust-checkpoint); or build the architecture from its "
+                "yaml (ultralytics:yolo11n.yaml)"
+            )
+        return _load_trusted(Path(name))
     if not name.endswith((".yaml", ".yml")):
         raise ModelNotFoundError(f"ultralytics:{name}: name a yaml file, e.g. ultralytics:yolo11n.yaml")
     ul = _ultralytics()
@@ -108,6 +112,27 @@ def build_yolo(name: str) -> nn.Module:
     restore_pillow_open()
     attach_letterbox(model)
     return model.eval()
+
+
+def _load_trusted(path: Path) -> nn.Module:
+    """The model of an ultralytics checkpoint (its ``ema`` or ``model`` entry), unpickled: trusted code."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"ultralytics checkpoint {path} does not exist")
+    _ultralytics()  # the classes the pickle names
+    try:
+        with torch.device("cpu"):
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)  # trusted by the caller
+    except Exception as e:  # noqa: BLE001 - an unreadable file is one line
+        raise CheckpointError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    model = next((ckpt.get(k) for k in ("ema", "model") if isinstance(ckpt, dict) and ckpt.get(k) is not None), None)
+    if not isinstance(model, nn.Module) or not hasattr(model, "model"):
+        found = ", ".join(map(str, list(ckpt)[:6])) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(
+            f"{path} is not an ultralytics YOLO checkpoint: no 'ema' or 'model' entry holding a YOLO model "
+            f"(found: {found})"
+        )
+    restore_pillow_open()
+    return attach_letterbox(model.float().eval())
 
 
 def attach_letterbox(model: nn.Module, size: int = IMAGE_SIZE) -> nn.Module:

@@ -607,7 +607,7 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
 
 
 def load_model(
-    model: str | nn.Module, weights: str = "auto", device="cpu", *, seed: int | None = None
+    model: str | nn.Module, weights: str = "auto", device="cpu", *, seed: int | None = None, trust: bool = False
 ) -> tuple[nn.Module, WeightsInfo]:
     """A real (non-meta) model with the asked-for weights, ready for ERF measurement.
 
@@ -637,6 +637,8 @@ def load_model(
         Where a model rfkit builds or copies is put (a module used as given stays where it is).
     seed : int, optional
         Seed torch's RNG for random init (the global RNG state is restored afterwards).
+    trust : bool
+        Unpickle an ``ultralytics:PATH.pt`` checkpoint (it runs whatever code it names); refused otherwise.
 
     Returns
     -------
@@ -671,6 +673,8 @@ def load_model(
     if not isinstance(model, (str, ModelSpec)):
         raise WeightsError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     spec = parse_spec(model) if isinstance(model, str) else model
+    if spec.source == "ultralytics" and spec.name.endswith((".pt", ".pth")):
+        return _trusted_yolo(spec, mode, trust, device)
     lib = {"timm": "timm", "torchvision": "torchvision", "ultralytics": "ultralytics", "file": spec.display_name}[
         spec.source
     ]
@@ -692,9 +696,9 @@ def load_model(
     if spec.source == "ultralytics" and mode in ("auto", "pretrained"):
         if mode == "pretrained":
             raise WeightsUnavailableError(
-                f"{label} is built from a yaml file, with random weights: rfkit does not load pickled "
-                "ultralytics checkpoints (they run code); load a trusted .pt yourself and pass the module "
-                "(YOLO(path).model), or use weights='random-safe'"
+                f"{label} is built from a yaml file, with random weights: for trained weights pass the "
+                "checkpoint as ultralytics:PATH.pt with trust=True (--trust-checkpoint; unpickling runs code), "
+                "or use weights='random-safe'"
             )
         notes.append(
             f"{label} is built from its yaml file: random init with the init traps neutralised "
@@ -750,6 +754,15 @@ def load_model(
             notes.append(_trap_warning(traps, f"random {label}"))
         info = WeightsInfo("random", desc, warnings=tuple(notes), traps=names)
     return _finish(built.to(device).eval(), info)
+
+
+def _trusted_yolo(spec: ModelSpec, mode: str, trust: bool, device) -> tuple[nn.Module, WeightsInfo]:
+    """An ultralytics ``.pt`` checkpoint: its own weights, unpickled only with ``trust``."""
+    if mode not in ("auto", "as-given"):
+        raise WeightsError(f"ultralytics:{spec.name} carries its own weights: use weights='auto', not {mode!r}")
+    built = build_model(spec, device="cpu", trust=trust)
+    path = Path(spec.name).resolve()
+    return _finish(built.to(device).eval(), WeightsInfo("checkpoint", f"ultralytics checkpoint {path}", path=str(path)))
 
 
 def _attach_cfg(model: nn.Module, spec: ModelSpec) -> None:

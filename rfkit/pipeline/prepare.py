@@ -153,6 +153,7 @@ def prepare(
     *,
     in_chans: int | None = None,
     seed: int = 0,
+    trust: bool = False,
 ) -> Prepared:
     """Build (or take) a model with its weights, read its preprocessing and trace it, once.
 
@@ -171,6 +172,9 @@ def prepare(
         Input channels (default the model's).
     seed : int
         Seeds random weights, and the image stream of :meth:`Prepared.images`.
+    trust : bool
+        Load a pickled checkpoint (``ultralytics:best.pt``): unpickling runs the code it names, so it is
+        refused unless you trust the file.
 
     Returns
     -------
@@ -202,7 +206,7 @@ def prepare(
         validate.input_size(input_size)
     weights = "auto" if weights is None else weights
     if isinstance(model, str):
-        module, winfo = load_model(model, weights, seed=seed)
+        module, winfo = load_model(model, weights, seed=seed, trust=trust)
     else:
         module, winfo = load_model(model, weights)
     name = model if isinstance(model, str) else type(model).__name__
