@@ -311,10 +311,10 @@ def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | Non
 
     Examples
     --------
-    >>> erf_display(np.array([[0.0, 1.0, 10.0, 100.0]]))
-    array([[-3., -2., -1.,  0.]])
-    >>> erf_display(np.array([[0.0, 5.0, 10.0]]), log=False)
-    array([[0. , 0.5, 1. ]])
+    >>> erf_display(np.array([[0.0, 1.0, 10.0, 100.0]])).tolist()
+    [[-3.0, -2.0, -1.0, 0.0]]
+    >>> erf_display(np.array([[0.0, 5.0, 10.0]]), log=False).tolist()
+    [[0.0, 0.5, 1.0]]
     >>> erf_display(np.array([[1.0, 10.0]]), scale=100.0)
     array([[-2., -1.]])
     """
