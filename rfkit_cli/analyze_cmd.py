@@ -16,12 +16,15 @@ from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
     BatchSize,
     Device,
+    FullRF,
     Images,
     InputSize,
     LayersStages,
+    Look,
     Method,
     NumImages,
     Quiet,
+    Style,
     Threads,
     UsageError,
     Weights,
@@ -107,6 +110,9 @@ def analyze_command(
     attribution_images: int = typer.Option(
         4, "--attribution-images", min=1, help="Images the contribution maps are computed for."
     ),
+    style: Style = "report",
+    look: Look = "rfkit",
+    full_rf: FullRF = False,
     quiet: Quiet = False,
 ) -> None:
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
@@ -116,6 +122,9 @@ def analyze_command(
 
     names = _models(models, preset_name)
     check_method(method)
+    from rfkit.report.looks import FigureOptions
+
+    figures = FigureOptions(style=style, look=look, full_rf=full_rf)
     names, device = _share(names, device)
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")
@@ -185,6 +194,7 @@ def analyze_command(
                 threads=threads,
                 attribution=attribution,
                 attribution_images=attribution_images,
+                figures=figures,
                 progress=step,
             )
         except KeyboardInterrupt:

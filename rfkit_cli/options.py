@@ -40,6 +40,28 @@ Method = Annotated[str, typer.Option("--method", help="ERF definition: replknet 
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads.")]
+Style = Annotated[
+    str,
+    typer.Option(
+        "--style",
+        help="Figures for a report (provenance footer, PNG) or for a paper (paper: one or two columns wide, "
+        "fonts of 7 pt or more, no text beyond the labels, PDF and SVG beside the PNG).",
+    ),
+]
+Look = Annotated[
+    str,
+    typer.Option(
+        "--look",
+        help="Heat-map transform and colours: rfkit (log10 of ERF/max, magma), replknet (log10(ERF+1)/max, "
+        "RdYlGn, as RepLKNet's figures) or openerf (min-max, plasma, as OpenERF's).",
+    ),
+]
+FullRF = Annotated[
+    bool,
+    typer.Option(
+        "--full-rf", help="Overlays show the whole RF box, however far beyond the input (default: the input)."
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progress (warnings still print, on stderr).")]
 
 

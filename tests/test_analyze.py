@@ -129,11 +129,11 @@ def test_ctrl_c_keeps_finished_reports_and_skip_existing_resumes(tiny, tmp_path,
     real = analyze_mod.write_figures
     calls = {"n": 0}
 
-    def interrupted(folder, result):
+    def interrupted(folder, result, *options):
         calls["n"] += 1
         if calls["n"] == 2:  # Ctrl-C while the second report is being written
             raise KeyboardInterrupt
-        return real(folder, result)
+        return real(folder, result, *options)
 
     monkeypatch.setattr(analyze_mod, "write_figures", interrupted)
     with pytest.raises(SystemExit) as exc:

@@ -161,3 +161,100 @@ def test_growth_names_layers_at_one_depth_once():
     assert [t.get_text() for t in names.get_xticklabels()] == ["1, 2", "3"]
     assert len([line for line in fig.axes[0].lines if line.get_gid() == "measured-layer"]) == 2
     assert overlapping_texts(fig) == []
+
+
+# ------------------------------------------------------------------------------------ paper style, looks
+
+
+@pytest.mark.parametrize("kind", ["overlay", "stages", "growth"])
+def test_paper_figures_are_column_wide_with_fonts_of_7pt_and_no_footer(cnn, kind, tmp_path):
+    draw = {
+        "overlay": lambda: F.overlay_figure(cnn, "0", style="paper"),  # with its zoomed panel
+        "stages": lambda: F.stage_grid_figure(cnn, style="paper"),
+        "growth": lambda: F.rf_growth_figure(cnn.graph, cnn, style="paper"),
+    }[kind]
+    fig = draw()
+    width = {"overlay": 3.3, "stages": 6.9, "growth": 3.3}[kind]
+    assert fig.get_size_inches()[0] == pytest.approx(width)
+    sizes = {t.get_text(): t.get_fontsize() for t, _ in visible_texts(fig)}
+    assert sizes and min(sizes.values()) >= 7, {k: v for k, v in sizes.items() if v < 7}
+    assert not [t for t in fig.findobj(matplotlib.text.Text) if t.get_gid() == "footer"]
+    assert overlapping_texts(fig) == []
+    assert all(data_share(ax) > 0.99 for ax in map_panels(fig))
+    paths = F.save_figure(fig, [tmp_path / "f.png", tmp_path / "f.pdf", tmp_path / "f.svg"])
+    svg = paths[2].read_text()
+    assert "weights: as given" in svg and "rfkit" in svg  # the provenance is in the file's metadata
+    assert "weights: as given".encode("utf-16-be") in paths[1].read_bytes()  # PDF Subject (UTF-16: "×")
+    from PIL import Image
+
+    with Image.open(paths[0]) as img:  # kept at the column width (not cropped), at 300 dpi
+        assert "weights: as given" in img.info["Description"] and img.info["Software"].startswith("rfkit")
+        assert img.size[0] == round(width * 300)
+
+
+def test_looks_draw_each_tools_transform_and_colours():
+    from rfkit.report.looks import LOOKS
+
+    m = np.zeros((16, 16))
+    m[8, 8], m[8, 9], m[7, 8] = 99.0, 9.0, 0.0
+    # by hand: RepLKNet log10(m + 1) / max -> 1, 0.5; OpenERF min-max -> 1, 9/99
+    assert LOOKS["replknet"].display(m)[8, 8:10].tolist() == [1.0, 0.5]
+    assert LOOKS["openerf"].display(m)[8, 8:10].tolist() == pytest.approx([1.0, 9 / 99])
+    assert LOOKS["rfkit"].display(m)[8, 8:10].tolist() == pytest.approx([0.0, np.log10(9 / 99)])
+    assert LOOKS["openerf"].colormap().name == "plasma"
+    greens = LOOKS["replknet"].colormap()  # RdYlGn from its middle, as seaborn's heatmap(center=0) draws [0, 1]
+    assert greens(0.0)[1] > greens(0.0)[2] and greens(1.0)[1] > 2 * greens(1.0)[0]  # yellow to green
+
+
+@pytest.mark.parametrize("look", ["replknet", "openerf"])
+def test_a_look_colours_every_panel_and_names_its_transform(cnn, look):
+    from rfkit.report.looks import LOOKS
+
+    fig = F.stage_grid_figure(cnn, look=look, shared=False)
+    images = [i for ax in map_panels(fig) for i in ax.get_images() if i.get_gid() == "erf-map"]
+    for im, layer in zip(images, cnn.layers):
+        np.testing.assert_allclose(im.get_array(), LOOKS[look].display(cnn.maps[layer]))
+        assert im.get_cmap().name == LOOKS[look].colormap().name
+    assert (images[0].norm.vmin, images[0].norm.vmax) == (0.0, 1.0)
+    assert (
+        {"replknet": "RepLKNet", "openerf": "OpenERF"}[look] in fig._suptitle.get_text()
+        if hasattr(fig, "_suptitle") and fig._suptitle
+        else any({"replknet": "RepLKNet", "openerf": "OpenERF"}[look] in t.get_text() for t, _ in visible_texts(fig))
+    )
+    assert overlapping_texts(fig) == []
+
+
+def test_write_figures_in_paper_style_writes_every_format(cnn, tmp_path):
+    files = F.write_figures(tmp_path, cnn, F.FigureOptions(style="paper", look="openerf"))
+    stems = {"overlay_0", "overlay_4", "stages", "rf_growth"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{s}{e}" for s in stems for e in (".png", ".pdf", ".svg")
+    )
+    assert files["stages"].name == "stages.png" and files["stages.pdf"].name == "stages.pdf"
+
+
+def test_analyze_style_look_and_full_rf_from_the_command_line(tmp_path, monkeypatch, capsys):
+    import shutil
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from rfkit_cli.app import app, main, normalise_argv
+
+    golden = Path(__file__).parent / "golden"
+    shutil.copy(golden / "tiny_net.py", tmp_path / "tiny_net.py")
+    monkeypatch.chdir(tmp_path)
+    args = ["analyze", "tiny_net.py:build", "-l", "2", "--images", "noise", "-n", "1", "--input-size", "16"]
+    args += ["--device", "cpu", "-q", "--out", "out"]
+    r = CliRunner().invoke(app, normalise_argv([*args, "--style", "paper", "--look", "openerf", "--full-rf"]))
+    assert r.exit_code == 0, r.output
+    figures = tmp_path / "out" / "tiny_net-build" / "figures"
+    assert {p.suffix for p in figures.iterdir()} == {".png", ".pdf", ".svg"}
+    report = (tmp_path / "out" / "tiny_net-build" / "report.md").read_text()
+    assert "| figures | paper style (PNG, PDF, SVG); look: (ERF - min) / (max - min) of each map, plasma (OpenERF)" in (
+        report
+    )
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--look", "jet"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 1 and err == "error: look 'jet': use rfkit, replknet or openerf"

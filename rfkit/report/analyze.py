@@ -274,6 +274,7 @@ def analyze(
     seed: int = 0,
     attribution: str | Sequence[str] | None = None,
     attribution_images: int = 4,
+    figures=None,
     progress: Callable[[str, int | None], None] | None = None,
 ) -> Report:
     """Analyse one model: RF graph, productivity at ``resolution``, ERF of ``layers``, all written to
@@ -303,6 +304,8 @@ def analyze(
         the same model, images, device and seed; written to ``attribution/`` and summarised in report.md.
     attribution_images : int
         How many images the contribution maps are computed for.
+    figures : FigureOptions, optional
+        Look, style and view of the figures (:class:`rfkit.report.looks.FigureOptions`).
     progress : callable, optional
         ``progress(step, n_images)``: called with a step name, and with a count of images during the ERF.
 
@@ -387,7 +390,9 @@ def analyze(
     try:
         atomic_write_text(tmp / PARTIAL_MARKER, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         step("writing the report", None)
-        files = write_report(tmp, result, prod, res, rng, rng_local, depth, notes=notes, attribution=contributions)
+        files = write_report(
+            tmp, result, prod, res, rng, rng_local, depth, notes=notes, attribution=contributions, figures=figures
+        )
         header = run_header(result, res, prod, rng, rng_local)
         header["model_id"] = model_id(source)
         header["files"] = sorted(Path(p).relative_to(tmp).as_posix() for p in files.values())
@@ -475,6 +480,7 @@ def write_report(
     depth: int,
     notes: list[str] | None = None,
     attribution=None,
+    figures=None,
 ) -> dict[str, Path]:
     """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
     warned about and appended to ``notes``. An :class:`~rfkit.attribution.result.AttributionResult` is
@@ -497,7 +503,7 @@ def write_report(
         warnings.warn(str(e), stacklevel=2)
         if notes is not None:
             notes.append(str(e))
-    files.update(write_figures(folder / "figures", result))
+    files.update(write_figures(folder / "figures", result, figures))
     sections: list[str] = []
     if attribution is not None:
         from rfkit.report.attribution_files import analysis_section, save_attribution
@@ -507,19 +513,13 @@ def write_report(
         files.update({f"attribution:{k}": p for k, p in written.items()})
     files["report.md"] = atomic_write_text(
         folder / "report.md",
-        report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder, sections),
+        report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder, sections, figures),
     )
     return files
 
 
-def write_figures(folder: Path, result) -> dict[str, Path]:
-    """Overlay per layer, stage grid and RF growth, as PNG."""
+def write_figures(folder: Path, result, options=None) -> dict[str, Path]:
+    """Overlay per layer, stage grid and RF growth (:func:`rfkit.report.figures.write_figures`)."""
     from rfkit.report import figures
-    from rfkit.report.erf_files import layer_filename
 
-    files = {}
-    for layer in result.layers:
-        files[f"overlay:{layer}"] = figures.save_overlay(result, layer, folder / f"overlay_{layer_filename(layer)}.png")
-    files["stages"] = figures.save_stage_grid(result, folder / "stages.png")
-    files["rf_growth"] = figures.save_rf_growth(result.graph, folder / "rf_growth.png", result=result)
-    return files
+    return figures.write_figures(folder, result, options)

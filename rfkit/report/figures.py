@@ -67,7 +67,10 @@ Examples
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rfkit.report.growth import growth_series, rf_growth_figure, save_rf_growth
+from rfkit.report.looks import LOOKS, STYLES, FigureOptions
 from rfkit.report.overlay import overlay_figure, save_overlay
 from rfkit.report.stage_grid import save_stage_grid, stage_grid_figure
 from rfkit.report.style import (
@@ -86,7 +89,10 @@ __all__ = [
     "COLORS",
     "DPI",
     "FLOOR",
+    "LOOKS",
     "STYLE",
+    "STYLES",
+    "FigureOptions",
     "erf_display",
     "figure_style",
     "gaussian_ellipses",
@@ -99,4 +105,35 @@ __all__ = [
     "save_rf_growth",
     "save_stage_grid",
     "stage_grid_figure",
+    "write_figures",
 ]
+
+
+def write_figures(folder, result, options: FigureOptions | None = None) -> dict[str, Path]:
+    """The figures of an ERF run in ``folder``: an overlay per layer (``overlay_<layer>``), the stage grid
+    (``stages``) and RF growth (``rf_growth``), in the options' look and style (:class:`FigureOptions`).
+
+    Returns
+    -------
+    dict
+        The PNG of each figure under ``overlay:<layer>``, ``stages`` and ``rf_growth``; the other formats of
+        a style (``paper``: PDF and SVG) under the same key with the extension appended (``stages.pdf``).
+    """
+    from rfkit.report.erf_files import layer_filename
+
+    options = options or FigureOptions()
+    folder = Path(folder)
+    exts = options.figure_style.formats
+    look, style = options.look, options.style
+    files: dict[str, Path] = {}
+
+    def add(key: str, stem: str, save, *args, **kwargs) -> None:
+        paths = save(*args, [folder / f"{stem}{ext}" for ext in exts], **kwargs)
+        files.update({key if ext == ".png" else f"{key}{ext}": path for ext, path in zip(exts, paths)})
+
+    for layer in result.layers:
+        stem = f"overlay_{layer_filename(layer)}"
+        add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
+    add("stages", "stages", save_stage_grid, result, look=look, style=style)
+    add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
+    return files

@@ -11,11 +11,14 @@ import numpy as np
 
 from rfkit.report.formatting import num, pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
-from rfkit.report.style import COLORS, new_figure, save_figure, styled, wrap_title
+from rfkit.report.looks import style_named
+from rfkit.report.style import COLORS, DPI, figure_style, mark_figure, new_figure, save_figure, styled, wrap_title
 
 SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
 """Op categories (:func:`rfkit.graph.productivity.op_category`) that count as a layer of depth."""
 ERF_MARKERS = ("D", "s", "^")
+LABEL_PT = 7.0
+"""Font size of the labels around and inside the growth panels (strides, layers, reference lines)."""
 
 
 def growth_series(graph) -> dict:
@@ -247,7 +250,7 @@ def _growth_data(graph, result, axis) -> _Growth:
 
 
 @styled
-def rf_growth_figure(graph, result=None, *, axis=None):
+def rf_growth_figure(graph, result=None, *, axis=None, style: str = "report"):
     """Analytic RF (max and min over paths) and, given a result, the measured ERF size against depth.
 
     x: depth in spatial layers (conv, pooling, attention, resampling) on the longest path from the input
@@ -268,6 +271,9 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         None: one panel when the analytic RFs and the input agree on height and width (the ERF is then
         drawn per axis when its sides differ), else one panel per axis; "both": always one panel per
         axis; an axis name or index: that axis only.
+    style : {"report", "paper"}
+        ``paper``: one column wide (3.3 in; two columns for two panels), fonts of 7 pt or more, no title
+        or footer (the provenance is in the file's metadata).
 
     Returns
     -------
@@ -285,6 +291,13 @@ def rf_growth_figure(graph, result=None, *, axis=None):
     ([0, 1, 2], [1.0, 5.0, 7.0])
     """
     d = _growth_data(graph, result, axis)
+    fs = style_named(style)
+    with figure_style(**fs.rc):
+        return _growth(graph, result, d, fs)
+
+
+def _growth(graph, result, d: _Growth, fs):
+    """Lay out and draw the figure of :func:`rf_growth_figure` (inside its style's rcParams)."""
     n_ax = len(d.axes)
     lines = [
         (
@@ -296,8 +309,8 @@ def rf_growth_figure(graph, result=None, *, axis=None):
     ]
     if result is not None:
         lines += footer_lines(result, [m[0] for m in d.measured])
-    width = 4.6 * n_ax + 0.9
-    fig, body = new_figure((width, 4.2), lines)
+    width = fs.width(n_ax) or 4.6 * n_ax + 0.9
+    fig, body = new_figure((width, 4.2 if fs.footer else width * 0.9), lines if fs.footer else ())
     axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
     stride_labels = []
     for ax, a in zip(axs, d.axes):
@@ -305,20 +318,21 @@ def rf_growth_figure(graph, result=None, *, axis=None):
         _draw_analytic(ax, a, d)
         stride_labels += _draw_strides(ax, a, d)
         _draw_measured(ax, a, d)
-        _format_growth_axes(ax, a, d)
+        _format_growth_axes(ax, a, d, short=not fs.footer)
     axs[0].set_ylabel("receptive field size (px)" + (", h = w" if d.merged else ""))
-    title = f"{graph.model_name or 'model'}: receptive field growth, {pair(graph.input_size)} input"
-    random = result is not None and is_random(result)
-    if random:
-        title += " · RANDOM WEIGHTS"
-    body.suptitle(wrap_title(title, width), color=COLORS["warning"] if random else "black")
+    if fs.footer:
+        title = f"{graph.model_name or 'model'}: receptive field growth, {pair(graph.input_size)} input"
+        random = result is not None and is_random(result)
+        if random:
+            title += " · RANDOM WEIGHTS"
+        body.suptitle(wrap_title(title, width), color=COLORS["warning"] if random else "black")
     handles, labels = axs[0].get_legend_handles_labels()
-    body.legend(handles, labels, loc="outside lower center", ncols=3 if n_ax > 1 else 2)
+    body.legend(handles, labels, loc="outside lower center", ncols=(3 if n_ax > 1 else 2) if fs.footer else n_ax)
     for ax in axs:
         _name_measured(fig, ax, d)
     fig.canvas.draw()
     _stack_labels(fig, stride_labels)
-    return fig
+    return mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
 
 
 def _draw_references(ax, a: int, d: _Growth) -> None:
@@ -333,7 +347,7 @@ def _draw_references(ax, a: int, d: _Growth) -> None:
             transform=ax.get_yaxis_transform(),
             va="top",
             ha="left",
-            fontsize=7.5,
+            fontsize=LABEL_PT,
             color=COLORS["input"],
             bbox=dict(facecolor=COLORS["outside"], edgecolor="none", pad=0.6),
             zorder=6,
@@ -354,7 +368,7 @@ def _draw_references(ax, a: int, d: _Growth) -> None:
         transform=ax.get_yaxis_transform(),
         va="bottom",
         ha="left",
-        fontsize=7.5,
+        fontsize=LABEL_PT,
         color=COLORS["input"],
         bbox=dict(facecolor="white", edgecolor="none", pad=0.6, alpha=0.85),
         zorder=6,
@@ -401,10 +415,6 @@ def _draw_analytic(ax, a: int, d: _Growth) -> None:
             gid="rf-local",
             label="RF of the local paths of global nodes",
         )
-
-
-LABEL_PT = 7.0
-"""Font size of the stride and layer labels around the growth panels."""
 
 
 def _draw_strides(ax, a: int, d: _Growth) -> list:
@@ -505,7 +515,7 @@ def _name_measured(fig, ax, d: _Growth) -> None:
     ax.set_xlabel("")
 
 
-def _format_growth_axes(ax, a: int, d: _Growth) -> None:
+def _format_growth_axes(ax, a: int, d: _Growth, short: bool = False) -> None:
     """Log y axis with decades and the "global" tick, integer depths, grid, labels, panel title."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
@@ -522,7 +532,7 @@ def _format_growth_axes(ax, a: int, d: _Growth) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", which="major", color="#E3E3E3", linewidth=0.6, zorder=0)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_xlabel("depth (conv / pool / attention layers from the input)")
+    ax.set_xlabel("depth (spatial layers)" if short else "depth (conv / pool / attention layers from the input)")
     if len(d.axes) > 1:
         name = d.graph.axis_names[a]
         ax.set_title({"h": "height (h)", "w": "width (w)"}.get(name, f"axis {name}"))

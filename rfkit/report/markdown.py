@@ -112,10 +112,13 @@ def _rel(path, folder: Path) -> str:
 
 
 def report_markdown(
-    result, prod, resolution, rng, rng_local, statuses: dict, files: dict, folder: Path, sections=()
+    result, prod, resolution, rng, rng_local, statuses: dict, files: dict, folder: Path, sections=(), figures=None
 ) -> str:
     """The Markdown text of ``report.md`` (links relative to the report folder); ``sections``: lines of
-    further sections (per-image contribution maps), placed before the file list."""
+    further sections (per-image contribution maps), placed before the file list; ``figures``: the
+    :class:`~rfkit.report.looks.FigureOptions` the figures were drawn with (recorded in the header)."""
+    from rfkit.report.looks import FigureOptions
+
     g = result.graph
     input_size = pair(result.input_size)
     w = result.weights
@@ -131,6 +134,7 @@ def report_markdown(
         f"| input size | {input_size} (h×w) |",
         f"| ERF method | {result.method} (raw maps: mean over images of the per-image map) |",
         f"| productivity at | {pair(resolution)} |",
+        f"| figures | {(figures or FigureOptions()).record()} |",
         f"| device | {result.device} |",
         f"| rfkit | {__version__} |",
         "",

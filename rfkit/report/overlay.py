@@ -20,20 +20,21 @@ from rfkit.report.labels import (
     rf_text,
     sigma_text,
 )
+from rfkit.report.looks import HeatScale, style_named
 from rfkit.report.style import (
     COLORS,
+    DPI,
     FLOOR,
-    bar_label,
-    colour_scale,
     draw_rf_centre,
     draw_rf_extents,
     draw_scale_bar,
-    erf_display,
+    figure_style,
     fit_drawable,
     gaussian_ellipses,
     image_extent,
     image_gray,
     map_max,
+    mark_figure,
     new_figure,
     outline,
     rf_beyond,
@@ -42,7 +43,6 @@ from rfkit.report.style import (
     small_rf,
     styled,
     tighten,
-    transform_text,
     zoom_view,
 )
 
@@ -58,6 +58,8 @@ def overlay_figure(
     full_rf: bool = False,
     gaussian: bool = True,
     zoom: bool | None = None,
+    look: str = "rfkit",
+    style: str = "report",
 ):
     """One layer's ERF heat map with the analytic RF box, the RF centre and the Gaussian fit.
 
@@ -100,6 +102,12 @@ def overlay_figure(
         Draw the Gaussian ellipses (when the fit is Gaussian-like).
     zoom : bool, optional
         Add the zoomed panel; default: for a small RF (see above).
+    look : {"rfkit", "replknet", "openerf"}
+        Transform and colour map of the heat map (:data:`~rfkit.report.looks.LOOKS`); ``log`` and ``floor``
+        apply to rfkit's.
+    style : {"report", "paper"}
+        ``paper``: one column wide (3.3 in), fonts of 7 pt or more, no title or footer (the provenance is in
+        the file's metadata, :func:`~rfkit.report.style.save_figure`).
 
     Returns
     -------
@@ -116,7 +124,16 @@ def overlay_figure(
     (((9, 15), (9, 15)), (8.5, 8.5), 7)
     """
     o = _overlay_layer(result, layer, full_rf, gaussian, zoom)
-    subtitle = _overlay_subtitle(result, o.info, o.metrics, log, floor)
+    heat = HeatScale.named(look, log, floor)
+    fs = style_named(style)
+    with figure_style(**fs.rc):
+        return _overlay(result, layer, o, image, heat, fs, full_rf)
+
+
+def _overlay(result, layer: str, o, image, heat: HeatScale, fs, full_rf: bool):
+    """Lay out and draw the overlay of :func:`overlay_figure` (inside its style's rcParams)."""
+    paper = fs.name == "paper"
+    subtitle = _overlay_subtitle(result, o.info, o.metrics, heat, paper)
     x_lo, x_hi, y_lo, y_hi = o.view
     aspect = (y_hi - y_lo) / (x_hi - x_lo)
     panel_w = (3.4 if o.zoom else 4.0) if aspect <= 1 else max(2.4, 4.0 / aspect)
@@ -124,22 +141,22 @@ def overlay_figure(
     n_legend = 3 + (o.window is not None) + 2 * o.draw_fit + o.grown
     # room around the panel: y label and ticks left, colour bar right; titles above, x axis and legend below
     height = panel_h + 0.45 + 0.19 * (subtitle.count("\n") + 1) + 0.55 + 0.17 * n_legend
-    footer = footer_lines(result, [layer], o.notes)
+    provenance = footer_lines(result, [layer], o.notes)
     width = panel_w + 1.75 + (panel_w * 0.8 + 0.3 if o.zoom else 0)
 
     def draw(size):
-        fig, body = new_figure(size, footer)
+        fig, body = new_figure(size, provenance if fs.footer else ())
         axes = body.subplots(1, 2, width_ratios=[1, 0.8]) if o.zoom else [body.add_subplot()]
         ax = axes[0]
-        im = _draw_heatmap(ax, o, image, log, floor)
+        norm = heat.scale()[0]
+        im = _draw_heatmap(ax, o, image, heat, norm)
         if o.grown:
             _draw_outside(ax, o.view)
         _draw_frame(ax, o)
         _draw_rf_box(ax, o, full_rf)
         if o.zoom:
             _draw_zoom_area(ax, o.zoom)
-            axz = axes[1]
-            _draw_zoom_panel(axz, o, image, log, floor)
+            _draw_zoom_panel(axes[1], o, image, heat, norm, narrow=paper)
         else:
             _draw_centre(ax, o)
             if o.draw_fit:
@@ -147,16 +164,18 @@ def overlay_figure(
         _frame_axes(ax, o.view)
         ax.set_xlabel("x (input px)")
         ax.set_ylabel("y (input px)")
-        _draw_colourbar(body, axes[-1], im, log, floor)
-        title = f"{result.model} · {layer_name(layer)} · unit {o.unit}"
-        if is_random(result):
-            title += " · RANDOM WEIGHTS"
-        body.suptitle(title, color=COLORS["warning"] if is_random(result) else "black")
+        _draw_colourbar(body, axes[-1], im, heat)
+        if not paper:
+            title = f"{result.model} · {layer_name(layer)} · unit {o.unit}"
+            if is_random(result):
+                title += " · RANDOM WEIGHTS"
+            body.suptitle(title, color=COLORS["warning"] if is_random(result) else "black")
         ax.set_title(subtitle, linespacing=1.35)
         _overlay_legend(body, axes)
         return fig, body, [list(axes)], None
 
-    return tighten(draw, (width, height))
+    fig = tighten(draw, (width, height), width=fs.width(1))
+    return mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
 
 
 def _frame_axes(ax, view) -> None:
@@ -229,10 +248,9 @@ def _view(shape, window, grow: bool) -> tuple[tuple, bool]:
     return (x_lo - margin, x_hi + margin, y_lo - margin, y_hi + margin), True
 
 
-def _draw_heatmap(ax, o: _OverlayLayer, image, log: bool, floor: float):
+def _draw_heatmap(ax, o: _OverlayLayer, image, heat: HeatScale, norm):
     """The ERF map (over the grey input image, if given); returns the map's image."""
     H, W = o.shape
-    norm, _, _ = colour_scale(log, floor)
     if image is not None:
         ax.imshow(
             image_gray(image, (H, W)),
@@ -244,9 +262,10 @@ def _draw_heatmap(ax, o: _OverlayLayer, image, log: bool, floor: float):
             gid="input-image",
             zorder=1,
         )
-    return ax.imshow(
-        erf_display(o.map, log=log, floor=floor),
-        norm=norm,
+    return heat.imshow(
+        ax,
+        o.map,
+        norm,
         extent=image_extent(H, W),
         interpolation="nearest",
         zorder=2,
@@ -341,9 +360,9 @@ def _draw_zoom_area(ax, zoom) -> None:
     )
 
 
-def _draw_zoom_panel(ax, o: _OverlayLayer, image, log: bool, floor: float) -> None:
+def _draw_zoom_panel(ax, o: _OverlayLayer, image, heat: HeatScale, norm, narrow: bool = False) -> None:
     """The zoomed panel: the map around the unit, its RF box, centre, ellipses and a scale bar."""
-    _draw_heatmap(ax, o, image, log, floor)
+    _draw_heatmap(ax, o, image, heat, norm)
     ax.add_patch(
         rf_rectangle(o.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.8, zorder=5, path_effects=outline(3.0))
     )
@@ -354,7 +373,7 @@ def _draw_zoom_panel(ax, o: _OverlayLayer, image, log: bool, floor: float) -> No
     ax.set_xticks([])
     ax.set_yticks([])
     x_lo, x_hi, y_lo, y_hi = o.zoom
-    ax.set_title(f"zoom: {pair((y_hi - y_lo, x_hi - x_lo))} px around the unit")
+    ax.set_title(f"zoom: {pair((y_hi - y_lo, x_hi - x_lo))} px" + ("" if narrow else " around the unit"))
     draw_scale_bar(ax, x_hi - x_lo)
 
 
@@ -374,12 +393,12 @@ def _draw_fit(ax, fit) -> None:
     ax.add_patch(e2)
 
 
-def _draw_colourbar(body, ax, im, log: bool, floor: float) -> None:
-    _, ticks, tick_labels = colour_scale(log, floor)
+def _draw_colourbar(body, ax, im, heat: HeatScale) -> None:
+    _, ticks, tick_labels = heat.scale()
     cax = ax.inset_axes([1.03, 0.0, 0.045, 1.0])  # follows the drawn (equal-aspect) box exactly
     cbar = body.colorbar(im, cax=cax)
     cbar.set_ticks(ticks, labels=tick_labels)
-    cbar.set_label(bar_label(log, "max"))
+    cbar.set_label(heat.bar_label("max"))
 
 
 _LEGEND_ORDER = (
@@ -401,8 +420,13 @@ def _overlay_legend(body, axes) -> None:
     body.legend(ordered, [h.get_label() for h in ordered], loc="outside lower center", ncols=1, handlelength=2.4)
 
 
-def _overlay_subtitle(result, info, metrics, log, floor) -> str:
-    return f"{rf_text(info)}\n{erf_text(info, metrics)}\ncolour: {method_label(result)}, {transform_text(log, floor)}"
+def _overlay_subtitle(result, info, metrics, heat: HeatScale, paper: bool = False) -> str:
+    """The panel's title: RF, ERF and (in a report) the colour's transform; a paper's caption says the rest,
+    and its narrow panel takes the RF and its stride on two lines."""
+    if paper:
+        rf = rf_text(info).replace(", stride", "\nstride")
+        return f"{rf}\n{erf_text(info, metrics, short=True)}"
+    return f"{rf_text(info)}\n{erf_text(info, metrics)}\ncolour: {method_label(result)}, {heat.text()}"
 
 
 @styled

@@ -10,18 +10,19 @@ import numpy as np
 
 from rfkit.report.formatting import pair
 from rfkit.report.labels import erf_text, extent_labels, footer_lines, is_random, layer_name, method_label, rf_text
+from rfkit.report.looks import HeatScale, style_named
 from rfkit.report.style import (
     COLORS,
+    DPI,
     FLOOR,
     STYLE,
-    bar_label,
-    colour_scale,
     draw_rf_centre,
     draw_rf_extents,
     draw_scale_bar,
-    erf_display,
+    figure_style,
     image_extent,
     map_max,
+    mark_figure,
     new_figure,
     outline,
     rf_beyond,
@@ -30,7 +31,6 @@ from rfkit.report.style import (
     small_rf,
     styled,
     tighten,
-    transform_text,
     zoom_view,
 )
 
@@ -44,6 +44,8 @@ def stage_grid_figure(
     shared: bool = True,
     floor: float = FLOOR,
     max_cols: int = 4,
+    look: str = "rfkit",
+    style: str = "report",
 ):
     """All measured layers side by side on one colour scale, each with its analytic RF box.
 
@@ -67,7 +69,12 @@ def stage_grid_figure(
     floor : float
         Bottom of the log scale.
     max_cols : int
-        Panels per row before wrapping.
+        Panels per row before wrapping (rows are balanced: 5 panels on 4 columns are 3 + 2).
+    look : {"rfkit", "replknet", "openerf"}
+        Transform and colour map (:data:`~rfkit.report.looks.LOOKS`).
+    style : {"report", "paper"}
+        ``paper``: two columns wide (6.9 in), up to six panels in a row, fonts of 7 pt or more, no title or
+        footer (the provenance is in the file's metadata).
 
     Returns
     -------
@@ -97,46 +104,59 @@ def stage_grid_figure(
             raise ValueError(
                 f"maps of different shapes: {layer!r} is {np.shape(result.maps[layer])}, {layers[0]!r} is {(H, W)}"
             )
+    heat = HeatScale.named(look, log, floor, max(map_max(result.maps[x]) for x in layers) if shared else None)
+    fs = style_named(style)
+    with figure_style(**fs.rc):
+        return _stage_grid(result, layers, heat, fs, max(max_cols, 6) if fs.page else max_cols)
+
+
+def _stage_grid(result, layers: list[str], heat: HeatScale, fs, max_cols: int):
+    """Lay out and draw the grid of :func:`stage_grid_figure` (inside its style's rcParams)."""
+    H, W = np.shape(result.maps[layers[0]])
     n = len(layers)
     nrows = math.ceil(n / max_cols)
     ncols = math.ceil(n / nrows)  # balanced rows: 5 panels are 3 + 2, not 4 + 1
     aspect = H / W
     panel_w = 2.5 if aspect <= 1 else max(1.6, 2.5 / aspect)
+    if fs.page:
+        panel_w = (fs.page - 1.0) / ncols
     panel_h = panel_w * aspect
     notes = [f"{layer_name(layer)}: the map is all zero" for layer in layers if map_max(result.maps[layer]) == 0]
-    footer = footer_lines(result, layers, notes)
-    top = max(map_max(result.maps[layer]) for layer in layers) if shared else None
-    of = "max over all panels" if shared else "own max"
+    provenance = footer_lines(result, layers, notes)
+    of = "max over all panels" if heat.top is not None else "own max"
+    cmap = heat.look.colormap()
 
     def draw(size):
-        fig, body = new_figure(size, footer)
+        fig, body = new_figure(size, provenance if fs.footer else ())
         axes = body.subplots(nrows, ncols, squeeze=False)
-        titles = _titles([_panel_title(result, layer, H, W) for layer in layers], panel_w)
-        norm, ticks, tick_labels = colour_scale(log, floor)  # one for every panel
+        titles = _titles([_panel_title(result, layer, H, W, compact=not fs.footer) for layer in layers], panel_w)
+        norm, ticks, tick_labels = heat.scale()  # one for every panel
         for i, ax in enumerate(axes.ravel()):
             if i >= n:
                 ax.remove()
                 continue
-            data = erf_display(result.maps[layers[i]], log=log, floor=floor, scale=top)
-            im = _draw_panel(ax, result, layers[i], data, norm)
+            im = _draw_panel(ax, result, layers[i], heat.display(result.maps[layers[i]]), norm, cmap)
             ax.set_title(titles[i], linespacing=1.3)
         cbar = body.colorbar(
             im, ax=[a for a in axes.ravel()[:n]], shrink=0.9 if nrows > 1 else 1.0, aspect=20 * nrows, pad=0.02
         )
         cbar.set_ticks(ticks, labels=tick_labels)
-        cbar.set_label(bar_label(log, of))
-        title = f"{result.model}: {method_label(result)} of {n} layer{'s' * (n > 1)}, {pair((H, W))} input"
-        if is_random(result):
-            title += " · RANDOM WEIGHTS"
-        body.suptitle(
-            title + f"\none colour scale: {transform_text(log, floor, of)}",
-            linespacing=1.4,
-            color=COLORS["warning"] if is_random(result) else "black",
-        )
+        cbar.set_label(heat.bar_label(of))
+        if fs.footer:
+            title = f"{result.model}: {method_label(result)} of {n} layer{'s' * (n > 1)}, {pair((H, W))} input"
+            if is_random(result):
+                title += " · RANDOM WEIGHTS"
+            body.suptitle(
+                title + f"\none colour scale: {heat.text(of)}",
+                linespacing=1.4,
+                color=COLORS["warning"] if is_random(result) else "black",
+            )
         _grid_legend(body, result, layers, axes.ravel()[:n], size[0])
         return fig, body, axes, cbar.ax
 
-    return tighten(draw, (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95))
+    size = (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95)
+    fig = tighten(draw, size, width=fs.page)
+    return mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
 
 
 def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
@@ -147,12 +167,12 @@ def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
     return [f"{t[0]}\n{t[1]} · {t[2]}" for t in parts]
 
 
-def _draw_panel(ax, result, layer: str, data, norm):
+def _draw_panel(ax, result, layer: str, data, norm, cmap):
     """One layer's panel: its map, its RF box (with arrows where it goes beyond the input, or a zoomed inset
     when it is small), the unit's RF centre; returns the map's image."""
     H, W = data.shape
     info = result.rf(layer)
-    im = ax.imshow(data, norm=norm, extent=image_extent(H, W), interpolation="nearest", gid="erf-map")
+    im = ax.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest", gid="erf-map")
     window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
     if window is not None:
         _draw_window(ax, window, info.is_global)
@@ -168,7 +188,7 @@ def _draw_panel(ax, result, layer: str, data, norm):
         for spine in ax.spines.values():
             spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
     elif window is not None and small_rf(window, (H, W)):
-        _draw_inset(ax, data, norm, window, result.center[layer])
+        _draw_inset(ax, data, norm, cmap, window, result.center[layer])
     return im
 
 
@@ -185,6 +205,8 @@ def _draw_window(ax, window, is_global: bool) -> None:
 
 INSET_ZOOM = 1.5
 """Least magnification of a zoomed inset (an RF too large for it gets none)."""
+INSET_VIEW = 3.0
+"""An inset shows this many times the RF's side: the RF box a third of it, room for the scale bar."""
 
 
 def _inset_box(window, shape, centre) -> list[float] | None:
@@ -192,7 +214,7 @@ def _inset_box(window, shape, centre) -> list[float] | None:
     farthest from the unit, as large as the corner leaves room beside the zoomed area (at most 0.42); None
     when that would magnify less than :data:`INSET_ZOOM`."""
     H, W = shape
-    x_lo, x_hi, y_lo, y_hi = zoom_view(window, shape, factor=1.5)
+    x_lo, x_hi, y_lo, y_hi = zoom_view(window, shape, factor=INSET_VIEW)
     right, bottom = centre[1] < W / 2, centre[0] < H / 2
     room_x = (W - 0.5 - x_hi) / W if right else (x_lo + 0.5) / W
     room_y = (H - 0.5 - y_hi) / H if bottom else (y_lo + 0.5) / H
@@ -202,7 +224,7 @@ def _inset_box(window, shape, centre) -> list[float] | None:
     return [1 - size - 0.02 if right else 0.02, 0.02 if bottom else 1 - size - 0.02, size, size]
 
 
-def _draw_inset(ax, data, norm, window, centre) -> None:
+def _draw_inset(ax, data, norm, cmap, window, centre) -> None:
     """A zoomed inset of a small RF, with a scale bar, beside it in the panel (:func:`_inset_box`); the
     zoomed area is outlined in the panel."""
     from matplotlib.patches import Rectangle
@@ -211,10 +233,10 @@ def _draw_inset(ax, data, norm, window, centre) -> None:
     box = _inset_box(window, (H, W), centre)
     if box is None:
         return
-    x_lo, x_hi, y_lo, y_hi = zoom_view(window, (H, W), factor=1.5)
+    x_lo, x_hi, y_lo, y_hi = zoom_view(window, (H, W), factor=INSET_VIEW)
     inset = ax.inset_axes(box)
     inset.set_gid("zoom-inset")
-    inset.imshow(data, norm=norm, extent=image_extent(H, W), interpolation="nearest")
+    inset.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest")
     inset.add_patch(
         rf_rectangle(window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, zorder=5, path_effects=outline(2.2))
     )
@@ -225,7 +247,7 @@ def _draw_inset(ax, data, norm, window, centre) -> None:
     inset.set_yticks([])
     for spine in inset.spines.values():
         spine.set(edgecolor="white", linewidth=1.0)
-    draw_scale_bar(inset, x_hi - x_lo, fontsize=6.5)
+    draw_scale_bar(inset, x_hi - x_lo, fontsize=7)
     ax.add_patch(
         Rectangle(
             (x_lo, y_lo),
@@ -263,10 +285,14 @@ def _grid_legend(body, result, layers, axes, width: float) -> None:
     body.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), int(width // per_col))))
 
 
-def _panel_title(result, layer, H, W) -> tuple[str, str, str]:
+def _panel_title(result, layer, H, W, compact: bool = False) -> tuple[str, str, str]:
+    """Layer, RF and ERF/RF of a panel; ``compact`` (a paper's narrow panels): no units, no "> input" (the
+    arrows at the edges say it)."""
     info = result.rf(layer)
     rf = rf_text(info).split(", stride")[0]
-    if not info.is_global and not info.unknown and any(s > n for s, n in zip(info.size, (H, W))):
+    if compact:
+        rf = rf.replace(" px", "")
+    elif not info.is_global and not info.unknown and any(s > n for s, n in zip(info.size, (H, W))):
         rf += " > input"
     return layer_name(layer), rf, erf_text(info, result.metrics.get(layer), short=True)
 

@@ -40,6 +40,7 @@ __all__ = [
     "image_extent",
     "image_gray",
     "map_max",
+    "mark_figure",
     "new_figure",
     "nice_length",
     "outline",
@@ -195,7 +196,7 @@ def new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
     return fig, body
 
 
-def tighten(draw, size):
+def tighten(draw, size, width: float | None = None):
     """The figure ``draw(size)`` builds, built again at the size its parts need.
 
     ``draw(size)`` returns ``(fig, body, axes grid, colour-bar axes or None)``; :func:`tighten` returns the
@@ -205,11 +206,16 @@ def tighten(draw, size):
     direction only and the rest becomes white space between the panels, the titles and the legend. The
     figure is drawn once, the space its parts need is measured (tight boxes of the panels, the colour bar,
     the title and the legend, plus layout padding) and, when that differs by more than 0.05 in, the figure
-    is built again at the measured size, until it settles (three times at most).
+    is built again at the measured size, until it settles (three times at most). A given ``width`` stays:
+    the panels are fitted to it and only the height follows what they need.
     """
+    if width is not None:
+        size = (width, size[1])
     fig, body, axes, cax = draw(size)
     for _ in range(3):  # the size settles in a step or two
         need = _needed_size(fig, body, axes, cax)
+        if width is not None:
+            need = (width, need[1])
         if abs(need[0] - size[0]) <= 0.05 and abs(need[1] - size[1]) <= 0.05:
             break
         close_figure(fig)
@@ -667,21 +673,65 @@ def close_figure(fig) -> None:
     fig.clear()
 
 
+PROVENANCE = "rfkit_provenance"
+"""Attribute of a figure holding its provenance lines (weights, images, method...): :func:`save_figure`
+writes them into the file's metadata, which is where a paper-style figure keeps them."""
+
+
+DPI_ATTRIBUTE = "rfkit_dpi"
+"""Attribute of a figure holding the resolution its style wants its PNG written at."""
+
+
+CROP_ATTRIBUTE = "rfkit_crop"
+"""Attribute of a figure saying whether :func:`save_figure` crops it to its content (a paper figure keeps its
+column width)."""
+
+
+def mark_figure(fig, provenance: Sequence[str], dpi: int = DPI, crop: bool = True):
+    """Give ``fig`` its provenance lines, PNG resolution and cropping for :func:`save_figure`; returns it."""
+    setattr(fig, PROVENANCE, [str(line) for line in provenance])
+    setattr(fig, DPI_ATTRIBUTE, dpi)
+    setattr(fig, CROP_ATTRIBUTE, crop)
+    return fig
+
+
+def file_metadata(fig, fmt: str) -> dict:
+    """The metadata :func:`save_figure` writes: ``Creator`` (rfkit and its version, which also marks the file
+    as rfkit's), the figure's title and its provenance lines, under the keys each format has.
+
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure()
+    >>> setattr(fig, PROVENANCE, ["weights: pretrained", "input 224×224"])
+    >>> file_metadata(fig, "png")["Description"]
+    'weights: pretrained\\ninput 224×224'
+    """
+    from rfkit.version import __version__
+
+    text = "\n".join(getattr(fig, PROVENANCE, None) or [])
+    creator = f"rfkit {__version__}"
+    if fmt == "png":
+        return {"Software": creator, "Creator": creator, "Description": text}
+    if fmt == "pdf":
+        return {"Creator": creator, "Subject": text}
+    return {"Creator": creator, "Description": text}  # svg: Dublin Core
+
+
 @styled
-def save_figure(fig, path, *, dpi: int = DPI, close: bool = True) -> list[Path] | Path:
+def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> list[Path] | Path:
     """Write ``fig`` atomically to ``path``, format by extension (.png, .svg, .pdf), and close it.
 
     Each file is rendered to a temporary file in the target folder and renamed onto ``path``
     (:func:`rfkit.io.atomic_path`): a failed save leaves neither a partial file nor the temporary one.
-    A path without an extension gets ``.png``.
+    A path without an extension gets ``.png``. The file's metadata says rfkit made it and holds the
+    figure's provenance (:func:`file_metadata`).
 
     Parameters
     ----------
     fig : matplotlib.figure.Figure
     path : str or Path, or a sequence of them
         Several paths write several formats of the same figure.
-    dpi : int
-        Raster resolution (PNG).
+    dpi : int, optional
+        Raster resolution (PNG); default :data:`DPI`, or the figure's style's (300 for paper figures).
     close : bool
         Close the figure afterwards (also when saving fails).
 
@@ -709,8 +759,12 @@ def save_figure(fig, path, *, dpi: int = DPI, close: bool = True) -> list[Path] 
             if p.suffix.lower() not in FORMATS:
                 raise ValueError(f"unsupported figure format {p.suffix!r} ({p}); use one of {', '.join(FORMATS)}")
         for p in paths:
-            with atomic_path(p) as tmp:
-                fig.savefig(tmp, format=FORMATS[p.suffix.lower()], dpi=dpi)
+            fmt = FORMATS[p.suffix.lower()]
+            crop = "tight" if getattr(fig, CROP_ATTRIBUTE, True) else "standard"
+            with atomic_path(p) as tmp, figure_style(**{"savefig.bbox": crop}):
+                fig.savefig(
+                    tmp, format=fmt, dpi=dpi or getattr(fig, DPI_ATTRIBUTE, DPI), metadata=file_metadata(fig, fmt)
+                )
     finally:
         if close:
             close_figure(fig)
