@@ -16,10 +16,10 @@ import torch.nn as nn
 
 import rfkit
 from rfkit.errors import CheckpointError, ModelNotFoundError, NodeNotFoundError
-from rfkit.models.ultralytics import restore_pillow_open
+from rfkit.models.ultralytics import kept_global_state
 
-pytest.importorskip("ultralytics")
-restore_pillow_open()  # importing ultralytics replaced PIL.Image.open (see there); rfkit undoes it too
+with kept_global_state():  # importing ultralytics changes print options and PIL.Image.open; rfkit undoes it too
+    pytest.importorskip("ultralytics")
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 SPEC = "ultralytics:yolo11n.yaml"
@@ -218,3 +218,17 @@ def test_a_trained_checkpoint_loads_only_when_trusted(tmp_path):
     assert float(p.model.model[0].conv.weight.min()) == 0.25 and p.data_config["crop_mode"] == "letterbox"
     with pytest.raises(CheckpointError, match=r"not an ultralytics YOLO checkpoint: .* \(found: epoch, optimizer\)"):
         rfkit.prepare(f"ultralytics:{tmp_path / 'other.pt'}", trust=True)
+
+
+def test_building_a_yolo_model_leaves_the_process_print_options_and_pillow_alone():
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch, PIL.Image, rfkit\n"
+        "rfkit.trace('ultralytics:yolo11n.yaml', input_size=64)\n"
+        "print(repr(np.array([1.5, -2.0])), repr(torch.tensor([0.123456789])), PIL.Image.open.__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[0] == "array([ 1.5, -2. ]) tensor([0.1235]) PIL.Image"

@@ -14,10 +14,13 @@ grey padding, RGB, /255, no mean or std.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -35,15 +38,37 @@ PAD_VALUE = 114
 def _ultralytics():
     os.environ.setdefault("YOLO_VERBOSE", "False")  # no banner, no per-layer table on stdout
     try:
-        with torch.device("cpu"):  # its classes hold tensors made at import (Detect.anchors): not on meta
+        with torch.device("cpu"), kept_global_state():  # tensors made at import (Detect.anchors): not on meta
             import ultralytics
             import ultralytics.nn.tasks  # noqa: F401 - imported lazily otherwise, maybe under a meta device
     except ImportError:
         raise ModelBuildError(
             "ultralytics: specs need the ultralytics package: pip install 'rfkit[yolo]' (or pip install ultralytics)"
         ) from None
-    restore_pillow_open()
     return ultralytics
+
+
+@contextmanager
+def kept_global_state() -> Iterator[None]:
+    """Undo, when the block ends, what importing ultralytics changes for the whole process: numpy's and
+    torch's print options (it sets its own float format, which changes how every array prints) and Pillow's
+    ``Image.open`` (:func:`restore_pillow_open`)."""
+    import numpy as np
+
+    numpy_options = np.get_printoptions()
+    torch_options = copy.copy(torch._tensor_str.PRINT_OPTS)
+    try:
+        yield
+    finally:
+        np.set_printoptions(**numpy_options)
+        torch.set_printoptions(
+            precision=torch_options.precision,
+            threshold=torch_options.threshold,
+            edgeitems=torch_options.edgeitems,
+            linewidth=torch_options.linewidth,
+            sci_mode=torch_options.sci_mode,
+        )
+        restore_pillow_open()
 
 
 def restore_pillow_open() -> None:
