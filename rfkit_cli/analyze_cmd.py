@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rfkit_cli.console import print_warnings, stdout_console
@@ -32,6 +32,7 @@ from rfkit_cli.options import (
     parse_input_size,
     split_names,
 )
+from rfkit_cli.progress import progress_display
 
 
 def _models(models: list[str] | None, preset_name: str | None) -> list[str]:
@@ -130,14 +131,8 @@ def analyze_command(
     res = parse_input_size(resolution, "--resolution")
     console = stdout_console()
     err = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=quiet,
+    progress = progress_display(
+        quiet, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     )
     outcomes = []
     seen: set[str] = set()

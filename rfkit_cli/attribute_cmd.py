@@ -14,6 +14,7 @@ from rich.table import Table
 from rfkit.report.formatting import pair
 from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import BatchSize, Device, Images, InputSize, Model, NumImages, Quiet, Weights, parse_input_size
+from rfkit_cli.progress import progress_display
 
 
 def attribution_table(result, console: Console) -> None:
@@ -93,8 +94,6 @@ def attribute_command(
 ) -> None:
     """Per-image contribution maps of MODEL: which pixels drove a class logit, or one unit of a layer, on each
     image, for several attribution methods."""
-    from rich.progress import Progress
-
     import rfkit
     from rfkit.attribution.methods import parse_methods
     from rfkit.report.attribution_files import check_attribution_folder, save_attribution
@@ -104,7 +103,7 @@ def attribute_command(
     size = parse_input_size(input_size)
     if out is not None:
         check_attribution_folder(out, names)  # before the run, not after it
-    with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():
+    with progress_display(quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
         task = bar.add_task(f"maps of {model}", total=num_images)
         result = rfkit.attribute(

@@ -29,6 +29,7 @@ from rfkit_cli.options import (
     parse_input_size,
     split_names,
 )
+from rfkit_cli.progress import progress_display
 
 
 def parse_unit(text: str | None) -> tuple[int, ...] | None:
@@ -97,8 +98,6 @@ def erf_command(
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
     averaged over images, with its metrics centred on the unit's analytic RF centre."""
-    from rich.progress import Progress
-
     import rfkit
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
@@ -112,7 +111,7 @@ def erf_command(
     quiet = quiet or not world.writes
     if out is not None and world.writes:
         check_erf_folder(out, names or ())  # before the measurement, not after it
-    with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar, warnings.catch_warnings():
+    with progress_display(quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
         task = bar.add_task(f"ERF of {model}", total=num_images)
         result = rfkit.erf(

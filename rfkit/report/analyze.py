@@ -391,7 +391,17 @@ def analyze(
         atomic_write_text(tmp / PARTIAL_MARKER, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         step("writing the report", None)
         files = write_report(
-            tmp, result, prod, res, rng, rng_local, depth, notes=notes, attribution=contributions, figures=figures
+            tmp,
+            result,
+            prod,
+            res,
+            rng,
+            rng_local,
+            depth,
+            notes=notes,
+            attribution=contributions,
+            figures=figures,
+            progress=step,
         )
         header = run_header(result, res, prod, rng, rng_local)
         header["model_id"] = model_id(source)
@@ -481,6 +491,7 @@ def write_report(
     notes: list[str] | None = None,
     attribution=None,
     figures=None,
+    progress=None,
 ) -> dict[str, Path]:
     """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
     warned about and appended to ``notes``. An :class:`~rfkit.attribution.result.AttributionResult` is
@@ -503,7 +514,7 @@ def write_report(
         warnings.warn(str(e), stacklevel=2)
         if notes is not None:
             notes.append(str(e))
-    files.update(write_figures(folder / "figures", result, figures))
+    files.update(write_figures(folder / "figures", result, figures, progress))
     sections: list[str] = []
     if attribution is not None:
         from rfkit.report.attribution_files import analysis_section, save_attribution
@@ -518,8 +529,9 @@ def write_report(
     return files
 
 
-def write_figures(folder: Path, result, options=None) -> dict[str, Path]:
-    """Overlay per layer, stage grid and RF growth (:func:`rfkit.report.figures.write_figures`)."""
+def write_figures(folder: Path, result, options=None, progress=None) -> dict[str, Path]:
+    """Overlay per layer, stage grid and RF growth (:func:`rfkit.report.figures.write_figures`); each figure is
+    a ``progress`` step."""
     from rfkit.report import figures
 
-    return figures.write_figures(folder, result, options)
+    return figures.write_figures(folder, result, options, (lambda text: progress(text, None)) if progress else None)

@@ -109,9 +109,10 @@ __all__ = [
 ]
 
 
-def write_figures(folder, result, options: FigureOptions | None = None) -> dict[str, Path]:
+def write_figures(folder, result, options: FigureOptions | None = None, progress=None) -> dict[str, Path]:
     """The figures of an ERF run in ``folder``: an overlay per layer (``overlay_<layer>``), the stage grid
-    (``stages``) and RF growth (``rf_growth``), in the options' look and style (:class:`FigureOptions`).
+    (``stages``) and RF growth (``rf_growth``), in the options' look and style (:class:`FigureOptions`);
+    ``progress(text)``, if given, hears of each figure before it is drawn ("drawing figure 3 of 7").
 
     Returns
     -------
@@ -126,8 +127,12 @@ def write_figures(folder, result, options: FigureOptions | None = None) -> dict[
     exts = options.figure_style.formats
     look, style = options.look, options.style
     files: dict[str, Path] = {}
+    count = {"done": 0, "of": len(result.layers) + 2}
 
     def add(key: str, stem: str, save, *args, **kwargs) -> None:
+        count["done"] += 1
+        if progress is not None:
+            progress(f"drawing figure {count['done']} of {count['of']}")
         paths = save(*args, [folder / f"{stem}{ext}" for ext in exts], **kwargs)
         files.update({key if ext == ".png" else f"{key}{ext}": path for ext, path in zip(exts, paths)})
 
