@@ -12,6 +12,7 @@ from rfkit_cli.analyze_cmd import analyze_command, list_models_command
 from rfkit_cli.attribute_cmd import attribute_command
 from rfkit_cli.erf_cmd import erf_command
 from rfkit_cli.errors import run_guarded
+from rfkit_cli.figure_cmd import figure_command
 from rfkit_cli.graph_cmd import graph_command
 from rfkit_cli.report_cmd import report_command
 from rfkit_cli.verify_cmd import verify_command
@@ -35,6 +36,11 @@ app.command("erf", help="Measure the effective receptive field of MODEL's layers
 app.command("report", help="Build an mkdocs site from analysis folders (one page per model and a comparison page).")(
     report_command
 )
+app.command(
+    "figure",
+    help="Draw the ERFs of several analysed models as one grid (rows: models, columns: layers at the same "
+    "depth; one spatial and one colour scale), as a paper uses it.",
+)(figure_command)
 app.command("list-models", help="List the models rfkit can analyse, or a preset's.")(list_models_command)
 app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(verify_command)
 app.command(

@@ -218,7 +218,8 @@ def test_report_site_builds_strict(tiny, tmp_path):
     home = (tmp_path / "site" / "docs" / "index.md").read_text()
     assert "tiny_net.py:build" in home and "other_net.py:build" in home
     compare = (tmp_path / "site" / "docs" / "compare.md").read_text()
-    assert compare.count("figures/overlay_2.png") == 2  # the final layer of both models, side by side
+    assert "](figures/compare_final_1.png)" in compare  # the final layers of both models in one grid
+    assert (tmp_path / "site" / "docs" / "figures" / "compare_final_1.png").is_file()
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q"],
         cwd=tmp_path / "site",

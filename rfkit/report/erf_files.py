@@ -33,10 +33,15 @@ def run_header(result) -> dict:
 
 
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:
-    """One flat row per measured layer: the analytic RF of the measured unit and every ERF metric."""
+    """One flat row per measured layer: the analytic RF of the measured unit (size, stride, its pixel window
+    ``rf_first_y`` .. ``rf_last_x``), the layer's depth (spatial layers from the input, and as a fraction
+    of the model's, :func:`rfkit.report.growth.growth_series`) and every ERF metric."""
+    depth, deepest = _depths(result.graph)
     rows = []
     for layer in result.layers:
         info = result.rf(layer)
+        window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
+        node_depth = depth.get(result.nodes[layer])
         row = {
             "model": result.model,
             "layer": layer or "<output>",
@@ -54,6 +59,12 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
             "stride_h": info.stride[0],
             "stride_w": info.stride[-1],
             "is_global": info.is_global,
+            "rf_first_y": window[0][0] if window else None,
+            "rf_last_y": window[0][1] if window else None,
+            "rf_first_x": window[1][0] if window else None,
+            "rf_last_x": window[1][1] if window else None,
+            "depth": node_depth,
+            "depth_fraction": node_depth / deepest if node_depth is not None and deepest else None,
         }
         if statuses is not None:
             row["status"] = statuses.get(layer, "")
@@ -62,6 +73,17 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
             row.update(metrics.as_dict())
         rows.append(row)
     return rows
+
+
+def _depths(graph) -> tuple[dict, int]:
+    """Depth of every node of ``graph`` in spatial layers and the deepest one; empty for a graph the growth
+    analysis cannot walk (not an :class:`~rfkit.graph.rfgraph.RFGraph`)."""
+    from rfkit.report.growth import growth_series
+
+    if not hasattr(graph, "records") or not graph.records:
+        return {}, 0
+    depth = growth_series(graph)["depth"]
+    return depth, max(depth.values(), default=0)
 
 
 def write_erf_files(result, folder, statuses: dict | None = None) -> dict[str, Path]:

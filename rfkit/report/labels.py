@@ -109,6 +109,33 @@ def extent_labels(beyond: dict, unit: str = " px") -> dict[str, str]:
     return {side: f"+{num(v)}{unit}" for side, v in beyond.items()}
 
 
+def compact_extent_labels(beyond: dict) -> dict[str, str]:
+    """For a small panel: the first side the RF goes beyond carries its number, the others an arrow alone.
+
+    >>> compact_extent_labels({"top": 117, "bottom": 86, "left": 117})
+    {'top': '+117', 'bottom': '', 'left': ''}
+    """
+    return {side: (f"+{num(v)}" if i == 0 else "") for i, (side, v) in enumerate(beyond.items())}
+
+
+def wrap_name(name: str, width: int = 12) -> str:
+    """A long model name on several lines, broken after ``_``, ``.``, ``-`` or ``:``, so it fits beside a
+    small panel.
+
+    >>> wrap_name("vit_small_patch16_224"), wrap_name("resnet50")
+    ('vit_small_\\npatch16_224', 'resnet50')
+    """
+    import re
+
+    lines: list[str] = []
+    for part in re.findall(r"[^_.:-]+[_.:-]?", name) or [name]:
+        if lines and len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def beyond_text(beyond: dict) -> str:
     """How far an RF extends beyond the input, in words.
 

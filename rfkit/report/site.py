@@ -26,7 +26,6 @@ from pathlib import Path
 from rfkit.errors import RFKitError, RFKitWarning
 from rfkit.io import atomic_write_text, make_temp_dir, safe_name
 from rfkit.report.analyze import DONE_MARKER
-from rfkit.report.erf_files import layer_filename
 from rfkit.report.labels import is_random
 from rfkit.report.markdown import md_code, md_table, md_text, one_line, warning_block
 from rfkit.report.summary import ERF_RF, RF, productivity_text, summary_row
@@ -240,56 +239,55 @@ def _home(analyses: list[Analysis], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _compare(analyses: list[Analysis], docs: Path, per_row: int = 4) -> str:
-    """The comparison page; ``docs`` is the site's docs folder, holding the copied figures."""
+COMPARE_ROWS = 8
+"""Models per comparison figure (more make another figure)."""
+
+
+def _compare(analyses: list[Analysis], docs: Path) -> str:
+    """The comparison page: multi-model grids (:mod:`rfkit.report.compare`) drawn into ``docs/figures/``,
+    the final feature maps of every model, then each family by depth; and the final layers as a table."""
+    from rfkit.report.compare import save_comparison
     from rfkit.report.presets import family_of
 
     lines = [
         "# Comparison",
         "",
-        "The same layer role across models, side by side: the final feature map, then the stage outputs "
-        "counted from the end (the last stage is `-1`). Each figure: the ERF on a log scale with the "
-        "analytic RF box of the measured unit (each model's page states the transform and the metrics). "
-        "Models are ordered by family.",
+        "Rows are models, columns layers: in each figure every panel has the same spatial scale (the input "
+        "frame, in input pixels) and the same colour scale (each ERF map divided by its own maximum, log scale), "
+        "with the analytic RF box of the measured unit and arrows where it goes beyond the input. The layers "
+        "are compared at the same depth: the measured layer nearest ¼, ½ and ¾ of the model's depth in spatial "
+        "layers, then its final measured layer. Each model's page has the numbers.",
+        "",
+        "## Final feature maps",
         "",
     ]
     order = sorted(analyses, key=lambda a: (family_of(a.model) or "~", a.name))
-    depth = max((len(a.rows) for a in analyses), default=0)
-    for role in range(1, depth + 1):
-        cells = []
-        for a in order:
-            if len(a.rows) < role:
-                continue
-            row = a.rows[-role]
-            name = layer_filename("" if row["layer"] == "<output>" else row["layer"])
-            img = f"models/{a.name}/figures/overlay_{name}.png"
-            if (docs / img).is_file():
-                cells.append((a, row, img))
-        if not cells:
-            continue
-        lines += [f"## {'Final feature map' if role == 1 else f'Stage {-role}'}", ""]
-        for i in range(0, len(cells), per_row):
-            chunk = cells[i : i + per_row]
-            lines += [
-                "| "
-                + " | ".join(
-                    _link(a) + (f" ({md_text(family_of(a.model))})" if family_of(a.model) else "") for a, _, _ in chunk
-                )
-                + " |",
-                "|" + "|".join("---" for _ in chunk) + "|",
-                "| "
-                + " | ".join(f"![{md_text(a.model)} {md_text(row['layer'])}]({img})" for a, row, img in chunk)
-                + " |",
-                "| " + " | ".join(_caption(row) for _, row, _ in chunk) + " |",
-                "",
-            ]
+    for i in range(0, len(order), COMPARE_ROWS):
+        name = f"figures/compare_final_{i // COMPARE_ROWS + 1}.png"
+        save_comparison(order[i : i + COMPARE_ROWS], docs / name, "final")
+        lines += [f"![Final feature maps of {len(order[i : i + COMPARE_ROWS])} models]({name})", ""]
+    lines += md_table(
+        ["model", "final layer: RF", ERF_RF],
+        [[_link(a), *_final_cells(a)] for a in order],
+    )
+    families: dict[str, list[Analysis]] = {}
+    for a in order:
+        families.setdefault(family_of(a.model) or "other", []).append(a)
+    for family, members in families.items():
+        lines += ["", f"## By depth: {md_text(family)}", ""]
+        for i in range(0, len(members), COMPARE_ROWS):
+            name = f"figures/compare_{safe_name(family)}_{i // COMPARE_ROWS + 1}.png"
+            save_comparison(members[i : i + COMPARE_ROWS], docs / name, "stages")
+            lines += [f"![ERF at ¼, ½, ¾ of the depth and the final layer: {md_text(family)}]({name})", ""]
     return "\n".join(lines) + "\n"
 
 
-def _caption(row: dict) -> str:
-    """The line under a figure of the comparison page: layer, RF and ERF/RF."""
-    cells = summary_row(row)
-    return f"{md_code(row['layer'])}: RF {md_text(cells[RF])}, ERF/RF {md_text(cells[ERF_RF])}"
+def _final_cells(a: Analysis) -> list[str]:
+    """The final layer of an analysis and its RF, and its ERF/RF, as Markdown cells."""
+    if not a.rows:
+        return ["–", "–"]
+    cells = summary_row(a.rows[-1])
+    return [f"{md_code(a.rows[-1]['layer'])}: {md_text(cells[RF])}", md_text(cells[ERF_RF])]
 
 
 _LOOKALIKE = str.maketrans({"<": "‹", ">": "›", "&": "＆", '"': "”", "'": "’"})

@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.report.formatting import pair
-from rfkit.report.labels import erf_text, extent_labels, footer_lines, is_random, layer_name, method_label, rf_text
+from rfkit.report.labels import (
+    compact_extent_labels,
+    erf_text,
+    extent_labels,
+    footer_lines,
+    is_random,
+    layer_name,
+    method_label,
+    rf_text,
+)
 from rfkit.report.looks import HeatScale, style_named
 from rfkit.report.style import (
     COLORS,
@@ -135,7 +144,7 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, fs, max_cols: int):
             if i >= n:
                 ax.remove()
                 continue
-            im = _draw_panel(ax, result, layers[i], heat.display(result.maps[layers[i]]), norm, cmap)
+            im = _draw_panel(ax, result, layers[i], heat.display(result.maps[layers[i]]), norm, cmap, not fs.footer)
             ax.set_title(titles[i], linespacing=1.3)
         cbar = body.colorbar(
             im, ax=[a for a in axes.ravel()[:n]], shrink=0.9 if nrows > 1 else 1.0, aspect=20 * nrows, pad=0.02
@@ -167,7 +176,7 @@ def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
     return [f"{t[0]}\n{t[1]} · {t[2]}" for t in parts]
 
 
-def _draw_panel(ax, result, layer: str, data, norm, cmap):
+def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False):
     """One layer's panel: its map, its RF box (with arrows where it goes beyond the input, or a zoomed inset
     when it is small), the unit's RF centre; returns the map's image."""
     H, W = data.shape
@@ -178,7 +187,8 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap):
         _draw_window(ax, window, info.is_global)
         beyond = rf_beyond(window, (H, W))
         if beyond and not info.is_global:
-            draw_rf_extents(ax, window, (H, W), extent_labels(beyond, unit=""), offset=9, fontsize=7)
+            labels = compact_extent_labels(beyond) if compact else extent_labels(beyond, unit="")
+            draw_rf_extents(ax, window, (H, W), labels, offset=9, fontsize=7)
     draw_rf_centre(ax, result.center[layer], size=8, label="analytic RF centre of the unit")
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)

@@ -1,0 +1,292 @@
+"""The multi-model grid papers use (RepLKNet Fig. 1, SLaK, VMamba): rows are models, columns are layers, drawn
+from finished ``rfkit analyze`` folders (``rfkit figure DIR... --layers final|stages --out fig.pdf``, and the
+site's comparison page).
+
+Every panel has **one spatial scale** (the same pixels per inch, the input frame of the largest input, so a
+smaller input shows smaller) and **one colour scale** (each map divided by its own maximum: models differ in
+gradient magnitude, their shapes are what compares). Columns compare layers at the same **depth fraction** —
+the measured layer nearest ¼, ½, ¾ of the model's depth in spatial layers, then its final measured layer — so
+a 12-block ViT and a 4-stage CNN line up by how deep the layer is, not by counting stages from the end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rfkit.errors import ArgumentError
+from rfkit.report.erf_files import layer_filename
+from rfkit.report.formatting import rf_label
+from rfkit.report.labels import compact_extent_labels, is_random, wrap_name
+from rfkit.report.looks import HeatScale, style_named
+from rfkit.report.style import (
+    COLORS,
+    DPI,
+    draw_rf_centre,
+    draw_rf_extents,
+    figure_style,
+    image_extent,
+    mark_figure,
+    new_figure,
+    outline,
+    rf_beyond,
+    rf_rectangle,
+    save_figure,
+    styled,
+    tighten,
+)
+
+FRACTIONS = (0.25, 0.5, 0.75)
+"""The depth fractions of the ``stages`` columns (the final measured layer comes last)."""
+COLUMN_NAMES = {0.25: "¼ depth", 0.5: "½ depth", 0.75: "¾ depth"}
+LAYER_SETS = ("final", "stages")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One panel: a measured layer of one model (``row``: its ``metrics.json`` row) and its raw map."""
+
+    model: str
+    row: dict
+    map: np.ndarray | None
+
+    @property
+    def window(self):
+        r = self.row
+        keys = ("rf_first_y", "rf_last_y", "rf_first_x", "rf_last_x")
+        if any(r.get(k) is None for k in keys):
+            return None
+        return ((r["rf_first_y"], r["rf_last_y"]), (r["rf_first_x"], r["rf_last_x"]))
+
+
+def depth_fractions(rows: Sequence[dict]) -> list[float]:
+    """How deep each measured layer is, as a fraction of the model: its ``depth_fraction`` (spatial layers
+    from the input over the model's), or for a report without it, its place among the measured layers.
+
+    >>> depth_fractions([{"depth_fraction": 0.2}, {"depth_fraction": 0.9}]), depth_fractions([{}, {}, {}, {}])
+    ([0.2, 0.9], [0.25, 0.5, 0.75, 1.0])
+    """
+    if rows and all(isinstance(r.get("depth_fraction"), (int, float)) for r in rows):
+        return [float(r["depth_fraction"]) for r in rows]
+    return [(i + 1) / len(rows) for i in range(len(rows))]
+
+
+def pick_columns(rows: Sequence[dict], layers: str = "stages") -> list[tuple[str, int | None]]:
+    """The columns of one model: ``(name, index of the measured layer or None)``. ``final``: its last measured
+    layer; ``stages``: the measured layer nearest each of :data:`FRACTIONS` of its depth (each used once, the
+    last kept for the final column), then the last.
+
+    >>> rows = [{"depth_fraction": f} for f in (0.02, 0.22, 0.45, 0.8, 0.98)]  # ResNet-50's stages
+    >>> pick_columns(rows)
+    [('¼ depth', 1), ('½ depth', 2), ('¾ depth', 3), ('final', 4)]
+    >>> pick_columns([{"depth_fraction": f} for f in (0.14, 0.29, 0.43, 0.64, 0.79, 0.93, 0.93)])  # a ViT
+    [('¼ depth', 1), ('½ depth', 2), ('¾ depth', 4), ('final', 6)]
+    >>> pick_columns(rows, "final"), pick_columns([{"depth_fraction": 1.0}])
+    ([('final', 4)], [('¼ depth', None), ('½ depth', None), ('¾ depth', None), ('final', 0)])
+    """
+    if layers not in LAYER_SETS:
+        raise ArgumentError(f"layers {layers!r}: use final or stages")
+    last = len(rows) - 1 if rows else None
+    if layers == "final":
+        return [("final", last)]
+    fractions = depth_fractions(rows)
+    used = {last}
+    columns = []
+    for target in FRACTIONS:
+        free = [i for i in range(len(rows)) if i not in used]
+        best = min(free, key=lambda i: (abs(fractions[i] - target), i), default=None)
+        if best is not None and abs(fractions[best] - target) > 0.2:  # nothing near this depth
+            best = None
+        if best is not None:
+            used.add(best)
+        columns.append((COLUMN_NAMES[target], best))
+    return [*columns, ("final", last)]
+
+
+def load_cells(analysis, layers: str = "stages") -> list[tuple[str, Cell | None]]:
+    """The columns of one analysis (:class:`rfkit.report.site.Analysis`) with their maps, read from
+    ``maps/<layer>.npy`` (never through a symlink; a missing map leaves the panel empty)."""
+    rows = list(analysis.rows)
+    return [
+        (name, None if i is None else Cell(analysis.model, rows[i], _read_map(analysis.folder, rows[i]["layer"])))
+        for name, i in pick_columns(rows, layers)
+    ]
+
+
+def _read_map(folder: Path, layer: str) -> np.ndarray | None:
+    maps = Path(folder) / "maps"
+    path = maps / f"{layer_filename('' if layer == '<output>' else layer)}.npy"
+    if maps.is_symlink() or path.is_symlink() or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            arr = np.load(f, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return arr if arr.ndim == 2 else None
+
+
+@styled
+def comparison_figure(analyses, layers: str = "stages", *, look: str = "rfkit", style: str = "report"):
+    """Rows of models, columns of layers (:func:`pick_columns`), one spatial and one colour scale.
+
+    Parameters
+    ----------
+    analyses : sequence of Analysis
+        Finished analyses (:func:`rfkit.report.site.find_analyses`), one row each, in order.
+    layers : {"final", "stages"}
+    look : {"rfkit", "replknet", "openerf"}
+    style : {"report", "paper"}
+        ``paper``: two columns wide (6.9 in), fonts of 7 pt or more, no title or footer.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    grid = [(a, load_cells(a, layers)) for a in analyses]
+    if not grid:
+        raise ArgumentError("no analyses to compare")
+    fs = style_named(style)
+    heat = HeatScale.named(look)
+    with figure_style(**fs.rc):
+        return _comparison(grid, heat, fs)
+
+
+def _comparison(grid, heat: HeatScale, fs):
+    names = [name for name, _ in grid[0][1]]
+    nrows, ncols = len(grid), len(names)
+    H = max(int(a.header.get("input_size", [0, 0])[0]) for a, _ in grid)
+    W = max(int(a.header.get("input_size", [0, 0])[-1]) for a, _ in grid)
+    width = fs.width(ncols)  # paper: one column for one layer, two for more
+    panel = min(1.7, (width - 2.1) / ncols) if width else 1.9  # room for the models' names and the colour bar
+    provenance = [
+        f"{a.model}: weights {a.header.get('weights', '?')}, {a.header.get('num_images', '?')} image(s) "
+        f"({a.header.get('images', '?')}), input {'×'.join(map(str, a.header.get('input_size', [])))}"
+        for a, _ in grid
+    ]
+    provenance.append(f"colour: each map / its own max, {heat.look.describe()}")
+    footer = [(line, COLORS["note"]) for line in provenance]
+    if any(is_random(a.header.get("weights_kind")) for a, _ in grid):
+        footer.append(
+            ("RANDOM WEIGHTS in some rows: their ERFs show the architecture, not a trained network", COLORS["warning"])
+        )
+
+    def draw(size):
+        fig, body = new_figure(size, footer if fs.footer else ())
+        axes = body.subplots(nrows, ncols, squeeze=False)
+        norm = heat.scale()[0]
+        im = None
+        for r, (analysis, cells) in enumerate(grid):
+            for c, (name, cell) in enumerate(cells):
+                ax = axes[r, c]
+                im = _draw_cell(ax, cell, heat, norm, (H, W)) or im
+                ax.set_title((f"{name}\n" if r == 0 else "") + _caption(cell), linespacing=1.25)
+            random = is_random(analysis.header.get("weights_kind"))
+            axes[r, 0].set_ylabel(
+                wrap_name(analysis.model) + ("\nrandom init" if random else ""),
+                rotation=0,
+                ha="right",
+                va="center",
+                labelpad=6,
+                color=COLORS["warning"] if random else "black",
+            )
+        if im is not None:
+            _, ticks, labels = heat.scale()
+            cbar = body.colorbar(im, ax=list(axes.ravel()), shrink=min(1.0, 0.9 + 0.1 / nrows), pad=0.02)
+            cbar.set_ticks(ticks, labels=labels)
+            cbar.set_label(heat.bar_label("own max"))
+        if fs.footer:
+            body.suptitle(f"ERF of {nrows} model{'s' * (nrows > 1)}: one spatial scale, one colour scale")
+        return fig, body, axes, (cbar.ax if im is not None else None)
+
+    size = (ncols * (panel + 0.1) + 2.6, nrows * (panel * H / W + 0.6) + 0.9)
+    fig = tighten(draw, size, width=width)
+    return mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
+
+
+def _caption(cell: Cell | None) -> str:
+    """A panel's title: the layer, how deep it is (when the report says) and its RF."""
+    if cell is None:
+        return "no layer near this depth"
+    r = cell.row
+    rf = "global" if r.get("is_global") else rf_label((r.get("rf_h"), r.get("rf_w")))  # the dashed box: local paths
+    deep = r.get("depth_fraction")
+    return f"{r['layer']}" + (f" ({deep:.0%} deep)" if isinstance(deep, (int, float)) else "") + f"\nRF {rf}"
+
+
+def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, int]):
+    """One panel in the common frame ``(H, W)``: the map, the RF box (arrows where it goes beyond the input),
+    the unit's centre; returns the map's image (None for an empty panel)."""
+    H, W = frame
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_facecolor(COLORS["outside"])
+    if cell is None or cell.map is None:
+        return None
+    h, w = cell.map.shape
+    im = heat.imshow(ax, cell.map, norm, extent=image_extent(h, w), interpolation="nearest", gid="erf-map")
+    window = cell.window
+    if window is not None:
+        kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.2))
+        dashed = bool(cell.row.get("is_global"))
+        ax.add_patch(rf_rectangle(window, linewidth=1.2, linestyle=(0, (3, 1.5)) if dashed else "-", **kw))
+        beyond = {} if dashed else rf_beyond(window, (h, w))
+        if beyond:
+            draw_rf_extents(ax, window, (h, w), compact_extent_labels(beyond), offset=8, fontsize=7)
+    centre = (cell.row.get("center_y"), cell.row.get("center_x"))
+    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in centre):
+        draw_rf_centre(ax, centre, size=6)
+    if cell.row.get("is_global"):
+        for spine in ax.spines.values():
+            spine.set(edgecolor=COLORS["rf"], linewidth=1.6)
+    return im
+
+
+def owned(path) -> bool:
+    """Whether the file at ``path`` is a figure rfkit wrote (its metadata names rfkit as its creator), so
+    that ``rfkit figure`` may replace it.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "x.pdf"
+    >>> _ = p.write_bytes(b"%PDF-1.4 user's paper"); owned(p)
+    False
+    """
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    marks = (b"/Creator (rfkit ", b"Software\x00rfkit ", b"<dc:title>rfkit ")
+    with open(path, "rb") as f:
+        head = f.read(64 << 20)
+    return any(m in head for m in marks)
+
+
+def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfkit", style: str = "report"):
+    """:func:`comparison_figure` written to ``path`` (its extension picks PNG, PDF or SVG; a paper style adds
+    the other two beside it). Refuses (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write.
+
+    Returns
+    -------
+    list of Path
+    """
+    from rfkit.io import OutputError
+    from rfkit.report.style import FORMATS
+
+    path = Path(path)
+    if path.suffix.lower() not in (*FORMATS, ""):
+        raise ArgumentError(f"--out {path.name}: the figure's name must end in .png, .pdf or .svg")
+    exts = [path.suffix.lower() or ".png"]
+    if style == "paper":
+        exts += [e for e in style_named(style).formats if e not in exts]
+    paths = [path.with_suffix(e) for e in exts]
+    for p in paths:
+        if os.path.lexists(p) and not owned(p):
+            raise OutputError(f"{p} exists and rfkit did not write it; rfkit does not replace it: choose another --out")
+    return save_figure(comparison_figure(analyses, layers, look=look, style=style), paths)
