@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -58,34 +57,11 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _fmt(v, digits: int = 2, fixed: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float) and math.isinf(v):
-        return "global"
-    if fixed or (isinstance(v, float) and not v.is_integer()):
-        return f"{v:.{digits}f}"
-    return str(int(v))
+def _cells(row: dict) -> dict[str, str]:
+    """A row of metrics.json as the report prints it (:func:`rfkit.report.summary.summary_row`)."""
+    from rfkit.report.summary import summary_row
 
-
-def _pair(h, w, digits: int = 2, fixed: bool = False) -> str:
-    a, b = _fmt(h, digits, fixed), _fmt(w, digits, fixed)
-    return a if a == b and a in ("–", "global") else f"{a}×{b}"
-
-
-def _rf_cell(row: dict) -> str:
-    if row.get("is_global"):
-        return f"global (local {_pair(row.get('rf_local_h'), row.get('rf_local_w'))})"
-    return _pair(row.get("rf_h"), row.get("rf_w"))
-
-
-def _ratio_cell(row: dict) -> str:
-    """ERF/RF for a finite RF; ERF/input (marked) for a global layer, whose RF is the whole input."""
-    if row.get("is_global"):
-        return f"{_pair(row.get('erf_input_ratio_h'), row.get('erf_input_ratio_w'), fixed=True)} of the input"
-    return _pair(row.get("erf_rf_ratio_h"), row.get("erf_rf_ratio_w"), fixed=True)
+    return summary_row(row)
 
 
 # ------------------------------------------------------------------------------------------------ gallery
@@ -149,6 +125,7 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
     import torch
 
     import rfkit
+    from rfkit.report.summary import productivity_text
 
     random = weights in ("random", "random-safe")
     lines = [
@@ -183,22 +160,22 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
         "analytic RF centre. For a layer with a finite RF the ratio is ERF / RF; for a global layer (its RF is "
         "the whole input) it is ERF / input.",
         "",
-        "| model | kind | input | final layer | RF h×w | ERF 95% h×w | ERF/RF (or /input) |",
+        "| model | kind | input | final layer | RF h×w | ERF 95% h×w | ERF/RF (h, w) |",
         "|---|---|---|---|---|---|---|",
     ]
     for e in entries:
         row = e["rows"][-1]
+        c = _cells(row)
         size = "×".join(str(v) for v in e["run"]["input_size"])
         lines.append(
             f"| [{e['name']}](#{e['folder'].replace('.', '')}) | {e['family']} | {size} | `{row['layer']}` | "
-            f"{_rf_cell(row)} | {_pair(row.get('erf_side_h'), row.get('erf_side_w'), 0)} | "
-            f"{_ratio_cell(row)} |"
+            f"{c['RF h×w']} | {c['ERF 95% h×w']} | {c['ERF/RF (h, w)']} |"
         )
     lines.append("")
     for e in entries:
         run = e["run"]
         files = e["files"]
-        prod = ", ".join(f"{n} {s}" for s, n in run.get("productivity", {}).items() if n)
+        prod = productivity_text(run.get("productivity", {}))
         lines += [
             f"## {e['folder']}",
             "",
@@ -209,14 +186,14 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
             f"rfkit analyze {e['name']} --weights {weights} --num-images {num_images}",
             "```",
             "",
-            "| layer | status | RF h×w | stride | ERF 95% h×w | ERF/RF (or /input) |",
+            "| layer | status | RF h×w | stride | ERF 95% h×w | ERF/RF (h, w) |",
             "|---|---|---|---|---|---|",
         ]
         for row in e["rows"]:
+            c = _cells(row)
             lines.append(
-                f"| `{row['layer']}` | {row.get('status', '')} | {_rf_cell(row)} | "
-                f"{_pair(row.get('stride_h'), row.get('stride_w'))} | "
-                f"{_pair(row.get('erf_side_h'), row.get('erf_side_w'), 0)} | {_ratio_cell(row)} |"
+                f"| `{row['layer']}` | {row.get('status', '')} | {c['RF h×w']} | {c['stride']} | "
+                f"{c['ERF 95% h×w']} | {c['ERF/RF (h, w)']} |"
             )
         lines.append("")
         if "stages" in files:

@@ -253,10 +253,12 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
     """``text`` broken at ``sep`` into lines that fit ``width_in`` inches at ``fontsize`` (default: the
     figure title size), so a title never runs into the figure's edges.
 
-    >>> wrap_title("resnet50: receptive field growth, 224×224 input · RANDOM WEIGHTS", 3.0, 10.5)
+    >>> wrap_title("resnet50: receptive field growth, 224×224 input · RANDOM WEIGHTS", 5.5, 10.5)
     'resnet50: receptive field growth, 224×224 input\\nRANDOM WEIGHTS'
     >>> wrap_title("short · title", 3.0, 10.5)
     'short · title'
+    >>> wrap_title("swin_tiny_patch4_window7_224: receptive field growth, 224×224 input", 4.0, 10.5)
+    'swin_tiny_patch4_window7_224: receptive field growth,\\n224×224 input'
     """
     import matplotlib
 
@@ -266,6 +268,8 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
     for part in text.split(sep):
         if lines and len(lines[-1]) + len(sep) + len(part) <= chars:
             lines[-1] += sep + part
+        elif len(part) > chars and ", " in part and sep != ", ":  # a long part breaks at its commas
+            lines += wrap_title(part, width_in, size, sep=", ").replace("\n", ",\n").split("\n")
         else:
             lines.append(part)
     return "\n".join(lines)
