@@ -25,6 +25,7 @@ from rfkit_cli.options import (
     Threads,
     UsageError,
     Weights,
+    Workers,
     check_method,
     parse_input_size,
     split_names,
@@ -83,6 +84,7 @@ def erf_command(
     device: Device = "auto",
     input_size: InputSize = None,
     threads: Threads = None,
+    workers: Workers = None,
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
     autocast: bool = typer.Option(False, "--autocast", help="bfloat16 autocast (GPU)."),
     trust_checkpoint: bool = typer.Option(
@@ -127,6 +129,7 @@ def erf_command(
             unit=parse_unit(unit),
             trust=trust_checkpoint,
             threads=threads,
+            workers=workers,
             channels_last=channels_last,
             autocast=autocast,
             progress=lambda n: bar.advance(task, n),

@@ -47,6 +47,12 @@ Method = Annotated[str, typer.Option("--method", help="ERF definition: replknet 
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=0, help="Threads decoding images ahead of the model. Default: 0 on CPU, up to 8 on a GPU."
+    ),
+]
 Style = Annotated[
     str,
     typer.Option(

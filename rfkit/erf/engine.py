@@ -19,7 +19,7 @@ from rfkit.graph import layout as lay
 from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.pipeline.capture import frozen, model_device
-from rfkit.pipeline.devices import auto_batch_size, is_out_of_memory, resolve_device
+from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
 from rfkit.pipeline.distributed import SINGLE, all_reduce_sums, current_world, shard
 from rfkit.pipeline.images import ImageStats, ImageWarning
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
@@ -253,6 +253,7 @@ def erf(
     *,
     unit=None,
     threads: int | None = None,
+    workers: int | None = None,
     channels_last: bool = False,
     autocast: bool = False,
     seed: int = 0,
@@ -291,8 +292,8 @@ def erf(
     method : str
         ``"replknet"`` or ``"openerf"`` (:mod:`rfkit.erf.methods`).
     batch_size : int, optional
-        Images per forward pass (default 32 on CUDA, 16 on MPS, 8 on CPU or as many as fit in half the
-        available memory: :func:`rfkit.pipeline.devices.auto_batch_size`). Does not change the maps.
+        Images per forward pass (default: as many as fit in half the free memory, at most 64 on CUDA and 8
+        on the CPU; 16 on MPS: :func:`rfkit.pipeline.devices.auto_batch_size`). Does not change the maps.
     device : str
         ``"auto"`` (CUDA, MPS, else CPU), ``"cpu"``, ``"cuda:1"``, ... (checked to exist on this machine)
     input_size : int or (h, w), optional
@@ -302,6 +303,11 @@ def erf(
         dict layer -> tuple); default: the method's centre unit.
     threads : int, optional
         torch CPU threads during the run (restored afterwards).
+    workers : int, optional
+        Threads decoding image files ahead of the model (default: none on the CPU, one per core but one, at
+        most 8, on a GPU: :func:`rfkit.pipeline.devices.decode_workers`). On CUDA the batches are also put in
+        page-locked memory, so that their copy to the device overlaps the computation. Does not change the
+        maps.
     channels_last, autocast : bool
         Channels-last memory format; bfloat16 autocast (GPU only; ignored with a warning on CPU).
     seed : int
@@ -348,6 +354,7 @@ def erf(
     """
     args = checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
     layers, num_images, batch_size, threads, seed, dev = args
+    workers = validate.count(workers, "workers", optional=True, minimum=0)
     prepared = prepare(model, weights, input_size, seed=seed, trust=trust)
     g = prepared.graph
     resolved, default_key = resolve_layers(g, prepared.model, layers, unknown=True)
@@ -367,7 +374,19 @@ def erf(
         captures = prepared.capture(live)
         sums, seen, more, crops = accumulate(
             lambda keys: captures({k: resolved[k] for k in keys}),
-            shard(prepared.images(images, num_images, bs, seed=seed, stats=stats), world, bs),
+            shard(
+                prepared.images(
+                    images,
+                    num_images,
+                    bs,
+                    seed=seed,
+                    stats=stats,
+                    workers=decode_workers(dev) if workers is None else workers,
+                    pin_memory=dev.type == "cuda",
+                ),
+                world,
+                bs,
+            ),
             resolved,
             units,
             g,

@@ -10,8 +10,10 @@ import torch
 
 from rfkit.errors import DeviceError
 
-#: Images per batch when the user gives none (on the CPU, at most this: see :func:`auto_batch_size`).
-DEFAULT_BATCH = {"cuda": 32, "mps": 16, "cpu": 8}
+#: Images per batch when the user gives none (on the CPU and CUDA, at most this: see :func:`auto_batch_size`).
+DEFAULT_BATCH = {"cuda": 64, "mps": 16, "cpu": 8}
+#: Image-decoding threads by default on an accelerator (:func:`decode_workers`).
+MAX_DECODE_WORKERS = 8
 #: Bytes a batch needs per float32 activation element: the activation, its gradient, and autograd's copy.
 BYTES_PER_ELEMENT = 4 * 3
 #: Share of the available memory a batch may take (the rest is left to the model, Python and others).
@@ -122,23 +124,54 @@ def bytes_per_image(g) -> int:
     return max(1, elements) * BYTES_PER_ELEMENT
 
 
+def free_device_memory(device: torch.device) -> int | None:
+    """Bytes free for a new allocation on ``device``: :func:`available_memory` for the CPU, what the CUDA
+    driver reports free (``torch.cuda.mem_get_info``) plus what torch's caching allocator holds unused for a
+    CUDA device; None where unknown (MPS)."""
+    if device.type == "cpu":
+        return available_memory()
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        except (RuntimeError, AssertionError):
+            return None
+        return int(free + max(cached, 0))
+    return None
+
+
 def auto_batch_size(g, device: torch.device, available: int | None = None) -> int:
-    """The batch size to use when none is given: :data:`DEFAULT_BATCH` for the device type; on the CPU at
-    most what fits in :data:`MEMORY_SHARE` of the ``available`` memory (default :func:`available_memory`;
-    unknown: the default), never less than 1.
+    """The batch size to use when none is given: at most :data:`DEFAULT_BATCH` for the device type, and on
+    the CPU and CUDA at most what fits in :data:`MEMORY_SHARE` of the ``available`` memory (default
+    :func:`free_device_memory`; unknown: the default), never less than 1.
 
     >>> import torch.nn as nn, rfkit
     >>> g = rfkit.trace(nn.Conv2d(3, 4, 3, padding=1), input_size=8)  # 5376 bytes per image
     >>> auto_batch_size(g, torch.device("cpu"), available=40_000)  # 20000 // 5376
     3
+    >>> auto_batch_size(g, torch.device("cuda"), available=10**12)  # a large GPU: the CUDA default
+    64
     """
     default = DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
-    if device.type != "cpu":
-        return default
-    available = available_memory() if available is None else available
+    available = free_device_memory(device) if available is None else available
     if available is None:
         return default
     return max(1, min(default, int(available * MEMORY_SHARE) // bytes_per_image(g)))
+
+
+def decode_workers(device: torch.device) -> int:
+    """Threads decoding images ahead of the model by default (:func:`rfkit.pipeline.images.image_batches`):
+    none on the CPU, whose cores run the model; on an accelerator one per core but one, at most
+    :data:`MAX_DECODE_WORKERS`, so that decoding keeps up with the device.
+
+    >>> decode_workers(torch.device("cpu"))
+    0
+    >>> 1 <= decode_workers(torch.device("cuda")) <= MAX_DECODE_WORKERS
+    True
+    """
+    if device.type == "cpu":
+        return 0
+    return max(1, min(MAX_DECODE_WORKERS, (os.cpu_count() or 2) - 1))
 
 
 def is_out_of_memory(e: BaseException) -> bool:

@@ -553,7 +553,15 @@ def _check_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
 
 
 def image_batches(
-    images, data_config: dict, num_images: int, batch_size: int, *, seed: int = 0, stats: ImageStats | None = None
+    images,
+    data_config: dict,
+    num_images: int,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    stats: ImageStats | None = None,
+    workers: int = 0,
+    pin_memory: bool = False,
 ) -> Iterator[torch.Tensor]:
     """Stream preprocessed image batches for a model.
 
@@ -573,6 +581,12 @@ def image_batches(
         Seeds ``"noise"`` and the extra views of ``"sample"``.
     stats : ImageStats, optional
         Filled while iterating: ``source`` (overwritten with a description), ``used``, ``skipped``, ``ignored``.
+    workers : int
+        Threads that decode and preprocess images ahead of the batch being built (:func:`_decoded`); 0:
+        decode in the calling thread. The images, their order and the skipped files are the same whatever
+        the number.
+    pin_memory : bool
+        Yield batches in page-locked memory (for asynchronous copies to a CUDA device).
 
     Yields
     ------
@@ -606,9 +620,13 @@ def image_batches(
     stats.requested = num_images
     desc, source = _resolve(images, cfg, num_images, seed, stats)
     stats.source = desc
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ImageSourceError(f"workers must be an int >= 0, got {workers!r}")
     if isinstance(images, torch.Tensor):
-        return _tensor_batches(_check_tensor(images, cfg), num_images, batch_size, stats)
-    return _batches(source, num_images, batch_size, stats, cfg)
+        batches = _tensor_batches(_check_tensor(images, cfg), num_images, batch_size, stats)
+    else:
+        batches = _batches(_decoded(source, workers), num_images, batch_size, stats, cfg)
+    return (b.pin_memory() for b in batches) if pin_memory else batches
 
 
 def _tensor_batches(x: torch.Tensor, n: int, bs: int, stats: ImageStats) -> Iterator[torch.Tensor]:
@@ -624,18 +642,52 @@ def _pop_batch(buf: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def _batches(source, n: int, bs: int, stats: ImageStats, cfg: dict) -> Iterator[torch.Tensor]:
+def _load(load) -> tuple[torch.Tensor | None, Exception | None]:
+    try:
+        return load(), None
+    except Exception as e:  # noqa: BLE001 -- any decoding failure skips the file
+        return None, e
+
+
+def _decoded(source, workers: int) -> Iterator[tuple[str, torch.Tensor | None, Exception | None]]:
+    """``(name, image, error)`` for each ``(name, load)`` of ``source``, in the source's order.
+
+    With ``workers`` > 0 a thread pool decodes up to ``2 * workers`` items ahead of the one yielded: Pillow
+    releases the GIL while it decodes and resizes, and torch while it normalises, so threads decode in
+    parallel without copying loaders into other processes. Items decoded ahead and never asked for (the
+    consumer stops at ``num_images``) are dropped."""
+    if workers == 0:
+        for name, load in source:
+            yield (name, *_load(load))
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="rfkit-decode")
+    ahead: deque = deque()
+    try:
+        for name, load in source:
+            ahead.append((name, pool.submit(_load, load)))
+            if len(ahead) > 2 * workers:
+                first, job = ahead.popleft()
+                yield (first, *job.result())
+        while ahead:
+            first, job = ahead.popleft()
+            yield (first, *job.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batches(decoded, n: int, bs: int, stats: ImageStats, cfg: dict) -> Iterator[torch.Tensor]:
     shape = tuple(cfg["input_size"])
     buf: list[torch.Tensor] = []
     tried = 0
-    for name, load in source:
+    for name, img, error in decoded:
         if stats.used + len(buf) >= n:
             break
         tried += 1
-        try:
-            img = load()
-        except Exception as e:  # noqa: BLE001 -- any decoding failure skips the file
-            stats.skipped.append((name, _reason(e)))
+        if error is not None:
+            stats.skipped.append((name, _reason(error)))
             continue
         if tuple(img.shape) != shape:  # a transform that does not give the configured size is a bug
             raise ImageSourceError(f"preprocessing {name} gave shape {tuple(img.shape)}, expected {shape}")
@@ -643,6 +695,7 @@ def _batches(source, n: int, bs: int, stats: ImageStats, cfg: dict) -> Iterator[
         if len(buf) == bs:
             stats.used += len(buf)
             yield _pop_batch(buf)  # yielded, not kept: the generator holds no reference to it
+    decoded.close()  # stop the decoding threads now, not when the generator is collected
     if buf:
         stats.used += len(buf)
         yield _pop_batch(buf)

@@ -86,10 +86,19 @@ class Prepared:
         return LayerCapture(self.graph, self.model if live is None else live, self.fx)
 
     def images(
-        self, images="sample", num_images: int = 32, batch_size: int = 8, *, seed: int | None = None, stats=None
+        self,
+        images="sample",
+        num_images: int = 32,
+        batch_size: int = 8,
+        *,
+        seed: int | None = None,
+        stats=None,
+        workers: int = 0,
+        pin_memory: bool = False,
     ) -> Iterator:
         """Batches of ``images`` preprocessed for the model (:func:`rfkit.pipeline.images.image_batches`;
-        ``seed`` for noise and sample views, default :attr:`seed`).
+        ``seed`` for noise and sample views, default :attr:`seed`; ``workers`` decoding threads; batches in
+        page-locked memory with ``pin_memory``).
 
         Raises
         ------
@@ -103,7 +112,16 @@ class Prepared:
                 f"{self.name} takes {len(self.input_size)}-D inputs, not images: rfkit measures images only"
             )
         seed = self.seed if seed is None else seed
-        return image_batches(images, self.data_config, num_images, batch_size, seed=seed, stats=stats)
+        return image_batches(
+            images,
+            self.data_config,
+            num_images,
+            batch_size,
+            seed=seed,
+            stats=stats,
+            workers=workers,
+            pin_memory=pin_memory,
+        )
 
 
 def check_model(model) -> None:
