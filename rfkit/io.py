@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +71,69 @@ def make_temp_dir(parent, prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
     os.chmod(path, 0o777 & ~_umask())
     return path
+
+
+#: The file inside a folder rfkit is building that says which process builds it (JSON: pid, host).
+PARTIAL_MARKER = ".rfkit-partial"
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)(?:-[A-Za-z0-9_]+)?")
+
+
+def mark_partial(folder) -> None:
+    """Put :data:`PARTIAL_MARKER` in ``folder``: rfkit builds it, in this process, on this machine."""
+    atomic_write_text(Path(folder) / PARTIAL_MARKER, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (on Windows, always assumed: no safe probe)."""
+    if pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
+
+
+def abandoned(folder, pid: int) -> bool:
+    """Whether ``folder`` holds rfkit's :data:`PARTIAL_MARKER` naming process ``pid`` of this machine, and
+    that process no longer runs: a folder a killed run left behind."""
+    try:
+        mark = json.loads((Path(folder) / PARTIAL_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # not rfkit's
+    return (
+        isinstance(mark, dict)
+        and mark.get("pid") == pid
+        and mark.get("host") == socket.gethostname()
+        and not alive(pid)
+    )
+
+
+def temp_folders(parent) -> Iterator[tuple[Path, str, str, int]]:
+    """``(path, name, kind, pid)`` of each real folder in ``parent`` named like rfkit's temporary folders,
+    ``.<name>.partial-<pid>-…`` (being built) or ``.<name>.old-<pid>-…`` (moved aside for its replacement)."""
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return
+    for p in entries:
+        m = _TEMP.fullmatch(p.name)
+        if m and p.is_dir() and not p.is_symlink():
+            yield p, m["name"], m["kind"], int(m["pid"])
+
+
+def remove_abandoned(parent, name: str) -> list[Path]:
+    """Remove the temporary folders for ``name`` (:func:`temp_folders`) that a killed run left in
+    ``parent``: only those holding rfkit's marker for a process that no longer runs (:func:`abandoned`).
+    Returns them."""
+    removed = []
+    for p, own, _, pid in temp_folders(parent):
+        if own == name and abandoned(p, pid):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def _atomic_write(path, opener, data) -> Path:

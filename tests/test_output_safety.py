@@ -373,6 +373,36 @@ def test_site_replaces_its_own_docs(report_dir, tmp_path, capsys):
     assert sorted(p.name for p in site.iterdir()) == [SITE_MARKER, "docs", "mkdocs.yml", "notes.txt"]
 
 
+def test_site_removes_what_a_killed_report_left_and_nothing_else(report_dir, tmp_path, capsys):
+    site = tmp_path / "site"
+    assert cli(capsys, "report", report_dir, "--site", site)[0] == 0
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that has ended: its pid is free
+    child.wait()
+    dead, alive = child.pid, os.getppid()
+    left = {  # (folder, marker) -> removed?
+        (f".docs.partial-{dead}-ab", json.dumps({"pid": dead, "host": socket.gethostname()})): True,
+        (f".docs.old-{dead}-cd", json.dumps({"pid": dead, "host": socket.gethostname()})): True,
+        (f".docs.partial-{dead}-ef", None): False,  # no marker: not rfkit's
+        (f".docs.partial-{alive}-gh", json.dumps({"pid": alive, "host": socket.gethostname()})): False,
+        (f".docs.partial-{dead}-ij", json.dumps({"pid": dead, "host": "another-machine"})): False,
+        (f".other.partial-{dead}-kl", json.dumps({"pid": dead, "host": socket.gethostname()})): False,
+    }
+    for (name, marker), _ in left.items():
+        (site / name / "docs").mkdir(parents=True)
+        (site / name / "docs" / "index.md").write_text("x")
+        if marker:
+            (site / name / ".rfkit-partial").write_text(marker)
+    assert cli(capsys, "report", report_dir, "--site", site)[0] == 0
+    for (name, _), removed in left.items():
+        assert (site / name).exists() != removed, name
+    assert not (site / "docs" / ".rfkit-partial").exists()
+    assert not [
+        p
+        for p in site.iterdir()
+        if p.name.startswith(".docs.") and (p / ".rfkit-partial").exists() and str(os.getpid()) in p.name
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the site carries no live HTML and no file that is not a report's
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import secrets
 import shutil
-import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,11 +30,22 @@ from typing import Any
 
 import rfkit.validate as validate
 from rfkit.errors import ModelNotFoundError, RFKitError
-from rfkit.io import OutputError, atomic_write_text, check_writable, make_temp_dir, safe_name, short_hash
+from rfkit.io import (
+    PARTIAL_MARKER,
+    OutputError,
+    abandoned,
+    alive,
+    atomic_write_text,
+    check_writable,
+    make_temp_dir,
+    mark_partial,
+    safe_name,
+    short_hash,
+    temp_folders,
+)
 from rfkit.report.markdown import one_line
 
 DONE_MARKER = "run.json"
-PARTIAL_MARKER = ".rfkit-partial"
 GRAPH_DEPTH = 2
 ATTRIBUTION = "attribution"  # the sub-folder of the per-image contribution maps
 
@@ -206,36 +215,11 @@ def _check_target(folder: Path, model) -> None:
     )
 
 
-_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)(?:-[A-Za-z0-9_]+)?")
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (on Windows, always assumed: no safe probe)."""
-    if pid == os.getpid() or os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # someone else's process
-        return True
-    return True
-
-
 def _stale(folder: Path, kind: str, pid: int) -> bool:
     """Whether ``folder`` is rfkit's own temporary folder left by a process that no longer runs."""
     if kind == "old":  # a finished report moved aside for its replacement
-        return report_owner(folder) is not None and not _alive(pid)
-    try:
-        mark = json.loads((folder / PARTIAL_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False  # not rfkit's partial folder
-    return (
-        isinstance(mark, dict)
-        and mark.get("pid") == pid
-        and mark.get("host") == socket.gethostname()
-        and not _alive(pid)
-    )
+        return report_owner(folder) is not None and not alive(pid)
+    return abandoned(folder, pid)
 
 
 def remove_stale(out) -> list[Path]:
@@ -244,13 +228,8 @@ def remove_stale(out) -> list[Path]:
     moved aside (``.<name>.old-<PID>-…``, holding ``run.json``), only when process PID is no longer running
     on this machine. Nothing else is touched."""
     removed = []
-    try:
-        entries = list(Path(out).iterdir())
-    except OSError:
-        return removed
-    for p in entries:
-        m = _TEMP.fullmatch(p.name)
-        if m and p.is_dir() and not p.is_symlink() and _stale(p, m["kind"], int(m["pid"])):
+    for p, _, kind, pid in temp_folders(out):
+        if _stale(p, kind, pid):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
@@ -388,7 +367,7 @@ def analyze(
     tmp = make_temp_dir(out, f".{name}.partial-{os.getpid()}-")
     notes: list[str] = []
     try:
-        atomic_write_text(tmp / PARTIAL_MARKER, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        mark_partial(tmp)
         step("writing the report", None)
         files = write_report(
             tmp,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rfkit.errors import RFKitError, RFKitWarning
-from rfkit.io import atomic_write_text, make_temp_dir, safe_name
+from rfkit.io import PARTIAL_MARKER, atomic_write_text, make_temp_dir, mark_partial, remove_abandoned, safe_name
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.labels import is_random
 from rfkit.report.markdown import md_code, md_table, md_text, one_line, warning_block
@@ -355,7 +355,9 @@ def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports")
         atomic_write_text(
             site / SITE_MARKER, "This folder was written by `rfkit report`: it replaces docs/ and mkdocs.yml here.\n"
         )
-        tmp = make_temp_dir(site, ".docs.partial-")
+        remove_abandoned(site, "docs")  # what a killed `rfkit report` left
+        tmp = make_temp_dir(site, f".docs.partial-{os.getpid()}-")
+        mark_partial(tmp)
         try:
             for a in analyses:
                 _copy_analysis(a, tmp / "models" / a.name)
@@ -363,8 +365,10 @@ def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports")
             atomic_write_text(tmp / "compare.md", _compare(list(analyses), tmp))
             old = None
             if docs.is_dir():
-                old = make_temp_dir(site, ".docs.old-")
+                old = make_temp_dir(site, f".docs.old-{os.getpid()}-")
+                mark_partial(old)
                 os.replace(docs, old / "docs")
+            (tmp / PARTIAL_MARKER).unlink()
             os.replace(tmp, docs)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
