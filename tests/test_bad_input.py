@@ -251,7 +251,8 @@ def test_auto_cpu_batch_at_a_large_input():
 
 def test_auto_batch_elsewhere_and_unknown_memory(monkeypatch):
     g = rfkit.trace(plain(), input_size=8)
-    assert auto_batch_size(g, torch.device("cuda"), available=100) == 32  # GPU OOM gives the hint instead
+    assert auto_batch_size(g, torch.device("cuda"), available=100) == 1  # a GPU's free memory counts too
+    assert auto_batch_size(g, torch.device("mps")) == 16  # MPS: free memory unknown, the default
     monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: None)
     assert auto_batch_size(g, torch.device("cpu")) == 8
 

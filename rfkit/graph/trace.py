@@ -148,7 +148,8 @@ def trace_fx(
     if isinstance(model, str):
         spec = parse_spec(model)
         name = spec.display_name
-        module = build_model(spec)
+        fixed = spec.source == "timm" and input_size is not None  # ViT, Swin, ...: built for the size asked for
+        module = build_model(spec, **({"img_size": validate.input_size(input_size, fill=2)} if fixed else {}))
     else:
         name = type(model).__name__
         module = meta_copy(model).eval()

@@ -104,6 +104,13 @@ def _build_timm(name: str, pretrained: bool, **kwargs) -> nn.Module:
             raise ModelNotFoundError(
                 f"{arch} has no pretrained tag {tag!r}.{_close(tag, tags)} Tags: {', '.join(tags) or 'none'}."
             )
+    img_size = kwargs.pop("img_size", None)
+    if img_size is not None:  # transformers with a fixed grid (ViT, Swin, ...) are built for that size
+        try:
+            return timm.create_model(name, pretrained=pretrained, img_size=img_size, **kwargs)
+        except TypeError as e:  # a model without a fixed input size: its constructor takes no img_size
+            if "img_size" not in str(e):
+                raise
     return timm.create_model(name, pretrained=pretrained, **kwargs)
 
 

@@ -313,7 +313,7 @@ def _hf_cached(loc) -> bool:
         return True
 
 
-def _pretrained_timm(spec: ModelSpec, device) -> tuple[nn.Module, str]:
+def _pretrained_timm(spec: ModelSpec, device, **build) -> tuple[nn.Module, str]:
     import timm
 
     name = spec.name
@@ -351,7 +351,7 @@ def _pretrained_timm(spec: ModelSpec, device) -> tuple[nn.Module, str]:
             raise _Unavailable(f"{why}, and {os.path.basename(urlparse(loc).path)} is not in the torch hub cache")
     with _hub_offline(offline):
         try:
-            model = build_model(spec, device=device, pretrained=True)
+            model = build_model(spec, device=device, pretrained=True, **build)
         except ModelNotFoundError:
             raise
         except Exception as e:  # noqa: BLE001 -- any download/load failure means: not obtainable
@@ -665,7 +665,13 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
 
 
 def load_model(
-    model: str | nn.Module, weights: str = "auto", device="cpu", *, seed: int | None = None, trust: bool = False
+    model: str | nn.Module,
+    weights: str = "auto",
+    device="cpu",
+    *,
+    seed: int | None = None,
+    trust: bool = False,
+    input_size: tuple[int, int] | None = None,
 ) -> tuple[nn.Module, WeightsInfo]:
     """A real (non-meta) model with the asked-for weights, ready for ERF measurement.
 
@@ -697,6 +703,9 @@ def load_model(
         Seed torch's RNG for random init (the global RNG state is restored afterwards).
     trust : bool
         Unpickle an ``ultralytics:PATH.pt`` checkpoint (it runs whatever code it names); refused otherwise.
+    input_size : (h, w), optional
+        The input size the model will see: a timm model with a fixed input grid (ViT, Swin, ...) is built for
+        it (``img_size``; timm resamples pretrained position embeddings); other models ignore it.
 
     Returns
     -------
@@ -731,6 +740,7 @@ def load_model(
     if not isinstance(model, (str, ModelSpec)):
         raise WeightsError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     spec = parse_spec(model) if isinstance(model, str) else model
+    build = {"img_size": tuple(input_size)} if input_size is not None and spec.source == "timm" else {}
     if spec.source == "ultralytics" and spec.name.endswith((".pt", ".pth")):
         return _trusted_yolo(spec, mode, trust, device)
     lib = {"timm": "timm", "torchvision": "torchvision", "ultralytics": "ultralytics", "file": spec.display_name}[
@@ -765,7 +775,7 @@ def load_model(
     elif mode in ("auto", "pretrained") and spec.source != "file":
         fetch = _pretrained_timm if spec.source == "timm" else _pretrained_torchvision
         try:
-            built, tag = fetch(spec, device)
+            built, tag = fetch(spec, device, **build)
         except _Unavailable as e:
             if mode == "pretrained":
                 raise WeightsUnavailableError(
@@ -783,7 +793,7 @@ def load_model(
 
     with _seeded(seed), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision/timm init chatter
-        built = build_model(spec, device="cpu")
+        built = build_model(spec, device="cpu", **build)
     _attach_cfg(built, spec)
     traps = _traps(built)
     names = tuple(t[0] for t in traps)

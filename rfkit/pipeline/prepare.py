@@ -224,7 +224,10 @@ def prepare(
         validate.input_size(input_size)
     weights = "auto" if weights is None else weights
     if isinstance(model, str):
-        module, winfo = load_model(model, weights, seed=seed, trust=trust)
+        size = validate.input_size(input_size) if input_size is not None else None
+        module, winfo = load_model(
+            model, weights, seed=seed, trust=trust, input_size=size if size and len(size) == 2 else None
+        )
     else:
         module, winfo = load_model(model, weights)
     name = model if isinstance(model, str) else type(model).__name__
