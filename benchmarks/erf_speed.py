@@ -13,7 +13,10 @@ outputs), it times
 
 Random weights (this machine is offline); speed does not depend on the values. Run::
 
-    python benchmarks/erf_speed.py [--images 32] [--threads 2] [--repeats 3] [--device cpu] [--out DIR]
+    python benchmarks/erf_speed.py [--images 8 64] [--threads 2] [--repeats 3] [--device cpu] [--torchrun]
+
+``--images`` takes several counts (fixed costs weigh most on few images); ``--only layer1`` keeps the layer
+sets holding that layer.
 
 Ratios are what to quote: the machines are shared and noisy.
 """
@@ -82,6 +85,19 @@ def time_rfkit(model, images, layers, n, batch, device, method):
     return time.perf_counter() - t0, res
 
 
+def fixed_costs(model, repeats: int) -> float:
+    """Seconds :func:`rfkit.prepare` takes on a built model (best of ``repeats``): what every run pays before
+    its first image."""
+    import rfkit
+
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        rfkit.prepare(model, weights="as-given")
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def time_openerf(model, folder, layers, n, device):
     from openerf.erf import compute_erf
 
@@ -97,7 +113,8 @@ def time_openerf(model, folder, layers, n, device):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--images", type=int, nargs="+", default=[32], help="image counts, each timed on its own")
+    p.add_argument("--only", help="time only the layer sets holding this layer (e.g. layer1)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="rounds over all tools; the best time of each counts")
@@ -116,20 +133,24 @@ def main(argv=None) -> int:
     from rfkit.pipeline.images import image_batches
 
     device = torch.device(args.device)
-    rows = []
+    rows, fixed = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
+        for name, count in ((m, c) for m in args.models for c in args.images):
             torch.manual_seed(0)
             model = timm.create_model(name, pretrained=False).eval()
             cfg = data_config_for(model)
-            folder = Path(tmp) / name
+            folder = Path(tmp) / f"{name}-{count}"
             folder.mkdir()
-            _write_sample_folder(folder, args.images)
-            batches = list(image_batches(folder, cfg, args.images, args.batch))
+            _write_sample_folder(folder, count)
+            batches = list(image_batches(folder, cfg, count, args.batch))
             tensor = torch.cat(batches)
+            if count == args.images[0]:
+                fixed[name] = fixed_costs(model, args.repeats)
             for layers in LAYERS[name]:
+                if args.only and args.only not in layers:
+                    continue
                 bare_loop(model, batches[:1], layers, device)  # warm-up
-                n, bs = args.images, args.batch
+                n, bs = count, args.batch
                 tools = {
                     "bare loop": partial(bare_loop, model, batches, layers, device),
                     "rfkit replknet": partial(time_rfkit, model, tensor, layers, n, bs, device, "replknet"),
@@ -146,7 +167,7 @@ def main(argv=None) -> int:
                 bare_maps, ours = outputs["bare loop"], outputs["rfkit replknet"]
                 for k in layers:  # same numbers as the floor, or the comparison means nothing
                     np.testing.assert_allclose(
-                        ours.maps[k] * args.images, bare_maps[k], rtol=1e-3, atol=1e-6 * bare_maps[k].max()
+                        ours.maps[k] * count, bare_maps[k], rtol=1e-3, atol=1e-6 * bare_maps[k].max()
                     )
                 open_maps, res_open = outputs["openerf (folder, batch 1)"], outputs["rfkit openerf"]
                 corr = min(np.corrcoef(res_open.maps[k].ravel(), open_maps[k].ravel())[0, 1] for k in layers)
@@ -156,46 +177,57 @@ def main(argv=None) -> int:
                         (
                             name,
                             ",".join(layers) if len(layers) == 1 else f"{len(layers)} stages",
+                            count,
                             label,
-                            t / args.images * 1000,
+                            t / count * 1000,
                             t / t_bare,
                             t_open / t if label.startswith("rfkit") else math.nan,
                             corr if label == "rfkit openerf" else math.nan,
                         )
                     )
                 print(
-                    f"{name} {len(layers)} layer(s): bare {t_bare:.2f}s, rfkit openerf {t_ours:.2f}s, "
+                    f"{name} {count} images, {len(layers)} layer(s): bare {t_bare:.2f}s, rfkit openerf {t_ours:.2f}s, "
                     f"openerf {t_open:.2f}s, corr {corr:.4f}",
                     flush=True,
                 )
 
     final = {"resnet50": "layer4", "vit_small_patch16_224": "norm"}
-    one = {(r[0], r[2]): r[3] for r in rows if r[1] == final.get(r[0])}
+    one = {(r[0], r[2], r[3]): r[4] for r in rows if r[1] == final.get(r[0])}
     lines = [
         "# ERF speed: rfkit vs OpenERF vs a bare forward + input-gradient loop",
         "",
-        f"{args.images} images at each model's input size, batch {args.batch} (OpenERF: 1), best of "
+        f"{' and '.join(map(str, args.images))} images at each model's input size (sample photographs written as "
+        f"PNG), batch {args.batch} (OpenERF: 1), best of "
         f"{args.repeats} interleaved rounds, device "
         f"{args.device}, {args.threads} torch threads, random weights. torch {torch.__version__}, "
         f"{platform.processor() or platform.machine()}. Produced by `benchmarks/erf_speed.py`.",
         "",
-        "| model | layers | tool | ms / image | × bare loop | OpenERF time / this | corr. with OpenERF |",
-        "|---|---|---|---|---|---|---|",
+        "Every time includes the tool's fixed costs (tracing, crop check); the model is built once, outside.",
+        "",
+        "| model | layers | images | tool | ms / image | × bare loop | OpenERF time / this | corr. with OpenERF |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for model, n, label, ms, vs_bare, speedup, corr in rows:
+    for model, n, count, label, ms, vs_bare, speedup, corr in rows:
         lines.append(
-            f"| {model} | {n} | {label} | {ms:.1f} | {vs_bare:.2f} | "
+            f"| {model} | {n} | {count} | {label} | {ms:.1f} | {vs_bare:.2f} | "
             f"{'' if math.isnan(speedup) else f'{speedup:.2f}×'} | "
             f"{'' if math.isnan(corr) else f'{corr:.4f}'} |"
         )
     lines += ["", "Cost of 4 layers over 1 layer (same tool):", ""]
-    for model in args.models:
+    for model, count in ((m, c) for m in args.models for c in args.images):
         for label in ("bare loop", "rfkit replknet", "rfkit openerf", "openerf (folder, batch 1)"):
-            four = next((r[3] for r in rows if r[0] == model and r[1] == "4 stages" and r[2] == label), None)
-            if four is not None and (model, label) in one:
-                lines.append(f"- {model}, {label}: {four / one[(model, label)]:.2f}×")
+            four = next((r[4] for r in rows if r[:4] == (model, "4 stages", count, label)), None)
+            if four is not None and (model, count, label) in one:
+                lines.append(f"- {model}, {count} images, {label}: {four / one[(model, count, label)]:.2f}×")
+    lines += [
+        "",
+        "Fixed costs of a run on a built model (`rfkit.prepare`: weights check, zero-init trap scan, fx trace and RF "
+        f"propagation at the model's input size), best of {args.repeats}:",
+        "",
+        *(f"- {model}: {t * 1000:.0f} ms" for model, t in fixed.items()),
+    ]
     if args.torchrun:
-        lines += ["", *torchrun_rows(args.images, args.batch)]
+        lines += ["", *torchrun_rows(max(args.images), args.batch)]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
