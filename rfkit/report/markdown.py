@@ -132,6 +132,7 @@ def report_markdown(
         f"{' **(random: not a trained network)**' if random else ''} |",
         f"| images | {md_text(getattr(result.images, 'source', result.images))}, {result.num_images} used |",
         f"| input size | {input_size} (h×w) |",
+        *([f"| input | {md_text(result.data_config['input_note'])} |"] if result.data_config.get("input_note") else []),
         f"| ERF method | {result.method} (raw maps: mean over images of the per-image map) |",
         f"| productivity at | {pair(resolution)} |",
         f"| figures | {(figures or FigureOptions()).record()} |",
