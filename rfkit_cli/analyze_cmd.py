@@ -12,8 +12,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rfkit_cli.area_table import print_area_table
 from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
+    AreaTable,
     BatchSize,
     Device,
     FullRF,
@@ -29,21 +31,29 @@ from rfkit_cli.options import (
     UsageError,
     Weights,
     check_method,
+    given,
     parse_input_size,
     split_names,
 )
 from rfkit_cli.progress import progress_display
 
 
-def _models(models: list[str] | None, preset_name: str | None) -> list[str]:
-    from rfkit.report.presets import preset
+def _with_preset(ctx, models, preset_name, layers, num_images, area):
+    """The models, layers, image count and area table of the run: the options given, then the preset's (a
+    preset with settings supplies its models only when none is named; a model list adds its models)."""
+    from rfkit.report.presets import apply_preset
 
-    names = list(models or [])
-    if preset_name:
-        names += [m for m in preset(preset_name) if m not in names]
-    if not names:
+    run = apply_preset(
+        preset_name,
+        models,
+        split_names(layers),
+        num_images if given(ctx, "num_images") else None,
+        area_table=area,
+        default_images=num_images,
+    )
+    if not run.models:
         raise UsageError("no model given: name one or more models, or use --preset (rfkit list-models --presets)")
-    return names
+    return list(run.models), list(run.layers) if run.layers else None, run.num_images, run.area_table
 
 
 def _summary(outcomes, console: Console) -> None:
@@ -75,6 +85,7 @@ def _share(names: list[str], device: str) -> tuple[list[str], str]:
 
 
 def analyze_command(
+    ctx: typer.Context,
     models: list[str] | None = typer.Argument(
         None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; several for a batch run."
     ),
@@ -92,8 +103,15 @@ def analyze_command(
     threads: Threads = None,
     out: Path = typer.Option(Path("rfkit-reports"), "--out", "-o", help="Parent folder of the reports."),
     preset_name: str | None = typer.Option(
-        None, "--preset", help="Add a preset's models (rfkit list-models --presets)."
+        None,
+        "--preset",
+        help="Add a preset's models; a preset with settings (yolo) supplies its models only when none is named, "
+        "and its layers and image count unless given (rfkit list-models --presets).",
     ),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="Load a pickled ultralytics:PATH.pt (unpickling runs the code it names)."
+    ),
+    area: AreaTable = False,
     skip_existing: bool = typer.Option(
         False,
         "--skip-existing",
@@ -121,7 +139,7 @@ def analyze_command(
     there is replaced; each warning prints once on stderr."""
     from rfkit.report.batch import analyze_many
 
-    names = _models(models, preset_name)
+    names, layers, num_images, area = _with_preset(ctx, models, preset_name, layers, num_images, area)
     check_method(method)
     from rfkit.report.looks import FigureOptions
 
@@ -162,6 +180,8 @@ def analyze_command(
                 "failed": f"[red]failed[/] {model}: {message}",
             }[outcome.status]
             progress.console.print(line, soft_wrap=True)
+            if area and not quiet and outcome.report is not None:
+                print_area_table(outcome.report.result, console)
             if outcome.report is not None:
                 print_warnings(
                     outcome.report.warnings,
@@ -177,7 +197,7 @@ def analyze_command(
                 stop_on_error=stop_on_error,
                 on_start=on_start,
                 on_done=on_done,
-                layers=split_names(layers),
+                layers=layers,
                 images=images,
                 num_images=num_images,
                 weights=weights,
@@ -191,6 +211,7 @@ def analyze_command(
                 attribution_images=attribution_images,
                 figures=figures,
                 progress=step,
+                trust=trust_checkpoint,
             )
         except KeyboardInterrupt:
             progress.stop()
@@ -217,12 +238,14 @@ def list_models_command(
     ultralytics: bool = typer.Option(False, "--ultralytics", help="List the yaml files ultralytics ships too."),
 ) -> None:
     """List model names rfkit can analyse (timm, torchvision) or the models of a preset."""
-    from rfkit.report.presets import PRESET_HELP, PRESETS, preset
+    from rfkit.report.presets import get_preset, preset, preset_names
 
     console = stdout_console()
     if presets:
-        for name, models in PRESETS.items():
-            console.print(f"{name} ({len(models)} models): {PRESET_HELP.get(name, '')}")
+        for name in preset_names():
+            p = get_preset(name)
+            n = len(p.models)
+            console.print(f"{name} ({n} model{'s' * (n != 1)}): {p.help}", markup=False, highlight=False)
         return
     if preset_name:
         names = [m for m in preset(preset_name) if pattern is None or _match(m, pattern)]

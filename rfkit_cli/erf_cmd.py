@@ -11,15 +11,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rfkit_cli.area_table import print_area_table
 from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
+    AreaTable,
     BatchSize,
     Device,
     Images,
     InputSize,
     LayersFinal,
     Method,
-    Model,
     NumImages,
     Quiet,
     Threads,
@@ -27,6 +28,7 @@ from rfkit_cli.options import (
     Weights,
     Workers,
     check_method,
+    given,
     parse_input_size,
     split_names,
 )
@@ -45,6 +47,27 @@ def parse_unit(text: str | None) -> tuple[int, ...] | None:
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
         raise UsageError(f"--unit {text!r}: give the unit's row and column on the layer's grid, e.g. --unit 3,4")
     return tuple(int(p) for p in parts)
+
+
+def _with_preset(ctx, preset_name, model, layers, num_images, area):
+    """The model, layers, image count and area table of the run: the options given, else the preset's."""
+    from rfkit.report.presets import apply_preset
+
+    run = apply_preset(
+        preset_name,
+        [model] if model else [],
+        split_names(layers),
+        num_images if given(ctx, "num_images") else None,
+        area_table=area,
+        default_images=num_images,
+    )
+    if len(run.models) != 1:
+        raise UsageError(
+            "rfkit erf measures one model: name it, or use a preset of one model (rfkit analyze takes several)"
+            if run.models
+            else "no model given: name one, or use --preset (rfkit list-models --presets)"
+        )
+    return run.models[0], list(run.layers) if run.layers else None, run.num_images, run.area_table
 
 
 def erf_table(result, console: Console) -> None:
@@ -73,7 +96,10 @@ def erf_table(result, console: Console) -> None:
 
 
 def erf_command(
-    model: Model,
+    ctx: typer.Context,
+    model: str | None = typer.Argument(
+        None, help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, or FILE.py:FACTORY (or use --preset)."
+    ),
     layers: LayersFinal = None,
     images: Images = "sample",
     num_images: NumImages = 32,
@@ -96,6 +122,10 @@ def erf_command(
         "-o",
         help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps); rfkit writes only its own files there.",
     ),
+    preset_name: str | None = typer.Option(
+        None, "--preset", help="A preset's model and settings; options given win (rfkit list-models --presets)."
+    ),
+    area: AreaTable = False,
     quiet: Quiet = False,
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
@@ -106,7 +136,7 @@ def erf_command(
     from rfkit.report.erf_files import check_erf_folder, save_erf
 
     console = stdout_console()
-    names = split_names(layers)
+    model, names, num_images, area = _with_preset(ctx, preset_name, model, layers, num_images, area)
     size = parse_input_size(input_size)
     check_method(method)
     world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
@@ -136,6 +166,8 @@ def erf_command(
         )
     if not quiet:
         erf_table(result, console)
+        if area:
+            print_area_table(result, console)
         console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
         console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used", markup=False)
     if not world.writes:

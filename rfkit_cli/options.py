@@ -75,6 +75,14 @@ FullRF = Annotated[
         "--full-rf", help="Overlays show the whole RF box, however far beyond the input (default: the input)."
     ),
 ]
+AreaTable = Annotated[
+    bool,
+    typer.Option(
+        "--area-table",
+        help="Print each layer's area ratios: side and area ratio of the box holding 20/30/50/99% of the "
+        "log10(ERF + 1) map (RepLKNet; as get_model_erf.py prints them; also in erf.csv).",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progress (warnings still print, on stderr).")]
 
 
@@ -111,3 +119,10 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise UsageError(f"--method {method!r}: use {' or '.join(METHODS)}")
     return method
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` (its parameter name) was given on the command line (or by an environment
+    variable), not left at its default: a preset's settings fill in only what was not given."""
+    source = ctx.get_parameter_source(name)  # an enum of typer's own copy of click: compared by name
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

@@ -166,10 +166,66 @@ class YoloLike(nn.Module):
 def test_layer_syntax_takes_an_element_of_a_tuple_output():
     g = rfkit.trace(YoloLike(), input_size=16)
     assert g.resolve("1-2") == g.resolve("model.1[2]") and g["1-2"].size == (3, 3) and g["2"].size == (5, 5)
-    with pytest.raises(NodeNotFoundError, match=r"layer 1 has 3 outputs: 1-7 is not one of 1-0 \.\. 1-2"):
+    with pytest.raises(NodeNotFoundError, match=r"layer 1 has 3 tensor outputs: 1-7 is not one of 1-0 \.\. 1-2"):
         g.resolve("1-7")
-    with pytest.raises(NodeNotFoundError, match=r"layer 1 returns 3 tensors: pick one, 1-0 \.\. 1-2"):
+    with pytest.raises(
+        NodeNotFoundError, match=r"layer 1 returns a tuple with 3 tensor outputs: pick one, 1-0 \.\. 1-2"
+    ):
         g.resolve("1")
+    with pytest.raises(NodeNotFoundError, match=r"model\.1 has 3 tensor outputs: model\.1\[0\], .*; model\.1\[7\] is"):
+        g.resolve("model.1[7]")
+
+
+class DataDependentPair(nn.Module):
+    """A module torch.fx cannot follow (a branch on the data) and make_fx cannot record on meta tensors:
+    kept whole, its RF unknown; it returns (x, 2 y) with y = x shifted by one row, so element 0 is the
+    identity and element 1 a 2-row vertical box at each pixel."""
+
+    def forward(self, x):
+        if float(x.detach().abs().sum()) >= 0:  # always true, but only known from the data
+            y = torch.cat([x[:, :, :1], x[:, :, :-1]], dim=2)
+            return x, x + y
+        return x, x
+
+
+class OpaquePairNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.ModuleList([nn.Conv2d(3, 4, 3, padding=1), DataDependentPair(), nn.Conv2d(4, 4, 3, padding=1)])
+
+    def forward(self, x):
+        a, b = self.model[1](self.model[0](x))
+        return self.model[2](a), b
+
+
+def test_elements_of_a_module_kept_whole_are_measured_through_hooks():
+    net = OpaquePairNet().eval()
+    with torch.no_grad():
+        net.model[0].weight.fill_(1.0)  # every output channel sees the 3x3 window of every input channel
+        net.model[0].bias.fill_(100.0)  # positive outputs: RepLKNet's ReLU on the unit lets the gradient through
+    g = rfkit.trace(net, input_size=16)
+    assert "model.1" in g.untraced and g["1-0"].unknown and g["model.1[1]"].unknown
+    assert g["model.0"].size == (3, 3) and not g["model.0"].unknown  # before the opaque node: exact
+    with pytest.raises(NodeNotFoundError, match=r"layer 1 has 2 tensor outputs: 1-5 is not one of 1-0 \.\. 1-1"):
+        g.resolve("1-5")
+    res = rfkit.erf(net, layers=["1-0", "model.1[1]"], images="noise", num_images=1, input_size=16, device="cpu")
+    assert set(res.rf_missing) == {"1-0", "model.1[1]"}
+    # measured on the unit at the centre of each element's grid (8, 8): element 0 sees conv 0's 3x3 window,
+    # element 1 that window and the one a row above (rows 6..9); the gradients of a conv of ones are positive
+    assert tuple(res.unit["1-0"]) == (8, 8)
+    for layer, rows in (("1-0", (7, 9)), ("model.1[1]", (6, 9))):
+        ys, xs = np.nonzero(res.maps[layer])
+        assert (ys.min(), ys.max(), xs.min(), xs.max()) == (*rows, 7, 9), layer
+
+
+def test_the_detect_head_s_tensor_output_is_measurable(graph):
+    assert "model.23" in graph.untraced and graph.resolve("23-0") == graph.resolve("model.23[0]")
+    assert graph.record("23-0").info.shape[1] == 84  # (batch, 4 box + 80 class scores, anchors)
+    with pytest.raises(NodeNotFoundError, match=r"layer 23 has 1 tensor output: 23-1 is not one of 23-0"):
+        graph.resolve("23-1")
+    res = rfkit.erf(SPEC, layers=["23-0"], images="noise", num_images=1, input_size=64, device="cpu")
+    assert "23-0" in res.rf_missing and "model_23" in res.rf_missing["23-0"]
+    assert res.maps["23-0"].shape == (64, 64) and res.maps["23-0"].max() > 0
 
 
 @pytest.mark.parametrize(

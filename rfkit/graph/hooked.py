@@ -23,6 +23,7 @@ from rfkit.graph.info import RFInfo
 from rfkit.graph.propagate import UnsupportedNode
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
+from rfkit.graph.tracer import element_name
 from rfkit.models.spec import build_model
 
 
@@ -35,6 +36,8 @@ class _Call:
     inputs: list[int]
     output: object
     output_ids: list[int] = field(default_factory=list)
+    #: the tensors one level inside a tuple, list or dict output: (index or key, meta tensor, id)
+    elements: list[tuple[object, torch.Tensor, int]] = field(default_factory=list)
 
 
 class RealRun:
@@ -83,7 +86,9 @@ class RealRun:
             ins = [id(t) for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)]
             outs = [id(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
             meta = tree_map_only(torch.Tensor, lambda t: torch.empty_like(t, device="meta"), out)
-            calls.append(_Call(names[module], module, ins, meta, outs))
+            items = out.items() if isinstance(out, dict) else enumerate(out) if isinstance(out, (tuple, list)) else ()
+            elements = [(k, torch.empty_like(v, device="meta"), id(v)) for k, v in items if isinstance(v, torch.Tensor)]
+            calls.append(_Call(names[module], module, ins, meta, outs, elements))
 
         modes = [(m, m.training) for m in model.modules()]
         handles = [m.register_forward_hook(hook) for m in names]
@@ -144,25 +149,27 @@ def hooked_graph(run: RealRun, input_size: tuple[int, ...], name: str, chans: in
     producer: dict[int, str] = {run.input_id: "x"}
     module_outputs: dict[str, str] = {}
     for call in calls:
-        if not isinstance(call.output, torch.Tensor):
-            continue
-        out_id = call.output_ids[0]
-        if out_id in producer and producer[out_id] != "x":  # a parent returning its child's output
-            module_outputs[call.name] = producer[out_id]
-            continue
-        shape = tuple(call.output.shape)
-        layout = lay.plain(shape, tuple(range(2, 2 + naxes))) if len(shape) == 2 + naxes else None
-        state = RFState(axes=None, layout=layout, unknown=True)
+        if isinstance(call.output, torch.Tensor):
+            outputs = [(call.name, _node_name(call.name), call.output, call.output_ids[0])]
+        else:  # each tensor of a tuple, list or dict output: module[k]
+            outputs = [
+                (element_name(call.name, k), element_name(_node_name(call.name), k), t, i) for k, t, i in call.elements
+            ]
         t = type(call.module)
-        node = _node_name(call.name)
         inputs = tuple(dict.fromkeys(producer[i] for i in call.inputs if i in producer)) or ("x",)
         scope = call.name.rsplit(".", 1)[0] if "." in call.name else ""
-        info = RFInfo.from_state(state, naxes, shape)
-        records.append(
-            NodeRecord(node, f"{t.__module__}.{t.__qualname__}", "call_module", call.name, scope, inputs, info, layout)
-        )
-        producer[out_id] = node
-        module_outputs[call.name] = node
+        for module, node, tensor, out_id in outputs:
+            if out_id in producer and producer[out_id] != "x":  # a parent returning its child's output
+                module_outputs[module] = producer[out_id]
+                continue
+            shape = tuple(tensor.shape)
+            layout = lay.plain(shape, tuple(range(2, 2 + naxes))) if len(shape) == 2 + naxes else None
+            info = RFInfo.from_state(RFState(axes=None, layout=layout, unknown=True), naxes, shape)
+            records.append(
+                NodeRecord(node, f"{t.__module__}.{t.__qualname__}", "call_module", module, scope, inputs, info, layout)
+            )
+            producer[out_id] = node
+            module_outputs[module] = node
     outs = [producer[i] for i in run.output_ids if i in producer]
     last = outs[0] if len(run.output_ids) == 1 and outs else records[-1].name
     module_outputs[""] = last

@@ -78,6 +78,7 @@ def missing_rf(g, node: str) -> str | None:
     if g.method == "hooks":
         return "the model could not be traced, so no layer has an analytic RF: " + g.untraced.get("", "")
     before = nx.ancestors(g.nx, node) | {node}
+    before |= {n[: n.index("[")] for n in before if n.endswith("]") and "[" in n}  # the module of an element
     for op in g.unsupported:
         for where in op.nodes:
             if where.split("/")[0] in before:

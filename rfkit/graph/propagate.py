@@ -40,6 +40,8 @@ class UnsupportedNode:
 class PropagationResult:
     states: dict[str, Any] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...] | None] = field(default_factory=dict)
+    #: node -> {index or key: shape} of the tensors one level inside a tuple, list or dict output
+    element_shapes: dict[str, dict] = field(default_factory=dict)
     unsupported: list[UnsupportedNode] = field(default_factory=list)
 
 
@@ -158,6 +160,10 @@ class RFPropagator(fx.Interpreter):
         state = self._state_of(n, out)
         self.result.states[n.name] = state
         self.result.shapes[n.name] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+        elements = out.items() if isinstance(out, dict) else enumerate(out) if isinstance(out, (tuple, list)) else ()
+        shapes = {k: tuple(v.shape) for k, v in elements if isinstance(v, torch.Tensor)}
+        if shapes:
+            self.result.element_shapes[n.name] = shapes
         n.meta["rf"] = state
         n.meta["shape"] = self.result.shapes[n.name]
         if isinstance(state, RFState) and state.dims is not None and isinstance(out, torch.Tensor):

@@ -103,12 +103,26 @@ class RFGraph:
         indexed = self._indexed_layer(key)
         if indexed is not None:
             return self.module_outputs[indexed]
+        self._check_element(key)
         candidates = list(self.module_outputs) + list(self.records)
         close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
         hint = f" Close matches: {', '.join(close)}." if close else " List the names with `rfkit graph MODEL`."
         raise NodeNotFoundError(
             f"no node or module named {key!r} in the graph of {self.model_name or 'the model'}." + hint
         )
+
+    def _check_element(self, key: str) -> None:
+        """Raise a :class:`NodeNotFoundError` naming the elements there are, for ``module[k]`` where ``module``
+        has tensor elements and ``k`` is not one."""
+        if not (key.endswith("]") and "[" in key):
+            return
+        module = key[: key.rindex("[")]
+        found = [m for m in self.module_outputs if m.startswith(module + "[") and m.endswith("]")]
+        if found:
+            raise NodeNotFoundError(
+                f"{module} has {len(found)} tensor output{'s' * (len(found) != 1)}: {', '.join(found)}; "
+                f"{key} is not one"
+            )
 
     def _indexed_layer(self, key: str) -> str | None:
         """``model.N`` or ``model.N[k]`` for a YOLO-style ``N`` or ``N-k`` (None for any other key)."""
@@ -132,7 +146,7 @@ class RFGraph:
             return name
         if element is None and elements:
             raise NodeNotFoundError(
-                f"layer {index} returns {len(elements)} tensors: pick one, {index}-0 .. {index}-{len(elements) - 1}"
+                f"layer {index} returns a tuple with {_count(elements)}: pick one, {_span(index, elements)}"
             )
         if element is None or f"model.{index}" not in self.module_outputs and not elements:
             raise NodeNotFoundError(
@@ -141,8 +155,7 @@ class RFGraph:
             )
         if elements:
             raise NodeNotFoundError(
-                f"layer {index} has {len(elements)} outputs: {index}-{element} is not one of "
-                f"{index}-0 .. {index}-{len(elements) - 1}"
+                f"layer {index} has {_count(elements)}: {index}-{element} is not one of {_span(index, elements)}"
             )
         raise NodeNotFoundError(f"layer {index} has one output: write {index}, not {index}-{element}")
 
@@ -246,3 +259,20 @@ class RFGraph:
             f"RFGraph({self.model_name or 'model'}, input={'x'.join(map(str, self.input_size))}, "
             f"{len(self)} nodes, output RF={out.size}, unsupported={sum(u.count for u in self.unsupported)})"
         )
+
+
+def _count(elements: list[int]) -> str:
+    """``1 tensor output``, ``3 tensor outputs``."""
+    return f"{len(elements)} tensor output{'s' * (len(elements) != 1)}"
+
+
+def _span(index: int, elements: list[int]) -> str:
+    """The element names of a layer: ``9-0 .. 9-2``, or ``23-0`` alone."""
+    names = [f"{index}-{e}" for e in elements]
+    return (
+        names[0]
+        if len(names) == 1
+        else f"{names[0]} .. {names[-1]}"
+        if elements == list(range(len(elements)))
+        else ", ".join(names)
+    )

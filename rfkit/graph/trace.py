@@ -18,7 +18,7 @@ from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
-from rfkit.graph.tracer import record_model, trace_module
+from rfkit.graph.tracer import element_name, record_model, trace_module
 from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
@@ -244,9 +244,12 @@ def _build_graph(
                 out.extend(sources(a, seen))
         return list(dict.fromkeys(out))
 
+    module_outputs = dict(module_outputs)
     for n in gm.graph.nodes:
         state = result.states.get(n.name)
         if not isinstance(state, RFState):
+            if n.op == "call_module" and n.name in result.element_shapes:
+                _add_elements(gm, n, state, result.element_shapes[n.name], kept, module_outputs, len(size))
             continue
         module = gm.get_submodule(n.target) if n.op == "call_module" else None
         op = "input" if n.op == "placeholder" else op_key(n, module)
@@ -263,3 +266,33 @@ def _build_graph(
     del nodes
     untraced = gm.meta.get("untraced", {})
     return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans, method, untraced)
+
+
+def _add_elements(gm, n: fx.Node, states, shapes: dict, kept: dict, module_outputs: dict, naxes: int) -> None:
+    """Records for the tensors of a tuple, list or dict output of a module kept whole (a leaf: torch.fx did
+    not see its elements), one level deep: node ``<node>[k]`` is module ``<module>[k]``, so that
+    ``g["model.23[0]"]`` (``23-0``) finds it and its output can be caught with a forward hook."""
+    module = gm.get_submodule(n.target)
+    inputs = tuple(a.name for a in n.all_input_nodes if a.name in kept)
+    for key, shape in shapes.items():
+        name = element_name(n.target, key)
+        if name in module_outputs:  # the tracer saw this element (a traced module's tuple)
+            continue
+        try:
+            state = states[key]
+        except (KeyError, IndexError, TypeError):
+            state = None
+        if not isinstance(state, RFState):
+            continue
+        node = element_name(n.name, key)
+        kept[node] = NodeRecord(
+            name=node,
+            op=op_key(n, module),
+            kind=n.op,
+            module=name,
+            scope=_scope(n),
+            inputs=inputs,
+            info=RFInfo.from_state(state, naxes, shape),
+            layout=state.layout,
+        )
+        module_outputs[name] = node

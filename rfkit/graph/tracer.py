@@ -261,7 +261,14 @@ def record_model(model: nn.Module, x: torch.Tensor) -> tuple[fx.GraphModule, dic
     names = {m: n for n, m in model.named_modules() if n}
 
     def hook(module, args, out):
-        return MARK(out, names[module]) if isinstance(out, torch.Tensor) else out
+        if isinstance(out, torch.Tensor):
+            return MARK(out, names[module])
+        if isinstance(out, (tuple, list)):  # each tensor of a tuple output: module[k]
+            marked = [
+                MARK(v, element_name(names[module], i)) if isinstance(v, torch.Tensor) else v for i, v in enumerate(out)
+            ]
+            return type(out)(marked) if type(out) in (tuple, list) else out
+        return out
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:

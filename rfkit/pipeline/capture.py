@@ -133,6 +133,13 @@ class GraphCapture:
 Capture = Callable[[torch.Tensor], dict]
 
 
+def element_of(g, node: str) -> str | None:
+    """The element name ``module[k]`` whose tensor is ``node`` (an element of a module's tuple, list or dict
+    output; None when there is none), for a hook to catch it: the only way to reach the elements of a module
+    kept whole, which the torch.fx graph does not split."""
+    return next((m for m, n in g.module_outputs.items() if n == node and split_element(m)[1] is not None), None)
+
+
 class LayerCapture:
     """Captures of sets of layers (layer name -> graph node) of one live model: forward hooks when every
     layer is a module's output, else a torch.fx GraphModule returning the nodes. The GraphModule is made
@@ -162,7 +169,7 @@ class LayerCapture:
     def __call__(self, layers: dict[str, str]) -> Capture:
         modules = {}
         for key, node in layers.items():
-            module = key if key in self.g.module_outputs else module_of(self.g, node)
+            module = key if key in self.g.module_outputs else module_of(self.g, node) or element_of(self.g, node)
             if module is None:
                 break
             modules[module] = key

@@ -255,6 +255,7 @@ def analyze(
     attribution_images: int = 4,
     figures=None,
     progress: Callable[[str, int | None], None] | None = None,
+    trust: bool = False,
 ) -> Report:
     """Analyse one model: RF graph, productivity at ``resolution``, ERF of ``layers``, all written to
     ``out/<model>/`` (see the module docstring for the files).
@@ -287,6 +288,9 @@ def analyze(
         Look, style and view of the figures (:class:`rfkit.report.looks.FigureOptions`).
     progress : callable, optional
         ``progress(step, n_images)``: called with a step name, and with a count of images during the ERF.
+    trust : bool
+        Load a pickled checkpoint (``ultralytics:best.pt``): unpickling runs the code it names, so it is
+        refused unless you trust the file (as :func:`rfkit.prepare`).
 
     Returns
     -------
@@ -330,7 +334,7 @@ def analyze(
     step = progress or (lambda *a: None)
 
     step("measuring the ERF", None)
-    prepared = prepare(model, weights, input_size, seed=seed)  # built and traced once, for every stage
+    prepared = prepare(model, weights, input_size, seed=seed, trust=trust)  # built and traced once, for every stage
     result = erf(
         prepared,
         layers="stages" if layers is None else layers,

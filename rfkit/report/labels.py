@@ -62,6 +62,21 @@ def rf_text(info) -> str:
     return f"RF {rf_label(info.size, info.local_size, info.is_global, unit='px')}, stride {pair(info.stride)}"
 
 
+def missing_rf_text(result, layer: str) -> str | None:
+    """Why a measured layer has no analytic RF to draw, briefly (None when it has one): the first clause of
+    ``result.rf_missing[layer]`` (the op it is unknown after, or that the model could not be traced).
+
+    >>> from types import SimpleNamespace as R
+    >>> res = R(rf_missing={"23-0": "its RF is unknown after Detect at node model_23: no RF rule, and ..."})
+    >>> missing_rf_text(res, "23-0"), missing_rf_text(res, "13")
+    ('no analytic RF to draw: its RF is unknown after Detect at node model_23', None)
+    """
+    why = (getattr(result, "rf_missing", None) or {}).get(layer)
+    if why is None:
+        return None
+    return f"no analytic RF to draw: {why.split(': ')[0]}"
+
+
 def erf_text(info, metrics, short: bool = False) -> str:
     """The measured ERF of a layer in a caption: ``ERF 31×29 px (95% mass) · ERF/RF 0.76, 0.71``, or with
     ``short`` the ratio alone; for a global layer (whose RF is the input) ERF/input."""

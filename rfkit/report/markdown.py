@@ -111,6 +111,14 @@ def _rel(path, folder: Path) -> str:
     return Path(path).relative_to(folder).as_posix()
 
 
+def _rf_alt(result, layer: str) -> str:
+    """What an overlay shows besides the ERF, for its alt text: the analytic RF, or why there is none."""
+    from rfkit.report.labels import missing_rf_text
+
+    why = missing_rf_text(result, layer)
+    return "with its analytic RF" if why is None else f"({md_text(why)})"
+
+
 def report_markdown(
     result, prod, resolution, rng, rng_local, statuses: dict, files: dict, folder: Path, sections=(), figures=None
 ) -> str:
@@ -132,6 +140,7 @@ def report_markdown(
         f"{' **(random: not a trained network)**' if random else ''} |",
         f"| images | {md_text(getattr(result.images, 'source', result.images))}, {result.num_images} used |",
         f"| input size | {input_size} (h×w) |",
+        *([f"| input | {md_text(result.data_config['input_note'])} |"] if result.data_config.get("input_note") else []),
         f"| ERF method | {result.method} (raw maps: mean over images of the per-image map) |",
         f"| productivity at | {pair(resolution)} |",
         f"| figures | {(figures or FigureOptions()).record()} |",
@@ -179,7 +188,7 @@ def report_markdown(
             lines += [
                 f"### {md_code(layer or '<output>')}",
                 "",
-                f"![ERF of {md_text(layer)} with its analytic RF]({_rel(files[key], folder)})",
+                f"![ERF of {md_text(layer)} {_rf_alt(result, layer)}]({_rel(files[key], folder)})",
                 "",
             ]
 

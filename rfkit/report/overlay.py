@@ -17,6 +17,7 @@ from rfkit.report.labels import (
     is_random,
     layer_name,
     method_label,
+    missing_rf_text,
     rf_text,
     sigma_text,
 )
@@ -222,7 +223,8 @@ def _overlay_layer(result, layer: str, full_rf: bool, gaussian: bool, zoom: bool
     if map_max(m) == 0:
         notes.append(f"{layer_name(layer)}: the map is all zero (no gradient reached the input)")
     if info.unknown:
-        notes.append(f"{layer_name(layer)}: analytic RF unknown (an unsupported op before it): no RF box")
+        why = missing_rf_text(result, layer) or "analytic RF unknown (an unsupported op before it): no RF box"
+        notes.append(f"{layer_name(layer)}: {why}")
     if gaussian and fit is not None and not draw_fit:
         notes.append(f"Gaussian fit not drawn: the map is not Gaussian-like ({fit.reason})")
     view, grown = _view(np.shape(m), window, full_rf and not info.is_global)

@@ -1,6 +1,15 @@
-"""Named model lists for batch runs (``rfkit analyze --preset NAME``)."""
+"""Presets for ``rfkit analyze --preset NAME`` and ``rfkit erf --preset NAME``: named model lists for batch
+runs, and presets that also carry settings (:class:`Preset`).
+
+A preset's settings (``layers``, ``num_images``, ``area_table``) are defaults: an option given on the command
+line wins. A preset with settings reproduces a known recipe, and its models stand in only when no model is
+named: ``rfkit analyze ultralytics:best.pt --trust-checkpoint --preset yolo`` runs that checkpoint with the
+preset's layers and image count. A preset without settings is a model list, added to the models named.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rfkit.errors import RFKitError
 
@@ -49,11 +58,87 @@ PRESET_HELP = {
 }
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A preset: its models, and the settings it stands for (None: the command's own default).
+
+    Attributes
+    ----------
+    name : str
+    models : tuple of str
+        Model specs.
+    help : str
+        One line for ``rfkit list-models --presets``.
+    layers : tuple of str, optional
+        Layers to measure, unless ``--layers`` is given.
+    num_images : int, optional
+        Images to use, unless ``-n`` is given.
+    area_table : bool
+        Print the area-ratio table (RepLKNet's side and area ratio at 0.2/0.3/0.5/0.99) of every layer.
+
+    Examples
+    --------
+    >>> p = get_preset("yolo")
+    >>> p.models, p.layers, p.num_images, p.area_table, p.has_settings
+    (('ultralytics:yolo11l.yaml',), ('13', '16', '19', '22'), 100, True, True)
+    >>> get_preset("tiny").has_settings
+    False
+    """
+
+    name: str
+    models: tuple[str, ...]
+    help: str = ""
+    layers: tuple[str, ...] | None = None
+    num_images: int | None = None
+    area_table: bool = False
+
+    @property
+    def has_settings(self) -> bool:
+        """Whether the preset carries settings (then its models stand in only when none is named)."""
+        return self.layers is not None or self.num_images is not None or self.area_table
+
+
+#: Presets with settings: recipes users run today, reproduced.
+RECIPES: dict[str, Preset] = {
+    # the get_model_erf.py script circulating for ultralytics YOLO: YOLO11-L, the neck outputs P3/P4/P5 and
+    # the layer before them, 100 images letterboxed to 640 (automatic for ultralytics specs), the area ratios
+    "yolo": Preset(
+        "yolo",
+        ("ultralytics:yolo11l.yaml",),
+        "YOLO11-L's neck layers 13, 16, 19, 22 on 100 images, with the area-ratio table (the get_model_erf.py "
+        "recipe); name your own checkpoint to use its weights",
+        layers=("13", "16", "19", "22"),
+        num_images=100,
+        area_table=True,
+    ),
+}
+
+
 class PresetError(RFKitError, KeyError):
     """An unknown preset name."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+def preset_names() -> list[str]:
+    """Every preset's name: the model lists, then the presets with settings."""
+    return [*PRESETS, *RECIPES]
+
+
+def get_preset(name: str) -> Preset:
+    """The preset ``name``, with its settings (a model list has none).
+
+    Raises
+    ------
+    PresetError
+        No preset of that name.
+    """
+    if name in RECIPES:
+        return RECIPES[name]
+    if name in PRESETS:
+        return Preset(name, PRESETS[name], PRESET_HELP.get(name, ""))
+    raise PresetError(f"unknown preset {name!r}: use one of {', '.join(preset_names())}")
 
 
 def preset(name: str) -> tuple[str, ...]:
@@ -62,10 +147,7 @@ def preset(name: str) -> tuple[str, ...]:
     >>> len(preset("openerf")), preset("openerf")[0]
     (33, 'resnet18.a1_in1k')
     """
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise PresetError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}") from None
+    return get_preset(name).models
 
 
 def family_of(model: str) -> str | None:
@@ -79,3 +161,57 @@ def family_of(model: str) -> str | None:
         if any(m.split(".")[0] == base for m in models):
             return family
     return None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a command runs once a preset is applied to the options given (:func:`apply_preset`)."""
+
+    models: tuple[str, ...]
+    layers: tuple[str, ...] | None
+    num_images: int
+    area_table: bool
+
+
+def apply_preset(
+    name: str | None,
+    models=(),
+    layers=None,
+    num_images: int | None = None,
+    *,
+    area_table: bool = False,
+    default_images: int = 32,
+) -> RunSettings:
+    """The models and settings of a run: the options given (``None``: not given), the preset's settings where
+    an option was not given, then the command's defaults.
+
+    A preset with settings supplies its models only when ``models`` is empty; a model list (no settings)
+    adds its models to those named.
+
+    Examples
+    --------
+    >>> apply_preset("yolo")
+    RunSettings(models=('ultralytics:yolo11l.yaml',), layers=('13', '16', '19', '22'), num_images=100, area_table=True)
+    >>> s = apply_preset("yolo", ["ultralytics:best.pt"], num_images=4)
+    >>> s.models, s.layers, s.num_images
+    (('ultralytics:best.pt',), ('13', '16', '19', '22'), 4)
+    >>> apply_preset("tiny", ["resnet18"]).models
+    ('resnet18', 'test_resnet', 'test_convnext', 'test_efficientnet', 'test_vit')
+    >>> apply_preset(None, ["resnet18"], ["layer1"])
+    RunSettings(models=('resnet18',), layers=('layer1',), num_images=32, area_table=False)
+    """
+    models = tuple(models or ())
+    layers = tuple(layers) if layers else None
+    if name is None:
+        return RunSettings(models, layers, default_images if num_images is None else num_images, area_table)
+    p = get_preset(name)
+    if p.has_settings:
+        models = models or p.models
+    else:
+        models = models + tuple(m for m in p.models if m not in models)
+    return RunSettings(
+        models,
+        layers if layers is not None else p.layers,
+        num_images if num_images is not None else (p.num_images or default_images),
+        area_table or p.area_table,
+    )
