@@ -15,6 +15,7 @@ from rich.table import Table
 from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
     BatchSize,
+    Bootstrap,
     Device,
     FullRF,
     Images,
@@ -26,6 +27,7 @@ from rfkit_cli.options import (
     Quiet,
     Style,
     Threads,
+    UntilStable,
     UsageError,
     Weights,
     check_method,
@@ -114,6 +116,8 @@ def analyze_command(
     style: Style = "report",
     look: Look = "rfkit",
     full_rf: FullRF = False,
+    bootstrap: Bootstrap = 200,
+    until_stable: UntilStable = None,
     quiet: Quiet = False,
 ) -> None:
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
@@ -190,6 +194,8 @@ def analyze_command(
                 attribution=attribution,
                 attribution_images=attribution_images,
                 figures=figures,
+                bootstrap=bootstrap,
+                until_stable=until_stable,
                 progress=step,
             )
         except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
     BatchSize,
+    Bootstrap,
     Device,
     Images,
     InputSize,
@@ -23,6 +24,7 @@ from rfkit_cli.options import (
     NumImages,
     Quiet,
     Threads,
+    UntilStable,
     UsageError,
     Weights,
     check_method,
@@ -94,6 +96,8 @@ def erf_command(
         "-o",
         help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps); rfkit writes only its own files there.",
     ),
+    bootstrap: Bootstrap = 200,
+    until_stable: UntilStable = None,
     quiet: Quiet = False,
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
@@ -129,12 +133,16 @@ def erf_command(
             threads=threads,
             channels_last=channels_last,
             autocast=autocast,
+            bootstrap=bootstrap,
+            until_stable=until_stable,
             progress=lambda n: bar.advance(task, n),
         )
     if not quiet:
         erf_table(result, console)
         console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
         console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used", markup=False)
+        if until_stable is not None and result.stopped:
+            console.print(f"stopped: {result.stopped}", markup=False, highlight=False)
     if not world.writes:
         return
     print_warnings(result.warnings, set())
@@ -143,3 +151,5 @@ def erf_command(
         console.print(
             f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}", markup=False
         )
+        if "convergence" in written:
+            console.print(f"wrote {written['convergence']}", markup=False)

@@ -69,6 +69,22 @@ FullRF = Annotated[
         "--full-rf", help="Overlays show the whole RF box, however far beyond the input (default: the input)."
     ),
 ]
+Bootstrap = Annotated[
+    int,
+    typer.Option(
+        "--bootstrap",
+        min=0,
+        help="Bootstrap resamples over images for the metrics' 95% confidence intervals (0: none).",
+    ),
+]
+UntilStable = Annotated[
+    float | None,
+    typer.Option(
+        "--until-stable",
+        help="Stop once the ERF/RF ratio's 95% CI half-width is below TOL on every layer and axis (or at -n).",
+        metavar="TOL",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progress (warnings still print, on stderr).")]
 
 

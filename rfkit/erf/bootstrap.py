@@ -322,12 +322,13 @@ class StopRule:
         where = f"layer {key or '<output>'}, axis {axis}"
         if self.stable:
             self.reason = (
-                f"until_stable {self.tolerance:g}: stopped after {images} of {requested} images: the ERF/RF "
-                f"ratio's 95% CI half-width is at most {width} ({where}) on every layer and axis"
+                f"until_stable {self.tolerance:g}: stopped after {images} of {requested} images: the widest 95% CI "
+                f"half-width of the ERF/RF ratio, over every layer and axis, is {width} ({where}), below "
+                f"{self.tolerance:g}"
             )
         else:
             self.reason = (
-                f"until_stable {self.tolerance:g}: not stable after all {images} images: the ERF/RF ratio's "
-                f"95% CI half-width is still {width} ({where}); measure more images (-n)"
+                f"until_stable {self.tolerance:g}: not stable after all {images} images: the widest 95% CI "
+                f"half-width of the ERF/RF ratio is still {width} ({where}); measure more images (-n)"
             )
         return self.reason

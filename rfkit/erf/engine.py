@@ -453,7 +453,9 @@ def erf(
     notes += more + image_notes
     maps = {key: sums[key] / seen for key in resolved}
     results = _metrics(g, resolved, maps, centers, notes) if metrics else {}
-    stopped = f"all {seen} images" + (f" of the {num_images} asked for" if seen < num_images else "")
+    stopped = f"after all {seen} images asked for"
+    if seen < num_images:
+        stopped = f"after {seen} images, all the source held ({num_images} asked for)"
     if stop is not None:
         stopped = stop.finish(seen, num_images)
         if not stop.stable:

@@ -55,7 +55,7 @@ def _draw(result, fs):
     lines = [
         (
             f"95% intervals: percentile bootstrap over images ({b.get('group_size', 1)} image(s) per group, "
-            f"seed {b.get('seed', 0)}), {result.stopped}",
+            f"seed {b.get('seed', 0)}). Stopped: {result.stopped}",
             COLORS["note"],
         ),
         *footer_lines(result, layers),
