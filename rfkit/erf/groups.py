@@ -21,8 +21,8 @@ are the groups one process would have kept over the same images.
 
 >>> g = GroupSums(["a"], (1, 2), capacity=2, expected=4)
 >>> g.add({"a": np.array([[[1.0, 0.0]], [[3.0, 0.0]], [[5.0, 1.0]]])}, np.array([0, 1, 2]))
->>> g.size, g.counts.tolist(), g.sums["a"][:, 0, 0].tolist()  # image 2 opened group 2: pairs merged
-(2, [2, 1], [4.0, 5.0])
+>>> g.size, g.counts.tolist(), g.sums["a"].sum(axis=(1, 2)).tolist()  # image 2 opened group 2: pairs merged
+(2, [2, 1], [4.0, 6.0])
 >>> g.squares["a"].tolist()
 [[35.0, 1.0]]
 """
