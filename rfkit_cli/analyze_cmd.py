@@ -17,6 +17,7 @@ from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
     AreaTable,
     BatchSize,
+    Bootstrap,
     Device,
     FullRF,
     Images,
@@ -28,6 +29,7 @@ from rfkit_cli.options import (
     Quiet,
     Style,
     Threads,
+    UntilStable,
     UsageError,
     Weights,
     check_method,
@@ -132,6 +134,8 @@ def analyze_command(
     style: Style = "report",
     look: Look = "rfkit",
     full_rf: FullRF = False,
+    bootstrap: Bootstrap = 200,
+    until_stable: UntilStable = None,
     quiet: Quiet = False,
 ) -> None:
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
@@ -210,6 +214,8 @@ def analyze_command(
                 attribution=attribution,
                 attribution_images=attribution_images,
                 figures=figures,
+                bootstrap=bootstrap,
+                until_stable=until_stable,
                 progress=step,
                 trust=trust_checkpoint,
             )

@@ -16,6 +16,7 @@ from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
     AreaTable,
     BatchSize,
+    Bootstrap,
     Device,
     Images,
     InputSize,
@@ -24,6 +25,7 @@ from rfkit_cli.options import (
     NumImages,
     Quiet,
     Threads,
+    UntilStable,
     UsageError,
     Weights,
     Workers,
@@ -126,6 +128,8 @@ def erf_command(
         None, "--preset", help="A preset's model and settings; options given win (rfkit list-models --presets)."
     ),
     area: AreaTable = False,
+    bootstrap: Bootstrap = 200,
+    until_stable: UntilStable = None,
     quiet: Quiet = False,
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
@@ -162,6 +166,8 @@ def erf_command(
             workers=workers,
             channels_last=channels_last,
             autocast=autocast,
+            bootstrap=bootstrap,
+            until_stable=until_stable,
             progress=lambda n: bar.advance(task, n),
         )
     if not quiet:
@@ -170,6 +176,8 @@ def erf_command(
             print_area_table(result, console)
         console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
         console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used", markup=False)
+        if until_stable is not None and result.stopped:
+            console.print(f"stopped: {result.stopped}", markup=False, highlight=False)
     if not world.writes:
         return
     print_warnings(result.warnings, set())
@@ -178,3 +186,5 @@ def erf_command(
         console.print(
             f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}", markup=False
         )
+        if "convergence" in written:
+            console.print(f"wrote {written['convergence']}", markup=False)

@@ -83,6 +83,22 @@ AreaTable = Annotated[
         "log10(ERF + 1) map (RepLKNet; as get_model_erf.py prints them; also in erf.csv).",
     ),
 ]
+Bootstrap = Annotated[
+    int,
+    typer.Option(
+        "--bootstrap",
+        min=0,
+        help="Bootstrap resamples over images for the metrics' 95% confidence intervals (0: none).",
+    ),
+]
+UntilStable = Annotated[
+    float | None,
+    typer.Option(
+        "--until-stable",
+        help="Stop once the ERF/RF ratio's 95% CI half-width is below TOL on every layer and axis (or at -n).",
+        metavar="TOL",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progress (warnings still print, on stderr).")]
 
 

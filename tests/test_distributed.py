@@ -72,6 +72,58 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
     assert run_header["world_size"] == 2 and run_header["images_per_rank"] == [4, 3]
     assert run_header["num_images"] == 7 and one.images_per_rank == (7,)
     assert "error" not in run.stderr.lower()
+    # the confidence intervals too: the groups are images by stream index, whichever rank measured them
+    layer = json.loads((tmp_path / "out" / "metrics.json").read_text())["layers"]["2"]
+    assert run_header["bootstrap"]["groups"] == 7 and one.bootstrap["groups"] == 7
+    for column in ("erf_rf_ratio_h", "erf_rf_ratio_w", "total_mass", "r50", "centroid_dy"):
+        np.testing.assert_allclose(
+            [layer[f"{column}_ci_low"], layer[f"{column}_ci_high"]], one.ci["2"][column], rtol=1e-6
+        )
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "maps" / "2.sem.npy"), one.sem["2"], rtol=1e-5, atol=1e-12)
+
+
+SWITCH = (
+    "import torch\nimport torch.nn as nn\n\n\n"
+    "def build():\n"
+    "    net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU(), nn.Conv2d(2, 1, 7, padding=3, bias=False))\n"
+    "    with torch.no_grad():\n"
+    "        net[0].weight.fill_(1.0)\n"
+    "        net[0].bias.copy_(torch.tensor([0.0, 100.0]))\n"
+    "        net[2].weight.zero_()\n"
+    "        net[2].weight[0, 0] = 1.0\n"
+    "        net[2].weight[0, 1, 3, 3] = 400.0\n"
+    "    return net\n"
+)
+"""A white image opens a 7×7 path to the unit besides its heavy centre, a black one only the centre: with
+about half the images white the ERF is 1 or 3 px tall by the draw of images (tests/test_bootstrap.py)."""
+
+
+def test_two_gloo_ranks_take_the_until_stable_decision_of_one_process(tmp_path, monkeypatch):
+    """Every rank checks with everyone's groups, also the rank whose share ran out first (9 images, one per
+    batch: rank 0 has 5 batches, rank 1 four), and the run goes to -n as one process's does. Batches of 1 on
+    2 ranks are checked after the same images as one process's batches of 2."""
+    from PIL import Image
+
+    (tmp_path / "switch.py").write_text(SWITCH)
+    (tmp_path / "imgs").mkdir()
+    for i, white in enumerate([1, 0, 1, 1, 0, 0, 1, 0, 1]):
+        Image.new("RGB", (16, 16), (255 * white,) * 3).save(tmp_path / "imgs" / f"{i}.png")
+    args = ["-l", "2", "--images", "imgs", "-n", "9", "--input-size", "16", "--device", "cpu", "--until-stable"]
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+         "rfkit_cli.app", "erf", "switch.py:build", *args, "0.01", "--batch-size", "1", "--threads", "1", "-o",
+         "out", "-q"],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="not stable after all 9 images"):
+        one = rfkit.erf("switch.py:build", layers=["2"], images="imgs", num_images=9, input_size=16, device="cpu",
+                        batch_size=2, distributed=False, until_stable=0.01)  # fmt: skip
+    header = json.loads((tmp_path / "out" / "metrics.json").read_text())["run"]
+    assert header["num_images"] == one.num_images == 9 and header["images_per_rank"] == [5, 4]
+    assert header["stopped"] == one.stopped and "not stable after all 9 images" in run.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "maps" / "2.npy"), one.maps["2"], rtol=1e-6)
 
 
 def test_a_batch_gives_each_rank_its_own_models(tmp_path):

@@ -402,9 +402,9 @@ def test_the_crop_is_checked_on_one_image_not_a_batch(monkeypatch):
     passes = []
     real = engine._Runner.maps
 
-    def maps(self, x, keys, crops=None):
+    def maps(self, x, keys, crops=None, per_image=False):
         passes.append((x.shape[0], x.shape[-1], tuple(k for k in keys if not (crops or {}).get(k))))
-        return real(self, x, keys, crops)
+        return real(self, x, keys, crops, per_image)
 
     monkeypatch.setattr(engine._Runner, "maps", maps)
     net = small_cnn()

@@ -226,7 +226,7 @@ def test_a_look_colours_every_panel_and_names_its_transform(cnn, look):
 
 def test_write_figures_in_paper_style_writes_every_format(cnn, tmp_path):
     files = F.write_figures(tmp_path, cnn, F.FigureOptions(style="paper", look="openerf"))
-    stems = {"overlay_0", "overlay_4", "stages", "rf_growth"}
+    stems = {"overlay_0", "overlay_4", "stages", "rf_growth", "convergence"}  # convergence: 2 or more images
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"{s}{e}" for s in stems for e in (".png", ".pdf", ".svg")
     )

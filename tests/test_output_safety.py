@@ -297,15 +297,17 @@ def test_erf_out_keeps_foreign_files_and_removes_only_its_own_stale_maps(net, tm
     np.save(out / "maps" / "mine.npy", np.arange(3))
     (out / "notes.md").write_text("my notes")
     assert cli(capsys, "erf", net, "-l", "0,2", *ERF, "--out", out)[0] == 0
-    assert sorted(p.name for p in (out / "maps").iterdir()) == ["0.npy", "2.npy", "mine.npy"]
+    assert sorted(p.name for p in (out / "maps").iterdir()) == ["0.npy", "0.sem.npy", "2.npy", "2.sem.npy", "mine.npy"]
     assert json.loads((out / ".rfkit-erf.json").read_text())["files"] == [
         "erf.csv",
         "maps/0.npy",
+        "maps/0.sem.npy",
         "maps/2.npy",
+        "maps/2.sem.npy",
         "metrics.json",
     ]
-    assert cli(capsys, "erf", net, "-l", "2", *ERF, "--out", out)[0] == 0  # layer 0's map is now stale
-    assert sorted(p.name for p in (out / "maps").iterdir()) == ["2.npy", "mine.npy"]
+    assert cli(capsys, "erf", net, "-l", "2", *ERF, "--out", out)[0] == 0  # layer 0's maps are now stale
+    assert sorted(p.name for p in (out / "maps").iterdir()) == ["2.npy", "2.sem.npy", "mine.npy"]
     np.testing.assert_array_equal(np.load(out / "maps" / "mine.npy"), np.arange(3))
     assert (out / "notes.md").read_text() == "my notes"
 

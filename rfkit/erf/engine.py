@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 
 import rfkit.validate as validate
+from rfkit.erf.bootstrap import RESAMPLES, StopRule, bootstrap_cis, checked_options, convergence
+from rfkit.erf.groups import GroupSums, group_capacity
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
 from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, RFKitError
@@ -20,7 +22,7 @@ from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
-from rfkit.pipeline.distributed import SINGLE, all_reduce_sums, current_world, shard
+from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shard
 from rfkit.pipeline.images import ImageStats, ImageWarning
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 
@@ -73,9 +75,11 @@ class _Runner:
             self._captures[keys] = self.make_capture(keys)
         return self._captures[keys]
 
-    def maps(self, x: torch.Tensor, keys: tuple[str, ...], crops: dict | None = None) -> dict[str, torch.Tensor]:
+    def maps(
+        self, x: torch.Tensor, keys: tuple[str, ...], crops: dict | None = None, per_image: bool = False
+    ) -> dict[str, torch.Tensor]:
         """Summed-over-images map of each layer of ``keys`` for the batch ``x`` (on ``crops[key]`` of it when
-        given: then the map covers the crop only)."""
+        given: then the map covers the crop only); with ``per_image``, the ``(b, H, W)`` maps of the images."""
         crops = crops or {}
         groups = [(None, tuple(k for k in keys if k not in crops))] + [(crops[k], (k,)) for k in keys if k in crops]
         out = {}
@@ -102,7 +106,11 @@ class _Runner:
                     for i, sc in enumerate(scores)
                 ]
             for key, grad in zip(group, grads):
-                out[key] = None if grad is None else self.method.reduce(grad.float()).sum(dim=0)
+                if grad is None:
+                    out[key] = None
+                else:
+                    each = self.method.reduce(grad.float())
+                    out[key] = each if per_image else each.sum(dim=0)
         return out
 
 
@@ -162,12 +170,21 @@ def accumulate(
     autocast: bool = False,
     progress=None,
     crop: bool = True,
+    stats: GroupSums | None = None,
+    world: World = SINGLE,
+    stop: StopRule | None = None,
 ) -> tuple[dict[str, np.ndarray], int, list[str], dict]:
     """Sum of the per-image maps of every layer over ``batches``; one forward per batch for the layers
     measured on the whole input, one backward per layer. With ``crop``, local layers whose RF window is
     small are measured on a crop around it (:mod:`rfkit.erf.crop`), once an image of the first batch has
     shown that the crop gives the same map (:func:`_first_crops`). Returns (sums, images seen, warnings, crops
-    used)."""
+    used).
+
+    ``stats`` also receives each image's maps, by the image's index in the stream (``batches`` are this
+    rank's share of it, :func:`rfkit.pipeline.distributed.shard`: image ``j`` of this rank is image
+    ``rank + j * size``). ``stop`` is asked after each batch whether to stop (with every rank's groups under
+    torchrun: then every rank asks, also once its own share has run out, until all have or ``stop`` says so).
+    """
     from rfkit.erf.crop import crop_for
 
     layouts = layouts or {key: g.records[node].layout for key, node in layers.items()}
@@ -185,14 +202,28 @@ def accumulate(
     crops: dict = {}
     sums: dict[str, np.ndarray] = {}
     seen, notes = 0, []
-    for batch in batches:
+    stream = iter(batches)
+    while True:
+        batch = next(stream, None)
+        if stop is not None:
+            more = batch is not None
+            if world.distributed:
+                more = all_reduce_max(int(more), world) > 0
+            if not more:
+                break
+            if batch is None:  # this rank's share has run out; the others go on: take part in their checks
+                if stop.check(stats, world):
+                    break
+                continue
+        elif batch is None:
+            break
         x = batch.to(device, non_blocking=True)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         try:
             if seen == 0 and candidates:
                 crops = _first_crops(runner, x, candidates)
-            maps = runner.maps(x, keys, crops)
+            maps = runner.maps(x, keys, crops, per_image=stats is not None)
         except Exception as e:
             if not is_out_of_memory(e):
                 raise
@@ -200,22 +231,31 @@ def accumulate(
                 f"{device.type} out of memory at batch size {x.shape[0]}: pass a smaller "
                 "batch_size (--batch-size), or a smaller input size"
             ) from None
+        lead = (x.shape[0],) if stats is not None else ()
+        each = {}
         for key in keys:
             m = maps[key]
             if m is None:
-                m = torch.zeros(x.shape[-2:], device=x.device)
+                m = torch.zeros((*lead, *x.shape[-2:]), device=x.device)
                 if f"{key}: the layer does not depend on the input" not in notes:
                     notes.append(f"{key}: the layer does not depend on the input")
-            elif key in crops and tuple(m.shape) != tuple(x.shape[-2:]):
-                placed = torch.zeros(x.shape[-2:], dtype=m.dtype, device=m.device)
-                placed[crops[key].slices] = m
+            elif key in crops and tuple(m.shape[-2:]) != tuple(x.shape[-2:]):
+                placed = torch.zeros((*lead, *x.shape[-2:]), dtype=m.dtype, device=m.device)
+                placed[(Ellipsis, *crops[key].slices)] = m
                 m = placed
             arr = m.double().cpu().numpy()
+            if stats is not None:
+                each[key] = arr
+                arr = arr.sum(axis=0)
             sums[key] = arr if key not in sums else sums[key] + arr
+        if stats is not None:
+            stats.add(each, world.rank + world.size * (seen + np.arange(x.shape[0])))
         seen += x.shape[0]
         if progress is not None:
             progress(x.shape[0])
-        del maps, x
+        del maps, x, each
+        if stop is not None and stop.check(stats, world):
+            break
     return sums, seen, notes, crops
 
 
@@ -260,6 +300,8 @@ def erf(
     metrics: bool = True,
     crop: bool = True,
     distributed: bool = True,
+    bootstrap: int = RESAMPLES,
+    until_stable: float | None = None,
     progress=None,
     trust: bool = False,
 ) -> ERFResult:
@@ -321,6 +363,18 @@ def erf(
         Under torchrun (``WORLD_SIZE`` > 1), share the images among the processes and add up their maps
         (:mod:`rfkit.pipeline.distributed`): every process returns the same result over the same images as
         one process would. False: this process measures every image alone.
+    bootstrap : int
+        Resamples of the bootstrap over images that gives every metric a 95% confidence interval
+        (:attr:`ERFResult.ci <rfkit.erf.result.ERFResult>`; :mod:`rfkit.erf.bootstrap`); 0: none. The
+        statistics it needs (per-group map sums, :mod:`rfkit.erf.groups`) are kept in a bounded memory
+        whatever ``num_images``; the per-pixel standard error of the mean map (:attr:`ERFResult.sem`) is
+        always kept.
+    until_stable : float, optional
+        Stop as soon as the 95% confidence interval of the ERF/RF ratio (ERF/input for a global layer) is
+        narrower than ``±until_stable`` on every layer and both axes, checked after each batch from
+        :data:`~rfkit.erf.bootstrap.MIN_IMAGES` images on (:class:`rfkit.erf.bootstrap.StopRule`), or after
+        ``num_images``. Where it stopped and why: :attr:`ERFResult.stopped` (and a warning when it never
+        became stable). Under torchrun every process takes the same decision from everyone's images.
     progress : callable, optional
         Called with the number of images after each batch.
     trust : bool
@@ -355,6 +409,7 @@ def erf(
     args = checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
     layers, num_images, batch_size, threads, seed, dev = args
     workers = validate.count(workers, "workers", optional=True, minimum=0)
+    bootstrap, until_stable = checked_options(bootstrap, until_stable)
     prepared = prepare(model, weights, input_size, seed=seed, trust=trust)
     g = prepared.graph
     resolved, default_key = resolve_layers(g, prepared.model, layers, unknown=True)
@@ -369,6 +424,11 @@ def erf(
     stats = ImageStats(source=str(images), requested=num_images)
     world = current_world(dev) if distributed else SINGLE
     bs = batch_size or auto_batch_size(g, dev)
+    centers = _centers(g, resolved, units, notes)
+    rf_sizes = {key: g[node].size for key, node in resolved.items()}
+    shape = tuple(g.input_size)
+    groups = GroupSums(resolved, shape, group_capacity(shape, len(resolved)), num_images)
+    stop = StopRule(until_stable, centers, rf_sizes, seed=seed) if until_stable is not None else None
     module = prepared.model
     with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
         captures = prepared.capture(live)
@@ -397,16 +457,29 @@ def erf(
             autocast=autocast,
             progress=progress,
             crop=crop,
+            stats=groups,
+            world=world,
+            stop=stop,
         )
+    groups.reduce(world)
     sums, per_rank = all_reduce_sums(sums, seen, list(resolved), tuple(g.input_size), world)
     seen = sum(per_rank)
     if seen == 0:
         raise RFKitError("no images were processed")
+    if stop is not None and stop.stable:  # the rule stopped the stream, not a short source
+        stats.requested = min(stats.requested, stats.used)
     image_notes = stats.notes()  # skipped files, fewer images than asked for
     notes += more + image_notes
     maps = {key: sums[key] / seen for key in resolved}
-    centers = _centers(g, resolved, units, notes)
     results = _metrics(g, resolved, maps, centers, notes) if metrics else {}
+    stopped = f"after all {seen} images asked for"
+    if seen < num_images:
+        stopped = f"after {seen} images, all the source held ({num_images} asked for)"
+    if stop is not None:
+        stopped = stop.finish(seen, num_images)
+        if not stop.stable:
+            notes.append(stopped)
+    ci = bootstrap_cis(groups, centers, rf_sizes, bootstrap, seed) if metrics else {}
     for n in notes:  # prepare() has already warned about the weights
         warnings.warn(n, ImageWarning if n in image_notes else UserWarning, stacklevel=2)
     return ERFResult(
@@ -428,6 +501,16 @@ def erf(
         crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
         rf_missing=missing,
         images_per_rank=per_rank,
+        ci=ci,
+        sem={key: groups.sem(key) for key in resolved},
+        convergence=convergence(groups, centers, rf_sizes, seed=seed) if bootstrap else {},
+        bootstrap={
+            "resamples": bootstrap if ci else 0,
+            "groups": groups.groups,
+            "group_size": groups.size,
+            "seed": seed,
+        },
+        stopped=stopped,
     )
 
 

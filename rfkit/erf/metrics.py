@@ -57,6 +57,7 @@ __all__ = [
     "compute_metrics",
     "diagnose",
     "erf_rf_ratio",
+    "erf_rf_ratio_of_profiles",
     "fit_gaussian",
     "radial_mass",
 ]
@@ -394,13 +395,26 @@ def erf_rf_ratio(m, center, rf_size=None, mass: float = MASS) -> ERFRFRatio:
     (nan, nan)
     """
     arr, c = _prepare(m, center)
+    return erf_rf_ratio_of_profiles(arr.sum(axis=1), arr.sum(axis=0), c, rf_size, mass)
+
+
+def erf_rf_ratio_of_profiles(rows, cols, center, rf_size=None, mass: float = MASS) -> ERFRFRatio:
+    """:func:`erf_rf_ratio` from the map's marginals: ``rows = m.sum(axis=1)``, ``cols = m.sum(axis=0)`` of a
+    non-negative map (what the ratio depends on; :mod:`rfkit.erf.bootstrap` resamples them instead of maps).
+
+    >>> m = np.zeros((32, 32)); m[12:21, 14:19] = 1.0
+    >>> erf_rf_ratio_of_profiles(m.sum(axis=1), m.sum(axis=0), (16, 16), (27, 15), mass=1.0).side
+    (9, 5)
+    """
+    rows, cols = (_unit(np.asarray(p, dtype=np.float64)) for p in (rows, cols))
+    c = _center(center)
     rf = _rf(rf_size)
     q = _fraction(mass, "mass")
-    H, W = arr.shape
+    H, W = rows.size, cols.size
     nan2 = (math.nan, math.nan)
-    if not float(arr.max()) > 0:
+    if not (float(rows.max()) > 0 and float(cols.max()) > 0):
         return ERFRFRatio(q, (None, None), (None, None), nan2, rf, nan2, nan2)
-    (sh, ch, fh), (sw, cw, fw) = _interval(arr.sum(axis=1), c[0], q), _interval(arr.sum(axis=0), c[1], q)
+    (sh, ch, fh), (sw, cw, fw) = _interval(rows, c[0], q), _interval(cols, c[1], q)
     side = (sh, sw)
     ratio = nan2 if rf is None else tuple(s / r if math.isfinite(r) else math.nan for s, r in zip(side, rf))
     return ERFRFRatio(q, side, (ch, cw), (fh, fw), rf, ratio, (ch / H, cw / W))

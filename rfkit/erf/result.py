@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rfkit.erf.bootstrap import Curve
 from rfkit.erf.metrics import ERFMetrics
 from rfkit.graph.info import RFInfo
 from rfkit.graph.rfgraph import RFGraph
@@ -63,6 +64,23 @@ class ERFResult:
     images_per_rank : tuple of int
         Images each process measured, by rank: ``(num_images,)`` for one process, one entry per process of
         a torchrun run (:mod:`rfkit.pipeline.distributed`); ``world_size`` is its length.
+    ci : dict[str, dict[str, tuple]]
+        Per layer, the 95% confidence interval ``(low, high)`` of each metric column of
+        :meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` (``ci["layer4"]["erf_rf_ratio_h"]``), from the bootstrap
+        over images (:mod:`rfkit.erf.bootstrap`; None where the metric is undefined in most resamples). Empty
+        with ``bootstrap=0``, ``metrics=False`` or fewer than two images. The Gaussian fit has its own
+        standard errors instead (``gauss_*_stderr``).
+    sem : dict[str, numpy.ndarray]
+        Per layer, the standard error of the mean map, per pixel (``sqrt(variance / num_images)`` of the
+        per-image maps; zeros for one image).
+    convergence : dict[str, Curve]
+        Per layer, the ERF/RF ratio and its 95% interval against the number of images seen
+        (:class:`rfkit.erf.bootstrap.Curve`; empty with ``bootstrap=0`` or fewer than two groups).
+    bootstrap : dict
+        How the intervals were made: ``resamples`` (0: none), ``groups`` and ``group_size`` (images per
+        group, :mod:`rfkit.erf.groups`), ``seed``.
+    stopped : str
+        Why the measurement stopped: after every image asked for, or where ``until_stable`` stopped it.
     """
 
     model: str
@@ -83,6 +101,11 @@ class ERFResult:
     crops: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     rf_missing: dict[str, str] = field(default_factory=dict)
     images_per_rank: tuple[int, ...] = ()
+    ci: dict[str, dict[str, tuple]] = field(default_factory=dict)
+    sem: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    convergence: dict[str, Curve] = field(default_factory=dict, repr=False)
+    bootstrap: dict = field(default_factory=dict)
+    stopped: str = ""
 
     @property
     def world_size(self) -> int:

@@ -5,9 +5,10 @@ torchrun starts N copies of the command and tells each its place through the env
 group (gloo on the CPU, NCCL when the run is on CUDA). An ERF run then measures image ``i`` of the stream on
 rank ``i % N`` only (:func:`shard`), so the N processes together see exactly the images one process would,
 and sums the per-layer maps and image counts of every rank (:func:`all_reduce_sums`); rank 0 alone writes
-files. Batch runs over many models give each rank every N-th model instead (:func:`my_share`). Multi-node
-runs work through torchrun's own rendezvous (``--nnodes``, ``--rdzv-endpoint``): nothing here is
-node-specific.
+files. The statistics behind the confidence intervals (:mod:`rfkit.erf.groups`) are added up the same way
+(:func:`all_reduce_arrays`). Batch runs over many models give each rank every N-th model instead
+(:func:`my_share`). Multi-node runs work through torchrun's own rendezvous (``--nnodes``,
+``--rdzv-endpoint``): nothing here is node-specific.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def all_reduce_sums(
         return sums, (seen,)
     import torch.distributed as dist
 
-    device = torch.device("cuda", torch.cuda.current_device()) if world.backend == "nccl" else torch.device("cpu")
+    device = _device(world)
     total = {}
     for key in keys:
         t = torch.as_tensor(sums.get(key, np.zeros(shape)), dtype=torch.float64, device=device)
@@ -133,6 +134,45 @@ def all_reduce_sums(
     counts = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(world.size)]
     dist.all_gather(counts, torch.tensor([seen], dtype=torch.float64, device=device))
     return total, tuple(int(c.item()) for c in counts)
+
+
+def _device(world: World) -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if world.backend == "nccl" else torch.device("cpu")
+
+
+def all_reduce_arrays(arrays: dict[str, np.ndarray], world: World) -> dict[str, np.ndarray]:
+    """Every rank's arrays added up, as float64, by key (every rank passes the same keys and shapes, and gets
+    the same sums); one process: unchanged.
+
+    >>> all_reduce_arrays({"a": np.ones(2)}, SINGLE)["a"].tolist()
+    [1.0, 1.0]
+    """
+    if not world.distributed:
+        return arrays
+    import torch.distributed as dist
+
+    device = _device(world)
+    out = {}
+    for key in sorted(arrays):  # the same order on every rank
+        t = torch.as_tensor(np.ascontiguousarray(arrays[key]), dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        out[key] = t.cpu().numpy()
+    return {key: out[key] for key in arrays}
+
+
+def all_reduce_max(value: int, world: World) -> int:
+    """The largest ``value`` of any rank, on every rank; one process: ``value``.
+
+    >>> all_reduce_max(3, SINGLE)
+    3
+    """
+    if not world.distributed:
+        return int(value)
+    import torch.distributed as dist
+
+    t = torch.tensor([int(value)], dtype=torch.int64, device=_device(world))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
 
 
 def my_share(items: Sequence, world: World) -> list:

@@ -254,6 +254,8 @@ def analyze(
     attribution: str | Sequence[str] | None = None,
     attribution_images: int = 4,
     figures=None,
+    bootstrap: int = 200,
+    until_stable: float | None = None,
     progress: Callable[[str, int | None], None] | None = None,
     trust: bool = False,
 ) -> Report:
@@ -269,7 +271,7 @@ def analyze(
     layers : str or list of str, optional
         Layers to measure (module or node names). Default ``"stages"``: the stage outputs (timm's
         ``feature_info``, at most six, evenly spaced, the last always kept) and the final feature map.
-    images, num_images, weights, input_size, device, method, batch_size, threads, seed
+    images, num_images, weights, input_size, device, method, batch_size, threads, seed, bootstrap, until_stable
         As :func:`rfkit.erf`.
     resolution : int or (h, w), optional
         Input resolution of the productivity analysis (positive integers); default: the input size.
@@ -311,12 +313,14 @@ def analyze(
     >>> rep = rfkit.analyze(net, images="noise", num_images=2, input_size=32, out=tempfile.mkdtemp(),
     ...                     device="cpu")  # doctest: +SKIP
     """
+    from rfkit.erf.bootstrap import checked_options
     from rfkit.erf.engine import checked_arguments, erf
     from rfkit.graph.productivity import input_resolution_range, productivity
     from rfkit.pipeline.prepare import Prepared, prepare
 
     source = model.source if isinstance(model, Prepared) else model  # names the folder
     checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
+    checked_options(bootstrap, until_stable)
     if attribution is not None:  # checked before any measurement
         from rfkit.attribution.methods import parse_methods
 
@@ -346,6 +350,8 @@ def analyze(
         threads=threads,
         seed=seed,
         distributed=False,  # under torchrun, a batch gives each process its own models (rfkit analyze)
+        bootstrap=bootstrap,
+        until_stable=until_stable,
         progress=(lambda n: step("images", n)) if progress else None,
     )
     g = result.graph

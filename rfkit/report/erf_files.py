@@ -29,13 +29,20 @@ def run_header(result) -> dict:
     """What was run: model, weights actually used, images, input size, method, rfkit version, and how many
     processes measured how many images each (``world_size``, ``images_per_rank``: a torchrun run)."""
     per_rank = list(getattr(result, "images_per_rank", ()) or (result.num_images,))
-    return {**base_header(result), "method": result.method, "world_size": len(per_rank), "images_per_rank": per_rank}
+    header = {**base_header(result), "method": result.method, "world_size": len(per_rank), "images_per_rank": per_rank}
+    if getattr(result, "bootstrap", None):  # how the confidence intervals were made, where the run stopped
+        header["bootstrap"] = {**result.bootstrap, "level": 0.95, "ci_method": "percentile bootstrap over images"}
+    if getattr(result, "stopped", ""):
+        header["stopped"] = result.stopped
+    return header
 
 
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:
     """One flat row per measured layer: the analytic RF of the measured unit (size, stride, its pixel window
     ``rf_first_y`` .. ``rf_last_x``), the layer's depth (spatial layers from the input, and as a fraction
-    of the model's, :func:`rfkit.report.growth.growth_series`) and every ERF metric."""
+    of the model's, :func:`rfkit.report.growth.growth_series`), every ERF metric and, where the run has them,
+    the bounds of each metric's 95% confidence interval (``<column>_ci_low``, ``<column>_ci_high``;
+    :attr:`~rfkit.erf.result.ERFResult.ci`)."""
     depth, deepest = _depths(result.graph)
     rows = []
     for layer in result.layers:
@@ -71,6 +78,8 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
         metrics = result.metrics.get(layer)
         if metrics is not None:
             row.update(metrics.as_dict())
+        for column, (low, high) in getattr(result, "ci", {}).get(layer, {}).items():
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = low, high
         rows.append(row)
     return rows
 
@@ -87,10 +96,11 @@ def _depths(graph) -> tuple[dict, int]:
 
 
 def write_erf_files(result, folder, statuses: dict | None = None) -> dict[str, Path]:
-    """Write ``erf.csv``, ``metrics.json`` and ``maps/<layer>.npy`` (raw maps) into ``folder``, a folder
-    rfkit owns (``rfkit analyze`` builds its report in a new one; in any other folder use :func:`save_erf`).
+    """Write ``erf.csv``, ``metrics.json``, ``maps/<layer>.npy`` (raw maps) and ``maps/<layer>.sem.npy`` (the
+    per-pixel standard error of each map) into ``folder``, a folder rfkit owns (``rfkit analyze`` builds its
+    report in a new one; in any other folder use :func:`save_erf`).
 
-    Returns the paths written, by kind (``"csv"``, ``"json"``, ``"map:<layer>"``).
+    Returns the paths written, by kind (``"csv"``, ``"json"``, ``"map:<layer>"``, ``"sem:<layer>"``).
     """
     import pandas as pd
 
@@ -105,11 +115,30 @@ def write_erf_files(result, folder, statuses: dict | None = None) -> dict[str, P
         with atomic_path(path) as tmp:
             np.save(tmp, result.maps[layer])
         written[f"map:{layer}"] = path
+        if layer in getattr(result, "sem", {}):
+            path = folder / "maps" / f"{layer_filename(layer)}.sem.npy"
+            with atomic_path(path) as tmp:
+                np.save(tmp, result.sem[layer])
+            written[f"sem:{layer}"] = path
     return written
 
 
+CONVERGENCE = "figures/convergence.png"
+"""The figure of the ERF/RF ratio against images seen (:mod:`rfkit.report.convergence`)."""
+
+
+def write_convergence(result, folder) -> dict[str, Path]:
+    """``figures/convergence.png`` in ``folder`` when the run has convergence curves (``{"convergence": path}``;
+    empty otherwise)."""
+    if not getattr(result, "convergence", None):
+        return {}
+    from rfkit.report.convergence import save_convergence
+
+    return {"convergence": save_convergence(result, Path(folder) / CONVERGENCE)}
+
+
 MANIFEST = ".rfkit-erf.json"
-_OWN_NAME = re.compile(r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy")
+_OWN_NAME = re.compile(r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy|figures/convergence\.png")
 
 
 def _manifest(folder: Path) -> set[str]:
@@ -126,12 +155,26 @@ def check_erf_folder(folder, layers=()) -> Path:
     holds an ``erf.csv``, ``metrics.json`` or ``maps/<layer>.npy`` that rfkit did not write there.
     """
     folder = Path(folder)
-    names = ["erf.csv", "metrics.json", *(f"maps/{layer_filename(x)}.npy" for x in layers)]
-    return check_output_folder(folder, "rfkit erf", names, _manifest(folder), MANIFEST, subfolders=("maps",))
+    return check_output_folder(
+        folder, "rfkit erf", _names(layers), _manifest(folder), MANIFEST, subfolders=("maps", "figures")
+    )
+
+
+def _names(layers) -> set[str]:
+    """The files :func:`save_erf` may write for ``layers``."""
+    stems = [layer_filename(x) for x in layers]
+    return {
+        "erf.csv",
+        "metrics.json",
+        CONVERGENCE,
+        *(f"maps/{s}.npy" for s in stems),
+        *(f"maps/{s}.sem.npy" for s in stems),
+    }
 
 
 def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
-    """Write ``erf.csv``, ``metrics.json`` and ``maps/<layer>.npy`` (raw maps) into ``folder``, each
+    """Write ``erf.csv``, ``metrics.json``, ``maps/<layer>.npy`` (raw maps), ``maps/<layer>.sem.npy`` (their
+    standard errors) and ``figures/convergence.png`` (:func:`write_convergence`) into ``folder``, each
     atomically, and list them in ``folder/.rfkit-erf.json``.
 
     Rerun into the same folder, it replaces its own files and removes the maps of layers the earlier run
@@ -142,9 +185,8 @@ def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
     """
     folder = check_erf_folder(folder, result.layers)
     before = _manifest(folder)
-    planned = {"erf.csv", "metrics.json", *(f"maps/{layer_filename(x)}.npy" for x in result.layers)}
-    _write_manifest(folder, before | planned)  # first: a run killed while writing still owns its files
-    written = write_erf_files(result, folder, statuses)
+    _write_manifest(folder, before | _names(result.layers))  # first: a run killed while writing still owns its files
+    written = write_erf_files(result, folder, statuses) | write_convergence(result, folder)
     mine = {p.relative_to(folder).as_posix() for p in written.values()}
     remove_stale(folder, before, mine)  # maps of an earlier run into the same folder
     _write_manifest(folder, mine)

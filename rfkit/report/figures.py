@@ -111,14 +111,16 @@ __all__ = [
 
 def write_figures(folder, result, options: FigureOptions | None = None, progress=None) -> dict[str, Path]:
     """The figures of an ERF run in ``folder``: an overlay per layer (``overlay_<layer>``), the stage grid
-    (``stages``) and RF growth (``rf_growth``), in the options' look and style (:class:`FigureOptions`);
+    (``stages``), RF growth (``rf_growth``) and, when the run has them, the ERF/RF ratio against images seen
+    (``convergence``, :mod:`rfkit.report.convergence`), in the options' look and style (:class:`FigureOptions`);
     ``progress(text)``, if given, hears of each figure before it is drawn ("drawing figure 3 of 7").
 
     Returns
     -------
     dict
-        The PNG of each figure under ``overlay:<layer>``, ``stages`` and ``rf_growth``; the other formats of
-        a style (``paper``: PDF and SVG) under the same key with the extension appended (``stages.pdf``).
+        The PNG of each figure under ``overlay:<layer>``, ``stages``, ``rf_growth`` and ``convergence``; the
+        other formats of a style (``paper``: PDF and SVG) under the same key with the extension appended
+        (``stages.pdf``).
     """
     from rfkit.report.erf_files import layer_filename
 
@@ -127,7 +129,8 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
     exts = options.figure_style.formats
     look, style = options.look, options.style
     files: dict[str, Path] = {}
-    count = {"done": 0, "of": len(result.layers) + 2}
+    curves = bool(getattr(result, "convergence", None))
+    count = {"done": 0, "of": len(result.layers) + 2 + curves}
 
     def add(key: str, stem: str, save, *args, **kwargs) -> None:
         count["done"] += 1
@@ -141,4 +144,8 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
         add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
     add("stages", "stages", save_stage_grid, result, look=look, style=style)
     add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
+    if curves:
+        from rfkit.report.convergence import save_convergence
+
+        add("convergence", "convergence", save_convergence, result, style=style)
     return files

@@ -14,12 +14,14 @@ from pathlib import Path
 from rfkit.report.formatting import pair, rf_label, size
 from rfkit.report.labels import is_random
 from rfkit.report.summary import (
+    CI_LEGEND,
     GEOMETRY,
     LAYER,
     LAYER_KINDS,
     LEGEND,
     MEASURED,
     NOTES,
+    ci_row,
     productivity_text,
     summary_rows,
 )
@@ -107,6 +109,24 @@ def summary_tables(rows: list[dict[str, str]]) -> list[str]:
     return lines + (["Notes:", "", *notes, ""] if notes else [])
 
 
+def ci_section(result, files: dict, folder: Path) -> list[str]:
+    """How many images are enough: the headline metrics with their 95% intervals
+    (:func:`rfkit.report.summary.ci_row`), where the run stopped, and the convergence figure; nothing for a
+    run without intervals."""
+    from rfkit.report.erf_files import erf_rows
+
+    rows = [r for r in map(ci_row, erf_rows(result)) if r is not None]
+    if not rows:
+        return []
+    header = list(rows[0])
+    lines = ["### How many images are enough", ""]
+    lines += md_table(header, [[md_code(r[c]) if c == LAYER else r[c] for c in header] for r in rows]) + [""]
+    lines += [f"{CI_LEGEND} Stopped: {md_text(result.stopped)}.", ""]
+    if "convergence" in files:
+        lines += [f"![ERF/RF ratio against images seen, with 95% bands]({_rel(files['convergence'], folder)})", ""]
+    return lines
+
+
 def _rel(path, folder: Path) -> str:
     return Path(path).relative_to(folder).as_posix()
 
@@ -182,6 +202,7 @@ def report_markdown(
         lines += [f"![ERF of every analysed layer, shared colour scale]({_rel(files['stages'], folder)})", ""]
     lines += summary_tables(summary_rows(result, statuses))
     lines += [LEGEND + " Full columns: `erf.csv`, `metrics.json`.", ""]
+    lines += ci_section(result, files, folder)
     for layer in result.layers:
         key = f"overlay:{layer}"
         if key in files:
@@ -219,4 +240,6 @@ def report_markdown(
     maps = [k for k in files if k.startswith("map:")]
     if maps:
         lines += [f"- `maps/*.npy`: the {len(maps)} raw ERF maps (float64, input resolution, no transform)"]
+    if any(k.startswith("sem:") for k in files):
+        lines += ["- `maps/*.sem.npy`: per pixel, the standard error of each map's mean over the images"]
     return "\n".join(lines) + "\n"

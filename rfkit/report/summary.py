@@ -113,6 +113,48 @@ def summary_row(row: dict) -> dict[str, str]:
     return cells
 
 
+CI_COLUMNS = {
+    "ERF/RF h": ("erf_rf_ratio_h", 2),
+    "ERF/RF w": ("erf_rf_ratio_w", 2),
+    "area ratio 0.5 (RepLKNet)": ("area_ratio_0.5", 4),
+    "mass area ratio 0.5": ("mass_area_ratio_0.5", 4),
+    "r50 (px)": ("r50", 1),
+    "r95 (px)": ("r95", 1),
+}
+"""The headline metrics shown with their 95% confidence intervals: column title -> (metric column, decimals)."""
+CI_LEGEND = (
+    "Value over all images [95% confidence interval]: percentile bootstrap over images (resamples of the "
+    "images, or of groups of consecutive images on long runs; `*_ci_low`, `*_ci_high` in `erf.csv` for every "
+    "metric). For a global layer the ERF/RF columns are ERF/input."
+)
+"""What the confidence-interval table shows (printed under it)."""
+
+
+def ci_cell(row: dict, column: str, digits: int = 2) -> str:
+    """A metric and its confidence interval: ``0.52 [0.47, 0.58]``; the value alone without an interval.
+
+    >>> ci_cell({"r50": 3.0, "r50_ci_low": 2.83, "r50_ci_high": 3.16}, "r50", 1), ci_cell({"r50": 3.0}, "r50", 1)
+    ('3.0 [2.8, 3.2]', '3.0')
+    """
+    value = fixed(row.get(column), digits)
+    if f"{column}_ci_low" not in row:
+        return value
+    return f"{value} [{fixed(row.get(f'{column}_ci_low'), digits)}, {fixed(row.get(f'{column}_ci_high'), digits)}]"
+
+
+def ci_row(row: dict) -> dict[str, str] | None:
+    """The headline metrics of a row (of :func:`~rfkit.report.erf_files.erf_rows` or ``metrics.json``) with
+    their intervals, by column (:data:`CI_COLUMNS`, after ``layer``); None when the row has no interval.
+    A global layer's ERF/RF columns hold its ERF/input ratio, as :func:`ratio_cell` does."""
+    if "erf_rf_ratio_h_ci_low" not in row:
+        return None
+    ratio = "erf_input_ratio" if row.get("is_global") or row.get("erf_rf_ratio_h") is None else "erf_rf_ratio"
+    cells = {LAYER: str(row.get("layer", MISSING))}
+    for title, (column, digits) in CI_COLUMNS.items():
+        cells[title] = ci_cell(row, column.replace("erf_rf_ratio", ratio), digits)
+    return cells
+
+
 LAYER_KINDS = "convolution, pooling, linear, attention and resampling ops"
 """What counts as a layer in the productivity analysis (RFA-Toolbox's definition)."""
 
