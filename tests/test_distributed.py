@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import rfkit
-from rfkit.pipeline.distributed import SINGLE, World, all_reduce_sums, current_world, my_share, shard
+from rfkit.pipeline.distributed import SINGLE, World, all_reduce_sums, current_world, my_share
 
 NET = (
     "import torch\nimport torch.nn as nn\n\n\n"
@@ -23,15 +23,7 @@ NET = (
 )
 
 
-def test_shards_cover_the_stream_once_in_order():
-    stream = [torch.arange(5.0).view(5, 1), torch.arange(5.0, 7.0).view(2, 1)]
-    seen = []
-    for rank in range(3):
-        batches = list(shard(stream, World(rank=rank, size=3), 2))
-        assert all(b.shape[0] <= 2 for b in batches)
-        seen += [v for b in batches for v in b.flatten().tolist()]
-    assert sorted(seen) == list(range(7))
-    assert [b.flatten().tolist() for b in shard(stream, World(rank=0, size=3), 2)] == [[0.0, 3.0], [6.0]]
+def test_models_are_shared_among_ranks():
     assert my_share(list("abcde"), World(rank=0, size=2)) == ["a", "c", "e"]
 
 
@@ -141,3 +133,96 @@ def test_a_batch_gives_each_rank_its_own_models(tmp_path):
         assert header["num_images"] == 2 and header["world_size"] == 1  # each model measured by one process
         assert json.loads((tmp_path / "out" / folder / "metrics.json").read_text())["layers"]["2"]["rf_h"] == rf
     assert run.stderr.count("done net.py:build") == 1 and run.stderr.count("done wide.py:build") == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# each rank decodes only its share of the files (two ranks as two threads, with an in-process all_gather)
+
+
+def _fake_gather(monkeypatch, size):
+    """``torch.distributed.all_gather_object`` for ``size`` threads, the thread's rank in ``rank_of``."""
+    import threading
+
+    import torch.distributed as dist
+
+    barrier, slots, rank_of = threading.Barrier(size), {}, {}
+
+    def all_gather_object(out, obj):
+        me = rank_of[threading.get_ident()]
+        slots[me] = obj
+        barrier.wait()
+        out[:] = [slots[r] for r in range(size)]
+        barrier.wait()  # nobody overwrites a slot before everyone has read it
+
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+    return rank_of
+
+
+def _ranks(size, fn, rank_of):
+    import threading
+
+    results, errors = [None] * size, []
+
+    def run(r):
+        rank_of[threading.get_ident()] = r
+        try:
+            results[r] = fn(r)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_ranks_decode_only_their_files_and_together_read_one_process_stream(tmp_path, monkeypatch, size):
+    from PIL import Image
+
+    import rfkit.pipeline.images as images_module
+    from rfkit.pipeline.images import ImageStats, image_batches
+    from rfkit.pipeline.sharded import sharded_batches
+
+    for i in range(11):  # grey level 20 i tells the file; two unreadable files, one early, one late
+        Image.new("RGB", (12, 12), (20 * i,) * 3).save(tmp_path / f"{i:02d}.png")
+    for bad in ("01.png", "06.png"):
+        (tmp_path / bad).write_bytes(b"broken")
+    cfg = {"input_size": (3, 8, 8), "mean": (0.0,) * 3, "std": (1.0,) * 3, "interpolation": "bilinear",
+           "crop_pct": 1.0, "crop_mode": "center"}  # fmt: skip
+    one_stats = ImageStats(source="", requested=7)
+    one = torch.cat(list(image_batches(tmp_path, cfg, 7, 2, stats=one_stats)))
+
+    decoded = []
+    real = images_module.read_image
+    monkeypatch.setattr(images_module, "read_image", lambda path, mode="RGB": decoded.append(path) or real(path, mode))
+    rank_of = _fake_gather(monkeypatch, size)
+
+    def share(r):
+        st = ImageStats(source="", requested=7)
+        return list(sharded_batches(tmp_path, cfg, 7, 2, World(rank=r, size=size, backend="gloo"), stats=st)), st
+
+    out = _ranks(size, share, rank_of)
+    assert len({len(batches) for batches, _ in out}) == 1  # every rank yields one batch per step
+    got = {int(i): img for batches, _ in out for b in batches for i, img in zip(b.index, b.images)}
+    assert sorted(got) == list(range(7))
+    assert torch.equal(torch.stack([got[i] for i in range(7)]), one)  # the same images, in the same places
+    assert all(st.used == 7 and st.skipped == one_stats.skipped for _, st in out)
+    assert [name.rsplit("/", 1)[-1] for name, _ in one_stats.skipped] == ["01.png", "06.png"]
+    assert len(decoded) == len(set(decoded))  # no file decoded twice
+    assert {p.name for p in decoded} >= {f"{i:02d}.png" for i in (0, 2, 3, 4, 5, 7, 8)}
+
+
+def test_a_tensor_is_shared_without_messages():
+    from rfkit.pipeline.sharded import sharded_batches
+
+    cfg = {"input_size": (1, 2, 2), "mean": (0.0,), "std": (1.0,), "interpolation": "bilinear",
+           "crop_pct": 1.0, "crop_mode": "center"}  # fmt: skip
+    x = torch.arange(7.0).view(7, 1, 1, 1).expand(7, 1, 2, 2)
+    shares = [list(sharded_batches(x, cfg, 7, 2, World(rank=r, size=3))) for r in range(3)]
+    assert [[b.index.tolist() for b in s] for s in shares] == [[[0, 3], [6]], [[1, 4], []], [[2, 5], []]]
+    assert all(torch.equal(b.images[:, 0, 0, 0], torch.as_tensor(b.index, dtype=torch.float32))
+               for s in shares for b in s)  # fmt: skip

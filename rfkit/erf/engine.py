@@ -22,9 +22,10 @@ from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
-from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shard
+from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world
 from rfkit.pipeline.images import ImageStats, ImageWarning
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
+from rfkit.pipeline.sharded import IndexedBatch
 
 
 def _units(layers: dict[str, str], g, layouts: dict, unit, method: str, default_key, model) -> dict[str, tuple]:
@@ -180,10 +181,12 @@ def accumulate(
     shown that the crop gives the same map (:func:`_first_crops`). Returns (sums, images seen, warnings, crops
     used).
 
-    ``stats`` also receives each image's maps, by the image's index in the stream (``batches`` are this
-    rank's share of it, :func:`rfkit.pipeline.distributed.shard`: image ``j`` of this rank is image
-    ``rank + j * size``). ``stop`` is asked after each batch whether to stop (with every rank's groups under
-    torchrun: then every rank asks, also once its own share has run out, until all have or ``stop`` says so).
+    ``batches`` are this rank's share of the stream: :class:`~rfkit.pipeline.sharded.IndexedBatch` es
+    (:func:`rfkit.pipeline.sharded.sharded_batches`; an empty one is skipped), or plain tensors (image ``j``
+    of this rank is then taken for image ``rank + j * size`` of the stream).
+    ``stats`` also receives each image's maps, by the image's index in the stream. ``stop`` is asked after
+    each batch whether to stop (with every rank's groups under torchrun: then every rank asks, also once its
+    own share has run out, until all have or ``stop`` says so).
     """
     from rfkit.erf.crop import crop_for
 
@@ -217,6 +220,14 @@ def accumulate(
                 continue
         elif batch is None:
             break
+        if isinstance(batch, IndexedBatch):
+            batch, index = batch.images, batch.index
+        else:
+            index = world.rank + world.size * (seen + np.arange(batch.shape[0]))
+        if batch.shape[0] == 0:  # none of this step's images is this rank's: keep in step with the others
+            if stop is not None and stop.check(stats, world):
+                break
+            continue
         x = batch.to(device, non_blocking=True)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -249,7 +260,7 @@ def accumulate(
                 arr = arr.sum(axis=0)
             sums[key] = arr if key not in sums else sums[key] + arr
         if stats is not None:
-            stats.add(each, world.rank + world.size * (seen + np.arange(x.shape[0])))
+            stats.add(each, index)
         seen += x.shape[0]
         if progress is not None:
             progress(x.shape[0])
@@ -434,18 +445,15 @@ def erf(
         captures = prepared.capture(live)
         sums, seen, more, crops = accumulate(
             lambda keys: captures({k: resolved[k] for k in keys}),
-            shard(
-                prepared.images(
-                    images,
-                    num_images,
-                    bs,
-                    seed=seed,
-                    stats=stats,
-                    workers=decode_workers(dev) if workers is None else workers,
-                    pin_memory=dev.type == "cuda",
-                ),
-                world,
+            prepared.image_shards(
+                images,
+                num_images,
                 bs,
+                world,
+                seed=seed,
+                stats=stats,
+                workers=decode_workers(dev) if workers is None else workers,
+                pin_memory=dev.type == "cuda",
             ),
             resolved,
             units,

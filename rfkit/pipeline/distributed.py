@@ -2,9 +2,9 @@
 
 torchrun starts N copies of the command and tells each its place through the environment (``RANK``,
 ``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``); :func:`current_world` reads it and joins the default process
-group (gloo on the CPU, NCCL when the run is on CUDA). An ERF run then measures image ``i`` of the stream on
-rank ``i % N`` only (:func:`shard`), so the N processes together see exactly the images one process would,
-and sums the per-layer maps and image counts of every rank (:func:`all_reduce_sums`); rank 0 alone writes
+group (gloo on the CPU, NCCL when the run is on CUDA). An ERF run then reads and measures a share of the image stream on
+each rank (:mod:`rfkit.pipeline.sharded`), so the N processes together see exactly the images one process
+would, and sums the per-layer maps and image counts of every rank (:func:`all_reduce_sums`); rank 0 alone writes
 files. The statistics behind the confidence intervals (:mod:`rfkit.erf.groups`) are added up the same way
 (:func:`all_reduce_arrays`). Batch runs over many models give each rank every N-th model instead
 (:func:`my_share`). Multi-node runs work through torchrun's own rendezvous (``--nnodes``,
@@ -14,7 +14,7 @@ files. The statistics behind the confidence intervals (:mod:`rfkit.erf.groups`) 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,32 +88,6 @@ def current_world(device: torch.device | None = None) -> World:
         except Exception as e:  # noqa: BLE001 - any rendezvous failure is one line
             raise DistributedError(f"cannot join the torch.distributed process group ({backend}): {e}") from None
     return World(dist.get_rank(), dist.get_world_size(), dist.get_backend())
-
-
-def shard(batches: Iterable[torch.Tensor], world: World, batch_size: int) -> Iterator[torch.Tensor]:
-    """The images of ``batches`` whose index in the stream is ``rank`` modulo ``size``, in batches of
-    ``batch_size`` (the last may be smaller): together the ranks see every image once.
-
-    >>> w = World(rank=1, size=3)
-    >>> stream = [torch.arange(4.0).view(4, 1), torch.arange(4.0, 7.0).view(3, 1)]
-    >>> [b.flatten().tolist() for b in shard(stream, w, 2)]
-    [[1.0, 4.0]]
-    """
-    if not world.distributed:
-        yield from batches
-        return
-    index, kept = 0, []
-    for batch in batches:
-        mine = [i for i in range(batch.shape[0]) if (index + i) % world.size == world.rank]
-        index += batch.shape[0]
-        if mine:
-            kept.append(batch[mine])
-        while kept and sum(b.shape[0] for b in kept) >= batch_size:
-            joined = torch.cat(kept)
-            yield joined[:batch_size]
-            kept = [joined[batch_size:]] if joined.shape[0] > batch_size else []
-    if kept:
-        yield torch.cat(kept)
 
 
 def all_reduce_sums(

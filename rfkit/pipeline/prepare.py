@@ -107,10 +107,7 @@ class Prepared:
         """
         from rfkit.pipeline.images import image_batches
 
-        if self.data_config is None:
-            raise ImageSourceError(
-                f"{self.name} takes {len(self.input_size)}-D inputs, not images: rfkit measures images only"
-            )
+        self._check_images()
         seed = self.seed if seed is None else seed
         return image_batches(
             images,
@@ -122,6 +119,42 @@ class Prepared:
             workers=workers,
             pin_memory=pin_memory,
         )
+
+    def image_shards(
+        self,
+        images="sample",
+        num_images: int = 32,
+        batch_size: int = 8,
+        world=None,
+        *,
+        seed: int | None = None,
+        stats=None,
+        workers: int = 0,
+        pin_memory: bool = False,
+    ) -> Iterator:
+        """This process's share of :meth:`images` under torchrun (every batch for one process), each batch
+        with its images' stream indices (:func:`rfkit.pipeline.sharded.sharded_batches`)."""
+        from rfkit.pipeline.distributed import SINGLE
+        from rfkit.pipeline.sharded import sharded_batches
+
+        self._check_images()
+        return sharded_batches(
+            images,
+            self.data_config,
+            num_images,
+            batch_size,
+            SINGLE if world is None else world,
+            seed=self.seed if seed is None else seed,
+            stats=stats,
+            workers=workers,
+            pin_memory=pin_memory,
+        )
+
+    def _check_images(self) -> None:
+        if self.data_config is None:
+            raise ImageSourceError(
+                f"{self.name} takes {len(self.input_size)}-D inputs, not images: rfkit measures images only"
+            )
 
 
 def check_model(model) -> None:
