@@ -122,7 +122,7 @@ def erf_command(
         None,
         "--out",
         "-o",
-        help="Folder for erf.csv, metrics.json and maps/*.npy (raw maps); rfkit writes only its own files there.",
+        help="Folder for erf.csv, metrics.json, maps/*.npy (raw maps), figures/*.png; rfkit writes only its own files.",
     ),
     preset_name: str | None = typer.Option(
         None, "--preset", help="A preset's model and settings; options given win (rfkit list-models --presets)."
@@ -186,5 +186,5 @@ def erf_command(
         console.print(
             f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}", markup=False
         )
-        if "convergence" in written:
-            console.print(f"wrote {written['convergence']}", markup=False)
+        figures = [str(written[k]) for k in ("panels", "convergence") if k in written]
+        console.print(f"wrote {' and '.join(figures)}", markup=False)

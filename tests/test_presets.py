@@ -137,6 +137,12 @@ def test_erf_preset_with_layers_given_and_area_table(tmp_path):
     r = invoke("erf", "ultralytics:yolo11n.yaml", "--preset", "yolo", *SMALL, "-l", "16,22", "-o", tmp_path)
     assert r.exit_code == 0, r.output
     check_table_against(table_rows(r.output), tmp_path, ["16", "22"])
+    # the one figure with a panel per layer, each on its own scale as get_model_erf.py draws them
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "figures" / "panels.png").size
+    assert width > height  # two panels side by side
+    assert "figures/panels.png" in json.loads((tmp_path / ".rfkit-erf.json").read_text())["files"]
 
 
 def test_erf_area_table_without_a_preset(tmp_path):

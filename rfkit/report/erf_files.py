@@ -137,8 +137,21 @@ def write_convergence(result, folder) -> dict[str, Path]:
     return {"convergence": save_convergence(result, Path(folder) / CONVERGENCE)}
 
 
+PANELS = "figures/panels.png"
+"""The figure with a heat-map panel per measured layer, each divided by its own maximum (shapes, as in
+RepLKNet's Fig. 1 and get_model_erf.py; :mod:`rfkit.report.stage_grid`)."""
+
+
+def write_panels(result, folder) -> dict[str, Path]:
+    """``figures/panels.png`` in ``folder``: one panel per layer, each on its own scale (``{"panels": path}``);
+    ``rfkit analyze``'s ``stages.png`` puts them on one scale instead."""
+    from rfkit.report.stage_grid import save_stage_grid
+
+    return {"panels": save_stage_grid(result, Path(folder) / PANELS, shared=False)}
+
+
 MANIFEST = ".rfkit-erf.json"
-_OWN_NAME = re.compile(r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy|figures/convergence\.png")
+_OWN_NAME = re.compile(r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy|figures/(convergence|panels)\.png")
 
 
 def _manifest(folder: Path) -> set[str]:
@@ -167,6 +180,7 @@ def _names(layers) -> set[str]:
         "erf.csv",
         "metrics.json",
         CONVERGENCE,
+        PANELS,
         *(f"maps/{s}.npy" for s in stems),
         *(f"maps/{s}.sem.npy" for s in stems),
     }
@@ -174,8 +188,9 @@ def _names(layers) -> set[str]:
 
 def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
     """Write ``erf.csv``, ``metrics.json``, ``maps/<layer>.npy`` (raw maps), ``maps/<layer>.sem.npy`` (their
-    standard errors) and ``figures/convergence.png`` (:func:`write_convergence`) into ``folder``, each
-    atomically, and list them in ``folder/.rfkit-erf.json``.
+    standard errors), ``figures/panels.png`` (a panel per layer: :func:`write_panels`) and
+    ``figures/convergence.png`` (:func:`write_convergence`) into ``folder``, each atomically, and list them
+    in ``folder/.rfkit-erf.json``.
 
     Rerun into the same folder, it replaces its own files and removes the maps of layers the earlier run
     measured and this one did not (only those the manifest lists). It never overwrites or removes a file it
@@ -186,7 +201,9 @@ def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
     folder = check_erf_folder(folder, result.layers)
     before = _manifest(folder)
     _write_manifest(folder, before | _names(result.layers))  # first: a run killed while writing still owns its files
-    written = write_erf_files(result, folder, statuses) | write_convergence(result, folder)
+    written = (
+        write_erf_files(result, folder, statuses) | write_panels(result, folder) | write_convergence(result, folder)
+    )
     mine = {p.relative_to(folder).as_posix() for p in written.values()}
     remove_stale(folder, before, mine)  # maps of an earlier run into the same folder
     _write_manifest(folder, mine)
