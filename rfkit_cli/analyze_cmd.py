@@ -27,6 +27,7 @@ from rfkit_cli.options import (
     Method,
     NumImages,
     Quiet,
+    Seed,
     Style,
     Threads,
     UntilStable,
@@ -135,6 +136,7 @@ def analyze_command(
     look: Look = "rfkit",
     full_rf: FullRF = False,
     bootstrap: Bootstrap = 200,
+    seed: Seed = 0,
     until_stable: UntilStable = None,
     quiet: Quiet = False,
 ) -> None:
@@ -215,6 +217,7 @@ def analyze_command(
                 attribution_images=attribution_images,
                 figures=figures,
                 bootstrap=bootstrap,
+                seed=seed,
                 until_stable=until_stable,
                 progress=step,
                 trust=trust_checkpoint,

@@ -24,6 +24,7 @@ from rfkit_cli.options import (
     Method,
     NumImages,
     Quiet,
+    Seed,
     Threads,
     UntilStable,
     UsageError,
@@ -129,6 +130,7 @@ def erf_command(
     ),
     area: AreaTable = False,
     bootstrap: Bootstrap = 200,
+    seed: Seed = 0,
     until_stable: UntilStable = None,
     quiet: Quiet = False,
 ) -> None:
@@ -167,6 +169,7 @@ def erf_command(
             channels_last=channels_last,
             autocast=autocast,
             bootstrap=bootstrap,
+            seed=seed,
             until_stable=until_stable,
             progress=lambda n: bar.advance(task, n),
         )

@@ -99,6 +99,12 @@ UntilStable = Annotated[
         metavar="TOL",
     ),
 ]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed", min=0, help="Seeds random weights, noise images, the sample photos' extra views and the bootstrap."
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progress (warnings still print, on stderr).")]
 
 

@@ -81,3 +81,16 @@ def test_erf_empty_image_folder(net, tmp_path, capsys):
         main(["erf", net, "--images", str(empty), "-n", "1", "--input-size", "16", "-q"])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 1 and err.startswith("error: no image files") and str(empty) in err
+
+
+def test_seed_changes_noise_images_and_the_bootstrap(net, tmp_path):
+    args = ["erf", net, "-l", "2", "--images", "noise", "-n", "4", "--input-size", "16", "-q"]
+    runs = {}
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "7")):
+        r = invoke(*args, "--seed", seed, "-o", str(tmp_path / name))
+        assert r.exit_code == 0, r.output
+        runs[name] = np.load(tmp_path / name / "maps" / "2.npy")
+    assert np.array_equal(runs["a"], runs["b"]) and not np.array_equal(runs["a"], runs["c"])
+    header = json.loads((tmp_path / "c" / "metrics.json").read_text())["run"]
+    assert header["bootstrap"]["seed"] == 7
+    assert invoke(*args, "--seed", "-1").exit_code != 0
