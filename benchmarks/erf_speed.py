@@ -122,6 +122,9 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="*", default=list(LAYERS))
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     p.add_argument("--torchrun", action="store_true", help="also time `rfkit erf` under torchrun: 2 x 1 thread vs 1")
+    p.add_argument(
+        "--torchrun-images", type=int, nargs="+", help="image counts of the torchrun rows (default: largest --images)"
+    )
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -193,45 +196,60 @@ def main(argv=None) -> int:
 
     final = {"resnet50": "layer4", "vit_small_patch16_224": "norm"}
     one = {(r[0], r[2], r[3]): r[4] for r in rows if r[1] == final.get(r[0])}
-    lines = [
-        "# ERF speed: rfkit vs OpenERF vs a bare forward + input-gradient loop",
-        "",
-        f"{' and '.join(map(str, args.images))} images at each model's input size (sample photographs written as "
-        f"PNG), batch {args.batch} (OpenERF: 1), best of "
-        f"{args.repeats} interleaved rounds, device "
-        f"{args.device}, {args.threads} torch threads, random weights. torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}. Produced by `benchmarks/erf_speed.py`.",
-        "",
-        "Every time includes the tool's fixed costs (tracing, crop check); the model is built once, outside.",
-        "",
-        "| model | layers | images | tool | ms / image | × bare loop | OpenERF time / this | corr. with OpenERF |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = (
+        []
+        if not rows
+        else [
+            "# ERF speed: rfkit vs OpenERF vs a bare forward + input-gradient loop",
+            "",
+            f"{' and '.join(map(str, args.images))} images at each model's input size (sample photographs written as "
+            f"PNG), batch {args.batch} (OpenERF: 1), best of "
+            f"{args.repeats} interleaved rounds, device "
+            f"{args.device}, {args.threads} torch threads, random weights. torch {torch.__version__}, "
+            f"{platform.processor() or platform.machine()}. Produced by `benchmarks/erf_speed.py`.",
+            "",
+            "Every time includes the tool's fixed costs (tracing, crop check); the model is built once, outside.",
+            "",
+            "| model | layers | images | tool | ms / image | × bare loop | OpenERF time / this | corr. with OpenERF |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    )
     for model, n, count, label, ms, vs_bare, speedup, corr in rows:
         lines.append(
             f"| {model} | {n} | {count} | {label} | {ms:.1f} | {vs_bare:.2f} | "
             f"{'' if math.isnan(speedup) else f'{speedup:.2f}×'} | "
             f"{'' if math.isnan(corr) else f'{corr:.4f}'} |"
         )
-    lines += ["", "Cost of 4 layers over 1 layer (same tool):", ""]
+    lines += ["", "Cost of 4 layers over 1 layer (same tool):", ""] if rows else []
     for model, count in ((m, c) for m in args.models for c in args.images):
         for label in ("bare loop", "rfkit replknet", "rfkit openerf", "openerf (folder, batch 1)"):
             four = next((r[4] for r in rows if r[:4] == (model, "4 stages", count, label)), None)
             if four is not None and (model, count, label) in one:
                 lines.append(f"- {model}, {count} images, {label}: {four / one[(model, count, label)]:.2f}×")
-    lines += [
-        "",
-        "Fixed costs of a run on a built model (`rfkit.prepare`: weights check, zero-init trap scan, fx trace and RF "
-        f"propagation at the model's input size), best of {args.repeats}:",
-        "",
-        *(f"- {model}: {t * 1000:.0f} ms" for model, t in fixed.items()),
-    ]
-    if args.torchrun:
-        lines += ["", *torchrun_rows(max(args.images), args.batch)]
+    lines += (
+        []
+        if not fixed
+        else [
+            "",
+            "Fixed costs of a run on a built model (`rfkit.prepare`: weights check, zero-init trap scan, fx trace and RF "
+            f"propagation at the model's input size), best of {args.repeats}:",
+            "",
+            *(f"- {model}: {t * 1000:.0f} ms" for model, t in fixed.items()),
+        ]
+    )
+    if args.torchrun and not rows:
+        lines += [
+            "# ERF speed under torchrun",
+            "",
+            f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
+            "Produced by `benchmarks/erf_speed.py --models --torchrun`.",
+        ]
+    for count in (args.torchrun_images or [max(args.images)]) if args.torchrun else []:
+        lines += ["", *torchrun_rows(count, args.batch)]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "erf_speed.md", text)
+    atomic_write_text(args.out / ("erf_speed.md" if args.models else "erf_torchrun.md"), text)
     return 0
 
 
@@ -263,6 +281,10 @@ def torchrun_rows(n: int, batch: int, repeats: int = 2) -> list[str]:
         "|---|---|---|",
         f"| 1 × 1 | {walls[1]:.1f} | 1.00× |",
         f"| 2 × 1 | {walls[2]:.1f} | {walls[1] / walls[2]:.2f}× |",
+        "",
+        f"Split as serial + parallel (t1 = S + P, t2 = S + P / 2): S = {2 * walls[2] - walls[1]:.1f} s that every "
+        f"process pays whole (torchrun's launcher, imports, model build, trace, metrics), P = "
+        f"{2 * (walls[1] - walls[2]):.1f} s of measuring, which 2 processes halve.",
     ]
 
 
