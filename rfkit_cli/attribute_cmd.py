@@ -96,12 +96,16 @@ def attribute_command(
     image, for several attribution methods."""
     import rfkit
     from rfkit.attribution.methods import parse_methods
+    from rfkit.pipeline.devices import resolve_device
+    from rfkit.pipeline.distributed import current_world
     from rfkit.report.attribution_files import check_attribution_folder, save_attribution
 
     console = stdout_console()
     names = parse_methods(methods)
     size = parse_input_size(input_size)
-    if out is not None:
+    world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
+    quiet = quiet or not world.writes
+    if out is not None and world.writes:
         check_attribution_folder(out, names)  # before the run, not after it
     with progress_display(quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
@@ -133,6 +137,8 @@ def attribute_command(
     if not quiet:
         attribution_table(result, console)
         console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
+    if not world.writes:
+        return
     print_warnings(result.warnings, set())
     if out is not None:
         written = save_attribution(result, out)

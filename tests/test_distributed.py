@@ -226,3 +226,34 @@ def test_a_tensor_is_shared_without_messages():
     assert [[b.index.tolist() for b in s] for s in shares] == [[[0, 3], [6]], [[1, 4], []], [[2, 5], []]]
     assert all(torch.equal(b.images[:, 0, 0, 0], torch.as_tensor(b.index, dtype=torch.float32))
                for s in shares for b in s)  # fmt: skip
+
+
+CLASSIFIER = (
+    "import torch\nimport torch.nn as nn\n\n\n"
+    "def build():\n"
+    "    torch.manual_seed(5)\n"
+    "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
+    "                         nn.Linear(4, 3))\n"
+)
+
+
+def test_two_gloo_ranks_compute_the_contribution_maps_of_one_process(tmp_path, monkeypatch):
+    """`rfkit attribute` under torchrun: each rank computes its share of the images, rank 0 writes them all in
+    stream order; SmoothGrad's noise is seeded image by image, so even it equals one process's maps."""
+    (tmp_path / "net.py").write_text(CLASSIFIER)
+    args = ["--images", "noise", "-n", "5", "--input-size", "12", "--device", "cpu", "--batch-size", "2"]
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+         "rfkit_cli.app", "attribute", "net.py:build", "--methods", "saliency,smoothgrad", "--samples", "4",
+         *args, "-o", "out", "-q"],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    one = rfkit.attribute("net.py:build", images="noise", num_images=5, methods="saliency,smoothgrad", samples=4,
+                          input_size=12, device="cpu", batch_size=3, distributed=False)  # fmt: skip
+    for method in ("saliency", "smoothgrad"):
+        both = np.load(tmp_path / "out" / "maps" / f"{method}.npy")
+        assert both.shape == (5, 12, 12) and np.abs(both).max() > 0
+        np.testing.assert_allclose(both, one.maps[method], rtol=1e-5, atol=1e-7 * np.abs(both).max())
+    assert run.stdout.count("wrote") == 1  # rank 0 alone writes

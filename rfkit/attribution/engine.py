@@ -35,8 +35,10 @@ from rfkit.errors import DeviceMemoryError
 from rfkit.graph.layers import default_layer
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, is_out_of_memory, resolve_device
+from rfkit.pipeline.distributed import SINGLE, World, current_world, gather_rows
 from rfkit.pipeline.images import SAMPLE_PHOTOS, ImageStats
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
+from rfkit.pipeline.sharded import IndexedBatch
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 #: A completeness error above this is reported as a warning (raise ``steps``).
@@ -102,7 +104,7 @@ class _Runner:
             return make_baseline(self.settings.baseline, x, self.data_config, self.sigma)
         return gaussian_blur(x, self.sigma) if name == "blur_ig" else None
 
-    def _gradient(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor) -> torch.Tensor:
+    def _gradient(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor, index) -> torch.Tensor:
         start = self._path_input(name, x)
         if name == "blur_ig":
             attr = blur_ig(
@@ -114,7 +116,9 @@ class _Runner:
                 batch_size=self.settings.batch_size,
             )
         else:
-            attr = captum_attribution(name, self.score_model, x, targets, self.settings, self.data_config, start)
+            attr = captum_attribution(
+                name, self.score_model, x, targets, self.settings, self.data_config, start, index=index
+            )
         attr = attr.detach()
         if start is not None:
             with torch.no_grad():
@@ -129,8 +133,9 @@ class _Runner:
         grid = cam_grid(name, self.score_model, module, self.cam.transform(), x, targets, self.settings.batch_size)
         return upsample(grid, tuple(x.shape[-2:]))
 
-    def batch(self, x: torch.Tensor, targets: list[int], scores: torch.Tensor) -> None:
-        """Every method's maps for ``x``; ``scores`` are the target scores of ``x``."""
+    def batch(self, x: torch.Tensor, targets: list[int], scores: torch.Tensor, index=None) -> None:
+        """Every method's maps for ``x``; ``scores`` are the target scores of ``x``, ``index`` the images'
+        places in the stream (SmoothGrad's noise is seeded by them)."""
         if self.cam is not None:
             self.cam.choose(self.score_model, x, targets)
         base = {}
@@ -138,7 +143,7 @@ class _Runner:
             if mth.is_cam(name):
                 base[name] = self._cam_map(name, x, targets).to(x.device)
             else:
-                base[name] = self._gradient(name, x, targets, scores)
+                base[name] = self._gradient(name, x, targets, scores, index)
         for name in self.methods:
             maps = [base[p] for p in mth.parts(name)]
             out = maps[0] if len(maps) == 1 else _normalised(maps[0]) * _normalised(maps[1])
@@ -221,16 +226,23 @@ def _image_notes(stats) -> list[str]:
 
 def _run(
     runner: _Runner, batches, spec: TargetSpec, device: torch.device, progress=None, fixed: list[int] | None = None
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
-    """Run every batch; returns (images, output scores, targets) of all batches."""
-    xs, outs, chosen = [], [], []
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int], list[int]]:
+    """Run every batch (tensors, or this process's :class:`~rfkit.pipeline.sharded.IndexedBatch` es); returns
+    (images, output scores, targets, stream indices) of all batches."""
+    xs, outs, chosen, where = [], [], [], []
     for batch in batches:
+        if isinstance(batch, IndexedBatch):
+            batch, index = batch.images, batch.index.tolist()
+        else:
+            index = list(range(len(chosen), len(chosen) + batch.shape[0]))
+        if batch.shape[0] == 0:  # none of this step's images is this process's
+            continue
         x = batch.to(device)
         try:
             with torch.no_grad():
                 scores = runner.score_model(x)
             targets = fixed[len(chosen) : len(chosen) + len(x)] if fixed is not None else _targets_for(spec, scores)
-            runner.batch(x, targets, _chosen(scores, targets))
+            runner.batch(x, targets, _chosen(scores, targets), index)
         except Exception as e:
             if not is_out_of_memory(e):
                 raise
@@ -241,9 +253,10 @@ def _run(
         xs.append(batch)
         outs.append(scores.float().cpu())
         chosen += targets
+        where += index
         if progress is not None:
             progress(x.shape[0])
-    return xs, outs, chosen
+    return xs, outs, chosen, where
 
 
 def _score_model(live: nn.Module, g, target: Target | None, captures) -> ScoreModel:
@@ -283,7 +296,7 @@ def _sanity(
         runner.cam,
     )
     bs = runner.settings.batch_size
-    _run(other, (x[i : i + bs] for i in range(0, len(x), bs)), spec, device, fixed=targets)
+    _run(other, (x[i : i + bs] for i in range(0, len(x), bs)), spec, device, fixed=targets)  # x: stream order
     randomised, _ = other.collected()
     return {m: SanityResult(m, tuple(layers), rank_correlation(maps[m], randomised[m])) for m in maps}
 
@@ -365,6 +378,7 @@ def attribute(
     faithfulness: bool = False,
     faithfulness_steps: int = 16,
     seed: int = 0,
+    distributed: bool = True,
     progress=None,
 ) -> AttributionResult:
     """Per-image contribution maps: which input pixels drove a class logit, or one unit of a layer.
@@ -416,7 +430,13 @@ def attribute(
         Deletion/insertion AUC per method and image (:mod:`rfkit.attribution.faithfulness`), with
         ``faithfulness_steps`` steps.
     seed : int
-        Seeds random weights, ``"noise"`` images, SmoothGrad's noise and the sanity check's re-initialisation.
+        Seeds random weights, ``"noise"`` images, SmoothGrad's noise (image by image: the maps do not depend on
+        the batch size) and the sanity check's re-initialisation.
+    distributed : bool
+        Under torchrun (``WORLD_SIZE`` > 1), each process computes the maps of its share of the images
+        (:mod:`rfkit.pipeline.sharded`), and every process returns all of them, in stream order, as one process
+        would; the sanity and faithfulness checks then run on every process over all the images. False: this
+        process computes every map alone.
     progress : callable, optional
         Called with the number of images after each batch.
 
@@ -462,9 +482,10 @@ def attribute(
     checks = _Checks(sanity, sanity_layers, faithfulness, faithfulness_steps)
     stats = ImageStats(source=str(images), requested=num_images)
     module, dev = run.prepared.model, run.device
+    world = current_world(dev) if distributed else SINGLE
     with frozen(module, dev if model_device(module) != dev else None) as live:
-        batches = run.prepared.images(images, num_images, run.settings.batch_size, seed=seed, stats=stats)
-        found = _measure(run, live, batches, spec, checks, seed, progress)
+        batches = run.prepared.image_shards(images, num_images, run.settings.batch_size, world, seed=seed, stats=stats)
+        found = _measure(run, live, batches, spec, checks, seed, progress, world)
         notes = _image_notes(stats) + _notes(found.parts, names, live)
     for n in notes:
         warnings.warn(n, stacklevel=2)
@@ -494,16 +515,25 @@ class _Found:
     parts: dict
 
 
-def _measure(run: _Run, live: nn.Module, batches, spec: TargetSpec, checks: _Checks, seed: int, progress) -> _Found:
-    """Every method's maps over ``batches`` on the live model, then the checks asked for."""
+def _measure(
+    run: _Run, live: nn.Module, batches, spec: TargetSpec, checks: _Checks, seed: int, progress, world: World = SINGLE
+) -> _Found:
+    """Every method's maps over ``batches`` on the live model (under torchrun: this process's share, then
+    every process's, in stream order), then the checks asked for."""
     g, dev, unit_target = run.prepared.graph, run.device, run.unit
     score_model = _score_model(live, g, unit_target, run.prepared.capture(live))
     runner = _Runner(score_model, run.names, run.settings, run.prepared.data_config, run.sigma, run.cam)
-    xs, outs, chosen = _run(runner, batches, spec, dev, progress)
-    if not xs:
+    xs, outs, chosen, where = _run(runner, batches, spec, dev, progress)
+    maps, completeness = runner.collected() if xs else ({}, {})
+    rows = {"x": torch.cat(xs).numpy() if xs else None, "outs": torch.cat(outs).numpy() if outs else None}
+    rows |= {f"map:{m}": v for m, v in maps.items()} | {f"completeness:{m}": v for m, v in completeness.items()}
+    rows["chosen"] = np.asarray(chosen, dtype=np.int64)
+    where, rows = gather_rows(np.asarray(where, dtype=np.int64), rows, world)
+    if not len(where):
         raise AttributionError("no images were processed")
-    maps, completeness = runner.collected()
-    x = torch.cat(xs)
+    x, outs, chosen = torch.from_numpy(rows["x"]), [torch.from_numpy(rows["outs"])], rows["chosen"].tolist()
+    maps = {k.split(":", 1)[1]: v for k, v in rows.items() if k.startswith("map:")}
+    completeness = {k.split(":", 1)[1]: v for k, v in rows.items() if k.startswith("completeness:")}
     sanity = (
         _sanity(live, run.prepared, unit_target, runner, x, chosen, maps, checks.sanity_layers, seed, spec, dev)
         if checks.sanity

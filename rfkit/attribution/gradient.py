@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 
 from rfkit.attribution.methods import Settings
@@ -37,22 +38,37 @@ def _input_x_gradient(model, x, targets, settings, data_config, baseline):
     return InputXGradient(model).attribute(x, target=targets)
 
 
-def _smoothgrad(model, x, targets, settings, data_config, baseline):
+def noise_seed(seed: int, index: int) -> int:
+    """The seed of SmoothGrad's noise for image ``index`` of the stream: one per image, so that the maps do not
+    depend on the batch size or on how the images are shared among processes.
+
+    >>> noise_seed(0, 0) != noise_seed(0, 1) != noise_seed(1, 0)
+    True
+    """
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def _smoothgrad(model, x, targets, settings, data_config, baseline, index=None):
     from captum.attr import NoiseTunnel, Saliency
 
-    per_forward = max(1, settings.batch_size // x.shape[0])
+    index = range(x.shape[0]) if index is None else index
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    out = []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(settings.seed)
-        return NoiseTunnel(Saliency(model)).attribute(
-            x,
-            nt_type="smoothgrad",
-            nt_samples=settings.samples,
-            nt_samples_batch_size=per_forward,
-            stdevs=noise_sigma(settings, data_config),
-            target=targets,
-            abs=False,
-        )
+        for i, k in enumerate(index):  # one image at a time: its noise is its own; the samples fill the batch
+            torch.manual_seed(noise_seed(settings.seed, int(k)))
+            out.append(
+                NoiseTunnel(Saliency(model)).attribute(
+                    x[i : i + 1],
+                    nt_type="smoothgrad",
+                    nt_samples=settings.samples,
+                    nt_samples_batch_size=max(1, settings.batch_size),
+                    stdevs=noise_sigma(settings, data_config),
+                    target=targets[i : i + 1],
+                    abs=False,
+                )
+            )
+    return torch.cat(out)
 
 
 def _ig(model, x, targets, settings, data_config, baseline):
@@ -91,6 +107,7 @@ def captum_attribution(
     settings: Settings,
     data_config: dict,
     baseline: torch.Tensor | None = None,
+    index=None,
 ) -> torch.Tensor:
     """The attribution of method ``name`` for the batch ``x``, ``(B, C, H, W)``.
 
@@ -109,6 +126,9 @@ def captum_attribution(
         The model's preprocessing (SmoothGrad's noise scale).
     baseline : Tensor, optional
         ``ig``'s baseline, shaped like ``x``.
+    index : sequence of int, optional
+        Each image's index in the stream (default ``0 .. B - 1``): seeds SmoothGrad's noise image by image
+        (:func:`noise_seed`).
 
     Examples
     --------
@@ -123,4 +143,7 @@ def captum_attribution(
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU", category=UserWarning)
-        return _RUNNERS[name](model, x.detach().requires_grad_(True), targets, settings, data_config, baseline)
+        x = x.detach().requires_grad_(True)
+        if name == "smoothgrad":
+            return _smoothgrad(model, x, targets, settings, data_config, baseline, index)
+        return _RUNNERS[name](model, x, targets, settings, data_config, baseline)

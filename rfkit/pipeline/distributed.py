@@ -156,3 +156,26 @@ def my_share(items: Sequence, world: World) -> list:
     ['b', 'd']
     """
     return list(items[world.rank :: world.size])
+
+
+def gather_rows(index: np.ndarray, rows: dict, world: World) -> tuple[np.ndarray, dict]:
+    """Every process's rows, in stream order: ``index`` holds the stream index of each of this process's
+    rows, ``rows`` maps names to arrays with one row per index (or anything, when ``index`` is empty: a process
+    that measured nothing); the result is every process's rows together, sorted by index, on every process.
+
+    >>> i, r = gather_rows(np.array([2, 0]), {"a": np.array([20.0, 0.0])}, SINGLE)
+    >>> i.tolist(), r["a"].tolist()
+    ([0, 2], [0.0, 20.0])
+    """
+    everyone = [(index, rows)]
+    if world.distributed:
+        import torch.distributed as dist
+
+        everyone = [None] * world.size
+        dist.all_gather_object(everyone, (index, rows))
+    parts = [(i, r) for i, r in everyone if len(i)]
+    if not parts:
+        return np.zeros(0, dtype=np.int64), {}
+    order = np.argsort(np.concatenate([i for i, _ in parts]), kind="stable")
+    merged = {k: np.concatenate([np.asarray(r[k]) for _, r in parts])[order] for k in parts[0][1]}
+    return np.concatenate([i for i, _ in parts])[order], merged

@@ -372,6 +372,7 @@ def analyze(
             batch_size=batch_size,
             device=device,
             seed=seed,
+            distributed=False,  # as the ERF above: each process has its own models
         )
 
     tmp = make_temp_dir(out, f".{name}.partial-{os.getpid()}-")
