@@ -9,7 +9,9 @@ outputs), it times
 - ``rfkit``: ``rfkit.erf`` (method ``replknet`` and ``openerf``) on the same tensor, everything included
   (tracing the RF graph, unit selection, metrics off);
 - ``rfkit (dir)``: the same reading the images from a folder (decoding and preprocessing included);
-- ``openerf``: ``openerf.erf.compute_erf`` on that folder (batch size 1 by design; one run per layer).
+- ``openerf``: ``openerf.erf.compute_erf`` on that folder (batch size 1 by design; one run per layer);
+- on a GPU (``--device cuda``), ``rfkit`` with channels-last and with bf16 autocast too, each map's correlation
+  with the fp32 map printed below the table (goal > 0.999).
 
 Random weights (this machine is offline); speed does not depend on the values. Run::
 
@@ -67,7 +69,7 @@ def bare_loop(model, batches, layers, device):
     return time.perf_counter() - t0, maps
 
 
-def time_rfkit(model, images, layers, n, batch, device, method):
+def time_rfkit(model, images, layers, n, batch, device, method, **options):
     import rfkit
 
     t0 = time.perf_counter()
@@ -81,6 +83,7 @@ def time_rfkit(model, images, layers, n, batch, device, method):
         method=method,
         weights="as-given",
         metrics=False,
+        **options,
     )
     return time.perf_counter() - t0, res
 
@@ -136,7 +139,7 @@ def main(argv=None) -> int:
     from rfkit.pipeline.images import image_batches
 
     device = torch.device(args.device)
-    rows, fixed = [], {}
+    rows, fixed, agree = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, count in ((m, c) for m in args.models for c in args.images):
             torch.manual_seed(0)
@@ -161,6 +164,11 @@ def main(argv=None) -> int:
                     "rfkit replknet (folder)": partial(time_rfkit, model, folder, layers, n, bs, device, "replknet"),
                     "openerf (folder, batch 1)": partial(time_openerf, model, folder, layers, n, device),
                 }
+                if device.type == "cuda":  # the GPU options, checked against the fp32 maps below
+                    for label, option in (("channels-last", "channels_last"), ("bf16 autocast", "autocast")):
+                        tools[f"rfkit replknet ({label})"] = partial(
+                            time_rfkit, model, tensor, layers, n, bs, device, "replknet", **{option: True}
+                        )
                 best, outputs = {}, {}
                 for _ in range(args.repeats):  # rounds over every tool: a noisy spell hits them all alike
                     for label, run in tools.items():
@@ -171,6 +179,10 @@ def main(argv=None) -> int:
                 for k in layers:  # same numbers as the floor, or the comparison means nothing
                     np.testing.assert_allclose(
                         ours.maps[k] * count, bare_maps[k], rtol=1e-3, atol=1e-6 * bare_maps[k].max()
+                    )
+                for label in [t for t in tools if t.endswith(("(channels-last)", "(bf16 autocast)"))]:
+                    agree[(name, ",".join(layers), count, label)] = min(
+                        np.corrcoef(outputs[label].maps[k].ravel(), ours.maps[k].ravel())[0, 1] for k in layers
                     )
                 open_maps, res_open = outputs["openerf (folder, batch 1)"], outputs["rfkit openerf"]
                 corr = min(np.corrcoef(res_open.maps[k].ravel(), open_maps[k].ravel())[0, 1] for k in layers)
@@ -231,12 +243,15 @@ def main(argv=None) -> int:
         if not fixed
         else [
             "",
-            "Fixed costs of a run on a built model (`rfkit.prepare`: weights check, zero-init trap scan, fx trace and RF "
-            f"propagation at the model's input size), best of {args.repeats}:",
+            "Fixed costs of a run on a built model (`rfkit.prepare`: weights check, zero-init trap scan, fx trace and "
+            f"RF propagation at the model's input size), best of {args.repeats}:",
             "",
             *(f"- {model}: {t * 1000:.0f} ms" for model, t in fixed.items()),
         ]
     )
+    if agree:
+        lines += ["", "GPU options: correlation of their maps with the fp32 maps (goal > 0.999):", ""]
+        lines += [f"- {m}, {k}, {c} images, {label}: {r:.5f}" for (m, k, c, label), r in agree.items()]
     if args.torchrun and not rows:
         lines += [
             "# ERF speed under torchrun",
