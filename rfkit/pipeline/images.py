@@ -611,22 +611,44 @@ def image_batches(
     >>> float(next(image_batches("noise", cfg, 1, 1)).min()) >= -1.0  # (U[0,1) - 0.5) / 0.5
     True
     """
-    if not isinstance(num_images, int) or num_images < 1:
-        raise ImageSourceError(f"num_images must be a positive int, got {num_images!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ImageSourceError(f"batch_size must be a positive int, got {batch_size!r}")
-    cfg = checked_config(data_config)
-    stats = stats if stats is not None else ImageStats(source="", requested=num_images)
-    stats.requested = num_images
-    desc, source = _resolve(images, cfg, num_images, seed, stats)
-    stats.source = desc
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ImageSourceError(f"workers must be an int >= 0, got {workers!r}")
+    cfg, stats, source = opened(images, data_config, num_images, batch_size, seed, stats, workers)
     if isinstance(images, torch.Tensor):
         batches = _tensor_batches(_check_tensor(images, cfg), num_images, batch_size, stats)
     else:
         batches = _batches(_decoded(source, workers), num_images, batch_size, stats, cfg)
     return (b.pin_memory() for b in batches) if pin_memory else batches
+
+
+def opened(images, data_config: dict, num_images: int, batch_size: int, seed: int, stats, workers: int):
+    """:func:`image_batches`'s arguments checked and its source opened: ``(config, stats, source)``, the
+    source an iterator of ``(name, load)`` (None for a tensor); ``stats`` (new when None) says where the
+    images come from.
+
+    Raises
+    ------
+    ImageSourceError
+        A bad count or config, a path that does not exist, an empty folder.
+    """
+    if not isinstance(num_images, int) or num_images < 1:
+        raise ImageSourceError(f"num_images must be a positive int, got {num_images!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ImageSourceError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ImageSourceError(f"workers must be an int >= 0, got {workers!r}")
+    cfg = checked_config(data_config)
+    stats = stats if stats is not None else ImageStats(source="", requested=num_images)
+    stats.requested = num_images
+    stats.source, source = _resolve(images, cfg, num_images, seed, stats)
+    return cfg, stats, source
+
+
+def no_readable_image(stats: ImageStats, tried: int) -> ImageSourceError:
+    """The error when none of the ``tried`` files of the source could be read."""
+    first = f" (first: {stats.skipped[0][0]}: {stats.skipped[0][1]})" if stats.skipped else ""
+    return ImageSourceError(
+        f"no readable image in {stats.source}: {tried} file(s) tried, all failed"
+        f"{first}; pass readable .jpg/.png files or use images='sample'"
+    )
 
 
 def _tensor_batches(x: torch.Tensor, n: int, bs: int, stats: ImageStats) -> Iterator[torch.Tensor]:
@@ -700,8 +722,4 @@ def _batches(decoded, n: int, bs: int, stats: ImageStats, cfg: dict) -> Iterator
         stats.used += len(buf)
         yield _pop_batch(buf)
     if stats.used == 0:
-        first = f" (first: {stats.skipped[0][0]}: {stats.skipped[0][1]})" if stats.skipped else ""
-        raise ImageSourceError(
-            f"no readable image in {stats.source}: {tried} file(s) tried, all failed"
-            f"{first}; pass readable .jpg/.png files or use images='sample'"
-        )
+        raise no_readable_image(stats, tried)

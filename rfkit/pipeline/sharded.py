@@ -25,9 +25,16 @@ import numpy as np
 import torch
 
 from rfkit.errors import ImageSourceError
-from rfkit.models.data_config import checked_config
 from rfkit.pipeline.distributed import SINGLE, World
-from rfkit.pipeline.images import ImageStats, _check_tensor, _decoded, _reason, _resolve, image_batches
+from rfkit.pipeline.images import (
+    ImageStats,
+    _check_tensor,
+    _decoded,
+    _reason,
+    image_batches,
+    no_readable_image,
+    opened,
+)
 
 
 @dataclass(frozen=True)
@@ -90,15 +97,7 @@ def sharded_batches(
             pin_memory=pin_memory,
         )
         return _numbered(batches)
-    if not isinstance(num_images, int) or num_images < 1:
-        raise ImageSourceError(f"num_images must be a positive int, got {num_images!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ImageSourceError(f"batch_size must be a positive int, got {batch_size!r}")
-    cfg = checked_config(data_config)
-    stats = stats if stats is not None else ImageStats(source="", requested=num_images)
-    stats.requested = num_images
-    desc, source = _resolve(images, cfg, num_images, seed, stats)
-    stats.source = desc
+    cfg, stats, source = opened(images, data_config, num_images, batch_size, seed, stats, workers)
     if isinstance(images, torch.Tensor):
         batches = _tensor_share(_check_tensor(images, cfg), num_images, batch_size, world, stats)
     else:
@@ -161,8 +160,4 @@ def _file_share(source, n: int, bs: int, world: World, stats: ImageStats, cfg: d
         if len(step) < bs * world.size:
             break
     if stats.used == 0:
-        first = f" (first: {stats.skipped[0][0]}: {stats.skipped[0][1]})" if stats.skipped else ""
-        raise ImageSourceError(
-            f"no readable image in {stats.source}: {tried} file(s) tried, all failed"
-            f"{first}; pass readable .jpg/.png files or use images='sample'"
-        )
+        raise no_readable_image(stats, tried)
