@@ -93,9 +93,27 @@ def erf_table(result, console: Console) -> None:
         for row in rows:
             table.add_row(*(escape(row[c]) for c in header))
         console.print(table)
+    _ci_table(result, console)
     for row in rows:
         if row[NOTES]:
             console.print(f"note: {row[LAYER]}: {row[NOTES]}", markup=False, highlight=False)
+
+
+def _ci_table(result, console: Console) -> None:
+    """The headline metrics with their 95% intervals, as report.md's "How many images are enough" table
+    (:func:`rfkit.report.summary.ci_row`); nothing for a run without intervals."""
+    from rfkit.report.erf_files import erf_rows
+    from rfkit.report.summary import ci_row
+
+    rows = [r for r in map(ci_row, erf_rows(result)) if r is not None]
+    if not rows:
+        return
+    table = Table(title="value [95% interval], bootstrap over images")
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(v) for v in row.values()))
+    console.print(table)
 
 
 def erf_command(

@@ -94,3 +94,14 @@ def test_seed_changes_noise_images_and_the_bootstrap(net, tmp_path):
     header = json.loads((tmp_path / "c" / "metrics.json").read_text())["run"]
     assert header["bootstrap"]["seed"] == 7
     assert invoke(*args, "--seed", "-1").exit_code != 0
+
+
+def test_the_table_shows_the_intervals_unless_bootstrap_is_off(net):
+    args = ["erf", net, "-l", "2", "--images", "noise", "-n", "4", "--input-size", "16"]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    assert "95% interval" in r.output
+    line = next(x for x in r.output.splitlines() if x.strip("│ ").startswith("2 ") and "[" in x)
+    assert line.count("[") == 6  # the six headline metrics, each with its interval
+    off = invoke(*args, "--bootstrap", "0")
+    assert off.exit_code == 0 and "95% interval" not in off.output
