@@ -48,7 +48,7 @@ import rfkit.validate as validate
 from rfkit.erf.groups import GroupSums
 from rfkit.erf.metrics import compute_metrics, erf_rf_ratio_of_profiles
 from rfkit.errors import ArgumentError
-from rfkit.pipeline.distributed import SINGLE, World
+from rfkit.pipeline.distributed import SINGLE, World, gather_rows
 
 LEVEL = 0.95
 """Coverage of the intervals."""
@@ -140,7 +140,13 @@ def _interval(values: list, level: float) -> tuple[float | None, float | None]:
 
 
 def bootstrap_cis(
-    stats: GroupSums, centers: dict, rf_sizes: dict, resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL
+    stats: GroupSums,
+    centers: dict,
+    rf_sizes: dict,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+    world: World = SINGLE,
 ) -> dict[str, dict[str, tuple[float | None, float | None]]]:
     """Percentile bootstrap intervals of every metric of every layer (module docstring).
 
@@ -156,6 +162,9 @@ def bootstrap_cis(
         Of the resampling; every layer uses the same resamples (the intervals are joint draws).
     level : float
         Coverage.
+    world : World
+        Under torchrun, each process computes every ``size``-th resample and they share the results: the same
+        intervals as one process, in a ``size``-th of the time.
 
     Returns
     -------
@@ -166,7 +175,8 @@ def bootstrap_cis(
     G = stats.groups
     if resamples <= 0 or G < 2:
         return {}
-    weights = resample_counts(G, resamples, seed)
+    mine = np.arange(world.rank, resamples, world.size)
+    weights = resample_counts(G, resamples, seed)[mine]
     counts = stats.counts[:G].astype(np.float64)
     out = {}
     for key in stats.sums:
@@ -174,7 +184,10 @@ def bootstrap_cis(
             compute_metrics(m, centers[key], rf_size=rf_sizes.get(key), fit=False).as_dict()
             for m in _means(stats.sums[key], counts, weights)
         ]
-        out[key] = {col: _interval([r[col] for r in rows], level) for col in ci_columns(rows[0])}
+        columns = ci_columns(rows[0]) if rows else []
+        values = {c: np.array([np.nan if r[c] is None else r[c] for r in rows], float) for c in columns}
+        _, values = gather_rows(mine, values, world)
+        out[key] = {col: _interval(list(v), level) for col, v in values.items()}
     return out
 
 

@@ -487,7 +487,7 @@ def erf(
         stopped = stop.finish(seen, num_images)
         if not stop.stable:
             notes.append(stopped)
-    ci = bootstrap_cis(groups, centers, rf_sizes, bootstrap, seed) if metrics else {}
+    ci = bootstrap_cis(groups, centers, rf_sizes, bootstrap, seed, world=world) if metrics else {}
     for n in notes:  # prepare() has already warned about the weights
         warnings.warn(n, ImageWarning if n in image_notes else UserWarning, stacklevel=2)
     return ERFResult(
