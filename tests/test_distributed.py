@@ -45,7 +45,7 @@ def test_an_incomplete_environment_is_one_line(monkeypatch):
 
 def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch):
     (tmp_path / "net.py").write_text(NET)
-    args = ["-l", "2", "--images", "noise", "-n", "7", "--input-size", "16", "--device", "cpu", "--batch-size", "2"]
+    args = ["-l", "0,2", "--images", "noise", "-n", "7", "--input-size", "16", "--device", "cpu", "--batch-size", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
@@ -54,7 +54,7 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
-    one = rfkit.erf("net.py:build", layers=["2"], images="noise", num_images=7, input_size=16, device="cpu",
+    one = rfkit.erf("net.py:build", layers=["0", "2"], images="noise", num_images=7, input_size=16, device="cpu",
                     batch_size=2, distributed=False)  # fmt: skip
     both = np.load(tmp_path / "out" / "maps" / "2.npy")
     # the same images in other batches: equal up to float32 rounding of the per-batch maps
@@ -72,6 +72,12 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
             [layer[f"{column}_ci_low"], layer[f"{column}_ci_high"]], one.ci["2"][column], rtol=1e-6
         )
     np.testing.assert_allclose(np.load(tmp_path / "out" / "maps" / "2.sem.npy"), one.sem["2"], rtol=1e-5, atol=1e-12)
+    # the layers' metrics were shared among the ranks (rank 0 fitted layer 0, rank 1 layer 2): the same as one's
+    layers = json.loads((tmp_path / "out" / "metrics.json").read_text())["layers"]
+    for key in ("0", "2"):
+        want = one.metrics[key].as_dict()
+        for column in ("erf_side_h", "r50", "gauss_sigma_y", "gauss_sigma_x", "area_ratio_0.5"):
+            np.testing.assert_allclose(layers[key][column], want[column], rtol=1e-5)
 
 
 SWITCH = (

@@ -22,7 +22,7 @@ from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
-from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world
+from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shared_map
 from rfkit.pipeline.images import ImageStats, ImageWarning
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 from rfkit.pipeline.sharded import IndexedBatch
@@ -479,7 +479,7 @@ def erf(
     image_notes = stats.notes()  # skipped files, fewer images than asked for
     notes += more + image_notes
     maps = {key: sums[key] / seen for key in resolved}
-    results = _metrics(g, resolved, maps, centers, notes) if metrics else {}
+    results = _metrics(g, resolved, maps, centers, notes, world) if metrics else {}
     stopped = f"after all {seen} images asked for"
     if seen < num_images:
         stopped = f"after {seen} images, all the source held ({num_images} asked for)"
@@ -534,12 +534,14 @@ def _centers(g, resolved: dict[str, str], units: dict[str, tuple], notes: list[s
     return centers
 
 
-def _metrics(g, resolved: dict[str, str], maps: dict, centers: dict, notes: list[str]) -> dict:
-    """:func:`~rfkit.erf.metrics.compute_metrics` of each map; their warnings go to ``notes``."""
+def _metrics(g, resolved: dict[str, str], maps: dict, centers: dict, notes: list[str], world: World = SINGLE) -> dict:
+    """:func:`~rfkit.erf.metrics.compute_metrics` of each map (under torchrun, the layers shared among the
+    processes); their warnings go to ``notes``."""
     from rfkit.erf.metrics import compute_metrics
 
-    results = {}
-    for key, node in resolved.items():
-        results[key] = compute_metrics(maps[key], centers[key], rf_size=g[node].size)
+    keys = list(resolved)
+    found = shared_map(lambda key: compute_metrics(maps[key], centers[key], rf_size=g[resolved[key]].size), keys, world)
+    results = dict(zip(keys, found))
+    for key in keys:
         notes += [f"{key}: {w}" for w in results[key].warnings]
     return results
