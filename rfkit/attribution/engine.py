@@ -34,7 +34,7 @@ from rfkit.attribution.targets import (
 from rfkit.errors import DeviceMemoryError
 from rfkit.graph.layers import default_layer
 from rfkit.pipeline.capture import frozen, model_device
-from rfkit.pipeline.devices import auto_batch_size, is_out_of_memory, resolve_device
+from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
 from rfkit.pipeline.distributed import SINGLE, World, current_world, gather_rows
 from rfkit.pipeline.images import SAMPLE_PHOTOS, ImageStats
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
@@ -484,7 +484,16 @@ def attribute(
     module, dev = run.prepared.model, run.device
     world = current_world(dev) if distributed else SINGLE
     with frozen(module, dev if model_device(module) != dev else None) as live:
-        batches = run.prepared.image_shards(images, num_images, run.settings.batch_size, world, seed=seed, stats=stats)
+        batches = run.prepared.image_shards(
+            images,
+            num_images,
+            run.settings.batch_size,
+            world,
+            seed=seed,
+            stats=stats,
+            workers=decode_workers(dev),
+            pin_memory=dev.type == "cuda",
+        )
         found = _measure(run, live, batches, spec, checks, seed, progress, world)
         notes = _image_notes(stats) + _notes(found.parts, names, live)
     for n in notes:
