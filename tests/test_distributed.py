@@ -49,7 +49,7 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-         "rfkit_cli.app", "erf", "net.py:build", *args, "--threads", "1", "-o", "out", "-q"],
+         "rfkit_cli.app", "erf", "net.py:build", *args, "--threads", "1", "-o", "out"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
@@ -64,6 +64,7 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
     assert run_header["world_size"] == 2 and run_header["images_per_rank"] == [4, 3]
     assert run_header["num_images"] == 7 and one.images_per_rank == (7,)
     assert "error" not in run.stderr.lower()
+    assert "7/7 (100%)" in run.stdout + run.stderr  # rank 0's bar counts every rank's images
     # the confidence intervals too: the groups are images by stream index, whichever rank measured them
     layer = json.loads((tmp_path / "out" / "metrics.json").read_text())["layers"]["2"]
     assert run_header["bootstrap"]["groups"] == 7 and one.bootstrap["groups"] == 7

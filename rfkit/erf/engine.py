@@ -225,6 +225,8 @@ def accumulate(
         else:
             index = world.rank + world.size * (seen + np.arange(batch.shape[0]))
         if batch.shape[0] == 0:  # none of this step's images is this rank's: keep in step with the others
+            if progress is not None:
+                progress(0)
             if stop is not None and stop.check(stats, world):
                 break
             continue
@@ -387,7 +389,8 @@ def erf(
         ``num_images``. Where it stopped and why: :attr:`ERFResult.stopped` (and a warning when it never
         became stable). Under torchrun every process takes the same decision from everyone's images.
     progress : callable, optional
-        Called with the number of images after each batch.
+        Called with the number of images read after each batch (under torchrun, of the whole stream: every
+        process's images, so a bar on rank 0 ends at the total).
     trust : bool
         Load a pickled checkpoint spec (``ultralytics:best.pt``; :func:`rfkit.prepare`).
 
@@ -463,7 +466,7 @@ def erf(
             layouts=layouts,
             channels_last=channels_last,
             autocast=autocast,
-            progress=progress,
+            progress=None if progress is None else _whole_stream(progress, stats),
             crop=crop,
             stats=groups,
             world=world,
@@ -520,6 +523,20 @@ def erf(
         },
         stopped=stopped,
     )
+
+
+def _whole_stream(progress, stats: ImageStats):
+    """``progress`` told the images of the whole stream read so far (``stats.used``: under torchrun, every
+    process's), however many of them the batch just measured held."""
+    told = 0
+
+    def advance(_: int) -> None:
+        nonlocal told
+        if stats.used > told:
+            progress(stats.used - told)
+            told = stats.used
+
+    return advance
 
 
 def _centers(g, resolved: dict[str, str], units: dict[str, tuple], notes: list[str]) -> dict[str, tuple]:

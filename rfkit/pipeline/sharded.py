@@ -119,10 +119,10 @@ def _steps(n: int, step: int) -> Iterator[range]:
 
 def _tensor_share(x: torch.Tensor, n: int, bs: int, world: World, stats: ImageStats) -> Iterator[IndexedBatch]:
     n = min(n, x.shape[0])
-    stats.used = n
     for rows in _steps(n, bs * world.size):
         mine = np.asarray([i for i in rows if i % world.size == world.rank], dtype=np.int64)
         rows_of = torch.as_tensor(mine, dtype=torch.long)
+        stats.used += len(rows)  # the whole stream's count, as for files
         yield IndexedBatch(x[rows_of].detach().to("cpu", torch.float32, copy=True), mine)
 
 
