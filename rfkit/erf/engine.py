@@ -514,7 +514,7 @@ def erf(
         images_per_rank=per_rank,
         ci=ci,
         sem={key: groups.sem(key) for key in resolved},
-        convergence=convergence(groups, centers, rf_sizes, seed=seed) if bootstrap else {},
+        convergence=convergence(groups, centers, rf_sizes, seed=seed) if bootstrap and metrics else {},
         bootstrap={
             "resamples": bootstrap if ci else 0,
             "groups": groups.groups,

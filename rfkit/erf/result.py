@@ -75,7 +75,7 @@ class ERFResult:
         per-image maps; zeros for one image).
     convergence : dict[str, Curve]
         Per layer, the ERF/RF ratio and its 95% interval against the number of images seen
-        (:class:`rfkit.erf.bootstrap.Curve`; empty with ``bootstrap=0`` or fewer than two groups).
+        (:class:`rfkit.erf.bootstrap.Curve`; empty with ``bootstrap=0``, ``metrics=False`` or fewer than two groups).
     bootstrap : dict
         How the intervals were made: ``resamples`` (0: none), ``groups`` and ``group_size`` (images per
         group, :mod:`rfkit.erf.groups`), ``seed``.
