@@ -208,7 +208,7 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-def _reason(e: Exception) -> str:
+def failure_reason(e: Exception) -> str:
     text = str(e).strip().splitlines()
     if isinstance(e, ImageSourceError) and text:
         return _printable(text[0][:160])
@@ -527,7 +527,7 @@ def _need_mode(mode, c: int, what: str) -> None:
         )
 
 
-def _check_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
+def checked_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
     c, h, w = cfg["input_size"]
     if x.ndim == 3:
         x = x.unsqueeze(0)
@@ -582,7 +582,7 @@ def image_batches(
     stats : ImageStats, optional
         Filled while iterating: ``source`` (overwritten with a description), ``used``, ``skipped``, ``ignored``.
     workers : int
-        Threads that decode and preprocess images ahead of the batch being built (:func:`_decoded`); 0:
+        Threads that decode and preprocess images ahead of the batch being built (:func:`decoded_items`); 0:
         decode in the calling thread. The images, their order and the skipped files are the same whatever
         the number.
     pin_memory : bool
@@ -613,9 +613,9 @@ def image_batches(
     """
     cfg, stats, source = opened(images, data_config, num_images, batch_size, seed, stats, workers)
     if isinstance(images, torch.Tensor):
-        batches = _tensor_batches(_check_tensor(images, cfg), num_images, batch_size, stats)
+        batches = _tensor_batches(checked_tensor(images, cfg), num_images, batch_size, stats)
     else:
-        batches = _batches(_decoded(source, workers), num_images, batch_size, stats, cfg)
+        batches = _batches(decoded_items(source, workers), num_images, batch_size, stats, cfg)
     return (b.pin_memory() for b in batches) if pin_memory else batches
 
 
@@ -671,7 +671,7 @@ def _load(load) -> tuple[torch.Tensor | None, Exception | None]:
         return None, e
 
 
-def _decoded(source, workers: int) -> Iterator[tuple[str, torch.Tensor | None, Exception | None]]:
+def decoded_items(source, workers: int) -> Iterator[tuple[str, torch.Tensor | None, Exception | None]]:
     """``(name, image, error)`` for each ``(name, load)`` of ``source``, in the source's order.
 
     With ``workers`` > 0 a thread pool decodes up to ``2 * workers`` items ahead of the one yielded: Pillow
@@ -709,7 +709,7 @@ def _batches(decoded, n: int, bs: int, stats: ImageStats, cfg: dict) -> Iterator
             break
         tried += 1
         if error is not None:
-            stats.skipped.append((name, _reason(error)))
+            stats.skipped.append((name, failure_reason(error)))
             continue
         if tuple(img.shape) != shape:  # a transform that does not give the configured size is a bug
             raise ImageSourceError(f"preprocessing {name} gave shape {tuple(img.shape)}, expected {shape}")

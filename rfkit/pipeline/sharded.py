@@ -28,9 +28,9 @@ from rfkit.errors import ImageSourceError
 from rfkit.pipeline.distributed import SINGLE, World
 from rfkit.pipeline.images import (
     ImageStats,
-    _check_tensor,
-    _decoded,
-    _reason,
+    checked_tensor,
+    decoded_items,
+    failure_reason,
     image_batches,
     no_readable_image,
     opened,
@@ -99,7 +99,7 @@ def sharded_batches(
         return _numbered(batches)
     cfg, stats, source = opened(images, data_config, num_images, batch_size, seed, stats, workers)
     if isinstance(images, torch.Tensor):
-        batches = _tensor_share(_check_tensor(images, cfg), num_images, batch_size, world, stats)
+        batches = _tensor_share(checked_tensor(images, cfg), num_images, batch_size, world, stats)
     else:
         batches = _file_share(source, num_images, batch_size, world, stats, cfg, workers)
     return (IndexedBatch(b.images.pin_memory(), b.index) for b in batches) if pin_memory else batches
@@ -135,11 +135,11 @@ def _file_share(source, n: int, bs: int, world: World, stats: ImageStats, cfg: d
     while stats.used < n:
         step = list(islice(items, bs * world.size))
         mine = [(p, name, load) for p, (name, load) in enumerate(step) if p % world.size == world.rank]
-        decoded = _decoded(((name, load) for _, name, load in mine), workers)
+        decoded = decoded_items(((name, load) for _, name, load in mine), workers)
         readable, failed, kept_images = [], [], {}
         for (p, _, _), (name, img, error) in zip(mine, decoded):
             if error is not None:
-                failed.append((p, name, _reason(error)))
+                failed.append((p, name, failure_reason(error)))
                 continue
             if tuple(img.shape) != shape:  # a transform that does not give the configured size is a bug
                 raise ImageSourceError(f"preprocessing {name} gave shape {tuple(img.shape)}, expected {shape}")
