@@ -209,6 +209,7 @@ def _printable(text: str) -> str:
 
 
 def failure_reason(e: Exception) -> str:
+    """Why a file could not be read, on one printable line of at most 160 characters (for ``stats.skipped``)."""
     text = str(e).strip().splitlines()
     if isinstance(e, ImageSourceError) and text:
         return _printable(text[0][:160])
@@ -528,6 +529,8 @@ def _need_mode(mode, c: int, what: str) -> None:
 
 
 def checked_tensor(x: torch.Tensor, cfg: dict) -> torch.Tensor:
+    """A model-ready image tensor as ``(N, C, H, W)`` (one ``(C, H, W)`` image gets a batch axis), checked
+    against the data config's input size; :class:`~rfkit.errors.ImageSourceError` when it does not fit."""
     c, h, w = cfg["input_size"]
     if x.ndim == 3:
         x = x.unsqueeze(0)
