@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rfkit.report.formatting import MISSING, pair, rf_label, short_op, size
@@ -206,7 +207,7 @@ def graph_command(
     )
     unsupported_summary(g, console)
     if note:
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{escape(note)}[/]")  # the model's name and error may hold brackets
     if report is not None:
         productivity_summary(report, console)
     if input_range:

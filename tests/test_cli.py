@@ -74,3 +74,10 @@ def test_unwritable_csv_is_a_clear_error(tmp_path, capsys):
 def test_version():
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0 and "rfkit" in r.output
+
+
+def test_help_texts_keep_their_square_brackets():
+    """Rich reads ``[demo]`` as a style and would drop it from ``pip install "rfkit[demo]"``."""
+    for command in ("erf", "analyze"):
+        out = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        assert "rfkit[demo]" in out and "name[.tag]" in out, out
