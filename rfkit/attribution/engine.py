@@ -33,6 +33,7 @@ from rfkit.attribution.targets import (
 )
 from rfkit.errors import DeviceMemoryError
 from rfkit.graph.layers import default_layer
+from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
 from rfkit.pipeline.distributed import SINGLE, World, current_world, gather_rows
@@ -230,6 +231,7 @@ def _run(
     """Run every batch (tensors, or this process's :class:`~rfkit.pipeline.sharded.IndexedBatch` es); returns
     (images, output scores, targets, stream indices) of all batches."""
     xs, outs, chosen, where = [], [], [], []
+    dtype = input_dtype(runner.score_model.model)  # a float64 model gets float64 images
     for batch in batches:
         if isinstance(batch, IndexedBatch):
             batch, index = batch.images, batch.index.tolist()
@@ -237,7 +239,7 @@ def _run(
             index = list(range(len(chosen), len(chosen) + batch.shape[0]))
         if batch.shape[0] == 0:  # none of this step's images is this process's
             continue
-        x = batch.to(device)
+        x = batch.to(device, dtype)
         try:
             with torch.no_grad():
                 scores = runner.score_model(x)

@@ -20,6 +20,7 @@ from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, RFKitErro
 from rfkit.graph import layout as lay
 from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
+from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shared_map
@@ -174,6 +175,7 @@ def accumulate(
     stats: GroupSums | None = None,
     world: World = SINGLE,
     stop: StopRule | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[dict[str, np.ndarray], int, list[str], dict]:
     """Sum of the per-image maps of every layer over ``batches``; one forward per batch for the layers
     measured on the whole input, one backward per layer. With ``crop``, local layers whose RF window is
@@ -230,7 +232,7 @@ def accumulate(
             if stop is not None and stop.check(stats, world):
                 break
             continue
-        x = batch.to(device, non_blocking=True)
+        x = batch.to(device, dtype, non_blocking=True)  # the model's own dtype: float64 models get float64
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         try:
@@ -471,6 +473,7 @@ def erf(
             stats=groups,
             world=world,
             stop=stop,
+            dtype=input_dtype(live),
         )
     groups.reduce(world)
     sums, per_rank = all_reduce_sums(sums, seen, list(resolved), tuple(g.input_size), world)

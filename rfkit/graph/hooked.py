@@ -24,7 +24,7 @@ from rfkit.graph.propagate import UnsupportedNode
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name
-from rfkit.models.spec import build_model
+from rfkit.models.spec import build_model, input_dtype
 
 
 @dataclass
@@ -93,7 +93,7 @@ class RealRun:
         modes = [(m, m.training) for m in model.modules()]
         handles = [m.register_forward_hook(hook) for m in names]
         device = next((t.device for t in model.parameters()), torch.device("cpu"))
-        x = torch.rand(self.shape, generator=torch.Generator().manual_seed(0)).to(device)
+        x = torch.rand(self.shape, generator=torch.Generator().manual_seed(0)).to(device, input_dtype(model))
         self.input_id = id(x)
         try:
             model.eval()

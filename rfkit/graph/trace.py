@@ -19,7 +19,7 @@ from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
-from rfkit.models.spec import ModelSpec, build_model, default_input, meta_copy, parse_spec
+from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
 
@@ -161,7 +161,7 @@ def trace_fx(
     size = validate.input_size(input_size, fill=rank or 2)
     chans = in_chans or default_chans or 3
 
-    x = torch.empty((2, chans, *size), device="meta")
+    x = torch.empty((2, chans, *size), device="meta", dtype=input_dtype(module))
     try:
         gm, module_outputs = trace_module(module, registry)
         result = _propagate(gm, registry, x, RealRun(model, tuple(x.shape)))

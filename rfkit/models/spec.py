@@ -259,6 +259,19 @@ def meta_copy(model: nn.Module) -> nn.Module:
     return copy_module(model, memo)
 
 
+def input_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype the model computes in (its first floating parameter's or buffer's; float32 for a
+    model without one): inputs rfkit makes are cast to it, so a float64 model gets float64 inputs.
+
+    >>> input_dtype(nn.Conv2d(1, 1, 3).double()), input_dtype(nn.ReLU())
+    (torch.float64, torch.float32)
+    """
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
 def default_input(model: nn.Module, spec: ModelSpec | None = None) -> tuple[tuple[int, ...] | None, int | None]:
     """(input size, input channels) the model was made for, where it says: timm's pretrained config,
     torchvision's weights transforms; else (None, channels of the first conv)."""
