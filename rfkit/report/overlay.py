@@ -44,6 +44,7 @@ from rfkit.report.style import (
     small_rf,
     styled,
     tighten,
+    view_rectangle,
     zoom_view,
 )
 
@@ -278,14 +279,9 @@ def _draw_heatmap(ax, o: _OverlayLayer, image, heat: HeatScale, norm):
 
 def _draw_outside(ax, view) -> None:
     """The area of the view outside the input, hatched."""
-    from matplotlib.patches import Rectangle
-
-    x_lo, x_hi, y_lo, y_hi = view
     ax.add_patch(
-        Rectangle(
-            (x_lo, y_lo),
-            x_hi - x_lo,
-            y_hi - y_lo,
+        view_rectangle(
+            view,
             facecolor=COLORS["outside"],
             edgecolor="#BDBDBD",
             hatch="////",
@@ -342,14 +338,9 @@ def _draw_rf_box(ax, o: _OverlayLayer, full_rf: bool) -> None:
 
 def _draw_zoom_area(ax, zoom) -> None:
     """Outline, in the full view, the area the zoomed panel shows."""
-    from matplotlib.patches import Rectangle
-
-    x_lo, x_hi, y_lo, y_hi = zoom
     ax.add_patch(
-        Rectangle(
-            (x_lo, y_lo),
-            x_hi - x_lo,
-            y_hi - y_lo,
+        view_rectangle(
+            zoom,
             fill=False,
             edgecolor="white",
             linewidth=1.0,

@@ -40,6 +40,7 @@ from rfkit.report.style import (
     small_rf,
     styled,
     tighten,
+    view_rectangle,
     zoom_view,
 )
 
@@ -237,7 +238,6 @@ def _inset_box(window, shape, centre) -> list[float] | None:
 def _draw_inset(ax, data, norm, cmap, window, centre) -> None:
     """A zoomed inset of a small RF, with a scale bar, beside it in the panel (:func:`_inset_box`); the
     zoomed area is outlined in the panel."""
-    from matplotlib.patches import Rectangle
 
     H, W = data.shape
     box = _inset_box(window, (H, W), centre)
@@ -259,10 +259,8 @@ def _draw_inset(ax, data, norm, cmap, window, centre) -> None:
         spine.set(edgecolor="white", linewidth=1.0)
     draw_scale_bar(inset, x_hi - x_lo, fontsize=7)
     ax.add_patch(
-        Rectangle(
-            (x_lo, y_lo),
-            x_hi - x_lo,
-            y_hi - y_lo,
+        view_rectangle(
+            (x_lo, x_hi, y_lo, y_hi),
             fill=False,
             edgecolor="white",
             linewidth=0.8,

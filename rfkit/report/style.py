@@ -415,6 +415,20 @@ def rf_rectangle(window, **kwargs):
     return Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, **kwargs)
 
 
+def view_rectangle(view, **kwargs):
+    """The :class:`~matplotlib.patches.Rectangle` of an axes view ``(x_lo, x_hi, y_lo, y_hi)`` in data
+    coordinates (the area outside the input, a zoomed area).
+
+    >>> r = view_rectangle((-0.5, 9.5, 2.0, 4.0))
+    >>> r.get_xy(), r.get_width(), r.get_height()
+    ((-0.5, 2.0), 10.0, 2.0)
+    """
+    from matplotlib.patches import Rectangle
+
+    x_lo, x_hi, y_lo, y_hi = view
+    return Rectangle((x_lo, y_lo), x_hi - x_lo, y_hi - y_lo, **kwargs)
+
+
 def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
     """The ``k``-sigma ellipses of a :class:`~rfkit.erf.gaussian.GaussianFit`, in image coordinates.
 
