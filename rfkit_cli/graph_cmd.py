@@ -206,6 +206,10 @@ def graph_command(
         f"output RF {rf_label(out.size, out.local_size, out.is_global)}"
     )
     unsupported_summary(g, console)
+    if g.incomplete:  # on stderr, -q or not: the RF above is not the whole model's
+        from rfkit_cli.console import print_warnings
+
+        print_warnings([f"incomplete graph: {g.incomplete}"], set())
     if note:
         console.print(f"[yellow]{escape(note)}[/]")  # the model's name and error may hold brackets
     if report is not None:

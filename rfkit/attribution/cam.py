@@ -99,9 +99,9 @@ def _capture_outputs(model, names: list[str]):
     return outs, [named[n].register_forward_hook(hook_for(n)) for n in names if n in named]
 
 
-def positional_layer(score_model, x: torch.Tensor, targets: list[int], found: list[tuple[str, str]], g) -> str | None:
-    """The first of ``found`` (module, node) whose output carries a non-zero gradient of the target scores
-    at some grid position (prefix tokens left out), from one forward and backward of ``x``."""
+def _score_gradients(score_model, x: torch.Tensor, targets: list[int], found: list[tuple[str, str]]) -> dict:
+    """Module -> the gradient of the target scores at its output (None where none reaches it), from one
+    forward and backward of ``x``."""
     names = [m for m, _ in found]
     outs, handles = _capture_outputs(score_model.model, names)
     try:
@@ -109,16 +109,40 @@ def positional_layer(score_model, x: torch.Tensor, targets: list[int], found: li
             xin = x.detach().requires_grad_(True)
             scores = score_model(xin)
             total = scores.gather(1, torch.as_tensor(targets, device=x.device).view(-1, 1)).sum()
-            seen = [(m, n) for m, n in found if m in outs and outs[m].requires_grad]
-            grads = torch.autograd.grad(total, [outs[m] for m, _ in seen], allow_unused=True)
+            seen = [m for m in names if m in outs and outs[m].requires_grad]
+            grads = torch.autograd.grad(total, [outs[m] for m in seen], allow_unused=True)
     finally:
         for h in handles:
             h.remove()
-    naxes = len(g.input_size)
-    for (module, node), grad in zip(seen, grads):
-        if grad is not None and bool(to_grid(grad, g.records[node].layout, naxes).abs().sum() > 0):
-            return module
-    return None
+    return {m: dict(zip(seen, grads)).get(m) for m in names}
+
+
+def _on_grid(grad, g, node: str) -> bool:
+    """Whether a gradient is non-zero at some grid position (prefix tokens left out)."""
+    return grad is not None and bool(to_grid(grad, g.records[node].layout, len(g.input_size)).abs().sum() > 0)
+
+
+def positional_layer(score_model, x: torch.Tensor, targets: list[int], found: list[tuple[str, str]], g) -> str | None:
+    """The first of ``found`` (module, node) whose output carries a non-zero gradient of the target scores
+    at some grid position (prefix tokens left out), from one forward and backward of ``x``."""
+    grads = _score_gradients(score_model, x, targets, found)
+    return next((m for m, node in found if _on_grid(grads[m], g, node)), None)
+
+
+def zero_gradient_warning(score_model, x: torch.Tensor, targets: list[int], module: str, node: str, g) -> str | None:
+    """A warning naming why the CAM layer ``module`` gets no gradient at any grid position (its maps would be
+    all zero) and the latest layer before it that does; None when the layer is fine."""
+    grad = _score_gradients(score_model, x, targets, [(module, node)])[module]
+    if _on_grid(grad, g, node):
+        return None
+    if grad is not None and bool(grad.abs().sum() > 0):
+        cause = f"the output depends only on the class (prefix) token; the patch tokens of {module} receive no gradient"
+    else:
+        cause = f"no gradient of the score reaches {module}"
+    found = candidates(g, score_model.model, node, before=True)
+    instead = positional_layer(score_model, x, targets, found, g) if found else None
+    use = f"use {instead} (the latest layer before it that carries one)" if instead else "pick a layer before it"
+    return f"CAM layer {module}: {cause}, so its CAM maps are all zero; {use}"
 
 
 # ------------------------------------------------------------------------------------------------- maps

@@ -15,7 +15,14 @@ import rfkit.validate as validate
 from rfkit.attribution import methods as mth
 from rfkit.attribution.baselines import check_baseline, default_sigma, gaussian_blur, make_baseline
 from rfkit.attribution.blur_ig import blur_ig
-from rfkit.attribution.cam import cam_grid, candidates, check_layer, positional_layer, upsample
+from rfkit.attribution.cam import (
+    cam_grid,
+    candidates,
+    check_layer,
+    positional_layer,
+    upsample,
+    zero_gradient_warning,
+)
 from rfkit.attribution.errors import AttributionError, CamLayerError
 from rfkit.attribution.gradient import captum_attribution
 from rfkit.attribution.grid import GridTransform
@@ -59,9 +66,14 @@ class _Cam:
         first: str = "the final feature map",
     ) -> None:
         self.g, self.module, self.node, self.found, self.note, self.first = g, module, node, found, note, first
+        self.warning: str | None = None  # a layer the user named that gets no gradient on its grid
+        self.checked = False
 
     def choose(self, score_model, x: torch.Tensor, targets: list[int]) -> None:
         if self.module is not None:
+            if not self.checked and not self.found:  # named by the user: say if its maps will be all zero
+                self.warning = zero_gradient_warning(score_model, x, targets, self.module, self.node, self.g)
+            self.checked = True
             return
         module = positional_layer(score_model, x, targets, self.found, self.g)
         if module is None:
@@ -329,6 +341,10 @@ def _faithfulness(
     return out
 
 
+def _cam_notes(cam: _Cam | None) -> list[str]:
+    return [cam.warning] if cam is not None and cam.warning else []
+
+
 def _notes(result_parts: dict, methods, live: nn.Module) -> list[str]:
     notes = []
     for m, err in result_parts["completeness"].items():
@@ -497,7 +513,7 @@ def attribute(
             pin_memory=dev.type == "cuda",
         )
         found = _measure(run, live, batches, spec, checks, seed, progress, world)
-        notes = _image_notes(stats) + _notes(found.parts, names, live)
+        notes = _image_notes(stats) + _cam_notes(run.cam) + _notes(found.parts, names, live)
     for n in notes:
         warnings.warn(n, stacklevel=2)
     return _result(run, found, images, stats.source, notes)

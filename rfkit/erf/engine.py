@@ -18,7 +18,7 @@ from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
 from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, RFKitError
 from rfkit.graph import layout as lay
-from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
+from rfkit.graph.layers import layer_before, missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
@@ -485,6 +485,7 @@ def erf(
     image_notes = stats.notes()  # skipped files, fewer images than asked for
     notes += more + image_notes
     maps = {key: sums[key] / seen for key in resolved}
+    notes += _zero_maps(g, resolved, maps)
     results = _metrics(g, resolved, maps, centers, notes, world) if metrics else {}
     stopped = f"after all {seen} images asked for"
     if seen < num_images:
@@ -540,6 +541,23 @@ def _whole_stream(progress, stats: ImageStats):
             told = stats.used
 
     return advance
+
+
+def _zero_maps(g, resolved: dict[str, str], maps: dict) -> list[str]:
+    """A note for each layer whose unit had no input gradient on any image (an all-zero map), with its cause
+    and the layer to measure instead."""
+    notes = []
+    for key, node in resolved.items():
+        if bool((maps[key] != 0).any()):
+            continue
+        before = layer_before(g, node)
+        use = f"measure {before} (the layer before it) or another unit" if before else "measure another layer"
+        notes.append(
+            f"{key}: the measured unit has zero input gradient on every image, so its ERF map is all zero: "
+            f"relu of the unit is 0 on all of them (it never fires: random weights, a zero-initialised last "
+            f"norm) or the unit does not depend on the input; {use}"
+        )
+    return notes
 
 
 def _centers(g, resolved: dict[str, str], units: dict[str, tuple], notes: list[str]) -> dict[str, tuple]:

@@ -174,4 +174,5 @@ def hooked_graph(run: RealRun, input_size: tuple[int, ...], name: str, chans: in
     last = outs[0] if len(run.output_ids) == 1 and outs else records[-1].name
     module_outputs[""] = last
     unsupported = [UnsupportedNode(last, name, "neither torch.fx nor make_fx can follow the model's forward")]
-    return RFGraph(records, module_outputs, unsupported, input_size, name, chans, "hooks", {"": why})
+    incomplete = f"every RF is unknown: {why}"
+    return RFGraph(records, module_outputs, unsupported, input_size, name, chans, "hooks", {"": why}, incomplete)

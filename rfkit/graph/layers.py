@@ -56,6 +56,18 @@ def module_of(g, node: str) -> str | None:
     return outermost_modules(g).get(node)
 
 
+def layer_before(g, node: str) -> str | None:
+    """The module of the latest feature map before ``node`` at the same module depth or shallower (the
+    previous block), None if there is none."""
+    module = module_of(g, node) or node
+    modules = outermost_modules(g, module.count("."))
+    order = list(g.records)
+    for earlier in reversed(order[: order.index(node)]):
+        if earlier in modules and is_feature_map(g.records[earlier]):
+            return modules[earlier]
+    return None
+
+
 def feature_stages(model: nn.Module) -> list[str]:
     """The modules timm's ``feature_info`` lists as stage outputs (empty when the model has none)."""
     info = getattr(model, "feature_info", None)

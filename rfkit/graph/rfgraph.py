@@ -77,6 +77,7 @@ class RFGraph:
         in_chans: int = 3,
         method: str = "torch.fx",
         untraced: dict[str, str] | None = None,
+        incomplete: str | None = None,
     ) -> None:
         self.records = {r.name: r for r in records}
         self.module_outputs = {m: n for m, n in module_outputs.items() if n in self.records}
@@ -86,6 +87,9 @@ class RFGraph:
         self.method = method  # "torch.fx", or "make_fx" for models recorded as ATen ops at this input size
         #: module -> why torch.fx could not trace into it (kept whole, recorded with make_fx where it can be)
         self.untraced = dict(untraced or {})
+        #: why the graph is not the whole model (None: it is, as far as a forward pass can tell): the RF of
+        #: the nodes named there, and of every node after them, is unknown (see :mod:`rfkit.graph.check`)
+        self.incomplete = incomplete
         self.axis_names = AXIS_NAMES.get(len(self.input_size), tuple(f"a{i}" for i in range(len(self.input_size))))
         self._unsupported_nodes = list(unsupported_nodes)
         self._nx: nx.DiGraph | None = None
@@ -257,7 +261,9 @@ class RFGraph:
         out = self.output
         return (
             f"RFGraph({self.model_name or 'model'}, input={'x'.join(map(str, self.input_size))}, "
-            f"{len(self)} nodes, output RF={out.size}, unsupported={sum(u.count for u in self.unsupported)})"
+            f"{len(self)} nodes, output RF={out.size}, unsupported={sum(u.count for u in self.unsupported)}"
+            + (", incomplete" if self.incomplete else "")
+            + ")"
         )
 
 

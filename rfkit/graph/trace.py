@@ -8,13 +8,15 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.utils._pytree import tree_map
 
 import rfkit.validate as validate
 from rfkit.errors import InputTooSmallError, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
+from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
 from rfkit.graph.info import RFInfo
-from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, op_key
+from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
@@ -108,6 +110,8 @@ class FxModel:
     ndim: int
     registry: Registry = DEFAULT_REGISTRY
     source: str | nn.Module | None = None
+    #: where the graph departs from the model (:mod:`rfkit.graph.check`), at any input size
+    findings: tuple[Finding, ...] = ()
 
     def graph(self, input_size) -> RFGraph:
         """The RF graph at another input size (an int or one size per spatial axis).
@@ -120,7 +124,9 @@ class FxModel:
         size = validate.input_size(input_size, self.ndim)
         x = torch.empty((2, self.in_chans, *size), device="meta")
         result = _propagate(self.gm, self.registry, x, RealRun(self.source, tuple(x.shape)))
-        return _build_graph(self.gm, result, self.module_outputs, size, self.name, self.in_chans, "torch.fx")
+        return _build_graph(
+            self.gm, result, self.module_outputs, size, self.name, self.in_chans, "torch.fx", self.findings
+        )
 
     def bind(self, model: nn.Module) -> fx.GraphModule:
         """The traced graph running ``model`` (a live copy of the traced model: same module names), sharing
@@ -183,8 +189,13 @@ def trace_fx(
                 raise TraceError(f"{why}; {run_error}") from e
         result = _propagate(gm, registry, x)
         method = "make_fx"
-    g = _build_graph(gm, result, module_outputs, size, name, chans, method)
-    fxm = FxModel(gm, dict(module_outputs), name, chans, len(size), registry, model) if method == "torch.fx" else None
+    findings = tuple(check_graph(gm, result.states, module_outputs, reference_forward(module, x)))
+    g = _build_graph(gm, result, module_outputs, size, name, chans, method, findings)
+    fxm = (
+        FxModel(gm, dict(module_outputs), name, chans, len(size), registry, model, findings)
+        if method == "torch.fx"
+        else None
+    )
     return g, fxm
 
 
@@ -228,11 +239,21 @@ def _scope(node: fx.Node) -> str:
 
 
 def _build_graph(
-    gm: fx.GraphModule, result, module_outputs: dict[str, str], size, name: str, chans: int, method: str
+    gm: fx.GraphModule,
+    result,
+    module_outputs: dict[str, str],
+    size,
+    name: str,
+    chans: int,
+    method: str,
+    findings: tuple[Finding, ...] = (),
 ) -> RFGraph:
-    """Keep the nodes whose output is one tensor reached by the input; connect them through the rest."""
+    """Keep the nodes whose output is one tensor reached by the input; connect them through the rest. The
+    nodes of ``findings`` and everything after them get an unknown RF (kept even where the input does not
+    reach them: the model's output, at least, is then in the graph)."""
     kept: dict[str, NodeRecord] = {}
-    nodes = {n.name: n for n in gm.graph.nodes}
+    flagged = {f.node for f in findings}
+    after = downstream(gm, flagged)
 
     def sources(n: fx.Node, seen: set) -> list[str]:
         out = []
@@ -247,6 +268,10 @@ def _build_graph(
     module_outputs = dict(module_outputs)
     for n in gm.graph.nodes:
         state = result.states.get(n.name)
+        if n.name in flagged and state is None and isinstance(result.shapes.get(n.name), tuple):
+            state = RFState(axes=None, layout=None, unknown=True)
+        elif n.name in after:
+            state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
         if not isinstance(state, RFState):
             if n.op == "call_module" and n.name in result.element_shapes:
                 _add_elements(gm, n, state, result.element_shapes[n.name], kept, module_outputs, len(size))
@@ -263,9 +288,10 @@ def _build_graph(
             info=RFInfo.from_state(state, len(size), result.shapes.get(n.name)),
             layout=state.layout,
         )
-    del nodes
     untraced = gm.meta.get("untraced", {})
-    return RFGraph(list(kept.values()), module_outputs, result.unsupported, size, name, chans, method, untraced)
+    unsupported = [*result.unsupported, *(UnsupportedNode(f.node, f.op, f.reason) for f in findings)]
+    incomplete = "; ".join(f.reason for f in findings) or None
+    return RFGraph(list(kept.values()), module_outputs, unsupported, size, name, chans, method, untraced, incomplete)
 
 
 def _add_elements(gm, n: fx.Node, states, shapes: dict, kept: dict, module_outputs: dict, naxes: int) -> None:
