@@ -68,7 +68,8 @@ def _with_preset(ctx, preset_name, model, layers, num_images, area):
         raise UsageError(
             "rfkit erf measures one model: name it, or use a preset of one model (rfkit analyze takes several)"
             if run.models
-            else "no model given: name one, or use --preset (rfkit list-models --presets)"
+            else "no model given: name one (before -l: the words after it up to the next option are layers), or use "
+            "--preset (rfkit list-models --presets)"
         )
     return run.models[0], list(run.layers) if run.layers else None, run.num_images, run.area_table
 
