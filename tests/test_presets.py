@@ -141,9 +141,16 @@ def test_analyze_runs_a_trusted_checkpoint_with_the_yolo_preset(checkpoint, tmp_
 
 
 def test_erf_preset_with_layers_given_and_area_table(tmp_path):
-    r = invoke("erf", "ultralytics:yolo11n.yaml", "--preset", "yolo", *SMALL, "-l", "16,22", "-o", tmp_path)
+    at_128 = [*SMALL[2:], "--input-size", "128"]  # the neck's grids 16, 8, 4: the seed's boxes have room
+    r = invoke("erf", "ultralytics:yolo11n.yaml", "--preset", "yolo", *at_128, "-l", "16", "22", "-o", tmp_path)
     assert r.exit_code == 0, r.output
     check_table_against(table_rows(r.output), tmp_path, ["16", "22"])
+    csv = pd.read_csv(tmp_path / "erf.csv", dtype={"layer": str}).set_index("layer")
+    assert csv.loc["16", "area_side_h_0.2"] < csv.loc["16", "area_side_h_0.99"]  # not a degenerate table
+    # the upsampled neck's unit (8, 8) of layer 16 has its analytic centre at 8 * 8 - 16 = 48, its ERF near
+    # the image's middle: more than a stride (8) apart, which the run says
+    assert (csv.loc["16", "center_y"], csv.loc["16", "center_x"]) == (48, 48)
+    assert abs(csv.loc["16", "centroid_dy"]) > 8 and "the ERF of 16 is centred at" in r.output
     # the one figure with a panel per layer, each on its own scale as get_model_erf.py draws them
     from PIL import Image
 
