@@ -55,7 +55,10 @@ def _with_preset(ctx, models, preset_name, layers, num_images, area):
         default_images=num_images,
     )
     if not run.models:
-        raise UsageError("no model given: name one or more models, or use --preset (rfkit list-models --presets)")
+        raise UsageError(
+            "no model given: name one or more models (before -l: the words after it up to the next option are layers), "
+            "or use --preset (rfkit list-models --presets)"
+        )
     return list(run.models), list(run.layers) if run.layers else None, run.num_images, run.area_table
 
 

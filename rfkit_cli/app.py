@@ -67,13 +67,27 @@ def _root(
 _INT = re.compile(r"^\d+$")
 
 
+#: Commands whose ``--layers`` / ``-l`` takes a space-separated list (``rfkit figure --layers`` takes one word).
+LAYER_LIST_COMMANDS = ("analyze", "erf", "verify")
+_LAYERS = ("--layers", "-l")
+
+
 def normalise_argv(argv: list[str]) -> list[str]:
-    """Let ``--input-size H W`` and ``--resolution H W`` through: Typer options take a fixed number of values,
-    so two integers after either option are joined into ``HxW`` before parsing.
+    """Let ``--input-size H W``, ``--resolution H W`` and ``--layers 13 16 19 22`` through: Typer options take
+    a fixed number of values, so two integers after either size option are joined into ``HxW``, and the
+    words after ``--layers`` / ``-l`` of ``rfkit analyze``, ``erf`` and ``verify``, up to the next option (a
+    word starting with ``-``, ``--`` included) or the end, into one comma-separated value. So the models come
+    before ``-l`` (or after the list and ``--``): ``rfkit analyze m1 m2 -l 13 16`` measures layers 13 and 16
+    of m1 and m2.
 
     >>> normalise_argv(["graph", "m", "--input-size", "224", "192", "--csv", "a.csv"])
     ['graph', 'm', '--input-size', '224x192', '--csv', 'a.csv']
+    >>> normalise_argv(["analyze", "m1", "m2", "-l", "13", "16", "-n", "2"])
+    ['analyze', 'm1', 'm2', '-l', '13,16', '-n', '2']
+    >>> normalise_argv(["erf", "--layers", "13", "16,19", "--", "m"])
+    ['erf', '--layers', '13,16,19', '--', 'm']
     """
+    lists = bool(argv) and argv[0] in LAYER_LIST_COMMANDS
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
@@ -86,9 +100,22 @@ def normalise_argv(argv: list[str]) -> list[str]:
             out += [a, f"{argv[i + 1]}x{argv[i + 2]}"]
             i += 3
             continue
+        if lists and a in _LAYERS and i + 1 < len(argv):
+            words = _words_until_option(argv, i + 1)
+            out += [a, ",".join(words)] if words else [a]
+            i += 1 + len(words)
+            continue
         out.append(a)
         i += 1
     return out
+
+
+def _words_until_option(argv: list[str], start: int) -> list[str]:
+    """The words of ``argv`` from ``start`` up to the next option (a word starting with ``-``)."""
+    end = start
+    while end < len(argv) and not argv[end].startswith("-"):
+        end += 1
+    return argv[start:end]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,8 @@
-"""The area-ratio table (``--area-table``, and the ``yolo`` preset): for each measured layer, RepLKNet's side
-length and area ratio of the smallest box holding 20%, 30%, 50% and 99% of the transformed map
-(:func:`rfkit.erf.metrics.area_ratios`; the same numbers as erf.csv's ``area_side_h_t``, ``area_side_w_t``,
-``area_ratio_t``), as the get_model_erf.py script prints them."""
+"""The area-ratio table (``--area-table``, and the ``yolo`` preset): for each measured layer, the side length
+and area ratio of the smallest square on the map's centre pixel holding more than 20%, 30%, 50% and 99% of
+``log10(map + 1) / max``, by the rule of RepLKNet and the get_model_erf.py script, so the numbers equal theirs
+on the same map (:func:`rfkit.erf.metrics.seed_area_ratios`; erf.csv's ``area_side_h_t``, ``area_side_w_t``,
+``area_ratio_t``). The ERF-centred sizes are in the summary and erf.csv."""
 
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ def ratio_text(ratio: float) -> str:
 def area_table(result) -> Table:
     """The rich table of an :class:`~rfkit.erf.result.ERFResult`: one row per layer, side (px) and area ratio
     per threshold."""
-    layers = [x for x in result.layers if getattr(result.metrics.get(x), "area_ratios", None)]
-    thresholds = [r.threshold for r in result.metrics[layers[0]].area_ratios] if layers else []
+    layers = [x for x in result.layers if getattr(result.metrics.get(x), "seed_table", None)]
+    thresholds = [r.threshold for r in result.metrics[layers[0]].seed_table] if layers else []
     table = Table(
-        title=f"area ratios of {result.model}, {result.num_images} images (RepLKNet: log10(ERF + 1) / max; boxes "
-        "centred on the unit's analytic RF centre, the image centre where the RF is unknown)"
+        title=f"area ratios of {result.model}, {result.num_images} images (get_model_erf.py's and RepLKNet's "
+        "table: squares on the map's centre pixel, of log10(ERF + 1) / max; — where no square up to the map's "
+        "side holds the threshold)"
     )
     table.add_column("layer", overflow="fold")
     for t in thresholds:
@@ -46,7 +48,7 @@ def area_table(result) -> Table:
         table.add_column(f"ratio @ {t:g}", justify="right")
     for layer in layers:
         cells = []
-        for r in result.metrics[layer].area_ratios:
+        for r in result.metrics[layer].seed_table:
             cells += [side_text(r.side), ratio_text(r.area_ratio)]
         table.add_row(escape(layer or "<output>"), *cells)
     return table

@@ -68,7 +68,8 @@ def _with_preset(ctx, preset_name, model, layers, num_images, area):
         raise UsageError(
             "rfkit erf measures one model: name it, or use a preset of one model (rfkit analyze takes several)"
             if run.models
-            else "no model given: name one, or use --preset (rfkit list-models --presets)"
+            else "no model given: name one (before -l: the words after it up to the next option are layers), or use "
+            "--preset (rfkit list-models --presets)"
         )
     return run.models[0], list(run.layers) if run.layers else None, run.num_images, run.area_table
 
@@ -76,8 +77,9 @@ def _with_preset(ctx, preset_name, model, layers, num_images, area):
 def erf_table(result, console: Console) -> None:
     """The ERF summary rows (:func:`rfkit.report.summary.summary_rows`) as report.md shows them: where each
     unit looks, how much of it it uses, then the notes."""
+    from rfkit.report.erf_files import erf_rows
     from rfkit.report.formatting import pair
-    from rfkit.report.summary import GEOMETRY, LAYER, MEASURED, NOTES, summary_rows
+    from rfkit.report.summary import GEOMETRY, LAYER, MEASURED, NOTES, centre_finding, summary_rows
 
     rows = summary_rows(result)
     console.print(
@@ -97,6 +99,8 @@ def erf_table(result, console: Console) -> None:
     for row in rows:
         if row[NOTES]:
             console.print(f"note: {row[LAYER]}: {row[NOTES]}", markup=False, highlight=False)
+    for finding in filter(None, map(centre_finding, erf_rows(result))):
+        console.print(f"note: {finding} (sizes are centred on the ERF)", markup=False, highlight=False)
 
 
 def _ci_table(result, console: Console) -> None:
@@ -153,7 +157,7 @@ def erf_command(
     quiet: Quiet = False,
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
-    averaged over images, with its metrics centred on the unit's analytic RF centre."""
+    averaged over images, with its sizes centred on the ERF's own centre (its centre of mass)."""
     import rfkit
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world

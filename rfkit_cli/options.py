@@ -21,7 +21,10 @@ Model = Annotated[str, typer.Argument(help="timm name[.tag] (resnet50.a1_in1k), 
 LayersFinal = Annotated[
     list[str] | None,
     typer.Option(
-        "--layers", "-l", help="Module or node names (repeat, or comma-separate). Default: the final feature map."
+        "--layers",
+        "-l",
+        help="Module or node names, comma- or space-separated up to the next option (name the models before "
+        "-l), or repeat -l. Default: the final feature map.",
     ),
 ]
 LayersStages = Annotated[
@@ -29,7 +32,8 @@ LayersStages = Annotated[
     typer.Option(
         "--layers",
         "-l",
-        help="Module or node names (repeat, or comma-separate). Default: the stage outputs and the final feature map.",
+        help="Module or node names, comma- or space-separated up to the next option (name the models before "
+        "-l), or repeat -l. Default: the stage outputs and the final feature map.",
     ),
 ]
 Images = Annotated[str, typer.Option("--images", help="sample, noise, a folder, or an image file.")]

@@ -105,3 +105,27 @@ def test_the_table_shows_the_intervals_unless_bootstrap_is_off(net):
     assert line.count("[") == 6  # the six headline metrics, each with its interval
     off = invoke(*args, "--bootstrap", "0")
     assert off.exit_code == 0 and "95% interval" not in off.output
+
+
+SPACED = ["--images", "noise", "-n", "1", "--input-size", "16", "--device", "cpu", "-q"]
+
+
+@pytest.mark.parametrize(
+    "layers", [["-l", "0", "2"], ["--layers", "0", "2"], ["-l", "0,2"], ["-l", "0", "-l", "2"], ["-l", "0", "2,"]]
+)
+def test_a_space_separated_layer_list_is_the_comma_list(net, tmp_path, layers):
+    out = tmp_path / "out"
+    r = invoke("erf", net, *layers, *SPACED, "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert list(json.loads((out / "metrics.json").read_text())["layers"]) == ["0", "2"]
+
+
+def test_models_come_before_the_layer_list_or_after_a_double_dash(net, tmp_path):
+    assert normalise_argv(["analyze", "m1", "m2", "-l", "13", "16", "19", "22", "-n", "2"]) == [
+        "analyze", "m1", "m2", "-l", "13,16,19,22", "-n", "2",
+    ]  # fmt: skip
+    assert normalise_argv(["figure", "a", "--layers", "final", "b"]) == ["figure", "a", "--layers", "final", "b"]
+    r = invoke("erf", *SPACED, "-l", "0", "2", "--", net)
+    assert r.exit_code == 0, r.output
+    r = invoke("erf", *SPACED, "-l", "0", "2", net)  # the model read as a third layer: no model, one line
+    assert r.exit_code == 1 and "before -l" in str(r.exception)

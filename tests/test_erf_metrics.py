@@ -18,6 +18,7 @@ from rfkit.erf.metrics import (
     erf_rf_ratio,
     fit_gaussian,
     radial_mass,
+    seed_area_ratios,
 )
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
@@ -458,3 +459,121 @@ def test_as_dict_is_a_flat_json_row():
     assert compute_metrics(m, (23, 19.5), fit=False).as_dict().keys() == row.keys()
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.center = (0, 0)
+
+
+# ------------------------------------------------------------------------------- centred on the ERF itself
+
+
+def sizes(res) -> dict:
+    """Every size metric of a :class:`ERFMetrics`, the things a shift must not change."""
+    return {
+        "erf_side": res.erf_rf.side,
+        "erf_ratio": res.erf_rf.ratio,
+        "area": [(r.side, r.area_ratio) for r in res.area_ratios],
+        "mass_area": [(r.side, r.area_ratio) for r in res.area_ratios_mass],
+        "radii": (res.radial.r50, res.radial.r90, res.radial.r95),
+    }
+
+
+def discrete_gaussian_side(sigma: float, mass: float) -> int:
+    """Smallest odd side 2n + 1 of a pixel-centred interval holding ``mass`` of a sampled 1-D Gaussian (the
+    marginal of an axis-aligned 2-D one), by direct summation."""
+    i = np.arange(-200, 201)
+    p = np.exp(-0.5 * (i / sigma) ** 2)
+    p /= p.sum()
+    n = next(n for n in range(201) if p[np.abs(i) <= n].sum() >= mass)
+    return 2 * n + 1
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (5, -7), (-9, 3), (0, 12)])
+def test_sizes_of_a_shifted_gaussian_blob_do_not_change(shift):
+    analytic = (40.0, 40.0)  # the unit's analytic centre stays where it is
+    blob = gaussian((96, 96), 36 + shift[0], 44 + shift[1], 4.0, 2.5, 0.0)  # major axis along x
+    res = compute_metrics(blob, analytic, rf_size=(31, 31), fit=False)
+    assert res.centroid.position == pytest.approx((36 + shift[0], 44 + shift[1]), abs=1e-9)
+    assert res.centroid.offset == pytest.approx((-4 + shift[0], 4 + shift[1]), abs=1e-9)
+    assert res.erf_rf.side == (discrete_gaussian_side(2.5, 0.95), discrete_gaussian_side(4.0, 0.95))
+    reference = compute_metrics(gaussian((96, 96), 36, 44, 4.0, 2.5, 0.0), analytic, (31, 31), fit=False)
+    for key in ("erf_side", "area", "mass_area"):
+        assert sizes(res)[key] == sizes(reference)[key]
+    assert sizes(res)["radii"] == pytest.approx(sizes(reference)["radii"], abs=1e-9)
+    # centred on the analytic point instead, the same blob looks larger: what the ERF centre fixes
+    assert erf_rf_ratio(blob, analytic, (31, 31)).side[1] > res.erf_rf.side[1] or shift[1] == -4
+
+
+def test_a_half_pixel_centre_gets_even_boxes_by_hand():
+    m = np.zeros((32, 32))
+    m[10:14, 20:24] = 1.0  # 4 x 4 uniform block: centre of mass (11.5, 21.5), between pixels
+    for k in (0, 3):
+        res = compute_metrics(np.roll(m, k, axis=0), (16, 16), rf_size=(15, 15), fit=False)
+        assert res.centroid.position == (11.5 + k, 21.5)
+        by_t = {r.threshold: (r.side, r.area_ratio) for r in res.area_ratios_mass}
+        # box 2 x 2 holds 4/16 (< 0.3), box 4 x 4 holds everything
+        assert by_t[0.2] == ((2, 2), 4 / 1024) and by_t[0.3] == ((4, 4), 16 / 1024)
+        assert res.erf_rf.side == (4, 4)
+        assert res.radial.r50 == pytest.approx(math.hypot(0.5, 1.5))  # 4 pixels at 0.71, 8 at 1.58: 12/16
+
+
+def test_sizes_of_a_real_tiny_model_map_rolled_do_not_change():
+    import torch.nn as nn
+
+    import rfkit
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2), nn.ReLU())
+    res = rfkit.erf(net, layers=["2"], images="noise", num_images=2, input_size=(40, 40), device="cpu")
+    m, center, rf = res.maps["2"], res.center["2"], res.rf("2").size
+    assert res.metrics["2"].centroid.position == pytest.approx(center, abs=1.5)  # one unit: RF 5 px
+    base = compute_metrics(m, center, rf, fit=False)
+    assert sizes(base) == sizes(res.metrics["2"])
+    for k in ((4, 0), (-6, 5)):
+        rolled = np.roll(m, k, axis=(0, 1))  # the RF window (5 px around the centre) stays inside
+        res_k = compute_metrics(rolled, center, rf, fit=False)
+        assert res_k.centroid.position == pytest.approx(np.add(base.centroid.position, k), abs=1e-9)
+        assert sizes(res_k)["erf_side"] == sizes(base)["erf_side"]
+        assert sizes(res_k)["area"] == sizes(base)["area"] and sizes(res_k)["mass_area"] == sizes(base)["mass_area"]
+        assert sizes(res_k)["radii"] == pytest.approx(sizes(base)["radii"], abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- the seed's table, exactly
+
+
+@pytest.mark.parametrize("size", [64, 65, 96])
+def test_seed_table_equals_their_code_bitwise(size):
+    rng = np.random.default_rng(size)
+    c = size // 2
+    m = 0.3 * gaussian((size, size), c + 6.5, c - 3, 7.0, 4.0, 0.4) * (1 + rng.random((size, size)))
+    m += 1e-4 * rng.random((size, size))  # a background: the 0.99 box grows large
+    data = np.log10(m + 1)
+    data = data / np.max(data)
+    ours = seed_area_ratios(m)
+    for t, r in zip(THRESHOLDS, ours):
+        theirs = replknet_get_rectangle(data, t)
+        if theirs is None:
+            assert r.side == (None, None) and math.isnan(r.area_ratio)
+        else:
+            assert r.side == (theirs[0], theirs[0]) and r.area_ratio == theirs[1]
+    assert len({r.side for r in ours}) > 2
+    row = compute_metrics(m, (c, c), fit=False).as_dict()
+    assert [row[f"area_ratio_{t:g}"] for t in THRESHOLDS] == [None if r.side[0] is None else r.area_ratio for r in ours]
+
+
+def test_seed_table_keeps_their_strict_threshold_on_an_exact_tie():
+    m = np.zeros((9, 9))
+    m[4, 4] = 99.0  # log10(100) / 2 = 1: the 3 x 3 box holds 1 ...
+    m[0, 4] = m[8, 4] = 9.0  # ... of 2 (two pixels of log10(10) / 2 = 0.5, on the ring of side 9)
+    (half,) = seed_area_ratios(m, (0.5,))
+    # 1 / 2 is not more than 0.5: the seed's loop goes on to side 5, 7 and stops before 9 (i < 9 // 2)
+    assert half.side == (None, None)
+    m[2, 4] = 9.0  # now on the ring of side 5: 3x3 holds 1/2.5, 5x5 holds 1.5/2.5
+    assert seed_area_ratios(m, (0.4, 0.5))[0].side == (5, 5)
+    assert seed_area_ratios(m, (0.5,))[0].side == (5, 5)
+    assert replknet_get_rectangle(np.log10(m + 1) / 2, 0.4)[0] == 5
+
+
+def test_seed_table_is_on_the_map_centre_the_erf_sizes_on_the_erf():
+    blob = gaussian((64, 64), 20, 40, 3.0, 3.0, 0.0)  # far off the map's centre (32, 32)
+    res = compute_metrics(blob, (32, 32), fit=False)
+    # the seed's square has to reach most of the way to the blob 12 px above the map's centre
+    assert res.seed_table[0].side[0] > 12
+    assert res.area_ratios[0].side[0] < 7  # around the blob: 20% of the log map within 3 px
+    assert res.centroid.offset == pytest.approx((-12, 8), abs=1e-6)

@@ -3,7 +3,8 @@
 
 The preset's own model (YOLO11-L at 640 px, 100 images) takes minutes on a CPU: the tests name yolo11n, which
 a preset with settings lets the user do, at 64 px on one noise image. The printed area ratios are checked
-against erf.csv and against a box search written here from RepLKNet's definition.
+against erf.csv and against the seed's table (get_model_erf.py's get_rectangle) written here from its
+definition.
 """
 
 from __future__ import annotations
@@ -35,23 +36,23 @@ def invoke(*args):
     return runner.invoke(app, normalise_argv(list(args)))
 
 
-def replknet_box(m: np.ndarray, center, t: float) -> tuple[tuple[int, int], float]:
-    """The side (h, w) and area ratio of the smallest square box around ``center`` (snapped to the nearest
-    half pixel, clipped to the map) holding ``t`` of ``log10(m + 1) / max``: RepLKNet's area ratio, centred
-    on the unit."""
-    data = np.log10(m + 1.0)
-    data = data / data.max()
-    H, W = data.shape
-    total = data.sum()
-    cy, cx = (round(2 * c) / 2 for c in center)
-    for k in range(max(H, W) + 1):
-        ey, ex = k + (cy % 1), k + (cx % 1)  # half extents: k on a pixel centre, k + 0.5 between pixels
-        y0, y1 = max(math.ceil(cy - ey), 0), min(math.floor(cy + ey), H - 1)
-        x0, x1 = max(math.ceil(cx - ex), 0), min(math.floor(cx + ex), W - 1)
-        if data[y0 : y1 + 1, x0 : x1 + 1].sum() >= t * total - 1e-12 * total:
-            side = (y1 - y0 + 1, x1 - x0 + 1)
-            return side, side[0] * side[1] / (H * W)
-    raise AssertionError("no box holds the threshold")
+def get_rectangle(data: np.ndarray, thresh: float):
+    """The seed's table entry, from its definition: the first square around pixel (h // 2, w // 2) of
+    half-width i = 1, 2, ... below h // 2 whose sum is more than ``thresh`` of the map's; its side and area
+    ratio, or None when there is none."""
+    h, w = data.shape
+    total = np.sum(data)
+    for i in range(1, h // 2):
+        if np.sum(data[h // 2 - i : h // 2 + 1 + i, w // 2 - i : w // 2 + 1 + i]) / total > thresh:
+            return i * 2 + 1, (i * 2 + 1) / h * (i * 2 + 1) / w
+    return None
+
+
+def seed_table(m: np.ndarray) -> dict[float, tuple | None]:
+    """The seed's table of a raw map: ``log10(m + 1) / max``, then :func:`get_rectangle` per threshold."""
+    data = np.log10(m + 1)
+    data = data / np.max(data)
+    return {t: get_rectangle(data, t) for t in (0.2, 0.3, 0.5, 0.99)}
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -65,19 +66,25 @@ def table_rows(output: str) -> dict[str, list[str]]:
 
 
 def check_table_against(rows: dict[str, list[str]], folder, layers) -> None:
-    """Every printed side and ratio equals erf.csv's and the independent box search on the raw map."""
+    """Every printed side and ratio equals erf.csv's and metrics.json's, and the seed's own table on the raw
+    map, in float64."""
     csv = pd.read_csv(folder / "erf.csv", dtype={"layer": str}).set_index("layer")
+    saved = json.loads((folder / "metrics.json").read_text())["layers"]
     assert list(rows) == layers
     for layer in layers:
         m = np.load(folder / "maps" / f"{layer}.npy")
-        center = (csv.loc[layer, "center_y"], csv.loc[layer, "center_x"])
-        for i, t in enumerate((0.2, 0.3, 0.5, 0.99)):
-            side, ratio = replknet_box(m, center, t)
+        assert m.dtype == np.float64
+        for i, (t, want) in enumerate(seed_table(m).items()):
             printed_side, printed_ratio = rows[layer][2 * i], rows[layer][2 * i + 1]
-            assert printed_side == (str(side[0]) if side[0] == side[1] else f"{side[0]}×{side[1]}")
-            assert float(printed_ratio) == pytest.approx(ratio, abs=5e-5)
-            assert (csv.loc[layer, f"area_side_h_{t}"], csv.loc[layer, f"area_side_w_{t}"]) == side
-            assert csv.loc[layer, f"area_ratio_{t}"] == pytest.approx(ratio, rel=1e-12)
+            if want is None:
+                assert (printed_side, printed_ratio) == ("—", "—")
+                assert math.isnan(csv.loc[layer, f"area_ratio_{t}"])
+                continue
+            side, ratio = want
+            assert printed_side == str(side) and printed_ratio == f"{ratio:.4f}"
+            assert (csv.loc[layer, f"area_side_h_{t}"], csv.loc[layer, f"area_side_w_{t}"]) == (side, side)
+            assert saved[layer][f"area_ratio_{t}"] == ratio  # exactly: the seed's float64 arithmetic
+            assert csv.loc[layer, f"area_ratio_{t}"] == pytest.approx(ratio, rel=1e-15)
 
 
 def test_a_preset_s_settings_are_defaults_that_options_override():
@@ -134,9 +141,16 @@ def test_analyze_runs_a_trusted_checkpoint_with_the_yolo_preset(checkpoint, tmp_
 
 
 def test_erf_preset_with_layers_given_and_area_table(tmp_path):
-    r = invoke("erf", "ultralytics:yolo11n.yaml", "--preset", "yolo", *SMALL, "-l", "16,22", "-o", tmp_path)
+    at_128 = [*SMALL[2:], "--input-size", "128"]  # the neck's grids 16, 8, 4: the seed's boxes have room
+    r = invoke("erf", "ultralytics:yolo11n.yaml", "--preset", "yolo", *at_128, "-l", "16", "22", "-o", tmp_path)
     assert r.exit_code == 0, r.output
     check_table_against(table_rows(r.output), tmp_path, ["16", "22"])
+    csv = pd.read_csv(tmp_path / "erf.csv", dtype={"layer": str}).set_index("layer")
+    assert csv.loc["16", "area_side_h_0.2"] < csv.loc["16", "area_side_h_0.99"]  # not a degenerate table
+    # the upsampled neck's unit (8, 8) of layer 16 has its analytic centre at 8 * 8 - 16 = 48, its ERF near
+    # the image's middle: more than a stride (8) apart, which the run says
+    assert (csv.loc["16", "center_y"], csv.loc["16", "center_x"]) == (48, 48)
+    assert abs(csv.loc["16", "centroid_dy"]) > 8 and "the ERF of 16 is centred at" in r.output
     # the one figure with a panel per layer, each on its own scale as get_model_erf.py draws them
     from PIL import Image
 

@@ -193,8 +193,9 @@ def bootstrap_cis(
 
 def headline_ratio(rows: np.ndarray, cols: np.ndarray, center, rf_size) -> tuple[float, float]:
     """The ERF/RF ratio ``(h, w)`` of a map given by its row and column sums, or its ERF/input ratio where the
-    RF is global or unknown (as the summary shows it)."""
-    r = erf_rf_ratio_of_profiles(rows, cols, center, rf_size)
+    RF is global or unknown (as the summary shows it). Centred, as every size metric, on the map's own centre
+    of mass (``center``, the analytic one, is not used)."""
+    r = erf_rf_ratio_of_profiles(rows, cols, None, rf_size)
     finite = rf_size is not None and all(math.isfinite(v) for v in rf_size)
     return r.ratio if finite else r.input_ratio
 

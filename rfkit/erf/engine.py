@@ -567,7 +567,7 @@ def _centers(g, resolved: dict[str, str], units: dict[str, tuple], notes: list[s
         c = g[node].center_of(units[key]) if not g[node].unknown else (math.nan,)
         if any(math.isnan(v) for v in c):
             c = tuple((n - 1) / 2 for n in g.input_size)
-            notes.append(f"{key}: analytic RF centre unknown; metrics centred on the image centre")
+            notes.append(f"{key}: analytic RF centre unknown; the ERF centre's offset is from the image centre")
         centers[key] = c
     return centers
 

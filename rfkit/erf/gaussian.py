@@ -196,15 +196,18 @@ def _degenerate(reason: str, bin_factor: int = 1) -> GaussianFit:
     )
 
 
-def _bin(arr: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Block-average by ``f`` (the last rows/columns that do not fill a block are dropped).
+def _bin(arr: np.ndarray, f: int, anchor: tuple[float, float] = (0.0, 0.0)):
+    """Block-average by ``f``, on a block grid anchored on the pixel nearest ``anchor`` (the ERF's centre
+    estimate: a shifted ERF is binned the same way); the rows/columns at either edge that do not fill a block
+    are dropped.
 
     Returns the binned map and the input-pixel coordinates (y, x) of the block centres.
     """
-    h, w = arr.shape[0] // f, arr.shape[1] // f
-    binned = arr[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3))
-    ys = np.arange(h) * f + (f - 1) / 2
-    xs = np.arange(w) * f + (f - 1) / 2
+    y0, x0 = (math.floor(round(a, 6) + 0.5) % f if math.isfinite(a) else 0 for a in anchor)
+    h, w = (arr.shape[0] - y0) // f, (arr.shape[1] - x0) // f
+    binned = arr[y0 : y0 + h * f, x0 : x0 + w * f].reshape(h, f, w, f).mean(axis=(1, 3))
+    ys = y0 + np.arange(h) * f + (f - 1) / 2
+    xs = x0 + np.arange(w) * f + (f - 1) / 2
     return binned, ys, xs
 
 
@@ -259,7 +262,8 @@ def fit_gaussian(m, *, max_pixels: int | None = MAX_FIT_PIXELS, r2_min: float = 
     ``f`` per axis that brings it under the limit (224 px: no binning, 384 px: f = 2), but never
     coarser than a third of the peak's minor sigma estimated from the map, so a narrow ERF keeps its
     resolution (trailing rows and columns that do not fill a block are dropped). The binned map is
-    fitted at the block centres (coordinates stay in input pixels) and the result corrected: averaging
+    fitted at the block centres (coordinates stay in input pixels; the block grid is anchored on the
+    start's centre, so a shifted ERF is binned alike) and the result corrected: averaging
     over ``f x f`` pixels adds ``(f**2 - 1) / 12`` to the variance along both axes, which leaves the
     principal directions alone; it is subtracted from both principal variances, and the amplitude is
     scaled up by the matching ratio of areas. Initial values come from the pixels above half maximum
@@ -322,7 +326,7 @@ def fit_gaussian(m, *, max_pixels: int | None = MAX_FIT_PIXELS, r2_min: float = 
     f = _bin_factor(H, W, start[3], max_pixels)
     z = z_full
     if f > 1:
-        z, ys, xs = _bin(z_full, f)
+        z, ys, xs = _bin(z_full, f, start[:2])
     try:
         result = _least_squares(z, ys, xs, start, f, (H, W))
     except Exception as exc:  # noqa: BLE001 - a failed fit is a result, not a crash

@@ -1,10 +1,20 @@
-"""Metrics of an effective-receptive-field map, centred on the measured unit's analytic RF centre.
+"""Metrics of an effective-receptive-field map, centred on the ERF itself.
 
 Every function takes the **raw** accumulated ERF map ``m`` (shape ``(H, W)``; for the RepLKNet method the
-ReLU'd input gradient summed over channels and averaged over images, so non-negative) and the analytic
-RF centre ``center = (cy, cx)`` of the measured unit in input pixel coordinates (pixel centres at
-integers; the centre may be a half pixel and may lie outside the image). Per-axis values are ``(h, w)``
-= ``(y, x)`` pairs.
+ReLU'd input gradient summed over channels and averaged over images, so non-negative). Per-axis values are
+``(h, w)`` = ``(y, x)`` pairs; pixel centres sit at integer coordinates.
+
+Centres. :func:`compute_metrics` takes the analytic RF centre of the measured unit and reports it, but every
+size metric (the area ratios, the 95%-mass ERF side and the ERF/RF ratio, r50/r90/r95) is centred on **the
+ERF's own centre**: the centre of mass of the map's non-negative finite part (:func:`erf_center`), so that
+an ERF shifted by a few pixels keeps its sizes. Not on the analytic centre: after nearest upsampling (YOLO
+necks) the analytic window is lopsided and its midpoint lies pixels away from the ERF. Not on the peak: one
+pixel of a noisy, often checkerboarded gradient. The offset between the two centres is a metric of its own
+(:func:`centroid`). The low-level functions take the box centre as ``center``; None means the map's own
+centre of mass (of the raw map, whatever transform the metric sums).
+
+The one exception is the peer's table, :func:`seed_area_ratios`: RepLKNet's and get_model_erf.py's boxes,
+centred on the map's centre pixel ``(H // 2, W // 2)``, reproduced exactly for comparisons.
 
 Which map each metric uses:
 
@@ -16,16 +26,15 @@ Which map each metric uses:
   which depends on the gradient's scale.
 - the Gaussian fit (:func:`fit_gaussian`) uses ``m / m.max()``.
 
-Centred boxes. All "smallest centred square" searches grow a box around the analytic centre one pixel
-per side at a time. The centre is first snapped to the nearest half pixel (``floor(2c + 0.5) / 2``, ties
-upward; analytic centres are integers or half-integers already, except after fractional strides).
-Along an axis whose snapped centre is an integer ``k`` the box at step ``n`` covers pixels
-``k - n .. k + n`` (odd side ``2n + 1``, as in RepLKNet); along an axis whose centre is a half pixel
-``k + 0.5`` it covers ``k - n .. k + 1 + n`` (even side ``2n + 2``), so the box is exactly centred. The
-box is therefore square up to one pixel when one axis is centred on a pixel and the other between two.
-Boxes are clipped to the image (mass outside it does not exist): ``side`` is the clipped side per axis,
-``nominal_side`` the unclipped one. :func:`erf_rf_ratio` grows 1-D intervals along each axis by the same
-rule.
+Centred boxes. All "smallest centred square" searches grow a box around the centre one pixel per side at a
+time. The centre is first rounded to 1e-6 px (so that float noise in a centre of mass cannot flip a tie) and
+snapped to the nearest half pixel (``floor(2c + 0.5) / 2``, ties upward). Along an axis whose snapped centre
+is an integer ``k`` the box at step ``n`` covers pixels ``k - n .. k + n`` (odd side ``2n + 1``, as in
+RepLKNet); along an axis whose centre is a half pixel ``k + 0.5`` it covers ``k - n .. k + 1 + n`` (even side
+``2n + 2``), so the box is exactly centred. The box is therefore square up to one pixel when one axis is
+centred on a pixel and the other between two. Boxes are clipped to the image (mass outside it does not
+exist): ``side`` is the clipped side per axis, ``nominal_side`` the unclipped one. :func:`erf_rf_ratio` grows
+1-D intervals along each axis by the same rule.
 
 >>> m = np.zeros((9, 9)); m[4, 4] = 1.0
 >>> res = compute_metrics(m, center=(4, 4), rf_size=(3, 3), fit=False)
@@ -33,6 +42,12 @@ rule.
 ((1, 1), True)
 >>> res.as_dict()["erf_rf_ratio_h"]
 0.3333333333333333
+
+The same delta two pixels off the analytic centre: the same sizes, and the offset reported.
+
+>>> res = compute_metrics(np.roll(m, 2, axis=1), center=(4, 4), rf_size=(3, 3), fit=False)
+>>> res.erf_rf.side, res.centroid.position, res.centroid.offset
+((1, 1), (4.0, 6.0), (0.0, 2.0))
 """
 
 from __future__ import annotations
@@ -56,10 +71,12 @@ __all__ = [
     "centroid",
     "compute_metrics",
     "diagnose",
+    "erf_center",
     "erf_rf_ratio",
     "erf_rf_ratio_of_profiles",
     "fit_gaussian",
     "radial_mass",
+    "seed_area_ratios",
 ]
 
 #: RepLKNet's thresholds of the high-contribution area ratio.
@@ -123,9 +140,53 @@ def _unit(arr: np.ndarray) -> np.ndarray:
 
 
 def _prepare(m, center, unit: bool = True) -> tuple[np.ndarray, tuple[float, float]]:
-    """The non-negative finite part of the map (scaled by :func:`_unit` unless ``unit`` is False)."""
+    """The non-negative finite part of the map (scaled by :func:`_unit` unless ``unit`` is False) and the
+    centre to use: ``center``, or the map's own centre of mass when it is None."""
     arr, _, _ = clean_map(check_map(m))
-    return (_unit(arr) if unit else arr), _center(center)
+    return (_unit(arr) if unit else arr), _box_center(arr, center)
+
+
+def _mass_center(profile: np.ndarray) -> float:
+    """Centre of mass of a non-negative 1-D profile (NaN when it is all zero)."""
+    p = _unit(profile)
+    total = float(p.sum())
+    return float(p @ np.arange(p.size)) / total if total > 0 else math.nan
+
+
+def _box_center(arr: np.ndarray, center) -> tuple[float, float]:
+    """``center`` validated, or for None the centre of mass of the non-negative map ``arr`` (its middle
+    when the map is all zero: every size is NaN then, wherever the box is)."""
+    if center is not None:
+        return _center(center)
+    return _own_center((arr.sum(axis=1), arr.sum(axis=0)))
+
+
+def _own_center(profiles) -> tuple[float, float]:
+    """The centre of mass ``(cy, cx)`` from the row and column sums of a non-negative map; the map's middle
+    when it is all zero."""
+    c = tuple(_mass_center(np.asarray(p, dtype=np.float64)) for p in profiles)
+    if any(math.isnan(v) for v in c):
+        return tuple((p.size - 1) / 2 for p in profiles)
+    return c
+
+
+def erf_center(m) -> tuple[float, float]:
+    """The ERF's own centre: the centre of mass ``(y, x)`` of the non-negative finite part of the raw map, in
+    input pixel coordinates; ``(nan, nan)`` for an all-zero map.
+
+    Every size metric of :func:`compute_metrics` is centred here. Shifting the map (with its mass inside the
+    image) shifts this centre by the same amount, so the sizes do not change.
+
+    Examples
+    --------
+    >>> m = np.zeros((6, 6)); m[2, 1] = 1.0; m[2, 4] = 3.0; m[3, 4] = 4.0
+    >>> erf_center(m)
+    (2.5, 3.625)
+    >>> erf_center(np.zeros((4, 4)))
+    (nan, nan)
+    """
+    arr, _, _ = clean_map(check_map(m))
+    return _mass_center(arr.sum(axis=1)), _mass_center(arr.sum(axis=0))
 
 
 # ------------------------------------------------------------------------------------------ centred boxes
@@ -133,7 +194,7 @@ def _prepare(m, center, unit: bool = True) -> tuple[np.ndarray, tuple[float, flo
 
 def _snap(c: float) -> tuple[int, int]:
     """First and last pixel of the step-0 box along one axis: (k, k) or (k, k + 1)."""
-    c2 = math.floor(2 * c + 0.5)
+    c2 = math.floor(2 * round(c, 6) + 0.5)
     lo = c2 // 2
     return lo, lo + c2 % 2
 
@@ -214,8 +275,8 @@ def _transform(m: np.ndarray, transform: str) -> np.ndarray:
     raise ERFMapError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
 
 
-def area_ratios(m, center, thresholds=THRESHOLDS, transform: str = "replknet") -> tuple[AreaRatio, ...]:
-    """RepLKNet's high-contribution area ratios, centred on the analytic RF centre.
+def area_ratios(m, center=None, thresholds=THRESHOLDS, transform: str = "replknet") -> tuple[AreaRatio, ...]:
+    """RepLKNet's high-contribution area ratios, centred on the ERF (or on ``center``).
 
     RepLKNet (Ding et al., CVPR 2022, App. B; ``erf/analyze_erf.py`` of DingXiaoH/RepLKNet-pytorch)
     transforms the map with ``data = np.log10(data + 1)`` ("the scores differ in magnitude"), then
@@ -223,11 +284,11 @@ def area_ratios(m, center, thresholds=THRESHOLDS, transform: str = "replknet") -
     reports the side ``2i + 1`` of the smallest square centred on pixel ``(H // 2, W // 2)`` whose sum
     exceeds ``t * data.sum()``, and the area ratio ``side**2 / (H * W)``.
 
-    Differences here, all deliberate:
+    Differences here, all deliberate (:func:`seed_area_ratios` has RepLKNet's rule to the letter):
 
-    - the box is centred on the unit's **analytic RF centre** ``center``, snapped to the nearest half
-      pixel, with odd sides on a pixel-centred axis and even sides on a half-pixel axis (module
-      docstring), instead of the image centre;
+    - the box is centred on the **ERF's own centre** (:func:`erf_center`, the raw map's centre of mass;
+      or on ``center`` when given), snapped to the nearest half pixel, with odd sides on a pixel-centred
+      axis and even sides on a half-pixel axis (module docstring), instead of the image centre;
     - boxes are clipped to the image, and grow until they cover it, so every threshold is reached
       (RepLKNet stops at side ``H - 1`` or so and returns None; it also wraps negative slice starts
       on non-square maps);
@@ -240,15 +301,17 @@ def area_ratios(m, center, thresholds=THRESHOLDS, transform: str = "replknet") -
     ``log1p(m) / max(log1p(m))``, the same map without the cancellation of ``m + 1`` (RepLKNet's
     literal form turns gradients below 1e-16 into exactly 0, and an all-tiny map into 0 / 0).
 
-    On a square map whose mass sits on the image-centre pixel ``(H // 2, W // 2)`` the results equal
+    On a square map whose centre of mass is the image-centre pixel ``(H // 2, W // 2)`` the results equal
     RepLKNet's for every box of side 3 or more.
 
     Parameters
     ----------
     m : array_like, shape (H, W)
         Raw ERF map. Only its non-negative finite part is used.
-    center : pair of float
-        Analytic RF centre ``(cy, cx)``.
+    center : pair of float, optional
+        Centre ``(cy, cx)`` of the boxes; None (default): the ERF's own centre, the centre of mass of the
+        raw map's non-negative part (for every transform: the log transform lifts the far background,
+        whose centre of mass would pull the log map's own centre towards the image centre).
     thresholds : sequence of float
         Fractions in (0, 1].
     transform : {"replknet", "mass", "log1p_max"}
@@ -266,10 +329,10 @@ def area_ratios(m, center, thresholds=THRESHOLDS, transform: str = "replknet") -
 
     Examples
     --------
-    A uniform 10 x 10 map centred between pixels 4 and 5: the boxes have even sides 2, 4, 6, ...
-    holding 4, 16, 36, ... of 100 pixels.
+    A uniform 10 x 10 map, whose centre of mass lies between pixels 4 and 5: the boxes have even sides 2,
+    4, 6, ... holding 4, 16, 36, ... of 100 pixels.
 
-    >>> [(r.side, r.area_ratio) for r in area_ratios(np.ones((10, 10)), (4.5, 4.5), transform="mass")]
+    >>> [(r.side, r.area_ratio) for r in area_ratios(np.ones((10, 10)), transform="mass")]
     [((6, 6), 0.36), ((6, 6), 0.36), ((8, 8), 0.64), ((10, 10), 1.0)]
 
     The RepLKNet transform depends on the scale of the gradients, the mass one does not:
@@ -303,6 +366,96 @@ def area_ratios(m, center, thresholds=THRESHOLDS, transform: str = "replknet") -
                 float(fractions[i]),
             )
         )
+    return tuple(out)
+
+
+def seed_log_map(m) -> np.ndarray:
+    """The map the seed's table sums: ``np.log10(m + 1)`` divided by its maximum, literally so, in float64
+    (NaN/inf count as 0 and negative values as 0 first, as everywhere in this module). All zero when the map
+    is.
+
+    >>> seed_log_map(np.array([[0.0, 9.0], [99.0, 0.0]])).tolist()
+    [[0.0, 0.5], [1.0, 0.0]]
+    """
+    arr, _, _ = clean_map(check_map(m))
+    data = np.log10(arr + 1)
+    top = np.max(data)
+    return data / top if top > 0 else data
+
+
+def _seed_fraction(data: np.ndarray, i: int, total: float) -> float:
+    """The seed's own sum over its box of step ``i`` around ``(H // 2, W // 2)`` over ``total`` (its
+    ``np.sum`` of a slice: bitwise the seed's value, for a threshold the faster sums land too close to)."""
+    H, W = data.shape
+    box = data[max(H // 2 - i, 0) : H // 2 + 1 + i, max(W // 2 - i, 0) : W // 2 + 1 + i]
+    return float(np.sum(box) / total)
+
+
+def seed_area_ratios(m, thresholds=THRESHOLDS) -> tuple[AreaRatio, ...]:
+    """The area-ratio table of RepLKNet's ``erf/analyze_erf.py`` and of the get_model_erf.py script for YOLO,
+    to the letter: boxes centred on the **map's centre pixel** ``(H // 2, W // 2)``, not on the ERF.
+
+    On ``data = log10(m + 1) / max`` (:func:`seed_log_map`, float64), for each threshold ``t`` the first step
+    ``i`` in ``1 .. H // 2 - 1`` whose square ``data[H//2 - i : H//2 + 1 + i, W//2 - i : W//2 + 1 + i]`` holds
+    strictly more than ``t`` of ``data.sum()``; its side ``2i + 1`` (so 3 at least) and area ratio
+    ``(2i + 1) / H * (2i + 1) / W``. No step reaching ``t``: side None and ratio NaN (the script crashes
+    there), as for an all-zero map. The one departure: on a non-square map a box wider than the map is
+    clipped to it (the script's negative slice start wraps around); on a square map the boxes never reach
+    the edge and every number is the script's, bitwise in float64.
+
+    The script itself runs in float32 (the gradients' dtype): there ``m + 1`` rounds ``m`` to multiples of
+    ``2**-23`` (gradients under 6e-8 vanish) and its sums carry float32 rounding, so a box whose fraction
+    lies within about 1e-6 of a threshold can be decided the other way (a side 2 px larger or smaller).
+
+    Parameters
+    ----------
+    m : array_like, shape (H, W)
+        Raw ERF map (the mean over images, as the script's ``AverageMeter`` keeps it).
+    thresholds : sequence of float
+        Fractions in (0, 1].
+
+    Returns
+    -------
+    tuple of AreaRatio
+        One per threshold; ``fraction`` is the box's share of the sum.
+
+    Examples
+    --------
+    A delta on the centre pixel: the script's first box is 3 px wide, whatever the threshold.
+
+    >>> m = np.zeros((9, 9)); m[4, 4] = 5.0
+    >>> [(r.side, round(r.area_ratio, 4)) for r in seed_area_ratios(m, (0.5, 0.99))]
+    [((3, 3), 0.1111), ((3, 3), 0.1111)]
+    >>> seed_area_ratios(np.ones((9, 9)), (0.99,))[0].side
+    (None, None)
+    """
+    ts = tuple(_fraction(t, "threshold") for t in thresholds)
+    data = seed_log_map(m)
+    H, W = data.shape
+    total = np.sum(data)
+    steps = np.arange(1, max(H // 2, 1), dtype=np.int64)
+    if not total > 0 or steps.size == 0:
+        return tuple(AreaRatio(t, (None, None), (None, None), math.nan, math.nan) for t in ts)
+    sat = np.zeros((H + 1, W + 1))
+    sat[1:, 1:] = data.cumsum(axis=0).cumsum(axis=1)
+    y0, y1 = np.maximum(H // 2 - steps, 0), np.minimum(H // 2 + 1 + steps, H)
+    x0, x1 = np.maximum(W // 2 - steps, 0), np.minimum(W // 2 + 1 + steps, W)
+    fractions = (sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]) / float(sat[H, W])
+    out = []
+    for t in ts:
+        found = None
+        for j in np.flatnonzero(fractions > t - 1e-9):  # the table's fractions are monotone: a few at most
+            f = float(fractions[j]) if fractions[j] > t + 1e-9 else _seed_fraction(data, int(steps[j]), total)
+            if f > t:
+                found = (int(j), f)
+                break
+        if found is None:
+            out.append(AreaRatio(t, (None, None), (None, None), math.nan, math.nan))
+            continue
+        j, f = found
+        nominal = 2 * int(steps[j]) + 1
+        side = (int(y1[j] - y0[j]), int(x1[j] - x0[j]))
+        out.append(AreaRatio(t, side, (nominal, nominal), side[0] / H * side[1] / W, f))
     return tuple(out)
 
 
@@ -356,11 +509,12 @@ def _interval(profile: np.ndarray, c: float, q: float) -> tuple[int, int, float]
     return int(hi - lo + 1 + 2 * steps[i]), int(max(b[i] - a[i], 0)), float(fractions[i])
 
 
-def erf_rf_ratio(m, center, rf_size=None, mass: float = MASS) -> ERFRFRatio:
+def erf_rf_ratio(m, center=None, rf_size=None, mass: float = MASS) -> ERFRFRatio:
     """ERF size over analytic RF size, per axis.
 
-    The ERF size along an axis is the length of the smallest interval centred on the analytic centre
-    (snapped to a half pixel, odd lengths on a pixel, even ones between two, as the boxes of the
+    The ERF size along an axis is the length of the smallest interval centred on the ERF's own centre
+    (:func:`erf_center`: the centre of mass of the map, which along an axis is that of its marginal; or
+    ``center`` when given; snapped to a half pixel, odd lengths on a pixel, even ones between two, as the boxes of the
     module docstring) holding ``mass`` (default 0.95) of the non-negative part of the raw map's
     marginal along that axis: the rows holding 95% of the mass for h, the columns for w. Per-axis
     intervals rather than one square: an elongated ERF, or a non-square RF (7x1 kernels), keeps its
@@ -372,8 +526,8 @@ def erf_rf_ratio(m, center, rf_size=None, mass: float = MASS) -> ERFRFRatio:
     Parameters
     ----------
     m : array_like, shape (H, W)
-    center : pair of float
-        Analytic RF centre ``(cy, cx)``.
+    center : pair of float, optional
+        Centre ``(cy, cx)`` of the intervals; None (default): the map's own centre of mass.
     rf_size : pair of float, optional
         Analytic RF size ``(h, w)``; ``math.inf`` entries (global RF) or None give NaN ratios.
     mass : float
@@ -385,29 +539,35 @@ def erf_rf_ratio(m, center, rf_size=None, mass: float = MASS) -> ERFRFRatio:
 
     Examples
     --------
-    A uniform 9 x 5 box on a 32 x 32 map, centred on the unit, whose RF is 27 x 15 pixels:
+    A uniform 9 x 5 box on a 32 x 32 map (centre of mass (16, 16)), whose RF is 27 x 15 pixels; moved 3
+    pixels down, its size is the same; centred on a point 2 pixels off, the interval grows by 4:
 
     >>> m = np.zeros((32, 32)); m[12:21, 14:19] = 1.0
-    >>> r = erf_rf_ratio(m, (16, 16), (27, 15), mass=1.0)
+    >>> r = erf_rf_ratio(m, rf_size=(27, 15), mass=1.0)
     >>> r.side, r.ratio, r.input_ratio
     ((9, 5), (0.3333333333333333, 0.3333333333333333), (0.28125, 0.15625))
-    >>> erf_rf_ratio(m, (16, 16), (math.inf, math.inf)).ratio
+    >>> erf_rf_ratio(np.roll(m, 3, axis=0), rf_size=(27, 15), mass=1.0).side
+    (9, 5)
+    >>> erf_rf_ratio(m, (14, 16), (27, 15), mass=1.0).side
+    (13, 5)
+    >>> erf_rf_ratio(m, None, (math.inf, math.inf)).ratio
     (nan, nan)
     """
     arr, c = _prepare(m, center)
     return erf_rf_ratio_of_profiles(arr.sum(axis=1), arr.sum(axis=0), c, rf_size, mass)
 
 
-def erf_rf_ratio_of_profiles(rows, cols, center, rf_size=None, mass: float = MASS) -> ERFRFRatio:
+def erf_rf_ratio_of_profiles(rows, cols, center=None, rf_size=None, mass: float = MASS) -> ERFRFRatio:
     """:func:`erf_rf_ratio` from the map's marginals: ``rows = m.sum(axis=1)``, ``cols = m.sum(axis=0)`` of a
     non-negative map (what the ratio depends on; :mod:`rfkit.erf.bootstrap` resamples them instead of maps).
+    ``center`` None (default): the centre of mass of the profiles, the map's own centre.
 
     >>> m = np.zeros((32, 32)); m[12:21, 14:19] = 1.0
-    >>> erf_rf_ratio_of_profiles(m.sum(axis=1), m.sum(axis=0), (16, 16), (27, 15), mass=1.0).side
+    >>> erf_rf_ratio_of_profiles(m.sum(axis=1), m.sum(axis=0), None, (27, 15), mass=1.0).side
     (9, 5)
     """
     rows, cols = (_unit(np.asarray(p, dtype=np.float64)) for p in (rows, cols))
-    c = _center(center)
+    c = _own_center((rows, cols)) if center is None else _center(center)
     rf = _rf(rf_size)
     q = _fraction(mass, "mass")
     H, W = rows.size, cols.size
@@ -425,7 +585,7 @@ def erf_rf_ratio_of_profiles(rows, cols, center, rf_size=None, mass: float = MAS
 
 @dataclass(frozen=True)
 class RadialMass:
-    """Cumulative mass fraction against Euclidean distance from the analytic centre.
+    """Cumulative mass fraction against Euclidean distance from the ERF's centre.
 
     Attributes
     ----------
@@ -445,14 +605,15 @@ class RadialMass:
     r95: float
 
 
-def radial_mass(m, center) -> RadialMass:
-    """Fraction of the (non-negative) mass within radius r of the analytic centre, and r50/r90/r95.
+def radial_mass(m, center=None) -> RadialMass:
+    """Fraction of the (non-negative) mass within radius r of the ERF's centre, and r50/r90/r95.
 
     Parameters
     ----------
     m : array_like, shape (H, W)
-    center : pair of float
-        Analytic RF centre ``(cy, cx)``, may be outside the image.
+    center : pair of float, optional
+        Centre ``(cy, cx)`` of the circles, may be outside the image; None (default): the map's own centre
+        of mass (:func:`erf_center`), not snapped (distances from a sub-pixel point are exact).
 
     Returns
     -------
@@ -460,12 +621,14 @@ def radial_mass(m, center) -> RadialMass:
 
     Examples
     --------
-    A point mass 5 pixels right of the centre:
+    A point mass 5 pixels right of a given centre; around its own centre, everything is at distance 0:
 
     >>> m = np.zeros((11, 11)); m[5, 10] = 2.0
     >>> rm = radial_mass(m, (5, 5))
     >>> rm.cumulative[:7], rm.r50, rm.r95
     ((0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0), 5.0, 5.0)
+    >>> radial_mass(m).r95
+    0.0
     """
     arr, (cy, cx) = _prepare(m, center)
     H, W = arr.shape
@@ -496,12 +659,14 @@ def radial_mass(m, center) -> RadialMass:
 
 @dataclass(frozen=True)
 class Centroid:
-    """Mass-weighted mean position of the map and its offset from the analytic centre.
+    """The ERF's own centre (the mass-weighted mean position of the map) and its offset from the analytic
+    centre.
 
     Attributes
     ----------
     position : tuple
-        ``(y, x)`` centroid of the non-negative part of the map (NaN for an all-zero map).
+        ``(y, x)`` centroid of the non-negative part of the map, :func:`erf_center` (NaN for an all-zero
+        map): the centre of every size metric of :func:`compute_metrics`.
     offset : tuple
         ``(dy, dx) = position - center``.
     distance : float
@@ -523,12 +688,8 @@ def centroid(m, center) -> Centroid:
     >>> c.position, c.offset
     ((2.5, 5.0), (0.5, 1.5))
     """
-    arr, (cy, cx) = _prepare(m, center)
-    total = float(arr.sum())
-    if not total > 0:
-        return Centroid((math.nan, math.nan), (math.nan, math.nan), math.nan)
-    y = float(arr.sum(axis=1) @ np.arange(arr.shape[0])) / total
-    x = float(arr.sum(axis=0) @ np.arange(arr.shape[1])) / total
+    cy, cx = _center(center)
+    y, x = erf_center(m)
     return Centroid((y, x), (y - cy, x - cx), math.hypot(y - cy, x - cx))
 
 
@@ -665,16 +826,22 @@ class ERFMetrics:
     total_mass : float
         Sum of the non-negative finite part of the raw map.
     area_ratios : tuple of AreaRatio
-        RepLKNet transform ``log10(m + 1) / max`` (scale dependent, comparable with the paper).
+        RepLKNet transform ``log10(m + 1) / max`` (scale dependent), boxes centred on the ERF.
     area_ratios_mass : tuple of AreaRatio
-        Mass transform ``m / sum`` (scale invariant).
+        Mass transform ``m / sum`` (scale invariant), boxes centred on the ERF.
     erf_rf : ERFRFRatio
+        Centred on the ERF.
     radial : RadialMass
+        Centred on the ERF.
     centroid : Centroid
+        The ERF's own centre, the centre of all the above, and its offset from ``center``.
     gaussian : GaussianFit or None
         None when ``fit=False``.
     warnings : tuple of str
         From :func:`diagnose`.
+    seed_table : tuple of AreaRatio
+        The peer's table (:func:`seed_area_ratios`: RepLKNet's and get_model_erf.py's boxes, centred on the
+        map's centre pixel), for comparisons with numbers they print.
     """
 
     shape: tuple[int, int]
@@ -688,15 +855,19 @@ class ERFMetrics:
     centroid: Centroid
     gaussian: GaussianFit | None
     warnings: tuple[str, ...]
+    seed_table: tuple[AreaRatio, ...] = ()
 
     def as_dict(self) -> dict:
         """Flat ``{column: scalar}`` row for a CSV/DataFrame; JSON-serialisable.
 
         Values are Python ``int``/``float``/``bool``/``str`` or None; NaN and inf become None (so
         ``json.dumps(..., allow_nan=False)`` works). Per-threshold keys use ``f"{t:g}"``:
-        ``area_ratio_0.2`` (RepLKNet transform), ``mass_area_ratio_0.2`` (mass transform), with
-        ``area_side_h_0.2`` / ``area_side_w_0.2`` and ``mass_area_side_*``. Gaussian keys are
-        ``gauss_*`` (present, None, when no fit was made); ``warnings`` is a " | "-joined string.
+        ``area_side_h_0.2`` / ``area_side_w_0.2`` / ``area_ratio_0.2`` hold the seed's table (RepLKNet's
+        rule, boxes on the map's centre pixel: :attr:`seed_table`), ``erf_area_*`` the RepLKNet transform on
+        boxes centred on the ERF (:attr:`area_ratios`), ``mass_area_*`` the mass transform centred on the ERF.
+        ``center_y/x`` is the analytic RF centre, ``centroid_y/x`` the ERF's own centre (that of every size),
+        ``centroid_dy/dx`` and ``centroid_distance`` their offset. Gaussian keys are ``gauss_*`` (present,
+        None, when no fit was made); ``warnings`` is a " | "-joined string.
         """
         d: dict = {
             "height": self.shape[0],
@@ -707,7 +878,8 @@ class ERFMetrics:
             "rf_w": None if self.rf_size is None else self.rf_size[1],
             "total_mass": self.total_mass,
         }
-        for prefix, ratios in (("", self.area_ratios), ("mass_", self.area_ratios_mass)):
+        tables = (("", self.seed_table), ("erf_", self.area_ratios), ("mass_", self.area_ratios_mass))
+        for prefix, ratios in tables:
             for r in ratios:
                 t = f"{r.threshold:g}"
                 d[f"{prefix}area_side_h_{t}"] = r.side[0]
@@ -732,6 +904,7 @@ class ERFMetrics:
                 "centroid_x": self.centroid.position[1],
                 "centroid_dy": self.centroid.offset[0],
                 "centroid_dx": self.centroid.offset[1],
+                "centroid_distance": self.centroid.distance,
             }
         )
         g = self.gaussian
@@ -771,7 +944,8 @@ class ERFMetrics:
 
 
 def compute_metrics(m, center, rf_size=None, thresholds=THRESHOLDS, mass: float = MASS, fit: bool = True) -> ERFMetrics:
-    """All ERF metrics of one raw map, centred on the unit's analytic RF centre.
+    """All ERF metrics of one raw map: the sizes centred on the ERF's own centre (:func:`erf_center`), its
+    offset from the unit's analytic RF centre ``center``, and the seed's table (:func:`seed_area_ratios`).
 
     Never raises for degenerate *values* (zeros, NaN, a single pixel): the metrics come back NaN and
     ``warnings`` says why. Raises :class:`ERFMapError` (a ``ValueError``) for malformed input.
@@ -808,6 +982,8 @@ def compute_metrics(m, center, rf_size=None, thresholds=THRESHOLDS, mass: float 
     >>> res = compute_metrics(m, center=(20, 24), rf_size=(31, 31))
     >>> res.erf_rf.side, res.warnings, res.gaussian.gaussian_like
     ((17, 9), (), True)
+    >>> compute_metrics(np.roll(m, 3, axis=1), center=(20, 24), rf_size=(31, 31), fit=False).erf_rf.side
+    (17, 9)
     >>> row = res.as_dict()
     >>> row["area_ratio_0.2"] is not None, round(row["gauss_sigma_y"], 3), round(row["gauss_sigma_x"], 3)
     (True, 4.0, 2.0)
@@ -821,16 +997,18 @@ def compute_metrics(m, center, rf_size=None, thresholds=THRESHOLDS, mass: float 
     arr, _, _ = clean_map(raw)
     with np.errstate(over="ignore"):
         total_mass = float(arr.sum())
+    own = _box_center(arr, None)
     return ERFMetrics(
         shape=(int(arr.shape[0]), int(arr.shape[1])),
         center=c,
         rf_size=rf,
         total_mass=total_mass,
-        area_ratios=area_ratios(arr, c, ts, "replknet"),
-        area_ratios_mass=area_ratios(arr, c, ts, "mass"),
-        erf_rf=erf_rf_ratio(arr, c, rf, q),
-        radial=radial_mass(arr, c),
+        area_ratios=area_ratios(arr, own, ts, "replknet"),
+        area_ratios_mass=area_ratios(arr, own, ts, "mass"),
+        erf_rf=erf_rf_ratio(arr, own, rf, q),
+        radial=radial_mass(arr, own),
         centroid=centroid(arr, c),
         gaussian=fit_gaussian(raw) if fit else None,
         warnings=warnings,
+        seed_table=seed_area_ratios(arr, ts),
     )

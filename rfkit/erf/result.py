@@ -27,7 +27,8 @@ class ERFResult:
         over the images, without any transform.
     metrics : dict[str, ERFMetrics]
         Per layer (empty when measured with ``metrics=False``), :func:`rfkit.erf.metrics.compute_metrics`
-        of the map, centred on the measured unit's analytic RF centre.
+        of the map: sizes centred on the ERF's own centre (its centre of mass), reported with its offset from
+        the measured unit's analytic RF centre.
     num_images : int
         Images actually used.
     data_config : dict
@@ -60,7 +61,7 @@ class ERFResult:
     rf_missing : dict[str, str]
         Layers whose analytic RF is unknown, and why (the model could not be traced, or an op before the
         layer has no RF rule): they are measured all the same, on the unit at the centre of their grid,
-        but there is no RF to overlay, and their metrics are centred on the image centre.
+        but there is no RF to overlay, and their centre offsets are measured from the image centre.
     images_per_rank : tuple of int
         Images each process measured, by rank: ``(num_images,)`` for one process, one entry per process of
         a torchrun run (:mod:`rfkit.pipeline.distributed`); ``world_size`` is its length.

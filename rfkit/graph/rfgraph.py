@@ -160,6 +160,7 @@ class RFGraph:
         if elements:
             raise NodeNotFoundError(
                 f"layer {index} has {_count(elements)}: {index}-{element} is not one of {_span(index, elements)}"
+                + _seed_counting(index, int(element), elements)
             )
         raise NodeNotFoundError(f"layer {index} has one output: write {index}, not {index}-{element}")
 
@@ -265,6 +266,29 @@ class RFGraph:
             + (", incomplete" if self.incomplete else "")
             + ")"
         )
+
+
+#: get_model_erf.py pads a layer's list of outputs to this many at the front before indexing it with ``L-k``.
+SEED_PADDED = 5
+
+
+def _seed_counting(index: int, element: int, elements: list[int]) -> str:
+    """How get_model_erf.py's ``index-element`` maps onto rfkit's counting, for a layer of fewer than 5
+    outputs (it pads the list with None at the front to 5 before indexing, rfkit counts from 0); ``""`` where
+    the two agree.
+
+    >>> _seed_counting(9, 4, [0, 1, 2, 3]).split("; ")[1]
+    "get_model_erf.py pads these 4 to 5 at the front, so its 9-4 is rfkit's 9-3)"
+    """
+    n = len(elements)
+    if n >= SEED_PADDED or elements != list(range(n)):
+        return ""
+    own = element - (SEED_PADDED - n)
+    theirs = f"rfkit's {index}-{own}" if 0 <= own < n else "None there (the script fails)"
+    return (
+        f" (rfkit counts a layer's outputs from 0; get_model_erf.py pads these {n} to {SEED_PADDED} at the front, "
+        f"so its {index}-{element} is {theirs})"
+    )
 
 
 def _count(elements: list[int]) -> str:

@@ -21,6 +21,7 @@ from rfkit.report.summary import (
     LEGEND,
     MEASURED,
     NOTES,
+    centre_finding,
     ci_row,
     productivity_text,
     summary_rows,
@@ -107,6 +108,29 @@ def summary_tables(rows: list[dict[str, str]]) -> list[str]:
         lines += md_table(header, [[md_code(r[c]) if c == LAYER else r[c] for c in header] for r in rows]) + [""]
     notes = [f"- {md_code(r[LAYER])}: {md_text(r[NOTES])}" for r in rows if r.get(NOTES)]
     return lines + (["Notes:", "", *notes, ""] if notes else [])
+
+
+CENTRE_NOTE = (
+    "Every size is centred on the ERF's own centre, so these offsets do not inflate them; an offset beyond "
+    "the stride means the unit's analytic window is lopsided (as after nearest upsampling) or the RF analysis "
+    "is off."
+)
+"""What a centre finding means (closes the block of :func:`centre_section`)."""
+
+
+def centre_section(result, statuses: dict | None = None) -> list[str]:
+    """A warning block naming each layer whose ERF is centred farther from its unit's analytic RF centre than
+    the layer's stride (:func:`rfkit.report.summary.centre_finding`); nothing when none is."""
+    from rfkit.report.erf_files import erf_rows
+
+    found = [f for f in map(centre_finding, erf_rows(result, statuses)) if f]
+    if not found:
+        return []
+    return warning_block("ERF centred off its unit's analytic RF centre", [md_text(f) for f in found])[:-1] + [
+        ">",
+        f"> {CENTRE_NOTE}",
+        "",
+    ]
 
 
 def ci_section(result, files: dict, folder: Path) -> list[str]:
@@ -202,6 +226,7 @@ def report_markdown(
         lines += [f"![ERF of every analysed layer, shared colour scale]({_rel(files['stages'], folder)})", ""]
     lines += summary_tables(summary_rows(result, statuses))
     lines += [LEGEND + " Full columns: `erf.csv`, `metrics.json`.", ""]
+    lines += centre_section(result, statuses)
     lines += ci_section(result, files, folder)
     for layer in result.layers:
         key = f"overlay:{layer}"

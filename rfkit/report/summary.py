@@ -10,29 +10,31 @@ LAYER = "layer"
 STATUS = "status"
 UNIT = "unit"
 CENTRE = "centre (y, x)"
+ERF_CENTRE = "ERF centre (y, x)"
 RF = "RF h×w"
 STRIDE = "stride"
 ERF = "ERF 95% h×w"
 ERF_RF = "ERF/RF (h, w)"
-AREA = "area ratio 0.5 (RepLKNet)"
+AREA = "area ratio 0.5"
 SIGMA = "Gaussian σ along y, x (px)"
 R2 = "R²"
 NOTES = "notes"
 
-COLUMNS = (LAYER, STATUS, UNIT, CENTRE, RF, STRIDE, ERF, ERF_RF, AREA, SIGMA, R2, NOTES)
+COLUMNS = (LAYER, STATUS, UNIT, CENTRE, RF, STRIDE, ERF_CENTRE, ERF, ERF_RF, AREA, SIGMA, R2, NOTES)
 """Every column of the summary, in order (``status`` only when the row has one)."""
 GEOMETRY = (LAYER, STATUS, UNIT, CENTRE, RF, STRIDE)
 """The columns that say where each measured unit looks (the analytic side)."""
-MEASURED = (LAYER, ERF, ERF_RF, AREA, SIGMA, R2)
+MEASURED = (LAYER, ERF_CENTRE, ERF, ERF_RF, AREA, SIGMA, R2)
 """The columns that say how much of its RF it uses (the measured side)."""
 
 LEGEND = (
-    "Metrics are centred on the measured unit's analytic RF centre. ERF 95%: the centred interval per axis "
-    "holding 95% of the map's mass; ERF/RF: that over the analytic RF size, per axis (over the input size for "
-    "global layers, whose RF is the whole input). Area ratio: RepLKNet's high-contribution area at threshold "
-    "0.5 of log10(map + 1) / max, on a box around the unit's centre. Gaussian σ: the standard deviations of a "
-    "2-D Gaussian fitted to the map, along the image's y and x axes (the overlays draw its principal axes); "
-    "R²: how well it fits."
+    "Centre (y, x): the analytic RF centre of the measured unit. ERF centre: the map's centre of mass, the "
+    "centre of every size. ERF 95%: the interval per axis around it holding 95% of the map's mass; ERF/RF: "
+    "that over the analytic RF size, per axis (over the input size for global layers, whose RF is the whole "
+    "input). Area ratio: the share of the input covered by the smallest square around the ERF centre holding "
+    "50% of log10(map + 1) / max (RepLKNet's transform; their table, squares on the map's centre pixel, is "
+    "`area_ratio_*` in `erf.csv`). Gaussian σ: the standard deviations of a 2-D Gaussian fitted to the map, "
+    "along the image's y and x axes (the overlays draw its principal axes); R²: how well it fits."
 )
 """What the metric columns mean (printed under the table)."""
 
@@ -88,11 +90,11 @@ def summary_row(row: dict) -> dict[str, str]:
     Examples
     --------
     >>> row = {"layer": "2", "unit_h": 4, "unit_w": 4, "center_y": 8.0, "center_x": 8.0, "rf_h": 7, "rf_w": 7,
-    ...        "stride_h": 2, "stride_w": 2, "erf_side_h": 7, "erf_side_w": 7, "erf_rf_ratio_h": 1.0,
-    ...        "erf_rf_ratio_w": 1.0, "area_ratio_0.5": 0.09765625, "gauss_sigma_y": 2.21, "gauss_sigma_x": 2.19,
-    ...        "gauss_r2": 0.76, "gauss_like": False, "gauss_reason": "R² 0.760 < 0.9"}
+    ...        "stride_h": 2, "stride_w": 2, "centroid_y": 8.04, "centroid_x": 7.5, "erf_side_h": 7, "erf_side_w": 7,
+    ...        "erf_rf_ratio_h": 1.0, "erf_rf_ratio_w": 1.0, "erf_area_ratio_0.5": 0.09765625, "gauss_sigma_y": 2.21,
+    ...        "gauss_sigma_x": 2.19, "gauss_r2": 0.76, "gauss_like": False, "gauss_reason": "R² 0.760 < 0.9"}
     >>> list(summary_row(row).values())  # doctest: +NORMALIZE_WHITESPACE
-    ['2', '4, 4', '8, 8', '7×7', '2×2', '7×7', '1.00, 1.00', '0.0977', '2.2, 2.2', '0.760',
+    ['2', '4, 4', '8, 8', '7×7', '2×2', '8, 7.5', '7×7', '1.00, 1.00', '0.0977', '2.2, 2.2', '0.760',
      'not Gaussian-like (R² 0.760 < 0.9)']
     """
     cells = {LAYER: str(row.get("layer", MISSING))}
@@ -103,9 +105,10 @@ def summary_row(row: dict) -> dict[str, str]:
         CENTRE: pair((row.get("center_y"), row.get("center_x")), ", "),
         RF: rf_cell(row),
         STRIDE: pair((row.get("stride_h"), row.get("stride_w"))),
+        ERF_CENTRE: pair((row.get("centroid_y"), row.get("centroid_x")), ", ", digits=1),
         ERF: pair((row.get("erf_side_h"), row.get("erf_side_w"))),
         ERF_RF: ratio_cell(row),
-        AREA: fixed(row.get("area_ratio_0.5"), 4),
+        AREA: fixed(row.get("erf_area_ratio_0.5"), 4),
         SIGMA: f"{fixed(row.get('gauss_sigma_y'), 1)}, {fixed(row.get('gauss_sigma_x'), 1)}",
         R2: fixed(row.get("gauss_r2"), 3),
         NOTES: notes_cell(row),
@@ -116,7 +119,7 @@ def summary_row(row: dict) -> dict[str, str]:
 CI_COLUMNS = {
     "ERF/RF h": ("erf_rf_ratio_h", 2),
     "ERF/RF w": ("erf_rf_ratio_w", 2),
-    "area ratio 0.5 (RepLKNet)": ("area_ratio_0.5", 4),
+    "area ratio 0.5": ("erf_area_ratio_0.5", 4),
     "mass area ratio 0.5": ("mass_area_ratio_0.5", 4),
     "r50 (px)": ("r50", 1),
     "r95 (px)": ("r95", 1),
@@ -173,6 +176,39 @@ def productivity_text(counts: dict) -> str:
     if not parts:
         return "no layers"
     return ", ".join(parts) + f", of {total} layer{'s' * (total != 1)}"
+
+
+def centre_finding(row: dict) -> str | None:
+    """A sentence when the ERF's centre lies farther from the unit's analytic RF centre than the layer's
+    stride along an axis (the analytic window is lopsided, as after nearest upsampling, or the RF analysis
+    is off); None otherwise, or when the offset or the stride is unknown. Plain text.
+
+    >>> row = {"layer": "16", "center_y": 304, "center_x": 304, "centroid_y": 319.73, "centroid_x": 320.2,
+    ...        "centroid_dy": 15.73, "centroid_dx": 16.2, "stride_h": 8, "stride_w": 8}
+    >>> print(centre_finding(row))  # doctest: +NORMALIZE_WHITESPACE
+    the ERF of 16 is centred at (319.7, 320.2), 15.7, 16.2 px (dy, dx) from its unit's analytic RF centre
+    (304, 304): more than the layer's stride 8×8
+    >>> centre_finding({**row, "centroid_dy": 3.0, "centroid_dx": -2.5}) is None
+    True
+    """
+    offsets = (row.get("centroid_dy"), row.get("centroid_dx"))
+    strides = (row.get("stride_h"), row.get("stride_w"))
+    if not any(_beyond(d, s) for d, s in zip(offsets, strides)):
+        return None
+    return (
+        f"the ERF of {row.get('layer', MISSING)} is centred at "
+        f"({pair((row.get('centroid_y'), row.get('centroid_x')), ', ', digits=1)}), "
+        f"{pair(offsets, ', ', digits=1)} px (dy, dx) from its unit's analytic RF centre "
+        f"({pair((row.get('center_y'), row.get('center_x')), ', ')}): more than the layer's stride {pair(strides)}"
+    )
+
+
+def _beyond(offset, stride) -> bool:
+    """Whether ``|offset| > stride``, both known numbers."""
+    try:
+        return abs(float(offset)) > float(stride)
+    except (TypeError, ValueError):
+        return False
 
 
 def summary_rows(result, statuses: dict | None = None) -> list[dict[str, str]]:
