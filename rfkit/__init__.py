@@ -26,6 +26,7 @@ from rfkit.errors import (
     RenderError,
     RFKitError,
     TraceError,
+    UntrustedFileError,
     WeightsError,
     WeightsUnavailableError,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "Report",
     "Status",
     "TraceError",
+    "UntrustedFileError",
     "VerifyReport",
     "analyze",
     "analyze_many",

@@ -67,6 +67,12 @@ class CheckpointError(WeightsError):
     """A checkpoint file is missing, unreadable, or does not fit the model (missing/unexpected keys, shapes)."""
 
 
+class UntrustedFileError(CheckpointError, ModelBuildError):
+    """A file would run code when loaded (a pickled checkpoint; an ultralytics yaml whose fields ultralytics
+    evaluates as Python) and rfkit was not told to trust it (``trust=True``, ``--trust-checkpoint``). A
+    :class:`CheckpointError` and a :class:`ModelBuildError` too, so code catching either keeps working."""
+
+
 class ImageSourceError(RFKitError, ValueError):
     """An image source yields no usable image (missing path, empty folder, nothing readable, tensor of wrong size)."""
 

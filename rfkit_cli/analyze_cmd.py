@@ -30,6 +30,7 @@ from rfkit_cli.options import (
     Seed,
     Style,
     Threads,
+    TrustCheckpoint,
     UntilStable,
     UsageError,
     Weights,
@@ -114,9 +115,7 @@ def analyze_command(
         help="Add a preset's models; a preset with settings (yolo) supplies its models only when none is named, "
         "and its layers and image count unless given (rfkit list-models --presets).",
     ),
-    trust_checkpoint: bool = typer.Option(
-        False, "--trust-checkpoint", help="Load a pickled ultralytics:PATH.pt (unpickling runs the code it names)."
-    ),
+    trust_checkpoint: TrustCheckpoint = False,
     area: AreaTable = False,
     skip_existing: bool = typer.Option(
         False,

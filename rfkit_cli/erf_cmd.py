@@ -26,6 +26,7 @@ from rfkit_cli.options import (
     Quiet,
     Seed,
     Threads,
+    TrustCheckpoint,
     UntilStable,
     UsageError,
     Weights,
@@ -138,9 +139,7 @@ def erf_command(
     workers: Workers = None,
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format."),
     autocast: bool = typer.Option(False, "--autocast", help="bfloat16 autocast (GPU)."),
-    trust_checkpoint: bool = typer.Option(
-        False, "--trust-checkpoint", help="Load a pickled ultralytics:PATH.pt (unpickling runs the code it names)."
-    ),
+    trust_checkpoint: TrustCheckpoint = False,
     out: Path | None = typer.Option(
         None,
         "--out",

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rfkit.report.formatting import MISSING, pair, rf_label, short_op, size
 from rfkit_cli.console import stdout_console
-from rfkit_cli.options import Model, UsageError, parse_input_size
+from rfkit_cli.options import Model, TrustCheckpoint, UsageError, parse_input_size
 
 STATUS_STYLES = {
     "productive": "green",
@@ -167,6 +167,7 @@ def graph_command(
         "--ignore-global",
         help="With --input-range: leave global-context paths (SE blocks, attention) out of the maximum.",
     ),
+    trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
     import rfkit
     from rfkit.errors import InputTooSmallError
@@ -188,11 +189,11 @@ def graph_command(
     console = stdout_console()
     note = ""
     try:
-        g = rfkit.trace(model, input_size=size or res)
+        g = rfkit.trace(model, input_size=size or res, trust=trust_checkpoint)
     except InputTooSmallError as e:
         if size is not None or res is None:
             raise
-        g = rfkit.trace(model)
+        g = rfkit.trace(model, trust=trust_checkpoint)
         note = (
             f"note: {model} cannot run at {pair(res)} ({str(e).split('. ')[0]}); its RF geometry "
             f"was traced at {pair(g.input_size)} and analysed at {pair(res)}"

@@ -110,6 +110,14 @@ Seed = Annotated[
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progress (warnings still print, on stderr).")]
+TrustCheckpoint = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Load an ultralytics file that can run code: a pickled PATH.pt, or a yaml rfkit did not ship "
+        "that names more than torch.nn activations, ultralytics layers and literal arguments.",
+    ),
+]
 
 
 def parse_input_size(text: str | None, option: str = "--input-size") -> tuple[int, ...] | None:

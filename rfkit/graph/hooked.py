@@ -51,10 +51,12 @@ class RealRun:
         The model spec, or the real module (None: there is nothing to run).
     shape : tuple
         The input's shape.
+    trust : bool
+        Build a spec whose file can run code (:func:`rfkit.models.spec.build_model`).
     """
 
-    def __init__(self, model: str | nn.Module | None, shape: tuple[int, ...]) -> None:
-        self.model, self.shape = model, tuple(shape)
+    def __init__(self, model: str | nn.Module | None, shape: tuple[int, ...], *, trust: bool = False) -> None:
+        self.model, self.shape, self.trust = model, tuple(shape), trust
         self._calls: list[_Call] | None = None
         self.input_id: int | None = None
         self.output_ids: list[int] = []
@@ -76,7 +78,7 @@ class RealRun:
     def _run(self) -> list[_Call]:
         if self.model is None:
             raise TraceError("there is no real model to run")
-        model = build_model(self.model, device="cpu") if isinstance(self.model, str) else self.model
+        model = build_model(self.model, device="cpu", trust=self.trust) if isinstance(self.model, str) else self.model
         names = {m: n for n, m in model.named_modules() if n}
         calls: list[_Call] = []
         alive: list = []  # every tensor seen stays alive for the pass: no id is reused for another

@@ -41,6 +41,7 @@ def trace(
     *,
     in_chans: int | None = None,
     registry: Registry = DEFAULT_REGISTRY,
+    trust: bool = False,
 ) -> RFGraph:
     """Trace a model and compute the receptive field of every node.
 
@@ -56,6 +57,9 @@ def trace(
         Input channels; default from the model (first conv), else 3.
     registry : Registry
         RF rules to use.
+    trust : bool
+        Build an ``ultralytics:`` spec whose file can run code (a ``.pt`` checkpoint, a yaml rfkit did not
+        ship that goes beyond torch.nn activations and ultralytics layers); refused otherwise.
 
     Returns
     -------
@@ -65,6 +69,8 @@ def trace(
     ------
     ModelNotFoundError, ModelBuildError
         The spec names no model, or building it failed.
+    UntrustedFileError
+        The spec's file can run code and ``trust`` is not set.
     TraceError
         torch.fx cannot trace the model, or running a node failed (the message names it).
     InputTooSmallError
@@ -80,7 +86,7 @@ def trace(
     >>> g["layer4"].size, g["layer4"].stride, g["layer4"].center
     ((427, 427), (32, 32), (0, 0))
     """
-    return trace_fx(model, input_size, in_chans=in_chans, registry=registry)[0]
+    return trace_fx(model, input_size, in_chans=in_chans, registry=registry, trust=trust)[0]
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ class FxModel:
     source: str | nn.Module | None = None
     #: where the graph departs from the model (:mod:`rfkit.graph.check`), at any input size
     findings: tuple[Finding, ...] = ()
+    trust: bool = False
 
     def graph(self, input_size) -> RFGraph:
         """The RF graph at another input size (an int or one size per spatial axis).
@@ -123,7 +130,7 @@ class FxModel:
         """
         size = validate.input_size(input_size, self.ndim)
         x = torch.empty((2, self.in_chans, *size), device="meta")
-        result = _propagate(self.gm, self.registry, x, RealRun(self.source, tuple(x.shape)))
+        result = _propagate(self.gm, self.registry, x, RealRun(self.source, tuple(x.shape), trust=self.trust))
         return _build_graph(
             self.gm, result, self.module_outputs, size, self.name, self.in_chans, "torch.fx", self.findings
         )
@@ -143,6 +150,7 @@ def trace_fx(
     *,
     in_chans: int | None = None,
     registry: Registry = DEFAULT_REGISTRY,
+    trust: bool = False,
 ) -> tuple[RFGraph, FxModel | None]:
     """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
     model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure)."""
@@ -155,7 +163,8 @@ def trace_fx(
         spec = parse_spec(model)
         name = spec.display_name
         fixed = spec.source == "timm" and input_size is not None  # ViT, Swin, ...: built for the size asked for
-        module = build_model(spec, **({"img_size": validate.input_size(input_size, fill=2)} if fixed else {}))
+        fixed = {"img_size": validate.input_size(input_size, fill=2)} if fixed else {}
+        module = build_model(spec, trust=trust, **fixed)
     else:
         name = type(model).__name__
         module = meta_copy(model).eval()
@@ -170,7 +179,7 @@ def trace_fx(
     x = torch.empty((2, chans, *size), device="meta", dtype=input_dtype(module))
     try:
         gm, module_outputs = trace_module(module, registry)
-        result = _propagate(gm, registry, x, RealRun(model, tuple(x.shape)))
+        result = _propagate(gm, registry, x, RealRun(model, tuple(x.shape), trust=trust))
         method = "torch.fx"
     except InputTooSmallError as e:
         smallest = smallest_square_input(gm, registry, chans, len(size), start=max(size) + 1)
@@ -184,7 +193,7 @@ def trace_fx(
                 raise InputTooSmallError(f"input too small for this network: {e}") from e
             why = f"{fx_error} (recording it with make_fx failed too: {e})"
             try:  # the last resort: every module's output from a real forward pass, RF unknown
-                return hooked_graph(RealRun(model, tuple(x.shape)), size, name, chans, why), None
+                return hooked_graph(RealRun(model, tuple(x.shape), trust=trust), size, name, chans, why), None
             except TraceError as run_error:
                 raise TraceError(f"{why}; {run_error}") from e
         result = _propagate(gm, registry, x)
@@ -192,7 +201,7 @@ def trace_fx(
     findings = tuple(check_graph(gm, result.states, module_outputs, reference_forward(module, x)))
     g = _build_graph(gm, result, module_outputs, size, name, chans, method, findings)
     fxm = (
-        FxModel(gm, dict(module_outputs), name, chans, len(size), registry, model, findings)
+        FxModel(gm, dict(module_outputs), name, chans, len(size), registry, model, findings, trust)
         if method == "torch.fx"
         else None
     )

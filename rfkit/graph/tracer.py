@@ -36,7 +36,7 @@ _VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 class RFTracer(fx.Tracer):
     """An ``fx.Tracer`` whose leaves are torch.nn's modules, timm's no-trace modules, the registry's leaf
     types and the classes in ``whole`` (modules whose forward torch.fx could not follow), and which records
-    ``module_outputs``: qualified module name → output node name."""
+    ``module_outputs``: qualified module name → output node name (of its first call)."""
 
     def __init__(self, registry: Registry = DEFAULT_REGISTRY, whole: tuple[type, ...] = ()) -> None:
         notrace_modules, notrace_functions = _timm_notrace()
@@ -92,10 +92,12 @@ class RFTracer(fx.Tracer):
         self.tracing_stack.pop()
         leaves, _ = tree_flatten(out)
         nodes = [p.node.name for p in leaves if isinstance(p, fx.Proxy)]
+        # a module called more than once (ultralytics' one SiLU shared by every Conv, torchvision's relu
+        # called twice per block) names its first call, as the forward hooks that capture it see it
         if len(nodes) == 1:
-            self.module_outputs[name] = nodes[0]
+            self.module_outputs.setdefault(name, nodes[0])
         for key, value in _elements(out):
-            self.module_outputs[element_name(name, key)] = value.node.name
+            self.module_outputs.setdefault(element_name(name, key), value.node.name)
         return out
 
 
@@ -279,7 +281,10 @@ def record_model(model: nn.Module, x: torch.Tensor) -> tuple[fx.GraphModule, dic
     finally:
         for h in handles:
             h.remove()
-    outputs = {n.args[1]: n.name for n in gm.graph.nodes if n.op == "call_function" and n.target is MARK}
+    outputs: dict[str, str] = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and n.target is MARK:
+            outputs.setdefault(n.args[1], n.name)  # a module called twice: its first call, as hooks see it
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     leaves, _ = tree_flatten(out_node.args[0])
     if len([n for n in leaves if isinstance(n, fx.Node)]) == 1:

@@ -130,7 +130,7 @@ def _build_torchvision(name: str, pretrained: bool, **kwargs) -> nn.Module:
     return DetectorBackbone(model) if is_detector(name) else model
 
 
-def _build_ultralytics(name: str, trust: bool = False) -> nn.Module:
+def _build_ultralytics(name: str, trust: bool) -> nn.Module:
     from rfkit.models.ultralytics import build_yolo
 
     return build_yolo(name, trust=trust)
@@ -159,14 +159,25 @@ def _build_file(path: str, factory: str, **kwargs) -> nn.Module:
 
 
 def build_model(
-    spec: str | ModelSpec, *, device: str | torch.device = "meta", pretrained: bool = False, **kwargs
+    spec: str | ModelSpec,
+    *,
+    device: str | torch.device = "meta",
+    pretrained: bool = False,
+    trust: bool = False,
+    **kwargs,
 ) -> nn.Module:
     """Build the model named by ``spec`` on ``device`` (default: meta, i.e. no weights), in eval mode.
+
+    ``trust`` lets an ``ultralytics:`` spec load a file that can run code (a ``.pt`` checkpoint, a yaml rfkit
+    did not ship whose fields ultralytics evaluates: :mod:`rfkit.models.ultralytics`). A ``FILE.py:FACTORY``
+    spec is code by its own name and runs without it.
 
     Raises
     ------
     ModelNotFoundError
         The spec names nothing that exists (the message lists close matches).
+    UntrustedFileError
+        A file that can run code, without ``trust``.
     ModelBuildError
         Building failed.
 
@@ -181,7 +192,7 @@ def build_model(
         "timm": lambda: _build_timm(spec.name, pretrained, **kwargs),
         "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
         "file": lambda: _build_file(spec.path, spec.name, **kwargs),
-        "ultralytics": lambda: _build_ultralytics(spec.name, **kwargs),
+        "ultralytics": lambda: _build_ultralytics(spec.name, trust=trust),
     }
     build = builders[spec.source]
     with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)

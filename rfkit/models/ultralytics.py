@@ -6,6 +6,13 @@ weights, offline; ``ultralytics:PATH.yaml`` builds your own yaml. ``ultralytics:
 checkpoint: ultralytics pickles whole model objects, so loading one runs the code it names, and rfkit loads
 it only with ``trust=True`` (``--trust-checkpoint``).
 
+A yaml can run code too: ultralytics ``eval()``s its ``activation:`` and looks its layer names and string
+arguments up among its own module's globals and locals. rfkit reads the yaml itself (``yaml.safe_load``) and
+hands ultralytics the checked dict, never the file name (ultralytics would look the name up in the working
+directory first). A yaml ultralytics ships (:func:`is_bundled`: inside the installed package, with the hash
+its install record gives) is built as it is; any other yaml only within :func:`untrusted_reason`'s limits
+(torch.nn activations, ultralytics layers, literal arguments), unless ``trust=True``.
+
 The model's layers are ``model.0`` ... ``model.N`` (``13`` and ``9-1``, the element 1 of layer 9's tuple
 output, are accepted as the YOLO world writes them: :meth:`rfkit.RFGraph.resolve`). Its preprocessing is
 ultralytics' own (:data:`LETTERBOX`): a letterbox to 640×640 (a multiple of the model's largest stride),
@@ -14,8 +21,11 @@ grey padding, RGB, /255, no mean or std.
 
 from __future__ import annotations
 
+import ast
+import base64
 import copy
 import difflib
+import hashlib
 import os
 import re
 import sys
@@ -27,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError
+from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError, UntrustedFileError
 
 #: Input side of ultralytics' default preprocessing, in pixels.
 IMAGE_SIZE = 640
@@ -84,20 +94,213 @@ def restore_pillow_open() -> None:
             Image.open = original
 
 
+#: torch.nn activations the ``activation:`` of a yaml rfkit did not ship may name (``nn.SiLU()``,
+#: ``torch.nn.LeakyReLU(0.1)``; literal arguments only).
+ACTIVATIONS = frozenset(
+    {"CELU", "ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "Identity", "LeakyReLU", "Mish", "PReLU"}
+    | {"ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid", "Softplus", "Tanh"}
+)
+#: ultralytics layers that fetch from the network when built (``TorchVision`` downloads weights).
+FETCHING_LAYERS = frozenset({"TorchVision"})
+#: Names of parse_model's locals that a yaml's string arguments may name (plain data).
+DATA_NAMES = frozenset({"nc", "kpt_shape"})
+
+
+def _cfg_root() -> Path:
+    return Path(_ultralytics().__file__).parent / "cfg" / "models"
+
+
 @cache
+def _bundled_index() -> dict[str, tuple[Path, str]]:
+    """Bundled model name -> (its yaml file, its scale letter or "")."""
+    import yaml  # a dependency of ultralytics
+
+    index = {}
+    for path in sorted(_cfg_root().rglob("*.yaml")):
+        scales = list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("scales") or {})
+        if len(scales) == 1:  # one scale (yolov10n.yaml, yolov10b.yaml): the file's own name
+            index[path.name] = (path, scales[0])
+            continue
+        letters = [s for s in scales if s in "nslmx"] if path.stem.startswith("yolo") else []
+        for letter in letters or [""]:
+            index[re.sub(r"(\d+)(.*)$", rf"\g<1>{letter}\g<2>", path.stem, count=1) + ".yaml"] = (path, letter)
+    return index
+
+
 def bundled_yaml_names() -> tuple[str, ...]:
     """Every model name ultralytics builds from its bundled yaml files, with each scale letter spelt out
     (``yolo11n.yaml``, ``yolo11s.yaml``, ..., ``rtdetr-l.yaml``), sorted."""
-    import yaml  # a dependency of ultralytics
+    return tuple(sorted(_bundled_index()))
 
-    root = Path(_ultralytics().__file__).parent / "cfg" / "models"
-    names = set()
-    for path in root.rglob("*.yaml"):
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        letters = [s for s in (spec.get("scales") or {}) if s in "nslmx"] if path.stem.startswith("yolo") else []
-        for letter in letters or [""]:
-            names.add(re.sub(r"(\d+)(.*)$", rf"\g<1>{letter}\g<2>", path.stem, count=1) + ".yaml")
-    return tuple(sorted(names))
+
+@cache
+def _recorded_hashes() -> dict[Path, str]:
+    """Resolved file -> sha256 (urlsafe base64, as wheels record it) from ultralytics' install record."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("ultralytics")
+    except metadata.PackageNotFoundError:
+        return {}
+    out = {}
+    for f in dist.files or ():
+        if f.hash is not None and f.hash.mode == "sha256" and f.suffix == ".yaml":
+            out[Path(dist.locate_file(f)).resolve()] = f.hash.value
+    return out
+
+
+def is_bundled(path: Path, data: bytes) -> bool:
+    """Whether ``path`` (with content ``data``) is a model yaml ultralytics ships: it resolves to a file inside
+    the installed package's ``cfg/models`` folder, and ``data`` has the hash ultralytics' install record gives
+    for that file. A copy elsewhere, a file named like a bundled one, or an edited bundled file is not.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    data : bytes
+        Its content, as read once for building.
+    """
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(_cfg_root().resolve()):
+        return False
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return _recorded_hashes().get(resolved) == digest
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _activation_reason(act) -> str | None:
+    """Why ``activation: act`` is not a torch.nn activation call with literal arguments (None if it is)."""
+    try:
+        call = ast.parse(str(act).strip(), mode="eval").body
+    except SyntaxError:
+        call = None
+    func = getattr(call, "func", None)
+    dotted = ast.unparse(func) if isinstance(call, ast.Call) and func is not None else ""
+    name = dotted.rsplit(".", 1)[-1]
+    if dotted not in (f"nn.{name}", f"torch.nn.{name}") or name not in ACTIVATIONS:
+        return f"activation {_show(act)} is not a torch.nn activation ({', '.join(sorted(ACTIVATIONS))})"
+    try:
+        for a in [*call.args, *(k.value for k in call.keywords)]:
+            ast.literal_eval(a)
+    except ValueError:
+        return f"activation {_show(act)} has arguments that are not literals"
+    return None
+
+
+def _layer_reason(row, local_names: frozenset[str]) -> str | None:
+    """Why a ``[from, repeats, module, args]`` row could run code or fetch files (None if it cannot)."""
+    import torch.nn as tnn
+    import ultralytics.nn.tasks as tasks
+
+    if not (isinstance(row, list) and len(row) == 4 and isinstance(row[2], str) and isinstance(row[3], list)):
+        return f"layer {_show(row)} is not [from, repeats, module, [args]]"
+    module, args = row[2], row[3]
+    cls = getattr(tnn, module[3:], None) if module.startswith("nn.") else getattr(tasks, module, None)
+    home = getattr(cls, "__module__", "") or ""
+    layer = isinstance(cls, type) and issubclass(cls, tnn.Module)
+    if not layer or not (module.startswith("nn.") or home.startswith("ultralytics.nn.")):
+        return f"module {_show(module)} is not a torch.nn or ultralytics layer"
+    if module in FETCHING_LAYERS:
+        return f"module {module} downloads weights when built"
+    for a in args:
+        if isinstance(a, str) and a in local_names and a not in DATA_NAMES:
+            return f"argument {_show(a)} of {module} names a variable of ultralytics' parser"
+    return None
+
+
+def untrusted_reason(cfg: dict) -> str | None:
+    """Why a model yaml (parsed) could run code or fetch files when ultralytics builds it; None when it
+    cannot: its ``activation`` is a torch.nn activation with literal arguments (ultralytics ``eval()``s it),
+    every layer's module is a torch.nn or ultralytics layer that fetches nothing (ultralytics looks it up
+    among its globals and calls it) and no string argument names a variable of ultralytics' parser (it looks
+    them up among its locals).
+
+    >>> untrusted_reason({"activation": "nn.ReLU()", "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": []})
+    >>> untrusted_reason({"activation": "nn.SiLU() or exit()"}).split(" (")[0]
+    'activation "nn.SiLU() or exit()" is not a torch.nn activation'
+    """
+    from ultralytics.nn.tasks import parse_model
+
+    if cfg.get("activation") is not None and (why := _activation_reason(cfg["activation"])):
+        return why
+    code = parse_model.__code__
+    local_names = frozenset(code.co_varnames + code.co_cellvars)
+    for part in ("backbone", "head"):
+        rows = cfg.get(part)
+        if not isinstance(rows, list):
+            return f"{part} is not a list of layers"
+        for row in rows:
+            if why := _layer_reason(row, local_names):
+                return why
+    return None
+
+
+def _locate(name: str) -> tuple[Path, str]:
+    """The yaml file ``name`` means (a file first, as ultralytics does, then a bundled name) and its scale."""
+    path = Path(name)
+    if path.is_file():
+        from ultralytics.nn.tasks import guess_model_scale
+
+        return path, guess_model_scale(path)
+    hit = _bundled_index().get(name)
+    if hit is None:
+        close = difflib.get_close_matches(name, bundled_yaml_names(), n=5, cutoff=0.6)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise ModelNotFoundError(
+            f"unknown ultralytics model {name!r}: not a yaml file ultralytics ships.{hint} "
+            "`rfkit list-models --ultralytics` lists them."
+        )
+    return hit
+
+
+def read_model_yaml(name: str, *, trust: bool = False) -> dict:
+    """The model dict of the yaml ``name`` means, read once and checked: a bundled yaml (:func:`is_bundled`)
+    or, with ``trust``, any yaml as it is; any other yaml only if :func:`untrusted_reason` finds nothing.
+
+    Raises
+    ------
+    ModelNotFoundError
+        No such file and no such bundled name.
+    ModelBuildError
+        The file is not a yaml mapping.
+    UntrustedFileError
+        A yaml rfkit did not ship that could run code, without ``trust``.
+    """
+    import yaml
+
+    path, scale = _locate(name)
+    data = path.read_bytes()
+    try:
+        cfg = yaml.safe_load(data)
+    except yaml.YAMLError as e:
+        raise ModelBuildError(f"ultralytics:{name}: not a valid yaml file: {str(e).splitlines()[0]}") from None
+    if not isinstance(cfg, dict) or not cfg.get("head"):
+        raise ModelBuildError(f"ultralytics:{name}: not a model yaml (no backbone and head)")
+    if not trust and not is_bundled(path, data) and (why := untrusted_reason(cfg)):
+        raise UntrustedFileError(
+            f"ultralytics:{name} ({path.resolve()}) is not a yaml ultralytics ships and its {why}: ultralytics "
+            "would evaluate it as Python, so rfkit builds it only when told to trust the file (trust=True, "
+            "--trust-checkpoint)"
+        )
+    cfg["scale"], cfg["yaml_file"] = scale, str(path)
+    return cfg
+
+
+def _model_class(stem: str, cfg: dict) -> type:
+    """The ultralytics model class its wrapper (``YOLO``, ``YOLOWorld``, ``YOLOE``, ``RTDETR``) would build."""
+    from ultralytics.nn.tasks import guess_model_task
+
+    ul = _ultralytics()
+    head = cfg["head"][-1][2] if isinstance(cfg["head"][-1], list) else ""
+    wrapper = ul.YOLOWorld if "-world" in stem else ul.YOLOE if "yoloe" in stem else ul.YOLO
+    wrapper = ul.RTDETR if "RTDETR" in str(head) else wrapper
+    tasks = wrapper.task_map.fget(wrapper.__new__(wrapper))  # a dict of classes: needs no built wrapper
+    return tasks[guess_model_task(cfg) or "detect"]["model"]
 
 
 def build_yolo(name: str, *, trust: bool = False) -> nn.Module:
@@ -108,14 +311,17 @@ def build_yolo(name: str, *, trust: bool = False) -> nn.Module:
     ------
     ModelNotFoundError
         No such bundled yaml and no such file (close matches named).
+    UntrustedFileError
+        Without ``trust``: a ``.pt`` file (loading it runs the code it names), or a yaml rfkit did not ship
+        whose fields would run code (:func:`untrusted_reason`).
     CheckpointError
-        A ``.pt`` file without ``trust`` (loading it runs the code it names), or one that holds no YOLO model.
+        A ``.pt`` file that holds no YOLO model.
     ModelBuildError
         ultralytics is not installed.
     """
     if name.endswith((".pt", ".pth")):
         if not trust:
-            raise CheckpointError(
+            raise UntrustedFileError(
                 f"ultralytics:{name} is a pickled model: loading it runs whatever code it names, so rfkit loads it "
                 "only when told to trust it (trust=True, --trust-checkpoint); or build the architecture from its "
                 "yaml (ultralytics:yolo11n.yaml)"
@@ -123,17 +329,10 @@ def build_yolo(name: str, *, trust: bool = False) -> nn.Module:
         return _load_trusted(Path(name))
     if not name.endswith((".yaml", ".yml")):
         raise ModelNotFoundError(f"ultralytics:{name}: name a yaml file, e.g. ultralytics:yolo11n.yaml")
-    ul = _ultralytics()
-    if not Path(name).is_file() and name not in bundled_yaml_names():
-        close = difflib.get_close_matches(name, bundled_yaml_names(), n=5, cutoff=0.6)
-        hint = f" Close matches: {', '.join(close)}." if close else ""
-        raise ModelNotFoundError(
-            f"unknown ultralytics model {name!r}: not a yaml file ultralytics ships.{hint} "
-            "`rfkit list-models --ultralytics` lists them."
-        )
+    _ultralytics()
+    cfg = read_model_yaml(name, trust=trust)
     with torch.device("cpu"):  # ultralytics makes tensors as it builds (and imports): never on the meta device
-        cls = ul.RTDETR if Path(name).stem.startswith("rtdetr") else ul.YOLO
-        model = cls(name).model  # a failure is named by rfkit.models.spec.build_model
+        model = _model_class(Path(name).stem, cfg)(cfg, verbose=False)  # a failure is named by build_model
     restore_pillow_open()
     attach_letterbox(model)
     return model.eval()

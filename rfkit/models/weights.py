@@ -702,7 +702,9 @@ def load_model(
     seed : int, optional
         Seed torch's RNG for random init (the global RNG state is restored afterwards).
     trust : bool
-        Unpickle an ``ultralytics:PATH.pt`` checkpoint (it runs whatever code it names); refused otherwise.
+        Load an ``ultralytics:`` file that can run code: a ``PATH.pt`` checkpoint (unpickling runs whatever
+        code it names), or a yaml rfkit did not ship whose fields ultralytics would evaluate
+        (:func:`rfkit.models.ultralytics.untrusted_reason`); refused otherwise.
     input_size : (h, w), optional
         The input size the model will see: a timm model with a fixed input grid (ViT, Swin, ...) is built for
         it (``img_size``; timm resamples pretrained position embeddings); other models ignore it.
@@ -793,7 +795,7 @@ def load_model(
 
     with _seeded(seed), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision/timm init chatter
-        built = build_model(spec, device="cpu", **build)
+        built = build_model(spec, device="cpu", trust=trust, **build)
     _attach_cfg(built, spec)
     traps = _traps(built)
     names = tuple(t[0] for t in traps)
