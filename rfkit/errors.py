@@ -77,6 +77,11 @@ class ImageSourceError(RFKitError, ValueError):
     """An image source yields no usable image (missing path, empty folder, nothing readable, tensor of wrong size)."""
 
 
+class ReportFileError(RFKitError, ValueError):
+    """A report folder's ``run.json`` or ``metrics.json`` is not what rfkit writes: unreadable, not JSON, or a
+    value of the wrong type or out of range (the message names the file and the first such value)."""
+
+
 class RFKitWarning(UserWarning):
     """Base class of the warnings rfkit emits."""
 

@@ -78,8 +78,10 @@ def test_the_site_carries_the_maps_and_builds_strict(report, tmp_path):
     shutil.copytree(rep.folder, copy)
     site = build_site([tmp_path / "reports"], tmp_path / "site")
     page = site / "docs" / "models" / rep.folder.name
-    assert (page / "attribution" / "figures" / "grid.png").is_file() and (page / "attribution" / "report.md").is_file()
-    assert "## Per-image contribution maps" in (page / "index.md").read_text()
+    assert (page / "attribution" / "figures" / "grid.png").is_file()
+    assert not (page / "attribution" / "report.md").exists()  # a report's own Markdown is never copied
+    text = (page / "index.md").read_text()
+    assert "## Per-image contribution maps" in text and "(attribution/figures/grid.png)" in text
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=site, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (site / "site" / "models" / rep.folder.name / "attribution" / "figures" / "grid.png").is_file()

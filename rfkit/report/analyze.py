@@ -393,7 +393,7 @@ def analyze(
             figures=figures,
             progress=step,
         )
-        header = run_header(result, res, prod, rng, rng_local)
+        header = run_header(result, res, prod, rng, rng_local, figures)
         header["model_id"] = model_id(source)
         header["files"] = sorted(Path(p).relative_to(tmp).as_posix() for p in files.values())
         atomic_write_text(tmp / DONE_MARKER, json.dumps(header, indent=2) + "\n")
@@ -440,11 +440,15 @@ def _replace(tmp: Path, final: Path, model) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def run_header(result, resolution, prod, rng, rng_local) -> dict:
-    """What was run and the headline numbers (``run.json``)."""
+def run_header(result, resolution, prod, rng, rng_local, figures=None) -> dict:
+    """What was run and the headline numbers (``run.json``), as JSON values: with the model's output RF, the
+    ops without an RF rule, why a measured layer has no analytic RF and how the figures were drawn, it holds
+    everything ``report.md`` says besides the per-layer rows (:func:`rfkit.report.markdown.report_markdown`)."""
     from rfkit.report.erf_files import run_header as erf_header
     from rfkit.report.files import plain as _plain
+    from rfkit.report.looks import FigureOptions
 
+    out = result.graph.output
     header = erf_header(result)
     header.update(
         {
@@ -452,11 +456,20 @@ def run_header(result, resolution, prod, rng, rng_local) -> dict:
             "productivity": {s.value: n for s, n in prod.counts().items()},
             "input_range": {"min": _plain(rng.min), "max": _plain(rng.max)},
             "input_range_local": {"min": _plain(rng_local.min), "max": _plain(rng_local.max)},
+            "output": {
+                "size": _plain(out.size),
+                "local_size": _plain(out.local_size) if out.local_size else None,
+                "stride": _plain(out.stride),
+                "is_global": bool(out.is_global),
+            },
+            "unsupported": [{"op": u.op, "count": u.count} for u in result.graph.unsupported],
+            "rf_missing": {k or "<output>": str(v) for k, v in (getattr(result, "rf_missing", None) or {}).items()},
+            "figures": (figures or FigureOptions()).record(),
             "layers": result.layers,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
-    return header
+    return _plain(header)
 
 
 def layer_statuses(result, prod) -> dict[str, str]:
@@ -487,7 +500,8 @@ def write_report(
     warned about and appended to ``notes``. An :class:`~rfkit.attribution.result.AttributionResult` is
     written to ``attribution/`` and gets a section in report.md."""
     from rfkit.report.dot import render_dot, to_dot
-    from rfkit.report.erf_files import write_erf_files
+    from rfkit.report.erf_files import erf_rows, write_erf_files
+    from rfkit.report.files import plain
     from rfkit.report.markdown import report_markdown
 
     g = result.graph
@@ -512,10 +526,10 @@ def write_report(
         written = save_attribution(attribution, folder / ATTRIBUTION)
         sections = analysis_section(attribution, written, folder, ATTRIBUTION)
         files.update({f"attribution:{k}": p for k, p in written.items()})
-    files["report.md"] = atomic_write_text(
-        folder / "report.md",
-        report_markdown(result, prod, resolution, rng, rng_local, statuses, files, folder, sections, figures),
-    )
+    header = run_header(result, resolution, prod, rng, rng_local, figures)
+    rows = [plain(r) for r in erf_rows(result, statuses)]  # as metrics.json holds them
+    names = [Path(p).relative_to(folder).as_posix() for p in files.values()]
+    files["report.md"] = atomic_write_text(folder / "report.md", report_markdown(header, rows, names, sections))
     return files
 
 

@@ -128,15 +128,22 @@ def _in_order(choice) -> bool:
 
 def load_cells(analysis, layers: str = "stages") -> list[tuple[str, Cell | None]]:
     """The columns of one analysis (:class:`rfkit.report.site.Analysis`) with their maps, read from
-    ``maps/<layer>.npy`` (never through a symlink; a missing map leaves the panel empty)."""
+    ``maps/<layer>.npy`` (never through a symlink; a missing map, or one that is not a finite real array of
+    the input size, leaves the panel empty)."""
     rows = list(analysis.rows)
+    shape = tuple(analysis.header["input_size"])
     return [
-        (name, None if i is None else Cell(analysis.model, rows[i], _read_map(analysis.folder, rows[i]["layer"])))
+        (
+            name,
+            None if i is None else Cell(analysis.model, rows[i], _read_map(analysis.folder, rows[i]["layer"], shape)),
+        )
         for name, i in pick_columns(rows, layers)
     ]
 
 
-def _read_map(folder: Path, layer: str) -> np.ndarray | None:
+def _read_map(folder: Path, layer: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The raw map of ``layer`` if it is a finite real array of ``shape`` (the input size); None otherwise.
+    Its header is read first, so a map claiming another shape is never loaded."""
     maps = Path(folder) / "maps"
     path = maps / f"{layer_filename('' if layer == '<output>' else layer)}.npy"
     if maps.is_symlink() or path.is_symlink() or not path.is_file():
@@ -144,10 +151,16 @@ def _read_map(folder: Path, layer: str) -> np.ndarray | None:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            stored, _, dtype = read_header(f)
+            if stored != shape or dtype.kind not in "fiu" or dtype.hasobject:
+                return None
+            f.seek(0)
             arr = np.load(f, allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):
         return None
-    return arr if arr.ndim == 2 else None
+    return arr if arr.shape == shape and np.isfinite(arr).all() else None
 
 
 @styled

@@ -71,7 +71,16 @@ def missing_rf_text(result, layer: str) -> str | None:
     >>> missing_rf_text(res, "23-0"), missing_rf_text(res, "13")
     ('no analytic RF to draw: its RF is unknown after Detect at node model_23', None)
     """
-    why = (getattr(result, "rf_missing", None) or {}).get(layer)
+    return missing_rf_clause((getattr(result, "rf_missing", None) or {}).get(layer))
+
+
+def missing_rf_clause(why: str | None) -> str | None:
+    """:func:`missing_rf_text` of the reason a layer has no RF (None when it has one), as ``run.json``'s
+    ``rf_missing`` keeps it.
+
+    >>> missing_rf_clause("its RF is unknown after Detect at node model_23: no RF rule"), missing_rf_clause(None)
+    ('no analytic RF to draw: its RF is unknown after Detect at node model_23', None)
+    """
     if why is None:
         return None
     return f"no analytic RF to draw: {why.split(': ')[0]}"

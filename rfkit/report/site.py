@@ -4,16 +4,19 @@ The site has a home page (one row per model), one page per model (its ``report.m
 file), and a comparison page that puts the same layer role side by side across models (the final feature
 map, then each stage), grouped by family like OpenERF's gallery. ``mkdocs build --strict`` builds it.
 
-What the site may carry: only regular files a report's ``run.json`` lists (never a symlink, never a
-folder walked), every name and value from a report escaped (:func:`rfkit.report.markdown.md_text`), each
-model under a sanitised folder name. A report folder whose ``run.json`` or ``metrics.json`` cannot be read
-as rfkit's is skipped with a warning. The site folder is rfkit's once it holds ``.rfkit-site``: only then
+What the site may carry: only what rfkit can vouch for. A model's page is written anew from its
+``run.json`` and ``metrics.json`` (checked by :mod:`rfkit.report.schema`) by the writer of ``report.md``
+(:func:`rfkit.report.markdown.report_markdown`), every value escaped; a report's own Markdown is never
+copied. Of the files its ``run.json`` lists, only regular files (never a symlink, never a folder walked)
+that are what they claim are copied: PNG figures and NPY maps with their magic bytes, ``graph.svg`` reduced
+to a drawing (:func:`rfkit.report.svg.clean_svg`). Each model goes under a sanitised folder name. A report
+folder whose ``run.json`` or ``metrics.json`` is not what rfkit writes is skipped with a warning naming the
+first bad value. The site folder is rfkit's once it holds ``.rfkit-site``: only then
 (or when it holds neither ``docs/`` nor ``mkdocs.yml``) are they replaced.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -23,19 +26,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rfkit.errors import RFKitError, RFKitWarning
+from rfkit.errors import ReportFileError, RFKitError, RFKitWarning
 from rfkit.io import PARTIAL_MARKER, atomic_write_text, make_temp_dir, mark_partial, remove_abandoned, safe_name
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.labels import is_random
-from rfkit.report.markdown import md_code, md_table, md_text, one_line, warning_block
+from rfkit.report.markdown import md_code, md_table, md_text, one_line, report_markdown, warning_block
+from rfkit.report.schema import read_header, read_rows
 from rfkit.report.summary import ERF_RF, RF, productivity_text, summary_row
+from rfkit.report.svg import SVGError, clean_svg
 
-COPIED = ("report.md", "layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
+COPIED = ("layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
 SITE_MARKER = ".rfkit-site"
 _FIGURE_OR_MAP = re.compile(
     r"(attribution/)?(figures/[A-Za-z0-9_.-]+\.png|maps/[A-Za-z0-9_.-]+\.npy)"
-    r"|attribution/(report\.md|attribution\.csv|attribution\.json)"
+    r"|attribution/(attribution\.csv|attribution\.json)"
 )
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".npy": b"\x93NUMPY"}
+"""The first bytes of the binary files a site carries: a file without them is not what its name claims."""
+MAX_SVG_BYTES = 64 << 20
 
 
 class SiteError(RFKitError, ValueError):
@@ -67,48 +75,16 @@ class Analysis:
         return self.header.get("model", self.folder.name)
 
 
-_HEADER_TYPES = {
-    "model": str,
-    "weights": str,
-    "weights_kind": (str, type(None)),
-    "input_size": list,
-    "productivity": dict,
-    "files": list,
-    "warnings": list,
-}
-
-
-def _read_json(path: Path):
-    """The JSON in ``path``, a regular file (a symlink is refused)."""
-    if path.is_symlink() or not path.is_file():
-        raise ValueError(f"{path} is not a regular file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-
-
 def load_analysis(folder) -> Analysis:
-    """The analysis in ``folder``: its ``run.json`` (an object) and ``metrics.json`` rows (optional).
+    """The analysis in ``folder``: its ``run.json`` and ``metrics.json`` rows (optional), each checked by
+    :mod:`rfkit.report.schema`.
 
-    Raises ``ValueError`` (one line) when either file is not rfkit's: not JSON, or values of the wrong type.
+    Raises :class:`~rfkit.errors.ReportFileError` (one line, a ``ValueError``) naming the file and its first
+    value that is not what rfkit writes.
     """
     folder = Path(folder)
-    header = _read_json(folder / DONE_MARKER)
-    if not isinstance(header, dict):
-        raise ValueError(f"{folder / DONE_MARKER} holds a JSON {type(header).__name__}, not an object")
-    for key, kind in _HEADER_TYPES.items():
-        if key in header and not isinstance(header[key], kind):
-            raise ValueError(f"{folder / DONE_MARKER}: {key!r} is a JSON {type(header[key]).__name__}")
-    rows: tuple = ()
-    if os.path.lexists(folder / "metrics.json"):
-        doc = _read_json(folder / "metrics.json")
-        layers = doc.get("layers") if isinstance(doc, dict) else None
-        if not isinstance(layers, dict) or not all(
-            isinstance(r, dict) and isinstance(r.get("layer"), str) for r in layers.values()
-        ):
-            raise ValueError(f"{folder / 'metrics.json'}: 'layers' is not an object of per-layer objects")
-        rows = tuple(layers.values())
+    header = read_header(folder / DONE_MARKER)
+    rows = read_rows(folder / "metrics.json") if os.path.lexists(folder / "metrics.json") else ()
     return Analysis(folder, header, rows)
 
 
@@ -135,7 +111,7 @@ def scan_analyses(paths: Sequence) -> tuple[list[Analysis], list[str]]:
                 continue
             try:
                 found[c.resolve()] = load_analysis(c)
-            except ValueError as e:
+            except ReportFileError as e:
                 skipped.append(f"skipped {c}: {e}")
     analyses = sorted(found.values(), key=lambda a: a.name)
     used: set[str] = set()
@@ -152,8 +128,12 @@ def scan_analyses(paths: Sequence) -> tuple[list[Analysis], list[str]]:
 
 def find_analyses(paths: Sequence, on_skip: Callable[[str], None] | None = None) -> list[Analysis]:
     """:func:`scan_analyses`, reporting each folder left out to ``on_skip`` (default: a
-    :class:`SiteWarning`); :class:`SiteError` when no analysis is left."""
+    :class:`SiteWarning`); :class:`SiteError` when there is no analysis, and
+    :class:`~rfkit.errors.ReportFileError` (the first folder left out and why) when every one was left out."""
     analyses, skipped = scan_analyses(paths)
+    if skipped and not analyses:
+        more = f" (and {len(skipped) - 1} more folder(s) left out)" if len(skipped) > 1 else ""
+        raise ReportFileError(f"no analysis left to show: {skipped[0]}{more}")
     for line in skipped:
         if on_skip is None:
             warnings.warn(line, SiteWarning, stacklevel=2)
@@ -181,28 +161,69 @@ def _report_files(a: Analysis) -> list[str]:
     return [f for f in listed if isinstance(f, str) and (f in COPIED or _FIGURE_OR_MAP.fullmatch(f))]
 
 
-def _copy_regular(src: Path, dest: Path) -> bool:
-    """Copy ``src`` to ``dest`` if it is a regular file reached through no symlink; whether it was copied."""
+def _open_regular(src: Path):
+    """``src`` opened for reading if it is a regular file reached through no symlink (None otherwise)."""
     try:
         fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
-        return False  # missing, or a symlink
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        return None  # missing, or a symlink
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        return None
+    return f
+
+
+def _copy_vetted(src: Path, dest: Path, rel: str) -> bool:
+    """Copy ``src`` to ``dest`` if it is a regular file reached through no symlink and what its name claims
+    (:data:`MAGIC`; an SVG is cleaned on the way, :func:`rfkit.report.svg.clean_svg`); whether it was copied."""
+    f = _open_regular(src)
+    if f is None:
+        return False
+    with f:
+        suffix = Path(rel).suffix
+        if suffix == ".svg":
+            try:
+                data = clean_svg(f.read(MAX_SVG_BYTES + 1)[:MAX_SVG_BYTES].decode("utf-8")).encode("utf-8")
+            except (SVGError, UnicodeDecodeError):
+                return False
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            return True
+        magic = MAGIC.get(suffix, b"")
+        if f.read(len(magic)) != magic:
             return False
+        f.seek(0)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with open(dest, "wb") as out:
             shutil.copyfileobj(f, out)
     return True
 
 
-def _copy_analysis(a: Analysis, dest: Path) -> None:
+def _copy_analysis(a: Analysis, dest: Path) -> set[str]:
+    """Copy the files of ``a`` that rfkit can vouch for into ``dest``; the relative names copied."""
     dest.mkdir(parents=True, exist_ok=True)
+    copied = set()
     for rel in _report_files(a):
         parents = [a.folder.joinpath(*rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
         if any(p.is_symlink() or not p.is_dir() for p in parents):  # never through a linked folder
             continue
-        _copy_regular(a.folder / rel, dest / ("index.md" if rel == "report.md" else rel))
+        if _copy_vetted(a.folder / rel, dest / rel, rel):
+            copied.add(rel)
+    return copied
+
+
+def _page(a: Analysis, files: set[str]) -> str:
+    """The model's page: :func:`rfkit.report.markdown.report_markdown` of its checked JSON, linking only the
+    files copied, with the per-image contribution maps' figure and files when it has them."""
+    sections = []
+    grid = "attribution/figures/grid.png"
+    attribution = [f for f in ("attribution/attribution.csv", "attribution/attribution.json") if f in files]
+    if grid in files or attribution:
+        sections = ["## Per-image contribution maps", ""]
+        sections += [f"![Per-image contribution maps]({grid})", ""] if grid in files else []
+        sections += [f"- [{f}]({f})" for f in attribution] + [""]
+    return report_markdown(a.header, a.rows, files, sections)
 
 
 def _link(a: Analysis) -> str:
@@ -360,7 +381,8 @@ def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports")
         mark_partial(tmp)
         try:
             for a in analyses:
-                _copy_analysis(a, tmp / "models" / a.name)
+                copied = _copy_analysis(a, tmp / "models" / a.name)
+                atomic_write_text(tmp / "models" / a.name / "index.md", _page(a, copied))
             atomic_write_text(tmp / "index.md", _home(list(analyses), title))
             atomic_write_text(tmp / "compare.md", _compare(list(analyses), tmp))
             old = None
