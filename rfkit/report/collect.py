@@ -70,7 +70,7 @@ def collect(dirs, on_skip: Callable[[Skipped], None] | None = None):
     Raises
     ------
     CollectError
-        None of ``dirs`` holds a report that can be read.
+        None of ``dirs`` holds a report that can be read (one line listing why each folder was skipped).
 
     Examples
     --------
@@ -87,21 +87,27 @@ def collect(dirs, on_skip: Callable[[Skipped], None] | None = None):
             frames.append(report_frame(folder, label))
         except ValueError as e:
             skipped.append(Skipped(folder, one_line(e)))
+    if not frames:
+        raise CollectError(f"no report to collect: {_listed(skipped) or 'no folder given'}; {_HINT}")
     for s in skipped:
         if on_skip is None:
             warnings.warn(str(s), CollectWarning, stacklevel=2)
         else:
             on_skip(s)
-    if not frames:
-        given = ", ".join(one_line(d) for d in ([dirs] if isinstance(dirs, (str, os.PathLike)) else dirs))
-        raise CollectError(
-            f"no readable report in {given or 'no folder'} ({len(skipped)} folder(s) skipped): give report "
-            f"folders written by `rfkit analyze` (holding {DONE_MARKER}), or their parent"
-        )
     frame = pd.concat(frames, ignore_index=True)
     frame.attrs["skipped"] = skipped
     frame.attrs["reports"] = len(frames)
     return frame
+
+
+_HINT = f"give report folders written by `rfkit analyze` (holding {DONE_MARKER}), or folders holding them"
+_LISTED = 5
+
+
+def _listed(skipped: list[Skipped]) -> str:
+    """The first :data:`_LISTED` skipped folders and their reasons, on one line."""
+    more = len(skipped) - _LISTED
+    return "; ".join(one_line(s) for s in skipped[:_LISTED]) + (f"; and {more} more" if more > 0 else "")
 
 
 def find_reports(dirs: Iterable) -> tuple[dict[Path, str], list[Skipped]]:
