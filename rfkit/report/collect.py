@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import rfkit.validate as validate
 from rfkit.errors import RFKitError, RFKitWarning
 from rfkit.io import OutputError, atomic_write_text, temp_folders
 from rfkit.report.analyze import DONE_MARKER
@@ -71,6 +72,8 @@ def collect(dirs, on_skip: Callable[[Skipped], None] | None = None):
     ------
     CollectError
         None of ``dirs`` holds a report that can be read (one line listing why each folder was skipped).
+    ArgumentError
+        ``dirs`` is not a path or a list of paths.
 
     Examples
     --------
@@ -80,7 +83,7 @@ def collect(dirs, on_skip: Callable[[Skipped], None] | None = None):
     """
     import pandas as pd
 
-    reports, skipped = find_reports([dirs] if isinstance(dirs, (str, os.PathLike)) else dirs)
+    reports, skipped = find_reports(validate.paths(dirs, "dirs"))
     frames = []
     for folder, label in reports.items():
         try:
