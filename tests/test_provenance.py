@@ -285,3 +285,17 @@ def test_cli_collect_bad_input_is_one_line_exit_1(tmp_path, capsys, case):
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
     assert args[1] in err and "internal error" not in err
     assert mine.read_text() == "my,own\n1,2\n"
+
+
+def test_graph_csv_has_the_provenance_columns_without_weights(tmp_path, capsys):
+    (tmp_path / "tiny_cls.py").write_text(NET)
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["graph", f"{tmp_path / 'tiny_cls.py'}:build", "--input-size", "16", "-q", "--csv", str(tmp_path / "g.csv")]
+        )
+    assert exc.value.code == 0, capsys.readouterr()
+    frame = pd.read_csv(tmp_path / "g.csv", keep_default_na=False)
+    assert tuple(frame.columns[: len(COLUMNS)]) == COLUMNS and frame.columns[len(COLUMNS)] == "node"
+    row = frame.iloc[0]
+    assert (row.model, row.weights, row.input_h, row.input_w, row.n_images) == ("tiny_cls.py:build", "", 16, 16, "")
+    assert row.weights_source.startswith("none") and no_absolute_path(frame, tmp_path)

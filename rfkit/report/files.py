@@ -66,6 +66,20 @@ def run_header(result, source: str | None = None) -> dict:
     }
 
 
+def graph_header(graph, model) -> dict:
+    """The run record of an analytic RF graph alone (``rfkit graph --csv``): the model, the input size it
+    was traced at, rfkit's version and the time; no weights (the trace runs on the meta device) and no
+    images."""
+    return {
+        "model": model if isinstance(model, str) else type(model).__name__,
+        "weights": "none (analytic RF, traced without weights)",
+        "weights_kind": None,
+        "input_size": list(graph.input_size),
+        "rfkit_version": __version__,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def run_seed(result) -> int | None:
     """The seed a result was measured with: an ERF run's (kept with its bootstrap settings) or a
     contribution-map run's (its settings); None when it records none."""
