@@ -58,6 +58,7 @@ _LAZY = {
     "Report": "rfkit.report.analyze",
     "analyze_many": "rfkit.report.batch",
     "build_site": "rfkit.report.site",
+    "collect": "rfkit.report.collect",
     "attribute": "rfkit.attribution.engine",
     "AttributionResult": "rfkit.attribution.result",
 }
@@ -100,6 +101,7 @@ __all__ = [
     "analyze_many",
     "attribute",
     "build_site",
+    "collect",
     "erf",
     "estimate_rf",
     "graph_from_layers",
@@ -125,6 +127,7 @@ if TYPE_CHECKING:
     from rfkit.pipeline.prepare import Prepared, prepare
     from rfkit.report.analyze import Report, analyze
     from rfkit.report.batch import analyze_many
+    from rfkit.report.collect import collect
     from rfkit.report.dot import render, to_dot
     from rfkit.report.site import build_site
     from rfkit.verification.estimate import RFEstimate, RFEstimates, estimate_rf

@@ -185,6 +185,19 @@ def short_hash(text: str, n: int = 8) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:n]
 
 
+def file_sha256(path) -> str:
+    """The SHA-256 of the file ``path``, in hex (read in blocks: a checkpoint of any size).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.bin"
+    >>> _ = p.write_bytes(b"abc")
+    >>> file_sha256(p)[:16]
+    'ba7816bf8f01cfea'
+    """
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def safe_name(text: str, fallback: str = "model", max_len: int = 100) -> str:
     """``text`` as a single file-name component: runs of characters other than ``A-Za-z0-9_.-`` become
     ``-``, leading and trailing dots and dashes are dropped (no hidden names, no ``.``/``..``), an empty result is

@@ -124,3 +124,23 @@ def model(value) -> None:
             f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY) or an "
             f"nn.Module, got {type(value).__name__}"
         )
+
+
+def paths(value, name: str) -> list:
+    """One path (``str`` or ``os.PathLike``) or a sequence of them, as a list of :class:`pathlib.Path`.
+
+    >>> paths("runs", "dirs"), paths(["a", "b"], "dirs")
+    ([PosixPath('runs')], [PosixPath('a'), PosixPath('b')])
+    >>> paths(42, "dirs")
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.ArgumentError: dirs must be a path or a list of paths, got 42 (int)
+    """
+    import os
+    from pathlib import Path
+
+    if isinstance(value, (str, os.PathLike)):
+        return [Path(value)]
+    if isinstance(value, Sequence) and all(isinstance(v, (str, os.PathLike)) for v in value):
+        return [Path(v) for v in value]
+    raise ArgumentError(f"{name} must be a path or a list of paths, got {_shown(value)}")

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from rfkit_cli.analyze_cmd import analyze_command, list_models_command
 from rfkit_cli.attribute_cmd import attribute_command
+from rfkit_cli.collect_cmd import collect_command
 from rfkit_cli.erf_cmd import erf_command
 from rfkit_cli.errors import run_guarded
 from rfkit_cli.figure_cmd import figure_command
@@ -41,6 +42,11 @@ app.command(
     help="Draw the ERFs of several analysed models as one grid (rows: models, columns: layers at the same "
     "depth; one spatial and one colour scale), as a paper uses it.",
 )(figure_command)
+app.command(
+    "collect",
+    help="Collect report folders into one CSV table: a row per model and layer, provenance columns first, "
+    "ERF metrics and analytic RF; unreadable folders are listed on stderr.",
+)(collect_command)
 app.command("list-models", help="List the models rfkit can analyse, or a preset's.")(list_models_command)
 app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(verify_command)
 app.command(

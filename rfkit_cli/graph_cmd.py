@@ -218,10 +218,14 @@ def graph_command(
     if input_range:
         range_summary(g, console, ignore_global)
     if csv is not None:
+        from rfkit.report.files import graph_header
+        from rfkit.report.provenance import with_provenance
+
         frame = g.to_frame()
         if report is not None:
             statuses = {e.node: e.status.value for e in report}
             frame["status"] = [statuses.get(n, "input") for n in frame["node"]]
+        frame = with_provenance(frame, graph_header(g, model))
         try:
             from rfkit.io import atomic_write_text
 

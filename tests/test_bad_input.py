@@ -26,6 +26,7 @@ from rfkit.graph.productivity import input_resolution_range, productivity
 from rfkit.models.spec import copy_module
 from rfkit.models.weights import load_model
 from rfkit.pipeline.devices import auto_batch_size, available_memory, bytes_per_image
+from rfkit.report.collect import CollectError
 from rfkit.verification.estimate import estimate_rf
 from rfkit_cli.app import main
 
@@ -374,6 +375,8 @@ BAD_ARGUMENTS = {
     "productivity of no graph": (lambda: productivity("resnet18", 32), ArgumentError, "RFGraph"),
     "productivity path": (lambda: productivity(_graph(), 16, path="median"), ArgumentError, "path"),
     "input_resolution_range of no graph": (lambda: input_resolution_range(None), ArgumentError, "RFGraph"),
+    "collect dirs=42": (lambda: rfkit.collect(42), ArgumentError, "dirs"),
+    "collect of no folder": (lambda: rfkit.collect([]), CollectError, "no report to collect"),
 }
 
 

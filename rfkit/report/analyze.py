@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import shutil
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -380,6 +379,7 @@ def analyze(
     try:
         mark_partial(tmp)
         step("writing the report", None)
+        header = run_header(result, res, prod, rng, rng_local, figures)  # one record: run.json and every CSV's provenance
         files = write_report(
             tmp,
             result,
@@ -392,8 +392,8 @@ def analyze(
             attribution=contributions,
             figures=figures,
             progress=step,
+            header=header,
         )
-        header = run_header(result, res, prod, rng, rng_local, figures)
         header["model_id"] = model_id(source)
         header["files"] = sorted(Path(p).relative_to(tmp).as_posix() for p in files.values())
         atomic_write_text(tmp / DONE_MARKER, json.dumps(header, indent=2) + "\n")
@@ -466,7 +466,6 @@ def run_header(result, resolution, prod, rng, rng_local, figures=None) -> dict:
             "rf_missing": {k or "<output>": str(v) for k, v in (getattr(result, "rf_missing", None) or {}).items()},
             "figures": (figures or FigureOptions()).record(),
             "layers": result.layers,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
     return _plain(header)
@@ -495,21 +494,26 @@ def write_report(
     attribution=None,
     figures=None,
     progress=None,
+    header: dict | None = None,
 ) -> dict[str, Path]:
     """Every file of the report, into ``folder`` (a new, empty one). What the report lacks (no GraphViz) is
     warned about and appended to ``notes``. An :class:`~rfkit.attribution.result.AttributionResult` is
-    written to ``attribution/`` and gets a section in report.md."""
+    written to ``attribution/`` and gets a section in report.md. ``header`` is the run record
+    (:func:`run_header`), whose provenance columns start every row of ``layers.csv`` and ``erf.csv``."""
     from rfkit.report.dot import render_dot, to_dot
     from rfkit.report.erf_files import erf_rows, write_erf_files
     from rfkit.report.files import plain
     from rfkit.report.markdown import report_markdown
+    from rfkit.report.provenance import with_provenance
 
     g = result.graph
+    header = run_header(result, resolution, prod, rng, rng_local, figures) if header is None else header
     files: dict[str, Path] = {}
     statuses = layer_statuses(result, prod)
     frame = g.to_frame().merge(prod.to_frame()[["node", "status"]], on="node", how="left")
+    frame = with_provenance(frame, header)
     files["layers.csv"] = atomic_write_text(folder / "layers.csv", frame.to_csv(index=False))
-    files.update(write_erf_files(result, folder, statuses))
+    files.update(write_erf_files(result, folder, statuses, header))
     source = to_dot(g, resolution, depth)
     files["graph.dot"] = atomic_write_text(folder / "graph.dot", source)
     try:
@@ -526,7 +530,6 @@ def write_report(
         written = save_attribution(attribution, folder / ATTRIBUTION)
         sections = analysis_section(attribution, written, folder, ATTRIBUTION)
         files.update({f"attribution:{k}": p for k, p in written.items()})
-    header = run_header(result, resolution, prod, rng, rng_local, figures)
     rows = [plain(r) for r in erf_rows(result, statuses)]  # as metrics.json holds them
     names = [Path(p).relative_to(folder).as_posix() for p in files.values()]
     files["report.md"] = atomic_write_text(folder / "report.md", report_markdown(header, rows, names, sections))

@@ -2,8 +2,9 @@
 
 - ``maps/<method>.npy``: the raw maps, ``(N, H, W)`` float32 (:func:`method_filename` names the file:
   ``gradcam++`` -> ``gradcam_pp``, ``gradcam*saliency`` -> ``gradcam_x_saliency``);
-- ``attribution.csv``: one row per image and method (image, label, target, method, score, completeness error,
-  share outside the RF window, deletion/insertion AUC, sanity rank correlation);
+- ``attribution.csv``: one row per image and method: the provenance columns (:mod:`rfkit.report.provenance`),
+  then image, label, target, method, score, completeness error, share outside the RF window,
+  deletion/insertion AUC, sanity rank correlation;
 - ``figures/grid.png``: rows = images, columns = input + methods (:mod:`rfkit.report.attribution_figures`);
 - ``report.md``: what was run, the figure, per-method summaries and warnings, all user text escaped;
 - ``attribution.json``: what was run and the list of files this run wrote, written first and last.
@@ -29,6 +30,7 @@ from rfkit.report.files import run_header as base_header
 from rfkit.report.formatting import MISSING, fixed, mean
 from rfkit.report.labels import is_random
 from rfkit.report.markdown import md_code, md_table, md_text
+from rfkit.report.provenance import with_provenance
 
 MANIFEST = "attribution.json"
 _OWN_NAME = re.compile(r"attribution\.csv|report\.md|figures/grid\.png|maps/[A-Za-z0-9_.-]+\.npy")
@@ -76,8 +78,8 @@ def run_header(result) -> dict:
     }
 
 
-def _write_manifest(folder: Path, result, files) -> None:
-    doc = {"run": run_header(result), "files": sorted(files)}
+def _write_manifest(folder: Path, header: dict, files) -> None:
+    doc = {"run": header, "files": sorted(files)}
     atomic_write_text(folder / MANIFEST, json.dumps(doc, indent=2) + "\n")
 
 
@@ -95,14 +97,16 @@ def save_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
     folder = check_attribution_folder(folder, result.methods)
     before = read_manifest(folder / MANIFEST, _OWN_NAME) or set()
     planned = set(_planned(result.methods)) - (set() if figure else {"figures/grid.png"})
-    _write_manifest(folder, result, before | planned)  # first: a run killed while writing still owns its files
+    header = run_header(result)
+    _write_manifest(folder, header, before | planned)  # first: a run killed while writing still owns its files
     written: dict[str, Path] = {}
     for m in result.methods:
         path = folder / "maps" / f"{method_filename(m)}.npy"
         with atomic_path(path) as tmp:
             np.save(tmp, np.asarray(result.maps[m], dtype=np.float32))
         written[f"map:{m}"] = path
-    written["csv"] = atomic_write_text(folder / "attribution.csv", pd.DataFrame(result.rows()).to_csv(index=False))
+    frame = with_provenance(pd.DataFrame(result.rows()), header)
+    written["csv"] = atomic_write_text(folder / "attribution.csv", frame.to_csv(index=False))
     if figure:
         from rfkit.report.attribution_figures import save_grid
 
@@ -110,7 +114,7 @@ def save_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
     written["report"] = atomic_write_text(folder / "report.md", report_markdown(result, written, folder))
     mine = {p.relative_to(folder).as_posix() for p in written.values()}
     remove_stale(folder, before, mine)  # maps of methods an earlier run into this folder had
-    _write_manifest(folder, result, mine)
+    _write_manifest(folder, header, mine)
     written["manifest"] = folder / MANIFEST
     return written
 

@@ -95,20 +95,27 @@ def _depths(graph) -> tuple[dict, int]:
     return depth, max(depth.values(), default=0)
 
 
-def write_erf_files(result, folder, statuses: dict | None = None) -> dict[str, Path]:
+def write_erf_files(result, folder, statuses: dict | None = None, header: dict | None = None) -> dict[str, Path]:
     """Write ``erf.csv``, ``metrics.json``, ``maps/<layer>.npy`` (raw maps) and ``maps/<layer>.sem.npy`` (the
     per-pixel standard error of each map) into ``folder``, a folder rfkit owns (``rfkit analyze`` builds its
     report in a new one; in any other folder use :func:`save_erf`).
+
+    ``header`` is the run record (default :func:`run_header`): ``metrics.json``'s ``run``, and the source of
+    the provenance columns that start every row of ``erf.csv`` (:mod:`rfkit.report.provenance`).
 
     Returns the paths written, by kind (``"csv"``, ``"json"``, ``"map:<layer>"``, ``"sem:<layer>"``).
     """
     import pandas as pd
 
+    from rfkit.report.provenance import with_provenance
+
     folder = Path(folder)
+    header = run_header(result) if header is None else header
     written = {}
     rows = erf_rows(result, statuses)
-    written["csv"] = atomic_write_text(folder / "erf.csv", pd.DataFrame(rows).to_csv(index=False))
-    doc = {"run": run_header(result), "layers": {r["layer"]: plain(r) for r in rows}}
+    frame = with_provenance(pd.DataFrame(rows), header)
+    written["csv"] = atomic_write_text(folder / "erf.csv", frame.to_csv(index=False))
+    doc = {"run": header, "layers": {r["layer"]: plain(r) for r in rows}}
     written["json"] = atomic_write_text(folder / "metrics.json", json.dumps(doc, indent=2) + "\n")
     for layer in result.layers:
         path = folder / "maps" / f"{layer_filename(layer)}.npy"

@@ -4,15 +4,17 @@ manifests of the files rfkit wrote, and the checks that keep it from overwriting
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 
-from rfkit.io import OutputError, check_writable
+from rfkit.io import OutputError, check_writable, file_sha256
 from rfkit.version import __version__
 
 
@@ -38,22 +40,69 @@ def plain(v):
 
 
 def run_header(result, source: str | None = None) -> dict:
-    """What was run, as every output's header records it: model, the weights actually used (description and
-    kind), images (``source``, default ``result.images.source``) and how many, input size, data config,
-    device, rfkit version and the run's warnings."""
+    """What was run, as every output's header records it: model, the weights actually used (description,
+    kind, pretrained tag, the checkpoint's file name and SHA-256), images (``source``, default
+    ``result.images.source``) and how many, input size, data config, device, rfkit version, the run's seed,
+    when it finished (UTC) and its warnings. :func:`rfkit.report.provenance.provenance` makes the CSV
+    columns of every row from it."""
     w = result.weights
+    path = getattr(w, "path", None)
     return {
         "model": result.model,
         "weights": getattr(w, "description", str(w)),
         "weights_kind": getattr(w, "kind", None),
+        "weights_tag": getattr(w, "tag", None),
+        "weights_file": Path(path).name if path else None,
+        "weights_sha256": checkpoint_sha256(path) if path else None,
         "images": source if source is not None else getattr(result.images, "source", str(result.images)),
         "num_images": result.num_images,
         "input_size": list(result.input_size),
         "data_config": plain(result.data_config),
         "device": result.device,
         "rfkit_version": __version__,
+        "seed": run_seed(result),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "warnings": list(result.warnings),
     }
+
+
+def graph_header(graph, model) -> dict:
+    """The run record of an analytic RF graph alone (``rfkit graph --csv``): the model, the input size it
+    was traced at, rfkit's version and the time; no weights (the trace runs on the meta device) and no
+    images."""
+    return {
+        "model": model if isinstance(model, str) else type(model).__name__,
+        "weights": "none (analytic RF, traced without weights)",
+        "weights_kind": None,
+        "input_size": list(graph.input_size),
+        "rfkit_version": __version__,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run_seed(result) -> int | None:
+    """The seed a result was measured with: an ERF run's (kept with its bootstrap settings) or a
+    contribution-map run's (its settings); None when it records none."""
+    seed = (getattr(result, "bootstrap", None) or {}).get("seed")
+    return seed if seed is not None else getattr(getattr(result, "settings", None), "seed", None)
+
+
+def checkpoint_sha256(path) -> str | None:
+    """The SHA-256 of the checkpoint file ``path`` (hex), computed once per file version; None when the
+    file cannot be read any more."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _sha256(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 def read_manifest(path, own_name: re.Pattern) -> set[str] | None:
