@@ -192,6 +192,9 @@ def fake_report(folder: Path, model: str = "net.py:build", weights: str = "rando
     return folder
 
 
+NOT_OURS = "it is not what rfkit writes (rerun `rfkit analyze`)"  # rfkit.report.schema's closing words
+
+
 def test_collect_lists_bad_folders_and_returns_the_rest(tmp_path):
     top = tmp_path / "reports"
     fake_report(top / "good")
@@ -211,8 +214,8 @@ def test_collect_lists_bad_folders_and_returns_the_rest(tmp_path):
     assert frame.padding_h.tolist() == [3, 3] and frame.total_mass.tolist() == [972.0, 972.0]
     reasons = {Path(s.folder).name: s.reason for s in frame.attrs["skipped"]}
     assert reasons == {
-        "count": f"{top.resolve() / 'count' / 'run.json'}: 'num_images' is a JSON string",
-        "sizes": f"{top.resolve() / 'sizes' / 'run.json'}: 'input_size' is not a list of positive integers",
+        "count": f"{top.resolve() / 'count' / 'run.json'}: num_images: 'many' where an integer goes; {NOT_OURS}",
+        "sizes": f"{top.resolve() / 'sizes' / 'run.json'}: input_size[1]: -1 is below 1; {NOT_OURS}",
         "json": reasons["json"],
         "nocsv": "erf.csv is missing",
         "binary": reasons["binary"],
@@ -220,7 +223,7 @@ def test_collect_lists_bad_folders_and_returns_the_rest(tmp_path):
         ".old.partial-999999-ab": "a report rfkit is still writing, or one a killed run left unfinished",
         "missing": "does not exist",
     }
-    assert reasons["json"].startswith("cannot read") and reasons["binary"].startswith("cannot read erf.csv")
+    assert "run.json: not JSON" in reasons["json"] and reasons["binary"].startswith("cannot read erf.csv")
     assert len(caught) == len(reasons) and all("\n" not in str(w.message) for w in caught)
 
 

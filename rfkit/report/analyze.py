@@ -379,7 +379,8 @@ def analyze(
     try:
         mark_partial(tmp)
         step("writing the report", None)
-        header = run_header(result, res, prod, rng, rng_local, figures)  # one record: run.json and every CSV's provenance
+        # one record: run.json and every CSV's provenance
+        header = run_header(result, res, prod, rng, rng_local, figures)
         files = write_report(
             tmp,
             result,

@@ -174,54 +174,16 @@ def _search(folder: Path) -> tuple[list[Path], list[Skipped]]:
     return [], skipped or [Skipped(folder, f"not a report folder (no {DONE_MARKER} in it or below)")]
 
 
-_NONE = type(None)
-_TYPES = {
-    "model": (str,),
-    "weights": (str,),
-    "weights_kind": (str, _NONE),
-    "weights_tag": (str, _NONE),
-    "weights_file": (str, _NONE),
-    "weights_sha256": (str, _NONE),
-    "images": (str,),
-    "num_images": (int,),
-    "input_size": (list,),
-    "method": (str,),
-    "rfkit_version": (str,),
-    "finished": (str,),
-    "seed": (int, _NONE),
-    "bootstrap": (dict,),
-}
-"""The JSON types of the run record's keys that the provenance columns read."""
-
-
 def run_record(folder) -> dict:
     """The run record of the report in ``folder``: its ``run.json``, read and checked as the site reads it
-    (:func:`rfkit.report.site.load_analysis`), and the keys the provenance columns read checked for type.
+    (:func:`rfkit.report.site.load_analysis`, :mod:`rfkit.report.schema`: the keys the provenance columns read
+    among them).
 
     Raises ``ValueError`` (one line) when it cannot be read as rfkit's.
     """
     from rfkit.report.site import load_analysis
 
-    header = load_analysis(folder).header
-    path = Path(folder) / DONE_MARKER
-    if "model" not in header:
-        raise ValueError(f"{path} names no model")
-    for key, kinds in _TYPES.items():
-        if key in header and not _is(header[key], kinds):
-            raise ValueError(f"{path}: {key!r} is a JSON {_json_type(header[key])}")
-    if "input_size" in header and not all(_is(v, (int,)) and v > 0 for v in header["input_size"] or [0]):
-        raise ValueError(f"{path}: 'input_size' is not a list of positive integers")
-    return header
-
-
-def _is(value, kinds: tuple) -> bool:
-    """``isinstance(value, kinds)``, where a JSON boolean is not a number."""
-    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-
-
-def _json_type(value) -> str:
-    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
-    return names.get(type(value), "null")
+    return load_analysis(folder).header
 
 
 def _read_csv(path: Path, **kwargs):
