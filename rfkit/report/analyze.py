@@ -444,9 +444,9 @@ def write_report(
     files.update(write_figures(folder / "figures", result, figures, progress))
     sections: list[str] = []
     if attribution is not None:
-        from rfkit.report.attribution_files import analysis_section, save_attribution
+        from rfkit.report.attribution_files import analysis_section, write_attribution
 
-        written = save_attribution(attribution, folder / ATTRIBUTION)
+        written = write_attribution(attribution, folder / ATTRIBUTION)
         sections = analysis_section(attribution, written, folder, ATTRIBUTION)
         files.update({f"attribution:{k}": p for k, p in written.items()})
     files["report.md"] = atomic_write_text(

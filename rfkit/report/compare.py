@@ -292,13 +292,15 @@ def owned(path) -> bool:
 
 def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfkit", style: str = "report"):
     """:func:`comparison_figure` written to ``path`` (its extension picks PNG, PDF or SVG; a paper style adds
-    the other two beside it). Refuses (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write.
+    the other two beside it), all of them renamed into place together once rendered. Refuses
+    (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write; removes the temporary files a killed
+    run left beside them.
 
     Returns
     -------
     list of Path
     """
-    from rfkit.io import OutputError
+    from rfkit.io import OutputError, remove_abandoned_files
     from rfkit.report.style import FORMATS
 
     path = Path(path)
@@ -311,4 +313,5 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     for p in paths:
         if os.path.lexists(p) and not owned(p):
             raise OutputError(f"{p} exists and rfkit did not write it; rfkit does not replace it: choose another --out")
+    remove_abandoned_files(path.parent, [p.name for p in paths])  # what a killed `rfkit figure` left
     return save_figure(comparison_figure(analyses, layers, look=look, style=style), paths)

@@ -738,8 +738,9 @@ def file_metadata(fig, fmt: str) -> dict:
 def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> list[Path] | Path:
     """Write ``fig`` atomically to ``path``, format by extension (.png, .svg, .pdf), and close it.
 
-    Each file is rendered to a temporary file in the target folder and renamed onto ``path``
-    (:func:`rfkit.io.atomic_path`): a failed save leaves neither a partial file nor the temporary one.
+    Each file is rendered to a temporary file in the target folder, and all are renamed into place once every
+    format is rendered (:func:`rfkit.io.atomic_paths`): a failed or interrupted save leaves neither a partial
+    file, nor the temporary ones, nor a new PNG beside an old PDF.
     A path without an extension gets ``.png``. The file's metadata says rfkit made it and holds the
     figure's provenance (:func:`file_metadata`).
 
@@ -767,7 +768,7 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     >>> save_figure(Figure(), d / "b").name
     'b.png'
     """
-    from rfkit.io import atomic_path
+    from rfkit.io import atomic_paths
 
     many = not isinstance(path, (str, Path))
     try:
@@ -776,10 +777,10 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
         for p in paths:
             if p.suffix.lower() not in FORMATS:
                 raise ValueError(f"unsupported figure format {p.suffix!r} ({p}); use one of {', '.join(FORMATS)}")
-        for p in paths:
-            fmt = FORMATS[p.suffix.lower()]
-            crop = "tight" if getattr(fig, CROP_ATTRIBUTE, True) else "standard"
-            with atomic_path(p) as tmp, figure_style(**{"savefig.bbox": crop}):
+        crop = "tight" if getattr(fig, CROP_ATTRIBUTE, True) else "standard"
+        with atomic_paths(paths) as tmps, figure_style(**{"savefig.bbox": crop}):
+            for p, tmp in zip(paths, tmps):
+                fmt = FORMATS[p.suffix.lower()]
                 fig.savefig(
                     tmp, format=fmt, dpi=dpi or getattr(fig, DPI_ATTRIBUTE, DPI), metadata=file_metadata(fig, fmt)
                 )
