@@ -339,6 +339,29 @@ def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | Non
     return np.log10(np.maximum(rel, floor)) if log else rel
 
 
+NONFINITE_LABEL = "non-finite"
+"""The label on a panel whose map holds NaN or inf (drawn as if they were 0 underneath)."""
+
+
+def mark_nonfinite(ax, text: str = NONFINITE_LABEL):
+    """Put :data:`NONFINITE_LABEL` across the middle of ``ax``, in the warning colour on a white box, so that a
+    map holding NaN or inf is never taken for a blank or a dark one. Returns the text artist (gid
+    ``"nonfinite"``)."""
+    return ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        color=COLORS["warning"],
+        fontweight="bold",
+        bbox={"facecolor": "white", "edgecolor": COLORS["warning"], "alpha": 0.9, "boxstyle": "round,pad=0.3"},
+        gid="nonfinite",
+        zorder=10,
+    )
+
+
 def map_max(m) -> float:
     """The largest finite value of a map, 0 when it has no positive one (an all-zero map).
 
