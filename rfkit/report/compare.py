@@ -33,6 +33,7 @@ from rfkit.report.style import (
     figure_style,
     image_extent,
     mark_figure,
+    mark_nonfinite,
     new_figure,
     outline,
     rf_beyond,
@@ -255,6 +256,8 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         return None
     h, w = cell.map.shape
     im = heat.imshow(ax, cell.map, norm, extent=image_extent(h, w), interpolation="nearest", gid="erf-map")
+    if not np.isfinite(cell.map).all():
+        mark_nonfinite(ax)
     window = cell.window
     if window is not None:
         kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.2))
