@@ -540,11 +540,13 @@ def _image(i: int, labels: tuple[str, ...]) -> str:
 
 
 def _nonfinite_notes(found: _Found, run: _Run, live: nn.Module, labels: tuple[str, ...]) -> list[str]:
-    """One warning for non-finite scores (naming the first image, and the first module whose output is not
-    finite on it) and one per method whose maps are not finite (naming the first image)."""
+    """One warning for a model output that is not finite (NaN anywhere, or the target's score NaN or inf),
+    naming the first image and the first module whose output is not finite on it, and one per method whose maps
+    are not finite, naming the first image."""
     notes = []
     outputs = found.outputs.numpy()
-    bad = nonfinite_images(outputs)
+    scores = _chosen(found.outputs, found.chosen).numpy()
+    bad = ~np.isfinite(scores) | np.isnan(outputs).any(axis=1)  # -inf on another class is a mask, not a fault
     if bad.any():
         i = int(np.argmax(bad))
         x = found.x[i : i + 1].to(run.device, input_dtype(live))
@@ -553,8 +555,8 @@ def _nonfinite_notes(found: _Found, run: _Run, live: nn.Module, labels: tuple[st
         notes.append(
             f"non-finite model output: {what} of {_image(i, labels)} {'holds' if run.unit else 'hold'} "
             f"{describe(outputs[i])}{origin(where)}; "
-            f"{int(bad.sum())} of {len(bad)} image(s): their scores and maps are not numbers "
-            "(score_finite = False in attribution.csv)"
+            f"{int(bad.sum())} of {len(bad)} image(s) (score_finite = False in attribution.csv where the target's "
+            "score is not a number)"
         )
     for m, maps in found.maps.items():
         bad = nonfinite_images(maps)
