@@ -338,3 +338,28 @@ def test_an_interrupted_figure_keeps_every_earlier_format(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         save_figure(fig, paths)
     assert _snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "fig.svg"]
+
+
+POISONED = (
+    "import torch.nn as nn\n\n"
+    "class Poison(nn.Module):\n"
+    "    def forward(self, x):\n"
+    "        return x * float('nan')\n\n"
+    "def build():\n"
+    "    return nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), Poison(), nn.Conv2d(2, 2, 3, padding=1))\n"
+)
+
+
+def test_cli_erf_says_a_nan_layer_even_quiet_and_flags_metrics_json(tmp_path, capsys):
+    (tmp_path / "poisoned.py").write_text(POISONED)
+    args = ["--layers", "0,2", "--images", "noise", "-n", "2", "--input-size", "12", "--device", "cpu"]
+    with pytest.raises(SystemExit) as exc:
+        main(["erf", f"{tmp_path / 'poisoned.py'}:build", *args, "-o", str(tmp_path / "erf"), "-q"])
+    assert exc.value.code in (0, None)
+    err = capsys.readouterr().err
+    assert (
+        "warning: non-finite ERF: layer '2': the input gradient of its unit holds NaN (25 of 144 pixels) on "
+        "image 0 (the unit's own value is not finite); 2 of 2 image(s)" in err
+    ), err
+    layers = json.loads((tmp_path / "erf" / "metrics.json").read_text())["layers"]
+    assert layers["0"]["finite"] is True and layers["2"]["finite"] is False
