@@ -357,8 +357,9 @@ def test_cli_erf_says_a_nan_layer_even_quiet_and_flags_metrics_json(tmp_path, ca
         main(["erf", f"{tmp_path / 'poisoned.py'}:build", *args, "-o", str(tmp_path / "erf"), "-q"])
     assert exc.value.code in (0, None)
     err = capsys.readouterr().err
+    # x * NaN sends NaN back to every position, even where the unit's gradient is 0 (0 * NaN = NaN): 12 x 12
     assert (
-        "warning: non-finite ERF: layer '2': the input gradient of its unit holds NaN (25 of 144 pixels) on "
+        "warning: non-finite ERF: layer '2': the input gradient of its unit holds NaN (144 of 144 pixels) on "
         "image 0 (the unit's own value is not finite); 2 of 2 image(s)" in err
     ), err
     layers = json.loads((tmp_path / "erf" / "metrics.json").read_text())["layers"]
