@@ -90,6 +90,11 @@ class WeightsWarning(RFKitWarning):
     """The weights in use make the ERF questionable: random init (pretrained unobtainable) or init traps."""
 
 
+class NonFiniteWarning(RFKitWarning):
+    """A model output, a layer's gradient or a map holds NaN or infinity: the numbers made from it are not
+    numbers. The warning names the first one (which output, layer or map, for which image)."""
+
+
 class ArgumentError(RFKitError, ValueError, TypeError):
     """An argument has the wrong type or value (a count that is not a positive int, a size given as a float,
     layer names that are not strings); the message names the argument. A ``ValueError`` and a ``TypeError``

@@ -27,7 +27,9 @@ def _umask() -> int:
 def atomic_path(path) -> Iterator[Path]:
     """A temporary path next to ``path`` to write to; renamed onto ``path`` when the block ends without
     error, removed otherwise. A reader never sees a half-written file; the file gets the usual mode
-    (``0o666`` less the umask), not the ``0o600`` of :func:`tempfile.mkstemp`.
+    (``0o666`` less the umask), not the ``0o600`` of :func:`tempfile.mkstemp`. The temporary name carries
+    this process's id (:func:`temp_file`), so that :func:`remove_abandoned_files` can remove what a killed
+    run left.
 
     >>> import numpy as np, tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "m.npy"
@@ -36,17 +38,81 @@ def atomic_path(path) -> Iterator[Path]:
     >>> np.load(target).shape
     (3,)
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
-    os.close(fd)
+    with atomic_paths([path]) as (tmp,):
+        yield tmp
+
+
+@contextmanager
+def atomic_paths(paths) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for several files written together (the formats of one figure): every file is
+    written to its temporary path first, and only when the block ends without error are they all renamed into
+    place, so an interrupted run leaves the earlier set whole instead of a mix of new and old files.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_paths([d / "a.txt", d / "b.txt"]) as tmps:
+    ...     _ = [t.write_text("new") for t in tmps]
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.txt', 'b.txt']
+    """
+    paths = [Path(p) for p in paths]
+    tmps: list[Path] = []
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmps.append(temp_file(path, path.suffix or ".tmp"))
+        yield list(tmps)
+        for tmp in tmps:
+            os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def temp_file(path, suffix: str = ".tmp") -> Path:
+    """A new, empty temporary file beside ``path``, named ``.<name>.tmp-<pid>-<host>-<random><suffix>``:
+    hidden, and naming the process (and a hash of the machine) that writes it, so that the next run can tell
+    a file a killed run left (:func:`remove_abandoned_files`) from one another run is writing."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-{_host()}-", suffix=suffix)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _host() -> str:
+    return short_hash(socket.gethostname())
+
+
+_TEMP_FILE = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]+(?:\.[A-Za-z0-9]+)?")
+
+
+def remove_abandoned_files(parent, names) -> list[Path]:
+    """Remove the temporary files (:func:`temp_file`) for the files ``names`` in ``parent`` that a killed run
+    left: only plain files named so, by a process of this machine that no longer runs. Returns them.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / ".fig.png.tmp-999999999-00000000-abc.png").write_bytes(b"")  # another machine's
+    >>> remove_abandoned_files(d, ["fig.png"])
+    []
+    """
+    wanted = set(names)
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_FILE.fullmatch(p.name)
+        if not (m and m["name"] in wanted and m["host"] == _host()):
+            continue
+        if p.is_file() and not p.is_symlink() and not alive(int(m["pid"])):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:
@@ -138,16 +204,9 @@ def remove_abandoned(parent, name: str) -> list[Path]:
 
 def _atomic_write(path, opener, data) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with opener(fd) as f:
+    with atomic_path(path) as tmp:
+        with opener(os.open(tmp, os.O_WRONLY | os.O_TRUNC)) as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

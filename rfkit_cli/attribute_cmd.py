@@ -87,8 +87,8 @@ def attribute_command(
         None,
         "--out",
         "-o",
-        help="Folder for maps/*.npy, attribution.csv, figures/grid.png and "
-        "report.md; rfkit writes only its own files there.",
+        help="Folder for maps/*.npy, attribution.csv, figures/grid.png and report.md, written whole (an "
+        "interrupted run leaves the earlier folder as it was); only a folder rfkit attribute wrote is replaced.",
     ),
     quiet: Quiet = False,
 ) -> None:
@@ -106,7 +106,7 @@ def attribute_command(
     world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
     quiet = quiet or not world.writes
     if out is not None and world.writes:
-        check_attribution_folder(out, names)  # before the run, not after it
+        check_attribution_folder(out)  # before the run, not after it
     with progress_display(quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
         task = bar.add_task(f"maps of {model}", total=num_images)

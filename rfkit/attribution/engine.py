@@ -23,7 +23,7 @@ from rfkit.attribution.cam import (
     upsample,
     zero_gradient_warning,
 )
-from rfkit.attribution.errors import AttributionError, CamLayerError
+from rfkit.attribution.errors import AttributionError, CamLayerError, TargetError
 from rfkit.attribution.gradient import captum_attribution
 from rfkit.attribution.grid import GridTransform
 from rfkit.attribution.result import AttributionResult
@@ -38,12 +38,13 @@ from rfkit.attribution.targets import (
     resolve_unit,
     unit_model,
 )
-from rfkit.errors import DeviceMemoryError
+from rfkit.errors import DeviceMemoryError, NonFiniteWarning
 from rfkit.graph.layers import default_layer
 from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
 from rfkit.pipeline.distributed import SINGLE, World, current_world, gather_rows
+from rfkit.pipeline.finite import describe, first_nonfinite_module, nonfinite_images, origin
 from rfkit.pipeline.images import SAMPLE_PHOTOS, ImageStats
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 from rfkit.pipeline.sharded import IndexedBatch
@@ -150,6 +151,12 @@ class _Runner:
         """Every method's maps for ``x``; ``scores`` are the target scores of ``x``, ``index`` the images'
         places in the stream (SmoothGrad's noise is seeded by them)."""
         if self.cam is not None:
+            if self.cam.module is None and not bool(torch.isfinite(scores).any()):
+                raise CamLayerError(
+                    f"the target's score is {describe(scores.cpu(), 'images')} on the first batch, so no CAM "
+                    "layer can be chosen by where its gradient is: fix the model, or pass the CAM layer "
+                    "(layer=..., --cam-layer)"
+                )
             self.cam.choose(self.score_model, x, targets)
         base = {}
         for name in mth.base_methods(self.methods):
@@ -177,10 +184,27 @@ def _normalised(m: torch.Tensor) -> torch.Tensor:
     return m / top.view(-1, *([1] * (m.dim() - 1)))
 
 
-def _targets_for(spec: TargetSpec, scores: torch.Tensor) -> list[int]:
+def _targets_for(spec: TargetSpec, scores: torch.Tensor, index: list[int], model: nn.Module, x) -> list[int]:
     if spec.kind == "predicted":
+        _check_prediction(scores, index, model, x)
         return scores.argmax(dim=1).tolist()
     return [spec.index if spec.kind == "class" else 0] * scores.shape[0]
+
+
+def _check_prediction(scores: torch.Tensor, index: list[int], model: nn.Module, x: torch.Tensor) -> None:
+    """:class:`TargetError` when an image's largest logit is not a finite number (a NaN anywhere, or +inf):
+    arg-max would pick a class from NaN (class 0, or the NaN's place) without saying so."""
+    bad = torch.isnan(scores).any(dim=1) | torch.isposinf(scores).any(dim=1)
+    if not bool(bad.any()):
+        return
+    j = int(bad.nonzero()[0, 0])
+    where = first_nonfinite_module(model, x[j : j + 1])
+    raise TargetError(
+        f"target 'predicted': the model's output (logits) for image {index[j]} holds "
+        f"{describe(scores[j].cpu())}{origin(where)}, so no class "
+        "can be predicted from it: fix the model or its weights, or pass a class index (--target N) to compute "
+        "the maps of that class all the same"
+    )
 
 
 def _check_settings(settings: mth.Settings) -> None:
@@ -255,7 +279,11 @@ def _run(
         try:
             with torch.no_grad():
                 scores = runner.score_model(x)
-            targets = fixed[len(chosen) : len(chosen) + len(x)] if fixed is not None else _targets_for(spec, scores)
+            targets = (
+                fixed[len(chosen) : len(chosen) + len(x)]
+                if fixed is not None
+                else _targets_for(spec, scores, index, runner.score_model.model, x)
+            )
             runner.batch(x, targets, _chosen(scores, targets), index)
         except Exception as e:
             if not is_out_of_memory(e):
@@ -514,9 +542,48 @@ def attribute(
         )
         found = _measure(run, live, batches, spec, checks, seed, progress, world)
         notes = _image_notes(stats) + _cam_notes(run.cam) + _notes(found.parts, names, live)
+        nonfinite = _nonfinite_notes(found, run, live, _labels(images, len(found.chosen)))
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    return _result(run, found, images, stats.source, notes)
+    for n in nonfinite:
+        warnings.warn(n, NonFiniteWarning, stacklevel=2)
+    return _result(run, found, images, stats.source, nonfinite + notes)
+
+
+def _image(i: int, labels: tuple[str, ...]) -> str:
+    """``image 3``, with its label when it says more (``image 0 (astronaut)``)."""
+    return f"image {i}" if labels[i] == f"image {i}" else f"image {i} ({labels[i]})"
+
+
+def _nonfinite_notes(found: _Found, run: _Run, live: nn.Module, labels: tuple[str, ...]) -> list[str]:
+    """One warning for a model output that is not finite (NaN anywhere, or the target's score NaN or inf),
+    naming the first image and the first module whose output is not finite on it, and one per method whose maps
+    are not finite, naming the first image."""
+    notes = []
+    outputs = found.outputs.numpy()
+    scores = _chosen(found.outputs, found.chosen).numpy()
+    bad = ~np.isfinite(scores) | np.isnan(outputs).any(axis=1)  # -inf on another class is a mask, not a fault
+    if bad.any():
+        i = int(np.argmax(bad))
+        x = found.x[i : i + 1].to(run.device, input_dtype(live))
+        where = first_nonfinite_module(live, x)
+        what = "the unit's score" if run.unit else "the logits"
+        notes.append(
+            f"non-finite model output: {what} of {_image(i, labels)} {'holds' if run.unit else 'hold'} "
+            f"{describe(outputs[i])}{origin(where)}; "
+            f"{int(bad.sum())} of {len(bad)} image(s) (score_finite = False in attribution.csv where the target's "
+            "score is not a number)"
+        )
+    for m, maps in found.maps.items():
+        bad = nonfinite_images(maps)
+        if bad.any():
+            i = int(np.argmax(bad))
+            notes.append(
+                f"non-finite map: {m} of {_image(i, labels)} holds {describe(maps[i], 'pixels')}; "
+                f"{int(bad.sum())} of {len(bad)} image(s) (map_finite = False in attribution.csv, marked "
+                "'non-finite' in the figure)"
+            )
+    return notes
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,9 @@ class AttributionResult:
         return tuple(self.data_config["input_size"][1:])
 
     def rows(self) -> list[dict]:
-        """One flat row per image and method: target, score, completeness error, share outside the RF
-        window, deletion/insertion AUC and sanity rank correlation (NaN where not computed)."""
+        """One flat row per image and method: target, score, whether the score and the map are finite
+        (``score_finite``, ``map_finite``: False where they hold NaN or inf), completeness error, share outside
+        the RF window, deletion/insertion AUC and sanity rank correlation (NaN where not computed)."""
         nan = float("nan")
         out = []
         for method in self.methods:
@@ -112,6 +113,8 @@ class AttributionResult:
                         "target": target.label,
                         "method": method,
                         "score": float(self.scores[i]),
+                        "score_finite": bool(np.isfinite(self.scores[i])),
+                        "map_finite": bool(np.isfinite(self.maps[method][i]).all()),
                         "completeness_error": float(self.completeness[method][i])
                         if method in self.completeness
                         else nan,

@@ -16,7 +16,7 @@ from rfkit.erf.bootstrap import RESAMPLES, StopRule, bootstrap_cis, checked_opti
 from rfkit.erf.groups import GroupSums, group_capacity
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
-from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, RFKitError
+from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, NonFiniteWarning, RFKitError
 from rfkit.graph import layout as lay
 from rfkit.graph.layers import layer_before, missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
@@ -24,6 +24,7 @@ from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
 from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shared_map
+from rfkit.pipeline.finite import describe, nonfinite_images
 from rfkit.pipeline.images import ImageStats, ImageWarning
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 from rfkit.pipeline.sharded import IndexedBatch
@@ -71,6 +72,7 @@ class _Runner:
         self.make_capture, self.layers, self.layouts, self.units, self.g = make_capture, layers, layouts, units, g
         self.method, self.amp = method, amp
         self._captures: dict[tuple, object] = {}
+        self.unit_nonfinite: dict[str, torch.Tensor] = {}  # per layer, per image of the last batch
 
     def capture(self, keys: tuple[str, ...]):
         if keys not in self._captures:
@@ -102,6 +104,8 @@ class _Runner:
                     else:
                         layout, unit = lay.plain(tuple(y.shape), self.g[self.layers[key]].dims), crop.unit
                     entries = select_unit(y, layout, unit)
+                    flat = entries.detach().reshape(xin.shape[0], -1)
+                    self.unit_nonfinite[key] = ~torch.isfinite(flat).all(dim=1).cpu()
                     scores.append(self.method.score(entries.float(), xin.shape[0]))
                 grads = [
                     torch.autograd.grad(sc, xin, retain_graph=i < len(scores) - 1, allow_unused=True)[0]
@@ -117,6 +121,8 @@ class _Runner:
 
 
 def _agree(a: np.ndarray, b: np.ndarray) -> bool:
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return False  # NaN agrees with nothing: measured on the whole input, where it is reported
     scale = max(float(np.abs(b).max()), 1e-30)
     return bool(np.allclose(a, b, rtol=1e-3, atol=1e-4 * scale))
 
@@ -207,6 +213,7 @@ def accumulate(
     crops: dict = {}
     sums: dict[str, np.ndarray] = {}
     seen, notes = 0, []
+    found = _NonFinite()
     stream = iter(batches)
     while True:
         batch = next(stream, None)
@@ -259,6 +266,7 @@ def accumulate(
                 placed[(Ellipsis, *crops[key].slices)] = m
                 m = placed
             arr = m.double().cpu().numpy()
+            found.add(key, arr if stats is not None else arr[None], index, runner.unit_nonfinite.get(key))
             if stats is not None:
                 each[key] = arr
                 arr = arr.sum(axis=0)
@@ -271,7 +279,48 @@ def accumulate(
         del maps, x, each
         if stop is not None and stop.check(stats, world):
             break
-    return sums, seen, notes, crops
+    return sums, seen, notes + found.notes(seen), crops
+
+
+class _NonFinite:
+    """The first image (by its place in the stream) on which each layer's map is not finite, and how many."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[int, str, bool]] = {}
+        self.count: dict[str, int] = {}
+
+    def add(self, key: str, maps: np.ndarray, index, unit_nonfinite: torch.Tensor | None) -> None:
+        """``maps``: the batch's ``(b, H, W)`` per-image maps of layer ``key`` (``(1, H, W)``: their sum, then
+        the batch's first image stands for it); ``index``: their places in the stream."""
+        bad = nonfinite_images(maps)
+        if not bad.any():
+            return
+        self.count[key] = self.count.get(key, 0) + int(bad.sum()) * (len(index) // len(maps))
+        if key not in self.first:
+            j = int(np.argmax(bad))
+            unit_bad = unit_nonfinite is not None and bool(unit_nonfinite[j if len(maps) > 1 else 0])
+            self.first[key] = (int(index[j]), describe(maps[j], "pixels"), unit_bad)
+
+    def notes(self, seen: int) -> list[str]:
+        """One line per layer whose map is not finite (:func:`is_nonfinite_note` tells them apart)."""
+        out = []
+        for key, (image, what, unit_bad) in self.first.items():
+            cause = "the unit's own value is not finite" if unit_bad else "the unit's value is finite, its gradient not"
+            out.append(
+                f"{NONFINITE}: layer {key!r}: the input gradient of its unit holds {what} on image {image} ({cause}); "
+                f"{min(self.count[key], seen)} of {seen} image(s): the map holds NaN/inf, its metrics count them "
+                "as 0 (finite = False in erf.csv and metrics.json)"
+            )
+        return out
+
+
+NONFINITE = "non-finite ERF"
+"""How the warnings of a layer whose ERF map is not finite begin."""
+
+
+def is_nonfinite_note(note: str) -> bool:
+    """Whether ``note`` says that a layer's map is not finite."""
+    return note.startswith(NONFINITE)
 
 
 def checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device) -> tuple:
@@ -496,7 +545,8 @@ def erf(
             notes.append(stopped)
     ci = bootstrap_cis(groups, centers, rf_sizes, bootstrap, seed, world=world) if metrics else {}
     for n in notes:  # prepare() has already warned about the weights
-        warnings.warn(n, ImageWarning if n in image_notes else UserWarning, stacklevel=2)
+        kind = NonFiniteWarning if is_nonfinite_note(n) else UserWarning
+        warnings.warn(n, ImageWarning if n in image_notes else kind, stacklevel=2)
     return ERFResult(
         model=prepared.name,
         maps=maps,
@@ -515,6 +565,7 @@ def erf(
         graph=g,
         crops={k: tuple(zip(c.start, c.stop)) for k, c in crops.items()},
         rf_missing=missing,
+        nonfinite={key: n for n in more if is_nonfinite_note(n) for key in resolved if f"layer {key!r}:" in n},
         images_per_rank=per_rank,
         ci=ci,
         sem={key: groups.sem(key) for key in resolved},

@@ -62,6 +62,9 @@ class ERFResult:
         Layers whose analytic RF is unknown, and why (the model could not be traced, or an op before the
         layer has no RF rule): they are measured all the same, on the unit at the centre of their grid,
         but there is no RF to overlay, and their centre offsets are measured from the image centre.
+    nonfinite : dict[str, str]
+        Layers whose map holds NaN or inf (their unit's value, or its gradient, was not finite on some image),
+        with the warning that names the first such image. Their metrics count the NaN/inf as 0.
     images_per_rank : tuple of int
         Images each process measured, by rank: ``(num_images,)`` for one process, one entry per process of
         a torchrun run (:mod:`rfkit.pipeline.distributed`); ``world_size`` is its length.
@@ -101,6 +104,7 @@ class ERFResult:
     graph: RFGraph | None = field(default=None, repr=False, compare=False)
     crops: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     rf_missing: dict[str, str] = field(default_factory=dict)
+    nonfinite: dict[str, str] = field(default_factory=dict)
     images_per_rank: tuple[int, ...] = ()
     ci: dict[str, dict[str, tuple]] = field(default_factory=dict)
     sem: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)

@@ -16,11 +16,8 @@ holds another model's report, is left alone with an :class:`OutputError`.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import secrets
-import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,20 +26,9 @@ from typing import Any
 
 import rfkit.validate as validate
 from rfkit.errors import ModelNotFoundError, RFKitError
-from rfkit.io import (
-    PARTIAL_MARKER,
-    OutputError,
-    abandoned,
-    alive,
-    atomic_write_text,
-    check_writable,
-    make_temp_dir,
-    mark_partial,
-    safe_name,
-    short_hash,
-    temp_folders,
-)
+from rfkit.io import OutputError, atomic_write_text, check_writable, safe_name, short_hash
 from rfkit.report.markdown import one_line
+from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
 
 DONE_MARKER = "run.json"
 GRAPH_DEPTH = 2
@@ -214,24 +200,12 @@ def _check_target(folder: Path, model) -> None:
     )
 
 
-def _stale(folder: Path, kind: str, pid: int) -> bool:
-    """Whether ``folder`` is rfkit's own temporary folder left by a process that no longer runs."""
-    if kind == "old":  # a finished report moved aside for its replacement
-        return report_owner(folder) is not None and not alive(pid)
-    return abandoned(folder, pid)
-
-
 def remove_stale(out) -> list[Path]:
     """Remove the temporary folders that killed runs left in ``out`` and return them: a report being
     written (``.<name>.partial-<PID>-…``, holding rfkit's ``.rfkit-partial`` marker) or an old report
     moved aside (``.<name>.old-<PID>-…``, holding ``run.json``), only when process PID is no longer running
-    on this machine. Nothing else is touched."""
-    removed = []
-    for p, _, kind, pid in temp_folders(out):
-        if _stale(p, kind, pid):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
-    return removed
+    on this machine (:func:`rfkit.report.transaction.remove_abandoned_folders`). Nothing else is touched."""
+    return remove_abandoned_folders(out, lambda folder: report_owner(folder) is not None)
 
 
 def analyze(
@@ -374,10 +348,8 @@ def analyze(
             distributed=False,  # as the ERF above: each process has its own models
         )
 
-    tmp = make_temp_dir(out, f".{name}.partial-{os.getpid()}-")
     notes: list[str] = []
-    try:
-        mark_partial(tmp)
+    with folder_transaction(final, lambda folder: check_target(folder, source)) as tmp:
         step("writing the report", None)
         # one record: run.json and every CSV's provenance
         header = run_header(result, res, prod, rng, rng_local, figures)
@@ -398,47 +370,12 @@ def analyze(
         header["model_id"] = model_id(source)
         header["files"] = sorted(Path(p).relative_to(tmp).as_posix() for p in files.values())
         atomic_write_text(tmp / DONE_MARKER, json.dumps(header, indent=2) + "\n")
-        (tmp / PARTIAL_MARKER).unlink()
-        _replace(tmp, final, source)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     files = {k: final / Path(p).relative_to(tmp) for k, p in files.items()}
     notes = [n.replace(str(tmp), str(final)) for n in notes]  # the files are in final now
     more = contributions.warnings if contributions is not None else ()
     return Report(
         name, final, result, prod, res, files, tuple(dict.fromkeys([*result.warnings, *more, *notes])), contributions
     )
-
-
-def _replace(tmp: Path, final: Path, model) -> None:
-    """Rename the finished ``tmp`` folder to ``final``. A finished report of the same model there is moved
-    aside and removed; if other processes finish the same report at the same moment, each rename is atomic
-    and the last one wins, none fails. Anything else at ``final`` is left alone (:class:`OutputError`)."""
-    aside: list[Path] = []
-    try:
-        for _ in range(20):
-            try:
-                os.rename(tmp, final)
-                return
-            except OSError as e:
-                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
-                    raise
-            check_target(final, model)
-            old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-            try:
-                os.rename(final, old)
-            except FileNotFoundError:  # another process moved it aside first
-                continue
-            aside.append(old)
-        raise OutputError(f"could not replace {final}: other processes keep replacing it; rerun")
-    except BaseException:
-        if aside and not os.path.lexists(final):
-            os.rename(aside.pop(), final)  # put the previous report back
-        raise
-    finally:
-        for old in aside:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def run_header(result, resolution, prod, rng, rng_local, figures=None) -> dict:
@@ -526,9 +463,9 @@ def write_report(
     files.update(write_figures(folder / "figures", result, figures, progress))
     sections: list[str] = []
     if attribution is not None:
-        from rfkit.report.attribution_files import analysis_section, save_attribution
+        from rfkit.report.attribution_files import analysis_section, write_attribution
 
-        written = save_attribution(attribution, folder / ATTRIBUTION)
+        written = write_attribution(attribution, folder / ATTRIBUTION)
         sections = analysis_section(attribution, written, folder, ATTRIBUTION)
         files.update({f"attribution:{k}": p for k, p in written.items()})
     rows = [plain(r) for r in erf_rows(result, statuses)]  # as metrics.json holds them

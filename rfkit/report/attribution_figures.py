@@ -8,7 +8,9 @@ Display conventions (the maps themselves stay raw):
 - **signed** maps (gradient methods, combinations) share one diverging colour scale, blue negative, red
   positive, -1..1 of the column scale; CAM maps (non-negative) one sequential scale 0..1;
 - the opacity of the overlay follows ``|value|``, so near-zero pixels show the image;
-- for a unit target the unit's analytic RF window is drawn on every panel.
+- for a unit target the unit's analytic RF window is drawn on every panel;
+- a map holding NaN or inf is labelled "non-finite" across its panel (its finite values are drawn, the others
+  as 0), and the column scale is taken from the finite values.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from rfkit.report.labels import is_random
-from rfkit.report.style import COLORS, image_gray, new_figure, outline, rf_rectangle, save_figure, styled
+from rfkit.report.style import (
+    COLORS,
+    image_gray,
+    mark_nonfinite,
+    new_figure,
+    outline,
+    rf_rectangle,
+    save_figure,
+    styled,
+)
 from rfkit.version import __version__
 
 #: Percentile of ``|map|`` over a column that the column is divided by.
@@ -29,22 +40,27 @@ PANEL_IN = 1.45
 
 
 def column_scale(maps: np.ndarray) -> float:
-    """The column scale of ``(N, H, W)`` maps: the :data:`SCALE_PERCENTILE` percentile of ``|map|`` (their max
-    if that is 0, 1 for all-zero maps).
+    """The column scale of ``(N, H, W)`` maps: the :data:`SCALE_PERCENTILE` percentile of the finite values of
+    ``|map|`` (their max if that is 0, 1 for all-zero or all-non-finite maps).
 
     >>> column_scale(np.array([[[0.0, 2.0], [0.0, -4.0]]])) > 3.9, column_scale(np.zeros((1, 2, 2)))
     (True, 1.0)
+    >>> column_scale(np.array([[[np.inf, 2.0], [np.nan, 2.0]]]))
+    2.0
     """
-    a = np.abs(np.nan_to_num(np.asarray(maps, dtype=np.float64)))
+    a = np.abs(np.asarray(maps, dtype=np.float64))
+    a = a[np.isfinite(a)]
     scale = float(np.percentile(a, SCALE_PERCENTILE)) if a.size else 0.0
     return scale if scale > 0 else (float(a.max()) if a.size and a.max() > 0 else 1.0)
 
 
 def overlay_rgba(m: np.ndarray, scale: float, signed: bool) -> np.ndarray:
-    """``m / scale`` clipped to the colour range, as RGBA whose alpha grows with ``|value|`` (0 at 0)."""
+    """``m / scale`` clipped to the colour range, as RGBA whose alpha grows with ``|value|`` (0 at 0, and at
+    NaN or inf)."""
     from matplotlib import colormaps
 
-    v = np.clip(np.nan_to_num(m / scale), -1 if signed else 0, 1)
+    m = np.asarray(m, dtype=np.float64)
+    v = np.clip(np.where(np.isfinite(m), m, 0.0) / scale, -1 if signed else 0, 1)
     rgba = colormaps[SIGNED_CMAP if signed else CAM_CMAP]((v + 1) / 2 if signed else v)
     rgba[..., 3] = 0.9 * np.sqrt(np.abs(v))
     return rgba
@@ -159,6 +175,8 @@ def attribution_grid(result, *, max_images: int | None = None):
                 m = methods[j - 1]
                 ax.imshow(UNDERLAY[0] + UNDERLAY[1] * grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
                 ax.imshow(overlay_rgba(result.maps[m][i], scales[m], not is_cam(m)), interpolation="nearest")
+                if not np.isfinite(result.maps[m][i]).all():
+                    mark_nonfinite(ax)
             if result.window is not None:
                 ax.add_patch(
                     rf_rectangle(

@@ -7,32 +7,37 @@
   deletion/insertion AUC, sanity rank correlation;
 - ``figures/grid.png``: rows = images, columns = input + methods (:mod:`rfkit.report.attribution_figures`);
 - ``report.md``: what was run, the figure, per-method summaries and warnings, all user text escaped;
-- ``attribution.json``: what was run and the list of files this run wrote, written first and last.
+- ``attribution.json``: what was run and the list of files this run wrote, written last.
 
-Every file is written atomically. A folder is refused when it holds a finished ``rfkit analyze`` report, or
-any of these names that no earlier ``attribution.json`` lists (rfkit never overwrites a file it did not
-write); rerun into the same folder, rfkit replaces its own files and removes the maps of methods the earlier
-run had and this one has not.
+:func:`save_attribution` writes the folder as one transaction (:mod:`rfkit.report.transaction`): built beside
+it under a hidden partial name and renamed into place when complete, so an interrupted run leaves the earlier
+folder whole (its report.md with its own maps), and the next run removes what a killed one left. It replaces
+only a folder it wrote itself: an ``attribution.json`` listing every file there. Any other folder, or one
+holding a file the manifest does not list, is refused, as is a folder inside a finished ``rfkit analyze``
+report.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from rfkit.io import atomic_path, atomic_write_text, safe_name
-from rfkit.report.files import check_output_folder, plain, read_manifest, remove_stale
+from rfkit.io import OutputError, atomic_path, atomic_write_text, check_writable, safe_name
+from rfkit.report.files import plain, read_manifest, refuse_finished_report
 from rfkit.report.files import run_header as base_header
 from rfkit.report.formatting import MISSING, fixed, mean
 from rfkit.report.labels import is_random
 from rfkit.report.markdown import md_code, md_table, md_text
 from rfkit.report.provenance import with_provenance
+from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
 
 MANIFEST = "attribution.json"
+SUBFOLDERS = ("maps", "figures")
 _OWN_NAME = re.compile(r"attribution\.csv|report\.md|figures/grid\.png|maps/[A-Za-z0-9_.-]+\.npy")
 
 
@@ -45,24 +50,59 @@ def method_filename(method: str) -> str:
     return safe_name(method.replace("++", "_pp").replace("*", "_x_"), fallback="method")
 
 
-def _planned(methods) -> list[str]:
-    return ["attribution.csv", "report.md", "figures/grid.png", *(f"maps/{method_filename(m)}.npy" for m in methods)]
-
-
-def check_attribution_folder(folder, methods=()) -> Path:
-    """Make sure :func:`save_attribution` can write the files of ``methods`` into ``folder``; returns it.
+def check_attribution_folder(folder) -> Path:
+    """Make sure :func:`save_attribution` may write ``folder``: it does not exist, is empty, or is a folder
+    ``rfkit attribute`` wrote (its ``attribution.json`` lists every file in it), which is then replaced as a
+    whole; returns it. Its parent is created and probed.
 
     Raises
     ------
     OutputError
-        The folder cannot be written, holds a finished ``rfkit analyze`` report, or holds one of the file
-        names rfkit would write (or an ``attribution.json``) that rfkit did not write there.
+        One line: the folder lies in a finished ``rfkit analyze`` report, its parent cannot be written, or it
+        holds anything rfkit did not write there (named).
     """
     folder = Path(folder)
-    listed = read_manifest(folder / MANIFEST, _OWN_NAME)
-    return check_output_folder(
-        folder, "rfkit attribute", _planned(methods), listed, MANIFEST, subfolders=("maps", "figures")
-    )
+    refuse_finished_report(folder, "rfkit attribute")
+    check_writable(folder.parent)
+    if not os.path.lexists(folder):
+        return folder
+    if folder.is_symlink() or not folder.is_dir():
+        raise OutputError(f"{folder} is not a folder rfkit wrote; rfkit does not replace it: choose another --out")
+    if not any(folder.iterdir()):
+        return folder
+    listed = read_manifest(folder / MANIFEST, _OWN_NAME) if (folder / MANIFEST).is_file() else None
+    if listed is None:
+        raise OutputError(
+            f"{folder} exists and is not an `rfkit attribute` folder (no {MANIFEST}); rfkit does not replace "
+            "it: choose another --out, or move it away"
+        )
+    foreign = _unlisted(folder, listed | {MANIFEST})
+    if foreign:
+        raise OutputError(
+            f"{folder} holds {', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''} that rfkit did not write "
+            f"({MANIFEST} does not list them); rfkit replaces its folder as a whole and never removes what it "
+            "did not write: choose another --out, or move them away"
+        )
+    return folder
+
+
+def _unlisted(folder: Path, listed: set[str]) -> list[str]:
+    """The entries under ``folder`` (relative paths) that are not ``listed`` files or their two subfolders;
+    a symlink is never rfkit's."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink() or not (rel in SUBFOLDERS and path.is_dir() or rel in listed and path.is_file()):
+                out.append(rel)
+        dirs[:] = [d for d in dirs if (Path(root) / d).relative_to(folder).as_posix() in SUBFOLDERS]
+    return out
+
+
+def _finished(folder: Path) -> bool:
+    """Whether ``folder`` holds the manifest of a complete ``rfkit attribute`` run."""
+    return (folder / MANIFEST).is_file() and read_manifest(folder / MANIFEST, _OWN_NAME) is not None
 
 
 def run_header(result) -> dict:
@@ -78,27 +118,31 @@ def run_header(result) -> dict:
     }
 
 
-def _write_manifest(folder: Path, header: dict, files) -> None:
-    doc = {"run": header, "files": sorted(files)}
-    atomic_write_text(folder / MANIFEST, json.dumps(doc, indent=2) + "\n")
-
-
 def save_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
-    """Write the maps, ``attribution.csv``, ``figures/grid.png``, ``report.md`` and ``attribution.json`` into
-    ``folder`` (checked first with :func:`check_attribution_folder`).
+    """Write the maps, ``attribution.csv``, ``figures/grid.png``, ``report.md`` and ``attribution.json`` as the
+    folder ``folder`` (checked with :func:`check_attribution_folder`), in one transaction: built beside it
+    and renamed into place when complete (an earlier folder of rfkit's there is replaced whole). What runs
+    killed while writing it left is removed first.
 
     Returns
     -------
     dict
         The paths written, by kind: ``"csv"``, ``"report"``, ``"figure"``, ``"manifest"``, ``"map:<method>"``.
     """
+    folder = check_attribution_folder(folder)
+    remove_abandoned_folders(folder.parent, _finished, folder.name)
+    with folder_transaction(folder, check_attribution_folder) as tmp:
+        written = write_attribution(result, tmp, figure=figure)
+    return {kind: folder / path.relative_to(tmp) for kind, path in written.items()}
+
+
+def write_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
+    """Write the files of :func:`save_attribution` into ``folder``, a new folder rfkit builds (a report's
+    ``attribution/``, a partial folder); ``attribution.json`` last. Returns the paths written, by kind."""
     import pandas as pd
 
-    folder = check_attribution_folder(folder, result.methods)
-    before = read_manifest(folder / MANIFEST, _OWN_NAME) or set()
-    planned = set(_planned(result.methods)) - (set() if figure else {"figures/grid.png"})
+    folder = Path(folder)
     header = run_header(result)
-    _write_manifest(folder, header, before | planned)  # first: a run killed while writing still owns its files
     written: dict[str, Path] = {}
     for m in result.methods:
         path = folder / "maps" / f"{method_filename(m)}.npy"
@@ -112,10 +156,8 @@ def save_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]:
 
         written["figure"] = save_grid(result, folder / "figures" / "grid.png")
     written["report"] = atomic_write_text(folder / "report.md", report_markdown(result, written, folder))
-    mine = {p.relative_to(folder).as_posix() for p in written.values()}
-    remove_stale(folder, before, mine)  # maps of methods an earlier run into this folder had
-    _write_manifest(folder, header, mine)
-    written["manifest"] = folder / MANIFEST
+    doc = {"run": header, "files": sorted(p.relative_to(folder).as_posix() for p in written.values())}
+    written["manifest"] = atomic_write_text(folder / MANIFEST, json.dumps(doc, indent=2) + "\n")
     return written
 
 

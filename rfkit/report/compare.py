@@ -33,6 +33,7 @@ from rfkit.report.style import (
     figure_style,
     image_extent,
     mark_figure,
+    mark_nonfinite,
     new_figure,
     outline,
     rf_beyond,
@@ -268,6 +269,8 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         return None
     h, w = cell.map.shape
     im = heat.imshow(ax, cell.map, norm, extent=image_extent(h, w), interpolation="nearest", gid="erf-map")
+    if not np.isfinite(cell.map).all():
+        mark_nonfinite(ax)
     window = cell.window
     if window is not None:
         kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.2))
@@ -305,13 +308,15 @@ def owned(path) -> bool:
 
 def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfkit", style: str = "report"):
     """:func:`comparison_figure` written to ``path`` (its extension picks PNG, PDF or SVG; a paper style adds
-    the other two beside it). Refuses (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write.
+    the other two beside it), all of them renamed into place together once rendered. Refuses
+    (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write; removes the temporary files a killed
+    run left beside them.
 
     Returns
     -------
     list of Path
     """
-    from rfkit.io import OutputError
+    from rfkit.io import OutputError, remove_abandoned_files
     from rfkit.report.style import FORMATS
 
     path = Path(path)
@@ -324,4 +329,5 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     for p in paths:
         if os.path.lexists(p) and not owned(p):
             raise OutputError(f"{p} exists and rfkit did not write it; rfkit does not replace it: choose another --out")
+    remove_abandoned_files(path.parent, [p.name for p in paths])  # what a killed `rfkit figure` left
     return save_figure(comparison_figure(analyses, layers, look=look, style=style), paths)

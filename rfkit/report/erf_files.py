@@ -40,7 +40,8 @@ def run_header(result) -> dict:
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:
     """One flat row per measured layer: the analytic RF of the measured unit (size, stride, its pixel window
     ``rf_first_y`` .. ``rf_last_x``), the layer's depth (spatial layers from the input, and as a fraction
-    of the model's, :func:`rfkit.report.growth.growth_series`), every ERF metric and, where the run has them,
+    of the model's, :func:`rfkit.report.growth.growth_series`), whether its map is finite (``finite``: False
+    when it holds NaN/inf, :attr:`~rfkit.erf.result.ERFResult.nonfinite`), every ERF metric and, where the run has them,
     the bounds of each metric's 95% confidence interval (``<column>_ci_low``, ``<column>_ci_high``;
     :attr:`~rfkit.erf.result.ERFResult.ci`)."""
     depth, deepest = _depths(result.graph)
@@ -72,6 +73,7 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
             "rf_last_x": window[1][1] if window else None,
             "depth": node_depth,
             "depth_fraction": node_depth / deepest if node_depth is not None and deepest else None,
+            "finite": layer not in getattr(result, "nonfinite", {}),
         }
         if statuses is not None:
             row["status"] = statuses.get(layer, "")

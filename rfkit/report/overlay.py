@@ -36,6 +36,7 @@ from rfkit.report.style import (
     image_gray,
     map_max,
     mark_figure,
+    mark_nonfinite,
     new_figure,
     outline,
     rf_beyond,
@@ -152,6 +153,8 @@ def _overlay(result, layer: str, o, image, heat: HeatScale, fs, full_rf: bool):
         ax = axes[0]
         norm = heat.scale()[0]
         im = _draw_heatmap(ax, o, image, heat, norm)
+        if not np.isfinite(result.maps[layer]).all():
+            mark_nonfinite(ax)
         if o.grown:
             _draw_outside(ax, o.view)
         _draw_frame(ax, o)

@@ -32,6 +32,7 @@ from rfkit.report.style import (
     image_extent,
     map_max,
     mark_figure,
+    mark_nonfinite,
     new_figure,
     outline,
     rf_beyond,
@@ -183,6 +184,8 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
     H, W = data.shape
     info = result.rf(layer)
     im = ax.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest", gid="erf-map")
+    if not np.isfinite(result.maps[layer]).all():
+        mark_nonfinite(ax)
     window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
     if window is not None:
         _draw_window(ax, window, info.is_global)

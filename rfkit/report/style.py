@@ -339,6 +339,29 @@ def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | Non
     return np.log10(np.maximum(rel, floor)) if log else rel
 
 
+NONFINITE_LABEL = "non-finite"
+"""The label on a panel whose map holds NaN or inf (drawn as if they were 0 underneath)."""
+
+
+def mark_nonfinite(ax, text: str = NONFINITE_LABEL):
+    """Put :data:`NONFINITE_LABEL` across the middle of ``ax``, in the warning colour on a white box, so that a
+    map holding NaN or inf is never taken for a blank or a dark one. Returns the text artist (gid
+    ``"nonfinite"``)."""
+    return ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        color=COLORS["warning"],
+        fontweight="bold",
+        bbox={"facecolor": "white", "edgecolor": COLORS["warning"], "alpha": 0.9, "boxstyle": "round,pad=0.3"},
+        gid="nonfinite",
+        zorder=10,
+    )
+
+
 def map_max(m) -> float:
     """The largest finite value of a map, 0 when it has no positive one (an all-zero map).
 
@@ -738,8 +761,9 @@ def file_metadata(fig, fmt: str) -> dict:
 def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> list[Path] | Path:
     """Write ``fig`` atomically to ``path``, format by extension (.png, .svg, .pdf), and close it.
 
-    Each file is rendered to a temporary file in the target folder and renamed onto ``path``
-    (:func:`rfkit.io.atomic_path`): a failed save leaves neither a partial file nor the temporary one.
+    Each file is rendered to a temporary file in the target folder, and all are renamed into place once every
+    format is rendered (:func:`rfkit.io.atomic_paths`): a failed or interrupted save leaves neither a partial
+    file, nor the temporary ones, nor a new PNG beside an old PDF.
     A path without an extension gets ``.png``. The file's metadata says rfkit made it and holds the
     figure's provenance (:func:`file_metadata`).
 
@@ -767,7 +791,7 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     >>> save_figure(Figure(), d / "b").name
     'b.png'
     """
-    from rfkit.io import atomic_path
+    from rfkit.io import atomic_paths
 
     many = not isinstance(path, (str, Path))
     try:
@@ -776,10 +800,10 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
         for p in paths:
             if p.suffix.lower() not in FORMATS:
                 raise ValueError(f"unsupported figure format {p.suffix!r} ({p}); use one of {', '.join(FORMATS)}")
-        for p in paths:
-            fmt = FORMATS[p.suffix.lower()]
-            crop = "tight" if getattr(fig, CROP_ATTRIBUTE, True) else "standard"
-            with atomic_path(p) as tmp, figure_style(**{"savefig.bbox": crop}):
+        crop = "tight" if getattr(fig, CROP_ATTRIBUTE, True) else "standard"
+        with atomic_paths(paths) as tmps, figure_style(**{"savefig.bbox": crop}):
+            for p, tmp in zip(paths, tmps):
+                fmt = FORMATS[p.suffix.lower()]
                 fig.savefig(
                     tmp, format=fmt, dpi=dpi or getattr(fig, DPI_ATTRIBUTE, DPI), metadata=file_metadata(fig, fmt)
                 )
