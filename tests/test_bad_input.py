@@ -453,3 +453,46 @@ def test_cli_checkpoint_holding_code(capsys, model_file, evil_checkpoint):
     assert not target.exists()
     assert_one_line_error(code, text, "holds code, refused", f"{os.system.__module__}.system")
     assert "weights_only" not in text
+
+
+# --- a launcher's environment left over (torchrun's variables without torchrun) --------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+STALE_ENVIRONMENTS = {
+    # rank 0 of 2 waits for a peer that never comes; rank 1 for a rank 0 that never listens
+    "no peer": ({"RANK": "0", "LOCAL_RANK": "0"}, "rank 0 of 2 could not join the others"),
+    "no rank 0": ({"RANK": "1", "LOCAL_RANK": "1"}, "rank 1 of 2 could not join the others"),
+    "RANK >= WORLD_SIZE": ({"RANK": "2", "LOCAL_RANK": "0"}, "RANK='2' must be a whole number from 0 to 1"),
+    "bad address": (
+        {"RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "no-such-host.invalid"},
+        "MASTER_ADDR='no-such-host.invalid' is not a host name",
+    ),
+    "WORLD_SIZE=abc": ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' must be a whole number >= 1"),
+    "LOCAL_RANK=x": ({"RANK": "1", "LOCAL_RANK": "x"}, "LOCAL_RANK='x' must be a whole number"),
+    "MASTER_PORT=70000": ({"RANK": "0", "LOCAL_RANK": "0", "MASTER_PORT": "70000"}, "MASTER_PORT='70000'"),
+    "timeout=soon": (
+        {"RANK": "0", "LOCAL_RANK": "0", "RFKIT_DISTRIBUTED_TIMEOUT": "soon"},
+        "RFKIT_DISTRIBUTED_TIMEOUT",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STALE_ENVIRONMENTS))
+def test_cli_stale_launcher_environment_ends_quickly_in_one_line(capsys, monkeypatch, model_file, case):
+    import time
+
+    extra, says = STALE_ENVIRONMENTS[case]
+    env = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    for name, value in {**env, "RFKIT_DISTRIBUTED_TIMEOUT": "1", **extra}.items():
+        monkeypatch.setenv(name, value)
+    start = time.monotonic()
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "-n", "1", "--images", "noise", "--input-size", "16", "-q")
+    assert time.monotonic() - start < 20  # a 1 s wait, not torch's 30 minutes (main waited > 300 s)
+    assert_one_line_error(code, text, says, "seconds" if case.startswith("timeout") else "unset WORLD_SIZE")
+    assert "frame #" not in text  # torch's native log of each connection retry is held back
