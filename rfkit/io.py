@@ -37,16 +37,32 @@ def atomic_path(path) -> Iterator[Path]:
     (3,)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    fd, tmp = _temp_beside(path, path.suffix or ".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _temp_beside(path: Path, suffix: str) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder (created with its parents), as :func:`tempfile.mkstemp`; an
+    :class:`OutputError` when the folder cannot hold one (read-only, ``/proc``, a file in its place)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}; choose another output path") from None
+
+
+def _replace(tmp: str, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as e:  # a folder of that name, a file system refusing the rename
+        raise OutputError(f"cannot write {path}: {e.strerror or e}; choose another output path") from None
 
 
 def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:
@@ -138,13 +154,12 @@ def remove_abandoned(parent, name: str) -> list[Path]:
 
 def _atomic_write(path, opener, data) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path, ".tmp")
     try:
         with opener(fd) as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

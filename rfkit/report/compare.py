@@ -313,6 +313,8 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     from rfkit.report.style import FORMATS
 
     path = Path(path)
+    if path.is_dir():
+        raise ArgumentError(f"--out {path} is a folder: give the figure's file name (.png, .pdf or .svg)")
     if path.suffix.lower() not in (*FORMATS, ""):
         raise ArgumentError(f"--out {path.name}: the figure's name must end in .png, .pdf or .svg")
     exts = [path.suffix.lower() or ".png"]
