@@ -19,9 +19,9 @@ _LINE_BREAKS = frozenset("\n\r\t\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def terminal_text(text) -> str:
-    """``str(text)`` safe to print on a terminal, on one line: line breaks and tabs as spaces, every other
+    r"""``str(text)`` safe to print on a terminal, on one line: line breaks and tabs as spaces, every other
     character that is not printable (C0 and C1 controls such as ESC and the CSI/OSC sequences it starts,
-    DEL, bidirectional overrides) as its escape (``\\x1b``), lone surrogates (file names that are not UTF-8)
+    DEL, bidirectional overrides) as its escape (``\x1b``), lone surrogates (file names that are not UTF-8)
     as ``?``. A file named ``ESC[2J`` can then neither clear the screen nor set the window's title.
 
     >>> terminal_text("a\x1b[2Jb\x1b]0;title\x07 c\x9bd\x7f\nnext")
