@@ -179,11 +179,15 @@ def _join(launch: Launch, backend: str) -> None:
     """Join the default process group, waiting at most ``launch.timeout`` seconds for the other processes to
     connect (collectives keep torch's own, longer timeout)."""
     import torch.distributed as dist
+    from torch.distributed.constants import default_pg_timeout
 
     wait = timedelta(seconds=launch.timeout)
     store, rank, size = next(dist.rendezvous("env://", timeout=wait))
     store.set_timeout(wait)
     dist.init_process_group(backend, store=store, rank=rank, world_size=size)
+    # NCCL exchanges its communicator's id through the store at the first collective, which a rank may reach
+    # long after another: from here on the store waits as long as the collectives do
+    store.set_timeout(default_pg_timeout)
 
 
 @contextlib.contextmanager
