@@ -59,13 +59,12 @@ def atomic_paths(paths) -> Iterator[list[Path]]:
     tmps: list[Path] = []
     try:
         for path in paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
             tmps.append(temp_file(path, path.suffix or ".tmp"))
         yield list(tmps)
         for tmp in tmps:
             os.chmod(tmp, 0o666 & ~_umask())
         for tmp, path in zip(tmps, paths):
-            os.replace(tmp, path)
+            _replace(tmp, path)
     except BaseException:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
@@ -77,7 +76,11 @@ def temp_file(path, suffix: str = ".tmp") -> Path:
     hidden, and naming the process (and a hash of the machine) that writes it, so that the next run can tell
     a file a killed run left (:func:`remove_abandoned_files`) from one another run is writing."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-{_host()}-", suffix=suffix)
+    try:  # the folder (created with its parents) cannot hold one: read-only, /proc, a file in its place
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-{_host()}-", suffix=suffix)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}; choose another output path") from None
     os.close(fd)
     return Path(tmp)
 
@@ -113,6 +116,13 @@ def remove_abandoned_files(parent, names) -> list[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def _replace(tmp: str, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as e:  # a folder of that name, a file system refusing the rename
+        raise OutputError(f"cannot write {path}: {e.strerror or e}; choose another output path") from None
 
 
 def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:

@@ -8,10 +8,25 @@ names) or raises :class:`~rfkit.errors.ArgumentError` (a bad count, names or uni
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
 from rfkit.errors import ArgumentError, InputSizeError, InputTooSmallError
+
+#: The largest seed: torch's generators take 0 .. 2**64 - 1 (numpy's take any non-negative int).
+MAX_SEED = 2**64 - 1
+#: Bootstrap resamples at most (each recomputes every layer's metrics: 100 000 on one 16x16 layer take 88 s, 1.3 GB).
+MAX_BOOTSTRAP = 100_000
+#: Path steps (IG, Blur IG, deletion/insertion curves) and SmoothGrad samples at most.
+MAX_STEPS = 10_000
+#: Images per batch at most.
+MAX_BATCH = 65_536
+#: Decoding threads and torch CPU threads at most.
+MAX_THREADS = 1024
+#: Pixels (or voxels) of one input at most: 2**40, a 1048576 x 1048576 image, whose activations no machine holds;
+#: beyond it torch's size arithmetic overflows while tracing.
+MAX_PIXELS = 2**40
 
 
 def _is_int(value) -> bool:
@@ -22,8 +37,8 @@ def _shown(value) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def count(value, name: str, *, minimum: int = 1, optional: bool = False) -> int | None:
-    """``value`` as an int of at least ``minimum`` (``None`` passes when ``optional``).
+def count(value, name: str, *, minimum: int = 1, maximum: int | None = None, optional: bool = False) -> int | None:
+    """``value`` as an int of at least ``minimum`` and at most ``maximum`` (``None`` passes when ``optional``).
 
     >>> count(4, "threads"), count(None, "batch_size", optional=True), count(0, "seed", minimum=0)
     (4, None, 0)
@@ -31,12 +46,30 @@ def count(value, name: str, *, minimum: int = 1, optional: bool = False) -> int 
     Traceback (most recent call last):
     ...
     rfkit.errors.ArgumentError: threads must be an int >= 1, got 0 (int)
+    >>> count(10**6, "steps", maximum=1000)
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.ArgumentError: steps must be an int from 1 to 1000, got 1000000 (int)
     """
     if value is None and optional:
         return None
-    if not _is_int(value) or value < minimum:
-        raise ArgumentError(f"{name} must be an int >= {minimum}, got {_shown(value)}")
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ArgumentError(f"{name} must be an int {bound}, got {_shown(value)}")
     return int(value)
+
+
+def seed(value, name: str = "seed") -> int:
+    """A seed: an int from 0 to :data:`MAX_SEED` (what torch's generators take).
+
+    >>> seed(0), seed(2**64 - 1) == MAX_SEED
+    (0, True)
+    >>> seed(2**64)
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.ArgumentError: seed must be an int from 0 to 18446744073709551615, got 18446744073709551616 (int)
+    """
+    return count(value, name, minimum=0, maximum=MAX_SEED)
 
 
 def input_size(value, ndim: int | None = None, name: str = "input_size", *, fill: int = 2) -> tuple[int, ...]:
@@ -73,6 +106,11 @@ def input_size(value, ndim: int | None = None, name: str = "input_size", *, fill
         raise InputSizeError(f"{name} {size} has {len(size)} axes; the graph has {ndim} spatial axes")
     if any(s < 1 for s in size):
         raise InputTooSmallError(f"{name} {size} must be positive on every axis")
+    if math.prod(size) > MAX_PIXELS:
+        raise InputSizeError(
+            f"{name} {size} is too large: rfkit takes at most 2**40 pixels per input (1048576 x 1048576); "
+            "give a smaller size"
+        )
     return size
 
 

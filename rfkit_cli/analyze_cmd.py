@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from rfkit_cli.area_table import print_area_table
-from rfkit_cli.console import print_warnings, stdout_console
+from rfkit_cli.console import print_warnings, stdout_console, terminal_text
 from rfkit_cli.options import (
     AreaTable,
     BatchSize,
@@ -181,7 +181,8 @@ def analyze_command(
         def on_done(outcome):
             outcomes.append(outcome)
             progress.advance(overall)
-            model, folder, message = (escape(str(x)) for x in (outcome.model, outcome.folder, outcome.message))
+            shown = (outcome.model, outcome.folder, outcome.message)
+            model, folder, message = (escape(terminal_text(x)) for x in shown)
             line = {
                 "done": f"[green]done[/] {model} → {folder}",
                 "skipped": f"[cyan]skipped[/] {model} (complete report in {folder})",

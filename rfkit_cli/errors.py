@@ -9,20 +9,21 @@ from collections.abc import Callable
 import typer
 
 from rfkit.errors import RFKitError
+from rfkit_cli.console import terminal_text
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 3
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    """Print ``error: message`` on stderr (made safe for a terminal) and exit with ``code``."""
+    typer.echo(f"error: {terminal_text(message)}", err=True)
     raise typer.Exit(code)
 
 
 def run_guarded(fn: Callable[[], object]) -> None:
     """Run ``fn``; map rfkit errors and running out of memory to exit 1 and anything unexpected to exit 3,
-    one line each (``RFKIT_DEBUG=1`` shows the traceback)."""
+    one line each, made safe for a terminal (``RFKIT_DEBUG=1`` shows the traceback)."""
     try:
         fn()
     except SystemExit:
@@ -33,7 +34,7 @@ def run_guarded(fn: Callable[[], object]) -> None:
     except RFKitError as e:
         if os.environ.get("RFKIT_DEBUG"):
             raise
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {terminal_text(e)}", err=True)
         sys.exit(EXIT_ERROR)
     except Exception as e:  # noqa: BLE001
         if os.environ.get("RFKIT_DEBUG"):
@@ -41,9 +42,10 @@ def run_guarded(fn: Callable[[], object]) -> None:
         if _out_of_memory(e):
             typer.echo("error: out of memory: use a smaller --batch-size or --input-size", err=True)
             sys.exit(EXIT_ERROR)
+        first = (str(e).strip().splitlines() or [""])[0]  # not a native backtrace of 45 lines
         typer.echo(
-            f"internal error: {type(e).__name__}: {e} (rerun with RFKIT_DEBUG=1 for the traceback, "
-            "and please report it)",
+            f"internal error: {type(e).__name__}: {terminal_text(first)} (rerun with RFKIT_DEBUG=1 for the "
+            "traceback, and please report it)",
             err=True,
         )
         sys.exit(EXIT_INTERNAL)

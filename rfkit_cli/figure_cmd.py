@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from rfkit_cli.console import terminal_text
 from rfkit_cli.options import Look, Style
 
 
@@ -27,9 +28,8 @@ def figure_command(
     fraction, with one spatial scale and one colour scale. A file at --out that rfkit did not write is left
     alone (error); a report folder whose files are not rfkit's is skipped with a warning."""
     from rfkit.report.compare import save_comparison
-    from rfkit.report.markdown import one_line
     from rfkit.report.site import find_analyses
 
-    analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {one_line(line)}", err=True))
+    analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {terminal_text(line)}", err=True))
     written = save_comparison(analyses, out, layers, look=look, style=style)
     typer.echo(f"wrote {', '.join(map(str, written))}: {len(analyses)} model(s), layers {layers}")

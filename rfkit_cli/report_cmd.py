@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from rfkit_cli.console import terminal_text
+
 
 def report_command(
     folders: list[Path] = typer.Argument(..., help="Analysis folders written by `rfkit analyze`, or their parent."),
@@ -16,10 +18,9 @@ def report_command(
     model and a comparison page. Build it with `mkdocs build --strict` inside SITE. A folder SITE whose
     docs/ or mkdocs.yml rfkit did not write is left alone (error); a report folder whose run.json or
     metrics.json is not rfkit's is skipped with a warning."""
-    from rfkit.report.markdown import one_line
     from rfkit.report.site import find_analyses, write_site
 
-    analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {one_line(line)}", err=True))
+    analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {terminal_text(line)}", err=True))
     out = write_site(analyses, site, title=title)
     typer.echo(
         f"wrote an mkdocs project for {len(analyses)} model(s) in {out}: run "

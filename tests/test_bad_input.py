@@ -20,6 +20,7 @@ from rfkit.errors import (
     DeviceMemoryError,
     InputSizeError,
     InputTooSmallError,
+    NodeNotFoundError,
     RFKitError,
 )
 from rfkit.graph.productivity import input_resolution_range, productivity
@@ -63,10 +64,31 @@ def pair_dict():
 def plain():
     """Two 3x3 convs: RF 3 at "0", 5 at "2"."""
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
+
+
+class Outer(nn.Module):
+    """A Pair inside: the module "pair" returns a tuple; the model one tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.pair = Pair()
+
+    def forward(self, x):
+        d, s = self.pair(x)
+        return d + s
+
+
+def outer():
+    return Outer()
+
+
+def classifier():
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    return nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
 '''
 _ns: dict = {}
 exec(MODELS, _ns)  # noqa: S102 - the models above, as a module the tests can call
-Pair, plain = _ns["Pair"], _ns["plain"]
+Pair, plain, Outer, classifier = _ns["Pair"], _ns["plain"], _ns["Outer"], _ns["classifier"]
 
 CPU_OOM = (
     "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
@@ -377,6 +399,36 @@ BAD_ARGUMENTS = {
     "input_resolution_range of no graph": (lambda: input_resolution_range(None), ArgumentError, "RFGraph"),
     "collect dirs=42": (lambda: rfkit.collect(42), ArgumentError, "dirs"),
     "collect of no folder": (lambda: rfkit.collect([]), CollectError, "no report to collect"),
+    # bounds (issue 19): what torch's generators take, sane amounts of work
+    "erf seed=2**64": (_erf(seed=2**64), ArgumentError, "seed must be an int from 0 to 18446744073709551615"),
+    "verify seed=2**64": (lambda: rfkit.verify(plain(), input_size=16, seed=2**64), ArgumentError, "seed"),
+    "estimate_rf seed=2**64": (lambda: estimate_rf(plain(), input_size=16, seed=2**64), ArgumentError, "seed"),
+    "erf bootstrap=100001": (_erf(bootstrap=100_001), ArgumentError, "bootstrap must be an int from 0 to 100000"),
+    "erf batch_size=65537": (_erf(batch_size=65_537), ArgumentError, "batch_size must be an int from 1 to 65536"),
+    "erf threads=1025": (_erf(threads=1025), ArgumentError, "threads must be an int from 1 to 1024"),
+    "erf workers=10**8": (_erf(workers=10**8), ArgumentError, "workers must be an int from 0 to 1024"),
+    "erf input_size=10**20": (_erf(input_size=10**20), InputSizeError, "at most 2**40 pixels"),
+    "trace input_size=(2**20, 2**20 + 1)": (
+        lambda: rfkit.trace(plain(), input_size=(2**20, 2**20 + 1)),
+        InputSizeError,
+        "too large",
+    ),
+    "erf method='x'": (_erf(method="x"), ArgumentError, "unknown ERF method 'x': use one of replknet, openerf"),
+    "erf layers='pair' of a module returning a tuple": (
+        lambda: rfkit.erf(Outer(), layers="pair", images="noise", num_images=1, input_size=16, device="cpu"),
+        NodeNotFoundError,
+        "pair returns a tuple of 2 tensors, not one tensor: name an element instead, pair[0] or pair[1]",
+    ),
+    **{
+        f"attribute {name}={value}": (
+            lambda name=name, value=value: rfkit.attribute(
+                classifier(), images="noise", num_images=1, input_size=16, device="cpu", **{name: value}
+            ),
+            ArgumentError,
+            f"{name} must be an int from 1 to 10000",
+        )
+        for name, value in (("steps", 10**8), ("samples", 10_001), ("faithfulness_steps", 10**6))
+    },
 }
 
 
@@ -456,3 +508,173 @@ def test_cli_checkpoint_holding_code(capsys, model_file, evil_checkpoint):
     assert not target.exists()
     assert_one_line_error(code, text, "holds code, refused", f"{os.system.__module__}.system")
     assert "weights_only" not in text
+
+
+# --- a launcher's environment left over (torchrun's variables without torchrun) --------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+STALE_ENVIRONMENTS = {
+    # rank 0 of 2 waits for a peer that never comes; rank 1 for a rank 0 that never listens
+    "no peer": ({"RANK": "0", "LOCAL_RANK": "0"}, "rank 0 of 2 could not join the others"),
+    "no rank 0": ({"RANK": "1", "LOCAL_RANK": "1"}, "rank 1 of 2 could not join the others"),
+    "RANK >= WORLD_SIZE": ({"RANK": "2", "LOCAL_RANK": "0"}, "RANK='2' must be a whole number from 0 to 1"),
+    "bad address": (
+        {"RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "no-such-host.invalid"},
+        "MASTER_ADDR='no-such-host.invalid' is not a host name",
+    ),
+    "WORLD_SIZE=abc": ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' must be a whole number >= 1"),
+    "LOCAL_RANK=x": ({"RANK": "1", "LOCAL_RANK": "x"}, "LOCAL_RANK='x' must be a whole number"),
+    "MASTER_PORT=70000": ({"RANK": "0", "LOCAL_RANK": "0", "MASTER_PORT": "70000"}, "MASTER_PORT='70000'"),
+    "timeout=soon": (
+        {"RANK": "0", "LOCAL_RANK": "0", "RFKIT_DISTRIBUTED_TIMEOUT": "soon"},
+        "RFKIT_DISTRIBUTED_TIMEOUT",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STALE_ENVIRONMENTS))
+def test_cli_stale_launcher_environment_ends_quickly_in_one_line(capsys, monkeypatch, model_file, case):
+    import time
+
+    extra, says = STALE_ENVIRONMENTS[case]
+    env = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    for name, value in {**env, "RFKIT_DISTRIBUTED_TIMEOUT": "1", **extra}.items():
+        monkeypatch.setenv(name, value)
+    start = time.monotonic()
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "-n", "1", "--images", "noise", "--input-size", "16", "-q")
+    assert time.monotonic() - start < 20  # a 1 s wait, not torch's 30 minutes (main waited > 300 s)
+    assert_one_line_error(code, text, says, "seconds" if case.startswith("timeout") else "unset WORLD_SIZE")
+    assert "frame #" not in text  # torch's native log of each connection retry is held back
+
+
+# --- bounds from the command line (issue 19) --------------------------------------------------------------
+ERF = ["-n", "2", "--images", "noise", "--input-size", "16", "-q"]
+CLI_BOUNDS = {
+    "--seed 2**64": (["erf", "plain", *ERF, "--seed", "18446744073709551616"], "seed must be an int from 0 to"),
+    "--input-size 10**20": (
+        ["erf", "plain", "-n", "1", "--images", "noise", "-q", "--input-size", "99999999999999999999"],
+        "at most 2**40 pixels",
+    ),
+    "graph --input-size 10**20": (["graph", "plain", "--input-size", "99999999999999999999"], "at most 2**40"),
+    "--bootstrap 10**8": (["erf", "plain", *ERF, "--bootstrap", "100000000"], "bootstrap must be an int from 0"),
+    "--workers 10**8": (["erf", "plain", *ERF, "--workers", "100000000"], "workers must be an int from 0 to 1024"),
+    "--batch-size 10**8": (["erf", "plain", *ERF, "--batch-size", "100000000"], "batch_size must be an int"),
+    "attribute --steps 10**8": (
+        ["attribute", "classifier", *ERF, "--methods", "ig", "--steps", "100000000"],
+        "steps must be an int from 1 to 10000",
+    ),
+    "attribute --samples 10**8": (
+        ["attribute", "classifier", *ERF, "--methods", "smoothgrad", "--samples", "100000000"],
+        "samples must be an int from 1 to 10000",
+    ),
+    "-l pair returning a tuple": (["erf", "outer", *ERF, "-l", "pair"], "pair returns a tuple of 2 tensors"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_BOUNDS))
+def test_cli_bound_is_one_line(capsys, model_file, tmp_path, case):
+    args, says = CLI_BOUNDS[case]
+    args = [args[0], f"{model_file}:{args[1]}", *args[2:]]
+    code, text = cli(capsys, *args, *(["-o", tmp_path / "out"] if args[0] != "graph" else []))
+    assert_one_line_error(code, text, says)
+    assert "frame #" not in text and not list(tmp_path.glob("out/*"))  # refused before anything was written
+
+
+def test_seed_bound_is_what_torch_and_numpy_take():
+    import numpy as np
+
+    from rfkit.validate import MAX_SEED
+
+    torch.manual_seed(MAX_SEED)
+    np.random.default_rng([MAX_SEED, 1])
+    with pytest.raises((RuntimeError, ValueError, OverflowError)):
+        torch.manual_seed(MAX_SEED + 1)
+    assert rfkit.erf(plain(), layers="2", images="noise", num_images=1, input_size=16, device="cpu", seed=MAX_SEED)
+
+
+def test_one_image_that_cannot_fit_is_refused_in_one_line(monkeypatch, capsys, model_file, tmp_path):
+    # plain at 16 px: (3 + 4 + 4 + 4) · 256 elements × 12 bytes = 46080 bytes = 45.0 KiB per image
+    monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 40_000)
+    with pytest.raises(DeviceMemoryError) as e:
+        rfkit.erf(plain(), images="noise", num_images=1, input_size=16, device="cpu")
+    assert_one_line(e.value, "one 16x16 input needs about 45.0 KiB", "39.1 KiB free", "smaller --input-size")
+    monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 46_080)  # exactly enough: runs
+    assert rfkit.erf(plain(), layers="2", images="noise", num_images=1, input_size=16, device="cpu")
+    monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 1000)
+    for command, model in (("erf", "plain"), ("attribute", "classifier")):
+        code, text = cli(capsys, command, f"{model_file}:{model}", *ERF, "-o", tmp_path / command)
+        assert_one_line_error(code, text, "out of memory: one 16x16 input needs about", "smaller --input-size")
+        assert "no readable image" not in text
+
+
+def test_out_of_memory_while_decoding_says_so(monkeypatch, capsys, model_file, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+
+    def read_image(path, mode="RGB"):
+        raise MemoryError("Unable to allocate 40.2 GiB for an array with shape (3, 60000, 60000)")
+
+    monkeypatch.setattr("rfkit.pipeline.images.read_image", read_image)
+    with pytest.raises(MemoryError):
+        rfkit.erf(plain(), images=tmp_path, num_images=1, input_size=16, device="cpu")
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "--images", tmp_path, "-n", "1", "--input-size", "16", "-q")
+    assert_one_line_error(code, text, "out of memory")
+    assert "no readable image" not in text
+
+
+@pytest.mark.parametrize("where", ["/proc/x.png", "folder"])
+def test_cli_figure_to_an_unwritable_or_odd_destination(capsys, where, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    analysis = Path(__file__).parent / "golden"
+    reports = tmp_path / "reports"
+    rfkit.analyze(
+        str(analysis / "tiny_net.py") + ":build", layers=["2"], input_size=16, images="noise", num_images=1,
+        device="cpu", out=reports,
+    )  # fmt: skip
+    out = where if where.startswith("/") else tmp_path
+    code, text = cli(capsys, "figure", reports, "-o", out)
+    says = "cannot write /proc/x.png" if where.startswith("/") else "is a folder: give the figure's file name"
+    assert_one_line_error(code, text, says)
+    assert not Path("/proc/x.png").exists() and not (tmp_path.parent / f"{tmp_path.name}.png").exists()
+    shutil.rmtree(reports)
+
+
+# --- control characters in names reach no terminal ------------------------------------------------------
+def test_terminal_text_escapes_every_control_character():
+    from rfkit_cli.console import terminal_text
+
+    shown = terminal_text("a\x1b[2J\x1b]0;title\x07b\x9b31mc\x7fd\u202ee\nf\tg\udcff")
+    assert shown == "a\\x1b[2J\\x1b]0;title\\x07b\\x9b31mc\\x7fd\\u202ee f g?"
+    assert all(c.isprintable() for c in shown)
+
+
+def test_cli_error_naming_a_file_with_escape_sequences(capsys, model_file, tmp_path):
+    name = "a\x1b[2J\x1b]0;pwned\x07.png"  # clears the screen, sets the window title
+    (tmp_path / name).write_bytes(b"not an image")
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "--images", tmp_path / name, "-n", "1", "-q")
+    assert_one_line_error(code, text, "no readable image", "a\\x1b[2J\\x1b]0;pwned\\x07.png")
+    assert not any(c in text for c in "\x1b\x07\x9b\x7f")
+
+
+def test_cli_warning_naming_a_file_with_escape_sequences(capsys, model_file, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(tmp_path / "good.png")
+    (tmp_path / "b\x1b[2J\x9b\x7f.png").write_bytes(b"not an image")
+    code, text = cli(
+        capsys, "erf", f"{model_file}:plain", "--images", tmp_path, "-n", "1", "--input-size", "16", "-q", "-o",
+        tmp_path / "out",
+    )  # fmt: skip
+    assert code == 0, text
+    warning = next(line for line in text.splitlines() if "b\\x1b[2J" in line)
+    assert warning.startswith("warning:") and "b\\x1b[2J\\x9b\\x7f.png" in warning
+    assert not any(c in text for c in "\x1b\x9b\x7f")

@@ -86,3 +86,50 @@ def test_rfkit_figure_writes_and_never_replaces_a_foreign_file(reports, tmp_path
         err = capsys.readouterr().err.strip()
         assert exc.value.code == 1 and len(err.splitlines()) == 1 and message in err, err
     assert mine.read_bytes() == b"a user's figure"
+
+
+def _every_choice(fractions):
+    """The columns by trying every in-order choice of three layers (or none) for ¼, ½, ¾: the definition."""
+    import itertools
+
+    candidates = [None, *range(len(fractions) - 1)]
+    best, best_cost = None, None
+    for choice in itertools.product(candidates, repeat=3):
+        chosen = [i for i in choice if i is not None]
+        if any(a >= b for a, b in zip(chosen, chosen[1:])):
+            continue
+        if any(i is not None and abs(fractions[i] - t) > C.TOLERANCE for i, t in zip(choice, C.FRACTIONS)):
+            continue
+        cost = sum(C.TOLERANCE if i is None else abs(fractions[i] - t) for i, t in zip(choice, C.FRACTIONS))
+        if best_cost is None or cost < best_cost:
+            best, best_cost = choice, cost
+    return best
+
+
+def test_columns_are_the_best_in_order_choice():
+    # by hand: 0.1 is within 0.2 of ¼ only; 0.4 is 0.15 from ¼ and 0.1 from ½; 0.6 is 0.1 from ½ and 0.15
+    # from ¾; 0.95 is final. (0, 1, 2) costs 0.15 + 0.1 + 0.15 = 0.4, (1, 2, None) 0.15 + 0.1 + 0.2 = 0.45
+    rows = [{"depth_fraction": f} for f in (0.1, 0.4, 0.6, 0.95)]
+    assert C.pick_columns(rows) == [("¼ depth", 0), ("½ depth", 1), ("¾ depth", 2), ("final", 3)]
+    # two layers at ½ (a tie): the first; nothing within 0.2 of ¼ or ¾: empty columns
+    rows = [{"depth_fraction": f} for f in (0.5, 0.5, 1.0)]
+    assert C.pick_columns(rows) == [("¼ depth", None), ("½ depth", 0), ("¾ depth", None), ("final", 2)]
+    rng = np.random.default_rng(0)
+    for n in range(1, 9):
+        for _ in range(40):
+            fractions = rng.random(n).tolist()
+            if rng.random() < 0.5:
+                fractions.sort()
+            got = [i for _, i in C.pick_columns([{"depth_fraction": f} for f in fractions])[:3]]
+            assert tuple(got) == _every_choice(fractions), fractions
+
+
+def test_columns_of_5000_layers_in_well_under_a_second():
+    import time
+
+    rows = [{"depth_fraction": (i + 1) / 5000} for i in range(5000)]
+    start = time.perf_counter()
+    columns = C.pick_columns(rows)
+    assert time.perf_counter() - start < 2  # trying every combination took minutes (main: > 300 s)
+    # (i + 1) / 5000 = ¼, ½, ¾ at i = 1249, 2499, 3749
+    assert columns == [("¼ depth", 1249), ("½ depth", 2499), ("¾ depth", 3749), ("final", 4999)]

@@ -80,7 +80,7 @@ def test_erf_with_decoding_threads_gives_the_same_map(folder):
     b = rfkit.erf(net, workers=3, **kw)
     assert a.num_images == b.num_images == 5
     assert np.array_equal(a.maps["2"], b.maps["2"]) and a.maps["2"].any()
-    with pytest.raises(ArgumentError, match="workers must be an int >= 0"):
+    with pytest.raises(ArgumentError, match="workers must be an int from 0 to 1024"):
         rfkit.erf(net, workers=-2, **kw)
 
 

@@ -42,7 +42,13 @@ from rfkit.errors import DeviceMemoryError, NonFiniteWarning
 from rfkit.graph.layers import default_layer
 from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
-from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
+from rfkit.pipeline.devices import (
+    auto_batch_size,
+    check_one_image_fits,
+    decode_workers,
+    is_out_of_memory,
+    resolve_device,
+)
 from rfkit.pipeline.distributed import SINGLE, World, current_world, gather_rows
 from rfkit.pipeline.finite import describe, first_nonfinite_module, nonfinite_images, origin
 from rfkit.pipeline.images import SAMPLE_PHOTOS, ImageStats
@@ -208,8 +214,8 @@ def _check_prediction(scores: torch.Tensor, index: list[int], model: nn.Module, 
 
 
 def _check_settings(settings: mth.Settings) -> None:
-    validate.count(settings.steps, "steps")
-    validate.count(settings.samples, "samples")
+    validate.count(settings.steps, "steps", maximum=validate.MAX_STEPS)
+    validate.count(settings.samples, "samples", maximum=validate.MAX_STEPS)
     if settings.ig_method not in IG_METHODS:
         raise AttributionError(f"unknown IG integration rule {settings.ig_method!r}: use {', '.join(IG_METHODS)}")
     noise = settings.noise
@@ -689,9 +695,9 @@ def _arguments(
     names = mth.parse_methods(methods)
     spec = parse_target(target)
     validate.count(num_images, "num_images")
-    validate.count(batch_size, "batch_size", optional=True)
+    validate.count(batch_size, "batch_size", maximum=validate.MAX_BATCH, optional=True)
     validate.count(sanity_layers, "sanity_layers")
-    validate.count(faithfulness_steps, "faithfulness_steps")
+    validate.count(faithfulness_steps, "faithfulness_steps", maximum=validate.MAX_STEPS)
     _check_settings(settings)
     return names, spec, settings
 
@@ -725,6 +731,7 @@ def _setup(
     if spec.kind == "class":
         check_class(spec.index, classes)
     cam = _cam_setup(g, module, names, layer, unit)
+    check_one_image_fits(g, dev)
     settings = mth.Settings(**{**settings.__dict__, "batch_size": batch_size or auto_batch_size(g, dev)})
     sigma = settings.blur_sigma or default_sigma(prepared.input_size)
     return _Run(prepared, names, dev, unit, classes, cam, settings, sigma)

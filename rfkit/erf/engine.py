@@ -22,7 +22,13 @@ from rfkit.graph.layers import layer_before, missing_rf, resolve_layers, unit_la
 from rfkit.graph.units import grid_shape, select_unit
 from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
-from rfkit.pipeline.devices import auto_batch_size, decode_workers, is_out_of_memory, resolve_device
+from rfkit.pipeline.devices import (
+    auto_batch_size,
+    check_one_image_fits,
+    decode_workers,
+    is_out_of_memory,
+    resolve_device,
+)
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shared_map
 from rfkit.pipeline.finite import describe, nonfinite_images
 from rfkit.pipeline.images import ImageStats, ImageWarning
@@ -335,9 +341,9 @@ def checked_arguments(model, layers, num_images, batch_size, threads, seed, inpu
     check_model(model)
     layers = validate.layer_names(layers)
     num_images = validate.count(num_images, "num_images")
-    batch_size = validate.count(batch_size, "batch_size", optional=True)
-    threads = validate.count(threads, "threads", optional=True)
-    seed = validate.count(seed, "seed", minimum=0)
+    batch_size = validate.count(batch_size, "batch_size", maximum=validate.MAX_BATCH, optional=True)
+    threads = validate.count(threads, "threads", maximum=validate.MAX_THREADS, optional=True)
+    seed = validate.seed(seed)
     if input_size is not None:
         validate.input_size(input_size)
     get_method(method)
@@ -473,7 +479,8 @@ def erf(
     """
     args = checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
     layers, num_images, batch_size, threads, seed, dev = args
-    workers = validate.count(workers, "workers", optional=True, minimum=0)
+    workers = validate.count(workers, "workers", optional=True, minimum=0, maximum=validate.MAX_THREADS)
+    validate.count(bootstrap, "bootstrap", minimum=0, maximum=validate.MAX_BOOTSTRAP)
     bootstrap, until_stable = checked_options(bootstrap, until_stable)
     prepared = prepare(model, weights, input_size, seed=seed, trust=trust)
     g = prepared.graph
@@ -488,6 +495,7 @@ def erf(
 
     stats = ImageStats(source=str(images), requested=num_images)
     world = current_world(dev) if distributed else SINGLE
+    check_one_image_fits(g, dev)
     bs = batch_size or auto_batch_size(g, dev)
     centers = _centers(g, resolved, units, notes)
     rf_sizes = {key: g[node].size for key, node in resolved.items()}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rfkit.errors import ArgumentError
 from rfkit.graph.units import centre_unit
 
 METHODS = ("replknet", "openerf")
@@ -58,7 +59,7 @@ def get_method(name: str) -> Method:
     try:
         return _METHODS[name]
     except KeyError:
-        raise ValueError(f"unknown ERF method {name!r}: use one of {', '.join(METHODS)}") from None
+        raise ArgumentError(f"unknown ERF method {name!r}: use one of {', '.join(METHODS)}") from None
 
 
 def default_unit(method: str, grid: tuple[int, ...], tokens: bool) -> tuple[int, ...]:

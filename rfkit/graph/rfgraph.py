@@ -108,6 +108,7 @@ class RFGraph:
         if indexed is not None:
             return self.module_outputs[indexed]
         self._check_element(key)
+        self._check_container(key)
         candidates = list(self.module_outputs) + list(self.records)
         close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
         hint = f" Close matches: {', '.join(close)}." if close else " List the names with `rfkit graph MODEL`."
@@ -127,6 +128,19 @@ class RFGraph:
                 f"{module} has {len(found)} tensor output{'s' * (len(found) != 1)}: {', '.join(found)}; "
                 f"{key} is not one"
             )
+
+    def _check_container(self, key: str) -> None:
+        """Raise a :class:`NodeNotFoundError` naming its elements when ``key`` is a module that returns a tuple,
+        list or dict of tensors rather than one tensor."""
+        found = [m for m in self.module_outputs if m.startswith(key + "[") and m.endswith("]")]
+        if not found:
+            return
+        found.sort(key=lambda m: (len(m), m))  # [2] before [10]
+        kind = "a tuple" if all(m[len(key) + 1 : -1].isdigit() for m in found) else "a dict"
+        raise NodeNotFoundError(
+            f"{key} returns {kind} of {len(found)} tensors, not one tensor: name an element instead, "
+            f"{' or '.join(found)}"
+        )
 
     def _indexed_layer(self, key: str) -> str | None:
         """``model.N`` or ``model.N[k]`` for a YOLO-style ``N`` or ``N-k`` (None for any other key)."""

@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from rfkit.errors import DeviceError
+from rfkit.errors import DeviceError, DeviceMemoryError
 
 #: Images per batch when the user gives none (on the CPU and CUDA, at most this: see :func:`auto_batch_size`).
 DEFAULT_BATCH = {"cuda": 64, "mps": 16, "cpu": 8}
@@ -157,6 +157,41 @@ def auto_batch_size(g, device: torch.device, available: int | None = None) -> in
     if available is None:
         return default
     return max(1, min(default, int(available * MEMORY_SHARE) // bytes_per_image(g)))
+
+
+def readable_bytes(n: int) -> str:
+    """A number of bytes for a message, in the largest binary unit that keeps it at 1 or more.
+
+    >>> readable_bytes(500), readable_bytes(5376), readable_bytes(3 * 2**30), readable_bytes(2**50)
+    ('500 B', '5.2 KiB', '3.0 GiB', '1024.0 TiB')
+    """
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def check_one_image_fits(g, device: torch.device, available: int | None = None) -> None:
+    """Raise :class:`~rfkit.errors.DeviceMemoryError` when one image through the traced graph ``g``
+    (:func:`bytes_per_image`) needs more than the ``available`` memory (default :func:`free_device_memory`;
+    unknown: no check), before any image is decoded or batched.
+
+    >>> import torch.nn as nn, rfkit
+    >>> g = rfkit.trace(nn.Conv2d(3, 4, 3, padding=1), input_size=8)  # 5376 bytes per image
+    >>> check_one_image_fits(g, torch.device("cpu"), available=5376)
+    >>> check_one_image_fits(g, torch.device("cpu"), available=5000)
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.DeviceMemoryError: out of memory: one 8x8 input needs about 5.2 KiB ... has 4.9 KiB free: ...
+    """
+    need = bytes_per_image(g)
+    available = free_device_memory(device) if available is None else available
+    if available is not None and need > available:
+        size = "x".join(map(str, g.input_size))
+        raise DeviceMemoryError(
+            f"out of memory: one {size} input needs about {readable_bytes(need)} (activations and gradients) and "
+            f"{device} has {readable_bytes(available)} free: use a smaller --input-size"
+        )
 
 
 def decode_workers(device: torch.device) -> int:

@@ -13,9 +13,15 @@ files. The statistics behind the confidence intervals (:mod:`rfkit.erf.groups`) 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -58,35 +64,181 @@ class World:
 SINGLE = World()
 
 
+#: Seconds a process waits for the others to join before giving up (``RFKIT_DISTRIBUTED_TIMEOUT`` overrides it).
+CONNECT_TIMEOUT = 60.0
+#: The environment variable that sets the wait for the other processes, in seconds.
+TIMEOUT_VARIABLE = "RFKIT_DISTRIBUTED_TIMEOUT"
+_STALE = "if no torchrun launched this run, unset WORLD_SIZE (a launcher's environment left over)"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where this process stands according to the launcher's environment (torchrun's variables).
+
+    Attributes
+    ----------
+    rank, size : int
+        ``RANK`` and ``WORLD_SIZE``.
+    local_rank : int
+        ``LOCAL_RANK``: the process's place on its machine (its GPU).
+    address : str
+        ``MASTER_ADDR``.
+    port : int
+        ``MASTER_PORT``.
+    timeout : float
+        Seconds to wait for the other processes (:data:`CONNECT_TIMEOUT` or ``RFKIT_DISTRIBUTED_TIMEOUT``).
+    """
+
+    rank: int
+    size: int
+    local_rank: int
+    address: str
+    port: int
+    timeout: float
+
+
+def _integer(name: str, env, low: int, high: int | None = None, why: str = "") -> int:
+    """Environment variable ``name`` as an int in ``low`` .. ``high`` (inclusive), else a one-line error."""
+    text = env.get(name, "").strip()
+    value = int(text) if re.fullmatch(r"[+-]?\d{1,18}", text) else None
+    if value is None or value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise DistributedError(
+            f"{name}={text!r} must be a whole number {bound}{why}: {_STALE}, or launch with torchrun"
+        )
+    return value
+
+
+def _timeout(env) -> float:
+    text = env.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return CONNECT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not (0 < seconds <= 86400):
+        raise DistributedError(
+            f"{TIMEOUT_VARIABLE}={text!r}: give seconds to wait for the other processes, 0 < s <= 86400"
+        )
+    return seconds
+
+
+def launch_environment(env=None) -> Launch | None:
+    """The launcher's environment (default ``os.environ``) read and checked: None for a single process
+    (``WORLD_SIZE`` unset, empty or 1), else a :class:`Launch` whose every variable torchrun sets is present,
+    a whole number in range where it is one (``RANK`` < ``WORLD_SIZE``, ``LOCAL_RANK`` < ``LOCAL_WORLD_SIZE``),
+    with a ``MASTER_ADDR`` that resolves.
+
+    Raises
+    ------
+    DistributedError
+        One line naming the variable at fault and saying to unset ``WORLD_SIZE`` if no launcher started the run.
+
+    Examples
+    --------
+    >>> launch_environment({}) is None, launch_environment({"WORLD_SIZE": "1"}) is None
+    (True, True)
+    >>> env = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    >>> launch_environment(env)
+    Launch(rank=1, size=2, local_rank=1, address='127.0.0.1', port=29500, timeout=60.0)
+    >>> launch_environment({**env, "RANK": "2"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rfkit.pipeline.distributed.DistributedError: RANK='2' must be a whole number from 0 to 1 (below WORLD_SIZE=2): ...
+    """
+    env = os.environ if env is None else env
+    if not env.get("WORLD_SIZE", "").strip():
+        return None
+    size = _integer("WORLD_SIZE", env, 1)
+    if size == 1:
+        return None
+    missing = [v for v in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if not env.get(v, "").strip()]
+    if missing:
+        raise DistributedError(
+            f"WORLD_SIZE={size} but {', '.join(missing)} not set: start the run with torchrun "
+            f"(torchrun --nproc-per-node N $(which rfkit) erf ...); {_STALE}"
+        )
+    rank = _integer("RANK", env, 0, size - 1, f" (below WORLD_SIZE={size})")
+    local_size = _integer("LOCAL_WORLD_SIZE", env, 1, size) if env.get("LOCAL_WORLD_SIZE", "").strip() else size
+    local_rank = _integer(
+        "LOCAL_RANK", env, 0, min(local_size, rank + 1) - 1, " (below LOCAL_WORLD_SIZE, at most RANK)"
+    )
+    port = _integer("MASTER_PORT", env, 1, 65535)
+    address = env["MASTER_ADDR"].strip()
+    try:
+        socket.getaddrinfo(address, port)
+    except (OSError, UnicodeError):
+        raise DistributedError(
+            f"MASTER_ADDR={address!r} is not a host name or address this machine can resolve: {_STALE}"
+        ) from None
+    return Launch(rank, size, local_rank, address, port, _timeout(env))
+
+
+def _join(launch: Launch, backend: str) -> None:
+    """Join the default process group, waiting at most ``launch.timeout`` seconds for the other processes to
+    connect (collectives keep torch's own, longer timeout)."""
+    import torch.distributed as dist
+    from torch.distributed.constants import default_pg_timeout
+
+    wait = timedelta(seconds=launch.timeout)
+    store, rank, size = next(dist.rendezvous("env://", timeout=wait))
+    store.set_timeout(wait)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=size)
+    # NCCL exchanges its communicator's id through the store at the first collective, which a rank may reach
+    # long after another: from here on the store waits as long as the collectives do
+    store.set_timeout(default_pg_timeout)
+
+
+@contextlib.contextmanager
+def _native_stderr_held():
+    """Hold what native code (torch's C++ logging: every connection retry, with a stack dump) writes on the
+    stderr file descriptor; pass it on if the block ends normally, drop it if it raises (the caller then
+    says what went wrong in one line)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        os.write(2, held.read())
+
+
 def current_world(device: torch.device | None = None) -> World:
     """The world this process belongs to: :data:`SINGLE` unless torchrun (or another launcher setting
-    ``WORLD_SIZE`` > 1) started it, in which case the default process group is joined (once) with gloo, or
-    NCCL for a CUDA ``device``.
+    ``WORLD_SIZE`` > 1 and the other variables torchrun sets, see :func:`launch_environment`) started it, in
+    which case the default process group is joined (once) with gloo, or NCCL for a CUDA ``device``, waiting at
+    most :data:`CONNECT_TIMEOUT` seconds (``RFKIT_DISTRIBUTED_TIMEOUT``) for the other processes.
 
     >>> current_world() == SINGLE  # a plain process
     True
     """
-    size = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if size <= 1:
+    launch = launch_environment()
+    if launch is None:
         return SINGLE
     import torch.distributed as dist
 
     if not dist.is_available():
         raise DistributedError("WORLD_SIZE > 1 but this torch has no torch.distributed; run one process")
     if not dist.is_initialized():
-        missing = [v for v in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
-        if missing:
-            raise DistributedError(
-                f"WORLD_SIZE={size} but {', '.join(missing)} not set: start the run with torchrun "
-                "(torchrun --nproc-per-node N $(which rfkit) erf ...)"
-            )
         backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(launch.local_rank)
         try:
-            dist.init_process_group(backend)
+            with _native_stderr_held():
+                _join(launch, backend)
         except Exception as e:  # noqa: BLE001 - any rendezvous failure is one line
-            raise DistributedError(f"cannot join the torch.distributed process group ({backend}): {e}") from None
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DistributedError(
+                f"rank {launch.rank} of {launch.size} could not join the others at "
+                f"{launch.address}:{launch.port} within {launch.timeout:g} s ({backend}: {first[:200]}): "
+                f"{_STALE}; to wait longer set {TIMEOUT_VARIABLE}=SECONDS"
+            ) from None
     return World(dist.get_rank(), dist.get_world_size(), dist.get_backend())
 
 

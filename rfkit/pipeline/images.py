@@ -49,6 +49,7 @@ import torch
 
 from rfkit.errors import ImageSourceError, RFKitWarning
 from rfkit.models.data_config import checked_config
+from rfkit.pipeline.devices import is_out_of_memory
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -671,6 +672,8 @@ def _load(load) -> tuple[torch.Tensor | None, Exception | None]:
     try:
         return load(), None
     except Exception as e:  # noqa: BLE001 -- any decoding failure skips the file
+        if is_out_of_memory(e):  # the machine's failure, not the file's: the run stops and says so
+            raise
         return None, e
 
 

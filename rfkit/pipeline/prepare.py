@@ -251,7 +251,7 @@ def prepare(
     if isinstance(model, Prepared):
         return _check_reuse(model, weights, input_size, in_chans)
     validate.model(model)
-    seed = validate.count(seed, "seed", minimum=0)
+    seed = validate.seed(seed)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:
         validate.input_size(input_size)

@@ -11,7 +11,6 @@ a 12-block ViT and a 4-stage CNN line up by how deep the layer is, not by counti
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -103,28 +102,40 @@ def pick_columns(rows: Sequence[dict], layers: str = "stages") -> list[tuple[str
     last = len(rows) - 1 if rows else None
     if layers == "final":
         return [("final", last)]
-    fractions = depth_fractions(rows)
-    candidates = [None, *range(len(rows) - 1)]  # the last measured layer is the final column's
-
-    def cost(choice) -> float:
-        return sum(TOLERANCE if i is None else abs(fractions[i] - t) for i, t in zip(choice, FRACTIONS))
-
-    best = min(
-        (
-            choice
-            for choice in itertools.product(candidates, repeat=len(FRACTIONS))
-            if _in_order(choice)
-            and all(i is None or abs(fractions[i] - t) <= TOLERANCE for i, t in zip(choice, FRACTIONS))
-        ),
-        key=cost,
-    )
+    best = _nearest_in_order(depth_fractions(rows)[:-1], FRACTIONS)  # the last layer is the final column's
     return [*((COLUMN_NAMES[t], i) for t, i in zip(FRACTIONS, best)), ("final", last)]
 
 
-def _in_order(choice) -> bool:
-    """Whether the chosen layers (None: none) keep their order and each appears once."""
-    chosen = [i for i in choice if i is not None]
-    return all(a < b for a, b in zip(chosen, chosen[1:]))
+def _nearest_in_order(fractions: Sequence[float], targets: Sequence[float]) -> tuple[int | None, ...]:
+    """For each of ``targets`` a layer (index into ``fractions``) or None, the layers in their order and each
+    used once, a layer within :data:`TOLERANCE` of its target, minimising the summed distance (None costs
+    :data:`TOLERANCE`); of equal sums the first in the order None, 0, 1, ... target by target.
+
+    A dynamic programme over (target, last layer used): linear in the layers for each target (after a sort),
+    where trying every combination took the cube of the number of layers (minutes for 5000).
+
+    >>> _nearest_in_order([0.125, 0.375, 0.75], (0.25, 0.5, 0.75))
+    (0, 1, 2)
+    >>> _nearest_in_order([0.5, 0.5], (0.25, 0.5, 0.75))  # both as near ½: the first
+    (None, 0, None)
+    """
+    none = -1  # sorts before every layer, as None came first among the choices
+    # the best (cost, choices) for each last layer used (none: no layer yet)
+    states: dict[int, tuple[float, tuple[int, ...]]] = {none: (0.0, ())}
+    for t in targets:
+        following = {last: (cost + TOLERANCE, chosen + (none,)) for last, (cost, chosen) in states.items()}
+        before = sorted(states.items())
+        best_before, k = None, 0
+        for i, f in enumerate(fractions):
+            while k < len(before) and before[k][0] < i:
+                best_before = before[k][1] if best_before is None else min(best_before, before[k][1])
+                k += 1
+            if best_before is not None and abs(f - t) <= TOLERANCE:
+                step = (best_before[0] + abs(f - t), best_before[1] + (i,))
+                following[i] = min(following.get(i, step), step)
+        states = following
+    _, chosen = min(states.values())
+    return tuple(None if i == none else i for i in chosen)
 
 
 def load_cells(analysis, layers: str = "stages") -> list[tuple[str, Cell | None]]:
@@ -320,6 +331,8 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     from rfkit.report.style import FORMATS
 
     path = Path(path)
+    if path.is_dir():
+        raise ArgumentError(f"--out {path} is a folder: give the figure's file name (.png, .pdf or .svg)")
     if path.suffix.lower() not in (*FORMATS, ""):
         raise ArgumentError(f"--out {path.name}: the figure's name must end in .png, .pdf or .svg")
     exts = [path.suffix.lower() or ".png"]

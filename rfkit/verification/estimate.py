@@ -655,7 +655,7 @@ def estimate_rf(
     """
     check_model(model)
     layers = validate.layer_names(layers)
-    seed = validate.count(seed, "seed", minimum=0)
+    seed = validate.seed(seed)
     max_size = validate.count(max_size, "max_size")
     m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed), seed)
     if m.gm is None:

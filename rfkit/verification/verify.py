@@ -191,7 +191,7 @@ def verify(
     check_model(model)
     layers = validate.layer_names(layers)
     max_layers = validate.count(max_layers, "max_layers")
-    seed = validate.count(seed, "seed", minimum=0)
+    seed = validate.seed(seed)
     estimate_max_size = validate.count(estimate_max_size, "estimate_max_size", optional=True)
     m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed), seed)
     g, real = m.g, m.real
