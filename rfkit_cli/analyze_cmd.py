@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from rfkit_cli.area_table import print_area_table
-from rfkit_cli.console import print_warnings, stdout_console, terminal_text
+from rfkit_cli.console import print_warnings, stderr_console, stdout_console, terminal_text
 from rfkit_cli.options import (
     AreaTable,
     BatchSize,
@@ -156,7 +156,7 @@ def analyze_command(
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")
     console = stdout_console()
-    err = Console(stderr=True)
+    err = stderr_console()
     progress = progress_display(
         quiet, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     )

@@ -9,10 +9,25 @@ import typer
 from rich.console import Console
 
 
+class SafeConsole(Console):
+    """A rich console that renders every string made safe for a terminal (:func:`terminal_text`, line breaks
+    kept): table cells, titles and printed lines alike, so a layer, file or model name holding ``ESC[2J``
+    prints as text instead of clearing the screen. rich's own colour codes are not strings it renders, and
+    stay."""
+
+    def render_str(self, text: str, **kwargs):
+        return super().render_str("\n".join(map(terminal_text, text.split("\n"))), **kwargs)
+
+
 def stdout_console() -> Console:
     """A console for tables on stdout: the terminal's width, or 200 columns when stdout is not a terminal
     (so a pipe or a log file gets whole rows)."""
-    return Console(width=None if Console().is_terminal else 200)
+    return SafeConsole(width=None if Console().is_terminal else 200)
+
+
+def stderr_console() -> Console:
+    """A console on stderr (progress, failures), made safe for a terminal as :class:`SafeConsole`."""
+    return SafeConsole(stderr=True)
 
 
 _LINE_BREAKS = frozenset("\n\r\t\v\f\x1c\x1d\x1e\x85\u2028\u2029")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import Progress
 
+from rfkit_cli.console import stderr_console
+
 STEP = 0.1
 """A plain-line task prints a line each time it passes another tenth of its total."""
 
@@ -91,7 +93,7 @@ class LineProgress:
 def progress_display(quiet: bool = False, *columns, console: Console | None = None) -> Progress | LineProgress:
     """Where a command shows its progress: nothing with ``quiet``, rich's bars (with ``columns``) when stderr
     is a terminal, else :class:`LineProgress`."""
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     if quiet:
         return Progress(console=console, disable=True)
     if console.is_terminal:

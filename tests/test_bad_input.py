@@ -678,3 +678,39 @@ def test_cli_warning_naming_a_file_with_escape_sequences(capsys, model_file, tmp
     warning = next(line for line in text.splitlines() if "b\\x1b[2J" in line)
     assert warning.startswith("warning:") and "b\\x1b[2J\\x9b\\x7f.png" in warning
     assert not any(c in text for c in "\x1b\x9b\x7f")
+
+
+def test_tables_and_lines_render_names_with_escape_sequences_as_text():
+    """Every string the CLI's consoles render (table cells, titles, printed lines, markup or not) is made safe
+    for a terminal; a console writing to a file emits no control character at all."""
+    import io
+
+    from rich.table import Table
+
+    from rfkit_cli.console import SafeConsole
+
+    buffer = io.StringIO()
+    console = SafeConsole(file=buffer, width=200, force_terminal=False)
+    table = Table(title="layers of a\x1b]0;pwned\x07")
+    table.add_column("layer")
+    table.add_row("blocks.\x1b[2J0")
+    console.print(table)
+    console.print("[yellow]note[/]: b\x9b31m\x7fc", "two\nlines")
+    console.print("raw \x1b[2J", markup=False)
+    text = buffer.getvalue()
+    assert not any(c in text for c in "\x1b\x07\x9b\x7f")
+    for shown in ("a\\x1b]0;pwned\\x07", "blocks.\\x1b[2J0", "note: b\\x9b31m\\x7fc", "two\nlines", "raw \\x1b[2J"):
+        assert shown in text, shown
+
+
+def test_cli_table_of_a_layer_named_with_escape_sequences(capsys, tmp_path):
+    """A module name is the model author's text: in `rfkit graph`'s table and productivity lines it prints
+    as text."""
+    model = tmp_path / "odd.py"
+    model.write_text(
+        "import torch.nn as nn\n\n\ndef build():\n    net = nn.Sequential()\n"
+        "    net.add_module('c\\x1b[2J\\x9b', nn.Conv2d(3, 4, 3))\n    return net\n"
+    )
+    code, text = cli(capsys, "graph", f"{model}:build", "--input-size", "16", "--resolution", "4")
+    assert code == 0, text
+    assert "c\\x1b[2J\\x9b" in text and not any(c in text for c in "\x1b\x9b")
