@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rfkit.errors import ReportFileError, RFKitError, RFKitWarning
-from rfkit.io import PARTIAL_MARKER, atomic_write_text, make_temp_dir, mark_partial, remove_abandoned, safe_name
+from rfkit.io import atomic_write_text, remove_abandoned, safe_name
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.labels import is_random
 from rfkit.report.markdown import md_code, md_table, md_text, one_line, report_markdown, warning_block
 from rfkit.report.schema import read_header, read_rows
 from rfkit.report.summary import ERF_RF, RF, productivity_text, summary_row
 from rfkit.report.svg import SVGError, clean_svg
+from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
 
 COPIED = ("layers.csv", "erf.csv", "metrics.json", "graph.dot", "graph.svg")
 SITE_MARKER = ".rfkit-site"
@@ -367,7 +368,8 @@ def _check_site(site: Path) -> None:
 
 def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports") -> Path:
     """Write the mkdocs project for ``analyses`` into ``site``: ``docs/``, ``mkdocs.yml`` and the marker
-    ``.rfkit-site``. The new ``docs/`` is built beside the old one and swapped in when complete."""
+    ``.rfkit-site``. The new ``docs/`` is built beside the old one and swapped in when complete
+    (:func:`rfkit.report.transaction.folder_transaction`)."""
     site = Path(site)
     docs = site / "docs"
     try:
@@ -376,27 +378,14 @@ def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports")
         atomic_write_text(
             site / SITE_MARKER, "This folder was written by `rfkit report`: it replaces docs/ and mkdocs.yml here.\n"
         )
-        remove_abandoned(site, "docs")  # what a killed `rfkit report` left
-        tmp = make_temp_dir(site, f".docs.partial-{os.getpid()}-")
-        mark_partial(tmp)
-        try:
+        remove_abandoned(site, "docs")  # what a killed `rfkit report` left: partial folders, with rfkit's marker
+        remove_abandoned_folders(site, lambda p: (p / "index.md").is_file(), "docs")  # and a docs/ moved aside
+        with folder_transaction(docs, lambda folder: None) as tmp:  # _check_site: rfkit's docs/, or none
             for a in analyses:
                 copied = _copy_analysis(a, tmp / "models" / a.name)
                 atomic_write_text(tmp / "models" / a.name / "index.md", _page(a, copied))
             atomic_write_text(tmp / "index.md", _home(list(analyses), title))
             atomic_write_text(tmp / "compare.md", _compare(list(analyses), tmp))
-            old = None
-            if docs.is_dir():
-                old = make_temp_dir(site, f".docs.old-{os.getpid()}-")
-                mark_partial(old)
-                os.replace(docs, old / "docs")
-            (tmp / PARTIAL_MARKER).unlink()
-            os.replace(tmp, docs)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         atomic_write_text(site / "mkdocs.yml", _mkdocs_yml(list(analyses), title))
     except OSError as e:
         raise SiteError(f"cannot write the site to {site}: {e.strerror or e}; choose another folder") from None
