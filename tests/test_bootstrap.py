@@ -241,7 +241,7 @@ def test_report_shows_intervals_and_links_the_figure(tmp_path):
     assert "### How many images are enough" in text
     low, high = rep.result.ci["8"]["r50"]
     assert "| `8` |" in text and f"[{low:.1f}, {high:.1f}]" in text
-    assert "![ERF/RF ratio against images seen, with 95% bands](figures/convergence.png)" in text
+    assert "![ERF size in pixels against images seen, with 95% bands](figures/convergence.png)" in text
     assert (rep.folder / "figures" / "convergence.png").is_file()
     assert (rep.folder / "maps" / "8.sem.npy").is_file()
     assert inspect.signature(analyze).parameters["bootstrap"].default == RESAMPLES

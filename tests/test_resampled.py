@@ -114,7 +114,9 @@ def test_the_report_says_why_there_is_no_interval(tmp_path):
     rep = analyze(_net(), layers=["2"], images="noise", num_images=4, input_size=16, device="cpu", out=tmp_path)
     text = (rep.folder / "report.md").read_text()
     assert "### How many images are enough" in text
-    assert "no 95% intervals: 4 independent images" in text and "[" not in text.split("enough")[1].split("###")[0]
+    section = text.split("### How many images are enough")[1].split("###")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| `2` |"))
+    assert "no 95% intervals: 4 independent images" in section and "[" not in row  # values, no bounds
 
 
 # ------------------------------------------------------------------------------------------ vectorised
@@ -211,3 +213,19 @@ def test_maps_with_nan_or_negative_pixels_are_cleaned_per_resample():
     want = _naive_cis(g, (4, 4), (5, 5), 60, 1)
     for key, bounds in want.items():
         np.testing.assert_allclose(got[key], bounds, rtol=1e-9, err_msg=key)
+
+
+def test_convergence_panels_share_one_pixel_axis_with_whole_pixel_ticks():
+    from rfkit.report.convergence import convergence_figure
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))
+    res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=10, input_size=16, device="cpu")
+    fig = convergence_figure(res)
+    a, b = fig.axes[:2]
+    assert a.get_ylim() == b.get_ylim()  # one y range: the 3 px and the 7 px layer on the same scale
+    low, high = a.get_ylim()
+    assert low <= 3 and high >= 7 and "px" in a.get_ylabel()
+    ticks = [t for t in a.get_yticks() if low <= t <= high]
+    assert np.diff(ticks).tolist() == [1.0] * (len(ticks) - 1) and all(float(t).is_integer() for t in ticks)
+    size = res.convergence["2"].value[-1]
+    assert size == tuple(float(v) for v in res.metrics["2"].erf_rf.side)  # pixels, not a ratio

@@ -111,8 +111,8 @@ def summary_tables(rows: list[dict[str, str]]) -> list[str]:
 
 def ci_section(result, files: dict, folder: Path) -> list[str]:
     """How many images are enough: the headline metrics with their 95% intervals
-    (:func:`rfkit.report.summary.ci_row`), where the run stopped, and the convergence figure; nothing for a
-    run without intervals."""
+    (:func:`rfkit.report.summary.ci_row`), or the values and why they have none, where the run stopped, and the
+    convergence figure; nothing for a run without intervals asked for."""
     from rfkit.report.erf_files import erf_rows
 
     rows = [r for r in map(ci_row, erf_rows(result)) if r is not None]
@@ -121,9 +121,14 @@ def ci_section(result, files: dict, folder: Path) -> list[str]:
     header = list(rows[0])
     lines = ["### How many images are enough", ""]
     lines += md_table(header, [[md_code(r[c]) if c == LAYER else r[c] for c in header] for r in rows]) + [""]
-    lines += [f"{CI_LEGEND} Stopped: {md_text(result.stopped)}.", ""]
+    reason = (getattr(result, "bootstrap", None) or {}).get("reason")
+    legend = f"Values over all images; {md_text(reason)}." if reason else CI_LEGEND
+    lines += [f"{legend} Stopped: {md_text(result.stopped)}.", ""]
     if "convergence" in files:
-        lines += [f"![ERF/RF ratio against images seen, with 95% bands]({_rel(files['convergence'], folder)})", ""]
+        lines += [
+            f"![ERF size in pixels against images seen, with 95% bands]({_rel(files['convergence'], folder)})",
+            "",
+        ]
     return lines
 
 
