@@ -132,7 +132,7 @@ def write_erf_files(result, folder, statuses: dict | None = None) -> dict[str, P
 
 
 CONVERGENCE = "figures/convergence.png"
-"""The figure of the ERF/RF ratio against images seen (:mod:`rfkit.report.convergence`)."""
+"""The figure of the ERF size in pixels against images seen (:mod:`rfkit.report.convergence`)."""
 
 
 def write_convergence(result, folder) -> dict[str, Path]:
