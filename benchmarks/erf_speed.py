@@ -8,7 +8,9 @@ outputs), it times
   deepest layer), the RepLKNet centre score, one ``autograd.grad`` per layer, map summed on the device;
 - ``rfkit``: ``rfkit.erf`` (method ``replknet`` and ``openerf``) on the same tensor, everything included
   (tracing the RF graph, unit selection, metrics off);
-- ``rfkit (dir)``: the same reading the images from a folder (decoding and preprocessing included);
+- ``rfkit (dir)``: the same reading the images from a folder (decoding and preprocessing included); with
+  ``metrics`` the metrics of every map too (``bootstrap=0``), with ``defaults`` as a user runs it: metrics and
+  their 95% intervals (200 bootstrap resamples over the independent images) and the convergence curves;
 - ``openerf``: ``openerf.erf.compute_erf`` on that folder (batch size 1 by design; one run per layer);
 - on a GPU (``--device cuda``), ``rfkit`` with channels-last and with bf16 autocast too, each map's correlation
   with the fp32 map printed below the table (goal > 0.999).
@@ -82,8 +84,7 @@ def time_rfkit(model, images, layers, n, batch, device, method, **options):
         device=device,
         method=method,
         weights="as-given",
-        metrics=False,
-        **options,
+        **{"metrics": False, **options},
     )
     return time.perf_counter() - t0, res
 
@@ -162,6 +163,12 @@ def main(argv=None) -> int:
                     "rfkit replknet": partial(time_rfkit, model, tensor, layers, n, bs, device, "replknet"),
                     "rfkit openerf": partial(time_rfkit, model, tensor, layers, n, bs, device, "openerf"),
                     "rfkit replknet (folder)": partial(time_rfkit, model, folder, layers, n, bs, device, "replknet"),
+                    "rfkit replknet (folder), metrics": partial(
+                        time_rfkit, model, folder, layers, n, bs, device, "replknet", metrics=True, bootstrap=0
+                    ),
+                    "rfkit replknet (folder), defaults": partial(
+                        time_rfkit, model, folder, layers, n, bs, device, "replknet", metrics=True
+                    ),
                     "openerf (folder, batch 1)": partial(time_openerf, model, folder, layers, n, device),
                 }
                 if device.type == "cuda":  # the GPU options, checked against the fp32 maps below

@@ -113,12 +113,16 @@ def _ci_table(result, console: Console) -> None:
     rows = [r for r in map(ci_row, erf_rows(result)) if r is not None]
     if not rows:
         return
-    table = Table(title="value [95% interval], bootstrap over images")
+    reason = (result.bootstrap or {}).get("reason")
+    title = "value (no interval: see below)" if reason else "value [95% interval], bootstrap over independent images"
+    table = Table(title=title)
     for col in rows[0]:
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*(escape(v) for v in row.values()))
     console.print(table)
+    if reason:
+        console.print(reason, markup=False, highlight=False)
 
 
 def erf_command(

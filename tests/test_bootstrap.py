@@ -130,11 +130,12 @@ def test_intervals_shrink_with_more_images_and_hold_the_value():
         for column in ("total_mass", "erf_rf_ratio_h", "erf_rf_ratio_w", "r50"):
             low, high = res.ci["8"][column]
             assert low <= row[column] <= high, column
-    assert few.bootstrap == {"resamples": RESAMPLES, "groups": 8, "group_size": 1, "seed": 0}
+    assert few.bootstrap == {"resamples": RESAMPLES, "groups": 8, "sources_per_group": 1, "seed": 0}
     assert few.sem["8"].shape == (24, 24) and few.sem["8"].max() > 0
-    curve = many.convergence["8"]
-    assert curve.images[0] == 2 and curve.images[-1] == 32 and curve.of == "RF"
-    assert curve.value[-1] == pytest.approx(many.metrics["8"].erf_rf.ratio)
+    curve = many.convergence["8"]  # the ERF size in pixels, the interval from 8 independent images on
+    assert curve.images[0] == 2 and curve.images[-1] == 32 and curve.rf == (11.0, 11.0)
+    assert curve.value[-1] == pytest.approx(many.metrics["8"].erf_rf.side)
+    assert np.isnan(curve.low[0]).all() and np.isfinite(curve.low[-1]).all()
 
 
 def test_intervals_are_seeded():
@@ -143,6 +144,7 @@ def test_intervals_are_seeded():
     a, b = rfkit.erf(net, **kwargs), rfkit.erf(net, **kwargs)
     assert a.ci == b.ci
     c = bootstrap_cis(_point_masses(np.arange(1.0, 9.0)), {"a": (4, 4)}, {"a": (5, 5)}, seed=1)
+    assert c["a"]["total_mass"][0] < c["a"]["total_mass"][1]
     d = bootstrap_cis(_point_masses(np.arange(1.0, 9.0)), {"a": (4, 4)}, {"a": (5, 5)}, seed=2)
     assert c["a"]["total_mass"] != d["a"]["total_mass"]
 
@@ -203,13 +205,13 @@ def test_cli_writes_intervals_standard_errors_and_the_figure(tmp_path):
         "    return nn.Sequential(*layers)\n"
     )
     out = tmp_path / "out"
-    args = ["erf", f"{tmp_path / 'net.py'}:build", "-l", "8", "--images", "noise", "-n", "6", "--input-size", "24"]
+    args = ["erf", f"{tmp_path / 'net.py'}:build", "-l", "8", "--images", "noise", "-n", "8", "--input-size", "24"]
     run = CliRunner().invoke(app, [*args, "--device", "cpu", "-o", str(out), "-q"])
     assert run.exit_code == 0, run.output
     row = next(csv.DictReader((out / "erf.csv").open()))
     assert float(row["erf_rf_ratio_h_ci_low"]) <= float(row["erf_rf_ratio_h"]) <= float(row["erf_rf_ratio_h_ci_high"])
     layer = json.loads((out / "metrics.json").read_text())
-    assert layer["run"]["bootstrap"]["resamples"] == RESAMPLES and "after all 6 images" in layer["run"]["stopped"]
+    assert layer["run"]["bootstrap"]["resamples"] == RESAMPLES and "after all 8 images" in layer["run"]["stopped"]
     assert layer["layers"]["8"]["total_mass_ci_low"] < layer["layers"]["8"]["total_mass_ci_high"]
     assert np.load(out / "maps" / "8.sem.npy").shape == (24, 24)
     assert (out / "figures" / "convergence.png").stat().st_size > 0
@@ -233,13 +235,13 @@ def test_cli_refuses_a_zero_tolerance_in_one_line(capsys):
 def test_report_shows_intervals_and_links_the_figure(tmp_path):
     from rfkit.report.analyze import analyze
 
-    rep = analyze(_deep_net(), layers=["4", "8"], images="noise", num_images=6, input_size=24, device="cpu",
+    rep = analyze(_deep_net(), layers=["4", "8"], images="noise", num_images=8, input_size=24, device="cpu",
                   out=tmp_path)  # fmt: skip
     text = (rep.folder / "report.md").read_text()
     assert "### How many images are enough" in text
     low, high = rep.result.ci["8"]["r50"]
     assert "| `8` |" in text and f"[{low:.1f}, {high:.1f}]" in text
-    assert "![ERF/RF ratio against images seen, with 95% bands](figures/convergence.png)" in text
+    assert "![ERF size in pixels against images seen, with 95% bands](figures/convergence.png)" in text
     assert (rep.folder / "figures" / "convergence.png").is_file()
     assert (rep.folder / "maps" / "8.sem.npy").is_file()
     assert inspect.signature(analyze).parameters["bootstrap"].default == RESAMPLES

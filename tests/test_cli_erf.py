@@ -97,7 +97,7 @@ def test_seed_changes_noise_images_and_the_bootstrap(net, tmp_path):
 
 
 def test_the_table_shows_the_intervals_unless_bootstrap_is_off(net):
-    args = ["erf", net, "-l", "2", "--images", "noise", "-n", "4", "--input-size", "16"]
+    args = ["erf", net, "-l", "2", "--images", "noise", "-n", "8", "--input-size", "16"]
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     assert "95% interval" in r.output

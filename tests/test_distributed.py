@@ -45,7 +45,7 @@ def test_an_incomplete_environment_is_one_line(monkeypatch):
 
 def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch):
     (tmp_path / "net.py").write_text(NET)
-    args = ["-l", "0,2", "--images", "noise", "-n", "7", "--input-size", "16", "--device", "cpu", "--batch-size", "2"]
+    args = ["-l", "0,2", "--images", "noise", "-n", "8", "--input-size", "16", "--device", "cpu", "--batch-size", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
@@ -54,20 +54,20 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
-    one = rfkit.erf("net.py:build", layers=["0", "2"], images="noise", num_images=7, input_size=16, device="cpu",
+    one = rfkit.erf("net.py:build", layers=["0", "2"], images="noise", num_images=8, input_size=16, device="cpu",
                     batch_size=2, distributed=False)  # fmt: skip
     both = np.load(tmp_path / "out" / "maps" / "2.npy")
     # the same images in other batches: equal up to float32 rounding of the per-batch maps
     np.testing.assert_allclose(both, one.maps["2"], rtol=1e-6, atol=1e-9 * np.abs(both).max())
     assert np.count_nonzero(both) > 0
     run_header = json.loads((tmp_path / "out" / "metrics.json").read_text())["run"]
-    assert run_header["world_size"] == 2 and run_header["images_per_rank"] == [4, 3]
-    assert run_header["num_images"] == 7 and one.images_per_rank == (7,)
+    assert run_header["world_size"] == 2 and run_header["images_per_rank"] == [4, 4]
+    assert run_header["num_images"] == 8 and one.images_per_rank == (8,)
     assert "error" not in run.stderr.lower()
-    assert "7/7 (100%)" in run.stdout + run.stderr  # rank 0's bar counts every rank's images
-    # the confidence intervals too: the groups are images by stream index, whichever rank measured them
+    assert "8/8 (100%)" in run.stdout + run.stderr  # rank 0's bar counts every rank's images
+    # the confidence intervals too: the groups are sources (here one per image), whichever rank measured them
     layer = json.loads((tmp_path / "out" / "metrics.json").read_text())["layers"]["2"]
-    assert run_header["bootstrap"]["groups"] == 7 and one.bootstrap["groups"] == 7
+    assert run_header["bootstrap"]["groups"] == 8 and one.bootstrap["groups"] == 8
     for column in ("erf_rf_ratio_h", "erf_rf_ratio_w", "total_mass", "r50", "centroid_dy"):
         np.testing.assert_allclose(
             [layer[f"{column}_ci_low"], layer[f"{column}_ci_high"]], one.ci["2"][column], rtol=1e-6

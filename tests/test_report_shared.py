@@ -102,10 +102,11 @@ def test_cli_report_and_site_print_the_same_summary_cells(tiny, tmp_path):
     folder = tmp_path / "rfkit-reports" / "tiny_net-build"
     rows = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("| `2` |")]
     where, used = ([c.strip() for c in row.strip("|").split("|")] for row in rows[:2])  # the two summary tables
-    # by hand (tests/test_analyze.py): RF 7×7, stride 2×2, ERF 7×7, ERF/RF 1 per axis, area 25/256
-    assert where[2:] == ["4, 4", "8, 8", "7×7", "2×2"] and used[1:4] == ["7×7", "1.00, 1.00", "0.0977"]
+    # by hand (tests/test_analyze.py): RF 7×7, stride 2×2, the symmetric ERF centred on the unit's centre
+    # (8, 8), ERF 7×7, ERF/RF 1 per axis, area 25/256
+    assert where[2:] == ["4, 4", "8, 8", "7×7", "2×2"] and used[1:5] == ["8, 8", "7×7", "1.00, 1.00", "0.0977"]
     terminal = [[c.strip() for c in line.strip("│").split("│")] for line in r.output.splitlines() if "│ 2 " in line]
-    assert terminal[0] == ["2", *where[2:]] and terminal[1][:4] == ["2", *used[1:4]]  # the same two tables
+    assert terminal[0] == ["2", *where[2:]] and terminal[1][:5] == ["2", *used[1:5]]  # the same two tables
     r3 = cli("report", str(folder), "--site", str(tmp_path / "site"))
     assert r3.exit_code == 0, r3.output
     home = (tmp_path / "site" / "docs" / "index.md").read_text()

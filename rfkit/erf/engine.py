@@ -12,7 +12,14 @@ import torch
 import torch.nn as nn
 
 import rfkit.validate as validate
-from rfkit.erf.bootstrap import RESAMPLES, StopRule, bootstrap_cis, checked_options, convergence
+from rfkit.erf.bootstrap import (
+    RESAMPLES,
+    StopRule,
+    bootstrap_cis,
+    checked_options,
+    convergence,
+    no_interval_reason,
+)
 from rfkit.erf.groups import GroupSums, group_capacity
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
@@ -197,10 +204,10 @@ def accumulate(
 
     ``batches`` are this rank's share of the stream: :class:`~rfkit.pipeline.sharded.IndexedBatch` es
     (:func:`rfkit.pipeline.sharded.sharded_batches`; an empty one is skipped), or plain tensors (image ``j``
-    of this rank is then taken for image ``rank + j * size`` of the stream).
-    ``stats`` also receives each image's maps, by the image's index in the stream. ``stop`` is asked after
-    each batch whether to stop (with every rank's groups under torchrun: then every rank asks, also once its
-    own share has run out, until all have or ``stop`` says so).
+    of this rank is then taken for image ``rank + j * size`` of the stream, its own source).
+    ``stats`` also receives each image's maps, by the image's source id (views of one photo share one).
+    ``stop`` is asked after each batch whether to stop (with every rank's groups under torchrun: then every
+    rank asks, also once its own share has run out, until all have or ``stop`` says so).
     """
     from rfkit.erf.crop import crop_for
 
@@ -236,9 +243,9 @@ def accumulate(
         elif batch is None:
             break
         if isinstance(batch, IndexedBatch):
-            batch, index = batch.images, batch.index
-        else:
-            index = world.rank + world.size * (seen + np.arange(batch.shape[0]))
+            batch, index, sources = batch.images, batch.index, batch.sources
+        else:  # every image its own source
+            index = sources = world.rank + world.size * (seen + np.arange(batch.shape[0]))
         if batch.shape[0] == 0:  # none of this step's images is this rank's: keep in step with the others
             if progress is not None:
                 progress(0)
@@ -278,7 +285,7 @@ def accumulate(
                 arr = arr.sum(axis=0)
             sums[key] = arr if key not in sums else sums[key] + arr
         if stats is not None:
-            stats.add(each, index)
+            stats.add(each, sources)
         seen += x.shape[0]
         if progress is not None:
             progress(x.shape[0])
@@ -434,8 +441,10 @@ def erf(
         (:mod:`rfkit.pipeline.distributed`): every process returns the same result over the same images as
         one process would. False: this process measures every image alone.
     bootstrap : int
-        Resamples of the bootstrap over images that gives every metric a 95% confidence interval
-        (:attr:`ERFResult.ci <rfkit.erf.result.ERFResult>`; :mod:`rfkit.erf.bootstrap`); 0: none. The
+        Resamples of the bootstrap over independent images (views of one photo resampled together) that
+        gives every metric a 95% confidence interval (:attr:`ERFResult.ci <rfkit.erf.result.ERFResult>`;
+        :mod:`rfkit.erf.bootstrap`); 0: none. Fewer than 8 independent images give none either, and
+        ``bootstrap["reason"]`` of the result says so. The
         statistics it needs (per-group map sums, :mod:`rfkit.erf.groups`) are kept in a bounded memory
         whatever ``num_images``; the per-pixel standard error of the mean map (:attr:`ERFResult.sem`) is
         always kept.
@@ -501,7 +510,7 @@ def erf(
     rf_sizes = {key: g[node].size for key, node in resolved.items()}
     shape = tuple(g.input_size)
     groups = GroupSums(resolved, shape, group_capacity(shape, len(resolved)), num_images)
-    stop = StopRule(until_stable, centers, rf_sizes, seed=seed) if until_stable is not None else None
+    stop = StopRule(until_stable, rf_sizes, seed=seed) if until_stable is not None else None
     module = prepared.model
     with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
         captures = prepared.capture(live)
@@ -577,15 +586,21 @@ def erf(
         images_per_rank=per_rank,
         ci=ci,
         sem={key: groups.sem(key) for key in resolved},
-        convergence=convergence(groups, centers, rf_sizes, seed=seed) if bootstrap and metrics else {},
-        bootstrap={
-            "resamples": bootstrap if ci else 0,
-            "groups": groups.groups,
-            "group_size": groups.size,
-            "seed": seed,
-        },
+        convergence=convergence(groups, rf_sizes, seed=seed) if bootstrap and metrics else {},
+        bootstrap=_bootstrap_record(bootstrap if ci else 0, groups, seed, bootstrap > 0 and metrics),
         stopped=stopped,
     )
+
+
+def _bootstrap_record(resamples: int, groups: GroupSums, seed: int, asked: bool) -> dict:
+    """How the intervals were made (:attr:`ERFResult.bootstrap`): ``groups`` is the number of independent
+    sources, ``sources_per_group`` how many of them each resampled group pools; ``reason`` says why there is
+    no interval where one was asked for and the sources were too few."""
+    record = {"resamples": resamples, "groups": groups.sources, "sources_per_group": groups.size, "seed": seed}
+    reason = no_interval_reason(groups.sources) if asked else ""
+    if reason:
+        record["reason"] = reason
+    return record
 
 
 def _whole_stream(progress, stats: ImageStats):

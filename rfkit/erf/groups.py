@@ -1,28 +1,37 @@
 """What an ERF run keeps besides the mean map, so that its metrics get confidence intervals: per-group map
 sums and the per-pixel sum of squares (:class:`GroupSums`).
 
-Per-image maps cannot be kept for 50,000 images, so the images are pooled into **groups** by their index in
-the stream (the order one process reads it): image ``i`` belongs to group ``i // k``, ``k`` images per group.
-``k`` starts at 1 (a group is an image) and doubles whenever an image would open group ``capacity``: the
-groups are then added up pairwise (``0 + 1``, ``2 + 3``, ...), so they stay contiguous blocks of ``k`` images,
-between ``capacity / 2`` and ``capacity`` of them once there are that many images, whatever the number of
-images. Memory is ``capacity × H × W`` float64 per layer, with ``capacity`` set by a memory budget
-(:func:`group_capacity`).
+Images are not all independent: the sample photographs' extra views are crops and flips of the same ten
+photos. So every image carries a **source id** (:func:`rfkit.pipeline.images.source_ids`: views of one photo
+share one; any other image is its own source; ids are dense, ``0 .. S - 1``), and the maps are added up per
+source: every view of a photo lands in its photo's group, whatever its place in the stream.
 
-Why resampling groups is the bootstrap over images: the images are a random sample (drawn independently
-from the same distribution), so the sums over disjoint blocks of ``k`` of them are independent and
-identically distributed too (the last block may hold fewer images: the mean map is the ratio of summed map
-to summed count, and a resample draws blocks with their counts). Resampling blocks with replacement is the
-block (cluster) bootstrap over images; with ``k = 1`` it is the ordinary bootstrap.
+Per-source maps cannot be kept for 50,000 sources, so the sources are pooled into **groups** by id: source
+``s`` belongs to group ``s // k``, ``k`` sources per group. ``k`` starts at 1 (a group is a source) and
+doubles whenever a source would open group ``capacity``: the groups are then added up pairwise (``0 + 1``,
+``2 + 3``, ...), so they stay contiguous blocks of ``k`` sources, between ``capacity / 2`` and ``capacity``
+of them once there are that many sources. Memory is ``capacity × H × W`` float64 per layer, with
+``capacity`` set by a memory budget (:func:`group_capacity`).
+
+Why resampling groups is the bootstrap over independent images: the sources are a random sample (drawn
+independently from the same distribution), so the sums over disjoint blocks of ``k`` of them, with all
+their views, are independent and identically distributed too (a group may hold more or fewer images: the
+mean map is the ratio of summed map to summed count, and a resample draws groups with their counts).
+Resampling groups with replacement is the cluster bootstrap; with one image per source and ``k = 1`` it is
+the ordinary bootstrap over images.
 
 Under torchrun each process measures a share of the images (:mod:`rfkit.pipeline.distributed`); since a
-group is defined by image index, not by process, the groups of all processes added up (:meth:`GroupSums.reduce`)
+group is defined by source id, not by process, the groups of all processes added up (:meth:`GroupSums.reduce`)
 are the groups one process would have kept over the same images.
 
 >>> g = GroupSums(["a"], (1, 2), capacity=2, expected=4)
 >>> g.add({"a": np.array([[[1.0, 0.0]], [[3.0, 0.0]], [[5.0, 1.0]]])}, np.array([0, 1, 2]))
->>> g.size, g.counts.tolist(), g.sums["a"].sum(axis=(1, 2)).tolist()  # image 2 opened group 2: pairs merged
+>>> g.size, g.counts.tolist(), g.sums["a"].sum(axis=(1, 2)).tolist()  # source 2 opened group 2: pairs merged
 (2, [2, 1], [4.0, 6.0])
+>>> v = GroupSums(["a"], (1, 2), capacity=4, expected=3)  # three views of two photos: 0, 1, 0
+>>> v.add({"a": np.array([[[1.0, 0.0]], [[3.0, 0.0]], [[5.0, 1.0]]])}, np.array([0, 1, 0]))
+>>> v.counts.tolist(), v.sources, v.images
+([2, 1, 0], 2, 3)
 >>> g.squares["a"].tolist()
 [[35.0, 1.0]]
 """
@@ -68,7 +77,9 @@ class GroupSums:
     Attributes
     ----------
     size : int
-        Images per group (the last used group may hold fewer).
+        Sources per group (the last used group may hold fewer).
+    sources : int
+        Independent sources seen (the largest source id plus one).
     sums : dict[str, numpy.ndarray]
         Per layer, ``(rows, H, W)``: the sum of the maps of each group's images.
     counts : numpy.ndarray
@@ -86,6 +97,7 @@ class GroupSums:
         self.sums = {k: np.zeros((rows, *shape)) for k in keys}
         self.squares = {k: np.zeros(shape) for k in keys}
         self.counts = np.zeros(rows, dtype=np.int64)
+        self.sources = 0
 
     @property
     def groups(self) -> int:
@@ -97,14 +109,15 @@ class GroupSums:
     def images(self) -> int:
         return int(self.counts.sum())
 
-    def add(self, maps: dict[str, np.ndarray], indices: np.ndarray) -> None:
-        """Add per-image maps (``(b, H, W)`` per layer) of the images whose stream indices are ``indices``."""
-        indices = np.asarray(indices, dtype=np.int64)
-        if indices.size == 0:
+    def add(self, maps: dict[str, np.ndarray], sources: np.ndarray) -> None:
+        """Add per-image maps (``(b, H, W)`` per layer) of images whose source ids are ``sources``."""
+        sources = np.asarray(sources, dtype=np.int64)
+        if sources.size == 0:
             return
-        while int(indices.max()) // self.size >= self.capacity:
+        self.sources = max(self.sources, int(sources.max()) + 1)
+        while int(sources.max()) // self.size >= self.capacity:
             self._merge()
-        which = indices // self.size
+        which = sources // self.size
         for g in np.unique(which):
             chosen = which == g
             self.counts[g] += int(chosen.sum())
@@ -123,7 +136,7 @@ class GroupSums:
         self.size *= 2
 
     def grow_to(self, size: int) -> None:
-        """Merge until there are ``size`` images per group (a power of two at least :attr:`size`)."""
+        """Merge until there are ``size`` sources per group (a power of two at least :attr:`size`)."""
         while self.size < size:
             self._merge()
 
@@ -134,6 +147,7 @@ class GroupSums:
         if not world.distributed:
             return self
         self.grow_to(all_reduce_max(self.size, world))
+        self.sources = all_reduce_max(self.sources, world)
         arrays = {f"sum:{k}": v for k, v in self.sums.items()} | {f"sq:{k}": v for k, v in self.squares.items()}
         arrays["counts"] = self.counts.astype(np.float64)
         total = all_reduce_arrays(arrays, world)
@@ -145,7 +159,7 @@ class GroupSums:
     def profiles(self, world: World = SINGLE) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
         """Per layer the row and column sums of each group's map (``(rows, H)``, ``(rows, W)``), and the counts,
         added up over the processes (the group sizes aligned first, as :meth:`reduce`): what
-        :func:`rfkit.erf.bootstrap.ratio_half_widths` needs, a fraction of the size of the maps."""
+        :func:`rfkit.erf.bootstrap.ratio_intervals` needs, a fraction of the size of the maps."""
         if world.distributed:
             self.grow_to(all_reduce_max(self.size, world))
         arrays = {f"r:{k}": v.sum(axis=2) for k, v in self.sums.items()}

@@ -162,12 +162,24 @@ def _box_center(arr: np.ndarray, center) -> tuple[float, float]:
 
 
 def _own_center(profiles) -> tuple[float, float]:
-    """The centre of mass ``(cy, cx)`` from the row and column sums of a non-negative map; the map's middle
-    when it is all zero."""
+    """The centre the size metrics use: the centre of mass ``(cy, cx)`` from the row and column sums of a
+    non-negative map, snapped to the nearest half pixel (:func:`half_pixel`; the map's middle when it is all
+    zero)."""
     c = tuple(_mass_center(np.asarray(p, dtype=np.float64)) for p in profiles)
     if any(math.isnan(v) for v in c):
         return tuple((p.size - 1) / 2 for p in profiles)
-    return c
+    return tuple(half_pixel(v) for v in c)
+
+
+def half_pixel(c: float) -> float:
+    """``c`` snapped to the nearest half pixel, as the centred boxes are (:func:`_snap`): every size metric of
+    :func:`compute_metrics` is centred on the ERF's centre of mass snapped so, one centre for boxes, intervals and
+    circles alike (which also lets the bootstrap share work among resamples whose centres snap alike).
+
+    >>> half_pixel(10.2), half_pixel(10.3), half_pixel(10.76)
+    (10.0, 10.5, 11.0)
+    """
+    return math.floor(2 * round(c, 6) + 0.5) / 2
 
 
 def erf_center(m) -> tuple[float, float]:
@@ -613,7 +625,8 @@ def radial_mass(m, center=None) -> RadialMass:
     m : array_like, shape (H, W)
     center : pair of float, optional
         Centre ``(cy, cx)`` of the circles, may be outside the image; None (default): the map's own centre
-        of mass (:func:`erf_center`), not snapped (distances from a sub-pixel point are exact).
+        of mass (:func:`erf_center`) snapped to the nearest half pixel (:func:`half_pixel`), as every size
+        metric of :func:`compute_metrics`.
 
     Returns
     -------

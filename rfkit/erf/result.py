@@ -70,19 +70,21 @@ class ERFResult:
         a torchrun run (:mod:`rfkit.pipeline.distributed`); ``world_size`` is its length.
     ci : dict[str, dict[str, tuple]]
         Per layer, the 95% confidence interval ``(low, high)`` of each metric column of
-        :meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` (``ci["layer4"]["erf_rf_ratio_h"]``), from the bootstrap
-        over images (:mod:`rfkit.erf.bootstrap`; None where the metric is undefined in most resamples). Empty
-        with ``bootstrap=0``, ``metrics=False`` or fewer than two images. The Gaussian fit has its own
-        standard errors instead (``gauss_*_stderr``).
+        :meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` (``ci["layer4"]["erf_rf_ratio_h"]``), from the cluster
+        bootstrap over independent images (:mod:`rfkit.erf.bootstrap`; None where the metric is undefined in
+        most resamples). Empty with ``bootstrap=0``, ``metrics=False`` or fewer than 8 independent images
+        (``bootstrap["reason"]`` says why). The Gaussian fit has its own standard errors instead
+        (``gauss_*_stderr``).
     sem : dict[str, numpy.ndarray]
         Per layer, the standard error of the mean map, per pixel (``sqrt(variance / num_images)`` of the
         per-image maps; zeros for one image).
     convergence : dict[str, Curve]
-        Per layer, the ERF/RF ratio and its 95% interval against the number of images seen
+        Per layer, the ERF size in pixels and its 95% interval against the number of images seen
         (:class:`rfkit.erf.bootstrap.Curve`; empty with ``bootstrap=0``, ``metrics=False`` or fewer than two groups).
     bootstrap : dict
-        How the intervals were made: ``resamples`` (0: none), ``groups`` and ``group_size`` (images per
-        group, :mod:`rfkit.erf.groups`), ``seed``.
+        How the intervals were made: ``resamples`` (0: none), ``groups`` (independent sources: a photo and its
+        crop/flip views count once), ``sources_per_group`` (how many sources each resampled group pools,
+        :mod:`rfkit.erf.groups`), ``seed``, and ``reason`` where intervals were asked for and there are none.
     stopped : str
         Why the measurement stopped: after every image asked for, or where ``until_stable`` stopped it.
     """

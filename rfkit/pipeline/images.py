@@ -6,7 +6,8 @@ Sources (the ``images`` argument of :func:`image_batches`):
   Greyscale photos are converted to RGB. The first ``len(SAMPLE_PHOTOS)`` images are the plain photos;
   beyond that come further *views*: view ``i`` is photo ``i % len(SAMPLE_PHOTOS)`` under a random resized
   crop (area 25-100 %, aspect 3/4-4/3) and a horizontal flip with probability 1/2, drawn from
-  ``numpy.random.default_rng([seed, i])``. So ``num_images=32`` works offline and is reproducible.
+  ``numpy.random.default_rng([seed, i])``. So ``num_images=32`` works offline and is reproducible; but
+  32 views of 10 photos are 10 independent images, not 32 (:func:`source_ids`).
 - ``"noise"``: image ``i`` has pixel values uniform in [0, 1) drawn from ``numpy.random.default_rng([seed, i])``
   at the model's input size, then normalised with the model's mean/std (no resize or crop).
 - a directory: its image files (``.jpg .jpeg .png .webp .bmp .tif .tiff``, any case), recursively, in sorted
@@ -26,6 +27,9 @@ Then it is preprocessed with timm's evaluation transform (:func:`timm.data.creat
 keeping its aspect ratio (for a square input: shorter side to ``floor(H / crop_pct)``), centre crop to
 (H, W), scale to [0, 1], normalise with ``mean``/``std``. A model with one input channel gets greyscale
 images (PIL mode ``"L"``) and the mean of the three channel means/stds.
+
+Every image has a **source id** (:func:`source_ids`): images with the same id are views of one picture and
+are not independent of each other (the confidence intervals resample sources, not images).
 
 Files that cannot be decoded are skipped and listed in :attr:`ImageStats.skipped`. A folder, file list or
 tensor may hold fewer usable images than ``num_images``: then fewer are yielded, and
@@ -431,6 +435,23 @@ def sample_view(i: int, seed: int = 0):
     if rng.random() < 0.5:
         view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return view
+
+
+def source_ids(images, index) -> np.ndarray:
+    """The independent source each image of the stream comes from, by its stream index ``index``.
+
+    Views of one photograph share its source: for ``"sample"``, image ``i`` is a view of photo
+    ``i % len(SAMPLE_PHOTOS)``. Every other image is its own source (a file of a folder, a noise image, a
+    row of a tensor): its id is its stream index. Ids are dense, ``0 .. S - 1`` for ``S`` sources, so the
+    number of sources among the first images is the largest id plus one.
+
+    >>> source_ids("sample", np.arange(8, 13)).tolist(), source_ids("noise", np.arange(8, 13)).tolist()
+    ([8, 9, 0, 1, 2], [8, 9, 10, 11, 12])
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if isinstance(images, str) and images == "sample":
+        return index % len(SAMPLE_PHOTOS)
+    return index.copy()
 
 
 def _sample_source(n: int, cfg: dict, seed: int, mode: str):

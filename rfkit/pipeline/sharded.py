@@ -34,6 +34,7 @@ from rfkit.pipeline.images import (
     image_batches,
     no_readable_image,
     opened,
+    source_ids,
 )
 
 
@@ -48,10 +49,19 @@ class IndexedBatch:
     index : numpy.ndarray
         ``(B,)`` int64: image ``k`` of the batch is image ``index[k]`` of the stream (0-based, counting the
         images used, not the files skipped).
+    source : numpy.ndarray, optional
+        ``(B,)`` int64: the independent source of each image (:func:`~rfkit.pipeline.images.source_ids`:
+        views of one photo share one); None reads as ``index`` (every image its own source).
     """
 
     images: torch.Tensor
     index: np.ndarray
+    source: np.ndarray | None = None
+
+    @property
+    def sources(self) -> np.ndarray:
+        """:attr:`source`, or :attr:`index` where none was given."""
+        return self.index if self.source is None else self.source
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -70,7 +80,8 @@ def sharded_batches(
     pin_memory: bool = False,
 ) -> Iterator[IndexedBatch]:
     """This process's share of the batches of :func:`~rfkit.pipeline.images.image_batches` (same arguments),
-    with each image's stream index; one process: every batch.
+    with each image's stream index and source id (:func:`~rfkit.pipeline.images.source_ids`); one process:
+    every batch.
 
     ``stats`` ends up the same on every rank and the same as one process's: images used and files skipped of
     the whole stream.
@@ -84,7 +95,15 @@ def sharded_batches(
     >>> x = torch.zeros(5, 3, 8, 8)
     >>> [b.index.tolist() for b in sharded_batches(x, cfg, 5, 2, World(rank=1, size=2))]  # steps of 4 images
     [[1, 3], []]
+    >>> [b.source.tolist() for b in sharded_batches("sample", cfg, 12, 6)]  # views 10, 11: photos 0, 1
+    [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 0, 1]]
     """
+    batches = _indexed(images, data_config, num_images, batch_size, world, seed, stats, workers, pin_memory)
+    return (IndexedBatch(b.images, b.index, source_ids(images, b.index)) for b in batches)
+
+
+def _indexed(images, data_config, num_images, batch_size, world, seed, stats, workers, pin_memory):
+    """:func:`sharded_batches` without the source ids."""
     if not world.distributed:
         batches = image_batches(
             images,

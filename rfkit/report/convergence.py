@@ -1,12 +1,14 @@
-"""How many images are enough, as a figure: each layer's ERF/RF ratio against the number of images it was
-averaged over, with its 95% bootstrap interval (:attr:`rfkit.erf.result.ERFResult.convergence`,
-:func:`rfkit.erf.bootstrap.convergence`).
+"""How many images are enough, as a figure: each layer's ERF size (the centred interval holding 95% of the
+map's mass, per axis, in pixels) against the number of images it was averaged over, with its 95% bootstrap
+interval (:attr:`rfkit.erf.result.ERFResult.convergence`, :func:`rfkit.erf.bootstrap.convergence`).
 
-One small panel per layer (four to a row), sharing the x axis: images seen on a log scale. The h and w
-ratios are two lines, each with its interval as a band; a dotted line marks the value over all images. A
-curve that has flattened and a band that has narrowed to the width a reader needs mean that more images
-would not change the number. Artists carry a ``gid``: ``"ratio-h"``, ``"ratio-w"``, ``"ci-h"``, ``"ci-w"``,
-``"final"``.
+One small panel per layer (four to a row), sharing the x axis (images seen, on a log scale) and the y axis
+(pixels): every panel has the same y range, so a change of two pixels looks like two pixels, not like a
+collapse; over a range of a few dozen pixels the ticks are whole pixels. The h and w sizes are two lines,
+each with its interval as a band (from 8 independent images on: no band before); a dotted line marks the
+value over all images. A curve that has flattened and a band that has narrowed to the width a reader needs
+mean that more images would not change the number. Artists carry a ``gid``: ``"size-h"``, ``"size-w"``,
+``"ci-h"``, ``"ci-w"``, ``"final"``.
 
 Examples
 --------
@@ -36,8 +38,8 @@ AXIS_NAMES = {"h": "height (h)", "w": "width (w)"}
 
 
 def convergence_figure(result, *, style: str = "report"):
-    """The ERF/RF ratio (ERF/input for a global layer) of every layer of ``result`` against images seen, with
-    95% bands (module docstring). Raises ``ValueError`` when ``result`` has no curve (``bootstrap=0`` or a
+    """The ERF size in pixels of every layer of ``result`` against images seen, with 95% bands, on one y
+    axis (module docstring). Raises ``ValueError`` when ``result`` has no curve (``bootstrap=0`` or a
     single image)."""
     if not result.convergence:
         raise ValueError("the result has no convergence curves: measure with bootstrap > 0 and 2 or more images")
@@ -54,26 +56,26 @@ def _draw(result, fs):
     b = result.bootstrap or {}
     lines = [
         (
-            f"95% intervals: percentile bootstrap over images ({b.get('group_size', 1)} image(s) per group, "
-            f"seed {b.get('seed', 0)}). Stopped: {result.stopped}",
+            f"95% intervals: percentile bootstrap over {b.get('groups', '?')} independent images (views of one "
+            f"photo resampled together; seed {b.get('seed', 0)}). Stopped: {result.stopped}",
             COLORS["note"],
         ),
         *footer_lines(result, layers),
     ]
     width = fs.width(cols) or 2.6 * cols + 0.6
     fig, body = new_figure((width, 2.2 * rows + 0.9), lines if fs.footer else ())
-    axs = body.subplots(rows, cols, squeeze=False)
+    axs = body.subplots(rows, cols, squeeze=False, sharey=True)
     for ax, layer in zip(axs.flat, layers):
         _panel(ax, result.convergence[layer], layer)
     for ax in list(axs.flat)[n:]:
         ax.set_visible(False)
+    _pixel_axis(axs[0][0], [result.convergence[k] for k in layers])
     for c in range(cols):  # under the lowest panel of each column
         axs[(n - 1 - c) // cols][c].set_xlabel("images seen (log scale)")
     for r in range(rows):
-        of = result.convergence[layers[r * cols]].of
-        axs[r][0].set_ylabel("ERF / RF" if of == "RF" else "ERF / input")
+        axs[r][0].set_ylabel("ERF 95% size (px)")
     if fs.footer:
-        title = f"{result.model}: ERF/RF ratio against images seen, input {pair(result.input_size)}"
+        title = f"{result.model}: ERF size against images seen, input {pair(result.input_size)}"
         random = is_random(result)
         if random:
             title += " · RANDOM WEIGHTS"
@@ -91,7 +93,7 @@ def _panel(ax, curve, layer: str) -> None:
         ax.fill_between(
             x, low[:, i], high[:, i], color=color, alpha=0.22, lw=0, gid=f"ci-{axis}", label=f"95% CI, {axis}"
         )
-        ax.plot(x, value[:, i], color=color, marker="os"[i], ms=3.5 - i, gid=f"ratio-{axis}", label=AXIS_NAMES[axis])
+        ax.plot(x, value[:, i], color=color, marker="os"[i], ms=3.5 - i, gid=f"size-{axis}", label=AXIS_NAMES[axis])
         ax.axhline(value[-1, i], color=color, ls=":", lw=1.0, gid="final")
     ax.set_xscale("log")
     ax.set_title(layer_name(layer))
@@ -99,6 +101,32 @@ def _panel(ax, curve, layer: str) -> None:
     ax.set_xticks(_ticks(int(x[0]), int(x[-1])))
     ax.xaxis.set_major_formatter(_IntegerFormatter())
     ax.minorticks_off()
+
+
+SMALL_RANGE = 40
+"""Pixels: a y range up to this wide gets ticks on whole pixels only (every pixel up to 12 px, else steps of 1,
+2 or 5 px)."""
+
+
+def _pixel_axis(ax, curves) -> None:
+    """The shared y axis: every value and band of every panel in view, ticks on whole pixels when the range
+    is small (:data:`SMALL_RANGE`)."""
+    from matplotlib.ticker import MaxNLocator, MultipleLocator
+
+    values = np.concatenate([np.asarray(getattr(c, part), dtype=float).ravel() for c in curves
+                             for part in ("value", "low", "high")])  # fmt: skip
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(1.0, 0.08 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    if hi - lo + 2 * pad <= 12:
+        ax.yaxis.set_major_locator(MultipleLocator(1))  # every pixel
+    elif hi - lo <= SMALL_RANGE:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 5, 10]))
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
 
 
 def _ticks(first: int, last: int) -> list[int]:

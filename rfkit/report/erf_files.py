@@ -31,7 +31,11 @@ def run_header(result) -> dict:
     per_rank = list(getattr(result, "images_per_rank", ()) or (result.num_images,))
     header = {**base_header(result), "method": result.method, "world_size": len(per_rank), "images_per_rank": per_rank}
     if getattr(result, "bootstrap", None):  # how the confidence intervals were made, where the run stopped
-        header["bootstrap"] = {**result.bootstrap, "level": 0.95, "ci_method": "percentile bootstrap over images"}
+        header["bootstrap"] = {
+            **result.bootstrap,
+            "level": 0.95,
+            "ci_method": "percentile cluster bootstrap over independent images (views of one photo resampled together)",
+        }
     if getattr(result, "stopped", ""):
         header["stopped"] = result.stopped
     return header
@@ -43,7 +47,8 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
     of the model's, :func:`rfkit.report.growth.growth_series`), whether its map is finite (``finite``: False
     when it holds NaN/inf, :attr:`~rfkit.erf.result.ERFResult.nonfinite`), every ERF metric and, where the run has them,
     the bounds of each metric's 95% confidence interval (``<column>_ci_low``, ``<column>_ci_high``;
-    :attr:`~rfkit.erf.result.ERFResult.ci`)."""
+    :attr:`~rfkit.erf.result.ERFResult.ci`), or, where intervals were asked for and the run had too few
+    independent images, ``ci_reason`` instead of the bounds."""
     depth, deepest = _depths(result.graph)
     rows = []
     for layer in result.layers:
@@ -82,6 +87,9 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
             row.update(metrics.as_dict())
         for column, (low, high) in getattr(result, "ci", {}).get(layer, {}).items():
             row[f"{column}_ci_low"], row[f"{column}_ci_high"] = low, high
+        reason = (getattr(result, "bootstrap", None) or {}).get("reason")
+        if reason and metrics is not None:
+            row["ci_reason"] = reason
         rows.append(row)
     return rows
 
@@ -133,7 +141,7 @@ def write_erf_files(result, folder, statuses: dict | None = None, header: dict |
 
 
 CONVERGENCE = "figures/convergence.png"
-"""The figure of the ERF/RF ratio against images seen (:mod:`rfkit.report.convergence`)."""
+"""The figure of the ERF size in pixels against images seen (:mod:`rfkit.report.convergence`)."""
 
 
 def write_convergence(result, folder) -> dict[str, Path]:

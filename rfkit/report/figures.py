@@ -111,7 +111,7 @@ __all__ = [
 
 def write_figures(folder, result, options: FigureOptions | None = None, progress=None) -> dict[str, Path]:
     """The figures of an ERF run in ``folder``: an overlay per layer (``overlay_<layer>``), the stage grid
-    (``stages``), RF growth (``rf_growth``) and, when the run has them, the ERF/RF ratio against images seen
+    (``stages``), RF growth (``rf_growth``) and, when the run has them, the ERF size in pixels against images seen
     (``convergence``, :mod:`rfkit.report.convergence`), in the options' look and style (:class:`FigureOptions`);
     ``progress(text)``, if given, hears of each figure before it is drawn ("drawing figure 3 of 7").
 

@@ -133,17 +133,19 @@ def centre_section(rows: list[dict]) -> list[str]:
 def ci_section(rows: list[dict], header: dict, files) -> list[str]:
     """How many images are enough: the headline metrics with their 95% intervals
     (:func:`rfkit.report.summary.ci_row`) of the ``metrics.json`` ``rows``, where the run stopped (``header``:
-    ``run.json``), and the convergence figure when ``files`` (relative names) hold it; nothing for a run
-    without intervals."""
+    ``run.json``), or the values and why they have none (``ci_reason``), and the convergence figure when
+    ``files`` (relative names) hold it; nothing for a run without intervals asked for."""
     cells = [r for r in map(ci_row, rows) if r is not None]
     if not cells:
         return []
     columns = list(cells[0])
     lines = ["### How many images are enough", ""]
     lines += md_table(columns, [[md_code(r[c]) if c == LAYER else r[c] for c in columns] for r in cells]) + [""]
-    lines += [f"{CI_LEGEND} Stopped: {md_text(header.get('stopped', ''))}.", ""]
+    reason = next((r["ci_reason"] for r in rows if r.get("ci_reason")), None)
+    legend = f"Values over all images; {md_text(reason)}." if reason else CI_LEGEND
+    lines += [f"{legend} Stopped: {md_text(header.get('stopped', ''))}.", ""]
     if CONVERGENCE in files:
-        lines += [f"![ERF/RF ratio against images seen, with 95% bands]({CONVERGENCE})", ""]
+        lines += [f"![ERF size in pixels against images seen, with 95% bands]({CONVERGENCE})", ""]
     return lines
 
 

@@ -126,9 +126,9 @@ CI_COLUMNS = {
 }
 """The headline metrics shown with their 95% confidence intervals: column title -> (metric column, decimals)."""
 CI_LEGEND = (
-    "Value over all images [95% confidence interval]: percentile bootstrap over images (resamples of the "
-    "images, or of groups of consecutive images on long runs; `*_ci_low`, `*_ci_high` in `erf.csv` for every "
-    "metric). For a global layer the ERF/RF columns are ERF/input."
+    "Value over all images [95% confidence interval]: percentile cluster bootstrap over independent images "
+    "(a photo and its crop/flip views are resampled together; on long runs, groups of them; `*_ci_low`, "
+    "`*_ci_high` in `erf.csv` for every metric). For a global layer the ERF/RF columns are ERF/input."
 )
 """What the confidence-interval table shows (printed under it)."""
 
@@ -147,9 +147,14 @@ def ci_cell(row: dict, column: str, digits: int = 2) -> str:
 
 def ci_row(row: dict) -> dict[str, str] | None:
     """The headline metrics of a row (of :func:`~rfkit.report.erf_files.erf_rows` or ``metrics.json``) with
-    their intervals, by column (:data:`CI_COLUMNS`, after ``layer``); None when the row has no interval.
-    A global layer's ERF/RF columns hold its ERF/input ratio, as :func:`ratio_cell` does."""
-    if "erf_rf_ratio_h_ci_low" not in row:
+    their intervals, by column (:data:`CI_COLUMNS`, after ``layer``): the values alone where the row says why
+    it has no interval (``ci_reason``); None when the row has neither. A global layer's ERF/RF columns hold
+    its ERF/input ratio, as :func:`ratio_cell` does.
+
+    >>> ci_row({"layer": "2", "r50": 3.0, "ci_reason": "no 95% intervals: ..."})["r50 (px)"]
+    '3.0'
+    """
+    if "erf_rf_ratio_h_ci_low" not in row and not row.get("ci_reason"):
         return None
     ratio = "erf_input_ratio" if row.get("is_global") or row.get("erf_rf_ratio_h") is None else "erf_rf_ratio"
     cells = {LAYER: str(row.get("layer", MISSING))}
