@@ -222,7 +222,7 @@ def untrusted_reason(cfg: dict) -> str | None:
 
     >>> untrusted_reason({"activation": "nn.ReLU()", "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": []})
     >>> untrusted_reason({"activation": "nn.SiLU() or exit()"}).split(" (")[0]
-    'activation "nn.SiLU() or exit()" is not a torch.nn activation'
+    "activation 'nn.SiLU() or exit()' is not a torch.nn activation"
     """
     from ultralytics.nn.tasks import parse_model
 
