@@ -78,6 +78,12 @@ def test_drawn_boxes_are_the_hand_windows(measured):
     assert patches["outside-input"].get_hatch() == "////"
     centres = next(c for c in fig.axes[0].collections if c.get_gid() == "rf-centres")
     assert centres.get_offsets().tolist() == [[4.0 * b, 4.0 * a] for a, b in CORNERS]  # (x, y)
+    erf = next(im for im in fig.axes[0].images if im.get_gid() == "erf-map").get_array()
+    seen = np.zeros((SIZE, SIZE), bool)
+    for window in measured.windows:
+        (y0, y1), (x0, x1) = [(max(lo, 0), min(hi, SIZE - 1)) for lo, hi in window]
+        seen[y0 : y1 + 1, x0 : x1 + 1] = True
+    assert (~np.ma.getmaskarray(erf) == seen).all()  # the ERFs shown where some unit sees, transparent elsewhere
     labels = [t.get_text() for legend in fig.findobj(Legend) for t in legend.get_texts()]
     assert "unit (0, 0): RF rows -3…3, cols -3…3" in labels and "outside the input" in labels
 
@@ -91,11 +97,10 @@ def test_each_units_erf_support_is_its_clipped_window(measured):
         assert (m > 0).sum() == (want[0][1] - want[0][0] + 1) * (want[1][1] - want[1][0] + 1)  # every pixel in it
 
 
-def test_saved_png_and_paper_style(measured, tmp_path):
-    (png,) = save_rf_grid(measured, tmp_path / "grid.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_saved_in_paper_style(measured, tmp_path):
     written = save_rf_grid(measured, tmp_path / "paper.pdf", style="paper")
     assert sorted(p.suffix for p in written) == [".pdf", ".png", ".svg"]
+    assert (tmp_path / "paper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_analytic_only_draws_no_erf():
@@ -115,3 +120,50 @@ def test_layer_without_a_grid_is_refused():
     net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     with pytest.raises(LayerError):
         unit_grid(net, "2", input_size=SIZE, measure=False)
+
+
+NET = (
+    "import torch.nn as nn\n\n"
+    "def net():\n"
+    "    return nn.Sequential(nn.Conv2d(3, 2, 3, 2, 1), nn.Conv2d(2, 2, 3, 2, 1))\n"
+)
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    from rfkit_cli.app import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_cli_writes_the_figure(capsys, tmp_path):
+    (tmp_path / "net.py").write_text(NET)
+    out = tmp_path / "grid.png"
+    args = ("rf-grid", f"{tmp_path / 'net.py'}:net", "-l", "1", "--input-size", SIZE, "--no-erf", "-o", out)
+    code, stdout, _ = run_cli(capsys, *args, "--units", "2")
+    assert code in (0, None) and out.read_bytes()[:4] == b"\x89PNG"
+    assert "4 unit(s) of 1" in stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [(["--units", "lots"], ["units", "corners"]), (["--style", "poster"], ["poster"]), (["-l", "nope"], ["nope"])],
+)
+def test_cli_bad_input_is_one_line(capsys, tmp_path, extra, names):
+    (tmp_path / "net.py").write_text(NET)
+    args = ["rf-grid", f"{tmp_path / 'net.py'}:net", "-l", "1", "--input-size", SIZE, "-o", tmp_path / "g.png"]
+    code, stdout, stderr = run_cli(capsys, *args, *extra)
+    errors = [line for line in (stdout + stderr).splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "Traceback" not in stderr, stdout + stderr
+    assert all(n in errors[0] for n in names), errors
+
+
+def test_cli_leaves_a_foreign_file_alone(capsys, tmp_path):
+    (tmp_path / "net.py").write_text(NET)
+    theirs = tmp_path / "figure.png"
+    theirs.write_bytes(b"someone's figure")
+    code, stdout, stderr = run_cli(capsys, "rf-grid", f"{tmp_path / 'net.py'}:net", "-l", "1", "-o", theirs)
+    assert code == 1 and "rfkit did not write it" in stdout + stderr
+    assert theirs.read_bytes() == b"someone's figure"

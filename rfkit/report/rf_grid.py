@@ -72,8 +72,10 @@ def clipped(window, shape):
 
 def composite_erf(maps, heat: HeatScale) -> np.ndarray:
     """The units' ERFs in one map: each unit's map in the heat scale's transform, normalised to its own
-    maximum, then the largest over the units at each pixel."""
-    return np.max(np.stack([heat.display(m) for m in maps]), axis=0)
+    maximum, then the largest over the units at each pixel; masked (transparent) where no unit has a
+    gradient, so that the image shows there."""
+    shown = np.max(np.stack([heat.display(m) for m in maps]), axis=0)
+    return np.ma.masked_where(np.all(np.stack(maps) == 0, axis=0), shown)
 
 
 @styled
