@@ -270,3 +270,20 @@ def test_report_site_in_a_browser(browser, tmp_path, monkeypatch):
     assert not problems, json.dumps(problems, indent=1)
     model_page = next(p for p in seen if p.startswith("models/"))
     assert seen[model_page]["images"] > 0  # the model's figures are on its page, and loaded
+
+
+def test_the_checks_find_what_they_look_for(browser, tmp_path):
+    """A page with a missing image, a formula left as TeX, a console error and a table wider than the window
+    (not in a scrolling wrapper) is reported on each count; the same table in a scrolling wrapper is not."""
+    wide = "<table><tr>" + "<td>column&nbsp;of&nbsp;text</td>" * 40 + "</tr></table>"
+    (tmp_path / "bad.html").write_text(
+        "<html><body><img src='missing.png'><span class='arithmatex'>\\(x\\)</span>"
+        f"<script>console.error('boom')</script>{wide}</body></html>"
+    )
+    (tmp_path / "good.html").write_text(
+        f"<html><body><div style='overflow-x: auto'>{wide}</div><math><mi>x</mi></math></body></html>"
+    )
+    problems, seen = check_site(browser, tmp_path)
+    bad = " ".join(problems["bad.html"])
+    assert "missing.png" in bad and "left as TeX" in bad and "boom" in bad and "wider than" in bad
+    assert "good.html" not in problems and seen["good.html"]["math"] == 1
