@@ -16,6 +16,7 @@ from rfkit_cli.errors import run_guarded
 from rfkit_cli.figure_cmd import figure_command
 from rfkit_cli.graph_cmd import graph_command
 from rfkit_cli.report_cmd import report_command
+from rfkit_cli.rf_grid_cmd import rf_grid_command
 from rfkit_cli.verify_cmd import verify_command
 
 app = typer.Typer(
@@ -42,6 +43,11 @@ app.command(
     help="Draw the ERFs of several analysed models as one grid (rows: models, columns: layers at the same "
     "depth; one spatial and one colour scale), as a paper uses it.",
 )(figure_command)
+app.command(
+    "rf-grid",
+    help="Draw the analytic RF boxes and centres of a grid of units of one layer (the corners and the centre, "
+    "or an N×N lattice) over an image, with each unit's ERF.",
+)(rf_grid_command)
 app.command(
     "collect",
     help="Collect report folders into one CSV table: a row per model and layer, provenance columns first, "

@@ -327,6 +327,23 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     -------
     list of Path
     """
+    paths = figure_paths(path, style)
+    return save_figure(comparison_figure(analyses, layers, look=look, style=style), paths)
+
+
+def figure_paths(path, style: str = "report") -> list[Path]:
+    """The files a figure saved at ``path`` is written to: ``path`` (its extension picks PNG, PDF or SVG;
+    ``.png`` when it has none), and for a paper style the other two formats beside it. Refuses
+    (:class:`~rfkit.io.OutputError`) a file there that rfkit did not write, and removes the temporary files a
+    killed run left beside them.
+
+    Raises
+    ------
+    ArgumentError
+        ``path`` is a folder, or ends in another extension.
+    OutputError
+        One of the files exists and rfkit did not write it.
+    """
     from rfkit.io import OutputError, remove_abandoned_files
     from rfkit.report.style import FORMATS
 
@@ -342,5 +359,5 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     for p in paths:
         if os.path.lexists(p) and not owned(p):
             raise OutputError(f"{p} exists and rfkit did not write it; rfkit does not replace it: choose another --out")
-    remove_abandoned_files(path.parent, [p.name for p in paths])  # what a killed `rfkit figure` left
-    return save_figure(comparison_figure(analyses, layers, look=look, style=style), paths)
+    remove_abandoned_files(path.parent, [p.name for p in paths])  # what a killed run left
+    return paths

@@ -339,6 +339,7 @@ def _mkdocs_yml(analyses: list[Analysis], title: str) -> str:
             f"site_name: {yaml_str(title)}",
             "theme:",
             "  name: material",
+            "  font: false  # the system's fonts: no request to Google Fonts, so the site works offline",
             "markdown_extensions:",
             "  - admonition",
             "  - tables",
