@@ -33,6 +33,8 @@ __all__ = [
     "draw_rf_extents",
     "draw_scale_bar",
     "draw_rf_centre",
+    "draw_random_tag",
+    "reticle_marker",
     "erf_display",
     "figure_style",
     "fit_drawable",
@@ -222,6 +224,24 @@ def tighten(draw, size, width: float | None = None):
         size = need
         fig, body, axes, cax = draw(size)
     fig.canvas.draw()  # constrained layout of nested sub-figures settles on its second pass: save that one
+    return _grow_over(fig, draw, size, width)
+
+
+def _grow_over(fig, draw, size, width: float | None, rounds: int = 3):
+    """``fig``, or the figure ``draw`` builds on a canvas grown by what runs off ``fig``'s
+    (:func:`rfkit.report.layout.overflow`): the height always, the width unless it is given."""
+    from rfkit.report.layout import overflow
+
+    for _ in range(rounds):
+        left, right, bottom, top = overflow(fig)
+        grow_w = 0.0 if width is not None else left + right
+        if grow_w + bottom + top <= 0.01:
+            break
+        close_figure(fig)
+        size = (size[0] + grow_w, size[1] + bottom + top + 0.02)
+        fig = draw(size)[0]
+        fig.canvas.draw()
+        fig.canvas.draw()
     return fig
 
 
@@ -458,9 +478,24 @@ def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
     ]
 
 
+def reticle_marker(gap: float = 0.45):
+    """A "+" whose four arms stop short of the centre (a :class:`~matplotlib.path.Path` marker): the pixel it
+    marks, often the ERF's only bright structure, stays visible. ``gap``: the open centre's radius as a
+    fraction of the arm's reach.
+
+    >>> reticle_marker().vertices.tolist()[:2]
+    [[0.45, 0.0], [1.0, 0.0]]
+    """
+    from matplotlib.path import Path as MPath
+
+    arms = [(gap, 0.0), (1.0, 0.0), (-gap, 0.0), (-1.0, 0.0), (0.0, gap), (0.0, 1.0), (0.0, -gap), (0.0, -1.0)]
+    return MPath(arms, [MPath.MOVETO, MPath.LINETO] * 4)
+
+
 def draw_rf_centre(ax, center, *, size: float = 11.0, label: str | None = None):
-    """Mark a unit's analytic RF centre ``(cy, cx)`` with a "+" in the RF colour (gid ``rf-center``); the
-    marker's size in points, its stroke in proportion.
+    """Mark a unit's analytic RF centre ``(cy, cx)`` with an open "+" in the RF colour (gid ``rf-center``):
+    four arms with a thin dark halo around an open centre (:func:`reticle_marker`), so the mark never
+    covers the structure it marks; the marker's size in points, its stroke in proportion.
 
     >>> from matplotlib.figure import Figure
     >>> line = draw_rf_centre(Figure().add_subplot(), (32.0, 48.0))
@@ -468,20 +503,55 @@ def draw_rf_centre(ax, center, *, size: float = 11.0, label: str | None = None):
     ([48.0], [32.0], 'rf-center')
     """
     cy, cx = center
+    stroke = max(size * 0.14, 0.9)
     (line,) = ax.plot(
         [cx],
         [cy],
         linestyle="none",
-        marker="+",
-        markersize=size,
-        markeredgewidth=size * 0.19,
+        marker=reticle_marker(),
+        markersize=size * 1.25,
+        markeredgewidth=stroke,
+        fillstyle="none",
         color=COLORS["rf"],
-        path_effects=outline(size * 0.38),
+        path_effects=outline(stroke + 1.1),
         zorder=7,
         gid="rf-center",
         label=label,
     )
     return line
+
+
+RANDOM_TAG = "random init"
+"""The tag on every panel of a random-weight model (:func:`draw_random_tag`)."""
+
+
+def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = None):
+    """A small "random init" tag inside a panel's ``corner`` (gid ``random-tag``), in the warning colour on a
+    white box: a figure of random weights says so in every style, also without a title or footer.
+
+    >>> from matplotlib.figure import Figure
+    >>> t = draw_random_tag(Figure().add_subplot(), "lower left")
+    >>> t.get_text(), t.get_gid(), t.get_position()
+    ('random init', 'random-tag', (0.03, 0.03))
+    """
+    import matplotlib
+    from matplotlib.font_manager import FontProperties
+
+    right, top = corner.endswith("right"), corner.startswith("upper")
+    return ax.text(
+        0.97 if right else 0.03,
+        0.97 if top else 0.03,
+        RANDOM_TAG,
+        transform=ax.transAxes,
+        ha="right" if right else "left",
+        va="top" if top else "bottom",
+        fontsize=fontsize or max(7.0, FontProperties(size=matplotlib.rcParams["xtick.labelsize"]).get_size() - 1),
+        fontweight="bold",
+        color=COLORS["warning"],
+        bbox=dict(facecolor="white", edgecolor="none", alpha=0.85, pad=1.2),
+        zorder=9,
+        gid="random-tag",
+    )
 
 
 def rf_beyond(window, shape) -> dict[str, float]:
