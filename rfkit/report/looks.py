@@ -329,6 +329,7 @@ class FigureOptions:
     style: str = "report"
     look: str = "rfkit"
     full_rf: bool = False
+    shared_scale: bool | None = None  # grids: one colour scale (True), one per panel (False), from the data (None)
 
     def __post_init__(self):
         look_named(self.look)
@@ -349,4 +350,5 @@ class FigureOptions:
         text = f"{self.style} style ({formats}); look: {look.describe()}"
         if not look.colour_blind_safe:
             text += ", not colour-blind-safe"
-        return text + ("; whole RF boxes" if self.full_rf else "")
+        scale = {True: "; grids on one colour scale", False: "; grid panels each on its own colour scale"}
+        return text + ("; whole RF boxes" if self.full_rf else "") + scale.get(self.shared_scale, "")
