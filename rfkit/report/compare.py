@@ -25,12 +25,14 @@ import numpy as np
 from rfkit.errors import ArgumentError
 from rfkit.report.erf_files import layer_filename
 from rfkit.report.formatting import rf_label
-from rfkit.report.inset import draw_inset, erf_window, free_corner, inset_box, zoom_window
+from rfkit.report.inset import draw_inset, erf_window, zoom_window
 from rfkit.report.labels import compact_extent_labels, is_random, wrap_name
+from rfkit.report.layout import wrap_lines
 from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.style import (
     COLORS,
     DPI,
+    STYLE,
     draw_random_tag,
     draw_rf_centre,
     draw_rf_extents,
@@ -219,9 +221,10 @@ def _comparison(grid, heat: HeatScale, scale: GridScale, fs):
             for c, (name, cell) in enumerate(cells):
                 ax = axes[r, c]
                 im = _draw_cell(ax, cell, heat, norm, (H, W)) or im
-                ax.set_title((f"{name}\n" if r == 0 else "") + _caption(cell), linespacing=1.25)
+                title = (f"{name}\n" if r == 0 else "") + _caption(cell)
+                ax.set_title(wrap_lines(title, int(panel * 72 / (STYLE["axes.titlesize"] * 0.6))), linespacing=1.25)
                 if cell is not None and cell.map is not None and is_random(analysis.header.get("weights_kind")):
-                    draw_random_tag(ax, free_corner(getattr(ax, "rfkit_inset_box", None)))
+                    draw_random_tag(ax, "below")
             random = is_random(analysis.header.get("weights_kind"))
             trained = analysis.header.get("weights_kind") == "pretrained"
             axes[r, 0].set_ylabel(
@@ -292,8 +295,8 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
 
 
 def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):
-    """A zoomed inset where the cell's RF or ERF is small (:mod:`rfkit.report.inset`); its box is kept on the
-    axes (``rfkit_inset_box``) for the tags that must avoid it. Returns the inset axes or None."""
+    """A zoomed inset where the cell's RF or ERF is small (:mod:`rfkit.report.inset`); returns the inset axes or
+    None."""
     h, w = cell.map.shape
     r = cell.row
     erf_centre = (r.get("centroid_y"), r.get("centroid_x"))
@@ -306,10 +309,7 @@ def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):
     def draw_map(inset):
         heat.imshow(inset, cell.map, norm, extent=image_extent(h, w), interpolation="nearest")
 
-    inset = draw_inset(ax, draw_map, zoom, (h, w), anchor, rf_window=rf_window)
-    if inset is not None:
-        ax.rfkit_inset_box = inset_box(zoom, (h, w), anchor)
-    return inset
+    return draw_inset(ax, draw_map, zoom, (h, w), anchor, rf_window=rf_window)
 
 
 def owned(path) -> bool:

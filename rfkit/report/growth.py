@@ -29,8 +29,8 @@ SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
 """Op categories (:func:`rfkit.graph.productivity.op_category`) that count as a layer of depth."""
 ERF_MARKERS = ("D", "s", "^")
 MIN_PANEL = 0.62
-"""Least height of a growth panel, as a fraction of its width (at most 4.6 in): rotated layer names and a long
-legend below grow the figure, never squash the panel."""
+"""Least height of a growth panel, as a fraction of the figure's width per panel: rotated layer
+names and a long legend below grow the figure, never squash the panel."""
 LABEL_PT = 7.0
 """Font size of the labels around and inside the growth panels (strides, layers, reference lines)."""
 
@@ -354,7 +354,7 @@ def _growth(graph, result, d: _Growth, fs):
         return fig, list(axs)
 
     size = (width, 4.2 if fs.footer else width * 0.9)
-    fig = fit_figure(draw, size, width=width, min_panel=MIN_PANEL * (0.75 if fs.footer else 1.0) * min(width, 4.6))
+    fig = fit_figure(draw, size, width=width, min_panel=MIN_PANEL * width / n_ax)
     return mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
 
 

@@ -129,15 +129,3 @@ def draw_inset(ax, draw_map, window, shape, centre, *, rf_window=None, marker: f
         )
     )
     return inset
-
-
-def free_corner(box: list[float] | None) -> str:
-    """A panel corner that the inset at ``box`` (:func:`inset_box`) leaves free, for a tag: upper left unless
-    the inset is there.
-
-    >>> free_corner(None), free_corner([0.02, 0.55, 0.43, 0.43]), free_corner([0.55, 0.02, 0.43, 0.43])
-    ('upper left', 'upper right', 'upper left')
-    """
-    if box is None or not (box[0] < 0.5 and box[1] > 0.5):
-        return "upper left"
-    return "upper right"

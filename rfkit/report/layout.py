@@ -88,6 +88,26 @@ def wrap_labels(labels: Sequence[str], chars: int) -> list[str]:
     return [textwrap.fill(lab, max(chars, 8), break_long_words=False, break_on_hyphens=False) for lab in labels]
 
 
+def wrap_lines(text: str, chars: int) -> str:
+    """Every line of ``text`` broken into lines of at most ``chars`` characters: at spaces, and a name without
+    spaces after ``_``, ``.``, ``-`` or ``:`` (:func:`rfkit.report.labels.wrap_name`), so a panel's title never
+    runs into its neighbour's.
+
+    >>> print(wrap_lines("stages.0.blocks.0.conv_pwl\\nRF 3×3 · ERF/RF 1.00, 1.00", 16))
+    stages.0.blocks.
+    0.conv_pwl
+    RF 3×3 · ERF/RF
+    1.00, 1.00
+    """
+    from rfkit.report.labels import wrap_name
+
+    out = []
+    for line in text.split("\n"):
+        for part in textwrap.wrap(line, max(chars, 6), break_long_words=False, break_on_hyphens=False) or [""]:
+            out.append(wrap_name(part, max(chars, 6)) if len(part) > chars else part)
+    return "\n".join(out)
+
+
 def fitted_legend(body, handles: Sequence, labels: Sequence[str], width_in: float, *, ncols: int = 1, **kwargs):
     """A legend of ``body`` (default: outside, below its panels) no wider than ``width_in`` inches.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.report.formatting import pair
-from rfkit.report.inset import draw_inset, erf_window, free_corner, inset_box, zoom_window
+from rfkit.report.inset import draw_inset, erf_window, zoom_window
 from rfkit.report.labels import (
     compact_extent_labels,
     erf_text,
@@ -20,7 +20,7 @@ from rfkit.report.labels import (
     method_label,
     rf_text,
 )
-from rfkit.report.layout import fitted_legend
+from rfkit.report.layout import fitted_legend, wrap_lines
 from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.style import (
     COLORS,
@@ -152,10 +152,10 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, scale: GridScale, fs
                 ax.remove()
                 continue
             data = heat.display(result.maps[layers[i]])
-            im, box = _draw_panel(ax, result, layers[i], data, norm, cmap, not fs.footer)
+            im = _draw_panel(ax, result, layers[i], data, norm, cmap, not fs.footer)
             ax.set_title(titles[i], linespacing=1.3)
             if random:
-                draw_random_tag(ax, free_corner(box))
+                draw_random_tag(ax, "below")
             if map_max(result.maps[layers[i]]) > 0 and _faint(data, norm):
                 _faint_note(ax, data)
         cbar = body.colorbar(
@@ -182,16 +182,16 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, scale: GridScale, fs
 
 def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
     """Panel titles: the layer, then RF and ERF on one line, or on two when any is too wide for a panel."""
-    chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.55)  # characters that fit above a panel
+    chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.6)  # characters that fit above a panel
     if any(len(f"{t[1]} · {t[2]}") > chars for t in parts):
-        return ["\n".join(t) for t in parts]
-    return [f"{t[0]}\n{t[1]} · {t[2]}" for t in parts]
+        return [wrap_lines("\n".join(t), int(chars)) for t in parts]
+    return [wrap_lines(f"{t[0]}\n{t[1]} · {t[2]}", int(chars)) for t in parts]
 
 
 def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False):
     """One layer's panel: its map, its RF box (with arrows where it goes beyond the input), the unit's RF
     centre, and a zoomed inset where the RF or the ERF is small (:mod:`rfkit.report.inset`); returns the map's
-    image and the inset's box (None without one)."""
+    image."""
     H, W = data.shape
     info = result.rf(layer)
     im = ax.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest", gid="erf-map")
@@ -219,8 +219,7 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
     inset = None if zoom is None else draw_inset(ax, draw_map, zoom, (H, W), centre, rf_window=local)
     if inset is None:  # zoomed, the outlined area marks the unit: no marker over its few pixels
         draw_rf_centre(ax, centre, size=8, label="analytic RF centre of the unit")
-        return im, None
-    return im, inset_box(zoom, (H, W), centre)
+    return im
 
 
 def _erf_box(metrics, shape):

@@ -270,8 +270,9 @@ def _needed_size(fig, body, axes, cax) -> tuple[float, float]:
 
 
 def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: str = " · ") -> str:
-    """``text`` broken at ``sep`` into lines that fit ``width_in`` inches at ``fontsize`` (default: the
-    figure title size), so a title never runs into the figure's edges.
+    """``text`` broken at ``sep`` (then at commas) into lines that fit ``width_in`` inches at ``fontsize``
+    (default: the figure title size), so a title never runs into the figure's edges; a line still too long
+    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`).
 
     >>> wrap_title("resnet50: receptive field growth, 224×224 input · RANDOM WEIGHTS", 5.5, 10.5)
     'resnet50: receptive field growth, 224×224 input\\nRANDOM WEIGHTS'
@@ -292,7 +293,9 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
             lines += wrap_title(part, width_in, size, sep=", ").replace("\n", ",\n").split("\n")
         else:
             lines.append(part)
-    return "\n".join(lines)
+    from rfkit.report.layout import wrap_lines
+
+    return "\n".join(wrap_lines(line, chars) if len(line) > 1.2 * chars else line for line in lines)
 
 
 def outline(width: float) -> list:
@@ -527,7 +530,8 @@ RANDOM_TAG = "random init"
 
 def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = None):
     """A small "random init" tag inside a panel's ``corner`` (gid ``random-tag``), in the warning colour on a
-    white box: a figure of random weights says so in every style, also without a title or footer.
+    white box, or ``"below"`` the panel at its left (grids, whose small panels have no room inside): a figure
+    of random weights says so in every style, also without a title or footer.
 
     >>> from matplotlib.figure import Figure
     >>> t = draw_random_tag(Figure().add_subplot(), "lower left")
@@ -537,6 +541,22 @@ def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = Non
     import matplotlib
     from matplotlib.font_manager import FontProperties
 
+    size = fontsize or max(7.0, FontProperties(size=matplotlib.rcParams["xtick.labelsize"]).get_size() - 1)
+    if corner == "below":
+        return ax.annotate(
+            RANDOM_TAG,
+            xy=(0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -1.5),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=size,
+            fontweight="bold",
+            color=COLORS["warning"],
+            annotation_clip=False,
+            gid="random-tag",
+        )
     right, top = corner.endswith("right"), corner.startswith("upper")
     return ax.text(
         0.97 if right else 0.03,
@@ -545,7 +565,7 @@ def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = Non
         transform=ax.transAxes,
         ha="right" if right else "left",
         va="top" if top else "bottom",
-        fontsize=fontsize or max(7.0, FontProperties(size=matplotlib.rcParams["xtick.labelsize"]).get_size() - 1),
+        fontsize=size,
         fontweight="bold",
         color=COLORS["warning"],
         bbox=dict(facecolor="white", edgecolor="none", alpha=0.85, pad=1.2),
@@ -583,7 +603,8 @@ _EXTENT_DIRECTION = {"top": (0, -1), "bottom": (0, 1), "left": (1, 0), "right": 
 
 def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float = 16.0, fontsize=None) -> list:
     """Mark, at each input edge an RF window extends beyond, how far it goes: an arrow from inside the frame
-    to the edge, in line with the window's centre, and its label (gid ``rf-extent``).
+    to the edge, in line with the window's centre (kept within the middle 60% of the edge, so two sides'
+    labels never meet in a corner), and its label (gid ``rf-extent``).
 
     Parameters
     ----------
@@ -602,8 +623,9 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
     """
     (y0, y1), (x0, x1) = window
     H, W = shape
-    cy = min(max((y0 + y1) / 2, 0), H - 1)
-    cx = min(max((x0 + x1) / 2, 0), W - 1)
+    # in line with the window's centre, but never in a corner, where two sides' labels would meet
+    cy = min(max((y0 + y1) / 2, 0.2 * (H - 1)), 0.8 * (H - 1))
+    cx = min(max((x0 + x1) / 2, 0.2 * (W - 1)), 0.8 * (W - 1))
     anchor = {"top": (cx, -0.5), "bottom": (cx, H - 0.5), "left": (-0.5, cy), "right": (W - 0.5, cy)}
     align = {
         "top": ("center", "top"),
