@@ -279,7 +279,7 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
     >>> wrap_title("short · title", 3.0, 10.5)
     'short · title'
     >>> wrap_title("swin_tiny_patch4_window7_224: receptive field growth, 224×224 input", 4.0, 10.5)
-    'swin_tiny_patch4_window7_224: receptive field growth,\\n224×224 input'
+    'swin_tiny_patch4_window7_224: receptive\\nfield growth,\\n224×224 input'
     """
     import matplotlib
 
