@@ -32,7 +32,6 @@ from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.style import (
     COLORS,
     DPI,
-    STYLE,
     draw_random_tag,
     draw_rf_centre,
     draw_rf_extents,
@@ -212,6 +211,11 @@ def _comparison(grid, heat: HeatScale, scale: GridScale, fs):
             ("RANDOM WEIGHTS in some rows: their ERFs show the architecture, not a trained network", COLORS["warning"])
         )
 
+    import matplotlib
+    from matplotlib.font_manager import FontProperties
+
+    title_pt = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size()
+
     def draw(size):
         fig, body = new_figure(size, footer if fs.footer else ())
         axes = body.subplots(nrows, ncols, squeeze=False)
@@ -222,7 +226,7 @@ def _comparison(grid, heat: HeatScale, scale: GridScale, fs):
                 ax = axes[r, c]
                 im = _draw_cell(ax, cell, heat, norm, (H, W)) or im
                 title = (f"{name}\n" if r == 0 else "") + _caption(cell)
-                ax.set_title(wrap_lines(title, int(panel * 72 / (STYLE["axes.titlesize"] * 0.6))), linespacing=1.25)
+                ax.set_title(wrap_lines(title, int(panel * 72 / (title_pt * 0.6))), linespacing=1.25)
                 if cell is not None and cell.map is not None and is_random(analysis.header.get("weights_kind")):
                     draw_random_tag(ax, "below")
             random = is_random(analysis.header.get("weights_kind"))
@@ -285,7 +289,7 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
     centre = (cell.row.get("center_y"), cell.row.get("center_x"))
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in centre):
         centre = None
-    inset = _draw_zoom(ax, cell, heat, norm, None if cell.row.get("is_global") else window, centre)
+    inset = _draw_zoom(ax, cell, heat, norm, window, centre)
     if inset is None and centre is not None:  # zoomed, the outlined area marks the unit
         draw_rf_centre(ax, centre, size=6)
     if cell.row.get("is_global"):
@@ -309,7 +313,7 @@ def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):
     def draw_map(inset):
         heat.imshow(inset, cell.map, norm, extent=image_extent(h, w), interpolation="nearest")
 
-    return draw_inset(ax, draw_map, zoom, (h, w), anchor, rf_window=rf_window)
+    return draw_inset(ax, draw_map, zoom, (h, w), anchor, rf_window=rf_window, dashed=bool(r.get("is_global")))
 
 
 def owned(path) -> bool:

@@ -17,7 +17,7 @@ from rfkit.report.style import (
     zoom_view,
 )
 
-INSET_ZOOM = 1.5
+INSET_ZOOM = 1.4
 """Least magnification of a zoomed inset (an area too large for it gets none)."""
 INSET_VIEW = 3.0
 """An inset shows this many times the zoomed window's side: the window a third of it, room for the scale bar."""
@@ -44,16 +44,20 @@ def erf_window(centre, side, shape) -> tuple | None:
 
 
 def zoom_window(shape, rf_window=None, erf_box=None) -> tuple | None:
-    """The window a grid panel zooms on: the union of its small RF window and its small ERF box
-    (:func:`~rfkit.report.style.small_rf`), or None when neither is small (the panel shows them well).
+    """The window a grid panel zooms on: the union of its RF window and its ERF box where they are small
+    (:func:`~rfkit.report.style.small_rf`), or None when neither is (the panel shows them well). A ViT's
+    global layer whose faint background spreads its 95%-mass ERF still zooms on its 16 px patch (the RF of its
+    local paths).
 
     >>> zoom_window((224, 224), rf_window=((-121, 313), (-121, 313)), erf_box=((100, 124), (100, 124)))
     ((100, 124), (100, 124))
-    >>> zoom_window((224, 224), rf_window=((109, 115), (109, 115)), erf_box=((60, 160), (60, 160))) is None
+    >>> zoom_window((224, 224), rf_window=((104, 119), (104, 119)), erf_box=((20, 200), (20, 200)))
+    ((104, 119), (104, 119))
+    >>> zoom_window((224, 224), rf_window=((60, 160), (60, 160)), erf_box=((40, 180), (40, 180))) is None
     True
     """
     small = [w for w in (rf_window, erf_box) if w is not None and small_rf(w, shape)]
-    if not small or (erf_box is not None and not small_rf(erf_box, shape)):
+    if not small:
         return None
     (y0, y1), (x0, x1) = small[0]
     for (a0, a1), (b0, b1) in small[1:]:
@@ -90,10 +94,11 @@ def inset_layout(window, shape, centre) -> tuple[list[float], tuple] | None:
     return None
 
 
-def draw_inset(ax, draw_map, window, shape, centre, *, rf_window=None, marker: float = 6.0):
+def draw_inset(ax, draw_map, window, shape, centre, *, rf_window=None, dashed: bool = False, marker: float = 6.0):
     """A zoomed inset of ``window`` in ``ax`` (gid ``zoom-inset``) where :func:`inset_box` finds room: the map
-    (``draw_map(inset_axes)``), the RF box when it is given (else the unit's RF centre), a scale bar; the zoomed
-    area is outlined in the panel. Returns the inset axes, or None when there is no room."""
+    (``draw_map(inset_axes)``), the RF box when it is given (``dashed``: the local paths' RF of a global
+    layer; else the unit's RF centre), a scale bar; the zoomed area is outlined in the panel. Returns the inset
+    axes, or None when there is no room."""
     layout = inset_layout(window, shape, centre)
     if layout is None:
         return None
@@ -104,7 +109,13 @@ def draw_inset(ax, draw_map, window, shape, centre, *, rf_window=None, marker: f
     if rf_window is not None:
         inset.add_patch(
             rf_rectangle(
-                rf_window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, zorder=5, path_effects=outline(2.2)
+                rf_window,
+                fill=False,
+                edgecolor=COLORS["rf"],
+                linewidth=1.2,
+                linestyle=(0, (3, 1.5)) if dashed else "-",
+                zorder=5,
+                path_effects=outline(2.2),
             )
         )
     if rf_window is None and centre is not None and all(math.isfinite(float(v)) for v in centre):

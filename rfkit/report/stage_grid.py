@@ -210,13 +210,14 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
     if info.is_global:
         for spine in ax.spines.values():
             spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
-    local = None if info.is_global else window
-    zoom = zoom_window((H, W), local, _erf_box(result.metrics.get(layer), (H, W)))
+    zoom = zoom_window((H, W), window, _erf_box(result.metrics.get(layer), (H, W)))
 
     def draw_map(inset):
         inset.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest")
 
-    inset = None if zoom is None else draw_inset(ax, draw_map, zoom, (H, W), centre, rf_window=local)
+    inset = None
+    if zoom is not None:
+        inset = draw_inset(ax, draw_map, zoom, (H, W), centre, rf_window=window, dashed=info.is_global)
     if inset is None:  # zoomed, the outlined area marks the unit: no marker over its few pixels
         draw_rf_centre(ax, centre, size=8, label="analytic RF centre of the unit")
     return im
