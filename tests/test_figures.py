@@ -384,7 +384,10 @@ def test_stage_grid_global_and_layer_subset(toy):
     fig = F.stage_grid_figure(toy, ["stage2"])
     panels = [ax for ax in fig.axes if ax.get_images()]
     assert len(panels) == 1 and panels[0].get_title().startswith("stage2\nRF global")
-    assert [p.get_gid() for p in panels[0].patches] == ["local-rf-box"]
+    # the RF of the local paths is small against the input: the panel zooms on it (dashed in the inset too)
+    assert [p.get_gid() for p in panels[0].patches] == ["local-rf-box", "zoom-area"]
+    (inset,) = panels[0].child_axes
+    assert inset.get_gid() == "zoom-inset" and inset.patches[0].get_linestyle() == (0, (3, 1.5))
     with pytest.raises(KeyError):
         F.stage_grid_figure(toy, ["missing"])
 
