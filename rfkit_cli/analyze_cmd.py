@@ -28,6 +28,7 @@ from rfkit_cli.options import (
     NumImages,
     Quiet,
     Seed,
+    SharedScale,
     Style,
     Threads,
     TrustCheckpoint,
@@ -137,6 +138,7 @@ def analyze_command(
     style: Style = "report",
     look: Look = "rfkit",
     full_rf: FullRF = False,
+    shared_scale: SharedScale = None,
     bootstrap: Bootstrap = 200,
     seed: Seed = 0,
     until_stable: UntilStable = None,
@@ -151,7 +153,7 @@ def analyze_command(
     check_method(method)
     from rfkit.report.looks import FigureOptions
 
-    figures = FigureOptions(style=style, look=look, full_rf=full_rf)
+    figures = FigureOptions(style=style, look=look, full_rf=full_rf, shared_scale=shared_scale)
     names, device = _share(names, device)
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")

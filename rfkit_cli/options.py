@@ -79,6 +79,16 @@ FullRF = Annotated[
         "--full-rf", help="Overlays show the whole RF box, however far beyond the input (default: the input)."
     ),
 ]
+SharedScale = Annotated[
+    bool | None,
+    typer.Option(
+        "--shared-scale/--own-scale",
+        help="Grids: one colour scale for every panel (each map over the largest peak; a log scale reaches low "
+        "enough for the weakest panel), or each panel over its own max. Default: one scale when the peaks are "
+        "within 10x of each other, else one per panel (rfkit figure: one per panel).",
+        show_default=False,
+    ),
+]
 AreaTable = Annotated[
     bool,
     typer.Option(

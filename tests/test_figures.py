@@ -358,15 +358,17 @@ def test_stage_grid_uses_one_colour_scale(toy, shared):
     images = [i for ax in fig.axes for i in ax.get_images() if i.get_gid() == "erf-map"]
     assert len(images) == 5
     assert all(i.norm is images[0].norm for i in images)
-    assert (images[0].norm.vmin, images[0].norm.vmax) == (-3.0, 0.0)
+    # peaks 1, 100, 10, 1, 1: 100x apart, so a shared log scale reaches 10^-3 below the weakest peak (10^-5)
+    floor = 1e-5 if shared else 1e-3
+    assert (images[0].norm.vmin, images[0].norm.vmax) == (math.log10(floor), 0.0)
     for im, m in zip(images, maps.values()):
-        expected = np.log10(np.maximum(m / (100.0 if shared else m.max()), 1e-3))
+        expected = np.log10(np.maximum(m / (100.0 if shared else m.max()), floor))
         np.testing.assert_allclose(im.get_array(), expected)
     peaks = [float(np.max(i.get_array())) for i in images]
     assert peaks == pytest.approx([-2, 0, -1, -2, -2] if shared else [0] * 5)
     colourbars = [ax for ax in fig.axes if not ax.get_images() and ax.collections]
     assert len(colourbars) == 1
-    of = "max over all panels" if shared else "own max"
+    of = "max over all panels" if shared else "each panel's own max"
     assert colourbars[0].get_ylabel().replace("\n", ", ") == f"ERF / {of}, log scale"
     # 5 panels, 3 per row: 2 rows, the empty cell removed; every finite panel outlines its RF box
     panels = [ax for ax in fig.axes if any(i.get_gid() == "erf-map" for i in ax.get_images())]
@@ -382,7 +384,10 @@ def test_stage_grid_global_and_layer_subset(toy):
     fig = F.stage_grid_figure(toy, ["stage2"])
     panels = [ax for ax in fig.axes if ax.get_images()]
     assert len(panels) == 1 and panels[0].get_title().startswith("stage2\nRF global")
-    assert [p.get_gid() for p in panels[0].patches] == ["local-rf-box"]
+    # the RF of the local paths is small against the input: the panel zooms on it (dashed in the inset too)
+    assert [p.get_gid() for p in panels[0].patches] == ["local-rf-box", "zoom-area"]
+    (inset,) = panels[0].child_axes
+    assert inset.get_gid() == "zoom-inset" and inset.patches[0].get_linestyle() == (0, (3, 1.5))
     with pytest.raises(KeyError):
         F.stage_grid_figure(toy, ["missing"])
 

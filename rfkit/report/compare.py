@@ -3,8 +3,10 @@ from finished ``rfkit analyze`` folders (``rfkit figure DIR... --layers final|st
 site's comparison page).
 
 Every panel has **one spatial scale** (the same pixels per inch, the input frame of the largest input, so a
-smaller input shows smaller) and **one colour scale** (each map divided by its own maximum: models differ in
-gradient magnitude, their shapes are what compares). Columns compare layers at the same **depth fraction** —
+smaller input shows smaller) and, by default, **its own colour scale** (each map divided by its own maximum:
+models differ in gradient magnitude, their shapes are what compares); ``shared=True`` puts every map on one
+colour scale instead (:func:`~rfkit.report.looks.grid_scale`). A small RF or ERF gets a zoomed inset with a
+scale bar (:mod:`rfkit.report.inset`). Columns compare layers at the same **depth fraction** —
 the measured layer nearest ¼, ½, ¾ of the model's depth in spatial layers, then its final measured layer — so
 a 12-block ViT and a 4-stage CNN line up by how deep the layer is, not by counting stages from the end.
 """
@@ -22,15 +24,19 @@ import numpy as np
 from rfkit.errors import ArgumentError
 from rfkit.report.erf_files import layer_filename
 from rfkit.report.formatting import rf_label
+from rfkit.report.inset import draw_inset, erf_window, zoom_window
 from rfkit.report.labels import compact_extent_labels, is_random, wrap_name
-from rfkit.report.looks import HeatScale, style_named
+from rfkit.report.layout import wrap_lines
+from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.style import (
     COLORS,
     DPI,
+    draw_random_tag,
     draw_rf_centre,
     draw_rf_extents,
     figure_style,
     image_extent,
+    map_max,
     mark_figure,
     mark_nonfinite,
     new_figure,
@@ -176,8 +182,11 @@ def _read_map(folder: Path, layer: str, shape: tuple[int, ...]) -> np.ndarray | 
 
 
 @styled
-def comparison_figure(analyses, layers: str = "stages", *, look: str = "rfkit", style: str = "report"):
-    """Rows of models, columns of layers (:func:`pick_columns`), one spatial and one colour scale.
+def comparison_figure(
+    analyses, layers: str = "stages", *, look: str = "rfkit", style: str = "report", shared: bool = False
+):
+    """Rows of models, columns of layers (:func:`pick_columns`), one spatial scale; each panel on its own colour
+    scale, or all on one with ``shared``.
 
     Parameters
     ----------
@@ -187,6 +196,9 @@ def comparison_figure(analyses, layers: str = "stages", *, look: str = "rfkit", 
     look : {"rfkit", "replknet", "openerf"}
     style : {"report", "paper"}
         ``paper``: two columns wide (6.9 in), fonts of 7 pt or more, no title or footer.
+    shared : bool
+        Divide every map by the largest peak of the grid (one colour scale, whose log floor reaches low
+        enough for the weakest panel: :func:`~rfkit.report.looks.grid_scale`) instead of by its own.
 
     Returns
     -------
@@ -198,12 +210,14 @@ def comparison_figure(analyses, layers: str = "stages", *, look: str = "rfkit", 
     kept = [j for j in range(len(grid[0][1])) if any(cells[j][1] is not None for _, cells in grid)]
     grid = [(a, [cells[j] for j in kept]) for a, cells in grid]  # a depth no model has a layer near: no column
     fs = style_named(style)
-    heat = HeatScale.named(look)
+    peaks = [map_max(c.map) for _, cells in grid for _, c in cells if c is not None and c.map is not None]
+    scale = grid_scale(peaks, shared)
+    heat = HeatScale.named(look, floor=scale.floor, top=max(peaks, default=0.0) if scale.shared else None)
     with figure_style(**fs.rc):
-        return _comparison(grid, heat, fs)
+        return _comparison(grid, heat, scale, fs)
 
 
-def _comparison(grid, heat: HeatScale, fs):
+def _comparison(grid, heat: HeatScale, scale: GridScale, fs):
     names = [name for name, _ in grid[0][1]]
     nrows, ncols = len(grid), len(names)
     H = max(int(a.header.get("input_size", [0, 0])[0]) for a, _ in grid)
@@ -215,12 +229,17 @@ def _comparison(grid, heat: HeatScale, fs):
         f"({a.header.get('images', '?')}), input {'×'.join(map(str, a.header.get('input_size', [])))}"
         for a, _ in grid
     ]
-    provenance.append(f"colour: each map / its own max, {heat.look.describe()}")
+    provenance.append(f"colour: {scale.describe(heat)}; {heat.look.describe()}")
     footer = [(line, COLORS["note"]) for line in provenance]
     if any(is_random(a.header.get("weights_kind")) for a, _ in grid):
         footer.append(
             ("RANDOM WEIGHTS in some rows: their ERFs show the architecture, not a trained network", COLORS["warning"])
         )
+
+    import matplotlib
+    from matplotlib.font_manager import FontProperties
+
+    title_pt = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size()
 
     def draw(size):
         fig, body = new_figure(size, footer if fs.footer else ())
@@ -231,7 +250,10 @@ def _comparison(grid, heat: HeatScale, fs):
             for c, (name, cell) in enumerate(cells):
                 ax = axes[r, c]
                 im = _draw_cell(ax, cell, heat, norm, (H, W)) or im
-                ax.set_title((f"{name}\n" if r == 0 else "") + _caption(cell), linespacing=1.25)
+                title = (f"{name}\n" if r == 0 else "") + _caption(cell)
+                ax.set_title(wrap_lines(title, int(panel * 72 / (title_pt * 0.6))), linespacing=1.25)
+                if cell is not None and cell.map is not None and is_random(analysis.header.get("weights_kind")):
+                    draw_random_tag(ax, "below")
             random = is_random(analysis.header.get("weights_kind"))
             trained = analysis.header.get("weights_kind") == "pretrained"
             axes[r, 0].set_ylabel(
@@ -246,9 +268,10 @@ def _comparison(grid, heat: HeatScale, fs):
             _, ticks, labels = heat.scale()
             cbar = body.colorbar(im, ax=list(axes.ravel()), shrink=min(1.0, 0.9 + 0.1 / nrows), pad=0.02)
             cbar.set_ticks(ticks, labels=labels)
-            cbar.set_label(heat.bar_label("own max"))
+            cbar.set_label(heat.bar_label(scale.of))
         if fs.footer:
-            body.suptitle(f"ERF of {nrows} model{'s' * (nrows > 1)}: one spatial scale, one colour scale")
+            colour = "one colour scale" if scale.shared else "each panel on its own colour scale"
+            body.suptitle(f"ERF of {nrows} model{'s' * (nrows > 1)}: one spatial scale, {colour}")
         return fig, body, axes, (cbar.ax if im is not None else None)
 
     size = (ncols * (panel + 0.1) + 2.6, nrows * (panel * H / W + 0.6) + 0.9)
@@ -291,12 +314,33 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         if beyond:
             draw_rf_extents(ax, window, (h, w), compact_extent_labels(beyond), offset=8, fontsize=7)
     centre = (cell.row.get("center_y"), cell.row.get("center_x"))
-    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in centre):
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in centre):
+        centre = None
+    inset = _draw_zoom(ax, cell, heat, norm, window, centre)
+    if inset is None and centre is not None:  # zoomed, the outlined area marks the unit
         draw_rf_centre(ax, centre, size=6)
     if cell.row.get("is_global"):
         for spine in ax.spines.values():
             spine.set(edgecolor=COLORS["rf"], linewidth=1.6)
     return im
+
+
+def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):
+    """A zoomed inset where the cell's RF or ERF is small (:mod:`rfkit.report.inset`); returns the inset axes or
+    None."""
+    h, w = cell.map.shape
+    r = cell.row
+    erf_centre = (r.get("centroid_y"), r.get("centroid_x"))
+    erf_box = erf_window(erf_centre, (r.get("erf_side_h"), r.get("erf_side_w")), (h, w))
+    zoom = zoom_window((h, w), rf_window, erf_box)
+    anchor = centre if centre is not None else erf_centre
+    if zoom is None or anchor is None or not all(isinstance(v, (int, float)) for v in anchor):
+        return None
+
+    def draw_map(inset):
+        heat.imshow(inset, cell.map, norm, extent=image_extent(h, w), interpolation="nearest")
+
+    return draw_inset(ax, draw_map, zoom, (h, w), anchor, rf_window=rf_window, dashed=bool(r.get("is_global")))
 
 
 def owned(path) -> bool:
@@ -317,7 +361,9 @@ def owned(path) -> bool:
     return any(m in head for m in marks)
 
 
-def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfkit", style: str = "report"):
+def save_comparison(
+    analyses, path, layers: str = "stages", *, look: str = "rfkit", style: str = "report", shared: bool = False
+):
     """:func:`comparison_figure` written to ``path`` (its extension picks PNG, PDF or SVG; a paper style adds
     the other two beside it), all of them renamed into place together once rendered. Refuses
     (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write; removes the temporary files a killed
@@ -328,7 +374,7 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     list of Path
     """
     paths = figure_paths(path, style)
-    return save_figure(comparison_figure(analyses, layers, look=look, style=style), paths)
+    return save_figure(comparison_figure(analyses, layers, look=look, style=style, shared=shared), paths)
 
 
 def figure_paths(path, style: str = "report") -> list[Path]:

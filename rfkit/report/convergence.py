@@ -29,8 +29,18 @@ import numpy as np
 
 from rfkit.report.formatting import pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
+from rfkit.report.layout import fit_figure, fitted_legend
 from rfkit.report.looks import style_named
-from rfkit.report.style import COLORS, DPI, figure_style, mark_figure, new_figure, save_figure, wrap_title
+from rfkit.report.style import (
+    COLORS,
+    DPI,
+    draw_random_tag,
+    figure_style,
+    mark_figure,
+    new_figure,
+    save_figure,
+    wrap_title,
+)
 
 PER_ROW = 4
 AXIS_COLORS = {"h": COLORS["rf_max"], "w": COLORS["erf"]}
@@ -63,25 +73,32 @@ def _draw(result, fs):
         *footer_lines(result, layers),
     ]
     width = fs.width(cols) or 2.6 * cols + 0.6
-    fig, body = new_figure((width, 2.2 * rows + 0.9), lines if fs.footer else ())
-    axs = body.subplots(rows, cols, squeeze=False, sharey=True)
-    for ax, layer in zip(axs.flat, layers):
-        _panel(ax, result.convergence[layer], layer)
-    for ax in list(axs.flat)[n:]:
-        ax.set_visible(False)
-    _pixel_axis(axs[0][0], [result.convergence[k] for k in layers])
-    for c in range(cols):  # under the lowest panel of each column
-        axs[(n - 1 - c) // cols][c].set_xlabel("images seen (log scale)")
-    for r in range(rows):
-        axs[r][0].set_ylabel("ERF 95% size (px)")
-    if fs.footer:
-        title = f"{result.model}: ERF size against images seen, input {pair(result.input_size)}"
-        random = is_random(result)
-        if random:
-            title += " · RANDOM WEIGHTS"
-        body.suptitle(wrap_title(title, width), color=COLORS["warning"] if random else "black")
-    handles, labels = axs[0][0].get_legend_handles_labels()
-    body.legend(handles, labels, loc="outside lower center", ncols=4)
+    random = is_random(result)
+
+    def draw(size):
+        fig, body = new_figure(size, lines if fs.footer else ())
+        axs = body.subplots(rows, cols, squeeze=False, sharey=True)
+        for ax, layer in zip(axs.flat, layers):
+            _panel(ax, result.convergence[layer], layer)
+            if random:
+                draw_random_tag(ax, "upper right")
+        for ax in list(axs.flat)[n:]:
+            ax.set_visible(False)
+        _pixel_axis(axs[0][0], [result.convergence[k] for k in layers])
+        for c in range(cols):  # under the lowest panel of each column
+            axs[(n - 1 - c) // cols][c].set_xlabel("images seen (log scale)")
+        for r in range(rows):
+            axs[r][0].set_ylabel("ERF 95% size (px)")
+        if fs.footer:
+            title = f"{result.model}: ERF size against images seen, input {pair(result.input_size)}"
+            if random:
+                title += " · RANDOM WEIGHTS"
+            body.suptitle(wrap_title(title, size[0]), color=COLORS["warning"] if random else "black")
+        handles, labels = axs[0][0].get_legend_handles_labels()
+        fitted_legend(body, handles, labels, size[0], ncols=4)
+        return fig, list(axs.flat)[:n]
+
+    fig = fit_figure(draw, (width, 2.2 * rows + 0.9), width=width, min_panel=1.3)
     return mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
 
 

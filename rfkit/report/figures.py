@@ -142,7 +142,7 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
     for layer in result.layers:
         stem = f"overlay_{layer_filename(layer)}"
         add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
-    add("stages", "stages", save_stage_grid, result, look=look, style=style)
+    add("stages", "stages", save_stage_grid, result, look=look, style=style, shared=options.shared_scale)
     add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
     if curves:
         from rfkit.report.convergence import save_convergence

@@ -11,12 +11,26 @@ import numpy as np
 
 from rfkit.report.formatting import num, pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
+from rfkit.report.layout import fit_figure, fitted_legend
 from rfkit.report.looks import style_named
-from rfkit.report.style import COLORS, DPI, figure_style, mark_figure, new_figure, save_figure, styled, wrap_title
+from rfkit.report.style import (
+    COLORS,
+    DPI,
+    draw_random_tag,
+    figure_style,
+    mark_figure,
+    new_figure,
+    save_figure,
+    styled,
+    wrap_title,
+)
 
 SPATIAL = frozenset({"conv", "pool", "global_pool", "attention", "resample"})
 """Op categories (:func:`rfkit.graph.productivity.op_category`) that count as a layer of depth."""
 ERF_MARKERS = ("D", "s", "^")
+MIN_PANEL = 0.62
+"""Least height of a growth panel, as a fraction of the figure's width per panel: rotated layer
+names and a long legend below grow the figure, never squash the panel."""
 LABEL_PT = 7.0
 """Font size of the labels around and inside the growth panels (strides, layers, reference lines)."""
 
@@ -310,28 +324,37 @@ def _growth(graph, result, d: _Growth, fs):
     if result is not None:
         lines += footer_lines(result, [m[0] for m in d.measured])
     width = fs.width(n_ax) or 4.6 * n_ax + 0.9
-    fig, body = new_figure((width, 4.2 if fs.footer else width * 0.9), lines if fs.footer else ())
-    axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
-    stride_labels = []
-    for ax, a in zip(axs, d.axes):
-        _draw_references(ax, a, d)
-        _draw_analytic(ax, a, d)
-        stride_labels += _draw_strides(ax, a, d)
-        _draw_measured(ax, a, d)
-        _format_growth_axes(ax, a, d, short=not fs.footer)
-    axs[0].set_ylabel("receptive field size (px)" + (", h = w" if d.merged else ""))
-    if fs.footer:
-        title = f"{graph.model_name or 'model'}: receptive field growth, {pair(graph.input_size)} input"
-        random = result is not None and is_random(result)
-        if random:
-            title += " · RANDOM WEIGHTS"
-        body.suptitle(wrap_title(title, width), color=COLORS["warning"] if random else "black")
-    handles, labels = axs[0].get_legend_handles_labels()
-    body.legend(handles, labels, loc="outside lower center", ncols=(3 if n_ax > 1 else 2) if fs.footer else n_ax)
-    for ax in axs:
-        _name_measured(fig, ax, d)
-    fig.canvas.draw()
-    _stack_labels(fig, stride_labels)
+    random = result is not None and is_random(result)
+
+    def draw(size):
+        fig, body = new_figure(size, lines if fs.footer else ())
+        axs = body.subplots(1, n_ax, squeeze=False, sharey=True)[0]
+        stride_labels = []
+        for ax, a in zip(axs, d.axes):
+            _draw_references(ax, a, d)
+            _draw_analytic(ax, a, d)
+            stride_labels += _draw_strides(ax, a, d)
+            _draw_measured(ax, a, d)
+            _format_growth_axes(ax, a, d, short=not fs.footer)
+            if random:
+                draw_random_tag(ax, "lower right")
+        ylabel = "receptive field size (px)" + ((",\n" if not fs.footer else ", ") + "h = w" if d.merged else "")
+        axs[0].set_ylabel(ylabel)
+        if fs.footer:
+            title = f"{graph.model_name or 'model'}: receptive field growth, {pair(graph.input_size)} input"
+            if random:
+                title += " · RANDOM WEIGHTS"
+            body.suptitle(wrap_title(title, size[0]), color=COLORS["warning"] if random else "black")
+        handles, labels = axs[0].get_legend_handles_labels()
+        fitted_legend(body, handles, labels, size[0], ncols=(3 if n_ax > 1 else 2) if fs.footer else n_ax)
+        for ax in axs:
+            _name_measured(fig, ax, d)
+        fig.canvas.draw()
+        _stack_labels(fig, stride_labels)
+        return fig, list(axs)
+
+    size = (width, 4.2 if fs.footer else width * 0.9)
+    fig = fit_figure(draw, size, width=width, min_panel=MIN_PANEL * width / n_ax)
     return mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
 
 

@@ -147,6 +147,84 @@ class HeatScale:
         return ax.imshow(self.display(m), norm=norm, cmap=self.look.colormap(), **kwargs)
 
 
+SHARED_WITHIN = 10.0
+"""Panels of a grid share one colour scale by default when their peaks are within this factor of each other:
+each then keeps at least two of the three decades of the default scale. Peaks farther apart would leave the
+weaker panels dark or, beyond the floor, entirely black (YOLO's stages differ 60-6000x)."""
+
+
+@dataclass(frozen=True)
+class GridScale:
+    """How the panels of a grid are put on colour scales (:func:`grid_scale`).
+
+    Attributes
+    ----------
+    shared : bool
+        One scale for all panels (each map over the largest peak) or one per panel (each over its own).
+    floor : float
+        Bottom of the log scale; a shared log scale reaches low enough for the weakest panel's peak to keep
+        the requested decades.
+    spread : float
+        Largest over smallest positive peak (1 for fewer than two).
+    chosen : bool
+        Whether the data decided (the caller asked for neither).
+    """
+
+    shared: bool
+    floor: float
+    spread: float
+    chosen: bool
+
+    @property
+    def of(self) -> str:
+        """What every map is divided by, in a colour-bar label."""
+        return "max over all panels" if self.shared else "each panel's own max"
+
+    def describe(self, heat: HeatScale) -> str:
+        """The colour scale of the grid in words, for a title or a caption.
+
+        >>> from rfkit.report.looks import HeatScale
+        >>> print(GridScale(False, 1e-3, 6000.0, True).describe(HeatScale.named()))
+        each panel on its own colour scale: log₁₀(ERF / each panel's own max), floor $10^{-3}$ (peaks differ 6000×)
+        """
+        if self.shared:
+            text = f"one colour scale for all panels: {heat.text(self.of)}"
+        else:
+            text = f"each panel on its own colour scale: {heat.text(self.of)}"
+        if self.spread < 1.05:
+            return text
+        spread = f"{self.spread:.0f}" if self.spread >= 10 else f"{self.spread:.1f}"
+        return f"{text} (peaks differ {spread}×)"
+
+
+def grid_scale(peaks, shared: bool | None = None, *, log: bool = True, floor: float = FLOOR) -> GridScale:
+    """The colour scales of a grid of maps whose peaks (raw maxima) are ``peaks``.
+
+    ``shared=None`` decides from the data: one scale when the positive peaks are within :data:`SHARED_WITHIN`
+    of each other, else one per panel. ``shared=True`` keeps one scale whatever the spread; when the peaks are
+    farther apart than :data:`SHARED_WITHIN`, a log scale's floor moves down by whole decades until the
+    weakest panel keeps the decades ``floor`` gives one map (no panel entirely under the floor);
+    ``shared=False``: one per panel.
+
+    Examples
+    --------
+    >>> grid_scale([1.0, 0.5, 0.2])
+    GridScale(shared=True, floor=0.001, spread=5.0, chosen=True)
+    >>> grid_scale([6000.0, 100.0, 1.0]).shared
+    False
+    >>> grid_scale([6000.0, 100.0, 1.0], shared=True).floor  # 1e-3 below a peak 6000x under the largest
+    1e-07
+    """
+    positive = [float(p) for p in peaks if p > 0]
+    spread = max(positive) / min(positive) if len(positive) > 1 else 1.0
+    chosen = shared is None
+    if chosen:
+        shared = spread <= SHARED_WITHIN
+    if shared and log and spread > SHARED_WITHIN:
+        floor = min(floor, 10.0 ** math.floor(math.log10(floor / spread) + 1e-9))
+    return GridScale(bool(shared), floor, spread, chosen)
+
+
 def look_named(name: str) -> Look:
     """The :data:`LOOKS` entry ``name``; :class:`~rfkit.errors.ArgumentError` (one line) for another.
 
@@ -251,6 +329,7 @@ class FigureOptions:
     style: str = "report"
     look: str = "rfkit"
     full_rf: bool = False
+    shared_scale: bool | None = None  # grids: one colour scale (True), one per panel (False), from the data (None)
 
     def __post_init__(self):
         look_named(self.look)
@@ -271,4 +350,5 @@ class FigureOptions:
         text = f"{self.style} style ({formats}); look: {look.describe()}"
         if not look.colour_blind_safe:
             text += ", not colour-blind-safe"
-        return text + ("; whole RF boxes" if self.full_rf else "")
+        scale = {True: "; grids on one colour scale", False: "; grid panels each on its own colour scale"}
+        return text + ("; whole RF boxes" if self.full_rf else "") + scale.get(self.shared_scale, "")

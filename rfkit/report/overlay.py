@@ -21,11 +21,13 @@ from rfkit.report.labels import (
     rf_text,
     sigma_text,
 )
+from rfkit.report.layout import fitted_legend
 from rfkit.report.looks import HeatScale, style_named
 from rfkit.report.style import (
     COLORS,
     DPI,
     FLOOR,
+    draw_random_tag,
     draw_rf_centre,
     draw_rf_extents,
     draw_scale_bar,
@@ -176,7 +178,10 @@ def _overlay(result, layer: str, o, image, heat: HeatScale, fs, full_rf: bool):
                 title += " · RANDOM WEIGHTS"
             body.suptitle(title, color=COLORS["warning"] if is_random(result) else "black")
         ax.set_title(subtitle, linespacing=1.35)
-        _overlay_legend(body, axes)
+        if is_random(result):
+            for panel in axes:
+                draw_random_tag(panel)
+        _overlay_legend(body, axes, size[0])
         return fig, body, [list(axes)], None
 
     fig = tighten(draw, (width, height), width=fs.width(1))
@@ -409,11 +414,12 @@ _LEGEND_ORDER = (
 )
 
 
-def _overlay_legend(body, axes) -> None:
-    """One legend for all panels, each element once, in :data:`_LEGEND_ORDER`."""
+def _overlay_legend(body, axes, width: float) -> None:
+    """One legend for all panels, each element once, in :data:`_LEGEND_ORDER`, its labels wrapped to the
+    figure's ``width`` (:func:`~rfkit.report.layout.fitted_legend`)."""
     handles = {h.get_gid(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
     ordered = [handles[gid] for gid in _LEGEND_ORDER if gid in handles]
-    body.legend(ordered, [h.get_label() for h in ordered], loc="outside lower center", ncols=1, handlelength=2.4)
+    fitted_legend(body, ordered, [h.get_label() for h in ordered], width, handlelength=2.4)
 
 
 def _overlay_subtitle(result, info, metrics, heat: HeatScale, paper: bool = False) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.report.formatting import pair
+from rfkit.report.inset import draw_inset, erf_window, zoom_window
 from rfkit.report.labels import (
     compact_extent_labels,
     erf_text,
@@ -19,15 +20,16 @@ from rfkit.report.labels import (
     method_label,
     rf_text,
 )
-from rfkit.report.looks import HeatScale, style_named
+from rfkit.report.layout import fitted_legend, wrap_lines
+from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.style import (
     COLORS,
     DPI,
     FLOOR,
     STYLE,
+    draw_random_tag,
     draw_rf_centre,
     draw_rf_extents,
-    draw_scale_bar,
     figure_style,
     image_extent,
     map_max,
@@ -38,11 +40,9 @@ from rfkit.report.style import (
     rf_beyond,
     rf_rectangle,
     save_figure,
-    small_rf,
     styled,
     tighten,
-    view_rectangle,
-    zoom_view,
+    wrap_title,
 )
 
 
@@ -52,21 +52,25 @@ def stage_grid_figure(
     layers: Sequence[str] | None = None,
     *,
     log: bool = True,
-    shared: bool = True,
+    shared: bool | None = None,
     floor: float = FLOOR,
     max_cols: int = 4,
     look: str = "rfkit",
     style: str = "report",
 ):
-    """All measured layers side by side on one colour scale, each with its analytic RF box.
+    """All measured layers side by side, each with its analytic RF box, on one colour bar.
 
-    Every panel is drawn with the same :class:`~matplotlib.colors.Normalize` and one colour bar.
-    ``shared=True`` (default) divides every map by the largest value over all panels, so the panels
-    also compare gradient magnitudes (a layer whose gradient is 100 times weaker is two decades darker);
-    ``shared=False`` divides each map by its own maximum (every panel peaks at 1, shapes only, as in
-    RepLKNet's Fig. 1). On the log scale the drawn value is ``log10(max(map / max, floor))``
-    (:func:`erf_display`). The axes show the input only: an RF box larger than the input is clipped at its
-    edge (the title says "> input"); global layers show their local-path RF dashed.
+    Every panel is drawn with the same :class:`~matplotlib.colors.Normalize` and one colour bar; what each map
+    is divided by is chosen from the data (:func:`~rfkit.report.looks.grid_scale`): by the largest value over
+    all panels when the panels' peaks are within 10× of each other, so the panels also compare gradient
+    magnitudes (a layer whose gradient is 10 times weaker is a decade darker), else each by its own maximum
+    (every panel peaks at 1, shapes only, as in RepLKNet's Fig. 1), so no panel is left black. ``shared=True``
+    keeps one scale whatever the spread (its log floor reaches down far enough for the weakest panel),
+    ``shared=False`` one per panel. The title (report style) and the colour bar say which. On the log scale
+    the drawn value is ``log10(max(map / max, floor))`` (:func:`erf_display`). The axes show the input only:
+    an RF box larger than the input is clipped at its edge (the title says "> input"); global layers show
+    their local-path RF dashed. A panel whose RF or ERF is small against the input gets a zoomed inset with
+    a scale bar; panels of random weights carry a "random init" tag.
 
     Parameters
     ----------
@@ -75,8 +79,8 @@ def stage_grid_figure(
         Default: all measured layers, in order.
     log : bool
         Log colour scale (default) or linear.
-    shared : bool
-        Normalise by the maximum over all panels (default) or per panel.
+    shared : bool, optional
+        Normalise by the maximum over all panels (True) or per panel (False); default: chosen from the data.
     floor : float
         Bottom of the log scale.
     max_cols : int
@@ -115,13 +119,15 @@ def stage_grid_figure(
             raise ValueError(
                 f"maps of different shapes: {layer!r} is {np.shape(result.maps[layer])}, {layers[0]!r} is {(H, W)}"
             )
-    heat = HeatScale.named(look, log, floor, max(map_max(result.maps[x]) for x in layers) if shared else None)
+    peaks = [map_max(result.maps[x]) for x in layers]
+    scale = grid_scale(peaks, shared, log=log, floor=floor)
+    heat = HeatScale.named(look, log, scale.floor, max(peaks) if scale.shared else None)
     fs = style_named(style)
     with figure_style(**fs.rc):
-        return _stage_grid(result, layers, heat, fs, max(max_cols, 6) if fs.page else max_cols)
+        return _stage_grid(result, layers, heat, scale, fs, max(max_cols, 6) if fs.page else max_cols)
 
 
-def _stage_grid(result, layers: list[str], heat: HeatScale, fs, max_cols: int):
+def _stage_grid(result, layers: list[str], heat: HeatScale, scale: GridScale, fs, max_cols: int):
     """Lay out and draw the grid of :func:`stage_grid_figure` (inside its style's rcParams)."""
     H, W = np.shape(result.maps[layers[0]])
     n = len(layers)
@@ -134,8 +140,8 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, fs, max_cols: int):
     panel_h = panel_w * aspect
     notes = [f"{layer_name(layer)}: the map is all zero" for layer in layers if map_max(result.maps[layer]) == 0]
     provenance = footer_lines(result, layers, notes)
-    of = "max over all panels" if heat.top is not None else "own max"
     cmap = heat.look.colormap()
+    random = is_random(result)
 
     def draw(size):
         fig, body = new_figure(size, provenance if fs.footer else ())
@@ -146,21 +152,26 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, fs, max_cols: int):
             if i >= n:
                 ax.remove()
                 continue
-            im = _draw_panel(ax, result, layers[i], heat.display(result.maps[layers[i]]), norm, cmap, not fs.footer)
+            data = heat.display(result.maps[layers[i]])
+            im = _draw_panel(ax, result, layers[i], data, norm, cmap, not fs.footer)
             ax.set_title(titles[i], linespacing=1.3)
+            if random:
+                draw_random_tag(ax, "below")
+            if map_max(result.maps[layers[i]]) > 0 and _faint(data, norm):
+                _faint_note(ax, data)
         cbar = body.colorbar(
             im, ax=[a for a in axes.ravel()[:n]], shrink=0.9 if nrows > 1 else 1.0, aspect=20 * nrows, pad=0.02
         )
         cbar.set_ticks(ticks, labels=tick_labels)
-        cbar.set_label(heat.bar_label(of))
+        cbar.set_label(heat.bar_label(scale.of))
         if fs.footer:
             title = f"{result.model}: {method_label(result)} of {n} layer{'s' * (n > 1)}, {pair((H, W))} input"
-            if is_random(result):
+            if random:
                 title += " · RANDOM WEIGHTS"
             body.suptitle(
-                title + f"\none colour scale: {heat.text(of)}",
+                wrap_title(title, size[0]) + "\n" + wrap_title(scale.describe(heat), size[0]),
                 linespacing=1.4,
-                color=COLORS["warning"] if is_random(result) else "black",
+                color=COLORS["warning"] if random else "black",
             )
         _grid_legend(body, result, layers, axes.ravel()[:n], size[0])
         return fig, body, axes, cbar.ax
@@ -172,15 +183,16 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, fs, max_cols: int):
 
 def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
     """Panel titles: the layer, then RF and ERF on one line, or on two when any is too wide for a panel."""
-    chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.55)  # characters that fit above a panel
+    chars = panel_w * 72 / (STYLE["axes.titlesize"] * 0.6)  # characters that fit above a panel
     if any(len(f"{t[1]} · {t[2]}") > chars for t in parts):
-        return ["\n".join(t) for t in parts]
-    return [f"{t[0]}\n{t[1]} · {t[2]}" for t in parts]
+        return [wrap_lines("\n".join(t), int(chars)) for t in parts]
+    return [wrap_lines(f"{t[0]}\n{t[1]} · {t[2]}", int(chars)) for t in parts]
 
 
 def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False):
-    """One layer's panel: its map, its RF box (with arrows where it goes beyond the input, or a zoomed inset
-    when it is small), the unit's RF centre; returns the map's image."""
+    """One layer's panel: its map, its RF box (with arrows where it goes beyond the input), the unit's RF
+    centre, and a zoomed inset where the RF or the ERF is small (:mod:`rfkit.report.inset`); returns the map's
+    image."""
     H, W = data.shape
     info = result.rf(layer)
     im = ax.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest", gid="erf-map")
@@ -193,7 +205,7 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
         if beyond and not info.is_global:
             labels = compact_extent_labels(beyond) if compact else extent_labels(beyond, unit="")
             draw_rf_extents(ax, window, (H, W), labels, offset=9, fontsize=7)
-    draw_rf_centre(ax, result.center[layer], size=8, label="analytic RF centre of the unit")
+    centre = result.center[layer]
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
     ax.set_xticks([])
@@ -201,9 +213,43 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
     if info.is_global:
         for spine in ax.spines.values():
             spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
-    elif window is not None and small_rf(window, (H, W)):
-        _draw_inset(ax, data, norm, cmap, window, result.center[layer])
+    zoom = zoom_window((H, W), window, _erf_box(result.metrics.get(layer), (H, W)))
+
+    def draw_map(inset):
+        inset.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest")
+
+    inset = None
+    if zoom is not None:
+        inset = draw_inset(ax, draw_map, zoom, (H, W), centre, rf_window=window, dashed=info.is_global)
+    if inset is None:  # zoomed, the outlined area marks the unit: no marker over its few pixels
+        draw_rf_centre(ax, centre, size=8, label="analytic RF centre of the unit")
     return im
+
+
+def _erf_box(metrics, shape):
+    """The 95%-mass ERF box of a layer around its own centre (None without metrics)."""
+    if metrics is None:
+        return None
+    return erf_window(metrics.centroid.position, metrics.erf_rf.side, shape)
+
+
+def _faint(data, norm) -> bool:
+    """Whether a panel's whole map lies in the bottom 5% of the colour scale (it would read as empty)."""
+    return (float(np.nanmax(data)) - norm.vmin) / (norm.vmax - norm.vmin) < 0.05
+
+
+def _faint_note(ax, data) -> None:
+    ax.text(
+        0.5,
+        0.5,
+        "below the shared\ncolour scale",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="white",
+        gid="faint-note",
+    )
 
 
 def _draw_window(ax, window, is_global: bool) -> None:
@@ -215,64 +261,6 @@ def _draw_window(ax, window, is_global: bool) -> None:
     else:
         kw |= dict(linewidth=1.5, gid="rf-box", label="analytic RF of the measured unit")
     ax.add_patch(rf_rectangle(window, **kw))
-
-
-INSET_ZOOM = 1.5
-"""Least magnification of a zoomed inset (an RF too large for it gets none)."""
-INSET_VIEW = 3.0
-"""An inset shows this many times the RF's side: the RF box a third of it, room for the scale bar."""
-
-
-def _inset_box(window, shape, centre) -> list[float] | None:
-    """Where a zoomed inset of a small RF goes (axes fractions ``[x, y, w, h]``, y up): in the panel's corner
-    farthest from the unit, as large as the corner leaves room beside the zoomed area (at most 0.42); None
-    when that would magnify less than :data:`INSET_ZOOM`."""
-    H, W = shape
-    x_lo, x_hi, y_lo, y_hi = zoom_view(window, shape, factor=INSET_VIEW)
-    right, bottom = centre[1] < W / 2, centre[0] < H / 2
-    room_x = (W - 0.5 - x_hi) / W if right else (x_lo + 0.5) / W
-    room_y = (H - 0.5 - y_hi) / H if bottom else (y_lo + 0.5) / H
-    size = min(0.42, room_x - 0.04, room_y - 0.04)
-    if size * W < INSET_ZOOM * (x_hi - x_lo):
-        return None
-    return [1 - size - 0.02 if right else 0.02, 0.02 if bottom else 1 - size - 0.02, size, size]
-
-
-def _draw_inset(ax, data, norm, cmap, window, centre) -> None:
-    """A zoomed inset of a small RF, with a scale bar, beside it in the panel (:func:`_inset_box`); the
-    zoomed area is outlined in the panel."""
-
-    H, W = data.shape
-    box = _inset_box(window, (H, W), centre)
-    if box is None:
-        return
-    x_lo, x_hi, y_lo, y_hi = zoom_view(window, (H, W), factor=INSET_VIEW)
-    inset = ax.inset_axes(box)
-    inset.set_gid("zoom-inset")
-    inset.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest")
-    inset.add_patch(
-        rf_rectangle(window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, zorder=5, path_effects=outline(2.2))
-    )
-    draw_rf_centre(inset, centre, size=6)
-    inset.set_xlim(x_lo, x_hi)
-    inset.set_ylim(y_hi, y_lo)
-    inset.set_xticks([])
-    inset.set_yticks([])
-    for spine in inset.spines.values():
-        spine.set(edgecolor="white", linewidth=1.0)
-    draw_scale_bar(inset, x_hi - x_lo, fontsize=7)
-    ax.add_patch(
-        view_rectangle(
-            (x_lo, x_hi, y_lo, y_hi),
-            fill=False,
-            edgecolor="white",
-            linewidth=0.8,
-            zorder=6,
-            path_effects=outline(1.6),
-            gid="zoom-area",
-            label="zoomed inset (scale bar in px)",
-        )
-    )
 
 
 def _grid_legend(body, result, layers, axes, width: float) -> None:
@@ -292,8 +280,7 @@ def _grid_legend(body, result, layers, axes, width: float) -> None:
 
         handles.append(Line2D([], [], color=COLORS["rf"], marker=r"$\rightarrow$", linestyle="none", markersize=9))
         labels.append("+N: px the RF goes on beyond the input")
-    per_col = 0.055 * max(len(lab) for lab in labels) + 0.6
-    body.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), int(width // per_col))))
+    fitted_legend(body, handles, labels, width, ncols=len(labels))
 
 
 def _panel_title(result, layer, H, W, compact: bool = False) -> tuple[str, str, str]:

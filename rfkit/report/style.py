@@ -33,6 +33,8 @@ __all__ = [
     "draw_rf_extents",
     "draw_scale_bar",
     "draw_rf_centre",
+    "draw_random_tag",
+    "reticle_marker",
     "erf_display",
     "figure_style",
     "fit_drawable",
@@ -222,6 +224,24 @@ def tighten(draw, size, width: float | None = None):
         size = need
         fig, body, axes, cax = draw(size)
     fig.canvas.draw()  # constrained layout of nested sub-figures settles on its second pass: save that one
+    return _grow_over(fig, draw, size, width)
+
+
+def _grow_over(fig, draw, size, width: float | None, rounds: int = 3):
+    """``fig``, or the figure ``draw`` builds on a canvas grown by what runs off ``fig``'s
+    (:func:`rfkit.report.layout.overflow`): the height always, the width unless it is given."""
+    from rfkit.report.layout import overflow
+
+    for _ in range(rounds):
+        left, right, bottom, top = overflow(fig)
+        grow_w = 0.0 if width is not None else left + right
+        if grow_w + bottom + top <= 0.01:
+            break
+        close_figure(fig)
+        size = (size[0] + grow_w, size[1] + bottom + top + 0.02)
+        fig = draw(size)[0]
+        fig.canvas.draw()
+        fig.canvas.draw()
     return fig
 
 
@@ -250,15 +270,16 @@ def _needed_size(fig, body, axes, cax) -> tuple[float, float]:
 
 
 def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: str = " · ") -> str:
-    """``text`` broken at ``sep`` into lines that fit ``width_in`` inches at ``fontsize`` (default: the
-    figure title size), so a title never runs into the figure's edges.
+    """``text`` broken at ``sep`` (then at commas) into lines that fit ``width_in`` inches at ``fontsize``
+    (default: the figure title size), so a title never runs into the figure's edges; a line still too long
+    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`).
 
     >>> wrap_title("resnet50: receptive field growth, 224×224 input · RANDOM WEIGHTS", 5.5, 10.5)
     'resnet50: receptive field growth, 224×224 input\\nRANDOM WEIGHTS'
     >>> wrap_title("short · title", 3.0, 10.5)
     'short · title'
     >>> wrap_title("swin_tiny_patch4_window7_224: receptive field growth, 224×224 input", 4.0, 10.5)
-    'swin_tiny_patch4_window7_224: receptive field growth,\\n224×224 input'
+    'swin_tiny_patch4_window7_224: receptive\\nfield growth,\\n224×224 input'
     """
     import matplotlib
 
@@ -272,7 +293,9 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
             lines += wrap_title(part, width_in, size, sep=", ").replace("\n", ",\n").split("\n")
         else:
             lines.append(part)
-    return "\n".join(lines)
+    from rfkit.report.layout import wrap_lines
+
+    return "\n".join(wrap_lines(line, chars) if len(line) > 1.2 * chars else line for line in lines)
 
 
 def outline(width: float) -> list:
@@ -481,9 +504,24 @@ def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
     ]
 
 
+def reticle_marker(gap: float = 0.45):
+    """A "+" whose four arms stop short of the centre (a :class:`~matplotlib.path.Path` marker): the pixel it
+    marks, often the ERF's only bright structure, stays visible. ``gap``: the open centre's radius as a
+    fraction of the arm's reach.
+
+    >>> reticle_marker().vertices.tolist()[:2]
+    [[0.45, 0.0], [1.0, 0.0]]
+    """
+    from matplotlib.path import Path as MPath
+
+    arms = [(gap, 0.0), (1.0, 0.0), (-gap, 0.0), (-1.0, 0.0), (0.0, gap), (0.0, 1.0), (0.0, -gap), (0.0, -1.0)]
+    return MPath(arms, [MPath.MOVETO, MPath.LINETO] * 4)
+
+
 def draw_rf_centre(ax, center, *, size: float = 11.0, label: str | None = None):
-    """Mark a unit's analytic RF centre ``(cy, cx)`` with a "+" in the RF colour (gid ``rf-center``); the
-    marker's size in points, its stroke in proportion.
+    """Mark a unit's analytic RF centre ``(cy, cx)`` with an open "+" in the RF colour (gid ``rf-center``):
+    four arms with a thin dark halo around an open centre (:func:`reticle_marker`), so the mark never
+    covers the structure it marks; the marker's size in points, its stroke in proportion.
 
     >>> from matplotlib.figure import Figure
     >>> line = draw_rf_centre(Figure().add_subplot(), (32.0, 48.0))
@@ -491,20 +529,72 @@ def draw_rf_centre(ax, center, *, size: float = 11.0, label: str | None = None):
     ([48.0], [32.0], 'rf-center')
     """
     cy, cx = center
+    stroke = max(size * 0.14, 0.9)
     (line,) = ax.plot(
         [cx],
         [cy],
         linestyle="none",
-        marker="+",
-        markersize=size,
-        markeredgewidth=size * 0.19,
+        marker=reticle_marker(),
+        markersize=size * 1.25,
+        markeredgewidth=stroke,
+        fillstyle="none",
         color=COLORS["rf"],
-        path_effects=outline(size * 0.38),
+        path_effects=outline(stroke + 1.1),
         zorder=7,
         gid="rf-center",
         label=label,
     )
     return line
+
+
+RANDOM_TAG = "random init"
+"""The tag on every panel of a random-weight model (:func:`draw_random_tag`)."""
+
+
+def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = None):
+    """A small "random init" tag inside a panel's ``corner`` (gid ``random-tag``), in the warning colour on a
+    white box, or ``"below"`` the panel at its left (grids, whose small panels have no room inside): a figure
+    of random weights says so in every style, also without a title or footer.
+
+    >>> from matplotlib.figure import Figure
+    >>> t = draw_random_tag(Figure().add_subplot(), "lower left")
+    >>> t.get_text(), t.get_gid(), t.get_position()
+    ('random init', 'random-tag', (0.03, 0.03))
+    """
+    import matplotlib
+    from matplotlib.font_manager import FontProperties
+
+    size = fontsize or max(7.0, FontProperties(size=matplotlib.rcParams["xtick.labelsize"]).get_size() - 1)
+    if corner == "below":
+        return ax.annotate(
+            RANDOM_TAG,
+            xy=(0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -1.5),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=size,
+            fontweight="bold",
+            color=COLORS["warning"],
+            annotation_clip=False,
+            gid="random-tag",
+        )
+    right, top = corner.endswith("right"), corner.startswith("upper")
+    return ax.text(
+        0.97 if right else 0.03,
+        0.97 if top else 0.03,
+        RANDOM_TAG,
+        transform=ax.transAxes,
+        ha="right" if right else "left",
+        va="top" if top else "bottom",
+        fontsize=size,
+        fontweight="bold",
+        color=COLORS["warning"],
+        bbox=dict(facecolor="white", edgecolor="none", alpha=0.85, pad=1.2),
+        zorder=9,
+        gid="random-tag",
+    )
 
 
 def rf_beyond(window, shape) -> dict[str, float]:
@@ -536,7 +626,8 @@ _EXTENT_DIRECTION = {"top": (0, -1), "bottom": (0, 1), "left": (1, 0), "right": 
 
 def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float = 16.0, fontsize=None) -> list:
     """Mark, at each input edge an RF window extends beyond, how far it goes: an arrow from inside the frame
-    to the edge, in line with the window's centre, and its label (gid ``rf-extent``).
+    to the edge, in line with the window's centre (kept within the middle 60% of the edge, so two sides'
+    labels never meet in a corner), and its label (gid ``rf-extent``).
 
     Parameters
     ----------
@@ -555,8 +646,9 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
     """
     (y0, y1), (x0, x1) = window
     H, W = shape
-    cy = min(max((y0 + y1) / 2, 0), H - 1)
-    cx = min(max((x0 + x1) / 2, 0), W - 1)
+    # in line with the window's centre, but never in a corner, where two sides' labels would meet
+    cy = min(max((y0 + y1) / 2, 0.2 * (H - 1)), 0.8 * (H - 1))
+    cx = min(max((x0 + x1) / 2, 0.2 * (W - 1)), 0.8 * (W - 1))
     anchor = {"top": (cx, -0.5), "bottom": (cx, H - 0.5), "left": (-0.5, cy), "right": (W - 0.5, cy)}
     align = {
         "top": ("center", "top"),
