@@ -272,7 +272,8 @@ def _needed_size(fig, body, axes, cax) -> tuple[float, float]:
 def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: str = " · ") -> str:
     """``text`` broken at ``sep`` (then at commas) into lines that fit ``width_in`` inches at ``fontsize``
     (default: the figure title size), so a title never runs into the figure's edges; a line still too long
-    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`).
+    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`). The
+    lines are measured in the title font, not guessed from their length.
 
     >>> wrap_title("resnet50: receptive field growth, 224×224 input · RANDOM WEIGHTS", 5.5, 10.5)
     'resnet50: receptive field growth, 224×224 input\\nRANDOM WEIGHTS'
@@ -285,17 +286,49 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
 
     size = float(matplotlib.rcParams["figure.titlesize"] if fontsize is None else fontsize)
     chars = max(10, int(width_in * 72 / (size * 0.62)))  # bold DejaVu Sans: about 0.62 em per character
-    lines: list[str] = []
-    for part in text.split(sep):
-        if lines and len(lines[-1]) + len(sep) + len(part) <= chars:
-            lines[-1] += sep + part
-        elif len(part) > chars and ", " in part and sep != ", ":  # a long part breaks at its commas
-            lines += wrap_title(part, width_in, size, sep=", ").replace("\n", ",\n").split("\n")
-        else:
-            lines.append(part)
+    while True:  # the estimate first, then measured: fewer characters a line until every line fits
+        wrapped = _wrapped(text, chars, sep)
+        if chars <= 10 or max(_text_width(line, size) for line in wrapped.split("\n")) <= width_in * 72:
+            return wrapped
+        chars -= 1
+
+
+def _wrapped(text: str, chars: int, sep: str) -> str:
+    """``text`` broken at ``sep``, then at commas, then inside words, into lines of at most ``chars``
+    characters (:func:`wrap_title`)."""
     from rfkit.report.layout import wrap_lines
 
-    return "\n".join(wrap_lines(line, chars) if len(line) > 1.2 * chars else line for line in lines)
+    lines: list[str] = []
+    for line in _joined(text.split(sep), sep, chars):
+        if len(line) > chars and ", " in line and sep != ", ":  # a long part breaks at its commas
+            parts = _joined(line.split(", "), ", ", chars)
+            lines += [p + "," for p in parts[:-1]] + parts[-1:]
+        else:
+            lines.append(line)
+    return "\n".join(wrap_lines(line, chars) if len(line) > chars else line for line in lines)
+
+
+def _text_width(line: str, size: float) -> float:
+    """The width in points of ``line`` set in the title font (bold) at ``size`` points."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    font = FontProperties(size=size, weight=matplotlib.rcParams["figure.titleweight"])
+    width, _, _ = RendererAgg(1, 1, 72).get_text_width_height_descent(line, font, ismath=False)
+    return width
+
+
+def _joined(parts: list[str], sep: str, chars: int) -> list[str]:
+    """``parts`` joined by ``sep`` into as few lines of at most ``chars`` characters as their order allows (a
+    part longer than that stays a line of its own)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(sep) + len(part) <= chars:
+            lines[-1] += sep + part
+        else:
+            lines.append(part)
+    return lines
 
 
 def outline(width: float) -> list:
