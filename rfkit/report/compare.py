@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.errors import ArgumentError
+from rfkit.report.captions import comparison_drawn, record_drawing
 from rfkit.report.erf_files import layer_filename
 from rfkit.report.formatting import rf_label
 from rfkit.report.labels import compact_extent_labels, is_random, wrap_name
@@ -200,10 +201,10 @@ def comparison_figure(analyses, layers: str = "stages", *, look: str = "rfkit", 
     fs = style_named(style)
     heat = HeatScale.named(look)
     with figure_style(**fs.rc):
-        return _comparison(grid, heat, fs)
+        return _comparison(grid, heat, fs, layers)
 
 
-def _comparison(grid, heat: HeatScale, fs):
+def _comparison(grid, heat: HeatScale, fs, layers: str):
     names = [name for name, _ in grid[0][1]]
     nrows, ncols = len(grid), len(names)
     H = max(int(a.header.get("input_size", [0, 0])[0]) for a, _ in grid)
@@ -253,7 +254,8 @@ def _comparison(grid, heat: HeatScale, fs):
 
     size = (ncols * (panel + 0.1) + 2.6, nrows * (panel * H / W + 0.6) + 0.9)
     fig = tighten(draw, size, width=width)
-    return mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
+    mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
+    return record_drawing(fig, comparison_drawn([a for a, _ in grid], heat, layers))
 
 
 def _caption(cell: Cell | None) -> str:
@@ -286,7 +288,8 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
     if window is not None:
         kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.2))
         dashed = bool(cell.row.get("is_global"))
-        ax.add_patch(rf_rectangle(window, linewidth=1.2, linestyle=(0, (3, 1.5)) if dashed else "-", **kw))
+        style = dict(linestyle=(0, (3, 1.5)), gid="local-rf-box") if dashed else dict(linestyle="-", gid="rf-box")
+        ax.add_patch(rf_rectangle(window, linewidth=1.2, **style, **kw))
         beyond = {} if dashed else rf_beyond(window, (h, w))
         if beyond:
             draw_rf_extents(ax, window, (h, w), compact_extent_labels(beyond), offset=8, fontsize=7)
@@ -319,7 +322,8 @@ def owned(path) -> bool:
 
 def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfkit", style: str = "report"):
     """:func:`comparison_figure` written to ``path`` (its extension picks PNG, PDF or SVG; a paper style adds
-    the other two beside it), all of them renamed into place together once rendered. Refuses
+    the other two beside it) and its caption pair (``.caption.md``, ``.caption.tex``), all of them renamed into
+    place together once rendered. Refuses
     (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write; removes the temporary files a killed
     run left beside them.
 
@@ -328,6 +332,7 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     list of Path
     """
     from rfkit.io import OutputError, remove_abandoned_files
+    from rfkit.report.captions import caption_paths, owned_caption
     from rfkit.report.style import FORMATS
 
     path = Path(path)
@@ -339,8 +344,9 @@ def save_comparison(analyses, path, layers: str = "stages", *, look: str = "rfki
     if style == "paper":
         exts += [e for e in style_named(style).formats if e not in exts]
     paths = [path.with_suffix(e) for e in exts]
-    for p in paths:
-        if os.path.lexists(p) and not owned(p):
+    for p in [*paths, *caption_paths(path)]:
+        if os.path.lexists(p) and not (owned_caption(p) if p in caption_paths(path) else owned(p)):
             raise OutputError(f"{p} exists and rfkit did not write it; rfkit does not replace it: choose another --out")
-    remove_abandoned_files(path.parent, [p.name for p in paths])  # what a killed `rfkit figure` left
+    names = [p.name for p in [*paths, *caption_paths(path)]]
+    remove_abandoned_files(path.parent, names)  # what a killed `rfkit figure` left
     return save_figure(comparison_figure(analyses, layers, look=look, style=style), paths)

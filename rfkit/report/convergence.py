@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.report.captions import convergence_drawn, record_drawing
 from rfkit.report.formatting import pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
 from rfkit.report.looks import style_named
@@ -80,7 +81,8 @@ def _draw(result, fs):
         body.suptitle(wrap_title(title, width), color=COLORS["warning"] if random else "black")
     handles, labels = axs[0][0].get_legend_handles_labels()
     body.legend(handles, labels, loc="outside lower center", ncols=4)
-    return mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    return record_drawing(fig, convergence_drawn(result))
 
 
 def _panel(ax, curve, layer: str) -> None:

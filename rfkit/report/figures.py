@@ -120,8 +120,10 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
     dict
         The PNG of each figure under ``overlay:<layer>``, ``stages``, ``rf_growth`` and ``convergence``; the
         other formats of a style (``paper``: PDF and SVG) under the same key with the extension appended
-        (``stages.pdf``).
+        (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.captions`) under the key with
+        ``.caption.md`` and ``.caption.tex`` appended.
     """
+    from rfkit.report.captions import written_captions
     from rfkit.report.erf_files import layer_filename
 
     options = options or FigureOptions()
@@ -138,6 +140,7 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
             progress(f"drawing figure {count['done']} of {count['of']}")
         paths = save(*args, [folder / f"{stem}{ext}" for ext in exts], **kwargs)
         files.update({key if ext == ".png" else f"{key}{ext}": path for ext, path in zip(exts, paths)})
+        files.update({f"{key}{p.name[len(stem) :]}": p for p in written_captions(paths[0])})
 
     for layer in result.layers:
         stem = f"overlay_{layer_filename(layer)}"

@@ -765,7 +765,9 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     format is rendered (:func:`rfkit.io.atomic_paths`): a failed or interrupted save leaves neither a partial
     file, nor the temporary ones, nor a new PNG beside an old PDF.
     A path without an extension gets ``.png``. The file's metadata says rfkit made it and holds the
-    figure's provenance (:func:`file_metadata`).
+    figure's provenance (:func:`file_metadata`). A figure carrying a record of what it drew
+    (:func:`rfkit.report.captions.record_drawing`) also gets its caption pair, ``<stem>.caption.md`` and
+    ``<stem>.caption.tex``, renamed into place with the figure's files.
 
     Parameters
     ----------
@@ -792,6 +794,7 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     'b.png'
     """
     from rfkit.io import atomic_paths
+    from rfkit.report.captions import caption_paths, caption_texts
 
     many = not isinstance(path, (str, Path))
     try:
@@ -801,12 +804,16 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
             if p.suffix.lower() not in FORMATS:
                 raise ValueError(f"unsupported figure format {p.suffix!r} ({p}); use one of {', '.join(FORMATS)}")
         crop = "tight" if getattr(fig, CROP_ATTRIBUTE, True) else "standard"
-        with atomic_paths(paths) as tmps, figure_style(**{"savefig.bbox": crop}):
+        captions = caption_texts(fig)  # the caption pair, saved with the figure's formats
+        extra = caption_paths(paths[0]) if captions else []
+        with atomic_paths(paths + extra) as tmps, figure_style(**{"savefig.bbox": crop}):
             for p, tmp in zip(paths, tmps):
                 fmt = FORMATS[p.suffix.lower()]
                 fig.savefig(
                     tmp, format=fmt, dpi=dpi or getattr(fig, DPI_ATTRIBUTE, DPI), metadata=file_metadata(fig, fmt)
                 )
+            for text, tmp in zip(captions or [], tmps[len(paths) :]):
+                tmp.write_text(text, encoding="utf-8")
     finally:
         if close:
             close_figure(fig)
