@@ -19,6 +19,7 @@ from rfkit_cli.options import (
     BatchSize,
     Bootstrap,
     Device,
+    Font,
     FullRF,
     Images,
     InputSize,
@@ -29,6 +30,7 @@ from rfkit_cli.options import (
     Quiet,
     Seed,
     Style,
+    StyleFile,
     Threads,
     TrustCheckpoint,
     UntilStable,
@@ -137,6 +139,8 @@ def analyze_command(
     style: Style = "report",
     look: Look = "rfkit",
     full_rf: FullRF = False,
+    font: Font = None,
+    style_file: StyleFile = None,
     bootstrap: Bootstrap = 200,
     seed: Seed = 0,
     until_stable: UntilStable = None,
@@ -151,7 +155,7 @@ def analyze_command(
     check_method(method)
     from rfkit.report.looks import FigureOptions
 
-    figures = FigureOptions(style=style, look=look, full_rf=full_rf)
+    figures = FigureOptions(style=style, look=look, full_rf=full_rf, font=font, style_file=style_file)
     names, device = _share(names, device)
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")

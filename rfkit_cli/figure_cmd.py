@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from rfkit_cli.console import terminal_text
-from rfkit_cli.options import Look, Style
+from rfkit_cli.options import Font, Look, Style, StyleFile
 
 
 def figure_command(
@@ -23,13 +23,19 @@ def figure_command(
     ),
     style: Style = "report",
     look: Look = "rfkit",
+    font: Font = None,
+    style_file: StyleFile = None,
 ) -> None:
     """Draw the ERFs of several models as one grid: rows are models, columns are layers at the same depth
     fraction, with one spatial scale and one colour scale. A file at --out that rfkit did not write is left
     alone (error); a report folder whose files are not rfkit's is skipped with a warning."""
     from rfkit.report.compare import save_comparison
+    from rfkit.report.looks import FigureOptions
     from rfkit.report.site import find_analyses
 
+    looks = FigureOptions(font=font, style_file=style_file)
+
     analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {terminal_text(line)}", err=True))
-    written = save_comparison(analyses, out, layers, look=look, style=style)
+    with looks.applied():
+        written = save_comparison(analyses, out, layers, look=look, style=style)
     typer.echo(f"wrote {', '.join(map(str, written))}: {len(analyses)} model(s), layers {layers}")

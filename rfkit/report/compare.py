@@ -218,10 +218,8 @@ def _comparison(grid, heat: HeatScale, fs, layers: str):
     ]
     provenance.append(f"colour: each map / its own max, {heat.look.describe()}")
     footer = [(line, COLORS["note"]) for line in provenance]
-    if any(is_random(a.header.get("weights_kind")) for a, _ in grid):
-        footer.append(
-            ("RANDOM WEIGHTS in some rows: their ERFs show the architecture, not a trained network", COLORS["warning"])
-        )
+    if warning := random_rows_text([a.header for a, _ in grid]):
+        footer.append((warning, COLORS["warning"]))
 
     def draw(size):
         fig, body = new_figure(size, footer if fs.footer else ())
@@ -249,13 +247,30 @@ def _comparison(grid, heat: HeatScale, fs, layers: str):
             cbar.set_ticks(ticks, labels=labels)
             cbar.set_label(heat.bar_label("own max"))
         if fs.footer:
-            body.suptitle(f"ERF of {nrows} model{'s' * (nrows > 1)}: one spatial scale, one colour scale")
+            body.suptitle(f"ERF of {nrows} model{'s' * (nrows > 1)}: one spatial scale, each map / its own max")
         return fig, body, axes, (cbar.ax if im is not None else None)
 
     size = (ncols * (panel + 0.1) + 2.6, nrows * (panel * H / W + 0.6) + 0.9)
     fig = tighten(draw, size, width=width)
     mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
     return record_drawing(fig, comparison_drawn([a for a, _ in grid], heat, layers))
+
+
+def random_rows_text(headers) -> str:
+    """The footer's warning about rows of random weights: how many of the rows, '' when none.
+
+    >>> random_rows_text([{"weights_kind": "random"}, {"weights_kind": "random-safe"}])
+    'RANDOM WEIGHTS in every row: their ERFs show the architecture, not a trained network'
+    >>> random_rows_text([{"weights_kind": "random"}, {"weights_kind": "pretrained"}, {}])
+    'RANDOM WEIGHTS in 1 of 3 rows: their ERFs show the architecture, not a trained network'
+    >>> random_rows_text([{"weights_kind": "pretrained"}])
+    ''
+    """
+    n = sum(is_random(h.get("weights_kind")) for h in headers)
+    if not n:
+        return ""
+    rows = "every row" if n == len(headers) else f"{n} of {len(headers)} rows"
+    return f"RANDOM WEIGHTS in {rows}: their ERFs show the architecture, not a trained network"
 
 
 def _caption(cell: Cell | None) -> str:

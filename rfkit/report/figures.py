@@ -142,13 +142,14 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
         files.update({key if ext == ".png" else f"{key}{ext}": path for ext, path in zip(exts, paths)})
         files.update({f"{key}{p.name[len(stem) :]}": p for p in written_captions(paths[0])})
 
-    for layer in result.layers:
-        stem = f"overlay_{layer_filename(layer)}"
-        add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
-    add("stages", "stages", save_stage_grid, result, look=look, style=style)
-    add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
-    if curves:
-        from rfkit.report.convergence import save_convergence
+    with options.applied():
+        for layer in result.layers:
+            stem = f"overlay_{layer_filename(layer)}"
+            add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
+        add("stages", "stages", save_stage_grid, result, look=look, style=style)
+        add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
+        if curves:
+            from rfkit.report.convergence import save_convergence
 
-        add("convergence", "convergence", save_convergence, result, style=style)
+            add("convergence", "convergence", save_convergence, result, style=style)
     return files

@@ -158,8 +158,9 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, fs, max_cols: int):
             title = f"{result.model}: {method_label(result)} of {n} layer{'s' * (n > 1)}, {pair((H, W))} input"
             if is_random(result):
                 title += " · RANDOM WEIGHTS"
+            scale = "one colour scale" if heat.top is not None else "each panel on its own colour scale"
             body.suptitle(
-                title + f"\none colour scale: {heat.text(of)}",
+                title + f"\n{scale}: {heat.text(of)}",
                 linespacing=1.4,
                 color=COLORS["warning"] if is_random(result) else "black",
             )

@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import wraps
 from pathlib import Path
 
@@ -131,8 +132,76 @@ def figure_style(**overrides) -> Iterator[None]:
     """
     import matplotlib
 
-    with matplotlib.rc_context({**STYLE, **overrides}):
+    with matplotlib.rc_context({**STYLE, **(_USER_RC.get() or {}), **overrides}):
         yield
+
+
+_USER_RC: ContextVar[dict | None] = ContextVar("rfkit_user_rc", default=None)
+"""rcParams the user chose for the figures drawn now (:func:`user_style`): a font family, a style file."""
+
+
+@contextmanager
+def user_style(rc: dict) -> Iterator[None]:
+    """Draw and save every figure inside the block with ``rc`` on top of :data:`STYLE` (below a style's own
+    sizes: a paper figure keeps its 7 pt); :meth:`rfkit.report.looks.FigureOptions.rc` makes ``rc`` from
+    ``--font`` and ``--style-file``.
+
+    >>> import matplotlib
+    >>> with user_style({"font.family": ["serif"]}), figure_style():
+    ...     matplotlib.rcParams["font.family"]
+    ['serif']
+    """
+    token = _USER_RC.set(dict(rc))
+    try:
+        yield
+    finally:
+        _USER_RC.reset(token)
+
+
+def style_file_rc(path) -> dict:
+    """The rcParams of a matplotlib style file (``KEY: VALUE`` lines), without its ``savefig.*`` settings
+    (rfkit decides how figures are cropped and written); :class:`~rfkit.errors.ArgumentError` (one line) for a
+    missing or unreadable file, an unknown key or a bad value.
+    """
+    import warnings
+
+    import matplotlib
+
+    from rfkit.errors import ArgumentError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArgumentError(f"style file {path}: no such file; give a matplotlib style file (KEY: VALUE lines)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rc = matplotlib.rc_params_from_file(str(path), fail_on_error=True, use_default_template=False)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, UserWarning) as e:
+        why = " ".join(str(e).split())[:200]
+        raise ArgumentError(f"style file {path}: {why}; fix the line or leave --style-file out") from None
+    return {k: v for k, v in rc.items() if not k.startswith("savefig.")}
+
+
+def font_rc(family: str) -> dict:
+    """``font.family`` set to ``family`` (a generic family such as ``serif``, or an installed font's name);
+    :class:`~rfkit.errors.ArgumentError` (one line) for a font matplotlib cannot find.
+
+    >>> font_rc("serif")
+    {'font.family': ['serif']}
+    """
+    from matplotlib import font_manager
+
+    from rfkit.errors import ArgumentError
+
+    generic = ("serif", "sans-serif", "monospace", "cursive", "fantasy")
+    if family not in generic:
+        try:
+            font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        except ValueError:
+            raise ArgumentError(
+                f"font {family!r} is not installed: give an installed font's name or serif, sans-serif or monospace"
+            ) from None
+    return {"font.family": [family]}
 
 
 def styled(fn):
