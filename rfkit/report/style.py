@@ -179,6 +179,10 @@ def style_file_rc(path) -> dict:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, UserWarning) as e:
         why = " ".join(str(e).split())[:200]
         raise ArgumentError(f"style file {path}: {why}; fix the line or leave --style-file out") from None
+    keys = [line.split("#", 1)[0].split(":", 1)[0].strip() for line in path.read_text(errors="replace").splitlines()]
+    unknown = [k for k in keys if k and k not in matplotlib.rcParams]
+    if unknown:
+        raise ArgumentError(f"style file {path}: unknown key {unknown[0]!r}; fix the line or leave --style-file out")
     return {k: v for k, v in rc.items() if not k.startswith("savefig.")}
 
 
