@@ -274,8 +274,8 @@ class FigureOptions:
         >>> import matplotlib
         >>> from rfkit.report.style import figure_style
         >>> with FigureOptions(font="serif").applied(), figure_style():
-        ...     matplotlib.rcParams["font.family"]
-        ['serif']
+        ...     print(*matplotlib.rcParams["font.family"])
+        serif
         """
         from rfkit.report.style import user_style
 

@@ -147,9 +147,9 @@ def user_style(rc: dict) -> Iterator[None]:
     ``--font`` and ``--style-file``.
 
     >>> import matplotlib
-    >>> with user_style({"font.family": ["serif"]}), figure_style():
-    ...     matplotlib.rcParams["font.family"]
-    ['serif']
+    >>> with user_style(font_rc("serif")), figure_style():
+    ...     print(*matplotlib.rcParams["font.family"])
+    serif
     """
     token = _USER_RC.set(dict(rc))
     try:
@@ -190,8 +190,8 @@ def font_rc(family: str) -> dict:
     """``font.family`` set to ``family`` (a generic family such as ``serif``, or an installed font's name);
     :class:`~rfkit.errors.ArgumentError` (one line) for a font matplotlib cannot find.
 
-    >>> font_rc("serif")
-    {'font.family': ['serif']}
+    >>> print(*font_rc("serif")["font.family"])
+    serif
     """
     from matplotlib import font_manager
 
