@@ -281,3 +281,22 @@ def safe_name(text: str, fallback: str = "model", max_len: int = 100) -> str:
     if len(name) > max_len:
         name = f"{name[: max_len - 9]}-{short_hash(str(text))}"
     return name
+
+
+def shown_path(path, cwd=None) -> str:
+    """How a local file is named in what people read (figures, captions, ``report.md``, sites): relative to
+    ``cwd`` (default: where rfkit runs) when it lies inside it, else its file name alone, so that no absolute
+    local path (a home folder, a user name) reaches a published figure.
+
+    >>> shown_path("/home/ann/runs/nets/my.py", cwd="/home/ann/runs"), shown_path("/tmp/w/x.pth", cwd="/home/ann")
+    ('nets/my.py', 'x.pth')
+    >>> shown_path("nets/my.py", cwd="/home/ann/runs")
+    'nets/my.py'
+    """
+    base = Path(os.getcwd() if cwd is None else cwd)
+    p = Path(path)
+    full = p if p.is_absolute() else base / p
+    try:
+        return Path(os.path.normpath(full)).relative_to(os.path.normpath(base)).as_posix()
+    except ValueError:
+        return p.name

@@ -19,6 +19,7 @@ from rfkit_cli.options import (
     BatchSize,
     Bootstrap,
     Device,
+    Font,
     FullRF,
     Images,
     InputSize,
@@ -30,6 +31,7 @@ from rfkit_cli.options import (
     Seed,
     SharedScale,
     Style,
+    StyleFile,
     Threads,
     TrustCheckpoint,
     UntilStable,
@@ -139,6 +141,8 @@ def analyze_command(
     look: Look = "rfkit",
     full_rf: FullRF = False,
     shared_scale: SharedScale = None,
+    font: Font = None,
+    style_file: StyleFile = None,
     bootstrap: Bootstrap = 200,
     seed: Seed = 0,
     until_stable: UntilStable = None,
@@ -153,7 +157,9 @@ def analyze_command(
     check_method(method)
     from rfkit.report.looks import FigureOptions
 
-    figures = FigureOptions(style=style, look=look, full_rf=full_rf, shared_scale=shared_scale)
+    figures = FigureOptions(
+        style=style, look=look, full_rf=full_rf, shared_scale=shared_scale, font=font, style_file=style_file
+    )
     names, device = _share(names, device)
     size = parse_input_size(input_size)
     res = parse_input_size(resolution, "--resolution")

@@ -13,7 +13,19 @@ from rich.table import Table
 
 from rfkit.report.formatting import pair
 from rfkit_cli.console import print_warnings, stdout_console
-from rfkit_cli.options import BatchSize, Device, Images, InputSize, Model, NumImages, Quiet, Weights, parse_input_size
+from rfkit_cli.options import (
+    BatchSize,
+    Device,
+    Font,
+    Images,
+    InputSize,
+    Model,
+    NumImages,
+    Quiet,
+    StyleFile,
+    Weights,
+    parse_input_size,
+)
 from rfkit_cli.progress import progress_display
 
 
@@ -90,6 +102,8 @@ def attribute_command(
         help="Folder for maps/*.npy, attribution.csv, figures/grid.png and report.md, written whole (an "
         "interrupted run leaves the earlier folder as it was); only a folder rfkit attribute wrote is replaced.",
     ),
+    font: Font = None,
+    style_file: StyleFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Per-image contribution maps of MODEL: which pixels drove a class logit, or one unit of a layer, on each
@@ -99,6 +113,9 @@ def attribute_command(
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.attribution_files import check_attribution_folder, save_attribution
+    from rfkit.report.looks import FigureOptions
+
+    looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before the run
 
     console = stdout_console()
     names = parse_methods(methods)
@@ -141,7 +158,8 @@ def attribute_command(
         return
     print_warnings(result.warnings, set())
     if out is not None:
-        written = save_attribution(result, out)
+        with looks.applied():
+            written = save_attribution(result, out)
         console.print(
             f"wrote {written['report']}, {written['csv']}, {written['figure']} and {len(result.methods)} "
             f"map(s) in {out / 'maps'}",

@@ -18,6 +18,7 @@ from rfkit_cli.options import (
     BatchSize,
     Bootstrap,
     Device,
+    Font,
     Images,
     InputSize,
     LayersFinal,
@@ -25,6 +26,7 @@ from rfkit_cli.options import (
     NumImages,
     Quiet,
     Seed,
+    StyleFile,
     Threads,
     TrustCheckpoint,
     UntilStable,
@@ -157,6 +159,8 @@ def erf_command(
     bootstrap: Bootstrap = 200,
     seed: Seed = 0,
     until_stable: UntilStable = None,
+    font: Font = None,
+    style_file: StyleFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
@@ -165,7 +169,9 @@ def erf_command(
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.erf_files import check_erf_folder, save_erf
+    from rfkit.report.looks import FigureOptions
 
+    looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before measuring
     console = stdout_console()
     model, names, num_images, area = _with_preset(ctx, preset_name, model, layers, num_images, area)
     size = parse_input_size(input_size)
@@ -210,7 +216,8 @@ def erf_command(
         return
     print_warnings(result.warnings, set())
     if out is not None:
-        written = save_erf(result, out)
+        with looks.applied():
+            written = save_erf(result, out)
         console.print(
             f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}", markup=False
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from rfkit_cli.console import terminal_text
-from rfkit_cli.options import Look, SharedScale, Style
+from rfkit_cli.options import Font, Look, SharedScale, Style, StyleFile
 
 
 def figure_command(
@@ -24,14 +24,20 @@ def figure_command(
     style: Style = "report",
     look: Look = "rfkit",
     shared_scale: SharedScale = None,
+    font: Font = None,
+    style_file: StyleFile = None,
 ) -> None:
     """Draw the ERFs of several models as one grid: rows are models, columns are layers at the same depth
     fraction, with one spatial scale; each panel on its own colour scale, or all on one with --shared-scale.
     A file at --out that rfkit did not write is left alone (error); a report folder whose files are not
     rfkit's is skipped with a warning."""
     from rfkit.report.compare import save_comparison
+    from rfkit.report.looks import FigureOptions
     from rfkit.report.site import find_analyses
 
+    looks = FigureOptions(font=font, style_file=style_file)
+
     analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {terminal_text(line)}", err=True))
-    written = save_comparison(analyses, out, layers, look=look, style=style, shared=bool(shared_scale))
+    with looks.applied():
+        written = save_comparison(analyses, out, layers, look=look, style=style, shared=bool(shared_scale))
     typer.echo(f"wrote {', '.join(map(str, written))}: {len(analyses)} model(s), layers {layers}")

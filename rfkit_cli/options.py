@@ -4,6 +4,7 @@ writes ``device: Device = "auto"``), and how their values are parsed and checked
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,6 +72,22 @@ Look = Annotated[
         "--look",
         help="Heat-map transform and colours: rfkit (log10 of ERF/max, magma), replknet (log10(ERF+1)/max, "
         "RdYlGn, as RepLKNet's figures) or openerf (min-max, plasma, as OpenERF's).",
+    ),
+]
+Font = Annotated[
+    str | None,
+    typer.Option(
+        "--font",
+        help="Font family of the figures' text: serif, sans-serif, monospace or an installed font's name "
+        "(default DejaVu Sans).",
+    ),
+]
+StyleFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--style-file",
+        help="A matplotlib style file (KEY: VALUE lines, as matplotlib's .mplstyle) applied to every figure; "
+        "--font and --style paper's font sizes win over it.",
     ),
 ]
 FullRF = Annotated[

@@ -510,7 +510,9 @@ def test_save_writes_png_svg_pdf_and_closes(toy, tmp_path):
     assert paths[2].read_bytes()[:5] == b"%PDF-"
     assert F.save_stage_grid(toy, tmp_path / "grid").name == "grid.png"
     assert F.save_rf_growth(_chain_graph(), tmp_path / "growth.png").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "growth.png", "o.pdf", "o.png", "o.svg"]
+    figures = ["grid.png", "growth.png", "o.pdf", "o.png", "o.svg"]  # and one caption pair per figure
+    captions = [f"{stem}.caption.{ext}" for stem in ("grid", "growth", "o") for ext in ("md", "tex")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(figures + captions)
     assert plt.get_fignums() == []
     fig = plt.figure()  # a pyplot figure is closed too
     F.save_figure(fig, tmp_path / "p.png")

@@ -301,6 +301,8 @@ def test_erf_out_keeps_foreign_files_and_removes_only_its_own_stale_maps(net, tm
     assert sorted(p.name for p in (out / "maps").iterdir()) == ["0.npy", "0.sem.npy", "2.npy", "2.sem.npy", "mine.npy"]
     assert json.loads((out / ".rfkit-erf.json").read_text())["files"] == [
         "erf.csv",
+        "figures/panels.caption.md",
+        "figures/panels.caption.tex",
         "figures/panels.png",
         "maps/0.npy",
         "maps/0.sem.npy",

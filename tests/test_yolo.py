@@ -270,7 +270,8 @@ def test_a_trained_checkpoint_loads_only_when_trusted(tmp_path):
     with pytest.raises(CheckpointError, match="only when told to trust it"):
         rfkit.prepare(spec, input_size=64)
     p = rfkit.prepare(spec, input_size=64, trust=True)
-    assert p.weights.kind == "checkpoint" and str(tmp_path / "best.pt") in p.weights.description
+    assert p.weights.kind == "checkpoint" and p.weights.description == "ultralytics checkpoint best.pt"
+    assert p.weights.path == str(tmp_path / "best.pt") and str(tmp_path) not in p.name
     assert float(p.model.model[0].conv.weight.min()) == 0.25 and p.data_config["crop_mode"] == "letterbox"
     with pytest.raises(CheckpointError, match=r"not an ultralytics YOLO checkpoint: .* \(found: epoch, optimizer\)"):
         rfkit.prepare(f"ultralytics:{tmp_path / 'other.pt'}", trust=True)

@@ -18,6 +18,7 @@ import copy
 import difflib
 import importlib.util
 import inspect
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError
+from rfkit.io import shown_path
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,24 @@ class ModelSpec:
     @property
     def display_name(self) -> str:
         return self.name if self.source != "file" else f"{Path(self.path).stem}:{self.name}"
+
+
+def shown_spec(spec: str) -> str:
+    """A model spec as people read it (figures, reports, sites): a ``FILE.py:FACTORY`` spec's file relative
+    to where rfkit runs when inside it, else its file name (:func:`rfkit.io.shown_path`); other specs as given.
+
+    >>> import os
+    >>> shown_spec("resnet50.a1_in1k"), shown_spec(os.path.join(os.getcwd(), "nets", "my.py") + ":build")
+    ('resnet50.a1_in1k', 'nets/my.py:build')
+    >>> shown_spec("/elsewhere/ann/my.py:build")
+    'my.py:build'
+    """
+    parsed = parse_spec(spec)
+    if parsed.source == "file":
+        return f"{shown_path(parsed.path)}:{parsed.name}"
+    if parsed.source == "ultralytics" and os.path.isabs(parsed.name):
+        return f"ultralytics:{shown_path(parsed.name)}"
+    return spec
 
 
 def parse_spec(spec: str) -> ModelSpec:

@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, WeightsUnavailableError, WeightsWarning
+from rfkit.io import shown_path
 from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
@@ -655,7 +656,7 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
         where = f" [{key!r}]" if key else ""
         return _finish(
             live.to(device).eval(),
-            WeightsInfo("checkpoint", f"checkpoint {path.resolve()}{where}", path=str(path.resolve())),
+            WeightsInfo("checkpoint", f"checkpoint {shown_path(path)}{where}", path=str(path.resolve())),
         )
     raise WeightsError(
         f"weights={mode!r} needs a model spec, not a module: rfkit does not re-initialise or "
@@ -806,7 +807,7 @@ def load_model(
     elif mode == "checkpoint":
         key = load_checkpoint(built, path, name=label)
         where = f" [{key!r}]" if key else ""
-        info = WeightsInfo("checkpoint", f"checkpoint {path.resolve()}{where}", path=str(path.resolve()))
+        info = WeightsInfo("checkpoint", f"checkpoint {shown_path(path)}{where}", path=str(path.resolve()))
     elif mode == "demo":
         key = load_checkpoint(built, demo_checkpoint(spec), name=label)
         info = WeightsInfo("pretrained", f"pretrained (demo: {DEMO_PACKAGE}, ImageNet-1k; {key})", tag=DEMO_PACKAGE)
@@ -835,7 +836,9 @@ def _trusted_yolo(spec: ModelSpec, mode: str, trust: bool, device) -> tuple[nn.M
         raise WeightsError(f"ultralytics:{spec.name} carries its own weights: use weights='auto', not {mode!r}")
     built = build_model(spec, device="cpu", trust=trust)
     path = Path(spec.name).resolve()
-    return _finish(built.to(device).eval(), WeightsInfo("checkpoint", f"ultralytics checkpoint {path}", path=str(path)))
+    return _finish(
+        built.to(device).eval(), WeightsInfo("checkpoint", f"ultralytics checkpoint {shown_path(path)}", path=str(path))
+    )
 
 
 def _attach_cfg(model: nn.Module, spec: ModelSpec) -> None:

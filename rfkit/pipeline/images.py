@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from rfkit.errors import ImageSourceError, RFKitWarning
+from rfkit.io import shown_path
 from rfkit.models.data_config import checked_config
 from rfkit.pipeline.devices import is_out_of_memory
 
@@ -534,7 +535,8 @@ def _resolve(images, cfg: dict, num_images: int, seed: int, stats: ImageStats):
                     "images at a folder of photos, or use images='sample'"
                 )
     if len(paths) == 1:
-        desc = f"dir {paths[0]} (recursive)" if paths[0].is_dir() else f"file {paths[0]}"
+        shown = shown_path(paths[0])  # never an absolute local path in what people read
+        desc = f"dir {shown} (recursive)" if paths[0].is_dir() else f"file {shown}"
         stats.holder = f"the {'folder' if paths[0].is_dir() else 'file'} {paths[0]}"
     else:
         desc = f"{len(paths)} paths"

@@ -18,6 +18,7 @@ from rfkit.errors import ArgumentError, ImageSourceError
 from rfkit.graph.rfgraph import RFGraph
 from rfkit.graph.trace import FxModel, spatial_rank, trace, trace_fx
 from rfkit.models.data_config import data_config_for
+from rfkit.models.spec import shown_spec
 from rfkit.models.weights import WeightsInfo, load_model
 from rfkit.pipeline.capture import LayerCapture
 
@@ -263,7 +264,7 @@ def prepare(
         )
     else:
         module, winfo = load_model(model, weights)
-    name = model if isinstance(model, str) else type(model).__name__
+    name = shown_spec(model) if isinstance(model, str) else type(model).__name__
     cfg = _data_config(module, input_size, in_chans)
     if cfg is not None:
         input_size, in_chans = tuple(cfg["input_size"][1:]), cfg["input_size"][0]

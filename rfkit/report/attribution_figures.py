@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rfkit.report.captions import attribution_drawn, record_drawing
 from rfkit.report.labels import is_random
 from rfkit.report.style import (
     COLORS,
@@ -180,7 +181,12 @@ def attribution_grid(result, *, max_images: int | None = None):
             if result.window is not None:
                 ax.add_patch(
                     rf_rectangle(
-                        result.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.2, path_effects=outline(2.2)
+                        result.window,
+                        fill=False,
+                        edgecolor=COLORS["rf"],
+                        linewidth=1.2,
+                        path_effects=outline(2.2),
+                        gid="rf-box",
                     )
                 )
                 ax.set_xlim(-0.5, W - 0.5)
@@ -189,7 +195,7 @@ def attribution_grid(result, *, max_images: int | None = None):
                 ax.set_title("input" if j == 0 else methods[j - 1])
     _colorbars(body, axes, any(not is_cam(m) for m in methods), any(is_cam(m) for m in methods))
     body.suptitle(f"Per-image contribution maps of {result.model}")
-    return fig
+    return record_drawing(fig, attribution_drawn(result, n))
 
 
 def save_grid(result, path, **kwargs):

@@ -38,7 +38,9 @@ from rfkit.report.transaction import folder_transaction, remove_abandoned_folder
 
 MANIFEST = "attribution.json"
 SUBFOLDERS = ("maps", "figures")
-_OWN_NAME = re.compile(r"attribution\.csv|report\.md|figures/grid\.png|maps/[A-Za-z0-9_.-]+\.npy")
+_OWN_NAME = re.compile(
+    r"attribution\.csv|report\.md|figures/grid(\.png|\.caption\.md|\.caption\.tex)|maps/[A-Za-z0-9_.-]+\.npy"
+)
 
 
 def method_filename(method: str) -> str:
@@ -153,8 +155,9 @@ def write_attribution(result, folder, *, figure: bool = True) -> dict[str, Path]
     written["csv"] = atomic_write_text(folder / "attribution.csv", frame.to_csv(index=False))
     if figure:
         from rfkit.report.attribution_figures import save_grid
+        from rfkit.report.erf_files import with_captions
 
-        written["figure"] = save_grid(result, folder / "figures" / "grid.png")
+        written.update(with_captions("figure", save_grid(result, folder / "figures" / "grid.png")))
     written["report"] = atomic_write_text(folder / "report.md", report_markdown(result, written, folder))
     doc = {"run": header, "files": sorted(p.relative_to(folder).as_posix() for p in written.values())}
     written["manifest"] = atomic_write_text(folder / MANIFEST, json.dumps(doc, indent=2) + "\n")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.errors import ArgumentError
+from rfkit.report.captions import comparison_drawn, record_drawing
 from rfkit.report.erf_files import layer_filename
 from rfkit.report.formatting import rf_label
 from rfkit.report.inset import draw_inset, erf_window, zoom_window
@@ -214,10 +215,10 @@ def comparison_figure(
     scale = grid_scale(peaks, shared)
     heat = HeatScale.named(look, floor=scale.floor, top=max(peaks, default=0.0) if scale.shared else None)
     with figure_style(**fs.rc):
-        return _comparison(grid, heat, scale, fs)
+        return _comparison(grid, heat, scale, fs, layers)
 
 
-def _comparison(grid, heat: HeatScale, scale: GridScale, fs):
+def _comparison(grid, heat: HeatScale, scale: GridScale, fs, layers: str):
     names = [name for name, _ in grid[0][1]]
     nrows, ncols = len(grid), len(names)
     H = max(int(a.header.get("input_size", [0, 0])[0]) for a, _ in grid)
@@ -231,10 +232,8 @@ def _comparison(grid, heat: HeatScale, scale: GridScale, fs):
     ]
     provenance.append(f"colour: {scale.describe(heat)}; {heat.look.describe()}")
     footer = [(line, COLORS["note"]) for line in provenance]
-    if any(is_random(a.header.get("weights_kind")) for a, _ in grid):
-        footer.append(
-            ("RANDOM WEIGHTS in some rows: their ERFs show the architecture, not a trained network", COLORS["warning"])
-        )
+    if warning := random_rows_text([a.header for a, _ in grid]):
+        footer.append((warning, COLORS["warning"]))
 
     import matplotlib
     from matplotlib.font_manager import FontProperties
@@ -276,7 +275,25 @@ def _comparison(grid, heat: HeatScale, scale: GridScale, fs):
 
     size = (ncols * (panel + 0.1) + 2.6, nrows * (panel * H / W + 0.6) + 0.9)
     fig = tighten(draw, size, width=width)
-    return mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
+    mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
+    return record_drawing(fig, comparison_drawn([a for a, _ in grid], heat, layers, scale.shared))
+
+
+def random_rows_text(headers) -> str:
+    """The footer's warning about rows of random weights: how many of the rows, '' when none.
+
+    >>> random_rows_text([{"weights_kind": "random"}, {"weights_kind": "random-safe"}])
+    'RANDOM WEIGHTS in every row: their ERFs show the architecture, not a trained network'
+    >>> random_rows_text([{"weights_kind": "random"}, {"weights_kind": "pretrained"}, {}])
+    'RANDOM WEIGHTS in 1 of 3 rows: their ERFs show the architecture, not a trained network'
+    >>> random_rows_text([{"weights_kind": "pretrained"}])
+    ''
+    """
+    n = sum(is_random(h.get("weights_kind")) for h in headers)
+    if not n:
+        return ""
+    rows = "every row" if n == len(headers) else f"{n} of {len(headers)} rows"
+    return f"RANDOM WEIGHTS in {rows}: their ERFs show the architecture, not a trained network"
 
 
 def _caption(cell: Cell | None) -> str:
@@ -309,7 +326,8 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
     if window is not None:
         kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.2))
         dashed = bool(cell.row.get("is_global"))
-        ax.add_patch(rf_rectangle(window, linewidth=1.2, linestyle=(0, (3, 1.5)) if dashed else "-", **kw))
+        style = dict(linestyle=(0, (3, 1.5)), gid="local-rf-box") if dashed else dict(linestyle="-", gid="rf-box")
+        ax.add_patch(rf_rectangle(window, linewidth=1.2, **style, **kw))
         beyond = {} if dashed else rf_beyond(window, (h, w))
         if beyond:
             draw_rf_extents(ax, window, (h, w), compact_extent_labels(beyond), offset=8, fontsize=7)
@@ -365,7 +383,8 @@ def save_comparison(
     analyses, path, layers: str = "stages", *, look: str = "rfkit", style: str = "report", shared: bool = False
 ):
     """:func:`comparison_figure` written to ``path`` (its extension picks PNG, PDF or SVG; a paper style adds
-    the other two beside it), all of them renamed into place together once rendered. Refuses
+    the other two beside it) and its caption pair (``.caption.md``, ``.caption.tex``), all of them renamed into
+    place together once rendered. Refuses
     (:class:`~rfkit.io.OutputError`) to replace a file rfkit did not write; removes the temporary files a killed
     run left beside them.
 
@@ -391,6 +410,7 @@ def figure_paths(path, style: str = "report") -> list[Path]:
         One of the files exists and rfkit did not write it.
     """
     from rfkit.io import OutputError, remove_abandoned_files
+    from rfkit.report.captions import caption_paths, owned_caption
     from rfkit.report.style import FORMATS
 
     path = Path(path)
@@ -402,8 +422,9 @@ def figure_paths(path, style: str = "report") -> list[Path]:
     if style == "paper":
         exts += [e for e in style_named(style).formats if e not in exts]
     paths = [path.with_suffix(e) for e in exts]
-    for p in paths:
-        if os.path.lexists(p) and not owned(p):
+    for p in [*paths, *caption_paths(path)]:
+        if os.path.lexists(p) and not (owned_caption(p) if p in caption_paths(path) else owned(p)):
             raise OutputError(f"{p} exists and rfkit did not write it; rfkit does not replace it: choose another --out")
-    remove_abandoned_files(path.parent, [p.name for p in paths])  # what a killed run left
+    names = [p.name for p in [*paths, *caption_paths(path)]]
+    remove_abandoned_files(path.parent, names)  # what a killed `rfkit figure` left
     return paths

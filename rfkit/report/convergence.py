@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.report.captions import convergence_drawn, record_drawing
 from rfkit.report.formatting import pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
 from rfkit.report.layout import fit_figure, fitted_legend
@@ -99,7 +100,8 @@ def _draw(result, fs):
         return fig, list(axs.flat)[:n]
 
     fig = fit_figure(draw, (width, 2.2 * rows + 0.9), width=width, min_panel=1.3)
-    return mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    return record_drawing(fig, convergence_drawn(result))
 
 
 def _panel(ax, curve, layer: str) -> None:

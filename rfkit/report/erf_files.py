@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -151,7 +151,7 @@ def write_convergence(result, folder) -> dict[str, Path]:
         return {}
     from rfkit.report.convergence import save_convergence
 
-    return {"convergence": save_convergence(result, Path(folder) / CONVERGENCE)}
+    return with_captions("convergence", save_convergence(result, Path(folder) / CONVERGENCE))
 
 
 PANELS = "figures/panels.png"
@@ -164,11 +164,20 @@ def write_panels(result, folder) -> dict[str, Path]:
     ``rfkit analyze``'s ``stages.png`` puts them on one scale instead."""
     from rfkit.report.stage_grid import save_stage_grid
 
-    return {"panels": save_stage_grid(result, Path(folder) / PANELS, shared=False)}
+    return with_captions("panels", save_stage_grid(result, Path(folder) / PANELS, shared=False))
+
+
+def with_captions(key: str, figure: Path) -> dict[str, Path]:
+    """``{key: figure}`` and the figure's caption pair under ``key.caption.md`` and ``key.caption.tex``."""
+    from rfkit.report.captions import written_captions
+
+    return {key: figure, **{f"{key}{p.name[len(figure.stem) :]}": p for p in written_captions(figure)}}
 
 
 MANIFEST = ".rfkit-erf.json"
-_OWN_NAME = re.compile(r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy|figures/(convergence|panels)\.png")
+_OWN_NAME = re.compile(
+    r"erf\.csv|metrics\.json|maps/[A-Za-z0-9_.-]+\.npy|figures/(convergence|panels)(\.png|\.caption\.md|\.caption\.tex)"
+)
 
 
 def _manifest(folder: Path) -> set[str]:
@@ -192,12 +201,15 @@ def check_erf_folder(folder, layers=()) -> Path:
 
 def _names(layers) -> set[str]:
     """The files :func:`save_erf` may write for ``layers``."""
+    from rfkit.report.captions import caption_paths
+
     stems = [layer_filename(x) for x in layers]
     return {
         "erf.csv",
         "metrics.json",
         CONVERGENCE,
         PANELS,
+        *(str(p) for figure in (CONVERGENCE, PANELS) for p in caption_paths(PurePosixPath(figure))),
         *(f"maps/{s}.npy" for s in stems),
         *(f"maps/{s}.sem.npy" for s in stems),
     }

@@ -120,8 +120,10 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
     dict
         The PNG of each figure under ``overlay:<layer>``, ``stages``, ``rf_growth`` and ``convergence``; the
         other formats of a style (``paper``: PDF and SVG) under the same key with the extension appended
-        (``stages.pdf``).
+        (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.captions`) under the key with
+        ``.caption.md`` and ``.caption.tex`` appended.
     """
+    from rfkit.report.captions import written_captions
     from rfkit.report.erf_files import layer_filename
 
     options = options or FigureOptions()
@@ -138,14 +140,16 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
             progress(f"drawing figure {count['done']} of {count['of']}")
         paths = save(*args, [folder / f"{stem}{ext}" for ext in exts], **kwargs)
         files.update({key if ext == ".png" else f"{key}{ext}": path for ext, path in zip(exts, paths)})
+        files.update({f"{key}{p.name[len(stem) :]}": p for p in written_captions(paths[0])})
 
-    for layer in result.layers:
-        stem = f"overlay_{layer_filename(layer)}"
-        add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
-    add("stages", "stages", save_stage_grid, result, look=look, style=style, shared=options.shared_scale)
-    add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
-    if curves:
-        from rfkit.report.convergence import save_convergence
+    with options.applied():
+        for layer in result.layers:
+            stem = f"overlay_{layer_filename(layer)}"
+            add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
+        add("stages", "stages", save_stage_grid, result, look=look, style=style, shared=options.shared_scale)
+        add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
+        if curves:
+            from rfkit.report.convergence import save_convergence
 
-        add("convergence", "convergence", save_convergence, result, style=style)
+            add("convergence", "convergence", save_convergence, result, style=style)
     return files

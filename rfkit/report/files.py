@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.io import OutputError, check_writable, file_sha256
+from rfkit.models.spec import shown_spec
 from rfkit.version import __version__
 
 
@@ -71,7 +72,7 @@ def graph_header(graph, model) -> dict:
     was traced at, rfkit's version and the time; no weights (the trace runs on the meta device) and no
     images."""
     return {
-        "model": model if isinstance(model, str) else type(model).__name__,
+        "model": shown_spec(model) if isinstance(model, str) else type(model).__name__,
         "weights": "none (analytic RF, traced without weights)",
         "weights_kind": None,
         "input_size": list(graph.input_size),

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from rfkit.report.captions import growth_drawn, record_drawing
 from rfkit.report.formatting import num, pair
 from rfkit.report.labels import footer_lines, is_random, layer_name
 from rfkit.report.layout import fit_figure, fitted_legend
@@ -355,7 +356,8 @@ def _growth(graph, result, d: _Growth, fs):
 
     size = (width, 4.2 if fs.footer else width * 0.9)
     fig = fit_figure(draw, size, width=width, min_panel=MIN_PANEL * width / n_ax)
-    return mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    mark_figure(fig, [text for text, _ in lines], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    return record_drawing(fig, growth_drawn(graph, result))
 
 
 def _draw_references(ax, a: int, d: _Growth) -> None:

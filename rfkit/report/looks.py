@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -330,10 +331,34 @@ class FigureOptions:
     look: str = "rfkit"
     full_rf: bool = False
     shared_scale: bool | None = None  # grids: one colour scale (True), one per panel (False), from the data (None)
+    font: str | None = None
+    style_file: str | None = None
 
     def __post_init__(self):
         look_named(self.look)
         style_named(self.style)
+        self.rc()  # a missing font or a bad style file: one line now, not after the measurement
+
+    def rc(self) -> dict:
+        """The rcParams of ``--style-file`` and then ``--font`` (the font wins), for
+        :func:`~rfkit.report.style.user_style`."""
+        from rfkit.report.style import font_rc, style_file_rc
+
+        rc = style_file_rc(self.style_file) if self.style_file else {}
+        return rc | (font_rc(self.font) if self.font else {})
+
+    def applied(self):
+        """A context in which every figure rfkit draws and saves uses this font and style file.
+
+        >>> import matplotlib
+        >>> from rfkit.report.style import figure_style
+        >>> with FigureOptions(font="serif").applied(), figure_style():
+        ...     print(*matplotlib.rcParams["font.family"])
+        serif
+        """
+        from rfkit.report.style import user_style
+
+        return user_style(self.rc())
 
     @property
     def figure_style(self) -> FigureStyle:
@@ -351,4 +376,6 @@ class FigureOptions:
         if not look.colour_blind_safe:
             text += ", not colour-blind-safe"
         scale = {True: "; grids on one colour scale", False: "; grid panels each on its own colour scale"}
-        return text + ("; whole RF boxes" if self.full_rf else "") + scale.get(self.shared_scale, "")
+        text += ("; whole RF boxes" if self.full_rf else "") + scale.get(self.shared_scale, "")
+        text += f"; font {self.font}" if self.font else ""
+        return text + (f"; style file {Path(self.style_file).name}" if self.style_file else "")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rfkit.report.captions import overlay_drawn, record_drawing
 from rfkit.report.formatting import pair
 from rfkit.report.labels import (
     beyond_text,
@@ -185,7 +186,8 @@ def _overlay(result, layer: str, o, image, heat: HeatScale, fs, full_rf: bool):
         return fig, body, [list(axes)], None
 
     fig = tighten(draw, (width, height), width=fs.width(1))
-    return mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    return record_drawing(fig, overlay_drawn(result, layer, o.unit, heat))
 
 
 def _frame_axes(ax, view) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.report.captions import record_drawing, stage_grid_drawn
 from rfkit.report.formatting import pair
 from rfkit.report.inset import draw_inset, erf_window, zoom_window
 from rfkit.report.labels import (
@@ -178,7 +179,8 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, scale: GridScale, fs
 
     size = (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95)
     fig = tighten(draw, size, width=fs.page)
-    return mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    return record_drawing(fig, stage_grid_drawn(result, layers, heat))
 
 
 def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:

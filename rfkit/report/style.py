@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import wraps
 from pathlib import Path
 
@@ -133,8 +134,80 @@ def figure_style(**overrides) -> Iterator[None]:
     """
     import matplotlib
 
-    with matplotlib.rc_context({**STYLE, **overrides}):
+    with matplotlib.rc_context({**STYLE, **(_USER_RC.get() or {}), **overrides}):
         yield
+
+
+_USER_RC: ContextVar[dict | None] = ContextVar("rfkit_user_rc", default=None)
+"""rcParams the user chose for the figures drawn now (:func:`user_style`): a font family, a style file."""
+
+
+@contextmanager
+def user_style(rc: dict) -> Iterator[None]:
+    """Draw and save every figure inside the block with ``rc`` on top of :data:`STYLE` (below a style's own
+    sizes: a paper figure keeps its 7 pt); :meth:`rfkit.report.looks.FigureOptions.rc` makes ``rc`` from
+    ``--font`` and ``--style-file``.
+
+    >>> import matplotlib
+    >>> with user_style(font_rc("serif")), figure_style():
+    ...     print(*matplotlib.rcParams["font.family"])
+    serif
+    """
+    token = _USER_RC.set(dict(rc))
+    try:
+        yield
+    finally:
+        _USER_RC.reset(token)
+
+
+def style_file_rc(path) -> dict:
+    """The rcParams of a matplotlib style file (``KEY: VALUE`` lines), without its ``savefig.*`` settings
+    (rfkit decides how figures are cropped and written); :class:`~rfkit.errors.ArgumentError` (one line) for a
+    missing or unreadable file, an unknown key or a bad value.
+    """
+    import warnings
+
+    import matplotlib
+
+    from rfkit.errors import ArgumentError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArgumentError(f"style file {path}: no such file; give a matplotlib style file (KEY: VALUE lines)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rc = matplotlib.rc_params_from_file(str(path), fail_on_error=True, use_default_template=False)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, UserWarning) as e:
+        why = " ".join(str(e).split())[:200]
+        raise ArgumentError(f"style file {path}: {why}; fix the line or leave --style-file out") from None
+    keys = [line.split("#", 1)[0].split(":", 1)[0].strip() for line in path.read_text(errors="replace").splitlines()]
+    unknown = [k for k in keys if k and k not in matplotlib.rcParams]
+    if unknown:
+        raise ArgumentError(f"style file {path}: unknown key {unknown[0]!r}; fix the line or leave --style-file out")
+    return {k: v for k, v in rc.items() if not k.startswith("savefig.")}
+
+
+def font_rc(family: str) -> dict:
+    """``font.family`` set to ``family`` (a generic family such as ``serif``, or an installed font's name);
+    :class:`~rfkit.errors.ArgumentError` (one line) for a font matplotlib cannot find.
+
+    >>> print(*font_rc("serif")["font.family"])
+    serif
+    """
+    from matplotlib import font_manager
+
+    from rfkit.errors import ArgumentError
+
+    generic = ("serif", "sans-serif", "monospace", "cursive", "fantasy")
+    if family not in generic:
+        try:
+            font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        except ValueError:
+            raise ArgumentError(
+                f"font {family!r} is not installed: give an installed font's name or serif, sans-serif or monospace"
+            ) from None
+    return {"font.family": [family]}
 
 
 def styled(fn):
@@ -890,7 +963,9 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     format is rendered (:func:`rfkit.io.atomic_paths`): a failed or interrupted save leaves neither a partial
     file, nor the temporary ones, nor a new PNG beside an old PDF.
     A path without an extension gets ``.png``. The file's metadata says rfkit made it and holds the
-    figure's provenance (:func:`file_metadata`).
+    figure's provenance (:func:`file_metadata`). A figure carrying a record of what it drew
+    (:func:`rfkit.report.captions.record_drawing`) also gets its caption pair, ``<stem>.caption.md`` and
+    ``<stem>.caption.tex``, renamed into place with the figure's files.
 
     Parameters
     ----------
@@ -917,6 +992,7 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     'b.png'
     """
     from rfkit.io import atomic_paths
+    from rfkit.report.captions import caption_paths, caption_texts
 
     many = not isinstance(path, (str, Path))
     try:
@@ -926,12 +1002,16 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
             if p.suffix.lower() not in FORMATS:
                 raise ValueError(f"unsupported figure format {p.suffix!r} ({p}); use one of {', '.join(FORMATS)}")
         crop = "tight" if getattr(fig, CROP_ATTRIBUTE, True) else "standard"
-        with atomic_paths(paths) as tmps, figure_style(**{"savefig.bbox": crop}):
+        captions = caption_texts(fig)  # the caption pair, saved with the figure's formats
+        extra = caption_paths(paths[0]) if captions else []
+        with atomic_paths(paths + extra) as tmps, figure_style(**{"savefig.bbox": crop}):
             for p, tmp in zip(paths, tmps):
                 fmt = FORMATS[p.suffix.lower()]
                 fig.savefig(
                     tmp, format=fmt, dpi=dpi or getattr(fig, DPI_ATTRIBUTE, DPI), metadata=file_metadata(fig, fmt)
                 )
+            for text, tmp in zip(captions or [], tmps[len(paths) :]):
+                tmp.write_text(text, encoding="utf-8")
     finally:
         if close:
             close_figure(fig)
