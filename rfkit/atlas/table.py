@@ -282,3 +282,42 @@ numbers, quoted strings, comparisons, + - * /, and/or/not
     if not isinstance(mask, pd.Series) or mask.dtype != bool:
         raise AtlasError("query: the expression must be a condition on the rows, e.g. 'rf_final >= 800'")
     return df[mask]
+
+
+LAYER_CHOICES = ("final", "all")
+
+
+def select_rows(df: pd.DataFrame, input_size=None, layers: str = "final") -> pd.DataFrame:
+    """The rows at ``input_size`` ((h, w); None: each model's default size): ``layers="final"``, those of the
+    final feature map (one row per model), ``"all"``, every stage's too.
+
+    >>> df = pd.DataFrame({"source": "timm", "model": "m", "layer": "l", "input_from": ["default", "requested"],
+    ...                    "input_h": [224, 640], "input_w": [224, 640], "is_final": [True, True]})
+    >>> select_rows(df, (640, 640))["input_h"].tolist()
+    [640]
+    """
+    if layers not in LAYER_CHOICES:
+        raise AtlasError(f"--layers {layers!r}: choose one of {', '.join(LAYER_CHOICES)}")
+    if input_size is None:
+        rows = df[df["input_from"] == "default"]
+    else:
+        h, w = input_size
+        rows = df[(df["input_h"] == h) & (df["input_w"] == w)].drop_duplicates(["source", "model", "layer"])
+        if rows.empty and not df.empty:
+            sizes = sorted({f"{a}x{b}" for a, b in zip(df["input_h"], df["input_w"])})
+            raise AtlasError(
+                f"the atlas has no rows at {h}x{w}; its sizes are {', '.join(sizes[:10])}: "
+                f"rebuild it with --input-size {h} {w}"
+            )
+    return rows[rows["is_final"]] if layers == "final" else rows
+
+
+def pick_columns(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """``df`` with only ``columns`` (names of its columns), in that order."""
+    columns = [c.strip() for c in columns if c.strip()]
+    missing = [c for c in columns if c not in df.columns]
+    if missing or not columns:
+        raise AtlasError(
+            f"no column named {', '.join(map(repr, missing)) or 'at all'}; the columns are {', '.join(df.columns)}"
+        )
+    return df[columns]
