@@ -104,3 +104,18 @@ def _print_table(df) -> None:
     console = stdout_console()
     console.print(table)
     console.print(f"{len(df)} rows")
+
+
+@atlas_app.command("site")
+def site_command(
+    atlas: Path = typer.Option(Path("rfkit-atlas"), "--atlas", "-a", help=ATLAS_HELP),
+    site: Path = typer.Option(Path("rfkit-atlas-site"), "--site", help="The mkdocs project folder to write."),
+    title: str = typer.Option("rfkit receptive-field atlas", "--title", help="The site's name."),
+) -> None:
+    """Write the atlas as an mkdocs-material project: a page listing every model (sortable, filterable), a
+    page per family with its members' RF growth on one plot, a page per model. Build it with
+    `mkdocs build -f SITE/mkdocs.yml`."""
+    from rfkit.atlas.site import build_atlas_site
+
+    written = build_atlas_site(atlas, site, title)
+    typer.echo(f"wrote the atlas site to {written}; build it with: mkdocs build -f {written / 'mkdocs.yml'}")

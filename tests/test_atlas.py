@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -188,3 +190,56 @@ def test_two_torchrun_ranks_share_the_models_and_rank_0_writes_one_table(tmp_pat
     for m in models:  # each model traced by one rank: one line each
         assert run.stdout.count(f"{m}: ") == 1
     assert _row(df, "test_resnet", 160, "layer4")["rf_h"] == rfkit.trace("test_resnet")["layer4"].size[0]
+
+
+HOSTILE = "<img src=x onerror=alert(1)> [a](javascript:x) | ../../x"
+
+
+def test_the_site_escapes_names_and_lists_every_model(atlas, tmp_path):
+    from rfkit.atlas.site import write_atlas_site
+
+    df = load(atlas)
+    df["model"] = df["model"].replace("resnet50", HOSTILE)
+    df["family"] = "../" + df["family"]
+    site = write_atlas_site(df, tmp_path / "S")
+    docs = site / "docs"
+    files = sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*") if p.is_file())
+    assert all(p.count("/") <= 1 and ".." not in p.split("/") for p in files), files  # safe names, inside docs/
+    assert "atlas-table.js" in files and "mkdocs.yml" in (site / "mkdocs.yml").name
+    home = (docs / "index.md").read_text()
+    assert "<img" not in home and "&lt;img src=x onerror=alert(1)&gt;" in home and "\\[a\\](javascript:x) \\|" in home
+    page = next(docs.glob("models/*.md")).read_text()
+    assert "<img" not in re.sub("`[^`]*`", "", page)  # only inside code spans, which Markdown shows verbatim
+    assert "| `layer4` (final) | 427 | 11 | 427 | 32 | -15.5 |" in page  # 224 px: see above
+    assert "## At 320×320 px" in page and "| `layer4` (final) | 427 | 11 | 427 | 32 | 0.5 |" in page
+    assert (docs / "families").is_dir() and len(list(docs.glob("families/*.png"))) == 1
+
+
+def test_the_site_replaces_only_its_own_folder(atlas, tmp_path):
+    from rfkit.atlas.site import build_atlas_site
+    from rfkit.report.site import SiteError
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("mine")
+    with pytest.raises(SiteError, match="did not write"):
+        build_atlas_site(atlas, tmp_path)
+    assert (tmp_path / "docs" / "index.md").read_text() == "mine"
+
+
+def test_the_site_builds_with_mkdocs_strict(atlas, tmp_path):
+    pytest.importorskip("material")
+    main_ = pytest.importorskip("mkdocs.__main__")
+    del main_
+    with pytest.raises(SystemExit) as e:
+        main(["atlas", "site", "--atlas", str(atlas), "--site", str(tmp_path / "S")])
+    assert e.value.code in (0, None)
+    run = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(tmp_path / "S" / "mkdocs.yml")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    html = (tmp_path / "S" / "site" / "index.html").read_text()
+    assert "atlas-table.js" in html and "resnet50" in html
+    assert (tmp_path / "S" / "site" / "atlas-table.js").read_text() == (
+        Path(rfkit.atlas.__file__).parent / "assets" / "atlas-table.js"
+    ).read_text()
