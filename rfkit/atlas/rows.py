@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from rfkit.graph.layers import stage_layers
+from rfkit.graph.layers import default_layer, feature_stages, is_feature_map, outermost_modules
 from rfkit.graph.productivity import Status, input_resolution_range, productivity
 from rfkit.graph.units import centre_unit, grid_shape
 
@@ -99,6 +99,52 @@ def model_columns(g, report, final: dict) -> dict:
     }
 
 
+def stride_stages(g) -> list[str]:
+    """The stages of a model without timm's ``feature_info``: the outermost module outputs that are feature
+    maps with a known RF, the last of each run of equal stride in graph order (a run ends where the stride
+    changes: a stem, each downsampling stage, each level of a neck going up and down).
+
+    >>> import torch.nn as nn, rfkit
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3, 2))
+    >>> stride_stages(rfkit.trace(net, input_size=32))
+    ['2', '3']
+    """
+    modules = outermost_modules(g)
+    out: list[str] = []
+    last_stride = None
+    for node, record in g.records.items():
+        if node not in modules or not is_feature_map(record) or record.info.is_global:
+            continue
+        stride = record.info.stride
+        if out and stride == last_stride:
+            out[-1] = modules[node]
+        else:
+            out.append(modules[node])
+        last_stride = stride
+    return out
+
+
+def stage_names(g, model) -> list[str]:
+    """The stage outputs of ``model`` in graph order (timm's ``feature_info``, else :func:`stride_stages`), up
+    to the final feature map (:func:`~rfkit.graph.layers.default_layer`), which comes last; one name per node.
+
+    Raises
+    ------
+    LayerError
+        The model has no layer with a spatial grid.
+    """
+    final = default_layer(g, model)
+    order = {name: i for i, name in enumerate(g.records)}
+    end = order[g.resolve(final)]
+    stages = [n for n in feature_stages(model) if n in g.module_outputs] or stride_stages(g)
+    kept: dict[str, str] = {}
+    for name in stages:
+        node = g.resolve(name)
+        if order[node] < end and node not in kept and is_feature_map(g.record(name)):
+            kept[node] = name
+    return [kept[n] for n in sorted(kept, key=order.get)] + [final]
+
+
 def graph_rows(g, model) -> list[dict]:
     """The rows of the traced graph ``g`` of ``model`` (the module, for its ``feature_info`` stages): the
     stage outputs in order, the final feature map last (``is_final``), each with the model's columns.
@@ -108,7 +154,7 @@ def graph_rows(g, model) -> list[dict]:
     LayerError
         The model has no layer with a spatial grid.
     """
-    names = stage_layers(g, model, limit=len(g))
+    names = stage_names(g, model)
     report = productivity(g)
     statuses = {e.node: e.status for e in report}
     rows = [layer_row(g, n, i, i == len(names) - 1, statuses) for i, n in enumerate(names)]
