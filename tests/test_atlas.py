@@ -243,3 +243,14 @@ def test_the_site_builds_with_mkdocs_strict(atlas, tmp_path):
     assert (tmp_path / "S" / "site" / "atlas-table.js").read_text() == (
         Path(rfkit.atlas.__file__).parent / "assets" / "atlas-table.js"
     ).read_text()
+
+
+def test_a_model_without_feature_info_is_cut_where_its_stride_changes(tmp_path):
+    """torchvision's resnet18 has no feature_info: its stages are the last module output of each stride, up to
+    layer4 (its 1x1 avgpool is the head, not a stage); RF 7 + 2 * 2 = 11 after the max pool is not a stage end."""
+    build_atlas(tmp_path, sources=("torchvision",), models="resnet18", sizes=[])
+    df = load(tmp_path)
+    g = rfkit.trace("torchvision:resnet18")
+    assert df["layer"].tolist() == ["relu", "layer1", "layer2", "layer3", "layer4"]
+    assert df["rf_h"].tolist() == [g[n].size[0] for n in df["layer"]] and df["rf_h"].tolist()[0] == 7  # 7x7 stem
+    assert df["stride_h"].tolist() == [2, 4, 8, 16, 32] and df["is_final"].tolist() == [False] * 4 + [True]
