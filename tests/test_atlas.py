@@ -239,7 +239,7 @@ def test_the_site_builds_with_mkdocs_strict(atlas, tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     html = (tmp_path / "S" / "site" / "index.html").read_text()
-    assert "atlas-table.js" in html and "resnet50" in html
+    assert "atlas-table.js" in html and "resnet50" in html and "fonts.googleapis" not in html
     assert (tmp_path / "S" / "site" / "atlas-table.js").read_text() == (
         Path(rfkit.atlas.__file__).parent / "assets" / "atlas-table.js"
     ).read_text()

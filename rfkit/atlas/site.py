@@ -182,6 +182,7 @@ def _mkdocs_yml(title: str) -> str:
             f"site_name: {yaml_str(title)}",
             "theme:",
             "  name: material",
+            "  font: false",  # no Google Fonts request: the site works offline and asks no third party
             "extra_javascript:",
             "  - atlas-table.js",
             "markdown_extensions:",
