@@ -34,13 +34,18 @@ def build_command(
     timeout: int = typer.Option(240, "--timeout", min=1, help="Seconds one model may take at one size."),
     fresh: bool = typer.Option(False, "--fresh", help="Trace every model again instead of resuming."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Trace again the models that failed."),
+    erf_init: bool = typer.Option(
+        False, "--erf-init", help="Also measure each stage's ERF at initialisation (random-safe weights; slow)."
+    ),
+    erf_size: str = typer.Option("64", "--erf-size", help="Input size of the ERF at init: 64, or H W."),
+    erf_images: int = typer.Option(4, "--erf-images", min=1, max=256, help="Noise images of the ERF at init."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures and the summary."),
 ) -> None:
     """Trace every model of the sources matching --models (meta device, no weights) at its default input
     size and at each --input-size, and write a row per model, size and stage (the final feature map last) to
     OUT/atlas.csv. Resumes: a model already stored at the same sizes is kept. A model that fails is one line
     on stderr and a row of OUT/failures.csv. Under torchrun each process takes every N-th model."""
-    from rfkit.atlas.build import build_atlas
+    from rfkit.atlas.build import ErfAtInit, build_atlas
     from rfkit.atlas.zoo import parse_sources
     from rfkit.report.markdown import one_line
 
@@ -62,6 +67,7 @@ def build_command(
         timeout=timeout,
         resume=not fresh,
         retry_failed=retry_failed,
+        erf_init=ErfAtInit(parse_input_size(erf_size, "--erf-size"), erf_images) if erf_init else None,
         on_done=done,
     )
     typer.echo(

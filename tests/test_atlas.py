@@ -254,3 +254,21 @@ def test_a_model_without_feature_info_is_cut_where_its_stride_changes(tmp_path):
     assert df["layer"].tolist() == ["relu", "layer1", "layer2", "layer3", "layer4"]
     assert df["rf_h"].tolist() == [g[n].size[0] for n in df["layer"]] and df["rf_h"].tolist()[0] == 7  # 7x7 stem
     assert df["stride_h"].tolist() == [2, 4, 8, 16, 32] and df["is_final"].tolist() == [False] * 4 + [True]
+
+
+def test_the_erf_at_init_is_measured_on_request_and_flagged(tmp_path):
+    from rfkit.atlas.build import ErfAtInit
+
+    build_atlas(tmp_path, models="test_resnet", sizes=[], erf_init=ErfAtInit((64, 64), 2))
+    df = load(tmp_path)
+    erf = df[df["input_from"] == "erf_init"]
+    g = rfkit.trace("test_resnet", input_size=64)
+    assert erf["layer"].tolist() == ["act1", "layer1", "layer2", "layer3", "layer4"] and set(erf["input_h"]) == {64}
+    assert erf["rf_h"].tolist() == [g[n].size[0] for n in erf["layer"]]
+    assert set(erf["erf_weights"]) == {"random-safe init, 2 noise images"}
+    # the gradient of a unit reaches only its RF and the image; the ERF's box is centred on its centre of mass,
+    # not on the RF window's pixels, so it may reach one pixel past the window on each side
+    assert ((erf["erf_side_h"] > 0) & (erf["erf_side_h"] <= erf["rf_h"].clip(upper=64) + 2)).all()
+    assert erf["erf_side_h"].is_monotonic_increasing and erf["erf_side_h"].iloc[-1] < 64  # grows, stays local
+    assert df[df["input_from"] == "default"]["erf_side_h"].isna().all()  # the analytic rows are not measured
+    assert (df["unproductive_layers"] == "").all() and df["erf_warnings"].dtype != float

@@ -80,12 +80,59 @@ def _failure(m: ZooModel, size: str, e: BaseException) -> dict:
     return {"source": m.source, "model": m.name, "family": m.family, "input_size": size, "reason": reason[:500]}
 
 
-def analyse_model(m: ZooModel, sizes: Sequence[tuple[int, int]] = (), timeout: int | None = 240) -> ModelResult:
+@dataclass(frozen=True)
+class ErfAtInit:
+    """How to measure the ERF at initialisation: random-safe weights (zero-init traps removed), ``images``
+    noise images of ``size`` px, on the CPU (:func:`rfkit.erf`)."""
+
+    size: tuple[int, int] = (64, 64)
+    images: int = 4
+
+    @property
+    def label(self) -> str:
+        return f"random-safe init, {self.images} noise images"
+
+
+#: The ERF metrics an atlas row keeps (:meth:`rfkit.erf.metrics.ERFMetrics.as_dict` keys).
+ERF_COLUMNS = ("erf_side_h", "erf_side_w", "erf_rf_ratio_h", "erf_rf_ratio_w", "erf_mass", "r50", "r90")
+
+
+def erf_rows(m: ZooModel, rows: list[dict], how: ErfAtInit) -> list[dict]:
+    """``rows`` (the analytic rows at ``how.size``) with the ERF at initialisation of each layer: the
+    :data:`ERF_COLUMNS`, ``erf_weights`` (what was measured) and ``erf_warnings`` (degenerate maps ...)."""
+    from rfkit.erf.engine import erf
+
+    if m.spec is None:
+        raise AtlasError("the ERF at init is not measured for a detector's backbone (no spec builds it)")
+    res = erf(
+        m.spec,
+        layers=[r["layer"] for r in rows],
+        images="noise",
+        num_images=how.images,
+        weights="random-safe",
+        input_size=how.size,
+        device="cpu",
+        bootstrap=0,
+    )
+    out = []
+    for r in rows:
+        metrics = res.metrics[r["layer"]].as_dict()
+        mine = [w for w in res.warnings if r["layer"] in w]
+        extra = {k: metrics.get(k) for k in ERF_COLUMNS}
+        out.append({**r, "input_from": "erf_init", **extra, "erf_weights": how.label, "erf_warnings": " | ".join(mine)})
+    return out
+
+
+def analyse_model(
+    m: ZooModel, sizes: Sequence[tuple[int, int]] = (), timeout: int | None = 240, erf_init: ErfAtInit | None = None
+) -> ModelResult:
     """The atlas rows of one model at its default input size and at each of ``sizes`` (a size equal to the
-    default is not traced twice); never raises for a model that fails (its failures are recorded)."""
+    default is not traced twice), and with ``erf_init`` the rows at its size with the ERF at initialisation;
+    never raises for a model that fails (its failures are recorded)."""
     from rfkit.graph.trace import trace_fx
 
-    result = ModelResult(m, ["default", *map(_size_text, sizes)])
+    erf_name = [f"erf-init {_size_text(erf_init.size)}"] if erf_init else []
+    result = ModelResult(m, ["default", *map(_size_text, sizes), *erf_name])
     t0 = time.perf_counter()
     key = {"source": m.source, "model": m.name, "family": m.family}
     with warnings.catch_warnings():
@@ -108,6 +155,13 @@ def analyse_model(m: ZooModel, sizes: Sequence[tuple[int, int]] = (), timeout: i
                 result.rows += [{**key, "input_from": "requested", **r} for r in rows]
             except Exception as e:  # noqa: BLE001
                 result.failures.append(_failure(m, _size_text(size), e))
+        if erf_init is not None:
+            try:
+                with time_limit(timeout, m.name):
+                    rows = graph_rows(_graph_at(m, fxm, erf_init.size), module)
+                    result.rows += erf_rows(m, [{**key, **r} for r in rows], erf_init)
+            except Exception as e:  # noqa: BLE001
+                result.failures.append(_failure(m, "erf-init " + _size_text(erf_init.size), e))
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -173,6 +227,7 @@ def build_atlas(
     timeout: int | None = 240,
     resume: bool = True,
     retry_failed: bool = False,
+    erf_init: ErfAtInit | None = None,
     on_done: Callable[[ModelResult], None] | None = None,
 ) -> Path:
     """Build (or complete) the atlas of the models of ``sources`` matching ``models`` in the folder ``out``.
@@ -192,6 +247,10 @@ def build_atlas(
     resume : bool
         Keep the models an earlier build finished at the same sizes (a model that failed is run again only
         with ``retry_failed``).
+    erf_init : ErfAtInit, optional
+        Also measure the ERF at initialisation per stage (random-safe weights, a few noise images, a small
+        input: rows with ``input_from == "erf_init"``, flagged in ``erf_weights``). Off by default: it builds
+        each model with weights in memory and runs it.
     on_done : callable, optional
         Called with each :class:`ModelResult` (this process's models), e.g. to print progress.
 
@@ -217,12 +276,12 @@ def build_atlas(
         )
     out = open_atlas(out) if world.writes else Path(out)
     all_reduce_max(0, world)  # the folder exists before any rank writes into it
-    size_names = ["default", *map(_size_text, sizes)]
+    size_names = ["default", *map(_size_text, sizes)] + ([f"erf-init {_size_text(erf_init.size)}"] if erf_init else [])
     for m in my_share(todo, world):
         path = model_file(out, m)
         done = _read_done(path, m, size_names) if resume else None
         if done is None or (retry_failed and not done.ok):
-            done = analyse_model(m, sizes, timeout)
+            done = analyse_model(m, sizes, timeout, erf_init)
             _store(path, done)
         if on_done is not None:
             on_done(done)

@@ -28,6 +28,11 @@ FAILURES = "failures.csv"
 FAILURE_COLUMNS = ["source", "model", "family", "input_size", "reason"]
 #: Where the key columns go: first, in this order.
 KEY_COLUMNS = ["source", "model", "family", "input_from", "input_h", "input_w", "layer", "stage", "is_final"]
+#: Text columns (an empty cell is "", a model named "NA" stays "NA").
+TEXT_COLUMNS = [
+    "source", "model", "family", "input_from", "layer", "status", "unproductive_layers", "method", "erf_weights",
+    "erf_warnings",
+]  # fmt: skip
 #: Boolean columns (read back from CSV as bools).
 BOOL_COLUMNS = ["is_final", "is_global", "misaligned", "approximate", "unknown", "periodic", "outgrows", "global_final"]
 
@@ -93,7 +98,9 @@ def load(path="rfkit-atlas") -> pd.DataFrame:
     if not table.is_file():
         raise AtlasError(f"no atlas at {path}: build one with `rfkit atlas build --out {path}`")
     try:
-        df = pd.read_csv(table, keep_default_na=False, na_values=["nan", "NaN"])
+        df = pd.read_csv(
+            table, keep_default_na=False, na_values=["", "nan", "NaN"], dtype=dict.fromkeys(TEXT_COLUMNS, str)
+        )
     except (ValueError, OSError, UnicodeDecodeError) as e:
         raise AtlasError(f"{table} cannot be read as an atlas table: {str(e).splitlines()[0]}") from None
     missing = [c for c in KEY_COLUMNS + ["rf_h", "rf_w", "rf_final"] if c not in df.columns]
@@ -101,6 +108,8 @@ def load(path="rfkit-atlas") -> pd.DataFrame:
         raise AtlasError(
             f"{table} is not an atlas table (no column {', '.join(missing)}); rebuild it with rfkit atlas build"
         )
+    text = [c for c in TEXT_COLUMNS if c in df.columns]
+    df[text] = df[text].fillna("")  # an empty text cell (no unproductive layer, no warning) stays text
     for c in BOOL_COLUMNS:
         if c in df.columns and df[c].dtype == object:
             df[c] = df[c].map({"True": True, "False": False, True: True, False: False})
@@ -302,7 +311,8 @@ def select_rows(df: pd.DataFrame, input_size=None, layers: str = "final") -> pd.
         rows = df[df["input_from"] == "default"]
     else:
         h, w = input_size
-        rows = df[(df["input_h"] == h) & (df["input_w"] == w)].drop_duplicates(["source", "model", "layer"])
+        at = df[(df["input_h"] == h) & (df["input_w"] == w)]
+        rows = at.sort_values("input_from", key=lambda c: c == "erf_init").drop_duplicates(["source", "model", "layer"])
         if rows.empty and not df.empty:
             sizes = sorted({f"{a}x{b}" for a, b in zip(df["input_h"], df["input_w"])})
             raise AtlasError(
