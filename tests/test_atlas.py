@@ -272,3 +272,22 @@ def test_the_erf_at_init_is_measured_on_request_and_flagged(tmp_path):
     assert erf["erf_side_h"].is_monotonic_increasing and erf["erf_side_h"].iloc[-1] < 64  # grows, stays local
     assert df[df["input_from"] == "default"]["erf_side_h"].isna().all()  # the analytic rows are not measured
     assert (df["unproductive_layers"] == "").all() and df["erf_warnings"].dtype != float
+
+
+def test_a_model_that_kills_its_process_is_one_failure_and_the_next_ones_are_traced(tmp_path, monkeypatch):
+    import rfkit.atlas.build as build
+
+    real = build.analyse_model
+
+    def dying(m, *args, **kwargs):
+        if m.name == "test_convnext2":
+            os._exit(9)  # a segfault, the OOM killer: the forked child is gone without a word
+        return real(m, *args, **kwargs)
+
+    monkeypatch.setattr(build, "analyse_model", dying)
+    seen = []
+    build_atlas(tmp_path, models="test_convnext*", sizes=[], recycle=25, on_done=lambda r: seen.append(r.model.name))
+    failures = pd.read_csv(tmp_path / "failures.csv")
+    assert failures["model"].tolist() == ["test_convnext2"] and "exit code 9" in failures["reason"][0]
+    assert sorted(set(load(tmp_path)["model"])) == ["test_convnext", "test_convnext3"]
+    assert seen == ["test_convnext", "test_convnext2", "test_convnext3"]

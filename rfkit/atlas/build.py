@@ -10,6 +10,7 @@ batches do) and rank 0 assembles ``atlas.csv`` (and ``atlas.parquet`` with pyarr
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import warnings
@@ -212,6 +213,71 @@ def _store(path: Path, r: ModelResult) -> None:
     atomic_write_text(path, json.dumps(data))
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every model of a build is traced with, and where its result goes."""
+
+    out: Path
+    sizes: tuple
+    timeout: int | None
+    erf_init: ErfAtInit | None
+    size_names: list[str]
+
+    def run(self, m: ZooModel) -> ModelResult:
+        done = analyse_model(m, self.sizes, self.timeout, self.erf_init)
+        _store(model_file(self.out, m), done)
+        return done
+
+
+def _chunks(items: list, n: int | None) -> list[list]:
+    """``items`` in runs of ``n`` (one run of all of them for None).
+
+    >>> _chunks([1, 2, 3], 2), _chunks([1, 2], None)
+    ([[1, 2], [3]], [[1, 2]])
+    """
+    return [items[i : i + n] for i in range(0, len(items), n)] if n else [items] if items else []
+
+
+def _run_here(job: _Job, chunk: list[ZooModel]) -> list[ModelResult]:
+    return [job.run(m) for m in chunk]
+
+
+def _run_chunk(job: _Job, chunk: list[ZooModel]) -> list[ModelResult]:
+    """Trace ``chunk`` in a forked child (each model stored as it is done); a model the child died on is a
+    failure, and the models after it get a new child."""
+    import multiprocessing as mp
+
+    results: list[ModelResult] = []
+    todo = list(chunk)
+    for m in todo:  # results of an earlier build of these models (rfkit's own files), replaced now
+        model_file(job.out, m).unlink(missing_ok=True)
+    while todo:
+        child = mp.get_context("fork").Process(target=_child, args=(job, todo), daemon=True)
+        child.start()
+        child.join()
+        stored = [_read_done(model_file(job.out, m), m, job.size_names) for m in todo]
+        finished = list(itertools.takewhile(lambda r: r is not None, stored))
+        results += finished
+        todo = todo[len(finished) :]
+        if todo:  # the child died on the first model it did not store
+            why = f"the process tracing it died (exit code {child.exitcode}: killed, out of memory or a crash)"
+            dead = ModelResult(todo[0], job.size_names, failures=[_failure(todo[0], "default", AtlasError(why))])
+            _store(model_file(job.out, todo[0]), dead)
+            results.append(dead)
+            todo = todo[1:]
+    for r in results:
+        r.skipped = False
+    return results
+
+
+def _child(job: _Job, chunk: list[ZooModel]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    for m in chunk:
+        job.run(m)
+
+
 def _lost(m: ZooModel, sizes: list[str]) -> ModelResult:
     """A model whose process stopped before storing it (killed, out of memory): a failure, built next time."""
     reason = "no result stored: the process building it stopped; run the build again to resume"
@@ -228,6 +294,7 @@ def build_atlas(
     resume: bool = True,
     retry_failed: bool = False,
     erf_init: ErfAtInit | None = None,
+    recycle: int | None = 25,
     on_done: Callable[[ModelResult], None] | None = None,
 ) -> Path:
     """Build (or complete) the atlas of the models of ``sources`` matching ``models`` in the folder ``out``.
@@ -251,6 +318,10 @@ def build_atlas(
         Also measure the ERF at initialisation per stage (random-safe weights, a few noise images, a small
         input: rows with ``input_from == "erf_init"``, flagged in ``erf_weights``). Off by default: it builds
         each model with weights in memory and runs it.
+    recycle : int or None
+        Trace the models in a child process forked for every ``recycle`` models (tracing leaves memory behind:
+        fx's generated code, caches; a crashing model takes only its child down and is recorded as a
+        failure); None traces them in this process.
     on_done : callable, optional
         Called with each :class:`ModelResult` (this process's models), e.g. to print progress.
 
@@ -277,14 +348,17 @@ def build_atlas(
     out = open_atlas(out) if world.writes else Path(out)
     all_reduce_max(0, world)  # the folder exists before any rank writes into it
     size_names = ["default", *map(_size_text, sizes)] + ([f"erf-init {_size_text(erf_init.size)}"] if erf_init else [])
-    for m in my_share(todo, world):
-        path = model_file(out, m)
-        done = _read_done(path, m, size_names) if resume else None
-        if done is None or (retry_failed and not done.ok):
-            done = analyse_model(m, sizes, timeout, erf_init)
-            _store(path, done)
-        if on_done is not None:
-            on_done(done)
+    mine = my_share(todo, world)
+    kept = {m: _read_done(model_file(out, m), m, size_names) if resume else None for m in mine}
+    wanted = [m for m, r in kept.items() if r is None or (retry_failed and not r.ok)]
+    job = _Job(out, tuple(sizes), timeout, erf_init, size_names)
+    for m in mine:
+        if m not in wanted and on_done is not None:
+            on_done(kept[m])
+    for chunk in _chunks(wanted, recycle):
+        for done in _run_chunk(job, chunk) if recycle else _run_here(job, chunk):
+            if on_done is not None:
+                on_done(done)
     all_reduce_max(0, world)  # every rank's models are stored
     if world.writes:
         results = [_read_done(model_file(out, m), m, size_names) or _lost(m, size_names) for m in todo]
