@@ -52,33 +52,17 @@ class Row:
     error: str = ""
 
 
-# --- which models ----------------------------------------------------------------------------------------
+# --- which models (listed by the library, shared with `rfkit atlas build`) -----------------------------------
 def timm_models(pattern: str) -> list[tuple[str, str, str]]:
-    import timm
-    from timm.models._registry import _model_to_module
+    from rfkit.atlas.zoo import timm_models as listed
 
-    return [("timm", n, _model_to_module.get(n, "?")) for n in timm.list_models(pattern)]
+    return [(m.source, m.name, m.family) for m in listed(pattern)]
 
 
 def torchvision_models(pattern: str) -> list[tuple[str, str, str]]:
-    import torchvision.models as tvm
+    from rfkit.atlas.zoo import torchvision_models as listed
 
-    rows = []
-    for kind, module in (("classification", tvm), ("segmentation", tvm.segmentation), ("detection", tvm.detection)):
-        for name in tvm.list_models(module=module):
-            if fnmatch.fnmatch(name, pattern):
-                rows.append((f"torchvision-{kind}", name, name.split("_")[0].rstrip("0123456789")))
-    return rows
-
-
-def build_torchvision_detection_backbone(name: str):
-    """A detection model's backbone (its forward takes image lists; its backbone takes a tensor)."""
-    import torch
-    import torchvision.models as tvm
-
-    with torch.device("meta"):
-        model = tvm.get_model(name, weights=None, weights_backbone=None)
-    return model.backbone.eval()
+    return [(m.source, m.name, m.family) for m in listed(pattern)]
 
 
 # --- one model -------------------------------------------------------------------------------------------
@@ -101,7 +85,9 @@ def trace_one(task: tuple[str, str, str, int]) -> dict:
     start = time.perf_counter()
     try:
         if source == "torchvision-detection":
-            g = rfkit.trace(build_torchvision_detection_backbone(name), input_size=(320, 320))
+            from rfkit.atlas.zoo import DETECTION_SIZE, build_detection_backbone
+
+            g = rfkit.trace(build_detection_backbone(name), input_size=DETECTION_SIZE)
         else:
             g = rfkit.trace(name if source == "timm" else f"torchvision:{name}")
         ops = g.unsupported

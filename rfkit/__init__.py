@@ -99,6 +99,7 @@ __all__ = [
     "VerifyReport",
     "analyze",
     "analyze_many",
+    "atlas",
     "attribute",
     "build_site",
     "collect",
@@ -137,6 +138,8 @@ if TYPE_CHECKING:
 def __getattr__(name: str):
     if name == "erf":  # the package rfkit.erf is callable: rfkit.erf(model, ...) runs rfkit.erf.engine.erf
         return importlib.import_module("rfkit.erf")
+    if name == "atlas":  # the package: rfkit.atlas.load(), rfkit.atlas.query(), rfkit.atlas.build_atlas()
+        return importlib.import_module("rfkit.atlas")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

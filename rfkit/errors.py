@@ -107,3 +107,8 @@ class DeviceError(RFKitError, ValueError):
 
 class DeviceMemoryError(RFKitError, MemoryError):
     """A batch did not fit in the device's memory (GPU or CPU): a smaller batch size is needed."""
+
+
+class AtlasError(RFKitError, ValueError):
+    """An atlas folder or table is missing or not what ``rfkit atlas build`` writes, or a query over it is not
+    an expression the atlas evaluates (only column names, literals, comparisons, arithmetic, and/or/not)."""

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from rfkit_cli.analyze_cmd import analyze_command, list_models_command
+from rfkit_cli.atlas_cmd import atlas_app
 from rfkit_cli.attribute_cmd import attribute_command
 from rfkit_cli.collect_cmd import collect_command
 from rfkit_cli.erf_cmd import erf_command
@@ -60,6 +61,7 @@ app.command(
     help="Per-image contribution maps of a class or a unit (saliency, IG, SmoothGrad, "
     "Grad-CAM, ...), as maps, CSV, a figure and report.md.",
 )(attribute_command)
+app.add_typer(atlas_app, name="atlas")
 
 
 @app.callback(invoke_without_command=True)

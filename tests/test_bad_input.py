@@ -714,3 +714,42 @@ def test_cli_table_of_a_layer_named_with_escape_sequences(capsys, tmp_path):
     code, text = cli(capsys, "graph", f"{model}:build", "--input-size", "16", "--resolution", "4")
     assert code == 0, text
     assert "c\\x1b[2J\\x9b" in text and not any(c in text for c in "\x1b\x9b")
+
+
+# `rfkit atlas` (issue 24): a missing or foreign atlas, a query that is not a condition on columns, a source or
+# size it does not know: one line each, exit 1
+ATLAS_CASES = {
+    "query without an atlas": (["atlas", "query", "rf > 1", "--atlas", "{tmp}/none"], "no atlas at"),
+    "query calling a function": (["atlas", "query", "open('x')", "--atlas", "{atlas}"], "function call"),
+    "query on a missing column": (["atlas", "query", "nope > 1", "--atlas", "{atlas}"], "no column named 'nope'"),
+    "query that does not parse": (["atlas", "query", "rf >>= 1", "--atlas", "{atlas}"], "query: invalid syntax"),
+    "query at a size not built": (
+        ["atlas", "query", "rf > 1", "--atlas", "{atlas}", "--input-size", "7"],
+        "no rows at 7x7",
+    ),
+    "query --layers": (["atlas", "query", "rf > 1", "--atlas", "{atlas}", "--layers", "some"], "--layers 'some'"),
+    "query --columns": (["atlas", "query", "rf > 1", "--atlas", "{atlas}", "--columns", "x"], "no column named 'x'"),
+    "build --source": (["atlas", "build", "--source", "keras", "--out", "{tmp}/a"], "unknown source 'keras'"),
+    "build no model": (["atlas", "build", "--models", "zz*", "--out", "{tmp}/a"], "no model of timm matches"),
+    "build into a foreign folder": (
+        ["atlas", "build", "--models", "test_resnet", "--out", "{foreign}"],
+        "did not write",
+    ),
+    "build --input-size": (["atlas", "build", "--input-size", "1.5", "--out", "{tmp}/a"], "--input-size '1.5'"),
+    "site from a foreign csv": (["atlas", "site", "--atlas", "{foreign}/x.csv", "--site", "{tmp}/s"], "not an atlas"),
+}
+
+
+@pytest.mark.parametrize("case", list(ATLAS_CASES))
+def test_atlas_bad_input_is_one_line(capsys, tmp_path, case):
+    atlas, foreign = tmp_path / "atlas", tmp_path / "foreign"
+    atlas.mkdir()
+    foreign.mkdir()
+    (foreign / "x.csv").write_text("a,b\n1,2\n")
+    header = "source,model,family,input_from,input_h,input_w,layer,stage,is_final,rf_h,rf_w,rf,rf_final"
+    (atlas / "atlas.csv").write_text(header + "\ntimm,m,f,default,224,224,l,0,True,3,3,3,3\n")
+    args, says = ATLAS_CASES[case]
+    args = [a.format(tmp=tmp_path, atlas=atlas, foreign=foreign) for a in args]
+    code, text = cli(capsys, *args)
+    assert_one_line_error(code, text, says)
+    assert (foreign / "x.csv").read_text() == "a,b\n1,2\n" and sorted(p.name for p in foreign.iterdir()) == ["x.csv"]

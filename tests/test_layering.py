@@ -27,6 +27,7 @@ RANK = {
     "attribution": 4,
     "verification": 4,
     "report": 5,
+    "atlas": 6,
 }
 
 

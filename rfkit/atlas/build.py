@@ -1,0 +1,366 @@
+"""``rfkit atlas build``: the analytic RF of every stage of every model of a zoo, as one tidy table.
+
+Each model is traced once on the meta device (no weights, no memory) at its default input size and again
+at each extra size asked for (the same torch.fx graph propagated at the new size; a model built for one size,
+a ViT, is built again for it). Its rows go into ``models/<name>.json`` in the atlas folder, written
+atomically as soon as the model is done, so an interrupted build resumes where it stopped; a model that fails
+is one line with its reason. Under torchrun each process takes every N-th model (as ``rfkit analyze``
+batches do) and rank 0 assembles ``atlas.csv`` (and ``atlas.parquet`` with pyarrow) and ``failures.csv``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rfkit.atlas.rows import graph_rows
+from rfkit.atlas.table import TABLE, write_tables
+from rfkit.atlas.zoo import DETECTION_SIZE, ZooModel, build_detection_backbone, time_limit, zoo_models
+from rfkit.errors import AtlasError, RFKitError
+from rfkit.io import OutputError, atomic_write_text, check_writable, safe_name, short_hash
+from rfkit.version import __version__
+
+#: The file that marks a folder as an atlas written by rfkit (the only kind of folder a build writes into).
+MARKER = ".rfkit-atlas"
+
+
+@dataclass
+class ModelResult:
+    """What one model gave: its rows (every size that worked) and one failure per size that did not."""
+
+    model: ZooModel
+    sizes: list[str]
+    rows: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+# --- one model ---------------------------------------------------------------------------------------------
+def _size_text(size) -> str:
+    return "default" if size is None else "x".join(map(str, size))
+
+
+def _build(m: ZooModel):
+    from rfkit.models.spec import build_model, default_input, parse_spec
+
+    if m.spec is None:
+        return build_detection_backbone(m.name), DETECTION_SIZE
+    module = build_model(m.spec)
+    return module, default_input(module, parse_spec(m.spec))[0]
+
+
+def _graph_at(m: ZooModel, fxm, size):
+    """The graph at ``size`` from the torch.fx trace ``fxm``; a timm model built for one input size (position
+    embeddings, asserts) is built again for ``size``."""
+    from rfkit.graph.trace import trace_fx
+
+    try:
+        if fxm is None:
+            raise AtlasError("the model was recorded with make_fx at its default size only")
+        return fxm.graph(size)
+    except RFKitError:
+        if m.source != "timm":
+            raise
+        return trace_fx(m.spec, input_size=size)[0]
+
+
+def _failure(m: ZooModel, size: str, e: BaseException) -> dict:
+    reason = (str(e).strip().splitlines() or [""])[0]
+    if not isinstance(e, RFKitError):
+        reason = f"{type(e).__name__}: {reason}"
+    return {"source": m.source, "model": m.name, "family": m.family, "input_size": size, "reason": reason[:500]}
+
+
+@dataclass(frozen=True)
+class ErfAtInit:
+    """How to measure the ERF at initialisation: random-safe weights (zero-init traps removed), ``images``
+    noise images of ``size`` px, on the CPU (:func:`rfkit.erf`)."""
+
+    size: tuple[int, int] = (64, 64)
+    images: int = 4
+
+    @property
+    def label(self) -> str:
+        return f"random-safe init, {self.images} noise images"
+
+
+#: The ERF metrics an atlas row keeps (:meth:`rfkit.erf.metrics.ERFMetrics.as_dict` keys).
+ERF_COLUMNS = ("erf_side_h", "erf_side_w", "erf_rf_ratio_h", "erf_rf_ratio_w", "erf_mass", "r50", "r90")
+
+
+def erf_rows(m: ZooModel, rows: list[dict], how: ErfAtInit) -> list[dict]:
+    """``rows`` (the analytic rows at ``how.size``) with the ERF at initialisation of each layer: the
+    :data:`ERF_COLUMNS`, ``erf_weights`` (what was measured) and ``erf_warnings`` (degenerate maps ...)."""
+    from rfkit.erf.engine import erf
+
+    if m.spec is None:
+        raise AtlasError("the ERF at init is not measured for a detector's backbone (no spec builds it)")
+    res = erf(
+        m.spec,
+        layers=[r["layer"] for r in rows],
+        images="noise",
+        num_images=how.images,
+        weights="random-safe",
+        input_size=how.size,
+        device="cpu",
+        bootstrap=0,
+    )
+    out = []
+    for r in rows:
+        metrics = res.metrics[r["layer"]].as_dict()
+        mine = [w for w in res.warnings if r["layer"] in w]
+        extra = {k: metrics.get(k) for k in ERF_COLUMNS}
+        out.append({**r, "input_from": "erf_init", **extra, "erf_weights": how.label, "erf_warnings": " | ".join(mine)})
+    return out
+
+
+def analyse_model(
+    m: ZooModel, sizes: Sequence[tuple[int, int]] = (), timeout: int | None = 240, erf_init: ErfAtInit | None = None
+) -> ModelResult:
+    """The atlas rows of one model at its default input size and at each of ``sizes`` (a size equal to the
+    default is not traced twice), and with ``erf_init`` the rows at its size with the ERF at initialisation;
+    never raises for a model that fails (its failures are recorded)."""
+    from rfkit.graph.trace import trace_fx
+
+    erf_name = [f"erf-init {_size_text(erf_init.size)}"] if erf_init else []
+    result = ModelResult(m, ["default", *map(_size_text, sizes), *erf_name])
+    t0 = time.perf_counter()
+    key = {"source": m.source, "model": m.name, "family": m.family}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with time_limit(timeout, m.name):
+                module, default = _build(m)
+                g, fxm = trace_fx(module, input_size=default)
+                result.rows += [{**key, "input_from": "default", **r} for r in graph_rows(g, module)]
+        except Exception as e:  # noqa: BLE001 - a model that fails is a row of failures.csv, the build goes on
+            result.failures.append(_failure(m, "default", e))
+            result.seconds = time.perf_counter() - t0
+            return result
+        for size in dict.fromkeys(tuple(s) for s in sizes):
+            if size == tuple(g.input_size):
+                continue
+            try:
+                with time_limit(timeout, m.name):
+                    rows = graph_rows(_graph_at(m, fxm, size), module)
+                result.rows += [{**key, "input_from": "requested", **r} for r in rows]
+            except Exception as e:  # noqa: BLE001
+                result.failures.append(_failure(m, _size_text(size), e))
+        if erf_init is not None:
+            try:
+                with time_limit(timeout, m.name):
+                    rows = graph_rows(_graph_at(m, fxm, erf_init.size), module)
+                    result.rows += erf_rows(m, [{**key, **r} for r in rows], erf_init)
+            except Exception as e:  # noqa: BLE001
+                result.failures.append(_failure(m, "erf-init " + _size_text(erf_init.size), e))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# --- the folder --------------------------------------------------------------------------------------------
+def model_file(out: Path, m: ZooModel) -> Path:
+    """Where one model's rows are kept: ``models/<source>-<name>.json`` (a safe file name; the hash of the
+    original keeps two names that sanitise alike apart)."""
+    text = f"{m.source}:{m.name}"
+    return Path(out) / "models" / f"{safe_name(text, max_len=80)}-{short_hash(text)}.json"
+
+
+def open_atlas(out) -> Path:
+    """Create the atlas folder ``out``, or check that an existing one is an atlas: a folder holding files
+    and no :data:`MARKER` was not written by rfkit and is refused."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder; choose a folder for the atlas")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise OutputError(f"{out} holds files rfkit atlas build did not write; choose a new or empty folder for --out")
+    check_writable(out)
+    if not (out / MARKER).exists():
+        atomic_write_text(out / MARKER, json.dumps({"rfkit": __version__}) + "\n")
+    return out
+
+
+def _read_done(path: Path, m: ZooModel, sizes: list[str]) -> ModelResult | None:
+    """The result a previous build stored for ``m`` at the same sizes, if any and if it is whole."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if (data["source"], data["model"], data["sizes"]) != (m.source, m.name, sizes):
+            return None
+        return ModelResult(m, sizes, list(data["rows"]), list(data["failures"]), float(data["seconds"]), True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store(path: Path, r: ModelResult) -> None:
+    data = {
+        "source": r.model.source,
+        "model": r.model.name,
+        "sizes": r.sizes,
+        "seconds": round(r.seconds, 3),
+        "rfkit": __version__,
+        "rows": r.rows,
+        "failures": r.failures,
+    }
+    atomic_write_text(path, json.dumps(data))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every model of a build is traced with, and where its result goes."""
+
+    out: Path
+    sizes: tuple
+    timeout: int | None
+    erf_init: ErfAtInit | None
+    size_names: list[str]
+
+    def run(self, m: ZooModel) -> ModelResult:
+        done = analyse_model(m, self.sizes, self.timeout, self.erf_init)
+        _store(model_file(self.out, m), done)
+        return done
+
+
+def _chunks(items: list, n: int | None) -> list[list]:
+    """``items`` in runs of ``n`` (one run of all of them for None).
+
+    >>> _chunks([1, 2, 3], 2), _chunks([1, 2], None)
+    ([[1, 2], [3]], [[1, 2]])
+    """
+    return [items[i : i + n] for i in range(0, len(items), n)] if n else [items] if items else []
+
+
+def _run_here(job: _Job, chunk: list[ZooModel]) -> list[ModelResult]:
+    return [job.run(m) for m in chunk]
+
+
+def _run_chunk(job: _Job, chunk: list[ZooModel]) -> list[ModelResult]:
+    """Trace ``chunk`` in a forked child (each model stored as it is done); a model the child died on is a
+    failure, and the models after it get a new child."""
+    import multiprocessing as mp
+
+    results: list[ModelResult] = []
+    todo = list(chunk)
+    for m in todo:  # results of an earlier build of these models (rfkit's own files), replaced now
+        model_file(job.out, m).unlink(missing_ok=True)
+    while todo:
+        child = mp.get_context("fork").Process(target=_child, args=(job, todo), daemon=True)
+        child.start()
+        child.join()
+        stored = [_read_done(model_file(job.out, m), m, job.size_names) for m in todo]
+        finished = list(itertools.takewhile(lambda r: r is not None, stored))
+        results += finished
+        todo = todo[len(finished) :]
+        if todo:  # the child died on the first model it did not store
+            why = f"the process tracing it died (exit code {child.exitcode}: killed, out of memory or a crash)"
+            dead = ModelResult(todo[0], job.size_names, failures=[_failure(todo[0], "default", AtlasError(why))])
+            _store(model_file(job.out, todo[0]), dead)
+            results.append(dead)
+            todo = todo[1:]
+    for r in results:
+        r.skipped = False
+    return results
+
+
+def _child(job: _Job, chunk: list[ZooModel]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    for m in chunk:
+        job.run(m)
+
+
+def _lost(m: ZooModel, sizes: list[str]) -> ModelResult:
+    """A model whose process stopped before storing it (killed, out of memory): a failure, built next time."""
+    reason = "no result stored: the process building it stopped; run the build again to resume"
+    return ModelResult(m, sizes, failures=[_failure(m, "default", AtlasError(reason))])
+
+
+def build_atlas(
+    out="rfkit-atlas",
+    *,
+    sources: Sequence[str] = ("timm",),
+    models: str = "*",
+    sizes: Sequence[tuple[int, int]] = ((640, 640),),
+    timeout: int | None = 240,
+    resume: bool = True,
+    retry_failed: bool = False,
+    erf_init: ErfAtInit | None = None,
+    recycle: int | None = 25,
+    on_done: Callable[[ModelResult], None] | None = None,
+) -> Path:
+    """Build (or complete) the atlas of the models of ``sources`` matching ``models`` in the folder ``out``.
+
+    Parameters
+    ----------
+    out : path
+        The atlas folder; created, or an atlas folder (:data:`MARKER`) from an earlier build.
+    sources : sequence of str
+        From :data:`rfkit.atlas.zoo.SOURCES`.
+    models : str
+        fnmatch pattern over model names.
+    sizes : sequence of (h, w)
+        Input sizes besides each model's default.
+    timeout : int or None
+        Seconds one model may take (per size).
+    resume : bool
+        Keep the models an earlier build finished at the same sizes (a model that failed is run again only
+        with ``retry_failed``).
+    erf_init : ErfAtInit, optional
+        Also measure the ERF at initialisation per stage (random-safe weights, a few noise images, a small
+        input: rows with ``input_from == "erf_init"``, flagged in ``erf_weights``). Off by default: it builds
+        each model with weights in memory and runs it.
+    recycle : int or None
+        Trace the models in a child process forked for every ``recycle`` models (tracing leaves memory behind:
+        fx's generated code, caches; a crashing model takes only its child down and is recorded as a
+        failure); None traces them in this process.
+    on_done : callable, optional
+        Called with each :class:`ModelResult` (this process's models), e.g. to print progress.
+
+    Returns
+    -------
+    Path
+        The table, ``out/atlas.csv`` (every process returns its path; rank 0 writes it).
+
+    Raises
+    ------
+    OutputError
+        ``out`` is a file, or a folder rfkit did not write.
+    AtlasError
+        No model matches.
+    """
+    from rfkit.pipeline.distributed import all_reduce_max, current_world, my_share
+
+    world = current_world()
+    todo = zoo_models(tuple(sources), models)
+    if not todo:
+        raise AtlasError(
+            f"no model of {', '.join(sources)} matches {models!r}; `rfkit list-models PATTERN` lists names"
+        )
+    out = open_atlas(out) if world.writes else Path(out)
+    all_reduce_max(0, world)  # the folder exists before any rank writes into it
+    size_names = ["default", *map(_size_text, sizes)] + ([f"erf-init {_size_text(erf_init.size)}"] if erf_init else [])
+    mine = my_share(todo, world)
+    kept = {m: _read_done(model_file(out, m), m, size_names) if resume else None for m in mine}
+    wanted = [m for m, r in kept.items() if r is None or (retry_failed and not r.ok)]
+    job = _Job(out, tuple(sizes), timeout, erf_init, size_names)
+    for m in mine:
+        if m not in wanted and on_done is not None:
+            on_done(kept[m])
+    for chunk in _chunks(wanted, recycle):
+        for done in _run_chunk(job, chunk) if recycle else _run_here(job, chunk):
+            if on_done is not None:
+                on_done(done)
+    all_reduce_max(0, world)  # every rank's models are stored
+    if world.writes:
+        results = [_read_done(model_file(out, m), m, size_names) or _lost(m, size_names) for m in todo]
+        write_tables(out, results)
+    return out / TABLE

@@ -1,0 +1,254 @@
+"""``rfkit atlas site``: the atlas as a static mkdocs-material site.
+
+A home page listing every model (sortable columns and a filter box: the small script
+``assets/atlas-table.js`` is copied into the site, nothing is fetched from a CDN), a page per family with the
+RF growth of its members on one plot, and a page per model with its RF table per stage and input size, its
+RF growth figure and the ``rfkit analyze`` command for the full report. Every name is escaped
+(:func:`~rfkit.report.markdown.md_text`, :func:`~rfkit.report.markdown.md_code`) and every file name made
+safe; the site folder is replaced only where rfkit wrote it (the marker of ``rfkit report``'s sites).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from rfkit.atlas.table import load
+from rfkit.errors import AtlasError
+from rfkit.io import atomic_path, atomic_write_text, remove_abandoned, safe_name, short_hash
+from rfkit.report.markdown import md_code, md_table, md_text
+from rfkit.report.site import SITE_MARKER, SiteError, _check_site, yaml_str
+from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
+
+SCRIPT = Path(__file__).parent / "assets" / "atlas-table.js"
+
+
+def page_name(text: str) -> str:
+    """A model's or family's file name: safe, and unique (a hash of the original name).
+
+    >>> page_name("resnet50"), page_name("<b>")
+    ('resnet50-5df9686f', 'b-d51311d0')
+    """
+    return f"{safe_name(text, max_len=80)}-{short_hash(text)}"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "?"
+        if math.isinf(v):
+            return "global"
+        return f"{v:g}"
+    return str(v)
+
+
+def _pair(row, prefix: str) -> str:
+    h, w = _fmt(row[f"{prefix}_h"]), _fmt(row[f"{prefix}_w"])
+    return h if h == w else f"{h}×{w}"
+
+
+def _growth_figure(curves: dict[str, pd.DataFrame], path: Path, title: str) -> None:
+    """RF (local paths, height axis) of each stage output in order, one line per model, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=80)
+    for label, rows in curves.items():
+        ax.plot(range(len(rows)), rows["rf_local_h"], marker="o", lw=1, ms=3, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("stage output (feature_info order; the final feature map last)")
+    ax.set_ylabel("analytic RF, local paths (px, height)")
+    ax.set_title(title, fontsize=10)
+    if len(curves) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _model_page(model: str, rows: pd.DataFrame, figure: str, family_page: str) -> str:
+    first = rows.iloc[0]
+    lines = [
+        f"# {md_text(model)}",
+        "",
+        f"Source {md_text(first['source'])}, family [{md_text(first['family'])}](../families/{family_page}.md). "
+        f"The full report (ERF, productivity, figures): {md_code('rfkit analyze ' + model)}.",
+        "",
+        f"![RF growth of {md_text(model)}]({figure})",
+        "",
+    ]
+    for (h, w), at in rows.groupby(["input_h", "input_w"], sort=False):
+        head = at.iloc[0]
+        lines += [
+            f"## At {h}×{w} px",
+            "",
+            f"Input resolution range {_pair(head, 'input_min')} to {_pair(head, 'input_max')} px; "
+            f"unproductive layers: {int(head['unproductive'])}"
+            + (f" ({md_text(head['unproductive_layers'])})" if head["unproductive"] else "")
+            + ".",
+            "",
+        ]
+        table = [
+            [
+                md_code(r["layer"]) + (" (final)" if r["is_final"] else ""),
+                _pair(r, "rf"),
+                _pair(r, "rf_min"),
+                _pair(r, "rf_local"),
+                _pair(r, "stride"),
+                _pair(r, "centre_offset"),
+                md_text(", ".join(f for f in ("is_global", "misaligned", "approximate", "periodic") if r[f])),
+                md_text(r["status"]),
+            ]
+            for _, r in at.iterrows()
+        ]
+        header = ["layer", "RF", "min RF", "local RF", "stride", "centre offset", "flags", "status"]
+        lines += md_table(header, table) + [""]
+    return "\n".join(lines)
+
+
+def _home(finals: pd.DataFrame, pages: dict, families: dict) -> str:
+    rows = [
+        [
+            f"[{md_text(r['model'])}](models/{pages[(r['source'], r['model'])]}.md)",
+            md_text(r["source"]),
+            f"[{md_text(r['family'])}](families/{families[r['family']]}.md)",
+            f"{r['input_h']}×{r['input_w']}",
+            _pair(r, "rf"),
+            _pair(r, "rf_local"),
+            _pair(r, "stride"),
+            _pair(r, "input_min"),
+            _pair(r, "input_max"),
+            str(int(r["unproductive"])),
+        ]
+        for _, r in finals.iterrows()
+    ]
+    header = [
+        "model",
+        "source",
+        "family",
+        "input",
+        "rf",
+        "local_rf",
+        "stride",
+        "input_min",
+        "input_max",
+        "unproductive",
+    ]
+    return "\n".join(
+        [
+            "# Receptive-field atlas",
+            "",
+            f"{len(finals)} models at their default input size: the analytic RF of the final feature map "
+            "(`global` where attention, global pooling or a gate reaches it; the local RF keeps the convolutions' "
+            "size), its stride, the input resolution range and the layers that are unproductive at that size. "
+            "Click a column to sort; type words or `rf>=800` in the box to filter.",
+            "",
+            *md_table(header, rows),
+            "",
+        ]
+    )
+
+
+def _family_page(family: str, members: pd.DataFrame, pages: dict, figure: str) -> str:
+    rows = [
+        [
+            f"[{md_text(r['model'])}](../models/{pages[(r['source'], r['model'])]}.md)",
+            _pair(r, "rf"),
+            _pair(r, "stride"),
+        ]
+        for _, r in members.iterrows()
+    ]
+    return "\n".join(
+        [
+            f"# {md_text(family)}",
+            "",
+            f"![RF growth of {md_text(family)}]({figure})",
+            "",
+            *md_table(["model", "rf", "stride"], rows),
+            "",
+        ]
+    )
+
+
+def _mkdocs_yml(title: str) -> str:
+    return "\n".join(
+        [
+            f"site_name: {yaml_str(title)}",
+            "theme:",
+            "  name: material",
+            "  font: false",  # no Google Fonts request: the site works offline and asks no third party
+            "extra_javascript:",
+            "  - atlas-table.js",
+            "markdown_extensions:",
+            "  - tables",
+            "nav:",
+            "  - Atlas: index.md",
+            "  - Families: families/index.md",
+            "",
+        ]
+    )
+
+
+def write_atlas_site(df: pd.DataFrame, site, title: str = "rfkit receptive-field atlas") -> Path:
+    """Write the mkdocs project of the atlas table ``df`` (:func:`~rfkit.atlas.table.load`) into ``site``."""
+    site = Path(site)
+    defaults = df[df["input_from"] == "default"]
+    finals = defaults[defaults["is_final"]]
+    pages = {k: page_name(f"{k[0]}:{k[1]}") for k in zip(df["source"], df["model"])}
+    families = {f: page_name(f) for f in df["family"]}
+    try:
+        site.mkdir(parents=True, exist_ok=True)
+        _check_site(site)
+        atomic_write_text(
+            site / SITE_MARKER,
+            "This folder was written by `rfkit atlas site`: it replaces docs/ and mkdocs.yml here.\n",
+        )
+        remove_abandoned(site, "docs")
+        remove_abandoned_folders(site, lambda p: (p / "index.md").is_file(), "docs")
+        with folder_transaction(site / "docs", lambda folder: None) as tmp:
+            shutil.copyfile(SCRIPT, tmp / SCRIPT.name)
+            for (source, model), rows in df.groupby(["source", "model"], sort=True):
+                name = pages[(source, model)]
+                stages = rows[rows["input_from"] == "default"]
+                _growth_figure({model: stages}, tmp / "models" / f"{name}.png", model)
+                page = _model_page(model, rows, f"{name}.png", families[rows.iloc[0]["family"]])
+                atomic_write_text(tmp / "models" / f"{name}.md", page)
+            family_links = []
+            for family, members in finals.groupby("family", sort=True):
+                name = families[family]
+                curves = {
+                    m: defaults[(defaults["model"] == m) & (defaults["source"] == s)]
+                    for s, m in zip(members["source"], members["model"])
+                }
+                _growth_figure(curves, tmp / "families" / f"{name}.png", family)
+                atomic_write_text(tmp / "families" / f"{name}.md", _family_page(family, members, pages, f"{name}.png"))
+                family_links.append(f"- [{md_text(family)}]({name}.md) ({len(members)} models)")
+            atomic_write_text(tmp / "families" / "index.md", "\n".join(["# Families", "", *family_links, ""]))
+            atomic_write_text(tmp / "index.md", _home(finals, pages, families))
+        atomic_write_text(site / "mkdocs.yml", _mkdocs_yml(title))
+    except OSError as e:
+        raise SiteError(f"cannot write the site to {site}: {e.strerror or e}; choose another folder") from None
+    return site
+
+
+def build_atlas_site(atlas="rfkit-atlas", site="rfkit-atlas-site", title: str = "rfkit receptive-field atlas") -> Path:
+    """The static site of the atlas folder ``atlas`` (:func:`~rfkit.atlas.table.load`), written into ``site``
+    (``mkdocs build`` it; ``docs/`` and ``mkdocs.yml`` there are replaced only when rfkit wrote them).
+
+    Raises
+    ------
+    AtlasError
+        No atlas at ``atlas``.
+    SiteError
+        ``site`` holds a ``docs/`` or ``mkdocs.yml`` rfkit did not write, or cannot be written.
+    """
+    df = load(atlas)
+    if df.empty:
+        raise AtlasError(f"the atlas at {atlas} has no rows; build it first with `rfkit atlas build`")
+    return write_atlas_site(df, site, title)
