@@ -94,7 +94,9 @@ def _share(names: list[str], device: str) -> tuple[list[str], str]:
 def analyze_command(
     ctx: typer.Context,
     models: list[str] | None = typer.Argument(
-        None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; several for a batch run."
+        None,
+        help="timm name[.tag], torchvision:NAME, ultralytics:NAME.yaml, FILE.py:FACTORY (runs FILE.py: needs "
+        "--trust); several for a batch run.",
     ),
     layers: LayersStages = None,
     images: Images = "sample",
