@@ -133,6 +133,35 @@ def bundled_yaml_names() -> tuple[str, ...]:
     return tuple(sorted(_bundled_index()))
 
 
+def unavailable_reason(name: str) -> str | None:
+    """Why the bundled model ``name`` (:func:`bundled_yaml_names`) cannot be built on this machine, None if it
+    can: a layer that downloads weights when built (``TorchVision``) whose file is not in the torch hub cache
+    while its host cannot be reached (offline).
+
+    >>> unavailable_reason("yolo11n.yaml")
+    """
+    return _fetch_reason(_bundled_index()[name][0])
+
+
+@cache
+def _fetch_reason(path: Path) -> str | None:
+    """:func:`unavailable_reason` of a bundled yaml file (all its scales share it)."""
+    import yaml
+
+    from rfkit.models.weights import _torch_hub_cached, _unreachable
+
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for row in [*(cfg.get("backbone") or []), *(cfg.get("head") or [])]:
+        if row[2] not in FETCHING_LAYERS or len(row[3]) < 3 or not row[3][2]:
+            continue  # not a fetching layer, or one built without weights
+        import torchvision
+
+        url = getattr(torchvision.models.get_model_weights(row[3][1]), str(row[3][2])).url
+        if not _torch_hub_cached(url) and (why := _unreachable(url)):
+            return f"its {row[2]} layer downloads {os.path.basename(url)}, which is not in the torch hub cache ({why})"
+    return None
+
+
 @cache
 def _recorded_hashes() -> dict[Path, str]:
     """Resolved file -> sha256 (urlsafe base64, as wheels record it) from ultralytics' install record."""
