@@ -112,3 +112,27 @@ def test_one_image_erf_of_the_default_layer_of_each_family(name):
         for ax, idx in enumerate((rows, cols)):
             centre, half = info.center_of(res.unit[layer])[ax], (info.size[ax] - 1) / 2
             assert centre - half <= idx.min() and idx.max() <= centre + half
+
+
+def test_a_model_built_on_meta_has_the_graph_of_one_built_on_the_cpu():
+    from rfkit.models.spec import meta_copy
+
+    on_meta = rfkit.trace("ultralytics:yolov3-tiny.yaml", input_size=64)
+    cpu = build_model("ultralytics:yolov3-tiny.yaml", device="cpu")
+    on_cpu = rfkit.trace(meta_copy(cpu), input_size=64)
+    assert list(on_meta) == list(on_cpu) and all(on_meta[k] == on_cpu[k] for k in on_meta)
+
+
+@pytest.mark.slow
+def test_yoloe_runs_as_ultralytics_runs_it_and_traces_with_torch_fx():
+    import torch
+    from ultralytics.nn.tasks import YOLOEModel
+
+    model = build_model("ultralytics:yoloe-v8n.yaml", device="cpu")
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = model(x), YOLOEModel.predict(model, x)
+    ours, theirs = (o[0] if isinstance(o, (tuple, list)) else o for o in (ours, theirs))
+    assert torch.equal(ours, theirs)
+    g = rfkit.trace(model, input_size=64)
+    assert g.method == "torch.fx" and not g[default_layer(g, model)].unknown
