@@ -9,7 +9,7 @@ as ``left out`` with the reason, as ``rfkit list-models`` leaves it out. Rows st
 
 Usage::
 
-    python benchmarks/ultralytics_coverage.py [--size 64] [--models 'yolo11*'] [--resume]
+    python benchmarks/ultralytics_coverage.py [--size 64] [--models 'yolo11*'] [--resume] [--summarise]
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def measure(name: str, size: int) -> Row:
     return row
 
 
-def write_summary(rows: list[Row], size: int, path: Path) -> None:
+def write_summary(rows: list[Row], size: int, path: Path, total: int | None = None) -> None:
+    """The table of ``rows``; ``total``: the number of names, when the run stopped before measuring all."""
     counts = Counter(r.status for r in rows)
     times = sorted(r.seconds for r in rows if r.status == "ok")
     lines = [
@@ -77,6 +78,11 @@ def write_summary(rows: list[Row], size: int, path: Path) -> None:
         f"Command: `python benchmarks/ultralytics_coverage.py --size {size}`: every bundled yaml name, built at "
         f"random init on the CPU, traced, and a one-image ERF of its default layer at {size}×{size} px.",
         "",
+        *(
+            [f"**Partial run: {len(rows)} of {total} names** (resume with `--resume`).", ""]
+            if total and total > len(rows)
+            else []
+        ),
         "| names | built and measured | left out (reason below) | errors |",
         "|---|---|---|---|",
         f"| {len(rows)} | {counts['ok']} | {counts['left out']} | {counts['error']} |",
@@ -103,16 +109,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--models", default="*")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--summarise", action="store_true", help="Only rewrite the summary from the CSV.")
     args = parser.parse_args()
     from rfkit.models.ultralytics import bundled_yaml_names
 
     names = [n for n in bundled_yaml_names() if fnmatch.fnmatch(n, args.models)]
     out = RESULTS / "ultralytics_coverage.csv"
     done: dict[str, Row] = {}
-    if args.resume and out.is_file():
+    if (args.resume or args.summarise) and out.is_file():
         with out.open(newline="") as f:
             done = {r["model"]: Row(**{**r, "seconds": float(r["seconds"])}) for r in csv.DictReader(f)}
     rows = [done[n] for n in names if n in done]
+    if args.summarise:
+        write_summary(rows, args.size, RESULTS / "ultralytics_coverage.md", total=len(names))
+        return
     with out.open("a" if done else "w", newline="") as f:
         writer = csv.DictWriter(f, [fl.name for fl in fields(Row)])
         if not done:
