@@ -68,8 +68,9 @@ class CheckpointError(WeightsError):
 
 
 class UntrustedFileError(CheckpointError, ModelBuildError):
-    """A file would run code when loaded (a pickled checkpoint; an ultralytics yaml whose fields ultralytics
-    evaluates as Python) and rfkit was not told to trust it (``trust=True``, ``--trust-checkpoint``). A
+    """A file would run code when loaded (the Python file of a ``FILE.py:FACTORY`` spec; a pickled checkpoint;
+    an ultralytics yaml whose fields ultralytics evaluates as Python) and rfkit was not told to trust it
+    (``trust=True``, ``--trust`` or its older name ``--trust-checkpoint``). A
     :class:`CheckpointError` and a :class:`ModelBuildError` too, so code catching either keeps working."""
 
 

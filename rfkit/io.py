@@ -245,6 +245,41 @@ def check_writable(folder, option: str = "--out") -> Path:
     return folder
 
 
+@contextmanager
+def new_folders_removed_on_failure(folder) -> Iterator[None]:
+    """If the block fails, remove ``folder`` and those of its parents that did not exist when it began and
+    are empty (deepest first): a run that failed before writing leaves no empty ``--out`` folder behind. A
+    folder that existed before, or holds anything, stays. ``folder=None``: nothing to watch.
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> try:
+    ...     with new_folders_removed_on_failure(root / "a" / "b"):
+    ...         _ = check_writable(root / "a" / "b")
+    ...         raise ValueError("the model could not be built")
+    ... except ValueError:
+    ...     pass
+    >>> sorted(root.iterdir()), root.is_dir()
+    ([], True)
+    """
+    if folder is None:
+        yield
+        return
+    folder = Path(folder).absolute()
+    new = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for path in new:
+            try:
+                path.rmdir()  # only an empty folder: never what was written into it
+            except FileNotFoundError:  # not created after all (only its parent was)
+                continue
+            except OSError:
+                break
+        raise
+
+
 def short_hash(text: str, n: int = 8) -> str:
     """``n`` hex digits of the SHA-1 of ``text``: stable across runs and machines.
 

@@ -97,7 +97,9 @@ def _share(names: list[str], device: str) -> tuple[list[str], str]:
 def analyze_command(
     ctx: typer.Context,
     models: list[str] | None = typer.Argument(
-        None, help="timm name[.tag], torchvision:NAME, FILE.py:FACTORY; several for a batch run."
+        None,
+        help="timm name[.tag], torchvision:NAME, ultralytics:NAME.yaml, FILE.py:FACTORY (runs FILE.py: needs "
+        "--trust); several for a batch run.",
     ),
     layers: LayersStages = None,
     images: Images = "sample",
@@ -278,13 +280,28 @@ def list_models_command(
 
             names += [f"torchvision:{n}" for n in tv.models.list_models() if pattern is None or _match(n, pattern)]
         if ultralytics:
-            from rfkit.models.ultralytics import bundled_yaml_names
-
-            names += [f"ultralytics:{n}" for n in bundled_yaml_names() if pattern is None or _match(n, pattern)]
+            names += _ultralytics_names(pattern)
     if not names:
         raise UsageError(f"no model matches {pattern!r}" + (f" in preset {preset_name!r}" if preset_name else ""))
     for n in names:
         console.print(n, highlight=False)
+
+
+def _ultralytics_names(pattern: str | None) -> list[str]:
+    """The bundled ultralytics models matching ``pattern`` that build here; each one left out (it downloads
+    weights, offline) is named on stderr with the reason."""
+    from rfkit.models.ultralytics import bundled_yaml_names, unavailable_reason
+
+    names = []
+    for n in bundled_yaml_names():
+        if pattern is not None and not _match(n, pattern):
+            continue
+        why = unavailable_reason(n)
+        if why:
+            typer.echo(f"left out ultralytics:{n}: {why}", err=True)
+        else:
+            names.append(f"ultralytics:{n}")
+    return names
 
 
 def _match(name: str, pattern: str) -> bool:

@@ -23,6 +23,7 @@ from rfkit_cli.options import (
     NumImages,
     Quiet,
     StyleFile,
+    TrustCheckpoint,
     Weights,
     parse_input_size,
 )
@@ -95,6 +96,7 @@ def attribute_command(
     batch_size: BatchSize = None,
     device: Device = "auto",
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds random weights, noise images and SmoothGrad."),
+    trust: TrustCheckpoint = False,
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -110,6 +112,7 @@ def attribute_command(
     image, for several attribution methods."""
     import rfkit
     from rfkit.attribution.methods import parse_methods
+    from rfkit.io import new_folders_removed_on_failure
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.attribution_files import check_attribution_folder, save_attribution
@@ -122,46 +125,48 @@ def attribute_command(
     size = parse_input_size(input_size)
     world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
     quiet = quiet or not world.writes
-    if out is not None and world.writes:
-        check_attribution_folder(out)  # before the run, not after it
-    with progress_display(quiet) as bar, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
-        task = bar.add_task(f"maps of {model}", total=num_images)
-        result = rfkit.attribute(
-            model,
-            images=images,
-            num_images=num_images,
-            methods=names,
-            target=target,
-            layer=cam_layer,
-            weights=weights,
-            input_size=size,
-            baseline=baseline,
-            batch_size=batch_size,
-            device=device,
-            steps=steps,
-            ig_method=ig_method,
-            noise=noise,
-            samples=samples,
-            blur_sigma=blur_sigma,
-            sanity=sanity,
-            sanity_layers=sanity_layers,
-            faithfulness=faithfulness,
-            faithfulness_steps=faithfulness_steps,
-            seed=seed,
-            progress=lambda n: bar.advance(task, n),
-        )
-    if not quiet:
-        attribution_table(result, console)
-        console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
-    if not world.writes:
-        return
-    print_warnings(result.warnings, set())
-    if out is not None:
-        with looks.applied():
-            written = save_attribution(result, out)
-        console.print(
-            f"wrote {written['report']}, {written['csv']}, {written['figure']} and {len(result.methods)} "
-            f"map(s) in {out / 'maps'}",
-            markup=False,
-        )
+    with new_folders_removed_on_failure(out if out is not None and world.writes else None):
+        if out is not None and world.writes:
+            check_attribution_folder(out)  # before the run, not after it
+        with progress_display(quiet) as bar, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
+            task = bar.add_task(f"maps of {model}", total=num_images)
+            result = rfkit.attribute(
+                model,
+                images=images,
+                num_images=num_images,
+                methods=names,
+                target=target,
+                layer=cam_layer,
+                weights=weights,
+                input_size=size,
+                baseline=baseline,
+                batch_size=batch_size,
+                device=device,
+                steps=steps,
+                ig_method=ig_method,
+                noise=noise,
+                samples=samples,
+                blur_sigma=blur_sigma,
+                sanity=sanity,
+                sanity_layers=sanity_layers,
+                faithfulness=faithfulness,
+                faithfulness_steps=faithfulness_steps,
+                seed=seed,
+                progress=lambda n: bar.advance(task, n),
+                trust=trust,
+            )
+        if not quiet:
+            attribution_table(result, console)
+            console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
+        if not world.writes:
+            return
+        print_warnings(result.warnings, set())
+        if out is not None:
+            with looks.applied():
+                written = save_attribution(result, out)
+            console.print(
+                f"wrote {written['report']}, {written['csv']}, {written['figure']} and {len(result.methods)} "
+                f"map(s) in {out / 'maps'}",
+                markup=False,
+            )

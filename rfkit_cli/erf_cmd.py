@@ -130,7 +130,9 @@ def _ci_table(result, console: Console) -> None:
 def erf_command(
     ctx: typer.Context,
     model: str | None = typer.Argument(
-        None, help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, or FILE.py:FACTORY (or use --preset)."
+        None,
+        help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, ultralytics:NAME.yaml, or FILE.py:FACTORY "
+        "(runs FILE.py: needs --trust); or use --preset.",
     ),
     layers: LayersFinal = None,
     images: Images = "sample",
@@ -166,6 +168,7 @@ def erf_command(
     """Measure the effective receptive field of MODEL's layers: the input gradient of one output unit,
     averaged over images, with its sizes centred on the ERF's own centre (its centre of mass)."""
     import rfkit
+    from rfkit.io import new_folders_removed_on_failure
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.erf_files import check_erf_folder, save_erf
@@ -178,48 +181,50 @@ def erf_command(
     check_method(method)
     world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
     quiet = quiet or not world.writes
-    if out is not None and world.writes:
-        check_erf_folder(out, names or ())  # before the measurement, not after it
-    with progress_display(quiet) as bar, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
-        task = bar.add_task(f"ERF of {model}", total=num_images)
-        result = rfkit.erf(
-            model,
-            layers=names,
-            images=images,
-            num_images=num_images,
-            weights=weights,
-            method=method,
-            batch_size=batch_size,
-            device=device,
-            input_size=size,
-            unit=parse_unit(unit),
-            trust=trust_checkpoint,
-            threads=threads,
-            workers=workers,
-            channels_last=channels_last,
-            autocast=autocast,
-            bootstrap=bootstrap,
-            seed=seed,
-            until_stable=until_stable,
-            progress=lambda n: bar.advance(task, n),
-        )
-    if not quiet:
-        erf_table(result, console)
-        if area:
-            print_area_table(result, console)
-        console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
-        console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used", markup=False)
-        if until_stable is not None and result.stopped:
-            console.print(f"stopped: {result.stopped}", markup=False, highlight=False)
-    if not world.writes:
-        return
-    print_warnings(result.warnings, set())
-    if out is not None:
-        with looks.applied():
-            written = save_erf(result, out)
-        console.print(
-            f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}", markup=False
-        )
-        figures = [str(written[k]) for k in ("panels", "convergence") if k in written]
-        console.print(f"wrote {' and '.join(figures)}", markup=False)
+    with new_folders_removed_on_failure(out if out is not None and world.writes else None):
+        if out is not None and world.writes:
+            check_erf_folder(out, names or ())  # before the measurement, not after it
+        with progress_display(quiet) as bar, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
+            task = bar.add_task(f"ERF of {model}", total=num_images)
+            result = rfkit.erf(
+                model,
+                layers=names,
+                images=images,
+                num_images=num_images,
+                weights=weights,
+                method=method,
+                batch_size=batch_size,
+                device=device,
+                input_size=size,
+                unit=parse_unit(unit),
+                trust=trust_checkpoint,
+                threads=threads,
+                workers=workers,
+                channels_last=channels_last,
+                autocast=autocast,
+                bootstrap=bootstrap,
+                seed=seed,
+                until_stable=until_stable,
+                progress=lambda n: bar.advance(task, n),
+            )
+        if not quiet:
+            erf_table(result, console)
+            if area:
+                print_area_table(result, console)
+            console.print(f"weights: {getattr(result.weights, 'description', result.weights)}", markup=False)
+            console.print(f"images: {getattr(result.images, 'source', '')}, {result.num_images} used", markup=False)
+            if until_stable is not None and result.stopped:
+                console.print(f"stopped: {result.stopped}", markup=False, highlight=False)
+        if not world.writes:
+            return
+        print_warnings(result.warnings, set())
+        if out is not None:
+            with looks.applied():
+                written = save_erf(result, out)
+            console.print(
+                f"wrote {written['csv']}, {written['json']} and {len(result.layers)} map(s) in {out / 'maps'}",
+                markup=False,
+            )
+            figures = [str(written[k]) for k in ("panels", "convergence") if k in written]
+            console.print(f"wrote {' and '.join(figures)}", markup=False)

@@ -18,7 +18,13 @@ class UsageError(RFKitError):
 
 METHODS = ("replknet", "openerf")
 
-Model = Annotated[str, typer.Argument(help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, or FILE.py:FACTORY.")]
+Model = Annotated[
+    str,
+    typer.Argument(
+        help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, ultralytics:NAME.yaml, or FILE.py:FACTORY "
+        "(runs FILE.py: needs --trust)."
+    ),
+]
 LayersFinal = Annotated[
     list[str] | None,
     typer.Option(
@@ -140,9 +146,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No tables, no progre
 TrustCheckpoint = Annotated[
     bool,
     typer.Option(
+        "--trust",
         "--trust-checkpoint",
-        help="Load an ultralytics file that can run code: a pickled PATH.pt, or a yaml rfkit did not ship "
-        "that names more than torch.nn activations, ultralytics layers and literal arguments.",
+        help="Run code from the model's file: import FILE.py of a FILE.py:FACTORY spec, unpickle an ultralytics "
+        "PATH.pt, or build a yaml rfkit did not ship that names more than torch.nn activations, ultralytics "
+        "layers and literal arguments. Only for files you trust.",
     ),
 ]
 

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from rfkit_cli.console import stdout_console
-from rfkit_cli.options import InputSize, LayersStages, Model, parse_input_size, split_names
+from rfkit_cli.options import InputSize, LayersStages, Model, TrustCheckpoint, parse_input_size, split_names
 
 
 def verify_command(
@@ -21,6 +21,7 @@ def verify_command(
         "--estimate-max-size",
         help="Largest input (pixels per axis) the estimate may enlarge to. Default: twice the input.",
     ),
+    trust: TrustCheckpoint = False,
 ) -> None:
     """Measure the gradient support of the centre, next and corner units of each layer (float64, positive
     random weights) and compare it with the analytic RF; estimate each layer's size, stride and centre from
@@ -36,6 +37,7 @@ def verify_command(
         input_size=parse_input_size(input_size),
         estimate=estimate,
         estimate_max_size=estimate_max_size,
+        trust=trust,
     )
     console = stdout_console()
     table = Table(title=f"rfkit verify {report.model} @ {pair(report.input_size)}")

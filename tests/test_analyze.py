@@ -60,7 +60,7 @@ def tiny(tmp_path, monkeypatch):
     return "tiny_net.py:build"
 
 
-TINY_ARGS = ["-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-q"]
+TINY_ARGS = ["-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-q", "--trust"]
 
 
 def test_analyze_writes_the_golden_files(tiny, tmp_path):

@@ -40,10 +40,10 @@ def test_file_factory_spec(tmp_path):
             return nn.Sequential(nn.Conv2d(1, width, 5, 2), nn.ReLU(), nn.Conv2d(width, width, 3))
     """)
     )
-    g = rfkit.trace(f"{f}:build", input_size=(40, 30))
+    g = rfkit.trace(f"{f}:build", input_size=(40, 30), trust=True)
     assert g["2"].size == (9, 9) and g.in_chans == 1
     with pytest.raises(rfkit.ModelNotFoundError, match="no function 'biuld'.*build"):
-        rfkit.trace(f"{f}:biuld")
+        rfkit.trace(f"{f}:biuld", trust=True)
     with pytest.raises(rfkit.ModelNotFoundError, match="does not exist"):
         rfkit.trace(f"{tmp_path / 'nope.py'}:build")
 

@@ -152,7 +152,7 @@ def test_estimate_rf_default_layers_of_a_tuple_or_dict_model(as_dict):
 
 @pytest.mark.parametrize("factory", ["pair", "pair_dict"])
 def test_cli_verify_of_a_tuple_or_dict_model(capsys, model_file, factory):
-    code, text = cli(capsys, "verify", f"{model_file}:{factory}", "--input-size", "16")
+    code, text = cli(capsys, "verify", f"{model_file}:{factory}", "--trust", "--input-size", "16")
     assert code == 0, text
     assert "6/6 units agree" in text and "2/2 judged estimates agree" in text
 
@@ -186,6 +186,7 @@ def test_cli_missing_device(capsys, model_file):
         capsys,
         "erf",
         f"{model_file}:plain",
+        "--trust",
         "--device",
         "cuda:99",
         "-n",
@@ -226,6 +227,7 @@ def test_cli_cpu_out_of_memory(capsys, model_file, cpu_oom):
         capsys,
         "erf",
         f"{model_file}:plain",
+        "--trust",
         "--device",
         "cpu",
         "-n",
@@ -242,7 +244,7 @@ def test_cli_cpu_out_of_memory(capsys, model_file, cpu_oom):
 
 
 def test_cli_out_of_memory_outside_the_erf_is_one_line_too(capsys, model_file, cpu_oom):
-    code, text = cli(capsys, "verify", f"{model_file}:plain", "--input-size", "16")
+    code, text = cli(capsys, "verify", f"{model_file}:plain", "--trust", "--input-size", "16")
     assert_one_line_error(code, text, "out of memory", "--batch-size")
 
 
@@ -451,12 +453,14 @@ def test_argument_error_is_also_a_value_and_type_error():
 @pytest.mark.parametrize("command", ["graph", "erf"])
 @pytest.mark.parametrize("size", ["1 2 3", "16.5", "x"])
 def test_cli_bad_input_size(capsys, model_file, command, size):
-    code, text = cli(capsys, command, f"{model_file}:plain", "--input-size", size, "-q")
+    code, text = cli(capsys, command, f"{model_file}:plain", "--trust", "--input-size", size, "-q")
     assert_one_line_error(code, text, "--input-size", repr(size))
 
 
 def test_cli_estimate_max_size_zero(capsys, model_file):
-    code, text = cli(capsys, "verify", f"{model_file}:plain", "--input-size", "16", "--estimate-max-size", "0")
+    code, text = cli(
+        capsys, "verify", f"{model_file}:plain", "--trust", "--input-size", "16", "--estimate-max-size", "0"
+    )
     assert_one_line_error(code, text, "estimate_max_size", "got 0")
 
 
@@ -493,6 +497,7 @@ def test_cli_checkpoint_holding_code(capsys, model_file, evil_checkpoint):
         capsys,
         "erf",
         f"{model_file}:plain",
+        "--trust",
         "--weights",
         path,
         "--device",
@@ -547,7 +552,9 @@ def test_cli_stale_launcher_environment_ends_quickly_in_one_line(capsys, monkeyp
     for name, value in {**env, "RFKIT_DISTRIBUTED_TIMEOUT": "1", **extra}.items():
         monkeypatch.setenv(name, value)
     start = time.monotonic()
-    code, text = cli(capsys, "erf", f"{model_file}:plain", "-n", "1", "--images", "noise", "--input-size", "16", "-q")
+    code, text = cli(
+        capsys, "erf", f"{model_file}:plain", "--trust", "-n", "1", "--images", "noise", "--input-size", "16", "-q"
+    )
     assert time.monotonic() - start < 20  # a 1 s wait, not torch's 30 minutes (main waited > 300 s)
     assert_one_line_error(code, text, says, "seconds" if case.startswith("timeout") else "unset WORLD_SIZE")
     assert "frame #" not in text  # torch's native log of each connection retry is held back
@@ -580,7 +587,7 @@ CLI_BOUNDS = {
 @pytest.mark.parametrize("case", list(CLI_BOUNDS))
 def test_cli_bound_is_one_line(capsys, model_file, tmp_path, case):
     args, says = CLI_BOUNDS[case]
-    args = [args[0], f"{model_file}:{args[1]}", *args[2:]]
+    args = [args[0], f"{model_file}:{args[1]}", "--trust", *args[2:]]
     code, text = cli(capsys, *args, *(["-o", tmp_path / "out"] if args[0] != "graph" else []))
     assert_one_line_error(code, text, says)
     assert "frame #" not in text and not list(tmp_path.glob("out/*"))  # refused before anything was written
@@ -608,7 +615,7 @@ def test_one_image_that_cannot_fit_is_refused_in_one_line(monkeypatch, capsys, m
     assert rfkit.erf(plain(), layers="2", images="noise", num_images=1, input_size=16, device="cpu")
     monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 1000)
     for command, model in (("erf", "plain"), ("attribute", "classifier")):
-        code, text = cli(capsys, command, f"{model_file}:{model}", *ERF, "-o", tmp_path / command)
+        code, text = cli(capsys, command, f"{model_file}:{model}", "--trust", *ERF, "-o", tmp_path / command)
         assert_one_line_error(code, text, "out of memory: one 16x16 input needs about", "smaller --input-size")
         assert "no readable image" not in text
 
@@ -624,7 +631,9 @@ def test_out_of_memory_while_decoding_says_so(monkeypatch, capsys, model_file, t
     monkeypatch.setattr("rfkit.pipeline.images.read_image", read_image)
     with pytest.raises(MemoryError):
         rfkit.erf(plain(), images=tmp_path, num_images=1, input_size=16, device="cpu")
-    code, text = cli(capsys, "erf", f"{model_file}:plain", "--images", tmp_path, "-n", "1", "--input-size", "16", "-q")
+    code, text = cli(
+        capsys, "erf", f"{model_file}:plain", "--trust", "--images", tmp_path, "-n", "1", "--input-size", "16", "-q"
+    )
     assert_one_line_error(code, text, "out of memory")
     assert "no readable image" not in text
 
@@ -638,7 +647,7 @@ def test_cli_figure_to_an_unwritable_or_odd_destination(capsys, where, tmp_path)
     reports = tmp_path / "reports"
     rfkit.analyze(
         str(analysis / "tiny_net.py") + ":build", layers=["2"], input_size=16, images="noise", num_images=1,
-        device="cpu", out=reports,
+        device="cpu", out=reports, trust=True,
     )  # fmt: skip
     out = where if where.startswith("/") else tmp_path
     code, text = cli(capsys, "figure", reports, "-o", out)
@@ -660,7 +669,7 @@ def test_terminal_text_escapes_every_control_character():
 def test_cli_error_naming_a_file_with_escape_sequences(capsys, model_file, tmp_path):
     name = "a\x1b[2J\x1b]0;pwned\x07.png"  # clears the screen, sets the window title
     (tmp_path / name).write_bytes(b"not an image")
-    code, text = cli(capsys, "erf", f"{model_file}:plain", "--images", tmp_path / name, "-n", "1", "-q")
+    code, text = cli(capsys, "erf", f"{model_file}:plain", "--trust", "--images", tmp_path / name, "-n", "1", "-q")
     assert_one_line_error(code, text, "no readable image", "a\\x1b[2J\\x1b]0;pwned\\x07.png")
     assert not any(c in text for c in "\x1b\x07\x9b\x7f")
 
@@ -671,8 +680,8 @@ def test_cli_warning_naming_a_file_with_escape_sequences(capsys, model_file, tmp
     Image.new("RGB", (16, 16), (200, 10, 10)).save(tmp_path / "good.png")
     (tmp_path / "b\x1b[2J\x9b\x7f.png").write_bytes(b"not an image")
     code, text = cli(
-        capsys, "erf", f"{model_file}:plain", "--images", tmp_path, "-n", "1", "--input-size", "16", "-q", "-o",
-        tmp_path / "out",
+        capsys, "erf", f"{model_file}:plain", "--trust", "--images", tmp_path, "-n", "1", "--input-size", "16", "-q",
+        "-o", tmp_path / "out",
     )  # fmt: skip
     assert code == 0, text
     warning = next(line for line in text.splitlines() if "b\\x1b[2J" in line)

@@ -205,7 +205,19 @@ def test_cli_writes_intervals_standard_errors_and_the_figure(tmp_path):
         "    return nn.Sequential(*layers)\n"
     )
     out = tmp_path / "out"
-    args = ["erf", f"{tmp_path / 'net.py'}:build", "-l", "8", "--images", "noise", "-n", "8", "--input-size", "24"]
+    args = [
+        "erf",
+        f"{tmp_path / 'net.py'}:build",
+        "--trust",
+        "-l",
+        "8",
+        "--images",
+        "noise",
+        "-n",
+        "8",
+        "--input-size",
+        "24",
+    ]
     run = CliRunner().invoke(app, [*args, "--device", "cpu", "-o", str(out), "-q"])
     assert run.exit_code == 0, run.output
     row = next(csv.DictReader((out / "erf.csv").open()))

@@ -34,7 +34,21 @@ def net(tmp_path):
 def test_erf_table_and_files(net, tmp_path):
     out = tmp_path / "out"
     r = invoke(
-        "erf", net, "-l", "0,2", "--images", "noise", "-n", "3", "--input-size", "20", "24", "--out", str(out), "-q"
+        "erf",
+        net,
+        "--trust",
+        "-l",
+        "0,2",
+        "--images",
+        "noise",
+        "-n",
+        "3",
+        "--input-size",
+        "20",
+        "24",
+        "--out",
+        str(out),
+        "-q",
     )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(out / "erf.csv", dtype={"layer": str}).set_index("layer")
@@ -50,7 +64,7 @@ def test_erf_table_and_files(net, tmp_path):
 
 
 def test_erf_prints_the_table(net):
-    r = invoke("erf", net, "--images", "noise", "-n", "2", "--input-size", "16")
+    r = invoke("erf", net, "--trust", "--images", "noise", "-n", "2", "--input-size", "16")
     assert r.exit_code == 0, r.output
     assert "ERF of" in r.output and "7×7" in r.output and "as built by" in r.output
 
@@ -67,7 +81,7 @@ def test_erf_prints_the_table(net):
 )
 def test_erf_bad_input_is_one_line_and_exit_1(net, args, message, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["erf", net, "--images", "noise", "-n", "1", "--input-size", "16", "-q", *args])
+        main(["erf", net, "--trust", "--images", "noise", "-n", "1", "--input-size", "16", "-q", *args])
     assert exc.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, err
@@ -78,13 +92,13 @@ def test_erf_empty_image_folder(net, tmp_path, capsys):
     empty.mkdir()
     (empty / "notes.txt").write_text("not an image")
     with pytest.raises(SystemExit) as exc:
-        main(["erf", net, "--images", str(empty), "-n", "1", "--input-size", "16", "-q"])
+        main(["erf", net, "--trust", "--images", str(empty), "-n", "1", "--input-size", "16", "-q"])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 1 and err.startswith("error: no image files") and str(empty) in err
 
 
 def test_seed_changes_noise_images_and_the_bootstrap(net, tmp_path):
-    args = ["erf", net, "-l", "2", "--images", "noise", "-n", "4", "--input-size", "16", "-q"]
+    args = ["erf", net, "--trust", "-l", "2", "--images", "noise", "-n", "4", "--input-size", "16", "-q"]
     runs = {}
     for name, seed in (("a", "0"), ("b", "0"), ("c", "7")):
         r = invoke(*args, "--seed", seed, "-o", str(tmp_path / name))
@@ -97,7 +111,7 @@ def test_seed_changes_noise_images_and_the_bootstrap(net, tmp_path):
 
 
 def test_the_table_shows_the_intervals_unless_bootstrap_is_off(net):
-    args = ["erf", net, "-l", "2", "--images", "noise", "-n", "8", "--input-size", "16"]
+    args = ["erf", net, "--trust", "-l", "2", "--images", "noise", "-n", "8", "--input-size", "16"]
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     assert "95% interval" in r.output
@@ -107,7 +121,7 @@ def test_the_table_shows_the_intervals_unless_bootstrap_is_off(net):
     assert off.exit_code == 0 and "95% interval" not in off.output
 
 
-SPACED = ["--images", "noise", "-n", "1", "--input-size", "16", "--device", "cpu", "-q"]
+SPACED = ["--images", "noise", "-n", "1", "--input-size", "16", "--device", "cpu", "-q", "--trust"]
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def test_the_display_fits_the_stream():
 def test_analyze_without_a_terminal_says_what_it_does(tmp_path, monkeypatch):
     shutil.copy(GOLDEN / "tiny_net.py", tmp_path / "tiny_net.py")
     monkeypatch.chdir(tmp_path)
-    args = ["analyze", "tiny_net.py:build", "-l", "0,2", "--images", "noise", "-n", "4", "--batch-size", "2"]
+    args = ["analyze", "tiny_net.py:build", "--trust", "-l", "0,2", "--images", "noise", "-n", "4", "--batch-size", "2"]
     r = CliRunner().invoke(app, normalise_argv([*args, "--input-size", "16", "--device", "cpu", "--out", "out"]))
     assert r.exit_code == 0, r.output
     lines = r.stderr.splitlines()

@@ -26,7 +26,7 @@ def reports(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     shutil.copy(GOLDEN / "tiny_net.py", out / "tiny_net.py")
     kw = dict(images="noise", num_images=1, device="cpu", out=out / "out")
-    rfkit.analyze(str(out / "tiny_net.py") + ":build", layers=["0", "2"], input_size=16, **kw)
+    rfkit.analyze(str(out / "tiny_net.py") + ":build", layers=["0", "2"], input_size=16, trust=True, **kw)
     torch.manual_seed(1)  # random weights: with many draws (0, 2, 4-7) some unit sees only negatives: a zero map
     deep = nn.Sequential(*[nn.Conv2d(3, 3, 3, padding=1) for _ in range(4)])
     for conv in deep:  # positive weights and bias: the centre unit's score is positive, its map never all zero

@@ -49,13 +49,13 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-         "rfkit_cli.app", "erf", "net.py:build", *args, "--threads", "1", "-o", "out"],
+         "rfkit_cli.app", "erf", "net.py:build", "--trust", *args, "--threads", "1", "-o", "out"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
     one = rfkit.erf("net.py:build", layers=["0", "2"], images="noise", num_images=8, input_size=16, device="cpu",
-                    batch_size=2, distributed=False)  # fmt: skip
+                    batch_size=2, distributed=False, trust=True)  # fmt: skip
     both = np.load(tmp_path / "out" / "maps" / "2.npy")
     # the same images in other batches: equal up to float32 rounding of the per-batch maps
     np.testing.assert_allclose(both, one.maps["2"], rtol=1e-6, atol=1e-9 * np.abs(both).max())
@@ -110,15 +110,15 @@ def test_two_gloo_ranks_take_the_until_stable_decision_of_one_process(tmp_path, 
     args = ["-l", "2", "--images", "imgs", "-n", "9", "--input-size", "16", "--device", "cpu", "--until-stable"]
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-         "rfkit_cli.app", "erf", "switch.py:build", *args, "0.01", "--batch-size", "1", "--threads", "1", "-o",
-         "out", "-q"],
+         "rfkit_cli.app", "erf", "switch.py:build", "--trust", *args, "0.01", "--batch-size", "1", "--threads", "1",
+         "-o", "out", "-q"],
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
     with pytest.warns(UserWarning, match="not stable after all 9 images"):
         one = rfkit.erf("switch.py:build", layers=["2"], images="imgs", num_images=9, input_size=16, device="cpu",
-                        batch_size=2, distributed=False, until_stable=0.01)  # fmt: skip
+                        batch_size=2, distributed=False, until_stable=0.01, trust=True)  # fmt: skip
     header = json.loads((tmp_path / "out" / "metrics.json").read_text())["run"]
     assert header["num_images"] == one.num_images == 9 and header["images_per_rank"] == [5, 4]
     assert header["stopped"] == one.stopped and "not stable after all 9 images" in run.stderr
@@ -131,7 +131,7 @@ def test_a_batch_gives_each_rank_its_own_models(tmp_path):
     args = ["-l", "2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-q"]
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-         "rfkit_cli.app", "analyze", "net.py:build", "wide.py:build", *args, "--threads", "1", "-o", "out"],
+         "rfkit_cli.app", "analyze", "net.py:build", "wide.py:build", "--trust", *args, "--threads", "1", "-o", "out"],
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
@@ -251,14 +251,14 @@ def test_two_gloo_ranks_compute_the_contribution_maps_of_one_process(tmp_path, m
     args = ["--images", "noise", "-n", "5", "--input-size", "12", "--device", "cpu", "--batch-size", "2"]
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-         "rfkit_cli.app", "attribute", "net.py:build", "--methods", "saliency,smoothgrad", "--samples", "4",
+         "rfkit_cli.app", "attribute", "net.py:build", "--trust", "--methods", "saliency,smoothgrad", "--samples", "4",
          *args, "-o", "out", "-q"],
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
     one = rfkit.attribute("net.py:build", images="noise", num_images=5, methods="saliency,smoothgrad", samples=4,
-                          input_size=12, device="cpu", batch_size=3, distributed=False)  # fmt: skip
+                          input_size=12, device="cpu", batch_size=3, distributed=False, trust=True)  # fmt: skip
     for method in ("saliency", "smoothgrad"):
         both = np.load(tmp_path / "out" / "maps" / f"{method}.npy")
         assert both.shape == (5, 12, 12) and np.abs(both).max() > 0

@@ -550,10 +550,10 @@ def test_module_options():
 def test_file_factory_weights(tmp_path):
     f = tmp_path / "net.py"
     f.write_text("import torch.nn as nn\n\ndef build():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())\n")
-    m, info = load_model(f"{f}:build")
+    m, info = load_model(f"{f}:build", trust=True)
     assert info.kind == "as-given" and info.description == "as built by net:build"
     with pytest.raises(WeightsUnavailableError, match="factory"):
-        load_model(f"{f}:build", "pretrained")
+        load_model(f"{f}:build", "pretrained", trust=True)
 
 
 def test_weights_info_is_frozen():

@@ -244,7 +244,7 @@ def test_analyze_style_look_and_full_rf_from_the_command_line(tmp_path, monkeypa
     golden = Path(__file__).parent / "golden"
     shutil.copy(golden / "tiny_net.py", tmp_path / "tiny_net.py")
     monkeypatch.chdir(tmp_path)
-    args = ["analyze", "tiny_net.py:build", "-l", "2", "--images", "noise", "-n", "1", "--input-size", "16"]
+    args = ["analyze", "tiny_net.py:build", "--trust", "-l", "2", "--images", "noise", "-n", "1", "--input-size", "16"]
     args += ["--device", "cpu", "-q", "--out", "out"]
     r = CliRunner().invoke(app, normalise_argv([*args, "--style", "paper", "--look", "openerf", "--full-rf"]))
     assert r.exit_code == 0, r.output

@@ -187,7 +187,7 @@ def test_cli_graph_prints_why_the_graph_is_incomplete(tmp_path, capsys):
         "def build():\n    return Net()\n"
     )
     with pytest.raises(SystemExit) as exc:
-        main(["graph", f"{f}:build", "-q", "--input-size", "16"])
+        main(["graph", f"{f}:build", "--trust", "-q", "--input-size", "16"])
     assert exc.value.code == 0
     err = capsys.readouterr().err
     assert "warning: incomplete graph: module c2 (Conv2d)" in err and "no gradient reaches it" in err

@@ -125,7 +125,7 @@ NAN_NET = (
     "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
     "                         nn.Linear(4, 5), Poison())\n"
 )
-CLI = ["--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-m", "saliency"]
+CLI = ["--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-m", "saliency", "--trust"]
 
 
 @pytest.fixture
@@ -354,7 +354,7 @@ def test_cli_erf_says_a_nan_layer_even_quiet_and_flags_metrics_json(tmp_path, ca
     (tmp_path / "poisoned.py").write_text(POISONED)
     args = ["--layers", "0,2", "--images", "noise", "-n", "2", "--input-size", "12", "--device", "cpu"]
     with pytest.raises(SystemExit) as exc:
-        main(["erf", f"{tmp_path / 'poisoned.py'}:build", *args, "-o", str(tmp_path / "erf"), "-q"])
+        main(["erf", f"{tmp_path / 'poisoned.py'}:build", "--trust", *args, "-o", str(tmp_path / "erf"), "-q"])
     assert exc.value.code in (0, None)
     err = capsys.readouterr().err
     # x * NaN sends NaN back to every position, even where the unit's gradient is 0 (0 * NaN = NaN): 12 x 12

@@ -32,7 +32,7 @@ from rfkit.report.transaction import replace_folder
 from rfkit_cli.app import main
 
 GOLDEN = Path(__file__).parent / "golden"
-ARGS = ["-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-q"]
+ARGS = ["-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-q", "--trust"]
 WIDE = (
     "import torch.nn as nn\n\n"
     "def build():\n"
@@ -84,6 +84,7 @@ def report_dir(tmp_path_factory):
     try:
         rep = analyze_mod.analyze(
             "tiny_net.py:build",
+            trust=True,
             layers=["0", "2"],
             images="noise",
             num_images=2,
@@ -202,7 +203,7 @@ def test_stale_partial_folders_of_killed_runs_are_removed(tiny, tmp_path, capsys
         "import rfkit.report.analyze as a\n"
         "a.write_figures = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
         "a.analyze('tiny_net.py:build', layers=['0', '2'], images='noise', num_images=2, input_size=16,"
-        " device='cpu', out='out')\n"
+        " device='cpu', out='out', trust=True)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     _, stderr = proc.communicate(timeout=300)
@@ -289,7 +290,7 @@ def net(tmp_path):
     return f"{tmp_path / 'net.py'}:build"
 
 
-ERF = ["--images", "noise", "-n", "1", "--input-size", "12", "--device", "cpu", "-q"]
+ERF = ["--images", "noise", "-n", "1", "--input-size", "12", "--device", "cpu", "-q", "--trust"]
 
 
 def test_erf_out_keeps_foreign_files_and_removes_only_its_own_stale_maps(net, tmp_path, capsys):

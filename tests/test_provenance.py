@@ -41,7 +41,7 @@ def build():
             nn.init.constant_(m.bias, 100.0)
     return net
 """
-RUN = {"layers": ["0", "2"], "images": "noise", "num_images": 2, "input_size": 16, "device": "cpu"}
+RUN = {"layers": ["0", "2"], "images": "noise", "num_images": 2, "input_size": 16, "device": "cpu", "trust": True}
 MASS = 12 * 9**2  # layer 2's ERF total mass with unit weights
 
 
@@ -294,7 +294,16 @@ def test_graph_csv_has_the_provenance_columns_without_weights(tmp_path, capsys):
     (tmp_path / "tiny_cls.py").write_text(NET)
     with pytest.raises(SystemExit) as exc:
         main(
-            ["graph", f"{tmp_path / 'tiny_cls.py'}:build", "--input-size", "16", "-q", "--csv", str(tmp_path / "g.csv")]
+            [
+                "graph",
+                f"{tmp_path / 'tiny_cls.py'}:build",
+                "--trust",
+                "--input-size",
+                "16",
+                "-q",
+                "--csv",
+                str(tmp_path / "g.csv"),
+            ]
         )
     assert exc.value.code == 0, capsys.readouterr()
     frame = pd.read_csv(tmp_path / "g.csv", keep_default_na=False)

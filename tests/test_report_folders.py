@@ -43,7 +43,7 @@ def report_dir(tmp_path_factory):
     try:
         rep = analyze_mod.analyze(
             "tiny_net.py:build", layers=["0", "2"], images="noise", num_images=2, input_size=16, device="cpu",
-            out=root / "out",
+            out=root / "out", trust=True,
         )  # fmt: skip
     finally:
         os.chdir(cwd)

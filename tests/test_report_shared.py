@@ -95,9 +95,11 @@ def test_summary_row_of_a_global_layer_and_of_an_unknown_rf():
 
 
 def test_cli_report_and_site_print_the_same_summary_cells(tiny, tmp_path):
-    r = cli("erf", tiny, "-l", "2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu")
+    r = cli("erf", tiny, "--trust", "-l", "2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu")
     assert r.exit_code == 0, r.output
-    r2 = cli("analyze", tiny, "-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu")
+    r2 = cli(
+        "analyze", tiny, "--trust", "-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu"
+    )
     assert r2.exit_code == 0, r2.output
     folder = tmp_path / "rfkit-reports" / "tiny_net-build"
     rows = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("| `2` |")]

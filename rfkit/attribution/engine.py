@@ -432,6 +432,7 @@ def attribute(
     seed: int = 0,
     distributed: bool = True,
     progress=None,
+    trust: bool = False,
 ) -> AttributionResult:
     """Per-image contribution maps: which input pixels drove a class logit, or one unit of a layer.
 
@@ -491,6 +492,9 @@ def attribute(
         process computes every map alone.
     progress : callable, optional
         Called with the number of images after each batch.
+    trust : bool
+        Build a spec whose file runs code (``FILE.py:FACTORY``: the file is imported; ``ultralytics:PATH.pt``
+        or a yaml rfkit did not ship): refused unless you trust the file (:func:`rfkit.prepare`).
 
     Returns
     -------
@@ -530,7 +534,7 @@ def attribute(
             seed=seed,
         ),
     )
-    run = _setup(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings)
+    run = _setup(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings, trust)
     checks = _Checks(sanity, sanity_layers, faithfulness, faithfulness_steps)
     stats = ImageStats(source=str(images), requested=num_images)
     module, dev = run.prepared.model, run.device
@@ -717,11 +721,21 @@ class _Run:
 
 
 def _setup(
-    model, weights, input_size, device, seed, spec: TargetSpec, names, layer, batch_size, settings: mth.Settings
+    model,
+    weights,
+    input_size,
+    device,
+    seed,
+    spec: TargetSpec,
+    names,
+    layer,
+    batch_size,
+    settings: mth.Settings,
+    trust: bool = False,
 ) -> _Run:
     """Prepare the model (or take it prepared); check the baseline, the target and the CAM layer against it."""
     dev = resolve_device(device)
-    prepared = prepare(model, weights, input_size, seed=seed)
+    prepared = prepare(model, weights, input_size, seed=seed, trust=trust)
     if prepared.data_config is None:
         raise AttributionError(f"{prepared.name} takes {len(prepared.input_size)}-D inputs: attribution needs images")
     check_baseline(settings.baseline, tuple(prepared.data_config["input_size"]))

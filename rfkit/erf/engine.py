@@ -458,7 +458,7 @@ def erf(
         Called with the number of images read after each batch (under torchrun, of the whole stream: every
         process's images, so a bar on rank 0 ends at the total).
     trust : bool
-        Load a pickled checkpoint spec (``ultralytics:best.pt``; :func:`rfkit.prepare`).
+        Build a spec whose file runs code (``FILE.py:FACTORY``, ``ultralytics:best.pt``; :func:`rfkit.prepare`).
 
     Returns
     -------

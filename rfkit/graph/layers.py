@@ -27,10 +27,18 @@ def has_grid(record) -> bool:
     return layout is not None and any(f.axis is not None for dl in layout for f in dl.factors)
 
 
+def holds_every_axis(record) -> bool:
+    """Whether a node's output holds positions of every spatial axis of the input (an attention's
+    ``(B, heads, C, H*W)`` view of a 1×1 map may keep only one axis: no grid to take a unit from)."""
+    held = {f.axis for dl in record.layout or () for f in dl.factors if f.axis is not None}
+    return held >= set(range(len(record.info.size)))
+
+
 def is_feature_map(record) -> bool:
-    """A node whose output is a feature map: on a grid, no spatial dim mixed with channels (a flattened
-    map is not), not an identity or dropout module (``norm_pre = Identity`` repeats the stage output)."""
-    if not has_grid(record) or record.info.unknown or record.kind == "placeholder":
+    """A node whose output is a feature map: on a grid of every spatial axis, no spatial dim mixed with
+    channels (a flattened map is not), not an identity or dropout module (``norm_pre = Identity`` repeats
+    the stage output)."""
+    if not has_grid(record) or record.info.unknown or record.kind == "placeholder" or not holds_every_axis(record):
         return False
     if record.op.endswith(("Identity", "Dropout")):
         return False

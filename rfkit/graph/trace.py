@@ -58,8 +58,9 @@ def trace(
     registry : Registry
         RF rules to use.
     trust : bool
-        Build an ``ultralytics:`` spec whose file can run code (a ``.pt`` checkpoint, a yaml rfkit did not
-        ship that goes beyond torch.nn activations and ultralytics layers); refused otherwise.
+        Build a spec whose file runs code: ``FILE.py:FACTORY`` (the file is imported), an ``ultralytics:``
+        ``.pt`` checkpoint, or a yaml rfkit did not ship that goes beyond torch.nn activations and
+        ultralytics layers; refused otherwise. A module needs no trust.
 
     Returns
     -------

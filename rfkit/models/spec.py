@@ -7,7 +7,8 @@ A spec is one of
   (``torchvision:fasterrcnn_resnet50_fpn``) its backbone and FPN, on the transformed tensor
   (:mod:`rfkit.models.detection`);
 - ``ultralytics:yolo11n.yaml``: an ultralytics YOLO built from a yaml file (:mod:`rfkit.models.ultralytics`);
-- ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``.
+- ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``; the file is
+  imported (its code runs), so it is built only with ``trust=True`` (``--trust``).
 
 Built for analysis, a model lives on the meta device: no weights, no memory.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError
+from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError, UntrustedFileError
 from rfkit.io import shown_path
 
 
@@ -156,10 +157,15 @@ def _build_ultralytics(name: str, trust: bool) -> nn.Module:
     return build_yolo(name, trust=trust)
 
 
-def _build_file(path: str, factory: str, **kwargs) -> nn.Module:
+def _build_file(path: str, factory: str, trust: bool, **kwargs) -> nn.Module:
     file = Path(path)
     if not file.is_file():
         raise ModelNotFoundError(f"model file {path!r} does not exist (spec FILE.py:FACTORY).")
+    if not trust:
+        raise UntrustedFileError(
+            f"{path} is Python code: to build {factory}() rfkit would import and run it, which it does only when "
+            "told to trust the file (trust=True, --trust)"
+        )
     mod_name = f"rfkit_user_model_{abs(hash(str(file.resolve())))}"
     spec = importlib.util.spec_from_file_location(mod_name, file)
     module = importlib.util.module_from_spec(spec)
@@ -188,9 +194,9 @@ def build_model(
 ) -> nn.Module:
     """Build the model named by ``spec`` on ``device`` (default: meta, i.e. no weights), in eval mode.
 
-    ``trust`` lets an ``ultralytics:`` spec load a file that can run code (a ``.pt`` checkpoint, a yaml rfkit
-    did not ship whose fields ultralytics evaluates: :mod:`rfkit.models.ultralytics`). A ``FILE.py:FACTORY``
-    spec is code by its own name and runs without it.
+    ``trust`` lets a spec run code from a file: a ``FILE.py:FACTORY`` spec (the file is imported and its
+    factory called), an ``ultralytics:`` ``.pt`` checkpoint (unpickled) or a yaml rfkit did not ship whose
+    fields ultralytics evaluates (:mod:`rfkit.models.ultralytics`). Without it such a spec is refused.
 
     Raises
     ------
@@ -211,7 +217,7 @@ def build_model(
     builders = {
         "timm": lambda: _build_timm(spec.name, pretrained, **kwargs),
         "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
-        "file": lambda: _build_file(spec.path, spec.name, **kwargs),
+        "file": lambda: _build_file(spec.path, spec.name, trust, **kwargs),
         "ultralytics": lambda: _build_ultralytics(spec.name, trust=trust),
     }
     build = builders[spec.source]

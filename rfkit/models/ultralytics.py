@@ -133,6 +133,35 @@ def bundled_yaml_names() -> tuple[str, ...]:
     return tuple(sorted(_bundled_index()))
 
 
+def unavailable_reason(name: str) -> str | None:
+    """Why the bundled model ``name`` (:func:`bundled_yaml_names`) cannot be built on this machine, None if it
+    can: a layer that downloads weights when built (``TorchVision``) whose file is not in the torch hub cache
+    while its host cannot be reached (offline).
+
+    >>> unavailable_reason("yolo11n.yaml")
+    """
+    return _fetch_reason(_bundled_index()[name][0])
+
+
+@cache
+def _fetch_reason(path: Path) -> str | None:
+    """:func:`unavailable_reason` of a bundled yaml file (all its scales share it)."""
+    import yaml
+
+    from rfkit.models.weights import _torch_hub_cached, _unreachable
+
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for row in [*(cfg.get("backbone") or []), *(cfg.get("head") or [])]:
+        if row[2] not in FETCHING_LAYERS or len(row[3]) < 3 or not row[3][2]:
+            continue  # not a fetching layer, or one built without weights
+        import torchvision
+
+        url = getattr(torchvision.models.get_model_weights(row[3][1]), str(row[3][2])).url
+        if not _torch_hub_cached(url) and (why := _unreachable(url)):
+            return f"its {row[2]} layer downloads {os.path.basename(url)}, which is not in the torch hub cache ({why})"
+    return None
+
+
 @cache
 def _recorded_hashes() -> dict[Path, str]:
     """Resolved file -> sha256 (urlsafe base64, as wheels record it) from ultralytics' install record."""
@@ -331,11 +360,72 @@ def build_yolo(name: str, *, trust: bool = False) -> nn.Module:
         raise ModelNotFoundError(f"ultralytics:{name}: name a yaml file, e.g. ultralytics:yolo11n.yaml")
     _ultralytics()
     cfg = read_model_yaml(name, trust=trust)
-    with torch.device("cpu"):  # ultralytics makes tensors as it builds (and imports): never on the meta device
-        model = _model_class(Path(name).stem, cfg)(cfg, verbose=False)  # a failure is named by build_model
+    cls = _model_class(Path(name).stem, cfg)
+    model = _build_on_meta(cls, cfg) if torch.get_default_device().type == "meta" else None
+    if model is None:
+        with torch.device("cpu"):  # ultralytics makes tensors as it builds (and imports): on the CPU
+            model = cls(copy.deepcopy(cfg), verbose=False)  # a failure is named by build_model
     restore_pillow_open()
-    attach_letterbox(model)
+    attach_letterbox(traceable_yoloe(model))
     return model.eval()
+
+
+def _yoloe_predict(self, x, profile=False, tpe=None, augment=False, embed=None, vpe=None, return_vpe=False):
+    """YOLOEModel.predict without its branch on a traced value (:func:`traceable_yoloe`)."""
+    from ultralytics.nn.modules.head import YOLOEDetect
+    from ultralytics.nn.tasks import YOLOEModel
+
+    if profile or embed or vpe is not None or return_vpe:
+        return YOLOEModel.predict(self, x, profile, tpe, augment, embed, vpe, return_vpe)
+    y, b = [], x.shape[0]
+    for m in self.model:
+        if m.f != -1:  # as YOLOEModel.predict: inputs from earlier layers
+            x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+        if isinstance(m, YOLOEDetect):  # the class embeddings, expanded to the batch whatever their size
+            x.append(self.get_cls_pe(m.get_tpe(tpe), None).type_as(x[0]).expand(b, -1, -1))
+        x = m(x)
+        y.append(x if m.i in self.save else None)
+    return x
+
+
+@cache
+def _traceable_class(cls: type) -> type:
+    """``cls`` (YOLOEModel, YOLOESegModel) with :func:`_yoloe_predict`, under the same name."""
+    return type(cls.__name__, (cls,), {"predict": _yoloe_predict, "__module__": cls.__module__, "_rfkit": True})
+
+
+def traceable_yoloe(model: nn.Module) -> nn.Module:
+    """``model`` itself; a YOLOE model is given a ``predict`` torch.fx can follow. Ultralytics' own compares
+    the class embeddings' batch with the input's (``if cls_pe.shape[0] != b``), a branch on a traced value,
+    and expands them only when they differ; expanding them always gives the same tensors, so the graph is
+    the model's. Prompted calls (``tpe`` aside: ``vpe``, ``embed``, ``profile``) run ultralytics' own."""
+    from ultralytics.nn.tasks import YOLOEModel
+
+    if isinstance(model, YOLOEModel) and not getattr(type(model), "_rfkit", False):
+        model.__class__ = _traceable_class(type(model))
+    return model
+
+
+class _DataOnCpu(torch.overrides.TorchFunctionMode):
+    """Under ``torch.device("meta")``: ``torch.tensor`` / ``torch.as_tensor`` of Python data still make CPU
+    tensors, whose values ultralytics reads while building (the strides it measures, to initialise biases)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in (torch.tensor, torch.as_tensor) and kwargs.get("device") is None:
+            kwargs["device"] = "cpu"
+        return func(*args, **kwargs)
+
+
+def _build_on_meta(cls: type, cfg: dict) -> nn.Module | None:
+    """``cls(cfg)`` with its weights on the meta device (ultralytics runs a forward pass to measure its strides:
+    on meta it costs nothing, on the CPU seconds for a large model); None where the model cannot be built
+    there (YOLOE and YOLO-World mix in tensors made elsewhere): build it on the CPU instead."""
+    try:
+        with torch.device("meta"), _DataOnCpu():
+            return cls(copy.deepcopy(cfg), verbose=False)
+    except Exception:  # noqa: BLE001 - any failure here is retried on the CPU, where it is named
+        return None
 
 
 def _load_trusted(path: Path) -> nn.Module:
@@ -356,7 +446,7 @@ def _load_trusted(path: Path) -> nn.Module:
             f"(found: {found})"
         )
     restore_pillow_open()
-    return attach_letterbox(model.float().eval())
+    return attach_letterbox(traceable_yoloe(model.float().eval()))
 
 
 def attach_letterbox(model: nn.Module, size: int = IMAGE_SIZE) -> nn.Module:

@@ -703,9 +703,10 @@ def load_model(
     seed : int, optional
         Seed torch's RNG for random init (the global RNG state is restored afterwards).
     trust : bool
-        Load an ``ultralytics:`` file that can run code: a ``PATH.pt`` checkpoint (unpickling runs whatever
-        code it names), or a yaml rfkit did not ship whose fields ultralytics would evaluate
-        (:func:`rfkit.models.ultralytics.untrusted_reason`); refused otherwise.
+        Build a spec whose file runs code: ``FILE.py:FACTORY`` (the file is imported), an ``ultralytics:``
+        ``PATH.pt`` checkpoint (unpickling runs whatever code it names), or a yaml rfkit did not ship whose
+        fields ultralytics would evaluate (:func:`rfkit.models.ultralytics.untrusted_reason`); refused
+        otherwise.
     input_size : (h, w), optional
         The input size the model will see: a timm model with a fixed input grid (ViT, Swin, ...) is built for
         it (``img_size``; timm resamples pretrained position embeddings); other models ignore it.

@@ -225,8 +225,10 @@ def prepare(
     seed : int
         Seeds random weights, and the image stream of :meth:`Prepared.images`.
     trust : bool
-        Load a pickled checkpoint (``ultralytics:best.pt``): unpickling runs the code it names, so it is
-        refused unless you trust the file.
+        Build a spec whose file runs code: ``FILE.py:FACTORY`` (the file is imported and the factory called),
+        ``ultralytics:best.pt`` (unpickling runs the code it names) or an ultralytics yaml rfkit did not ship
+        that goes beyond plain layers. Such a spec is refused (:class:`~rfkit.errors.UntrustedFileError`)
+        unless you trust the file. A module needs no trust: you already ran its code.
 
     Returns
     -------

@@ -264,8 +264,8 @@ def analyze(
     progress : callable, optional
         ``progress(step, n_images)``: called with a step name, and with a count of images during the ERF.
     trust : bool
-        Load a pickled checkpoint (``ultralytics:best.pt``): unpickling runs the code it names, so it is
-        refused unless you trust the file (as :func:`rfkit.prepare`).
+        Build a spec whose file runs code (``FILE.py:FACTORY``: importing it runs it; ``ultralytics:best.pt``:
+        unpickling runs the code it names): refused unless you trust the file (as :func:`rfkit.prepare`).
 
     Returns
     -------

@@ -597,6 +597,8 @@ def estimate_rf(
     in_chans: int | None = None,
     seed: int = 0,
     max_size: int = DEFAULT_MAX_SIZE,
+    *,
+    trust: bool = False,
 ) -> RFEstimates:
     """Estimate the receptive field of chosen layers from input gradients alone, per axis ``(h, w)``.
 
@@ -623,6 +625,9 @@ def estimate_rf(
         Seed of the positive random weights.
     max_size : int
         Largest input, per axis, the estimate enlarges to (doubling). Default 1024.
+    trust : bool
+        Build a spec whose file runs code (``FILE.py:FACTORY``: the file is imported; ``ultralytics:PATH.pt``
+        or a yaml rfkit did not ship): refused unless you trust the file (:func:`rfkit.prepare`).
 
     Returns
     -------
@@ -657,7 +662,7 @@ def estimate_rf(
     layers = validate.layer_names(layers)
     seed = validate.seed(seed)
     max_size = validate.count(max_size, "max_size")
-    m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed), seed)
+    m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed, trust), seed)
     if m.gm is None:
         m.notes.append(
             "recorded with make_fx: functional max pooling and clamping are measured as they are "

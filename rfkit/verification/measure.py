@@ -158,14 +158,17 @@ def measurable(model: nn.Module, seed: int = 0, with_notes: bool = False):
     return (gm, notes) if with_notes else gm
 
 
-def prepared_for_measuring(model, input_size=None, in_chans: int | None = None, seed: int = 0) -> Prepared:
+def prepared_for_measuring(
+    model, input_size=None, in_chans: int | None = None, seed: int = 0, trust: bool = False
+) -> Prepared:
     """``model`` prepared for a measurement that replaces its weights with positive ones: a spec is built at
     random init (nothing downloaded), a module taken as given, a :class:`~rfkit.pipeline.Prepared` used as
-    it is. The init traps of random weights do not matter here, so they are not warned about."""
+    it is. The init traps of random weights do not matter here, so they are not warned about. ``trust``: a
+    spec whose file runs code may be built (:func:`rfkit.prepare`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeightsWarning)
         weights = "random" if isinstance(model, str) else "auto"
-        return prepare(model, weights, input_size, in_chans=in_chans, seed=seed)
+        return prepare(model, weights, input_size, in_chans=in_chans, seed=seed, trust=trust)
 
 
 class Measurable:

@@ -151,6 +151,8 @@ def verify(
     seed: int = 0,
     estimate: bool = True,
     estimate_max_size: int | None = None,
+    *,
+    trust: bool = False,
 ) -> VerifyReport:
     """Measure the gradient support of the centre, next and corner units of each layer and compare it with
     the analytic RF (size, centre and stride all enter through the unit's window).
@@ -169,6 +171,9 @@ def verify(
 
     By default (``layers=None``) up to ``max_layers`` stage outputs are checked, then the model output, or,
     for a model returning a tuple or dict, its final feature map (:func:`rfkit.graph.layers.default_layers`).
+
+    A spec whose file runs code (``FILE.py:FACTORY``, ``ultralytics:PATH.pt``) is built only with ``trust``
+    (:func:`rfkit.prepare`); otherwise :class:`~rfkit.errors.UntrustedFileError`.
 
     Raises
     ------
@@ -193,7 +198,7 @@ def verify(
     max_layers = validate.count(max_layers, "max_layers")
     seed = validate.seed(seed)
     estimate_max_size = validate.count(estimate_max_size, "estimate_max_size", optional=True)
-    m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed), seed)
+    m = Measurable(prepared_for_measuring(model, input_size, in_chans, seed, trust), seed)
     g, real = m.g, m.real
     x = torch.empty((1, g.in_chans, *g.input_size), dtype=torch.float64)
     if m.gm is None:
