@@ -67,7 +67,10 @@ def test_unit_target_reports_the_rf_window_check(tmp_path):
     assert "analytic RF window" in (tmp_path / "u" / "report.md").read_text()
 
 
-def test_quiet_still_prints_warnings_on_stderr(capsys):
+def test_quiet_still_prints_warnings_on_stderr_and_where_it_wrote(capsys, tmp_path, monkeypatch):
+    """Without -o the maps go to rfkit-reports/MODEL-attribution (beside the analyze reports), said in one
+    stdout line even with -q."""
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         main(
             [
@@ -86,7 +89,14 @@ def test_quiet_still_prints_warnings_on_stderr(capsys):
         )
     assert exc.value.code in (0, None)
     captured = capsys.readouterr()
-    assert "warning:" in captured.err and "init trap" in captured.err and captured.out == ""
+    assert "warning:" in captured.err and "init trap" in captured.err
+    assert captured.out.splitlines() == [
+        "wrote rfkit-reports/test_resnet-attribution: report.md, attribution.csv, figures/grid.png and 1 map(s) "
+        "in maps/"
+    ]
+    folder = tmp_path / "rfkit-reports" / "test_resnet-attribution"
+    assert json.loads((folder / "attribution.json").read_text())["run"]["model"] == "test_resnet"
+    assert np.load(folder / "maps" / "saliency.npy").shape == (1, 32, 32)
 
 
 @pytest.mark.parametrize(
