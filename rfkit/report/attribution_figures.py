@@ -367,7 +367,7 @@ def attribution_grid(
     >>> res = rfkit.attribute(net, images="noise", num_images=1, methods="ig", input_size=8, device="cpu",
     ...                       target=0)
     >>> fig = attribution_grid(res, style="paper")
-    >>> [ax.get_title() for ax in fig.axes[:2]], fig.get_figwidth()
+    >>> [ax.get_title() for ax in fig.axes[:2]], float(fig.get_figwidth())
     (['input', 'Integrated Gradients'], 3.3)
     """
     record = record or grid_record(result, normalise=normalise, style=style, max_images=max_images)
