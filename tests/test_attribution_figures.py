@@ -120,9 +120,10 @@ def test_an_all_zero_map_is_labelled(base):
     fig = attribution_grid(res)
     try:
         marked = [i for i, ax in enumerate(overlays_axes(fig)) if any(t.get_gid() == "all-zero" for t in ax.texts)]
+        corners = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "panel-scale"]
     finally:
         close_figure(fig)
-    assert marked == [1]
+    assert marked == [1] and corners == ["±0.63"]  # no range on the all-zero panel
 
 
 def overlays_axes(fig):

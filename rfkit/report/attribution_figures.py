@@ -307,7 +307,8 @@ def _title(text: str, panel_in: float) -> str:
 
 
 def _draw_panel(ax, result, record: GridRecord, i: int, j: int, grey: np.ndarray, corner: bool) -> None:
-    """Row ``i``'s map of method ``j`` over the image's grey underlay; its scale in the corner if ``corner``."""
+    """Row ``i``'s map of method ``j`` over the image's grey underlay; its scale in the corner if ``corner`` (not
+    on a map labelled non-finite or all zero)."""
     m, scale, signed = result.maps[record.methods[j]][i], record.scales[i][j], record.signed[j]
     ax.imshow(UNDERLAY[0] + UNDERLAY[1] * grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.imshow(overlay_rgba(m, scale, signed), interpolation="nearest")
@@ -315,7 +316,7 @@ def _draw_panel(ax, result, record: GridRecord, i: int, j: int, grey: np.ndarray
         mark_nonfinite(ax)
     elif not np.any(m):
         mark_nonfinite(ax, "all zero").set_gid("all-zero")
-    if corner:
+    elif corner:  # a range only where the map has one
         ax.text(
             0.97,
             0.03,
