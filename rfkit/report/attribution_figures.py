@@ -58,7 +58,7 @@ PANEL_IN = 1.45
 NORMALISATIONS = ("image", "column")
 #: Attribute of a grid figure holding its :class:`GridRecord`.
 GRID_RECORD = "rfkit_grid"
-#: Width (inches) a paper grid keeps for the row labels left of the panels.
+#: Least width (inches) a paper grid keeps for the row labels left of the panels.
 _PAPER_LABELS_IN = 0.8
 #: Most panels in a row of a one-column paper grid; more take the page width.
 _COLUMN_PANELS = 3
@@ -331,13 +331,22 @@ def _draw_panel(ax, result, record: GridRecord, i: int, j: int, grey: np.ndarray
         )
 
 
-def _layout(style, cols: int, n: int, aspect: float) -> tuple[tuple[float, float], float]:
+def _label_width(labels: list[str]) -> float:
+    """About how wide (inches) the row labels are at the current font size, with the gap to the panels."""
+    import matplotlib
+
+    chars = max((len(line) for label in labels for line in label.split("\n")), default=0)
+    return max(_PAPER_LABELS_IN, chars * float(matplotlib.rcParams["font.size"]) * 0.55 / 72 + 0.15)
+
+
+def _layout(style, cols: int, n: int, aspect: float, labels: list[str]) -> tuple[tuple[float, float], float]:
     """The figure body's size and the panel width (inches): as the content needs (report), or one column
-    (up to :data:`_COLUMN_PANELS` panels) or the page wide (paper)."""
+    (up to :data:`_COLUMN_PANELS` panels) or the page wide (paper), the height fitted to the panels left
+    beside the row labels."""
     if style.page is None:
         return (PANEL_IN * cols + 0.9, PANEL_IN * n * aspect + 1.2), PANEL_IN
     width = style.column if cols <= _COLUMN_PANELS else style.page
-    panel = (width - _PAPER_LABELS_IN) / cols
+    panel = (width - _label_width(labels)) / cols
     return (width, n * (panel * aspect + 0.06) + 0.45 + 0.55), panel
 
 
@@ -382,7 +391,8 @@ def _grid(result, record: GridRecord, fs):
     n, cols = len(record.rows), 1 + len(record.methods)
     H, W = result.input_size
     provenance = _footer(result, record)
-    size, panel = _layout(fs, cols, n, H / W)
+    labels = [_row_label(result, i, not fs.footer) for i in range(n)]
+    size, panel = _layout(fs, cols, n, H / W, labels)
     fig, body = new_figure(size, provenance if fs.footer else ())
     axes = np.atleast_2d(body.subplots(n, cols, squeeze=False))
     for i in range(n):
@@ -392,7 +402,7 @@ def _grid(result, record: GridRecord, fs):
             ax.set_yticks([])
             if j == 0:
                 ax.imshow(display_image(result.images[i], result.data_config), interpolation="nearest")
-                ax.set_ylabel(_row_label(result, i, not fs.footer), rotation=0, ha="right", va="center", labelpad=4)
+                ax.set_ylabel(labels[i], rotation=0, ha="right", va="center", labelpad=4)
             else:
                 _draw_panel(ax, result, record, i, j - 1, grey, fs.footer and record.normalise == "image")
             if result.window is not None:
