@@ -22,6 +22,7 @@ from rfkit_cli.options import (
     Model,
     NumImages,
     Quiet,
+    Style,
     StyleFile,
     TrustCheckpoint,
     Weights,
@@ -31,8 +32,9 @@ from rfkit_cli.progress import progress_display
 
 
 def attribution_table(result, console: Console) -> None:
-    """One row per method (:func:`rfkit.report.attribution_files.method_summary`), then each image's target."""
-    from rfkit.report.attribution_files import METHOD_COLUMNS, method_summary
+    """One row per method (:func:`rfkit.report.attribution_files.method_summary`), how the path steps were
+    chosen (with IG or Blur IG), then each image's target."""
+    from rfkit.report.attribution_files import METHOD_COLUMNS, method_summary, steps_setting
 
     table = Table(
         title=f"Contribution maps of {escape(str(result.model))} @ {pair(result.input_size)}"
@@ -43,6 +45,8 @@ def attribution_table(result, console: Console) -> None:
     for row in method_summary(result):
         table.add_row(*(escape(cell) for cell in row.values()))
     console.print(table)
+    if result.steps:
+        console.print(steps_setting(result), markup=False)
     for i, t in enumerate(result.targets):
         console.print(f"{result.labels[i]}: target {t.label}, score {result.scores[i]:.4g}", markup=False)
     if result.cam_layer:
@@ -72,7 +76,13 @@ def attribute_command(
     weights: Weights = "auto",
     input_size: InputSize = None,
     baseline: str = typer.Option("zeros", "--baseline", help="IG baseline: zeros, black or blur."),
-    steps: int = typer.Option(50, "--steps", min=1, help="IG and Blur IG path steps."),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        help="IG and Blur IG path steps, used as given. Default: from 50, doubled per image until the "
+        "completeness error is under 5%, at most 512.",
+    ),
     ig_method: str = typer.Option(
         "gausslegendre",
         "--ig-method",
@@ -102,7 +112,15 @@ def attribute_command(
         "--out",
         "-o",
         help="Folder for maps/*.npy, attribution.csv, figures/grid.png and report.md, written whole (an "
-        "interrupted run leaves the earlier folder as it was); only a folder rfkit attribute wrote is replaced.",
+        "interrupted run leaves the earlier folder as it was); only a folder rfkit attribute wrote is replaced. "
+        "Default: rfkit-reports/MODEL-attribution.",
+    ),
+    style: Style = "report",
+    normalise: str = typer.Option(
+        "image",
+        "--normalise",
+        help="Grid colours: image (each map divided by its own 99th percentile of |map|) or column (one scale "
+        "per method, over its images).",
     ),
     font: Font = None,
     style_file: StyleFile = None,
@@ -115,18 +133,22 @@ def attribute_command(
     from rfkit.io import new_folders_removed_on_failure
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
-    from rfkit.report.attribution_files import check_attribution_folder, save_attribution
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.attribution_figures import check_normalise
+    from rfkit.report.attribution_files import check_attribution_folder, default_folder, save_attribution
+    from rfkit.report.looks import FigureOptions, style_named
 
     looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before the run
 
     console = stdout_console()
     names = parse_methods(methods)
     size = parse_input_size(input_size)
+    style_named(style)
+    check_normalise(normalise)
     world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
     quiet = quiet or not world.writes
-    with new_folders_removed_on_failure(out if out is not None and world.writes else None):
-        if out is not None and world.writes:
+    out = default_folder(model) if out is None else out
+    with new_folders_removed_on_failure(out if world.writes else None):
+        if world.writes:
             check_attribution_folder(out)  # before the run, not after it
         with progress_display(quiet) as bar, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each warning is in result.warnings: printed below, once
@@ -162,11 +184,11 @@ def attribute_command(
         if not world.writes:
             return
         print_warnings(result.warnings, set())
-        if out is not None:
-            with looks.applied():
-                written = save_attribution(result, out)
-            console.print(
-                f"wrote {written['report']}, {written['csv']}, {written['figure']} and {len(result.methods)} "
-                f"map(s) in {out / 'maps'}",
-                markup=False,
-            )
+        with looks.applied():
+            written = save_attribution(result, out, style=style, normalise=normalise)
+        figures = ", ".join(p.relative_to(out).as_posix() for k, p in written.items() if k.startswith("figure"))
+        console.print(
+            f"wrote {out}: report.md, attribution.csv, {figures} and {len(result.methods)} map(s) in maps/",
+            markup=False,
+            soft_wrap=True,
+        )

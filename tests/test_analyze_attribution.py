@@ -66,7 +66,7 @@ def test_report_md_has_the_section_and_run_json_lists_the_files(report):
     text = (rep.folder / "report.md").read_text()
     section = text[text.index("## Per-image contribution maps") : text.index("## Files")]
     assert "![Per-image contribution maps](attribution/figures/grid.png)" in section
-    assert "[attribution/report.md](attribution/report.md)" in section and "| `gradcam` |" in section
+    assert "[attribution/report.md](attribution/report.md)" in section and "| Grad-CAM (`gradcam`) |" in section
     listed = json.loads((rep.folder / "run.json").read_text())["files"]
     for f in ("attribution/report.md", "attribution/figures/grid.png", "attribution/maps/saliency.npy"):
         assert f in listed and (rep.folder / f).is_file()
@@ -110,3 +110,18 @@ def test_an_unknown_method_is_one_line_before_any_measurement(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 1 and len(err) == 1 and "gradcma" in err[0] and "gradcam" in err[0], err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_paper_style_reaches_the_attribution_grid(tmp_path):
+    from rfkit.report.looks import FigureOptions
+
+    rep = analyze(
+        classifier(), out=tmp_path, attribution="saliency", attribution_images=1, figures=FigureOptions("paper"), **KW
+    )
+    listed = json.loads((rep.folder / "run.json").read_text())["files"]
+    for ext in ("png", "pdf", "svg"):
+        assert (
+            f"attribution/figures/grid.{ext}" in listed
+            and (rep.folder / "attribution/figures" / f"grid.{ext}").is_file()
+        )
+    assert json.loads((rep.folder / "attribution" / "attribution.json").read_text())["figure"]["style"] == "paper"

@@ -307,3 +307,80 @@ def test_warnings_are_emitted_for_large_completeness_errors():
         res = attribute(gap_linear_net(), images(1), methods="blur_ig", target=0, steps=2)
     assert any("completeness error" in w for w in res.warnings)
     assert any("completeness error" in str(c.message) for c in caught)
+
+
+class SteepStep(nn.Module):
+    """score = sigmoid(k (mean(x) - 0.3)): along IG's straight path from the zeros baseline the score jumps
+    from sigmoid(-0.3 k) to about 1 within a few 1/k of alpha = 0.3 / mean(x), a step 50 Gauss-Legendre nodes
+    miss at k = 400 (error about 70%) and 200 resolve."""
+
+    def __init__(self, k: float):
+        super().__init__()
+        self.k = k
+        self.conv = nn.Conv2d(3, 1, 1)
+        with torch.no_grad():
+            self.conv.weight.fill_(1 / 3)
+            self.conv.bias.zero_()
+
+    def forward(self, x):
+        return torch.sigmoid(self.k * (self.conv(x).mean((1, 2, 3)) - 0.3))[:, None]
+
+
+def step_images() -> torch.Tensor:
+    return 0.5 + 0.1 * torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+
+def completeness_by_hand(net: nn.Module, x: torch.Tensor, ig: np.ndarray) -> np.ndarray:
+    """|sum of the map - (f(x) - f(0))| / |f(x) - f(0)|, from the net itself."""
+    with torch.no_grad():
+        delta = (net(x)[:, 0] - net(torch.zeros_like(x))[:, 0]).double().numpy()
+    return np.abs(ig.sum(axis=(1, 2), dtype=np.float64) - delta) / np.abs(delta)
+
+
+def test_default_ig_steps_are_raised_until_the_completeness_error_is_under_5_percent():
+    net, x = SteepStep(400.0), step_images()
+    given = attribute(net, x, methods="ig", target=0, steps=50)  # as given: 50, and the error shows it
+    error_50 = completeness_by_hand(net, x, given.maps["ig"])
+    assert (error_50 > 0.05).all() and (given.steps["ig"] == 50).all(), error_50
+    assert any("completeness error" in w and "at 50 steps" in w for w in given.warnings)
+
+    auto = attribute(net, x, methods="ig", target=0)  # default: automatic
+    error = completeness_by_hand(net, x, auto.maps["ig"])
+    assert (error < 0.05).all(), error
+    np.testing.assert_allclose(auto.completeness["ig"], error, rtol=1e-3, atol=1e-6)
+    assert auto.settings.auto_steps and auto.settings.steps == 50
+    assert set(auto.steps["ig"].tolist()) <= {100, 200, 400, 512} and (auto.steps["ig"] > 50).all()
+    assert not any("completeness error" in w for w in auto.warnings)
+    assert [r["steps"] for r in auto.rows()] == auto.steps["ig"].tolist()
+
+
+def test_automatic_steps_stop_at_512_and_say_so():
+    net, x = SteepStep(1e5), step_images()[:1]  # a step of width 1e-5: no affordable path resolves it
+    res = attribute(net, x, methods="ig", target=0)
+    assert res.steps["ig"].tolist() == [512]
+    assert completeness_by_hand(net, x, res.maps["ig"])[0] > 0.05
+    assert any("at 512 steps, the most the automatic steps take" in w for w in res.warnings)
+
+
+def test_images_already_complete_keep_the_default_steps():
+    """A linear score: IG is exact at any steps, so nothing is raised."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+    res = attribute(net, images(2, 8), methods="ig,blur_ig", target=1)
+    assert res.steps["ig"].tolist() == [50, 50] and res.completeness["ig"].max() < 1e-4
+
+
+def test_method_display_names_follow_the_literature():
+    from rfkit.attribution.methods import DISPLAY_NAMES, METHODS, display_name
+
+    assert set(DISPLAY_NAMES) == set(METHODS)
+    assert [display_name(m) for m in ("gradcam", "gradcam++", "ig", "smoothgrad", "blur_ig", "input_x_gradient")] == [
+        "Grad-CAM",
+        "Grad-CAM++",
+        "Integrated Gradients",
+        "SmoothGrad",
+        "Blur IG",
+        "Input × Gradient",
+    ]
+    assert display_name("guided_backprop*gradcam") == display_name("gradcam*guided_backprop") == "Guided Grad-CAM"
+    assert display_name("smoothgrad*scorecam") == "SmoothGrad × Score-CAM"

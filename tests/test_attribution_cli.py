@@ -48,6 +48,23 @@ def test_writes_maps_csv_figure_and_report(tmp_path):
     assert "maps/gradcam_pp.npy" in listed and "report.md" in listed
 
 
+def test_paper_style_column_normalisation_and_given_steps(tmp_path):
+    out = tmp_path / "paper"
+    r = invoke(*BASE, "--methods", "saliency,ig", "--style", "paper", "--normalise", "column", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    for ext in ("png", "pdf", "svg"):
+        assert (out / "figures" / f"grid.{ext}").stat().st_size > 0
+    doc = json.loads((out / "attribution.json").read_text())
+    assert {"figures/grid.pdf", "figures/grid.svg"} <= set(doc["files"])
+    assert doc["figure"]["normalise"] == "column" and doc["figure"]["titles"] == ["Saliency", "Integrated Gradients"]
+    df = pd.read_csv(out / "attribution.csv")
+    assert (df[df.method == "ig"].steps == 4).all() and df[df.method == "saliency"].steps.isna().all()
+    report = (out / "report.md").read_text()
+    assert "Integrated Gradients (`ig`)" in report and "path steps 4, as given" in report
+    assert "paper style; each method's column divided by" in report
+    assert "Integrated Gradients" in r.output and "path steps 4, as given" in r.output
+
+
 def test_rerun_replaces_its_own_files_only(tmp_path):
     out = tmp_path / "run"
     assert invoke(*BASE, "--methods", "saliency,ig", "-o", str(out), "-q").exit_code == 0
@@ -67,7 +84,10 @@ def test_unit_target_reports_the_rf_window_check(tmp_path):
     assert "analytic RF window" in (tmp_path / "u" / "report.md").read_text()
 
 
-def test_quiet_still_prints_warnings_on_stderr(capsys):
+def test_quiet_still_prints_warnings_on_stderr_and_where_it_wrote(capsys, tmp_path, monkeypatch):
+    """Without -o the maps go to rfkit-reports/MODEL-attribution (beside the analyze reports), said in one
+    stdout line even with -q."""
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         main(
             [
@@ -86,7 +106,14 @@ def test_quiet_still_prints_warnings_on_stderr(capsys):
         )
     assert exc.value.code in (0, None)
     captured = capsys.readouterr()
-    assert "warning:" in captured.err and "init trap" in captured.err and captured.out == ""
+    assert "warning:" in captured.err and "init trap" in captured.err
+    assert captured.out.splitlines() == [
+        "wrote rfkit-reports/test_resnet-attribution: report.md, attribution.csv, figures/grid.png and 1 map(s) "
+        "in maps/"
+    ]
+    folder = tmp_path / "rfkit-reports" / "test_resnet-attribution"
+    assert json.loads((folder / "attribution.json").read_text())["run"]["model"] == "test_resnet"
+    assert np.load(folder / "maps" / "saliency.npy").shape == (1, 32, 32)
 
 
 @pytest.mark.parametrize(
@@ -99,6 +126,8 @@ def test_quiet_still_prints_warnings_on_stderr(capsys):
         (("--methods", "ig", "--baseline", "grey"), "unknown baseline 'grey'"),
         (("--methods", "ig", "--ig-method", "simpson"), "unknown IG integration rule"),
         (("--target", "layer2@1;1"), "LAYER@i,j"),
+        (("--normalise", "row"), "normalise 'row': use image"),
+        (("--style", "poster"), "style 'poster': use report or paper"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args, message, capsys):

@@ -580,6 +580,11 @@ CLI_BOUNDS = {
         ["attribute", "classifier", *ERF, "--methods", "smoothgrad", "--samples", "100000000"],
         "samples must be an int from 1 to 10000",
     ),
+    "attribute --normalise row": (
+        ["attribute", "classifier", *ERF, "--normalise", "row"],
+        "normalise 'row': use image (each map by its own scale) or column",
+    ),
+    "attribute --style poster": (["attribute", "classifier", *ERF, "--style", "poster"], "style 'poster'"),
     "-l pair returning a tuple": (["erf", "outer", *ERF, "-l", "pair"], "pair returns a tuple of 2 tensors"),
 }
 

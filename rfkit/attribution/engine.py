@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ from rfkit.pipeline.sharded import IndexedBatch
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 #: A completeness error above this is reported as a warning (raise ``steps``).
-COMPLETENESS_WARN = 0.05
+COMPLETENESS_WARN = mth.STEPS_TARGET_ERROR
 
 
 class _Cam:
@@ -118,34 +118,58 @@ class _Runner:
         self.data_config, self.sigma, self.cam = data_config, sigma, cam
         self.maps: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
         self.completeness: dict[str, list[torch.Tensor]] = {}
+        self.steps: dict[str, list[torch.Tensor]] = {}  # a path method's steps, image by image
 
     def _path_input(self, name: str, x: torch.Tensor) -> torch.Tensor | None:
         if name == "ig":
             return make_baseline(self.settings.baseline, x, self.data_config, self.sigma)
         return gaussian_blur(x, self.sigma) if name == "blur_ig" else None
 
-    def _gradient(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor, index) -> torch.Tensor:
-        start = self._path_input(name, x)
+    def _attribution(self, name: str, x, targets: list[int], start, steps: int, index) -> torch.Tensor:
+        """Method ``name``'s attribution of ``x``, ``(B, C, H, W)``; ``steps``: a path method's steps."""
+        settings = replace(self.settings, steps=steps)
         if name == "blur_ig":
             attr = blur_ig(
-                self.score_model,
-                x,
-                targets,
-                steps=self.settings.steps,
-                max_sigma=self.sigma,
-                batch_size=self.settings.batch_size,
+                self.score_model, x, targets, steps=steps, max_sigma=self.sigma, batch_size=settings.batch_size
             )
         else:
-            attr = captum_attribution(
-                name, self.score_model, x, targets, self.settings, self.data_config, start, index=index
-            )
-        attr = attr.detach()
-        if start is not None:
-            with torch.no_grad():
-                delta = scores - _chosen(self.score_model(start), targets)
-            total = attr.flatten(1).sum(dim=1).double()
-            err = (total - delta.double()).abs() / delta.double().abs()
-            self.completeness.setdefault(name, []).append(torch.where(delta != 0, err, torch.nan).cpu())
+            attr = captum_attribution(name, self.score_model, x, targets, settings, self.data_config, start, index)
+        return attr.detach()
+
+    def _path(self, name: str, x, targets: list[int], scores, start, steps: int):
+        """A path method's attribution at ``steps`` and each image's completeness error."""
+        attr = self._attribution(name, x, targets, start, steps, None)
+        with torch.no_grad():
+            delta = (scores - _chosen(self.score_model(start), targets)).double()
+        err = (attr.flatten(1).sum(dim=1).double() - delta).abs() / delta.abs()
+        return attr, torch.where(delta != 0, err, torch.nan).cpu()
+
+    def _converged(self, name: str, x, targets: list[int], scores, start):
+        """A path method's attribution at the settings' steps; with ``auto_steps``, the images whose
+        completeness error is not under :data:`~rfkit.attribution.methods.STEPS_TARGET_ERROR` again at twice
+        the steps, until it is or :data:`~rfkit.attribution.methods.MAX_AUTO_STEPS` is reached. Returns the
+        attribution, each image's error and the steps it got."""
+        steps = self.settings.steps
+        attr, err = self._path(name, x, targets, scores, start, steps)
+        used = torch.full((x.shape[0],), steps, dtype=torch.int64)
+        while self.settings.auto_steps and steps < mth.MAX_AUTO_STEPS:
+            todo = (err >= mth.STEPS_TARGET_ERROR).nonzero()[:, 0]  # NaN (f(x) = f(baseline)): nothing to gain
+            if not len(todo):
+                break
+            steps = min(2 * steps, mth.MAX_AUTO_STEPS)
+            on = todo.to(x.device)
+            part, err[todo] = self._path(name, x[on], [targets[i] for i in todo], scores[on], start[on], steps)
+            attr[on] = part
+            used[todo] = steps
+        return attr, err, used
+
+    def _gradient(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor, index) -> torch.Tensor:
+        start = self._path_input(name, x)
+        if start is None:
+            return self._attribution(name, x, targets, None, self.settings.steps, index).sum(dim=1)
+        attr, err, used = self._converged(name, x, targets, scores, start)
+        self.completeness.setdefault(name, []).append(err)
+        self.steps.setdefault(name, []).append(used)
         return attr.sum(dim=1)
 
     def _cam_map(self, name: str, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
@@ -175,9 +199,11 @@ class _Runner:
             out = maps[0] if len(maps) == 1 else _normalised(maps[0]) * _normalised(maps[1])
             self.maps[name].append(out.float().cpu())
 
-    def collected(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def collected(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Every method's maps, and each path method's completeness errors and steps, over the batches."""
         maps = {m: torch.cat(v).numpy() for m, v in self.maps.items()}
-        return maps, {m: torch.cat(v).numpy() for m, v in self.completeness.items()}
+        completeness = {m: torch.cat(v).numpy() for m, v in self.completeness.items()}
+        return maps, completeness, {m: torch.cat(v).numpy() for m, v in self.steps.items()}
 
 
 def _chosen(scores: torch.Tensor, targets: list[int]) -> torch.Tensor:
@@ -345,7 +371,7 @@ def _sanity(
     )
     bs = runner.settings.batch_size
     _run(other, (x[i : i + bs] for i in range(0, len(x), bs)), spec, device, fixed=targets)  # x: stream order
-    randomised, _ = other.collected()
+    randomised = other.collected()[0]
     return {m: SanityResult(m, tuple(layers), rank_correlation(maps[m], randomised[m])) for m in maps}
 
 
@@ -379,12 +405,23 @@ def _cam_notes(cam: _Cam | None) -> list[str]:
     return [cam.warning] if cam is not None and cam.warning else []
 
 
-def _notes(result_parts: dict, methods, live: nn.Module) -> list[str]:
+def _completeness_note(method: str, err: np.ndarray, steps: np.ndarray, settings: mth.Settings) -> str | None:
+    """The warning for a completeness error above :data:`COMPLETENESS_WARN`, or None."""
+    worst = np.nanmax(err) if np.isfinite(err).any() else np.nan
+    if not worst > COMPLETENESS_WARN:
+        return None
+    text = f"{method}: completeness error up to {worst:.1%} (> {COMPLETENESS_WARN:.0%})"
+    if settings.auto_steps:
+        return text + f" at {int(np.max(steps))} steps, the most the automatic steps take: pass more (--steps N)"
+    return text + f" at {settings.steps} steps: raise steps (or leave them out: automatic steps)"
+
+
+def _notes(result_parts: dict, methods, live: nn.Module, settings: mth.Settings) -> list[str]:
     notes = []
     for m, err in result_parts["completeness"].items():
-        worst = np.nanmax(err) if np.isfinite(err).any() else np.nan
-        if worst > COMPLETENESS_WARN:
-            notes.append(f"{m}: completeness error up to {worst:.1%} (> {COMPLETENESS_WARN:.0%}): raise steps")
+        note = _completeness_note(m, err, result_parts["steps"][m], settings)
+        if note:
+            notes.append(note)
     for m, share in result_parts["outside_rf"].items():
         if share.max() > 0:
             notes.append(
@@ -420,7 +457,7 @@ def attribute(
     batch_size: int | None = None,
     device="auto",
     *,
-    steps: int = 50,
+    steps: int | None = None,
     ig_method: str = "gausslegendre",
     noise: float = 0.15,
     samples: int = 25,
@@ -469,8 +506,10 @@ def attribute(
         maps.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...
-    steps : int
-        IG and Blur IG path steps.
+    steps : int, optional
+        IG and Blur IG path steps, used as given. Default: automatic, from 50 steps, doubled image by image
+        until the completeness error is under 5%, up to 512 (the steps each image got are in
+        ``result.steps``; an error still above 5% at 512 is warned about).
     ig_method : str
         captum's integration rule: ``"gausslegendre"`` or a Riemann rule.
     noise, samples : float, int
@@ -525,7 +564,8 @@ def attribute(
         sanity_layers,
         faithfulness_steps,
         mth.Settings(
-            steps=steps,
+            steps=mth.DEFAULT_STEPS if steps is None else steps,
+            auto_steps=steps is None,
             ig_method=ig_method,
             baseline=baseline,
             noise=noise,
@@ -551,7 +591,7 @@ def attribute(
             pin_memory=dev.type == "cuda",
         )
         found = _measure(run, live, batches, spec, checks, seed, progress, world)
-        notes = _image_notes(stats) + _cam_notes(run.cam) + _notes(found.parts, names, live)
+        notes = _image_notes(stats) + _cam_notes(run.cam) + _notes(found.parts, names, live, run.settings)
         nonfinite = _nonfinite_notes(found, run, live, _labels(images, len(found.chosen)))
     for n in notes:
         warnings.warn(n, stacklevel=2)
@@ -628,9 +668,10 @@ def _measure(
     score_model = _score_model(live, g, unit_target, run.prepared.capture(live))
     runner = _Runner(score_model, run.names, run.settings, run.prepared.data_config, run.sigma, run.cam)
     xs, outs, chosen, where = _run(runner, batches, spec, dev, progress)
-    maps, completeness = runner.collected() if xs else ({}, {})
+    maps, completeness, steps = runner.collected() if xs else ({}, {}, {})
     rows = {"x": torch.cat(xs).numpy() if xs else None, "outs": torch.cat(outs).numpy() if outs else None}
     rows |= {f"map:{m}": v for m, v in maps.items()} | {f"completeness:{m}": v for m, v in completeness.items()}
+    rows |= {f"steps:{m}": v for m, v in steps.items()}
     rows["chosen"] = np.asarray(chosen, dtype=np.int64)
     where, rows = gather_rows(np.asarray(where, dtype=np.int64), rows, world)
     if not len(where):
@@ -638,6 +679,7 @@ def _measure(
     x, outs, chosen = torch.from_numpy(rows["x"]), [torch.from_numpy(rows["outs"])], rows["chosen"].tolist()
     maps = {k.split(":", 1)[1]: v for k, v in rows.items() if k.startswith("map:")}
     completeness = {k.split(":", 1)[1]: v for k, v in rows.items() if k.startswith("completeness:")}
+    steps = {k.split(":", 1)[1]: v for k, v in rows.items() if k.startswith("steps:")}
     sanity = (
         _sanity(live, run.prepared, unit_target, runner, x, chosen, maps, checks.sanity_layers, seed, spec, dev)
         if checks.sanity
@@ -659,7 +701,12 @@ def _measure(
         else {}
     )
     window = _window(g, unit_target)
-    parts = {"completeness": completeness, "outside_rf": _outside(maps, run.names, window), "sanity": sanity}
+    parts = {
+        "completeness": completeness,
+        "steps": steps,
+        "outside_rf": _outside(maps, run.names, window),
+        "sanity": sanity,
+    }
     return _Found(x, torch.cat(outs), chosen, maps, aucs, window, parts)
 
 
@@ -682,6 +729,7 @@ def _result(run: _Run, found: _Found, images, source: str, notes: list[str]) -> 
         cam_note=run.cam.note if run.cam else "",
         window=found.window,
         completeness=found.parts["completeness"],
+        steps=found.parts["steps"],
         outside_rf=found.parts["outside_rf"],
         sanity=found.parts["sanity"],
         faithfulness=found.aucs,

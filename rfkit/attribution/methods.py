@@ -23,6 +23,28 @@ CAM_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
 METHODS = GRADIENT_METHODS + CAM_METHODS
 #: Methods whose attributions add up to ``f(x) - f(baseline)`` (completeness), and so report its error.
 PATH_METHODS = ("ig", "blur_ig")
+#: Path steps ``ig`` and ``blur_ig`` start from; with automatic steps they are doubled per image until the
+#: completeness error is under :data:`STEPS_TARGET_ERROR`, up to :data:`MAX_AUTO_STEPS`.
+DEFAULT_STEPS = 50
+MAX_AUTO_STEPS = 512
+STEPS_TARGET_ERROR = 0.05
+
+#: The names the literature gives the methods (figure titles, report.md and the terminal); files, CSV and
+#: JSON keep the ids.
+DISPLAY_NAMES = {
+    "saliency": "Saliency",
+    "input_x_gradient": "Input × Gradient",
+    "smoothgrad": "SmoothGrad",
+    "ig": "Integrated Gradients",
+    "blur_ig": "Blur IG",
+    "guided_backprop": "Guided Backprop",
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "layercam": "LayerCAM",
+    "scorecam": "Score-CAM",
+}
+#: Combinations the literature names (Selvaraju et al. 2017), in either order.
+_NAMED_COMBINATIONS = {frozenset(("guided_backprop", "gradcam")): "Guided Grad-CAM"}
 
 
 def parts(name: str) -> tuple[str, ...]:
@@ -105,6 +127,24 @@ def parse_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def display_name(method: str) -> str:
+    """The name the literature gives ``method`` (:data:`DISPLAY_NAMES`); a combination ``A*B`` is
+    ``"A × B"`` (a part that holds a ``×`` itself in parentheses), Guided Grad-CAM by its own name.
+
+    >>> display_name("ig"), display_name("gradcam++"), display_name("gradcam*guided_backprop")
+    ('Integrated Gradients', 'Grad-CAM++', 'Guided Grad-CAM')
+    >>> display_name("saliency*layercam"), display_name("input_x_gradient*gradcam")
+    ('Saliency × LayerCAM', '(Input × Gradient) × Grad-CAM')
+    """
+    names = parts(method)
+    if len(names) == 1:
+        return DISPLAY_NAMES.get(method, method)
+    if frozenset(names) in _NAMED_COMBINATIONS:
+        return _NAMED_COMBINATIONS[frozenset(names)]
+    shown = [DISPLAY_NAMES.get(p, p) for p in names]
+    return " × ".join(f"({n})" if "×" in n else n for n in shown)
+
+
 def base_methods(methods: Sequence[str]) -> tuple[str, ...]:
     """Every base method the list needs, each once, in order.
 
@@ -121,7 +161,10 @@ class Settings:
     Attributes
     ----------
     steps : int
-        Path steps of ``ig`` and ``blur_ig``.
+        Path steps of ``ig`` and ``blur_ig`` (with ``auto_steps``: the steps they start from).
+    auto_steps : bool
+        Double the steps image by image until the completeness error is under :data:`STEPS_TARGET_ERROR`, up
+        to :data:`MAX_AUTO_STEPS` (False: ``steps`` exactly, as the user gave them).
     ig_method : str
         captum's integration rule for ``ig``: ``"gausslegendre"`` (default) or ``"riemann_trapezoid"``,
         ``"riemann_left"``, ``"riemann_right"``, ``"riemann_middle"``.
@@ -142,7 +185,8 @@ class Settings:
         Seeds SmoothGrad's noise.
     """
 
-    steps: int = 50
+    steps: int = DEFAULT_STEPS
+    auto_steps: bool = False
     ig_method: str = "gausslegendre"
     baseline: Any = "zeros"
     noise: float = 0.15

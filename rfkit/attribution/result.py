@@ -47,6 +47,9 @@ class AttributionResult:
         reach beyond the image); None for class targets or a global unit.
     completeness : dict[str, numpy.ndarray]
         For ``ig`` and ``blur_ig``, per image ``|sum(attr) - (f(x) - f(baseline))| / |f(x) - f(baseline)|``.
+    steps : dict[str, numpy.ndarray]
+        For ``ig`` and ``blur_ig``, per image the path steps its map was computed with (int64): the steps
+        given, or with automatic steps those that brought its completeness error under 5% (or the cap).
     outside_rf : dict[str, numpy.ndarray]
         For a unit target with a window, per gradient method and image, the share of ``|map|`` outside the
         window (:func:`rfkit.attribution.sanity.outside_fraction`): must be 0.
@@ -76,6 +79,7 @@ class AttributionResult:
     cam_note: str = ""
     window: tuple | None = None
     completeness: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: dict[str, np.ndarray] = field(default_factory=dict)
     outside_rf: dict[str, np.ndarray] = field(default_factory=dict)
     sanity: dict[str, Any] = field(default_factory=dict)
     faithfulness: dict[str, np.ndarray] = field(default_factory=dict)
@@ -98,7 +102,8 @@ class AttributionResult:
 
     def rows(self) -> list[dict]:
         """One flat row per image and method: target, score, whether the score and the map are finite
-        (``score_finite``, ``map_finite``: False where they hold NaN or inf), completeness error, share outside
+        (``score_finite``, ``map_finite``: False where they hold NaN or inf), path steps (None but for ``ig`` and
+        ``blur_ig``) and completeness error, share outside
         the RF window, deletion/insertion AUC and sanity rank correlation (NaN where not computed)."""
         nan = float("nan")
         out = []
@@ -115,6 +120,7 @@ class AttributionResult:
                         "score": float(self.scores[i]),
                         "score_finite": bool(np.isfinite(self.scores[i])),
                         "map_finite": bool(np.isfinite(self.maps[method][i]).all()),
+                        "steps": int(self.steps[method][i]) if method in self.steps else None,
                         "completeness_error": float(self.completeness[method][i])
                         if method in self.completeness
                         else nan,

@@ -465,7 +465,8 @@ def write_report(
     if attribution is not None:
         from rfkit.report.attribution_files import analysis_section, write_attribution
 
-        written = write_attribution(attribution, folder / ATTRIBUTION)
+        style = figures.style if figures is not None else "report"  # the grid in the report's figure style
+        written = write_attribution(attribution, folder / ATTRIBUTION, style=style)
         sections = analysis_section(attribution, written, folder, ATTRIBUTION)
         files.update({f"attribution:{k}": p for k, p in written.items()})
     rows = [plain(r) for r in erf_rows(result, statuses)]  # as metrics.json holds them

@@ -196,6 +196,7 @@ def map_text(d: Drawn) -> str:
         "own": "each map divided by its own maximum",
         "shared": "all panels divided by the largest value over all panels (one colour scale)",
         "column": "each method column divided by the 99th percentile of |map| over its images; opacity follows |value|",
+        "image": "each map divided by the 99th percentile of its own |map|; opacity follows |value|",
         None: "",
     }[d.normalised]
     if d.look == "openerf":
@@ -380,16 +381,19 @@ def convergence_drawn(result) -> Drawn:
     )
 
 
-def attribution_drawn(result, n_images: int) -> Drawn:
-    """The record of :func:`rfkit.report.attribution_figures.attribution_grid` (``n_images`` rows)."""
+def attribution_drawn(result, n_images: int, record=None) -> Drawn:
+    """The record of :func:`rfkit.report.attribution_figures.attribution_grid` (``n_images`` rows; ``record``:
+    its :class:`~rfkit.report.attribution_figures.GridRecord`, for the method names and the normalisation)."""
     target = result.targets[0]
     what = f"unit {target.label} (channel sum)" if target.kind == "unit" else "the class logit named per row"
+    names = record.titles if record is not None else result.methods
     title = (
         f"Per-image contribution maps of {result.model} for {what}: rows are {n_images} image(s), columns the input "
-        f"and the methods {', '.join(result.methods)}"
+        f"and the methods {', '.join(names)}"
     )
     run = Run.of(result)
-    return Drawn(title, (run,), "attribution", normalised="column")
+    normalised = "column" if record is None or record.normalise == "column" else "image"
+    return Drawn(title, (run,), "attribution", normalised=normalised)
 
 
 def comparison_drawn(analyses, heat, layers: str, shared: bool = False) -> Drawn:
