@@ -159,7 +159,7 @@ def _overlay(result, layer: str, o, image, heat: HeatScale, fs, full_rf: bool):
         if not np.isfinite(result.maps[layer]).all():
             mark_nonfinite(ax)
         if o.grown:
-            _draw_outside(ax, o.view)
+            draw_outside(ax, o.view)
         _draw_frame(ax, o)
         _draw_rf_box(ax, o, full_rf)
         if o.zoom:
@@ -287,8 +287,8 @@ def _draw_heatmap(ax, o: _OverlayLayer, image, heat: HeatScale, norm):
     )
 
 
-def _draw_outside(ax, view) -> None:
-    """The area of the view outside the input, hatched."""
+def draw_outside(ax, view) -> None:
+    """The area of the view outside the input, hatched (the overlay's and the RF grid's)."""
     ax.add_patch(
         view_rectangle(
             view,

@@ -11,6 +11,7 @@ from rfkit.report.attribution_figures import display_image
 from rfkit.report.formatting import pair
 from rfkit.report.labels import is_random, layer_name
 from rfkit.report.looks import HeatScale, style_named
+from rfkit.report.overlay import draw_outside
 from rfkit.report.style import (
     COLORS,
     DPI,
@@ -25,7 +26,6 @@ from rfkit.report.style import (
     save_figure,
     styled,
     tighten,
-    view_rectangle,
     wrap_title,
 )
 from rfkit.version import __version__
@@ -140,7 +140,7 @@ def _draw_figure(grid, heat: HeatScale, fs):
         ax = body.add_subplot()
         im = _draw_image(ax, grid, heat)
         if view != (-0.5, grid.input_size[1] - 0.5, -0.5, grid.input_size[0] - 0.5):
-            _draw_outside(ax, view)
+            draw_outside(ax, view)
         _draw_frame(ax, grid.input_size)
         _draw_boxes(ax, grid)
         _draw_centres(ax, grid)
@@ -182,22 +182,6 @@ def _draw_image(ax, grid, heat: HeatScale):
         alpha=0.75 if grid.image is not None else None,
         zorder=2,
         gid="erf-map",
-    )
-
-
-def _draw_outside(ax, view) -> None:
-    """The area of the view outside the input, hatched (as the overlay figure draws it)."""
-    ax.add_patch(
-        view_rectangle(
-            view,
-            facecolor=COLORS["outside"],
-            edgecolor="#BDBDBD",
-            hatch="////",
-            linewidth=0,
-            zorder=0,
-            gid="outside-input",
-            label="outside the input",
-        )
     )
 
 
