@@ -28,7 +28,7 @@ from rfkit.report.captions import comparison_drawn, record_drawing
 from rfkit.report.erf_files import layer_filename
 from rfkit.report.formatting import rf_label
 from rfkit.report.inset import draw_inset, erf_window, zoom_window
-from rfkit.report.labels import extent_labels, is_random, wrap_name
+from rfkit.report.labels import compact_extent_labels, extent_labels, is_random, wrap_name
 from rfkit.report.layout import fitted_legend, wrap_lines
 from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.style import (
@@ -411,7 +411,7 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         ax.add_patch(rf_rectangle(window, linewidth=1.2, **style, **kw))
         beyond = {} if dashed else rf_beyond(window, (h, w))
         if beyond:
-            draw_rf_extents(ax, window, (h, w), extent_labels(beyond), offset=8, fontsize=7)
+            _draw_extents(ax, window, (h, w), beyond)
     centre = (cell.row.get("center_y"), cell.row.get("center_x"))
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in centre):
         centre = None
@@ -422,6 +422,25 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         for spine in ax.spines.values():
             spine.set(edgecolor=COLORS["rf"], linewidth=1.6)
     return im
+
+
+def _draw_extents(ax, window, shape, beyond: dict) -> list:
+    """The arrows where the RF goes beyond the input, each side with its own "+N px"; where the map is too
+    small in the common frame for four labels apart (their drawn boxes meet), the first side's number alone
+    (:func:`~rfkit.report.labels.compact_extent_labels`), every arrow still drawn."""
+    marks = draw_rf_extents(ax, window, shape, extent_labels(beyond), offset=8, fontsize=7)
+    if not _collide(marks):
+        return marks
+    for mark in marks:
+        mark.remove()
+    return draw_rf_extents(ax, window, shape, compact_extent_labels(beyond), offset=8, fontsize=7)
+
+
+def _collide(texts) -> bool:
+    """Whether any two of ``texts``, as drawn now, overlap."""
+    renderer = texts[0].figure.canvas.get_renderer() if texts else None
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):
