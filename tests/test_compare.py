@@ -133,3 +133,73 @@ def test_columns_of_5000_layers_in_well_under_a_second():
     assert time.perf_counter() - start < 2  # trying every combination took minutes (main: > 300 s)
     # (i + 1) / 5000 = ¼, ½, ¾ at i = 1249, 2499, 3749
     assert columns == [("¼ depth", 1249), ("½ depth", 2499), ("¾ depth", 3749), ("final", 4999)]
+
+
+def _with_rows(analysis, **changes):
+    """``analysis`` with the rows of the layers named in ``changes`` updated (``{"3": {"rf_first_y": -3}}``)."""
+    import dataclasses
+
+    rows = tuple({**r, **changes.get(r["layer"], {})} for r in analysis.rows)
+    return dataclasses.replace(analysis, rows=rows)
+
+
+def _panels(fig) -> list:
+    return [a for a in fig.axes if any(i.get_gid() == "erf-map" for i in a.get_images())]
+
+
+def test_every_overhang_carries_its_own_number(reports):
+    deep = next(a for a in reports if a.model == "Sequential")  # 24×24 input
+    # an off-centre unit's window rows -3..28, columns -7..25: beyond the top by 3, the bottom by 28 - 23 = 5,
+    # the left by 7, the right by 25 - 23 = 2
+    window = {"rf_first_y": -3, "rf_last_y": 28, "rf_first_x": -7, "rf_last_x": 25, "center_y": 12.5}
+    fig = C.comparison_figure([_with_rows(deep, **{"3": window})], "final")
+    (ax,) = _panels(fig)
+    marks = [t for t in ax.texts if t.get_gid() == "rf-extent"]
+    # each arrow points at its edge: x = -0.5 (left), 23.5 (right), or y = -0.5 (top), 23.5 (bottom)
+    edge = {(-0.5, "x"): "left", (23.5, "x"): "right", (-0.5, "y"): "top", (23.5, "y"): "bottom"}
+    got = {}
+    for t in marks:
+        x, y = map(float, t.xy)
+        got[edge.get((x, "x")) or edge[(y, "y")]] = t.get_text()
+    assert got == {"top": "+3 px", "bottom": "+5 px", "left": "+7 px", "right": "+2 px"}
+
+
+def test_the_legend_names_the_markers_drawn_and_the_caption_says_it(reports):
+    from rfkit.report.captions import caption_texts
+    from rfkit.report.layout import overflow
+
+    deep = next(a for a in reports if a.model == "Sequential")
+    window = {"rf_first_y": -3, "rf_last_y": 28, "rf_first_x": -7, "rf_last_x": 25}
+    for style in ("report", "paper"):
+        fig = C.comparison_figure([_with_rows(deep, **{"3": window})], "final", style=style)
+        (legend,) = fig.subfigs[0].legends
+        labels = [t.get_text().replace("\n", " ") for t in legend.get_texts()]
+        (ax,) = _panels(fig)
+        centre = any(line.get_gid() == "rf-center" for line in ax.lines)
+        zoomed = any(c.get_gid() == "zoom-inset" for c in ax.child_axes)
+        expected = ["analytic RF of the unit"] + ["analytic RF centre of the unit"] * centre
+        expected += ["+N px: the RF goes on N px beyond that edge"] + ["zoomed inset (scale bar in px)"] * zoomed
+        assert labels == expected, style
+        assert overflow(fig) == (0.0, 0.0, 0.0, 0.0), style  # nothing of the legend is cut off
+        caption = caption_texts(fig)[0]
+        assert "solid box is the analytic receptive field" in caption
+        assert "arrows at the edges give how many pixels the RF extends beyond the input" in caption
+    # RF 9 of a 24 px input, centred: inside the input, so no arrow and no arrow in the legend
+    fig = C.comparison_figure([deep], "final")
+    labels = [t.get_text().replace("\n", " ") for t in fig.subfigs[0].legends[0].get_texts()]
+    assert "analytic RF of the unit" in labels and not any(lab.startswith("+N px") for lab in labels)
+
+
+def test_a_depth_without_a_layer_near_it_shows_the_nearest_layer(reports):
+    deep = next(a for a in reports if a.model == "Sequential")
+    # depths 0.2, 0.28, 0.8, 1.0: ¼ -> layer 1 (0.03 off), ¾ -> layer 2 (0.05 off); nothing within 0.2 of ½
+    # (0.28 is 0.22 off, 0.8 0.3): the nearest, layer 1 at 0.28, stands in for ½
+    fractions = {"0": 0.2, "1": 0.28, "2": 0.8, "3": 1.0}
+    faked = _with_rows(deep, **{k: {"depth_fraction": f} for k, f in fractions.items()})
+    assert C.pick_columns(faked.rows)[1] == ("½ depth", None)
+    fig = C.comparison_figure([faked], "stages")
+    titles = [ax.get_title().replace("\n", " ") for ax in _panels(fig)]
+    assert len(titles) == 4  # no grey empty panel
+    assert titles[1].startswith("½ depth 1 (≈ depth 0.28)"), titles
+    assert titles[0].startswith("¼ depth 1 (28% deep)") and titles[2].startswith("¾ depth 2 (80% deep)"), titles
+    assert not [t for ax in fig.axes if "no layer near" in (t := ax.get_title())]

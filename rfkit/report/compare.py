@@ -8,7 +8,9 @@ models differ in gradient magnitude, their shapes are what compares); ``shared=T
 colour scale instead (:func:`~rfkit.report.looks.grid_scale`). A small RF or ERF gets a zoomed inset with a
 scale bar (:mod:`rfkit.report.inset`). Columns compare layers at the same **depth fraction** —
 the measured layer nearest ¼, ½, ¾ of the model's depth in spatial layers, then its final measured layer — so
-a 12-block ViT and a 4-stage CNN line up by how deep the layer is, not by counting stages from the end.
+a 12-block ViT and a 4-stage CNN line up by how deep the layer is, not by counting stages from the end; a
+model with no layer near a column's depth shows its nearest measured layer there, titled "≈ depth 0.48".
+A legend names the markers drawn (RF box, centre cross, "+N px" arrows, zoomed inset).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from rfkit.report.captions import comparison_drawn, record_drawing
 from rfkit.report.erf_files import layer_filename
 from rfkit.report.formatting import rf_label
 from rfkit.report.inset import draw_inset, erf_window, zoom_window
-from rfkit.report.labels import compact_extent_labels, is_random, wrap_name
-from rfkit.report.layout import wrap_lines
+from rfkit.report.labels import compact_extent_labels, extent_labels, is_random, wrap_name
+from rfkit.report.layout import fitted_legend, wrap_lines
 from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.style import (
     COLORS,
@@ -57,11 +59,13 @@ LAYER_SETS = ("final", "stages")
 
 @dataclass(frozen=True)
 class Cell:
-    """One panel: a measured layer of one model (``row``: its ``metrics.json`` row) and its raw map."""
+    """One panel: a measured layer of one model (``row``: its ``metrics.json`` row) and its raw map;
+    ``approx``: no layer lay near the column's depth, this is the nearest one (:func:`nearest_layer`)."""
 
     model: str
     row: dict
     map: np.ndarray | None
+    approx: bool = False
 
     @property
     def window(self):
@@ -145,19 +149,36 @@ def _nearest_in_order(fractions: Sequence[float], targets: Sequence[float]) -> t
     return tuple(None if i == none else i for i in chosen)
 
 
+def nearest_layer(rows: Sequence[dict], fraction: float) -> int | None:
+    """The measured layer (index into ``rows``) whose depth fraction is nearest ``fraction``, the first of
+    equals; None without rows. Stands in for a column :func:`pick_columns` leaves empty.
+
+    >>> nearest_layer([{"depth_fraction": f} for f in (0.2, 0.28, 0.8, 1.0)], 0.5), nearest_layer([], 0.5)
+    (1, None)
+    """
+    fractions = depth_fractions(rows)
+    return min(range(len(rows)), key=lambda i: abs(fractions[i] - fraction), default=None)
+
+
 def load_cells(analysis, layers: str = "stages") -> list[tuple[str, Cell | None]]:
     """The columns of one analysis (:class:`rfkit.report.site.Analysis`) with their maps, read from
     ``maps/<layer>.npy`` (never through a symlink; a missing map, or one that is not a finite real array of
-    the input size, leaves the panel empty)."""
+    the input size, leaves the panel empty). A depth column with no layer near it gets the nearest measured
+    layer (its cell ``approx``)."""
     rows = list(analysis.rows)
     shape = tuple(analysis.header["input_size"])
-    return [
-        (
-            name,
-            None if i is None else Cell(analysis.model, rows[i], _read_map(analysis.folder, rows[i]["layer"], shape)),
-        )
-        for name, i in pick_columns(rows, layers)
-    ]
+    fraction = {COLUMN_NAMES[t]: t for t in FRACTIONS}
+    cells = []
+    for name, i in pick_columns(rows, layers):
+        approx = i is None and name in fraction
+        if approx:
+            i = nearest_layer(rows, fraction[name])
+        if i is None:
+            cells.append((name, None))
+            continue
+        data = _read_map(analysis.folder, rows[i]["layer"], shape)
+        cells.append((name, Cell(analysis.model, rows[i], data, approx)))
+    return cells
 
 
 def _read_map(folder: Path, layer: str, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -271,12 +292,66 @@ def _comparison(grid, heat: HeatScale, scale: GridScale, fs, layers: str):
         if fs.footer:
             colour = "one colour scale" if scale.shared else "each panel on its own colour scale"
             body.suptitle(f"ERF of {nrows} model{'s' * (nrows > 1)}: one spatial scale, {colour}")
+        handles, labels = marker_legend(axes.ravel())
+        if handles:
+            fitted_legend(body, handles, labels, size[0], ncols=len(labels))
         return fig, body, axes, (cbar.ax if im is not None else None)
 
     size = (ncols * (panel + 0.1) + 2.6, nrows * (panel * H / W + 0.6) + 0.9)
     fig = tighten(draw, size, width=width)
     mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
     return record_drawing(fig, comparison_drawn([a for a, _ in grid], heat, layers, scale.shared))
+
+
+def marker_legend(axes) -> tuple[list, list[str]]:
+    """Legend handles and labels of the markers drawn in ``axes`` (read from their artists' gids, so a marker
+    no panel shows is never listed): the RF box, the local paths' box, the centre cross, the "+N px" arrows
+    and the zoomed inset."""
+    from matplotlib.patches import Patch
+
+    gids = set()
+    for ax in axes:
+        gids |= {a.get_gid() for a in ax.get_children() if a.get_gid()}
+        gids |= {c.get_gid() for c in ax.child_axes if c.get_gid()}
+    rf = dict(fill=False, edgecolor=COLORS["rf"], linewidth=1.2)
+    entries = [
+        ("rf-box", Patch(**rf), "analytic RF of the unit"),
+        ("local-rf-box", Patch(linestyle=(0, (3, 1.5)), **rf), "RF of the local paths (global layer)"),
+        ("rf-center", _centre_handle(), "analytic RF centre of the unit"),
+        ("rf-extent", _arrow_handle(), "+N px: the RF goes on N px beyond that edge"),
+        (
+            "zoom-inset",
+            Patch(fill=False, edgecolor="white", path_effects=outline(1.6)),
+            "zoomed inset (scale bar in px)",
+        ),
+    ]
+    drawn = [(handle, label) for gid, handle, label in entries if gid in gids]
+    return [h for h, _ in drawn], [lab for _, lab in drawn]
+
+
+def _centre_handle():
+    """The legend's copy of :func:`~rfkit.report.style.draw_rf_centre`'s open cross."""
+    from matplotlib.lines import Line2D
+
+    from rfkit.report.style import reticle_marker
+
+    return Line2D(
+        [],
+        [],
+        linestyle="none",
+        marker=reticle_marker(),
+        markersize=7,
+        markeredgewidth=1.0,
+        color=COLORS["rf"],
+        path_effects=outline(2.1),
+    )
+
+
+def _arrow_handle():
+    """An arrow in the RF colour, as the extent arrows are drawn."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=COLORS["rf"], marker=r"$\rightarrow$", linestyle="none", markersize=9)
 
 
 def random_rows_text(headers) -> str:
@@ -303,7 +378,13 @@ def _caption(cell: Cell | None) -> str:
     r = cell.row
     rf = "global" if r.get("is_global") else rf_label((r.get("rf_h"), r.get("rf_w")))  # the dashed box: local paths
     deep = r.get("depth_fraction")
-    return f"{r['layer']}" + (f" ({deep:.0%} deep)" if isinstance(deep, (int, float)) else "") + f"\nRF {rf}"
+    if not isinstance(deep, (int, float)):
+        depth = ""
+    elif cell.approx:  # no layer near the column's depth: the nearest, and how deep it really is
+        depth = f" (≈ depth {deep:.2f})"
+    else:
+        depth = f" ({deep:.0%} deep)"
+    return f"{r['layer']}{depth}\nRF {rf}"
 
 
 def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, int]):
@@ -330,7 +411,7 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         ax.add_patch(rf_rectangle(window, linewidth=1.2, **style, **kw))
         beyond = {} if dashed else rf_beyond(window, (h, w))
         if beyond:
-            draw_rf_extents(ax, window, (h, w), compact_extent_labels(beyond), offset=8, fontsize=7)
+            _draw_extents(ax, window, (h, w), beyond)
     centre = (cell.row.get("center_y"), cell.row.get("center_x"))
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in centre):
         centre = None
@@ -341,6 +422,25 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         for spine in ax.spines.values():
             spine.set(edgecolor=COLORS["rf"], linewidth=1.6)
     return im
+
+
+def _draw_extents(ax, window, shape, beyond: dict) -> list:
+    """The arrows where the RF goes beyond the input, each side with its own "+N px"; where the map is too
+    small in the common frame for four labels apart (their drawn boxes meet), the first side's number alone
+    (:func:`~rfkit.report.labels.compact_extent_labels`), every arrow still drawn."""
+    marks = draw_rf_extents(ax, window, shape, extent_labels(beyond), offset=8, fontsize=7)
+    if not _collide(marks):
+        return marks
+    for mark in marks:
+        mark.remove()
+    return draw_rf_extents(ax, window, shape, compact_extent_labels(beyond), offset=8, fontsize=7)
+
+
+def _collide(texts) -> bool:
+    """Whether any two of ``texts``, as drawn now, overlap."""
+    renderer = texts[0].figure.canvas.get_renderer() if texts else None
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):
