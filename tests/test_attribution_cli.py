@@ -108,8 +108,8 @@ def test_quiet_still_prints_warnings_on_stderr_and_where_it_wrote(capsys, tmp_pa
     captured = capsys.readouterr()
     assert "warning:" in captured.err and "init trap" in captured.err
     assert captured.out.splitlines() == [
-        "wrote rfkit-reports/test_resnet-attribution: report.md, attribution.csv, figures/grid.png and 1 map(s) "
-        "in maps/"
+        "wrote rfkit-reports/test_resnet-attribution: report.md, attribution.csv, figures/grid.png, "
+        "figures/grid.caption.md, figures/grid.caption.tex and 1 map(s) in maps/"
     ]
     folder = tmp_path / "rfkit-reports" / "test_resnet-attribution"
     assert json.loads((folder / "attribution.json").read_text())["run"]["model"] == "test_resnet"

@@ -725,7 +725,7 @@ def test_cli_table_of_a_layer_named_with_escape_sequences(capsys, tmp_path):
         "import torch.nn as nn\n\n\ndef build():\n    net = nn.Sequential()\n"
         "    net.add_module('c\\x1b[2J\\x9b', nn.Conv2d(3, 4, 3))\n    return net\n"
     )
-    code, text = cli(capsys, "graph", f"{model}:build", "--input-size", "16", "--resolution", "4")
+    code, text = cli(capsys, "graph", f"{model}:build", "--trust", "--input-size", "16", "--resolution", "4")
     assert code == 0, text
     assert "c\\x1b[2J\\x9b" in text and not any(c in text for c in "\x1b\x9b")
 

@@ -261,7 +261,8 @@ def test_report_site_in_a_browser(browser, tmp_path, monkeypatch):
     shutil.copy(ROOT / "tests" / "golden" / "tiny_net.py", tmp_path / "tiny_net.py")
     monkeypatch.chdir(tmp_path)
     args = ["-l", "0", "2", "--images", "noise", "-n", "2", "--input-size", "16", "--device", "cpu", "-q"]
-    for command in (["analyze", "tiny_net.py:build", *args, "--out", "out"], ["report", "out", "--site", "s"]):
+    analyze = ["analyze", "tiny_net.py:build", "--trust", *args, "--out", "out"]
+    for command in (analyze, ["report", "out", "--site", "s"]):
         with pytest.raises(SystemExit) as exc:
             main(command)
         assert exc.value.code in (0, None)

@@ -33,7 +33,7 @@ def result(tmp_path_factory):
     f = tmp_path_factory.mktemp("models") / "net.py"
     f.write_text(NET)
     kw = dict(images="noise", num_images=2, input_size=24, device="cpu", weights="random")
-    return rfkit.erf(f"{f}:build", layers=["0", "2"], **kw)
+    return rfkit.erf(f"{f}:build", layers=["0", "2"], trust=True, **kw)
 
 
 def _caption(path):
@@ -128,7 +128,7 @@ def test_cli_bad_style_file_is_one_line_exit_1(tmp_path, capsys):
     f.write_text(NET)
     bad = tmp_path / "bad.mplstyle"
     bad.write_text("no.such.key: 3\n")
-    args = ["erf", f"{f}:build", "-l", "2", "--images", "noise", "-n", "2", "--input-size", "16"]
+    args = ["erf", f"{f}:build", "--trust", "-l", "2", "--images", "noise", "-n", "2", "--input-size", "16"]
     for more in (["--style-file", bad], ["--font", "No Such Font 42"]):
         with pytest.raises(SystemExit) as exc:
             main([str(a) for a in [*args, "-o", tmp_path / "o", *more, "-q"]])
@@ -149,7 +149,7 @@ def test_erf_out_captions_and_no_absolute_path(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)
     out = work / "o"
-    r = _invoke("erf", f"{f}:build", "-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16",
+    r = _invoke("erf", f"{f}:build", "--trust", "-l", "0,2", "--images", "noise", "-n", "2", "--input-size", "16",
                 "-o", out, "--font", "serif", "-q")  # fmt: skip
     assert r.exit_code == 0, r.output
     listed = json.loads((out / ".rfkit-erf.json").read_text())["files"]
@@ -160,7 +160,7 @@ def test_erf_out_captions_and_no_absolute_path(tmp_path, monkeypatch):
     # inside the working folder: relative to it
     os.makedirs("nets")
     (work / "nets" / "net.py").write_text(NET)
-    p = rfkit.prepare(str(work / "nets" / "net.py") + ":build", input_size=16)
+    p = rfkit.prepare(str(work / "nets" / "net.py") + ":build", input_size=16, trust=True)
     assert p.name == "nets/net.py:build"
 
 

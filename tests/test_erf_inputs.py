@@ -162,7 +162,7 @@ def test_directory_recursive_mixed_extensions_corrupt_and_non_image(tmp_path):
     c = cfg(8, 8, mean=(0, 0, 0), std=(1, 1, 1))
     x = torch.cat(list(image_batches(tmp_path, c, 50, 4, stats=st)))
     assert st.used == x.shape[0] == 6 and st.requested == 50
-    assert st.source == f"dir {tmp_path} (recursive)"
+    assert st.source == f"dir {tmp_path.name} (recursive)"  # outside the working folder: by name, never absolute
     assert [p for p, _ in st.skipped] == [str(tmp_path / "corrupt.jpg")] and st.ignored == 1
     assert "UnidentifiedImageError" in st.skipped[0][1] or "Error" in st.skipped[0][1]
     # sorted walk: a/ (its sub-folder b/ sorts before x.JPG), then c, corrupt (skipped), d, e, f
@@ -177,7 +177,7 @@ def test_paths_single_file_and_stops_at_num_images(tmp_path):
     assert x.shape[0] == st.used == 3 and st.source == "5 paths"
     st = ImageStats(source="", requested=0)
     assert next(image_batches(files[0], cfg(8, 8), 4, 2, stats=st)).shape == (1, 3, 8, 8)
-    assert st.used == 1 and st.source == f"file {files[0]}"
+    assert st.used == 1 and st.source == f"file {files[0].name}"
 
 
 def test_bad_sources_raise_one_line_errors(tmp_path):

@@ -228,7 +228,7 @@ def test_write_figures_in_paper_style_writes_every_format(cnn, tmp_path):
     files = F.write_figures(tmp_path, cnn, F.FigureOptions(style="paper", look="openerf"))
     stems = {"overlay_0", "overlay_4", "stages", "rf_growth", "convergence"}  # convergence: 2 or more images
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{s}{e}" for s in stems for e in (".png", ".pdf", ".svg")
+        f"{s}{e}" for s in stems for e in (".png", ".pdf", ".svg", ".caption.md", ".caption.tex")
     )
     assert files["stages"].name == "stages.png" and files["stages.pdf"].name == "stages.pdf"
 
@@ -249,7 +249,7 @@ def test_analyze_style_look_and_full_rf_from_the_command_line(tmp_path, monkeypa
     r = CliRunner().invoke(app, normalise_argv([*args, "--style", "paper", "--look", "openerf", "--full-rf"]))
     assert r.exit_code == 0, r.output
     figures = tmp_path / "out" / "tiny_net-build" / "figures"
-    assert {p.suffix for p in figures.iterdir()} == {".png", ".pdf", ".svg"}
+    assert {p.suffix for p in figures.iterdir()} == {".png", ".pdf", ".svg", ".md", ".tex"}  # and the captions
     report = (tmp_path / "out" / "tiny_net-build" / "report.md").read_text()
     assert "| figures | paper style (PNG, PDF, SVG); look: (ERF - min) / (max - min) of each map, plasma (OpenERF)" in (
         report

@@ -98,7 +98,8 @@ def test_files_and_the_cli_table_say_why_there_is_no_interval(tmp_path):
         "import torch.nn as nn\n\n\ndef build():\n    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))\n"
     )
     out = tmp_path / "out"
-    args = ["erf", f"{tmp_path / 'net.py'}:build", "-l", "0", "--images", "noise", "-n", "3", "--input-size", "16"]
+    args = ["erf", f"{tmp_path / 'net.py'}:build", "--trust", "-l", "0", "--images", "noise", "-n", "3"]
+    args += ["--input-size", "16"]
     run = CliRunner().invoke(app, [*args, "--device", "cpu", "-o", str(out)])
     assert run.exit_code == 0, run.output
     assert "no 95% intervals: 3 independent images" in " ".join(run.output.split())

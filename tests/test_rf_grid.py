@@ -141,7 +141,7 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 def test_cli_writes_the_figure(capsys, tmp_path):
     (tmp_path / "net.py").write_text(NET)
     out = tmp_path / "grid.png"
-    args = ("rf-grid", f"{tmp_path / 'net.py'}:net", "-l", "1", "--input-size", SIZE, "--no-erf", "-o", out)
+    args = ("rf-grid", f"{tmp_path / 'net.py'}:net", "--trust", "-l", "1", "--input-size", SIZE, "--no-erf", "-o", out)
     code, stdout, _ = run_cli(capsys, *args, "--units", "2")
     assert code in (0, None) and out.read_bytes()[:4] == b"\x89PNG"
     assert "4 unit(s) of 1" in stdout
@@ -153,7 +153,8 @@ def test_cli_writes_the_figure(capsys, tmp_path):
 )
 def test_cli_bad_input_is_one_line(capsys, tmp_path, extra, names):
     (tmp_path / "net.py").write_text(NET)
-    args = ["rf-grid", f"{tmp_path / 'net.py'}:net", "-l", "1", "--input-size", SIZE, "-o", tmp_path / "g.png"]
+    args = ["rf-grid", f"{tmp_path / 'net.py'}:net", "--trust", "-l", "1", "--input-size", SIZE]
+    args += ["-o", tmp_path / "g.png"]
     code, stdout, stderr = run_cli(capsys, *args, *extra)
     errors = [line for line in (stdout + stderr).splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "Traceback" not in stderr, stdout + stderr
@@ -164,6 +165,6 @@ def test_cli_leaves_a_foreign_file_alone(capsys, tmp_path):
     (tmp_path / "net.py").write_text(NET)
     theirs = tmp_path / "figure.png"
     theirs.write_bytes(b"someone's figure")
-    code, stdout, stderr = run_cli(capsys, "rf-grid", f"{tmp_path / 'net.py'}:net", "-l", "1", "-o", theirs)
+    code, stdout, stderr = run_cli(capsys, "rf-grid", f"{tmp_path / 'net.py'}:net", "--trust", "-l", "1", "-o", theirs)
     assert code == 1 and "rfkit did not write it" in stdout + stderr
     assert theirs.read_bytes() == b"someone's figure"

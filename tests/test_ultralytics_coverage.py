@@ -136,3 +136,20 @@ def test_yoloe_runs_as_ultralytics_runs_it_and_traces_with_torch_fx():
     assert torch.equal(ours, theirs)
     g = rfkit.trace(model, input_size=64)
     assert g.method == "torch.fx" and not g[default_layer(g, model)].unknown
+
+
+@pytest.mark.slow
+def test_yolo_world_runs_as_ultralytics_runs_it_and_traces_with_torch_fx():
+    """WorldModel.predict branches on the text features' batch (a traced value): rfkit's predict always expands
+    them, which gives ultralytics' own output, and torch.fx follows it (a batch of 2: the expansion matters)."""
+    import torch
+    from ultralytics.nn.tasks import WorldModel
+
+    model = build_model("ultralytics:yolov8n-world.yaml", device="cpu")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = model(x), WorldModel.predict(model, x)
+    ours, theirs = (o[0] if isinstance(o, (tuple, list)) else o for o in (ours, theirs))
+    assert torch.equal(ours, theirs)
+    g = rfkit.trace(model, input_size=64)
+    assert g.method == "torch.fx" and not g[default_layer(g, model)].unknown

@@ -388,21 +388,52 @@ def _yoloe_predict(self, x, profile=False, tpe=None, augment=False, embed=None, 
     return x
 
 
+def _world_predict(self, x, profile=False, txt_feats=None, augment=False, embed=None):
+    """WorldModel.predict without its branch on a traced value (:func:`traceable_yoloe`)."""
+    from ultralytics.nn.modules.block import C2fAttn, ImagePoolingAttn
+    from ultralytics.nn.modules.head import WorldDetect
+    from ultralytics.nn.tasks import WorldModel
+
+    if profile or embed:
+        return WorldModel.predict(self, x, profile, txt_feats, augment, embed)
+    txt_feats = (self.txt_feats if txt_feats is None else txt_feats).type_as(x).expand(x.shape[0], -1, -1)
+    ori_txt_feats = txt_feats.clone()
+    y = []
+    for m in self.model:
+        if m.f != -1:  # as WorldModel.predict: inputs from earlier layers
+            x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+        if isinstance(m, C2fAttn):
+            x = m(x, txt_feats)
+        elif isinstance(m, WorldDetect):
+            x = m(x, ori_txt_feats)
+        elif isinstance(m, ImagePoolingAttn):
+            txt_feats = m(x, txt_feats)
+        else:
+            x = m(x)
+        y.append(x if m.i in self.save else None)
+    return x
+
+
 @cache
-def _traceable_class(cls: type) -> type:
-    """``cls`` (YOLOEModel, YOLOESegModel) with :func:`_yoloe_predict`, under the same name."""
-    return type(cls.__name__, (cls,), {"predict": _yoloe_predict, "__module__": cls.__module__, "_rfkit": True})
+def _traceable_class(cls: type, predict) -> type:
+    """``cls`` (YOLOEModel, YOLOESegModel, WorldModel) with ``predict``, under the same name."""
+    return type(cls.__name__, (cls,), {"predict": predict, "__module__": cls.__module__, "_rfkit": True})
 
 
 def traceable_yoloe(model: nn.Module) -> nn.Module:
     """``model`` itself; a YOLOE model is given a ``predict`` torch.fx can follow. Ultralytics' own compares
     the class embeddings' batch with the input's (``if cls_pe.shape[0] != b``), a branch on a traced value,
     and expands them only when they differ; expanding them always gives the same tensors, so the graph is
-    the model's. Prompted calls (``tpe`` aside: ``vpe``, ``embed``, ``profile``) run ultralytics' own."""
-    from ultralytics.nn.tasks import YOLOEModel
+    the model's. Prompted calls (``tpe`` aside: ``vpe``, ``embed``, ``profile``) run ultralytics' own. A
+    YOLO-World model likewise (``if txt_feats.shape[0] != x.shape[0]``: its text features always expanded)."""
+    from ultralytics.nn.tasks import WorldModel, YOLOEModel
 
-    if isinstance(model, YOLOEModel) and not getattr(type(model), "_rfkit", False):
-        model.__class__ = _traceable_class(type(model))
+    if getattr(type(model), "_rfkit", False):
+        return model
+    if isinstance(model, YOLOEModel):
+        model.__class__ = _traceable_class(type(model), _yoloe_predict)
+    elif isinstance(model, WorldModel):
+        model.__class__ = _traceable_class(type(model), _world_predict)
     return model
 
 

@@ -94,7 +94,7 @@ def _draw(result, fs):
             title = f"{result.model}: ERF size against images seen, input {pair(result.input_size)}"
             if random:
                 title += " · RANDOM WEIGHTS"
-            body.suptitle(wrap_title(title, size[0]), color=COLORS["warning"] if random else "black")
+            body.suptitle(wrap_title(title, size[0], measured=True), color=COLORS["warning"] if random else "black")
         handles, labels = axs[0][0].get_legend_handles_labels()
         fitted_legend(body, handles, labels, size[0], ncols=4)
         return fig, list(axs.flat)[:n]

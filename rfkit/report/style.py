@@ -342,11 +342,15 @@ def _needed_size(fig, body, axes, cax) -> tuple[float, float]:
     return need_w, need_h
 
 
-def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: str = " · ") -> str:
+def wrap_title(
+    text: str, width_in: float, fontsize: float | None = None, sep: str = " · ", *, measured: bool = False
+) -> str:
     """``text`` broken at ``sep`` (then at commas) into lines that fit ``width_in`` inches at ``fontsize``
     (default: the figure title size), so a title never runs into the figure's edges; a line still too long
-    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`). The
-    lines are measured in the title font, not guessed from their length.
+    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`). Lines
+    are sized by an estimate of the title font's width with some slack (the canvas of a figure that may widen
+    grows to fit them); ``measured``, for a canvas of fixed width (a paper column), they are measured in the
+    title font and broken until each fits ``width_in``.
 
     >>> wrap_title("resnet50: receptive field growth, 224×224 input · RANDOM WEIGHTS", 5.5, 10.5)
     'resnet50: receptive field growth, 224×224 input\\nRANDOM WEIGHTS'
@@ -359,6 +363,8 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
 
     size = float(matplotlib.rcParams["figure.titlesize"] if fontsize is None else fontsize)
     chars = max(10, int(width_in * 72 / (size * 0.62)))  # bold DejaVu Sans: about 0.62 em per character
+    if not measured:
+        return _wrapped(text, chars, sep, slack=1.2)
     while True:  # the estimate first, then measured: fewer characters a line until every line fits
         wrapped = _wrapped(text, chars, sep)
         if chars <= 10 or max(_text_width(line, size) for line in wrapped.split("\n")) <= width_in * 72:
@@ -366,9 +372,9 @@ def wrap_title(text: str, width_in: float, fontsize: float | None = None, sep: s
         chars -= 1
 
 
-def _wrapped(text: str, chars: int, sep: str) -> str:
+def _wrapped(text: str, chars: int, sep: str, slack: float = 1.0) -> str:
     """``text`` broken at ``sep``, then at commas, then inside words, into lines of at most ``chars``
-    characters (:func:`wrap_title`)."""
+    characters (a line of one part is broken inside only beyond ``slack`` × ``chars``; :func:`wrap_title`)."""
     from rfkit.report.layout import wrap_lines
 
     lines: list[str] = []
@@ -378,7 +384,7 @@ def _wrapped(text: str, chars: int, sep: str) -> str:
             lines += [p + "," for p in parts[:-1]] + parts[-1:]
         else:
             lines.append(line)
-    return "\n".join(wrap_lines(line, chars) if len(line) > chars else line for line in lines)
+    return "\n".join(wrap_lines(line, chars) if len(line) > slack * chars else line for line in lines)
 
 
 def _text_width(line: str, size: float) -> float:
