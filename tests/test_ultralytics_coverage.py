@@ -124,31 +124,18 @@ def test_a_model_built_on_meta_has_the_graph_of_one_built_on_the_cpu():
 
 
 @pytest.mark.slow
-def test_yoloe_runs_as_ultralytics_runs_it_and_traces_with_torch_fx():
+@pytest.mark.parametrize(("name", "cls"), [("yoloe-v8n.yaml", "YOLOEModel"), ("yolov8n-world.yaml", "WorldModel")])
+def test_prompted_models_run_as_ultralytics_runs_them_and_trace_with_torch_fx(name, cls):
+    """YOLOEModel.predict and WorldModel.predict branch on a traced value (the class embeddings' or text
+    features' batch): rfkit's predict always expands them, which gives ultralytics' own output (a batch of 2:
+    the expansion matters), and torch.fx follows it."""
     import torch
-    from ultralytics.nn.tasks import YOLOEModel
+    from ultralytics.nn import tasks
 
-    model = build_model("ultralytics:yoloe-v8n.yaml", device="cpu")
-    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        ours, theirs = model(x), YOLOEModel.predict(model, x)
-    ours, theirs = (o[0] if isinstance(o, (tuple, list)) else o for o in (ours, theirs))
-    assert torch.equal(ours, theirs)
-    g = rfkit.trace(model, input_size=64)
-    assert g.method == "torch.fx" and not g[default_layer(g, model)].unknown
-
-
-@pytest.mark.slow
-def test_yolo_world_runs_as_ultralytics_runs_it_and_traces_with_torch_fx():
-    """WorldModel.predict branches on the text features' batch (a traced value): rfkit's predict always expands
-    them, which gives ultralytics' own output, and torch.fx follows it (a batch of 2: the expansion matters)."""
-    import torch
-    from ultralytics.nn.tasks import WorldModel
-
-    model = build_model("ultralytics:yolov8n-world.yaml", device="cpu")
+    model = build_model(f"ultralytics:{name}", device="cpu")
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ours, theirs = model(x), WorldModel.predict(model, x)
+        ours, theirs = model(x), getattr(tasks, cls).predict(model, x)
     ours, theirs = (o[0] if isinstance(o, (tuple, list)) else o for o in (ours, theirs))
     assert torch.equal(ours, theirs)
     g = rfkit.trace(model, input_size=64)
