@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from rfkit.errors import ArgumentError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -166,8 +168,13 @@ class ModelSource:
             List the pretrained variants (timm's ``name.tag``) where the source has such names.
         left_out : list, optional
             Gets ``(spec, reason)`` for each model left out because it cannot be built here.
+
+        Raises
+        ------
+        ArgumentError
+            The source has no list (the default).
         """
-        raise NotImplementedError(f"the {self.name} source cannot list its models")
+        raise ArgumentError(f"the {self.name} source has no list of models: name one as {self.name}:MODEL")
 
     # -- building ---------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from rfkit.errors import ModelBuildError, ModelNotFoundError, UntrustedFileError
+from rfkit.errors import ArgumentError, ModelBuildError, ModelNotFoundError, UntrustedFileError
 from rfkit.io import shown_path
 from rfkit.models.sources.base import ModelSource, ModelSpec, NoPretrained, close_matches
 
@@ -43,7 +43,7 @@ class FileSource(ModelSource):
         return spec.display_name
 
     def list_models(self, pattern="*", *, pretrained=False, left_out=None):
-        return []  # its models are the user's files
+        raise ArgumentError("the file source has no list of models: its models are your files (FILE.py:FACTORY)")
 
     def weights_as_built(self, spec: ModelSpec) -> bool:
         return True

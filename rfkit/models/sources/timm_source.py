@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import torch.nn as nn
 
-from rfkit import validate
+import rfkit.validate as validate
 from rfkit.errors import ModelNotFoundError
 from rfkit.models.sources.base import ModelSource, ModelSpec, close_matches
 
@@ -25,7 +25,7 @@ class TimmSource(ModelSource):
     from the Hugging Face hub or timm's URLs (:func:`rfkit.models.weights.load_model`'s offline rules)."""
 
     name = "timm"
-    description = "timm architectures (resnet50, resnet50.a1_in1k, vit_base_patch16_224, ...); a bare name is timm's"
+    description = "timm architectures (resnet50, resnet50.a1_in1k, vit_base_patch16_224, ...)"
     fallback = True
     builds_for_size = True
 
