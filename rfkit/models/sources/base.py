@@ -195,8 +195,14 @@ class ModelSource:
         return None
 
     def data_config(self, spec: ModelSpec) -> dict | None:
-        """The preprocessing (a timm data config) where the model itself does not carry one."""
-        return None
+        """The preprocessing (a timm data config) where the model itself does not carry one; it becomes the
+        ``pretrained_cfg`` of the model :func:`rfkit.models.weights.load_model` builds. Default:
+        :data:`~rfkit.models.data_config.DEFAULT_DATA_CONFIG` at :meth:`default_input_size` where there is
+        one, else None."""
+        from rfkit.models.data_config import DEFAULT_DATA_CONFIG
+
+        size = self.default_input_size(spec)
+        return {**DEFAULT_DATA_CONFIG, "input_size": (3, *size)} if size and len(size) == 2 else None
 
     # -- weights ----------------------------------------------------------------------------------------
 
