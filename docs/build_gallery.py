@@ -317,7 +317,7 @@ def build_trained(num_images: int, threads: int | None, dpi: int) -> dict[str, f
     import tempfile
 
     import rfkit
-    from rfkit.report.compare import save_comparison
+    from rfkit.report.figures.compare import save_comparison
     from rfkit.report.site import find_analyses
 
     t0 = time.perf_counter()

@@ -157,7 +157,7 @@ def analyze_command(
 
     names, layers, num_images, area = _with_preset(ctx, models, preset_name, layers, num_images, area)
     check_method(method)
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     figures = FigureOptions(
         style=style, look=look, full_rf=full_rf, shared_scale=shared_scale, font=font, style_file=style_file

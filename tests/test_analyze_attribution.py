@@ -113,7 +113,7 @@ def test_an_unknown_method_is_one_line_before_any_measurement(tmp_path, capsys, 
 
 
 def test_the_paper_style_reaches_the_attribution_grid(tmp_path):
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     rep = analyze(
         classifier(), out=tmp_path, attribution="saliency", attribution_images=1, figures=FigureOptions("paper"), **KW

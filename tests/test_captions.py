@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 import rfkit
 from rfkit.errors import ArgumentError
-from rfkit.report.captions import MD_MARK, TEX_MARK, caption_paths, latex_text
-from rfkit.report.compare import random_rows_text
-from rfkit.report.looks import FigureOptions
-from rfkit.report.overlay import save_overlay
-from rfkit.report.stage_grid import save_stage_grid, stage_grid_figure
+from rfkit.report.figures.captions import MD_MARK, TEX_MARK, caption_paths, latex_text
+from rfkit.report.figures.compare import random_rows_text
+from rfkit.report.figures.looks import FigureOptions
+from rfkit.report.figures.overlay import save_overlay
+from rfkit.report.figures.stage_grid import save_stage_grid, stage_grid_figure
 from rfkit_cli.app import app, main, normalise_argv
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

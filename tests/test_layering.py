@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rfkit"
 
 RANK = {
     "errors": 0,
+    "formatting": 0,
     "io": 0,
     "validate": 0,
     "version": 0,

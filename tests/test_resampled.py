@@ -232,7 +232,7 @@ def test_maps_with_nan_or_negative_pixels_are_cleaned_per_resample():
 
 
 def test_convergence_panels_share_one_pixel_axis_with_whole_pixel_ticks():
-    from rfkit.report.convergence import convergence_figure
+    from rfkit.report.figures.convergence import convergence_figure
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))
     res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=10, input_size=16, device="cpu")

@@ -1,6 +1,6 @@
 """A grid of units of one layer: their analytic RF windows and centres, and the ERF of each on one image.
 
-The RF grid figure (:mod:`rfkit.report.rf_grid`) draws what :func:`unit_grid` returns. Each unit's ERF is
+The RF grid figure (:mod:`rfkit.report.figures.rf_grid`) draws what :func:`unit_grid` returns. Each unit's ERF is
 measured by the ERF engine (:func:`rfkit.erf.engine.erf` with ``unit=``) on the same prepared model: one
 forward and one backward per unit, the map of that unit alone.
 """

@@ -261,7 +261,7 @@ def analyze(
     attribution_images : int
         How many images the contribution maps are computed for.
     figures : FigureOptions, optional
-        Look, style and view of the figures (:class:`rfkit.report.looks.FigureOptions`).
+        Look, style and view of the figures (:class:`rfkit.report.figures.looks.FigureOptions`).
     progress : callable, optional
         ``progress(step, n_images)``: called with a step name, and with a count of images during the ERF.
     trust : bool
@@ -384,8 +384,8 @@ def run_header(result, resolution, prod, rng, rng_local, figures=None) -> dict:
     ops without an RF rule, why a measured layer has no analytic RF and how the figures were drawn, it holds
     everything ``report.md`` says besides the per-layer rows (:func:`rfkit.report.markdown.report_markdown`)."""
     from rfkit.report.erf_files import run_header as erf_header
+    from rfkit.report.figures.looks import FigureOptions
     from rfkit.report.files import plain as _plain
-    from rfkit.report.looks import FigureOptions
 
     out = result.graph.output
     header = erf_header(result)

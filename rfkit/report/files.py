@@ -21,7 +21,7 @@ from rfkit.version import __version__
 
 def plain(v):
     """``v`` made JSON-friendly: tuples to lists, numpy scalars to Python, NaN to None, infinities to the
-    strings ``"inf"``/``"-inf"`` (which :mod:`rfkit.report.formatting` reads back as infinities), anything
+    strings ``"inf"``/``"-inf"`` (which :mod:`rfkit.formatting` reads back as infinities), anything
     else that JSON cannot hold to its ``str``.
 
     >>> plain({"a": (1, np.float64(2.5)), "b": float("inf"), "c": float("nan"), 3: Path("x")})

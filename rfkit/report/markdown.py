@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 import re
 
-from rfkit.report.formatting import pair, rf_label, size
-from rfkit.report.labels import is_random
+from rfkit.formatting import pair, rf_label, size
+from rfkit.report.figures.labels import is_random
 from rfkit.report.summary import (
     CI_LEGEND,
     GEOMETRY,
@@ -151,7 +151,7 @@ def ci_section(rows: list[dict], header: dict, files) -> list[str]:
 
 def _rf_alt(header: dict, layer: str) -> str:
     """What an overlay shows besides the ERF, for its alt text: the analytic RF, or why there is none."""
-    from rfkit.report.labels import missing_rf_clause
+    from rfkit.report.figures.labels import missing_rf_clause
 
     why = missing_rf_clause((header.get("rf_missing") or {}).get(layer))
     return "with its analytic RF" if why is None else f"({md_text(why)})"

@@ -29,7 +29,7 @@ from pathlib import Path
 from rfkit.errors import ReportFileError, RFKitError, RFKitWarning
 from rfkit.io import atomic_write_text, remove_abandoned, safe_name
 from rfkit.report.analyze import DONE_MARKER
-from rfkit.report.labels import is_random
+from rfkit.report.figures.labels import is_random
 from rfkit.report.markdown import md_code, md_table, md_text, one_line, report_markdown, warning_block
 from rfkit.report.schema import read_header, read_rows
 from rfkit.report.summary import ERF_RF, RF, productivity_text, summary_row
@@ -266,9 +266,9 @@ COMPARE_ROWS = 8
 
 
 def _compare(analyses: list[Analysis], docs: Path) -> str:
-    """The comparison page: multi-model grids (:mod:`rfkit.report.compare`) drawn into ``docs/figures/``,
+    """The comparison page: multi-model grids (:mod:`rfkit.report.figures.compare`) drawn into ``docs/figures/``,
     the final feature maps of every model, then each family by depth; and the final layers as a table."""
-    from rfkit.report.compare import save_comparison
+    from rfkit.report.figures.compare import save_comparison
     from rfkit.report.presets import family_of
 
     lines = [

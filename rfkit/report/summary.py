@@ -4,7 +4,7 @@ row read back from ``metrics.json``)."""
 
 from __future__ import annotations
 
-from rfkit.report.formatting import MISSING, fixed, pair, ratio, rf_label
+from rfkit.formatting import MISSING, fixed, pair, ratio, rf_label
 
 LAYER = "layer"
 STATUS = "status"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rfkit.report.attribution_figures import display_image
-from rfkit.report.formatting import pair
-from rfkit.report.labels import is_random, layer_name
-from rfkit.report.looks import HeatScale, style_named
-from rfkit.report.overlay import draw_outside
-from rfkit.report.style import (
+from rfkit.formatting import pair
+from rfkit.report.figures.attribution import display_image
+from rfkit.report.figures.labels import is_random, layer_name
+from rfkit.report.figures.looks import HeatScale, style_named
+from rfkit.report.figures.overlay import draw_outside
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     figure_style,
@@ -99,7 +99,7 @@ def rf_grid_figure(grid, *, look: str = "rfkit", style: str = "report"):
     grid : UnitGrid
         From :func:`rfkit.erf.unit_grid.unit_grid`.
     look : {"rfkit", "replknet", "openerf"}
-        Transform and colour map of the ERFs (:data:`~rfkit.report.looks.LOOKS`).
+        Transform and colour map of the ERFs (:data:`~rfkit.report.figures.looks.LOOKS`).
     style : {"report", "paper"}
         ``paper``: one column wide, no title or footer (the provenance is in the file's metadata).
 
@@ -297,7 +297,7 @@ def save_rf_grid(grid, path, *, look: str = "rfkit", style: str = "report") -> l
     -------
     list of Path
     """
-    from rfkit.report.compare import figure_paths
+    from rfkit.report.figures.compare import figure_paths
 
     paths = figure_paths(path, style)
     return save_figure(rf_grid_figure(grid, look=look, style=style), paths)

@@ -1,7 +1,7 @@
 """The look of rfkit's figures, for every figure module and for scripts that draw their own: style and
 colours, figures with a footer, the heat-map transform and colour scale, RF boxes, Gaussian ellipses and
 atomic saving (see :mod:`rfkit.report.figures` for the conventions; captions are in
-:mod:`rfkit.report.labels`).
+:mod:`rfkit.report.figures.labels`).
 
 A figure function of rfkit is decorated with :func:`styled`, builds its figure with :func:`new_figure`
 (a body and a footer of provenance lines), draws into the body, optionally lets :func:`tighten` rebuild it
@@ -145,7 +145,7 @@ _USER_RC: ContextVar[dict | None] = ContextVar("rfkit_user_rc", default=None)
 @contextmanager
 def user_style(rc: dict) -> Iterator[None]:
     """Draw and save every figure inside the block with ``rc`` on top of :data:`STYLE` (below a style's own
-    sizes: a paper figure keeps its 7 pt); :meth:`rfkit.report.looks.FigureOptions.rc` makes ``rc`` from
+    sizes: a paper figure keeps its 7 pt); :meth:`rfkit.report.figures.looks.FigureOptions.rc` makes ``rc`` from
     ``--font`` and ``--style-file``.
 
     >>> import matplotlib
@@ -230,7 +230,7 @@ def new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
     body_size : (float, float)
         Width and height of the body, inches.
     footer : sequence of (str, str)
-        Lines and their colours (:func:`rfkit.report.labels.footer_lines`).
+        Lines and their colours (:func:`rfkit.report.figures.labels.footer_lines`).
 
     Returns
     -------
@@ -302,8 +302,8 @@ def tighten(draw, size, width: float | None = None):
 
 def _grow_over(fig, draw, size, width: float | None, rounds: int = 3):
     """``fig``, or the figure ``draw`` builds on a canvas grown by what runs off ``fig``'s
-    (:func:`rfkit.report.layout.overflow`): the height always, the width unless it is given."""
-    from rfkit.report.layout import overflow
+    (:func:`rfkit.report.figures.layout.overflow`): the height always, the width unless it is given."""
+    from rfkit.report.figures.layout import overflow
 
     for _ in range(rounds):
         left, right, bottom, top = overflow(fig)
@@ -347,7 +347,7 @@ def wrap_title(
 ) -> str:
     """``text`` broken at ``sep`` (then at commas) into lines that fit ``width_in`` inches at ``fontsize``
     (default: the figure title size), so a title never runs into the figure's edges; a line still too long
-    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`). Lines
+    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.figures.layout.wrap_lines`). Lines
     are sized by an estimate of the title font's width with some slack (the canvas of a figure that may widen
     grows to fit them); ``measured``, for a canvas of fixed width (a paper column), they are measured in the
     title font and broken until each fits ``width_in``.
@@ -375,7 +375,7 @@ def wrap_title(
 def _wrapped(text: str, chars: int, sep: str, slack: float = 1.0) -> str:
     """``text`` broken at ``sep``, then at commas, then inside words, into lines of at most ``chars``
     characters (a line of one part is broken inside only beyond ``slack`` × ``chars``; :func:`wrap_title`)."""
-    from rfkit.report.layout import wrap_lines
+    from rfkit.report.figures.layout import wrap_lines
 
     lines: list[str] = []
     for line in _joined(text.split(sep), sep, chars):
@@ -970,7 +970,7 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     file, nor the temporary ones, nor a new PNG beside an old PDF.
     A path without an extension gets ``.png``. The file's metadata says rfkit made it and holds the
     figure's provenance (:func:`file_metadata`). A figure carrying a record of what it drew
-    (:func:`rfkit.report.captions.record_drawing`) also gets its caption pair, ``<stem>.caption.md`` and
+    (:func:`rfkit.report.figures.captions.record_drawing`) also gets its caption pair, ``<stem>.caption.md`` and
     ``<stem>.caption.tex``, renamed into place with the figure's files.
 
     Parameters
@@ -998,7 +998,7 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     'b.png'
     """
     from rfkit.io import atomic_paths
-    from rfkit.report.captions import caption_paths, caption_texts
+    from rfkit.report.figures.captions import caption_paths, caption_texts
 
     many = not isinstance(path, (str, Path))
     try:

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rfkit.report.captions import convergence_drawn, record_drawing
-from rfkit.report.formatting import pair
-from rfkit.report.labels import footer_lines, is_random, layer_name
-from rfkit.report.layout import fit_figure, fitted_legend
-from rfkit.report.looks import style_named
-from rfkit.report.style import (
+from rfkit.formatting import pair
+from rfkit.report.figures.captions import convergence_drawn, record_drawing
+from rfkit.report.figures.labels import footer_lines, is_random, layer_name
+from rfkit.report.figures.layout import fit_figure, fitted_legend
+from rfkit.report.figures.looks import style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     draw_random_tag,
@@ -169,5 +169,6 @@ def _IntegerFormatter():
 
 
 def save_convergence(result, path, **kwargs) -> list[Path] | Path:
-    """:func:`convergence_figure` written to ``path`` (or several paths) by :func:`~rfkit.report.style.save_figure`."""
+    """:func:`convergence_figure` written to ``path`` (or several paths) by
+    :func:`~rfkit.report.figures.style.save_figure`."""
     return save_figure(convergence_figure(result, **kwargs), path)

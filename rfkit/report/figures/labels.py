@@ -1,14 +1,14 @@
 """The words of the figures: layer names, RF and ERF captions, the provenance footer and which weights are
-flagged as random. Numbers are printed by :mod:`rfkit.report.formatting`, colours come from
-:mod:`rfkit.report.style`."""
+flagged as random. Numbers are printed by :mod:`rfkit.formatting`, colours come from
+:mod:`rfkit.report.figures.style`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from rfkit.report.formatting import num, pair, ratio, rf_label
-from rfkit.report.style import COLORS
+from rfkit.formatting import num, pair, ratio, rf_label
+from rfkit.report.figures.style import COLORS
 from rfkit.version import __version__
 
 RANDOM_KINDS = ("random", "random-safe")
@@ -125,7 +125,7 @@ def sigma_text(fit) -> str:
 
 
 def extent_labels(beyond: dict, unit: str = " px") -> dict[str, str]:
-    """The label of each side an RF extends beyond the input (:func:`rfkit.report.style.rf_beyond`).
+    """The label of each side an RF extends beyond the input (:func:`rfkit.report.figures.style.rf_beyond`).
 
     >>> extent_labels({"top": 732, "left": 3.5}), extent_labels({"top": 9}, unit="")
     ({'top': '+732 px', 'left': '+3.5 px'}, {'top': '+9'})

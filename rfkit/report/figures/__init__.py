@@ -69,11 +69,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rfkit.report.growth import growth_series, rf_growth_figure, save_rf_growth
-from rfkit.report.looks import LOOKS, STYLES, FigureOptions
-from rfkit.report.overlay import overlay_figure, save_overlay
-from rfkit.report.stage_grid import save_stage_grid, stage_grid_figure
-from rfkit.report.style import (
+from rfkit.report.figures.growth import growth_series, rf_growth_figure, save_rf_growth
+from rfkit.report.figures.looks import LOOKS, STYLES, FigureOptions
+from rfkit.report.figures.overlay import overlay_figure, save_overlay
+from rfkit.report.figures.stage_grid import save_stage_grid, stage_grid_figure
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     FLOOR,
@@ -112,7 +112,7 @@ __all__ = [
 def write_figures(folder, result, options: FigureOptions | None = None, progress=None) -> dict[str, Path]:
     """The figures of an ERF run in ``folder``: an overlay per layer (``overlay_<layer>``), the stage grid
     (``stages``), RF growth (``rf_growth``) and, when the run has them, the ERF size in pixels against images seen
-    (``convergence``, :mod:`rfkit.report.convergence`), in the options' look and style (:class:`FigureOptions`);
+    (``convergence``, :mod:`rfkit.report.figures.convergence`), in the options' look and style (:class:`FigureOptions`);
     ``progress(text)``, if given, hears of each figure before it is drawn ("drawing figure 3 of 7").
 
     Returns
@@ -120,11 +120,11 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
     dict
         The PNG of each figure under ``overlay:<layer>``, ``stages``, ``rf_growth`` and ``convergence``; the
         other formats of a style (``paper``: PDF and SVG) under the same key with the extension appended
-        (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.captions`) under the key with
+        (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.figures.captions`) under the key with
         ``.caption.md`` and ``.caption.tex`` appended.
     """
-    from rfkit.report.captions import written_captions
     from rfkit.report.erf_files import layer_filename
+    from rfkit.report.figures.captions import written_captions
 
     options = options or FigureOptions()
     folder = Path(folder)
@@ -149,7 +149,7 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
         add("stages", "stages", save_stage_grid, result, look=look, style=style, shared=options.shared_scale)
         add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
         if curves:
-            from rfkit.report.convergence import save_convergence
+            from rfkit.report.figures.convergence import save_convergence
 
             add("convergence", "convergence", save_convergence, result, style=style)
     return files

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from rfkit.report.captions import growth_drawn, record_drawing
-from rfkit.report.formatting import num, pair
-from rfkit.report.labels import footer_lines, is_random, layer_name
-from rfkit.report.layout import fit_figure, fitted_legend
-from rfkit.report.looks import style_named
-from rfkit.report.style import (
+from rfkit.formatting import num, pair
+from rfkit.report.figures.captions import growth_drawn, record_drawing
+from rfkit.report.figures.labels import footer_lines, is_random, layer_name
+from rfkit.report.figures.layout import fit_figure, fitted_legend
+from rfkit.report.figures.looks import style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     draw_random_tag,
