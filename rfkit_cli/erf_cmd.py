@@ -78,11 +78,11 @@ def _with_preset(ctx, preset_name, model, layers, num_images, area):
 
 
 def erf_table(result, console: Console) -> None:
-    """The ERF summary rows (:func:`rfkit.report.summary.summary_rows`) as report.md shows them: where each
+    """The ERF summary rows (:func:`rfkit.report.erf_files.summary_rows`) as report.md shows them: where each
     unit looks, how much of it it uses, then the notes."""
     from rfkit.formatting import pair
-    from rfkit.report.erf_files import erf_rows
-    from rfkit.report.summary import GEOMETRY, LAYER, MEASURED, NOTES, centre_finding, summary_rows
+    from rfkit.report.erf_files import erf_rows, summary_rows
+    from rfkit.report.summary import GEOMETRY, LAYER, MEASURED, NOTES, centre_finding
 
     rows = summary_rows(result)
     console.print(

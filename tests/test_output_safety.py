@@ -26,7 +26,8 @@ import rfkit.erf.engine as engine
 from rfkit.errors import RFKitError
 from rfkit.io import short_hash
 from rfkit.report import analyze as analyze_mod
-from rfkit.report.markdown import md_code, md_text
+from rfkit.report import report_folder
+from rfkit.report.escape import md_code, md_text
 from rfkit.report.site import SITE_MARKER
 from rfkit.report.transaction import replace_folder
 from rfkit_cli.app import main
@@ -249,7 +250,7 @@ def _finished(tmp_path: Path, i: int) -> Path:
 def test_two_processes_finishing_the_same_report_both_succeed(tmp_path, monkeypatch):
     """Each finishing run renames its folder into place; whoever comes second replaces the first, none fails
     (threads stand in for processes: the same renames race)."""
-    monkeypatch.setattr(analyze_mod, "model_id", lambda model: "file:/n/net.py:build")
+    monkeypatch.setattr(report_folder, "model_id", lambda model: "file:/n/net.py:build")
     final = tmp_path / "net-build"
     for round_ in range(15):
         tmps = [_finished(tmp_path, 10 * round_ + k) for k in range(3)]
@@ -259,7 +260,7 @@ def test_two_processes_finishing_the_same_report_both_succeed(tmp_path, monkeypa
         def finish(tmp, barrier=barrier, errors=errors):
             barrier.wait()
             try:
-                replace_folder(tmp, final, lambda f: analyze_mod.check_target(f, "net.py:build"))
+                replace_folder(tmp, final, lambda f: report_folder.check_target(f, "net.py:build"))
             except BaseException as e:  # noqa: BLE001 - recorded, asserted below
                 errors.append(e)
 

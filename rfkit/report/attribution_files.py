@@ -32,11 +32,15 @@ import numpy as np
 
 from rfkit.formatting import MISSING, fixed, mean
 from rfkit.io import OutputError, atomic_path, atomic_write_text, check_writable, safe_name
+from rfkit.report.erf_files import with_captions
+from rfkit.report.escape import md_code, md_table, md_text
+from rfkit.report.figures import attribution as figures
+from rfkit.report.figures.attribution import grid_record
 from rfkit.report.figures.labels import is_random
 from rfkit.report.files import plain, read_manifest, refuse_finished_report
 from rfkit.report.files import run_header as base_header
-from rfkit.report.markdown import md_code, md_table, md_text
 from rfkit.report.provenance import with_provenance
+from rfkit.report.report_folder import folder_name
 from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
 
 MANIFEST = "attribution.json"
@@ -62,14 +66,13 @@ SUFFIX = "-attribution"
 
 def default_folder(model, parent=DEFAULT_PARENT) -> Path:
     """Where ``rfkit attribute MODEL`` writes without ``--out``: ``rfkit-reports/<model>-attribution/``, the
-    model's name as its ``rfkit analyze`` report folder has it (:func:`rfkit.report.analyze.folder_name`) plus
+    model's name as its ``rfkit analyze`` report folder has it (:func:`rfkit.report.report_folder.folder_name`) plus
     ``-attribution``. A finished analyze report is a transaction of its own and is never written into; its
     ``attribution/`` section comes from ``rfkit analyze --attribution``.
 
     >>> default_folder("resnet50.a1_in1k").as_posix(), default_folder("torchvision:vgg16", "out").as_posix()
     ('rfkit-reports/resnet50.a1_in1k-attribution', 'out/torchvision-vgg16-attribution')
     """
-    from rfkit.report.analyze import folder_name
 
     return Path(parent) / f"{folder_name(model)}{SUFFIX}"
 
@@ -182,8 +185,6 @@ def write_attribution(
     ``attribution/``, a partial folder); ``attribution.json`` last. Returns the paths written, by kind."""
     import pandas as pd
 
-    from rfkit.report.figures.attribution import grid_record
-
     folder = Path(folder)
     header = run_header(result)
     record = grid_record(result, normalise=normalise, style=style) if figure else None
@@ -209,8 +210,6 @@ def write_attribution(
 def _write_grid(result, png: Path, record) -> dict[str, Path]:
     """The grid drawn as ``record`` says, at ``png`` and in its style's other formats, and its caption pair:
     ``{"figure": PNG, "figure.pdf": ..., "figure.svg": ..., "figure.caption.md": ..., "figure.caption.tex": ...}``."""
-    from rfkit.report.erf_files import with_captions
-    from rfkit.report.figures import attribution as figures
 
     paths = figures.save_grid(result, figures.grid_paths(png, record.style), record=record)
     out = {"figure" if p.suffix == ".png" else f"figure{p.suffix}": p for p in paths}

@@ -12,17 +12,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from rfkit.io import atomic_path, atomic_write_text
-from rfkit.report.files import check_output_folder, plain, read_manifest, remove_stale
+from rfkit.report.files import check_output_folder, layer_filename, plain, read_manifest, remove_stale
 from rfkit.report.files import run_header as base_header
-
-
-def layer_filename(layer: str) -> str:
-    """A file-name-safe stem for a layer name (``""`` is the model's output).
-
-    >>> layer_filename("stages.3.blocks.2"), layer_filename(""), layer_filename("a/b c")
-    ('stages.3.blocks.2', 'output', 'a_b_c')
-    """
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", layer) or "output"
+from rfkit.report.summary import summary_row
 
 
 def run_header(result) -> dict:
@@ -241,3 +233,8 @@ def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
 
 def _write_manifest(folder: Path, files) -> None:
     atomic_write_text(folder / MANIFEST, json.dumps({"files": sorted(files)}, indent=2) + "\n")
+
+
+def summary_rows(result, statuses: dict | None = None) -> list[dict[str, str]]:
+    """:func:`summary_row` of every measured layer of an :class:`~rfkit.erf.result.ERFResult`."""
+    return [summary_row(row) for row in erf_rows(result, statuses)]

@@ -69,6 +69,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rfkit.report.figures.captions import written_captions
+from rfkit.report.figures.convergence import save_convergence
 from rfkit.report.figures.growth import growth_series, rf_growth_figure, save_rf_growth
 from rfkit.report.figures.looks import LOOKS, STYLES, FigureOptions
 from rfkit.report.figures.overlay import overlay_figure, save_overlay
@@ -84,6 +86,7 @@ from rfkit.report.figures.style import (
     rf_rectangle,
     save_figure,
 )
+from rfkit.report.files import layer_filename
 
 __all__ = [
     "COLORS",
@@ -123,8 +126,6 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
         (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.figures.captions`) under the key with
         ``.caption.md`` and ``.caption.tex`` appended.
     """
-    from rfkit.report.erf_files import layer_filename
-    from rfkit.report.figures.captions import written_captions
 
     options = options or FigureOptions()
     folder = Path(folder)
@@ -149,7 +150,5 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
         add("stages", "stages", save_stage_grid, result, look=look, style=style, shared=options.shared_scale)
         add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
         if curves:
-            from rfkit.report.figures.convergence import save_convergence
-
             add("convergence", "convergence", save_convergence, result, style=style)
     return files

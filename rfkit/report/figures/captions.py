@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rfkit.report.escape import md_text
 from rfkit.report.figures.labels import is_random, layer_name
 
 CAPTION = "rfkit_caption"
@@ -289,7 +290,6 @@ def latex_text(text) -> str:
 
 def caption_markdown(drawn: Drawn, gids: set[str]) -> str:
     """The ``.caption.md`` file's text: :data:`MD_MARK`, then the escaped paragraph."""
-    from rfkit.report.markdown import md_text
 
     return f"{MD_MARK}\n{md_text(caption_text(drawn, gids))}\n"
 

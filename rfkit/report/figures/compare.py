@@ -25,8 +25,8 @@ import numpy as np
 
 from rfkit.errors import ArgumentError
 from rfkit.formatting import rf_label
-from rfkit.report.erf_files import layer_filename
-from rfkit.report.figures.captions import comparison_drawn, record_drawing
+from rfkit.io import OutputError, remove_abandoned_files
+from rfkit.report.figures.captions import caption_paths, comparison_drawn, owned_caption, record_drawing
 from rfkit.report.figures.inset import draw_inset, erf_window, zoom_window
 from rfkit.report.figures.labels import compact_extent_labels, extent_labels, is_random, wrap_name
 from rfkit.report.figures.layout import fitted_legend, wrap_lines
@@ -34,6 +34,7 @@ from rfkit.report.figures.looks import GridScale, HeatScale, grid_scale, style_n
 from rfkit.report.figures.style import (
     COLORS,
     DPI,
+    FORMATS,
     draw_random_tag,
     draw_rf_centre,
     draw_rf_extents,
@@ -44,12 +45,14 @@ from rfkit.report.figures.style import (
     mark_nonfinite,
     new_figure,
     outline,
+    reticle_marker,
     rf_beyond,
     rf_rectangle,
     save_figure,
     styled,
     tighten,
 )
+from rfkit.report.files import layer_filename
 
 FRACTIONS = (0.25, 0.5, 0.75)
 """The depth fractions of the ``stages`` columns (the final measured layer comes last)."""
@@ -333,8 +336,6 @@ def _centre_handle():
     """The legend's copy of :func:`~rfkit.report.figures.style.draw_rf_centre`'s open cross."""
     from matplotlib.lines import Line2D
 
-    from rfkit.report.figures.style import reticle_marker
-
     return Line2D(
         [],
         [],
@@ -509,9 +510,6 @@ def figure_paths(path, style: str = "report") -> list[Path]:
     OutputError
         One of the files exists and rfkit did not write it.
     """
-    from rfkit.io import OutputError, remove_abandoned_files
-    from rfkit.report.figures.captions import caption_paths, owned_caption
-    from rfkit.report.figures.style import FORMATS
 
     path = Path(path)
     if path.is_dir():

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 
 from rfkit.formatting import num, pair, ratio, rf_label
-from rfkit.report.figures.style import COLORS
+from rfkit.report.figures.colors import COLORS
 from rfkit.version import __version__
 
 RANDOM_KINDS = ("random", "random-safe")

@@ -8,12 +8,23 @@ convergence) use to size the canvas from what was actually drawn.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
+
+from rfkit.report.figures.labels import wrap_name
 
 MARGIN_IN = 0.03
 """White margin (inches) kept between any text or legend and the canvas edge (``figure_lint.py`` flags ink
 on a PNG's outer 2 px: 0.007 in at 300 dpi)."""
+
+
+def close_figure(fig) -> None:
+    """Release a figure: close it in pyplot if pyplot knows it, and drop its artists."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)  # a no-op for figures pyplot does not manage
+    fig.clear()
 
 
 def overflow(fig, margin: float = MARGIN_IN) -> tuple[float, float, float, float]:
@@ -60,7 +71,6 @@ def fit_figure(
     -------
     Figure
     """
-    from rfkit.report.figures.style import close_figure
 
     size = (width, size[1]) if width is not None else size
     fig, panels = draw(size)
@@ -99,7 +109,6 @@ def wrap_lines(text: str, chars: int) -> str:
     RF 3×3 · ERF/RF
     1.00, 1.00
     """
-    from rfkit.report.figures.labels import wrap_name
 
     out = []
     for line in text.split("\n"):

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.errors import ArgumentError
-from rfkit.report.figures.style import FLOOR, bar_label, colour_scale, erf_display, transform_text
+from rfkit.report.figures.style import (
+    FLOOR,
+    bar_label,
+    colour_scale,
+    erf_display,
+    font_rc,
+    style_file_rc,
+    transform_text,
+    user_style,
+)
 
 LINEAR_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -342,7 +351,6 @@ class FigureOptions:
     def rc(self) -> dict:
         """The rcParams of ``--style-file`` and then ``--font`` (the font wins), for
         :func:`~rfkit.report.figures.style.user_style`."""
-        from rfkit.report.figures.style import font_rc, style_file_rc
 
         rc = style_file_rc(self.style_file) if self.style_file else {}
         return rc | (font_rc(self.font) if self.font else {})
@@ -356,7 +364,6 @@ class FigureOptions:
         ...     print(*matplotlib.rcParams["font.family"])
         serif
         """
-        from rfkit.report.figures.style import user_style
 
         return user_style(self.rc())
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from rfkit.formatting import pair
 from rfkit.report.figures.attribution import display_image
+from rfkit.report.figures.compare import figure_paths
 from rfkit.report.figures.labels import is_random, layer_name
 from rfkit.report.figures.looks import HeatScale, style_named
 from rfkit.report.figures.overlay import draw_outside
@@ -297,7 +298,6 @@ def save_rf_grid(grid, path, *, look: str = "rfkit", style: str = "report") -> l
     -------
     list of Path
     """
-    from rfkit.report.figures.compare import figure_paths
 
     paths = figure_paths(path, style)
     return save_figure(rf_grid_figure(grid, look=look, style=style), paths)

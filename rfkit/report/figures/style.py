@@ -11,7 +11,6 @@ without white space, and is saved by :func:`save_figure`.
 from __future__ import annotations
 
 import math
-import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,13 @@ from functools import wraps
 from pathlib import Path
 
 import numpy as np
+
+from rfkit.errors import ArgumentError
+from rfkit.io import atomic_paths
+from rfkit.report.figures.captions import caption_paths, caption_texts
+from rfkit.report.figures.colors import COLORS
+from rfkit.report.figures.layout import close_figure, overflow, wrap_lines
+from rfkit.version import __version__
 
 __all__ = [
     "COLORS",
@@ -65,21 +71,6 @@ FLOOR = 1e-3
 #: File formats :func:`save_figure` writes, by extension.
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
-#: Okabe & Ito's colour-blind-safe palette, by role.
-COLORS = {
-    "rf": "#56B4E9",  # sky blue: analytic RF box and centre (over the heat map)
-    "gauss": "#FFFFFF",  # Gaussian ellipses over the heat map (dark outline)
-    "frame": "#8C8C8C",  # the input frame
-    "outside": "#E6E6E6",  # outside the input
-    "rf_max": "#0072B2",  # blue: analytic RF, max over paths
-    "rf_min": "#009E73",  # bluish green: analytic RF, min over paths
-    "erf": "#E69F00",  # orange: measured ERF
-    "marker": "#CC79A7",  # reddish purple: measured layers
-    "input": "#555555",  # input size line
-    "note": "#333333",  # footer text
-    "warning": "#D55E00",  # vermillion: random weights, degenerate maps
-    "outline": "#000000",  # stroke around artists drawn over the heat map
-}
 
 #: rcParams of every figure (applied with :func:`matplotlib.rc_context`, never globally).
 STYLE = {
@@ -169,8 +160,6 @@ def style_file_rc(path) -> dict:
 
     import matplotlib
 
-    from rfkit.errors import ArgumentError
-
     path = Path(path)
     if not path.is_file():
         raise ArgumentError(f"style file {path}: no such file; give a matplotlib style file (KEY: VALUE lines)")
@@ -196,8 +185,6 @@ def font_rc(family: str) -> dict:
     serif
     """
     from matplotlib import font_manager
-
-    from rfkit.errors import ArgumentError
 
     generic = ("serif", "sans-serif", "monospace", "cursive", "fantasy")
     if family not in generic:
@@ -303,7 +290,6 @@ def tighten(draw, size, width: float | None = None):
 def _grow_over(fig, draw, size, width: float | None, rounds: int = 3):
     """``fig``, or the figure ``draw`` builds on a canvas grown by what runs off ``fig``'s
     (:func:`rfkit.report.figures.layout.overflow`): the height always, the width unless it is given."""
-    from rfkit.report.figures.layout import overflow
 
     for _ in range(rounds):
         left, right, bottom, top = overflow(fig)
@@ -375,7 +361,6 @@ def wrap_title(
 def _wrapped(text: str, chars: int, sep: str, slack: float = 1.0) -> str:
     """``text`` broken at ``sep``, then at commas, then inside words, into lines of at most ``chars``
     characters (a line of one part is broken inside only beyond ``slack`` × ``chars``; :func:`wrap_title`)."""
-    from rfkit.report.figures.layout import wrap_lines
 
     lines: list[str] = []
     for line in _joined(text.split(sep), sep, chars):
@@ -910,14 +895,6 @@ def image_extent(H: int, W: int) -> tuple[float, float, float, float]:
     return (-0.5, W - 0.5, H - 0.5, -0.5)
 
 
-def close_figure(fig) -> None:
-    """Release a figure: close it in pyplot if pyplot knows it, and drop its artists."""
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None:
-        pyplot.close(fig)  # a no-op for figures pyplot does not manage
-    fig.clear()
-
-
 PROVENANCE = "rfkit_provenance"
 """Attribute of a figure holding its provenance lines (weights, images, method...): :func:`save_figure`
 writes them into the file's metadata, which is where a paper-style figure keeps them."""
@@ -950,7 +927,6 @@ def file_metadata(fig, fmt: str) -> dict:
     >>> file_metadata(fig, "png")["Description"]
     'weights: pretrained\\ninput 224×224'
     """
-    from rfkit.version import __version__
 
     text = "\n".join(getattr(fig, PROVENANCE, None) or [])
     creator = f"rfkit {__version__}"
@@ -997,8 +973,6 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     >>> save_figure(Figure(), d / "b").name
     'b.png'
     """
-    from rfkit.io import atomic_paths
-    from rfkit.report.figures.captions import caption_paths, caption_texts
 
     many = not isinstance(path, (str, Path))
     try:
