@@ -68,7 +68,7 @@ def _cells(row: dict) -> dict[str, str]:
 
 
 def build_gallery(models, num_images: int, weights: str, threads: int | None) -> dict[str, float]:
-    from rfkit.report.analyze import analyze
+    from rfkit.analysis.analyze import analyze
     from rfkit.report.files import layer_filename
 
     timings = {}

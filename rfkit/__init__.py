@@ -54,9 +54,9 @@ _LAZY = {
     "render": "rfkit.report.dot",
     "GraphBuilder": "rfkit.graph.handbuilt",
     "graph_from_layers": "rfkit.graph.handbuilt",
-    "analyze": "rfkit.report.analyze",
-    "Report": "rfkit.report.analyze",
-    "analyze_many": "rfkit.report.batch",
+    "analyze": "rfkit.analysis.analyze",
+    "Report": "rfkit.analysis.analyze",
+    "analyze_many": "rfkit.analysis.batch",
     "build_site": "rfkit.report.site",
     "collect": "rfkit.report.collect",
     "attribute": "rfkit.attribution.engine",
@@ -117,6 +117,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from rfkit.analysis.analyze import Report, analyze
+    from rfkit.analysis.batch import analyze_many
     from rfkit.attribution.engine import attribute
     from rfkit.attribution.result import AttributionResult
     from rfkit.erf.result import ERFResult
@@ -126,8 +128,6 @@ if TYPE_CHECKING:
     from rfkit.graph.rfgraph import RFGraph
     from rfkit.graph.trace import trace
     from rfkit.pipeline.prepare import Prepared, prepare
-    from rfkit.report.analyze import Report, analyze
-    from rfkit.report.batch import analyze_many
     from rfkit.report.collect import collect
     from rfkit.report.dot import render, to_dot
     from rfkit.report.site import build_site

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rfkit.report.analyze import analyze
+from rfkit.analysis.analyze import analyze
 from rfkit.report.site import build_site
 from rfkit_cli.app import main
 

@@ -245,7 +245,7 @@ def test_cli_refuses_a_zero_tolerance_in_one_line(capsys):
 
 
 def test_report_shows_intervals_and_links_the_figure(tmp_path):
-    from rfkit.report.analyze import analyze
+    from rfkit.analysis.analyze import analyze
 
     rep = analyze(_deep_net(), layers=["4", "8"], images="noise", num_images=8, input_size=24, device="cpu",
                   out=tmp_path)  # fmt: skip

@@ -165,7 +165,7 @@ def test_erf_out_captions_and_no_absolute_path(tmp_path, monkeypatch):
 
 
 def test_analyze_lists_captions_in_run_json(tmp_path):
-    from rfkit.report.analyze import analyze
+    from rfkit.analysis.analyze import analyze
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1))
     rep = analyze(net, layers=["0", "2"], images="noise", num_images=2, input_size=16, device="cpu",

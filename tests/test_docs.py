@@ -77,7 +77,7 @@ def test_api_reference_documents_the_public_api(site):
         "rfkit.erf.engine.erf",
         "rfkit.ERFResult",
         "rfkit.estimate_rf",
-        "rfkit.report.analyze.analyze",
+        "rfkit.analysis.analyze.analyze",
         "rfkit.report.site.build_site",
         "rfkit.erf.metrics.compute_metrics",
         "rfkit.erf.metrics.area_ratios",

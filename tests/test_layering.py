@@ -1,9 +1,9 @@
 """The package's rooms import each other only downward, and never through the ``rfkit`` facade.
 
-The order (DESIGN.md): the core (errors, io, validate, version) → models → graph → pipeline →
-erf / attribution / verification (siblings: none imports another) → report; ``rfkit_cli`` sits above the
-package and nothing in it imports the CLI. Every import of every module counts, also those inside functions
-and ``TYPE_CHECKING`` blocks: a function-level import is a dependency all the same.
+The order (DESIGN.md): the core (errors, formatting, io, validate, version) → models → graph → pipeline →
+erf / attribution / verification (siblings: none imports another) → report → analysis / atlas (siblings);
+``rfkit_cli`` sits above the package and nothing in it imports the CLI. Every import of every module counts,
+also those inside functions and ``TYPE_CHECKING`` blocks: a function-level import is a dependency all the same.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ RANK = {
     "attribution": 4,
     "verification": 4,
     "report": 5,
+    "analysis": 6,
     "atlas": 6,
 }
 

@@ -23,9 +23,9 @@ import pytest
 
 import rfkit
 import rfkit.erf.engine as engine
+from rfkit.analysis import analyze as analyze_mod
 from rfkit.errors import RFKitError
 from rfkit.io import short_hash
-from rfkit.report import analyze as analyze_mod
 from rfkit.report import report_folder
 from rfkit.report.escape import md_code, md_text
 from rfkit.report.site import SITE_MARKER
@@ -201,7 +201,7 @@ def test_stale_partial_folders_of_killed_runs_are_removed(tiny, tmp_path, capsys
     rfkit's own temporary folders whose process is gone."""
     code = (
         "import os, signal, sys\n"
-        "import rfkit.report.analyze as a\n"
+        "import rfkit.analysis.analyze as a\n"
         "a.write_figures = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
         "a.analyze('tiny_net.py:build', layers=['0', '2'], images='noise', num_images=2, input_size=16,"
         " device='cpu', out='out', trust=True)\n"

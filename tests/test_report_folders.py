@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfkit.report import analyze as analyze_mod
+from rfkit.analysis import analyze as analyze_mod
 from rfkit.report.schema import MAX_SIDE, MAX_TEXT
 from rfkit.report.svg import SVGError, clean_svg
 from rfkit_cli.app import main

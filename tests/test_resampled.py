@@ -110,7 +110,7 @@ def test_files_and_the_cli_table_say_why_there_is_no_interval(tmp_path):
 
 
 def test_the_report_says_why_there_is_no_interval(tmp_path):
-    from rfkit.report.analyze import analyze
+    from rfkit.analysis.analyze import analyze
 
     rep = analyze(_net(), layers=["2"], images="noise", num_images=4, input_size=16, device="cpu", out=tmp_path)
     text = (rep.folder / "report.md").read_text()

@@ -116,7 +116,7 @@ def report_markdown(header: dict, rows, files, sections=()) -> str:
     Parameters
     ----------
     header : dict
-        The run header (:func:`rfkit.report.analyze.run_header`, or ``run.json`` read back).
+        The run header (:func:`rfkit.analysis.analyze.run_header`, or ``run.json`` read back).
     rows : sequence of dict
         The rows of ``metrics.json``'s ``layers``, in order.
     files : collection of str

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rfkit.analysis.analyze import analyze
 from rfkit.errors import RFKitError
-from rfkit.report.analyze import analyze
 from rfkit.report.report_folder import folder_name, is_complete
 
 
@@ -34,7 +34,7 @@ def analyze_many(
     on_done: Callable[[Outcome], None] | None = None,
     **kwargs,
 ) -> list[Outcome]:
-    """Run :func:`~rfkit.report.analyze.analyze` on each model.
+    """Run :func:`~rfkit.analysis.analyze.analyze` on each model.
 
     With ``skip_existing``, a model is skipped when its report folder (:func:`~rfkit.report.report_folder.folder_name`)
     holds a finished report of the same model (the ``model_id`` in its ``run.json``). A failure (an
