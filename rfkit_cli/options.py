@@ -9,12 +9,7 @@ from typing import Annotated
 
 import typer
 
-from rfkit.errors import RFKitError
-
-
-class UsageError(RFKitError):
-    """A command-line value rfkit cannot use (one line, exit code 1)."""
-
+from rfkit.errors import UsageError
 
 METHODS = ("replknet", "openerf")
 

@@ -15,17 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rfkit.errors import ArgumentError, RFKitError
+from rfkit.errors import ArgumentError, ModelTimeout
 
 #: The sources an atlas can be built from, in the order they are listed.
 SOURCES = ("timm", "torchvision", "ultralytics")
 
 #: Input size of a torchvision detector's backbone (its forward takes image lists; the backbone a tensor).
 DETECTION_SIZE = (320, 320)
-
-
-class ModelTimeout(RFKitError):
-    """A model took longer than the time allowed for it."""
 
 
 @dataclass(frozen=True)

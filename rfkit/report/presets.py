@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rfkit.errors import RFKitError
+from rfkit.errors import PresetError
 
 # OpenERF 0.6's gallery: 33 timm models in 11 families (openerf/model_zoo.py, SUPPORTED_MODEL_GROUPS)
 OPENERF_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -112,13 +112,6 @@ RECIPES: dict[str, Preset] = {
         area_table=True,
     ),
 }
-
-
-class PresetError(RFKitError, KeyError):
-    """An unknown preset name."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 def preset_names() -> list[str]:
