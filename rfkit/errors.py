@@ -134,7 +134,7 @@ class ERFMapError(RFKitError, ValueError):
     """An ERF map or its companion arguments are malformed (not 2-D, empty, non-numeric, bad centre)."""
 
 
-class ERFMethodError(RFKitError, ValueError):
+class ERFMethodError(ArgumentError):
     """An unknown ERF method (the message lists close matches and every method), or a method record that
     cannot be registered (a name taken, a score or reduction that is not callable)."""
 

@@ -38,7 +38,7 @@ class ERFResult:
     unit : dict[str, tuple]
         Per layer, the measured output unit (one index per spatial axis of the layer's grid).
     method : str
-        ``"replknet"`` or ``"openerf"`` (:mod:`rfkit.erf.methods`).
+        The :data:`~rfkit.erf.methods.ERF_METHODS` name: ``"replknet"``, ``"openerf"``, ...
     nodes : dict[str, str]
         Per layer, the graph node measured (``g[node]`` in :attr:`graph`).
     center : dict[str, tuple]

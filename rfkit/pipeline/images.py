@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rfkit.errors import ImageSourceError
+from rfkit.errors import ImageSourceError, ImageWarning  # noqa: F401 - ImageWarning: exported under its old name
 from rfkit.io import shown_path
 from rfkit.models.data_config import checked_config
 from rfkit.pipeline.devices import is_out_of_memory
