@@ -87,9 +87,8 @@ def blur_ig(
 
 def blur_ig_call(call) -> torch.Tensor:
     """:func:`blur_ig` for a :class:`~rfkit.attribution.registry.Call` (the registry's ``compute``)."""
-    return blur_ig(
-        call.model, call.x, call.targets, steps=call.settings.steps, max_sigma=call.sigma, batch_size=call.settings.batch_size
-    )
+    s = call.settings
+    return blur_ig(call.model, call.x, call.targets, steps=s.steps, max_sigma=call.sigma, batch_size=s.batch_size)
 
 
 def blur_start(call) -> torch.Tensor:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from rfkit.attribution import blur_ig, cam, gradient, occlusion, pair
 import torch.nn as nn
 
+from rfkit.attribution import blur_ig, cam, gradient, occlusion, pair
 from rfkit.attribution.registry import Method, Option, register
 
 CLASS_ONLY = frozenset({"class"})
@@ -23,6 +23,7 @@ def _no_relu_modules(model: nn.Module) -> str | None:
         "captum's guided backprop changes the backward pass of nn.ReLU modules only, and the model has none: "
         "its guided backprop is the plain gradient"
     )
+
 
 # gradient family (captum)
 register(
@@ -228,9 +229,7 @@ register(
         output="grid",
         layer="grid",
         options=(
-            Option(
-                "ratio", 1.0, float, "share of the channels ablated (pytorch-grad-cam's ratio_channels_to_ablate)"
-            ),
+            Option("ratio", 1.0, float, "share of the channels ablated (pytorch-grad-cam's ratio_channels_to_ablate)"),
         ),
         input_gradient=False,
         signed=False,

@@ -520,9 +520,9 @@ def attribute(
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...
     steps : int, optional
-        Path steps of the path methods (IG, Blur IG, Guided IG), used as given. Default: automatic, from 50 steps, doubled image by image
-        until the completeness error is under 5%, up to 512 (the steps each image got are in
-        ``result.steps``; an error still above 5% at 512 is warned about).
+        Path steps of the path methods (IG, Blur IG, Guided IG), used as given. Default: automatic, from 50
+        steps, doubled image by image until the completeness error is under 5%, up to 512 (the steps each
+        image got are in ``result.steps``; an error still above 5% at 512 is warned about).
     ig_method : str
         captum's integration rule: ``"gausslegendre"`` or a Riemann rule.
     noise, samples : float, int

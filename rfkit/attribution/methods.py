@@ -113,7 +113,7 @@ def check_method(name: str) -> str:
         gradients = [n for n, m in registered().items() if _gradient_factor(m)]
         cams = [n for n, m in registered().items() if _cam_factor(m)]
         raise MethodError(
-            f"product {name!r}: multiply one input-gradient method ({', '.join(gradients)}) by one CAM "
+            f"product {name!r}: multiply one gradient method ({', '.join(gradients)}) by one CAM "
             f"method ({', '.join(cams)}), e.g. guided_backprop*gradcam"
         )
     return "*".join(names)

@@ -49,9 +49,8 @@ def _chw(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 def _per_image(call: Call, explain) -> torch.Tensor:
     fn = _gradients(call)
-    return torch.stack(
-        [_chw(explain(_hwc(image), fn, {"target": int(t)}, i), call.x) for i, (image, t) in enumerate(zip(call.x, call.targets))]
-    )
+    maps = [explain(_hwc(image), fn, {"target": int(t)}, i) for i, (image, t) in enumerate(zip(call.x, call.targets))]
+    return torch.stack([_chw(m, call.x) for m in maps])
 
 
 def pair_blur(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -85,8 +85,10 @@ class Option:
                 value = self.kind(value)
             except ValueError:
                 raise MethodError(f"{where} must be a {self.kind.__name__}, got {value!r}") from None
-        number = self.kind in (int, float)
-        ok = (_is_int(value) or (self.kind is float and isinstance(value, float))) if number else isinstance(value, self.kind)
+        if self.kind in (int, float):
+            ok = _is_int(value) or (self.kind is float and isinstance(value, float))
+        else:
+            ok = isinstance(value, self.kind)
         if not ok:
             raise MethodError(f"{where} must be a {self.kind.__name__}, got {value!r} ({type(value).__name__})")
         if self.choices and value not in self.choices:

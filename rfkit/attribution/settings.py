@@ -65,6 +65,29 @@ class Settings:
     channels: str = "sum"
     options: dict = field(default_factory=dict)
 
+    @property
+    def class_score(self) -> str:
+        """What a class target's maps explain, in words.
+
+        >>> Settings().class_score, Settings(score="probability").class_score
+        ('logit (pre-softmax)', 'softmax probability')
+        """
+        return "softmax probability" if self.score == "probability" else "logit (pre-softmax)"
+
+    @property
+    def channels_text(self) -> str:
+        """How the maps were made from per-channel attributions, in words.
+
+        >>> Settings().channels_text
+        'maps: the signed sum over colour channels'
+        """
+        if self.channels == "max_relu_minmax":
+            return (
+                "maps: max over colour channels, ReLU, each map rescaled to [0, 1] by its minimum and maximum "
+                "(seed 002's rule)"
+            )
+        return "maps: the signed sum over colour channels"
+
     def as_dict(self) -> dict:
         """Plain values for reports (a tensor baseline shows as its shape)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}

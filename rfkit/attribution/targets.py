@@ -2,11 +2,12 @@
 libraries see it (input -> one score column per target choice).
 
 A **class target** is the pre-softmax logit of a class (or, with ``score="probability"``, its softmax
-probability): a fixed index, or the predicted (arg-max) class of each image. A **unit target** is one unit of a layer's spatial grid (the centre unit by default, the ERF's
-rule ``n // 2`` per axis); its score is the unit's value **summed over channels, signed** (the ERF's
-``replknet`` score takes ``relu`` first; for a layer that ends in a ReLU, like a ResNet stage, both are the
-same). Whatever the layer's layout (NCHW, channels-last, tokens behind a class token, Swin windows), the
-unit's entries are found from the graph (:func:`rfkit.graph.units.select_unit`).
+probability): a fixed index, or the predicted (arg-max) class of each image. A **unit target** is one unit
+of a layer's spatial grid (the centre unit by default, the ERF's rule ``n // 2`` per axis); its score is the
+unit's value **summed over channels, signed** (the ERF's ``replknet`` score takes ``relu`` first; for a layer
+that ends in a ReLU, like a ResNet stage, both are the same). Whatever the layer's layout (NCHW,
+channels-last, tokens behind a class token, Swin windows), the unit's entries are found from the graph
+(:func:`rfkit.graph.units.select_unit`).
 """
 
 from __future__ import annotations
