@@ -85,7 +85,7 @@ def signed(name: str) -> bool:
 
 def _unknown(name: str) -> MethodError:
     names = method_names()
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.7)
     hint = f" (close matches: {', '.join(close)})" if close else ""
     return MethodError(
         f"unknown attribution method {name!r}{hint}; use one of {', '.join(names)}, or "

@@ -30,7 +30,7 @@ Register a method, use it, take it away again:
 ...                       input_size=2, device="cpu", target=0)
 >>> bool(abs(res.maps["doubled_gradient"] - 2 * res.maps["saliency"]).max() < 1e-6)
 True
->>> unregister("doubled_gradient")
+>>> _ = unregister("doubled_gradient")
 """
 
 from __future__ import annotations
@@ -78,19 +78,20 @@ class Option:
     def check(self, method: str, value) -> Any:
         """``value`` converted to the option's type, or :class:`MethodError` naming the method and option."""
         where = f"option {method}.{self.name}"
+        kind = {int: "an integer", float: "a number", str: "a string"}.get(self.kind, self.kind.__name__)
         if value is None and self.default is None:
             return None
         if isinstance(value, str) and self.kind is not str:
             try:
                 value = self.kind(value)
             except ValueError:
-                raise MethodError(f"{where} must be a {self.kind.__name__}, got {value!r}") from None
+                raise MethodError(f"{where} must be {kind}, got {value!r}") from None
         if self.kind in (int, float):
             ok = _is_int(value) or (self.kind is float and isinstance(value, float))
         else:
             ok = isinstance(value, self.kind)
         if not ok:
-            raise MethodError(f"{where} must be a {self.kind.__name__}, got {value!r} ({type(value).__name__})")
+            raise MethodError(f"{where} must be {kind}, got {value!r} ({type(value).__name__})")
         if self.choices and value not in self.choices:
             raise MethodError(f"{where} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.minimum is not None and not (math.isfinite(value) and value >= self.minimum):
