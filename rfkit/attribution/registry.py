@@ -266,7 +266,7 @@ class Method:
 _REGISTRY: dict[str, Method] = {}
 
 
-def register(method: Method, *, replace: bool = False) -> Method:
+def register(method: Method, *, replace: bool = False) -> None:
     """Add ``method`` under its name (``replace=True`` to put a new record in place of one of that name).
 
     A name with ``*`` is a product of two methods and cannot be registered.
@@ -276,7 +276,6 @@ def register(method: Method, *, replace: bool = False) -> Method:
     if method.name in _REGISTRY and not replace:
         raise MethodError(f"attribution method {method.name!r} is registered already (pass replace=True)")
     _REGISTRY[method.name] = method
-    return method
 
 
 def unregister(name: str) -> Method:
