@@ -172,12 +172,11 @@ def cam_grid(library_class: str, call: Call, **kwargs) -> torch.Tensor:
     before ReLU: ``(B, *grid)``. ``kwargs`` go to the class (Ablation-CAM's ablation layer)."""
     import pytorch_grad_cam
 
-    layer = call.layer
+    layer, chosen = call.layer, _targets(call)
     cam = getattr(pytorch_grad_cam, library_class)(
         model=call.model, target_layers=[layer.module], reshape_transform=layer.transform, **kwargs
     )
     cam.batch_size = call.settings.batch_size  # Score-CAM's masked inputs, Ablation-CAM's ablated copies per forward
-    chosen = _targets(call)
     grabbed = cam.activations_and_grads
     try:
         xin = call.x.detach().requires_grad_(True)
@@ -274,9 +273,9 @@ def fullgrad(call: Call) -> torch.Tensor:
     of the sum to [0, 1] left out, as for every CAM)."""
     from pytorch_grad_cam import FullGrad
 
+    chosen = _targets(call)
     with contextlib.redirect_stdout(io.StringIO()):
         cam = FullGrad(model=call.model, target_layers=[], reshape_transform=None)
-    chosen = _targets(call)
     grabbed = cam.activations_and_grads
     try:
         xin = call.x.detach().requires_grad_(True)

@@ -128,8 +128,8 @@ register(
         call="saliency.core.GuidedIG().GetMask(x, call_model_function, x_baseline, x_steps, fraction, max_dist)",
         compute=pair.guided_ig,
         options=(
-            Option("fraction", 0.25, float, "share of the features moved per step (smallest |gradient| first)"),
-            Option("max_dist", 0.02, float, "how far (relative L1) the path may leave the straight line", minimum=0),
+            Option("fraction", 0.25, float, "share of the features moved per step", minimum=1e-6, maximum=1),
+            Option("max_dist", 0.02, float, "how far (relative L1) the path may leave the line", minimum=0, maximum=1),
         ),
         path=True,
         start=pair.baseline_start,
@@ -150,7 +150,7 @@ register(
         options=(
             Option("ig_steps", 100, int, "IG steps from each of the two baselines (black, white)", minimum=1),
             Option("algorithm", "full", str, "'full' or 'fast' region ranking", choices=("full", "fast")),
-            Option("area_threshold", 1.0, float, "share of the image the ranked regions cover", minimum=0),
+            Option("area_threshold", 1.0, float, "share of the image the ranked regions cover", minimum=0, maximum=1),
         ),
         input_gradient=False,
         needs="2 x `ig_steps` gradients and Felzenszwalb segmentation per image, one image at a time",
@@ -229,7 +229,14 @@ register(
         output="grid",
         layer="grid",
         options=(
-            Option("ratio", 1.0, float, "share of the channels ablated (pytorch-grad-cam's ratio_channels_to_ablate)"),
+            Option(
+                "ratio",
+                1.0,
+                float,
+                "share of the channels ablated (pytorch-grad-cam's ratio_channels_to_ablate)",
+                minimum=0.01,
+                maximum=1,
+            ),
         ),
         input_gradient=False,
         signed=False,

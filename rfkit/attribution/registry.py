@@ -65,7 +65,7 @@ class Option:
     """One option of one method: its name, default, type and what it means.
 
     ``default=None`` means "chosen from the input" (the help says how); ``choices`` limits a string,
-    ``minimum`` a number.
+    ``minimum`` and ``maximum`` a number.
     """
 
     name: str
@@ -74,6 +74,7 @@ class Option:
     help: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
 
     def check(self, method: str, value) -> Any:
         """``value`` converted to the option's type, or :class:`MethodError` naming the method and option."""
@@ -94,9 +95,22 @@ class Option:
             raise MethodError(f"{where} must be {kind}, got {value!r} ({type(value).__name__})")
         if self.choices and value not in self.choices:
             raise MethodError(f"{where} must be one of {', '.join(self.choices)}, got {value!r}")
-        if self.minimum is not None and not (math.isfinite(value) and value >= self.minimum):
-            raise MethodError(f"{where} must be a number >= {self.minimum:g}, got {value!r}")
+        if self.kind in (int, float) and not self._in_range(value):
+            raise MethodError(f"{where} must be a finite number{self._range_text()}, got {value!r}")
         return self.kind(value)
+
+    def _in_range(self, value) -> bool:
+        low = -math.inf if self.minimum is None else self.minimum
+        high = math.inf if self.maximum is None else self.maximum
+        return math.isfinite(value) and low <= value <= high
+
+    def _range_text(self) -> str:
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:g}")
+        return " " + " and ".join(bounds) if bounds else ""
 
 
 def _is_int(value) -> bool:
