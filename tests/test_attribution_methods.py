@@ -201,6 +201,26 @@ def test_ablationcam_puts_the_layer_back_when_it_fails(monkeypatch):
     assert net[1] is layer and not any(isinstance(m, GridAblationLayer) for m in net.modules())
 
 
+class SharedReLU(nn.Module):
+    """One nn.ReLU module called after both convs (as torchvision's ResNet blocks call self.relu)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv1, self.conv2, self.relu = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_ablationcam_refuses_a_module_that_runs_twice():
+    with pytest.raises(CamLayerError, match="runs relu 2 times per forward") as e:
+        attribute(SharedReLU().eval(), images(1), methods="ablationcam", layer="relu", target=0)
+    assert "\n" not in str(e.value)
+
+
 def _psi(m: torch.Tensor) -> torch.Tensor:
     """FullGrad's post-processing per image and channel: minus the minimum, over (1e-7 + the maximum)."""
     flat = m.flatten(2)
@@ -324,9 +344,7 @@ def test_pair_methods_are_the_librarys_own_call():
     from rfkit.attribution.pair import _guided_ig_numpy
 
     net, x = cnn().double(), images(2, 12, dtype=torch.float64)
-    res = attribute(
-        net, x, methods="blur_ig_pair,guided_ig,xrai", target=1, steps=6, options={"xrai.ig_steps": 5}, blur_sigma=3.0
-    )
+    res = attribute(net, x, methods="blur_ig_pair,guided_ig", target=1, steps=6, blur_sigma=3.0)
     fn = _pair_gradients(net)
     for i in range(2):
         blur = BlurIG().GetMask(_hwc(x, i), fn, {"target": 1}, max_sigma=3.0, steps=6, batch_size=4)
@@ -334,9 +352,11 @@ def test_pair_methods_are_the_librarys_own_call():
         with _guided_ig_numpy():  # the library calls np.quantile(interpolation=), a keyword NumPy 2.4 removed
             guided = GuidedIG().GetMask(_hwc(x, i), fn, {"target": 1}, x_steps=6)
         np.testing.assert_allclose(res.maps["guided_ig"][i], guided.sum(-1), rtol=1e-5, atol=1e-9)
-        region = XRAI().GetMask(_hwc(x, i), fn, {"target": 1}, batch_size=8, extra_parameters=XRAIParameters(steps=5))
-        np.testing.assert_allclose(res.maps["xrai"][i], region, rtol=1e-5, atol=1e-9)
-    assert set(res.completeness) == {"blur_ig_pair", "guided_ig"}  # path methods; XRAI is not one
+    assert set(res.completeness) == {"blur_ig_pair", "guided_ig"}  # path methods
+    one = attribute(net, x[:1], methods="xrai", target=1, options={"xrai.ig_steps": 5})  # 6 segmentations at 224 px
+    region = XRAI().GetMask(_hwc(x, 0), fn, {"target": 1}, batch_size=8, extra_parameters=XRAIParameters(steps=5))
+    np.testing.assert_allclose(one.maps["xrai"][0], region, rtol=1e-5, atol=1e-9)
+    assert not one.completeness  # XRAI is no path method
 
 
 def test_guided_ig_on_the_straight_line_is_captums_left_riemann_ig():

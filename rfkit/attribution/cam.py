@@ -167,9 +167,10 @@ def _targets(call: Call) -> list:
     return [ClassifierOutputTarget(int(t)) for t in call.targets]
 
 
-def cam_grid(library_class: str, call: Call, **kwargs) -> torch.Tensor:
+def cam_grid(library_class: str, call: Call, *, once: bool = False, **kwargs) -> torch.Tensor:
     """pytorch-grad-cam's CAM of ``library_class`` (``"GradCAM"``, ``"HiResCAM"``, ...) at the layer's grid,
-    before ReLU: ``(B, *grid)``. ``kwargs`` go to the class (Ablation-CAM's ablation layer)."""
+    before ReLU: ``(B, *grid)``. ``kwargs`` go to the class (Ablation-CAM's ablation layer); ``once``: the
+    layer must run once per forward (:class:`CamLayerError` for a module the model calls several times)."""
     import pytorch_grad_cam
 
     layer, chosen = call.layer, _targets(call)
@@ -189,6 +190,11 @@ def cam_grid(library_class: str, call: Call, **kwargs) -> torch.Tensor:
                 f"{library_class}: the forward pass did not reach the CAM layer, or the score has no gradient "
                 "there; pick another layer"
             )
+        if once and len(grabbed.activations) > 1:
+            raise CamLayerError(
+                f"{library_class}: the model runs {layer.name} {len(grabbed.activations)} times per forward (a "
+                "shared module), and replacing it would ablate every call; pass a layer that runs once (its block)"
+            )
         acts = grabbed.activations[0].numpy()
         grads = grabbed.gradients[0].numpy() if cam.uses_gradients else None
     finally:
@@ -202,7 +208,9 @@ def ablation_cam(call: Call) -> torch.Tensor:
     """pytorch-grad-cam's ``AblationCAM`` with :class:`GridAblationLayer`: channel weights
     ``(y - y_k) / y``, ``y_k`` the score with channel ``k`` of the layer's grid ablated."""
     layer = GridAblationLayer(call.layer.module, call.layer.layout, len(call.x.shape) - 2)
-    return cam_grid("AblationCAM", call, ablation_layer=layer, ratio_channels_to_ablate=call.options["ratio"])
+    return cam_grid(
+        "AblationCAM", call, once=True, ablation_layer=layer, ratio_channels_to_ablate=call.options["ratio"]
+    )
 
 
 class GridAblationLayer(nn.Module):
