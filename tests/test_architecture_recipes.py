@@ -24,9 +24,9 @@ RECIPES = (
     "Add a figure",
     "Add a preset",
     "Add a CLI command",
+    "Add a model source",
+    "Add an attribution method",
 )
-#: Headings the other registries' recipes fill in (no code yet is fine).
-PLACEHOLDERS = ("Add a model source", "Add an attribution method")
 
 _FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 _SKIP = re.compile(r"<!--\s*recipe-test:\s*skip\b(.*?)-->\s*$", re.S)
@@ -51,7 +51,9 @@ SECTIONS = sections(PAGE.read_text(encoding="utf-8"))
 
 
 def _restored_registries(stack: ExitStack) -> None:
+    from rfkit.attribution.registry import registered, unregister
     from rfkit.erf.methods import ERF_METHODS
+    from rfkit.models.sources import source_names, unregister_source
     from rfkit.erf.metric_registry import ERF_METRICS
     from rfkit.graph.registry import DEFAULT_REGISTRY
     from rfkit.report.figure_types import FIGURE_TYPES
@@ -59,6 +61,14 @@ def _restored_registries(stack: ExitStack) -> None:
 
     for registry in (DEFAULT_REGISTRY, ERF_METHODS, ERF_METRICS, FIGURE_TYPES, PRESETS):
         stack.enter_context(registry.scoped())
+    stack.callback(_drop_added, source_names, unregister_source, set(source_names()))
+    stack.callback(_drop_added, registered, unregister, set(registered()))
+
+
+def _drop_added(names, drop, before: set) -> None:
+    """Unregister what a recipe registered in a registry without ``scoped()`` (model sources, attribution)."""
+    for name in set(names()) - before:
+        drop(name)
 
 
 def test_the_page_has_every_recipe_and_each_has_code():
