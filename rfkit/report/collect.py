@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import rfkit.validate as validate
-from rfkit.errors import RFKitError, RFKitWarning
+from rfkit.errors import CollectError, CollectWarning
 from rfkit.formatting import one_line
 from rfkit.io import OutputError, atomic_write_text
 from rfkit.report.provenance import COLUMNS as PROVENANCE
@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 
 REPORT = "report"
 """The column naming each row's report folder (its name, not its path), after the provenance columns."""
-
-
-class CollectError(RFKitError, ValueError):
-    """No report folder could be collected from the folders given."""
-
-
-class CollectWarning(RFKitWarning):
-    """A folder was left out of a collection (not a report, or its files cannot be read as rfkit's)."""
 
 
 @dataclass(frozen=True)
