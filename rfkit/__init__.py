@@ -36,7 +36,7 @@ _PUBLIC = {
     "analyze": "rfkit.analysis.analyze",
     "prepare": "rfkit.pipeline.prepare",
     "collect": "rfkit.report.collect",
-    "figure": "rfkit.report.figure_types",
+    "figure": "rfkit.report.figures.registry",
     "verify": "rfkit.verification.verify",
     "RFGraph": "rfkit.graph.rfgraph",
     "RFInfo": "rfkit.graph.info",
@@ -97,7 +97,7 @@ if TYPE_CHECKING:
     from rfkit.graph.trace import trace
     from rfkit.pipeline.prepare import Prepared, prepare
     from rfkit.report.collect import collect
-    from rfkit.report.figure_types import figure
+    from rfkit.report.figures.registry import figure
     from rfkit.verification.verify import VerifyResult, verify
 
 

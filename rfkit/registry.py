@@ -2,7 +2,7 @@
 refuses a taken name, lookup whose error names the close matches and every choice.
 
 Each kind keeps one :class:`NamedRegistry` next to the code that uses it (``rfkit.erf.methods.ERF_METHODS``,
-``rfkit.erf.metric_registry.ERF_METRICS``, ``rfkit.report.figure_types.FIGURE_TYPES``,
+``rfkit.erf.metric_registry.ERF_METRICS``, ``rfkit.report.figures.registry.FIGURE_TYPES``,
 ``rfkit.report.presets.PRESETS``). The RF rules of ops are looked up by module type, function or method name
 instead, in :class:`rfkit.graph.registry.Registry`.
 

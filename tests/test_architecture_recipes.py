@@ -56,7 +56,7 @@ def _restored_registries(stack: ExitStack) -> None:
     from rfkit.erf.metric_registry import ERF_METRICS
     from rfkit.graph.registry import DEFAULT_REGISTRY
     from rfkit.models.sources import source_names, unregister_source
-    from rfkit.report.figure_types import FIGURE_TYPES
+    from rfkit.report.figures.registry import FIGURE_TYPES
     from rfkit.report.presets import PRESETS
 
     for registry in (DEFAULT_REGISTRY, ERF_METHODS, ERF_METRICS, FIGURE_TYPES, PRESETS):

@@ -35,7 +35,7 @@ from rfkit.errors import (
 )
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
 from rfkit.registry import NamedRegistry
-from rfkit.report.figure_types import FIGURE_TYPES, FigureType, figure_type_names, register_figure_type
+from rfkit.report.figures.registry import FIGURE_TYPES, FigureType, figure_type_names, register_figure_type
 from rfkit.report.presets import PRESETS, Preset, apply_preset, get_preset, register_preset
 
 PACKAGE = Path(rfkit.__file__).parent

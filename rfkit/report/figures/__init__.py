@@ -113,7 +113,7 @@ __all__ = [
 
 def write_figures(folder, result, options: FigureOptions | None = None, progress=None) -> dict[str, Path]:
     """The figures of an ERF run in ``folder``: those of every figure type whose ``in_report`` holds for
-    ``result`` (:func:`rfkit.report.figure_types.report_figure_types`; rfkit's own: an overlay per layer
+    ``result`` (:func:`rfkit.report.figures.registry.report_figure_types`; rfkit's own: an overlay per layer
     (``overlay_<layer>``), the stage grid (``stages``), RF growth (``rf_growth``) and, when the run has them,
     the ERF size in pixels against images seen (``convergence``, :mod:`rfkit.report.figures.convergence`)), in the
     options' look and style (:class:`FigureOptions`); ``progress(text)``, if given, hears of each figure before
@@ -127,7 +127,7 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
         extension appended (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.figures.captions`) under
         the key with ``.caption.md`` and ``.caption.tex`` appended.
     """
-    from rfkit.report.figure_types import report_figure_types
+    from rfkit.report.figures.registry import report_figure_types
 
     options = options or FigureOptions()
     folder = Path(folder)
