@@ -31,7 +31,8 @@ from rfkit.version import __version__
 
 #: The public namespace: name -> the module that defines it (loaded on first use).
 _PUBLIC = {
-    "trace": "rfkit.graph.trace",
+    "trace": "rfkit.graph.tracing",
+    "erf": "rfkit.effective.engine",
     "attribute": "rfkit.attribution.engine",
     "analyze": "rfkit.analysis.analyze",
     "prepare": "rfkit.pipeline.prepare",
@@ -40,7 +41,7 @@ _PUBLIC = {
     "verify": "rfkit.verification.verify",
     "RFGraph": "rfkit.graph.rfgraph",
     "RFInfo": "rfkit.graph.info",
-    "ERFResult": "rfkit.erf.result",
+    "ERFResult": "rfkit.effective.result",
     "AttributionResult": "rfkit.attribution.result",
     "VerifyResult": "rfkit.verification.verify",
     "AnalyzeResult": "rfkit.analysis.analyze",
@@ -91,10 +92,11 @@ if TYPE_CHECKING:
     from rfkit.analysis.analyze import AnalyzeResult, analyze
     from rfkit.attribution.engine import attribute
     from rfkit.attribution.result import AttributionResult
-    from rfkit.erf.result import ERFResult
+    from rfkit.effective.engine import erf
+    from rfkit.effective.result import ERFResult
     from rfkit.graph.info import RFInfo
     from rfkit.graph.rfgraph import RFGraph
-    from rfkit.graph.trace import trace
+    from rfkit.graph.tracing import trace
     from rfkit.pipeline.prepare import Prepared, prepare
     from rfkit.report.collect import collect
     from rfkit.report.figures.registry import figure
@@ -102,8 +104,6 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    if name == "erf":  # the package rfkit.erf is callable: rfkit.erf(model, ...) runs rfkit.erf.engine.erf
-        return importlib.import_module("rfkit.erf")
     if name == "atlas":  # the package: rfkit.atlas.load(), rfkit.atlas.query(), rfkit.atlas.build_atlas()
         return importlib.import_module("rfkit.atlas")
     where = _PUBLIC.get(name) or _FORMER.get(name)

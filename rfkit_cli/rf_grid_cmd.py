@@ -35,7 +35,7 @@ def rf_grid_command(
 ) -> None:
     """Draw the analytic RF box and centre of a grid of units of one layer over an image, with the ERF of
     each unit measured on it. A file at --out that rfkit did not write is left alone (error)."""
-    from rfkit.erf.unit_grid import lattice_size, unit_grid
+    from rfkit.effective.unit_grid import lattice_size, unit_grid
     from rfkit.report.figures.compare import figure_paths
     from rfkit.report.figures.looks import look_named, style_named
     from rfkit.report.figures.rf_grid import save_rf_grid

@@ -104,7 +104,7 @@ def test_the_site_does_not_follow_a_linked_attribution_folder(report, tmp_path):
 
 
 def test_an_unknown_method_is_one_line_before_any_measurement(tmp_path, capsys, monkeypatch):
-    import rfkit.erf.engine as engine
+    import rfkit.effective.engine as engine
 
     monkeypatch.setattr(engine, "erf", lambda *a, **k: pytest.fail("measured before checking the methods"))
     with pytest.raises(SystemExit) as e:

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 import rfkit
-import rfkit.erf.engine as engine
+import rfkit.effective.engine as engine
 from rfkit.analysis import analyze as analyze_mod
 from rfkit.errors import RFKitError
 from rfkit.io import short_hash

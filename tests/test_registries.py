@@ -18,10 +18,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import rfkit
-from rfkit.erf.bootstrap import _interval, resample_counts
-from rfkit.erf.methods import ERF_METHODS, ERFMethod, register_method
-from rfkit.erf.metric_registry import ERF_METRICS, ERFMetric, register_metric
-from rfkit.erf.metrics import compute_metrics
+from rfkit.effective.bootstrap import _interval, resample_counts
+from rfkit.effective.methods import ERF_METHODS, ERFMethod, register_method
+from rfkit.effective.metric_registry import ERF_METRICS, ERFMetric, register_metric
+from rfkit.effective.metrics import compute_metrics
 from rfkit.errors import (
     ArgumentError,
     ERFMethodError,

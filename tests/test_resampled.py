@@ -1,6 +1,6 @@
 """Honest and cheap intervals: the cluster bootstrap over independent sources (views of one photo resampled
 together), no interval below 8 sources, and the vectorised metrics of all resamples at once against
-:func:`rfkit.erf.metrics.compute_metrics` one resample at a time."""
+:func:`rfkit.effective.metrics.compute_metrics` one resample at a time."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import torch.nn as nn
 
 import rfkit
-from rfkit.erf.bootstrap import MIN_SOURCES, bootstrap_cis, ci_columns, resample_counts
-from rfkit.erf.groups import GroupSums
-from rfkit.erf.metrics import compute_metrics
-from rfkit.erf.resampled import resampled_metrics
+from rfkit.effective.bootstrap import MIN_SOURCES, bootstrap_cis, ci_columns, resample_counts
+from rfkit.effective.groups import GroupSums
+from rfkit.effective.metrics import compute_metrics
+from rfkit.effective.resampled import resampled_metrics
 from rfkit.pipeline.images import source_ids
 
 # ------------------------------------------------------------------------------------------ source ids
@@ -176,8 +176,8 @@ def test_per_resample_centres_and_boxes_exactly_on_a_threshold():
 @pytest.mark.parametrize("center", [(6.5, 7.0), (6.25, 7.8), (-3.0, 20.5)])
 def test_radial_columns_bin_pixels_by_distance_as_radial_mass_sorts_them(center):
     # sizes use half-pixel centres (4 d² is then an integer key); any other centre is binned by its distances
-    from rfkit.erf.metrics import radial_mass
-    from rfkit.erf.resampled import _radial_columns
+    from rfkit.effective.metrics import radial_mass
+    from rfkit.effective.resampled import _radial_columns
 
     rng = np.random.default_rng(4)
     sums, _ = _groups(rng, 3, (13, 15))

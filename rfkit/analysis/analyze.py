@@ -72,7 +72,7 @@ class Report:
 
     def to_frame(self):
         """The rows of the report's ``erf.csv`` without its provenance columns, as a :class:`pandas.DataFrame`:
-        one row per measured layer (:meth:`rfkit.erf.result.ERFResult.rows` with the layer's depth and its
+        one row per measured layer (:meth:`rfkit.effective.result.ERFResult.rows` with the layer's depth and its
         productivity ``status`` at :attr:`resolution`; :func:`rfkit.report.erf_files.erf_rows`)."""
         import pandas as pd
 
@@ -163,8 +163,8 @@ def analyze(
     >>> rep = rfkit.analyze(net, images="noise", num_images=2, input_size=32, out=tempfile.mkdtemp(),
     ...                     device="cpu")  # doctest: +SKIP
     """
-    from rfkit.erf.bootstrap import checked_options
-    from rfkit.erf.engine import checked_arguments, erf
+    from rfkit.effective.bootstrap import checked_options
+    from rfkit.effective.engine import checked_arguments, erf
     from rfkit.graph.productivity import input_resolution_range, productivity
     from rfkit.pipeline.prepare import Prepared, prepare
 

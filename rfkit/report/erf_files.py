@@ -1,4 +1,4 @@
-"""An :class:`~rfkit.erf.result.ERFResult` as files: one row per layer (CSV), everything (JSON), raw maps
+"""An :class:`~rfkit.effective.result.ERFResult` as files: one row per layer (CSV), everything (JSON), raw maps
 (NPY). Every file is written atomically; :func:`save_erf` writes only its own files into a folder
 (listed in ``.rfkit-erf.json``)."""
 
@@ -33,13 +33,14 @@ def run_header(result) -> dict:
 
 
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:
-    """One flat row per measured layer (:meth:`~rfkit.erf.result.ERFResult.rows` with the layer's depth and
+    """One flat row per measured layer (:meth:`~rfkit.effective.result.ERFResult.rows` with the layer's depth and
     ``status``): the analytic RF of the measured unit (size, stride, its pixel window
     ``rf_first_y`` .. ``rf_last_x``), the layer's depth (spatial layers from the input, and as a fraction
     of the model's, :func:`rfkit.report.figures.growth.growth_series`), whether its map is finite (``finite``: False
-    when it holds NaN/inf, :attr:`~rfkit.erf.result.ERFResult.nonfinite`), every ERF metric and, where the run has them,
+    when it holds NaN/inf, :attr:`~rfkit.effective.result.ERFResult.nonfinite`), every ERF metric and, where the run
+    has them,
     the bounds of each metric's 95% confidence interval (``<column>_ci_low``, ``<column>_ci_high``;
-    :attr:`~rfkit.erf.result.ERFResult.ci`), or, where intervals were asked for and the run had too few
+    :attr:`~rfkit.effective.result.ERFResult.ci`), or, where intervals were asked for and the run had too few
     independent images, ``ci_reason`` instead of the bounds."""
     depth, deepest = _depths(result.graph)
     rows = []
@@ -207,5 +208,5 @@ def _write_manifest(folder: Path, files) -> None:
 
 
 def summary_rows(result, statuses: dict | None = None) -> list[dict[str, str]]:
-    """:func:`summary_row` of every measured layer of an :class:`~rfkit.erf.result.ERFResult`."""
+    """:func:`summary_row` of every measured layer of an :class:`~rfkit.effective.result.ERFResult`."""
     return [summary_row(row) for row in erf_rows(result, statuses)]

@@ -11,7 +11,7 @@ writes it atomically (:func:`rfkit.io.atomic_path`) as PNG (150 dpi), SVG or PDF
 - :func:`rf_growth_figure`: analytic RF (max and min over paths) and measured ERF size against depth.
 
 Heat-map transform (stated on every colour bar and title). The raw map ``m`` of an
-:class:`~rfkit.erf.result.ERFResult` (the accumulated gradient, never transformed in the result) is
+:class:`~rfkit.effective.result.ERFResult` (the accumulated gradient, never transformed in the result) is
 cleaned (NaN/inf -> 0, negative -> 0), divided by a maximum and, on the log scale (the default),
 drawn as ``log10(max(m / max, floor))`` with ``floor = 1e-3``: three decades below the peak, values
 under the floor drawn at the floor (:func:`erf_display`). Which maximum: the map's own in
@@ -36,7 +36,7 @@ pyplot (so nothing to leak). Colours are the colour-blind-safe Okabe-Ito set; th
 "magma". Elements drawn over the heat map (RF box, centre, ellipses) have a dark outline so they read on
 both its dark and its bright end. Random weights (``"random"``, ``"random-safe"``) put "RANDOM WEIGHTS"
 in the title and a bold footer line in the warning colour; a map flagged by
-:func:`rfkit.erf.metrics.diagnose` (collapsed, mass outside the RF, off centre, ...) and the run's
+:func:`rfkit.effective.metrics.diagnose` (collapsed, mass outside the RF, off centre, ...) and the run's
 own warnings get footer lines in the warning colour too. The footer (weights, images, method, input
 size, rfkit version) lives in its own sub-figure below the plot, so legends never cover it. Image
 panels keep their aspect (``set_aspect("equal")``); the figure is laid out once, measured and rebuilt at

@@ -46,7 +46,7 @@ class Run:
 
     @classmethod
     def of(cls, result) -> Run:
-        """The run of an :class:`~rfkit.erf.result.ERFResult` or
+        """The run of an :class:`~rfkit.effective.result.ERFResult` or
         :class:`~rfkit.attribution.result.AttributionResult`."""
         w = result.weights
         source = getattr(getattr(result, "images", None), "source", None) or getattr(result, "source", "")

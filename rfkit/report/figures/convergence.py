@@ -1,6 +1,6 @@
 """How many images are enough, as a figure: each layer's ERF size (the centred interval holding 95% of the
 map's mass, per axis, in pixels) against the number of images it was averaged over, with its 95% bootstrap
-interval (:attr:`rfkit.erf.result.ERFResult.convergence`, :func:`rfkit.erf.bootstrap.convergence`).
+interval (:attr:`rfkit.effective.result.ERFResult.convergence`, :func:`rfkit.effective.bootstrap.convergence`).
 
 One small panel per layer (four to a row), sharing the x axis (images seen, on a log scale) and the y axis
 (pixels): every panel has the same y range, so a change of two pixels looks like two pixels, not like a

@@ -15,7 +15,7 @@ RANDOM_KINDS = ("random", "random-safe")
 """Weights kinds that are not a trained network (:class:`~rfkit.models.weights.WeightsInfo` ``kind``)."""
 
 INFO_WARNINGS = ("center_outside_image",)
-"""Map warnings (:func:`rfkit.erf.metrics.diagnose`) that do not make a map suspect."""
+"""Map warnings (:func:`rfkit.effective.metrics.diagnose`) that do not make a map suspect."""
 
 
 def layer_name(layer: str) -> str:
@@ -108,7 +108,7 @@ ROUND_WITHIN = 0.05
 
 
 def sigma_text(fit) -> str:
-    """The spread of a :class:`~rfkit.erf.gaussian.GaussianFit` in words, saying which σ: one σ for a round
+    """The spread of a :class:`~rfkit.effective.gaussian.GaussianFit` in words, saying which σ: one σ for a round
     fit (principal σ within :data:`ROUND_WITHIN` of each other), else the principal σ and the major axis's
     angle from +x (clockwise on the image, y down).
 

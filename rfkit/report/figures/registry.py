@@ -11,7 +11,7 @@ types whose ``in_report`` says yes, in the order registered, one figure per meas
 - ``stages``: an ERFResult; in every report;
 - ``rf_growth``: an ERFResult, or an RFGraph; in every report;
 - ``convergence``: an ERFResult measured with intervals; in every report that has the curves;
-- ``rf_grid``: a UnitGrid (:func:`rfkit.erf.unit_grid.unit_grid`; ``rfkit rf-grid``);
+- ``rf_grid``: a UnitGrid (:func:`rfkit.effective.unit_grid.unit_grid`; ``rfkit rf-grid``);
 - ``comparison``: finished report folders, or their :class:`~rfkit.report.site.Analysis` records
   (``rfkit figure``);
 - ``attribution``: an AttributionResult (``rfkit attribute -o``).
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rfkit.attribution.result import AttributionResult
-from rfkit.erf.result import ERFResult
-from rfkit.erf.unit_grid import UnitGrid
+from rfkit.effective.result import ERFResult
+from rfkit.effective.unit_grid import UnitGrid
 from rfkit.errors import FigureTypeError
 from rfkit.graph.rfgraph import RFGraph
 from rfkit.registry import NamedRegistry
@@ -131,7 +131,7 @@ def figure(kind: str, data, *args, path=None, **options):
     kind : str
         A name of :data:`FIGURE_TYPES` (module docstring).
     data
-        What the type draws from: an :class:`~rfkit.erf.result.ERFResult`, an
+        What the type draws from: an :class:`~rfkit.effective.result.ERFResult`, an
         :class:`~rfkit.graph.rfgraph.RFGraph`, an :class:`~rfkit.attribution.result.AttributionResult`, ...
     *args, **options
         The type's own arguments: the layer of an ``overlay``, ``style="paper"``, ``look="replknet"``, ...

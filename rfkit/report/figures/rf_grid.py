@@ -1,5 +1,5 @@
 """The RF grid figure: the analytic RF boxes and centres of a grid of units of one layer over an image, with
-each unit's measured ERF (what :func:`rfkit.erf.unit_grid.unit_grid` returns)."""
+each unit's measured ERF (what :func:`rfkit.effective.unit_grid.unit_grid` returns)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def rf_grid_figure(grid, *, look: str = "rfkit", style: str = "report"):
     Parameters
     ----------
     grid : UnitGrid
-        From :func:`rfkit.erf.unit_grid.unit_grid`.
+        From :func:`rfkit.effective.unit_grid.unit_grid`.
     look : {"rfkit", "replknet", "openerf"}
         Transform and colour map of the ERFs (:data:`~rfkit.report.figures.looks.LOOKS`).
     style : {"report", "paper"}
@@ -111,7 +111,7 @@ def rf_grid_figure(grid, *, look: str = "rfkit", style: str = "report"):
     Examples
     --------
     >>> import torch.nn as nn
-    >>> from rfkit.erf.unit_grid import unit_grid
+    >>> from rfkit.effective.unit_grid import unit_grid
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.Conv2d(4, 4, 3, 2, 1))
     >>> fig = rf_grid_figure(unit_grid(net, "1", image="noise", input_size=16, measure=False))
     >>> box = next(p for p in fig.axes[0].patches if p.get_gid() == "rf-box-0")

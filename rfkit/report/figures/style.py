@@ -426,7 +426,7 @@ def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | Non
     Parameters
     ----------
     m : array_like, shape (H, W)
-        Raw ERF map (:attr:`ERFResult.maps <rfkit.erf.result.ERFResult>`).
+        Raw ERF map (:attr:`ERFResult.maps <rfkit.effective.result.ERFResult>`).
     log : bool
         Log scale (default) or linear.
     floor : float
@@ -573,7 +573,7 @@ def view_rectangle(view, **kwargs):
 
 
 def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
-    """The ``k``-sigma ellipses of a :class:`~rfkit.erf.gaussian.GaussianFit`, in image coordinates.
+    """The ``k``-sigma ellipses of a :class:`~rfkit.effective.gaussian.GaussianFit`, in image coordinates.
 
     The fit's ``rotation`` is the angle of the major axis from +x towards +y in image coordinates
     (y down); matplotlib's ``Ellipse.angle`` is measured the same way in data coordinates, so it is
@@ -584,7 +584,7 @@ def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
     --------
     A fit elongated along y (rotation 90°): the 1σ ellipse reaches 8 px up and down, 4 px sideways.
 
-    >>> from rfkit.erf.gaussian import fit_gaussian
+    >>> from rfkit.effective.gaussian import fit_gaussian
     >>> yy, xx = np.mgrid[0:64, 0:64]
     >>> fit = fit_gaussian(np.exp(-0.5 * (((yy - 30) / 8.0) ** 2 + ((xx - 34) / 4.0) ** 2)))
     >>> e = gaussian_ellipses(fit, ks=(1,))[0]
@@ -857,7 +857,7 @@ def draw_scale_bar(ax, width: float, *, color: str = "white", fontsize: float | 
 
 
 def fit_drawable(fit) -> bool:
-    """Whether a :class:`~rfkit.erf.gaussian.GaussianFit` is drawn: Gaussian-like, with finite parameters."""
+    """Whether a :class:`~rfkit.effective.gaussian.GaussianFit` is drawn: Gaussian-like, with finite parameters."""
     return (
         fit is not None
         and fit.gaussian_like
