@@ -113,3 +113,13 @@ class DeviceMemoryError(RFKitError, MemoryError):
 class AtlasError(RFKitError, ValueError):
     """An atlas folder or table is missing or not what ``rfkit atlas build`` writes, or a query over it is not
     an expression the atlas evaluates (only column names, literals, comparisons, arithmetic, and/or/not)."""
+
+
+class MissingExtraError(ModelBuildError, ImportError):
+    """A model source needs a package that is not installed; the message names the extra to install
+    (``pip install 'rfkit[onnx]'``)."""
+
+
+class ConversionError(ModelBuildError):
+    """A model file could not be turned into a PyTorch module for measuring (ERF, attribution), though its
+    analytic RF graph may still be read (``rfkit graph``): the message says which converter failed and why."""
