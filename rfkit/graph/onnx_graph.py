@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import operator
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from rfkit.graph.onnx_ops import OPS, Dyn, NotTranslated, OnnxNode, OpaqueOp
 from rfkit.graph.propagate import RFPropagator, UnsupportedNode
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import RFGraph
-from rfkit.models.onnx_file import image_input, load_onnx, onnx_display_name, require
+from rfkit.models.onnx_file import image_input, inferred_shapes, load_onnx, np_dtype, onnx_display_name, torch_dtype
 
 #: What an unknown value is (the output of an op whose shape nobody knows): everything after it is lost.
 LOST = object()
@@ -73,14 +73,6 @@ class _Origin:
     node: str  # the ONNX node's name (its op type when unnamed)
     op: str  # onnx.<OpType> (onnx.<domain>.<OpType> outside the default domain)
     reason: str | None = None  # why it is opaque
-
-
-@dataclass
-class _Inferred:
-    """ONNX's shape inference at the analysed input size: static shapes and element types by value name."""
-
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    dtypes: dict[str, torch.dtype] = field(default_factory=dict)
 
 
 class OnnxGraphBuilder:
@@ -287,56 +279,6 @@ def identifier(name: str) -> str:
     """
     name = re.sub(r"[^0-9a-zA-Z_]+", "_", name).strip("_") or "v"
     return name if not name[0].isdigit() else f"_{name}"
-
-
-def np_dtype(elem_type: int) -> np.dtype:
-    from onnx.helper import tensor_dtype_to_np_dtype
-
-    try:
-        return np.dtype(tensor_dtype_to_np_dtype(elem_type))
-    except Exception:  # noqa: BLE001 - bfloat16, float8...: float32 on the meta device
-        return np.dtype(np.float32)
-
-
-def torch_dtype(dtype) -> torch.dtype:
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return torch.bool
-    try:
-        return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-    except TypeError:  # strings and other types torch has not
-        return torch.float32
-
-
-def inferred_shapes(proto, input_shape) -> _Inferred:
-    """ONNX's shape inference with the image input at ``input_shape``: the static shape and the element type
-    of every value it can tell (values with a symbolic dim left out of the shapes)."""
-    onnx = require("onnx")
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    inits = {t.name for t in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name not in inits:
-            dims = value.type.tensor_type.shape.dim
-            for d, size in zip(dims, input_shape):
-                d.Clear()
-                d.dim_value = int(size)
-            break
-    del model.graph.value_info[:]  # the exporter's own, for another batch size perhaps
-    for o in model.graph.output:  # declared output shapes may hold the exporter's batch size
-        o.type.tensor_type.ClearField("shape")
-    found = _Inferred()
-    try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 - inference is a check: without it, translated shapes stand alone
-        return found
-    for value in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
-        tt = value.type.tensor_type
-        if tt.elem_type:
-            found.dtypes[value.name] = torch_dtype(np_dtype(tt.elem_type))
-        if tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
-            found.shapes[value.name] = tuple(d.dim_value for d in tt.shape.dim)
-    return found
 
 
 def trace_onnx(

@@ -16,11 +16,13 @@ from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
 from rfkit.graph.info import RFInfo
+from rfkit.graph.onnx_graph import trace_onnx
 from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
+from rfkit.models.onnx_file import is_onnx
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
@@ -47,9 +49,10 @@ def trace(
 
     Parameters
     ----------
-    model : str or nn.Module
+    model : str, nn.Module or onnx.ModelProto
         A model spec (timm name, ``torchvision:NAME``, ``FILE.py:FACTORY``; built on the meta device,
-        without weights) or a module (copied to the meta device; the original is not touched).
+        without weights), a module (copied to the meta device; the original is not touched), or an ONNX model
+        (``PATH.onnx`` or a ``ModelProto``: its graph is read from the file, :mod:`rfkit.graph.onnx_graph`).
     input_size : int or tuple, optional
         Spatial input size, ``(h, w)`` for images (an int means square). Default: the model's own
         (timm's pretrained config, torchvision's weights), else 224×224.
@@ -154,7 +157,10 @@ def trace_fx(
     trust: bool = False,
 ) -> tuple[RFGraph, FxModel | None]:
     """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
-    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure)."""
+    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure; None for an
+    ONNX model, whose graph is read from the file: :func:`rfkit.graph.onnx_graph.trace_onnx`)."""
+    if is_onnx(model):
+        return trace_onnx(model, input_size, in_chans=in_chans, registry=registry), None
     validate.model(model)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:

@@ -7,6 +7,7 @@ A spec is one of
   (``torchvision:fasterrcnn_resnet50_fpn``) its backbone and FPN, on the transformed tensor
   (:mod:`rfkit.models.detection`);
 - ``ultralytics:yolo11n.yaml``: an ultralytics YOLO built from a yaml file (:mod:`rfkit.models.ultralytics`);
+- ``path/to/model.onnx``: an ONNX file (:mod:`rfkit.models.onnx_source`; loading it runs no code);
 - ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``; the file is
   imported (its code runs), so it is built only with ``trust=True`` (``--trust``).
 
@@ -40,11 +41,11 @@ class ModelSpec:
     Attributes
     ----------
     source : str
-        ``"timm"``, ``"torchvision"``, ``"ultralytics"`` or ``"file"``.
+        ``"timm"``, ``"torchvision"``, ``"ultralytics"``, ``"onnx"`` or ``"file"``.
     name : str
         Model name (timm name with tag, torchvision name, or factory name).
     path : str or None
-        The Python file, for ``"file"`` specs.
+        The Python file, for ``"file"`` specs; the ONNX file for ``"onnx"`` ones.
     """
 
     source: str
@@ -53,6 +54,8 @@ class ModelSpec:
 
     @property
     def display_name(self) -> str:
+        if self.source == "onnx":
+            return shown_path(self.path)
         return self.name if self.source != "file" else f"{Path(self.path).stem}:{self.name}"
 
 
@@ -69,6 +72,8 @@ def shown_spec(spec: str) -> str:
     parsed = parse_spec(spec)
     if parsed.source == "file":
         return f"{shown_path(parsed.path)}:{parsed.name}"
+    if parsed.source == "onnx":
+        return shown_path(parsed.path)
     if parsed.source == "ultralytics" and os.path.isabs(parsed.name):
         return f"ultralytics:{shown_path(parsed.name)}"
     return spec
@@ -91,6 +96,8 @@ def parse_spec(spec: str) -> ModelSpec:
         return ModelSpec("ultralytics", spec.split(":", 1)[1])
     if spec.startswith("timm:"):
         return ModelSpec("timm", spec.split(":", 1)[1])
+    if spec.lower().endswith(".onnx"):
+        return ModelSpec("onnx", Path(spec).name, spec)
     if ".py:" in spec:
         path, factory = spec.rsplit(":", 1)
         return ModelSpec("file", factory, path)
@@ -157,6 +164,12 @@ def _build_ultralytics(name: str, trust: bool) -> nn.Module:
     return build_yolo(name, trust=trust)
 
 
+def _build_onnx(path: str) -> nn.Module:
+    from rfkit.models.onnx_convert import to_torch
+
+    return to_torch(path).module
+
+
 def _build_file(path: str, factory: str, trust: bool, **kwargs) -> nn.Module:
     file = Path(path)
     if not file.is_file():
@@ -219,6 +232,7 @@ def build_model(
         "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
         "file": lambda: _build_file(spec.path, spec.name, trust, **kwargs),
         "ultralytics": lambda: _build_ultralytics(spec.name, trust=trust),
+        "onnx": lambda: _build_onnx(spec.path),
     }
     build = builders[spec.source]
     with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)

@@ -46,6 +46,8 @@ import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, WeightsUnavailableError, WeightsWarning
 from rfkit.io import shown_path
+from rfkit.models.onnx_file import is_onnx
+from rfkit.models.onnx_source import load_onnx_model
 from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
@@ -678,9 +680,10 @@ def load_model(
 
     Parameters
     ----------
-    model : str or nn.Module
+    model : str, nn.Module or onnx.ModelProto
         A spec (timm ``name[.tag]``, ``torchvision:NAME``, ``FILE.py:FACTORY``; see
-        :mod:`rfkit.models.spec`) or a module.
+        :mod:`rfkit.models.spec`), a module, or an ONNX model (``PATH.onnx``, a ``ModelProto``: the file's
+        weights, :func:`rfkit.models.onnx_source.load_onnx_model`).
     weights : str or path
         For a spec:
 
@@ -738,6 +741,8 @@ def load_model(
     >>> load_model(net)[0] is net, load_model(net)[1].kind
     (True, 'as-given')
     """
+    if is_onnx(model):
+        return load_onnx_model(model, weights)
     mode, path = _mode(weights)
     if isinstance(model, nn.Module):
         return _load_module(model, mode, path, device)

@@ -18,6 +18,7 @@ from rfkit.errors import ArgumentError, ImageSourceError
 from rfkit.graph.rfgraph import RFGraph
 from rfkit.graph.trace import FxModel, spatial_rank, trace, trace_fx
 from rfkit.models.data_config import data_config_for
+from rfkit.models.onnx_file import is_onnx
 from rfkit.models.spec import shown_spec
 from rfkit.models.weights import WeightsInfo, load_model
 from rfkit.pipeline.capture import LayerCapture
@@ -211,10 +212,11 @@ def prepare(
 
     Parameters
     ----------
-    model : str, nn.Module or Prepared
-        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``), a module (used as given, or
-        copied for a checkpoint), or a :class:`Prepared` model (returned as it is, after checking that
-        ``input_size``, ``in_chans`` and ``weights`` do not ask for something else).
+    model : str, nn.Module, onnx.ModelProto or Prepared
+        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``, ``PATH.onnx``), a module (used as
+        given, or copied for a checkpoint), an ONNX model (``onnx.ModelProto``; ONNX models:
+        :func:`rfkit.pipeline.onnx_prepare.prepare_onnx`), or a :class:`Prepared` model (returned as it is, after
+        checking that ``input_size``, ``in_chans`` and ``weights`` do not ask for something else).
     weights : str or path
         ``"auto"``, ``"pretrained"``, ``"random"``, ``"random-safe"``, ``"as-given"`` or a checkpoint path
         (:func:`rfkit.models.weights.load_model`).
@@ -253,6 +255,10 @@ def prepare(
     """
     if isinstance(model, Prepared):
         return _check_reuse(model, weights, input_size, in_chans)
+    if is_onnx(model):
+        from rfkit.pipeline.onnx_prepare import prepare_onnx
+
+        return prepare_onnx(model, weights, input_size, in_chans=in_chans, seed=seed)
     validate.model(model)
     seed = validate.seed(seed)
     in_chans = validate.count(in_chans, "in_chans", optional=True)

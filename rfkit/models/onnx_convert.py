@@ -1,0 +1,345 @@
+"""An ONNX model as a PyTorch module, for what needs gradients (ERF, attribution): onnx2torch, after making the
+ONNX graph fit it, and checked against onnxruntime.
+
+Which converter (measured on torchvision's resnet18, random weights, 64×64; torch 2.14, onnx2torch 1.5.15,
+onnx2pytorch 0.6; "ok" = the output equals the torch model's to 1e-5):
+
+=====================================================  ==============================  ==========================
+export                                                  onnx2torch                      onnx2pytorch
+=====================================================  ==============================  ==========================
+dynamo (torch 2.x default, opset 18 and 20)             ReduceMean-18 not implemented   ok
+legacy, opsets 9-20, ``keep_initializers_as_inputs``    ok                              ok
+legacy, opsets 9-20, without it                         KeyError / Identity-19          fails (Conv given 3 args)
+all of them after :func:`fit_for_onnx2torch`            ok                              —
+=====================================================  ==============================  ==========================
+
+rfkit uses onnx2torch: it makes a ``torch.fx.GraphModule`` with one submodule per ONNX node, named after the
+node, so every node of the RF graph is a module output that a forward hook can catch (onnx2pytorch runs its own
+interpreter loop, whose intermediate values no hook sees), and each of its failures above is a graph property that
+an exact rewrite removes (:func:`fit_for_onnx2torch`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch.nn as nn
+
+from rfkit.errors import ConversionError
+from rfkit.models.onnx_file import image_input, inferred_shapes, load_onnx, onnx_display_name, require
+
+#: The newest default-domain opset every op onnx2torch converts has a converter for; graphs above it are
+#: converted down to it when onnx2torch lacks an op's newer version.
+ONNX2TORCH_OPSET = 17
+#: Largest difference between onnxruntime's output and the converted module's, relative to the output's
+#: largest magnitude, that still counts as the same model.
+TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Converted:
+    """An ONNX model converted to PyTorch.
+
+    Attributes
+    ----------
+    module : nn.Module
+        onnx2torch's ``GraphModule``, in eval mode.
+    module_names : dict
+        ONNX output name -> the module whose output it is (``name[k]`` for output ``k`` of a node with several).
+    steps : tuple of str
+        The rewrites :func:`fit_for_onnx2torch` made.
+    check : str
+        How the module was checked against onnxruntime (one line for reports).
+    """
+
+    module: nn.Module
+    module_names: dict
+    steps: tuple[str, ...]
+    check: str
+
+
+def _copy(proto):
+    onnx = require("onnx")
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    return model
+
+
+def _default_opset(proto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def fold_identities(proto) -> int:
+    """Identity nodes of an initializer become initializers under their output's name (torch's legacy export
+    shares a weight through them, and onnx2torch looks weights up as initializers). Returns how many."""
+    from onnx import TensorProto
+
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    folded = 0
+    for node in list(graph.node):
+        if node.op_type == "Identity" and node.domain in ("", "ai.onnx") and node.input[0] in inits:
+            t = TensorProto()
+            t.CopyFrom(inits[node.input[0]])
+            t.name = node.output[0]
+            graph.initializer.append(t)
+            inits[t.name] = t
+            graph.node.remove(node)
+            folded += 1
+    return folded
+
+
+def _constants(proto) -> dict:
+    """Name -> array of every initializer and Constant node output."""
+    from onnx import numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for a in node.attribute:
+                if a.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(a.t)
+    return values
+
+
+def _set_shape_input(proto, node, array: np.ndarray) -> None:
+    """Give ``node`` a new initializer of its own as its shape input (input 1)."""
+    from onnx import numpy_helper
+
+    name = f"{node.output[0]}__rfkit_shape"
+    proto.graph.initializer.append(numpy_helper.from_array(np.asarray(array, dtype=np.int64), name))
+    node.input[1] = name
+
+
+def drop_allowzero(proto) -> int:
+    """Reshape with ``allowzero=1`` and a constant shape without a 0 is the same op with ``allowzero=0``
+    (the dynamo export sets it; onnx2torch refuses it). Returns how many were changed."""
+    consts = _constants(proto)
+    changed = 0
+    for node in proto.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            continue
+        for a in node.attribute:
+            if a.name == "allowzero" and a.i == 1 and node.input[1] in consts and 0 not in consts[node.input[1]]:
+                a.i = 0
+                changed += 1
+    return changed
+
+
+def free_batch(proto, shapes: dict) -> int:
+    """A batch size the file fixes (torch exports fix it to the example's) made symbolic, so that rfkit can
+    measure batches of images: the input's first dim becomes ``batch``, and a Reshape whose constant target
+    starts with that batch size, on a tensor that starts with it too, copies it instead (0). Returns how many
+    Reshapes were changed; whether the module then treats every image alone is checked afterwards."""
+    inp = image_input(proto)
+    batch = inp.shape[0]
+    if batch is None:
+        return 0
+    consts = _constants(proto)
+    changed = 0
+    for node in proto.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in consts:
+            continue
+        target = consts[node.input[1]]
+        data = shapes.get(node.input[0])
+        if target.ndim == 1 and len(target) and int(target[0]) == batch and data and data[0] == batch:
+            if any(a.name == "allowzero" and a.i == 1 for a in node.attribute):
+                continue
+            fixed = target.copy()
+            fixed[0] = 0
+            _set_shape_input(proto, node, fixed)
+            changed += 1
+    for value in proto.graph.input:
+        if value.name == inp.name:
+            dim = value.type.tensor_type.shape.dim[0]
+            dim.Clear()
+            dim.dim_param = "batch"
+    del proto.graph.value_info[:]
+    for o in proto.graph.output:
+        o.type.tensor_type.ClearField("shape")
+    return changed
+
+
+def fit_for_onnx2torch(proto, shapes: dict | None = None) -> tuple[object, list[str]]:
+    """A copy of ``proto`` that onnx2torch converts, computing the same function: Identity of weights folded
+    (:func:`fold_identities`), ``allowzero`` dropped where it changes nothing (:func:`drop_allowzero`), the batch
+    dim freed (:func:`free_batch`, given ONNX's inferred ``shapes``). Returns the copy and what was done."""
+    model = _copy(proto)
+    steps = []
+    if n := fold_identities(model):
+        steps.append(f"{n} Identity node(s) of weights folded into initializers")
+    if n := drop_allowzero(model):
+        steps.append(f"allowzero=1 dropped from {n} Reshape(s) whose shape has no 0")
+    if shapes is not None and image_input(model).shape[0] is not None:
+        n = free_batch(model, shapes)
+        steps.append("batch dim made symbolic" + (f", {n} Reshape(s) copy it" if n else ""))
+    return model, steps
+
+
+def _down_convert(model, opset: int):
+    from onnx import version_converter
+
+    return version_converter.convert_version(model, opset)
+
+
+def _convert(model):
+    onnx2torch = require("onnx2torch")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            return onnx2torch.convert(model, attach_onnx_mapping=True)
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def module_names(gm) -> dict:
+    """ONNX output name -> the name of the module of onnx2torch's ``gm`` that computes it."""
+    names = {}
+    for name, m in gm.named_modules():
+        mapping = getattr(m, "onnx_mapping", None)
+        outs = [o for o in getattr(mapping, "outputs", ()) if o]
+        for i, out in enumerate(outs):
+            names[out] = name if len(outs) == 1 else f"{name}[{i}]"
+    return names
+
+
+def to_torch(model) -> Converted:
+    """The ONNX model ``model`` (a path or an ``onnx.ModelProto``) as a PyTorch module that computes the same
+    outputs (checked against onnxruntime where it is installed) on batches of any size.
+
+    Raises
+    ------
+    MissingExtraError
+        onnx or onnx2torch is not installed.
+    ConversionError
+        onnx2torch cannot convert it, or the module computes something else than onnxruntime (the message
+        names the cause; the RF graph, read from the ONNX graph, does not need the conversion).
+
+    Examples
+    --------
+    >>> import onnx, onnx.helper as h
+    >>> x = h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 8, 8])
+    >>> y = h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 1, 4, 4])
+    >>> pool = h.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    >>> c = to_torch(h.make_model(h.make_graph([pool], "net", [x], [y]), opset_imports=[h.make_opsetid("", 17)]))
+    >>> type(c.module).__name__, c.module_names
+    ('GraphModule', {'y': 'pool'})
+    """
+    proto = load_onnx(model)
+    shown = onnx_display_name(model)
+
+    fitted, steps = fit_for_onnx2torch(proto, _shapes(proto))
+    try:
+        gm = _convert(fitted)
+    except NotImplementedError as e:
+        if _default_opset(fitted) <= ONNX2TORCH_OPSET:
+            raise ConversionError(_failed(shown, e)) from e
+        try:
+            fitted = _down_convert(fitted, ONNX2TORCH_OPSET)
+            gm = _convert(fitted)
+        except Exception as e2:  # noqa: BLE001 - the first failure is the one to report
+            raise ConversionError(_failed(shown, e)) from e2
+        steps.append(f"converted down to opset {ONNX2TORCH_OPSET} (onnx2torch lacks {_missing(e)})")
+    except Exception as e:  # noqa: BLE001 - KeyError, TypeError...: onnx2torch's own failures
+        raise ConversionError(_failed(shown, e)) from e
+    gm.eval()
+    check = check_against_onnxruntime(proto, gm, shown)
+    return Converted(gm, module_names(gm), tuple(steps), check)
+
+
+def _shapes(proto) -> dict:
+    """ONNX's inferred static shapes at the file's input size (batch 1 where it is open)."""
+    inp = image_input(proto)
+    return inferred_shapes(proto, inp.concrete()).shapes
+
+
+def _missing(e: BaseException) -> str:
+    text = str(e)
+    return (
+        text[text.find("operation_type=") :].replace("operation_type=", "").rstrip(")")
+        if "operation_type=" in text
+        else text
+    )
+
+
+def _failed(shown: str, e: BaseException) -> str:
+    why = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return (
+        f"onnx2torch cannot convert {shown} to PyTorch ({type(e).__name__}: {why}), so its ERF and attributions "
+        f"cannot be measured; its RF graph needs no conversion: rfkit graph {shown}"
+    )
+
+
+def check_against_onnxruntime(proto, module: nn.Module, shown: str) -> str:
+    """Run ``module`` and onnxruntime on the same random input (and the module on two images at once against
+    each image alone); raise :class:`ConversionError` where they differ. Returns what was checked, in one line."""
+    import torch
+
+    inp = image_input(proto, shown)
+    shape = inp.concrete()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    with torch.no_grad():
+        ours = _outputs(module(torch.from_numpy(x)))
+        pair = _outputs(module(torch.from_numpy(np.concatenate([x, x[::-1] * 0.5]))))
+        second = _outputs(module(torch.from_numpy(np.ascontiguousarray(x[::-1] * 0.5))))
+    batch = shape[0]
+    for a, b, c in zip(pair, ours, second):
+        if a.shape[:1] != (2 * batch,) or not np.allclose(a[:batch], b, rtol=1e-4, atol=_atol(b)):
+            raise ConversionError(
+                f"{shown} treats the images of a batch together after conversion (outputs of 2 images differ "
+                "from each alone), so rfkit cannot measure it: export it with a dynamic batch axis"
+            )
+        if not np.allclose(a[batch:], c, rtol=1e-4, atol=_atol(c)):
+            raise ConversionError(
+                f"{shown} mixes the images of a batch after conversion: export it with a dynamic batch axis"
+            )
+    try:
+        ort = require("onnxruntime")
+    except Exception:  # noqa: BLE001 - not installed: the conversion stands unchecked, and says so
+        return "converted with onnx2torch; not checked against onnxruntime (not installed)"
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: not its advice on initializers listed as inputs
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        theirs = session.run(None, {inp.name: x})
+    except Exception as e:  # noqa: BLE001 - onnxruntime cannot run it either: nothing to compare with
+        return f"converted with onnx2torch; onnxruntime cannot run it to compare ({type(e).__name__})"
+    worst = 0.0
+    for a, b in zip(ours, theirs):
+        b = np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            raise ConversionError(
+                f"onnx2torch's module of {shown} gives an output of shape {a.shape}, onnxruntime {b.shape}: "
+                "rfkit cannot measure it"
+            )
+        scale = max(float(np.abs(b).max()) if b.size else 0.0, 1e-12)
+        worst = max(worst, float(np.abs(a - b).max()) / scale if b.size else 0.0)
+    if worst > TOLERANCE:
+        raise ConversionError(
+            f"onnx2torch's module of {shown} computes something else than onnxruntime (largest difference "
+            f"{worst:.1e} of the output's scale), so rfkit cannot measure it"
+        )
+    return f"converted with onnx2torch; output equals onnxruntime's to {worst:.0e} of its scale"
+
+
+def _atol(b: np.ndarray) -> float:
+    return 1e-5 * max(float(np.abs(b).max()) if b.size else 0.0, 1.0)
+
+
+def _outputs(out) -> list[np.ndarray]:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [out.detach().double().numpy()]
+    if isinstance(out, (tuple, list)):
+        return [o for v in out for o in _outputs(v)]
+    if isinstance(out, dict):
+        return [o for v in out.values() for o in _outputs(v)]
+    return []
