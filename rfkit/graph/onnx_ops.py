@@ -244,8 +244,8 @@ def _conv_transpose(n: OnnxNode):
     if output_shape or auto in ("SAME_UPPER", "SAME_LOWER"):
         want = output_shape[-k:] if output_shape else [i * s for i, s in zip(sizes, strides)]
         total = [f + op_ - o for f, op_, o in zip(full, out_pad, want)]
-        lower = auto == "SAME_LOWER"
-        begin = [t - t // 2 if lower else t // 2 for t in total]
+        half = [int(t / 2) for t in total]  # C division, as onnxruntime: toward zero for a negative total
+        begin = [t - q if auto == "SAME_LOWER" else q for t, q in zip(total, half)]
         end = [t - b for t, b in zip(total, begin)]
     elif auto == "VALID":
         begin, end = [0] * k, [0] * k
