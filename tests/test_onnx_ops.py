@@ -13,11 +13,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import (
-    TensorProto,  # noqa: E402
-    numpy_helper,  # noqa: E402
-)
-from onnx import helper as h  # noqa: E402
+TensorProto, h, numpy_helper = onnx.TensorProto, onnx.helper, onnx.numpy_helper
 
 from rfkit.graph.onnx_graph import trace_onnx  # noqa: E402
 
