@@ -117,7 +117,7 @@ class AtlasError(RFKitError, ValueError):
 
 class MissingExtraError(ModelBuildError, ImportError):
     """A model source needs a package that is not installed; the message names the extra to install
-    (``pip install 'rfkit[onnx]'``)."""
+    (``pip install "rfkit[onnx]"``)."""
 
 
 class ConversionError(ModelBuildError):

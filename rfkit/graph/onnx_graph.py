@@ -288,6 +288,7 @@ def trace_onnx(
     in_chans: int | None = None,
     registry: Registry = DEFAULT_REGISTRY,
     module_names: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> RFGraph:
     """The RF graph of an ONNX model, read from its graph (see the module docstring).
 
@@ -305,6 +306,8 @@ def trace_onnx(
     module_names : dict, optional
         ONNX output name -> module name in the PyTorch model converted from it (default: onnx2torch's names,
         :func:`torch_module_names`).
+    name : str, optional
+        The model's name in the graph and in messages (default: its file name, or its graph's name).
 
     Returns
     -------
@@ -334,7 +337,7 @@ def trace_onnx(
     ((3, 3), (2, 2), (0, 0), 'onnx.Conv')
     """
     proto = load_onnx(model)
-    shown = onnx_display_name(model)
+    shown = name or onnx_display_name(model)
     shape = image_input(proto, shown).concrete(input_size, in_chans, shown)
     names = dict(module_names) if module_names is not None else torch_module_names(proto)
     builder = OnnxGraphBuilder(proto, shape, names, shown)

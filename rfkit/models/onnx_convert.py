@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch.nn as nn
 
-from rfkit.errors import ConversionError
+from rfkit.errors import ConversionError, RFKitError
 from rfkit.models.onnx_file import image_input, inferred_shapes, load_onnx, onnx_display_name, require
 
 #: The newest default-domain opset every op onnx2torch converts has a converter for; graphs above it are
@@ -209,9 +210,10 @@ def module_names(gm) -> dict:
     return names
 
 
-def to_torch(model) -> Converted:
+def to_torch(model, name: str | None = None) -> Converted:
     """The ONNX model ``model`` (a path or an ``onnx.ModelProto``) as a PyTorch module that computes the same
-    outputs (checked against onnxruntime where it is installed) on batches of any size.
+    outputs (checked against onnxruntime where it is installed) on batches of any size. ``name`` names it in
+    messages (default: its file name, or its graph's name).
 
     Raises
     ------
@@ -232,8 +234,8 @@ def to_torch(model) -> Converted:
     ('GraphModule', {'y': 'pool'})
     """
     proto = load_onnx(model)
-    shown = onnx_display_name(model)
-
+    shown = name or onnx_display_name(model)
+    require("onnx2torch")
     fitted, steps = fit_for_onnx2torch(proto, _shapes(proto))
     try:
         gm = _convert(fitted)
@@ -246,6 +248,8 @@ def to_torch(model) -> Converted:
         except Exception as e2:  # noqa: BLE001 - the first failure is the one to report
             raise ConversionError(_failed(shown, e)) from e2
         steps.append(f"converted down to opset {ONNX2TORCH_OPSET} (onnx2torch lacks {_missing(e)})")
+    except RFKitError:
+        raise
     except Exception as e:  # noqa: BLE001 - KeyError, TypeError...: onnx2torch's own failures
         raise ConversionError(_failed(shown, e)) from e
     gm.eval()
@@ -259,20 +263,23 @@ def _shapes(proto) -> dict:
     return inferred_shapes(proto, inp.concrete()).shapes
 
 
+_NO_CONVERTER = re.compile(r"operation_type='(\w+)', version=(\d+)")
+
+
 def _missing(e: BaseException) -> str:
-    text = str(e)
-    return (
-        text[text.find("operation_type=") :].replace("operation_type=", "").rstrip(")")
-        if "operation_type=" in text
-        else text
-    )
+    """What onnx2torch lacks, from its NotImplementedError: ``LpPool-18``."""
+    found = _NO_CONVERTER.search(str(e))
+    return f"{found[1]}-{found[2]}" if found else (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _failed(shown: str, e: BaseException) -> str:
-    why = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if _NO_CONVERTER.search(str(e)):
+        why = f"it has no converter for {_missing(e)}"
+    else:
+        why = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
     return (
-        f"onnx2torch cannot convert {shown} to PyTorch ({type(e).__name__}: {why}), so its ERF and attributions "
-        f"cannot be measured; its RF graph needs no conversion: rfkit graph {shown}"
+        f"onnx2torch cannot convert {shown} to PyTorch ({why}), so its ERF and attributions cannot be measured; "
+        f"its RF graph needs no conversion: rfkit graph {shown}"
     )
 
 

@@ -19,7 +19,7 @@ import torch
 from rfkit.errors import InputSizeError, MissingExtraError, ModelBuildError, ModelNotFoundError
 from rfkit.io import shown_path
 
-INSTALL_HINT = "pip install 'rfkit[onnx]'"
+INSTALL_HINT = 'pip install "rfkit[onnx]"'
 
 
 def require(package: str = "onnx"):

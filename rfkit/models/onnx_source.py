@@ -10,20 +10,20 @@ from __future__ import annotations
 import torch.nn as nn
 
 from rfkit.errors import WeightsError
-from rfkit.models.onnx_file import is_onnx, onnx_display_name
+from rfkit.models.onnx_file import is_onnx, is_onnx_proto, onnx_display_name
 
 #: What ``rfkit list-models --source onnx`` says: there is no catalogue of ONNX models, they are files.
 LISTING = (
     "ONNX models are files, not names: pass the path of an exported model, e.g. `rfkit graph resnet18.onnx` "
     "(the RF graph is read from the ONNX graph; ERF and attribution run on its PyTorch conversion; needs "
-    "pip install 'rfkit[onnx]')."
+    'pip install "rfkit[onnx]").'
 )
 
 #: ``weights`` options an ONNX model takes: the file holds its weights.
 AS_GIVEN = ("auto", "as-given", None)
 
 
-def load_onnx_model(model, weights="auto"):
+def load_onnx_model(model, weights="auto", *, name: str | None = None):
     """The ONNX model ``model`` as a PyTorch module carrying the file's weights, and what weights those are.
 
     The module (onnx2torch's ``GraphModule``) has an ``onnx_module_names`` attribute: ONNX output name -> the
@@ -34,6 +34,8 @@ def load_onnx_model(model, weights="auto"):
     model : str, path or onnx.ModelProto
     weights : str
         ``"auto"`` or ``"as-given"``: the weights in the file (an ONNX model carries its own).
+    name : str, optional
+        How to name the model in messages and reports (default: its file name, or its graph's name).
 
     Returns
     -------
@@ -60,20 +62,20 @@ def load_onnx_model(model, weights="auto"):
     from rfkit.models.onnx_convert import to_torch
     from rfkit.models.weights import WeightsInfo
 
-    shown = onnx_display_name(model)
+    shown = name or onnx_display_name(model)
     if weights not in AS_GIVEN:
         raise WeightsError(
             f"{shown} is an ONNX file, which carries its own weights: use weights='auto' (or 'as-given'), "
             f"not {weights!r}"
         )
-    converted = to_torch(model)
+    converted = to_torch(model, shown)
     module: nn.Module = converted.module
     module.onnx_module_names = dict(converted.module_names)
     steps = f" after {'; '.join(converted.steps)}" if converted.steps else ""
     info = WeightsInfo(
         "as-given",
         f"the weights in {shown} ({converted.check}{steps})",
-        path=shown if not hasattr(model, "graph") else None,
+        path=None if is_onnx_proto(model) else shown,
         warnings=(
             f"{shown} does not say how its images are preprocessed: rfkit normalises them with ImageNet's mean and "
             "std, its default for a model that does not say",

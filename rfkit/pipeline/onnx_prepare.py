@@ -5,7 +5,7 @@ after the converted module's submodules, so that the measuring stages catch ever
 from __future__ import annotations
 
 from rfkit.graph.onnx_graph import trace_onnx
-from rfkit.models.onnx_file import load_onnx, onnx_display_name
+from rfkit.models.onnx_file import image_input, load_onnx, onnx_display_name
 from rfkit.models.onnx_source import load_onnx_model
 
 
@@ -25,10 +25,10 @@ def prepare_onnx(model, weights="auto", input_size=None, *, in_chans: int | None
     """
     from rfkit.pipeline.prepare import Prepared, _data_config
 
-    proto = load_onnx(model)
-    module, info = load_onnx_model(proto if not isinstance(model, str) else model, weights)
-    g = trace_onnx(proto, input_size, in_chans=in_chans, module_names=module.onnx_module_names)
     name = onnx_display_name(model)
-    g.model_name = name
+    proto = load_onnx(model)
+    image_input(proto, name).concrete(input_size, in_chans, name)  # a size the file refuses: before converting
+    module, info = load_onnx_model(proto, weights, name=name)
+    g = trace_onnx(proto, input_size, in_chans=in_chans, module_names=module.onnx_module_names, name=name)
     cfg = _data_config(module, g.input_size, g.in_chans)
     return Prepared(module, info, name, model, cfg, g, None, seed)
