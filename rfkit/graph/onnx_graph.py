@@ -166,7 +166,13 @@ class OnnxGraphBuilder:
         """The fx graph of every node the input reaches."""
         inp = image_input(self.proto, self.shown)
         x = torch.empty(self.input_shape, dtype=torch_dtype(np_dtype(inp.elem_type)), device="meta")
-        self.values[inp.name] = Dyn(self.graph.placeholder(identifier(inp.name)), x)
+        value = Dyn(self.graph.placeholder(identifier(inp.name)), x)
+        if inp.channels_last:  # rfkit's input is channels-first: hand the graph what the file takes
+            rank = x.dim()
+            value = self.call(torch.permute, value, [0, *range(2, rank), 1])
+            value.node.name = self.graph._graph_namespace.create_name("to_channels_last", None)
+            self.origins[value.node.name] = _Origin("input", "onnx.input_channels_last")
+        self.values[inp.name] = value
         for node in self.proto.graph.node:
             self._node(node)
         outs = [self.values[o.name].node for o in self.proto.graph.output if isinstance(self.values.get(o.name), Dyn)]
@@ -349,7 +355,7 @@ def _rf_graph(gm: fx.GraphModule, builder: OnnxGraphBuilder, shape, registry: Re
     """Run the RF pass over ``gm`` and name its nodes as the ONNX model does."""
     from rfkit.graph.trace import _build_graph
 
-    meta = builder.values[image_input(builder.proto).name].meta
+    meta = torch.empty(shape, device="meta", dtype=builder.values[image_input(builder.proto).name].meta.dtype)
     result = RFPropagator(gm, registry).propagate(meta, len(shape) - 2)
     modules = {builder.module_names.get(out, out): node for out, node in builder.outputs.items()}
     outputs = [o.name for o in builder.proto.graph.output if o.name in builder.outputs]

@@ -1,22 +1,21 @@
-"""An ONNX model as a PyTorch module, for what needs gradients (ERF, attribution): onnx2torch, after making the
-ONNX graph fit it, and checked against onnxruntime.
+"""An ONNX model as a PyTorch module, for what needs gradients (ERF, attribution): onnx2torch, after exact rewrites
+of the ONNX graph, checked against onnxruntime.
 
-Which converter (measured on torchvision's resnet18, random weights, 64×64; torch 2.14, onnx2torch 1.5.15,
-onnx2pytorch 0.6; "ok" = the output equals the torch model's to 1e-5):
+Which converter (``benchmarks/onnx_converters.py``, results in ``benchmarks/results/onnx_converters.md``:
+torchvision's resnet18 and a Keras 3 CNN; torch 2.14, onnx2torch 1.5.15, onnx2pytorch 0.6):
 
-=====================================================  ==============================  ==========================
-export                                                  onnx2torch                      onnx2pytorch
-=====================================================  ==============================  ==========================
-dynamo (torch 2.x default, opset 18 and 20)             ReduceMean-18 not implemented   ok
-legacy, opsets 9-20, ``keep_initializers_as_inputs``    ok                              ok
-legacy, opsets 9-20, without it                         KeyError / Identity-19          fails (Conv given 3 args)
-all of them after :func:`fit_for_onnx2torch`            ok                              —
-=====================================================  ==============================  ==========================
+- unaided, onnx2torch fails on torch's default (dynamo) export (no converter for ReduceMean-18), on the legacy
+  export without ``keep_initializers_as_inputs`` (KeyError on a weight shared through an Identity node; at the
+  default opset 20, Identity-19) and on Keras' export (Cast-19); onnx2pytorch converts the dynamo and Keras
+  exports but runs the dynamo one on one image only (its Reshape to ``[1, 512]``), and fails on the legacy export
+  without ``keep_initializers_as_inputs``;
+- after :func:`fit_for_onnx2torch` and, where onnx2torch lacks a newer op version, :func:`lower_to_opset17`, both
+  convert every export, equal onnxruntime to 1e-6 and take batches.
 
-rfkit uses onnx2torch: it makes a ``torch.fx.GraphModule`` with one submodule per ONNX node, named after the
-node, so every node of the RF graph is a module output that a forward hook can catch (onnx2pytorch runs its own
-interpreter loop, whose intermediate values no hook sees), and each of its failures above is a graph property that
-an exact rewrite removes (:func:`fit_for_onnx2torch`).
+rfkit uses onnx2torch: its module is a ``torch.fx.GraphModule`` of standard torch modules, one per ONNX node and
+named after it, with the ONNX output names each computes (``attach_onnx_mapping``), so every node of the RF
+graph is a module output a forward hook catches; and it took less CPU time per forward + backward (1.02 s against
+1.18 s for 8 images of resnet18 at 64×64, one run on a shared machine).
 """
 
 from __future__ import annotations
@@ -188,6 +187,70 @@ def _down_convert(model, opset: int):
     return version_converter.convert_version(model, opset)
 
 
+#: Ops whose versions after 17 only added types (float8, int4...) or attributes whose defaults keep the old
+#: behaviour: their nodes mean the same at opset 17.
+SAME_AT_17 = frozenset(
+    "Cast CastLike Constant ConstantOfShape Identity Reshape Shape Size Squeeze Unsqueeze Flatten Transpose Equal "
+    "QuantizeLinear DequantizeLinear If Loop Scan Split Pad Resize AveragePool".split()
+)
+#: Reductions that took ``axes`` as an attribute up to opset 17 and as an input from 18.
+AXES_INPUT_18 = frozenset(
+    "ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceSumSquare".split()
+)
+
+
+def lower_to_opset17(proto) -> str | None:
+    """Declare ``proto`` (opset 18 or later) as opset 17, rewriting the nodes whose meaning changed in an exact
+    way: a reduction's constant ``axes`` input back into its attribute. Returns why it cannot (an op whose newer
+    version means something else at 17, or a newer attribute in use), else None (``proto`` rewritten)."""
+    from onnx import defs, helper
+
+    current = _default_opset(proto)
+    consts = _constants(proto)
+    for node in proto.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            now = defs.get_schema(node.op_type, current).since_version
+            then = defs.get_schema(node.op_type, ONNX2TORCH_OPSET).since_version
+        except Exception:  # noqa: BLE001 - an op opset 17 does not have
+            return f"{node.op_type} does not exist at opset {ONNX2TORCH_OPSET}"
+        if now == then:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type in AXES_INPUT_18:
+            axes = node.input[1] if len(node.input) > 1 else ""
+            if axes and axes not in consts:
+                return f"{node.op_type} with axes computed at run time"
+            if not axes and attrs.get("noop_with_empty_axes"):
+                return f"{node.op_type} with noop_with_empty_axes"
+            del node.input[1:]
+            kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+            if axes:
+                node.attribute.append(helper.make_attribute("axes", [int(a) for a in consts[axes].ravel()]))
+            continue
+        newer = {
+            "Pad": len(node.input) > 3 and node.input[3] or attrs.get("mode") == b"wrap",
+            "Resize": any(attrs.get(k) for k in ("axes", "antialias"))
+            or attrs.get("keep_aspect_ratio_policy", b"stretch") != b"stretch"
+            or attrs.get("coordinate_transformation_mode") == b"half_pixel_symmetric",
+            "AveragePool": any(d != 1 for d in attrs.get("dilations", [])),
+            "Split": "num_outputs" in attrs,
+        }
+        if node.op_type not in SAME_AT_17 or newer.get(node.op_type):
+            return f"{node.op_type}-{now} means something else at opset {ONNX2TORCH_OPSET}"
+        if node.op_type == "AveragePool" and "dilations" in attrs:
+            kept = [a for a in node.attribute if a.name != "dilations"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+    for o in proto.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            o.version = ONNX2TORCH_OPSET
+    return None
+
+
 def _convert(model):
     onnx2torch = require("onnx2torch")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -197,6 +260,19 @@ def _convert(model):
             return onnx2torch.convert(model, attach_onnx_mapping=True)
         finally:
             logging.disable(logging.NOTSET)
+
+
+def channels_first_input(gm) -> None:
+    """Make ``gm`` (whose ONNX model takes channels-last input) take channels-first images, as every rfkit model
+    does: its input goes through a permute first. Module names are unchanged."""
+    import torch
+
+    graph = gm.graph
+    x = next(n for n in graph.nodes if n.op == "placeholder")
+    with graph.inserting_after(x):
+        moved = graph.call_function(torch.movedim, (x, 1, -1))
+    x.replace_all_uses_with(moved, delete_user_cb=lambda user: user is not moved)
+    gm.recompile()
 
 
 def module_names(gm) -> dict:
@@ -242,19 +318,33 @@ def to_torch(model, name: str | None = None) -> Converted:
     except NotImplementedError as e:
         if _default_opset(fitted) <= ONNX2TORCH_OPSET:
             raise ConversionError(_failed(shown, e)) from e
-        try:
-            fitted = _down_convert(fitted, ONNX2TORCH_OPSET)
-            gm = _convert(fitted)
-        except Exception as e2:  # noqa: BLE001 - the first failure is the one to report
-            raise ConversionError(_failed(shown, e)) from e2
-        steps.append(f"converted down to opset {ONNX2TORCH_OPSET} (onnx2torch lacks {_missing(e)})")
+        gm, how = _convert_at_17(fitted, e, shown)
+        steps.append(f"{how} (onnx2torch lacks {_missing(e)})")
     except RFKitError:
         raise
     except Exception as e:  # noqa: BLE001 - KeyError, TypeError...: onnx2torch's own failures
         raise ConversionError(_failed(shown, e)) from e
+    if image_input(proto).channels_last:
+        channels_first_input(gm)
+        steps.append("takes channels-first images (a transpose to the file's channels-last input added)")
     gm.eval()
     check = check_against_onnxruntime(proto, gm, shown)
     return Converted(gm, module_names(gm), tuple(steps), check)
+
+
+def _convert_at_17(model, first: Exception, shown: str):
+    """onnx2torch's module of ``model`` declared at opset 17 (:func:`lower_to_opset17`), or, where that cannot
+    be done exactly, converted by onnx's version converter. Raises :class:`ConversionError` with ``first``."""
+    lowered = _copy(model)
+    why = lower_to_opset17(lowered)
+    try:
+        if why is None:
+            return _convert(lowered), f"declared at opset {ONNX2TORCH_OPSET}"
+        return _convert(_down_convert(model, ONNX2TORCH_OPSET)), f"converted down to opset {ONNX2TORCH_OPSET}"
+    except RFKitError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the first failure is the one to report
+        raise ConversionError(_failed(shown, first)) from e
 
 
 def _shapes(proto) -> dict:
@@ -291,7 +381,7 @@ def check_against_onnxruntime(proto, module: nn.Module, shown: str) -> str:
     inp = image_input(proto, shown)
     shape = inp.concrete()
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)  # channels first: what the module takes
     with torch.no_grad():
         ours = _outputs(module(torch.from_numpy(x)))
         pair = _outputs(module(torch.from_numpy(np.concatenate([x, x[::-1] * 0.5]))))
@@ -315,7 +405,8 @@ def check_against_onnxruntime(proto, module: nn.Module, shown: str) -> str:
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: not its advice on initializers listed as inputs
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        theirs = session.run(None, {inp.name: x})
+        declared = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if inp.channels_last else x
+        theirs = session.run(None, {inp.name: declared})
     except Exception as e:  # noqa: BLE001 - onnxruntime cannot run it either: nothing to compare with
         return f"converted with onnx2torch; onnxruntime cannot run it to compare ({type(e).__name__})"
     worst = 0.0

@@ -165,23 +165,32 @@ class OnnxInput:
     name : str
         The graph input's name.
     shape : tuple
-        Its dims, an int where the file fixes it, None where it is symbolic (``batch``, ``height``...).
+        Its dims as the file declares them, an int where the file fixes it, None where it is symbolic
+        (``batch``, ``height``...).
     elem_type : int
         Its ONNX element type.
+    channels_last : bool
+        Whether the file takes (N, spatial..., C) — Keras and TensorFlow models, which transpose to channels-first
+        before their first convolution. rfkit's shapes (:meth:`concrete`) are channels-first all the same.
     """
 
     name: str
     shape: tuple
     elem_type: int
+    channels_last: bool = False
 
     @property
     def spatial(self) -> tuple:
         """The spatial dims (after batch and channels)."""
-        return self.shape[2:]
+        return self.shape[1:-1] if self.channels_last else self.shape[2:]
 
     @property
     def channels(self) -> int | None:
-        return self.shape[1]
+        return self.shape[-1] if self.channels_last else self.shape[1]
+
+    def as_declared(self, shape) -> tuple[int, ...]:
+        """A channels-first ``shape`` in the order the file takes it."""
+        return (shape[0], *shape[2:], shape[1]) if self.channels_last else tuple(shape)
 
     def concrete(self, input_size=None, in_chans: int | None = None, shown: str = "the model") -> tuple[int, ...]:
         """The input shape to analyse: the file's fixed dims, ``input_size`` for the symbolic spatial dims
@@ -244,7 +253,37 @@ def image_input(proto, shown: str = "the model") -> OnnxInput:
             f"{shown}: input {value.name!r} has shape {_dims(shape)}, not (N, C, spatial...) of an image, signal or "
             "volume"
         )
-    return OnnxInput(value.name, shape, ttype.elem_type)
+    return OnnxInput(value.name, shape, ttype.elem_type, _channels_last(proto, value.name, shape))
+
+
+#: Ops a channels-last input may pass through (casts, a Rescaling layer's arithmetic) before its transpose.
+_ON_THE_WAY = frozenset({"Cast", "CastLike", "Identity", "Add", "Sub", "Mul", "Div"})
+
+
+def _channels_last(proto, name: str, shape: tuple) -> bool:
+    """Whether the input is (N, spatial..., C): ONNX convolutions take channels first, so such a model transposes
+    its input (perm 0, r-1, 1, ..., r-2) before anything spatial, as Keras and tf2onnx exports do — after casts
+    or a rescaling, perhaps."""
+    rank = len(shape)
+    to_first = [0, rank - 1, *range(1, rank - 1)]
+    consumers: dict[str, list] = {}
+    for node in proto.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    frontier, seen = [name], set()
+    while frontier:
+        value = frontier.pop()
+        for node in consumers.get(value, []):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type == "Transpose":
+                perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+                if perm == to_first:
+                    return True
+            elif node.op_type in _ON_THE_WAY:
+                frontier.extend(node.output)
+    return False
 
 
 @dataclass
@@ -275,16 +314,18 @@ def torch_dtype(dtype) -> torch.dtype:
 
 
 def inferred_shapes(proto, input_shape) -> Inferred:
-    """ONNX's shape inference with the image input at ``input_shape``: the static shape and the element type
-    of every value it can tell (values with a symbolic dim left out of the shapes)."""
+    """ONNX's shape inference with the image input at ``input_shape`` (channels first, as
+    :meth:`OnnxInput.concrete`): the static shape and the element type of every value it can tell (values with a
+    symbolic dim left out of the shapes)."""
     onnx = require("onnx")
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     inits = {t.name for t in model.graph.initializer}
+    declared = image_input(proto).as_declared(input_shape)
     for value in model.graph.input:
         if value.name not in inits:
             dims = value.type.tensor_type.shape.dim
-            for d, size in zip(dims, input_shape):
+            for d, size in zip(dims, declared):
                 d.Clear()
                 d.dim_value = int(size)
             break
