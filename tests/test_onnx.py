@@ -241,3 +241,38 @@ def test_missing_extras_are_one_line_naming_the_extra(monkeypatch, exports, pack
         rfkit.prepare(exports["legacy"])
     err = cli_error(capsys, "erf", exports["legacy"], "--images", "noise", "--num-images", "1", "-q")
     assert f"need the {package} package" in err and 'pip install "rfkit[onnx]"' in err
+
+
+def test_channels_last_input_is_analysed_and_measured_channels_first(tmp_path):
+    """A Keras/TensorFlow-style model: (N, H, W, C) input, cast and rescaled, then transposed before a 'SAME'
+    convolution. Its graph is that of the channels-first net (TensorFlow's SAME pads 0 before, 1 after at an even
+    size: centre 1), and its ERF through the converted module equals that of the same net written in torch."""
+    h = onnx.helper
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    x = h.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", 16, 16, 3])
+    y = h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    nodes = [
+        h.make_node("Cast", ["image"], ["cast"], to=onnx.TensorProto.FLOAT, name="cast"),
+        h.make_node("Mul", ["cast", "two"], ["scaled"], name="rescale"),
+        h.make_node("Transpose", ["scaled"], ["nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
+        h.make_node("Conv", ["nchw", "w"], ["conv"], name="conv", strides=[2, 2], auto_pad="SAME_UPPER"),
+        h.make_node("Relu", ["conv"], ["y"], name="relu"),
+    ]
+    inits = [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(np.asarray(2.0, np.float32), "two")]
+    model = h.make_model(h.make_graph(nodes, "nhwc", [x], [y], inits), opset_imports=[h.make_opsetid("", 17)])
+    path = tmp_path / "nhwc.onnx"
+    onnx.save(model, str(path))
+    g = rfkit.trace(path)
+    assert (g.input_size, g.in_chans) == ((16, 16), 3)
+    info = g["conv"]
+    assert (info.size, info.stride, info.center, info.shape) == ((3, 3), (2, 2), (1, 1), (1, 4, 8, 8))
+
+    twin = torch.nn.Sequential(torch.nn.ZeroPad2d((0, 1, 0, 1)), torch.nn.Conv2d(3, 4, 3, stride=2, bias=False))
+    twin[1].weight.data = torch.from_numpy(w * 2.0)  # the rescaling folded into the weights
+    twin.append(torch.nn.ReLU())
+    kw = dict(images="noise", num_images=2, device="cpu")
+    ours = rfkit.erf(rfkit.prepare(path), layers=["relu"], **kw)
+    theirs = rfkit.erf(twin, layers=["2"], input_size=16, **kw)
+    assert ours.unit["relu"] == theirs.unit["2"] == (4, 4)
+    assert np.corrcoef(ours.maps["relu"].ravel(), theirs.maps["2"].ravel())[0, 1] > 0.999

@@ -165,16 +165,59 @@ def free_batch(proto, shapes: dict) -> int:
     return changed
 
 
+_WINDOWED = frozenset({"Conv", "MaxPool", "AveragePool", "LpPool"})
+
+
+def explicit_pads(proto, shapes: dict) -> int:
+    """``auto_pad`` SAME_UPPER / SAME_LOWER / VALID of a convolution or pool written as the explicit ``pads`` it
+    means at the input size of ``shapes`` (onnx2torch implements only explicit pads). Returns how many."""
+    from onnx import helper
+
+    changed = 0
+    weights = {t.name: list(t.dims) for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if node.op_type not in _WINDOWED or auto == "NOTSET" or node.input[0] not in shapes:
+            continue
+        sizes = shapes[node.input[0]][2:]
+        if node.op_type == "Conv":
+            kernel = (
+                attrs.get("kernel_shape") or (weights.get(node.input[1]) or list(shapes.get(node.input[1], ())))[2:]
+            )
+        else:
+            kernel = attrs.get("kernel_shape")
+        if not kernel or len(kernel) != len(sizes):
+            continue
+        k = len(kernel)
+        strides, dilations = attrs.get("strides") or [1] * k, attrs.get("dilations") or [1] * k
+        begin, end = [], []
+        for size, kk, s, d in zip(sizes, kernel, strides, dilations):
+            total = 0 if auto == "VALID" else max((-(-size // s) - 1) * s + (kk - 1) * d + 1 - size, 0)
+            small = total // 2
+            begin.append(small if auto != "SAME_LOWER" else total - small)
+            end.append(total - begin[-1])
+        kept = [a for a in node.attribute if a.name not in ("auto_pad", "pads")]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("pads", begin + end)])
+        changed += 1
+    return changed
+
+
 def fit_for_onnx2torch(proto, shapes: dict | None = None) -> tuple[object, list[str]]:
     """A copy of ``proto`` that onnx2torch converts, computing the same function: Identity of weights folded
-    (:func:`fold_identities`), ``allowzero`` dropped where it changes nothing (:func:`drop_allowzero`), the batch
-    dim freed (:func:`free_batch`, given ONNX's inferred ``shapes``). Returns the copy and what was done."""
+    (:func:`fold_identities`), ``allowzero`` dropped where it changes nothing (:func:`drop_allowzero`), given ONNX's
+    inferred ``shapes``: ``auto_pad`` made explicit (:func:`explicit_pads`) and the batch dim freed
+    (:func:`free_batch`). Returns the copy and what was done."""
     model = _copy(proto)
     steps = []
     if n := fold_identities(model):
         steps.append(f"{n} Identity node(s) of weights folded into initializers")
     if n := drop_allowzero(model):
         steps.append(f"allowzero=1 dropped from {n} Reshape(s) whose shape has no 0")
+    if shapes is not None and (n := explicit_pads(model, shapes)):
+        steps.append(f"auto_pad of {n} convolution(s) or pool(s) written as explicit pads")
     if shapes is not None and image_input(model).shape[0] is not None:
         n = free_batch(model, shapes)
         steps.append("batch dim made symbolic" + (f", {n} Reshape(s) copy it" if n else ""))
@@ -286,10 +329,11 @@ def module_names(gm) -> dict:
     return names
 
 
-def to_torch(model, name: str | None = None) -> Converted:
+def to_torch(model, name: str | None = None, input_size=None) -> Converted:
     """The ONNX model ``model`` (a path or an ``onnx.ModelProto``) as a PyTorch module that computes the same
     outputs (checked against onnxruntime where it is installed) on batches of any size. ``name`` names it in
-    messages (default: its file name, or its graph's name).
+    messages (default: its file name, or its graph's name); ``input_size`` is the spatial size it will take, for a
+    model exported with dynamic height and width (default 224; 'SAME' paddings are resolved for it).
 
     Raises
     ------
@@ -312,7 +356,8 @@ def to_torch(model, name: str | None = None) -> Converted:
     proto = load_onnx(model)
     shown = name or onnx_display_name(model)
     require("onnx2torch")
-    fitted, steps = fit_for_onnx2torch(proto, _shapes(proto))
+    shape = image_input(proto, shown).concrete(input_size, None, shown)
+    fitted, steps = fit_for_onnx2torch(proto, inferred_shapes(proto, shape).shapes)
     try:
         gm = _convert(fitted)
     except NotImplementedError as e:
@@ -328,7 +373,7 @@ def to_torch(model, name: str | None = None) -> Converted:
         channels_first_input(gm)
         steps.append("takes channels-first images (a transpose to the file's channels-last input added)")
     gm.eval()
-    check = check_against_onnxruntime(proto, gm, shown)
+    check = check_against_onnxruntime(proto, gm, shown, shape)
     return Converted(gm, module_names(gm), tuple(steps), check)
 
 
@@ -345,12 +390,6 @@ def _convert_at_17(model, first: Exception, shown: str):
         raise
     except Exception as e:  # noqa: BLE001 - the first failure is the one to report
         raise ConversionError(_failed(shown, first)) from e
-
-
-def _shapes(proto) -> dict:
-    """ONNX's inferred static shapes at the file's input size (batch 1 where it is open)."""
-    inp = image_input(proto)
-    return inferred_shapes(proto, inp.concrete()).shapes
 
 
 _NO_CONVERTER = re.compile(r"operation_type='(\w+)', version=(\d+)")
@@ -373,13 +412,14 @@ def _failed(shown: str, e: BaseException) -> str:
     )
 
 
-def check_against_onnxruntime(proto, module: nn.Module, shown: str) -> str:
-    """Run ``module`` and onnxruntime on the same random input (and the module on two images at once against
-    each image alone); raise :class:`ConversionError` where they differ. Returns what was checked, in one line."""
+def check_against_onnxruntime(proto, module: nn.Module, shown: str, shape=None) -> str:
+    """Run ``module`` and onnxruntime on the same random input of ``shape`` (channels first; default the file's),
+    and the module on two images at once against each image alone; raise :class:`ConversionError` where they
+    differ. Returns what was checked, in one line."""
     import torch
 
     inp = image_input(proto, shown)
-    shape = inp.concrete()
+    shape = inp.concrete() if shape is None else tuple(shape)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)  # channels first: what the module takes
     with torch.no_grad():

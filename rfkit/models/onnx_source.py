@@ -23,7 +23,7 @@ LISTING = (
 AS_GIVEN = ("auto", "as-given", None)
 
 
-def load_onnx_model(model, weights="auto", *, name: str | None = None):
+def load_onnx_model(model, weights="auto", *, name: str | None = None, input_size=None):
     """The ONNX model ``model`` as a PyTorch module carrying the file's weights, and what weights those are.
 
     The module (onnx2torch's ``GraphModule``) has an ``onnx_module_names`` attribute: ONNX output name -> the
@@ -36,6 +36,8 @@ def load_onnx_model(model, weights="auto", *, name: str | None = None):
         ``"auto"`` or ``"as-given"``: the weights in the file (an ONNX model carries its own).
     name : str, optional
         How to name the model in messages and reports (default: its file name, or its graph's name).
+    input_size : int or tuple, optional
+        The spatial input size it will take, for a model exported with dynamic height and width.
 
     Returns
     -------
@@ -68,7 +70,7 @@ def load_onnx_model(model, weights="auto", *, name: str | None = None):
             f"{shown} is an ONNX file, which carries its own weights: use weights='auto' (or 'as-given'), "
             f"not {weights!r}"
         )
-    converted = to_torch(model, shown)
+    converted = to_torch(model, shown, input_size)
     module: nn.Module = converted.module
     module.onnx_module_names = dict(converted.module_names)
     steps = f" after {'; '.join(converted.steps)}" if converted.steps else ""

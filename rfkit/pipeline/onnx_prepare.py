@@ -28,7 +28,7 @@ def prepare_onnx(model, weights="auto", input_size=None, *, in_chans: int | None
     name = onnx_display_name(model)
     proto = load_onnx(model)
     image_input(proto, name).concrete(input_size, in_chans, name)  # a size the file refuses: before converting
-    module, info = load_onnx_model(proto, weights, name=name)
+    module, info = load_onnx_model(proto, weights, name=name, input_size=input_size)
     g = trace_onnx(proto, input_size, in_chans=in_chans, module_names=module.onnx_module_names, name=name)
     cfg = _data_config(module, g.input_size, g.in_chans)
     return Prepared(module, info, name, model, cfg, g, None, seed)
