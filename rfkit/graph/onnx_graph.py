@@ -36,6 +36,7 @@ from rfkit.graph.onnx_ops import OPS, Dyn, NotTranslated, OnnxNode, OpaqueOp
 from rfkit.graph.propagate import RFPropagator, UnsupportedNode
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import RFGraph
+from rfkit.graph.trace import _build_graph
 from rfkit.models.onnx_file import image_input, inferred_shapes, load_onnx, np_dtype, onnx_display_name, torch_dtype
 
 #: What an unknown value is (the output of an op whose shape nobody knows): everything after it is lost.
@@ -353,8 +354,6 @@ def trace_onnx(
 
 def _rf_graph(gm: fx.GraphModule, builder: OnnxGraphBuilder, shape, registry: Registry) -> RFGraph:
     """Run the RF pass over ``gm`` and name its nodes as the ONNX model does."""
-    from rfkit.graph.trace import _build_graph
-
     meta = torch.empty(shape, device="meta", dtype=builder.values[image_input(builder.proto).name].meta.dtype)
     result = RFPropagator(gm, registry).propagate(meta, len(shape) - 2)
     modules = {builder.module_names.get(out, out): node for out, node in builder.outputs.items()}
@@ -400,3 +399,21 @@ def _aliases(builder: OnnxGraphBuilder, modules: dict[str, str]) -> dict[str, st
             if module in modules:
                 aliases[node.name] = module
     return aliases
+
+
+def trace_onnx_source(
+    model,
+    input_size=None,
+    *,
+    in_chans: int | None = None,
+    registry: Registry = DEFAULT_REGISTRY,
+    trust: bool = False,
+    spec=None,
+) -> tuple[RFGraph, None]:
+    """The ONNX source's tracer (:attr:`rfkit.models.sources.ModelSource.tracer`), called like
+    :func:`rfkit.graph.trace.trace_fx`: the graph of ``spec``'s file (or of ``model``, an ``onnx.ModelProto``),
+    named after the modules of ``model`` where it is the converted module (its ``onnx_module_names``). No
+    torch.fx trace comes with it (None)."""
+    names = getattr(model, "onnx_module_names", None) if isinstance(model, nn.Module) else None
+    source = spec.path if spec is not None else model
+    return trace_onnx(source, input_size, in_chans=in_chans, registry=registry, module_names=names), None
