@@ -276,3 +276,54 @@ def test_channels_last_input_is_analysed_and_measured_channels_first(tmp_path):
     theirs = rfkit.erf(twin, layers=["2"], input_size=16, **kw)
     assert ours.unit["relu"] == theirs.unit["2"] == (4, 4)
     assert np.corrcoef(ours.maps["relu"].ravel(), theirs.maps["2"].ravel())[0, 1] > 0.999
+
+
+class _Sampler(torch.nn.Module):
+    """Every kind of window torch's exporters write differently across opsets: a strided conv, a ceil-mode max
+    pool, a transposed conv with output padding, nearest and bilinear upsampling, a concatenation, an average pool
+    with ceil mode and without padded zeros, asymmetric zero padding."""
+
+    def __init__(self, smooth: str = "bilinear"):
+        super().__init__()
+        self.smooth = smooth
+        c = torch.nn.Conv2d
+        self.stem = c(3, 4, 3, stride=2, padding=1)
+        self.pool = torch.nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.up = torch.nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1)
+        self.mix = c(8, 4, 3, padding=1)
+        self.avg = torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+        self.pad = torch.nn.ZeroPad2d((0, 1, 2, 0))
+        self.head = c(4, 4, 3)
+
+    def forward(self, x):
+        s = self.stem(x)
+        y = self.up(self.pool(s))
+        y = torch.cat([y, s[..., : y.shape[-2], : y.shape[-1]]], 1)
+        y = torch.nn.functional.interpolate(self.mix(y), scale_factor=2, mode="nearest")
+        y = torch.nn.functional.interpolate(self.avg(y), scale_factor=2, mode=self.smooth)
+        return self.head(self.pad(y))
+
+
+@pytest.mark.parametrize("exporter", ["legacy-9", "legacy-11", "legacy-13", "legacy-17", "legacy-20", "dynamo"])
+def test_every_opset_torch_writes_gives_torchs_graph(exporter, tmp_path):
+    """Upsample/Resize, ceil-mode pools, ConvTranspose, Pad and Slice as each opset writes them: the RF of every
+    conv equals rfkit's graph of the torch model. (At opset 9 torch writes bilinear upsampling as Upsample,
+    which ONNX samples with asymmetric coordinates — another model than torch's, as torch warns — so that
+    export is compared with nearest upsampling only.)"""
+    torch.manual_seed(0)
+    net = _Sampler("nearest" if exporter == "legacy-9" else "bilinear").eval()
+    path = tmp_path / "sampler.onnx"
+    x = torch.randn(1, 3, 38, 42)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            torch.onnx.export(net, (x,), str(path))
+        else:
+            torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=int(exporter.split("-")[1]))
+    ours, theirs = rfkit.trace(path), rfkit.trace(net, input_size=(38, 42))
+    assert not ours.unsupported and ours.incomplete is None
+    convs = [n for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert len(convs) == 4
+    for node, module in zip(convs, ["stem", "up", "mix", "head"]):
+        a, b = ours[node.name], theirs[module]
+        assert (a.size, a.stride, a.center, a.shape[1:]) == (b.size, b.stride, b.center, b.shape[1:]), (node.name, module)

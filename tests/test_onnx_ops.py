@@ -185,8 +185,10 @@ def test_resize(model):
     assert_windows(model)
 
 
-def test_upsample_opset9():
-    assert_windows(one_op("Upsample", {"mode": "nearest"}, consts=[np.asarray([1, 1, 2, 3], np.float32)], opset=9))
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_upsample_opset9(mode):
+    """Upsample (torch's legacy export at opset 9): asymmetric coordinates, also for linear."""
+    assert_windows(one_op("Upsample", {"mode": mode}, consts=[np.asarray([1, 1, 2, 3], np.float32)], opset=9))
 
 
 @pytest.mark.parametrize(
