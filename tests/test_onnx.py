@@ -326,4 +326,5 @@ def test_every_opset_torch_writes_gives_torchs_graph(exporter, tmp_path):
     assert len(convs) == 4
     for node, module in zip(convs, ["stem", "up", "mix", "head"]):
         a, b = ours[node.name], theirs[module]
-        assert (a.size, a.stride, a.center, a.shape[1:]) == (b.size, b.stride, b.center, b.shape[1:]), (node.name, module)
+        ours_rf, theirs_rf = (a.size, a.stride, a.center, a.shape[1:]), (b.size, b.stride, b.center, b.shape[1:])
+        assert ours_rf == theirs_rf, (node.name, module)
