@@ -328,3 +328,12 @@ def test_every_opset_torch_writes_gives_torchs_graph(exporter, tmp_path):
         a, b = ours[node.name], theirs[module]
         ours_rf, theirs_rf = (a.size, a.stride, a.center, a.shape[1:]), (b.size, b.stride, b.center, b.shape[1:])
         assert ours_rf == theirs_rf, (node.name, module)
+
+
+def test_verify_measures_the_converted_module_against_the_onnx_graph(exports):
+    """rfkit.verify: the gradient support of the converted module (positive weights, float64) covers exactly
+    the window the ONNX graph gives, for layers named the ONNX way."""
+    layers = ["/layer1/layer1.1/relu_1/Relu", "/layer2/layer2.1/relu_1/Relu_output_0"]
+    report = rfkit.verify(exports["legacy"], layers=layers, estimate=False)
+    assert report.ok and len(report.checks) == 6
+    assert {c.status for c in report.checks} == {"pass"}

@@ -74,7 +74,17 @@ class Prepared:
         size = validate.input_size(input_size, len(self.input_size))
         if size == self.input_size:
             return self.graph
-        if self.fx is not None:
+        if is_onnx(self.source):  # read from the ONNX graph again, named after the converted module
+            from rfkit.graph.onnx_graph import trace_onnx
+
+            if getattr(self.model, "onnx_sized_for", None) not in (None, size):
+                raise ArgumentError(
+                    f"{self.name} was converted for input size {self.input_size} ('SAME' padding made explicit): "
+                    f"prepare it again with input_size={size}"
+                )
+            names = getattr(self.model, "onnx_module_names", None)
+            g = trace_onnx(self.source, size, in_chans=self.in_chans, module_names=names)
+        elif self.fx is not None:
             g = self.fx.graph(size)
         else:
             g = trace(self.model, input_size=size, in_chans=self.in_chans)

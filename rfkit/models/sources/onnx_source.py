@@ -80,8 +80,9 @@ def load_onnx_model(model, weights="auto", *, name: str | None = None, input_siz
     """The ONNX model ``model`` as a PyTorch module carrying the file's weights, and what weights those are.
 
     The module (onnx2torch's ``GraphModule``, taking channels-first images) has an ``onnx_module_names``
-    attribute (ONNX output name -> the name of the submodule computing it) and a ``pretrained_cfg`` (the input
-    size; ImageNet's mean and std, as the file does not say).
+    attribute (ONNX output name -> the name of the submodule computing it), ``onnx_sized_for`` (the input size
+    its 'SAME' paddings were made explicit for, else None) and a ``pretrained_cfg`` (the input size; ImageNet's
+    mean and std, as the file does not say).
 
     Parameters
     ----------
@@ -130,6 +131,8 @@ def load_onnx_model(model, weights="auto", *, name: str | None = None, input_siz
     module: nn.Module = converted.module
     module.onnx_module_names = dict(converted.module_names)
     shape = image_input(proto, shown).concrete(input_size, None, shown)
+    explicit = any("auto_pad" in step for step in converted.steps)
+    module.onnx_sized_for = tuple(shape[2:]) if explicit else None  # its pads are right at this size only
     if len(shape) == 4:
         module.pretrained_cfg = {**DEFAULT_DATA_CONFIG, "input_size": tuple(shape[1:])}
     steps = f" after {'; '.join(converted.steps)}" if converted.steps else ""
