@@ -156,9 +156,9 @@ def unit_index(value, naxes: int, name: str = "unit") -> tuple[int, ...]:
 def model(value) -> None:
     """Raise unless ``value`` is a model spec string, an ``nn.Module``, an ``onnx.ModelProto`` or the path of an
     ``.onnx`` file."""
-    import torch.nn as nn
-
     import os
+
+    import torch.nn as nn
 
     if type(value).__name__ == "ModelProto" and type(value).__module__.startswith("onnx"):
         return  # an ONNX model (rfkit.models.onnx_file)
