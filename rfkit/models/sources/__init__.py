@@ -15,6 +15,7 @@ from rfkit.models.sources.base import (
     matches,
 )
 from rfkit.models.sources.file_source import FileSource
+from rfkit.models.sources.onnx_source import OnnxSource
 from rfkit.models.sources.registry import get_source, register_source, source_for, source_names, unregister_source
 from rfkit.models.sources.timm_source import TimmSource
 from rfkit.models.sources.torchvision_source import TorchvisionSource
@@ -24,6 +25,7 @@ register_source(TimmSource())
 register_source(TorchvisionSource())
 register_source(UltralyticsSource())
 register_source(FileSource())
+register_source(OnnxSource())
 
 __all__ = [
     "ModelSource",
