@@ -21,7 +21,16 @@ from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
-from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
+from rfkit.models.spec import (
+    FIXED_GRID_SOURCES,
+    ModelSpec,
+    build_model,
+    default_input,
+    input_dtype,
+    meta_copy,
+    parse_spec,
+)
+from rfkit.models.transformers_source import as_measured
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
 
@@ -163,10 +172,11 @@ def trace_fx(
     if isinstance(model, str):
         spec = parse_spec(model)
         name = spec.display_name
-        fixed = spec.source == "timm" and input_size is not None  # ViT, Swin, ...: built for the size asked for
+        fixed = spec.source in FIXED_GRID_SOURCES and input_size is not None  # ViT, Swin: built for the size asked for
         fixed = {"img_size": validate.input_size(input_size, fill=2)} if fixed else {}
         module = build_model(spec, trust=trust, **fixed)
     else:
+        model = as_measured(model)  # a transformers model: images in, one tensor out
         name = type(model).__name__
         module = meta_copy(model).eval()
 

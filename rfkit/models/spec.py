@@ -7,6 +7,8 @@ A spec is one of
   (``torchvision:fasterrcnn_resnet50_fpn``) its backbone and FPN, on the transformed tensor
   (:mod:`rfkit.models.detection`);
 - ``ultralytics:yolo11n.yaml``: an ultralytics YOLO built from a yaml file (:mod:`rfkit.models.ultralytics`);
+- ``transformers:CLASS``, ``transformers:ORG/NAME``, ``transformers:FOLDER``: a Hugging Face transformers vision
+  model (:mod:`rfkit.models.transformers_source`);
 - ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``; the file is
   imported (its code runs), so it is built only with ``trust=True`` (``--trust``).
 
@@ -33,6 +35,11 @@ from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError, U
 from rfkit.io import shown_path
 
 
+#: Sources whose models are built for the input size asked for (``img_size``): a fixed grid of position
+#: embeddings (ViT, Swin, ...) is made for it.
+FIXED_GRID_SOURCES = ("timm", "transformers")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A parsed model spec.
@@ -40,7 +47,7 @@ class ModelSpec:
     Attributes
     ----------
     source : str
-        ``"timm"``, ``"torchvision"``, ``"ultralytics"`` or ``"file"``.
+        ``"timm"``, ``"torchvision"``, ``"ultralytics"``, ``"transformers"`` or ``"file"``.
     name : str
         Model name (timm name with tag, torchvision name, or factory name).
     path : str or None
@@ -69,8 +76,8 @@ def shown_spec(spec: str) -> str:
     parsed = parse_spec(spec)
     if parsed.source == "file":
         return f"{shown_path(parsed.path)}:{parsed.name}"
-    if parsed.source == "ultralytics" and os.path.isabs(parsed.name):
-        return f"ultralytics:{shown_path(parsed.name)}"
+    if parsed.source in ("ultralytics", "transformers") and os.path.isabs(parsed.name):
+        return f"{parsed.source}:{shown_path(parsed.name)}"
     return spec
 
 
@@ -89,6 +96,8 @@ def parse_spec(spec: str) -> ModelSpec:
         return ModelSpec("torchvision", spec.split(":", 1)[1])
     if spec.startswith("ultralytics:"):
         return ModelSpec("ultralytics", spec.split(":", 1)[1])
+    if spec.startswith("transformers:"):
+        return ModelSpec("transformers", spec.split(":", 1)[1])
     if spec.startswith("timm:"):
         return ModelSpec("timm", spec.split(":", 1)[1])
     if ".py:" in spec:
@@ -157,6 +166,12 @@ def _build_ultralytics(name: str, trust: bool) -> nn.Module:
     return build_yolo(name, trust=trust)
 
 
+def _build_transformers(name: str, pretrained: bool, trust: bool, img_size=None) -> nn.Module:
+    from rfkit.models.transformers_source import build_transformers
+
+    return build_transformers(name, pretrained=pretrained, trust=trust, img_size=img_size)
+
+
 def _build_file(path: str, factory: str, trust: bool, **kwargs) -> nn.Module:
     file = Path(path)
     if not file.is_file():
@@ -219,6 +234,7 @@ def build_model(
         "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
         "file": lambda: _build_file(spec.path, spec.name, trust, **kwargs),
         "ultralytics": lambda: _build_ultralytics(spec.name, trust=trust),
+        "transformers": lambda: _build_transformers(spec.name, pretrained, trust, **kwargs),
     }
     build = builders[spec.source]
     with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)

@@ -46,7 +46,7 @@ import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, WeightsUnavailableError, WeightsWarning
 from rfkit.io import shown_path
-from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
+from rfkit.models.spec import FIXED_GRID_SOURCES, ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
 WEIGHT_OPTIONS = ("auto", "pretrained", "random", "random-safe", "as-given", "demo")
@@ -382,6 +382,31 @@ def _pretrained_torchvision(spec: ModelSpec, device) -> tuple[nn.Module, str]:
     except Exception as e:  # noqa: BLE001
         raise _Unavailable(f"loading failed: {_first_line(e.__cause__ or e)}") from e
     return model, str(weights)
+
+
+def _pretrained_transformers(spec: ModelSpec, device, **build) -> tuple[nn.Module, str]:
+    """A ``transformers:`` hub or folder checkpoint with its weights (a class has none: built at random init)."""
+    from rfkit.models import transformers_source as hf
+
+    target = hf.parse_target(spec.name)
+    hf.require_transformers()
+    if target.kind == "class":
+        hf.model_class(target.name)  # an unknown class: ModelNotFoundError with close matches
+        raise _Unavailable(
+            "a class is built from its default config, without trained weights; for them name a checkpoint: "
+            "transformers:ORG/NAME or transformers:FOLDER"
+        )
+    why = hf.hub_offline_reason() if target.kind == "hub" else None
+    if not hf.weight_file(target):
+        raise _Unavailable(
+            f"{why}, and no weight file of {target.name} is in the local Hugging Face cache"
+            if why
+            else f"{target.name} has no weight file ({', '.join(hf.WEIGHT_FILES[::2])})"
+        )
+    with _hub_offline(why is not None):
+        model = build_model(spec, device=device, pretrained=True)
+    tag = f"{target.name}@{target.revision}" if target.revision else target.name
+    return model, shown_path(tag) if target.kind == "folder" else tag
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -740,18 +765,18 @@ def load_model(
     """
     mode, path = _mode(weights)
     if isinstance(model, nn.Module):
-        return _load_module(model, mode, path, device)
+        from rfkit.models.transformers_source import as_measured
+
+        return _load_module(as_measured(model), mode, path, device)  # a transformers model: as a tensor view
     if not isinstance(model, (str, ModelSpec)):
         raise WeightsError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     spec = parse_spec(model) if isinstance(model, str) else model
-    build = {"img_size": tuple(input_size)} if input_size is not None and spec.source == "timm" else {}
+    build = {"img_size": tuple(input_size)} if input_size is not None and spec.source in FIXED_GRID_SOURCES else {}
     if spec.source == "ultralytics" and spec.name.endswith((".pt", ".pth")):
         return _trusted_yolo(spec, mode, trust, device)
-    lib = {"timm": "timm", "torchvision": "torchvision", "ultralytics": "ultralytics", "file": spec.display_name}[
-        spec.source
-    ]
+    lib = spec.display_name if spec.source == "file" else spec.source
     seeded = f", seed {seed}" if seed is not None else ""
-    label = f"torchvision:{spec.name}" if spec.source == "torchvision" else spec.display_name
+    label = f"{spec.source}:{spec.name}" if spec.source in ("torchvision", "transformers") else spec.display_name
     notes: list[str] = []
 
     if mode == "as-given" and spec.source != "file":
@@ -777,7 +802,7 @@ def load_model(
             "(weights='random-safe'): the ERF reflects the architecture, not training"
         )
     elif mode in ("auto", "pretrained") and spec.source != "file":
-        fetch = _pretrained_timm if spec.source == "timm" else _pretrained_torchvision
+        fetch = {"timm": _pretrained_timm, "transformers": _pretrained_transformers}.get(spec.source, _pretrained_torchvision)
         try:
             built, tag = fetch(spec, device, **build)
         except _Unavailable as e:
@@ -793,7 +818,8 @@ def load_model(
             )
         else:
             _attach_cfg(built, spec)
-            return _finish(built, WeightsInfo("pretrained", f"pretrained ({lib} {tag})", tag=tag))
+            notes = tuple(getattr(built, "rfkit_loading_notes", ()))  # what a checkpoint lacked
+            return _finish(built, WeightsInfo("pretrained", f"pretrained ({lib} {tag})", tag=tag, warnings=notes))
 
     with _seeded(seed), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision/timm init chatter
