@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 import warnings
 from pathlib import Path
@@ -251,6 +252,10 @@ def analyze_command(
         raise typer.Exit(1)
 
 
+#: What ``rfkit list-models --source`` lists.
+SOURCES = ("timm", "torchvision", "ultralytics", "transformers")
+
+
 def list_models_command(
     pattern: str | None = typer.Argument(None, help="Wildcard pattern over timm names, e.g. 'resnet*'."),
     preset_name: str | None = typer.Option(None, "--preset", help="List a preset's models."),
@@ -258,8 +263,11 @@ def list_models_command(
     pretrained: bool = typer.Option(False, "--pretrained", help="List pretrained tags (name.tag)."),
     torchvision: bool = typer.Option(False, "--torchvision", help="List torchvision models too."),
     ultralytics: bool = typer.Option(False, "--ultralytics", help="List the yaml files ultralytics ships too."),
+    source: str | None = typer.Option(
+        None, "--source", help=f"List one source's models only: {', '.join(SOURCES)}.", metavar="SOURCE"
+    ),
 ) -> None:
-    """List model names rfkit can analyse (timm, torchvision) or the models of a preset."""
+    """List model names rfkit can analyse (timm, torchvision, ultralytics, transformers) or the models of a preset."""
     from rfkit.report.presets import get_preset, preset, preset_names
 
     console = stdout_console()
@@ -271,6 +279,8 @@ def list_models_command(
         return
     if preset_name:
         names = [m for m in preset(preset_name) if pattern is None or _match(m, pattern)]
+    elif source is not None:
+        names = _source_names(source, pattern, pretrained)
     else:
         import timm
 
@@ -285,6 +295,28 @@ def list_models_command(
         raise UsageError(f"no model matches {pattern!r}" + (f" in preset {preset_name!r}" if preset_name else ""))
     for n in names:
         console.print(n, highlight=False)
+
+
+def _source_names(source: str, pattern: str | None, pretrained: bool) -> list[str]:
+    """The models of one source matching ``pattern`` (transformers: its vision model classes, which build from
+    their default configs offline)."""
+    if source not in SOURCES:
+        close = difflib.get_close_matches(source, SOURCES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"--source {source!r} is not a model source{hint}: use one of {', '.join(SOURCES)}")
+    if source == "timm":
+        import timm
+
+        return timm.list_models(pattern or "*", pretrained=pretrained)
+    if source == "torchvision":
+        import torchvision as tv
+
+        return [f"torchvision:{n}" for n in tv.models.list_models() if pattern is None or _match(n, pattern)]
+    if source == "ultralytics":
+        return _ultralytics_names(pattern)
+    from rfkit.models.transformers_source import PREFIX, image_classes
+
+    return [f"{PREFIX}{n}" for n in image_classes(pattern)]
 
 
 def _ultralytics_names(pattern: str | None) -> list[str]:

@@ -34,7 +34,6 @@ import torch.nn as nn
 from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError, UntrustedFileError
 from rfkit.io import shown_path
 
-
 #: Sources whose models are built for the input size asked for (``img_size``): a fixed grid of position
 #: embeddings (ViT, Swin, ...) is made for it.
 FIXED_GRID_SOURCES = ("timm", "transformers")

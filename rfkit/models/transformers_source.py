@@ -10,7 +10,8 @@ A ``transformers:`` spec names one of
   ``pytorch_model.bin``, optionally sharded): ``transformers:./my-segformer``.
 
 Any of them takes config overrides after ``?``, ``KEY=VALUE`` pairs joined by ``&``; a dotted key reaches into a
-sub-config, values are Python literals (numbers, lists, ``True``): ``transformers:ViTModel?image_size=64&hidden_size=32``,
+sub-config, values are Python literals (numbers, lists, ``True``):
+``transformers:ViTModel?image_size=64&hidden_size=32``,
 ``transformers:UperNetForSemanticSegmentation?backbone_config.depths=[1,1,1,1]``.
 
 A transformers model takes ``pixel_values`` and returns a ``ModelOutput``; rfkit sees it through
@@ -31,7 +32,6 @@ import ast
 import difflib
 import inspect
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -204,6 +204,28 @@ def vision_classes() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def image_classes(pattern: str | None = None) -> list[str]:
+    """The :func:`vision_classes` matching the wildcard ``pattern`` whose forward takes images alone (each one's
+    module is imported to read its signature: a few seconds for all of them).
+
+    >>> image_classes("Segformer*")
+    ['SegformerForImageClassification', 'SegformerForSemanticSegmentation', 'SegformerModel']
+    """
+    import fnmatch
+
+    tf = require_transformers()
+    out = []
+    for name in vision_classes():
+        if pattern is not None and not fnmatch.fnmatch(name, pattern):
+            continue
+        try:
+            check_takes_images(getattr(tf, name))
+        except (ModelBuildError, AttributeError, ImportError, RuntimeError):
+            continue
+        out.append(name)
+    return out
+
+
 def _modeling_auto():
     require_transformers()
     from transformers.models.auto import modeling_auto
@@ -244,10 +266,16 @@ def check_takes_images(cls: type) -> None:
     """Raise :class:`~rfkit.errors.ModelBuildError` unless ``cls.forward`` takes ``pixel_values`` and nothing else
     it needs."""
     params = list(inspect.signature(cls.forward).parameters.values())[1:]
-    if not params or params[0].name != "pixel_values":
+    names = [p.name for p in params]
+    if "pixel_values" not in names:
         raise ModelBuildError(
-            f"transformers {cls.__name__} does not take images (its forward has no pixel_values first): "
+            f"transformers {cls.__name__} does not take images (its forward has no pixel_values): "
             "use a vision class (`rfkit list-models --source transformers`)"
+        )
+    if names[0] != "pixel_values":
+        raise ModelBuildError(
+            f"transformers {cls.__name__} takes {names[0]} before pixel_values; rfkit feeds images only: "
+            "use its vision model (e.g. CLIPVisionModel rather than CLIPModel)"
         )
     needed = [
         p.name

@@ -802,7 +802,8 @@ def load_model(
             "(weights='random-safe'): the ERF reflects the architecture, not training"
         )
     elif mode in ("auto", "pretrained") and spec.source != "file":
-        fetch = {"timm": _pretrained_timm, "transformers": _pretrained_transformers}.get(spec.source, _pretrained_torchvision)
+        fetches = {"timm": _pretrained_timm, "transformers": _pretrained_transformers}
+        fetch = fetches.get(spec.source, _pretrained_torchvision)
         try:
             built, tag = fetch(spec, device, **build)
         except _Unavailable as e:
