@@ -180,6 +180,30 @@ def test_prefix_tokens_are_dropped_and_the_centre_patch_sees_its_patch(spec, pre
     assert tuple(support_extent(torch.from_numpy(res.maps[layers[1]])[None, None])) == ((0, 31), (0, 31))
 
 
+def test_swin_windows_and_shifted_windows_are_the_measured_support():
+    """4×4-token windows on a 16×16 token grid: the RF of a token is its window (shifted in every second block), not
+    the whole map; stage 2 merges 2×2 tokens. Each unit's analytic window, clipped to the input, is the support of
+    its ERF (random init, noise)."""
+    spec = "transformers:SwinModel?image_size=64&patch_size=4&embed_dim=8&depths=[2,2]&num_heads=[1,1]&window_size=4"
+    g = rfkit.trace(spec, 64)
+    layers = [f"encoder.layers.{s}.blocks.{b}[0]" for s in (0, 1) for b in (0, 1)]
+    res = rfkit.erf(spec, layers=layers, images="noise", num_images=1, bootstrap=0, device="cpu")
+    clip = [(max(lo, 0), min(hi, 63)) for lo, hi in g[layers[0]].window_of(res.unit[layers[0]])]
+    assert clip == [(32, 47), (32, 47)]  # token (8, 8) in the window of tokens 8..11: pixels 32..47
+    for layer in layers:
+        window = [(max(lo, 0), min(hi, 63)) for lo, hi in g[layer].window_of(res.unit[layer])]
+        assert support_extent(torch.from_numpy(res.maps[layer])[None, None]) == window, layer
+        assert not g[layer].is_global
+
+
+def test_stages_are_the_largest_module_list_then_the_decode_head():
+    from rfkit.graph.layers import stage_layers
+
+    g, model = rfkit.trace(SEGFORMER, 64), build_model(SEGFORMER)
+    stages = [f"segformer.stages.{i}" for i in range(4)]
+    assert stage_layers(g, model) == [*stages, "decode_head"]
+
+
 def test_a_transformers_module_is_traced_by_its_own_module_names_and_left_as_found():
     import transformers
 

@@ -171,6 +171,8 @@ def stage_candidates(g, model: nn.Module) -> list[str]:
     """The stage outputs: timm's ``feature_info`` modules, else the top-level children, that are feature
     grids of the graph with a known RF."""
     names = feature_stages(model) or [n for n, _ in model.named_children()]
+    # a stage module returning a tuple (transformers' Swin stages): its first element
+    names = [f"{n}[0]" if n not in g.module_outputs and f"{n}[0]" in g.module_outputs else n for n in names]
     return [n for n in names if n in g.module_outputs and has_grid(g.record(n)) and not g[n].unknown]
 
 

@@ -700,15 +700,32 @@ def _view_class(base: type) -> type:
             "__module__": base.__module__,
             "__qualname__": base.__qualname__,
             "pretrained_cfg": property(_pretrained_cfg),
+            "feature_info": property(_feature_info),
             "rfkit_view_of": base,
         },
     )
 
 
+def _feature_info(view: nn.Module) -> list[dict]:
+    """``view.feature_info``, the stages as timm names them (``layers="stages"``): the blocks of the module list that
+    holds most parameters (SegFormer's ``segformer.stages``, ConvNeXt's ``encoder.stages``, a ViT's ``layers``),
+    then a segmentation model's ``decode_head``."""
+    best, most = None, -1
+    for name, module in view.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 1:
+            size = sum(p.numel() for p in module.parameters())
+            if size > most:
+                best, most = (name, len(module)), size
+    stages = [{"module": f"{best[0]}.{i}"} for i in range(best[1])] if best else []
+    head = [{"module": "decode_head"}] if isinstance(getattr(view, "decode_head", None), nn.Module) else []
+    return stages + head
+
+
 def tensor_view(model: nn.Module) -> nn.Module:
     """``model`` (a transformers ``PreTrainedModel``) as rfkit measures it: the same module, with the same state
     (parameters, submodules, module names, hooks, mode: shared, not copied), whose forward takes the image tensor
-    and returns :func:`model_output`, and whose ``pretrained_cfg`` is its preprocessing as a timm data config.
+    and returns :func:`model_output`, whose ``pretrained_cfg`` is its preprocessing as a timm data config and whose
+    ``feature_info`` names its stages.
 
     >>> import transformers
     >>> cfg = transformers.ResNetConfig(hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8)
