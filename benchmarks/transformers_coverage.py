@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--summarise", action="store_true", help="Only rewrite the summary from the CSV.")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rfkit.models.transformers_source import image_classes
+    from rfkit.models.transformers import image_classes
 
     names = image_classes(args.models)
     out = RESULTS / "transformers_coverage.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 from dataclasses import dataclass
 
 import torch
@@ -21,16 +22,9 @@ from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
-from rfkit.models.spec import (
-    FIXED_GRID_SOURCES,
-    ModelSpec,
-    build_model,
-    default_input,
-    input_dtype,
-    meta_copy,
-    parse_spec,
-)
-from rfkit.models.transformers_source import as_measured
+from rfkit.models.sources import ModelSource, get_source
+from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
+from rfkit.models.transformers import as_measured
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
 
@@ -161,24 +155,31 @@ def trace_fx(
     in_chans: int | None = None,
     registry: Registry = DEFAULT_REGISTRY,
     trust: bool = False,
+    spec: ModelSpec | None = None,
 ) -> tuple[RFGraph, FxModel | None]:
     """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
-    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure)."""
+    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure).
+
+    ``spec`` is the spec a module ``model`` was built from: a source with its own tracer
+    (:attr:`rfkit.models.sources.ModelSource.tracer`) then traces it its own way, as it does a spec string."""
     validate.model(model)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:
         validate.input_size(input_size)  # type and sign now, before building; axes once the model is known
-    spec: ModelSpec | None = None
+    spec = parse_spec(model) if isinstance(model, str) else spec
+    source = get_source(spec.source) if spec is not None else None
+    if source is not None and source.tracer:  # a source that makes its graph its own way, not with torch.fx
+        trace_source = source_tracer(source)
+        return trace_source(model, input_size, in_chans=in_chans, registry=registry, trust=trust, spec=spec)
     if isinstance(model, str):
-        spec = parse_spec(model)
         name = spec.display_name
-        fixed = spec.source in FIXED_GRID_SOURCES and input_size is not None  # ViT, Swin: built for the size asked for
-        fixed = {"img_size": validate.input_size(input_size, fill=2)} if fixed else {}
-        module = build_model(spec, trust=trust, **fixed)
+        sized = input_size is not None and source.builds_for_size  # ViT, Swin, ...: built for the size asked for
+        module = build_model(spec, trust=trust, **(source.size_kwargs(input_size) if sized else {}))
     else:
-        model = as_measured(model)  # a transformers model: images in, one tensor out
+        model = as_measured(model)  # a transformers model: the image tensor in, one tensor out
         name = type(model).__name__
         module = meta_copy(model).eval()
+        spec = None  # a module's own config and first conv say its input
 
     default_size, default_chans = default_input(module, spec)
     rank = spatial_rank(module)
@@ -217,6 +218,24 @@ def trace_fx(
         else None
     )
     return g, fxm
+
+
+def source_tracer(source: ModelSource):
+    """The function named by ``source.tracer`` (``"package.module:function"``), imported now.
+
+    Raises
+    ------
+    TraceError
+        It cannot be imported or is not there.
+    """
+    module_name, _, function = source.tracer.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), function, None)
+    except ImportError as e:
+        raise TraceError(f"the {source.name} source's tracer {source.tracer!r} cannot be imported: {e}") from e
+    if not callable(found):
+        raise TraceError(f"the {source.name} source's tracer {source.tracer!r} is not a function")
+    return found
 
 
 def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor, real_outputs=None):

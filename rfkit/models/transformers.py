@@ -204,9 +204,10 @@ def vision_classes() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def image_classes(pattern: str | None = None) -> list[str]:
+def image_classes(pattern: str | None = None, left_out: list | None = None) -> list[str]:
     """The :func:`vision_classes` matching the wildcard ``pattern`` whose forward takes images alone (each one's
-    module is imported to read its signature: a few seconds for all of them).
+    module is imported to read its signature: a few seconds for all of them); ``left_out`` gets ``(name, why)``
+    for the others.
 
     >>> image_classes("Segformer*")
     ['SegformerForImageClassification', 'SegformerForSemanticSegmentation', 'SegformerModel']
@@ -220,7 +221,9 @@ def image_classes(pattern: str | None = None) -> list[str]:
             continue
         try:
             check_takes_images(getattr(tf, name))
-        except (ModelBuildError, AttributeError, ImportError, RuntimeError):
+        except (ModelBuildError, AttributeError, ImportError, RuntimeError) as e:
+            if left_out is not None:
+                left_out.append((name, str(e) if isinstance(e, ModelBuildError) else _first_line(e)))
             continue
         out.append(name)
     return out
