@@ -8,7 +8,7 @@ the summary goes to ``transformers_coverage.md``.
 
 Usage::
 
-    python benchmarks/transformers_coverage.py [--models 'Segformer*'] [--erf --size 64] [--resume] [--summarise]
+    python benchmarks/transformers_coverage.py [--models 'Segformer*,Swin*'] [--erf --size 64] [--resume] [--summarise]
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def write_summary(rows: list[Row], erf: bool, size: int, path: Path, total: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="*")
+    parser.add_argument("--models", default="*", help="Comma-separated wildcard patterns over class names.")
     parser.add_argument("--erf", action="store_true")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--resume", action="store_true")
@@ -115,7 +115,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rfkit.models.transformers import image_classes
 
-    names = image_classes(args.models)
+    names = sorted({n for pattern in args.models.split(",") for n in image_classes(pattern)})
     out = RESULTS / "transformers_coverage.csv"
     done: dict[str, Row] = {}
     if (args.resume or args.summarise) and out.is_file():

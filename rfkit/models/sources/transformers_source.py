@@ -20,10 +20,7 @@ class TransformersSource(ModelSource):
     ``pytorch_model.bin`` read with ``weights_only``); custom modelling code only with trust."""
 
     name = "transformers"
-    description = (
-        "Hugging Face transformers vision models (transformers:SegformerForSemanticSegmentation from its default "
-        "config, transformers:ORG/NAME, transformers:FOLDER; ?KEY=VALUE config overrides)"
-    )
+    description = "Hugging Face transformers vision models (transformers:CLASS, :ORG/NAME, :FOLDER; ?KEY=VALUE)"
     layers = "module names (model.named_modules()), as in transformers"
     builds_for_size = True
 
