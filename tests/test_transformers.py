@@ -148,6 +148,30 @@ def test_cnn_conv_rfs_equal_the_hand_computed_ones(spec, expected):
     assert g.unsupported == []
 
 
+TINY_VIT = "hidden_size=32&num_hidden_layers=2&num_attention_heads=2&intermediate_size=64&image_size=64&patch_size=8"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "transformers:ConvNextV2Model?hidden_sizes=[8,16,32,64]&depths=[1,1,1,1]",  # GRN: linalg.vector_norm
+        f"transformers:DPTModel?{TINY_VIT}",  # embeddings.last_hidden_states: a field of a ModelOutput
+        f"transformers:BeitModel?{TINY_VIT}&use_relative_position_bias=true",  # (x,) + outputs[1:]: tuples
+        f"transformers:Data2VecVisionModel?{TINY_VIT}",
+    ],
+    ids=["convnextv2", "dpt", "beit", "data2vec"],
+)
+def test_families_trace_with_every_op_known(spec):
+    g = rfkit.trace(spec, 64)
+    assert g.unsupported == [] and not g[""].unknown and g[""].local_size is not None
+
+
+def test_convnextv2_global_response_norm_is_global_as_measured():
+    spec = "transformers:ConvNextV2Model?hidden_sizes=[8,16]&depths=[1,1]&num_stages=2"
+    report = rfkit.verify(spec, input_size=64, estimate=False)
+    assert report.ok and any(c.is_global for c in report.checks)
+
+
 # --- token layouts -------------------------------------------------------------------------------------
 
 
