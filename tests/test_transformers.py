@@ -24,7 +24,7 @@ from rfkit.errors import (  # noqa: E402
 )
 from rfkit.models.data_config import data_config_for  # noqa: E402
 from rfkit.models.spec import build_model  # noqa: E402
-from rfkit.models.transformers import processor_data_config  # noqa: E402
+from rfkit.models.transformers_processor import processor_data_config  # noqa: E402
 from rfkit.models.weights import load_model  # noqa: E402
 from rfkit.verification.measure import positive_weights, support_extent  # noqa: E402
 

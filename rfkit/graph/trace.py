@@ -24,7 +24,7 @@ from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
 from rfkit.models.sources import ModelSource, get_source
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
-from rfkit.models.transformers import as_measured
+from rfkit.models.transformers_view import as_measured
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
 

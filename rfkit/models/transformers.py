@@ -15,10 +15,8 @@ sub-config, values are Python literals (numbers, lists, ``True``):
 ``transformers:UperNetForSemanticSegmentation?backbone_config.depths=[1,1,1,1]``.
 
 A transformers model takes ``pixel_values`` and returns a ``ModelOutput``; rfkit sees it through
-:func:`tensor_view`, the same module (same parameters, submodules and module names) with a forward that takes
-the image tensor and returns one tensor: the first of :data:`OUTPUT_FIELDS` the output holds (``logits`` of a
-classifier or a segmentation head, else ``last_hidden_state``, ...). Its ``pretrained_cfg`` is the model's
-image processor read as a timm data config (:func:`processor_data_config`).
+:func:`rfkit.models.transformers_view.tensor_view` (the image tensor in, one tensor out), with its image
+processor as the data config (:mod:`rfkit.models.transformers_processor`).
 
 Code runs only from the transformers package: a config that names custom modelling code (``auto_map``) is
 refused unless ``trust=True``. Weight files are data: ``model.safetensors``, and ``pytorch_model.bin``, which
@@ -33,21 +31,18 @@ import difflib
 import inspect
 import json
 import re
-import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError, UntrustedFileError
+from rfkit.models.transformers_view import tensor_view
 
 PREFIX = "transformers:"
 INSTALL = "pip install 'rfkit[transformers]' (or pip install transformers)"
-#: Fields of a transformers ``ModelOutput`` that rfkit takes as the model's output: the first one present.
-OUTPUT_FIELDS = ("logits", "predicted_depth", "reconstruction", "last_hidden_state", "feature_maps")
 #: Weight files of a checkpoint folder, in the order transformers prefers them.
 WEIGHT_FILES = (
     "model.safetensors",
@@ -69,8 +64,6 @@ VISION_MAPPINGS = (
     "MODEL_FOR_KEYPOINT_DETECTION_MAPPING_NAMES",
     "MODEL_FOR_IMAGE_TO_IMAGE_MAPPING_NAMES",
 )
-#: PIL's resampling filters by number, as timm names them.
-_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?")
 _KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -108,11 +101,6 @@ class HFTarget:
     name: str
     revision: str | None = None
     overrides: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def location(self) -> str:
-        """What ``from_pretrained`` is given: the repository id or the folder."""
-        return self.name
 
 
 def parse_target(text: str) -> HFTarget:
@@ -540,8 +528,8 @@ def _custom_classes(target: HFTarget, raw: dict, arch, auto_map: dict) -> tuple[
     if not model_ref or "AutoConfig" not in auto_map:
         raise ModelBuildError(f"{PREFIX}{target.name}: its auto_map names no model class and config class")
     try:
-        model_cls = get_class_from_dynamic_module(model_ref, target.location, revision=target.revision)
-        config_cls = get_class_from_dynamic_module(auto_map["AutoConfig"], target.location, revision=target.revision)
+        model_cls = get_class_from_dynamic_module(model_ref, target.name, revision=target.revision)
+        config_cls = get_class_from_dynamic_module(auto_map["AutoConfig"], target.name, revision=target.revision)
     except Exception as e:  # noqa: BLE001 - the custom code's import
         raise ModelBuildError(f"{PREFIX}{target.name}: importing its custom code failed: {_first_line(e)}") from e
     check_takes_images(model_cls)
@@ -554,7 +542,7 @@ def _custom_classes(target: HFTarget, raw: dict, arch, auto_map: dict) -> tuple[
 
 def build_transformers(name: str, *, pretrained: bool = False, trust: bool = False, img_size=None) -> nn.Module:
     """Build the model a ``transformers:`` spec names (``name``: what follows the colon), as a
-    :func:`tensor_view`, in eval mode.
+    :func:`~rfkit.models.transformers_view.tensor_view`, in eval mode.
 
     Parameters
     ----------
@@ -575,6 +563,7 @@ def build_transformers(name: str, *, pretrained: bool = False, trust: bool = Fal
 
     Examples
     --------
+    >>> import torch
     >>> m = build_transformers("ViTModel?image_size=32&patch_size=8&hidden_size=16&num_hidden_layers=1"
     ...                        "&num_attention_heads=2&intermediate_size=32")
     >>> y = m(torch.zeros(1, 3, 32, 32))
@@ -621,7 +610,7 @@ def _from_pretrained(cls: type, target: HFTarget, config, trust: bool) -> nn.Mod
         )
     try:
         model, info = cls.from_pretrained(
-            target.location,
+            target.name,
             config=config,
             revision=target.revision,
             trust_remote_code=trust,
@@ -652,231 +641,6 @@ def _load_error(target: HFTarget, e: Exception) -> Exception:
     while cause is not None and not isinstance(cause, pickle.UnpicklingError):
         cause = cause.__cause__ or cause.__context__
     if cause is not None or "weights_only" in str(e):
-        path = Path(target.location) / "pytorch_model.bin"
+        path = Path(target.name) / "pytorch_model.bin"
         return CheckpointError(_refusal(path, cause or e))
     return CheckpointError(f"loading the weights of {PREFIX}{target.name} failed: {_first_line(e)}")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the tensor view
-
-
-def model_output(out) -> torch.Tensor | tuple:
-    """The tensor(s) rfkit reads from a transformers output: the first of :data:`OUTPUT_FIELDS` that is set,
-    else the first tensor; a plain tensor or tuple passes through.
-
-    >>> from transformers.modeling_outputs import BaseModelOutputWithPooling
-    >>> out = BaseModelOutputWithPooling(last_hidden_state=torch.ones(1, 5, 2), pooler_output=torch.ones(1, 2))
-    >>> tuple(model_output(out).shape)
-    (1, 5, 2)
-    """
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        for name in OUTPUT_FIELDS:
-            if out.get(name) is not None:
-                return out[name]
-        out = tuple(out.values())
-    if isinstance(out, (tuple, list)):
-        for value in out:
-            if isinstance(value, torch.Tensor):
-                return value
-        return tuple(out)
-    raise TypeError(f"a transformers model returned {type(out).__name__}, not a ModelOutput")
-
-
-@cache
-def _view_class(base: type) -> type:
-    interpolate = "interpolate_pos_encoding" in inspect.signature(base.forward).parameters
-
-    def forward(self, pixel_values: torch.Tensor):
-        # at the size the position embeddings were made for, interpolating them returns them unchanged
-        extra = {"interpolate_pos_encoding": True} if interpolate else {}
-        return model_output(base.forward(self, pixel_values=pixel_values, **extra))
-
-    forward.__doc__ = f"{base.__name__}.forward on ``pixel_values`` alone, returning :func:`model_output`."
-    return type(
-        base.__name__,
-        (base,),
-        {
-            "forward": forward,
-            "__module__": base.__module__,
-            "__qualname__": base.__qualname__,
-            "pretrained_cfg": property(_pretrained_cfg),
-            "feature_info": property(_feature_info),
-            "rfkit_view_of": base,
-        },
-    )
-
-
-def _feature_info(view: nn.Module) -> list[dict]:
-    """``view.feature_info``, the stages as timm names them (``layers="stages"``): the blocks of the module list that
-    holds most parameters (SegFormer's ``segformer.stages``, ConvNeXt's ``encoder.stages``, a ViT's ``layers``),
-    then a segmentation model's ``decode_head``."""
-    best, most = None, -1
-    for name, module in view.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 1:
-            size = sum(p.numel() for p in module.parameters())
-            if size > most:
-                best, most = (name, len(module)), size
-    stages = [{"module": f"{best[0]}.{i}"} for i in range(best[1])] if best else []
-    head = [{"module": "decode_head"}] if isinstance(getattr(view, "decode_head", None), nn.Module) else []
-    return stages + head
-
-
-def tensor_view(model: nn.Module) -> nn.Module:
-    """``model`` (a transformers ``PreTrainedModel``) as rfkit measures it: the same module, with the same state
-    (parameters, submodules, module names, hooks, mode: shared, not copied), whose forward takes the image tensor
-    and returns :func:`model_output`, whose ``pretrained_cfg`` is its preprocessing as a timm data config and whose
-    ``feature_info`` names its stages.
-
-    >>> import transformers
-    >>> cfg = transformers.ResNetConfig(hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8)
-    >>> hf = transformers.ResNetModel(cfg)
-    >>> view = tensor_view(hf)
-    >>> view.encoder is hf.encoder, tuple(view(torch.zeros(1, 3, 64, 64)).shape)
-    (True, (1, 16, 8, 8))
-    """
-    if getattr(type(model), "rfkit_view_of", None) is not None:
-        return model
-    cls = _view_class(type(model))
-    view = cls.__new__(cls)
-    object.__setattr__(view, "__dict__", model.__dict__)  # one state, two classes
-    return view
-
-
-def as_measured(model):
-    """``model``, or its :func:`tensor_view` if it is a transformers model (without importing transformers when
-    it is not loaded: then no module can be one)."""
-    tf = sys.modules.get("transformers")
-    if tf is None or not isinstance(model, nn.Module) or getattr(type(model), "rfkit_view_of", None) is not None:
-        return model
-    return tensor_view(model) if isinstance(model, tf.PreTrainedModel) else model
-
-
-# ---------------------------------------------------------------------------------------------------------
-# preprocessing
-
-
-def default_processor(model_type: str | None) -> dict | None:
-    """The defaults of the image processor transformers pairs with ``model_type`` (as a dict), or None."""
-    if not model_type:
-        return None
-    try:
-        from transformers.models.auto import image_processing_auto as ipa
-
-        names = ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type)
-        if isinstance(names, dict):
-            name = names.get("pil") or next(iter(names.values()), None)
-        else:
-            name = next((n for n in names or () if n), None)
-        cls = ipa.get_image_processor_class_from_name(name) if name else None
-        return cls().to_dict() if cls is not None else None
-    except Exception:  # noqa: BLE001 - a processor that needs an optional package: ImageNet defaults instead
-        return None
-
-
-def _pair(value) -> tuple[int, int] | None:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    return None
-
-
-def processor_data_config(processor: dict | None, image_size=None, channels: int = 3) -> dict:
-    """An image processor config (``preprocessor_config.json``, or a processor's ``to_dict()``) as a timm data
-    config, so that rfkit's timm eval transform reproduces it.
-
-    - ``size: {height, width}``: resized to that size, aspect ratio not kept (``crop_mode="squash"``), then the
-      centre ``crop_size`` if ``do_center_crop``;
-    - ``size: {shortest_edge: s}`` with ``crop_pct`` (ConvNeXt): below 384 the shorter side goes to ``s / crop_pct``
-      and the centre ``s × s`` is cut, from 384 on the image is resized to ``s × s``; with ``crop_size``: shorter
-      side to ``s``, centre crop; without either: shorter side to ``s``, centre ``s × s`` (rfkit needs one size);
-    - ``rescale_factor`` and ``image_mean/std`` are folded into timm's mean and std (timm divides by 255 first).
-
-    ``image_size`` (the model config's) sets the input size where there is no processor config.
-
-    Examples
-    --------
-    >>> cfg = processor_data_config({"size": {"shortest_edge": 224}, "crop_pct": 0.875, "resample": 3,
-    ...                              "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]})
-    >>> cfg["input_size"], cfg["crop_pct"], cfg["crop_mode"], cfg["interpolation"]
-    ((3, 224, 224), 0.875, 'center', 'bicubic')
-    >>> processor_data_config({"size": {"height": 512, "width": 512}})["crop_mode"]
-    'squash'
-    """
-    from rfkit.models.data_config import IMAGENET_MEAN, IMAGENET_STD
-
-    p = dict(processor or {})
-    size, crop = p.get("size"), _dict_pair(p.get("crop_size"))
-    size = {"height": size, "width": size} if isinstance(size, int) else dict(size or {})
-    resize = _dict_pair(size)
-    short = size.get("shortest_edge")
-    crop_pct, mode = 1.0, "center"
-    if resize:
-        hw, mode = resize, "squash"
-        if p.get("do_center_crop") and crop:
-            hw, crop_pct = crop, crop[0] / resize[0]
-    elif short:
-        if p.get("crop_pct") and short < 384:
-            hw, crop_pct = (short, short), float(p["crop_pct"])
-        elif p.get("crop_pct"):
-            hw, mode = (short, short), "squash"
-        elif p.get("do_center_crop") and crop:
-            hw, crop_pct = crop, crop[0] / short
-        else:
-            hw = (short, short)
-    else:
-        hw = _pair(image_size) or (224, 224)
-    if processor is None or not (resize or short):
-        hw = _pair(image_size) or hw
-    mean = p.get("image_mean", IMAGENET_MEAN) if p.get("do_normalize", True) else (0.0,) * channels
-    std = p.get("image_std", IMAGENET_STD) if p.get("do_normalize", True) else (1.0,) * channels
-    scale = 255.0 * (float(p.get("rescale_factor", 1 / 255)) if p.get("do_rescale", True) else 1.0)
-    resample = p.get("resample", 2)
-    resample = getattr(resample, "value", resample)
-    return {
-        "input_size": (channels, int(hw[0]), int(hw[1])),
-        "interpolation": _RESAMPLE.get(resample, "bilinear") if isinstance(resample, int) else "bilinear",
-        "mean": tuple(_per_channel(mean, channels, 1 / scale)),
-        "std": tuple(_per_channel(std, channels, 1 / scale)),
-        "crop_pct": crop_pct,
-        "crop_mode": mode,
-    }
-
-
-def _dict_pair(size) -> tuple[int, int] | None:
-    if isinstance(size, dict) and size.get("height") and size.get("width"):
-        return int(size["height"]), int(size["width"])
-    return None
-
-
-def _per_channel(values, channels: int, factor: float) -> list[float]:
-    values = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
-    values = values if len(values) == channels else [sum(values) / len(values)] * channels
-    return [round(v * factor, 10) for v in values]
-
-
-def _pretrained_cfg(view: nn.Module) -> dict:
-    """``view.pretrained_cfg``: its checkpoint's image processor, else the default processor of its model type,
-    with the input size of its config (``image_size``) where it has one."""
-    config = view.config
-    processor = view.__dict__.get("rfkit_processor")
-    image_size = getattr(config, "image_size", None)
-    if processor is None:
-        processor = _sized(default_processor(getattr(config, "model_type", None)), _pair(image_size))
-    return processor_data_config(processor, image_size, int(getattr(config, "num_channels", 3) or 3))
-
-
-def _sized(processor: dict | None, hw: tuple[int, int] | None) -> dict | None:
-    """A default processor made for the input size ``hw`` of the model's config, resizing the same way."""
-    if processor is None or hw is None:
-        return processor
-    size = processor.get("size")
-    if isinstance(size, dict) and size.get("shortest_edge") and not size.get("height"):
-        processor = {**processor, "size": {"shortest_edge": hw[0]}}
-        if processor.get("do_center_crop") and processor.get("crop_size"):
-            processor["crop_size"] = {"height": hw[0], "width": hw[1]}
-        return processor
-    return {**processor, "size": {"height": hw[0], "width": hw[1]}, "do_center_crop": False}

@@ -745,7 +745,7 @@ def load_model(
     """
     mode, path = _mode(weights)
     if isinstance(model, nn.Module):
-        from rfkit.models.transformers import as_measured
+        from rfkit.models.transformers_view import as_measured
 
         return _load_module(as_measured(model), mode, path, device)  # a transformers model: as a tensor view
     if not isinstance(model, (str, ModelSpec)):
