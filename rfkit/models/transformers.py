@@ -368,7 +368,8 @@ def _set_image_size(config, img_size) -> None:
     if img_size is None or not isinstance(getattr(config, "image_size", None), (int, list, tuple)):
         return
     h, w = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-    config.image_size = h if h == w else [h, w]
+    kind = type(config.image_size)  # strict configs (Hiera) take only the type they declare
+    config.image_size = h if kind is int and h == w else kind([h, w]) if kind in (list, tuple) else [h, w]
 
 
 # ---------------------------------------------------------------------------------------------------------
