@@ -204,6 +204,20 @@ def test_prefix_tokens_are_dropped_and_the_centre_patch_sees_its_patch(spec, pre
     assert tuple(support_extent(torch.from_numpy(res.maps[layers[1]])[None, None])) == ((0, 31), (0, 31))
 
 
+def test_vit_at_other_sizes_built_for_it_or_interpolated():
+    g = rfkit.trace(VIT, (32, 48))  # built for 32×48: a 4×6 patch grid, no interpolation (non-square)
+    assert g["embeddings"].shape == (2, 1 + 4 * 6, 16)
+    import transformers
+
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    square = transformers.ViTModel(config).eval()  # as a checkpoint is: its position embeddings interpolated
+    res = rfkit.erf(square, "embeddings", images="noise", num_images=1, bootstrap=0, device="cpu", input_size=(48, 64))
+    assert res.unit["embeddings"] == (3, 4)  # the centre of the 6×8 grid
+    assert support_extent(torch.from_numpy(res.maps["embeddings"])[None, None]) == [(24, 31), (32, 39)]
+
+
 def test_swin_windows_and_shifted_windows_are_the_measured_support():
     """4×4-token windows on a 16×16 token grid: the RF of a token is its window (shifted in every second block), not
     the whole map; stage 2 merges 2×2 tokens. Each unit's analytic window, clipped to the input, is the support of

@@ -49,8 +49,7 @@ def _view_class(base: type) -> type:
     interpolate = "interpolate_pos_encoding" in inspect.signature(base.forward).parameters
 
     def forward(self, pixel_values: torch.Tensor):
-        # at the size the position embeddings were made for, interpolating them returns them unchanged
-        extra = {"interpolate_pos_encoding": True} if interpolate else {}
+        extra = {"interpolate_pos_encoding": True} if interpolate and square_grid(self.config) else {}
         return model_output(base.forward(self, pixel_values=pixel_values, **extra))
 
     forward.__doc__ = f"{base.__name__}.forward on ``pixel_values`` alone, returning :func:`model_output`."
@@ -66,6 +65,20 @@ def _view_class(base: type) -> type:
             "rfkit_view_of": base,
         },
     )
+
+
+def square_grid(config) -> bool:
+    """Whether the position embeddings of a model with this config can be interpolated to another input size:
+    transformers resamples a square grid of them only. At the size they were made for, interpolating them
+    returns them unchanged, so a square model is always run with ``interpolate_pos_encoding=True``; a model
+    with a non-square ``image_size`` (rfkit builds one for a non-square input) runs at that size only.
+
+    >>> from types import SimpleNamespace as C
+    >>> square_grid(C(image_size=224)), square_grid(C(image_size=[224, 224])), square_grid(C(image_size=[224, 320]))
+    (True, True, False)
+    """
+    size = getattr(config, "image_size", None)
+    return isinstance(size, int) or (isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1])
 
 
 def _feature_info(view: nn.Module) -> list[dict]:
