@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -12,12 +13,12 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 import rfkit.validate as validate
-from rfkit.errors import InputTooSmallError, TraceError
+from rfkit.errors import InputTooSmallError, RuleFailedWarning, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
 from rfkit.graph.info import RFInfo
-from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key
+from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key, rule_failures
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
@@ -250,7 +251,9 @@ def smallest_square_input(
 
     def fits(n: int) -> bool:
         try:
-            _propagate(gm, registry, torch.empty((2, chans) + (n,) * ndim, device="meta"))
+            with warnings.catch_warnings():  # a failing rule was reported at the size asked for
+                warnings.simplefilter("ignore", RuleFailedWarning)
+                _propagate(gm, registry, torch.empty((2, chans) + (n,) * ndim, device="meta"))
             return True
         except InputTooSmallError:
             return False
@@ -329,7 +332,8 @@ def _build_graph(
         )
     untraced = gm.meta.get("untraced", {})
     unsupported = [*result.unsupported, *(UnsupportedNode(f.node, f.op, f.reason) for f in findings)]
-    incomplete = "; ".join(f.reason for f in findings) or None
+    reasons = [f.reason for f in findings] + [r for r in [rule_failures(result.unsupported)] if r]
+    incomplete = "; ".join(reasons) or None
     return RFGraph(list(kept.values()), module_outputs, unsupported, size, name, chans, method, untraced, incomplete)
 
 

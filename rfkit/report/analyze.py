@@ -66,6 +66,20 @@ class Report:
     warnings: tuple[str, ...] = ()
     attribution: Any = field(default=None, repr=False)
 
+    def to_frame(self):
+        """The rows of the report's ``erf.csv`` without its provenance columns, as a :class:`pandas.DataFrame`:
+        one row per measured layer (:meth:`rfkit.erf.result.ERFResult.rows` with the layer's depth and its
+        productivity ``status`` at :attr:`resolution`; :func:`rfkit.report.erf_files.erf_rows`)."""
+        import pandas as pd
+
+        from rfkit.report.erf_files import erf_rows
+
+        return pd.DataFrame(erf_rows(self.result, layer_statuses(self.result, self.productivity)))
+
+
+AnalyzeResult = Report
+"""What :func:`analyze` returns, under the name every result type shares (``*Result``)."""
+
 
 def resolved_file(path) -> Path:
     """The absolute, symlink-free path of a model file; a path that cannot be resolved (a symlink loop) is a

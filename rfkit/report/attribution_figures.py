@@ -208,7 +208,7 @@ def grid_record(result, *, normalise: str = "image", style: str = "report", max_
     >>> rec.titles, rec.signed, rec.scales[0] == rec.scales[1]
     (('Saliency', 'Grad-CAM++'), (True, False), True)
     """
-    from rfkit.attribution.methods import display_name, is_cam, uses_cam
+    from rfkit.attribution.methods import display_name, signed, uses_layer
 
     style_named(style)
     n = result.num_images if max_images is None else min(max_images, result.num_images)
@@ -220,11 +220,11 @@ def grid_record(result, *, normalise: str = "image", style: str = "report", max_
         percentile=SCALE_PERCENTILE,
         methods=methods,
         titles=tuple(display_name(m) for m in methods),
-        signed=tuple(not is_cam(m) for m in methods),
+        signed=tuple(signed(m) and getattr(result.settings, "channels", "sum") == "sum" for m in methods),
         rows=tuple(result.labels[:n]),
         scales=tuple(tuple(float(s[i]) for s in per_method) for i in range(n)),
         rf_window=result.window,
-        cam_layer=result.cam_layer if any(uses_cam(m) for m in methods) else None,
+        cam_layer=result.cam_layer if any(uses_layer(m) for m in methods) else None,
     )
 
 
@@ -236,7 +236,7 @@ def _footer(result, record: GridRecord) -> list[tuple[str, str]]:
     what = (
         f"target: unit {target.label} (channel sum, signed)"
         if target.kind == "unit"
-        else "target: the class logit shown per row"
+        else f"target: the class {result.settings.class_score} shown per row"
     )
     lines = [
         (
@@ -279,7 +279,8 @@ def _row_label(result, i: int, compact: bool) -> str:
     if t.kind == "unit":
         return label if compact else f"{label}\nunit {t.label}: {result.scores[i]:.3g}"
     name = f" {t.name.split(',')[0]}" if t.name else ""
-    return f"{label}\nclass {t.index}{name}" + ("" if compact else f"\nlogit {result.scores[i]:.3g}")
+    score = "p" if getattr(result.settings, "score", "logit") == "probability" else "logit"
+    return f"{label}\nclass {t.index}{name}" + ("" if compact else f"\n{score} {result.scores[i]:.3g}")
 
 
 def _colorbars(body, axes, record: GridRecord, shrink: float) -> None:

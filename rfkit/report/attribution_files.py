@@ -336,7 +336,7 @@ def report_markdown(result, files: dict, folder: Path, record=None) -> str:
             f"- target: unit {md_code(t.label)} (channel sum, signed); analytic RF window (rows × columns): {window}"
         )
     else:
-        lines.append("- target: the class logit of each image (pre-softmax)")
+        lines.append(f"- target: the class {s.class_score} of each image")
     if result.cam_layer:
         lines.append(f"- CAM layer: {md_text(result.cam_note)}")
     lines.append(
@@ -345,6 +345,10 @@ def report_markdown(result, files: dict, folder: Path, record=None) -> str:
         f"SmoothGrad noise {s.noise:g} of the input range, {s.samples} samples; Blur IG up to sigma "
         f"{md_text(s.blur_sigma or 'default')}; batch {s.batch_size}; device {md_text(result.device)}"
     )
+    lines.append(f"- {md_text(s.channels_text)}")
+    if any(s.options.values()):
+        shown = "; ".join(f"{m}: {', '.join(f'{k}={v}' for k, v in o.items())}" for m, o in s.options.items() if o)
+        lines.append(f"- method options: {md_text(shown)}")
     if is_random(w):
         lines += ["", "> **Random weights**: not a trained model; maps of trained weights differ."]
     if "figure" in files:
@@ -384,7 +388,7 @@ def analysis_section(result, files: dict, folder: Path, sub: str = "attribution"
         + (
             ", ".join(md_code(t) for t in targets)
             if result.targets and result.targets[0].kind == "unit"
-            else "the class logit of each image (pre-softmax)"
+            else f"the class {result.settings.class_score} of each image"
         )
         + f"; the full page, with the settings and every image: [{sub}/report.md]({sub}/report.md).",
         "",

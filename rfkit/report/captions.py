@@ -385,7 +385,8 @@ def attribution_drawn(result, n_images: int, record=None) -> Drawn:
     """The record of :func:`rfkit.report.attribution_figures.attribution_grid` (``n_images`` rows; ``record``:
     its :class:`~rfkit.report.attribution_figures.GridRecord`, for the method names and the normalisation)."""
     target = result.targets[0]
-    what = f"unit {target.label} (channel sum)" if target.kind == "unit" else "the class logit named per row"
+    score = "softmax probability" if getattr(result.settings, "score", "logit") == "probability" else "logit"
+    what = f"unit {target.label} (channel sum)" if target.kind == "unit" else f"the class {score} named per row"
     names = record.titles if record is not None else result.methods
     title = (
         f"Per-image contribution maps of {result.model} for {what}: rows are {n_images} image(s), columns the input "
