@@ -294,6 +294,21 @@ def test_a_checkpoint_folder_loads_its_weights_and_its_processor(tmp_path):
     assert tuple(logits.shape) == (2, 5)  # a classifier: its logits
 
 
+def test_parameters_a_checkpoint_lacks_are_named(tmp_path):
+    import transformers
+
+    config = transformers.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3)
+    transformers.ConvNextModel(config).save_pretrained(tmp_path / "base")  # a backbone checkpoint
+    meta = json.loads((tmp_path / "base" / "config.json").read_text())
+    meta["architectures"] = ["ConvNextForImageClassification"]  # read as a classifier: its head is not in it
+    (tmp_path / "base" / "config.json").write_text(json.dumps(meta))
+    _, info = load_model(f"transformers:{tmp_path / 'base'}", "pretrained")
+    assert info.kind == "pretrained"
+    assert info.warnings == (
+        "2 parameter(s) not in the checkpoint, at random init: classifier.bias, classifier.weight",
+    )
+
+
 def test_a_folder_without_weights_is_random_with_a_warning_or_refused(tmp_path):
     folder = tmp_path / "cfg-only"
     _saved(folder)
