@@ -71,7 +71,7 @@ def measure(name: str, erf: bool, size: int) -> Row:
     return row
 
 
-def write_summary(rows: list[Row], erf: bool, size: int, path: Path, total: int) -> None:
+def write_summary(rows: list[Row], erf: bool, size: int, path: Path, total: int, models: str = "*") -> None:
     counts = Counter(r.status for r in rows)
     methods = Counter(r.method for r in rows if r.status == "ok")
     what = (
@@ -82,8 +82,10 @@ def write_summary(rows: list[Row], erf: bool, size: int, path: Path, total: int)
     lines = [
         "# Transformers coverage",
         "",
-        f"Command: `python benchmarks/transformers_coverage.py{' --erf --size ' + str(size) if erf else ''}`: every "
-        f"class `rfkit list-models --source transformers` prints, built from its default config offline, {what}.",
+        f"Command: `python benchmarks/transformers_coverage.py{' --erf --size ' + str(size) if erf else ''}"
+        f"{'' if models == '*' else f' --models {models!r}'}`: every class `rfkit list-models --source transformers` "
+        f"prints{'' if models == '*' else ' that matches one of these patterns'}, built from its default config "
+        f"offline, {what}.",
         "",
         *([f"**Partial run: {len(rows)} of {total} classes** (`--resume` goes on).", ""] if total > len(rows) else []),
         "| classes | ok | errors | traced with torch.fx | recorded with make_fx | with unsupported ops |",
@@ -92,6 +94,7 @@ def write_summary(rows: list[Row], erf: bool, size: int, path: Path, total: int)
         f"{sum(1 for r in rows if r.status == 'ok' and r.unsupported)} |",
         "",
     ]
+    lines += ["Seconds: build and trace (and ERF) on one busy 2-core machine shared with other jobs.", ""]
     bad = [r for r in rows if r.status != "ok"]
     if bad:
         lines += ["| class | error |", "|---|---|"] + [f"| `{r.model}` | {r.error} |" for r in bad] + [""]
@@ -139,7 +142,7 @@ def main() -> None:
                 f.flush()
                 print(f"{row.status:6} {row.seconds:7.1f}s {n} {row.method} {row.output_rf} {row.error}", flush=True)
     rows.sort(key=lambda r: names.index(r.model))
-    write_summary(rows, args.erf, args.size, RESULTS / "transformers_coverage.md", len(names))
+    write_summary(rows, args.erf, args.size, RESULTS / "transformers_coverage.md", len(names), args.models)
 
 
 if __name__ == "__main__":
