@@ -31,26 +31,27 @@ from rfkit.version import __version__
 
 #: The public namespace: name -> the module that defines it (loaded on first use).
 _PUBLIC = {
-    "trace": "rfkit.graph.trace",
+    "trace": "rfkit.graph.tracing",
+    "erf": "rfkit.effective.engine",
     "attribute": "rfkit.attribution.engine",
-    "analyze": "rfkit.report.analyze",
+    "analyze": "rfkit.analysis.analyze",
     "prepare": "rfkit.pipeline.prepare",
     "collect": "rfkit.report.collect",
-    "figure": "rfkit.report.figure_types",
+    "figure": "rfkit.report.figures.registry",
     "verify": "rfkit.verification.verify",
     "RFGraph": "rfkit.graph.rfgraph",
     "RFInfo": "rfkit.graph.info",
-    "ERFResult": "rfkit.erf.result",
+    "ERFResult": "rfkit.effective.result",
     "AttributionResult": "rfkit.attribution.result",
     "VerifyResult": "rfkit.verification.verify",
-    "AnalyzeResult": "rfkit.report.analyze",
+    "AnalyzeResult": "rfkit.analysis.analyze",
     "Prepared": "rfkit.pipeline.prepare",
 }
 
 #: Names ``import rfkit`` offered before this namespace was made small: still importable, not listed.
 _FORMER = {
     "VerifyReport": "rfkit.verification.verify",
-    "Report": "rfkit.report.analyze",
+    "Report": "rfkit.analysis.analyze",
     "estimate_rf": "rfkit.verification.estimate",
     "RFEstimate": "rfkit.verification.estimate",
     "RFEstimates": "rfkit.verification.estimate",
@@ -63,7 +64,7 @@ _FORMER = {
     "render": "rfkit.report.dot",
     "GraphBuilder": "rfkit.graph.handbuilt",
     "graph_from_layers": "rfkit.graph.handbuilt",
-    "analyze_many": "rfkit.report.batch",
+    "analyze_many": "rfkit.analysis.batch",
     "build_site": "rfkit.report.site",
 }
 
@@ -88,22 +89,21 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from rfkit.analysis.analyze import AnalyzeResult, analyze
     from rfkit.attribution.engine import attribute
     from rfkit.attribution.result import AttributionResult
-    from rfkit.erf.result import ERFResult
+    from rfkit.effective.engine import erf
+    from rfkit.effective.result import ERFResult
     from rfkit.graph.info import RFInfo
     from rfkit.graph.rfgraph import RFGraph
-    from rfkit.graph.trace import trace
+    from rfkit.graph.tracing import trace
     from rfkit.pipeline.prepare import Prepared, prepare
-    from rfkit.report.analyze import AnalyzeResult, analyze
     from rfkit.report.collect import collect
-    from rfkit.report.figure_types import figure
+    from rfkit.report.figures.registry import figure
     from rfkit.verification.verify import VerifyResult, verify
 
 
 def __getattr__(name: str):
-    if name == "erf":  # the package rfkit.erf is callable: rfkit.erf(model, ...) runs rfkit.erf.engine.erf
-        return importlib.import_module("rfkit.erf")
     if name == "atlas":  # the package: rfkit.atlas.load(), rfkit.atlas.query(), rfkit.atlas.build_atlas()
         return importlib.import_module("rfkit.atlas")
     where = _PUBLIC.get(name) or _FORMER.get(name)

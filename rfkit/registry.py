@@ -1,8 +1,8 @@
 """Named records of one extension kind (ERF methods, ERF metrics, figure types, presets): registration that
 refuses a taken name, lookup whose error names the close matches and every choice.
 
-Each kind keeps one :class:`NamedRegistry` next to the code that uses it (``rfkit.erf.methods.ERF_METHODS``,
-``rfkit.erf.metric_registry.ERF_METRICS``, ``rfkit.report.figure_types.FIGURE_TYPES``,
+Each kind keeps one :class:`NamedRegistry` next to the code that uses it (``rfkit.effective.methods.ERF_METHODS``,
+``rfkit.effective.metric_registry.ERF_METRICS``, ``rfkit.report.figures.registry.FIGURE_TYPES``,
 ``rfkit.report.presets.PRESETS``). The RF rules of ops are looked up by module type, function or method name
 instead, in :class:`rfkit.graph.registry.Registry`.
 

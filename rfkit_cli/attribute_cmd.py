@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rfkit.report.formatting import pair
+from rfkit.formatting import pair
 from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
     BatchSize,
@@ -172,9 +172,9 @@ def attribute_command(
     from rfkit.io import new_folders_removed_on_failure
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
-    from rfkit.report.attribution_figures import check_normalise
     from rfkit.report.attribution_files import check_attribution_folder, default_folder, save_attribution
-    from rfkit.report.looks import FigureOptions, style_named
+    from rfkit.report.figures.attribution import check_normalise
+    from rfkit.report.figures.looks import FigureOptions, style_named
 
     looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before the run
 

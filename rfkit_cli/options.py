@@ -48,7 +48,10 @@ Weights = Annotated[
 ]
 InputSize = Annotated[str | None, typer.Option("--input-size", help="224, or H W. Default: the model's own.")]
 Method = Annotated[
-    str, typer.Option("--method", help="ERF definition: replknet or openerf (or one registered in rfkit.erf.methods).")
+    str,
+    typer.Option(
+        "--method", help="ERF definition: replknet or openerf (or one registered in rfkit.effective.methods)."
+    ),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")]
@@ -175,13 +178,13 @@ def split_names(items: list[str] | None) -> list[str] | None:
 
 
 def check_method(method: str) -> str:
-    """``method`` when it is an ERF definition rfkit knows (:data:`rfkit.erf.methods.ERF_METHODS`), else a
+    """``method`` when it is an ERF definition rfkit knows (:data:`rfkit.effective.methods.ERF_METHODS`), else a
     one-line :class:`UsageError` naming the close matches.
 
     >>> check_method("openerf")
     'openerf'
     """
-    from rfkit.erf.methods import ERF_METHODS, unknown_name
+    from rfkit.effective.methods import ERF_METHODS, unknown_name
 
     if method not in ERF_METHODS:
         raise UsageError(f"--method {method!r}: {unknown_name('ERF method', method, ERF_METHODS.names())}")

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rfkit.report.analyze import analyze
+from rfkit.analysis.analyze import analyze
 from rfkit.report.site import build_site
 from rfkit_cli.app import main
 
@@ -104,7 +104,7 @@ def test_the_site_does_not_follow_a_linked_attribution_folder(report, tmp_path):
 
 
 def test_an_unknown_method_is_one_line_before_any_measurement(tmp_path, capsys, monkeypatch):
-    import rfkit.erf.engine as engine
+    import rfkit.effective.engine as engine
 
     monkeypatch.setattr(engine, "erf", lambda *a, **k: pytest.fail("measured before checking the methods"))
     with pytest.raises(SystemExit) as e:
@@ -115,7 +115,7 @@ def test_an_unknown_method_is_one_line_before_any_measurement(tmp_path, capsys, 
 
 
 def test_the_paper_style_reaches_the_attribution_grid(tmp_path):
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     rep = analyze(
         classifier(), out=tmp_path, attribution="saliency", attribution_images=1, figures=FigureOptions("paper"), **KW

@@ -52,11 +52,11 @@ SECTIONS = sections(PAGE.read_text(encoding="utf-8"))
 
 def _restored_registries(stack: ExitStack) -> None:
     from rfkit.attribution.registry import registered, unregister
-    from rfkit.erf.methods import ERF_METHODS
-    from rfkit.erf.metric_registry import ERF_METRICS
+    from rfkit.effective.methods import ERF_METHODS
+    from rfkit.effective.metric_registry import ERF_METRICS
     from rfkit.graph.registry import DEFAULT_REGISTRY
     from rfkit.models.sources import source_names, unregister_source
-    from rfkit.report.figure_types import FIGURE_TYPES
+    from rfkit.report.figures.registry import FIGURE_TYPES
     from rfkit.report.presets import PRESETS
 
     for registry in (DEFAULT_REGISTRY, ERF_METHODS, ERF_METRICS, FIGURE_TYPES, PRESETS):

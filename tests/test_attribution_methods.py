@@ -457,7 +457,7 @@ def test_seed_channel_rule_is_max_over_rgb_relu_minmax():
 
 
 def test_figure_titles_and_signs_follow_the_records():
-    from rfkit.report.attribution_figures import grid_record
+    from rfkit.report.figures.attribution import grid_record
 
     net, x = cnn(), images(1)
     res = attribute(net, x, methods="hirescam,occlusion,guided_gradcam", target=0, layer="4")

@@ -74,15 +74,15 @@ def test_api_reference_documents_the_public_api(site):
     html = (site / "reference" / "api" / "index.html").read_text()
     for name in (
         "rfkit.trace",
-        "rfkit.erf.engine.erf",
+        "rfkit.effective.engine.erf",
         "rfkit.ERFResult",
         "rfkit.verification.estimate.estimate_rf",
-        "rfkit.report.analyze.analyze",
+        "rfkit.analysis.analyze.analyze",
         "rfkit.report.site.build_site",
-        "rfkit.erf.metrics.compute_metrics",
-        "rfkit.erf.metrics.area_ratios",
-        "rfkit.erf.metrics.erf_rf_ratio",
-        "rfkit.erf.gaussian.fit_gaussian",
+        "rfkit.effective.metrics.compute_metrics",
+        "rfkit.effective.metrics.area_ratios",
+        "rfkit.effective.metrics.erf_rf_ratio",
+        "rfkit.effective.gaussian.fit_gaussian",
         "rfkit.graph.productivity.productivity",
         "rfkit.models.weights.load_model",
     ):

@@ -18,10 +18,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import rfkit
-from rfkit.erf.bootstrap import _interval, resample_counts
-from rfkit.erf.methods import ERF_METHODS, ERFMethod, register_method
-from rfkit.erf.metric_registry import ERF_METRICS, ERFMetric, register_metric
-from rfkit.erf.metrics import compute_metrics
+from rfkit.effective.bootstrap import _interval, resample_counts
+from rfkit.effective.methods import ERF_METHODS, ERFMethod, register_method
+from rfkit.effective.metric_registry import ERF_METRICS, ERFMetric, register_metric
+from rfkit.effective.metrics import compute_metrics
 from rfkit.errors import (
     ArgumentError,
     ERFMethodError,
@@ -35,7 +35,7 @@ from rfkit.errors import (
 )
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
 from rfkit.registry import NamedRegistry
-from rfkit.report.figure_types import FIGURE_TYPES, FigureType, figure_type_names, register_figure_type
+from rfkit.report.figures.registry import FIGURE_TYPES, FigureType, figure_type_names, register_figure_type
 from rfkit.report.presets import PRESETS, Preset, apply_preset, get_preset, register_preset
 
 PACKAGE = Path(rfkit.__file__).parent
@@ -318,8 +318,8 @@ def test_the_namespace_is_small_and_former_names_still_import():
         *("RFGraph", "RFInfo", "ERFResult", "AttributionResult", "VerifyResult", "AnalyzeResult", "Prepared"),
         "__version__",
     }
+    from rfkit.analysis.analyze import Report
     from rfkit.graph.productivity import productivity
-    from rfkit.report.analyze import Report
     from rfkit.verification.verify import VerifyReport
 
     assert rfkit.productivity is productivity and rfkit.VerifyResult is rfkit.VerifyReport is VerifyReport

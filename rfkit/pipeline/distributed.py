@@ -5,7 +5,7 @@ torchrun starts N copies of the command and tells each its place through the env
 group (gloo on the CPU, NCCL when the run is on CUDA). An ERF run then reads and measures a share of the image stream on
 each rank (:mod:`rfkit.pipeline.sharded`), so the N processes together see exactly the images one process
 would, and sums the per-layer maps and image counts of every rank (:func:`all_reduce_sums`); rank 0 alone writes
-files. The statistics behind the confidence intervals (:mod:`rfkit.erf.groups`) are added up the same way
+files. The statistics behind the confidence intervals (:mod:`rfkit.effective.groups`) are added up the same way
 (:func:`all_reduce_arrays`). Batch runs over many models give each rank every N-th model instead
 (:func:`my_share`). Multi-node runs work through torchrun's own rendezvous (``--nnodes``,
 ``--rdzv-endpoint``): nothing here is node-specific.

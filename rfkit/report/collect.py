@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 
 import rfkit.validate as validate
 from rfkit.errors import CollectError, CollectWarning
-from rfkit.io import OutputError, atomic_write_text, temp_folders
-from rfkit.report.analyze import DONE_MARKER
-from rfkit.report.markdown import one_line
+from rfkit.formatting import one_line
+from rfkit.io import OutputError, atomic_write_text
 from rfkit.report.provenance import COLUMNS as PROVENANCE
 from rfkit.report.provenance import with_provenance
+from rfkit.report.report_folder import DONE_MARKER
+from rfkit.report.transaction import temp_folders
 
 if TYPE_CHECKING:
     import pandas as pd

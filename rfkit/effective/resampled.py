@@ -1,5 +1,5 @@
-"""The metrics of many bootstrap resamples at once: what :func:`rfkit.erf.bootstrap.bootstrap_cis` computes
-instead of calling :func:`~rfkit.erf.metrics.compute_metrics` once per resample.
+"""The metrics of many bootstrap resamples at once: what :func:`rfkit.effective.bootstrap.bootstrap_cis` computes
+instead of calling :func:`~rfkit.effective.metrics.compute_metrics` once per resample.
 
 A resample ``r`` is a row ``w`` of weights over the ``G`` groups (how often each was drawn); its mean map is
 ``M_r = (w @ sums) / (w @ counts)``. Most metrics are linear in the map up to their normalisation (a sum over
@@ -9,20 +9,20 @@ away. Only RepLKNet's transform ``log10(M + 1) / max`` is not linear: its box su
 resampled maps, built by one matrix product (in chunks that bound the memory) with the pixels already
 sorted by the box that first holds them, so that the box sums are one cumulative sum per row.
 
-The values are those of :func:`~rfkit.erf.metrics.compute_metrics` on each resample's mean map up to
+The values are those of :func:`~rfkit.effective.metrics.compute_metrics` on each resample's mean map up to
 rounding (sums in another order): ``tests/test_resampled.py`` compares them resample by resample, and the
 bootstrap bounds with those of a loop over the same resamples. As in
-:func:`~rfkit.erf.metrics.compute_metrics`, the sizes are **centred on each resample's own centre of mass**,
+:func:`~rfkit.effective.metrics.compute_metrics`, the sizes are **centred on each resample's own centre of mass**,
 snapped to the nearest half pixel (:func:`own_centres`), and the centroid offsets are measured from ``center``,
 the unit's analytic RF centre: resamples whose centres snap alike are computed together (a handful of
 distinct centres among a thousand resamples).
 
-Vectorised here, one column each as :meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` names it:
-``total_mass``; the area sides and ratios of both transforms (:func:`~rfkit.erf.metrics.area_ratios`,
+Vectorised here, one column each as :meth:`~rfkit.effective.metrics.ERFMetrics.as_dict` names it:
+``total_mass``; the area sides and ratios of both transforms (:func:`~rfkit.effective.metrics.area_ratios`,
 ``"replknet"`` and ``"mass"``); ``erf_side_*``, ``erf_side_clipped_*``, ``erf_rf_ratio_*``,
-``erf_input_ratio_*`` (:func:`~rfkit.erf.metrics.erf_rf_ratio`); ``r50``, ``r90``, ``r95``
-(:func:`~rfkit.erf.metrics.radial_mass`); ``centroid_y``, ``centroid_x``, ``centroid_dy``, ``centroid_dx``
-(:func:`~rfkit.erf.metrics.centroid`). No Gaussian is fitted (the fit has its own standard errors).
+``erf_input_ratio_*`` (:func:`~rfkit.effective.metrics.erf_rf_ratio`); ``r50``, ``r90``, ``r95``
+(:func:`~rfkit.effective.metrics.radial_mass`); ``centroid_y``, ``centroid_x``, ``centroid_dy``, ``centroid_dx``
+(:func:`~rfkit.effective.metrics.centroid`). No Gaussian is fitted (the fit has its own standard errors).
 
 >>> sums = np.zeros((2, 5, 5)); sums[0, 2, 2] = 1.0; sums[1, 2, 1:4] = 1.0  # a dot, a 1×3 bar
 >>> cols = resampled_metrics(sums, np.array([1, 1]), np.array([[2, 0], [1, 1], [0, 2]]), (2, 2), (5, 5))
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from rfkit.erf.metrics import _EPS, MASS, THRESHOLDS, _boxes, _rf, _snap
+from rfkit.effective.metrics import _EPS, MASS, THRESHOLDS, _boxes, _rf, _snap
 
 _CHUNK_BYTES = 64 * 2**20
 
@@ -51,7 +51,7 @@ def linear_ok(sums: np.ndarray) -> bool:
 
 
 def _first(fractions: np.ndarray, t: float) -> np.ndarray:
-    """Per row, the index of the first column ``>= t`` (up to :data:`~rfkit.erf.metrics._EPS`); the last
+    """Per row, the index of the first column ``>= t`` (up to :data:`~rfkit.effective.metrics._EPS`); the last
     column always qualifies (it holds everything)."""
     return np.argmax(fractions >= t - _EPS, axis=1)
 
@@ -65,7 +65,7 @@ def resampled_metrics(
     thresholds=THRESHOLDS,
     mass: float = MASS,
 ) -> dict[str, np.ndarray]:
-    """Every interval column of :func:`~rfkit.erf.metrics.compute_metrics` for each resample (module docstring).
+    """Every interval column of :func:`~rfkit.effective.metrics.compute_metrics` for each resample (module docstring).
 
     Parameters
     ----------
@@ -79,7 +79,7 @@ def resampled_metrics(
         ``(cy, cx)`` for every resample, or ``(R, 2)``: one per resample.
     rf_size : pair of float, optional
         The analytic RF ``(h, w)`` (``inf``: global; None: unknown) of the ERF/RF ratio.
-    thresholds, mass : as :func:`~rfkit.erf.metrics.compute_metrics`.
+    thresholds, mass : as :func:`~rfkit.effective.metrics.compute_metrics`.
 
     Returns
     -------
@@ -145,7 +145,7 @@ def _fill(out: dict, centres: np.ndarray, columns) -> None:
 
 def own_centres(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``(n, 2)``: the centre every size metric of each map uses (its centre of mass snapped to the nearest
-    half pixel, the middle for an all-zero map: :func:`~rfkit.erf.metrics.half_pixel`), from the maps' row and
+    half pixel, the middle for an all-zero map: :func:`~rfkit.effective.metrics.half_pixel`), from the maps' row and
     column sums ``(n, H)`` and ``(n, W)``.
 
     >>> m = np.zeros((8, 8)); m[2, 5] = 1.0; m[3, 5] = 3.0
@@ -190,12 +190,12 @@ class _Bins:
 
 @dataclass(frozen=True)
 class _Plan:
-    """The growing centred boxes of :func:`~rfkit.erf.metrics.area_ratios` around one centre, as rings: ring
+    """The growing centred boxes of :func:`~rfkit.effective.metrics.area_ratios` around one centre, as rings: ring
     ``k`` holds the pixels that box step ``k`` adds."""
 
     bins: _Bins  # the pixels binned by the step that first holds them (non-empty rings only)
     at: np.ndarray  # per box, the last ring it holds (index into the non-empty rings; -1: none)
-    boxes: object  # steps and sides (rfkit.erf.metrics._Boxes)
+    boxes: object  # steps and sides (rfkit.effective.metrics._Boxes)
 
 
 def _plan(shape: tuple[int, int], center) -> _Plan:
@@ -302,7 +302,7 @@ def _log_crossings(g: _Groups, scaled: np.ndarray, plan: _Plan, thresholds) -> d
 
 def _interval_sides(profiles: np.ndarray, c: float, q: float) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``profiles`` (``(n, L)``), the nominal and clipped length of the smallest interval centred on
-    ``c`` holding ``q`` of the row (:func:`~rfkit.erf.metrics.erf_rf_ratio`'s rule)."""
+    ``c`` holding ``q`` of the row (:func:`~rfkit.effective.metrics.erf_rf_ratio`'s rule)."""
     L = profiles.shape[1]
     cum = np.concatenate([np.zeros((profiles.shape[0], 1)), np.cumsum(profiles, axis=1)], axis=1)
     lo, hi = _snap(c)
@@ -315,7 +315,7 @@ def _interval_sides(profiles: np.ndarray, c: float, q: float) -> tuple[np.ndarra
 
 def erf_sides(rows: np.ndarray, cols: np.ndarray, center=None, mass: float = MASS) -> dict[str, np.ndarray]:
     """The ERF's nominal and clipped sides per axis (``erf_side_h``, ..., ``erf_side_clipped_w``) of maps given
-    by their row and column sums, ``(n, H)`` and ``(n, W)``: :func:`~rfkit.erf.metrics.erf_rf_ratio` of
+    by their row and column sums, ``(n, H)`` and ``(n, W)``: :func:`~rfkit.effective.metrics.erf_rf_ratio` of
     each (NaN for an all-zero map), centred on ``center``, or by default on each map's own centre
     (:func:`own_centres`).
 
@@ -353,7 +353,7 @@ def _erf_columns(rows, cols, weights, center, rf_size, mass) -> dict[str, np.nda
 
 def _radial_columns(flat_t, weights, shape, center) -> dict[str, np.ndarray]:
     """r50, r90, r95: the smallest pixel distance from ``center`` within which the pixels hold that share of
-    the mass (:func:`~rfkit.erf.metrics.radial_mass`), from each group's mass within every distinct distance.
+    the mass (:func:`~rfkit.effective.metrics.radial_mass`), from each group's mass within every distinct distance.
     The distances are binned by ``4 d²``, an integer for the half-pixel centres sizes use (a finer centre is
     binned by its distinct distances)."""
     dy, dx = np.arange(shape[0]) - center[0], np.arange(shape[1]) - center[1]

@@ -5,8 +5,8 @@ site's comparison page).
 Every panel has **one spatial scale** (the same pixels per inch, the input frame of the largest input, so a
 smaller input shows smaller) and, by default, **its own colour scale** (each map divided by its own maximum:
 models differ in gradient magnitude, their shapes are what compares); ``shared=True`` puts every map on one
-colour scale instead (:func:`~rfkit.report.looks.grid_scale`). A small RF or ERF gets a zoomed inset with a
-scale bar (:mod:`rfkit.report.inset`). Columns compare layers at the same **depth fraction** —
+colour scale instead (:func:`~rfkit.report.figures.looks.grid_scale`). A small RF or ERF gets a zoomed inset with a
+scale bar (:mod:`rfkit.report.figures.inset`). Columns compare layers at the same **depth fraction** —
 the measured layer nearest ¼, ½, ¾ of the model's depth in spatial layers, then its final measured layer — so
 a 12-block ViT and a 4-stage CNN line up by how deep the layer is, not by counting stages from the end; a
 model with no layer near a column's depth shows its nearest measured layer there, titled "≈ depth 0.48".
@@ -24,16 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.errors import ArgumentError
-from rfkit.report.captions import comparison_drawn, record_drawing
-from rfkit.report.erf_files import layer_filename
-from rfkit.report.formatting import rf_label
-from rfkit.report.inset import draw_inset, erf_window, zoom_window
-from rfkit.report.labels import compact_extent_labels, extent_labels, is_random, wrap_name
-from rfkit.report.layout import fitted_legend, wrap_lines
-from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
-from rfkit.report.style import (
+from rfkit.formatting import rf_label
+from rfkit.io import OutputError, remove_abandoned_files
+from rfkit.report.figures.captions import caption_paths, comparison_drawn, owned_caption, record_drawing
+from rfkit.report.figures.inset import draw_inset, erf_window, zoom_window
+from rfkit.report.figures.labels import compact_extent_labels, extent_labels, is_random, wrap_name
+from rfkit.report.figures.layout import fitted_legend, wrap_lines
+from rfkit.report.figures.looks import GridScale, HeatScale, grid_scale, style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
+    FORMATS,
     draw_random_tag,
     draw_rf_centre,
     draw_rf_extents,
@@ -44,12 +45,14 @@ from rfkit.report.style import (
     mark_nonfinite,
     new_figure,
     outline,
+    reticle_marker,
     rf_beyond,
     rf_rectangle,
     save_figure,
     styled,
     tighten,
 )
+from rfkit.report.files import layer_filename
 
 FRACTIONS = (0.25, 0.5, 0.75)
 """The depth fractions of the ``stages`` columns (the final measured layer comes last)."""
@@ -220,7 +223,7 @@ def comparison_figure(
         ``paper``: two columns wide (6.9 in), fonts of 7 pt or more, no title or footer.
     shared : bool
         Divide every map by the largest peak of the grid (one colour scale, whose log floor reaches low
-        enough for the weakest panel: :func:`~rfkit.report.looks.grid_scale`) instead of by its own.
+        enough for the weakest panel: :func:`~rfkit.report.figures.looks.grid_scale`) instead of by its own.
 
     Returns
     -------
@@ -330,10 +333,8 @@ def marker_legend(axes) -> tuple[list, list[str]]:
 
 
 def _centre_handle():
-    """The legend's copy of :func:`~rfkit.report.style.draw_rf_centre`'s open cross."""
+    """The legend's copy of :func:`~rfkit.report.figures.style.draw_rf_centre`'s open cross."""
     from matplotlib.lines import Line2D
-
-    from rfkit.report.style import reticle_marker
 
     return Line2D(
         [],
@@ -427,7 +428,7 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
 def _draw_extents(ax, window, shape, beyond: dict) -> list:
     """The arrows where the RF goes beyond the input, each side with its own "+N px"; where the map is too
     small in the common frame for four labels apart (their drawn boxes meet), the first side's number alone
-    (:func:`~rfkit.report.labels.compact_extent_labels`), every arrow still drawn."""
+    (:func:`~rfkit.report.figures.labels.compact_extent_labels`), every arrow still drawn."""
     marks = draw_rf_extents(ax, window, shape, extent_labels(beyond), offset=8, fontsize=7)
     if not _collide(marks):
         return marks
@@ -444,7 +445,7 @@ def _collide(texts) -> bool:
 
 
 def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):
-    """A zoomed inset where the cell's RF or ERF is small (:mod:`rfkit.report.inset`); returns the inset axes or
+    """A zoomed inset where the cell's RF or ERF is small (:mod:`rfkit.report.figures.inset`); returns the inset axes or
     None."""
     h, w = cell.map.shape
     r = cell.row
@@ -509,9 +510,6 @@ def figure_paths(path, style: str = "report") -> list[Path]:
     OutputError
         One of the files exists and rfkit did not write it.
     """
-    from rfkit.io import OutputError, remove_abandoned_files
-    from rfkit.report.captions import caption_paths, owned_caption
-    from rfkit.report.style import FORMATS
 
     path = Path(path)
     if path.is_dir():

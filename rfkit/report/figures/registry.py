@@ -11,7 +11,7 @@ types whose ``in_report`` says yes, in the order registered, one figure per meas
 - ``stages``: an ERFResult; in every report;
 - ``rf_growth``: an ERFResult, or an RFGraph; in every report;
 - ``convergence``: an ERFResult measured with intervals; in every report that has the curves;
-- ``rf_grid``: a UnitGrid (:func:`rfkit.erf.unit_grid.unit_grid`; ``rfkit rf-grid``);
+- ``rf_grid``: a UnitGrid (:func:`rfkit.effective.unit_grid.unit_grid`; ``rfkit rf-grid``);
 - ``comparison``: finished report folders, or their :class:`~rfkit.report.site.Analysis` records
   (``rfkit figure``);
 - ``attribution``: an AttributionResult (``rfkit attribute -o``).
@@ -31,20 +31,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rfkit.attribution.result import AttributionResult
-from rfkit.erf.result import ERFResult
-from rfkit.erf.unit_grid import UnitGrid
+from rfkit.effective.result import ERFResult
+from rfkit.effective.unit_grid import UnitGrid
 from rfkit.errors import FigureTypeError
 from rfkit.graph.rfgraph import RFGraph
 from rfkit.registry import NamedRegistry
-from rfkit.report.attribution_figures import attribution_grid
-from rfkit.report.compare import comparison_figure
-from rfkit.report.convergence import convergence_figure
-from rfkit.report.growth import rf_growth_figure
-from rfkit.report.looks import FigureOptions
-from rfkit.report.overlay import overlay_figure
-from rfkit.report.rf_grid import rf_grid_figure
-from rfkit.report.stage_grid import stage_grid_figure
-from rfkit.report.style import save_figure
+from rfkit.report.figures.attribution import attribution_grid
+from rfkit.report.figures.compare import comparison_figure
+from rfkit.report.figures.convergence import convergence_figure
+from rfkit.report.figures.growth import rf_growth_figure
+from rfkit.report.figures.looks import FigureOptions
+from rfkit.report.figures.overlay import overlay_figure
+from rfkit.report.figures.rf_grid import rf_grid_figure
+from rfkit.report.figures.stage_grid import stage_grid_figure
+from rfkit.report.figures.style import save_figure
 
 
 def _no_options(options: FigureOptions) -> dict:
@@ -73,7 +73,7 @@ class FigureType:
         ``in_report(result)``: whether a report of this ERF result holds the figure (None: no report does).
     report_options : callable
         ``report_options(options)``: the keyword arguments of ``draw`` from a report's
-        :class:`~rfkit.report.looks.FigureOptions` (style, look, ...).
+        :class:`~rfkit.report.figures.looks.FigureOptions` (style, look, ...).
     """
 
     name: str
@@ -131,13 +131,13 @@ def figure(kind: str, data, *args, path=None, **options):
     kind : str
         A name of :data:`FIGURE_TYPES` (module docstring).
     data
-        What the type draws from: an :class:`~rfkit.erf.result.ERFResult`, an
+        What the type draws from: an :class:`~rfkit.effective.result.ERFResult`, an
         :class:`~rfkit.graph.rfgraph.RFGraph`, an :class:`~rfkit.attribution.result.AttributionResult`, ...
     *args, **options
         The type's own arguments: the layer of an ``overlay``, ``style="paper"``, ``look="replknet"``, ...
     path : str or Path or sequence of them, optional
         Write the figure there (format by extension; several paths, several formats) with
-        :func:`rfkit.report.style.save_figure` and return the path(s) instead of the figure.
+        :func:`rfkit.report.figures.style.save_figure` and return the path(s) instead of the figure.
 
     Returns
     -------

@@ -6,7 +6,7 @@ record to the figure it built (:func:`record_drawing`): the heat map's look as i
 floor, normalisation), and the runs it shows (model, weights, images, input size, ERF method). Which markers
 it says are drawn is read from the figure itself, from the ``gid`` of each artist it holds (centre cross,
 analytic RF box, Gaussian ellipses, arrows for an RF beyond the input, ...), so a marker the figure did not
-draw is never described. :func:`~rfkit.report.style.save_figure` writes both files beside the figure, in the
+draw is never described. :func:`~rfkit.report.figures.style.save_figure` writes both files beside the figure, in the
 same atomic step as the figure's formats (PNG, PDF and SVG share one caption pair named after the stem).
 
 Markdown text is escaped with :func:`rfkit.report.markdown.md_text`; LaTeX text with :func:`latex_text`.
@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rfkit.report.labels import is_random, layer_name
+from rfkit.report.escape import md_text
+from rfkit.report.figures.labels import is_random, layer_name
 
 CAPTION = "rfkit_caption"
 """Attribute of a figure holding its :class:`Drawn` record (set by :func:`record_drawing`)."""
@@ -45,7 +46,7 @@ class Run:
 
     @classmethod
     def of(cls, result) -> Run:
-        """The run of an :class:`~rfkit.erf.result.ERFResult` or
+        """The run of an :class:`~rfkit.effective.result.ERFResult` or
         :class:`~rfkit.attribution.result.AttributionResult`."""
         w = result.weights
         source = getattr(getattr(result, "images", None), "source", None) or getattr(result, "source", "")
@@ -107,13 +108,14 @@ class Drawn:
 
 
 def record_drawing(fig, drawn: Drawn):
-    """Attach ``drawn`` to ``fig`` (for :func:`~rfkit.report.style.save_figure`); returns ``fig``."""
+    """Attach ``drawn`` to ``fig`` (for :func:`~rfkit.report.figures.style.save_figure`); returns ``fig``."""
     setattr(fig, CAPTION, drawn)
     return fig
 
 
 def heat_record(heat, title: str, runs: Sequence[Run], normalised: str, notes: Sequence[str] = ()) -> Drawn:
-    """The :class:`Drawn` of a heat-map figure drawn with ``heat`` (a :class:`~rfkit.report.looks.HeatScale`)."""
+    """The :class:`Drawn` of a heat-map figure drawn with ``heat``
+    (a :class:`~rfkit.report.figures.looks.HeatScale`)."""
     name = heat.look.name
     return Drawn(
         title,
@@ -288,7 +290,6 @@ def latex_text(text) -> str:
 
 def caption_markdown(drawn: Drawn, gids: set[str]) -> str:
     """The ``.caption.md`` file's text: :data:`MD_MARK`, then the escaped paragraph."""
-    from rfkit.report.markdown import md_text
 
     return f"{MD_MARK}\n{md_text(caption_text(drawn, gids))}\n"
 
@@ -329,7 +330,7 @@ def owned_caption(path) -> bool:
 
 
 def written_captions(figure) -> list[Path]:
-    """The caption pair beside the figure file ``figure`` that :func:`~rfkit.report.style.save_figure` wrote
+    """The caption pair beside the figure file ``figure`` that :func:`~rfkit.report.figures.style.save_figure` wrote
     (empty for a figure saved without a record)."""
     return [p for p in caption_paths(figure) if owned_caption(p)]
 
@@ -343,13 +344,13 @@ def layer_phrase(layer: str) -> str:
 
 
 def overlay_drawn(result, layer: str, unit, heat) -> Drawn:
-    """The record of :func:`rfkit.report.overlay.overlay_figure`: one layer, its map divided by its own max."""
+    """The record of :func:`rfkit.report.figures.overlay.overlay_figure`: one layer, its map divided by its own max."""
     title = f"Effective receptive field (ERF) of {layer_phrase(layer)} of {result.model}, centre unit {tuple(unit)}"
     return heat_record(heat, title, [Run.of(result)], "own")
 
 
 def stage_grid_drawn(result, layers: Sequence[str], heat) -> Drawn:
-    """The record of :func:`rfkit.report.stage_grid.stage_grid_figure` (shared or per-panel scale, as ``heat``
+    """The record of :func:`rfkit.report.figures.stage_grid.stage_grid_figure` (shared or per-panel scale, as ``heat``
     says: a ``top`` is the maximum over all panels)."""
     names = ", ".join(layer_name(x) for x in layers)
     title = f"ERF of {len(layers)} layer(s) of {result.model} ({names}), the centre unit of each"
@@ -357,7 +358,7 @@ def stage_grid_drawn(result, layers: Sequence[str], heat) -> Drawn:
 
 
 def growth_drawn(graph, result=None) -> Drawn:
-    """The record of :func:`rfkit.report.growth.rf_growth_figure`."""
+    """The record of :func:`rfkit.report.figures.growth.rf_growth_figure`."""
     model = graph.model_name or "model"
     size = "×".join(str(int(v)) for v in graph.input_size)
     note = (
@@ -369,7 +370,7 @@ def growth_drawn(graph, result=None) -> Drawn:
 
 
 def convergence_drawn(result) -> Drawn:
-    """The record of :func:`rfkit.report.convergence.convergence_figure`."""
+    """The record of :func:`rfkit.report.figures.convergence.convergence_figure`."""
     b = result.bootstrap or {}
     note = (
         f"Intervals: percentile bootstrap over {b.get('groups', '?')} independent source(s) (views of one photo "
@@ -382,8 +383,8 @@ def convergence_drawn(result) -> Drawn:
 
 
 def attribution_drawn(result, n_images: int, record=None) -> Drawn:
-    """The record of :func:`rfkit.report.attribution_figures.attribution_grid` (``n_images`` rows; ``record``:
-    its :class:`~rfkit.report.attribution_figures.GridRecord`, for the method names and the normalisation)."""
+    """The record of :func:`rfkit.report.figures.attribution.attribution_grid` (``n_images`` rows; ``record``:
+    its :class:`~rfkit.report.figures.attribution.GridRecord`, for the method names and the normalisation)."""
     target = result.targets[0]
     score = "softmax probability" if getattr(result.settings, "score", "logit") == "probability" else "logit"
     what = f"unit {target.label} (channel sum)" if target.kind == "unit" else f"the class {score} named per row"
@@ -398,7 +399,7 @@ def attribution_drawn(result, n_images: int, record=None) -> Drawn:
 
 
 def comparison_drawn(analyses, heat, layers: str, shared: bool = False) -> Drawn:
-    """The record of :func:`rfkit.report.compare.comparison_figure`: one row per analysis, one spatial scale,
+    """The record of :func:`rfkit.report.figures.compare.comparison_figure`: one row per analysis, one spatial scale,
     each map divided by its own maximum or (``shared``) all by the largest peak."""
     cols = "each model's final measured layer" if layers == "final" else "layers at ¼, ½ and ¾ depth and the final one"
     title = f"ERF of {len(analyses)} model(s), one row each; columns: {cols}; one spatial scale (input pixels)"

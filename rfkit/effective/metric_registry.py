@@ -1,11 +1,11 @@
 """ERF metrics added by name: one :class:`ERFMetric` record per metric, in the registry :data:`ERF_METRICS`.
 
-rfkit's own metrics (:mod:`rfkit.erf.metrics`) are computed together and, for the bootstrap intervals,
-vectorised over resamples (:mod:`rfkit.erf.resampled`). A metric registered here is a function of one map,
-and reaches every output without another edit: :func:`~rfkit.erf.metrics.compute_metrics` computes it for
-every measured layer, :meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` adds its columns (so ``erf.csv``,
-``metrics.json``, ``rfkit collect``, the site and :meth:`rfkit.erf.result.ERFResult.to_frame` have them),
-and :func:`~rfkit.erf.bootstrap.bootstrap_cis` gives each column a 95% interval (by computing the metric on
+rfkit's own metrics (:mod:`rfkit.effective.metrics`) are computed together and, for the bootstrap intervals,
+vectorised over resamples (:mod:`rfkit.effective.resampled`). A metric registered here is a function of one map,
+and reaches every output without another edit: :func:`~rfkit.effective.metrics.compute_metrics` computes it for
+every measured layer, :meth:`~rfkit.effective.metrics.ERFMetrics.as_dict` adds its columns (so ``erf.csv``,
+``metrics.json``, ``rfkit collect``, the site and :meth:`rfkit.effective.result.ERFResult.to_frame` have them),
+and :func:`~rfkit.effective.bootstrap.bootstrap_cis` gives each column a 95% interval (by computing the metric on
 every resample's mean map) unless the record says ``interval=False``.
 
 A metric sees the **non-negative finite part of the raw map** (NaN and inf as 0, negative values clipped to

@@ -1,7 +1,7 @@
 """A grid of units of one layer: their analytic RF windows and centres, and the ERF of each on one image.
 
-The RF grid figure (:mod:`rfkit.report.rf_grid`) draws what :func:`unit_grid` returns. Each unit's ERF is
-measured by the ERF engine (:func:`rfkit.erf.engine.erf` with ``unit=``) on the same prepared model: one
+The RF grid figure (:mod:`rfkit.report.figures.rf_grid`) draws what :func:`unit_grid` returns. Each unit's ERF is
+measured by the ERF engine (:func:`rfkit.effective.engine.erf` with ``unit=``) on the same prepared model: one
 forward and one backward per unit, the map of that unit alone.
 """
 
@@ -209,7 +209,7 @@ def unit_grid(
 
 def _measure(prepared: Prepared, layer: str, units, image, device, seed: int) -> tuple:
     """Each unit's raw ERF map on the first image of ``image``, that image, and the warnings raised."""
-    from rfkit.erf.engine import erf
+    from rfkit.effective.engine import erf
 
     (x,) = list(prepared.images(image, num_images=1, batch_size=1, seed=seed))
     maps = []

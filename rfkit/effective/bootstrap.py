@@ -1,11 +1,11 @@
 """How many images are enough: bootstrap confidence intervals of the ERF metrics, the stopping rule of
 ``until_stable``, and the ERF's size against the number of images seen.
 
-Everything here works on the group sums an ERF run keeps (:class:`rfkit.erf.groups.GroupSums`): blocks of
+Everything here works on the group sums an ERF run keeps (:class:`rfkit.effective.groups.GroupSums`): blocks of
 ``k`` independent **sources** (a photo with all its crop/flip views, or one image) whose sums are
 independent and identically distributed, so that resampling the groups with replacement is the cluster
 bootstrap over independent images (one image per source and ``k = 1``: the ordinary bootstrap; see
-:mod:`rfkit.erf.groups`). Views of one photo are never resampled apart: treating 32 views of 10 photos as
+:mod:`rfkit.effective.groups`). Views of one photo are never resampled apart: treating 32 views of 10 photos as
 32 independent images would make the intervals far too narrow.
 
 Confidence intervals (:func:`bootstrap_cis`). With fewer than :data:`MIN_SOURCES` independent sources there
@@ -13,11 +13,11 @@ are none (:func:`no_interval_reason` says why; a percentile interval from a hand
 interval). Otherwise ``B`` resamples (seeded: the same seed gives the same intervals) each draw as many
 groups as there are, with replacement, as a ``B × G`` matrix of counts; a resample's mean map is its summed
 map over its summed image count, and its metrics are those of
-:func:`rfkit.erf.metrics.compute_metrics` (``fit=False``), computed for all resamples at once by
-:func:`rfkit.erf.resampled.resampled_metrics` (one matrix product over per-group reductions). The interval
+:func:`rfkit.effective.metrics.compute_metrics` (``fit=False``), computed for all resamples at once by
+:func:`rfkit.effective.resampled.resampled_metrics` (one matrix product over per-group reductions). The interval
 of a metric is the 2.5th to 97.5th percentile of its ``B`` values (the percentile bootstrap; resamples whose
 metric is undefined, NaN, are left out). Every numeric column of
-:meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` gets one except those constant by construction (the map's size,
+:meth:`~rfkit.effective.metrics.ERFMetrics.as_dict` gets one except those constant by construction (the map's size,
 the analytic centre and RF, the mass fraction, the count of warnings) and the Gaussian fit's: no Gaussian is
 fitted per resample (it would cost far more than the run); the fit has its own standard errors from the
 least-squares fit (``gauss_*_stderr``).
@@ -33,7 +33,7 @@ Examples
 --------
 Identical images: every resample is the same map, the intervals have zero width.
 
->>> from rfkit.erf.groups import GroupSums
+>>> from rfkit.effective.groups import GroupSums
 >>> yy, xx = np.mgrid[0:15, 0:15]
 >>> blob = np.exp(-((yy - 7.0) ** 2 + (xx - 7.0) ** 2) / 8.0)
 >>> stats = GroupSums(["l"], (15, 15), capacity=16, expected=8)
@@ -52,10 +52,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import rfkit.validate as validate
-from rfkit.erf.groups import GroupSums
-from rfkit.erf.metric_registry import ERF_METRICS, interval_free_columns, metric_columns
-from rfkit.erf.metrics import _box_center, compute_metrics
-from rfkit.erf.resampled import erf_sides, linear_ok, resampled_metrics
+from rfkit.effective.groups import GroupSums
+from rfkit.effective.metric_registry import ERF_METRICS, interval_free_columns, metric_columns
+from rfkit.effective.metrics import _box_center, compute_metrics
+from rfkit.effective.resampled import erf_sides, linear_ok, resampled_metrics
 from rfkit.errors import ArgumentError
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, gather_rows
 
@@ -71,7 +71,7 @@ MIN_SOURCES = 8
 """Fewer independent sources than this: no interval (and ``until_stable`` does not stop)."""
 
 CONSTANT_COLUMNS = frozenset({"height", "width", "center_y", "center_x", "rf_h", "rf_w", "erf_mass", "n_warnings"})
-"""Columns of :meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` that no resample can change."""
+"""Columns of :meth:`~rfkit.effective.metrics.ERFMetrics.as_dict` that no resample can change."""
 
 _CHUNK_BYTES = 64 * 2**20
 
@@ -101,12 +101,12 @@ def checked_options(bootstrap, until_stable) -> tuple[int, float | None]:
 
 
 SEED_TABLE = re.compile(r"area_(side_h|side_w|ratio)_[0-9.]+")
-"""The seed's area-ratio table (``area_side_h_0.2``, ...; :func:`~rfkit.erf.metrics.seed_area_ratios`): a
+"""The seed's area-ratio table (``area_side_h_0.2``, ...; :func:`~rfkit.effective.metrics.seed_area_ratios`): a
 peer's numbers reproduced as its script computes them, which has no intervals."""
 
 
 def ci_columns(row: dict) -> list[str]:
-    """The columns of a metrics row (:meth:`~rfkit.erf.metrics.ERFMetrics.as_dict`) that get an interval: the
+    """The columns of a metrics row (:meth:`~rfkit.effective.metrics.ERFMetrics.as_dict`) that get an interval: the
     numeric ones, except those constant by construction, the Gaussian fit's, the seed's table
     (:data:`SEED_TABLE`) and those of registered metrics that ask for none.
 
@@ -197,7 +197,7 @@ def resampled_columns(stats: GroupSums, key: str, weights: np.ndarray, center, r
 
 
 def _registered_columns(sums: np.ndarray, counts: np.ndarray, weights: np.ndarray, center, rf_size) -> dict:
-    """The columns of the registered metrics that get intervals (:mod:`rfkit.erf.metric_registry`), computed on
+    """The columns of the registered metrics that get intervals (:mod:`rfkit.effective.metric_registry`), computed on
     each resample's mean map (finite and non-negative: :func:`linear_ok`); empty when none is registered."""
     if not any(m.interval for m in ERF_METRICS.values()):
         return {}
@@ -226,7 +226,7 @@ def bootstrap_cis(
         The run's groups (added up over the processes of a torchrun run).
     centers, rf_sizes : dict
         Per layer, the centre and the analytic RF size the metrics use
-        (:func:`~rfkit.erf.metrics.compute_metrics`); a centre may also be ``(resamples, 2)``, one per resample.
+        (:func:`~rfkit.effective.metrics.compute_metrics`); a centre may also be ``(resamples, 2)``, one per resample.
     resamples : int
         ``B``; 0 gives no intervals.
     seed : int

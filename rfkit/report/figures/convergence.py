@@ -1,6 +1,6 @@
 """How many images are enough, as a figure: each layer's ERF size (the centred interval holding 95% of the
 map's mass, per axis, in pixels) against the number of images it was averaged over, with its 95% bootstrap
-interval (:attr:`rfkit.erf.result.ERFResult.convergence`, :func:`rfkit.erf.bootstrap.convergence`).
+interval (:attr:`rfkit.effective.result.ERFResult.convergence`, :func:`rfkit.effective.bootstrap.convergence`).
 
 One small panel per layer (four to a row), sharing the x axis (images seen, on a log scale) and the y axis
 (pixels): every panel has the same y range, so a change of two pixels looks like two pixels, not like a
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rfkit.report.captions import convergence_drawn, record_drawing
-from rfkit.report.formatting import pair
-from rfkit.report.labels import footer_lines, is_random, layer_name
-from rfkit.report.layout import fit_figure, fitted_legend
-from rfkit.report.looks import style_named
-from rfkit.report.style import (
+from rfkit.formatting import pair
+from rfkit.report.figures.captions import convergence_drawn, record_drawing
+from rfkit.report.figures.labels import footer_lines, is_random, layer_name
+from rfkit.report.figures.layout import fit_figure, fitted_legend
+from rfkit.report.figures.looks import style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     draw_random_tag,
@@ -169,5 +169,6 @@ def _IntegerFormatter():
 
 
 def save_convergence(result, path, **kwargs) -> list[Path] | Path:
-    """:func:`convergence_figure` written to ``path`` (or several paths) by :func:`~rfkit.report.style.save_figure`."""
+    """:func:`convergence_figure` written to ``path`` (or several paths) by
+    :func:`~rfkit.report.figures.style.save_figure`."""
     return save_figure(convergence_figure(result, **kwargs), path)

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from rfkit.errors import ArgumentError
-from rfkit.report.style import FLOOR, bar_label, colour_scale, erf_display, transform_text
+from rfkit.report.figures.style import (
+    FLOOR,
+    bar_label,
+    colour_scale,
+    erf_display,
+    font_rc,
+    style_file_rc,
+    transform_text,
+    user_style,
+)
 
 LINEAR_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -184,7 +193,7 @@ class GridScale:
     def describe(self, heat: HeatScale) -> str:
         """The colour scale of the grid in words, for a title or a caption.
 
-        >>> from rfkit.report.looks import HeatScale
+        >>> from rfkit.report.figures.looks import HeatScale
         >>> print(GridScale(False, 1e-3, 6000.0, True).describe(HeatScale.named()))
         each panel on its own colour scale: log₁₀(ERF / each panel's own max), floor $10^{-3}$ (peaks differ 6000×)
         """
@@ -261,7 +270,7 @@ class FigureStyle:
     formats : tuple of str
         The files written for each figure.
     rc : dict
-        rcParams on top of :data:`~rfkit.report.style.STYLE`.
+        rcParams on top of :data:`~rfkit.report.figures.style.STYLE`.
     column, page : float or None
         Width (inches) of a one-panel and of a multi-panel figure; None: as wide as its content needs.
     min_pt : float
@@ -341,8 +350,7 @@ class FigureOptions:
 
     def rc(self) -> dict:
         """The rcParams of ``--style-file`` and then ``--font`` (the font wins), for
-        :func:`~rfkit.report.style.user_style`."""
-        from rfkit.report.style import font_rc, style_file_rc
+        :func:`~rfkit.report.figures.style.user_style`."""
 
         rc = style_file_rc(self.style_file) if self.style_file else {}
         return rc | (font_rc(self.font) if self.font else {})
@@ -351,12 +359,11 @@ class FigureOptions:
         """A context in which every figure rfkit draws and saves uses this font and style file.
 
         >>> import matplotlib
-        >>> from rfkit.report.style import figure_style
+        >>> from rfkit.report.figures.style import figure_style
         >>> with FigureOptions(font="serif").applied(), figure_style():
         ...     print(*matplotlib.rcParams["font.family"])
         serif
         """
-        from rfkit.report.style import user_style
 
         return user_style(self.rc())
 

@@ -1,5 +1,5 @@
 """The RF grid figure: the analytic RF boxes and centres of a grid of units of one layer over an image, with
-each unit's measured ERF (what :func:`rfkit.erf.unit_grid.unit_grid` returns)."""
+each unit's measured ERF (what :func:`rfkit.effective.unit_grid.unit_grid` returns)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rfkit.report.attribution_figures import display_image
-from rfkit.report.formatting import pair
-from rfkit.report.labels import is_random, layer_name
-from rfkit.report.looks import HeatScale, style_named
-from rfkit.report.overlay import draw_outside
-from rfkit.report.style import (
+from rfkit.formatting import pair
+from rfkit.report.figures.attribution import display_image
+from rfkit.report.figures.compare import figure_paths
+from rfkit.report.figures.labels import is_random, layer_name
+from rfkit.report.figures.looks import HeatScale, style_named
+from rfkit.report.figures.overlay import draw_outside
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     figure_style,
@@ -97,9 +98,9 @@ def rf_grid_figure(grid, *, look: str = "rfkit", style: str = "report"):
     Parameters
     ----------
     grid : UnitGrid
-        From :func:`rfkit.erf.unit_grid.unit_grid`.
+        From :func:`rfkit.effective.unit_grid.unit_grid`.
     look : {"rfkit", "replknet", "openerf"}
-        Transform and colour map of the ERFs (:data:`~rfkit.report.looks.LOOKS`).
+        Transform and colour map of the ERFs (:data:`~rfkit.report.figures.looks.LOOKS`).
     style : {"report", "paper"}
         ``paper``: one column wide, no title or footer (the provenance is in the file's metadata).
 
@@ -110,7 +111,7 @@ def rf_grid_figure(grid, *, look: str = "rfkit", style: str = "report"):
     Examples
     --------
     >>> import torch.nn as nn
-    >>> from rfkit.erf.unit_grid import unit_grid
+    >>> from rfkit.effective.unit_grid import unit_grid
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.Conv2d(4, 4, 3, 2, 1))
     >>> fig = rf_grid_figure(unit_grid(net, "1", image="noise", input_size=16, measure=False))
     >>> box = next(p for p in fig.axes[0].patches if p.get_gid() == "rf-box-0")
@@ -297,7 +298,6 @@ def save_rf_grid(grid, path, *, look: str = "rfkit", style: str = "report") -> l
     -------
     list of Path
     """
-    from rfkit.report.compare import figure_paths
 
     paths = figure_paths(path, style)
     return save_figure(rf_grid_figure(grid, look=look, style=style), paths)

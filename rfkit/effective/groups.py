@@ -159,7 +159,7 @@ class GroupSums:
     def profiles(self, world: World = SINGLE) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
         """Per layer the row and column sums of each group's map (``(rows, H)``, ``(rows, W)``), and the counts,
         added up over the processes (the group sizes aligned first, as :meth:`reduce`): what
-        :func:`rfkit.erf.bootstrap.ratio_intervals` needs, a fraction of the size of the maps."""
+        :func:`rfkit.effective.bootstrap.ratio_intervals` needs, a fraction of the size of the maps."""
         if world.distributed:
             self.grow_to(all_reduce_max(self.size, world))
         arrays = {f"r:{k}": v.sum(axis=2) for k, v in self.sums.items()}

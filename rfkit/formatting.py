@@ -197,3 +197,15 @@ def short_op(op: str) -> str:
     ('Conv2d', 'add')
     """
     return op.rsplit(".", 1)[-1]
+
+
+def one_line(text, limit: int | None = None) -> str:
+    """``str(text)`` on one line: control characters (newlines, tabs, ...) as spaces, lone surrogates (file
+    names that are not UTF-8) as ``?``; cut to ``limit`` characters when given.
+
+    >>> one_line("a\\nb\\tc"), one_line("x" * 10, limit=4)
+    ('a b c', 'xxx…')
+    """
+    text = str(text).encode("utf-8", "replace").decode("utf-8")
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"

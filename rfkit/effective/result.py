@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rfkit.erf.bootstrap import Curve
-from rfkit.erf.metrics import ERFMetrics
+from rfkit.effective.bootstrap import Curve
+from rfkit.effective.metrics import ERFMetrics
 from rfkit.graph.info import RFInfo
 from rfkit.graph.rfgraph import RFGraph
 from rfkit.models.weights import WeightsInfo
@@ -27,7 +27,7 @@ class ERFResult:
         Per layer, the raw ERF map at input resolution ``(H, W)``: the method's per-image map averaged
         over the images, without any transform.
     metrics : dict[str, ERFMetrics]
-        Per layer (empty when measured with ``metrics=False``), :func:`rfkit.erf.metrics.compute_metrics`
+        Per layer (empty when measured with ``metrics=False``), :func:`rfkit.effective.metrics.compute_metrics`
         of the map: sizes centred on the ERF's own centre (its centre of mass), reported with its offset from
         the measured unit's analytic RF centre.
     num_images : int
@@ -39,7 +39,7 @@ class ERFResult:
     unit : dict[str, tuple]
         Per layer, the measured output unit (one index per spatial axis of the layer's grid).
     method : str
-        The :data:`~rfkit.erf.methods.ERF_METHODS` name: ``"replknet"``, ``"openerf"``, ...
+        The :data:`~rfkit.effective.methods.ERF_METHODS` name: ``"replknet"``, ``"openerf"``, ...
     nodes : dict[str, str]
         Per layer, the graph node measured (``g[node]`` in :attr:`graph`).
     center : dict[str, tuple]
@@ -56,7 +56,7 @@ class ERFResult:
     graph : RFGraph
         The analytic RF graph at the same input size.
     crops : dict[str, tuple]
-        Layers measured on a crop of the input around the unit's RF window (:mod:`rfkit.erf.crop`): per
+        Layers measured on a crop of the input around the unit's RF window (:mod:`rfkit.effective.crop`): per
         axis the ``(start, stop)`` input pixels. The map is the same as on the whole input (checked on the
         first batch); it is just cheaper.
     rf_missing : dict[str, str]
@@ -71,8 +71,8 @@ class ERFResult:
         a torchrun run (:mod:`rfkit.pipeline.distributed`); ``world_size`` is its length.
     ci : dict[str, dict[str, tuple]]
         Per layer, the 95% confidence interval ``(low, high)`` of each metric column of
-        :meth:`~rfkit.erf.metrics.ERFMetrics.as_dict` (``ci["layer4"]["erf_rf_ratio_h"]``), from the cluster
-        bootstrap over independent images (:mod:`rfkit.erf.bootstrap`; None where the metric is undefined in
+        :meth:`~rfkit.effective.metrics.ERFMetrics.as_dict` (``ci["layer4"]["erf_rf_ratio_h"]``), from the cluster
+        bootstrap over independent images (:mod:`rfkit.effective.bootstrap`; None where the metric is undefined in
         most resamples). Empty with ``bootstrap=0``, ``metrics=False`` or fewer than 8 independent images
         (``bootstrap["reason"]`` says why). The Gaussian fit has its own standard errors instead
         (``gauss_*_stderr``).
@@ -81,11 +81,12 @@ class ERFResult:
         per-image maps; zeros for one image).
     convergence : dict[str, Curve]
         Per layer, the ERF size in pixels and its 95% interval against the number of images seen
-        (:class:`rfkit.erf.bootstrap.Curve`; empty with ``bootstrap=0``, ``metrics=False`` or fewer than two groups).
+        (:class:`rfkit.effective.bootstrap.Curve`; empty with ``bootstrap=0``, ``metrics=False`` or fewer than two
+        groups).
     bootstrap : dict
         How the intervals were made: ``resamples`` (0: none), ``groups`` (independent sources: a photo and its
         crop/flip views count once), ``sources_per_group`` (how many sources each resampled group pools,
-        :mod:`rfkit.erf.groups`), ``seed``, and ``reason`` where intervals were asked for and there are none.
+        :mod:`rfkit.effective.groups`), ``seed``, and ``reason`` where intervals were asked for and there are none.
     stopped : str
         Why the measurement stopped: after every image asked for, or where ``until_stable`` stopped it.
     """
@@ -165,7 +166,7 @@ class ERFResult:
         }
 
     def metric_columns(self, layer: str) -> dict:
-        """What was measured at a layer: every ERF metric (:meth:`~rfkit.erf.metrics.ERFMetrics.as_dict`, empty
+        """What was measured at a layer: every ERF metric (:meth:`~rfkit.effective.metrics.ERFMetrics.as_dict`, empty
         with ``metrics=False``), the bounds of each metric's 95% interval (``<column>_ci_low``,
         ``<column>_ci_high``; :attr:`ci`), or ``ci_reason`` where intervals were asked for and there are
         none."""

@@ -17,7 +17,7 @@ Display conventions (the maps themselves stay raw):
 - ``style="report"``: title, provenance footer and (per image) each panel's scale in its corner;
   ``style="paper"``: one column (up to three panels in a row) or two columns wide, fonts of 7 pt or more, no
   title or footer (the provenance and the scales are in the files' metadata), written as PNG, PDF and SVG
-  (:class:`rfkit.report.looks.FigureStyle`).
+  (:class:`rfkit.report.figures.looks.FigureStyle`).
 
 :func:`grid_record` says what a grid draws (style, normalisation, methods and their titles, rows, scales) without
 drawing it, for captions and the run record; the figure carries it as :data:`GRID_RECORD`.
@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rfkit.errors import ArgumentError
-from rfkit.report.captions import attribution_drawn, record_drawing
-from rfkit.report.labels import is_random
-from rfkit.report.looks import style_named
-from rfkit.report.style import (
+from rfkit.report.figures.captions import attribution_drawn, record_drawing
+from rfkit.report.figures.labels import is_random
+from rfkit.report.figures.looks import style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     figure_style,
@@ -356,7 +356,7 @@ def attribution_grid(
     result, *, max_images: int | None = None, normalise: str = "image", style: str = "report", record=None
 ):
     """The grid figure of ``result`` (a :class:`matplotlib.figure.Figure`; save it with
-    :func:`rfkit.report.style.save_figure`, which writes its provenance into the file's metadata). The figure
+    :func:`rfkit.report.figures.style.save_figure`, which writes its provenance into the file's metadata). The figure
     carries its :class:`GridRecord` as the attribute :data:`GRID_RECORD`.
 
     Parameters

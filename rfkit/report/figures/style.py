@@ -1,7 +1,7 @@
 """The look of rfkit's figures, for every figure module and for scripts that draw their own: style and
 colours, figures with a footer, the heat-map transform and colour scale, RF boxes, Gaussian ellipses and
 atomic saving (see :mod:`rfkit.report.figures` for the conventions; captions are in
-:mod:`rfkit.report.labels`).
+:mod:`rfkit.report.figures.labels`).
 
 A figure function of rfkit is decorated with :func:`styled`, builds its figure with :func:`new_figure`
 (a body and a footer of provenance lines), draws into the body, optionally lets :func:`tighten` rebuild it
@@ -11,7 +11,6 @@ without white space, and is saved by :func:`save_figure`.
 from __future__ import annotations
 
 import math
-import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,13 @@ from functools import wraps
 from pathlib import Path
 
 import numpy as np
+
+from rfkit.errors import ArgumentError
+from rfkit.io import atomic_paths
+from rfkit.report.figures.captions import caption_paths, caption_texts
+from rfkit.report.figures.colors import COLORS
+from rfkit.report.figures.layout import close_figure, overflow, wrap_lines
+from rfkit.version import __version__
 
 __all__ = [
     "COLORS",
@@ -65,21 +71,6 @@ FLOOR = 1e-3
 #: File formats :func:`save_figure` writes, by extension.
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
-#: Okabe & Ito's colour-blind-safe palette, by role.
-COLORS = {
-    "rf": "#56B4E9",  # sky blue: analytic RF box and centre (over the heat map)
-    "gauss": "#FFFFFF",  # Gaussian ellipses over the heat map (dark outline)
-    "frame": "#8C8C8C",  # the input frame
-    "outside": "#E6E6E6",  # outside the input
-    "rf_max": "#0072B2",  # blue: analytic RF, max over paths
-    "rf_min": "#009E73",  # bluish green: analytic RF, min over paths
-    "erf": "#E69F00",  # orange: measured ERF
-    "marker": "#CC79A7",  # reddish purple: measured layers
-    "input": "#555555",  # input size line
-    "note": "#333333",  # footer text
-    "warning": "#D55E00",  # vermillion: random weights, degenerate maps
-    "outline": "#000000",  # stroke around artists drawn over the heat map
-}
 
 #: rcParams of every figure (applied with :func:`matplotlib.rc_context`, never globally).
 STYLE = {
@@ -145,7 +136,7 @@ _USER_RC: ContextVar[dict | None] = ContextVar("rfkit_user_rc", default=None)
 @contextmanager
 def user_style(rc: dict) -> Iterator[None]:
     """Draw and save every figure inside the block with ``rc`` on top of :data:`STYLE` (below a style's own
-    sizes: a paper figure keeps its 7 pt); :meth:`rfkit.report.looks.FigureOptions.rc` makes ``rc`` from
+    sizes: a paper figure keeps its 7 pt); :meth:`rfkit.report.figures.looks.FigureOptions.rc` makes ``rc`` from
     ``--font`` and ``--style-file``.
 
     >>> import matplotlib
@@ -168,8 +159,6 @@ def style_file_rc(path) -> dict:
     import warnings
 
     import matplotlib
-
-    from rfkit.errors import ArgumentError
 
     path = Path(path)
     if not path.is_file():
@@ -196,8 +185,6 @@ def font_rc(family: str) -> dict:
     serif
     """
     from matplotlib import font_manager
-
-    from rfkit.errors import ArgumentError
 
     generic = ("serif", "sans-serif", "monospace", "cursive", "fantasy")
     if family not in generic:
@@ -230,7 +217,7 @@ def new_figure(body_size, footer: Sequence[tuple[str, str]] = ()):
     body_size : (float, float)
         Width and height of the body, inches.
     footer : sequence of (str, str)
-        Lines and their colours (:func:`rfkit.report.labels.footer_lines`).
+        Lines and their colours (:func:`rfkit.report.figures.labels.footer_lines`).
 
     Returns
     -------
@@ -302,8 +289,7 @@ def tighten(draw, size, width: float | None = None):
 
 def _grow_over(fig, draw, size, width: float | None, rounds: int = 3):
     """``fig``, or the figure ``draw`` builds on a canvas grown by what runs off ``fig``'s
-    (:func:`rfkit.report.layout.overflow`): the height always, the width unless it is given."""
-    from rfkit.report.layout import overflow
+    (:func:`rfkit.report.figures.layout.overflow`): the height always, the width unless it is given."""
 
     for _ in range(rounds):
         left, right, bottom, top = overflow(fig)
@@ -347,7 +333,7 @@ def wrap_title(
 ) -> str:
     """``text`` broken at ``sep`` (then at commas) into lines that fit ``width_in`` inches at ``fontsize``
     (default: the figure title size), so a title never runs into the figure's edges; a line still too long
-    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.layout.wrap_lines`). Lines
+    (a long model name) breaks at spaces and inside the name (:func:`rfkit.report.figures.layout.wrap_lines`). Lines
     are sized by an estimate of the title font's width with some slack (the canvas of a figure that may widen
     grows to fit them); ``measured``, for a canvas of fixed width (a paper column), they are measured in the
     title font and broken until each fits ``width_in``.
@@ -375,7 +361,6 @@ def wrap_title(
 def _wrapped(text: str, chars: int, sep: str, slack: float = 1.0) -> str:
     """``text`` broken at ``sep``, then at commas, then inside words, into lines of at most ``chars``
     characters (a line of one part is broken inside only beyond ``slack`` × ``chars``; :func:`wrap_title`)."""
-    from rfkit.report.layout import wrap_lines
 
     lines: list[str] = []
     for line in _joined(text.split(sep), sep, chars):
@@ -441,7 +426,7 @@ def erf_display(m, *, log: bool = True, floor: float = FLOOR, scale: float | Non
     Parameters
     ----------
     m : array_like, shape (H, W)
-        Raw ERF map (:attr:`ERFResult.maps <rfkit.erf.result.ERFResult>`).
+        Raw ERF map (:attr:`ERFResult.maps <rfkit.effective.result.ERFResult>`).
     log : bool
         Log scale (default) or linear.
     floor : float
@@ -588,7 +573,7 @@ def view_rectangle(view, **kwargs):
 
 
 def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
-    """The ``k``-sigma ellipses of a :class:`~rfkit.erf.gaussian.GaussianFit`, in image coordinates.
+    """The ``k``-sigma ellipses of a :class:`~rfkit.effective.gaussian.GaussianFit`, in image coordinates.
 
     The fit's ``rotation`` is the angle of the major axis from +x towards +y in image coordinates
     (y down); matplotlib's ``Ellipse.angle`` is measured the same way in data coordinates, so it is
@@ -599,7 +584,7 @@ def gaussian_ellipses(fit, ks: Sequence[float] = (1.0, 2.0), **kwargs) -> list:
     --------
     A fit elongated along y (rotation 90°): the 1σ ellipse reaches 8 px up and down, 4 px sideways.
 
-    >>> from rfkit.erf.gaussian import fit_gaussian
+    >>> from rfkit.effective.gaussian import fit_gaussian
     >>> yy, xx = np.mgrid[0:64, 0:64]
     >>> fit = fit_gaussian(np.exp(-0.5 * (((yy - 30) / 8.0) ** 2 + ((xx - 34) / 4.0) ** 2)))
     >>> e = gaussian_ellipses(fit, ks=(1,))[0]
@@ -872,7 +857,7 @@ def draw_scale_bar(ax, width: float, *, color: str = "white", fontsize: float | 
 
 
 def fit_drawable(fit) -> bool:
-    """Whether a :class:`~rfkit.erf.gaussian.GaussianFit` is drawn: Gaussian-like, with finite parameters."""
+    """Whether a :class:`~rfkit.effective.gaussian.GaussianFit` is drawn: Gaussian-like, with finite parameters."""
     return (
         fit is not None
         and fit.gaussian_like
@@ -910,14 +895,6 @@ def image_extent(H: int, W: int) -> tuple[float, float, float, float]:
     return (-0.5, W - 0.5, H - 0.5, -0.5)
 
 
-def close_figure(fig) -> None:
-    """Release a figure: close it in pyplot if pyplot knows it, and drop its artists."""
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None:
-        pyplot.close(fig)  # a no-op for figures pyplot does not manage
-    fig.clear()
-
-
 PROVENANCE = "rfkit_provenance"
 """Attribute of a figure holding its provenance lines (weights, images, method...): :func:`save_figure`
 writes them into the file's metadata, which is where a paper-style figure keeps them."""
@@ -950,7 +927,6 @@ def file_metadata(fig, fmt: str) -> dict:
     >>> file_metadata(fig, "png")["Description"]
     'weights: pretrained\\ninput 224×224'
     """
-    from rfkit.version import __version__
 
     text = "\n".join(getattr(fig, PROVENANCE, None) or [])
     creator = f"rfkit {__version__}"
@@ -970,7 +946,7 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     file, nor the temporary ones, nor a new PNG beside an old PDF.
     A path without an extension gets ``.png``. The file's metadata says rfkit made it and holds the
     figure's provenance (:func:`file_metadata`). A figure carrying a record of what it drew
-    (:func:`rfkit.report.captions.record_drawing`) also gets its caption pair, ``<stem>.caption.md`` and
+    (:func:`rfkit.report.figures.captions.record_drawing`) also gets its caption pair, ``<stem>.caption.md`` and
     ``<stem>.caption.tex``, renamed into place with the figure's files.
 
     Parameters
@@ -997,8 +973,6 @@ def save_figure(fig, path, *, dpi: int | None = None, close: bool = True) -> lis
     >>> save_figure(Figure(), d / "b").name
     'b.png'
     """
-    from rfkit.io import atomic_paths
-    from rfkit.report.captions import caption_paths, caption_texts
 
     many = not isinstance(path, (str, Path))
     try:

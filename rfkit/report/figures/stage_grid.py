@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rfkit.report.captions import record_drawing, stage_grid_drawn
-from rfkit.report.formatting import pair
-from rfkit.report.inset import draw_inset, erf_window, zoom_window
-from rfkit.report.labels import (
+from rfkit.formatting import pair
+from rfkit.report.figures.captions import record_drawing, stage_grid_drawn
+from rfkit.report.figures.inset import draw_inset, erf_window, zoom_window
+from rfkit.report.figures.labels import (
     compact_extent_labels,
     erf_text,
     extent_labels,
@@ -21,9 +21,9 @@ from rfkit.report.labels import (
     method_label,
     rf_text,
 )
-from rfkit.report.layout import fitted_legend, wrap_lines
-from rfkit.report.looks import GridScale, HeatScale, grid_scale, style_named
-from rfkit.report.style import (
+from rfkit.report.figures.layout import fitted_legend, wrap_lines
+from rfkit.report.figures.looks import GridScale, HeatScale, grid_scale, style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     FLOOR,
@@ -62,7 +62,7 @@ def stage_grid_figure(
     """All measured layers side by side, each with its analytic RF box, on one colour bar.
 
     Every panel is drawn with the same :class:`~matplotlib.colors.Normalize` and one colour bar; what each map
-    is divided by is chosen from the data (:func:`~rfkit.report.looks.grid_scale`): by the largest value over
+    is divided by is chosen from the data (:func:`~rfkit.report.figures.looks.grid_scale`): by the largest value over
     all panels when the panels' peaks are within 10× of each other, so the panels also compare gradient
     magnitudes (a layer whose gradient is 10 times weaker is a decade darker), else each by its own maximum
     (every panel peaks at 1, shapes only, as in RepLKNet's Fig. 1), so no panel is left black. ``shared=True``
@@ -87,7 +87,7 @@ def stage_grid_figure(
     max_cols : int
         Panels per row before wrapping (rows are balanced: 5 panels on 4 columns are 3 + 2).
     look : {"rfkit", "replknet", "openerf"}
-        Transform and colour map (:data:`~rfkit.report.looks.LOOKS`).
+        Transform and colour map (:data:`~rfkit.report.figures.looks.LOOKS`).
     style : {"report", "paper"}
         ``paper``: two columns wide (6.9 in), up to six panels in a row, fonts of 7 pt or more, no title or
         footer (the provenance is in the file's metadata).
@@ -193,7 +193,7 @@ def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
 
 def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False):
     """One layer's panel: its map, its RF box (with arrows where it goes beyond the input), the unit's RF
-    centre, and a zoomed inset where the RF or the ERF is small (:mod:`rfkit.report.inset`); returns the map's
+    centre, and a zoomed inset where the RF or the ERF is small (:mod:`rfkit.report.figures.inset`); returns the map's
     image."""
     H, W = data.shape
     info = result.rf(layer)

@@ -57,8 +57,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rfkit.erf.gaussian import ERFMapError, GaussianFit, check_map, check_pair, clean_map, fit_gaussian
-from rfkit.erf.metric_registry import metric_columns
+from rfkit.effective.gaussian import ERFMapError, GaussianFit, check_map, check_pair, clean_map, fit_gaussian
+from rfkit.effective.metric_registry import metric_columns
 from rfkit.errors import ERFMetricError
 
 __all__ = [
@@ -573,7 +573,7 @@ def erf_rf_ratio(m, center=None, rf_size=None, mass: float = MASS) -> ERFRFRatio
 
 def erf_rf_ratio_of_profiles(rows, cols, center=None, rf_size=None, mass: float = MASS) -> ERFRFRatio:
     """:func:`erf_rf_ratio` from the map's marginals: ``rows = m.sum(axis=1)``, ``cols = m.sum(axis=0)`` of a
-    non-negative map (what the ratio depends on; :mod:`rfkit.erf.bootstrap` resamples them instead of maps).
+    non-negative map (what the ratio depends on; :mod:`rfkit.effective.bootstrap` resamples them instead of maps).
     ``center`` None (default): the centre of mass of the profiles, the map's own centre.
 
     >>> m = np.zeros((32, 32)); m[12:21, 14:19] = 1.0
@@ -858,7 +858,7 @@ class ERFMetrics:
         The peer's table (:func:`seed_area_ratios`: RepLKNet's and get_model_erf.py's boxes, centred on the
         map's centre pixel), for comparisons with numbers they print.
     extra : dict
-        The columns of the metrics registered in :data:`rfkit.erf.metric_registry.ERF_METRICS` (empty when
+        The columns of the metrics registered in :data:`rfkit.effective.metric_registry.ERF_METRICS` (empty when
         none is), in their order.
     """
 

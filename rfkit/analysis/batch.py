@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rfkit.analysis.analyze import analyze
 from rfkit.errors import RFKitError
-from rfkit.report.analyze import analyze, folder_name, is_complete
+from rfkit.report.report_folder import folder_name, is_complete
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,9 @@ def analyze_many(
     on_done: Callable[[Outcome], None] | None = None,
     **kwargs,
 ) -> list[Outcome]:
-    """Run :func:`~rfkit.report.analyze.analyze` on each model.
+    """Run :func:`~rfkit.analysis.analyze.analyze` on each model.
 
-    With ``skip_existing``, a model is skipped when its report folder (:func:`~rfkit.report.analyze.folder_name`)
+    With ``skip_existing``, a model is skipped when its report folder (:func:`~rfkit.report.report_folder.folder_name`)
     holds a finished report of the same model (the ``model_id`` in its ``run.json``). A failure (an
     :class:`~rfkit.errors.RFKitError` or any other exception) is recorded and the batch goes on, unless
     ``stop_on_error``. Ctrl-C stops the batch at once: the finished reports are complete, the one being

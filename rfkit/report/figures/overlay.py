@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from rfkit.report.captions import overlay_drawn, record_drawing
-from rfkit.report.formatting import pair
-from rfkit.report.labels import (
+from rfkit.formatting import pair
+from rfkit.report.figures.captions import overlay_drawn, record_drawing
+from rfkit.report.figures.labels import (
     beyond_text,
     erf_text,
     extent_labels,
@@ -22,9 +22,9 @@ from rfkit.report.labels import (
     rf_text,
     sigma_text,
 )
-from rfkit.report.layout import fitted_legend
-from rfkit.report.looks import HeatScale, style_named
-from rfkit.report.style import (
+from rfkit.report.figures.layout import fitted_legend
+from rfkit.report.figures.looks import HeatScale, style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     FLOOR,
@@ -83,11 +83,11 @@ def overlay_figure(
     - the analytic RF centre of the unit (``result.center[layer]``), a "+";
     - the 1σ (solid) and 2σ (dashed) ellipses of the Gaussian fit (:func:`gaussian_ellipses`), only
       when the fit is Gaussian-like; otherwise a footer note says why not;
-    - for an RF small against the input (:func:`~rfkit.report.style.small_rf`), a second, zoomed panel
+    - for an RF small against the input (:func:`~rfkit.report.figures.style.small_rf`), a second, zoomed panel
       around the unit (twice the RF's side) with the RF box, the centre,
       the ellipses and a scale bar; the first panel outlines the zoomed area;
     - a title with model, layer, unit, RF size and stride and the ERF/RF ratio (95% mass,
-      :func:`rfkit.erf.metrics.erf_rf_ratio`), and a footer with the weights, the images and the method,
+      :func:`rfkit.effective.metrics.erf_rf_ratio`), and a footer with the weights, the images and the method,
       in the warning colour for random weights or a flagged map.
 
     Parameters
@@ -109,11 +109,11 @@ def overlay_figure(
     zoom : bool, optional
         Add the zoomed panel; default: for a small RF (see above).
     look : {"rfkit", "replknet", "openerf"}
-        Transform and colour map of the heat map (:data:`~rfkit.report.looks.LOOKS`); ``log`` and ``floor``
+        Transform and colour map of the heat map (:data:`~rfkit.report.figures.looks.LOOKS`); ``log`` and ``floor``
         apply to rfkit's.
     style : {"report", "paper"}
         ``paper``: one column wide (3.3 in), fonts of 7 pt or more, no title or footer (the provenance is in
-        the file's metadata, :func:`~rfkit.report.style.save_figure`).
+        the file's metadata, :func:`~rfkit.report.figures.style.save_figure`).
 
     Returns
     -------
@@ -418,7 +418,7 @@ _LEGEND_ORDER = (
 
 def _overlay_legend(body, axes, width: float) -> None:
     """One legend for all panels, each element once, in :data:`_LEGEND_ORDER`, its labels wrapped to the
-    figure's ``width`` (:func:`~rfkit.report.layout.fitted_legend`)."""
+    figure's ``width`` (:func:`~rfkit.report.figures.layout.fitted_legend`)."""
     handles = {h.get_gid(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
     ordered = [handles[gid] for gid in _LEGEND_ORDER if gid in handles]
     fitted_legend(body, ordered, [h.get_label() for h in ordered], width, handlelength=2.4)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import rfkit.validate as validate
-from rfkit.erf.bootstrap import (
+from rfkit.effective.bootstrap import (
     RESAMPLES,
     StopRule,
     bootstrap_cis,
@@ -20,9 +20,9 @@ from rfkit.erf.bootstrap import (
     convergence,
     no_interval_reason,
 )
-from rfkit.erf.groups import GroupSums, group_capacity
-from rfkit.erf.methods import default_unit, get_method
-from rfkit.erf.result import ERFResult
+from rfkit.effective.groups import GroupSums, group_capacity
+from rfkit.effective.methods import default_unit, get_method
+from rfkit.effective.result import ERFResult
 from rfkit.errors import ArgumentError, DeviceMemoryError, ImageWarning, LayerError, NonFiniteWarning, RFKitError
 from rfkit.graph import layout as lay
 from rfkit.graph.layers import layer_before, missing_rf, resolve_layers, unit_layout
@@ -198,7 +198,7 @@ def accumulate(
 ) -> tuple[dict[str, np.ndarray], int, list[str], dict]:
     """Sum of the per-image maps of every layer over ``batches``; one forward per batch for the layers
     measured on the whole input, one backward per layer. With ``crop``, local layers whose RF window is
-    small are measured on a crop around it (:mod:`rfkit.erf.crop`), once an image of the first batch has
+    small are measured on a crop around it (:mod:`rfkit.effective.crop`), once an image of the first batch has
     shown that the crop gives the same map (:func:`_first_crops`). Returns (sums, images seen, warnings, crops
     used).
 
@@ -209,7 +209,7 @@ def accumulate(
     ``stop`` is asked after each batch whether to stop (with every rank's groups under torchrun: then every
     rank asks, also once its own share has run out, until all have or ``stop`` says so).
     """
-    from rfkit.erf.crop import crop_for
+    from rfkit.effective.crop import crop_for
 
     layouts = layouts or {key: g.records[node].layout for key, node in layers.items()}
     runner = _Runner(
@@ -409,7 +409,7 @@ def erf(
         ``"random-safe"`` (random with zero-init traps removed) or a checkpoint path. See
         :mod:`rfkit.models.weights`.
     method : str
-        ``"replknet"``, ``"openerf"``, or another name of :data:`rfkit.erf.methods.ERF_METHODS`.
+        ``"replknet"``, ``"openerf"``, or another name of :data:`rfkit.effective.methods.ERF_METHODS`.
     batch_size : int, optional
         Images per forward pass (default: as many as fit in half the free memory, at most 64 on CUDA and 8
         on the CPU; 16 on MPS: :func:`rfkit.pipeline.devices.auto_batch_size`). Does not change the maps.
@@ -432,26 +432,26 @@ def erf(
     seed : int
         For ``"noise"`` images, random-resized views of ``"sample"``, and random weights.
     metrics : bool
-        Compute :func:`rfkit.erf.metrics.compute_metrics` per layer.
+        Compute :func:`rfkit.effective.metrics.compute_metrics` per layer.
     crop : bool
         Measure local layers with a small RF on a crop of the input around the unit's RF window (exact:
-        kept only where the first batch gives the same map as the whole input; :mod:`rfkit.erf.crop`).
+        kept only where the first batch gives the same map as the whole input; :mod:`rfkit.effective.crop`).
     distributed : bool
         Under torchrun (``WORLD_SIZE`` > 1), share the images among the processes and add up their maps
         (:mod:`rfkit.pipeline.distributed`): every process returns the same result over the same images as
         one process would. False: this process measures every image alone.
     bootstrap : int
         Resamples of the bootstrap over independent images (views of one photo resampled together) that
-        gives every metric a 95% confidence interval (:attr:`ERFResult.ci <rfkit.erf.result.ERFResult>`;
-        :mod:`rfkit.erf.bootstrap`); 0: none. Fewer than 8 independent images give none either, and
+        gives every metric a 95% confidence interval (:attr:`ERFResult.ci <rfkit.effective.result.ERFResult>`;
+        :mod:`rfkit.effective.bootstrap`); 0: none. Fewer than 8 independent images give none either, and
         ``bootstrap["reason"]`` of the result says so. The
-        statistics it needs (per-group map sums, :mod:`rfkit.erf.groups`) are kept in a bounded memory
+        statistics it needs (per-group map sums, :mod:`rfkit.effective.groups`) are kept in a bounded memory
         whatever ``num_images``; the per-pixel standard error of the mean map (:attr:`ERFResult.sem`) is
         always kept.
     until_stable : float, optional
         Stop as soon as the 95% confidence interval of the ERF/RF ratio (ERF/input for a global layer) is
         narrower than ``±until_stable`` on every layer and both axes, checked after each batch from
-        :data:`~rfkit.erf.bootstrap.MIN_IMAGES` images on (:class:`rfkit.erf.bootstrap.StopRule`), or after
+        :data:`~rfkit.effective.bootstrap.MIN_IMAGES` images on (:class:`rfkit.effective.bootstrap.StopRule`), or after
         ``num_images``. Where it stopped and why: :attr:`ERFResult.stopped` (and a warning when it never
         became stable). Under torchrun every process takes the same decision from everyone's images.
     progress : callable, optional
@@ -647,9 +647,9 @@ def _centers(g, resolved: dict[str, str], units: dict[str, tuple], notes: list[s
 
 
 def _metrics(g, resolved: dict[str, str], maps: dict, centers: dict, notes: list[str], world: World = SINGLE) -> dict:
-    """:func:`~rfkit.erf.metrics.compute_metrics` of each map (under torchrun, the layers shared among the
+    """:func:`~rfkit.effective.metrics.compute_metrics` of each map (under torchrun, the layers shared among the
     processes); their warnings go to ``notes``."""
-    from rfkit.erf.metrics import compute_metrics
+    from rfkit.effective.metrics import compute_metrics
 
     keys = list(resolved)
     found = shared_map(lambda key: compute_metrics(maps[key], centers[key], rf_size=g[resolved[key]].size), keys, world)

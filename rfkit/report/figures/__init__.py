@@ -11,7 +11,7 @@ writes it atomically (:func:`rfkit.io.atomic_path`) as PNG (150 dpi), SVG or PDF
 - :func:`rf_growth_figure`: analytic RF (max and min over paths) and measured ERF size against depth.
 
 Heat-map transform (stated on every colour bar and title). The raw map ``m`` of an
-:class:`~rfkit.erf.result.ERFResult` (the accumulated gradient, never transformed in the result) is
+:class:`~rfkit.effective.result.ERFResult` (the accumulated gradient, never transformed in the result) is
 cleaned (NaN/inf -> 0, negative -> 0), divided by a maximum and, on the log scale (the default),
 drawn as ``log10(max(m / max, floor))`` with ``floor = 1e-3``: three decades below the peak, values
 under the floor drawn at the floor (:func:`erf_display`). Which maximum: the map's own in
@@ -36,7 +36,7 @@ pyplot (so nothing to leak). Colours are the colour-blind-safe Okabe-Ito set; th
 "magma". Elements drawn over the heat map (RF box, centre, ellipses) have a dark outline so they read on
 both its dark and its bright end. Random weights (``"random"``, ``"random-safe"``) put "RANDOM WEIGHTS"
 in the title and a bold footer line in the warning colour; a map flagged by
-:func:`rfkit.erf.metrics.diagnose` (collapsed, mass outside the RF, off centre, ...) and the run's
+:func:`rfkit.effective.metrics.diagnose` (collapsed, mass outside the RF, off centre, ...) and the run's
 own warnings get footer lines in the warning colour too. The footer (weights, images, method, input
 size, rfkit version) lives in its own sub-figure below the plot, so legends never cover it. Image
 panels keep their aspect (``set_aspect("equal")``); the figure is laid out once, measured and rebuilt at
@@ -69,11 +69,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rfkit.report.growth import growth_series, rf_growth_figure, save_rf_growth
-from rfkit.report.looks import LOOKS, STYLES, FigureOptions
-from rfkit.report.overlay import overlay_figure, save_overlay
-from rfkit.report.stage_grid import save_stage_grid, stage_grid_figure
-from rfkit.report.style import (
+from rfkit.report.figures.captions import written_captions
+from rfkit.report.figures.growth import growth_series, rf_growth_figure, save_rf_growth
+from rfkit.report.figures.looks import LOOKS, STYLES, FigureOptions
+from rfkit.report.figures.overlay import overlay_figure, save_overlay
+from rfkit.report.figures.stage_grid import save_stage_grid, stage_grid_figure
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     FLOOR,
@@ -84,6 +85,7 @@ from rfkit.report.style import (
     rf_rectangle,
     save_figure,
 )
+from rfkit.report.files import layer_filename
 
 __all__ = [
     "COLORS",
@@ -111,9 +113,9 @@ __all__ = [
 
 def write_figures(folder, result, options: FigureOptions | None = None, progress=None) -> dict[str, Path]:
     """The figures of an ERF run in ``folder``: those of every figure type whose ``in_report`` holds for
-    ``result`` (:func:`rfkit.report.figure_types.report_figure_types`; rfkit's own: an overlay per layer
+    ``result`` (:func:`rfkit.report.figures.registry.report_figure_types`; rfkit's own: an overlay per layer
     (``overlay_<layer>``), the stage grid (``stages``), RF growth (``rf_growth``) and, when the run has them,
-    the ERF size in pixels against images seen (``convergence``, :mod:`rfkit.report.convergence`)), in the
+    the ERF size in pixels against images seen (``convergence``, :mod:`rfkit.report.figures.convergence`)), in the
     options' look and style (:class:`FigureOptions`); ``progress(text)``, if given, hears of each figure before
     it is drawn ("drawing figure 3 of 7").
 
@@ -122,12 +124,10 @@ def write_figures(folder, result, options: FigureOptions | None = None, progress
     dict
         The PNG of each figure under its type's name (``overlay:<layer>`` for a per-layer type: ``stages``,
         ``rf_growth``, ...); the other formats of a style (``paper``: PDF and SVG) under the same key with the
-        extension appended (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.captions`) under
+        extension appended (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.figures.captions`) under
         the key with ``.caption.md`` and ``.caption.tex`` appended.
     """
-    from rfkit.report.captions import written_captions
-    from rfkit.report.erf_files import layer_filename
-    from rfkit.report.figure_types import report_figure_types
+    from rfkit.report.figures.registry import report_figure_types
 
     options = options or FigureOptions()
     folder = Path(folder)

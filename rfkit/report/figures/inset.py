@@ -1,12 +1,12 @@
 """Zoomed insets of small RFs and small ERFs inside a grid's panels (stage grid, ``rfkit figure``), with a scale
-bar: one copy of the code, built on the overlay's zoom (:func:`rfkit.report.style.zoom_view`,
-:func:`rfkit.report.style.draw_scale_bar`)."""
+bar: one copy of the code, built on the overlay's zoom (:func:`rfkit.report.figures.style.zoom_view`,
+:func:`rfkit.report.figures.style.draw_scale_bar`)."""
 
 from __future__ import annotations
 
 import math
 
-from rfkit.report.style import (
+from rfkit.report.figures.style import (
     COLORS,
     draw_rf_centre,
     draw_scale_bar,
@@ -45,7 +45,7 @@ def erf_window(centre, side, shape) -> tuple | None:
 
 def zoom_window(shape, rf_window=None, erf_box=None) -> tuple | None:
     """The window a grid panel zooms on: the union of its RF window and its ERF box where they are small
-    (:func:`~rfkit.report.style.small_rf`), or None when neither is (the panel shows them well). A ViT's
+    (:func:`~rfkit.report.figures.style.small_rf`), or None when neither is (the panel shows them well). A ViT's
     global layer whose faint background spreads its 95%-mass ERF still zooms on its 16 px patch (the RF of its
     local paths).
 

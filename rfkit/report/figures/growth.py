@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from rfkit.report.captions import growth_drawn, record_drawing
-from rfkit.report.formatting import num, pair
-from rfkit.report.labels import footer_lines, is_random, layer_name
-from rfkit.report.layout import fit_figure, fitted_legend
-from rfkit.report.looks import style_named
-from rfkit.report.style import (
+from rfkit.formatting import num, pair
+from rfkit.report.figures.captions import growth_drawn, record_drawing
+from rfkit.report.figures.labels import footer_lines, is_random, layer_name
+from rfkit.report.figures.layout import fit_figure, fitted_legend
+from rfkit.report.figures.looks import style_named
+from rfkit.report.figures.style import (
     COLORS,
     DPI,
     draw_random_tag,
@@ -275,7 +275,7 @@ def rf_growth_figure(graph, result=None, *, axis=None, style: str = "report"):
     Global nodes sit in a "global" band at the top; the RF of their local paths continues dotted. Dotted
     vertical lines mark stride changes ("/8": output stride 8, stage boundaries); solid ones the measured
     layers of ``result``, with their ERF size: the smallest interval around the unit's RF centre holding
-    95% of the map's mass per axis (:func:`rfkit.erf.metrics.erf_rf_ratio`, nominal length like the RF).
+    95% of the map's mass per axis (:func:`rfkit.effective.metrics.erf_rf_ratio`, nominal length like the RF).
 
     Parameters
     ----------

@@ -2,18 +2,29 @@
 the width they are given, and a canvas grown until everything is inside it and every panel keeps its height.
 
 A paper figure keeps its column width and is saved without cropping, so anything outside the canvas is lost;
-these helpers are what :func:`rfkit.report.style.tighten` and the figures without image panels (RF growth,
+these helpers are what :func:`rfkit.report.figures.style.tighten` and the figures without image panels (RF growth,
 convergence) use to size the canvas from what was actually drawn.
 """
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
+
+from rfkit.report.figures.labels import wrap_name
 
 MARGIN_IN = 0.03
 """White margin (inches) kept between any text or legend and the canvas edge (``figure_lint.py`` flags ink
 on a PNG's outer 2 px: 0.007 in at 300 dpi)."""
+
+
+def close_figure(fig) -> None:
+    """Release a figure: close it in pyplot if pyplot knows it, and drop its artists."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)  # a no-op for figures pyplot does not manage
+    fig.clear()
 
 
 def overflow(fig, margin: float = MARGIN_IN) -> tuple[float, float, float, float]:
@@ -60,7 +71,6 @@ def fit_figure(
     -------
     Figure
     """
-    from rfkit.report.style import close_figure
 
     size = (width, size[1]) if width is not None else size
     fig, panels = draw(size)
@@ -90,7 +100,7 @@ def wrap_labels(labels: Sequence[str], chars: int) -> list[str]:
 
 def wrap_lines(text: str, chars: int) -> str:
     """Every line of ``text`` broken into lines of at most ``chars`` characters: at spaces, and a name without
-    spaces after ``_``, ``.``, ``-`` or ``:`` (:func:`rfkit.report.labels.wrap_name`), so a panel's title never
+    spaces after ``_``, ``.``, ``-`` or ``:`` (:func:`rfkit.report.figures.labels.wrap_name`), so a panel's title never
     runs into its neighbour's.
 
     >>> print(wrap_lines("stages.0.blocks.0.conv_pwl\\nRF 3×3 · ERF/RF 1.00, 1.00", 16))
@@ -99,7 +109,6 @@ def wrap_lines(text: str, chars: int) -> str:
     RF 3×3 · ERF/RF
     1.00, 1.00
     """
-    from rfkit.report.labels import wrap_name
 
     out = []
     for line in text.split("\n"):

@@ -1,21 +1,21 @@
 """The words of the figures: layer names, RF and ERF captions, the provenance footer and which weights are
-flagged as random. Numbers are printed by :mod:`rfkit.report.formatting`, colours come from
-:mod:`rfkit.report.style`."""
+flagged as random. Numbers are printed by :mod:`rfkit.formatting`, colours come from
+:mod:`rfkit.report.figures.style`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from rfkit.report.formatting import num, pair, ratio, rf_label
-from rfkit.report.style import COLORS
+from rfkit.formatting import num, pair, ratio, rf_label
+from rfkit.report.figures.colors import COLORS
 from rfkit.version import __version__
 
 RANDOM_KINDS = ("random", "random-safe")
 """Weights kinds that are not a trained network (:class:`~rfkit.models.weights.WeightsInfo` ``kind``)."""
 
 INFO_WARNINGS = ("center_outside_image",)
-"""Map warnings (:func:`rfkit.erf.metrics.diagnose`) that do not make a map suspect."""
+"""Map warnings (:func:`rfkit.effective.metrics.diagnose`) that do not make a map suspect."""
 
 
 def layer_name(layer: str) -> str:
@@ -108,7 +108,7 @@ ROUND_WITHIN = 0.05
 
 
 def sigma_text(fit) -> str:
-    """The spread of a :class:`~rfkit.erf.gaussian.GaussianFit` in words, saying which σ: one σ for a round
+    """The spread of a :class:`~rfkit.effective.gaussian.GaussianFit` in words, saying which σ: one σ for a round
     fit (principal σ within :data:`ROUND_WITHIN` of each other), else the principal σ and the major axis's
     angle from +x (clockwise on the image, y down).
 
@@ -125,7 +125,7 @@ def sigma_text(fit) -> str:
 
 
 def extent_labels(beyond: dict, unit: str = " px") -> dict[str, str]:
-    """The label of each side an RF extends beyond the input (:func:`rfkit.report.style.rf_beyond`).
+    """The label of each side an RF extends beyond the input (:func:`rfkit.report.figures.style.rf_beyond`).
 
     >>> extent_labels({"top": 732, "left": 3.5}), extent_labels({"top": 9}, unit="")
     ({'top': '+732 px', 'left': '+3.5 px'}, {'top': '+9'})
