@@ -197,6 +197,8 @@ def stage_candidates(g, model: nn.Module) -> list[str]:
     names = feature_stages(model) or (
         stride_stages(g) if g.method == "onnx" else [n for n, _ in model.named_children()]
     )
+    # a stage module returning a tuple (transformers' Swin stages): its first element
+    names = [f"{n}[0]" if n not in g.module_outputs and f"{n}[0]" in g.module_outputs else n for n in names]
     return [n for n in names if n in g.module_outputs and has_grid(g.record(n)) and not g[n].unknown]
 
 

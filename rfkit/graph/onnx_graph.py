@@ -36,7 +36,7 @@ from rfkit.graph.onnx_ops import OPS, Dyn, NotTranslated, OnnxNode, OpaqueOp
 from rfkit.graph.propagate import RFPropagator, UnsupportedNode
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import RFGraph
-from rfkit.graph.trace import _build_graph
+from rfkit.graph.tracing import _build_graph
 from rfkit.models.onnx_file import image_input, inferred_shapes, load_onnx, np_dtype, onnx_display_name, torch_dtype
 
 #: What an unknown value is (the output of an op whose shape nobody knows): everything after it is lost.
@@ -411,7 +411,7 @@ def trace_onnx_source(
     spec=None,
 ) -> tuple[RFGraph, None]:
     """The ONNX source's tracer (:attr:`rfkit.models.sources.ModelSource.tracer`), called like
-    :func:`rfkit.graph.trace.trace_fx`: the graph of ``spec``'s file (or of ``model``, an ``onnx.ModelProto``),
+    :func:`rfkit.graph.tracing.trace_fx`: the graph of ``spec``'s file (or of ``model``, an ``onnx.ModelProto``),
     named after the modules of ``model`` where it is the converted module (its ``onnx_module_names``). No
     torch.fx trace comes with it (None)."""
     names = getattr(model, "onnx_module_names", None) if isinstance(model, nn.Module) else None

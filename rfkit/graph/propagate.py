@@ -81,6 +81,14 @@ def _has_tensor(value: Any) -> bool:
     return any(isinstance(v, torch.Tensor) for v in leaves)
 
 
+def _per_element(state: Any, value: tuple | list) -> list:
+    """The state of each element of a tuple or list ``value`` (None for elements no input reaches), for the
+    concatenation of tuples (``(x,) + outputs[1:]``)."""
+    if isinstance(state, (tuple, list)) and len(state) == len(value):
+        return list(state)
+    return [None] * len(value)
+
+
 def _unknown_like(out: Any, base: RFState | None, in_shape: tuple | None) -> Any:
     """Unknown state for each tensor of ``out``; the spatial layout is kept where the shape is unchanged."""
     base = base or RFState(axes=None, layout=None)
@@ -213,6 +221,10 @@ class RFPropagator(fx.Interpreter):
         if n.target is operator.getitem and not isinstance(args[0], torch.Tensor):
             container = arg_states[0]
             return container[args[1]] if isinstance(container, (tuple, list, dict)) else container
+        if n.target is getattr and isinstance(args[0], dict) and isinstance(arg_states[0], dict):
+            return arg_states[0].get(args[1])  # a field of a dict-like output (transformers' ModelOutput)
+        if n.target is operator.add and all(isinstance(a, (tuple, list)) for a in args[:2]):
+            return tuple(_per_element(arg_states[0], args[0])) + tuple(_per_element(arg_states[1], args[1]))
 
         module = self.fetch_attr(n.target) if n.op == "call_module" else None
         handler = self._lookup(n, module)

@@ -27,6 +27,7 @@ from rfkit.graph.tracer import element_name, record_model, trace_module
 from rfkit.models.onnx_file import is_onnx_proto
 from rfkit.models.sources import ModelSource, get_source
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
+from rfkit.models.transformers_view import as_measured
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
 
@@ -183,6 +184,7 @@ def trace_fx(
         sized = input_size is not None and source.builds_for_size  # ViT, Swin, ...: built for the size asked for
         module = build_model(spec, trust=trust, **(source.size_kwargs(input_size) if sized else {}))
     else:
+        model = as_measured(model)  # a transformers model: the image tensor in, one tensor out
         name = type(model).__name__
         module = meta_copy(model).eval()
         spec = None  # a module's own config and first conv say its input

@@ -745,7 +745,9 @@ def load_model(
     """
     mode, path = _mode(weights)
     if isinstance(model, nn.Module):
-        return _load_module(model, mode, path, device)
+        from rfkit.models.transformers_view import as_measured
+
+        return _load_module(as_measured(model), mode, path, device)  # a transformers model: as a tensor view
     if not isinstance(model, (str, ModelSpec)):
         raise WeightsError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     spec = parse_spec(model) if isinstance(model, str) else model
@@ -785,7 +787,9 @@ def load_model(
             )
         else:
             _attach_cfg(built, spec)
-            return with_warnings(built, WeightsInfo("pretrained", f"pretrained ({lib} {tag})", tag=tag))
+            lacked = tuple(getattr(built, "rfkit_loading_notes", ()))  # parameters the checkpoint did not have
+            info = WeightsInfo("pretrained", f"pretrained ({lib} {tag})", tag=tag, warnings=lacked)
+            return with_warnings(built, info)
 
     with _seeded(seed), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision/timm init chatter

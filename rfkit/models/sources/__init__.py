@@ -19,6 +19,7 @@ from rfkit.models.sources.onnx_source import OnnxSource
 from rfkit.models.sources.registry import get_source, register_source, source_for, source_names, unregister_source
 from rfkit.models.sources.timm_source import TimmSource
 from rfkit.models.sources.torchvision_source import TorchvisionSource
+from rfkit.models.sources.transformers_source import TransformersSource
 from rfkit.models.sources.ultralytics_source import UltralyticsSource
 
 register_source(TimmSource())
@@ -26,6 +27,7 @@ register_source(TorchvisionSource())
 register_source(UltralyticsSource())
 register_source(FileSource())
 register_source(OnnxSource())
+register_source(TransformersSource())
 
 __all__ = [
     "ModelSource",
