@@ -158,6 +158,13 @@ def model(value) -> None:
     import torch.nn as nn
 
     if not isinstance(value, (str, nn.Module)):
+        if type(value).__module__.startswith("keras"):
+            import keras
+
+            raise ArgumentError(
+                f"model is a Keras object on the {keras.backend.backend()} backend; rfkit runs Keras models on "
+                "its torch backend: set KERAS_BACKEND=torch before importing keras"
+            )
         raise ArgumentError(
             f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY) or an "
             f"nn.Module, got {type(value).__name__}"

@@ -258,8 +258,9 @@ def list_models_command(
     pretrained: bool = typer.Option(False, "--pretrained", help="List pretrained tags (name.tag)."),
     torchvision: bool = typer.Option(False, "--torchvision", help="List torchvision models too."),
     ultralytics: bool = typer.Option(False, "--ultralytics", help="List the yaml files ultralytics ships too."),
+    source: str = typer.Option("timm", "--source", help="Whose models to list: timm (default) or keras."),
 ) -> None:
-    """List model names rfkit can analyse (timm, torchvision) or the models of a preset."""
+    """List model names rfkit can analyse (timm, torchvision, keras) or the models of a preset."""
     from rfkit.report.presets import get_preset, preset, preset_names
 
     console = stdout_console()
@@ -269,8 +270,14 @@ def list_models_command(
             n = len(p.models)
             console.print(f"{name} ({n} model{'s' * (n != 1)}): {p.help}", markup=False, highlight=False)
         return
+    if source not in ("timm", "keras"):
+        raise UsageError(f"unknown source {source!r}: use timm or keras")
     if preset_name:
         names = [m for m in preset(preset_name) if pattern is None or _match(m, pattern)]
+    elif source == "keras":
+        from rfkit.models.keras_source import application_names
+
+        names = [f"keras:{n}" for n in application_names() if pattern is None or _match(n, pattern)]
     else:
         import timm
 

@@ -145,6 +145,15 @@ class GraphBuilder:
     def __len__(self) -> int:
         return len(self._nodes)
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The output shape of layer ``name`` (batch 1, channels second for a map)."""
+        return self._nodes[name].shape
+
+    @property
+    def unsupported_nodes(self) -> list:
+        """The layers added with :meth:`opaque` (``UnsupportedNode`` records: node, op, reason)."""
+        return list(self._unsupported)
+
     @property
     def last(self) -> str:
         """Name of the layer added last (the default input of the next one)."""

@@ -16,11 +16,14 @@ from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
 from rfkit.graph.info import RFInfo
+from rfkit.graph.keras_graph import keras_graph
 from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
+from rfkit.models.keras_module import KerasModule
+from rfkit.models.keras_source import is_keras_model
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
@@ -28,6 +31,8 @@ DEFAULT_SIZE = 224  # per axis, for models that do not say
 
 def spatial_rank(model: nn.Module) -> int | None:
     """Spatial axes of the model's input, from its first convolution (None without one)."""
+    if isinstance(model, KerasModule):
+        return model.ndim
     for m in model.modules():
         for cls, n in ((nn.Conv1d, 1), (nn.Conv2d, 2), (nn.Conv3d, 3)):
             if isinstance(m, cls):
@@ -163,13 +168,17 @@ def trace_fx(
     if isinstance(model, str):
         spec = parse_spec(model)
         name = spec.display_name
-        fixed = spec.source == "timm" and input_size is not None  # ViT, Swin, ...: built for the size asked for
+        fixed = spec.source in ("timm", "keras") and input_size is not None  # ViT, Swin, Keras: built for it
         fixed = {"img_size": validate.input_size(input_size, fill=2)} if fixed else {}
         module = build_model(spec, trust=trust, **fixed)
+    elif isinstance(model, KerasModule) or is_keras_model(model):
+        name, module = getattr(model, "label", None) or model.name, model
     else:
         name = type(model).__name__
         module = meta_copy(model).eval()
 
+    if isinstance(module, KerasModule) or is_keras_model(module):  # its graph comes from Keras' layer configs
+        return keras_graph(module, input_size, in_chans=in_chans, name=name), None
     default_size, default_chans = default_input(module, spec)
     rank = spatial_rank(module)
     if input_size is None:

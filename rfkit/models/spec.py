@@ -7,6 +7,8 @@ A spec is one of
   (``torchvision:fasterrcnn_resnet50_fpn``) its backbone and FPN, on the transformed tensor
   (:mod:`rfkit.models.detection`);
 - ``ultralytics:yolo11n.yaml``: an ultralytics YOLO built from a yaml file (:mod:`rfkit.models.ultralytics`);
+- ``keras:NAME`` (``keras.applications``), ``FILE.keras`` / ``FILE.h5``: a Keras 3 model on Keras' torch
+  backend (:mod:`rfkit.models.keras_source`);
 - ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``; the file is
   imported (its code runs), so it is built only with ``trust=True`` (``--trust``).
 
@@ -31,6 +33,7 @@ import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError, UntrustedFileError
 from rfkit.io import shown_path
+from rfkit.models.keras_source import is_keras_file
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,11 @@ class ModelSpec:
     Attributes
     ----------
     source : str
-        ``"timm"``, ``"torchvision"``, ``"ultralytics"`` or ``"file"``.
+        ``"timm"``, ``"torchvision"``, ``"ultralytics"``, ``"keras"`` or ``"file"``.
     name : str
-        Model name (timm name with tag, torchvision name, or factory name).
+        Model name (timm name with tag, torchvision name, keras.applications name, file, or factory name).
     path : str or None
-        The Python file, for ``"file"`` specs.
+        The Python file, for ``"file"`` specs; the saved model, for a ``"keras"`` file.
     """
 
     source: str
@@ -71,6 +74,8 @@ def shown_spec(spec: str) -> str:
         return f"{shown_path(parsed.path)}:{parsed.name}"
     if parsed.source == "ultralytics" and os.path.isabs(parsed.name):
         return f"ultralytics:{shown_path(parsed.name)}"
+    if parsed.source == "keras" and parsed.path is not None:
+        return shown_path(parsed.path)
     return spec
 
 
@@ -83,6 +88,8 @@ def parse_spec(spec: str) -> ModelSpec:
     'torchvision'
     >>> parse_spec("nets/mine.py:build")
     ModelSpec(source='file', name='build', path='nets/mine.py')
+    >>> parse_spec("keras:ResNet50"), parse_spec("nets/cnn.keras").path
+    (ModelSpec(source='keras', name='ResNet50', path=None), 'nets/cnn.keras')
     """
     spec = spec.strip()
     if spec.startswith("torchvision:"):
@@ -91,6 +98,9 @@ def parse_spec(spec: str) -> ModelSpec:
         return ModelSpec("ultralytics", spec.split(":", 1)[1])
     if spec.startswith("timm:"):
         return ModelSpec("timm", spec.split(":", 1)[1])
+    if spec.startswith("keras:") or is_keras_file(spec):
+        name = spec.split(":", 1)[1] if spec.startswith("keras:") else spec
+        return ModelSpec("keras", name, name if is_keras_file(name) else None)
     if ".py:" in spec:
         path, factory = spec.rsplit(":", 1)
         return ModelSpec("file", factory, path)
@@ -214,6 +224,10 @@ def build_model(
     'meta'
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.source == "keras":  # Keras builds its variables itself, on the CPU: never on the meta device
+        from rfkit.models.keras_source import build_spec
+
+        return build_spec(spec, pretrained=pretrained, trust=trust, device=device, **kwargs)
     builders = {
         "timm": lambda: _build_timm(spec.name, pretrained, **kwargs),
         "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),

@@ -46,6 +46,8 @@ import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, WeightsUnavailableError, WeightsWarning
 from rfkit.io import shown_path
+from rfkit.models.keras_module import KerasModule
+from rfkit.models.keras_source import is_keras_model, load_keras, load_keras_object
 from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
@@ -739,11 +741,15 @@ def load_model(
     (True, 'as-given')
     """
     mode, path = _mode(weights)
+    if is_keras_model(model) or isinstance(model, KerasModule):
+        return load_keras_object(model, mode, path)
     if isinstance(model, nn.Module):
         return _load_module(model, mode, path, device)
     if not isinstance(model, (str, ModelSpec)):
         raise WeightsError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     spec = parse_spec(model) if isinstance(model, str) else model
+    if spec.source == "keras":
+        return load_keras(spec, mode, path, device, seed=seed, trust=trust, input_size=input_size)
     build = {"img_size": tuple(input_size)} if input_size is not None and spec.source == "timm" else {}
     if spec.source == "ultralytics" and spec.name.endswith((".pt", ".pth")):
         return _trusted_yolo(spec, mode, trust, device)
