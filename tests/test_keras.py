@@ -236,6 +236,17 @@ def test_twin_erf_maps_agree(twins):
     assert rk.unit == rt.unit
 
 
+def test_twin_attribution_agrees_gradcam_included(twins):
+    """Saliency through Keras' autograd, and Grad-CAM, which hooks the Keras layer (seen in NCHW)."""
+    km, twin = twins
+    kw = dict(images="noise", num_images=2, device="cpu", target=3, layer="sep")
+    a = rfkit.attribute(km, methods=["saliency", "gradcam"], **kw)
+    b = rfkit.attribute(twin, methods=["saliency", "gradcam"], input_size=32, **kw)
+    for method in ("saliency", "gradcam"):
+        ma, mb = np.asarray(a.maps[method]).ravel(), np.asarray(b.maps[method]).ravel()
+        assert np.abs(ma).sum() > 0 and np.corrcoef(ma, mb)[0, 1] > 0.999, method
+
+
 # --- published and hand-derived numbers ----------------------------------------------------------------------
 
 

@@ -79,6 +79,7 @@ class KerasModule(nn.Module):
             cfg["input_size"] = (self.in_chans or 3, *(self.input_size or cfg["input_size"][1:]))
             self.pretrained_cfg = cfg
         self.feature_info = stage_outputs(keras_model, self.channels_last)
+        self._handles: dict | None = None
 
     @classmethod
     def for_application(cls, keras_model, name: str) -> KerasModule:
@@ -117,6 +118,21 @@ class KerasModule(nn.Module):
             return {k: self.to_graph(v) for k, v in out.items()}
         return self.to_graph(out)
 
+    def to_keras_layout(self, y):
+        """The inverse of :meth:`to_graph`: a map (N, C, *spatial) back to Keras' (N, *spatial, C)."""
+        if isinstance(y, torch.Tensor) and self.channels_last and y.dim() == self.ndim + 2:
+            return y.movedim(1, -1)
+        return y
+
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """The torch modules, then one :class:`KerasLayer` handle per Keras layer called once, named like its
+        graph node (hooks on it see the layer's output in rfkit's layout: what CAM methods hook)."""
+        yield from super().named_modules(memo, prefix, remove_duplicate)
+        if self._handles is None:
+            self._handles = {name: KerasLayer(self, layer) for name, layer in single_call_layers(self.keras_model)}
+        for name, handle in self._handles.items():
+            yield (f"{prefix}.{name}" if prefix else name), handle
+
     def capture(self, nodes: dict[str, str]) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
         """A function of an input batch returning the outputs of graph nodes (node name -> key), in rfkit's
         layout, from one run of the model's graph that stops once every node has run."""
@@ -154,6 +170,50 @@ class KerasModule(nn.Module):
             return found
 
         return run
+
+
+class KerasLayer(nn.Module):
+    """A handle on one Keras layer of a :class:`KerasModule`: a forward hook registered on it runs on the
+    layer's output in rfkit's layout (NCHW), and what the hook returns replaces the output, so the tensor it
+    sees lies on the gradient path (pytorch-grad-cam hooks the gradient of that very tensor). It holds no
+    parameters and is never called itself."""
+
+    def __init__(self, owner: KerasModule, layer) -> None:
+        super().__init__()
+        self.__dict__["_owner"], self.__dict__["_layer"] = owner, layer  # not submodules: no second copy
+
+    def register_forward_hook(self, hook, *args, **kwargs):
+        owner = self._owner
+
+        def in_rfkit_layout(module, inputs, output):
+            view = owner.to_graph(output)
+            result = hook(self, inputs, view)
+            return owner.to_keras_layout(view if result is None else result)
+
+        return self._layer.register_forward_hook(in_rfkit_layout, *args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise TypeError("a KerasLayer handle is for hooks; call the KerasModule")
+
+
+def single_call_layers(keras_model) -> list[tuple[str, object]]:
+    """(graph node name, layer) of the Keras layers called once in the model's graph (a hook on a shared layer
+    would fire on every call)."""
+    found: dict[int, list] = {}
+    functional = functional_of(keras_model)
+    if functional is None:
+        return []
+
+    def note(call: KerasCall):
+        found.setdefault(id(call.op), [call.name, call.op, 0])[2] += 1
+        return [_Placeholder() for _ in range(call.outputs)]
+
+    walk(keras_model, [_Placeholder() for _ in functional.inputs], note)
+    return [(name, op) for name, op, calls in found.values() if calls == 1 and hasattr(op, "register_forward_hook")]
+
+
+class _Placeholder:
+    """Stands for a tensor in a walk that only lists the calls."""
 
 
 #: The graph node of a Keras model's (first) input.
@@ -227,6 +287,7 @@ class KerasCall:
     op: object
     args: tuple
     kwargs: dict
+    outputs: int = 1  # how many tensors the call returns
 
 
 class _Seen(Exception):
@@ -295,7 +356,7 @@ def walk(model, inputs: list, apply: Callable[[KerasCall], object], *, prefix: s
             out = walk(op, _flatten(args[0] if len(args) == 1 else args), apply, prefix=name + ".")
             out = out[0] if len(out) == 1 else out
         else:
-            out = apply(KerasCall(name, op, tuple(args), dict(kwargs)))
+            out = apply(KerasCall(name, op, tuple(args), dict(kwargs), len(node.outputs)))
         for t, v in zip(node.outputs, _flatten(out)):
             values[id(t)] = v
     return [values[id(t)] for t in functional.outputs]

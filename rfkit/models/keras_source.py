@@ -173,8 +173,8 @@ def application_preprocessing(name: str) -> tuple[dict, tuple[int, ...] | None]:
     ``preprocess_input`` is applied to black and to pure red, green and blue images: it must map pixel
     values ``x`` (0-255) to ``a_c * x[perm[c]] + b_c``, and then ``mean = -b / (255 a)``, ``std = 1 / (255 a)``.
 
-    >>> cfg, order = application_preprocessing("ResNet50")  # doctest: +SKIP
-    >>> [round(m * 255, 3) for m in cfg["mean"]], round(cfg["std"][0] * 255, 6), order  # doctest: +SKIP
+    >>> cfg, order = application_preprocessing("ResNet50")
+    >>> [round(m * 255, 3) for m in cfg["mean"]], round(cfg["std"][0] * 255, 6), order
     ([123.68, 116.779, 103.939], 1.0, (2, 1, 0))
     """
     keras = import_keras()
