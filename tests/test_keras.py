@@ -21,9 +21,9 @@ from rfkit.errors import (
     UntrustedFileError,
 )
 
-keras_source = pytest.importorskip("rfkit.models.keras_source")
+keras_build = pytest.importorskip("rfkit.models.keras_build")
 try:
-    keras = keras_source.import_keras()
+    keras = keras_build.import_keras()
 except (MissingExtraError, ModelBuildError) as e:  # not installed, or imported with another backend
     pytest.skip(str(e), allow_module_level=True)
 layers = keras.layers
@@ -437,7 +437,7 @@ def test_keras_missing_or_on_another_backend(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ModelBuildError, match="set KERAS_BACKEND=torch before importing keras"):
-        keras_source.import_keras()
+        keras_build.import_keras()
 
 
 def test_cli_lists_keras_models_and_fails_in_one_line(capsys):

@@ -419,7 +419,7 @@ def keras_graph(
 
     Examples
     --------
-    >>> from rfkit.models.keras_source import import_keras
+    >>> from rfkit.models.keras_build import import_keras
     >>> keras = import_keras()
     >>> inp = keras.Input((32, 32, 3))
     >>> x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="stem")(inp)
@@ -522,6 +522,31 @@ def _finish(b: GraphBuilder, km: KerasModule, ops: dict, findings: list, outs: l
         method="keras",
         incomplete=incomplete,
     )
+
+
+def trace_keras(model, input_size=None, *, in_chans=None, registry=None, trust=False, spec=None):
+    """The keras source's tracer (:attr:`rfkit.models.sources.ModelSource.tracer`), called like
+    :func:`rfkit.graph.trace.trace_fx`: ``model`` is a ``keras:`` spec (built here, for ``input_size``), a
+    :class:`~rfkit.models.keras_module.KerasModule` or a Keras model. ``registry`` (torch op rules) does not
+    apply: Keras layers have their rules here.
+
+    Returns
+    -------
+    (RFGraph, None)
+        No torch.fx trace: graphs at other sizes are read from Keras again.
+    """
+    from rfkit.models.spec import build_model, parse_spec
+
+    name = None
+    if isinstance(model, str):
+        spec = parse_spec(model)
+        sized = {"img_size": validate.input_size(input_size, fill=2)} if input_size is not None else {}
+        model = build_model(spec, trust=trust, device="cpu", **sized)
+    if spec is not None and isinstance(model, KerasModule):
+        from rfkit.models.sources import get_source
+
+        name = get_source(spec.source).label(spec)
+    return keras_graph(model, input_size, in_chans=in_chans, name=name), None
 
 
 def _config(op) -> dict:

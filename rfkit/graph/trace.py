@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 from dataclasses import dataclass
 
 import torch
@@ -16,14 +17,13 @@ from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
 from rfkit.graph.info import RFInfo
-from rfkit.graph.keras_graph import keras_graph
 from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
 from rfkit.models.keras_module import KerasModule
-from rfkit.models.keras_source import is_keras_model
+from rfkit.models.sources import ModelSource, get_source, owner_of
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
@@ -157,28 +157,31 @@ def trace_fx(
     in_chans: int | None = None,
     registry: Registry = DEFAULT_REGISTRY,
     trust: bool = False,
+    spec: ModelSpec | None = None,
 ) -> tuple[RFGraph, FxModel | None]:
     """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
-    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure)."""
+    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure).
+
+    ``spec`` is the spec a module ``model`` was built from: a source with its own tracer
+    (:attr:`rfkit.models.sources.ModelSource.tracer`) then traces it its own way, as it does a spec string."""
     validate.model(model)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:
         validate.input_size(input_size)  # type and sign now, before building; axes once the model is known
-    spec: ModelSpec | None = None
+    spec = parse_spec(model) if isinstance(model, str) else spec
+    source = get_source(spec.source) if spec is not None else owner_of(model)  # owner: a Keras model object
+    if source is not None and source.tracer:  # a source that makes its graph its own way, not with torch.fx
+        trace_source = source_tracer(source)
+        return trace_source(model, input_size, in_chans=in_chans, registry=registry, trust=trust, spec=spec)
     if isinstance(model, str):
-        spec = parse_spec(model)
         name = spec.display_name
-        fixed = spec.source in ("timm", "keras") and input_size is not None  # ViT, Swin, Keras: built for it
-        fixed = {"img_size": validate.input_size(input_size, fill=2)} if fixed else {}
-        module = build_model(spec, trust=trust, **fixed)
-    elif isinstance(model, KerasModule) or is_keras_model(model):
-        name, module = getattr(model, "label", None) or model.name, model
+        sized = input_size is not None and source.builds_for_size  # ViT, Swin, ...: built for the size asked for
+        module = build_model(spec, trust=trust, **(source.size_kwargs(input_size) if sized else {}))
     else:
         name = type(model).__name__
         module = meta_copy(model).eval()
+        spec = None  # a module's own config and first conv say its input
 
-    if isinstance(module, KerasModule) or is_keras_model(module):  # its graph comes from Keras' layer configs
-        return keras_graph(module, input_size, in_chans=in_chans, name=name), None
     default_size, default_chans = default_input(module, spec)
     rank = spatial_rank(module)
     if input_size is None:
@@ -216,6 +219,24 @@ def trace_fx(
         else None
     )
     return g, fxm
+
+
+def source_tracer(source: ModelSource):
+    """The function named by ``source.tracer`` (``"package.module:function"``), imported now.
+
+    Raises
+    ------
+    TraceError
+        It cannot be imported or is not there.
+    """
+    module_name, _, function = source.tracer.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), function, None)
+    except ImportError as e:
+        raise TraceError(f"the {source.name} source's tracer {source.tracer!r} cannot be imported: {e}") from e
+    if not callable(found):
+        raise TraceError(f"the {source.name} source's tracer {source.tracer!r} is not a function")
+    return found
 
 
 def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor, real_outputs=None):

@@ -41,7 +41,7 @@ class KerasModule(nn.Module):
 
     Examples
     --------
-    >>> from rfkit.models.keras_source import import_keras
+    >>> from rfkit.models.keras_build import import_keras
     >>> keras = import_keras()
     >>> inp = keras.Input((16, 16, 3))
     >>> net = keras.Model(inp, keras.layers.Conv2D(4, 3, name="conv")(inp))
@@ -52,7 +52,7 @@ class KerasModule(nn.Module):
 
     def __init__(self, keras_model, *, label: str | None = None, channel_order=None, data_config=None) -> None:
         super().__init__()
-        from rfkit.models.keras_source import import_keras
+        from rfkit.models.keras_build import import_keras
 
         keras = import_keras()
         if not isinstance(keras_model, keras.Model):
@@ -84,7 +84,7 @@ class KerasModule(nn.Module):
     @classmethod
     def for_application(cls, keras_model, name: str) -> KerasModule:
         """A model of ``keras.applications.NAME``, with the preprocessing its ``preprocess_input`` applies."""
-        from rfkit.models.keras_source import application_preprocessing
+        from rfkit.models.keras_build import application_preprocessing
 
         cfg, order = application_preprocessing(name)
         return cls(keras_model, label=f"keras:{name}", channel_order=order, data_config=cfg)
@@ -104,7 +104,7 @@ class KerasModule(nn.Module):
 
     def device_scope(self):
         """Keras' device scope for where the model's variables live (Keras moves inputs to its device)."""
-        from rfkit.models.keras_source import import_keras
+        from rfkit.models.keras_build import import_keras
 
         device = next((p.device for p in self.parameters()), torch.device("cpu"))
         return import_keras().device(str(device))
@@ -222,7 +222,7 @@ INPUT = "input"
 
 def as_keras_module(model) -> KerasModule | None:
     """``model`` as a :class:`KerasModule`: itself if it is one, a Keras model wrapped, None for anything else."""
-    from rfkit.models.keras_source import is_keras_model
+    from rfkit.models.keras_build import is_keras_model
 
     if isinstance(model, KerasModule):
         return model
@@ -234,7 +234,7 @@ def as_keras_module(model) -> KerasModule | None:
 def data_format(keras_model) -> str:
     """``channels_last`` or ``channels_first``: the data format of the model's first spatial layer (Keras'
     default image data format for a model without one)."""
-    from rfkit.models.keras_source import import_keras
+    from rfkit.models.keras_build import import_keras
 
     keras = import_keras()
     for layer in keras_model._flatten_layers(include_self=False, recursive=True):

@@ -100,16 +100,17 @@ def folder_name(model) -> str:
     """
     if not isinstance(model, str):
         return safe_name(type(model).__name__)
+    from rfkit.models.sources import get_source
     from rfkit.models.spec import parse_spec
 
     spec = parse_spec(model)
-    if spec.source == "file":
+    if spec.path is not None:  # a file's model: its stem, and where it lives unless here
         path = resolved_file(spec.path)
         text = f"{path.stem}-{spec.name}"
         if path.parent != Path.cwd().resolve():
             text += f"-{short_hash(str(path))}"
-    else:
-        text = spec.name if spec.source == "timm" else f"{spec.source}-{spec.name}"
+    else:  # SOURCE-NAME, or NAME for the source of bare names (timm)
+        text = get_source(spec.source).spec_text(spec).replace(":", "-", 1)
     return safe_name(text)
 
 
@@ -130,8 +131,8 @@ def model_id(model) -> str:
     from rfkit.models.spec import parse_spec
 
     spec = parse_spec(model)
-    if spec.source == "file":
-        return f"file:{resolved_file(spec.path)}:{spec.name}"
+    if spec.path is not None:
+        return f"{spec.source}:{resolved_file(spec.path)}:{spec.name}"
     return f"{spec.source}:{spec.name}"
 
 

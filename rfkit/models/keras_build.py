@@ -504,9 +504,9 @@ def load_keras_object(model, mode: str, path: Path | None):
     traps = keras_traps(wrapped.keras_model, TINY)
     warn = (_keras_trap_warning(traps, f"the given {wrapped.label}"),) if traps else ()
     info = WeightsInfo("as-given", f"as given (Keras {wrapped.label})", warnings=warn, traps=tuple(t[0] for t in traps))
-    from rfkit.models.weights import _finish as finish
+    from rfkit.models.weights import with_warnings
 
-    return finish(wrapped, info)
+    return with_warnings(wrapped, info)
 
 
 def _keras_trap_warning(traps, what: str) -> str:
@@ -524,9 +524,9 @@ def _with_notes(info, notes: list[str]):
 
 
 def _finish(module, info, device):
-    from rfkit.models.weights import _finish as finish
+    from rfkit.models.weights import with_warnings
 
-    return finish(module.to(device).eval(), info)
+    return with_warnings(module.to(device).eval(), info)
 
 
 def _first_line(e: BaseException) -> str:
