@@ -247,6 +247,16 @@ def test_twin_attribution_agrees_gradcam_included(twins):
         assert np.abs(ma).sum() > 0 and np.corrcoef(ma, mb)[0, 1] > 0.999, method
 
 
+def test_verify_measures_a_keras_model_through_a_float64_clone(twins):
+    km, _ = twins
+    before = [np.array(w) for w in km.get_weights()]
+    report = rfkit.verify(km, layers=["stem", "pool", "dw", "gconv", "up", "avg"])
+    assert len(report.checks) == 18 and {c.status for c in report.checks} == {"pass"}, report.checks
+    assert "pool: MaxPooling2D measured as average pooling" in report.notes
+    assert {e.status for e in report.estimates if e.layer in ("stem", "gconv")} == {"pass"}
+    assert all(np.array_equal(a, b) for a, b in zip(before, km.get_weights()))  # the clone was measured
+
+
 # --- published and hand-derived numbers ----------------------------------------------------------------------
 
 
