@@ -358,6 +358,21 @@ def test_keras_application_erf_through_keras(resnet50):
     assert (lo.tolist(), hi.tolist()) == ([rf[0][0], rf[1][0]], [rf[0][1], rf[1][1]])
 
 
+def test_nested_models_and_shared_layers_are_named_and_measured():
+    inp = keras.Input((24, 24, 3), name="img")
+    inner = keras.Sequential([keras.Input((24, 24, 3)), layers.Conv2D(4, 3, padding="same", name="c")], name="inner")
+    shared = layers.Conv2D(4, 3, padding="same", name="shared")
+    a = shared(inner(inp))
+    model = keras.Model(inp, layers.Add(name="sum")([a, shared(a)]))
+    g = rfkit.trace(model, input_size=40)  # not the Input's 24: the layers allow it
+    assert list(g) == ["input", "inner.c", "shared", "shared#1", "sum"]
+    assert g["inner"] == g["inner.c"] and g["shared#1"].size == (7, 7) and g["sum"].shape == (1, 4, 40, 40)
+    res = rfkit.erf(model, layers=["inner.c", "shared#1"], images="noise", num_images=2, device="cpu", metrics=False)
+    for layer, half in (("inner.c", 1), ("shared#1", 3)):
+        nz = np.argwhere(res.maps[layer] > 0)
+        assert nz.min(0).tolist() == [12 - half] * 2 and nz.max(0).tolist() == [12 + half] * 2, layer
+
+
 # --- other ranks -----------------------------------------------------------------------------------------
 
 

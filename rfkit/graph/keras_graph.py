@@ -73,8 +73,12 @@ class LayerCall:
         rank = len(self.inputs[0].spec.shape)
         axes = axis if isinstance(axis, (list, tuple)) else (axis,)
         axes = {a % rank for a in axes}
+        if rank == 2:  # a vector per image: no positions
+            return set()
+        if rank != self.ndim + 2:
+            raise Unsupported(f"a {rank}-D tensor that is neither a map nor a vector")
         spatial = set(range(1, rank - 1)) if self.channels_last else set(range(2, rank))
-        return axes & spatial if rank == self.ndim + 2 else axes - {0}
+        return axes & spatial
 
 
 def graph_shape(shape, channels_last: bool, ndim: int) -> tuple[int, ...]:
