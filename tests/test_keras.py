@@ -15,10 +15,13 @@ import torch.nn.functional as F
 
 import rfkit
 from rfkit.errors import (
+    InputTooSmallError,
     MissingExtraError,
     ModelBuildError,
     ModelNotFoundError,
     UntrustedFileError,
+    WeightsUnavailableError,
+    WeightsWarning,
 )
 
 keras_build = pytest.importorskip("rfkit.models.keras_build")
@@ -439,6 +442,24 @@ def test_unknown_keras_name_lists_close_matches():
         rfkit.trace("keras:ResNet5")
     with pytest.raises(ModelNotFoundError, match=r"Close matches: MobileNetV3Small"):
         rfkit.trace("keras:mobilenetv3small")
+
+
+def test_input_too_small_for_a_keras_application():
+    with pytest.raises(InputTooSmallError, match=r"keras:InceptionV3 .*at least 75x75"):
+        rfkit.trace("keras:InceptionV3", input_size=32)
+
+
+def test_imagenet_weights_offline_fail_in_one_line_or_fall_back(monkeypatch, tmp_path):
+    from rfkit.models import weights
+
+    monkeypatch.setattr(weights, "_unreachable", lambda url, timeout=None: "cannot reach storage.googleapis.com")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
+    with pytest.raises(WeightsUnavailableError, match=r"keras:MobileNetV3Small .*not in the Keras cache") as e:
+        rfkit.prepare("keras:MobileNetV3Small", weights="pretrained", input_size=32)
+    assert "\n" not in str(e.value)
+    with pytest.warns(WeightsWarning, match="unavailable"):
+        p = rfkit.prepare("keras:MobileNetV3Small", weights="auto", input_size=32)
+    assert p.weights.kind == "random-safe" and p.graph.incomplete is None and not p.graph.unsupported
 
 
 def test_bad_and_missing_files(tmp_path):

@@ -158,7 +158,7 @@ def build_application(name: str, input_size: tuple[int, int] | None = None, *, w
         raise
     except ValueError as e:
         msg = _first_line(e)
-        if input_size is not None and ("input" in msg.lower() and ("size" in msg or "shape" in msg)):
+        if input_size is not None and "must be at least" in msg:  # obtain_input_shape's minimum size
             raise InputTooSmallError(f"keras:{name} cannot be built for input {input_size}: {msg}") from e
         raise ModelBuildError(f"building keras:{name} failed: {msg}") from e
     except Exception as e:  # noqa: BLE001 - a download failure, an I/O error...: one line
@@ -411,7 +411,7 @@ def _pretrained_application(name: str, input_size, notes: list[str]):
         except InputTooSmallError:
             raise
         except ModelBuildError as e:
-            if "include_top" not in str(e):
+            if "include_top" not in str(e) or input_size is None:
                 raise _KerasUnavailable(str(e).split(": ", 1)[-1]) from e
         keras = import_keras()
         notes.append(f"keras:{name} is built without its classifier: Keras has its ImageNet head for one size only")

@@ -25,7 +25,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError
+from rfkit.errors import CheckpointError, InputTooSmallError, ModelBuildError, ModelNotFoundError
 from rfkit.models.sources import ModelSpec, get_source, source_for
 
 
@@ -105,7 +105,7 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
             try:
                 with torch.device("meta"):
                     model = build()
-            except (ModelNotFoundError, ModelBuildError, CheckpointError):
+            except (ModelNotFoundError, ModelBuildError, CheckpointError, InputTooSmallError):
                 raise
             except Exception:  # some constructors compute on tensors (e.g. .item()): build on CPU, then copy
                 model = build()
@@ -113,7 +113,7 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
                 model = meta_copy(model)  # a builder that makes its tensors where it likes (ultralytics)
         else:
             model = build().to(device)
-    except (ModelNotFoundError, ModelBuildError, CheckpointError):
+    except (ModelNotFoundError, ModelBuildError, CheckpointError, InputTooSmallError):
         raise
     except Exception as e:
         raise ModelBuildError(f"building {spec.display_name} failed: {type(e).__name__}: {e}") from e
