@@ -15,6 +15,7 @@ shared layer and ``name[i]`` for output ``i`` of a layer with several.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -246,7 +247,8 @@ def data_format(keras_model) -> str:
 
 def stage_outputs(keras_model, channels_last: bool) -> list[dict]:
     """Stage outputs as timm's ``feature_info`` lists them: for each downsampling factor of the input (2, 4,
-    8, ...), the last layer whose output map is that much smaller than the input, from the shapes Keras
+    8, ...: the power of two nearest to input / map size), the last layer whose output map is that much
+    smaller than the input, from the shapes Keras
     knows at the model's own input size (none when that size is not fixed). Padding and cropping layers,
     which only border a map, are left out."""
     inputs = getattr(keras_model, "inputs", None) or []
@@ -268,8 +270,8 @@ def stage_outputs(keras_model, channels_last: bool) -> list[dict]:
         grid = out[1:-1] if channels_last else out[2:]
         if not all(isinstance(s, int) and s > 0 for s in grid) or max(grid) == 1:
             continue  # a pooled cell (a head, a squeeze-and-excitation gate) is no stage
-        reduction = round(spatial[0] / grid[0])
-        if reduction >= 2 and reduction & (reduction - 1) == 0:
+        reduction = 2 ** round(math.log2(spatial[0] / grid[0]))  # 528 px / 17 cells: 32 ('same' rounds up)
+        if reduction >= 2:
             chans = out[-1] if channels_last else out[1]
             stages[reduction] = {"module": op.name, "reduction": reduction, "num_chs": chans}
     return [stages[r] for r in sorted(stages)]
