@@ -8,7 +8,7 @@ does). Rows go to ``benchmarks/results/keras_coverage.csv``, the summary to ``ke
 
 Usage::
 
-    python benchmarks/keras_coverage.py [--size 96] [--models 'ResNet*'] [--no-erf]
+    python benchmarks/keras_coverage.py [--size 96] [--models 'ResNet*'] [--no-erf] [--summarise]
 """
 
 from __future__ import annotations
@@ -72,12 +72,39 @@ def measure(name: str, size: int, erf: bool) -> Row:
     return row
 
 
+def summarise(rows: list[Row], erf: bool, size: int) -> None:
+    """Write ``keras_coverage.md`` from the rows."""
+    ok = sum(r.status == "ok" for r in rows)
+    how = f"ERF of the final feature map at {size} px, one noise image" if erf else "graphs only (--no-erf)"
+    lines = [
+        "# Keras coverage",
+        "",
+        f"{ok} of {len(rows)} keras.applications models read exactly (no unsupported layer, every shape equal to",
+        f"Keras') at their default input size, random-safe weights; {how}. The RF is the final feature map's",
+        "(inf: global, through squeeze-and-excitation gates).",
+        "",
+        "| model | status | input | nodes | final layer | RF | stride | ERF | s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.status}{': ' + r.error if r.error else ''} | {r.input} | {r.nodes} | {r.layer} | "
+            f"{r.rf} | {r.stride} | {r.erf} | {r.seconds} |"
+        )
+    (RESULTS / "keras_coverage.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=96, help="input size of the one-image ERF")
     parser.add_argument("--models", default="*", help="fnmatch pattern over keras.applications names")
     parser.add_argument("--no-erf", action="store_true", help="read the graphs only")
+    parser.add_argument("--summarise", action="store_true", help="rewrite the .md from the .csv only")
     args = parser.parse_args()
+    if args.summarise:
+        with open(RESULTS / "keras_coverage.csv", newline="") as f:
+            rows = [Row(**{k: type(getattr(Row(""), k))(v) for k, v in r.items()}) for r in csv.DictReader(f)]
+        return summarise(rows, any(r.erf for r in rows), args.size)
     from rfkit.models.keras_build import application_names
 
     names = [n for n in application_names() if fnmatch.fnmatch(n, args.models)]
@@ -92,22 +119,7 @@ def main() -> None:
             writer.writerow(asdict(row))
             f.flush()
             print(f"{row.model}: {row.status} {row.input} {row.layer} rf {row.rf} ({row.seconds} s) {row.error}")
-    ok = sum(r.status == "ok" for r in rows)
-    lines = [
-        "# Keras coverage",
-        "",
-        f"{ok} of {len(rows)} keras.applications models read exactly (no unsupported layer, every shape equal to",
-        f"Keras'); ERF of the final feature map at {args.size} px, one noise image, random-safe weights.",
-        "",
-        "| model | status | input | nodes | final layer | RF | stride | ERF | s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.model} | {r.status}{': ' + r.error if r.error else ''} | {r.input} | {r.nodes} | {r.layer} | "
-            f"{r.rf} | {r.stride} | {r.erf} | {r.seconds} |"
-        )
-    (RESULTS / "keras_coverage.md").write_text("\n".join(lines) + "\n")
+    summarise(rows, not args.no_erf, args.size)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,22 @@ def application_names() -> tuple[str, ...]:
     return tuple(sorted(n for n in dir(apps) if n[:1].isupper() and callable(getattr(apps, n))))
 
 
+@cache
+def unavailable_reason(name: str) -> str | None:
+    """Why ``keras.applications.NAME`` cannot be built on Keras' torch backend (None when it can): Keras
+    refuses some models there in their constructor (NASNetMobile, 'an outstanding bug'), which its source says.
+
+    >>> unavailable_reason("NASNetMobile"), unavailable_reason("ResNet50")
+    ('Keras refuses it on its torch backend', None)
+    """
+    keras = import_keras()
+    try:
+        source = inspect.getsource(getattr(keras.applications, name))
+    except (OSError, TypeError):
+        return None
+    return "Keras refuses it on its torch backend" if 'backend.backend() == "torch"' in source else None
+
+
 def _check_application(name: str) -> None:
     import difflib
 

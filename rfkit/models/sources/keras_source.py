@@ -40,7 +40,18 @@ class KerasSource(ModelSource):
         return shown_path(spec.path) if spec.path is not None else f"keras:{spec.name}"
 
     def list_models(self, pattern="*", *, pretrained=False, left_out=None):
-        return [f"keras:{n}" for n in application_names() if matches(n, pattern)]
+        from rfkit.models.keras_build import unavailable_reason
+
+        names = []
+        for n in application_names():
+            if not matches(n, pattern):
+                continue
+            why = unavailable_reason(n)
+            if why is None:
+                names.append(f"keras:{n}")
+            elif left_out is not None:
+                left_out.append((f"keras:{n}", why))
+        return names
 
     def size_kwargs(self, input_size) -> dict:
         size = (input_size,) * 2 if isinstance(input_size, int) else tuple(input_size)
