@@ -68,8 +68,8 @@ def _cells(row: dict) -> dict[str, str]:
 
 
 def build_gallery(models, num_images: int, weights: str, threads: int | None) -> dict[str, float]:
-    from rfkit.report.analyze import analyze
-    from rfkit.report.erf_files import layer_filename
+    from rfkit.analysis.analyze import analyze
+    from rfkit.report.files import layer_filename
 
     timings = {}
     entries = []
@@ -317,7 +317,7 @@ def build_trained(num_images: int, threads: int | None, dpi: int) -> dict[str, f
     import tempfile
 
     import rfkit
-    from rfkit.report.compare import save_comparison
+    from rfkit.report.figures.compare import save_comparison
     from rfkit.report.site import find_analyses
 
     t0 = time.perf_counter()

@@ -153,11 +153,11 @@ def analyze_command(
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
     OUT/<model>/ (report.md, CSV/JSON/NPY, figures, GraphViz). Only an earlier report of the same model
     there is replaced; each warning prints once on stderr."""
-    from rfkit.report.batch import analyze_many
+    from rfkit.analysis.batch import analyze_many
 
     names, layers, num_images, area = _with_preset(ctx, models, preset_name, layers, num_images, area)
     check_method(method)
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     figures = FigureOptions(
         style=style, look=look, full_rf=full_rf, shared_scale=shared_scale, font=font, style_file=style_file

@@ -245,7 +245,7 @@ def test_growth_and_convergence_matrix(tiny_net, vit, style, tmp_path):
             assert box.height >= 0.6 * box.width, (name, style, box.bounds)
         check(fig, tmp_path, f"growth-{name}-{style}")
         assert width == pytest.approx(3.3) if style == "paper" else True
-    from rfkit.report.convergence import convergence_figure
+    from rfkit.report.figures.convergence import convergence_figure
 
     check(convergence_figure(tiny_net, style=style), tmp_path, f"convergence-{style}")
 
@@ -311,7 +311,7 @@ def analyses(tmp_path_factory):
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("layers", ["final", "stages"])
 def test_comparison_matrix(analyses, layers, style, tmp_path):
-    from rfkit.report.compare import comparison_figure
+    from rfkit.report.figures.compare import comparison_figure
 
     fig = comparison_figure(analyses, layers, style=style)
     if style == "paper":  # one column for one layer, two for more
@@ -358,8 +358,8 @@ def test_peaks_within_ten_times_share_one_scale():
 
 
 def test_small_erfs_are_zoomed_and_markers_leave_them_visible(analyses):
-    from rfkit.report.compare import comparison_figure
-    from rfkit.report.style import reticle_marker
+    from rfkit.report.figures.compare import comparison_figure
+    from rfkit.report.figures.style import reticle_marker
 
     res = yolo_grid()  # 640 px frame: ERF blobs 6-18 px sigma (about 30-90 px), RF 300-900 px
     for ax in panels(F.stage_grid_figure(res)):
@@ -375,7 +375,7 @@ def test_small_erfs_are_zoomed_and_markers_leave_them_visible(analyses):
 
 @pytest.mark.parametrize("style", STYLES)
 def test_random_init_is_tagged_on_every_panel(style, analyses):
-    from rfkit.report.compare import comparison_figure
+    from rfkit.report.figures.compare import comparison_figure
 
     random = CASES["random"][0]
     figs = [F.stage_grid_figure(random, style=style), F.overlay_figure(random, "t", style=style)]

@@ -147,7 +147,7 @@ def test_a_source_with_its_own_tracer_traces_specs_and_prepared_models(tinynets,
 
     def own_trace(model, input_size, *, in_chans, registry, trust, spec):
         calls.append((type(model).__name__, spec))
-        from rfkit.graph.trace import trace_fx
+        from rfkit.graph.tracing import trace_fx
 
         return trace_fx(nn.Sequential(nn.Conv2d(3, 1, 5)), input_size=input_size)
 

@@ -62,7 +62,7 @@ def _build(m: ZooModel):
 def _graph_at(m: ZooModel, fxm, size):
     """The graph at ``size`` from the torch.fx trace ``fxm``; a model whose source builds it for one input size
     (a timm ViT: position embeddings, asserts) is built again for ``size``."""
-    from rfkit.graph.trace import trace_fx
+    from rfkit.graph.tracing import trace_fx
     from rfkit.models.sources import get_source
 
     try:
@@ -95,14 +95,14 @@ class ErfAtInit:
         return f"random-safe init, {self.images} noise images"
 
 
-#: The ERF metrics an atlas row keeps (:meth:`rfkit.erf.metrics.ERFMetrics.as_dict` keys).
+#: The ERF metrics an atlas row keeps (:meth:`rfkit.effective.metrics.ERFMetrics.as_dict` keys).
 ERF_COLUMNS = ("erf_side_h", "erf_side_w", "erf_rf_ratio_h", "erf_rf_ratio_w", "erf_mass", "r50", "r90")
 
 
 def erf_rows(m: ZooModel, rows: list[dict], how: ErfAtInit) -> list[dict]:
     """``rows`` (the analytic rows at ``how.size``) with the ERF at initialisation of each layer: the
     :data:`ERF_COLUMNS`, ``erf_weights`` (what was measured) and ``erf_warnings`` (degenerate maps ...)."""
-    from rfkit.erf.engine import erf
+    from rfkit.effective.engine import erf
 
     if m.spec is None:
         raise AtlasError("the ERF at init is not measured for a detector's backbone (no spec builds it)")
@@ -131,7 +131,7 @@ def analyse_model(
     """The atlas rows of one model at its default input size and at each of ``sizes`` (a size equal to the
     default is not traced twice), and with ``erf_init`` the rows at its size with the ERF at initialisation;
     never raises for a model that fails (its failures are recorded)."""
-    from rfkit.graph.trace import trace_fx
+    from rfkit.graph.tracing import trace_fx
 
     erf_name = [f"erf-init {_size_text(erf_init.size)}"] if erf_init else []
     result = ModelResult(m, ["default", *map(_size_text, sizes), *erf_name])

@@ -18,8 +18,8 @@ import pandas as pd
 
 from rfkit.atlas.table import load
 from rfkit.errors import AtlasError
-from rfkit.io import atomic_path, atomic_write_text, remove_abandoned, safe_name, short_hash
-from rfkit.report.markdown import md_code, md_table, md_text
+from rfkit.io import atomic_path, atomic_write_text, safe_name, short_hash
+from rfkit.report.escape import md_code, md_table, md_text
 from rfkit.report.site import SITE_MARKER, SiteError, _check_site, yaml_str
 from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
 
@@ -209,7 +209,6 @@ def write_atlas_site(df: pd.DataFrame, site, title: str = "rfkit receptive-field
             site / SITE_MARKER,
             "This folder was written by `rfkit atlas site`: it replaces docs/ and mkdocs.yml here.\n",
         )
-        remove_abandoned(site, "docs")
         remove_abandoned_folders(site, lambda p: (p / "index.md").is_file(), "docs")
         with folder_transaction(site / "docs", lambda folder: None) as tmp:
             shutil.copyfile(SCRIPT, tmp / SCRIPT.name)

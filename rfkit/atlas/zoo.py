@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rfkit.errors import ArgumentError, RFKitError
+from rfkit.errors import ArgumentError, ModelTimeout
 from rfkit.models.sources import ModelSpec, get_source, source_names
 from rfkit.models.spec import parse_spec
 
@@ -24,10 +24,6 @@ SOURCES = ("timm", "torchvision", "ultralytics")
 
 #: Input size of a torchvision detector's backbone (its forward takes image lists; the backbone a tensor).
 DETECTION_SIZE = (320, 320)
-
-
-class ModelTimeout(RFKitError):
-    """A model took longer than the time allowed for it."""
 
 
 @dataclass(frozen=True)

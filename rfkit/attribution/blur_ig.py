@@ -83,3 +83,14 @@ def blur_ig(
             total += grads[i] * (blurred[i] - blurred[i + 1])
         ends = blurred[-1]
     return total
+
+
+def blur_ig_call(call) -> torch.Tensor:
+    """:func:`blur_ig` for a :class:`~rfkit.attribution.registry.Call` (the registry's ``compute``)."""
+    s = call.settings
+    return blur_ig(call.model, call.x, call.targets, steps=s.steps, max_sigma=call.sigma, batch_size=s.batch_size)
+
+
+def blur_start(call) -> torch.Tensor:
+    """Where the path starts: the images blurred with the largest sigma."""
+    return gaussian_blur(call.x, call.sigma)

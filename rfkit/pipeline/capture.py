@@ -154,7 +154,7 @@ class LayerCapture:
     model : nn.Module
         The live model the captures run.
     fx : FxModel, optional
-        The prepared torch.fx trace of the model (:func:`rfkit.graph.trace.trace_fx`).
+        The prepared torch.fx trace of the model (:func:`rfkit.graph.tracing.trace_fx`).
     """
 
     def __init__(self, g, model: nn.Module, fx=None) -> None:

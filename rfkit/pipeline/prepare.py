@@ -16,7 +16,7 @@ import torch.nn as nn
 import rfkit.validate as validate
 from rfkit.errors import ArgumentError, ImageSourceError
 from rfkit.graph.rfgraph import RFGraph
-from rfkit.graph.trace import FxModel, spatial_rank, trace, trace_fx
+from rfkit.graph.tracing import FxModel, spatial_rank, trace, trace_fx
 from rfkit.models.data_config import data_config_for
 from rfkit.models.keras_module import KerasModule
 from rfkit.models.spec import parse_spec, shown_spec

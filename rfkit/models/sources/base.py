@@ -112,7 +112,7 @@ class ModelSource:
         Built for the input size asked for (:meth:`size_kwargs`), e.g. timm's ViTs with a fixed patch grid.
     tracer : str or None
         ``"module:function"`` of the graph stage that makes this source's RF graph instead of torch.fx
-        (called like :func:`rfkit.graph.trace.trace_fx`, with the :class:`ModelSpec` as model); imported
+        (called like :func:`rfkit.graph.tracing.trace_fx`, with the :class:`ModelSpec` as model); imported
         only when used, so the models stage does not import the graph stage.
     meta : bool
         Its models can be built on the meta device (no weights) for tracing; False for a library that makes
