@@ -165,6 +165,13 @@ def model(value) -> None:
     if isinstance(value, os.PathLike) and os.fspath(value).lower().endswith(".onnx"):
         return  # the path of an ONNX file
     if not isinstance(value, (str, nn.Module)):
+        if type(value).__module__.startswith("keras"):
+            import keras
+
+            raise ArgumentError(
+                f"model is a Keras object on the {keras.backend.backend()} backend; rfkit runs Keras models on "
+                "its torch backend: set KERAS_BACKEND=torch before importing keras"
+            )
         raise ArgumentError(
             f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY, PATH.onnx), an "
             f"nn.Module or an onnx.ModelProto, got {type(value).__name__}"

@@ -24,8 +24,9 @@ from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
+from rfkit.models.keras_module import KerasModule
 from rfkit.models.onnx_file import is_onnx_proto
-from rfkit.models.sources import ModelSource, get_source
+from rfkit.models.sources import ModelSource, get_source, owner_of
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
 from rfkit.models.transformers_view import as_measured
 
@@ -34,6 +35,8 @@ DEFAULT_SIZE = 224  # per axis, for models that do not say
 
 def spatial_rank(model: nn.Module) -> int | None:
     """Spatial axes of the model's input, from its first convolution (None without one)."""
+    if isinstance(model, KerasModule):
+        return model.ndim
     for m in model.modules():
         for cls, n in ((nn.Conv1d, 1), (nn.Conv2d, 2), (nn.Conv3d, 3)):
             if isinstance(m, cls):
@@ -175,7 +178,7 @@ def trace_fx(
     if input_size is not None:
         validate.input_size(input_size)  # type and sign now, before building; axes once the model is known
     spec = parse_spec(model) if isinstance(model, str) else spec
-    source = get_source(spec.source) if spec is not None else None
+    source = get_source(spec.source) if spec is not None else owner_of(model)  # owner: a Keras model object
     if source is not None and source.tracer:  # a source that makes its graph its own way, not with torch.fx
         trace_source = source_tracer(source)
         return trace_source(model, input_size, in_chans=in_chans, registry=registry, trust=trust, spec=spec)

@@ -9,6 +9,8 @@ A spec is one of
 - ``ultralytics:yolo11n.yaml``: an ultralytics YOLO built from a yaml file (:mod:`rfkit.models.ultralytics`);
 - ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``; the file is
   imported (its code runs), so it is built only with ``trust=True`` (``--trust``);
+- ``keras:NAME`` (``keras.applications``), ``FILE.keras`` / ``FILE.h5``: a Keras 3 model, run on Keras' torch
+  backend (:mod:`rfkit.models.sources.keras_source`);
 - ``SOURCE:NAME`` for any other registered source (:mod:`rfkit.models.sources`: ``rfkit list-models --sources``).
 
 Each kind is a source object in one registry (:mod:`rfkit.models.sources`), which parses, lists and builds.
@@ -23,7 +25,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError
+from rfkit.errors import CheckpointError, InputTooSmallError, ModelBuildError, ModelNotFoundError
 from rfkit.models.sources import ModelSpec, get_source, source_for
 
 
@@ -90,6 +92,8 @@ def build_model(
     def build():
         return source.build(spec, pretrained=pretrained, trust=trust, **kwargs)
 
+    if str(device) == "meta" and not source.meta:  # a library that makes its tensors itself (Keras): the CPU
+        device = "cpu"
     with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)
         warnings.simplefilter("ignore", FutureWarning)
         return _build_on(build, device, pretrained, spec)
@@ -101,7 +105,7 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
             try:
                 with torch.device("meta"):
                     model = build()
-            except (ModelNotFoundError, ModelBuildError, CheckpointError):
+            except (ModelNotFoundError, ModelBuildError, CheckpointError, InputTooSmallError):
                 raise
             except Exception:  # some constructors compute on tensors (e.g. .item()): build on CPU, then copy
                 model = build()
@@ -109,7 +113,7 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
                 model = meta_copy(model)  # a builder that makes its tensors where it likes (ultralytics)
         else:
             model = build().to(device)
-    except (ModelNotFoundError, ModelBuildError, CheckpointError):
+    except (ModelNotFoundError, ModelBuildError, CheckpointError, InputTooSmallError):
         raise
     except Exception as e:
         raise ModelBuildError(f"building {spec.display_name} failed: {type(e).__name__}: {e}") from e

@@ -46,7 +46,7 @@ import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, WeightsUnavailableError, WeightsWarning
 from rfkit.io import shown_path
-from rfkit.models.sources import NoPretrained, PretrainedUnavailable, get_source
+from rfkit.models.sources import NoPretrained, PretrainedUnavailable, get_source, owner_of
 from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
@@ -744,6 +744,9 @@ def load_model(
     (True, 'as-given')
     """
     mode, path = _mode(weights)
+    owner = owner_of(model)
+    if owner is not None:  # a model object of another library (Keras): its source loads it
+        return owner.adopt(model, mode, path)
     if isinstance(model, nn.Module):
         from rfkit.models.transformers_view import as_measured
 
@@ -753,7 +756,7 @@ def load_model(
     spec = parse_spec(model) if isinstance(model, str) else model
     source = get_source(spec.source)
     build = source.size_kwargs(input_size) if input_size is not None and source.builds_for_size else {}
-    own = source.load(spec, mode, trust=trust, device=device)
+    own = source.load(spec, mode, trust=trust, device=device, seed=seed, path=path, input_size=input_size)
     if own is not None:
         return own
     lib = source.library(spec)

@@ -18,6 +18,7 @@ from rfkit.errors import ArgumentError, ImageSourceError
 from rfkit.graph.rfgraph import RFGraph
 from rfkit.graph.tracing import FxModel, spatial_rank, trace, trace_fx
 from rfkit.models.data_config import data_config_for
+from rfkit.models.keras_module import KerasModule
 from rfkit.models.onnx_file import is_onnx
 from rfkit.models.spec import parse_spec, shown_spec
 from rfkit.models.weights import WeightsInfo, load_model
@@ -192,6 +193,11 @@ def _data_config(module: nn.Module, input_size, in_chans: int | None) -> dict | 
     return cfg if in_chans is None else data_config_for(module, (in_chans, *cfg["input_size"][1:]))
 
 
+def _module_name(given: nn.Module, module: nn.Module) -> str:
+    """A module's display name: its class; a Keras model's own name."""
+    return module.label if isinstance(module, KerasModule) else type(given).__name__
+
+
 def _check_reuse(prepared: Prepared, weights, input_size, in_chans) -> Prepared:
     """A prepared model is used as it is: an input size or weights that differ from its own are an error."""
     if input_size is not None and validate.input_size(input_size, len(prepared.input_size)) != prepared.input_size:
@@ -280,7 +286,7 @@ def prepare(
         )
     else:
         module, winfo = load_model(model, weights)
-    name = shown_spec(model) if isinstance(model, str) else type(model).__name__
+    name = shown_spec(model) if isinstance(model, str) else _module_name(model, module)
     cfg = _data_config(module, input_size, in_chans)
     if cfg is not None:
         input_size, in_chans = tuple(cfg["input_size"][1:]), cfg["input_size"][0]

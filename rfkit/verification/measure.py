@@ -19,7 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rfkit.errors import RFKitError, WeightsWarning
-from rfkit.graph.tracer import MARK, outputs_of, record_model, trace_module
+from rfkit.graph.tracer import MARK, record_model, trace_module
+from rfkit.graph.tracer import outputs_of as graph_outputs_of
+from rfkit.models.keras_module import KerasModule
 from rfkit.models.onnx_file import is_onnx
 from rfkit.models.spec import copy_module
 from rfkit.pipeline.prepare import Prepared, prepare
@@ -189,11 +191,17 @@ class Measurable:
     def __init__(self, prepared: Prepared, seed: int = 0) -> None:
         self.prepared = prepared
         self.g = prepared.graph
-        self.real = positive_weights(copy_module(prepared.model).double().eval(), seed)
-        self.notes = swap_modules(self.real)
         self.gm = None
         self._module_nodes: dict[str, str] = {}
-        if self.g.method != "make_fx":
+        if isinstance(prepared.model, KerasModule):  # a float64 clone of its Keras graph, run as it is
+            from rfkit.verification.keras_measure import keras_measurable
+
+            self.real, self.notes = keras_measurable(prepared.model, seed)
+            self.gm = self.real
+        else:
+            self.real = positive_weights(copy_module(prepared.model).double().eval(), seed)
+            self.notes = swap_modules(self.real)
+        if self.g.method not in ("make_fx", "keras"):
             if prepared.fx is not None:
                 self.gm = prepared.fx.bind(self.real)
             else:
@@ -232,6 +240,20 @@ class Measurable:
         """The measurable copy recorded with make_fx on ``x`` (differentiable), and its module outputs."""
         gm, outputs = record_model(self.real, x)
         return unmark(gm), outputs
+
+
+def outputs_of(gm, names: list[str]):
+    """A function of the input returning the outputs of the named nodes: a torch.fx GraphModule cut there
+    (:func:`rfkit.graph.tracer.outputs_of`), or a run of a Keras model's graph that stops there."""
+    if isinstance(gm, KerasModule):
+        capture = gm.capture({n: n for n in names})
+
+        def run(x: torch.Tensor) -> list[torch.Tensor]:
+            found = capture(x)
+            return [found[n] for n in names]
+
+        return run
+    return graph_outputs_of(gm, names)
 
 
 def support_extent(grad: torch.Tensor) -> list[tuple[int, int]]:

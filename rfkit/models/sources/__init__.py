@@ -15,8 +15,16 @@ from rfkit.models.sources.base import (
     matches,
 )
 from rfkit.models.sources.file_source import FileSource
+from rfkit.models.sources.keras_source import KerasSource
 from rfkit.models.sources.onnx_source import OnnxSource
-from rfkit.models.sources.registry import get_source, register_source, source_for, source_names, unregister_source
+from rfkit.models.sources.registry import (
+    get_source,
+    owner_of,
+    register_source,
+    source_for,
+    source_names,
+    unregister_source,
+)
 from rfkit.models.sources.timm_source import TimmSource
 from rfkit.models.sources.torchvision_source import TorchvisionSource
 from rfkit.models.sources.transformers_source import TransformersSource
@@ -28,6 +36,7 @@ register_source(UltralyticsSource())
 register_source(FileSource())
 register_source(OnnxSource())
 register_source(TransformersSource())
+register_source(KerasSource())
 
 __all__ = [
     "ModelSource",
@@ -37,6 +46,7 @@ __all__ = [
     "close_matches",
     "get_source",
     "matches",
+    "owner_of",
     "register_source",
     "source_for",
     "source_names",

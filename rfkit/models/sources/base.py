@@ -114,6 +114,9 @@ class ModelSource:
         ``"module:function"`` of the graph stage that makes this source's RF graph instead of torch.fx
         (called like :func:`rfkit.graph.tracing.trace_fx`, with the :class:`ModelSpec` as model); imported
         only when used, so the models stage does not import the graph stage.
+    meta : bool
+        Its models can be built on the meta device (no weights) for tracing; False for a library that makes
+        its tensors itself (Keras): built on the CPU then, never copied to meta.
 
     Examples
     --------
@@ -132,6 +135,7 @@ class ModelSource:
     fallback: bool = False
     builds_for_size: bool = False
     tracer: str | None = None
+    meta: bool = True
 
     # -- specs ------------------------------------------------------------------------------------------
 
@@ -232,7 +236,21 @@ class ModelSource:
             "(weights='random-safe'): the ERF reflects the architecture, not training",
         )
 
-    def load(self, spec: ModelSpec, mode: str, *, trust: bool, device):
-        """``(model, WeightsInfo)`` for a spec that carries its own weights (ultralytics' ``.pt``), loaded
-        its own way; None (the default) for the common path of :func:`rfkit.models.weights.load_model`."""
+    def load(self, spec: ModelSpec, mode: str, *, trust: bool, device, seed=None, path=None, input_size=None):
+        """``(model, WeightsInfo)`` for a spec that carries its own weights (ultralytics' ``.pt``) or whose
+        library initialises its weights its own way (Keras), loaded its own way (``seed``: of random weights,
+        ``path``: the checkpoint of ``mode="checkpoint"``, ``input_size``: (h, w) to build for); None (the
+        default) for the common path of :func:`rfkit.models.weights.load_model`."""
         return None
+
+    # -- model objects ----------------------------------------------------------------------------------
+
+    def owns(self, model) -> bool:
+        """Whether a model object passed to the API is one of this source's library (a Keras model), which
+        rfkit then loads (:meth:`adopt`) and traces (:attr:`tracer`) through this source. Default: no."""
+        return False
+
+    def adopt(self, model, mode: str, path=None):
+        """``(module, WeightsInfo)`` for a model object this source :meth:`owns`, asked for with
+        ``weights=mode`` (``path``: the checkpoint of ``mode="checkpoint"``)."""
+        raise NotImplementedError(f"the {self.name} source takes no model objects")

@@ -94,6 +94,17 @@ def source_names() -> tuple[str, ...]:
     return tuple(_SOURCES)
 
 
+def owner_of(model) -> ModelSource | None:
+    """The source that :meth:`~rfkit.models.sources.base.ModelSource.owns` the model object ``model`` (a Keras
+    model), None for anything else (a torch module is traced as one).
+
+    >>> import torch.nn as nn
+    >>> owner_of(nn.Conv2d(1, 1, 1)) is None
+    True
+    """
+    return next((s for s in _SOURCES.values() if s.owns(model)), None)
+
+
 def source_for(text: str) -> ModelSource:
     """The source of the spec string ``text``: the one its ``NAME:`` prefix names, else the first that
     claims it, else the fallback.

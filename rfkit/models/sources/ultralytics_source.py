@@ -55,7 +55,7 @@ class UltralyticsSource(ModelSource):
             "(weights='random-safe'): the ERF reflects the architecture, not training",
         )
 
-    def load(self, spec: ModelSpec, mode: str, *, trust: bool, device):
+    def load(self, spec: ModelSpec, mode: str, *, trust: bool, device, **kwargs):
         """A ``.pt`` checkpoint carries its own weights: loaded as they are (unpickled only with ``trust``)."""
         if not spec.name.endswith((".pt", ".pth")):
             return None
