@@ -236,7 +236,7 @@ def _bound_names(init: Path) -> set[str]:
 
 
 def test_no_module_is_shadowed_by_a_name_of_its_package():
-    """``rfkit.graph.trace`` was a module and, after ``from rfkit.graph.tracing import trace`` in the package, the
+    """``rfkit.graph.trace`` was a module and, after ``from rfkit.graph.trace import trace`` in the package, the
     function: ``import rfkit.graph.trace as m`` then gave a module, ``rfkit.graph.trace`` a function. No package
     may bind a name that is also one of its modules, and the facade's lazy names (``rfkit.erf``, a function)
     are no module of ``rfkit`` either."""
