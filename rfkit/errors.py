@@ -85,11 +85,6 @@ class UntrustedFileError(CheckpointError, ModelBuildError):
     :class:`CheckpointError` and a :class:`ModelBuildError` too, so code catching either keeps working."""
 
 
-class MissingExtraError(ModelBuildError, ImportError):
-    """A model source needs a package that is not installed (the message says which extra to install:
-    ``pip install 'rfkit[keras]'``)."""
-
-
 class ImageSourceError(RFKitError, ValueError):
     """An image source yields no usable image (missing path, empty folder, nothing readable, tensor of wrong size)."""
 
@@ -226,3 +221,13 @@ class RuleFailedWarning(RFKitWarning):
     """An RF rule raised an error other than :class:`UnsupportedOpError` (a bug in the rule, or a use of the op
     it did not foresee). The message names the op, the node (and module) and the error; the op is listed as
     unsupported, every RF after it is unknown, and :attr:`rfkit.graph.rfgraph.RFGraph.incomplete` says so."""
+
+
+class MissingExtraError(ModelBuildError, ImportError):
+    """A model source needs a package that is not installed; the message names the extra to install
+    (``pip install "rfkit[onnx]"``, ``pip install 'rfkit[keras]'``)."""
+
+
+class ConversionError(ModelBuildError):
+    """A model file could not be turned into a PyTorch module for measuring (ERF, attribution), though its
+    analytic RF graph may still be read (``rfkit graph``): the message says which converter failed and why."""

@@ -14,8 +14,8 @@ from rfkit.errors import UsageError
 Model = Annotated[
     str,
     typer.Argument(
-        help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, ultralytics:NAME.yaml, or FILE.py:FACTORY "
-        "(runs FILE.py: needs --trust)."
+        help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, ultralytics:NAME.yaml, PATH.onnx, or "
+        "FILE.py:FACTORY (runs FILE.py: needs --trust)."
     ),
 ]
 LayersFinal = Annotated[

@@ -530,7 +530,7 @@ def _finish(b: GraphBuilder, km: KerasModule, ops: dict, findings: list, outs: l
 
 def trace_keras(model, input_size=None, *, in_chans=None, registry=None, trust=False, spec=None):
     """The keras source's tracer (:attr:`rfkit.models.sources.ModelSource.tracer`), called like
-    :func:`rfkit.graph.trace.trace_fx`: ``model`` is a ``keras:`` spec (built here, for ``input_size``), a
+    :func:`rfkit.graph.tracing.trace_fx`: ``model`` is a ``keras:`` spec (built here, for ``input_size``), a
     :class:`~rfkit.models.keras_module.KerasModule` or a Keras model. ``registry`` (torch op rules) does not
     apply: Keras layers have their rules here.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
 from rfkit.models.keras_module import KerasModule
+from rfkit.models.onnx_file import is_onnx_proto
 from rfkit.models.sources import ModelSource, get_source, owner_of
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
 
@@ -53,9 +55,10 @@ def trace(
 
     Parameters
     ----------
-    model : str or nn.Module
+    model : str, nn.Module or onnx.ModelProto
         A model spec (timm name, ``torchvision:NAME``, ``FILE.py:FACTORY``; built on the meta device,
-        without weights) or a module (copied to the meta device; the original is not touched).
+        without weights), a module (copied to the meta device; the original is not touched), or an ONNX model
+        (``PATH.onnx`` or a ``ModelProto``: its graph is read from the file, :mod:`rfkit.graph.onnx_graph`).
     input_size : int or tuple, optional
         Spatial input size, ``(h, w)`` for images (an int means square). Default: the model's own
         (timm's pretrained config, torchvision's weights), else 224×224.
@@ -164,7 +167,11 @@ def trace_fx(
     model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure).
 
     ``spec`` is the spec a module ``model`` was built from: a source with its own tracer
-    (:attr:`rfkit.models.sources.ModelSource.tracer`) then traces it its own way, as it does a spec string."""
+    (:attr:`rfkit.models.sources.ModelSource.tracer`) then traces it its own way, as it does a spec string
+    (``PATH.onnx`` and an ``onnx.ModelProto``: :func:`rfkit.graph.onnx_graph.trace_onnx`)."""
+    if is_onnx_proto(model):  # an ONNX model in memory: the ONNX source's tracer reads it as it reads its files
+        return source_tracer(get_source("onnx"))(model, input_size, in_chans=in_chans, registry=registry)
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model  # a path is a spec (PATH.onnx)
     validate.model(model)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:

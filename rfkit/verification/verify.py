@@ -239,7 +239,7 @@ def verify(
                 "corner": tuple(0 for _ in sizes),
                 "next": tuple(min(n // 2 + 1, n - 1) for n in sizes),
             }[kind]
-            target = outputs.get(layer, node) if g.method == "make_fx" else node
+            target = outputs.get(layer, node) if g.method == "make_fx" else m.node_in_gm(node)
             units[target], dims[target] = unit, shape_dims
             names.append((layer, node, target))
         measured = measure(gm, [t for _, _, t in names], tuple(x.shape), units, dims)

@@ -16,6 +16,7 @@ from rfkit.models.sources.base import (
 )
 from rfkit.models.sources.file_source import FileSource
 from rfkit.models.sources.keras_source import KerasSource
+from rfkit.models.sources.onnx_source import OnnxSource
 from rfkit.models.sources.registry import (
     get_source,
     owner_of,
@@ -32,6 +33,7 @@ register_source(TimmSource())
 register_source(TorchvisionSource())
 register_source(UltralyticsSource())
 register_source(FileSource())
+register_source(OnnxSource())
 register_source(KerasSource())
 
 __all__ = [
