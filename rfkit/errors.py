@@ -85,11 +85,6 @@ class UntrustedFileError(CheckpointError, ModelBuildError):
     :class:`CheckpointError` and a :class:`ModelBuildError` too, so code catching either keeps working."""
 
 
-class MissingExtraError(ModelBuildError, ImportError):
-    """A model source needs a package that is not installed (the message says which extra to install:
-    ``pip install 'rfkit[keras]'``)."""
-
-
 class ImageSourceError(RFKitError, ValueError):
     """An image source yields no usable image (missing path, empty folder, nothing readable, tensor of wrong size)."""
 

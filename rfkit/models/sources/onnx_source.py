@@ -69,7 +69,7 @@ class OnnxSource(ModelSource):
     def build(self, spec: ModelSpec, *, pretrained=False, trust=False, **kwargs) -> nn.Module:
         return load_onnx_model(spec.path)[0]
 
-    def load(self, spec: ModelSpec, mode: str, *, trust: bool, device):
+    def load(self, spec: ModelSpec, mode: str, *, trust: bool, device, **kwargs):
         from rfkit.models.weights import with_warnings
 
         module, info = load_onnx_model(spec.path, mode)
