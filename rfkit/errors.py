@@ -30,6 +30,11 @@ class ModelBuildError(RFKitError):
     """The model spec was found but building the model failed."""
 
 
+class MissingExtraError(ModelBuildError, ImportError):
+    """A model source needs a package that is not installed; the message names the extra to install
+    (``pip install "rfkit[onnx]"``, ``pip install 'rfkit[keras]'``)."""
+
+
 class TraceError(RFKitError):
     """torch.fx could not trace the model, or running the traced graph failed at a node."""
 
