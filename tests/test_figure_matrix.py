@@ -10,6 +10,7 @@ The inputs are built by hand (maps of known Gaussians, RFs of known windows) or 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import itertools
 import math
@@ -18,9 +19,10 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-from figure_cases import CASES, LONG, MATRIX, STYLES, S, _blob, analyses, entry, rf_info, synthetic, yolo_grid
+from figure_cases import CASES, LONG, MATRIX, STYLES, S, _blob, entry, rf_info, synthetic, yolo_grid
 
 from rfkit.report import figures as F
+from rfkit.report.style import close_figure
 
 LINT_CANDIDATES = [Path(__file__).resolve().parents[n] / "shared" / "tools" / "figure_lint.py" for n in (2, 3)]
 
@@ -87,13 +89,38 @@ def layout_problems(fig) -> list[str]:
     return problems
 
 
+#: PNG resolution of the checks: at 100 dpi the layout's white margin (0.03 in) is 3 px, wider than the 2 px
+#: ``figure_lint`` reads, so the rule means what it means at the paper style's 300 dpi, at a ninth of the pixels.
+CHECK_DPI = 100
+
+
 def check(fig, tmp_path, name: str) -> None:
     """The layout of ``fig`` is clean, its PNG has no ink on its outer 2 px and its caption pair is beside it."""
     assert layout_problems(fig) == [], name
-    path = F.save_figure(fig, tmp_path / f"{name}.png")  # at the resolution of its style, as figure_lint sees it
+    path = F.save_figure(fig, tmp_path / f"{name}.png", dpi=CHECK_DPI, close=False)
     if LINT is not None:
         assert LINT.border_ink(path) <= 0.0002, f"{name}: ink on the PNG's border"
     assert path.with_suffix(".caption.md").is_file() and path.with_suffix(".caption.tex").is_file(), name
+
+
+@functools.cache
+def drawn(name: str, style: str):
+    """The matrix entry ``name`` drawn in ``style``, kept for the session: the checks below read the figures of
+    :data:`REUSED` after :func:`test_matrix` checked their layout (the others are closed once checked)."""
+    return entry(name).draw(style)
+
+
+REUSED = {
+    *((n, s) for n in ("compare-stages", "compare-final", "overlay-random", "stages-twelve") for s in STYLES),
+    ("stages-yolo", "report"),
+    ("overlay-huge", "report"),
+    ("overlay-yolo640", "paper"),
+    ("overlay-vit", "paper"),
+    ("stages-mixed", "paper"),
+    ("rf-grid-beyond", "paper"),
+    ("rf-grid-analytic", "report"),
+    ("growth-cnn", "paper"),
+}
 
 
 def test_figure_lint_is_found_or_the_border_check_is_skipped():
@@ -108,7 +135,8 @@ def test_figure_lint_is_found_or_the_border_check_is_skipped():
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("item", MATRIX, ids=lambda e: e.name)
 def test_matrix(item, style, tmp_path):
-    fig = item.draw(style)
+    reused = (item.name, style) in REUSED
+    fig = drawn(item.name, style) if reused else item.draw(style)
     if style == "paper":  # one column or two, whatever it holds
         assert fig.get_size_inches()[0] == pytest.approx(item.paper_width), item.name
     if item.kind == "growth":  # never squashed by the names under it or the legend
@@ -116,6 +144,8 @@ def test_matrix(item, style, tmp_path):
             box = ax.get_window_extent()
             assert box.height >= 0.6 * box.width, (item.name, style, box.bounds)
     check(fig, tmp_path, f"{item.name}-{style}")
+    if not reused:
+        close_figure(fig)
 
 
 def test_the_matrix_has_every_figure_type():
@@ -163,14 +193,13 @@ def test_peaks_within_ten_times_share_one_scale():
 
 
 def test_small_erfs_are_zoomed_and_markers_leave_them_visible():
-    from rfkit.report.compare import comparison_figure
     from rfkit.report.style import reticle_marker
 
-    res = yolo_grid()  # 640 px frame: ERF blobs 6-18 px sigma (about 30-90 px), RF 300-900 px
-    for ax in panels(F.stage_grid_figure(res)):
+    # 640 px frame: ERF blobs 6-18 px sigma (about 30-90 px), RF 300-900 px
+    for ax in panels(drawn("stages-yolo", "report")):
         assert [c.get_gid() for c in ax.child_axes] == ["zoom-inset"]
         assert any(c.get_gid() == "scale-bar" for c in ax.child_axes[0].get_children())
-    fig = comparison_figure(analyses(), "stages")
+    fig = drawn("compare-stages", "report")
     vit_patch = panels(fig)[0]  # the ViT's 16 px patch in 224 px: zoomed, and no marker on its few pixels
     assert [c.get_gid() for c in vit_patch.child_axes] == ["zoom-inset"]
     assert not [line for line in vit_patch.lines if line.get_gid() == "rf-center"]
@@ -180,16 +209,15 @@ def test_small_erfs_are_zoomed_and_markers_leave_them_visible():
 
 @pytest.mark.parametrize("style", STYLES)
 def test_random_init_is_tagged_on_every_panel(style):
-    from rfkit.report.compare import comparison_figure
 
     random = CASES["random"][0]
-    figs = [F.stage_grid_figure(random, style=style), F.overlay_figure(random, "t", style=style)]
+    figs = [F.stage_grid_figure(random, style=style), drawn("overlay-random", style)]
     for fig in figs:
         for ax in panels(fig):
             assert [t.get_text() for t in ax.texts if t.get_gid() == "random-tag"] == ["random init"]
     trained = F.stage_grid_figure(CASES["tiny"][0], style=style)
     assert not [t for t in trained.findobj(matplotlib.text.Text) if t.get_gid() == "random-tag"]
-    fig = comparison_figure(analyses(), "final", style=style)  # row 0 trained, row 1 random
+    fig = drawn("compare-final", style)  # row 0 trained, row 1 random
     tags = [[t for t in ax.texts if t.get_gid() == "random-tag"] for ax in panels(fig)]
     assert [len(t) for t in tags] == [0, 1]
 
@@ -205,11 +233,9 @@ def extent_marks(ax) -> list:
 def test_small_maps_keep_their_overhang_numbers_readable(style):
     """The random CNN row of ``rfkit figure``: 48 px maps in a 224 px frame, RF windows -10..58 and -34..82, too
     small for arrows with labels; every side's number goes beside the map, clear of everything else."""
-    from rfkit.report.compare import comparison_figure
     from rfkit.report.extents import crowded
 
-    fig = comparison_figure(analyses(), "stages", style=style)
-    assert layout_problems(fig) == []
+    fig = drawn("compare-stages", style)
     cnn = panels(fig)[4:]
     by_hand = {2: "↑10 ↓11\n←10 →11", 3: "↑34 ↓35\n←34 →35"}  # -10..58 of 0..47: 10 before, 58 - 47 after
     for i, ax in enumerate(cnn):
@@ -233,7 +259,7 @@ def test_stage_grid_panels_number_every_side_they_have_room_for():
     from rfkit.report.extents import crowded
 
     for style in STYLES:
-        fig = entry("stages-twelve").draw(style)
+        fig = drawn("stages-twelve", style)
         for ax in panels(fig):
             marks = extent_marks(ax)
             if marks:
@@ -242,12 +268,11 @@ def test_stage_grid_panels_number_every_side_they_have_room_for():
 
 def test_small_erf_under_a_huge_or_global_rf_is_zoomed_in_the_overlay():
     for case in ("yolo640", "vit"):  # a 40 px ERF under a 901 px RF; a ViT layer's 16 px local patch
-        fig = entry(f"overlay-{case}").draw("paper")
+        fig = drawn(f"overlay-{case}", "paper")
         assert len(panels(fig)) == 2, case  # the zoomed panel beside the input
         assert any(p.get_gid() == "zoom-area" for p in panels(fig)[0].patches)
         assert any(c.get_gid() == "scale-bar" for c in panels(fig)[1].get_children())
-        assert layout_problems(fig) == []
-    huge = entry("overlay-huge").draw("report")  # a 12 px ERF sigma in 48 px: not small, no zoom
+    huge = drawn("overlay-huge", "report")  # a 12 px ERF sigma in 48 px: not small, no zoom
     assert len(panels(huge)) == 1
 
 
@@ -267,20 +292,20 @@ def test_a_local_rf_box_no_edge_of_which_shows_is_not_drawn_nor_named():
 def test_captions_give_every_overhang_in_numbers():
     from rfkit.report.captions import caption_texts
 
-    md, tex = caption_texts(entry("stages-mixed").draw("paper"))
+    md, tex = caption_texts(drawn("stages-mixed", "paper"))
     # "huge": RF 435 centred on pixel 0 (rows and columns -217..217) of a 48 px input: 217 before, 217 - 47 after
     assert "huge 217, 170, 217, 170" in md and "off-centre" not in md.split("RF beyond")[1]
-    md, _ = caption_texts(entry("compare-stages").draw("report"))
+    md, _ = caption_texts(drawn("compare-stages", "report"))
     assert f"{LONG} 3 10, 11, 10, 11; {LONG} 4 34, 35, 34, 35" in md.replace("\\_", "_")
 
 
 def test_rf_grid_and_attribution_grid_write_their_captions(tmp_path):
     from rfkit.report.captions import caption_texts
 
-    md, tex = caption_texts(entry("rf-grid-beyond").draw("paper"))
+    md, tex = caption_texts(drawn("rf-grid-beyond", "paper"))
     assert "5 units of layer 4" in md and "dashed" in md and "dots mark the units' analytic RF centres" in md
     assert "\\caption{" in tex
-    md, _ = caption_texts(entry("rf-grid-analytic").draw("report"))
+    md, _ = caption_texts(drawn("rf-grid-analytic", "report"))
     assert "Colour" not in md  # nothing measured: no heat map to describe
 
 
@@ -329,6 +354,6 @@ def test_the_random_tag_of_a_convergence_panel_covers_no_curve():
 
 
 def test_growth_says_when_the_min_over_paths_hides_under_the_max():
-    chain = entry("growth-cnn").draw("paper")  # a chain of convs: one path, min = max everywhere
+    chain = drawn("growth-cnn", "paper")  # a chain of convs: one path, min = max everywhere
     labels = [t.get_text() for leg in chain.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
     assert "analytic RF, min over paths (= max: one path, under it)" in labels
