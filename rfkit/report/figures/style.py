@@ -58,6 +58,7 @@ __all__ = [
     "save_figure",
     "small_rf",
     "styled",
+    "surrounds",
     "tighten",
     "transform_text",
     "wrap_title",
@@ -715,6 +716,16 @@ def rf_beyond(window, shape) -> dict[str, float]:
     H, W = shape
     sides = {"top": -y0, "bottom": y1 - (H - 1), "left": -x0, "right": x1 - (W - 1)}
     return {side: v for side, v in sides.items() if v > 0}
+
+
+def surrounds(window, shape) -> bool:
+    """Whether an RF window extends beyond the input on all four sides: none of its edges lies on the input, so
+    its box drawn over the input shows nothing (a legend entry for it would name a marker no one sees).
+
+    >>> surrounds(((-400, 1039), (-400, 1039)), (640, 640)), surrounds(((-10, 58), (0, 47)), (48, 48))
+    (True, False)
+    """
+    return len(rf_beyond(window, shape)) == 4
 
 
 #: Where each side's extent arrow points (offset direction of its text, in points per unit of offset).
