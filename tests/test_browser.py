@@ -172,7 +172,8 @@ def test_the_checks_find_what_they_look_for(browser, tmp_path):
 SHOWN_ROWS = """(() => {
   const t = document.querySelector('article table');
   const rows = [...t.tBodies[0].rows].filter(r => getComputedStyle(r).display !== 'none');
-  return {header: [...t.tHead.rows[0].cells].map(c => c.textContent.trim()),
+  return {count: document.querySelector('.rfkit-atlas .atlas-count').textContent,
+          header: [...t.tHead.rows[0].cells].map(c => c.textContent.trim()),
           rows: rows.map(r => [...r.cells].map(c => c.textContent.trim()))};
 })()"""
 
@@ -215,10 +216,11 @@ def test_atlas_site_in_a_browser(browser, tmp_path):
         for row in shown["rows"]:  # the list shows the table's rf: the smaller axis, 'global' where infinite
             assert _number(row[rf]) == finals.loc[row[0], "rf"], row
 
+        assert shown["count"] == "5 rows"
         browser.type_into("input.atlas-filter", "convnext")
-        assert sorted(r[0] for r in browser.evaluate(SHOWN_ROWS)["rows"]) == sorted(
-            finals.index[finals["family"] == "convnext"]
-        )
+        shown = browser.evaluate(SHOWN_ROWS)
+        assert sorted(r[0] for r in shown["rows"]) == sorted(finals.index[finals["family"] == "convnext"])
+        assert shown["count"] == "3 of 5 rows"
         threshold = sorted(finals["rf"])[2]  # the third smallest RF: some rows above it, some below
         browser.type_into("input.atlas-filter", f"rf>={threshold:g}")
         assert sorted(r[0] for r in browser.evaluate(SHOWN_ROWS)["rows"]) == sorted(

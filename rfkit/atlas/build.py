@@ -55,6 +55,11 @@ def _build(m: ZooModel):
 
     if m.spec is None:
         return build_detection_backbone(m.name), DETECTION_SIZE
+    if m.source == "ultralytics":  # a layer that downloads weights, offline: say so instead of trying
+        from rfkit.models.ultralytics import unavailable_reason
+
+        if why := unavailable_reason(m.name):
+            raise AtlasError(f"{m.name} cannot be built here: {why}")
     module = build_model(m.spec)
     return module, default_input(module, parse_spec(m.spec))[0]
 
