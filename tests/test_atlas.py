@@ -349,3 +349,17 @@ def test_a_table_that_is_not_an_atlas_is_one_line(tmp_path):
     pd.DataFrame({"model": ["a"]}).to_parquet(tmp_path / "atlas.parquet")
     with pytest.raises(AtlasError, match="not an atlas table"):
         load(tmp_path / "atlas.parquet")
+
+
+def test_a_family_spanning_two_sources_draws_each_member(tmp_path, monkeypatch):
+    """timm's and torchvision's resnet18 are both of family 'resnet': its figure has two curves, named with
+    their source (they were one dict key, one curve, before)."""
+    import rfkit.atlas.site as site
+
+    build_atlas(tmp_path / "A", sources=("timm", "torchvision"), models="resnet18", sizes=[], recycle=None)
+    drawn = {}
+    monkeypatch.setattr(site, "_growth_figure", lambda curves, path, title: drawn.setdefault(title, curves))
+    site.build_atlas_site(tmp_path / "A", tmp_path / "S")
+    assert sorted(drawn["resnet"]) == ["resnet18 (timm)", "resnet18 (torchvision-classification)"]
+    for curve in drawn["resnet"].values():  # the same architecture: 7x7 stem, then 43, 99, 211, 435
+        assert curve["rf_local_h"].tolist() == [7, 43, 99, 211, 435]
