@@ -76,7 +76,8 @@ def _graph_at(m: ZooModel, fxm, size):
     except RFKitError:
         if m.source != "timm":
             raise
-        return trace_fx(m.spec, input_size=size)[0]
+        # no real forward pass of a model that cannot be traced at this size: rows of unknown RF are no atlas
+        return trace_fx(m.spec, input_size=size, last_resort=False)[0]
 
 
 def _failure(m: ZooModel, size: str, e: BaseException) -> dict:
@@ -146,7 +147,7 @@ def analyse_model(
         try:
             with time_limit(timeout, m.name):
                 module, default = _build(m)
-                g, fxm = trace_fx(module, input_size=default)
+                g, fxm = trace_fx(module, input_size=default, copy=False)  # built here, on meta: no copy
                 result.rows += [{**key, "input_from": "default", **r} for r in graph_rows(g, module)]
         except Exception as e:  # noqa: BLE001 - a model that fails is a row of failures.csv, the build goes on
             result.failures.append(_failure(m, "default", e))

@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 import rfkit.validate as validate
-from rfkit.errors import InputTooSmallError, TraceError
+from rfkit.errors import ArgumentError, InputTooSmallError, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
@@ -152,9 +152,17 @@ def trace_fx(
     in_chans: int | None = None,
     registry: Registry = DEFAULT_REGISTRY,
     trust: bool = False,
+    copy: bool = True,
+    last_resort: bool = True,
 ) -> tuple[RFGraph, FxModel | None]:
     """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
-    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure)."""
+    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure).
+
+    ``copy=False`` traces the module ``model`` itself, which must already be on the meta device (one the caller
+    built for this, e.g. with :func:`~rfkit.models.spec.build_model`: copying a large model costs more than
+    tracing it). ``last_resort=False`` raises :class:`TraceError` for a model neither torch.fx nor ``make_fx``
+    can trace, instead of running it for real with hooks (a graph of unknown RF, the model's weights in
+    memory: the time of a real forward pass at this size)."""
     validate.model(model)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:
@@ -166,9 +174,13 @@ def trace_fx(
         fixed = spec.source == "timm" and input_size is not None  # ViT, Swin, ...: built for the size asked for
         fixed = {"img_size": validate.input_size(input_size, fill=2)} if fixed else {}
         module = build_model(spec, trust=trust, **fixed)
-    else:
+    elif copy:
         name = type(model).__name__
         module = meta_copy(model).eval()
+    else:
+        if any(not t.is_meta for t in (*model.parameters(), *model.buffers())):
+            raise ArgumentError("trace_fx(copy=False) takes a model on the meta device; pass copy=True")
+        name, module = type(model).__name__, model.eval()
 
     default_size, default_chans = default_input(module, spec)
     rank = spatial_rank(module)
@@ -193,6 +205,8 @@ def trace_fx(
             if _TOO_SMALL.search(str(e)):
                 raise InputTooSmallError(f"input too small for this network: {e}") from e
             why = f"{fx_error} (recording it with make_fx failed too: {e})"
+            if not last_resort:
+                raise TraceError(why) from e
             try:  # the last resort: every module's output from a real forward pass, RF unknown
                 return hooked_graph(RealRun(model, tuple(x.shape), trust=trust), size, name, chans, why), None
             except TraceError as run_error:
