@@ -39,6 +39,8 @@ class ModelResult:
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     skipped: bool = False
+    #: CPU seconds of this process on the model (user + system): what it costs whatever the machine's load
+    cpu_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -140,7 +142,7 @@ def analyse_model(
 
     erf_name = [f"erf-init {_size_text(erf_init.size)}"] if erf_init else []
     result = ModelResult(m, ["default", *map(_size_text, sizes), *erf_name])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     key = {"source": m.source, "model": m.name, "family": m.family}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -151,7 +153,7 @@ def analyse_model(
                 result.rows += [{**key, "input_from": "default", **r} for r in graph_rows(g, module)]
         except Exception as e:  # noqa: BLE001 - a model that fails is a row of failures.csv, the build goes on
             result.failures.append(_failure(m, "default", e))
-            result.seconds = time.perf_counter() - t0
+            result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             return result
         for size in dict.fromkeys(tuple(s) for s in sizes):
             if size == tuple(g.input_size):
@@ -169,7 +171,7 @@ def analyse_model(
                     result.rows += erf_rows(m, [{**key, **r} for r in rows], erf_init)
             except Exception as e:  # noqa: BLE001
                 result.failures.append(_failure(m, "erf-init " + _size_text(erf_init.size), e))
-    result.seconds = time.perf_counter() - t0
+    result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return result
 
 
@@ -201,7 +203,9 @@ def _read_done(path: Path, m: ZooModel, sizes: list[str]) -> ModelResult | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if (data["source"], data["model"], data["sizes"]) != (m.source, m.name, sizes):
             return None
-        return ModelResult(m, sizes, list(data["rows"]), list(data["failures"]), float(data["seconds"]), True)
+        stored = ModelResult(m, sizes, list(data["rows"]), list(data["failures"]), float(data["seconds"]), True)
+        stored.cpu_seconds = data.get("cpu_seconds")
+        return stored
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -212,6 +216,7 @@ def _store(path: Path, r: ModelResult) -> None:
         "model": r.model.name,
         "sizes": r.sizes,
         "seconds": round(r.seconds, 3),
+        "cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 3),
         "rfkit": __version__,
         "rows": r.rows,
         "failures": r.failures,
