@@ -61,6 +61,12 @@ def reason_group(reason: str) -> str:
     return r[:170]
 
 
+def _costliest(stored: list[dict], n: int) -> list[tuple[float, str]]:
+    return sorted(((d["cpu_seconds"], d["model"]) for d in stored if d.get("cpu_seconds") is not None), reverse=True)[
+        :n
+    ]
+
+
 def summary(folder: Path, timing: dict | None, load: list[float], cores: int, note: str) -> str:
     stored = [json.loads(p.read_text()) for p in sorted((folder / "models").glob("*.json"))]
     by_source: dict[str, list[dict]] = defaultdict(list)
@@ -108,6 +114,19 @@ def summary(folder: Path, timing: dict | None, load: list[float], cores: int, no
             f"Wall seconds per model (as stored, under that load): median {statistics.median(seconds):.2f}, 90th "
             f"percentile {seconds[int(0.9 * len(seconds))]:.2f}, max {seconds[-1]:.2f}; the 30 slowest models took "
             f"{100 * top:.0f}% of the time.",
+            "",
+        ]
+    cpu = sorted(d["cpu_seconds"] for d in stored if d.get("cpu_seconds") is not None)
+    if cpu:
+        total = sum(cpu)
+        lines += [
+            f"CPU seconds per model (its own process, both sizes; {len(cpu)} models): median "
+            f"{statistics.median(cpu):.2f}, 90th percentile {cpu[int(0.9 * len(cpu))]:.2f}, max {cpu[-1]:.2f}, "
+            f"sum {total / 60:.1f} min ({total / 60 / cores:.1f} min on {cores} cores; the rest of the CPU time "
+            f"above is the processes' start, imports and the table); the 30 costliest models took "
+            f"{100 * sum(cpu[-30:]) / total:.0f}%: "
+            + ", ".join(f"{m} {c:.0f} s" for c, m in _costliest(stored, 8))
+            + ".",
             "",
         ]
     groups: dict[str, list[tuple[str, str]]] = defaultdict(list)

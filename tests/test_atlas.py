@@ -3,6 +3,8 @@ resuming, failures, sharding over torchrun ranks, and `rfkit atlas query` (a res
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import os
 import re
@@ -328,6 +330,11 @@ def test_the_table_is_also_parquet_and_load_reads_either(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(from_parquet, from_csv)
     pd.testing.assert_frame_equal(load(out / "atlas.parquet"), from_csv)
     assert from_parquet["is_final"].dtype == bool and (from_parquet["unproductive_layers"] == "").all()
+    gz = tmp_path / "atlas.csv.gz"  # as the docs publish it
+    gz.write_bytes(gzip.compress((out / "atlas.csv").read_bytes()))
+    pd.testing.assert_frame_equal(load(gz), from_csv)
+    stored = [json.loads(p.read_text()) for p in (out / "models").iterdir()]
+    assert all(0 < d["cpu_seconds"] for d in stored)  # each model's CPU time beside its wall time
 
     monkeypatch.setattr(table, "has_pyarrow", lambda: False)  # (pandas itself holds pyarrow once loaded)
     build_atlas(out, models="test_resnet", sizes=[(96, 96)], recycle=None)  # resumes: the stored models, no trace

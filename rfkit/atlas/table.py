@@ -128,7 +128,8 @@ def load(path="rfkit-atlas") -> pd.DataFrame:
     ----------
     path : path
         An atlas folder (``rfkit atlas build --out``; its ``atlas.parquet`` is read where pyarrow is
-        installed, else its ``atlas.csv``), or one of those two files.
+        installed, else its ``atlas.csv``), or one of those two files (the CSV may be compressed:
+        ``atlas.csv.gz``, as the docs publish it).
 
     Returns
     -------
