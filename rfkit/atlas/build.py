@@ -39,6 +39,8 @@ class ModelResult:
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     skipped: bool = False
+    #: CPU seconds of this process on the model (user + system): what it costs whatever the machine's load
+    cpu_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,11 @@ def _build(m: ZooModel):
 
     if m.spec is None:
         return build_detection_backbone(m.name), DETECTION_SIZE
+    if m.source == "ultralytics":  # a layer that downloads weights, offline: say so instead of trying
+        from rfkit.models.ultralytics import unavailable_reason
+
+        if why := unavailable_reason(m.name):
+            raise AtlasError(f"{m.name} cannot be built here: {why}")
     module = build_model(m.spec)
     return module, default_input(module, parse_spec(m.spec))[0]
 
@@ -72,7 +79,8 @@ def _graph_at(m: ZooModel, fxm, size):
     except RFKitError:
         if not get_source(m.library).builds_for_size:
             raise
-        return trace_fx(m.spec, input_size=size)[0]
+        # no real forward pass of a model that cannot be traced at this size: rows of unknown RF are no atlas
+        return trace_fx(m.spec, input_size=size, last_resort=False)[0]
 
 
 def _failure(m: ZooModel, size: str, e: BaseException) -> dict:
@@ -135,18 +143,18 @@ def analyse_model(
 
     erf_name = [f"erf-init {_size_text(erf_init.size)}"] if erf_init else []
     result = ModelResult(m, ["default", *map(_size_text, sizes), *erf_name])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     key = {"source": m.source, "model": m.name, "family": m.family}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             with time_limit(timeout, m.name):
                 module, default = _build(m)
-                g, fxm = trace_fx(module, input_size=default)
+                g, fxm = trace_fx(module, input_size=default, copy=False)  # built here, on meta: no copy
                 result.rows += [{**key, "input_from": "default", **r} for r in graph_rows(g, module)]
         except Exception as e:  # noqa: BLE001 - a model that fails is a row of failures.csv, the build goes on
             result.failures.append(_failure(m, "default", e))
-            result.seconds = time.perf_counter() - t0
+            result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             return result
         for size in dict.fromkeys(tuple(s) for s in sizes):
             if size == tuple(g.input_size):
@@ -164,7 +172,7 @@ def analyse_model(
                     result.rows += erf_rows(m, [{**key, **r} for r in rows], erf_init)
             except Exception as e:  # noqa: BLE001
                 result.failures.append(_failure(m, "erf-init " + _size_text(erf_init.size), e))
-    result.seconds = time.perf_counter() - t0
+    result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return result
 
 
@@ -196,7 +204,9 @@ def _read_done(path: Path, m: ZooModel, sizes: list[str]) -> ModelResult | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if (data["source"], data["model"], data["sizes"]) != (m.source, m.name, sizes):
             return None
-        return ModelResult(m, sizes, list(data["rows"]), list(data["failures"]), float(data["seconds"]), True)
+        stored = ModelResult(m, sizes, list(data["rows"]), list(data["failures"]), float(data["seconds"]), True)
+        stored.cpu_seconds = data.get("cpu_seconds")
+        return stored
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -207,6 +217,7 @@ def _store(path: Path, r: ModelResult) -> None:
         "model": r.model.name,
         "sizes": r.sizes,
         "seconds": round(r.seconds, 3),
+        "cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 3),
         "rfkit": __version__,
         "rows": r.rows,
         "failures": r.failures,

@@ -8,6 +8,7 @@ import operator
 import re
 import types
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,59 @@ def _raise(cls, message: str, cause: BaseException | None = None):
     err = cls(message)
     err.message = message  # kept whole: fx.Interpreter edits the args of exceptions passing through it
     raise err from cause
+
+
+class _Recordings:
+    """The ATen graphs ``make_fx`` recorded for plain functions (timm's no-trace functions), by
+    :func:`_recording_key`: at most ``size`` of them, the least recently used dropped first. A function called
+    again on tensors of the same shapes, dtypes and strides, with the same other arguments, records the same
+    graph: MViTv2 calls ``cal_rel_pos_type`` once per block, on four distinct shapes (its recording was a third
+    of its trace time)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._graphs: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        graph = self._graphs.get(key)
+        if graph is not None:
+            self._graphs.move_to_end(key)
+        return graph
+
+    def put(self, key, graph) -> None:
+        self._graphs[key] = graph
+        if len(self._graphs) > self.size:
+            self._graphs.popitem(last=False)
+
+
+_RECORDINGS = _Recordings()
+
+#: Arguments a recording may depend on by value (anything else: the call is recorded afresh).
+_CONSTANTS = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format)
+
+
+def _recording_key(fn, flat: list, where: list[int]):
+    """What a recording of the plain function ``fn`` on the flattened arguments ``flat`` (tensors at ``where``)
+    depends on: the function, each tensor's shape, stride, dtype, device and ``requires_grad``, which inputs are
+    the same tensor, and the value of every other argument; None where an argument is not such a constant.
+
+    >>> x = torch.empty(2, 3, device="meta")
+    >>> _recording_key(torch.add, [x, 1], [0]) == _recording_key(torch.add, [torch.empty(2, 3, device="meta"), 1], [0])
+    True
+    >>> _recording_key(torch.add, [x, [1]], [0]) is None
+    True
+    """
+    tensors = []
+    first: dict[int, int] = {}
+    for i in where:
+        t = flat[i]
+        tensors.append(
+            (tuple(t.shape), t.stride(), t.dtype, t.device.type, t.requires_grad, first.setdefault(id(t), i))
+        )
+    others = [(i, v) for i, v in enumerate(flat) if i not in set(where)]
+    if not all(isinstance(v, _CONSTANTS) for _, v in others):
+        return None
+    return (fn, tuple(tensors), tuple((i, type(v), v) for i, v in others))
 
 
 class RFPropagator(fx.Interpreter):
@@ -270,10 +324,15 @@ class RFPropagator(fx.Interpreter):
             a, k = tree_unflatten(values, spec)
             return fn(*a, **k)
 
+        key = _recording_key(fn, flat, where) if module is None else None
         try:
-            recorded = make_fx(functionalize(call, remove="mutations_and_views"), tracing_mode="real")(
-                *[flat[i] for i in where]
-            )
+            recorded = _RECORDINGS.get(key) if key is not None else None
+            if recorded is None:
+                recorded = make_fx(functionalize(call, remove="mutations_and_views"), tracing_mode="real")(
+                    *[flat[i] for i in where]
+                )
+                if key is not None:
+                    _RECORDINGS.put(key, recorded)
         except Exception as e:  # noqa: BLE001
             return self._unsupported(
                 n,

@@ -14,7 +14,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 import rfkit.validate as validate
-from rfkit.errors import InputTooSmallError, RuleFailedWarning, TraceError
+from rfkit.errors import ArgumentError, InputTooSmallError, RuleFailedWarning, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
@@ -163,13 +163,21 @@ def trace_fx(
     registry: Registry = DEFAULT_REGISTRY,
     trust: bool = False,
     spec: ModelSpec | None = None,
+    copy: bool = True,
+    last_resort: bool = True,
 ) -> tuple[RFGraph, FxModel | None]:
     """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
     model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure).
 
     ``spec`` is the spec a module ``model`` was built from: a source with its own tracer
     (:attr:`rfkit.models.sources.ModelSource.tracer`) then traces it its own way, as it does a spec string
-    (``PATH.onnx`` and an ``onnx.ModelProto``: :func:`rfkit.graph.onnx_graph.trace_onnx`)."""
+    (``PATH.onnx`` and an ``onnx.ModelProto``: :func:`rfkit.graph.onnx_graph.trace_onnx`).
+
+    ``copy=False`` traces the module ``model`` itself, which must already be on the meta device (one the caller
+    built for this, e.g. with :func:`~rfkit.models.spec.build_model`: copying a large model costs more than
+    tracing it). ``last_resort=False`` raises :class:`TraceError` for a model neither torch.fx nor ``make_fx``
+    can trace, instead of running it for real with hooks (a graph of unknown RF, the model's weights in
+    memory: the time of a real forward pass at this size)."""
     if is_onnx_proto(model):  # an ONNX model in memory: the ONNX source's tracer reads it as it reads its files
         return source_tracer(get_source("onnx"))(model, input_size, in_chans=in_chans, registry=registry)
     model = os.fspath(model) if isinstance(model, os.PathLike) else model  # a path is a spec (PATH.onnx)
@@ -186,11 +194,16 @@ def trace_fx(
         name = spec.display_name
         sized = input_size is not None and source.builds_for_size  # ViT, Swin, ...: built for the size asked for
         module = build_model(spec, trust=trust, **(source.size_kwargs(input_size) if sized else {}))
-    else:
+    elif copy:
         model = as_measured(model)  # a transformers model: the image tensor in, one tensor out
         name = type(model).__name__
         module = meta_copy(model).eval()
         spec = None  # a module's own config and first conv say its input
+    else:
+        if any(not t.is_meta for t in (*model.parameters(), *model.buffers())):
+            raise ArgumentError("trace_fx(copy=False) takes a model on the meta device; pass copy=True")
+        name, module = type(model).__name__, model.eval()
+        spec = None
 
     default_size, default_chans = default_input(module, spec)
     rank = spatial_rank(module)
@@ -215,6 +228,8 @@ def trace_fx(
             if _TOO_SMALL.search(str(e)):
                 raise InputTooSmallError(f"input too small for this network: {e}") from e
             why = f"{fx_error} (recording it with make_fx failed too: {e})"
+            if not last_resort:
+                raise TraceError(why) from e
             try:  # the last resort: every module's output from a real forward pass, RF unknown
                 return hooked_graph(RealRun(model, tuple(x.shape), trust=trust), size, name, chans, why), None
             except TraceError as run_error:
