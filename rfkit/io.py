@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rfkit.errors import RFKitError
+from rfkit.errors import OutputError
 
 
 def _umask() -> int:
@@ -218,10 +218,6 @@ def _atomic_write(path, opener, data) -> Path:
         with opener(os.open(tmp, os.O_WRONLY | os.O_TRUNC)) as f:
             f.write(data)
     return path
-
-
-class OutputError(RFKitError, OSError):
-    """The output folder cannot be created or written, or holds files rfkit did not write."""
 
 
 def check_writable(folder, option: str = "--out") -> Path:

@@ -1,9 +1,15 @@
-"""The package's rooms import each other only downward, and never through the ``rfkit`` facade.
+"""The package's rooms import each other only downward, never through the ``rfkit`` facade, and no modules
+import each other in a circle.
 
-The order (DESIGN.md): the core (errors, io, validate, version) → models → graph → pipeline →
+The order (DESIGN.md): the core (errors, io, registry, validate, version) → models → graph → pipeline →
 erf / attribution / verification (siblings: none imports another) → report; ``rfkit_cli`` sits above the
 package and nothing in it imports the CLI. Every import of every module counts, also those inside functions
 and ``TYPE_CHECKING`` blocks: a function-level import is a dependency all the same.
+
+Cycles: the imports a module runs when it is loaded (its module-level ones, outside ``TYPE_CHECKING``) must
+not lead back to it, inside a package or across packages (the rank order already rules out most of the latter).
+Imports inside functions may still close a circle (they run later); ``test_function_level_cycles_are_known``
+lists those that do, so that a new one is a decision, not an accident.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rfkit"
@@ -18,6 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rfkit"
 RANK = {
     "errors": 0,
     "io": 0,
+    "registry": 0,
     "validate": 0,
     "version": 0,
     "models": 1,
@@ -110,3 +118,100 @@ def test_the_checker_sees_what_it_must_refuse(tmp_path):
         ("rfkit.graph", ["layers"]),
         ("rfkit.report.dot", []),
     ]
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+    )
+
+
+def _load_time_imports(path: Path, root: Path = PACKAGE) -> list[tuple[int, str, list[str]]]:
+    """The imports of ``path`` that run when it is loaded: module level, also inside ``if``/``try`` blocks,
+    but not under ``if TYPE_CHECKING`` nor inside functions or classes."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = _module_name(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    out = []
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, ast.If) and _is_type_checking(node):
+                visit(node.orelse)
+            elif isinstance(node, (ast.If, ast.Try, ast.With)):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                visit(getattr(node, "finalbody", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+            elif isinstance(node, ast.Import):
+                out.extend((node.lineno, alias.name, []) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                out.append((node.lineno, module, [a.name for a in node.names]))
+
+    visit(tree.body)
+    return out
+
+
+def import_graph(root: Path = PACKAGE, function_level: bool = False) -> nx.DiGraph:
+    """Modules of the package at ``root`` -> the modules they import (``from a import b`` counts as importing
+    ``a.b`` when that is a module, else ``a``); load-time imports only, unless ``function_level``."""
+    modules = {_module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    g = nx.DiGraph()
+    g.add_nodes_from(modules)
+    for name, path in modules.items():
+        found = _imports(path, root) if function_level else _load_time_imports(path, root)
+        for _, module, names in found:
+            targets = [f"{module}.{n}" for n in names if f"{module}.{n}" in modules]
+            if len(targets) < len(names) or not names:
+                targets.append(module)
+            g.add_edges_from((name, t) for t in targets if t in modules and t != name)
+    return g
+
+
+def _cycles(g: nx.DiGraph) -> list[list[str]]:
+    return sorted(sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1)
+
+
+def test_no_module_imports_itself_in_a_circle_at_load_time():
+    cycles = _cycles(import_graph())
+    assert not cycles, "load-time import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+#: The groups of modules whose function-level imports close a circle today (none at load time).
+KNOWN_FUNCTION_LEVEL_CYCLES = 3
+
+
+def test_function_level_cycles_are_known():
+    """Counting imports inside functions too, the circles of today: the models' spec/weights/detection/
+    ultralytics/data_config, the conv/pool/resample handlers, and most of report/ (analyze.py orchestrates,
+    the figure and file modules reach back into it). Issue 22's moves (report/figures/, an analysis package)
+    are to bring this down; a new circle must be a decision."""
+    cycles = _cycles(import_graph(function_level=True))
+    assert len(cycles) <= KNOWN_FUNCTION_LEVEL_CYCLES, "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_sees_a_circle(tmp_path):
+    """A load-time circle is found (also through a ``try`` block); one closed inside a function or under
+    ``TYPE_CHECKING`` is not, though the function-level graph has the former."""
+    pkg = tmp_path / "rfkit" / "graph"
+    pkg.mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "a.py": "from rfkit.graph import b\n",
+        "b.py": "try:\n    from . import a\nexcept ImportError:\n    pass\n",
+        "c.py": "def f():\n    from rfkit.graph import e\n",
+        "e.py": "import rfkit.graph.c\n",
+        "d.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from rfkit.graph.t import T\n",
+        "t.py": "from rfkit.graph.d import D\n",
+    }
+    for name, text in files.items():
+        (pkg / name).write_text(text, encoding="utf-8")
+    (tmp_path / "rfkit" / "__init__.py").write_text("", encoding="utf-8")
+    root = tmp_path / "rfkit"
+    assert _cycles(import_graph(root)) == [["rfkit.graph.a", "rfkit.graph.b"]]
+    assert ["rfkit.graph.c", "rfkit.graph.e"] in _cycles(import_graph(root, function_level=True))

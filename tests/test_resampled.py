@@ -173,6 +173,21 @@ def test_per_resample_centres_and_boxes_exactly_on_a_threshold():
     assert got["erf_area_side_h_0.16"].tolist() == [4.0, 4.0] and got["erf_area_side_w_0.36"].tolist() == [6.0, 6.0]
 
 
+@pytest.mark.parametrize("center", [(6.5, 7.0), (6.25, 7.8), (-3.0, 20.5)])
+def test_radial_columns_bin_pixels_by_distance_as_radial_mass_sorts_them(center):
+    # sizes use half-pixel centres (4 d² is then an integer key); any other centre is binned by its distances
+    from rfkit.erf.metrics import radial_mass
+    from rfkit.erf.resampled import _radial_columns
+
+    rng = np.random.default_rng(4)
+    sums, _ = _groups(rng, 3, (13, 15))
+    w = resample_counts(3, 12, seed=5)
+    got = _radial_columns(np.ascontiguousarray(sums.reshape(3, -1).T), w, (13, 15), center)
+    for r in range(12):
+        want = radial_mass((w[r] @ sums.reshape(3, -1)).reshape(13, 15), center)
+        assert [got[k][r] for k in ("r50", "r90", "r95")] == pytest.approx([want.r50, want.r90, want.r95], rel=1e-12)
+
+
 def _naive_cis(g: GroupSums, center, rf, resamples: int, seed: int) -> dict:
     """The intervals as a loop over resamples: the mean map of each, compute_metrics, percentiles."""
     G = g.groups

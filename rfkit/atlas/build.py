@@ -60,16 +60,17 @@ def _build(m: ZooModel):
 
 
 def _graph_at(m: ZooModel, fxm, size):
-    """The graph at ``size`` from the torch.fx trace ``fxm``; a timm model built for one input size (position
-    embeddings, asserts) is built again for ``size``."""
+    """The graph at ``size`` from the torch.fx trace ``fxm``; a model whose source builds it for one input size
+    (a timm ViT: position embeddings, asserts) is built again for ``size``."""
     from rfkit.graph.trace import trace_fx
+    from rfkit.models.sources import get_source
 
     try:
         if fxm is None:
             raise AtlasError("the model was recorded with make_fx at its default size only")
         return fxm.graph(size)
     except RFKitError:
-        if m.source != "timm":
+        if not get_source(m.library).builds_for_size:
             raise
         return trace_fx(m.spec, input_size=size)[0]
 

@@ -134,6 +134,12 @@ class AttributionResult:
                 )
         return out
 
+    def to_frame(self):
+        """:meth:`rows` as a :class:`pandas.DataFrame`: one row per image and method."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
     def __repr__(self) -> str:
         return (
             f"AttributionResult({self.model}, methods={self.methods}, num_images={self.num_images}, "

@@ -53,7 +53,8 @@ import numpy as np
 
 import rfkit.validate as validate
 from rfkit.erf.groups import GroupSums
-from rfkit.erf.metrics import compute_metrics
+from rfkit.erf.metric_registry import ERF_METRICS, interval_free_columns, metric_columns
+from rfkit.erf.metrics import _box_center, compute_metrics
 from rfkit.erf.resampled import erf_sides, linear_ok, resampled_metrics
 from rfkit.errors import ArgumentError
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, gather_rows
@@ -106,16 +107,18 @@ peer's numbers reproduced as its script computes them, which has no intervals.""
 
 def ci_columns(row: dict) -> list[str]:
     """The columns of a metrics row (:meth:`~rfkit.erf.metrics.ERFMetrics.as_dict`) that get an interval: the
-    numeric ones, except those constant by construction, the Gaussian fit's and the seed's table
-    (:data:`SEED_TABLE`).
+    numeric ones, except those constant by construction, the Gaussian fit's, the seed's table
+    (:data:`SEED_TABLE`) and those of registered metrics that ask for none.
 
     >>> ci_columns({"height": 9, "total_mass": 1.5, "r50": None, "gauss_r2": 0.9, "warnings": "", "gauss_like": True})
     ['total_mass', 'r50']
     """
+    no_interval = interval_free_columns()
     return [
         k
         for k, v in row.items()
         if k not in CONSTANT_COLUMNS
+        and k not in no_interval
         and not k.startswith("gauss_")
         and not SEED_TABLE.fullmatch(k)
         and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
@@ -187,8 +190,23 @@ def resampled_columns(stats: GroupSums, key: str, weights: np.ndarray, center, r
     G = weights.shape[1]
     sums, counts = stats.sums[key][:G], stats.counts[:G].astype(np.float64)
     if linear_ok(sums):
-        return resampled_metrics(sums, counts, weights, center, rf_size)
+        return resampled_metrics(sums, counts, weights, center, rf_size) | _registered_columns(
+            sums, counts, weights, center, rf_size
+        )
     return _looped_columns(sums, counts, weights, center, rf_size)
+
+
+def _registered_columns(sums: np.ndarray, counts: np.ndarray, weights: np.ndarray, center, rf_size) -> dict:
+    """The columns of the registered metrics that get intervals (:mod:`rfkit.erf.metric_registry`), computed on
+    each resample's mean map (finite and non-negative: :func:`linear_ok`); empty when none is registered."""
+    if not any(m.interval for m in ERF_METRICS.values()):
+        return {}
+    centres = np.broadcast_to(np.asarray(center, dtype=np.float64), (weights.shape[0], 2))
+    rows = [
+        metric_columns(m, c, _box_center(m, None), rf_size, intervals_only=True)
+        for m, c in zip(_means(sums, counts, weights), centres)
+    ]
+    return {col: np.array([r[col] for r in rows], float) for col in rows[0]} if rows else {}
 
 
 def bootstrap_cis(

@@ -23,7 +23,7 @@ from rfkit.erf.bootstrap import (
 from rfkit.erf.groups import GroupSums, group_capacity
 from rfkit.erf.methods import default_unit, get_method
 from rfkit.erf.result import ERFResult
-from rfkit.errors import ArgumentError, DeviceMemoryError, LayerError, NonFiniteWarning, RFKitError
+from rfkit.errors import ArgumentError, DeviceMemoryError, ImageWarning, LayerError, NonFiniteWarning, RFKitError
 from rfkit.graph import layout as lay
 from rfkit.graph.layers import layer_before, missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import grid_shape, select_unit
@@ -38,7 +38,7 @@ from rfkit.pipeline.devices import (
 )
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shared_map
 from rfkit.pipeline.finite import describe, nonfinite_images
-from rfkit.pipeline.images import ImageStats, ImageWarning
+from rfkit.pipeline.images import ImageStats
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 from rfkit.pipeline.sharded import IndexedBatch
 
@@ -409,7 +409,7 @@ def erf(
         ``"random-safe"`` (random with zero-init traps removed) or a checkpoint path. See
         :mod:`rfkit.models.weights`.
     method : str
-        ``"replknet"`` or ``"openerf"`` (:mod:`rfkit.erf.methods`).
+        ``"replknet"``, ``"openerf"``, or another name of :data:`rfkit.erf.methods.ERF_METHODS`.
     batch_size : int, optional
         Images per forward pass (default: as many as fit in half the free memory, at most 64 on CUDA and 8
         on the CPU; 16 on MPS: :func:`rfkit.pipeline.devices.auto_batch_size`). Does not change the maps.

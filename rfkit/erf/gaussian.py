@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rfkit.errors import RFKitError
+from rfkit.errors import ERFMapError
 
 #: R² below which a fit is not called Gaussian-like.
 R2_MIN = 0.9
@@ -25,10 +25,6 @@ R2_MIN = 0.9
 MAX_FIT_PIXELS = 256 * 256
 #: A Gaussian narrower than this (pixels, minor axis) is a point, not a Gaussian-like ERF.
 SIGMA_MIN = 0.5
-
-
-class ERFMapError(RFKitError, ValueError):
-    """An ERF map or its companion arguments are malformed (not 2-D, empty, non-numeric, bad centre)."""
 
 
 def check_map(m) -> np.ndarray:

@@ -53,11 +53,13 @@ The same delta two pixels off the analytic centre: the same sizes, and the offse
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rfkit.erf.gaussian import ERFMapError, GaussianFit, check_map, check_pair, clean_map, fit_gaussian
+from rfkit.erf.metric_registry import metric_columns
+from rfkit.errors import ERFMetricError
 
 __all__ = [
     "AreaRatio",
@@ -855,6 +857,9 @@ class ERFMetrics:
     seed_table : tuple of AreaRatio
         The peer's table (:func:`seed_area_ratios`: RepLKNet's and get_model_erf.py's boxes, centred on the
         map's centre pixel), for comparisons with numbers they print.
+    extra : dict
+        The columns of the metrics registered in :data:`rfkit.erf.metric_registry.ERF_METRICS` (empty when
+        none is), in their order.
     """
 
     shape: tuple[int, int]
@@ -869,6 +874,7 @@ class ERFMetrics:
     gaussian: GaussianFit | None
     warnings: tuple[str, ...]
     seed_table: tuple[AreaRatio, ...] = ()
+    extra: dict[str, float] = field(default_factory=dict, hash=False)
 
     def as_dict(self) -> dict:
         """Flat ``{column: scalar}`` row for a CSV/DataFrame; JSON-serialisable.
@@ -880,7 +886,13 @@ class ERFMetrics:
         boxes centred on the ERF (:attr:`area_ratios`), ``mass_area_*`` the mass transform centred on the ERF.
         ``center_y/x`` is the analytic RF centre, ``centroid_y/x`` the ERF's own centre (that of every size),
         ``centroid_dy/dx`` and ``centroid_distance`` their offset. Gaussian keys are ``gauss_*`` (present,
-        None, when no fit was made); ``warnings`` is a " | "-joined string.
+        None, when no fit was made); ``warnings`` is a " | "-joined string. The columns of registered metrics
+        (:attr:`extra`) come last.
+
+        Raises
+        ------
+        ERFMetricError
+            A registered metric's column has the name of one of rfkit's own.
         """
         d: dict = {
             "height": self.shape[0],
@@ -953,6 +965,10 @@ class ERFMetrics:
         d["gauss_reason"] = None if g is None else g.reason
         d["n_warnings"] = len(self.warnings)
         d["warnings"] = " | ".join(self.warnings)
+        taken = sorted(set(self.extra) & set(d))
+        if taken:
+            raise ERFMetricError(f"a registered ERF metric's column {taken[0]!r} is one of rfkit's own: rename it")
+        d.update(self.extra)
         return {k: _scalar(v) for k, v in d.items()}
 
 
@@ -1024,4 +1040,5 @@ def compute_metrics(m, center, rf_size=None, thresholds=THRESHOLDS, mass: float 
         gaussian=fit_gaussian(raw) if fit else None,
         warnings=warnings,
         seed_table=seed_area_ratios(arr, ts),
+        extra=metric_columns(arr, c, own, rf),
     )

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from rfkit.erf.metrics import _EPS, MASS, THRESHOLDS, _boxes, _rf, _snap
 
@@ -88,29 +89,48 @@ def resampled_metrics(
     sums = np.asarray(sums, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.float64)
-    G, H, W = sums.shape
     R = weights.shape[0]
-    flat = sums.reshape(G, H * W)
-    rows, cols = sums.sum(axis=2), sums.sum(axis=1)
-    totals = weights @ rows.sum(axis=1)
+    g = _Groups.of(sums, counts)
+    totals = weights @ g.rows.sum(axis=1)
     empty = ~(totals > 0)
     out: dict[str, np.ndarray] = {"total_mass": totals / (weights @ counts)}
-    own = own_centres(weights @ rows, weights @ cols)
-    _fill(
-        out, own, lambda c, i: _size_columns(flat, rows, cols, counts, weights[i], (H, W), c, rf_size, thresholds, mass)
-    )
+    own = own_centres(weights @ g.rows, weights @ g.cols)
+    _fill(out, own, lambda c, i: _size_columns(g, weights[i], c, rf_size, thresholds, mass))
     analytic = np.broadcast_to(np.asarray(center, dtype=np.float64), (R, 2))
-    _fill(out, analytic, lambda c, i: _centroid_columns(rows, cols, weights[i], c))
+    _fill(out, analytic, lambda c, i: _centroid_columns(g.rows, g.cols, weights[i], c))
     for column in out.values():
         column[empty] = math.nan
     return out
 
 
-def _size_columns(flat, rows, cols, counts, weights, shape, c, rf_size, thresholds, mass) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class _Groups:
+    """The groups' maps in the forms every centre's metrics read, prepared once."""
+
+    shape: tuple[int, int]
+    counts: np.ndarray  # (G,) images per group
+    rows: np.ndarray  # (G, H) row sums
+    cols: np.ndarray  # (G, W) column sums
+    flat_t: np.ndarray  # (H*W, G): the maps, flattened, as columns
+    flat32_t: np.ndarray  # the same in float32
+    low: float  # the smallest positive pixel (0: none)
+    high: float  # the largest pixel
+
+    @classmethod
+    def of(cls, sums: np.ndarray, counts: np.ndarray) -> _Groups:
+        G, H, W = sums.shape
+        flat_t = np.ascontiguousarray(sums.reshape(G, H * W).T)
+        positive = flat_t[flat_t > 0]
+        low = float(positive.min()) if positive.size else 0.0
+        rows, cols = sums.sum(axis=2), sums.sum(axis=1)
+        return cls((H, W), counts, rows, cols, flat_t, flat_t.astype(np.float32), low, float(flat_t.max(initial=0)))
+
+
+def _size_columns(g: _Groups, weights, c, rf_size, thresholds, mass) -> dict[str, np.ndarray]:
     """The size columns (boxes, intervals, circles) of resamples sharing the centre ``c``."""
-    part = _area_columns(flat, counts, weights, shape, c, thresholds)
-    part |= _erf_columns(rows, cols, weights, c, rf_size, mass)
-    return part | _radial_columns(flat, weights, shape, c)
+    part = _area_columns(g, weights, c, thresholds)
+    part |= _erf_columns(g.rows, g.cols, weights, c, rf_size, mass)
+    return part | _radial_columns(g.flat_t, weights, g.shape, c)
 
 
 def _fill(out: dict, centres: np.ndarray, columns) -> None:
@@ -146,12 +166,34 @@ def own_centres(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _Bins:
+    """Pixels grouped by an integer key, without sorting them (a sort per centre is what this avoids)."""
+
+    keys: np.ndarray  # the keys present, increasing
+    matrix: sparse.csc_array  # (len(keys), H*W): one 1 per pixel, in the row of its key
+    sizes: np.ndarray  # pixels per key
+
+    @classmethod
+    def of(cls, key: np.ndarray) -> _Bins:
+        counts = np.bincount(key)
+        present = np.flatnonzero(counts)
+        row = (np.cumsum(counts > 0) - 1)[key]
+        n = key.size
+        matrix = sparse.csc_array((np.ones(n), row, np.arange(n + 1)), shape=(present.size, n))
+        return cls(present, matrix, counts[present])
+
+    def sums(self, columns: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """``(k, len(keys))``: the sums over each key's pixels of the ``k`` maps that are the columns of
+        ``columns`` (``(H*W, k)``, C-contiguous); each sum adds its pixels one by one, in pixel order."""
+        return (self.matrix.astype(dtype, copy=False) @ columns).T
+
+
+@dataclass(frozen=True)
 class _Plan:
     """The growing centred boxes of :func:`~rfkit.erf.metrics.area_ratios` around one centre, as rings: ring
     ``k`` holds the pixels that box step ``k`` adds."""
 
-    order: np.ndarray  # the pixels (flat indices) sorted by ring
-    starts: np.ndarray  # where each non-empty ring begins in that order
+    bins: _Bins  # the pixels binned by the step that first holds them (non-empty rings only)
     at: np.ndarray  # per box, the last ring it holds (index into the non-empty rings; -1: none)
     boxes: object  # steps and sides (rfkit.erf.metrics._Boxes)
 
@@ -163,9 +205,8 @@ def _plan(shape: tuple[int, int], center) -> _Plan:
         i = np.arange(n)
         reach.append(np.maximum(np.maximum(lo - i, i - hi), 0))
     ring = np.maximum(reach[0][:, None], reach[1][None, :]).ravel()  # the step that first holds each pixel
-    order = np.argsort(ring, kind="stable")
-    rings, starts = np.unique(ring[order], return_index=True)
-    return _Plan(order, starts, np.searchsorted(rings, boxes.steps, side="right") - 1, boxes)
+    bins = _Bins.of(ring)
+    return _Plan(bins, np.searchsorted(bins.keys, boxes.steps, side="right") - 1, boxes)
 
 
 def _inside_outside(rings: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,16 +236,15 @@ def _side_columns(prefix: str, crossings: dict, boxes, area: int) -> dict[str, n
     return out
 
 
-def _area_columns(flat, counts, weights, shape, center, thresholds) -> dict[str, np.ndarray]:
+def _area_columns(g: _Groups, weights, center, thresholds) -> dict[str, np.ndarray]:
     """The area sides and ratios of both transforms: ``"mass"`` from the groups' ring sums, ``"replknet"``
     from ``log1p`` of the resampled maps (the division by the maximum cancels in the fractions)."""
-    plan = _plan(shape, center)
-    ordered = flat[:, plan.order]
-    area = shape[0] * shape[1]
-    mass = weights @ np.add.reduceat(ordered, plan.starts, axis=1)
+    plan = _plan(g.shape, center)
+    area = g.shape[0] * g.shape[1]
+    mass = weights @ plan.bins.sums(g.flat_t)
     out = _side_columns("mass_", _crossings(mass, plan, thresholds), plan.boxes, area)
-    scaled = weights / (weights @ counts)[:, None]  # a resample's mean map is scaled @ ordered
-    return _side_columns("erf_", _log_crossings(ordered, scaled, plan, thresholds), plan.boxes, area) | out
+    scaled = weights / (weights @ g.counts)[:, None]  # a resample's mean map is flat_t @ scaled.T
+    return _side_columns("erf_", _log_crossings(g, scaled, plan, thresholds), plan.boxes, area) | out
 
 
 _U32 = 2.0**-24
@@ -213,33 +253,30 @@ _SAFE32 = (1e-30, 1e30)
 """Map values whose float32 products, sums and log1p keep their relative error bound."""
 
 
-def _log_crossings(ordered: np.ndarray, scaled: np.ndarray, plan: _Plan, thresholds) -> dict[float, np.ndarray]:
+def _log_crossings(g: _Groups, scaled: np.ndarray, plan: _Plan, thresholds) -> dict[float, np.ndarray]:
     """The boxes of RepLKNet's transform: per threshold, the first box holding that share of
-    ``log1p(mean map)``, per resample (rows of ``scaled``; the map's pixels in ring order in ``ordered``).
+    ``log1p(mean map)``, per resample (rows of ``scaled``).
 
     The resampled maps are built, transformed and summed per ring in float32, the rings added up in float64:
     each ring sum is then within a relative ``delta`` of the exact one (sums of non-negative terms: ``G + 4``
-    roundings of the map, a few ulp of ``log1p``, one rounding per pixel of the longest ring). A box is
+    roundings of the map, a few ulp of ``log1p``, one rounding per pixel of the largest ring). A box is
     taken only where that bound decides it (it holds the share, the box before does not); the few resamples
     with a box too close to call are redone in float64. The boxes are therefore those of float64
     arithmetic, at a fraction of its cost."""
     n, G = scaled.shape
     found = {t: np.zeros(n, dtype=np.int64) for t in thresholds}
-    positive = ordered[ordered > 0]
-    fast = positive.size == 0 or (
-        positive.min() * scaled[scaled > 0].min() > _SAFE32[0] and ordered.max() * scaled.sum(axis=1).max() < _SAFE32[1]
+    fast = g.low == 0 or (
+        g.low * scaled[scaled > 0].min() > _SAFE32[0] and g.high * scaled.sum(axis=1).max() < _SAFE32[1]
     )
     doubt = np.ones(n, dtype=bool)
     if fast:
-        longest = int(np.diff(np.append(plan.starts, ordered.shape[1])).max())
-        delta = (G + 4 + longest) * _U32 + 16 * 2.0**-23
-        o32 = ordered.astype(np.float32)
-        step = max(1, _CHUNK_BYTES // (4 * ordered.shape[1]))
+        delta = (G + 4 + int(plan.bins.sizes.max())) * _U32 + 16 * 2.0**-23
+        step = max(1, _CHUNK_BYTES // (4 * g.flat_t.shape[0]))
         for start in range(0, n, step):
             rows = slice(start, start + step)
-            z = scaled[rows].astype(np.float32) @ o32
+            z = g.flat32_t @ np.ascontiguousarray(scaled[rows].T, dtype=np.float32)
             np.log1p(z, out=z)
-            rings = np.add.reduceat(z, plan.starts, axis=1).astype(np.float64)
+            rings = plan.bins.sums(z, np.float32).astype(np.float64)
             inside, outside = _inside_outside(rings, plan.at)
             sure = np.ones(inside.shape[0], dtype=bool)
             every = np.arange(inside.shape[0])
@@ -251,10 +288,10 @@ def _log_crossings(ordered: np.ndarray, scaled: np.ndarray, plan: _Plan, thresho
                 sure &= yes[every, i] & ((i == 0) | no[every, np.maximum(i - 1, 0)])
                 found[t][rows] = i
             doubt[rows] = ~sure
-    rest, step = np.flatnonzero(doubt), max(1, _CHUNK_BYTES // (8 * ordered.shape[1]))
+    rest, step = np.flatnonzero(doubt), max(1, _CHUNK_BYTES // (8 * g.flat_t.shape[0]))
     for start in range(0, rest.size, step):
         rows = rest[start : start + step]
-        rings = np.add.reduceat(np.log1p(scaled[rows] @ ordered), plan.starts, axis=1)
+        rings = plan.bins.sums(np.log1p(g.flat_t @ np.ascontiguousarray(scaled[rows].T)))
         for t, i in _crossings(rings, plan, thresholds).items():
             found[t][rows] = i
     return found
@@ -314,18 +351,23 @@ def _erf_columns(rows, cols, weights, center, rf_size, mass) -> dict[str, np.nda
 # ------------------------------------------------------------------------------------ radial mass, centroid
 
 
-def _radial_columns(flat, weights, shape, center) -> dict[str, np.ndarray]:
+def _radial_columns(flat_t, weights, shape, center) -> dict[str, np.ndarray]:
     """r50, r90, r95: the smallest pixel distance from ``center`` within which the pixels hold that share of
-    the mass (:func:`~rfkit.erf.metrics.radial_mass`), from each group's mass within every distinct distance."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    d = np.hypot(yy - center[0], xx - center[1]).ravel()
-    order = np.argsort(d, kind="stable")
-    d_sorted = d[order]
-    last = np.flatnonzero(np.append(d_sorted[1:] != d_sorted[:-1], True))  # last pixel at each distance
-    within = weights @ np.cumsum(flat[:, order], axis=1)[:, last]
+    the mass (:func:`~rfkit.erf.metrics.radial_mass`), from each group's mass within every distinct distance.
+    The distances are binned by ``4 d²``, an integer for the half-pixel centres sizes use (a finer centre is
+    binned by its distinct distances)."""
+    dy, dx = np.arange(shape[0]) - center[0], np.arange(shape[1]) - center[1]
+    if all(float(2 * c).is_integer() for c in center):
+        key = ((2 * dy[:, None]) ** 2 + (2 * dx[None, :]) ** 2).astype(np.int64).ravel()
+        bins = _Bins.of(key)
+        distances = np.sqrt(bins.keys) / 2
+    else:
+        distances, key = np.unique(np.hypot(dy[:, None], dx[None, :]).ravel(), return_inverse=True)
+        bins = _Bins.of(key.ravel())
+    within = weights @ np.cumsum(bins.sums(flat_t), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         fractions = within / within[:, -1:]
-    return {f"r{round(q * 100)}": d_sorted[last][_first(fractions, q)] for q in (0.5, 0.9, 0.95)}
+    return {f"r{round(q * 100)}": distances[_first(fractions, q)] for q in (0.5, 0.9, 0.95)}
 
 
 def _centroid_columns(rows, cols, weights, center) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,7 @@ class ERFResult:
     unit : dict[str, tuple]
         Per layer, the measured output unit (one index per spatial axis of the layer's grid).
     method : str
-        ``"replknet"`` or ``"openerf"`` (:mod:`rfkit.erf.methods`).
+        The :data:`~rfkit.erf.methods.ERF_METHODS` name: ``"replknet"``, ``"openerf"``, ...
     nodes : dict[str, str]
         Per layer, the graph node measured (``g[node]`` in :attr:`graph`).
     center : dict[str, tuple]
@@ -131,6 +132,77 @@ class ERFResult:
     def rf(self, layer: str) -> RFInfo:
         """The analytic :class:`~rfkit.RFInfo` of a measured layer."""
         return self.graph[self.nodes[layer]]
+
+    # --- the per-layer record -----------------------------------------------------------------------
+    def rf_columns(self, layer: str) -> dict:
+        """Where a layer was measured: model, layer (``"<output>"`` for the model's output), node, the unit
+        and its grid, the analytic RF centre, size (``rf_*``; ``rf_local_*``: of the local paths), stride,
+        globality and the unit's pixel window ``rf_first_y`` .. ``rf_last_x`` (None where the RF is unknown)."""
+        info = self.rf(layer)
+        window = None if info.unknown or info.windows is None else info.window_of(tuple(self.unit[layer]))
+        local = info.local_size or (math.nan,)
+        return {
+            "model": self.model,
+            "layer": layer or "<output>",
+            "node": self.nodes[layer],
+            "unit_h": self.unit[layer][0],
+            "unit_w": self.unit[layer][-1],
+            "grid_h": self.grid[layer][0],
+            "grid_w": self.grid[layer][-1],
+            "center_y": self.center[layer][0],
+            "center_x": self.center[layer][-1],
+            "rf_h": info.size[0],
+            "rf_w": info.size[-1],
+            "rf_local_h": local[0],
+            "rf_local_w": local[-1],
+            "stride_h": info.stride[0],
+            "stride_w": info.stride[-1],
+            "is_global": info.is_global,
+            "rf_first_y": window[0][0] if window else None,
+            "rf_last_y": window[0][1] if window else None,
+            "rf_first_x": window[1][0] if window else None,
+            "rf_last_x": window[1][1] if window else None,
+        }
+
+    def metric_columns(self, layer: str) -> dict:
+        """What was measured at a layer: every ERF metric (:meth:`~rfkit.erf.metrics.ERFMetrics.as_dict`, empty
+        with ``metrics=False``), the bounds of each metric's 95% interval (``<column>_ci_low``,
+        ``<column>_ci_high``; :attr:`ci`), or ``ci_reason`` where intervals were asked for and there are
+        none."""
+        row: dict = {}
+        metrics = self.metrics.get(layer)
+        if metrics is not None:
+            row.update(metrics.as_dict())
+        for column, (low, high) in self.ci.get(layer, {}).items():
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = low, high
+        reason = (self.bootstrap or {}).get("reason")
+        if reason and metrics is not None:
+            row["ci_reason"] = reason
+        return row
+
+    def rows(self) -> list[dict]:
+        """One flat row per measured layer, in order: :meth:`rf_columns`, ``finite`` (False where the map holds
+        NaN or inf, :attr:`nonfinite`), then :meth:`metric_columns`. ``erf.csv`` holds the same row with the
+        layer's depth and the run's provenance added (:func:`rfkit.report.erf_files.erf_rows`)."""
+        return [
+            {**self.rf_columns(layer), "finite": layer not in self.nonfinite, **self.metric_columns(layer)}
+            for layer in self.layers
+        ]
+
+    def to_frame(self):
+        """:meth:`rows` as a :class:`pandas.DataFrame`, one row per measured layer.
+
+        Examples
+        --------
+        >>> import torch.nn as nn, rfkit
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
+        >>> res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=2, input_size=32, device="cpu")
+        >>> res.to_frame()[["layer", "rf_h", "stride_h"]].values.tolist()
+        [['0', 5.0, 2], ['2', 9.0, 2]]
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
 
     def __repr__(self) -> str:
         return (

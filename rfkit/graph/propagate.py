@@ -7,6 +7,7 @@ from __future__ import annotations
 import operator
 import re
 import types
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 import torch.fx as fx
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
-from rfkit.errors import InputTooSmallError, RFKitError, TraceError
+from rfkit.errors import InputTooSmallError, RFKitError, RuleFailedWarning, TraceError
 from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext, UnsupportedOp
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
@@ -29,11 +30,13 @@ _TOO_SMALL = re.compile(
 
 @dataclass
 class UnsupportedNode:
-    """One node with no RF rule (or whose use of the op cannot be modelled)."""
+    """One node with no RF rule (or whose use of the op cannot be modelled, or whose rule failed:
+    ``rule_failed``, which makes the graph incomplete)."""
 
     node: str
     op: str
     reason: str
+    rule_failed: bool = False
 
 
 @dataclass
@@ -124,6 +127,7 @@ class RFPropagator(fx.Interpreter):
         self.result = PropagationResult()
         self._seen_input = False
         self._given_states: list | None = None  # states of the placeholders, for a recorded sub-graph
+        self._prefix = ""  # "<node>/" before the node names of a recorded sub-graph, in warnings
 
     def propagate(self, x: torch.Tensor, ndim_spatial: int) -> PropagationResult:
         self.ndim_spatial = ndim_spatial
@@ -229,8 +233,8 @@ class RFPropagator(fx.Interpreter):
             if unknown_input:  # downstream of an unsupported op: already reported there
                 return _unknown_like(out, base, in_shape)
             return self._unsupported(n, module, out, base, in_shape, str(e))
-        except Exception as e:  # noqa: BLE001 - a rule that breaks on an unforeseen use: report, go on
-            return self._unsupported(n, module, out, base, in_shape, f"RF rule failed: {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - a rule that breaks on an unforeseen use: warn, report, go on
+            return self._rule_failed(n, module, out, base, in_shape, handler, e)
         state = _fitted(state, out)
         if unknown_input:
             state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
@@ -269,13 +273,14 @@ class RFPropagator(fx.Interpreter):
             )
         sub = RFPropagator(recorded, self.registry)
         sub._given_states = [state_of.get(id(flat[i])) for i in where]
+        sub._prefix = f"{self._prefix}{n.name}/"
         sub.ndim_spatial = self.ndim_spatial
         try:
             sub.run(*[flat[i] for i in where])
         except RFKitError as e:
             return self._unsupported(n, module, out, base, in_shape, f"recorded ATen graph failed: {e}")
         for u in sub.result.unsupported:
-            self.result.unsupported.append(UnsupportedNode(f"{n.name}/{u.node}", u.op, u.reason))
+            self.result.unsupported.append(UnsupportedNode(f"{n.name}/{u.node}", u.op, u.reason, u.rule_failed))
         out_node = next(x for x in recorded.graph.nodes if x.op == "output")
         return fx.node.map_arg(out_node.args[0], lambda a: sub.result.states.get(a.name))
 
@@ -305,6 +310,33 @@ class RFPropagator(fx.Interpreter):
             return self.registry.for_method(n.target)
         return self.registry.for_function(n.target)
 
-    def _unsupported(self, n, module, out, base, in_shape, reason):
-        self.result.unsupported.append(UnsupportedNode(node=n.name, op=op_key(n, module), reason=reason))
+    def _unsupported(self, n, module, out, base, in_shape, reason, rule_failed: bool = False):
+        self.result.unsupported.append(UnsupportedNode(n.name, op_key(n, module), reason, rule_failed))
         return _unknown_like(out, base, in_shape)
+
+    def _rule_failed(self, n, module, out, base, in_shape, handler, error: Exception):
+        """A rule that raised something other than :class:`UnsupportedOp`: a :class:`RuleFailedWarning` naming
+        the rule, the op, the node (and module) and the error; the op is listed as unsupported with the error,
+        and the graph is marked incomplete (:func:`rule_failures`)."""
+        op = op_key(n, module)
+        rule = getattr(handler, "__qualname__", None) or repr(handler)
+        where = f"node {self._prefix}{n.name}" + (f" (module {n.target})" if n.op == "call_module" else "")
+        first = (str(error).strip().splitlines() or [""])[0]
+        message = f"{type(error).__name__}: {first}" if first else type(error).__name__
+        warnings.warn(
+            f"the RF rule {rule} for {op} failed at {where}: {message}; its RF and every RF after it are unknown "
+            "(fix the rule, or raise UnsupportedOpError where it cannot model the op)",
+            RuleFailedWarning,
+            stacklevel=2,
+        )
+        return self._unsupported(n, module, out, base, in_shape, f"RF rule {rule} failed: {message}", True)
+
+
+def rule_failures(unsupported) -> str | None:
+    """Why a graph whose propagation had failing rules is incomplete (None when none failed).
+
+    >>> rule_failures([UnsupportedNode("conv", "torch.nn.Conv2d", "RF rule r failed: ValueError: bad", True)])
+    'an RF rule failed at node conv (torch.nn.Conv2d): RF rule r failed: ValueError: bad'
+    """
+    failed = [u for u in unsupported if u.rule_failed]
+    return "; ".join(f"an RF rule failed at node {u.node} ({u.op}): {u.reason}" for u in failed) or None

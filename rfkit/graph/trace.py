@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import importlib
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -11,16 +13,17 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 import rfkit.validate as validate
-from rfkit.errors import InputTooSmallError, TraceError
+from rfkit.errors import InputTooSmallError, RuleFailedWarning, TraceError
 from rfkit.graph import handlers  # noqa: F401 - fills the default registry
 from rfkit.graph.check import Finding, check_graph, downstream, reference_forward
 from rfkit.graph.hooked import RealRun, hooked_graph
 from rfkit.graph.info import RFInfo
-from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key
+from rfkit.graph.propagate import _TOO_SMALL, RFPropagator, UnsupportedNode, op_key, rule_failures
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.graph.state import RFState
 from rfkit.graph.tracer import element_name, record_model, trace_module
+from rfkit.models.sources import ModelSource, get_source
 from rfkit.models.spec import ModelSpec, build_model, default_input, input_dtype, meta_copy, parse_spec
 
 DEFAULT_SIZE = 224  # per axis, for models that do not say
@@ -152,23 +155,30 @@ def trace_fx(
     in_chans: int | None = None,
     registry: Registry = DEFAULT_REGISTRY,
     trust: bool = False,
+    spec: ModelSpec | None = None,
 ) -> tuple[RFGraph, FxModel | None]:
     """:func:`trace`, also returning the torch.fx trace it was computed from (:class:`FxModel`; None for a
-    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure)."""
+    model recorded with ``make_fx``, whose ATen graph holds one input size and no module structure).
+
+    ``spec`` is the spec a module ``model`` was built from: a source with its own tracer
+    (:attr:`rfkit.models.sources.ModelSource.tracer`) then traces it its own way, as it does a spec string."""
     validate.model(model)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
     if input_size is not None:
         validate.input_size(input_size)  # type and sign now, before building; axes once the model is known
-    spec: ModelSpec | None = None
+    spec = parse_spec(model) if isinstance(model, str) else spec
+    source = get_source(spec.source) if spec is not None else None
+    if source is not None and source.tracer:  # a source that makes its graph its own way, not with torch.fx
+        trace_source = source_tracer(source)
+        return trace_source(model, input_size, in_chans=in_chans, registry=registry, trust=trust, spec=spec)
     if isinstance(model, str):
-        spec = parse_spec(model)
         name = spec.display_name
-        fixed = spec.source == "timm" and input_size is not None  # ViT, Swin, ...: built for the size asked for
-        fixed = {"img_size": validate.input_size(input_size, fill=2)} if fixed else {}
-        module = build_model(spec, trust=trust, **fixed)
+        sized = input_size is not None and source.builds_for_size  # ViT, Swin, ...: built for the size asked for
+        module = build_model(spec, trust=trust, **(source.size_kwargs(input_size) if sized else {}))
     else:
         name = type(model).__name__
         module = meta_copy(model).eval()
+        spec = None  # a module's own config and first conv say its input
 
     default_size, default_chans = default_input(module, spec)
     rank = spatial_rank(module)
@@ -209,6 +219,24 @@ def trace_fx(
     return g, fxm
 
 
+def source_tracer(source: ModelSource):
+    """The function named by ``source.tracer`` (``"package.module:function"``), imported now.
+
+    Raises
+    ------
+    TraceError
+        It cannot be imported or is not there.
+    """
+    module_name, _, function = source.tracer.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), function, None)
+    except ImportError as e:
+        raise TraceError(f"the {source.name} source's tracer {source.tracer!r} cannot be imported: {e}") from e
+    if not callable(found):
+        raise TraceError(f"the {source.name} source's tracer {source.tracer!r} is not a function")
+    return found
+
+
 def _propagate(gm: fx.GraphModule, registry: Registry, x: torch.Tensor, real_outputs=None):
     return RFPropagator(gm, registry, real_outputs).propagate(x, x.dim() - 2)
 
@@ -221,7 +249,9 @@ def smallest_square_input(
 
     def fits(n: int) -> bool:
         try:
-            _propagate(gm, registry, torch.empty((2, chans) + (n,) * ndim, device="meta"))
+            with warnings.catch_warnings():  # a failing rule was reported at the size asked for
+                warnings.simplefilter("ignore", RuleFailedWarning)
+                _propagate(gm, registry, torch.empty((2, chans) + (n,) * ndim, device="meta"))
             return True
         except InputTooSmallError:
             return False
@@ -300,7 +330,8 @@ def _build_graph(
         )
     untraced = gm.meta.get("untraced", {})
     unsupported = [*result.unsupported, *(UnsupportedNode(f.node, f.op, f.reason) for f in findings)]
-    incomplete = "; ".join(f.reason for f in findings) or None
+    reasons = [f.reason for f in findings] + [r for r in [rule_failures(result.unsupported)] if r]
+    incomplete = "; ".join(reasons) or None
     return RFGraph(list(kept.values()), module_outputs, unsupported, size, name, chans, method, untraced, incomplete)
 
 

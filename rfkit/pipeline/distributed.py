@@ -26,11 +26,7 @@ from datetime import timedelta
 import numpy as np
 import torch
 
-from rfkit.errors import RFKitError
-
-
-class DistributedError(RFKitError, RuntimeError):
-    """The torch.distributed environment is incomplete, or joining the process group failed."""
+from rfkit.errors import DistributedError
 
 
 @dataclass(frozen=True)
@@ -145,7 +141,7 @@ def launch_environment(env=None) -> Launch | None:
     >>> launch_environment({**env, "RANK": "2"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    rfkit.pipeline.distributed.DistributedError: RANK='2' must be a whole number from 0 to 1 (below WORLD_SIZE=2): ...
+    rfkit.errors.DistributedError: RANK='2' must be a whole number from 0 to 1 (below WORLD_SIZE=2): ...
     """
     env = os.environ if env is None else env
     if not env.get("WORLD_SIZE", "").strip():

@@ -18,7 +18,7 @@ from rfkit.errors import ArgumentError, ImageSourceError
 from rfkit.graph.rfgraph import RFGraph
 from rfkit.graph.trace import FxModel, spatial_rank, trace, trace_fx
 from rfkit.models.data_config import data_config_for
-from rfkit.models.spec import shown_spec
+from rfkit.models.spec import parse_spec, shown_spec
 from rfkit.models.weights import WeightsInfo, load_model
 from rfkit.pipeline.capture import LayerCapture
 
@@ -270,6 +270,7 @@ def prepare(
     cfg = _data_config(module, input_size, in_chans)
     if cfg is not None:
         input_size, in_chans = tuple(cfg["input_size"][1:]), cfg["input_size"][0]
-    g, fxm = trace_fx(module, input_size=input_size, in_chans=in_chans)
+    spec = parse_spec(model) if isinstance(model, str) else None  # a source may trace its models its own way
+    g, fxm = trace_fx(module, input_size=input_size, in_chans=in_chans, spec=spec)
     g.model_name = name
     return Prepared(module, winfo, name, model, cfg, g, fxm, seed)

@@ -66,6 +66,20 @@ class Report:
     warnings: tuple[str, ...] = ()
     attribution: Any = field(default=None, repr=False)
 
+    def to_frame(self):
+        """The rows of the report's ``erf.csv`` without its provenance columns, as a :class:`pandas.DataFrame`:
+        one row per measured layer (:meth:`rfkit.erf.result.ERFResult.rows` with the layer's depth and its
+        productivity ``status`` at :attr:`resolution`; :func:`rfkit.report.erf_files.erf_rows`)."""
+        import pandas as pd
+
+        from rfkit.report.erf_files import erf_rows
+
+        return pd.DataFrame(erf_rows(self.result, layer_statuses(self.result, self.productivity)))
+
+
+AnalyzeResult = Report
+"""What :func:`analyze` returns, under the name every result type shares (``*Result``)."""
+
 
 def resolved_file(path) -> Path:
     """The absolute, symlink-free path of a model file; a path that cannot be resolved (a symlink loop) is a
@@ -100,16 +114,17 @@ def folder_name(model) -> str:
     """
     if not isinstance(model, str):
         return safe_name(type(model).__name__)
+    from rfkit.models.sources import get_source
     from rfkit.models.spec import parse_spec
 
     spec = parse_spec(model)
-    if spec.source == "file":
+    if spec.path is not None:  # a file's model: its stem, and where it lives unless here
         path = resolved_file(spec.path)
         text = f"{path.stem}-{spec.name}"
         if path.parent != Path.cwd().resolve():
             text += f"-{short_hash(str(path))}"
-    else:
-        text = spec.name if spec.source == "timm" else f"{spec.source}-{spec.name}"
+    else:  # SOURCE-NAME, or NAME for the source of bare names (timm)
+        text = get_source(spec.source).spec_text(spec).replace(":", "-", 1)
     return safe_name(text)
 
 
@@ -130,8 +145,8 @@ def model_id(model) -> str:
     from rfkit.models.spec import parse_spec
 
     spec = parse_spec(model)
-    if spec.source == "file":
-        return f"file:{resolved_file(spec.path)}:{spec.name}"
+    if spec.path is not None:
+        return f"{spec.source}:{resolved_file(spec.path)}:{spec.name}"
     return f"{spec.source}:{spec.name}"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import rfkit.validate as validate
-from rfkit.errors import RFKitError, RFKitWarning
+from rfkit.errors import CollectError, CollectWarning
 from rfkit.io import OutputError, atomic_write_text, temp_folders
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.markdown import one_line
@@ -30,14 +30,6 @@ if TYPE_CHECKING:
 
 REPORT = "report"
 """The column naming each row's report folder (its name, not its path), after the provenance columns."""
-
-
-class CollectError(RFKitError, ValueError):
-    """No report folder could be collected from the folders given."""
-
-
-class CollectWarning(RFKitWarning):
-    """A folder was left out of a collection (not a report, or its files cannot be read as rfkit's)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path, PurePosixPath
 
@@ -42,7 +41,8 @@ def run_header(result) -> dict:
 
 
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:
-    """One flat row per measured layer: the analytic RF of the measured unit (size, stride, its pixel window
+    """One flat row per measured layer (:meth:`~rfkit.erf.result.ERFResult.rows` with the layer's depth and
+    ``status``): the analytic RF of the measured unit (size, stride, its pixel window
     ``rf_first_y`` .. ``rf_last_x``), the layer's depth (spatial layers from the input, and as a fraction
     of the model's, :func:`rfkit.report.growth.growth_series`), whether its map is finite (``finite``: False
     when it holds NaN/inf, :attr:`~rfkit.erf.result.ERFResult.nonfinite`), every ERF metric and, where the run has them,
@@ -52,45 +52,16 @@ def erf_rows(result, statuses: dict | None = None) -> list[dict]:
     depth, deepest = _depths(result.graph)
     rows = []
     for layer in result.layers:
-        info = result.rf(layer)
-        window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
         node_depth = depth.get(result.nodes[layer])
         row = {
-            "model": result.model,
-            "layer": layer or "<output>",
-            "node": result.nodes[layer],
-            "unit_h": result.unit[layer][0],
-            "unit_w": result.unit[layer][-1],
-            "grid_h": result.grid[layer][0],
-            "grid_w": result.grid[layer][-1],
-            "center_y": result.center[layer][0],
-            "center_x": result.center[layer][-1],
-            "rf_h": info.size[0],
-            "rf_w": info.size[-1],
-            "rf_local_h": (info.local_size or (math.nan,))[0],
-            "rf_local_w": (info.local_size or (math.nan,))[-1],
-            "stride_h": info.stride[0],
-            "stride_w": info.stride[-1],
-            "is_global": info.is_global,
-            "rf_first_y": window[0][0] if window else None,
-            "rf_last_y": window[0][1] if window else None,
-            "rf_first_x": window[1][0] if window else None,
-            "rf_last_x": window[1][1] if window else None,
+            **result.rf_columns(layer),
             "depth": node_depth,
             "depth_fraction": node_depth / deepest if node_depth is not None and deepest else None,
-            "finite": layer not in getattr(result, "nonfinite", {}),
+            "finite": layer not in result.nonfinite,
         }
         if statuses is not None:
             row["status"] = statuses.get(layer, "")
-        metrics = result.metrics.get(layer)
-        if metrics is not None:
-            row.update(metrics.as_dict())
-        for column, (low, high) in getattr(result, "ci", {}).get(layer, {}).items():
-            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = low, high
-        reason = (getattr(result, "bootstrap", None) or {}).get("reason")
-        if reason and metrics is not None:
-            row["ci_reason"] = reason
-        rows.append(row)
+        rows.append(row | result.metric_columns(layer))
     return rows
 
 

@@ -110,46 +110,46 @@ __all__ = [
 
 
 def write_figures(folder, result, options: FigureOptions | None = None, progress=None) -> dict[str, Path]:
-    """The figures of an ERF run in ``folder``: an overlay per layer (``overlay_<layer>``), the stage grid
-    (``stages``), RF growth (``rf_growth``) and, when the run has them, the ERF size in pixels against images seen
-    (``convergence``, :mod:`rfkit.report.convergence`), in the options' look and style (:class:`FigureOptions`);
-    ``progress(text)``, if given, hears of each figure before it is drawn ("drawing figure 3 of 7").
+    """The figures of an ERF run in ``folder``: those of every figure type whose ``in_report`` holds for
+    ``result`` (:func:`rfkit.report.figure_types.report_figure_types`; rfkit's own: an overlay per layer
+    (``overlay_<layer>``), the stage grid (``stages``), RF growth (``rf_growth``) and, when the run has them,
+    the ERF size in pixels against images seen (``convergence``, :mod:`rfkit.report.convergence`)), in the
+    options' look and style (:class:`FigureOptions`); ``progress(text)``, if given, hears of each figure before
+    it is drawn ("drawing figure 3 of 7").
 
     Returns
     -------
     dict
-        The PNG of each figure under ``overlay:<layer>``, ``stages``, ``rf_growth`` and ``convergence``; the
-        other formats of a style (``paper``: PDF and SVG) under the same key with the extension appended
-        (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.captions`) under the key with
-        ``.caption.md`` and ``.caption.tex`` appended.
+        The PNG of each figure under its type's name (``overlay:<layer>`` for a per-layer type: ``stages``,
+        ``rf_growth``, ...); the other formats of a style (``paper``: PDF and SVG) under the same key with the
+        extension appended (``stages.pdf``), and each figure's caption pair (:mod:`rfkit.report.captions`) under
+        the key with ``.caption.md`` and ``.caption.tex`` appended.
     """
     from rfkit.report.captions import written_captions
     from rfkit.report.erf_files import layer_filename
+    from rfkit.report.figure_types import report_figure_types
 
     options = options or FigureOptions()
     folder = Path(folder)
     exts = options.figure_style.formats
-    look, style = options.look, options.style
     files: dict[str, Path] = {}
-    curves = bool(getattr(result, "convergence", None))
-    count = {"done": 0, "of": len(result.layers) + 2 + curves}
+    types = report_figure_types(result)
+    count = {"done": 0, "of": sum(len(result.layers) if t.per_layer else 1 for t in types)}
 
-    def add(key: str, stem: str, save, *args, **kwargs) -> None:
+    def add(key: str, stem: str, draw, *args, **kwargs) -> None:
         count["done"] += 1
         if progress is not None:
             progress(f"drawing figure {count['done']} of {count['of']}")
-        paths = save(*args, [folder / f"{stem}{ext}" for ext in exts], **kwargs)
+        paths = save_figure(draw(*args, **kwargs), [folder / f"{stem}{ext}" for ext in exts])
         files.update({key if ext == ".png" else f"{key}{ext}": path for ext, path in zip(exts, paths)})
         files.update({f"{key}{p.name[len(stem) :]}": p for p in written_captions(paths[0])})
 
     with options.applied():
-        for layer in result.layers:
-            stem = f"overlay_{layer_filename(layer)}"
-            add(f"overlay:{layer}", stem, save_overlay, result, layer, full_rf=options.full_rf, look=look, style=style)
-        add("stages", "stages", save_stage_grid, result, look=look, style=style, shared=options.shared_scale)
-        add("rf_growth", "rf_growth", save_rf_growth, result.graph, result=result, style=style)
-        if curves:
-            from rfkit.report.convergence import save_convergence
-
-            add("convergence", "convergence", save_convergence, result, style=style)
+        for t in types:
+            kwargs = t.report_options(options)
+            if not t.per_layer:
+                add(t.name, t.name, t.draw, result, **kwargs)
+                continue
+            for layer in result.layers:
+                add(f"{t.name}:{layer}", f"{t.name}_{layer_filename(layer)}", t.draw, result, layer, **kwargs)
     return files

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rfkit.errors import ReportFileError, RFKitError, RFKitWarning
+from rfkit.errors import ReportFileError, SiteError, SiteWarning
 from rfkit.io import atomic_write_text, remove_abandoned, safe_name
 from rfkit.report.analyze import DONE_MARKER
 from rfkit.report.labels import is_random
@@ -45,14 +45,6 @@ _FIGURE_OR_MAP = re.compile(
 MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".npy": b"\x93NUMPY"}
 """The first bytes of the binary files a site carries: a file without them is not what its name claims."""
 MAX_SVG_BYTES = 64 << 20
-
-
-class SiteError(RFKitError, ValueError):
-    """No analysis folders were found, or the site folder cannot be written."""
-
-
-class SiteWarning(RFKitWarning):
-    """A report folder was left out of the site (its ``run.json`` or ``metrics.json`` is not rfkit's)."""
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ class VerifyReport:
         return [e for e in self.estimates if e.status == "fail"]
 
     def to_frame(self):
+        """One row per checked unit (:class:`UnitCheck`'s fields: layer, node, unit, analytic and measured
+        window, status, reason), as a :class:`pandas.DataFrame`; the estimates are :meth:`estimates_frame`."""
         import pandas as pd
 
         return pd.DataFrame([c.__dict__ for c in self.checks])
@@ -111,6 +113,10 @@ class VerifyReport:
         import pandas as pd
 
         return pd.DataFrame([e.__dict__ for e in self.estimates])
+
+
+VerifyResult = VerifyReport
+"""What :func:`verify` returns, under the name every result type shares (``*Result``)."""
 
 
 def clipped_window(info, unit, size) -> tuple:
