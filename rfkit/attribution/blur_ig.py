@@ -11,8 +11,9 @@ instead multiplies the gradient at the piece's left end by a forward difference 
 (``grad_step`` 0.01); since ``d blur / d sigma = sigma * laplacian(blur)`` vanishes at sigma 0, that misses most
 of the first piece, where the image changes fastest, and the forward difference leaves a bias of order
 ``grad_step`` that more steps do not remove. Its blur also differs (zero padding, kernel to 4 sigma; here
-reflect padding, kernel to 3 sigma). The two do not give the same maps (docs/attribution.md, "Blur IG: rfkit's
-rule and the authors'", measures it), so both are offered and this one is ``blur_ig``.
+reflect padding, kernel to 3 sigma), and on photographs at a 50 px blur that changes the path itself. The two
+do not give the same maps (docs/attribution.md, "Blur IG: rfkit's rule and the authors'", measures it), so
+both are offered and this one is ``blur_ig``.
 
 The steps of one batch are fed to the model together, ``batch_size`` inputs per forward pass.
 """
