@@ -30,10 +30,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rfkit.errors import ArgumentError
 from rfkit.report.figures.captions import attribution_drawn, record_drawing
 from rfkit.report.figures.labels import is_random
-from rfkit.report.figures.looks import style_named
+from rfkit.report.figures.looks import NORMALISATIONS, check_normalise, style_named
 from rfkit.report.figures.style import (
     COLORS,
     DPI,
@@ -55,31 +54,12 @@ UNDERLAY = (0.55, 0.45)
 SIGNED_CMAP = "RdBu_r"
 CAM_CMAP = "inferno"
 PANEL_IN = 1.45
-#: How the maps of a grid are scaled: each map by its own scale, or each method's column by one.
-NORMALISATIONS = ("image", "column")
 #: Attribute of a grid figure holding its :class:`GridRecord`.
 GRID_RECORD = "rfkit_grid"
 #: Least width (inches) a paper grid keeps for the row labels left of the panels.
 _PAPER_LABELS_IN = 0.8
 #: Most panels in a row of a one-column paper grid; more take the page width.
 _COLUMN_PANELS = 3
-
-
-def check_normalise(normalise) -> str:
-    """``normalise`` itself when it is one of :data:`NORMALISATIONS`; else :class:`~rfkit.errors.ArgumentError`.
-
-    >>> check_normalise("column")
-    'column'
-    >>> check_normalise("row")
-    Traceback (most recent call last):
-    ...
-    rfkit.errors.ArgumentError: normalise 'row': use image (each map by its own scale) or column (one scale per method)
-    """
-    if normalise not in NORMALISATIONS:
-        raise ArgumentError(
-            f"normalise {normalise!r}: use image (each map by its own scale) or column (one scale per method)"
-        )
-    return normalise
 
 
 def column_scale(maps: np.ndarray) -> float:

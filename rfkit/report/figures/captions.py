@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rfkit.report.escape import md_text
-from rfkit.report.figures.labels import is_random, layer_name
+from rfkit.report.figures.labels import is_random, layer_name, rf_beyond
 
 CAPTION = "rfkit_caption"
 """Attribute of a figure holding its :class:`Drawn` record (set by :func:`record_drawing`)."""
@@ -363,8 +363,6 @@ def stage_grid_drawn(result, layers: Sequence[str], heat) -> Drawn:
     """The record of :func:`rfkit.report.figures.stage_grid.stage_grid_figure` (shared or per-panel scale, as ``heat``
     says: a ``top`` is the maximum over all panels), with every panel's overhang in numbers (a small panel
     numbers one side of its arrows only)."""
-    from rfkit.report.figures.style import rf_beyond
-
     names = ", ".join(layer_name(x) for x in layers)
     title = f"ERF of {len(layers)} layer(s) of {result.model} ({names}), the centre unit of each"
     beyond = []

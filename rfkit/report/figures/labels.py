@@ -205,3 +205,26 @@ def footer_lines(result, layers: Sequence[str], notes: Sequence[str] = ()) -> li
         for x in suspect_warnings(getattr(m, "warnings", ()) or ()):
             lines.append((f"{layer_name(layer)}: map flagged {x}", COLORS["warning"]))
     return lines
+
+
+def rf_beyond(window, shape) -> dict[str, float]:
+    """How many pixels an RF window extends beyond the input, per side (only the sides where it does).
+
+    Parameters
+    ----------
+    window : ((y_first, y_last), (x_first, x_last))
+        From :meth:`RFInfo.window_of <rfkit.RFInfo.window_of>`.
+    shape : (H, W)
+        The input.
+
+    Examples
+    --------
+    >>> rf_beyond(((-732, 955), (-732, 955)), (224, 224))
+    {'top': 732, 'bottom': 732, 'left': 732, 'right': 732}
+    >>> rf_beyond(((10, 20), (-3, 5)), (64, 96))
+    {'left': 3}
+    """
+    (y0, y1), (x0, x1) = window
+    H, W = shape
+    sides = {"top": -y0, "bottom": y1 - (H - 1), "left": -x0, "right": x1 - (W - 1)}
+    return {side: v for side, v in sides.items() if v > 0}

@@ -322,6 +322,27 @@ def style_named(name: str) -> FigureStyle:
     return STYLES[name]
 
 
+#: How the maps of an attribution grid are scaled: each map by its own scale, or each method's column by one.
+NORMALISATIONS = ("image", "column")
+
+
+def check_normalise(normalise) -> str:
+    """``normalise`` itself when it is one of :data:`NORMALISATIONS`; else :class:`~rfkit.errors.ArgumentError`.
+
+    >>> check_normalise("column")
+    'column'
+    >>> check_normalise("row")
+    Traceback (most recent call last):
+    ...
+    rfkit.errors.ArgumentError: normalise 'row': use image (each map by its own scale) or column (one scale per method)
+    """
+    if normalise not in NORMALISATIONS:
+        raise ArgumentError(
+            f"normalise {normalise!r}: use image (each map by its own scale) or column (one scale per method)"
+        )
+    return normalise
+
+
 @dataclass(frozen=True)
 class FigureOptions:
     """What the figures of a report look like (``rfkit analyze --style --look --full-rf --normalise``).
@@ -349,8 +370,6 @@ class FigureOptions:
     attribution_normalise: str = "image"  # the attribution grid: each map by its own scale, or one per column
 
     def __post_init__(self):
-        from rfkit.report.figures.attribution import check_normalise
-
         look_named(self.look)
         style_named(self.style)
         check_normalise(self.attribution_normalise)

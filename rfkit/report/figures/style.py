@@ -24,6 +24,7 @@ from rfkit.errors import ArgumentError
 from rfkit.io import atomic_paths
 from rfkit.report.figures.captions import caption_paths, caption_texts
 from rfkit.report.figures.colors import COLORS
+from rfkit.report.figures.labels import rf_beyond
 from rfkit.report.figures.layout import close_figure, overflow, wrap_lines
 from rfkit.version import __version__
 
@@ -693,29 +694,6 @@ def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = Non
         zorder=9,
         gid="random-tag",
     )
-
-
-def rf_beyond(window, shape) -> dict[str, float]:
-    """How many pixels an RF window extends beyond the input, per side (only the sides where it does).
-
-    Parameters
-    ----------
-    window : ((y_first, y_last), (x_first, x_last))
-        From :meth:`RFInfo.window_of <rfkit.RFInfo.window_of>`.
-    shape : (H, W)
-        The input.
-
-    Examples
-    --------
-    >>> rf_beyond(((-732, 955), (-732, 955)), (224, 224))
-    {'top': 732, 'bottom': 732, 'left': 732, 'right': 732}
-    >>> rf_beyond(((10, 20), (-3, 5)), (64, 96))
-    {'left': 3}
-    """
-    (y0, y1), (x0, x1) = window
-    H, W = shape
-    sides = {"top": -y0, "bottom": y1 - (H - 1), "left": -x0, "right": x1 - (W - 1)}
-    return {side: v for side, v in sides.items() if v > 0}
 
 
 def surrounds(window, shape) -> bool:
