@@ -744,7 +744,7 @@ ATLAS_CASES = {
     ),
     "query --layers": (["atlas", "query", "rf > 1", "--atlas", "{atlas}", "--layers", "some"], "--layers 'some'"),
     "query --columns": (["atlas", "query", "rf > 1", "--atlas", "{atlas}", "--columns", "x"], "no column named 'x'"),
-    "build --source": (["atlas", "build", "--source", "keras", "--out", "{tmp}/a"], "unknown source 'keras'"),
+    "build --source": (["atlas", "build", "--source", "tensorflow", "--out", "{tmp}/a"], "unknown source 'tensorflow'"),
     "build no model": (["atlas", "build", "--models", "zz*", "--out", "{tmp}/a"], "no model of timm matches"),
     "build into a foreign folder": (
         ["atlas", "build", "--models", "test_resnet", "--out", "{foreign}"],
