@@ -147,7 +147,7 @@ def parse_options(options, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     >>> parse_options({"xrai": {"algorithm": "fast"}}, ("saliency",))
     Traceback (most recent call last):
     ...
-    rfkit.attribution.errors.MethodError: options given for xrai, which is not among the methods (saliency)
+    rfkit.errors.MethodError: options given for xrai, which is not among the methods (saliency)
     """
     given: dict[str, dict[str, Any]] = {}
     for key, value in _option_items(options):
