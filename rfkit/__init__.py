@@ -7,6 +7,10 @@ The namespace is small: one function per stage and the results they return.
   -> :class:`AnalyzeResult`), :func:`prepare` (a model built, read and traced once -> :class:`Prepared`),
   :func:`collect` (report folders -> one DataFrame), :func:`figure` (any figure type by name);
 - every result has ``to_frame()``: a :class:`pandas.DataFrame` of its per-layer (per-node, per-image) record;
+- the option objects the measuring functions share (frozen dataclasses, ``.replace(field=value)``):
+  :class:`Images` (what to read), :class:`Runtime` (device, batch size, threads, workers, seed),
+  :class:`ERFOptions`, :class:`AttributionOptions`, :class:`Checks`, :class:`Output` (where and how a report is
+  written) and :class:`ReportAttribution`;
 - :mod:`rfkit.errors` holds every exception and warning class.
 
 Everything else lives in its stage (``rfkit.graph.productivity``, ``rfkit.verification.estimate``,
@@ -46,18 +50,28 @@ _PUBLIC = {
     "VerifyResult": "rfkit.verification.verify",
     "AnalyzeResult": "rfkit.analysis.analyze",
     "Prepared": "rfkit.pipeline.prepare",
+    "Images": "rfkit.pipeline.options",
+    "Runtime": "rfkit.pipeline.options",
+    "ERFOptions": "rfkit.effective.options",
+    "AttributionOptions": "rfkit.attribution.options",
+    "Checks": "rfkit.attribution.options",
+    "Output": "rfkit.analysis.options",
+    "ReportAttribution": "rfkit.analysis.options",
 }
 
-#: Names ``import rfkit`` offered before this namespace was made small: still importable, not listed.
+#: Names ``import rfkit`` offered before this namespace was made small: still importable, not listed
+#: (``module:name`` where the object has been renamed since, e.g. ``VerifyReport`` is now ``VerifyResult``).
 _FORMER = {
-    "VerifyReport": "rfkit.verification.verify",
-    "Report": "rfkit.analysis.analyze",
+    "VerifyReport": "rfkit.verification.verify:VerifyResult",
+    "Report": "rfkit.analysis.analyze:AnalyzeResult",
     "estimate_rf": "rfkit.verification.estimate",
     "RFEstimate": "rfkit.verification.estimate",
-    "RFEstimates": "rfkit.verification.estimate",
+    "RFEstimates": "rfkit.verification.estimate:EstimateResult",
+    "EstimateResult": "rfkit.verification.estimate",
     "productivity": "rfkit.graph.productivity",
     "input_resolution_range": "rfkit.graph.productivity",
-    "ProductivityReport": "rfkit.graph.productivity",
+    "ProductivityReport": "rfkit.graph.productivity:ProductivityResult",
+    "ProductivityResult": "rfkit.graph.productivity",
     "InputRange": "rfkit.graph.productivity",
     "Status": "rfkit.graph.productivity",
     "to_dot": "rfkit.report.dot",
@@ -70,11 +84,18 @@ _FORMER = {
 
 __all__ = [
     "AnalyzeResult",
+    "AttributionOptions",
     "AttributionResult",
+    "Checks",
+    "ERFOptions",
     "ERFResult",
+    "Images",
+    "Output",
     "Prepared",
     "RFGraph",
     "RFInfo",
+    "ReportAttribution",
+    "Runtime",
     "VerifyResult",
     "__version__",
     "analyze",
@@ -90,6 +111,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from rfkit.analysis.analyze import AnalyzeResult, analyze
+    from rfkit.analysis.options import Output, ReportAttribution
+    from rfkit.attribution.options import AttributionOptions, Checks
+    from rfkit.effective.options import ERFOptions
+    from rfkit.pipeline.options import Images, Runtime
     from rfkit.attribution.engine import attribute
     from rfkit.attribution.result import AttributionResult
     from rfkit.effective.engine import erf
@@ -108,7 +133,8 @@ def __getattr__(name: str):
         return importlib.import_module("rfkit.atlas")
     where = _PUBLIC.get(name) or _FORMER.get(name)
     if where is not None:
-        value = getattr(importlib.import_module(where), name)
+        module, _, attr = where.partition(":")
+        value = getattr(importlib.import_module(module), attr or name)
         globals()[name] = value
         return value
     value = getattr(errors, name, None)

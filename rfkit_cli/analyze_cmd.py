@@ -38,8 +38,12 @@ from rfkit_cli.options import (
     UsageError,
     Weights,
     check_method,
+    erf_options,
+    figure_options,
     given,
+    image_options,
     parse_input_size,
+    runtime_options,
     split_names,
 )
 from rfkit_cli.progress import progress_display
@@ -157,13 +161,11 @@ def analyze_command(
 
     names, layers, num_images, area = _with_preset(ctx, models, preset_name, layers, num_images, area)
     check_method(method)
-    from rfkit.report.figures.looks import FigureOptions
+    from rfkit.analysis.options import Output, ReportAttribution
 
-    figures = FigureOptions(
-        style=style, look=look, full_rf=full_rf, shared_scale=shared_scale, font=font, style_file=style_file
-    )
+    figures = figure_options(style, look, full_rf, shared_scale, font, style_file)
     names, device = _share(names, device)
-    size = parse_input_size(input_size)
+    what = image_options(images, num_images, input_size)
     res = parse_input_size(resolution, "--resolution")
     console = stdout_console()
     err = stderr_console()
@@ -211,27 +213,19 @@ def analyze_command(
         try:
             analyze_many(
                 names,
-                out=out,
+                out=Output(out, figures),
                 skip_existing=skip_existing,
                 stop_on_error=stop_on_error,
                 on_start=on_start,
                 on_done=on_done,
                 layers=layers,
-                images=images,
-                num_images=num_images,
+                images=what,
                 weights=weights,
-                input_size=size,
-                resolution=res,
                 method=method,
-                device=device,
-                batch_size=batch_size,
-                threads=threads,
-                attribution=attribution,
-                attribution_images=attribution_images,
-                figures=figures,
-                bootstrap=bootstrap,
-                seed=seed,
-                until_stable=until_stable,
+                resolution=res,
+                options=erf_options(bootstrap, until_stable),
+                attribution=None if attribution is None else ReportAttribution(attribution, attribution_images),
+                runtime=runtime_options(device, batch_size, threads, seed=seed),
                 progress=step,
                 trust=trust_checkpoint,
             )

@@ -26,7 +26,9 @@ from rfkit_cli.options import (
     StyleFile,
     TrustCheckpoint,
     Weights,
-    parse_input_size,
+    figure_options,
+    image_options,
+    runtime_options,
 )
 from rfkit_cli.progress import progress_display
 
@@ -174,15 +176,16 @@ def attribute_command(
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.attribution_files import check_attribution_folder, default_folder, save_attribution
     from rfkit.report.figures.attribution import check_normalise
-    from rfkit.report.figures.looks import FigureOptions, style_named
+    from rfkit.attribution.options import AttributionOptions, Checks
+    from rfkit.report.figures.looks import style_named
 
-    looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before the run
+    looks = figure_options(font=font, style_file=style_file)  # a bad font or style file: before the run
 
     console = stdout_console()
     names = parse_methods(methods)
     check_run(score, channels)
     parse_options(option or None, names)
-    size = parse_input_size(input_size)
+    what = image_options(images, num_images, input_size)
     style_named(style)
     check_normalise(normalise)
     world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
@@ -196,29 +199,16 @@ def attribute_command(
             task = bar.add_task(f"maps of {model}", total=num_images)
             result = rfkit.attribute(
                 model,
-                images=images,
-                num_images=num_images,
+                images=what,
                 methods=names,
                 target=target,
                 layer=cam_layer,
                 weights=weights,
-                input_size=size,
-                baseline=baseline,
-                batch_size=batch_size,
-                device=device,
-                steps=steps,
-                ig_method=ig_method,
-                noise=noise,
-                samples=samples,
-                blur_sigma=blur_sigma,
-                score=score,
-                channels=channels,
-                options=option or None,
-                sanity=sanity,
-                sanity_layers=sanity_layers,
-                faithfulness=faithfulness,
-                faithfulness_steps=faithfulness_steps,
-                seed=seed,
+                options=AttributionOptions(
+                    baseline, steps, ig_method, noise, samples, blur_sigma, score, channels, option or None
+                ),
+                checks=Checks(sanity, sanity_layers, faithfulness, faithfulness_steps),
+                runtime=runtime_options(device, batch_size, seed=seed),
                 progress=lambda n: bar.advance(task, n),
                 trust=trust,
             )

@@ -34,8 +34,11 @@ from rfkit_cli.options import (
     Weights,
     Workers,
     check_method,
+    erf_options,
+    figure_options,
     given,
-    parse_input_size,
+    image_options,
+    runtime_options,
     split_names,
 )
 from rfkit_cli.progress import progress_display
@@ -172,12 +175,11 @@ def erf_command(
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.erf_files import check_erf_folder, save_erf
-    from rfkit.report.figures.looks import FigureOptions
 
-    looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before measuring
+    looks = figure_options(font=font, style_file=style_file)  # a bad font or style file: before measuring
     console = stdout_console()
     model, names, num_images, area = _with_preset(ctx, preset_name, model, layers, num_images, area)
-    size = parse_input_size(input_size)
+    what = image_options(images, num_images, input_size)  # a bad size: one line before anything is built
     check_method(method)
     world = current_world(resolve_device(device))  # under torchrun: rank 0 alone prints and writes
     quiet = quiet or not world.writes
@@ -190,23 +192,14 @@ def erf_command(
             result = rfkit.erf(
                 model,
                 layers=names,
-                images=images,
-                num_images=num_images,
+                images=what,
                 weights=weights,
                 method=method,
-                batch_size=batch_size,
-                device=device,
-                input_size=size,
                 unit=parse_unit(unit),
-                trust=trust_checkpoint,
-                threads=threads,
-                workers=workers,
-                channels_last=channels_last,
-                autocast=autocast,
-                bootstrap=bootstrap,
-                seed=seed,
-                until_stable=until_stable,
+                options=erf_options(bootstrap, until_stable),
+                runtime=runtime_options(device, batch_size, threads, workers, seed, channels_last, autocast),
                 progress=lambda n: bar.advance(task, n),
+                trust=trust_checkpoint,
             )
         if not quiet:
             erf_table(result, console)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from rfkit_cli.console import terminal_text
-from rfkit_cli.options import Font, Look, SharedScale, Style, StyleFile
+from rfkit_cli.options import Font, Look, SharedScale, Style, StyleFile, figure_options
 
 
 def figure_command(
@@ -32,10 +32,9 @@ def figure_command(
     A file at --out that rfkit did not write is left alone (error); a report folder whose files are not
     rfkit's is skipped with a warning."""
     from rfkit.report.figures.compare import save_comparison
-    from rfkit.report.figures.looks import FigureOptions
     from rfkit.report.site import find_analyses
 
-    looks = FigureOptions(font=font, style_file=style_file)
+    looks = figure_options(font=font, style_file=style_file)
 
     analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {terminal_text(line)}", err=True))
     with looks.applied():

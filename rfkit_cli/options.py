@@ -196,3 +196,70 @@ def given(ctx: typer.Context, name: str) -> bool:
     variable), not left at its default: a preset's settings fill in only what was not given."""
     source = ctx.get_parameter_source(name)  # an enum of typer's own copy of click: compared by name
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+# --- the option objects of the API, built from the options above: one place per option ---------------------
+
+
+def image_options(images: str, num_images: int | None, input_size: str | None):
+    """``--images``, ``--num-images`` and ``--input-size`` as the API's :class:`rfkit.pipeline.options.Images`.
+
+    >>> image_options("noise", 4, "32 16")
+    Images(source='noise', num_images=4, input_size=(32, 16))
+    """
+    from rfkit.pipeline.options import Images as ImagesOption
+
+    return ImagesOption(images, num_images, parse_input_size(input_size))
+
+
+def runtime_options(
+    device: str = "auto",
+    batch_size: int | None = None,
+    threads: int | None = None,
+    workers: int | None = None,
+    seed: int = 0,
+    channels_last: bool = False,
+    autocast: bool = False,
+):
+    """``--device``, ``--batch-size``, ``--threads``, ``--workers``, ``--seed``, ``--channels-last`` and
+    ``--autocast`` as the API's :class:`rfkit.pipeline.options.Runtime`.
+
+    >>> runtime_options("cpu", batch_size=8).batch_size
+    8
+    """
+    from rfkit.pipeline.options import Runtime
+
+    return Runtime(device, batch_size, threads, workers, seed, channels_last, autocast)
+
+
+def erf_options(bootstrap: int = 200, until_stable: float | None = None):
+    """``--bootstrap`` and ``--until-stable`` as the API's :class:`rfkit.effective.options.ERFOptions`.
+
+    >>> erf_options(0).bootstrap
+    0
+    """
+    from rfkit.effective.options import ERFOptions
+
+    return ERFOptions(bootstrap=bootstrap, until_stable=until_stable)
+
+
+def figure_options(
+    style: str = "report",
+    look: str = "rfkit",
+    full_rf: bool = False,
+    shared_scale: bool | None = None,
+    font: str | None = None,
+    style_file: Path | None = None,
+):
+    """``--style``, ``--look``, ``--full-rf``, ``--shared-scale``, ``--font`` and ``--style-file`` as
+    :class:`rfkit.report.figures.looks.FigureOptions` (checked now: a bad font or style file is one line before
+    any measurement).
+
+    >>> figure_options(style="paper").style
+    'paper'
+    """
+    from rfkit.report.figures.looks import FigureOptions
+
+    return FigureOptions(
+        style=style, look=look, full_rf=full_rf, shared_scale=shared_scale, font=font, style_file=style_file
+    )

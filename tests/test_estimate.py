@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import rfkit
 from rfkit.errors import NodeNotFoundError, RFKitError
-from rfkit.verification.estimate import RFEstimate, RFEstimates, estimate_rf
+from rfkit.verification.estimate import EstimateResult, RFEstimate, estimate_rf
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -315,8 +315,13 @@ def test_model_is_left_as_found():
 
 def test_results_are_frozen_and_tabular():
     est = estimate_rf(anisotropic(), input_size=(48, 64))
-    assert isinstance(est, RFEstimates) and all(isinstance(e, RFEstimate) for e in est)
+    assert isinstance(est, EstimateResult) and all(isinstance(e, RFEstimate) for e in est)
     assert [e.layer for e in est] == ["0", "1", "2"]  # the top-level children, as verify picks them
+    assert est.layers == ["0", "1", "2"] and est["2"] is est[2] is est[-1] and len(est) == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        est.notes = ()
+    with pytest.raises(KeyError, match="no estimate of layer 'nope'"):
+        est["nope"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         est[0].size = (1, 1)
     df = est.to_frame()

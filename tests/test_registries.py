@@ -316,14 +316,17 @@ def test_the_namespace_is_small_and_former_names_still_import():
     assert set(rfkit.__all__) == {
         *("trace", "erf", "attribute", "analyze", "prepare", "collect", "figure", "verify", "errors"),
         *("RFGraph", "RFInfo", "ERFResult", "AttributionResult", "VerifyResult", "AnalyzeResult", "Prepared"),
+        *("Images", "Runtime", "ERFOptions", "AttributionOptions", "Checks", "Output", "ReportAttribution"),
         "__version__",
     }
-    from rfkit.analysis.analyze import Report
-    from rfkit.graph.productivity import productivity
-    from rfkit.verification.verify import VerifyReport
+    from rfkit.analysis.analyze import AnalyzeResult
+    from rfkit.graph.productivity import ProductivityResult, productivity
+    from rfkit.verification.estimate import EstimateResult
+    from rfkit.verification.verify import VerifyResult
 
-    assert rfkit.productivity is productivity and rfkit.VerifyResult is rfkit.VerifyReport is VerifyReport
-    assert rfkit.AnalyzeResult is Report and rfkit.ModelNotFoundError is rfkit.errors.ModelNotFoundError
+    assert rfkit.productivity is productivity and rfkit.VerifyResult is rfkit.VerifyReport is VerifyResult
+    assert rfkit.ProductivityReport is ProductivityResult and rfkit.RFEstimates is EstimateResult
+    assert rfkit.AnalyzeResult is rfkit.Report is AnalyzeResult and rfkit.ModelNotFoundError is rfkit.errors.ModelNotFoundError
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         rfkit.nope  # noqa: B018
 

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import rfkit.validate as validate
-from rfkit.errors import RFKitError
+from rfkit.analysis.options import GRAPH_DEPTH, Output, ReportAttribution
+from rfkit.effective.options import ERFOptions
+from rfkit.errors import ArgumentError, RFKitError
 from rfkit.io import atomic_write_text, check_writable
+from rfkit.pipeline.options import Images, Runtime
 from rfkit.report.report_folder import (
     DONE_MARKER,
     check_target,
@@ -35,12 +38,11 @@ from rfkit.report.report_folder import (
 )
 from rfkit.report.transaction import folder_transaction
 
-GRAPH_DEPTH = 2
 ATTRIBUTION = "attribution"  # the sub-folder of the per-image contribution maps
 
 
 @dataclass(frozen=True)
-class Report:
+class AnalyzeResult:
     """A finished analysis: where it is, and the results it was made from.
 
     Attributes
@@ -50,7 +52,7 @@ class Report:
         ``OUT/<model>/``.
     result : ERFResult
         The ERF measurement (its ``graph`` is the analytic RF graph at the same input size).
-    productivity : ProductivityReport
+    productivity : ProductivityResult
         Statuses at ``resolution``.
     resolution : tuple
         Input resolution of the productivity analysis.
@@ -81,63 +83,52 @@ class Report:
         return pd.DataFrame(erf_rows(self.result, layer_statuses(self.result, self.productivity)))
 
 
-AnalyzeResult = Report
-"""What :func:`analyze` returns, under the name every result type shares (``*Result``)."""
-
-
 def analyze(
     model,
-    layers: str | Sequence[str] | None = None,
-    images="sample",
-    num_images: int = 32,
-    weights: str = "auto",
-    input_size=None,
-    resolution=None,
-    device="auto",
-    out="rfkit-reports",
     *,
+    layers: str | Sequence[str] | None = None,
+    images: Images | str | Path | Sequence | Any = "sample",
+    weights: str = "auto",
     method: str = "replknet",
-    batch_size: int | None = None,
-    threads: int | None = None,
-    depth: int = GRAPH_DEPTH,
-    seed: int = 0,
-    attribution: str | Sequence[str] | None = None,
-    attribution_images: int = 4,
-    figures=None,
-    bootstrap: int = 200,
-    until_stable: float | None = None,
+    resolution=None,
+    options: ERFOptions | None = None,
+    attribution: ReportAttribution | str | Sequence[str] | None = None,
+    out: Output | str | Path = "rfkit-reports",
+    runtime: Runtime | str | None = None,
     progress: Callable[[str, int | None], None] | None = None,
     trust: bool = False,
-) -> Report:
+) -> AnalyzeResult:
     """Analyse one model: RF graph, productivity at ``resolution``, ERF of ``layers``, all written to
     ``out/<model>/`` (see the module docstring for the files).
 
     Parameters
     ----------
     model : str, nn.Module or Prepared
-        As :func:`rfkit.trace`, or a model prepared by :func:`rfkit.prepare` (then ``weights``,
-        ``input_size`` and ``seed`` of the weights are its own). Either way the model is built and traced
-        once, and every part of the report uses that one graph.
+        As :func:`rfkit.trace`, or a model prepared by :func:`rfkit.prepare` (then ``weights``, the input
+        size and the seed of the weights are its own). Either way the model is built and traced once, and every
+        part of the report uses that one graph.
     layers : str or list of str, optional
         Layers to measure (module or node names). Default ``"stages"``: the stage outputs (timm's
         ``feature_info``, at most six, evenly spaced, the last always kept) and the final feature map.
-    images, num_images, weights, input_size, device, method, batch_size, threads, seed, bootstrap, until_stable
-        As :func:`rfkit.erf`.
+    images, weights, method
+        As :func:`rfkit.erf` (:class:`~rfkit.pipeline.options.Images`: 32 images unless it says otherwise).
     resolution : int or (h, w), optional
         Input resolution of the productivity analysis (positive integers); default: the input size.
-    out : str or Path
-        Parent folder; the report goes to ``out/<model>/`` (:func:`folder_name`). An earlier report of the
-        same model there is replaced; anything else there is left alone (:class:`OutputError`).
-    depth : int
-        Module depth of the GraphViz view.
-    attribution : str or list of str, optional
-        Per-image contribution maps to add (methods as :func:`rfkit.attribute` reads them, e.g.
-        ``"saliency,ig,gradcam"``): of the predicted class, on the first ``attribution_images`` images, with
-        the same model, images, device and seed; written to ``attribution/`` and summarised in report.md.
-    attribution_images : int
-        How many images the contribution maps are computed for.
-    figures : FigureOptions, optional
-        Look, style and view of the figures (:class:`rfkit.report.figures.looks.FigureOptions`).
+    options : ERFOptions, optional
+        As :func:`rfkit.erf`; a report needs the metrics (``metrics=False`` is an :class:`ArgumentError`).
+    attribution : ReportAttribution, str or list of str, optional
+        Per-image contribution maps to add (:class:`~rfkit.analysis.options.ReportAttribution`, or its methods
+        as :func:`rfkit.attribute` reads them, e.g. ``"saliency,ig,gradcam"``): of the predicted class, on the
+        first ``num_images`` images (default 4), with the same model, images, device and seed; written to
+        ``attribution/`` and summarised in report.md.
+    out : Output, str or Path
+        Where and how (:class:`~rfkit.analysis.options.Output`: the parent folder, the figures' look and style,
+        the GraphViz depth); a plain value is the folder. The report goes to ``folder/<model>/``
+        (:func:`~rfkit.report.report_folder.folder_name`). An earlier report of the same model there is
+        replaced; anything else there is left alone (:class:`OutputError`).
+    runtime : Runtime or str, optional
+        As :func:`rfkit.erf` (a plain value is the device). Both measurements run in this process
+        (``distributed`` is not used: under torchrun, ``rfkit analyze`` gives each process its own models).
     progress : callable, optional
         ``progress(step, n_images)``: called with a step name, and with a count of images during the ERF.
     trust : bool
@@ -146,7 +137,7 @@ def analyze(
 
     Returns
     -------
-    Report
+    AnalyzeResult
 
     Raises
     ------
@@ -160,27 +151,37 @@ def analyze(
     --------
     >>> import tempfile, torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1))
-    >>> rep = rfkit.analyze(net, images="noise", num_images=2, input_size=32, out=tempfile.mkdtemp(),
-    ...                     device="cpu")  # doctest: +SKIP
+    >>> rep = rfkit.analyze(net, images=rfkit.Images("noise", 2, input_size=32), out=tempfile.mkdtemp(),
+    ...                     runtime="cpu")  # doctest: +SKIP
     """
     from rfkit.effective.bootstrap import checked_options
-    from rfkit.effective.engine import checked_arguments, erf
+    from rfkit.effective.engine import DEFAULT_IMAGES, checked_arguments, erf
     from rfkit.graph.productivity import input_resolution_range, productivity
     from rfkit.pipeline.prepare import Prepared, prepare
 
+    images, run, opts = Images.of(images), Runtime.of(runtime), ERFOptions.of(options)
+    output, attribution = Output.of(out), ReportAttribution.of(attribution)
+    input_size, seed = images.input_size, run.seed
+    if not opts.metrics:
+        raise ArgumentError("a report holds every ERF metric: leave ERFOptions.metrics True (False is for rfkit.erf)")
     source = model.source if isinstance(model, Prepared) else model  # names the folder
-    checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
-    checked_options(bootstrap, until_stable)
+    checked_arguments(
+        model, layers, images.count(DEFAULT_IMAGES), run.batch_size, run.threads, seed, input_size, method, run.device
+    )
+    checked_options(opts.bootstrap, opts.until_stable)
+    depth = validate.count(output.depth, "depth", minimum=0)
+    methods = None
     if attribution is not None:  # checked before any measurement
         from rfkit.attribution.methods import parse_methods
 
-        attribution = parse_methods(attribution)
-        attribution_images = validate.count(attribution_images, "attribution_images")
+        methods = parse_methods(attribution.methods)
+        validate.count(attribution.num_images, "attribution num_images")
     if resolution is not None:  # before the measurement; the number of axes again once the graph is known
         validate.input_size(
             resolution, len(input_size) if isinstance(input_size, (tuple, list)) else None, "resolution"
         )
-    out = check_writable(out)
+    figures = output.figures
+    out = check_writable(output.folder)
     name = folder_name(source)
     final = out / name
     check_target(final, source)
@@ -189,19 +190,14 @@ def analyze(
 
     step("measuring the ERF", None)
     prepared = prepare(model, weights, input_size, seed=seed, trust=trust)  # built and traced once, for every stage
+    alone = run.replace(distributed=False)  # under torchrun, a batch gives each process its own models (analyze)
     result = erf(
         prepared,
         layers="stages" if layers is None else layers,
-        images=images,
-        num_images=num_images,
+        images=images.replace(input_size=None),  # the prepared model's own
         method=method,
-        batch_size=batch_size,
-        device=device,
-        threads=threads,
-        seed=seed,
-        distributed=False,  # under torchrun, a batch gives each process its own models (rfkit analyze)
-        bootstrap=bootstrap,
-        until_stable=until_stable,
+        options=opts,
+        runtime=alone,
         progress=(lambda n: step("images", n)) if progress else None,
     )
     g = result.graph
@@ -210,19 +206,15 @@ def analyze(
     rng = input_resolution_range(g)
     rng_local = input_resolution_range(g, ignore_global=True)
     contributions = None
-    if attribution:
+    if methods:
         from rfkit.attribution.engine import attribute
 
         step("per-image contribution maps", None)
         contributions = attribute(
             prepared,
-            images=images,
-            num_images=attribution_images,
-            methods=attribution,
-            batch_size=batch_size,
-            device=device,
-            seed=seed,
-            distributed=False,  # as the ERF above: each process has its own models
+            images=images.replace(num_images=attribution.num_images, input_size=None),
+            methods=methods,
+            runtime=Runtime(alone.device, alone.batch_size, alone.threads, alone.workers, seed, distributed=False),
         )
 
     notes: list[str] = []
@@ -250,7 +242,7 @@ def analyze(
     files = {k: final / Path(p).relative_to(tmp) for k, p in files.items()}
     notes = [n.replace(str(tmp), str(final)) for n in notes]  # the files are in final now
     more = contributions.warnings if contributions is not None else ()
-    return Report(
+    return AnalyzeResult(
         name, final, result, prod, res, files, tuple(dict.fromkeys([*result.warnings, *more, *notes])), contributions
     )
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rfkit.analysis.analyze import analyze
-from rfkit.errors import RFKitError
+from rfkit.analysis.options import Output
+from rfkit.errors import ArgumentError, RFKitError
 from rfkit.report.report_folder import folder_name, is_complete
+
+ANALYZE_KEYWORDS = frozenset(inspect.signature(analyze).parameters) - {"model", "out"}
+"""The keywords :func:`analyze_many` passes on to :func:`~rfkit.analysis.analyze.analyze`."""
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,8 @@ class Outcome:
 
 def analyze_many(
     models: Sequence[str],
-    out="rfkit-reports",
     *,
+    out: Output | str | Path = "rfkit-reports",
     skip_existing: bool = False,
     stop_on_error: bool = False,
     on_start: Callable[[int, str], None] | None = None,
@@ -41,7 +46,19 @@ def analyze_many(
     :class:`~rfkit.errors.RFKitError` or any other exception) is recorded and the batch goes on, unless
     ``stop_on_error``. Ctrl-C stops the batch at once: the finished reports are complete, the one being
     written is removed, and ``KeyboardInterrupt`` propagates (rerun with ``skip_existing`` to resume).
+
+    ``out`` and ``kwargs`` are :func:`~rfkit.analysis.analyze.analyze`'s keywords, the same for every model (a name
+    it does not take is an :class:`~rfkit.errors.ArgumentError`, before any model is analysed).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from rfkit.pipeline.options import Images
+    >>> done = analyze_many(["resnet18"], out=tempfile.mkdtemp(), images=Images("noise", 2))  # doctest: +SKIP
     """
+    unknown = sorted(set(kwargs) - ANALYZE_KEYWORDS)
+    if unknown:
+        raise ArgumentError(f"analyze_many: rfkit.analyze takes no keyword {unknown[0]!r} (it takes: {', '.join(sorted(ANALYZE_KEYWORDS))})")
     outcomes = []
     for i, model in enumerate(models):
         if on_start is not None:
@@ -66,7 +83,7 @@ def analyze_many(
 
 def _run_one(model, out, skip_existing: bool, kwargs: dict, t0: float) -> Outcome:
     """Skip ``model`` when its report is complete (with ``skip_existing``), else analyse it."""
-    folder = Path(out) / folder_name(model)
+    folder = Path(Output.of(out).folder) / folder_name(model)
     if skip_existing and is_complete(folder, model):
         return Outcome(model, "skipped", folder, 0.0, "already complete")
     rep = analyze(model, out=out, **kwargs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from rfkit.attribution.engine import attribute
 from rfkit.attribution.errors import AttributionError, BaselineError, CamLayerError, MethodError, TargetError
 from rfkit.attribution.methods import method_names
+from rfkit.attribution.options import AttributionOptions, Checks
 from rfkit.attribution.registry import Call, Method, Option, register, registered, unregister
 from rfkit.attribution.result import AttributionResult
 from rfkit.attribution.settings import Settings
@@ -20,10 +21,12 @@ from rfkit.attribution.targets import Target
 
 __all__ = [
     "AttributionError",
+    "AttributionOptions",
     "AttributionResult",
     "BaselineError",
     "Call",
     "CamLayerError",
+    "Checks",
     "Method",
     "MethodError",
     "Option",

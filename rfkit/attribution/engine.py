@@ -6,6 +6,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from rfkit.attribution.cam import candidates, check_layer, positional_layer, zer
 from rfkit.attribution.channels import to_map
 from rfkit.attribution.errors import AttributionError, CamLayerError, TargetError
 from rfkit.attribution.grid import GridTransform, is_nchw
+from rfkit.attribution.options import AttributionOptions, Checks
 from rfkit.attribution.registry import Call, CamLayer
 from rfkit.attribution.result import AttributionResult
 from rfkit.attribution.targets import (
@@ -31,7 +33,7 @@ from rfkit.attribution.targets import (
     resolve_unit,
     unit_model,
 )
-from rfkit.errors import DeviceMemoryError, NonFiniteWarning
+from rfkit.errors import ArgumentError, DeviceMemoryError, NonFiniteWarning
 from rfkit.graph.layers import default_layer
 from rfkit.models.spec import input_dtype
 from rfkit.pipeline.capture import frozen, model_device
@@ -41,15 +43,19 @@ from rfkit.pipeline.devices import (
     decode_workers,
     is_out_of_memory,
     resolve_device,
+    torch_threads,
 )
 from rfkit.pipeline.distributed import SINGLE, World, current_world, gather_rows
 from rfkit.pipeline.finite import describe, first_nonfinite_module, nonfinite_images, origin
 from rfkit.pipeline.images import SAMPLE_PHOTOS, ImageStats
+from rfkit.pipeline.options import Images, Runtime
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 from rfkit.pipeline.sharded import IndexedBatch
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 #: A completeness error above this is reported as a warning (raise ``steps``).
+DEFAULT_IMAGES = 4
+"""Images :func:`attribute` computes maps for when ``Images.num_images`` is not set."""
 COMPLETENESS_WARN = mth.STEPS_TARGET_ERROR
 
 
@@ -453,31 +459,15 @@ def _notes(result_parts: dict, methods, live: nn.Module, settings: mth.Settings)
 
 def attribute(
     model: str | nn.Module | Prepared,
-    images="sample",
-    num_images: int = 4,
+    *,
+    images: Images | str | Path | Sequence | torch.Tensor | int = "sample",
     methods: str | Sequence[str] = ("saliency",),
     target="predicted",
     layer: str | None = None,
     weights: str = "auto",
-    input_size=None,
-    baseline="zeros",
-    batch_size: int | None = None,
-    device="auto",
-    *,
-    steps: int | None = None,
-    ig_method: str = "gausslegendre",
-    noise: float = 0.15,
-    samples: int = 25,
-    blur_sigma: float | None = None,
-    score: str = "logit",
-    channels: str = "sum",
-    options=None,
-    sanity: bool = False,
-    sanity_layers: int = 3,
-    faithfulness: bool = False,
-    faithfulness_steps: int = 16,
-    seed: int = 0,
-    distributed: bool = True,
+    options: AttributionOptions | None = None,
+    checks: Checks | None = None,
+    runtime: Runtime | str | None = None,
     progress=None,
     trust: bool = False,
 ) -> AttributionResult:
@@ -488,12 +478,12 @@ def attribute(
     model : str, nn.Module or Prepared
         A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``), a module (left exactly as
         found: device, dtype, train/eval mode and ``requires_grad`` are restored, also on error), or a model
-        prepared once by :func:`rfkit.prepare` (then ``weights`` and ``input_size`` are its own).
-    images : str, path, list of paths or Tensor
-        ``"sample"`` (scikit-image photographs, offline), ``"noise"``, a folder, image files, or a
-        model-ready tensor (N, C, H, W). See :mod:`rfkit.pipeline.images`.
-    num_images : int
-        How many images.
+        prepared once by :func:`rfkit.prepare` (then ``weights`` and the input size are its own).
+    images : Images, str, path, list of paths, Tensor or int
+        What to read (:class:`rfkit.pipeline.options.Images`: the source, how many images, default 4, and the
+        model's input size, default its own). A plain value is the source: ``"sample"`` (scikit-image
+        photographs, offline), ``"noise"``, a folder, image files, or a model-ready tensor (N, C, H, W); an int
+        ``n`` is ``n`` sample photographs. See :mod:`rfkit.pipeline.images`.
     methods : str or list of str
         Registered method names (:func:`rfkit.attribution.methods.method_names`: ``saliency``,
         ``input_x_gradient``, ``smoothgrad``, ``guided_backprop``, ``ig``, ``blur_ig``, ``blur_ig_pair``,
@@ -509,49 +499,25 @@ def attribute(
     weights : str
         ``"auto"``, ``"pretrained"``, ``"random"``, ``"random-safe"`` or a checkpoint path
         (:func:`rfkit.models.weights.load_model`).
-    input_size : int or (h, w), optional
-        Override the model's input size (the preprocessing follows).
-    baseline : str or Tensor
-        The baseline of IG and Guided IG and Occlusion's fill: ``"zeros"`` (model-input space), ``"black"``,
-        ``"blur"``, or a tensor ``(C, H, W)``.
-    batch_size : int, optional
-        Inputs per forward pass (default: 32 CUDA, 16 MPS, up to 8 CPU as memory allows). Does not change the
-        maps.
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...
-    steps : int, optional
-        Path steps of the path methods (IG, Blur IG, Guided IG), used as given. Default: automatic, from 50
-        steps, doubled image by image until the completeness error is under 5%, up to 512 (the steps each
-        image got are in ``result.steps``; an error still above 5% at 512 is warned about).
-    ig_method : str
-        captum's integration rule: ``"gausslegendre"`` or a Riemann rule.
-    noise, samples : float, int
-        SmoothGrad's noise (fraction of the input range) and number of samples.
-    blur_sigma : float, optional
-        Blur IG's largest blur in pixels (default 50 at 224 px, in proportion).
-    score : str
-        What a class target's maps explain: ``"logit"`` (pre-softmax) or ``"probability"`` (its softmax
-        probability, seed 002's Blur IG target). Unit targets are the unit's value.
-    channels : str
-        How a per-channel attribution becomes one map: ``"sum"`` (signed sum over colour channels) or
-        ``"max_relu_minmax"`` (seed 002's rule: the largest channel value, ReLU, each map rescaled to [0, 1];
-        pixel and CAM maps get the ReLU and the rescaling).
-    options : mapping or list of str, optional
-        Methods' own options: ``{"occlusion": {"window": 8}}``, ``{"occlusion.window": 8}`` or
-        ``["occlusion.window=8"]`` (each record's ``options``; docs/attribution.md lists them).
-    sanity : bool
-        Run the model-randomisation check (:mod:`rfkit.attribution.sanity`) on ``sanity_layers`` layers.
-    faithfulness : bool
-        Deletion/insertion AUC per method and image (:mod:`rfkit.attribution.faithfulness`), with
-        ``faithfulness_steps`` steps.
-    seed : int
-        Seeds random weights, ``"noise"`` images, SmoothGrad's noise (image by image: the maps do not depend on
-        the batch size) and the sanity check's re-initialisation.
-    distributed : bool
-        Under torchrun (``WORLD_SIZE`` > 1), each process computes the maps of its share of the images
+    options : AttributionOptions, optional
+        How the methods run (:class:`rfkit.attribution.options.AttributionOptions`): the baseline, the path
+        steps (default automatic: from 50, doubled image by image until the completeness error is under 5%, up
+        to 512; the steps each image got are in ``result.steps``), captum's integration rule, SmoothGrad's
+        noise and samples, Blur IG's largest blur, the score (logit or probability), the channel rule and each
+        method's own options.
+    checks : Checks, optional
+        The model-randomisation check and the deletion/insertion AUC (:class:`rfkit.attribution.options.Checks`;
+        :mod:`rfkit.attribution.sanity`, :mod:`rfkit.attribution.faithfulness`); default none.
+    runtime : Runtime or str, optional
+        Device, batch size (default: 32 CUDA, 16 MPS, up to 8 CPU as memory allows), threads, decoding
+        workers, seed and torchrun sharing (:class:`rfkit.pipeline.options.Runtime`); a plain value is the
+        device. The seed seeds random weights, ``"noise"`` images, SmoothGrad's noise (image by image: the maps
+        do not depend on the batch size) and the sanity check's re-initialisation. Under torchrun
+        (``WORLD_SIZE`` > 1) with ``distributed``, each process computes the maps of its share of the images
         (:mod:`rfkit.pipeline.sharded`), and every process returns all of them, in stream order, as one process
-        would; the sanity and faithfulness checks then run on every process over all the images. False: this
-        process computes every map alone.
+        would; the checks then run on every process over all the images. ``channels_last`` and ``autocast`` are
+        :func:`rfkit.erf`'s (an :class:`~rfkit.errors.ArgumentError` here: the maps are computed in the model's
+        own dtype and layout).
     progress : callable, optional
         Called with the number of images after each batch.
     trust : bool
@@ -574,57 +540,72 @@ def attribute(
     >>> import torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
     ...                     nn.Linear(4, 5))
-    >>> res = rfkit.attribute(net, images="noise", num_images=2, methods="saliency,ig,gradcam", input_size=16,
-    ...                       device="cpu", steps=8)
+    >>> res = rfkit.attribute(net, images=rfkit.Images("noise", 2, input_size=16), methods="saliency,ig,gradcam",
+    ...                       options=rfkit.AttributionOptions(steps=8), runtime="cpu")
     >>> res.maps["ig"].shape, res.cam_layer, [t.kind for t in res.targets]
     ((2, 16, 16), '1', ['class', 'class'])
     """
+    images, run, opts, checks = Images.of(images), Runtime.of(runtime), AttributionOptions.of(options), Checks.of(checks)
+    num_images, input_size, seed, device, batch_size = (
+        images.count(DEFAULT_IMAGES),
+        images.input_size,
+        run.seed,
+        run.device,
+        run.batch_size,
+    )
+    for flag in ("channels_last", "autocast"):
+        if getattr(run, flag):
+            raise ArgumentError(
+                f"Runtime({flag}=True) is for rfkit.erf; rfkit.attribute computes its maps in the model's own "
+                f"dtype and memory format: leave {flag} False"
+            )
     names, spec, settings = _arguments(
         model,
         methods,
         target,
         num_images,
         batch_size,
-        sanity_layers,
-        faithfulness_steps,
+        checks.sanity_layers,
+        checks.faithfulness_steps,
         mth.Settings(
-            steps=mth.DEFAULT_STEPS if steps is None else steps,
-            auto_steps=steps is None,
-            ig_method=ig_method,
-            baseline=baseline,
-            noise=noise,
-            samples=samples,
-            blur_sigma=blur_sigma,
+            steps=mth.DEFAULT_STEPS if opts.steps is None else opts.steps,
+            auto_steps=opts.steps is None,
+            ig_method=opts.ig_method,
+            baseline=opts.baseline,
+            noise=opts.noise,
+            samples=opts.samples,
+            blur_sigma=opts.blur_sigma,
             seed=seed,
-            score=score,
-            channels=channels,
+            score=opts.score,
+            channels=opts.channels,
         ),
-        options,
+        opts.method_options,
     )
-    run = _setup(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings, trust)
-    checks = _Checks(sanity, sanity_layers, faithfulness, faithfulness_steps)
-    stats = ImageStats(source=str(images), requested=num_images)
-    module, dev = run.prepared.model, run.device
-    world = current_world(dev) if distributed else SINGLE
-    with frozen(module, dev if model_device(module) != dev else None) as live:
-        batches = run.prepared.image_shards(
-            images,
+    threads = validate.count(run.threads, "threads", maximum=validate.MAX_THREADS, optional=True)
+    workers = validate.count(run.workers, "workers", optional=True, minimum=0, maximum=validate.MAX_THREADS)
+    run_ = _setup(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings, trust)
+    stats = ImageStats(source=str(images.source), requested=num_images)
+    module, dev = run_.prepared.model, run_.device
+    world = current_world(dev) if run.distributed else SINGLE
+    with frozen(module, dev if model_device(module) != dev else None) as live, torch_threads(threads):
+        batches = run_.prepared.image_shards(
+            images.source,
             num_images,
-            run.settings.batch_size,
+            run_.settings.batch_size,
             world,
             seed=seed,
             stats=stats,
-            workers=decode_workers(dev),
+            workers=decode_workers(dev) if workers is None else workers,
             pin_memory=dev.type == "cuda",
         )
-        found = _measure(run, live, batches, spec, checks, seed, progress, world)
-        notes = _image_notes(stats) + _cam_notes(run.cam) + _notes(found.parts, names, live, run.settings)
-        nonfinite = _nonfinite_notes(found, run, live, _labels(images, len(found.chosen)))
+        found = _measure(run_, live, batches, spec, checks, seed, progress, world)
+        notes = _image_notes(stats) + _cam_notes(run_.cam) + _notes(found.parts, names, live, run_.settings)
+        nonfinite = _nonfinite_notes(found, run_, live, _labels(images.source, len(found.chosen)))
     for n in notes:
         warnings.warn(n, stacklevel=2)
     for n in nonfinite:
         warnings.warn(n, NonFiniteWarning, stacklevel=2)
-    return _result(run, found, images, stats.source, nonfinite + notes)
+    return _result(run_, found, images.source, stats.source, nonfinite + notes)
 
 
 def _image(i: int, labels: tuple[str, ...]) -> str:
@@ -663,16 +644,6 @@ def _nonfinite_notes(found: _Found, run: _Run, live: nn.Module, labels: tuple[st
     return notes
 
 
-@dataclass(frozen=True)
-class _Checks:
-    """Which checks to run on the maps, and their sizes."""
-
-    sanity: bool
-    sanity_layers: int
-    faithfulness: bool
-    faithfulness_steps: int
-
-
 @dataclass
 class _Found:
     """What one run measured: the images, their scores and targets, every method's maps and checks."""
@@ -687,7 +658,7 @@ class _Found:
 
 
 def _measure(
-    run: _Run, live: nn.Module, batches, spec: TargetSpec, checks: _Checks, seed: int, progress, world: World = SINGLE
+    run: _Run, live: nn.Module, batches, spec: TargetSpec, checks: Checks, seed: int, progress, world: World = SINGLE
 ) -> _Found:
     """Every method's maps over ``batches`` on the live model (under torchrun: this process's share, then
     every process's, in stream order), then the checks asked for."""

@@ -26,8 +26,8 @@ Register a method, use it, take it away again:
 >>> register(Method("doubled_gradient", "Doubled Gradient", family="gradient", library="rfkit",
 ...                 call="2 * torch.autograd.grad", compute=lambda call: 2 * call.input_gradient()))
 >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
->>> res = rfkit.attribute(net, images="noise", num_images=1, methods="saliency,doubled_gradient",
-...                       input_size=2, device="cpu", target=0)
+>>> res = rfkit.attribute(net, images=rfkit.Images("noise", 1, input_size=2), methods="saliency,doubled_gradient",
+...                       target=0, runtime="cpu")
 >>> bool(abs(res.maps["doubled_gradient"] - 2 * res.maps["saliency"]).max() < 1e-6)
 True
 >>> _ = unregister("doubled_gradient")

@@ -55,14 +55,13 @@ import rfkit.validate as validate
 from rfkit.effective.groups import GroupSums
 from rfkit.effective.metric_registry import ERF_METRICS, interval_free_columns, metric_columns
 from rfkit.effective.metrics import _box_center, compute_metrics
+from rfkit.effective.options import RESAMPLES
 from rfkit.effective.resampled import erf_sides, linear_ok, resampled_metrics
 from rfkit.errors import ArgumentError
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, gather_rows
 
 LEVEL = 0.95
 """Coverage of the intervals."""
-RESAMPLES = 200
-"""Bootstrap resamples of the reported intervals (``bootstrap=``)."""
 CHECK_RESAMPLES = 100
 """Resamples of each ``until_stable`` check and of each point of :func:`convergence`."""
 MIN_IMAGES = 8

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +14,6 @@ import torch.nn as nn
 
 import rfkit.validate as validate
 from rfkit.effective.bootstrap import (
-    RESAMPLES,
     StopRule,
     bootstrap_cis,
     checked_options,
@@ -22,6 +22,7 @@ from rfkit.effective.bootstrap import (
 )
 from rfkit.effective.groups import GroupSums, group_capacity
 from rfkit.effective.methods import default_unit, get_method
+from rfkit.effective.options import ERFOptions
 from rfkit.effective.result import ERFResult
 from rfkit.errors import ArgumentError, DeviceMemoryError, ImageWarning, LayerError, NonFiniteWarning, RFKitError
 from rfkit.graph import layout as lay
@@ -35,10 +36,12 @@ from rfkit.pipeline.devices import (
     decode_workers,
     is_out_of_memory,
     resolve_device,
+    torch_threads,
 )
 from rfkit.pipeline.distributed import SINGLE, World, all_reduce_max, all_reduce_sums, current_world, shared_map
 from rfkit.pipeline.finite import describe, nonfinite_images
 from rfkit.pipeline.images import ImageStats
+from rfkit.pipeline.options import Images, Runtime
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 from rfkit.pipeline.sharded import IndexedBatch
 
@@ -63,19 +66,6 @@ def _units(layers: dict[str, str], g, layouts: dict, unit, method: str, default_
             raise LayerError(f"unit {chosen} is outside the {'x'.join(map(str, grid))} grid of layer {key!r}")
         out[key] = chosen
     return out
-
-
-@contextmanager
-def _threads(n: int | None):
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Runner:
@@ -336,6 +326,10 @@ def is_nonfinite_note(note: str) -> bool:
     return note.startswith(NONFINITE)
 
 
+DEFAULT_IMAGES = 32
+"""Images an ERF averages over when ``Images.num_images`` is not set."""
+
+
 def checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device) -> tuple:
     """:func:`erf`'s arguments that need no model, checked before anything is built: ``(layers, num_images,
     batch_size, threads, seed, device)`` in the form :func:`erf` works with.
@@ -359,26 +353,14 @@ def checked_arguments(model, layers, num_images, batch_size, threads, seed, inpu
 
 def erf(
     model: str | nn.Module | Prepared,
+    *,
     layers: str | Sequence[str] | None = None,
-    images="sample",
-    num_images: int = 32,
+    images: Images | str | Path | Sequence | torch.Tensor | int = "sample",
     weights: str = "auto",
     method: str = "replknet",
-    batch_size: int | None = None,
-    device="auto",
-    input_size=None,
-    *,
     unit=None,
-    threads: int | None = None,
-    workers: int | None = None,
-    channels_last: bool = False,
-    autocast: bool = False,
-    seed: int = 0,
-    metrics: bool = True,
-    crop: bool = True,
-    distributed: bool = True,
-    bootstrap: int = RESAMPLES,
-    until_stable: float | None = None,
+    options: ERFOptions | None = None,
+    runtime: Runtime | str | None = None,
     progress=None,
     trust: bool = False,
 ) -> ERFResult:
@@ -393,67 +375,52 @@ def erf(
     ----------
     model : str, nn.Module or Prepared
         A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``), a module, or a model prepared
-        once by :func:`rfkit.prepare` (then ``weights`` and ``input_size`` are its own, and nothing is built
+        once by :func:`rfkit.prepare` (then ``weights`` and the input size are its own, and nothing is built
         or traced again). A module is left exactly as found: device, dtype, train/eval mode and
         ``requires_grad`` are restored, also on error.
     layers : str or list of str, optional
         Module names (``"layer3"``) or graph node names (``"add_3"``); default: the final feature map;
         ``"stages"``: the stage outputs and the final feature map (:func:`rfkit.graph.layers.stage_layers`).
-    images : str, path, list of paths or Tensor
-        ``"sample"`` (photographs shipped with scikit-image, offline), ``"noise"``, a directory
-        (recursive), image paths, or a model-ready tensor (N, C, H, W). See :mod:`rfkit.pipeline.images`.
-    num_images : int
-        How many images to average over.
+    images : Images, str, path, list of paths, Tensor or int
+        What to read (:class:`rfkit.pipeline.options.Images`: the source, how many images, default 32, and the
+        model's input size, default its own). A plain value is the source: ``"sample"`` (photographs shipped
+        with scikit-image, offline), ``"noise"``, a folder (recursive), image paths, or a model-ready tensor
+        (N, C, H, W); an int ``n`` is ``n`` sample photographs. See :mod:`rfkit.pipeline.images`.
     weights : str
         ``"auto"`` (pretrained if obtainable, else random with a warning), ``"pretrained"``, ``"random"``,
         ``"random-safe"`` (random with zero-init traps removed) or a checkpoint path. See
         :mod:`rfkit.models.weights`.
     method : str
         ``"replknet"``, ``"openerf"``, or another name of :data:`rfkit.effective.methods.ERF_METHODS`.
-    batch_size : int, optional
-        Images per forward pass (default: as many as fit in half the free memory, at most 64 on CUDA and 8
-        on the CPU; 16 on MPS: :func:`rfkit.pipeline.devices.auto_batch_size`). Does not change the maps.
-    device : str
-        ``"auto"`` (CUDA, MPS, else CPU), ``"cpu"``, ``"cuda:1"``, ... (checked to exist on this machine)
-    input_size : int or (h, w), optional
-        Override the model's input size (the preprocessing follows).
     unit : tuple or dict, optional
         The output unit to measure, per spatial axis of the layer's grid (one tuple for every layer, or a
         dict layer -> tuple); default: the method's centre unit.
-    threads : int, optional
-        torch CPU threads during the run (restored afterwards).
-    workers : int, optional
-        Threads decoding image files ahead of the model (default: none on the CPU, one per core but one, at
-        most 8, on a GPU: :func:`rfkit.pipeline.devices.decode_workers`). On CUDA the batches are also put in
-        page-locked memory, so that their copy to the device overlaps the computation. Does not change the
-        maps.
-    channels_last, autocast : bool
-        Channels-last memory format; bfloat16 autocast (GPU only; ignored with a warning on CPU).
-    seed : int
-        For ``"noise"`` images, random-resized views of ``"sample"``, and random weights.
-    metrics : bool
-        Compute :func:`rfkit.effective.metrics.compute_metrics` per layer.
-    crop : bool
-        Measure local layers with a small RF on a crop of the input around the unit's RF window (exact:
-        kept only where the first batch gives the same map as the whole input; :mod:`rfkit.effective.crop`).
-    distributed : bool
-        Under torchrun (``WORLD_SIZE`` > 1), share the images among the processes and add up their maps
-        (:mod:`rfkit.pipeline.distributed`): every process returns the same result over the same images as
-        one process would. False: this process measures every image alone.
-    bootstrap : int
-        Resamples of the bootstrap over independent images (views of one photo resampled together) that
-        gives every metric a 95% confidence interval (:attr:`ERFResult.ci <rfkit.effective.result.ERFResult>`;
-        :mod:`rfkit.effective.bootstrap`); 0: none. Fewer than 8 independent images give none either, and
-        ``bootstrap["reason"]`` of the result says so. The
-        statistics it needs (per-group map sums, :mod:`rfkit.effective.groups`) are kept in a bounded memory
-        whatever ``num_images``; the per-pixel standard error of the mean map (:attr:`ERFResult.sem`) is
-        always kept.
-    until_stable : float, optional
-        Stop as soon as the 95% confidence interval of the ERF/RF ratio (ERF/input for a global layer) is
-        narrower than ``±until_stable`` on every layer and both axes, checked after each batch from
-        :data:`~rfkit.effective.bootstrap.MIN_IMAGES` images on (:class:`rfkit.effective.bootstrap.StopRule`), or after
-        ``num_images``. Where it stopped and why: :attr:`ERFResult.stopped` (and a warning when it never
-        became stable). Under torchrun every process takes the same decision from everyone's images.
+    options : ERFOptions, optional
+        Metrics, crops, bootstrap intervals and the stopping rule (:class:`rfkit.effective.options.ERFOptions`):
+        ``metrics`` computes :func:`rfkit.effective.metrics.compute_metrics` per layer; ``crop`` measures local
+        layers with a small RF on a crop around the unit's RF window (exact: kept only where the first batch
+        gives the same map as the whole input; :mod:`rfkit.effective.crop`); ``bootstrap`` resamples
+        independent images (views of one photo resampled together) for every metric's 95% confidence interval
+        (:attr:`ERFResult.ci <rfkit.effective.result.ERFResult>`; :mod:`rfkit.effective.bootstrap`; 0: none;
+        fewer than 8 independent images give none either, and ``bootstrap["reason"]`` of the result says so;
+        the per-pixel standard error of the mean map, :attr:`ERFResult.sem`, is always kept); ``until_stable``
+        stops as soon as the 95% interval of the ERF/RF ratio (ERF/input for a global layer) is narrower than
+        ``±until_stable`` on every layer and both axes, checked after each batch from
+        :data:`~rfkit.effective.bootstrap.MIN_IMAGES` images on (:class:`rfkit.effective.bootstrap.StopRule`),
+        or after all the images: where it stopped and why is :attr:`ERFResult.stopped` (and a warning when it
+        never became stable).
+    runtime : Runtime or str, optional
+        Device, batch size, threads, decoding workers, seed, channels-last, autocast and torchrun sharing
+        (:class:`rfkit.pipeline.options.Runtime`); a plain value is the device (``"cpu"``). The batch size
+        defaults to as many images as fit in half the free memory, at most 64 on CUDA and 8 on the CPU; 16 on
+        MPS (:func:`rfkit.pipeline.devices.auto_batch_size`); on CUDA the batches are also put in page-locked
+        memory, so that their copy to the device overlaps the computation. None of these change the maps,
+        except the seed (``"noise"`` images, random-resized views of ``"sample"``, random weights, the
+        bootstrap). Under torchrun (``WORLD_SIZE`` > 1) with ``distributed`` (the default) the processes share
+        the images and add up their maps (:mod:`rfkit.pipeline.distributed`): every process returns the same
+        result over the same images as one process would; under torchrun every process also takes the same
+        ``until_stable`` decision from everyone's images. Autocast is for GPUs (ignored with a warning on the
+        CPU).
     progress : callable, optional
         Called with the number of images read after each batch (under torchrun, of the whole stream: every
         process's images, so a bar on rank 0 ends at the total).
@@ -480,17 +447,24 @@ def erf(
     >>> import torch, torch.nn as nn, rfkit
     >>> _ = torch.manual_seed(0)  # random weights: a weight of exactly the wrong sign can zero a pixel
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
-    >>> res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=4, input_size=16, device="cpu")
+    >>> res = rfkit.erf(net, layers=["0", "2"], images=rfkit.Images("noise", 4, input_size=16), runtime="cpu")
     >>> res.unit["2"], res.center["2"], res.maps["2"].shape
     ((8, 8), (8, 8), (16, 16))
     >>> np.argwhere(res.maps["0"] > 0)[[0, -1]].tolist()  # the 3x3 RF around (8, 8)
     [[7, 7], [9, 9]]
+    >>> more = rfkit.Images("noise", 4, input_size=16).replace(num_images=8)  # change one field
     """
-    args = checked_arguments(model, layers, num_images, batch_size, threads, seed, input_size, method, device)
+    images, run, opts = Images.of(images), Runtime.of(runtime), ERFOptions.of(options)
+    num_images, input_size = images.count(DEFAULT_IMAGES), images.input_size
+    args = checked_arguments(
+        model, layers, num_images, run.batch_size, run.threads, run.seed, input_size, method, run.device
+    )
     layers, num_images, batch_size, threads, seed, dev = args
-    workers = validate.count(workers, "workers", optional=True, minimum=0, maximum=validate.MAX_THREADS)
-    validate.count(bootstrap, "bootstrap", minimum=0, maximum=validate.MAX_BOOTSTRAP)
-    bootstrap, until_stable = checked_options(bootstrap, until_stable)
+    workers = validate.count(run.workers, "workers", optional=True, minimum=0, maximum=validate.MAX_THREADS)
+    validate.count(opts.bootstrap, "bootstrap", minimum=0, maximum=validate.MAX_BOOTSTRAP)
+    bootstrap, until_stable = checked_options(opts.bootstrap, opts.until_stable)
+    channels_last, autocast, metrics, crop = run.channels_last, run.autocast, opts.metrics, opts.crop
+    source = images.source
     prepared = prepare(model, weights, input_size, seed=seed, trust=trust)
     g = prepared.graph
     resolved, default_key = resolve_layers(g, prepared.model, layers, unknown=True)
@@ -502,8 +476,8 @@ def erf(
         notes.append("autocast is for GPUs; ignored on the CPU")
         autocast = False
 
-    stats = ImageStats(source=str(images), requested=num_images)
-    world = current_world(dev) if distributed else SINGLE
+    stats = ImageStats(source=str(source), requested=num_images)
+    world = current_world(dev) if run.distributed else SINGLE
     check_one_image_fits(g, dev)
     bs = batch_size or auto_batch_size(g, dev)
     centers = _centers(g, resolved, units, notes)
@@ -512,12 +486,12 @@ def erf(
     groups = GroupSums(resolved, shape, group_capacity(shape, len(resolved)), num_images)
     stop = StopRule(until_stable, rf_sizes, seed=seed) if until_stable is not None else None
     module = prepared.model
-    with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, _threads(threads):
+    with frozen(module, dev if model_device(module) != dev else None, channels_last) as live, torch_threads(threads):
         captures = prepared.capture(live)
         sums, seen, more, crops = accumulate(
             lambda keys: captures({k: resolved[k] for k in keys}),
             prepared.image_shards(
-                images,
+                source,
                 num_images,
                 bs,
                 world,

@@ -197,7 +197,7 @@ class ERFResult:
         --------
         >>> import torch.nn as nn, rfkit
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
-        >>> res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=2, input_size=32, device="cpu")
+        >>> res = rfkit.erf(net, layers=["0", "2"], images=rfkit.Images("noise", 2, input_size=32), runtime="cpu")
         >>> res.to_frame()[["layer", "rf_h", "stride_h"]].values.tolist()
         [['0', 5.0, 2], ['2', 9.0, 2]]
         """

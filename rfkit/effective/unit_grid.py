@@ -146,8 +146,10 @@ def unit_grid(
         Which units (:func:`grid_units`).
     measure : bool
         Measure each unit's ERF (one backward pass per unit); False: the analytic RF only.
-    weights, input_size, device, seed, trust
-        As :func:`rfkit.erf`.
+    weights, input_size, seed, trust
+        As :func:`rfkit.prepare`.
+    device : str
+        As :class:`rfkit.pipeline.options.Runtime`.
 
     Returns
     -------

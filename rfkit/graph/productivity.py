@@ -145,7 +145,7 @@ class LayerProductivity:
 
 
 @dataclass(frozen=True, eq=False)
-class ProductivityReport:
+class ProductivityResult:
     """Per-node productivity of an :class:`~rfkit.graph.rfgraph.RFGraph` at one input resolution.
 
     Iterating yields :class:`LayerProductivity` in topological order (the input node left out);
@@ -360,7 +360,7 @@ def _check_args(g, path: str) -> None:
 
 
 # --- public API ---------------------------------------------------------------------------------------------
-def productivity(g: RFGraph, input_size=None, *, path: str = "min") -> ProductivityReport:
+def productivity(g: RFGraph, input_size=None, *, path: str = "min") -> ProductivityResult:
     """Status of every node of ``g`` at an input resolution: productive, partially critical, critical,
     unproductive, global or unknown (see :mod:`rfkit.graph.productivity` for the rules).
 
@@ -379,7 +379,7 @@ def productivity(g: RFGraph, input_size=None, *, path: str = "min") -> Productiv
 
     Returns
     -------
-    ProductivityReport
+    ProductivityResult
 
     Raises
     ------
@@ -406,7 +406,7 @@ def productivity(g: RFGraph, input_size=None, *, path: str = "min") -> Productiv
     """
     _check_args(g, path)
     size = normalise_resolution(g.input_size if input_size is None else input_size, len(g.input_size))
-    return ProductivityReport(
+    return ProductivityResult(
         g.model_name, size, path, tuple(g.axis_names), tuple(_entries(g, size, path)), dict(g.module_outputs)
     )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -216,3 +218,26 @@ def is_out_of_memory(e: BaseException) -> bool:
         return True
     msg = str(e)
     return isinstance(e, RuntimeError) and ("can't allocate memory" in msg or "out of memory" in msg.lower())
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``n`` inside the block (``Runtime.threads``; None: left as they are), and put
+    back afterwards, also when the block raises.
+
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -266,7 +266,7 @@ def prepare(
     >>> p = rfkit.prepare(net, input_size=16)
     >>> p.model is net, p.weights.kind, p.input_size, p.graph["2"].size
     (True, 'as-given', (16, 16), (5, 5))
-    >>> rfkit.erf(p, images="noise", num_images=2, device="cpu").graph is p.graph
+    >>> rfkit.erf(p, images=rfkit.Images("noise", 2), runtime="cpu").graph is p.graph
     True
     """
     if isinstance(model, Prepared):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rfkit.errors import GraphvizNotFoundError, RenderError
 from rfkit.formatting import pair, rf_label, short_op, size
-from rfkit.graph.productivity import SEVERITY, ProductivityReport, Status, op_category, productivity
+from rfkit.graph.productivity import SEVERITY, ProductivityResult, Status, op_category, productivity
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.io import atomic_write_bytes, atomic_write_text
 from rfkit.report.summary import productivity_text
@@ -95,7 +95,7 @@ def _group_output(g: RFGraph, group: _Group) -> str:
 
 
 def _label(
-    g: RFGraph, group: _Group, report: ProductivityReport | None, depth: int | None
+    g: RFGraph, group: _Group, report: ProductivityResult | None, depth: int | None
 ) -> tuple[str, Status | None, bool]:
     members = group.members
     out_name = _group_output(g, group)

@@ -1,5 +1,5 @@
 """Cross-checking the analytic RF graph against the measured gradient support."""
 
-from rfkit.verification.verify import EstimateCheck, UnitCheck, VerifyReport, VerifyResult
+from rfkit.verification.verify import EstimateCheck, UnitCheck, VerifyResult
 
-__all__ = ["EstimateCheck", "UnitCheck", "VerifyReport", "VerifyResult"]  # the function: rfkit.verify
+__all__ = ["EstimateCheck", "UnitCheck", "VerifyResult"]  # the function: rfkit.verify

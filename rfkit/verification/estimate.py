@@ -148,25 +148,57 @@ class RFEstimate:
         return row
 
 
-class RFEstimates(list):
-    """The :class:`RFEstimate` of each layer, in order; ``est["layer1"]`` finds one by layer name,
-    ``notes`` lists the measurement swaps, :meth:`to_frame` gives a DataFrame."""
+@dataclass(frozen=True)
+class EstimateResult:
+    """What :func:`estimate_rf` returns: the :class:`RFEstimate` of each layer, in order, and how the model was
+    made measurable.
 
-    def __init__(self, items=(), notes: Sequence[str] = (), model: str = "") -> None:
-        super().__init__(items)
-        self.notes = list(notes)
-        self.model = model
+    It reads like the layers it holds: ``len(est)``, ``for e in est``, ``est[0]``, and ``est["layer1"]`` (by
+    layer or node name).
 
-    def __getitem__(self, key):
+    Attributes
+    ----------
+    estimates : tuple of RFEstimate
+        One per layer, in the order asked for (the per-layer record).
+    notes : tuple of str
+        The measurement swaps (:mod:`rfkit.verification.measure`).
+    model : str
+        The model's name.
+
+    Examples
+    --------
+    >>> import torch.nn as nn
+    >>> est = estimate_rf(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3)), layers=["0", "1"], input_size=16)
+    >>> est.layers, est["1"].size, est.to_frame()["size_h"].tolist()
+    (['0', '1'], (5, 5), [3, 5])
+    """
+
+    estimates: tuple[RFEstimate, ...] = ()
+    notes: tuple[str, ...] = ()
+    model: str = ""
+
+    @property
+    def layers(self) -> list[str]:
+        """The layer names, in order."""
+        return [e.layer for e in self.estimates]
+
+    def __len__(self) -> int:
+        return len(self.estimates)
+
+    def __iter__(self):
+        return iter(self.estimates)
+
+    def __getitem__(self, key: int | str) -> RFEstimate:
         if isinstance(key, str):
-            for e in self:
+            for e in self.estimates:
                 if key in (e.layer, e.node):
                     return e
-            raise KeyError(key)
-        return super().__getitem__(key)
+            raise KeyError(f"no estimate of layer {key!r}; layers: {', '.join(map(repr, self.layers))}")
+        return self.estimates[key]
 
     def to_frame(self):
-        return estimates_frame(self)
+        """One row per layer (:meth:`RFEstimate.as_row`), as a :class:`pandas.DataFrame`."""
+        return estimates_frame(self.estimates)
 
 
 def estimates_frame(estimates: Sequence[RFEstimate], axis_names: Sequence[str] = ("h", "w")):
@@ -504,7 +536,7 @@ def _grow(axes: list[_Axis] | None, grid, prev_grid) -> list[bool]:
     return out
 
 
-def estimate_layers(m: Measurable, layers, max_size: Mapping[str, int] | int) -> RFEstimates:
+def estimate_layers(m: Measurable, layers, max_size: Mapping[str, int] | int) -> EstimateResult:
     """Estimate ``layers`` (default: :func:`rfkit.graph.layers.default_layers`) of the measurable model ``m``;
     ``max_size`` per layer where a mapping (0: never enlarge)."""
     g = m.g
@@ -569,7 +601,7 @@ def estimate_layers(m: Measurable, layers, max_size: Mapping[str, int] | int) ->
                 history[name].append(f"input enlarged from {_fmt(size)} to {_fmt(new)}: " + _why(last[name][1]))
             size = new
             pending = still
-    return RFEstimates([done[name] for name in layers], notes=m.notes, model=g.model_name)
+    return EstimateResult(tuple(done[name] for name in layers), notes=tuple(m.notes), model=g.model_name)
 
 
 def _why(axes: list[_Axis] | None) -> str:
@@ -599,7 +631,7 @@ def estimate_rf(
     max_size: int = DEFAULT_MAX_SIZE,
     *,
     trust: bool = False,
-) -> RFEstimates:
+) -> EstimateResult:
     """Estimate the receptive field of chosen layers from input gradients alone, per axis ``(h, w)``.
 
     Size, stride, centre of unit 0, effective padding and globality are read off the gradient support of
@@ -631,8 +663,8 @@ def estimate_rf(
 
     Returns
     -------
-    RFEstimates
-        A list of :class:`RFEstimate`, one per layer, in order (``est["layer1"]`` looks one up;
+    EstimateResult
+        One :class:`RFEstimate` per layer, in order (``est["layer1"]`` or ``est[0]`` looks one up;
         ``est.to_frame()`` is a DataFrame; ``est.notes`` lists the measurement swaps).
 
     Raises

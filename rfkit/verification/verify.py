@@ -80,7 +80,7 @@ class EstimateCheck:
 
 
 @dataclass
-class VerifyReport:
+class VerifyResult:
     """Result of :func:`verify`: one :class:`UnitCheck` per measured unit, one :class:`EstimateCheck` per
     layer (when estimated), and the measurement swaps."""
 
@@ -113,10 +113,6 @@ class VerifyReport:
         import pandas as pd
 
         return pd.DataFrame([e.__dict__ for e in self.estimates])
-
-
-VerifyResult = VerifyReport
-"""What :func:`verify` returns, under the name every result type shares (``*Result``)."""
 
 
 def clipped_window(info, unit, size) -> tuple:
@@ -159,7 +155,7 @@ def verify(
     estimate_max_size: int | None = None,
     *,
     trust: bool = False,
-) -> VerifyReport:
+) -> VerifyResult:
     """Measure the gradient support of the centre, next and corner units of each layer and compare it with
     the analytic RF (size, centre and stride all enter through the unit's window).
 
@@ -224,7 +220,7 @@ def verify(
     if not nodes:
         raise RFKitError("none of the chosen layers has a spatial output with a known RF to verify")
 
-    report = VerifyReport(g.model_name, g.input_size, notes=list(m.notes))
+    report = VerifyResult(g.model_name, g.input_size, notes=list(m.notes))
     for kind in ("centre", "next", "corner"):
         units, dims, names = {}, {}, []
         for layer, node in nodes.items():
@@ -358,7 +354,7 @@ def _pair(values) -> str:
     )
 
 
-def estimate_rows(report: VerifyReport) -> list[tuple[str, ...]]:
+def estimate_rows(report: VerifyResult) -> list[tuple[str, ...]]:
     """Rows for a table: layer, analytic and estimated size / stride / centre (h × w), input, status."""
     return [
         (
@@ -376,7 +372,7 @@ def estimate_rows(report: VerifyReport) -> list[tuple[str, ...]]:
     ]
 
 
-def summary_rows(report: VerifyReport) -> list[tuple[str, ...]]:
+def summary_rows(report: VerifyResult) -> list[tuple[str, ...]]:
     """Rows for a table: layer, unit, analytic window, measured support, status."""
     return [
         (

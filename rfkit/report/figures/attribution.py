@@ -182,8 +182,8 @@ def grid_record(result, *, normalise: str = "image", style: str = "report", max_
     --------
     >>> import torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
-    >>> res = rfkit.attribute(net, images="noise", num_images=2, methods="saliency,gradcam++", input_size=8,
-    ...                       device="cpu", target=0)
+    >>> res = rfkit.attribute(net, images=rfkit.Images("noise", 2, input_size=8), methods="saliency,gradcam++",
+    ...                       target=0, runtime="cpu")
     >>> rec = grid_record(res, normalise="column")
     >>> rec.titles, rec.signed, rec.scales[0] == rec.scales[1]
     (('Saliency', 'Grad-CAM++'), (True, False), True)
@@ -356,8 +356,8 @@ def attribution_grid(
     --------
     >>> import torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
-    >>> res = rfkit.attribute(net, images="noise", num_images=1, methods="ig", input_size=8, device="cpu",
-    ...                       target=0)
+    >>> res = rfkit.attribute(net, images=rfkit.Images("noise", 1, input_size=8), methods="ig", target=0,
+    ...                       runtime="cpu")
     >>> fig = attribution_grid(res, style="paper")
     >>> [ax.get_title() for ax in fig.axes[:2]], float(fig.get_figwidth())
     (['input', 'Integrated Gradients'], 3.3)

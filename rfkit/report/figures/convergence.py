@@ -14,7 +14,7 @@ Examples
 --------
 >>> import torch.nn as nn, rfkit
 >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
->>> res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=6, input_size=16, device="cpu")
+>>> res = rfkit.erf(net, layers=["0", "2"], images=rfkit.Images("noise", 6, input_size=16), runtime="cpu")
 >>> fig = convergence_figure(res)
 >>> [ax.get_title() for ax in fig.axes]
 ['0', '2']

@@ -122,8 +122,8 @@ def overlay_figure(
     Examples
     --------
     >>> import torch.nn as nn, rfkit
-    >>> res = rfkit.erf(nn.Sequential(nn.Conv2d(3, 8, 7, padding=3)), layers=["0"], images="noise",
-    ...                 num_images=2, input_size=24, device="cpu")
+    >>> res = rfkit.erf(nn.Sequential(nn.Conv2d(3, 8, 7, padding=3)), layers=["0"],
+    ...                 images=rfkit.Images("noise", 2, input_size=24), runtime="cpu")
     >>> fig = overlay_figure(res, "0")
     >>> box = next(p for p in fig.axes[0].patches if p.get_gid() == "rf-box")
     >>> res.rf("0").window_of(res.unit["0"]), box.get_xy(), box.get_width()

@@ -152,7 +152,7 @@ def figure(kind: str, data, *args, path=None, **options):
     --------
     >>> import torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
-    >>> res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=2, input_size=32, device="cpu")
+    >>> res = rfkit.erf(net, layers=["0", "2"], images=rfkit.Images("noise", 2, input_size=32), runtime="cpu")
     >>> fig = rfkit.figure("overlay", res, "2")
     >>> [p.get_gid() for p in fig.axes[0].patches if p.get_gid() == "rf-box"]
     ['rf-box']

@@ -100,7 +100,7 @@ def stage_grid_figure(
     --------
     >>> import torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Conv2d(2, 2, 3, padding=1))
-    >>> res = rfkit.erf(net, layers=["0", "1"], images="noise", num_images=2, input_size=16, device="cpu")
+    >>> res = rfkit.erf(net, layers=["0", "1"], images=rfkit.Images("noise", 2, input_size=16), runtime="cpu")
     >>> fig = stage_grid_figure(res)
     >>> ims = [a.get_images()[0] for a in fig.axes[:2]]
     >>> ims[0].norm is ims[1].norm
