@@ -71,6 +71,9 @@ def bare_loop(model, batches, layers, device):
     return time.perf_counter() - t0, maps
 
 
+MEASURE = ("metrics", "crop", "bootstrap", "until_stable")  # the fields of rfkit.ERFOptions; the rest: Runtime's
+
+
 def time_rfkit(model, images, layers, n, batch, device, method, **options):
     import rfkit
 
@@ -78,13 +81,11 @@ def time_rfkit(model, images, layers, n, batch, device, method, **options):
     res = rfkit.erf(
         model,
         layers=layers,
-        images=images,
-        num_images=n,
-        batch_size=batch,
-        device=device,
-        method=method,
+        images=rfkit.Images(images, n),
         weights="as-given",
-        **{"metrics": False, **options},
+        method=method,
+        options=rfkit.ERFOptions(**{"metrics": False, **{k: v for k, v in options.items() if k in MEASURE}}),
+        runtime=rfkit.Runtime(device, batch, **{k: v for k, v in options.items() if k not in MEASURE}),
     )
     return time.perf_counter() - t0, res
 

@@ -63,7 +63,13 @@ def measure(name: str, size: int, erf: bool) -> Row:
             if erf:
                 small = rfkit.prepare(row.model, weights="random-safe", input_size=size)
                 layer = default_layer(small.graph, small.model)
-                res = rfkit.erf(small, layers=layer, images="noise", num_images=1, device="cpu", metrics=False)
+                res = rfkit.erf(
+                    small,
+                    layers=layer,
+                    images=rfkit.Images("noise", 1),
+                    options=rfkit.ERFOptions(metrics=False),
+                    runtime="cpu",
+                )
                 row.erf = f"{layer} {'ok' if res.maps[layer].sum() > 0 else 'zero map'}"
         row.status = "ok" if not row.unsupported and not row.incomplete else "inexact"
     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on

@@ -60,7 +60,12 @@ def measure(name: str, erf: bool, size: int) -> Row:
             row.input, row.method = "×".join(map(str, g.input_size)), g.method
             row.output_rf, row.unsupported = _rf(g[""]) if "" in g.module_outputs else "tuple", len(g.unsupported)
             if erf:
-                res = rfkit.erf(spec, images="noise", num_images=1, input_size=size, device="cpu", bootstrap=0)
+                res = rfkit.erf(
+                    spec,
+                    images=rfkit.Images("noise", 1, input_size=size),
+                    options=rfkit.ERFOptions(bootstrap=0),
+                    runtime="cpu",
+                )
                 (row.erf_layer,) = res.layers
                 if not res.maps[row.erf_layer].sum() > 0:
                     raise ValueError(f"the ERF of {row.erf_layer} is all zero")

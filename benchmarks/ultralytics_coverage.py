@@ -54,7 +54,10 @@ def measure(name: str, size: int) -> Row:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = rfkit.erf(
-                f"ultralytics:{name}", images="noise", num_images=1, input_size=size, device="cpu", bootstrap=0
+                f"ultralytics:{name}",
+                images=rfkit.Images("noise", 1, input_size=size),
+                options=rfkit.ERFOptions(bootstrap=0),
+                runtime="cpu",
             )
         (layer,) = res.layers
         info = res.rf(layer)

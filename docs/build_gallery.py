@@ -35,6 +35,8 @@ import time
 import warnings
 from pathlib import Path
 
+import rfkit
+
 DOCS = Path(__file__).resolve().parent
 GALLERY = DOCS / "gallery"
 ASSETS = DOCS / "assets" / "erf"
@@ -80,12 +82,10 @@ def build_gallery(models, num_images: int, weights: str, threads: int | None) ->
                 warnings.simplefilter("ignore")  # the report keeps every warning; the page says "random weights"
                 rep = analyze(
                     name,
-                    images="sample",
-                    num_images=num_images,
+                    images=rfkit.Images("sample", num_images),
                     weights=weights,
-                    device="cpu",
-                    threads=threads,
                     out=tmp,
+                    runtime=rfkit.Runtime("cpu", threads=threads),
                 )
             dest = GALLERY / rep.folder.name
             shutil.rmtree(dest, ignore_errors=True)
@@ -245,11 +245,9 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
         res = rfkit.erf(
             "resnet18",
             layers="stages",
-            images="sample",
-            num_images=ASSET_IMAGES,
+            images=rfkit.Images("sample", ASSET_IMAGES),
             weights=weights,
-            device="cpu",
-            threads=threads,
+            runtime=rfkit.Runtime("cpu", threads=threads),
         )
     save(figures.overlay_figure(res, "layer4"), "resnet18_layer4_overlay.png")
     save(figures.overlay_figure(res, "layer2"), "resnet18_layer2_overlay.png")
@@ -262,7 +260,11 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trap = rfkit.erf(
-            "resnet18", layers="stages", images="sample", num_images=8, weights="random", device="cpu", threads=threads
+            "resnet18",
+            layers="stages",
+            images=rfkit.Images("sample", 8),
+            weights="random",
+            runtime=rfkit.Runtime("cpu", threads=threads),
         )
     save(figures.stage_grid_figure(trap), "resnet18_random_trap.png")
     timings["resnet18, weights='random' (8 images)"] = time.perf_counter() - t0
@@ -273,12 +275,9 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
         low = rfkit.erf(
             "resnet18",
             layers="stages",
-            images="sample",
-            num_images=8,
+            images=rfkit.Images("sample", 8, input_size=32),
             weights=weights,
-            input_size=32,
-            device="cpu",
-            threads=threads,
+            runtime=rfkit.Runtime("cpu", threads=threads),
         )
     save(figures.stage_grid_figure(low), "resnet18_32px_stages.png")
     timings["resnet18 at 32×32 (8 images)"] = time.perf_counter() - t0
@@ -289,12 +288,10 @@ def build_assets(weights: str, threads: int | None, dpi: int) -> dict[str, float
             warnings.simplefilter("ignore")
             r = rfkit.erf(
                 "deit_tiny_patch16_224",
-                images="sample",
-                num_images=8,
+                images=rfkit.Images("sample", 8),
                 weights=weights,
                 method=method,
-                device="cpu",
-                threads=threads,
+                runtime=rfkit.Runtime("cpu", threads=threads),
             )
         save(figures.overlay_figure(r, r.layers[0]), f"deit_tiny_{method}.png")
     timings["deit_tiny, replknet and openerf (8 images each)"] = time.perf_counter() - t0
@@ -327,7 +324,11 @@ def build_trained(num_images: int, threads: int | None, dpi: int) -> dict[str, f
         for weights in ("demo", "random-safe"):
             out = Path(tmp) / weights
             rfkit.analyze(
-                "efficientnet_lite0", weights=weights, num_images=num_images, device="cpu", threads=threads, out=out
+                "efficientnet_lite0",
+                images=rfkit.Images(num_images=num_images),
+                weights=weights,
+                out=out,
+                runtime=rfkit.Runtime("cpu", threads=threads),
             )
             folders.append(out)
         save_comparison(find_analyses(folders), TRAINED, "stages")

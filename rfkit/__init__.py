@@ -112,16 +112,16 @@ __all__ = [
 if TYPE_CHECKING:
     from rfkit.analysis.analyze import AnalyzeResult, analyze
     from rfkit.analysis.options import Output, ReportAttribution
-    from rfkit.attribution.options import AttributionOptions, Checks
-    from rfkit.effective.options import ERFOptions
-    from rfkit.pipeline.options import Images, Runtime
     from rfkit.attribution.engine import attribute
+    from rfkit.attribution.options import AttributionOptions, Checks
     from rfkit.attribution.result import AttributionResult
     from rfkit.effective.engine import erf
+    from rfkit.effective.options import ERFOptions
     from rfkit.effective.result import ERFResult
     from rfkit.graph.info import RFInfo
     from rfkit.graph.rfgraph import RFGraph
     from rfkit.graph.tracing import trace
+    from rfkit.pipeline.options import Images, Runtime
     from rfkit.pipeline.prepare import Prepared, prepare
     from rfkit.report.collect import collect
     from rfkit.report.figures.registry import figure

@@ -1,7 +1,7 @@
 """The area-ratio table (``--area-table``, and the ``yolo`` preset): for each measured layer, the side length
 and area ratio of the smallest square on the map's centre pixel holding more than 20%, 30%, 50% and 99% of
 ``log10(map + 1) / max``, by the rule of RepLKNet and the get_model_erf.py script, so the numbers equal theirs
-on the same map (:func:`rfkit.effective.metrics.seed_area_ratios`; erf.csv's ``area_side_h_t``, ``area_side_w_t``,
+on the same map (:func:`rfkit.effective.seed_table.seed_area_ratios`; erf.csv's ``area_side_h_t``, ``area_side_w_t``,
 ``area_ratio_t``). The ERF-centred sizes are in the summary and erf.csv."""
 
 from __future__ import annotations

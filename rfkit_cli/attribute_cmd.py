@@ -171,12 +171,12 @@ def attribute_command(
     image, for several attribution methods."""
     import rfkit
     from rfkit.attribution.methods import check_run, parse_methods, parse_options
+    from rfkit.attribution.options import AttributionOptions, Checks
     from rfkit.io import new_folders_removed_on_failure
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.attribution_files import check_attribution_folder, default_folder, save_attribution
     from rfkit.report.figures.attribution import check_normalise
-    from rfkit.attribution.options import AttributionOptions, Checks
     from rfkit.report.figures.looks import style_named
 
     looks = figure_options(font=font, style_file=style_file)  # a bad font or style file: before the run

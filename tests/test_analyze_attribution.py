@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 
 from rfkit.analysis.analyze import analyze
+from rfkit.analysis.options import Output, ReportAttribution
+from rfkit.pipeline.options import Images
 from rfkit.report.site import build_site
 from rfkit_cli.app import main
 
@@ -47,7 +49,14 @@ def by_hand(net: nn.Module, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def report(tmp_path_factory):
     net = classifier()
     methods = "saliency,gradcam,hirescam,guided_gradcam"  # the registry's methods, old and new
-    rep = analyze(net, out=tmp_path_factory.mktemp("out"), attribution=methods, attribution_images=2, **KW)
+    rep = analyze(
+        net,
+        layers="2",
+        images=Images("noise", 2, input_size=16),
+        attribution=ReportAttribution(methods, num_images=2),
+        out=tmp_path_factory.mktemp("out"),
+        runtime="cpu",
+    )
     return net, rep
 
 
@@ -118,7 +127,12 @@ def test_the_paper_style_reaches_the_attribution_grid(tmp_path):
     from rfkit.report.figures.looks import FigureOptions
 
     rep = analyze(
-        classifier(), out=tmp_path, attribution="saliency", attribution_images=1, figures=FigureOptions("paper"), **KW
+        classifier(),
+        layers="2",
+        images=Images("noise", 2, input_size=16),
+        attribution=ReportAttribution("saliency", num_images=1),
+        out=Output(tmp_path, figures=FigureOptions("paper")),
+        runtime="cpu",
     )
     listed = json.loads((rep.folder / "run.json").read_text())["files"]
     for ext in ("png", "pdf", "svg"):

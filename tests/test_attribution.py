@@ -33,8 +33,9 @@ def images(n: int = 4, size: int = 16, seed: int = 0) -> torch.Tensor:
 
 
 def attribute(model, x, **kw):
-    kw.setdefault("device", "cpu")
-    return rfkit.attribute(model, images=x, num_images=len(x), input_size=tuple(x.shape[-2:]), **kw)
+    """``rfkit.attribute`` of ``model`` on the model-ready images ``x``, on the CPU unless ``runtime`` says so."""
+    kw.setdefault("runtime", "cpu")
+    return rfkit.attribute(model, images=rfkit.Images(x, len(x), input_size=tuple(x.shape[-2:])), **kw)
 
 
 def test_gradcam_of_a_gap_linear_head_is_the_class_activation_map():
@@ -95,15 +96,12 @@ GRADIENT = "saliency,input_x_gradient,smoothgrad,ig,blur_ig,guided_backprop"
 def test_unit_gradient_attribution_is_zero_outside_its_rf_window(model, target, size):
     res = rfkit.attribute(
         model,
-        images="sample",
-        num_images=2,
+        images=rfkit.Images("sample", 2, input_size=size),
         methods=GRADIENT,
         target=target,
-        steps=8,
-        samples=4,
         weights="random-safe",
-        input_size=size,
-        device="cpu",
+        options=rfkit.AttributionOptions(steps=8, samples=4),
+        runtime="cpu",
     )
     if model == "test_vit":  # a 16x16 patch: unit (1, 2) sees rows 16..31 and columns 32..47
         assert res.window == ((16, 31), (32, 47))
@@ -178,9 +176,20 @@ def test_swin_gradcam_channels_last_and_windows_need_no_reshape():
 def test_a_batch_of_four_gives_the_maps_of_four_single_images():
     model = timm.create_model("test_resnet").eval()
     x = images(4, 32, seed=6)
-    kw = dict(methods="saliency,ig,blur_ig,guided_backprop,gradcam,layercam,gradcam*saliency", steps=6)
-    batched = attribute(model, x, batch_size=4, **kw)
-    single = attribute(model, x, batch_size=1, **kw)
+    batched = attribute(
+        model,
+        x,
+        methods="saliency,ig,blur_ig,guided_backprop,gradcam,layercam,gradcam*saliency",
+        options=rfkit.AttributionOptions(steps=6),
+        runtime=rfkit.Runtime(batch_size=4),
+    )
+    single = attribute(
+        model,
+        x,
+        methods="saliency,ig,blur_ig,guided_backprop,gradcam,layercam,gradcam*saliency",
+        options=rfkit.AttributionOptions(steps=6),
+        runtime=rfkit.Runtime(batch_size=1),
+    )
     assert [t.index for t in batched.targets] == [t.index for t in single.targets]
     for method in batched.methods:
         a, b = batched.maps[method], single.maps[method]
@@ -204,7 +213,12 @@ def test_model_left_as_found_also_on_error():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     attribute(net, images(2), methods="saliency,gradcam,guided_backprop", target=1)
     with pytest.raises(BaselineError):
-        attribute(net, images(2), methods="ig", baseline=torch.zeros(3, 5, 5))
+        attribute(
+            net,
+            images(2),
+            methods="ig",
+            options=rfkit.AttributionOptions(baseline=torch.zeros(3, 5, 5)),
+        )
     assert net.training and all(m.training for m in net.modules())
     assert net[0].weight.requires_grad and not net[4].bias.requires_grad
     assert torch.equal(net[0].weight.grad, torch.ones_like(net[0].weight))
@@ -220,8 +234,12 @@ def test_model_left_as_found_also_on_error():
         (dict(target="0@9,9"), TargetError, "outside the 8x8 grid"),
         (dict(target="nope"), rfkit.NodeNotFoundError, "no node or module named"),
         (dict(methods="gradcam", layer="4"), CamLayerError, "needs a layer with a spatial grid"),
-        (dict(methods="ig", baseline=torch.zeros(3, 8, 8)), BaselineError, "does not fit the input"),
-        (dict(methods="ig", baseline="grey"), BaselineError, "unknown baseline"),
+        (
+            dict(methods="ig", options=rfkit.AttributionOptions(baseline=torch.zeros(3, 8, 8))),
+            BaselineError,
+            "does not fit the input",
+        ),
+        (dict(methods="ig", options=rfkit.AttributionOptions(baseline="grey")), BaselineError, "unknown baseline"),
     ],
 )
 def test_bad_input_is_a_one_line_error(kw, error, words):
@@ -235,7 +253,7 @@ def test_class_targets_need_class_scores():
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
     with pytest.raises(TargetError, match="pass a unit target"):
         attribute(net, images(1), target="predicted")
-    res = attribute(net, images(1), target="0@2,3", methods="saliency")  # a unit works: its 3x3 window
+    res = attribute(net, images(1), methods="saliency", target="0@2,3")  # a unit works: its 3x3 window
     assert (np.abs(res.maps["saliency"][0]) > 0).sum() == 9 and res.window == ((1, 3), (2, 4))
 
 
@@ -252,7 +270,7 @@ def test_predicted_targets_name_imagenet_classes():
 
 def test_randomising_the_top_layers_changes_the_saliency():
     net, x = gap_linear_net(), images(2)
-    res = attribute(net, x, methods="saliency", target=2, sanity=True, sanity_layers=1)
+    res = attribute(net, x, methods="saliency", target=2, checks=rfkit.Checks(sanity=True, sanity_layers=1))
     check = res.sanity["saliency"]
     assert check.layers == ("4",)  # the head, the top layer with parameters the logit depends on
     # saliency = sum_k w_2k d(mean A_k)/dx: a new head gives other weights, so another map
@@ -266,7 +284,13 @@ def test_sanity_flag_follows_the_mean_correlation():
 
 def test_faithfulness_aucs_are_probabilities_per_image_and_method():
     net, x = gap_linear_net(), images(3)
-    res = attribute(net, x, methods="saliency,gradcam", target=1, faithfulness=True, faithfulness_steps=4)
+    res = attribute(
+        net,
+        x,
+        methods="saliency,gradcam",
+        target=1,
+        checks=rfkit.Checks(faithfulness=True, faithfulness_steps=4),
+    )
     for method in ("saliency", "gradcam"):
         aucs = res.faithfulness[method]
         assert aucs.shape == (3, 2) and np.all((aucs >= 0) & (aucs <= 1))
@@ -281,7 +305,11 @@ def test_deletion_and_insertion_auc_of_a_linear_unit():
     conv = nn.Conv2d(3, 1, 4)
     x = images(1, 4, seed=8)
     res = attribute(
-        nn.Sequential(conv), x, methods="saliency", target="0@0,0", faithfulness=True, faithfulness_steps=16
+        nn.Sequential(conv),
+        x,
+        methods="saliency",
+        target="0@0,0",
+        checks=rfkit.Checks(faithfulness=True, faithfulness_steps=16),
     )
     w, b = conv.weight.detach()[0], float(conv.bias)
     order = np.argsort(-w.sum(0).flatten().numpy(), kind="stable")
@@ -295,7 +323,13 @@ def test_deletion_and_insertion_auc_of_a_linear_unit():
 
 
 def test_rows_hold_one_line_per_image_and_method():
-    res = attribute(gap_linear_net(), images(2), methods="ig,gradcam", target=0, steps=4)
+    res = attribute(
+        gap_linear_net(),
+        images(2),
+        methods="ig,gradcam",
+        target=0,
+        options=rfkit.AttributionOptions(steps=4),
+    )
     rows = res.rows()
     assert len(rows) == 4 and {r["method"] for r in rows} == {"ig", "gradcam"}
     assert np.isfinite(rows[0]["completeness_error"]) and np.isnan(rows[-1]["completeness_error"])
@@ -304,7 +338,13 @@ def test_rows_hold_one_line_per_image_and_method():
 def test_warnings_are_emitted_for_large_completeness_errors():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = attribute(gap_linear_net(), images(1), methods="blur_ig", target=0, steps=2)
+        res = attribute(
+            gap_linear_net(),
+            images(1),
+            methods="blur_ig",
+            target=0,
+            options=rfkit.AttributionOptions(steps=2),
+        )
     assert any("completeness error" in w for w in res.warnings)
     assert any("completeness error" in str(c.message) for c in caught)
 
@@ -339,7 +379,9 @@ def completeness_by_hand(net: nn.Module, x: torch.Tensor, ig: np.ndarray) -> np.
 
 def test_default_ig_steps_are_raised_until_the_completeness_error_is_under_5_percent():
     net, x = SteepStep(400.0), step_images()
-    given = attribute(net, x, methods="ig", target=0, steps=50)  # as given: 50, and the error shows it
+    given = attribute(
+        net, x, methods="ig", target=0, options=rfkit.AttributionOptions(steps=50)
+    )  # as given: 50, and the error shows it
     error_50 = completeness_by_hand(net, x, given.maps["ig"])
     assert (error_50 > 0.05).all() and (given.steps["ig"] == 50).all(), error_50
     assert any("completeness error" in w and "at 50 steps" in w for w in given.warnings)

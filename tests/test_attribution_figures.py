@@ -37,7 +37,11 @@ def base():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return rfkit.attribute(
-            net, images="noise", num_images=2, methods="saliency,gradcam", input_size=H, device="cpu", target=0
+            net,
+            images=rfkit.Images("noise", 2, input_size=H),
+            methods="saliency,gradcam",
+            target=0,
+            runtime="cpu",
         )
 
 

@@ -75,8 +75,9 @@ def gap_linear_channels_last(seed: int = 1) -> nn.Module:
 
 
 def attribute(model, x, **kw):
-    kw.setdefault("device", "cpu")
-    return rfkit.attribute(model, images=x, num_images=len(x), input_size=tuple(x.shape[-2:]), **kw)
+    """``rfkit.attribute`` of ``model`` on the model-ready images ``x``, on the CPU unless ``runtime`` says so."""
+    kw.setdefault("runtime", "cpu")
+    return rfkit.attribute(model, images=rfkit.Images(x, len(x), input_size=tuple(x.shape[-2:])), **kw)
 
 
 def up(grid: torch.Tensor, size) -> np.ndarray:
@@ -146,7 +147,14 @@ def test_cam_methods_are_the_librarys_own_call():
 
     assert {n for n, m in registered().items() if m.family == "cam"} == set(CAM_CLASSES)
     net, x = cnn(), images()
-    res = attribute(net, x, methods=",".join(CAM_CLASSES), target=2, layer="4", batch_size=4)
+    res = attribute(
+        net,
+        x,
+        methods=",".join(CAM_CLASSES),
+        target=2,
+        layer="4",
+        runtime=rfkit.Runtime(batch_size=4),
+    )
     for name, cls in CAM_CLASSES.items():
         cam = getattr(pytorch_grad_cam, cls)(model=net, target_layers=[net[4]])
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -217,7 +225,7 @@ class SharedReLU(nn.Module):
 
 def test_ablationcam_refuses_a_module_that_runs_twice():
     with pytest.raises(CamLayerError, match="runs relu 2 times per forward") as e:
-        attribute(SharedReLU().eval(), images(1), methods="ablationcam", layer="relu", target=0)
+        attribute(SharedReLU().eval(), images(1), methods="ablationcam", target=0, layer="relu")
     assert "\n" not in str(e.value)
 
 
@@ -275,7 +283,13 @@ def test_occlusion_of_a_linear_model_by_hand(window, stride):
     torch.manual_seed(3)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
     x = images(2, 8)
-    res = attribute(net, x, methods="occlusion", target=2, options={"occlusion": {"window": window, "stride": stride}})
+    res = attribute(
+        net,
+        x,
+        methods="occlusion",
+        target=2,
+        options=rfkit.AttributionOptions(method_options={"occlusion": {"window": window, "stride": stride}}),
+    )
     contrib = (net[1].weight[2].detach().view(3, 8, 8) * x).sum(1)  # (2, 8, 8)
     total, count = torch.zeros_like(contrib), torch.zeros(8, 8)
     for i in range(0, 8 - window + 1, stride):
@@ -289,7 +303,13 @@ def test_occlusion_of_a_linear_model_by_hand(window, stride):
 
 def test_occlusion_window_larger_than_the_image_is_a_one_line_error():
     with pytest.raises(MethodError, match="occlusion.window: 20 px is larger than the 12x12 input"):
-        attribute(cnn(), images(1), methods="occlusion", options=["occlusion.window=20"], target=0)
+        attribute(
+            cnn(),
+            images(1),
+            methods="occlusion",
+            target=0,
+            options=rfkit.AttributionOptions(method_options=["occlusion.window=20"]),
+        )
 
 
 # -------------------------------------------------------------------------------- captum: guided grad-cam
@@ -302,7 +322,11 @@ def test_guided_gradcam_is_captums_and_the_product_up_to_a_scale_per_image():
 
     net, x = cnn(), images()
     res = attribute(
-        net, x, methods="guided_gradcam,guided_backprop*gradcam,guided_backprop,gradcam", target=1, layer="4"
+        net,
+        x,
+        methods="guided_gradcam,guided_backprop*gradcam,guided_backprop,gradcam",
+        target=1,
+        layer="4",
     )
     theirs = GuidedGradCam(net, net[4]).attribute(x.clone().requires_grad_(True), target=1, interpolate_mode="bilinear")
     np.testing.assert_allclose(res.maps["guided_gradcam"], theirs.sum(1).detach().numpy(), rtol=1e-4, atol=1e-7)
@@ -315,7 +339,7 @@ def test_guided_gradcam_is_captums_and_the_product_up_to_a_scale_per_image():
 
 def test_guided_gradcam_on_a_channels_last_layer_is_a_one_line_error():
     with pytest.raises(CamLayerError, match="needs a layer whose output is \\(N, C, H, W\\)") as e:
-        attribute(gap_linear_channels_last(), images(1, 16), methods="guided_gradcam", layer="2", target=0)
+        attribute(gap_linear_channels_last(), images(1, 16), methods="guided_gradcam", target=0, layer="2")
     assert "guided_backprop*gradcam" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -344,7 +368,13 @@ def test_pair_methods_are_the_librarys_own_call():
     from rfkit.attribution.pair import _guided_ig_numpy
 
     net, x = cnn().double(), images(2, 12, dtype=torch.float64)
-    res = attribute(net, x, methods="blur_ig_pair,guided_ig", target=1, steps=6, blur_sigma=3.0)
+    res = attribute(
+        net,
+        x,
+        methods="blur_ig_pair,guided_ig",
+        target=1,
+        options=rfkit.AttributionOptions(steps=6, blur_sigma=3.0),
+    )
     fn = _pair_gradients(net)
     for i in range(2):
         blur = BlurIG().GetMask(_hwc(x, i), fn, {"target": 1}, max_sigma=3.0, steps=6, batch_size=4)
@@ -353,7 +383,13 @@ def test_pair_methods_are_the_librarys_own_call():
             guided = GuidedIG().GetMask(_hwc(x, i), fn, {"target": 1}, x_steps=6)
         np.testing.assert_allclose(res.maps["guided_ig"][i], guided.sum(-1), rtol=1e-5, atol=1e-9)
     assert set(res.completeness) == {"blur_ig_pair", "guided_ig"}  # path methods
-    one = attribute(net, x[:1], methods="xrai", target=1, options={"xrai.ig_steps": 5})  # 6 segmentations at 224 px
+    one = attribute(
+        net,
+        x[:1],
+        methods="xrai",
+        target=1,
+        options=rfkit.AttributionOptions(method_options={"xrai.ig_steps": 5}),
+    )  # 6 segmentations at 224 px
     region = XRAI().GetMask(_hwc(x, 0), fn, {"target": 1}, batch_size=8, extra_parameters=XRAIParameters(steps=5))
     np.testing.assert_allclose(one.maps["xrai"][0], region, rtol=1e-5, atol=1e-9)
     assert not one.completeness  # XRAI is no path method
@@ -365,7 +401,13 @@ def test_guided_ig_on_the_straight_line_is_captums_left_riemann_ig():
     from captum.attr import IntegratedGradients
 
     net, x = cnn().double(), images(2, 12, dtype=torch.float64)
-    res = attribute(net, x, methods="guided_ig", target=0, steps=16, options={"guided_ig": {"max_dist": 0.0}})
+    res = attribute(
+        net,
+        x,
+        methods="guided_ig",
+        target=0,
+        options=rfkit.AttributionOptions(steps=16, method_options={"guided_ig": {"max_dist": 0.0}}),
+    )
     ig = IntegratedGradients(net).attribute(x, target=0, n_steps=16, method="riemann_left")
     np.testing.assert_allclose(res.maps["guided_ig"], ig.sum(1).numpy(), rtol=1e-6, atol=1e-10)
 
@@ -389,7 +431,13 @@ def test_blur_ig_rfkits_rule_the_librarys_rule_and_an_independent_reference():
     torch.manual_seed(4)
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 10 * 10, 2)).double()
     x = images(1, 10, dtype=torch.float64)
-    res = attribute(lin, x, methods="blur_ig,blur_ig_pair", target=1, steps=steps, blur_sigma=sigma)
+    res = attribute(
+        lin,
+        x,
+        methods="blur_ig,blur_ig_pair",
+        target=1,
+        options=rfkit.AttributionOptions(steps=steps, blur_sigma=sigma),
+    )
     w = lin[1].weight[1].detach().view(3, 10, 10)
     from rfkit.attribution.baselines import gaussian_blur
 
@@ -408,8 +456,13 @@ def test_blur_ig_rfkits_rule_the_librarys_rule_and_an_independent_reference():
     net, xs = cnn().double(), images(2, 12, seed=5, dtype=torch.float64)
 
     def run(n, **options):
-        kw = dict(target=1, steps=n, blur_sigma=sigma, options={"blur_ig_pair": options})
-        return attribute(net, xs, methods="blur_ig,blur_ig_pair", **kw)
+        return attribute(
+            net,
+            xs,
+            methods="blur_ig,blur_ig_pair",
+            target=1,
+            options=rfkit.AttributionOptions(steps=n, blur_sigma=sigma, method_options={"blur_ig_pair": options}),
+        )
 
     few, many, fine = run(8), run(128), run(128, grad_step=0.001)
     corr = np.corrcoef(few.maps["blur_ig"].ravel(), few.maps["blur_ig_pair"].ravel())[0, 1]
@@ -426,7 +479,13 @@ def test_blur_ig_rfkits_rule_the_librarys_rule_and_an_independent_reference():
 
 def test_probability_score_is_the_softmax_gradient_and_ig_adds_up_to_its_change():
     net, x = cnn(), images()
-    res = attribute(net, x, methods="saliency,ig", target=2, score="probability", steps=64)
+    res = attribute(
+        net,
+        x,
+        methods="saliency,ig",
+        target=2,
+        options=rfkit.AttributionOptions(steps=64, score="probability"),
+    )
     xg = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(net(xg).softmax(1)[:, 2].sum(), xg)
     np.testing.assert_allclose(res.maps["saliency"], g.sum(1).numpy(), rtol=1e-4, atol=1e-9)
@@ -437,14 +496,27 @@ def test_probability_score_is_the_softmax_gradient_and_ig_adds_up_to_its_change(
     np.testing.assert_allclose(res.maps["ig"].sum(axis=(1, 2)), delta, rtol=0.01)
     assert res.settings.score == "probability"
     with pytest.raises(TargetError, match="is for class targets"):
-        attribute(net, x, methods="saliency", target=("4", (1, 1)), score="probability")
+        attribute(
+            net,
+            x,
+            methods="saliency",
+            target=("4", (1, 1)),
+            options=rfkit.AttributionOptions(score="probability"),
+        )
 
 
 def test_seed_channel_rule_is_max_over_rgb_relu_minmax():
     """Seed 002's normalize_saliency: the largest (signed) channel value, ReLU, minus the minimum, over the
     maximum, per image; a CAM map (one channel) is ReLU'd and min-maxed."""
     net, x = cnn(), images()
-    res = attribute(net, x, methods="saliency,gradcam", target=0, layer="4", channels="max_relu_minmax")
+    res = attribute(
+        net,
+        x,
+        methods="saliency,gradcam",
+        target=0,
+        layer="4",
+        options=rfkit.AttributionOptions(channels="max_relu_minmax"),
+    )
     plain = attribute(net, x, methods="gradcam", target=0, layer="4")
     xg = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(net(xg)[:, 0].sum(), xg)
@@ -463,19 +535,43 @@ def test_figure_titles_and_signs_follow_the_records():
     res = attribute(net, x, methods="hirescam,occlusion,guided_gradcam", target=0, layer="4")
     rec = grid_record(res)
     assert rec.titles == ("HiResCAM", "Occlusion", "Guided Grad-CAM") and rec.signed == (False, True, True)
-    seed = attribute(net, x, methods="saliency", target=0, channels="max_relu_minmax")
+    seed = attribute(
+        net,
+        x,
+        methods="saliency",
+        target=0,
+        options=rfkit.AttributionOptions(channels="max_relu_minmax"),
+    )
     assert grid_record(seed).signed == (False,)
 
 
 @pytest.mark.parametrize(
     "kw, words",
     [
-        (dict(methods="occlusion", options={"occlusion": {"size": 3}}), "occlusion has no option 'size'"),
-        (dict(methods="occlusion", options=["occlusion.window=big"]), "occlusion.window must be an integer"),
-        (dict(methods="saliency", options={"xrai.algorithm": "fast"}), "options given for xrai, which is not"),
-        (dict(methods="xrai", options={"xrai.algorithm": "slow"}), "must be one of full, fast"),
-        (dict(methods="saliency", score="softmax"), "score must be one of logit, probability"),
-        (dict(methods="saliency", channels="max"), "channels must be one of sum, max_relu_minmax"),
+        (
+            dict(methods="occlusion", options=rfkit.AttributionOptions(method_options={"occlusion": {"size": 3}})),
+            "occlusion has no option 'size'",
+        ),
+        (
+            dict(methods="occlusion", options=rfkit.AttributionOptions(method_options=["occlusion.window=big"])),
+            "occlusion.window must be an integer",
+        ),
+        (
+            dict(methods="saliency", options=rfkit.AttributionOptions(method_options={"xrai.algorithm": "fast"})),
+            "options given for xrai, which is not",
+        ),
+        (
+            dict(methods="xrai", options=rfkit.AttributionOptions(method_options={"xrai.algorithm": "slow"})),
+            "must be one of full, fast",
+        ),
+        (
+            dict(methods="saliency", options=rfkit.AttributionOptions(score="softmax")),
+            "score must be one of logit, probability",
+        ),
+        (
+            dict(methods="saliency", options=rfkit.AttributionOptions(channels="max")),
+            "channels must be one of sum, max_relu_minmax",
+        ),
         (dict(methods="hirescam*occlusion"), "multiply one gradient method"),
     ],
 )

@@ -172,13 +172,13 @@ def _missing_devices() -> list[str]:
 @pytest.mark.parametrize("device", _missing_devices())
 def test_missing_device_is_one_line_naming_it_and_what_is_available(device):
     with pytest.raises(DeviceError) as e:
-        rfkit.erf(plain(), images="noise", num_images=1, input_size=16, device=device)
+        rfkit.erf(plain(), images=rfkit.Images("noise", 1, input_size=16), runtime=rfkit.Runtime(device))
     assert_one_line(e.value, f"device {device!r} is not available", "available: cpu")
 
 
 def test_unknown_device_name():
     with pytest.raises(DeviceError) as e:
-        rfkit.erf(plain(), images="noise", num_images=1, input_size=16, device="gpu7")
+        rfkit.erf(plain(), images=rfkit.Images("noise", 1, input_size=16), runtime="gpu7")
     assert_one_line(e.value, "unknown device 'gpu7'")
 
 
@@ -218,7 +218,11 @@ def cpu_oom(request, monkeypatch):
 def test_cpu_out_of_memory_names_the_batch_size(cpu_oom):
     net = plain().train()
     with pytest.raises(DeviceMemoryError) as e:
-        rfkit.erf(net, images="noise", num_images=4, batch_size=2, input_size=16, device="cpu")
+        rfkit.erf(
+            net,
+            images=rfkit.Images("noise", 4, input_size=16),
+            runtime=rfkit.Runtime("cpu", batch_size=2),
+        )
     assert_one_line(e.value, "cpu out of memory at batch size 2", "--batch-size")
     assert net.training and all(p.requires_grad for p in net.parameters())  # left as found
 
@@ -287,7 +291,13 @@ def test_erf_uses_the_auto_batch(monkeypatch):
     # at 16 px: 15 · 256 · 12 = 46080 bytes per image; 100000 bytes available -> half is 50000 -> 1 image
     monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 100_000)
     batches = []
-    rfkit.erf(plain(), layers="2", images="noise", num_images=3, input_size=16, device="cpu", progress=batches.append)
+    rfkit.erf(
+        plain(),
+        layers="2",
+        images=rfkit.Images("noise", 3, input_size=16),
+        runtime="cpu",
+        progress=batches.append,
+    )
     assert batches == [1, 1, 1]
 
 
@@ -320,7 +330,7 @@ RUNS = {
     "verify": lambda net, _: rfkit.verify(net, input_size=16).ok,
     "estimate_rf": lambda net, _: estimate_rf(net, layers="2", input_size=16)[0].size == (5, 5),
     "erf": lambda net, _: (
-        rfkit.erf(net, layers="2", images="noise", num_images=2, input_size=16, device="cpu").maps["2"].shape
+        rfkit.erf(net, layers="2", images=rfkit.Images("noise", 2, input_size=16), runtime="cpu").maps["2"].shape
         == (16, 16)
     ),
     "checkpoint": lambda net, tmp: _checkpoint_run(net, tmp) is None,
@@ -349,7 +359,8 @@ def test_copy_module_shares_only_what_cannot_be_copied():
 
 # --- arguments of the wrong type or value ---------------------------------------------------------------
 def _erf(**kw):
-    return lambda: rfkit.erf(plain(), **{"images": "noise", "num_images": 1, "input_size": 16, "device": "cpu", **kw})
+    """``rfkit.erf`` of a plain net on one 16 px noise image on the CPU, with ``kw`` instead where given."""
+    return lambda: rfkit.erf(plain(), **{"images": rfkit.Images("noise", 1, input_size=16), "runtime": "cpu", **kw})
 
 
 def _graph():
@@ -357,15 +368,15 @@ def _graph():
 
 
 BAD_ARGUMENTS = {
-    "erf threads=0": (_erf(threads=0), ArgumentError, "threads"),
-    "erf threads=1.5": (_erf(threads=1.5), ArgumentError, "threads"),
-    "erf batch_size=0": (_erf(batch_size=0), ArgumentError, "batch_size"),
-    "erf num_images=0": (_erf(num_images=0), ArgumentError, "num_images"),
-    "erf num_images=-3": (_erf(num_images=-3), ArgumentError, "num_images"),
-    "erf seed='a'": (_erf(seed="a"), ArgumentError, "seed"),
-    "erf seed=-1": (_erf(seed=-1), ArgumentError, "seed"),
-    "erf input_size=16.0": (_erf(input_size=16.0), InputSizeError, "input_size"),
-    "erf input_size='x'": (_erf(input_size="x"), InputSizeError, "input_size"),
+    "erf threads=0": (_erf(runtime=rfkit.Runtime(threads=0)), ArgumentError, "threads"),
+    "erf threads=1.5": (_erf(runtime=rfkit.Runtime(threads=1.5)), ArgumentError, "threads"),
+    "erf batch_size=0": (_erf(runtime=rfkit.Runtime(batch_size=0)), ArgumentError, "batch_size"),
+    "erf num_images=0": (_erf(images=rfkit.Images(num_images=0)), ArgumentError, "num_images"),
+    "erf num_images=-3": (_erf(images=rfkit.Images(num_images=-3)), ArgumentError, "num_images"),
+    "erf seed='a'": (_erf(runtime=rfkit.Runtime(seed="a")), ArgumentError, "seed"),
+    "erf seed=-1": (_erf(runtime=rfkit.Runtime(seed=-1)), ArgumentError, "seed"),
+    "erf input_size=16.0": (_erf(images=rfkit.Images(input_size=16.0)), InputSizeError, "input_size"),
+    "erf input_size='x'": (_erf(images=rfkit.Images(input_size="x")), InputSizeError, "input_size"),
     "erf layers=123": (_erf(layers=123), ArgumentError, "layers"),
     "erf unit=5": (_erf(layers="2", unit=5), ArgumentError, "unit"),
     "erf unit=(1, 2, 3)": (_erf(layers="2", unit=(1, 2, 3)), ArgumentError, "unit"),
@@ -403,14 +414,34 @@ BAD_ARGUMENTS = {
     "collect dirs=42": (lambda: rfkit.collect(42), ArgumentError, "dirs"),
     "collect of no folder": (lambda: rfkit.collect([]), CollectError, "no report to collect"),
     # bounds (issue 19): what torch's generators take, sane amounts of work
-    "erf seed=2**64": (_erf(seed=2**64), ArgumentError, "seed must be an int from 0 to 18446744073709551615"),
+    "erf seed=2**64": (
+        _erf(runtime=rfkit.Runtime(seed=2**64)),
+        ArgumentError,
+        "seed must be an int from 0 to 18446744073709551615",
+    ),
     "verify seed=2**64": (lambda: rfkit.verify(plain(), input_size=16, seed=2**64), ArgumentError, "seed"),
     "estimate_rf seed=2**64": (lambda: estimate_rf(plain(), input_size=16, seed=2**64), ArgumentError, "seed"),
-    "erf bootstrap=100001": (_erf(bootstrap=100_001), ArgumentError, "bootstrap must be an int from 0 to 100000"),
-    "erf batch_size=65537": (_erf(batch_size=65_537), ArgumentError, "batch_size must be an int from 1 to 65536"),
-    "erf threads=1025": (_erf(threads=1025), ArgumentError, "threads must be an int from 1 to 1024"),
-    "erf workers=10**8": (_erf(workers=10**8), ArgumentError, "workers must be an int from 0 to 1024"),
-    "erf input_size=10**20": (_erf(input_size=10**20), InputSizeError, "at most 2**40 pixels"),
+    "erf bootstrap=100001": (
+        _erf(options=rfkit.ERFOptions(bootstrap=100_001)),
+        ArgumentError,
+        "bootstrap must be an int from 0 to 100000",
+    ),
+    "erf batch_size=65537": (
+        _erf(runtime=rfkit.Runtime(batch_size=65_537)),
+        ArgumentError,
+        "batch_size must be an int from 1 to 65536",
+    ),
+    "erf threads=1025": (
+        _erf(runtime=rfkit.Runtime(threads=1025)),
+        ArgumentError,
+        "threads must be an int from 1 to 1024",
+    ),
+    "erf workers=10**8": (
+        _erf(runtime=rfkit.Runtime(workers=10**8)),
+        ArgumentError,
+        "workers must be an int from 0 to 1024",
+    ),
+    "erf input_size=10**20": (_erf(images=rfkit.Images(input_size=10**20)), InputSizeError, "at most 2**40 pixels"),
     "trace input_size=(2**20, 2**20 + 1)": (
         lambda: rfkit.trace(plain(), input_size=(2**20, 2**20 + 1)),
         InputSizeError,
@@ -418,19 +449,28 @@ BAD_ARGUMENTS = {
     ),
     "erf method='x'": (_erf(method="x"), ERFMethodError, "unknown ERF method 'x'; use one of replknet, openerf"),
     "erf layers='pair' of a module returning a tuple": (
-        lambda: rfkit.erf(Outer(), layers="pair", images="noise", num_images=1, input_size=16, device="cpu"),
+        lambda: rfkit.erf(
+            Outer(),
+            layers="pair",
+            images=rfkit.Images("noise", 1, input_size=16),
+            runtime="cpu",
+        ),
         NodeNotFoundError,
         "pair returns a tuple of 2 tensors, not one tensor: name an element instead, pair[0] or pair[1]",
     ),
     **{
         f"attribute {name}={value}": (
-            lambda name=name, value=value: rfkit.attribute(
-                classifier(), images="noise", num_images=1, input_size=16, device="cpu", **{name: value}
+            lambda options=options: rfkit.attribute(
+                classifier(), images=rfkit.Images("noise", 1, input_size=16), runtime="cpu", **options
             ),
             ArgumentError,
             f"{name} must be an int from 1 to 10000",
         )
-        for name, value in (("steps", 10**8), ("samples", 10_001), ("faithfulness_steps", 10**6))
+        for name, value, options in (
+            ("steps", 10**8, {"options": rfkit.AttributionOptions(steps=10**8)}),
+            ("samples", 10_001, {"options": rfkit.AttributionOptions(samples=10_001)}),
+            ("faithfulness_steps", 10**6, {"checks": rfkit.Checks(faithfulness_steps=10**6)}),
+        )
     },
 }
 
@@ -608,17 +648,22 @@ def test_seed_bound_is_what_torch_and_numpy_take():
     np.random.default_rng([MAX_SEED, 1])
     with pytest.raises((RuntimeError, ValueError, OverflowError)):
         torch.manual_seed(MAX_SEED + 1)
-    assert rfkit.erf(plain(), layers="2", images="noise", num_images=1, input_size=16, device="cpu", seed=MAX_SEED)
+    assert rfkit.erf(
+        plain(),
+        layers="2",
+        images=rfkit.Images("noise", 1, input_size=16),
+        runtime=rfkit.Runtime("cpu", seed=MAX_SEED),
+    )
 
 
 def test_one_image_that_cannot_fit_is_refused_in_one_line(monkeypatch, capsys, model_file, tmp_path):
     # plain at 16 px: (3 + 4 + 4 + 4) · 256 elements × 12 bytes = 46080 bytes = 45.0 KiB per image
     monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 40_000)
     with pytest.raises(DeviceMemoryError) as e:
-        rfkit.erf(plain(), images="noise", num_images=1, input_size=16, device="cpu")
+        rfkit.erf(plain(), images=rfkit.Images("noise", 1, input_size=16), runtime="cpu")
     assert_one_line(e.value, "one 16x16 input needs about 45.0 KiB", "39.1 KiB free", "smaller --input-size")
     monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 46_080)  # exactly enough: runs
-    assert rfkit.erf(plain(), layers="2", images="noise", num_images=1, input_size=16, device="cpu")
+    assert rfkit.erf(plain(), layers="2", images=rfkit.Images("noise", 1, input_size=16), runtime="cpu")
     monkeypatch.setattr("rfkit.pipeline.devices.available_memory", lambda: 1000)
     for command, model in (("erf", "plain"), ("attribute", "classifier")):
         code, text = cli(capsys, command, f"{model_file}:{model}", "--trust", *ERF, "-o", tmp_path / command)
@@ -636,7 +681,7 @@ def test_out_of_memory_while_decoding_says_so(monkeypatch, capsys, model_file, t
 
     monkeypatch.setattr("rfkit.pipeline.images.read_image", read_image)
     with pytest.raises(MemoryError):
-        rfkit.erf(plain(), images=tmp_path, num_images=1, input_size=16, device="cpu")
+        rfkit.erf(plain(), images=rfkit.Images(tmp_path, 1, input_size=16), runtime="cpu")
     code, text = cli(
         capsys, "erf", f"{model_file}:plain", "--trust", "--images", tmp_path, "-n", "1", "--input-size", "16", "-q"
     )
@@ -652,8 +697,12 @@ def test_cli_figure_to_an_unwritable_or_odd_destination(capsys, where, tmp_path)
     analysis = Path(__file__).parent / "golden"
     reports = tmp_path / "reports"
     rfkit.analyze(
-        str(analysis / "tiny_net.py") + ":build", layers=["2"], input_size=16, images="noise", num_images=1,
-        device="cpu", out=reports, trust=True,
+        str(analysis / "tiny_net.py") + ":build",
+        layers=["2"],
+        images=rfkit.Images("noise", 1, input_size=16),
+        out=reports,
+        runtime="cpu",
+        trust=True,
     )  # fmt: skip
     out = where if where.startswith("/") else tmp_path
     code, text = cli(capsys, "figure", reports, "-o", out)

@@ -119,9 +119,18 @@ def test_total_mass_interval_is_the_percentile_bootstrap_of_the_mean():
 
 def test_intervals_shrink_with_more_images_and_hold_the_value():
     net = _deep_net()
-    kwargs = dict(layers=["8"], images="noise", input_size=24, device="cpu", batch_size=16)
-    few = rfkit.erf(net, num_images=8, **kwargs)
-    many = rfkit.erf(net, num_images=32, **kwargs)
+    few = rfkit.erf(
+        net,
+        layers=["8"],
+        images=rfkit.Images("noise", 8, input_size=24),
+        runtime=rfkit.Runtime("cpu", batch_size=16),
+    )
+    many = rfkit.erf(
+        net,
+        layers=["8"],
+        images=rfkit.Images("noise", 32, input_size=24),
+        runtime=rfkit.Runtime("cpu", batch_size=16),
+    )
     for column in ("total_mass", "centroid_dy", "centroid_dx"):
         (lo8, hi8), (lo32, hi32) = few.ci["8"][column], many.ci["8"][column]
         assert hi32 - lo32 < hi8 - lo8, column
@@ -140,8 +149,15 @@ def test_intervals_shrink_with_more_images_and_hold_the_value():
 
 def test_intervals_are_seeded():
     net = _deep_net()
-    kwargs = dict(layers=["8"], images="noise", num_images=8, input_size=24, device="cpu")
-    a, b = rfkit.erf(net, **kwargs), rfkit.erf(net, **kwargs)
+    a, b = (
+        rfkit.erf(net, layers=["8"], images=rfkit.Images("noise", 8, input_size=24), runtime="cpu"),
+        rfkit.erf(
+            net,
+            layers=["8"],
+            images=rfkit.Images("noise", 8, input_size=24),
+            runtime="cpu",
+        ),
+    )
     assert a.ci == b.ci
     c = bootstrap_cis(_point_masses(np.arange(1.0, 9.0)), {"a": (4, 4)}, {"a": (5, 5)}, seed=1)
     assert c["a"]["total_mass"][0] < c["a"]["total_mass"][1]
@@ -150,14 +166,20 @@ def test_intervals_are_seeded():
 
 
 def test_bootstrap_zero_turns_the_intervals_off():
-    res = rfkit.erf(_deep_net(), layers=["8"], images="noise", num_images=4, input_size=24, device="cpu", bootstrap=0)
+    res = rfkit.erf(
+        _deep_net(),
+        layers=["8"],
+        images=rfkit.Images("noise", 4, input_size=24),
+        options=rfkit.ERFOptions(bootstrap=0),
+        runtime="cpu",
+    )
     assert res.ci == {} and res.convergence == {} and res.bootstrap["resamples"] == 0
     assert res.sem["8"].max() > 0  # the standard error costs nothing: always there
-    from rfkit.effective.engine import erf
     from rfkit_cli.analyze_cmd import analyze_command
     from rfkit_cli.erf_cmd import erf_command
 
-    for command in (erf, erf_command, analyze_command):  # one default everywhere
+    assert rfkit.ERFOptions().bootstrap == RESAMPLES  # one default everywhere: the API's and the commands'
+    for command in (erf_command, analyze_command):
         assert inspect.signature(command).parameters["bootstrap"].default == RESAMPLES
 
 
@@ -174,8 +196,11 @@ def test_bad_options_are_one_line(kwargs, match):
 def test_until_stable_stops_at_the_minimum_on_identical_images():
     image = torch.randn(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     res = rfkit.erf(
-        _deep_net(), layers=["4", "8"], images=image.repeat(32, 1, 1, 1), num_images=32, input_size=24,
-        device="cpu", batch_size=4, until_stable=0.01,
+        _deep_net(),
+        layers=["4", "8"],
+        images=rfkit.Images(image.repeat(32, 1, 1, 1), 32, input_size=24),
+        options=rfkit.ERFOptions(until_stable=0.01),
+        runtime=rfkit.Runtime("cpu", batch_size=4),
     )  # fmt: skip
     assert res.num_images == 8  # zero-width intervals, but never fewer than 8 images
     assert "stopped after 8 of 32 images" in res.stopped
@@ -187,8 +212,11 @@ def test_until_stable_runs_to_n_on_a_hard_case():
     images = bright.view(-1, 1, 1, 1) * torch.ones(16, 3, 15, 15)
     with pytest.warns(UserWarning, match="not stable after all 16 images"):
         res = rfkit.erf(
-            _switch_net(), layers=["2"], images=images, num_images=16, input_size=15, device="cpu", batch_size=4,
-            until_stable=0.01,
+            _switch_net(),
+            layers=["2"],
+            images=rfkit.Images(images, 16, input_size=15),
+            options=rfkit.ERFOptions(until_stable=0.01),
+            runtime=rfkit.Runtime("cpu", batch_size=4),
         )  # fmt: skip
     assert res.num_images == 16 and "not stable" in res.stopped
     low, high = res.ci["2"]["erf_rf_ratio_h"]
@@ -247,8 +275,13 @@ def test_cli_refuses_a_zero_tolerance_in_one_line(capsys):
 def test_report_shows_intervals_and_links_the_figure(tmp_path):
     from rfkit.analysis.analyze import analyze
 
-    rep = analyze(_deep_net(), layers=["4", "8"], images="noise", num_images=8, input_size=24, device="cpu",
-                  out=tmp_path)  # fmt: skip
+    rep = analyze(
+        _deep_net(),
+        layers=["4", "8"],
+        images=rfkit.Images("noise", 8, input_size=24),
+        out=tmp_path,
+        runtime="cpu",
+    )  # fmt: skip
     text = (rep.folder / "report.md").read_text()
     assert "### How many images are enough" in text
     low, high = rep.result.ci["8"]["r50"]
@@ -256,4 +289,4 @@ def test_report_shows_intervals_and_links_the_figure(tmp_path):
     assert "![ERF size in pixels against images seen, with 95% bands](figures/convergence.png)" in text
     assert (rep.folder / "figures" / "convergence.png").is_file()
     assert (rep.folder / "maps" / "8.sem.npy").is_file()
-    assert inspect.signature(analyze).parameters["bootstrap"].default == RESAMPLES
+    assert rfkit.ERFOptions().bootstrap == RESAMPLES  # analyze's default: options=None

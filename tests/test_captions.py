@@ -32,8 +32,14 @@ NET = (
 def result(tmp_path_factory):
     f = tmp_path_factory.mktemp("models") / "net.py"
     f.write_text(NET)
-    kw = dict(images="noise", num_images=2, input_size=24, device="cpu", weights="random")
-    return rfkit.erf(f"{f}:build", layers=["0", "2"], trust=True, **kw)
+    return rfkit.erf(
+        f"{f}:build",
+        layers=["0", "2"],
+        images=rfkit.Images("noise", 2, input_size=24),
+        weights="random",
+        runtime="cpu",
+        trust=True,
+    )
 
 
 def _caption(path):
@@ -168,8 +174,14 @@ def test_analyze_lists_captions_in_run_json(tmp_path):
     from rfkit.analysis.analyze import analyze
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1))
-    rep = analyze(net, layers=["0", "2"], images="noise", num_images=2, input_size=16, device="cpu",
-                  out=tmp_path, bootstrap=0)  # fmt: skip
+    rep = analyze(
+        net,
+        layers=["0", "2"],
+        images=rfkit.Images("noise", 2, input_size=16),
+        options=rfkit.ERFOptions(bootstrap=0),
+        out=tmp_path,
+        runtime="cpu",
+    )  # fmt: skip
     files = set(json.loads((rep.folder / "run.json").read_text())["files"])
     pngs = {f for f in files if f.endswith(".png")}
     assert pngs == {"figures/overlay_0.png", "figures/overlay_2.png", "figures/stages.png", "figures/rf_growth.png"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rfkit
 from rfkit.report.figures import compare as C
 from rfkit.report.site import find_analyses
 
@@ -21,18 +22,28 @@ def reports(tmp_path_factory):
     import torch
     import torch.nn as nn
 
-    import rfkit
-
     out = tmp_path_factory.mktemp("reports")
     shutil.copy(GOLDEN / "tiny_net.py", out / "tiny_net.py")
-    kw = dict(images="noise", num_images=1, device="cpu", out=out / "out")
-    rfkit.analyze(str(out / "tiny_net.py") + ":build", layers=["0", "2"], input_size=16, trust=True, **kw)
+    rfkit.analyze(
+        str(out / "tiny_net.py") + ":build",
+        layers=["0", "2"],
+        images=rfkit.Images("noise", 1, input_size=16),
+        out=out / "out",
+        runtime="cpu",
+        trust=True,
+    )
     torch.manual_seed(1)  # random weights: with many draws (0, 2, 4-7) some unit sees only negatives: a zero map
     deep = nn.Sequential(*[nn.Conv2d(3, 3, 3, padding=1) for _ in range(4)])
     for conv in deep:  # positive weights and bias: the centre unit's score is positive, its map never all zero
         nn.init.constant_(conv.weight, 0.1)
         nn.init.constant_(conv.bias, 1.0)
-    rfkit.analyze(deep, layers=["0", "1", "2", "3"], input_size=24, **kw)
+    rfkit.analyze(
+        deep,
+        layers=["0", "1", "2", "3"],
+        images=rfkit.Images("noise", 1, input_size=24),
+        out=out / "out",
+        runtime="cpu",
+    )
     return find_analyses([out / "out"])
 
 

@@ -158,7 +158,12 @@ def test_a_model_nothing_can_trace_still_has_a_graph_of_its_module_outputs():
 def test_erf_needs_no_graph_hooks_measure_the_centre_unit_and_say_the_rf_is_missing():
     torch.manual_seed(0)
     net = RootBranch()
-    res = rfkit.erf(net, layers=["stem", "body"], images="noise", num_images=2, input_size=(12, 20), device="cpu")
+    res = rfkit.erf(
+        net,
+        layers=["stem", "body"],
+        images=rfkit.Images("noise", 2, input_size=(12, 20)),
+        runtime="cpu",
+    )
     assert res.unit == {"stem": (6, 10), "body": (6, 10)}  # the centre of the output's grid
     for layer, half in (("stem", 1), ("body", 2)):  # 3x3, then 3x3 again: the gradient support, measured
         rows, cols = np.nonzero(res.maps[layer])
@@ -171,7 +176,12 @@ def test_erf_needs_no_graph_hooks_measure_the_centre_unit_and_say_the_rf_is_miss
 
 def test_erf_of_a_layer_after_an_opaque_module_names_it():
     torch.manual_seed(0)
-    res = rfkit.erf(Net(), layers=["side", "head"], images="noise", num_images=1, input_size=16, device="cpu")
+    res = rfkit.erf(
+        Net(),
+        layers=["side", "head"],
+        images=rfkit.Images("noise", 1, input_size=16),
+        runtime="cpu",
+    )
     assert set(res.rf_missing) == {"head"} and "DataDependent at node odd" in res.rf_missing["head"]
     assert res.maps["head"].sum() > 0 and res.unit["head"] == (8, 8)
 
@@ -200,7 +210,12 @@ def test_an_element_of_a_module_tuple_output_is_a_layer():
     torch.manual_seed(0)
     g = rfkit.trace(TwoOutputs(), input_size=16)
     assert g["pair[0]"].size == (3, 3) and g["pair[1]"].size == (5, 5) and "pair" not in g.module_outputs
-    res = rfkit.erf(TwoOutputs(), layers=["pair[1]"], images="noise", num_images=2, input_size=16, device="cpu")
+    res = rfkit.erf(
+        TwoOutputs(),
+        layers=["pair[1]"],
+        images=rfkit.Images("noise", 2, input_size=16),
+        runtime="cpu",
+    )
     rows, cols = np.nonzero(res.maps["pair[1]"])
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (6, 10, 6, 10)  # the 5x5 window around (8, 8)
 

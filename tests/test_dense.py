@@ -36,7 +36,12 @@ def test_rf_and_erf_of_an_output_pixel_on_a_non_square_input():
     # 3x3 conv reads two neighbouring e2 units after the x2 upsampling: 8 + 2 = 10, the largest over a period
     assert out.shape == (2, 2, 24, 40) and out.stride == (1, 1) and out.size == (10, 10)
     torch.manual_seed(0)
-    res = rfkit.erf(TinyUNet(), layers=[""], images="noise", num_images=2, input_size=(24, 40), device="cpu")
+    res = rfkit.erf(
+        TinyUNet(),
+        layers=[""],
+        images=rfkit.Images("noise", 2, input_size=(24, 40)),
+        runtime="cpu",
+    )
     assert res.grid[""] == (24, 40) and res.unit[""] == (12, 20)
     # unit 12 reads up-units 11..13, i.e. e2 units 5 and 6, which see pixels 7..14 and 9..16 (e2 unit v:
     # 2v-3..2v+4); the skip path reads 10..14; likewise columns 15..24 for unit 20

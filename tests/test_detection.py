@@ -59,11 +59,9 @@ def test_erf_of_every_level_through_hooks_stays_inside_its_rf():
     res = rfkit.erf(
         "torchvision:fasterrcnn_mobilenet_v3_large_320_fpn",
         layers="stages",
+        images=rfkit.Images("noise", 1, input_size=96),
         weights="random",
-        images="noise",
-        num_images=1,
-        input_size=96,
-        device="cpu",
+        runtime="cpu",
     )
     assert res.layers == ["backbone[0]", "backbone[1]", "backbone[pool]"]
     assert res.data_config["input_note"].startswith("the backbone of FasterRCNN")
@@ -81,11 +79,9 @@ def test_segmentation_output_pixel_erf_at_the_weights_resolution():
     res = rfkit.erf(
         "torchvision:lraspp_mobilenet_v3_large",
         layers=[""],
+        images=rfkit.Images("noise", 1, input_size=(64, 96)),
         weights="random",
-        images="noise",
-        num_images=1,
-        input_size=(64, 96),
-        device="cpu",
+        runtime="cpu",
     )
     assert res.grid[""] == (64, 96) and res.unit[""] == (32, 48)  # an output pixel of the dense map
     assert res.maps[""].shape == (64, 96) and res.maps[""].sum() > 0

@@ -54,8 +54,13 @@ def test_two_gloo_ranks_measure_the_images_of_one_process(tmp_path, monkeypatch)
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
-    one = rfkit.erf("net.py:build", layers=["0", "2"], images="noise", num_images=8, input_size=16, device="cpu",
-                    batch_size=2, distributed=False, trust=True)  # fmt: skip
+    one = rfkit.erf(
+        "net.py:build",
+        layers=["0", "2"],
+        images=rfkit.Images("noise", 8, input_size=16),
+        runtime=rfkit.Runtime("cpu", batch_size=2, distributed=False),
+        trust=True,
+    )  # fmt: skip
     both = np.load(tmp_path / "out" / "maps" / "2.npy")
     # the same images in other batches: equal up to float32 rounding of the per-batch maps
     np.testing.assert_allclose(both, one.maps["2"], rtol=1e-6, atol=1e-9 * np.abs(both).max())
@@ -117,8 +122,14 @@ def test_two_gloo_ranks_take_the_until_stable_decision_of_one_process(tmp_path, 
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
     with pytest.warns(UserWarning, match="not stable after all 9 images"):
-        one = rfkit.erf("switch.py:build", layers=["2"], images="imgs", num_images=9, input_size=16, device="cpu",
-                        batch_size=2, distributed=False, until_stable=0.01, trust=True)  # fmt: skip
+        one = rfkit.erf(
+            "switch.py:build",
+            layers=["2"],
+            images=rfkit.Images("imgs", 9, input_size=16),
+            options=rfkit.ERFOptions(until_stable=0.01),
+            runtime=rfkit.Runtime("cpu", batch_size=2, distributed=False),
+            trust=True,
+        )  # fmt: skip
     header = json.loads((tmp_path / "out" / "metrics.json").read_text())["run"]
     assert header["num_images"] == one.num_images == 9 and header["images_per_rank"] == [5, 4]
     assert header["stopped"] == one.stopped and "not stable after all 9 images" in run.stderr
@@ -257,8 +268,14 @@ def test_two_gloo_ranks_compute_the_contribution_maps_of_one_process(tmp_path, m
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     monkeypatch.chdir(tmp_path)
-    one = rfkit.attribute("net.py:build", images="noise", num_images=5, methods="saliency,smoothgrad", samples=4,
-                          input_size=12, device="cpu", batch_size=3, distributed=False, trust=True)  # fmt: skip
+    one = rfkit.attribute(
+        "net.py:build",
+        images=rfkit.Images("noise", 5, input_size=12),
+        methods="saliency,smoothgrad",
+        options=rfkit.AttributionOptions(samples=4),
+        runtime=rfkit.Runtime("cpu", batch_size=3, distributed=False),
+        trust=True,
+    )  # fmt: skip
     for method in ("saliency", "smoothgrad"):
         both = np.load(tmp_path / "out" / "maps" / f"{method}.npy")
         assert both.shape == (5, 12, 12) and np.abs(both).max() > 0

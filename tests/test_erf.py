@@ -41,15 +41,8 @@ def poly_coefficients(n: int) -> np.ndarray:
 
 
 def run(net, size, layers=None, n_images=2, **kw):
-    return erf(
-        net,
-        layers=layers,
-        images=positive_images(n_images, size),
-        num_images=n_images,
-        input_size=size,
-        device="cpu",
-        **kw,
-    )
+    images = rfkit.Images(positive_images(n_images, size), n_images, input_size=size)
+    return erf(net, layers=layers, images=images, runtime="cpu", **kw)
 
 
 @pytest.mark.parametrize("n", [1, 3, 6])
@@ -152,7 +145,12 @@ def test_batch_size_does_not_change_the_map():
     net = small_cnn().train()  # train mode on purpose: the engine must measure in eval mode
     images = torch.randn(7, 3, 24, 24, generator=torch.Generator().manual_seed(3))
     maps = [
-        erf(net, layers=["4", "7"], images=images, num_images=7, input_size=24, device="cpu", batch_size=b).maps
+        erf(
+            net,
+            layers=["4", "7"],
+            images=rfkit.Images(images, 7, input_size=24),
+            runtime=rfkit.Runtime("cpu", batch_size=b),
+        ).maps
         for b in (1, 3, 7)
     ]
     for other in maps[1:]:
@@ -163,9 +161,9 @@ def test_batch_size_does_not_change_the_map():
 def test_several_layers_from_one_forward_match_separate_runs():
     net = small_cnn()
     images = torch.randn(4, 3, 24, 24, generator=torch.Generator().manual_seed(5))
-    both = erf(net, layers=["4", "7"], images=images, num_images=4, input_size=24, device="cpu")
+    both = erf(net, layers=["4", "7"], images=rfkit.Images(images, 4, input_size=24), runtime="cpu")
     for layer in ("4", "7"):
-        alone = erf(net, layers=[layer], images=images, num_images=4, input_size=24, device="cpu")
+        alone = erf(net, layers=[layer], images=rfkit.Images(images, 4, input_size=24), runtime="cpu")
         np.testing.assert_allclose(both.maps[layer], alone.maps[layer], rtol=1e-6)
 
 
@@ -173,7 +171,7 @@ def test_replknet_method_matches_a_literal_reimplementation():
     # RepLKNet's get_input_grad: relu(out[:, :, h//2, w//2]).sum(), relu(grad).sum((0, 1)), averaged
     net = small_cnn().eval()
     images = torch.randn(3, 3, 24, 24, generator=torch.Generator().manual_seed(7))
-    res = erf(net, images=images, num_images=3, input_size=24, device="cpu")
+    res = erf(net, images=rfkit.Images(images, 3, input_size=24), runtime="cpu")
     want = np.zeros((24, 24))
     for img in images:
         x = img[None].clone().requires_grad_(True)
@@ -202,11 +200,11 @@ def test_model_is_left_as_found_even_when_the_forward_raises():
     net = Exploding().train()
     net.conv.weight.requires_grad_(False)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    ok = erf(net, layers=["bn"], images="noise", num_images=2, input_size=12, device="cpu")
+    ok = erf(net, layers=["bn"], images=rfkit.Images("noise", 2, input_size=12), runtime="cpu")
     assert ok.num_images == 2
     net.fail = True  # the forward now raises after the hooked layer... so hook a layer after it
     with pytest.raises(RuntimeError, match="boom"):
-        erf(net, layers=[""], images="noise", num_images=2, input_size=12, device="cpu")
+        erf(net, layers=[""], images=rfkit.Images("noise", 2, input_size=12), runtime="cpu")
     for m in net.modules():
         assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
     assert net.training and net.bn.training
@@ -219,11 +217,11 @@ def test_model_is_left_as_found_even_when_the_forward_raises():
 def test_layer_errors_name_the_problem():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(rfkit.NodeNotFoundError, match="Close matches"):
-        erf(net, layers=["01"], images="noise", num_images=1, input_size=16, device="cpu")
+        erf(net, layers=["01"], images=rfkit.Images("noise", 1, input_size=16), runtime="cpu")
     with pytest.raises(LayerError, match="no spatial grid"):
-        erf(net, layers=["3"], images="noise", num_images=1, input_size=16, device="cpu")
+        erf(net, layers=["3"], images=rfkit.Images("noise", 1, input_size=16), runtime="cpu")
     with pytest.raises(LayerError, match="outside"):
-        erf(net, layers=["0"], unit=(14, 0), images="noise", num_images=1, input_size=16, device="cpu")
+        erf(net, layers=["0"], images=rfkit.Images("noise", 1, input_size=16), unit=(14, 0), runtime="cpu")
 
 
 def test_non_module_nodes_are_measured_through_the_graph():
@@ -239,7 +237,7 @@ def test_non_module_nodes_are_measured_through_the_graph():
     net = Residual()
     g = rfkit.trace(net, input_size=20)
     add = next(n for n, r in g.records.items() if r.op == "operator.add")
-    res = erf(net, layers=[add], images=positive_images(2, 20), num_images=2, input_size=20, device="cpu")
+    res = erf(net, layers=[add], images=rfkit.Images(positive_images(2, 20), 2, input_size=20), runtime="cpu")
     ys, xs = np.nonzero(res.maps[add])
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (8, 12, 8, 12)  # the 5x5 branch around (10, 10)
 
@@ -259,7 +257,7 @@ def test_vit_prefix_tokens_are_skipped():
     layer = "blocks.0.norm1"  # per-token, after the class token was prepended: the RF is one patch
     assert g[layer].shape[1] == 1 + math.prod(s // 16 for s in size)
     for unit in [(0, 0), (2, 1), (3, 3)]:
-        res = erf(model, layers=[layer], unit=unit, images="noise", num_images=1, device="cpu")
+        res = erf(model, layers=[layer], images=rfkit.Images("noise", 1), unit=unit, runtime="cpu")
         ((y0, y1), (x0, x1)) = patch_support(res, layer)
         p = model.patch_embed.patch_size
         assert (y0, y1, x0, x1) == (
@@ -294,7 +292,11 @@ def test_swin_channels_last_and_window_layouts_pick_the_same_patch():
     assert len(g[norm].shape) == 4 and g[norm].dims == (1, 2)  # channels-last
     for unit in [(0, 0), (5, 3)]:
         res = erf(
-            model, layers=[norm, window_node], unit=unit, images="noise", num_images=1, device="cpu", input_size=56
+            model,
+            layers=[norm, window_node],
+            images=rfkit.Images("noise", 1, input_size=56),
+            unit=unit,
+            runtime="cpu",
         )
         ps = 4
         want = ((ps * unit[0], ps * unit[0] + ps - 1), (ps * unit[1], ps * unit[1] + ps - 1))
@@ -304,16 +306,21 @@ def test_swin_channels_last_and_window_layouts_pick_the_same_patch():
 
 def test_default_layer_is_the_final_feature_map():
     vit = timm.create_model("test_vit", pretrained=False)
-    res = erf(vit, images="noise", num_images=1, device="cpu")
+    res = erf(vit, images=rfkit.Images("noise", 1), runtime="cpu")
     assert res.layers == ["norm"]
     assert res.unit["norm"] == tuple(s // 16 // 2 for s in res.input_size)
     cnn = timm.create_model("test_resnet", pretrained=False)
     g = rfkit.trace(cnn)
     last = cnn.feature_info[-1]["module"]
-    res = erf(cnn, images="noise", num_images=1, device="cpu", metrics=False)
+    res = erf(cnn, images=rfkit.Images("noise", 1), options=rfkit.ERFOptions(metrics=False), runtime="cpu")
     assert g.resolve(res.layers[0]) == g.resolve(last)
     # at 32 px the last stage is a 1x1 map, like the pooled output after it: still the stage is measured
-    small = erf(cnn, images="noise", num_images=1, device="cpu", metrics=False, input_size=32)
+    small = erf(
+        cnn,
+        images=rfkit.Images("noise", 1, input_size=32),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime="cpu",
+    )
     assert small.layers == [last] and small.grid[last] == (1, 1) and not small.rf(last).is_global
 
 
@@ -347,11 +354,10 @@ def test_openerf_method_reproduces_openerf(tmp_path, name, layer):
     ours = erf(
         model,
         layers=None if layer == "forward_features" else [layer],
-        images=folder,
-        num_images=3,
-        method="openerf",
-        device="cpu",
+        images=rfkit.Images(folder, 3),
         weights="as-given",
+        method="openerf",
+        runtime="cpu",
     )
     m = ours.maps[ours.layers[0]]
     assert np.count_nonzero(m) >= 100  # a real map, not two all-zero ones
@@ -364,17 +370,12 @@ def test_channels_last_threads_and_cpu_autocast_leave_the_map_unchanged():
     net = small_cnn()
     images = torch.randn(3, 3, 24, 24, generator=torch.Generator().manual_seed(11))
     before = torch.get_num_threads()
-    plain = erf(net, layers=["7"], images=images, num_images=3, input_size=24, device="cpu")
+    plain = erf(net, layers=["7"], images=rfkit.Images(images, 3, input_size=24), runtime="cpu")
     fast = erf(
         net,
         layers=["7"],
-        images=images,
-        num_images=3,
-        input_size=24,
-        device="cpu",
-        channels_last=True,
-        threads=1,
-        autocast=True,
+        images=rfkit.Images(images, 3, input_size=24),
+        runtime=rfkit.Runtime("cpu", threads=1, channels_last=True, autocast=True),
     )
     np.testing.assert_allclose(fast.maps["7"], plain.maps["7"], rtol=1e-4, atol=1e-9)
     assert torch.get_num_threads() == before
@@ -385,8 +386,21 @@ def test_channels_last_threads_and_cpu_autocast_leave_the_map_unchanged():
 def test_small_rf_layers_are_measured_on_a_crop_with_the_same_map():
     net = small_cnn()
     images = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(13))
-    kw = dict(layers=["2", "4", "7"], images=images, num_images=6, input_size=64, device="cpu", batch_size=2)
-    cropped, whole = erf(net, **kw), erf(net, crop=False, **kw)
+    cropped, whole = (
+        erf(
+            net,
+            layers=["2", "4", "7"],
+            images=rfkit.Images(images, 6, input_size=64),
+            runtime=rfkit.Runtime("cpu", batch_size=2),
+        ),
+        erf(
+            net,
+            layers=["2", "4", "7"],
+            images=rfkit.Images(images, 6, input_size=64),
+            options=rfkit.ERFOptions(crop=False),
+            runtime=rfkit.Runtime("cpu", batch_size=2),
+        ),
+    )
     # layer 2 (RF 3), 4 and 7 (after the pool) are small next to 64 px: measured on crops holding their window
     assert set(cropped.crops) == {"2", "4", "7"} and not whole.crops
     for layer in ("2", "4", "7"):
@@ -409,7 +423,13 @@ def test_the_crop_is_checked_on_one_image_not_a_batch(monkeypatch):
     monkeypatch.setattr(engine._Runner, "maps", maps)
     net = small_cnn()
     images = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(13))
-    erf(net, layers=["2"], images=images, num_images=8, input_size=64, device="cpu", batch_size=4, metrics=False)
+    erf(
+        net,
+        layers=["2"],
+        images=rfkit.Images(images, 8, input_size=64),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime=rfkit.Runtime("cpu", batch_size=4),
+    )
     whole = [p for p in passes if p[1] == 64 and p[2]]  # passes over the whole input measuring layer 2
     assert whole == [(1, 64, ("2",))]  # one image checks the crop; both batches then run on the crop only
 
@@ -421,11 +441,26 @@ def test_a_crop_that_changes_the_map_is_not_used():
     # TF 'SAME' padding depends on the input size: a crop of another length pads differently
     net = nn.Sequential(Conv2dSame(3, 4, 4, stride=3), nn.ReLU(), Conv2dSame(4, 4, 3, stride=2))
     images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    kw = dict(layers=["0"], images=images, num_images=4, input_size=64, device="cpu", batch_size=1)
     from rfkit.effective.crop import crop_for
 
     g = rfkit.trace(net, input_size=64)
     assert crop_for(g["0"], (0, 0), (64, 64)) is not None  # the RF alone says a 3x3 crop would do...
-    res, whole = erf(net, unit=(0, 0), **kw), erf(net, unit=(0, 0), crop=False, **kw)
+    res, whole = (
+        erf(
+            net,
+            layers=["0"],
+            images=rfkit.Images(images, 4, input_size=64),
+            unit=(0, 0),
+            runtime=rfkit.Runtime("cpu", batch_size=1),
+        ),
+        erf(
+            net,
+            layers=["0"],
+            images=rfkit.Images(images, 4, input_size=64),
+            unit=(0, 0),
+            options=rfkit.ERFOptions(crop=False),
+            runtime=rfkit.Runtime("cpu", batch_size=1),
+        ),
+    )
     assert not res.crops  # ...but on a 3-pixel input 'SAME' pads 0 instead of 1 on the left: rejected
     np.testing.assert_allclose(res.maps["0"], whole.maps["0"], rtol=1e-6)

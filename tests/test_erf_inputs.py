@@ -29,9 +29,12 @@ from rfkit.errors import (
     WeightsUnavailableError,
     WeightsWarning,
 )
+from rfkit.models import hub
 from rfkit.models import weights as wts
 from rfkit.models.data_config import data_config_for
-from rfkit.models.weights import WeightsInfo, detect_traps, load_model, make_safe
+from rfkit.models.init_traps import detect_traps, make_safe
+from rfkit.models.weights import load_model
+from rfkit.models.weights_info import WeightsInfo
 from rfkit.pipeline import images as imgs
 from rfkit.pipeline.images import ImageStats, image_batches
 
@@ -62,7 +65,7 @@ def const(h, w, rgb):
 @pytest.fixture
 def offline(monkeypatch):
     """Every download host unreachable, whatever the real network does."""
-    monkeypatch.setattr(wts, "_unreachable", lambda url, timeout=None: "cannot reach huggingface.co (test)")
+    monkeypatch.setattr(hub, "_unreachable", lambda url, timeout=None: "cannot reach huggingface.co (test)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -399,13 +402,13 @@ def test_pretrained_offline_fails_fast_with_one_line(offline):
 def test_pretrained_with_the_real_network_does_not_hang():
     """On this machine the hub is unreachable: the real probe + hub offline mode must fail in seconds
     (timm alone retries for about 45 s)."""
-    wts._probes.clear()
-    if wts._unreachable("https://huggingface.co") is None:
+    hub._probes.clear()
+    if hub._unreachable("https://huggingface.co") is None:
         pytest.skip("the Hugging Face hub is reachable here")
     t = time.perf_counter()
     with pytest.raises(WeightsUnavailableError, match="not in the local Hugging Face cache"):
         load_model("test_resnet.r160_in1k", "pretrained")
-    assert time.perf_counter() - t < wts.NETWORK_TIMEOUT + 5
+    assert time.perf_counter() - t < hub.NETWORK_TIMEOUT + 5
 
 
 def test_auto_offline_falls_back_to_safe_random_with_warning(offline):

@@ -9,17 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from rfkit.effective.metrics import (
-    ERFMapError,
-    area_ratios,
-    centroid,
-    compute_metrics,
-    diagnose,
-    erf_rf_ratio,
-    fit_gaussian,
-    radial_mass,
-    seed_area_ratios,
-)
+import rfkit
+from rfkit.effective.area_ratios import area_ratios
+from rfkit.effective.centroid import centroid
+from rfkit.effective.diagnose import diagnose
+from rfkit.effective.erf_rf import erf_rf_ratio
+from rfkit.effective.metrics import ERFMapError, compute_metrics, fit_gaussian
+from rfkit.effective.radial_mass import radial_mass
+from rfkit.effective.seed_table import seed_area_ratios
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 
@@ -517,10 +514,8 @@ def test_a_half_pixel_centre_gets_even_boxes_by_hand():
 def test_sizes_of_a_real_tiny_model_map_rolled_do_not_change():
     import torch.nn as nn
 
-    import rfkit
-
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2), nn.ReLU())
-    res = rfkit.erf(net, layers=["2"], images="noise", num_images=2, input_size=(40, 40), device="cpu")
+    res = rfkit.erf(net, layers=["2"], images=rfkit.Images("noise", 2, input_size=(40, 40)), runtime="cpu")
     m, center, rf = res.maps["2"], res.center["2"], res.rf("2").size
     assert res.metrics["2"].centroid.position == pytest.approx(center, abs=1.5)  # one unit: RF 5 px
     base = compute_metrics(m, center, rf, fit=False)

@@ -10,6 +10,7 @@ import matplotlib
 import numpy as np
 import pytest
 
+import rfkit
 from rfkit.report import figures as F
 
 INPUT = 48
@@ -21,8 +22,6 @@ def cnn():
     convs, RF 3 + 2 + 2 (8 + 16 + 32) = 117 > 48, centred on pixel 24 (unit 12 of 24): pixels -34..82."""
     import torch.nn as nn
 
-    import rfkit
-
     net = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1),
         nn.Conv2d(4, 4, 3, stride=2, padding=1),
@@ -30,16 +29,21 @@ def cnn():
         nn.Conv2d(4, 4, 3, padding=8, dilation=8),
         nn.Conv2d(4, 4, 3, padding=16, dilation=16),
     )
-    res = rfkit.erf(net, layers=["0", "4"], images="noise", num_images=2, input_size=INPUT, device="cpu")
+    res = rfkit.erf(net, layers=["0", "4"], images=rfkit.Images("noise", 2, input_size=INPUT), runtime="cpu")
     assert res.rf("0").size == (3, 3) and res.rf("4").size == (117, 117)
     return res
 
 
 @pytest.fixture(scope="module")
 def vit():
-    import rfkit
 
-    return rfkit.erf("test_vit", layers="stages", images="noise", num_images=1, weights="random", device="cpu")
+    return rfkit.erf(
+        "test_vit",
+        layers="stages",
+        images=rfkit.Images("noise", 1),
+        weights="random",
+        runtime="cpu",
+    )
 
 
 def visible_texts(fig) -> list:
@@ -152,10 +156,13 @@ def test_growth_names_layers_at_one_depth_once():
     """A conv and the ReLU after it are at one depth: one line, one label ("1, 2")."""
     import torch.nn as nn
 
-    import rfkit
-
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
-    res = rfkit.erf(net, layers=["1", "2", "3"], images="noise", num_images=1, input_size=32, device="cpu")
+    res = rfkit.erf(
+        net,
+        layers=["1", "2", "3"],
+        images=rfkit.Images("noise", 1, input_size=32),
+        runtime="cpu",
+    )
     fig = F.rf_growth_figure(res.graph, res)
     (names,) = fig.axes[0].child_axes
     assert [t.get_text() for t in names.get_xticklabels()] == ["1, 2", "3"]

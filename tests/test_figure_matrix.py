@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from test_figures import gaussian_map, make_result, rf_info
 
+import rfkit
 from rfkit.report import figures as F
 
 LONG = "a_rather_long_model_name_patch16_224.augreg2_in21k_ft_in1k"
@@ -162,9 +163,14 @@ def many_layers(n=12):
 
 @pytest.fixture(scope="module")
 def vit():
-    import rfkit
 
-    return rfkit.erf("test_vit", layers="stages", images="noise", num_images=1, weights="random", device="cpu")
+    return rfkit.erf(
+        "test_vit",
+        layers="stages",
+        images=rfkit.Images("noise", 1),
+        weights="random",
+        runtime="cpu",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +179,6 @@ def tiny_net():
     curves): layer 0 RF 3, layer 4 RF 117."""
     import torch.nn as nn
 
-    import rfkit
-
     net = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1),
         nn.Conv2d(4, 4, 3, stride=2, padding=1),
@@ -182,7 +186,7 @@ def tiny_net():
         nn.Conv2d(4, 4, 3, padding=8, dilation=8),
         nn.Conv2d(4, 4, 3, padding=16, dilation=16),
     )
-    res = rfkit.erf(net, layers=["0", "4"], images="noise", num_images=4, input_size=S, device="cpu")
+    res = rfkit.erf(net, layers=["0", "4"], images=rfkit.Images("noise", 4, input_size=S), runtime="cpu")
     return dataclasses.replace(res, model=LONG)
 
 

@@ -10,11 +10,12 @@ import matplotlib
 import numpy as np
 import pytest
 
+import rfkit
 from rfkit.effective.gaussian import GaussianFit
 from rfkit.effective.metrics import compute_metrics
 from rfkit.effective.result import ERFResult
 from rfkit.graph.info import RFInfo
-from rfkit.models.weights import WeightsInfo
+from rfkit.models.weights_info import WeightsInfo
 from rfkit.report import figures as F
 
 H, W = 64, 96  # non-square on purpose: an axis swap cannot hide
@@ -398,8 +399,6 @@ def test_stage_grid_global_and_layer_subset(toy):
 def _chain_graph(input_size=(32, 48)):
     import torch.nn as nn
 
-    import rfkit
-
     net = nn.Sequential(
         nn.Conv2d(3, 4, 3),
         nn.ReLU(),
@@ -439,8 +438,6 @@ def test_rf_growth_follows_the_graph():
 def test_rf_growth_two_panels_for_non_square_kernels():
     import torch.nn as nn
 
-    import rfkit
-
     g = rfkit.trace(nn.Sequential(nn.Conv2d(3, 3, (7, 1)), nn.Conv2d(3, 3, 3)), input_size=(40, 40))
     fig = F.rf_growth_figure(g)
     panels = [a for a in fig.axes if a.get_lines()]
@@ -454,8 +451,6 @@ def test_rf_growth_two_panels_for_non_square_kernels():
 
 def test_growth_series_on_a_residual_block():
     import torch.nn as nn
-
-    import rfkit
 
     class Block(nn.Module):
         def __init__(self):
@@ -477,10 +472,13 @@ def test_growth_series_on_a_residual_block():
 def test_rf_growth_with_a_result_marks_the_measured_layers():
     import torch.nn as nn
 
-    import rfkit
-
     net = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
-    res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=2, input_size=(24, 32), device="cpu")
+    res = rfkit.erf(
+        net,
+        layers=["0", "2"],
+        images=rfkit.Images("noise", 2, input_size=(24, 32)),
+        runtime="cpu",
+    )
     fig = F.rf_growth_figure(res.graph, res)
     ax = fig.axes[0]
     erf_lines = [line for line in ax.get_lines() if (line.get_gid() or "").startswith("erf-size")]

@@ -50,10 +50,10 @@ API = {
     "trace": lambda spec, **kw: rfkit.trace(spec, input_size=16, **kw),
     "prepare": lambda spec, **kw: rfkit.prepare(spec, input_size=16, **kw),
     "erf": lambda spec, **kw: rfkit.erf(
-        spec, layers=["2"], images="noise", num_images=1, input_size=16, device="cpu", **kw
+        spec, layers=["2"], images=rfkit.Images("noise", 1, input_size=16), runtime="cpu", **kw
     ),
     "attribute": lambda spec, **kw: rfkit.attribute(
-        spec, images="noise", num_images=1, input_size=16, device="cpu", **kw
+        spec, images=rfkit.Images("noise", 1, input_size=16), runtime="cpu", **kw
     ),
     "verify": lambda spec, **kw: rfkit.verify(spec, layers=["2"], input_size=16, estimate=False, **kw),
     "estimate_rf": lambda spec, **kw: estimate_rf(spec, layers="2", input_size=16, **kw),
@@ -84,7 +84,7 @@ def test_the_trusted_graph_is_the_factorys(marked):
 
 def test_analyze_refuses_and_writes_no_report(marked, tmp_path):
     with pytest.raises(UntrustedFileError):
-        rfkit.analyze(marked[0], out=tmp_path / "reports", images="noise", num_images=1, input_size=16)
+        rfkit.analyze(marked[0], images=rfkit.Images("noise", 1, input_size=16), out=tmp_path / "reports")
     assert not marked[1].exists() and not list((tmp_path / "reports").glob("*/*"))
 
 

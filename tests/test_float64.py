@@ -24,13 +24,31 @@ def test_a_float64_model_is_traced_and_measured():
     g = rfkit.trace(net64, input_size=16)
     assert tuple(g.record("2").info.size) == (5, 5)
     x = torch.rand(2, 3, 16, 16)
-    kw = dict(layers=["2"], images=x, num_images=2, input_size=16, device="cpu", bootstrap=0)
-    m64, m32 = rfkit.erf(net64, **kw).maps["2"], rfkit.erf(net32, **kw).maps["2"]
+    m64, m32 = (
+        rfkit.erf(
+            net64,
+            layers=["2"],
+            images=rfkit.Images(x, 2, input_size=16),
+            options=rfkit.ERFOptions(bootstrap=0),
+            runtime="cpu",
+        ).maps["2"],
+        rfkit.erf(
+            net32,
+            layers=["2"],
+            images=rfkit.Images(x, 2, input_size=16),
+            options=rfkit.ERFOptions(bootstrap=0),
+            runtime="cpu",
+        ).maps["2"],
+    )
     np.testing.assert_allclose(m64, m32, rtol=1e-4, atol=1e-6 * m32.max())
     assert m64.any() and next(net64.parameters()).dtype == torch.float64  # left as found
 
 
 def test_a_float64_model_is_attributed():
-    res = rfkit.attribute(_net().double(), images="noise", num_images=2, methods="saliency", input_size=16,
-                          device="cpu")  # fmt: skip
+    res = rfkit.attribute(
+        _net().double(),
+        images=rfkit.Images("noise", 2, input_size=16),
+        methods="saliency",
+        runtime="cpu",
+    )  # fmt: skip
     assert res.maps["saliency"].shape == (2, 16, 16) and np.abs(res.maps["saliency"]).max() > 0

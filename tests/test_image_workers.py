@@ -75,13 +75,30 @@ def test_bad_worker_counts_are_refused(workers):
 def test_erf_with_decoding_threads_gives_the_same_map(folder):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5, padding=2), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 5, padding=2))
-    kw = dict(layers=["2"], images=str(folder), num_images=5, input_size=24, device="cpu", metrics=False)
-    a = rfkit.erf(net, workers=0, **kw)
-    b = rfkit.erf(net, workers=3, **kw)
+    a = rfkit.erf(
+        net,
+        layers=["2"],
+        images=rfkit.Images(str(folder), 5, input_size=24),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime=rfkit.Runtime("cpu", workers=0),
+    )
+    b = rfkit.erf(
+        net,
+        layers=["2"],
+        images=rfkit.Images(str(folder), 5, input_size=24),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime=rfkit.Runtime("cpu", workers=3),
+    )
     assert a.num_images == b.num_images == 5
     assert np.array_equal(a.maps["2"], b.maps["2"]) and a.maps["2"].any()
     with pytest.raises(ArgumentError, match="workers must be an int from 0 to 1024"):
-        rfkit.erf(net, workers=-2, **kw)
+        rfkit.erf(
+            net,
+            layers=["2"],
+            images=rfkit.Images(str(folder), 5, input_size=24),
+            options=rfkit.ERFOptions(metrics=False),
+            runtime=rfkit.Runtime("cpu", workers=-2),
+        )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="page-locked memory needs a CUDA device")

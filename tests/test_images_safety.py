@@ -276,7 +276,12 @@ def test_erf_warns_and_records_fewer_images_and_skipped_files(tmp_path):
     net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = rfkit.erf(net, images=tmp_path, num_images=32, input_size=8, device="cpu", metrics=False)
+        res = rfkit.erf(
+            net,
+            images=rfkit.Images(tmp_path, 32, input_size=8),
+            options=rfkit.ERFOptions(metrics=False),
+            runtime="cpu",
+        )
     assert issubclass(ImageWarning, RFKitWarning)
     mine = [str(w.message) for w in caught if issubclass(w.category, ImageWarning)]
     assert res.num_images == 2 and mine == [w for w in res.warnings if w in mine] and len(mine) == 2

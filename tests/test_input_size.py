@@ -19,8 +19,12 @@ def test_a_vit_is_built_for_a_non_square_input():
 
 def test_the_erf_of_a_patch_embedding_is_its_patch():
     res = rfkit.erf(
-        "test_vit", layers=["patch_embed"], images="noise", num_images=1, weights="random",
-        input_size=(48, 80), device="cpu", metrics=False,
+        "test_vit",
+        layers=["patch_embed"],
+        images=rfkit.Images("noise", 1, input_size=(48, 80)),
+        weights="random",
+        options=rfkit.ERFOptions(metrics=False),
+        runtime="cpu",
     )  # fmt: skip
     m = res.maps["patch_embed"]
     assert m.shape == (48, 80) and res.grid["patch_embed"] == (3, 5)

@@ -230,9 +230,20 @@ def test_twin_graphs_are_equal_on_every_conv(twins):
 
 def test_twin_erf_maps_agree(twins):
     km, twin = twins
-    kw = dict(images="noise", num_images=4, device="cpu", metrics=False, seed=3)
-    rk = rfkit.erf(km, layers=["gconv", "sep"], **kw)
-    rt = rfkit.erf(twin, layers=["gconv", "sep"], input_size=32, **kw)
+    rk = rfkit.erf(
+        km,
+        layers=["gconv", "sep"],
+        images=rfkit.Images("noise", 4),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime=rfkit.Runtime("cpu", seed=3),
+    )
+    rt = rfkit.erf(
+        twin,
+        layers=["gconv", "sep"],
+        images=rfkit.Images("noise", 4, input_size=32),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime=rfkit.Runtime("cpu", seed=3),
+    )
     for layer in ("gconv", "sep"):
         a, b = rk.maps[layer].ravel(), rt.maps[layer].ravel()
         assert a.sum() > 0 and np.corrcoef(a, b)[0, 1] > 0.999, layer
@@ -242,9 +253,22 @@ def test_twin_erf_maps_agree(twins):
 def test_twin_attribution_agrees_gradcam_included(twins):
     """Saliency through Keras' autograd, and Grad-CAM, which hooks the Keras layer (seen in NCHW)."""
     km, twin = twins
-    kw = dict(images="noise", num_images=2, device="cpu", target=3, layer="sep")
-    a = rfkit.attribute(km, methods=["saliency", "gradcam"], **kw)
-    b = rfkit.attribute(twin, methods=["saliency", "gradcam"], input_size=32, **kw)
+    a = rfkit.attribute(
+        km,
+        images=rfkit.Images("noise", 2),
+        methods=["saliency", "gradcam"],
+        target=3,
+        layer="sep",
+        runtime="cpu",
+    )
+    b = rfkit.attribute(
+        twin,
+        images=rfkit.Images("noise", 2, input_size=32),
+        methods=["saliency", "gradcam"],
+        target=3,
+        layer="sep",
+        runtime="cpu",
+    )
     for method in ("saliency", "gradcam"):
         ma, mb = np.asarray(a.maps[method]).ravel(), np.asarray(b.maps[method]).ravel()
         assert np.abs(ma).sum() > 0 and np.corrcoef(ma, mb)[0, 1] > 0.999, method
@@ -355,7 +379,13 @@ def test_keras_application_preprocessing_is_its_preprocess_input(resnet50):
 
 
 def test_keras_application_erf_through_keras(resnet50):
-    res = rfkit.erf(resnet50, layers="conv2_block1_out", images="noise", num_images=2, device="cpu", metrics=False)
+    res = rfkit.erf(
+        resnet50,
+        layers="conv2_block1_out",
+        images=rfkit.Images("noise", 2),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime="cpu",
+    )
     lo, hi = np.argwhere(res.maps["conv2_block1_out"] > 0)[[0, -1]]
     rf = _analytic_bounds(resnet50.graph, "conv2_block1_out", res.unit["conv2_block1_out"])
     assert (lo.tolist(), hi.tolist()) == ([rf[0][0], rf[1][0]], [rf[0][1], rf[1][1]])
@@ -370,7 +400,13 @@ def test_nested_models_and_shared_layers_are_named_and_measured():
     g = rfkit.trace(model, input_size=40)  # not the Input's 24: the layers allow it
     assert list(g) == ["input", "inner.c", "shared", "shared#1", "sum"]
     assert g["inner"] == g["inner.c"] and g["shared#1"].size == (7, 7) and g["sum"].shape == (1, 4, 40, 40)
-    res = rfkit.erf(model, layers=["inner.c", "shared#1"], images="noise", num_images=2, device="cpu", metrics=False)
+    res = rfkit.erf(
+        model,
+        layers=["inner.c", "shared#1"],
+        images=rfkit.Images("noise", 2),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime="cpu",
+    )
     for layer, half in (("inner.c", 1), ("shared#1", 3)):
         nz = np.argwhere(res.maps[layer] > 0)
         assert nz.min(0).tolist() == [12 - half] * 2 and nz.max(0).tolist() == [12 + half] * 2, layer
@@ -501,9 +537,9 @@ def test_input_too_small_for_a_keras_application():
 
 
 def test_imagenet_weights_offline_fail_in_one_line_or_fall_back(monkeypatch, tmp_path):
-    from rfkit.models import weights
+    from rfkit.models import hub
 
-    monkeypatch.setattr(weights, "_unreachable", lambda url, timeout=None: "cannot reach storage.googleapis.com")
+    monkeypatch.setattr(hub, "_unreachable", lambda url, timeout=None: "cannot reach storage.googleapis.com")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
     with pytest.raises(WeightsUnavailableError, match=r"keras:MobileNetV3Small .*not in the Keras cache") as e:
         rfkit.prepare("keras:MobileNetV3Small", weights="pretrained", input_size=32)

@@ -54,7 +54,13 @@ def _images() -> torch.Tensor:
 def test_nan_logits_are_named_by_image_and_module_and_flagged_per_row():
     torch.manual_seed(0)
     with pytest.warns(NonFiniteWarning) as record:
-        res = rfkit.attribute(SqrtNet(), images=_images(), methods="saliency", target=3, input_size=16, device="cpu")
+        res = rfkit.attribute(
+            SqrtNet(),
+            images=rfkit.Images(_images(), input_size=16),
+            methods="saliency",
+            target=3,
+            runtime="cpu",
+        )
     said = [str(w.message) for w in record if issubclass(w.category, NonFiniteWarning)]
     assert any(
         "logits of image 1 hold NaN (5 of 5 values), first produced by module 'sqrt'; 1 of 2 image(s)" in s
@@ -71,7 +77,12 @@ def test_nan_logits_are_named_by_image_and_module_and_flagged_per_row():
 
 def test_predicted_target_is_refused_on_nan_logits_instead_of_class_0():
     with pytest.raises(TargetError, match=r"image 1 holds NaN \(5 of 5 values\), first produced by module 'sqrt'"):
-        rfkit.attribute(SqrtNet(), images=_images(), methods="saliency", input_size=16, device="cpu")
+        rfkit.attribute(
+            SqrtNet(),
+            images=rfkit.Images(_images(), input_size=16),
+            methods="saliency",
+            runtime="cpu",
+        )
 
 
 class Logits(nn.Module):
@@ -88,11 +99,17 @@ class Logits(nn.Module):
 
 def test_predicted_needs_a_finite_largest_logit_not_finite_others():
     with pytest.raises(TargetError, match=r"inf \(1 of 3 values\)"):
-        rfkit.attribute(Logits([1.0, float("inf"), 2.0]), images="noise", num_images=1, input_size=8, device="cpu")
+        rfkit.attribute(
+            Logits([1.0, float("inf"), 2.0]),
+            images=rfkit.Images("noise", 1, input_size=8),
+            runtime="cpu",
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error", NonFiniteWarning)  # -inf on a class that is not the largest: nothing to say
         res = rfkit.attribute(
-            Logits([1.0, float("-inf"), 2.0]), images="noise", num_images=1, input_size=8, device="cpu"
+            Logits([1.0, float("-inf"), 2.0]),
+            images=rfkit.Images("noise", 1, input_size=8),
+            runtime="cpu",
         )
     assert res.targets[0].index == 2  # arg-max of 1, -inf, 2, counted by hand
 
@@ -104,7 +121,12 @@ def test_grid_labels_only_the_non_finite_panel():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = rfkit.attribute(
-            SqrtNet(), images=_images(), methods="saliency,ig", target=3, input_size=16, device="cpu", steps=4
+            SqrtNet(),
+            images=rfkit.Images(_images(), input_size=16),
+            methods="saliency,ig",
+            target=3,
+            options=rfkit.AttributionOptions(steps=4),
+            runtime="cpu",
         )
     fig = attribution_grid(res)
     try:
@@ -184,7 +206,12 @@ def test_erf_layer_producing_nan_is_named_with_its_first_image_and_flagged():
     x[2] = -0.5  # image 2: a < 0 everywhere, so sqrt gives NaN
     # the unit of c sees a 5x5 window (two 3x3 convs): 25 pixels of image 2 get a NaN gradient
     with pytest.warns(NonFiniteWarning, match=r"layer 'c': .* holds NaN \(25 of 256 pixels\) on image 2 \(the unit's"):
-        res = rfkit.erf(NaNLayer(), layers=["a", "c"], images=x, num_images=3, input_size=16, device="cpu")
+        res = rfkit.erf(
+            NaNLayer(),
+            layers=["a", "c"],
+            images=rfkit.Images(x, 3, input_size=16),
+            runtime="cpu",
+        )
     assert list(res.nonfinite) == ["c"] and "1 of 3 image(s)" in res.nonfinite["c"]
     assert np.isfinite(res.maps["a"]).all() and np.isnan(res.maps["c"]).sum() == 25
     assert {r["layer"]: r["finite"] for r in erf_rows(res)} == {"a": True, "c": False}
@@ -197,7 +224,12 @@ def test_erf_figures_label_the_non_finite_map():
     x = torch.full((2, 3, 16, 16), -0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = rfkit.erf(NaNLayer(), layers=["a", "c"], images=x, num_images=2, input_size=16, device="cpu")
+        res = rfkit.erf(
+            NaNLayer(),
+            layers=["a", "c"],
+            images=rfkit.Images(x, 2, input_size=16),
+            runtime="cpu",
+        )
     fig = stage_grid_figure(res)
     try:
         panels = [ax for ax in fig.axes if any(im.get_gid() == "erf-map" for im in ax.get_images())]
@@ -292,7 +324,7 @@ def test_a_killed_attribute_run_is_cleaned_by_the_next_one(tmp_path):
     net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = rfkit.attribute(net, images="noise", num_images=1, input_size=8, device="cpu", target=0)
+        res = rfkit.attribute(net, images=rfkit.Images("noise", 1, input_size=8), target=0, runtime="cpu")
     save_attribution(res, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "out"]
 

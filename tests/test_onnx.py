@@ -117,9 +117,17 @@ def test_erf_equals_the_torch_models(exporter, exports, resnet18):
     stages, and their ERFs through the converted module equal the torch model's."""
     p = rfkit.prepare(str(exports[exporter]))
     assert p.weights.kind == "as-given" and "onnxruntime" in p.weights.description
-    ours = rfkit.erf(p, layers="stages", images="noise", num_images=2, batch_size=2, device="cpu")
+    ours = rfkit.erf(
+        p,
+        layers="stages",
+        images=rfkit.Images("noise", 2),
+        runtime=rfkit.Runtime("cpu", batch_size=2),
+    )
     theirs = rfkit.erf(
-        resnet18, layers=TORCH_STAGES, images="noise", num_images=2, batch_size=2, input_size=SIZE, device="cpu"
+        resnet18,
+        layers=TORCH_STAGES,
+        images=rfkit.Images("noise", 2, input_size=SIZE),
+        runtime=rfkit.Runtime("cpu", batch_size=2),
     )
     assert len(ours.layers) == len(TORCH_STAGES)
     for a, b in zip(ours.layers, TORCH_STAGES):
@@ -271,9 +279,8 @@ def test_channels_last_input_is_analysed_and_measured_channels_first(tmp_path):
     twin = torch.nn.Sequential(torch.nn.ZeroPad2d((0, 1, 0, 1)), torch.nn.Conv2d(3, 4, 3, stride=2, bias=False))
     twin[1].weight.data = torch.from_numpy(w * 2.0)  # the rescaling folded into the weights
     twin.append(torch.nn.ReLU())
-    kw = dict(images="noise", num_images=2, device="cpu")
-    ours = rfkit.erf(rfkit.prepare(path), layers=["relu"], **kw)
-    theirs = rfkit.erf(twin, layers=["2"], input_size=16, **kw)
+    ours = rfkit.erf(rfkit.prepare(path), layers=["relu"], images=rfkit.Images("noise", 2), runtime="cpu")
+    theirs = rfkit.erf(twin, layers=["2"], images=rfkit.Images("noise", 2, input_size=16), runtime="cpu")
     assert ours.unit["relu"] == theirs.unit["2"] == (4, 4)
     assert np.corrcoef(ours.maps["relu"].ravel(), theirs.maps["2"].ravel())[0, 1] > 0.999
 

@@ -26,7 +26,9 @@ def net() -> nn.Module:
 
 def classifier() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
 
 
 # ------------------------------------------------------------------------------------------ signatures
@@ -120,11 +122,15 @@ def test_images_and_runtime_reach_the_measurement():
 
 def test_erf_options_reach_the_result():
     model = net()
+    with torch.no_grad():  # positive weights: the centre unit fires on every image, the maps are not zero
+        for p in model.parameters():
+            p.abs_()
     images = rfkit.Images("noise", 2, input_size=16)
     plain = rfkit.erf(model, layers=["2"], images=images, runtime="cpu", options=rfkit.ERFOptions(metrics=False))
     assert plain.metrics == {} and plain.ci == {}
     uncropped = rfkit.erf(model, layers=["2"], images=images, runtime="cpu", options=rfkit.ERFOptions(crop=False))
     assert uncropped.crops == {} and uncropped.bootstrap["resamples"] == 0  # two images: no interval
+    assert plain.maps["2"].max() > 0 and plain.crops  # the default crops the 7x7 window, exactly
     np.testing.assert_allclose(uncropped.maps["2"], plain.maps["2"], rtol=1e-6)
 
 
@@ -158,7 +164,9 @@ def test_attribution_options_and_checks_reach_the_maps():
 @pytest.mark.parametrize("flag", ["channels_last", "autocast"])
 def test_attribute_refuses_what_only_the_erf_does(flag):
     with pytest.raises(ArgumentError, match=f"Runtime\\({flag}=True\\) is for rfkit.erf"):
-        rfkit.attribute(classifier(), images=rfkit.Images("noise", 1, input_size=8), runtime=rfkit.Runtime(**{flag: True}))
+        rfkit.attribute(
+            classifier(), images=rfkit.Images("noise", 1, input_size=8), runtime=rfkit.Runtime(**{flag: True})
+        )
 
 
 def test_analyze_takes_output_and_report_attribution(tmp_path):

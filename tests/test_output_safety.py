@@ -186,7 +186,13 @@ def test_module_class_names_are_sanitised(tmp_path, cls_name, folder):
 
     net = type(cls_name, (nn.Sequential,), {})(nn.Conv2d(3, 2, 3, padding=1))
     out = tmp_path / "out"
-    rep = rfkit.analyze(net, layers=["0"], images="noise", num_images=1, input_size=8, device="cpu", out=out)
+    rep = rfkit.analyze(
+        net,
+        layers=["0"],
+        images=rfkit.Images("noise", 1, input_size=8),
+        out=out,
+        runtime="cpu",
+    )
     assert rep.folder == out / folder and (out / folder / "run.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing written beside --out
     assert sorted(p.name for p in out.iterdir()) == [folder]
@@ -562,12 +568,10 @@ def test_analyze_rejects_a_bad_resolution_before_measuring(tmp_path, no_measurem
     with pytest.raises(RFKitError) as e:
         rfkit.analyze(
             nn.Conv2d(3, 2, 3),
-            images="noise",
-            num_images=1,
-            input_size=(16, 16),
+            images=rfkit.Images("noise", 1, input_size=(16, 16)),
             resolution=resolution,
-            device="cpu",
             out=tmp_path / "out",
+            runtime="cpu",
         )
     assert type(e.value).__name__ == exc
     assert "\n" not in str(e.value) and "resolution" in str(e.value)
@@ -579,12 +583,10 @@ def test_analyze_rejects_a_resolution_with_the_wrong_number_of_axes(tmp_path):
     with pytest.raises(RFKitError, match=r"resolution \(16, 16, 16\) has 3 axes; the graph has 2"):
         rfkit.analyze(
             nn.Conv2d(3, 2, 3),
-            images="noise",
-            num_images=1,
-            input_size=16,
+            images=rfkit.Images("noise", 1, input_size=16),
             resolution=(16, 16, 16),
-            device="cpu",
             out=tmp_path / "out",
+            runtime="cpu",
         )
     assert not [p for p in (tmp_path / "out").iterdir()]  # nothing written
 
@@ -601,9 +603,9 @@ def test_cli_resolution_zero_is_one_line_and_exit_1(tiny, capsys, no_measurement
 
 @pytest.fixture
 def offline(monkeypatch):
-    import rfkit.models.weights as wts
+    import rfkit.models.hub as hub
 
-    monkeypatch.setattr(wts, "_unreachable", lambda url, timeout=None: "cannot reach huggingface.co (test)")
+    monkeypatch.setattr(hub, "_unreachable", lambda url, timeout=None: "cannot reach huggingface.co (test)")
 
 
 @pytest.mark.parametrize("command", ["analyze", "erf"])

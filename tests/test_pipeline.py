@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 
 import rfkit
+import rfkit.models.hub as hub
 import rfkit.models.spec as spec_module
-import rfkit.models.weights as wts
 from rfkit.errors import ArgumentError
 from rfkit.graph.layers import default_layers, evenly_spaced, stage_layers
 from rfkit.graph.tracer import RFTracer
@@ -53,7 +53,7 @@ class Counts:
 @pytest.fixture
 def offline(monkeypatch):
     """Every download host unreachable, whatever the real network does."""
-    monkeypatch.setattr(wts, "_unreachable", lambda url, timeout=None: "cannot reach huggingface.co (test)")
+    monkeypatch.setattr(hub, "_unreachable", lambda url, timeout=None: "cannot reach huggingface.co (test)")
 
 
 class Residual(nn.Module):
@@ -81,11 +81,9 @@ def test_analyze_builds_once_and_traces_once_offline(offline, monkeypatch, tmp_p
         report = rfkit.analyze(
             "test_resnet",
             layers=["layer1", "add_1"],
-            images="noise",
-            num_images=1,
-            input_size=32,
-            device="cpu",
+            images=rfkit.Images("noise", 1, input_size=32),
             out=tmp_path,
+            runtime="cpu",
         )
     assert counts.builds == ["test_resnet pretrained=False"]
     assert counts.traces == ["ResNet"]
@@ -100,16 +98,27 @@ def test_stages_take_a_prepared_model_and_build_and_trace_nothing(monkeypatch):
     net = Residual()
     prepared = rfkit.prepare(net, input_size=16)
     assert prepared.model is net and prepared.weights.kind == "as-given" and prepared.input_size == (16, 16)
-    reference = rfkit.erf(net, layers=["a", "add"], images="noise", num_images=2, input_size=16, device="cpu")
+    reference = rfkit.erf(
+        net,
+        layers=["a", "add"],
+        images=rfkit.Images("noise", 2, input_size=16),
+        runtime="cpu",
+    )
     counts = Counts(monkeypatch)
 
-    res = rfkit.erf(prepared, layers=["a", "add"], images="noise", num_images=2, device="cpu")
+    res = rfkit.erf(prepared, layers=["a", "add"], images=rfkit.Images("noise", 2), runtime="cpu")
     assert res.graph is prepared.graph
     for layer in ("a", "add"):  # the same maps as from the module itself
         np.testing.assert_array_equal(res.maps[layer], reference.maps[layer])
     report = rfkit.verify(prepared)
     estimates = rfkit.estimate_rf(prepared, layers=["c"])
-    attribution = rfkit.attribute(prepared, images="noise", num_images=1, methods="saliency", target="c", device="cpu")
+    attribution = rfkit.attribute(
+        prepared,
+        images=rfkit.Images("noise", 1),
+        methods="saliency",
+        target="c",
+        runtime="cpu",
+    )
 
     assert counts.builds == [] and counts.traces == []
     assert report.ok and [c.layer for c in report.checks if c.kind == "centre"] == ["a", "b", "c"]
@@ -125,7 +134,13 @@ def test_erf_catches_graph_nodes_of_every_capture_group_with_one_bound_graph(mon
     torch.manual_seed(0)
     prepared = rfkit.prepare(Residual(), input_size=64)
     counts = Counts(monkeypatch)
-    res = rfkit.erf(prepared, layers=["add", "c"], images="noise", num_images=2, device="cpu", crop=True)
+    res = rfkit.erf(
+        prepared,
+        layers=["add", "c"],
+        images=rfkit.Images("noise", 2),
+        options=rfkit.ERFOptions(crop=True),
+        runtime="cpu",
+    )
     assert set(res.crops) == {"add", "c"}  # each measured on its own crop: three capture groups in all
     assert counts.traces == [] and counts.binds == 1
 
@@ -133,9 +148,15 @@ def test_erf_catches_graph_nodes_of_every_capture_group_with_one_bound_graph(mon
 def test_a_prepared_model_refuses_other_sizes_and_weights():
     prepared = rfkit.prepare(Residual(), input_size=16)
     with pytest.raises(ArgumentError, match=r"prepared at input size \(16, 16\).*prepare it again"):
-        rfkit.erf(prepared, images="noise", num_images=1, input_size=32, device="cpu")
+        rfkit.erf(prepared, images=rfkit.Images("noise", 1, input_size=32), runtime="cpu")
     with pytest.raises(ArgumentError, match="weights='random' is for rfkit.prepare"):
-        rfkit.attribute(prepared, images="noise", num_images=1, weights="random", target="c", device="cpu")
+        rfkit.attribute(
+            prepared,
+            images=rfkit.Images("noise", 1),
+            target="c",
+            weights="random",
+            runtime="cpu",
+        )
     assert rfkit.prepare(prepared) is prepared
 
 

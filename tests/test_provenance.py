@@ -41,7 +41,7 @@ def build():
             nn.init.constant_(m.bias, 100.0)
     return net
 """
-RUN = {"layers": ["0", "2"], "images": "noise", "num_images": 2, "input_size": 16, "device": "cpu", "trust": True}
+RUN = {"layers": ["0", "2"], "images": rfkit.Images("noise", 2, input_size=16), "runtime": "cpu", "trust": True}
 MASS = 12 * 9**2  # layer 2's ERF total mass with unit weights
 
 
@@ -65,7 +65,7 @@ def runs(tmp_path_factory):
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rfkit.analyze(spec, weights="random", out=root / "runs" / "random", **RUN)
     rep = rfkit.analyze(
-        spec, weights=str(ckpt), out=root / "runs" / "ckpt", attribution="saliency", attribution_images=1, **RUN
+        spec, weights=str(ckpt), out=root / "runs" / "ckpt", attribution=rfkit.ReportAttribution("saliency", 1), **RUN
     )
     from rfkit.report.erf_files import save_erf
 

@@ -57,7 +57,11 @@ def res(images):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RFKitWarning)
         return rfkit.erf(
-            _net(), layers=["0", "2"], images=images, num_images=8, input_size=32, device="cpu", bootstrap=50
+            _net(),
+            layers=["0", "2"],
+            images=rfkit.Images(images, 8, input_size=32),
+            options=rfkit.ERFOptions(bootstrap=50),
+            runtime="cpu",
         )
 
 
@@ -135,7 +139,7 @@ def test_named_registry_refuses_taken_names_names_close_matches_and_scopes():
 def test_erf_methods_are_records_and_an_unknown_one_names_close_matches():
     assert ERF_METHODS.names()[:2] == ["replknet", "openerf"]
     with pytest.raises(ERFMethodError, match=r"'replknt' \(close matches: replknet\)") as e:
-        rfkit.erf(_net(), images="noise", num_images=1, input_size=16, method="replknt", device="cpu")
+        rfkit.erf(_net(), images=rfkit.Images("noise", 1, input_size=16), method="replknt", runtime="cpu")
     assert isinstance(e.value, ArgumentError)  # what code catching bad arguments catches
     with pytest.raises(ERFMethodError, match="must be callable"):
         register_method(ERFMethod("x", None, lambda g: g))
@@ -151,7 +155,12 @@ def test_a_registered_method_gives_the_map_torch_autograd_gives(images):
     with ERF_METHODS.scoped():
         register_method(method)
         got = rfkit.erf(
-            net, layers=["2"], method="abs", images=images, num_images=8, input_size=32, device="cpu", bootstrap=0
+            net,
+            layers=["2"],
+            images=rfkit.Images(images, 8, input_size=32),
+            method="abs",
+            options=rfkit.ERFOptions(bootstrap=0),
+            runtime="cpu",
         )
         from rfkit_cli.options import check_method
 
@@ -212,7 +221,11 @@ def test_a_registered_metric_reaches_the_rows_and_its_interval_is_the_percentile
         register_metric(ERFMetric("peak_share", _peak_share, ("peak_share",)))
         register_metric(ERFMetric("peak", lambda m, c: {"peak": m.max()}, ("peak",), interval=False))
         got = rfkit.erf(
-            _net(), layers=["2"], images=images, num_images=8, input_size=32, device="cpu", bootstrap=40, seed=3
+            _net(),
+            layers=["2"],
+            images=rfkit.Images(images, 8, input_size=32),
+            options=rfkit.ERFOptions(bootstrap=40),
+            runtime=rfkit.Runtime("cpu", seed=3),
         )
     m = got.maps["2"].astype(np.float64)
     row = got.to_frame().iloc[0]
@@ -326,7 +339,10 @@ def test_the_namespace_is_small_and_former_names_still_import():
 
     assert rfkit.productivity is productivity and rfkit.VerifyResult is rfkit.VerifyReport is VerifyResult
     assert rfkit.ProductivityReport is ProductivityResult and rfkit.RFEstimates is EstimateResult
-    assert rfkit.AnalyzeResult is rfkit.Report is AnalyzeResult and rfkit.ModelNotFoundError is rfkit.errors.ModelNotFoundError
+    assert (
+        rfkit.AnalyzeResult is rfkit.Report is AnalyzeResult
+        and rfkit.ModelNotFoundError is rfkit.errors.ModelNotFoundError
+    )
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         rfkit.nope  # noqa: B018
 
@@ -414,7 +430,11 @@ def test_graph_verify_and_attribution_frames_are_their_records(res):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RFKitWarning)
         attribution = rfkit.attribute(
-            net, images="noise", num_images=2, methods="saliency", input_size=8, device="cpu", target=0
+            net,
+            images=rfkit.Images("noise", 2, input_size=8),
+            methods="saliency",
+            target=0,
+            runtime="cpu",
         )
     frame = attribution.to_frame()
     from rfkit.report.files import plain  # NaN as None: NaN != NaN in a dict comparison

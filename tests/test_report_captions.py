@@ -56,7 +56,13 @@ def _texts(fig) -> list[str]:
 
 
 def test_report_md_shows_the_input_note_escaped(tmp_path):
-    rep = rfkit.analyze(NotedNet(), layers=["conv"], images="noise", num_images=1, device="cpu", out=tmp_path)
+    rep = rfkit.analyze(
+        NotedNet(),
+        layers=["conv"],
+        images=rfkit.Images("noise", 1),
+        out=tmp_path,
+        runtime="cpu",
+    )
     lines = (rep.folder / "report.md").read_text().splitlines()
     row = next(line for line in lines if line.startswith("| input |"))
     assert row == r"| input | resized \| to &lt;b&gt;800&lt;/b&gt; \*px\* by \[the\] transform |"
@@ -67,7 +73,13 @@ def test_a_layer_without_an_analytic_rf_has_captions_that_say_so(tmp_path):
     net = OpaqueNet().eval()
     with torch.no_grad():
         net.stem.bias.fill_(10.0)
-    rep = rfkit.analyze(net, layers=["stem", "branchy[0]"], images="noise", num_images=1, device="cpu", out=tmp_path)
+    rep = rfkit.analyze(
+        net,
+        layers=["stem", "branchy[0]"],
+        images=rfkit.Images("noise", 1),
+        out=tmp_path,
+        runtime="cpu",
+    )
     res = rep.result
     assert set(res.rf_missing) == {"branchy[0]"}
     report = (rep.folder / "report.md").read_text()

@@ -79,10 +79,19 @@ def _net() -> nn.Module:
 
 
 def test_a_run_on_sample_views_counts_photos_not_views():
-    kwargs = dict(layers=["2"], images="sample", input_size=16, device="cpu", batch_size=16)
-    res = rfkit.erf(_net(), num_images=24, **kwargs)  # 10 photos and 14 of their views
+    res = rfkit.erf(
+        _net(),
+        layers=["2"],
+        images=rfkit.Images("sample", 24, input_size=16),
+        runtime=rfkit.Runtime("cpu", batch_size=16),
+    )  # 10 photos and 14 of their views
     assert res.bootstrap["groups"] == 10 and "reason" not in res.bootstrap and res.ci["2"]
-    few = rfkit.erf(_net(), num_images=5, **kwargs)
+    few = rfkit.erf(
+        _net(),
+        layers=["2"],
+        images=rfkit.Images("sample", 5, input_size=16),
+        runtime=rfkit.Runtime("cpu", batch_size=16),
+    )
     assert few.ci == {} and few.bootstrap["groups"] == 5
     assert few.bootstrap["reason"].startswith("no 95% intervals: 5 independent images")
 
@@ -112,7 +121,13 @@ def test_files_and_the_cli_table_say_why_there_is_no_interval(tmp_path):
 def test_the_report_says_why_there_is_no_interval(tmp_path):
     from rfkit.analysis.analyze import analyze
 
-    rep = analyze(_net(), layers=["2"], images="noise", num_images=4, input_size=16, device="cpu", out=tmp_path)
+    rep = analyze(
+        _net(),
+        layers=["2"],
+        images=rfkit.Images("noise", 4, input_size=16),
+        out=tmp_path,
+        runtime="cpu",
+    )
     text = (rep.folder / "report.md").read_text()
     assert "### How many images are enough" in text
     section = text.split("### How many images are enough")[1].split("###")[0]
@@ -176,7 +191,7 @@ def test_per_resample_centres_and_boxes_exactly_on_a_threshold():
 @pytest.mark.parametrize("center", [(6.5, 7.0), (6.25, 7.8), (-3.0, 20.5)])
 def test_radial_columns_bin_pixels_by_distance_as_radial_mass_sorts_them(center):
     # sizes use half-pixel centres (4 d² is then an integer key); any other centre is binned by its distances
-    from rfkit.effective.metrics import radial_mass
+    from rfkit.effective.radial_mass import radial_mass
     from rfkit.effective.resampled import _radial_columns
 
     rng = np.random.default_rng(4)
@@ -235,7 +250,7 @@ def test_convergence_panels_share_one_pixel_axis_with_whole_pixel_ticks():
     from rfkit.report.figures.convergence import convergence_figure
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))
-    res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=10, input_size=16, device="cpu")
+    res = rfkit.erf(net, layers=["0", "2"], images=rfkit.Images("noise", 10, input_size=16), runtime="cpu")
     fig = convergence_figure(res)
     a, b = fig.axes[:2]
     assert a.get_ylim() == b.get_ylim()  # one y range: the 3 px and the 7 px layer on the same scale

@@ -35,7 +35,13 @@ def test_a_shared_module_names_its_first_call_in_the_graph():
 
 
 def test_the_erf_of_a_shared_module_is_of_its_first_call():
-    r = rfkit.erf(SharedAct(), layers="act", images="noise", num_images=1, device="cpu", input_size=16, metrics=False)
+    r = rfkit.erf(
+        SharedAct(),
+        layers="act",
+        images=rfkit.Images("noise", 1, input_size=16),
+        options=rfkit.ERFOptions(metrics=False),
+        runtime="cpu",
+    )
     rows, cols = np.nonzero(r.maps["act"])
     # centre unit (7, 7) of the 14x14 map: input pixels 7..9 on each axis (centre0 = 1, stride 1)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (7, 9, 7, 9)

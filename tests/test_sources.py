@@ -130,7 +130,12 @@ def test_the_recipe_runs_and_every_stage_takes_its_source(tinynets):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeightsWarning)
-        res = rfkit.erf("tinynets:strided", layers=["2"], images="noise", num_images=2, device="cpu", seed=0)
+        res = rfkit.erf(
+            "tinynets:strided",
+            layers=["2"],
+            images=rfkit.Images("noise", 2),
+            runtime=rfkit.Runtime("cpu", seed=0),
+        )
     erf_map = res.maps["2"]
     assert erf_map.shape == (32, 32)
     support = torch.nonzero(torch.as_tensor(erf_map) > 0)

@@ -198,7 +198,13 @@ def test_prefix_tokens_are_dropped_and_the_centre_patch_sees_its_patch(spec, pre
     assert g.method == "torch.fx"
 
     layers = ["embeddings", "layers.0" if prefix == 1 else "encoder.layer.0"]
-    res = rfkit.erf(spec, layers=layers, images="noise", num_images=1, bootstrap=0, device="cpu")
+    res = rfkit.erf(
+        spec,
+        layers=layers,
+        images=rfkit.Images("noise", 1),
+        options=rfkit.ERFOptions(bootstrap=0),
+        runtime="cpu",
+    )
     assert res.unit["embeddings"] == (2, 2)  # the centre of the 4×4 patch grid, prefix tokens dropped
     assert tuple(support_extent(torch.from_numpy(res.maps["embeddings"])[None, None])) == ((16, 23), (16, 23))
     assert tuple(support_extent(torch.from_numpy(res.maps[layers[1]])[None, None])) == ((0, 31), (0, 31))
@@ -213,7 +219,13 @@ def test_vit_at_other_sizes_built_for_it_or_interpolated():
         image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
     )
     square = transformers.ViTModel(config).eval()  # as a checkpoint is: its position embeddings interpolated
-    res = rfkit.erf(square, "embeddings", images="noise", num_images=1, bootstrap=0, device="cpu", input_size=(48, 64))
+    res = rfkit.erf(
+        square,
+        layers="embeddings",
+        images=rfkit.Images("noise", 1, input_size=(48, 64)),
+        options=rfkit.ERFOptions(bootstrap=0),
+        runtime="cpu",
+    )
     assert res.unit["embeddings"] == (3, 4)  # the centre of the 6×8 grid
     assert support_extent(torch.from_numpy(res.maps["embeddings"])[None, None]) == [(24, 31), (32, 39)]
 
@@ -225,7 +237,13 @@ def test_swin_windows_and_shifted_windows_are_the_measured_support():
     spec = "transformers:SwinModel?image_size=64&patch_size=4&embed_dim=8&depths=[2,2]&num_heads=[1,1]&window_size=4"
     g = rfkit.trace(spec, 64)
     layers = [f"encoder.layers.{s}.blocks.{b}[0]" for s in (0, 1) for b in (0, 1)]
-    res = rfkit.erf(spec, layers=layers, images="noise", num_images=1, bootstrap=0, device="cpu")
+    res = rfkit.erf(
+        spec,
+        layers=layers,
+        images=rfkit.Images("noise", 1),
+        options=rfkit.ERFOptions(bootstrap=0),
+        runtime="cpu",
+    )
     clip = [(max(lo, 0), min(hi, 63)) for lo, hi in g[layers[0]].window_of(res.unit[layers[0]])]
     assert clip == [(32, 47), (32, 47)]  # token (8, 8) in the window of tokens 8..11: pixels 32..47
     for layer in layers:
@@ -249,7 +267,13 @@ def test_a_transformers_module_is_traced_by_its_own_module_names_and_left_as_fou
     hf = transformers.ConvNextModel(config).eval()
     g = rfkit.trace(hf, 64)
     assert g["encoder.stages.1.downsampling_layer.1"].stride == (8, 8)
-    res = rfkit.erf(hf, layers=["encoder.stages.0"], images="noise", num_images=1, bootstrap=0, device="cpu")
+    res = rfkit.erf(
+        hf,
+        layers=["encoder.stages.0"],
+        images=rfkit.Images("noise", 1),
+        options=rfkit.ERFOptions(bootstrap=0),
+        runtime="cpu",
+    )
     assert res.maps["encoder.stages.0"].sum() > 0
     assert type(hf) is transformers.ConvNextModel and not hf._forward_hooks
     out = hf(pixel_values=torch.zeros(1, 3, 64, 64))

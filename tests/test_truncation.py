@@ -80,8 +80,12 @@ def test_truncated_forward_gives_the_full_forward_map_and_skips_the_rest(layer, 
     net = Residual().eval()
     x = torch.randn(3, 3, 20, 20)
     res = rfkit.erf(
-        net, layers=[layer], images=x, num_images=3, input_size=20, device="cpu", unit=(9, 10), crop=False,
-        metrics=False, bootstrap=0, batch_size=1,
+        net,
+        layers=[layer],
+        images=rfkit.Images(x, 3, input_size=20),
+        unit=(9, 10),
+        options=rfkit.ERFOptions(metrics=False, crop=False, bootstrap=0),
+        runtime=rfkit.Runtime("cpu", batch_size=1),
     )  # fmt: skip
     assert net.late.calls == 0 and net.head[1].calls == 0  # nothing after the layer ran
     want = _full_forward_map(net, x, take, (9, 10))
@@ -94,7 +98,21 @@ def test_the_crop_gives_the_same_map_up_to_rounding():
     torch.manual_seed(0)
     net = Residual().eval()
     x = torch.randn(2, 3, 40, 40)
-    kw = dict(layers=["c"], images=x, num_images=2, input_size=40, device="cpu", metrics=False, bootstrap=0)
-    cropped, whole = rfkit.erf(net, crop=True, **kw), rfkit.erf(net, crop=False, **kw)
+    cropped, whole = (
+        rfkit.erf(
+            net,
+            layers=["c"],
+            images=rfkit.Images(x, 2, input_size=40),
+            options=rfkit.ERFOptions(metrics=False, crop=True, bootstrap=0),
+            runtime="cpu",
+        ),
+        rfkit.erf(
+            net,
+            layers=["c"],
+            images=rfkit.Images(x, 2, input_size=40),
+            options=rfkit.ERFOptions(metrics=False, crop=False, bootstrap=0),
+            runtime="cpu",
+        ),
+    )
     assert cropped.crops["c"]  # a 11 px RF on a 40 px input: measured on a crop
     np.testing.assert_allclose(cropped.maps["c"], whole.maps["c"], rtol=1e-5, atol=1e-7 * whole.maps["c"].max())

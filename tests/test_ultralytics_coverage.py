@@ -102,7 +102,12 @@ def test_every_yaml_file_traces_with_an_rf_for_its_default_layer(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_one_image_erf_of_the_default_layer_of_each_family(name):
-    res = rfkit.erf(f"ultralytics:{name}", images="noise", num_images=1, input_size=64, device="cpu", bootstrap=0)
+    res = rfkit.erf(
+        f"ultralytics:{name}",
+        images=rfkit.Images("noise", 1, input_size=64),
+        options=rfkit.ERFOptions(bootstrap=0),
+        runtime="cpu",
+    )
     (layer,) = res.layers
     m = res.maps[layer]
     assert m.shape == (64, 64) and np.isfinite(m).all() and m.sum() > 0

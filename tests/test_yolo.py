@@ -100,7 +100,12 @@ def test_erf_of_the_neck_layers_in_one_forward_with_letterbox_preprocessing(monk
     monkeypatch.setattr(
         DetectionModel, "forward", lambda self, x, *a, **k: calls.append(1) or forward(self, x, *a, **k)
     )
-    res = rfkit.erf(prepared, layers=["13", "16", "19", "22"], images="sample", num_images=2, device="cpu")
+    res = rfkit.erf(
+        prepared,
+        layers=["13", "16", "19", "22"],
+        images=rfkit.Images("sample", 2),
+        runtime="cpu",
+    )
     assert len(calls) == 1  # one batch, one forward for the four layers
     assert res.unit == {"13": (4, 4), "16": (8, 8), "19": (4, 4), "22": (2, 2)}
     assert all(res.maps[k].sum() > 0 for k in res.layers)
@@ -208,7 +213,12 @@ def test_elements_of_a_module_kept_whole_are_measured_through_hooks():
     assert g["model.0"].size == (3, 3) and not g["model.0"].unknown  # before the opaque node: exact
     with pytest.raises(NodeNotFoundError, match=r"layer 1 has 2 tensor outputs: 1-5 is not one of 1-0 \.\. 1-1"):
         g.resolve("1-5")
-    res = rfkit.erf(net, layers=["1-0", "model.1[1]"], images="noise", num_images=1, input_size=16, device="cpu")
+    res = rfkit.erf(
+        net,
+        layers=["1-0", "model.1[1]"],
+        images=rfkit.Images("noise", 1, input_size=16),
+        runtime="cpu",
+    )
     assert set(res.rf_missing) == {"1-0", "model.1[1]"}
     # measured on the unit at the centre of each element's grid (8, 8): element 0 sees conv 0's 3x3 window,
     # element 1 that window and the one a row above (rows 6..9); the gradients of a conv of ones are positive
@@ -223,7 +233,7 @@ def test_the_detect_head_s_tensor_output_is_measurable(graph):
     assert graph.record("23-0").info.shape[1] == 84  # (batch, 4 box + 80 class scores, anchors)
     with pytest.raises(NodeNotFoundError, match=r"layer 23 has 1 tensor output: 23-1 is not one of 23-0"):
         graph.resolve("23-1")
-    res = rfkit.erf(SPEC, layers=["23-0"], images="noise", num_images=1, input_size=64, device="cpu")
+    res = rfkit.erf(SPEC, layers=["23-0"], images=rfkit.Images("noise", 1, input_size=64), runtime="cpu")
     assert "23-0" in res.rf_missing and "model_23" in res.rf_missing["23-0"]
     assert res.maps["23-0"].shape == (64, 64) and res.maps["23-0"].max() > 0
 

@@ -16,7 +16,13 @@ def _attribute_warnings(layer: str):
     torch.manual_seed(0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = rfkit.attribute("test_vit", methods="gradcam", layer=layer, weights="random", num_images=2)
+        res = rfkit.attribute(
+            "test_vit",
+            images=rfkit.Images(num_images=2),
+            methods="gradcam",
+            layer=layer,
+            weights="random",
+        )
     return res, [str(w.message) for w in caught if "CAM layer" in str(w.message)]
 
 
@@ -43,7 +49,12 @@ def test_erf_of_a_unit_that_never_fires_warns_and_names_the_layer_before():
         net[2].weight.zero_()
         net[2].bias.fill_(-1.0)
     with pytest.warns(UserWarning, match=r"2: the measured unit has zero input gradient .* measure 1 "):
-        res = rfkit.erf(net, layers="2", num_images=2, input_size=16, metrics=False)
+        res = rfkit.erf(
+            net,
+            layers="2",
+            images=rfkit.Images(num_images=2, input_size=16),
+            options=rfkit.ERFOptions(metrics=False),
+        )
     assert not res.maps["2"].any()
 
 
@@ -54,6 +65,11 @@ def test_erf_of_a_live_unit_does_not_warn():
         net[2].bias.fill_(10.0)  # always positive: the gradient is the (non-zero) weights
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = rfkit.erf(net, layers="2", num_images=2, input_size=16, metrics=False)
+        res = rfkit.erf(
+            net,
+            layers="2",
+            images=rfkit.Images(num_images=2, input_size=16),
+            options=rfkit.ERFOptions(metrics=False),
+        )
     assert res.maps["2"].any()
     assert not [w for w in caught if "zero input gradient" in str(w.message)]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import rfkit.validate as validate
-from rfkit.analysis.options import GRAPH_DEPTH, Output, ReportAttribution
+from rfkit.analysis.options import Output, ReportAttribution
 from rfkit.effective.options import ERFOptions
 from rfkit.errors import ArgumentError, RFKitError
 from rfkit.io import atomic_write_text, check_writable

@@ -58,7 +58,10 @@ def analyze_many(
     """
     unknown = sorted(set(kwargs) - ANALYZE_KEYWORDS)
     if unknown:
-        raise ArgumentError(f"analyze_many: rfkit.analyze takes no keyword {unknown[0]!r} (it takes: {', '.join(sorted(ANALYZE_KEYWORDS))})")
+        raise ArgumentError(
+            f"analyze_many: rfkit.analyze takes no keyword {unknown[0]!r} "
+            f"(it takes: {', '.join(sorted(ANALYZE_KEYWORDS))})"
+        )
     outcomes = []
     for i, model in enumerate(models):
         if on_start is not None:

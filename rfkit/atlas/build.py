@@ -111,18 +111,18 @@ def erf_rows(m: ZooModel, rows: list[dict], how: ErfAtInit) -> list[dict]:
     """``rows`` (the analytic rows at ``how.size``) with the ERF at initialisation of each layer: the
     :data:`ERF_COLUMNS`, ``erf_weights`` (what was measured) and ``erf_warnings`` (degenerate maps ...)."""
     from rfkit.effective.engine import erf
+    from rfkit.effective.options import ERFOptions
+    from rfkit.pipeline.options import Images
 
     if m.spec is None:
         raise AtlasError("the ERF at init is not measured for a detector's backbone (no spec builds it)")
     res = erf(
         m.spec,
         layers=[r["layer"] for r in rows],
-        images="noise",
-        num_images=how.images,
+        images=Images("noise", how.images, input_size=how.size),
         weights="random-safe",
-        input_size=how.size,
-        device="cpu",
-        bootstrap=0,
+        options=ERFOptions(bootstrap=0),
+        runtime="cpu",
     )
     out = []
     for r in rows:

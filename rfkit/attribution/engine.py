@@ -545,7 +545,12 @@ def attribute(
     >>> res.maps["ig"].shape, res.cam_layer, [t.kind for t in res.targets]
     ((2, 16, 16), '1', ['class', 'class'])
     """
-    images, run, opts, checks = Images.of(images), Runtime.of(runtime), AttributionOptions.of(options), Checks.of(checks)
+    images, run, opts, checks = (
+        Images.of(images),
+        Runtime.of(runtime),
+        AttributionOptions.of(options),
+        Checks.of(checks),
+    )
     num_images, input_size, seed, device, batch_size = (
         images.count(DEFAULT_IMAGES),
         images.input_size,

@@ -52,9 +52,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import rfkit.validate as validate
+from rfkit.effective.centres import _box_center
 from rfkit.effective.groups import GroupSums
 from rfkit.effective.metric_registry import ERF_METRICS, interval_free_columns, metric_columns
-from rfkit.effective.metrics import _box_center, compute_metrics
+from rfkit.effective.metrics import compute_metrics
 from rfkit.effective.options import RESAMPLES
 from rfkit.effective.resampled import erf_sides, linear_ok, resampled_metrics
 from rfkit.errors import ArgumentError
@@ -100,7 +101,7 @@ def checked_options(bootstrap, until_stable) -> tuple[int, float | None]:
 
 
 SEED_TABLE = re.compile(r"area_(side_h|side_w|ratio)_[0-9.]+")
-"""The seed's area-ratio table (``area_side_h_0.2``, ...; :func:`~rfkit.effective.metrics.seed_area_ratios`): a
+"""The seed's area-ratio table (``area_side_h_0.2``, ...; :func:`~rfkit.effective.seed_table.seed_area_ratios`): a
 peer's numbers reproduced as its script computes them, which has no intervals."""
 
 

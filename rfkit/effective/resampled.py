@@ -18,11 +18,11 @@ the unit's analytic RF centre: resamples whose centres snap alike are computed t
 distinct centres among a thousand resamples).
 
 Vectorised here, one column each as :meth:`~rfkit.effective.metrics.ERFMetrics.as_dict` names it:
-``total_mass``; the area sides and ratios of both transforms (:func:`~rfkit.effective.metrics.area_ratios`,
+``total_mass``; the area sides and ratios of both transforms (:func:`~rfkit.effective.area_ratios.area_ratios`,
 ``"replknet"`` and ``"mass"``); ``erf_side_*``, ``erf_side_clipped_*``, ``erf_rf_ratio_*``,
-``erf_input_ratio_*`` (:func:`~rfkit.effective.metrics.erf_rf_ratio`); ``r50``, ``r90``, ``r95``
-(:func:`~rfkit.effective.metrics.radial_mass`); ``centroid_y``, ``centroid_x``, ``centroid_dy``, ``centroid_dx``
-(:func:`~rfkit.effective.metrics.centroid`). No Gaussian is fitted (the fit has its own standard errors).
+``erf_input_ratio_*`` (:func:`~rfkit.effective.erf_rf.erf_rf_ratio`); ``r50``, ``r90``, ``r95``
+(:func:`~rfkit.effective.radial_mass.radial_mass`); ``centroid_y``, ``centroid_x``, ``centroid_dy``, ``centroid_dx``
+(:func:`~rfkit.effective.centroid.centroid`). No Gaussian is fitted (the fit has its own standard errors).
 
 >>> sums = np.zeros((2, 5, 5)); sums[0, 2, 2] = 1.0; sums[1, 2, 1:4] = 1.0  # a dot, a 1×3 bar
 >>> cols = resampled_metrics(sums, np.array([1, 1]), np.array([[2, 0], [1, 1], [0, 2]]), (2, 2), (5, 5))
@@ -38,7 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from rfkit.effective.metrics import _EPS, MASS, THRESHOLDS, _boxes, _rf, _snap
+from rfkit.effective.area_ratios import THRESHOLDS
+from rfkit.effective.boxes import _boxes, _snap
+from rfkit.effective.centres import _EPS, _rf
+from rfkit.effective.erf_rf import MASS
 
 _CHUNK_BYTES = 64 * 2**20
 
@@ -51,7 +54,7 @@ def linear_ok(sums: np.ndarray) -> bool:
 
 
 def _first(fractions: np.ndarray, t: float) -> np.ndarray:
-    """Per row, the index of the first column ``>= t`` (up to :data:`~rfkit.effective.metrics._EPS`); the last
+    """Per row, the index of the first column ``>= t`` (up to :data:`~rfkit.effective.centres._EPS`); the last
     column always qualifies (it holds everything)."""
     return np.argmax(fractions >= t - _EPS, axis=1)
 
@@ -145,7 +148,7 @@ def _fill(out: dict, centres: np.ndarray, columns) -> None:
 
 def own_centres(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``(n, 2)``: the centre every size metric of each map uses (its centre of mass snapped to the nearest
-    half pixel, the middle for an all-zero map: :func:`~rfkit.effective.metrics.half_pixel`), from the maps' row and
+    half pixel, the middle for an all-zero map: :func:`~rfkit.effective.centres.half_pixel`), from the maps' row and
     column sums ``(n, H)`` and ``(n, W)``.
 
     >>> m = np.zeros((8, 8)); m[2, 5] = 1.0; m[3, 5] = 3.0
@@ -190,12 +193,12 @@ class _Bins:
 
 @dataclass(frozen=True)
 class _Plan:
-    """The growing centred boxes of :func:`~rfkit.effective.metrics.area_ratios` around one centre, as rings: ring
+    """The growing centred boxes of :func:`~rfkit.effective.area_ratios.area_ratios` around one centre, as rings: ring
     ``k`` holds the pixels that box step ``k`` adds."""
 
     bins: _Bins  # the pixels binned by the step that first holds them (non-empty rings only)
     at: np.ndarray  # per box, the last ring it holds (index into the non-empty rings; -1: none)
-    boxes: object  # steps and sides (rfkit.effective.metrics._Boxes)
+    boxes: object  # steps and sides (rfkit.effective.boxes._Boxes)
 
 
 def _plan(shape: tuple[int, int], center) -> _Plan:
@@ -302,7 +305,7 @@ def _log_crossings(g: _Groups, scaled: np.ndarray, plan: _Plan, thresholds) -> d
 
 def _interval_sides(profiles: np.ndarray, c: float, q: float) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``profiles`` (``(n, L)``), the nominal and clipped length of the smallest interval centred on
-    ``c`` holding ``q`` of the row (:func:`~rfkit.effective.metrics.erf_rf_ratio`'s rule)."""
+    ``c`` holding ``q`` of the row (:func:`~rfkit.effective.erf_rf.erf_rf_ratio`'s rule)."""
     L = profiles.shape[1]
     cum = np.concatenate([np.zeros((profiles.shape[0], 1)), np.cumsum(profiles, axis=1)], axis=1)
     lo, hi = _snap(c)
@@ -315,7 +318,7 @@ def _interval_sides(profiles: np.ndarray, c: float, q: float) -> tuple[np.ndarra
 
 def erf_sides(rows: np.ndarray, cols: np.ndarray, center=None, mass: float = MASS) -> dict[str, np.ndarray]:
     """The ERF's nominal and clipped sides per axis (``erf_side_h``, ..., ``erf_side_clipped_w``) of maps given
-    by their row and column sums, ``(n, H)`` and ``(n, W)``: :func:`~rfkit.effective.metrics.erf_rf_ratio` of
+    by their row and column sums, ``(n, H)`` and ``(n, W)``: :func:`~rfkit.effective.erf_rf.erf_rf_ratio` of
     each (NaN for an all-zero map), centred on ``center``, or by default on each map's own centre
     (:func:`own_centres`).
 
@@ -353,7 +356,7 @@ def _erf_columns(rows, cols, weights, center, rf_size, mass) -> dict[str, np.nda
 
 def _radial_columns(flat_t, weights, shape, center) -> dict[str, np.ndarray]:
     """r50, r90, r95: the smallest pixel distance from ``center`` within which the pixels hold that share of
-    the mass (:func:`~rfkit.effective.metrics.radial_mass`), from each group's mass within every distinct distance.
+    the mass (:func:`~rfkit.effective.radial_mass.radial_mass`), from each group's mass within every distinct distance.
     The distances are binned by ``4 d²``, an integer for the half-pixel centres sizes use (a finer centre is
     binned by its distinct distances)."""
     dy, dx = np.arange(shape[0]) - center[0], np.arange(shape[1]) - center[1]

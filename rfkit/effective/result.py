@@ -11,7 +11,7 @@ from rfkit.effective.bootstrap import Curve
 from rfkit.effective.metrics import ERFMetrics
 from rfkit.graph.info import RFInfo
 from rfkit.graph.rfgraph import RFGraph
-from rfkit.models.weights import WeightsInfo
+from rfkit.models.weights_info import WeightsInfo
 from rfkit.pipeline.images import ImageStats
 
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch.nn as nn
 
+from rfkit.effective.options import ERFOptions
 from rfkit.errors import ArgumentError, LayerError
 from rfkit.graph.layers import missing_rf, resolve_layers, unit_layout
 from rfkit.graph.units import centre_unit, grid_shape
+from rfkit.pipeline.options import Images, Runtime
 from rfkit.pipeline.prepare import Prepared, check_model, prepare
 
 #: Largest lattice side ``units=N`` accepts (N×N backward passes).
@@ -93,7 +95,7 @@ class UnitGrid:
     weights : str
         Which weights the model carries.
     weights_kind : str
-        Their kind (``"pretrained"``, ``"random"``, ...: :class:`~rfkit.models.weights.WeightsInfo`).
+        Their kind (``"pretrained"``, ``"random"``, ...: :class:`~rfkit.models.weights_info.WeightsInfo`).
     is_global : bool
         The layer's RF is the whole input; the windows are those of its local paths.
     warnings : tuple of str
@@ -221,14 +223,10 @@ def _measure(prepared: Prepared, layer: str, units, image, device, seed: int) ->
             res = erf(
                 prepared,
                 layers=[layer],
-                images=x,
-                num_images=1,
-                device=device,
+                images=Images(x, 1),
                 unit=unit,
-                seed=seed,
-                metrics=False,
-                bootstrap=0,
-                distributed=False,
+                options=ERFOptions(metrics=False, bootstrap=0),
+                runtime=Runtime(device, seed=seed, distributed=False),
             )
             maps.append(res.maps[layer])
     notes = tuple(dict.fromkeys(str(w.message) for w in caught))

@@ -379,12 +379,13 @@ def load_keras(spec, mode: str, path: Path | None, device, *, seed=None, trust=F
                 "neutralised (weights='random-safe'): the ERF reflects the architecture, not training"
             )
         else:
-            from rfkit.models.weights import WeightsInfo
+            from rfkit.models.weights_info import WeightsInfo
 
             info = WeightsInfo("pretrained", f"pretrained (keras ImageNet {name})", tag=f"{label}.imagenet")
             info = _with_notes(info, notes)
             return _finish(KerasModule.for_application(model, name), info, device)
-    from rfkit.models.weights import TINY, WeightsInfo
+    from rfkit.models.init_traps import TINY
+    from rfkit.models.weights_info import WeightsInfo
 
     with keras_seeded(seed):
         model = build_application(name, input_size)
@@ -416,7 +417,7 @@ def _pretrained_application(name: str, input_size, notes: list[str]):
     """``keras.applications.NAME`` with ImageNet weights; offline only from Keras' cache (the download host is
     probed first, so that nothing hangs). A size other than the weights' own that Keras refuses with the
     classifier is built without it (noted)."""
-    from rfkit.models.weights import _unreachable
+    from rfkit.models.hub import _unreachable
 
     why = _unreachable(WEIGHTS_HOST)
     with _cache_only(why):
@@ -468,8 +469,9 @@ def _cache_only(why: str | None):
 
 
 def _load_saved(spec, mode: str, path: Path | None, device, *, seed=None, trust=False):
+    from rfkit.models.init_traps import TINY
     from rfkit.models.keras_module import KerasModule
-    from rfkit.models.weights import TINY, WeightsInfo
+    from rfkit.models.weights_info import WeightsInfo
 
     label = file_label(spec.path)
     model = load_file(spec.path, trust=trust)
@@ -508,8 +510,9 @@ def _load_weights(model, path: Path, label: str) -> None:
 
 def load_keras_object(model, mode: str, path: Path | None):
     """A Keras model object (or its :class:`KerasModule`) passed to the API: used as given."""
+    from rfkit.models.init_traps import TINY
     from rfkit.models.keras_module import as_keras_module
-    from rfkit.models.weights import TINY, WeightsInfo
+    from rfkit.models.weights_info import WeightsInfo
 
     wrapped = as_keras_module(model)
     if mode not in ("auto", "as-given"):
@@ -520,7 +523,7 @@ def load_keras_object(model, mode: str, path: Path | None):
     traps = keras_traps(wrapped.keras_model, TINY)
     warn = (_keras_trap_warning(traps, f"the given {wrapped.label}"),) if traps else ()
     info = WeightsInfo("as-given", f"as given (Keras {wrapped.label})", warnings=warn, traps=tuple(t[0] for t in traps))
-    from rfkit.models.weights import with_warnings
+    from rfkit.models.weights_info import with_warnings
 
     return with_warnings(wrapped, info)
 
@@ -540,7 +543,7 @@ def _with_notes(info, notes: list[str]):
 
 
 def _finish(module, info, device):
-    from rfkit.models.weights import with_warnings
+    from rfkit.models.weights_info import with_warnings
 
     return with_warnings(module.to(device).eval(), info)
 

@@ -445,7 +445,7 @@ def hub_offline_reason() -> str | None:
     timeout), or None when it can."""
     from huggingface_hub import constants
 
-    from rfkit.models.weights import _hub_offline_env, _unreachable
+    from rfkit.models.hub import _hub_offline_env, _unreachable
 
     return "HF_HUB_OFFLINE is set" if _hub_offline_env() else _unreachable(constants.ENDPOINT)
 
@@ -636,7 +636,7 @@ def _from_pretrained(cls: type, target: HFTarget, config, trust: bool) -> nn.Mod
 def _load_error(target: HFTarget, e: Exception) -> Exception:
     import pickle
 
-    from rfkit.models.weights import _refusal
+    from rfkit.models.checkpoint import _refusal
 
     cause = e
     while cause is not None and not isinstance(cause, pickle.UnpicklingError):

@@ -148,7 +148,7 @@ def _fetch_reason(path: Path) -> str | None:
     """:func:`unavailable_reason` of a bundled yaml file (all its scales share it)."""
     import yaml
 
-    from rfkit.models.weights import _torch_hub_cached, _unreachable
+    from rfkit.models.hub import _torch_hub_cached, _unreachable
 
     cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for row in [*(cfg.get("backbone") or []), *(cfg.get("head") or [])]:

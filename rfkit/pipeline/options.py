@@ -32,7 +32,7 @@ class OptionObject:
     def replace(self, **changes):
         """A copy with ``changes`` (field name -> value); an unknown field is an :class:`ArgumentError`."""
         names = [f.name for f in dataclasses.fields(self)]
-        unknown = sorted(set(changes) - names)
+        unknown = sorted(set(changes) - set(names))
         if unknown:
             raise ArgumentError(f"{type(self).__name__} has no field {unknown[0]!r}; its fields: {', '.join(names)}")
         return dataclasses.replace(self, **changes)

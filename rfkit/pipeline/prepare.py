@@ -21,7 +21,8 @@ from rfkit.models.data_config import data_config_for
 from rfkit.models.keras_module import KerasModule
 from rfkit.models.onnx_file import is_onnx
 from rfkit.models.spec import parse_spec, shown_spec
-from rfkit.models.weights import WeightsInfo, load_model
+from rfkit.models.weights import load_model
+from rfkit.models.weights_info import WeightsInfo
 from rfkit.pipeline.capture import LayerCapture
 
 

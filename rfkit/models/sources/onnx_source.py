@@ -70,7 +70,7 @@ class OnnxSource(ModelSource):
         return load_onnx_model(spec.path)[0]
 
     def load(self, spec: ModelSpec, mode: str, *, trust: bool, device, **kwargs):
-        from rfkit.models.weights import with_warnings
+        from rfkit.models.weights_info import with_warnings
 
         module, info = load_onnx_model(spec.path, mode)
         return with_warnings(module.to(device), info)
@@ -118,7 +118,7 @@ def load_onnx_model(model, weights="auto", *, name: str | None = None, input_siz
     """
     from rfkit.models.data_config import DEFAULT_DATA_CONFIG
     from rfkit.models.onnx_convert import to_torch
-    from rfkit.models.weights import WeightsInfo
+    from rfkit.models.weights_info import WeightsInfo
 
     shown = name or onnx_display_name(model)
     if weights not in AS_GIVEN:

@@ -65,6 +65,6 @@ class TimmSource(ModelSource):
         return timm.create_model(name, pretrained=pretrained, **kwargs)
 
     def pretrained(self, spec: ModelSpec, device, **kwargs):
-        from rfkit.models.weights import pretrained_timm
+        from rfkit.models.pretrained import pretrained_timm
 
         return pretrained_timm(spec, device, **kwargs)

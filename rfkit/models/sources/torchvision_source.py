@@ -62,6 +62,6 @@ class TorchvisionSource(ModelSource):
         return torchvision_data_config(spec.name)
 
     def pretrained(self, spec: ModelSpec, device, **kwargs):
-        from rfkit.models.weights import pretrained_torchvision
+        from rfkit.models.pretrained import pretrained_torchvision
 
         return pretrained_torchvision(spec, device)

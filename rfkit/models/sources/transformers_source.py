@@ -47,8 +47,8 @@ class TransformersSource(ModelSource):
     def pretrained(self, spec: ModelSpec, device, **kwargs):
         """A hub or folder checkpoint with its weights; a class has none (:class:`NoPretrained`)."""
         from rfkit.models import transformers as hf
+        from rfkit.models.hub import _hub_offline
         from rfkit.models.spec import build_model
-        from rfkit.models.weights import _hub_offline
 
         target = hf.parse_target(spec.name)
         hf.require_transformers()

@@ -61,7 +61,7 @@ class UltralyticsSource(ModelSource):
             return None
         from rfkit.errors import WeightsError
         from rfkit.models.spec import build_model
-        from rfkit.models.weights import WeightsInfo, with_warnings
+        from rfkit.models.weights_info import WeightsInfo, with_warnings
 
         if mode not in ("auto", "as-given"):
             raise WeightsError(f"ultralytics:{spec.name} carries its own weights: use weights='auto', not {mode!r}")

@@ -36,7 +36,7 @@ pyplot (so nothing to leak). Colours are the colour-blind-safe Okabe-Ito set; th
 "magma". Elements drawn over the heat map (RF box, centre, ellipses) have a dark outline so they read on
 both its dark and its bright end. Random weights (``"random"``, ``"random-safe"``) put "RANDOM WEIGHTS"
 in the title and a bold footer line in the warning colour; a map flagged by
-:func:`rfkit.effective.metrics.diagnose` (collapsed, mass outside the RF, off centre, ...) and the run's
+:func:`rfkit.effective.diagnose.diagnose` (collapsed, mass outside the RF, off centre, ...) and the run's
 own warnings get footer lines in the warning colour too. The footer (weights, images, method, input
 size, rfkit version) lives in its own sub-figure below the plot, so legends never cover it. Image
 panels keep their aspect (``set_aspect("equal")``); the figure is laid out once, measured and rebuilt at

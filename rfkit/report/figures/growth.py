@@ -275,7 +275,7 @@ def rf_growth_figure(graph, result=None, *, axis=None, style: str = "report"):
     Global nodes sit in a "global" band at the top; the RF of their local paths continues dotted. Dotted
     vertical lines mark stride changes ("/8": output stride 8, stage boundaries); solid ones the measured
     layers of ``result``, with their ERF size: the smallest interval around the unit's RF centre holding
-    95% of the map's mass per axis (:func:`rfkit.effective.metrics.erf_rf_ratio`, nominal length like the RF).
+    95% of the map's mass per axis (:func:`rfkit.effective.erf_rf.erf_rf_ratio`, nominal length like the RF).
 
     Parameters
     ----------

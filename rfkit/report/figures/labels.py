@@ -12,10 +12,10 @@ from rfkit.report.figures.colors import COLORS
 from rfkit.version import __version__
 
 RANDOM_KINDS = ("random", "random-safe")
-"""Weights kinds that are not a trained network (:class:`~rfkit.models.weights.WeightsInfo` ``kind``)."""
+"""Weights kinds that are not a trained network (:class:`~rfkit.models.weights_info.WeightsInfo` ``kind``)."""
 
 INFO_WARNINGS = ("center_outside_image",)
-"""Map warnings (:func:`rfkit.effective.metrics.diagnose`) that do not make a map suspect."""
+"""Map warnings (:func:`rfkit.effective.diagnose.diagnose`) that do not make a map suspect."""
 
 
 def layer_name(layer: str) -> str:
@@ -28,7 +28,7 @@ def layer_name(layer: str) -> str:
 
 
 def is_random(weights) -> bool:
-    """Whether ``weights`` (a :class:`~rfkit.models.weights.WeightsInfo`, a result holding one in
+    """Whether ``weights`` (a :class:`~rfkit.models.weights_info.WeightsInfo`, a result holding one in
     ``.weights``, or a kind string) are randomly initialised rather than trained.
 
     >>> is_random("random-safe"), is_random("pretrained"), is_random(None)

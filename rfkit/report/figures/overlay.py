@@ -87,7 +87,7 @@ def overlay_figure(
       around the unit (twice the RF's side) with the RF box, the centre,
       the ellipses and a scale bar; the first panel outlines the zoomed area;
     - a title with model, layer, unit, RF size and stride and the ERF/RF ratio (95% mass,
-      :func:`rfkit.effective.metrics.erf_rf_ratio`), and a footer with the weights, the images and the method,
+      :func:`rfkit.effective.erf_rf.erf_rf_ratio`), and a footer with the weights, the images and the method,
       in the warning colour for random weights or a flagged map.
 
     Parameters
