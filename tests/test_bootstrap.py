@@ -186,7 +186,13 @@ def test_bootstrap_zero_turns_the_intervals_off():
 @pytest.mark.parametrize(("kwargs", "match"), [({"bootstrap": -1}, "bootstrap"), ({"until_stable": 0}, "until_stable")])
 def test_bad_options_are_one_line(kwargs, match):
     with pytest.raises(rfkit.RFKitError, match=match) as e:
-        rfkit.erf(_deep_net(), layers=["8"], images="noise", num_images=2, input_size=24, device="cpu", **kwargs)
+        rfkit.erf(
+            _deep_net(),
+            layers=["8"],
+            images=rfkit.Images("noise", 2, input_size=24),
+            options=rfkit.ERFOptions(**kwargs),
+            runtime="cpu",
+        )
     assert "\n" not in str(e.value)
 
 

@@ -14,7 +14,8 @@ from rfkit.effective.area_ratios import area_ratios
 from rfkit.effective.centroid import centroid
 from rfkit.effective.diagnose import diagnose
 from rfkit.effective.erf_rf import erf_rf_ratio
-from rfkit.effective.metrics import ERFMapError, compute_metrics, fit_gaussian
+from rfkit.effective.gaussian import ERFMapError, fit_gaussian
+from rfkit.effective.metrics import compute_metrics
 from rfkit.effective.radial_mass import radial_mass
 from rfkit.effective.seed_table import seed_area_ratios
 

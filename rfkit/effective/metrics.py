@@ -1,5 +1,12 @@
 """Metrics of an effective-receptive-field map, centred on the ERF itself.
 
+Each metric lives in a module named for it: :mod:`rfkit.effective.centres` (the inputs and the ERF's own
+centre, ``erf_center``, ``half_pixel``), :mod:`rfkit.effective.boxes` (centred boxes),
+:mod:`rfkit.effective.area_ratios`, :mod:`rfkit.effective.seed_table` (the peer's table,
+``seed_area_ratios``), :mod:`rfkit.effective.erf_rf` (``erf_rf_ratio``), :mod:`rfkit.effective.radial_mass`,
+:mod:`rfkit.effective.centroid` and :mod:`rfkit.effective.diagnose`; this module computes them all at once
+(:func:`compute_metrics` -> :class:`ERFMetrics`). What follows holds for every one of them.
+
 Every function takes the **raw** accumulated ERF map ``m`` (shape ``(H, W)``; for the RepLKNet method the
 ReLU'd input gradient summed over channels and averaged over images, so non-negative). Per-axis values are
 ``(h, w)`` = ``(y, x)`` pairs; pixel centres sit at integer coordinates.
