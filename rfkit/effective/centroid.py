@@ -34,6 +34,7 @@ def centroid(m, center) -> Centroid:
 
     Examples
     --------
+    >>> import numpy as np
     >>> m = np.zeros((5, 8)); m[1, 2] = 1.0; m[3, 6] = 3.0
     >>> c = centroid(m, (2, 3.5))
     >>> c.position, c.offset

@@ -188,6 +188,7 @@ def load_model(
 
     Examples
     --------
+    >>> from rfkit.models.init_traps import detect_traps
     >>> m, info = load_model("test_resnet", "random-safe", seed=0)
     >>> info.kind, len(info.traps), detect_traps(m)
     ('random-safe', 4, [])
