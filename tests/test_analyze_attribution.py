@@ -20,8 +20,6 @@ from rfkit.pipeline.options import Images
 from rfkit.report.site import build_site
 from rfkit_cli.app import main
 
-KW = dict(layers="2", images="noise", num_images=2, input_size=16, device="cpu")
-
 
 def classifier() -> nn.Module:
     torch.manual_seed(0)

@@ -300,7 +300,7 @@ KILLED = (
     "import rfkit.report.figures.attribution as figures\n"
     "from rfkit.report.attribution_files import save_attribution\n"
     "net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))\n"
-    "res = rfkit.attribute(net, images='noise', num_images=1, input_size=8, device='cpu', target=0)\n"
+    "res = rfkit.attribute(net, images=rfkit.Images('noise', 1, input_size=8), runtime='cpu', target=0)\n"
     "save_attribution(res, 'out')\n"
     "figures.save_grid = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
     "save_attribution(res, 'out')\n"

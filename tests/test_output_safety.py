@@ -26,6 +26,7 @@ import rfkit.effective.engine as engine
 from rfkit.analysis import analyze as analyze_mod
 from rfkit.errors import RFKitError
 from rfkit.io import short_hash
+from rfkit.pipeline.options import Images
 from rfkit.report import report_folder
 from rfkit.report.escape import md_code, md_text
 from rfkit.report.site import SITE_MARKER
@@ -87,10 +88,8 @@ def report_dir(tmp_path_factory):
             "tiny_net.py:build",
             trust=True,
             layers=["0", "2"],
-            images="noise",
-            num_images=2,
-            input_size=16,
-            device="cpu",
+            images=Images("noise", 2, input_size=16),
+            runtime="cpu",
             out=root / "out",
         )
     finally:
@@ -209,8 +208,9 @@ def test_stale_partial_folders_of_killed_runs_are_removed(tiny, tmp_path, capsys
         "import os, signal, sys\n"
         "import rfkit.analysis.analyze as a\n"
         "a.write_figures = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
-        "a.analyze('tiny_net.py:build', layers=['0', '2'], images='noise', num_images=2, input_size=16,"
-        " device='cpu', out='out', trust=True)\n"
+        "from rfkit.pipeline.options import Images\n"
+        "a.analyze('tiny_net.py:build', layers=['0', '2'], images=Images('noise', 2, input_size=16),"
+        " runtime='cpu', out='out', trust=True)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     _, stderr = proc.communicate(timeout=300)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from rfkit.analysis import analyze as analyze_mod
+from rfkit.pipeline.options import Images
 from rfkit.report.schema import MAX_SIDE, MAX_TEXT
 from rfkit.report.svg import SVGError, clean_svg
 from rfkit_cli.app import main
@@ -42,7 +43,7 @@ def report_dir(tmp_path_factory):
     os.chdir(root)
     try:
         rep = analyze_mod.analyze(
-            "tiny_net.py:build", layers=["0", "2"], images="noise", num_images=2, input_size=16, device="cpu",
+            "tiny_net.py:build", layers=["0", "2"], images=Images("noise", 2, input_size=16), runtime="cpu",
             out=root / "out", trust=True,
         )  # fmt: skip
     finally:
