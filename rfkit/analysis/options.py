@@ -3,6 +3,7 @@ contribution maps it adds (:class:`ReportAttribution`). ``rfkit analyze`` builds
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ class Output(OptionObject):
         """``value`` as :class:`Output`: an :class:`Output` as it is, a folder (str or path) as that folder."""
         if isinstance(value, cls):
             return value
-        if isinstance(value, (str, Path)):
+        if isinstance(value, (str, os.PathLike)):
             return cls(folder=value)
         raise ArgumentError(f"out={value!r}: give a folder or rfkit.Output(folder, figures, depth)")
 
