@@ -59,6 +59,7 @@ __all__ = [
     "save_figure",
     "small_rf",
     "styled",
+    "surrounds",
     "tighten",
     "transform_text",
     "wrap_title",
@@ -693,6 +694,16 @@ def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = Non
         zorder=9,
         gid="random-tag",
     )
+
+
+def surrounds(window, shape) -> bool:
+    """Whether an RF window extends beyond the input on all four sides: none of its edges lies on the input, so
+    its box drawn over the input shows nothing (a legend entry for it would name a marker no one sees).
+
+    >>> surrounds(((-400, 1039), (-400, 1039)), (640, 640)), surrounds(((-10, 58), (0, 47)), (48, 48))
+    (True, False)
+    """
+    return len(rf_beyond(window, shape)) == 4
 
 
 #: Where each side's extent arrow points (offset direction of its text, in points per unit of offset).
