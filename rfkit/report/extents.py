@@ -152,6 +152,7 @@ def beside_map(ax, window, shape, text: str, fontsize: float = 7.0):
             zorder=8,
             gid="rf-extent-text",
         )
+        label.set_in_layout(False)  # inside the panel, as the arrows
         box = label.get_window_extent(renderer)
         inside = panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
         if inside and not any(box.overlaps(b) for b in insets):

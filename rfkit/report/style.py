@@ -801,6 +801,7 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
                 gid="rf-extent",
             )
         )
+        marks[-1].set_in_layout(False)  # inside the panel: the layout need not measure its arrow (slow) again
     return marks
 
 
