@@ -76,8 +76,8 @@ def _cells(row: dict) -> dict[str, str]:
 
 
 def build_gallery(models, num_images: int, weights: str, threads: int | None) -> dict[str, float]:
-    from rfkit.report.analyze import analyze
-    from rfkit.report.erf_files import layer_filename
+    from rfkit.analysis.analyze import analyze
+    from rfkit.report.files import layer_filename
 
     timings = {}
     entries = []
@@ -261,7 +261,7 @@ def build_matrix(dpi: dict[str, int] | None = None) -> dict[str, float]:
     """Every entry of the figure matrix in both styles into :data:`MATRIX_DIR` (PNG and caption pair), its list in
     ``figures.json``, and the matrix section of ``docs/gallery.md`` rewritten from it."""
     import rfkit
-    from rfkit.report.style import save_figure
+    from rfkit.report.figures.style import save_figure
 
     sys.path.insert(0, str(DOCS.parent / "tests"))  # the matrix is the tests' own: what is shown is what is checked
     import figure_cases
@@ -463,8 +463,8 @@ def build_attribution(dpi: int = 100) -> dict[str, float]:
     four sample photographs and for the centre unit of ``blocks.2`` on three, each map on its own scale (the
     default ``normalise="image"``), IG's steps raised until its completeness error is under 5%."""
     import rfkit
-    from rfkit.report.attribution_figures import attribution_grid
-    from rfkit.report.style import save_figure
+    from rfkit.report.figures.attribution import attribution_grid
+    from rfkit.report.figures.style import save_figure
 
     ATTRIBUTION.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -502,7 +502,7 @@ def build_trained(num_images: int, threads: int | None, dpi: int) -> dict[str, f
     import tempfile
 
     import rfkit
-    from rfkit.report.compare import save_comparison
+    from rfkit.report.figures.compare import save_comparison
     from rfkit.report.site import find_analyses
 
     t0 = time.perf_counter()

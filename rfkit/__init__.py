@@ -1,7 +1,24 @@
 """rfkit: theoretical and effective receptive fields of vision models, side by side.
 
+The namespace is small: one function per stage and the results they return.
+
+- :func:`trace` (model -> :class:`RFGraph`), :func:`erf` (-> :class:`ERFResult`), :func:`attribute`
+  (-> :class:`AttributionResult`), :func:`verify` (-> :class:`VerifyResult`), :func:`analyze` (a report folder
+  -> :class:`AnalyzeResult`), :func:`prepare` (a model built, read and traced once -> :class:`Prepared`),
+  :func:`collect` (report folders -> one DataFrame), :func:`figure` (any figure type by name);
+- every result has ``to_frame()``: a :class:`pandas.DataFrame` of its per-layer (per-node, per-image) record;
+- :mod:`rfkit.errors` holds every exception and warning class.
+
+Everything else lives in its stage (``rfkit.graph.productivity``, ``rfkit.verification.estimate``,
+``rfkit.report.dot``, ...). The names ``import rfkit`` offered before (``rfkit.productivity``,
+``rfkit.ModelNotFoundError``, ``rfkit.VerifyReport``, ...) still work, but are not listed in ``dir(rfkit)``.
+
 The heavy parts (torch, timm) load on first use of ``rfkit.trace`` and friends, so that ``import rfkit``
 and the command line's ``--help`` stay fast.
+
+>>> import rfkit
+>>> [n for n in rfkit.__all__ if n[0].islower()]
+['analyze', 'attribute', 'collect', 'erf', 'errors', 'figure', 'prepare', 'trace', 'verify']
 """
 
 from __future__ import annotations
@@ -9,42 +26,35 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from rfkit.errors import (
-    ArchitectureError,
-    ArgumentError,
-    CheckpointError,
-    DeviceError,
-    DeviceMemoryError,
-    GraphvizNotFoundError,
-    ImageSourceError,
-    InputSizeError,
-    InputTooSmallError,
-    LayerError,
-    ModelBuildError,
-    ModelNotFoundError,
-    NodeNotFoundError,
-    RenderError,
-    RFKitError,
-    TraceError,
-    UntrustedFileError,
-    WeightsError,
-    WeightsUnavailableError,
-)
-from rfkit.io import OutputError
+from rfkit import errors
 from rfkit.version import __version__
 
-_LAZY = {
-    "trace": "rfkit.graph.trace",
+#: The public namespace: name -> the module that defines it (loaded on first use).
+_PUBLIC = {
+    "trace": "rfkit.graph.tracing",
+    "erf": "rfkit.effective.engine",
+    "attribute": "rfkit.attribution.engine",
+    "analyze": "rfkit.analysis.analyze",
+    "prepare": "rfkit.pipeline.prepare",
+    "collect": "rfkit.report.collect",
+    "figure": "rfkit.report.figures.registry",
+    "verify": "rfkit.verification.verify",
     "RFGraph": "rfkit.graph.rfgraph",
     "RFInfo": "rfkit.graph.info",
-    "verify": "rfkit.verification.verify",
+    "ERFResult": "rfkit.effective.result",
+    "AttributionResult": "rfkit.attribution.result",
+    "VerifyResult": "rfkit.verification.verify",
+    "AnalyzeResult": "rfkit.analysis.analyze",
+    "Prepared": "rfkit.pipeline.prepare",
+}
+
+#: Names ``import rfkit`` offered before this namespace was made small: still importable, not listed.
+_FORMER = {
     "VerifyReport": "rfkit.verification.verify",
-    "ERFResult": "rfkit.erf.result",
+    "Report": "rfkit.analysis.analyze",
     "estimate_rf": "rfkit.verification.estimate",
     "RFEstimate": "rfkit.verification.estimate",
     "RFEstimates": "rfkit.verification.estimate",
-    "prepare": "rfkit.pipeline.prepare",
-    "Prepared": "rfkit.pipeline.prepare",
     "productivity": "rfkit.graph.productivity",
     "input_resolution_range": "rfkit.graph.productivity",
     "ProductivityReport": "rfkit.graph.productivity",
@@ -54,98 +64,58 @@ _LAZY = {
     "render": "rfkit.report.dot",
     "GraphBuilder": "rfkit.graph.handbuilt",
     "graph_from_layers": "rfkit.graph.handbuilt",
-    "analyze": "rfkit.report.analyze",
-    "Report": "rfkit.report.analyze",
-    "analyze_many": "rfkit.report.batch",
+    "analyze_many": "rfkit.analysis.batch",
     "build_site": "rfkit.report.site",
-    "collect": "rfkit.report.collect",
-    "attribute": "rfkit.attribution.engine",
-    "AttributionResult": "rfkit.attribution.result",
 }
 
 __all__ = [
-    "ArchitectureError",
-    "ArgumentError",
-    "CheckpointError",
-    "DeviceError",
-    "DeviceMemoryError",
-    "ImageSourceError",
-    "OutputError",
-    "WeightsError",
-    "WeightsUnavailableError",
+    "AnalyzeResult",
     "AttributionResult",
     "ERFResult",
-    "GraphBuilder",
-    "GraphvizNotFoundError",
-    "InputRange",
-    "InputSizeError",
-    "InputTooSmallError",
-    "LayerError",
-    "ModelBuildError",
-    "ModelNotFoundError",
-    "NodeNotFoundError",
     "Prepared",
-    "ProductivityReport",
-    "RFEstimate",
-    "RFEstimates",
     "RFGraph",
     "RFInfo",
-    "RFKitError",
-    "RenderError",
-    "Report",
-    "Status",
-    "TraceError",
-    "UntrustedFileError",
-    "VerifyReport",
+    "VerifyResult",
+    "__version__",
     "analyze",
-    "analyze_many",
-    "atlas",
     "attribute",
-    "build_site",
     "collect",
     "erf",
-    "estimate_rf",
-    "graph_from_layers",
+    "errors",
+    "figure",
     "prepare",
-    "input_resolution_range",
-    "productivity",
-    "render",
-    "to_dot",
     "trace",
     "verify",
-    "__version__",
 ]
 
 if TYPE_CHECKING:
+    from rfkit.analysis.analyze import AnalyzeResult, analyze
     from rfkit.attribution.engine import attribute
     from rfkit.attribution.result import AttributionResult
-    from rfkit.erf.result import ERFResult
-    from rfkit.graph.handbuilt import GraphBuilder, graph_from_layers
+    from rfkit.effective.engine import erf
+    from rfkit.effective.result import ERFResult
     from rfkit.graph.info import RFInfo
-    from rfkit.graph.productivity import InputRange, ProductivityReport, Status, input_resolution_range, productivity
     from rfkit.graph.rfgraph import RFGraph
-    from rfkit.graph.trace import trace
+    from rfkit.graph.tracing import trace
     from rfkit.pipeline.prepare import Prepared, prepare
-    from rfkit.report.analyze import Report, analyze
-    from rfkit.report.batch import analyze_many
     from rfkit.report.collect import collect
-    from rfkit.report.dot import render, to_dot
-    from rfkit.report.site import build_site
-    from rfkit.verification.estimate import RFEstimate, RFEstimates, estimate_rf
-    from rfkit.verification.verify import VerifyReport, verify
+    from rfkit.report.figures.registry import figure
+    from rfkit.verification.verify import VerifyResult, verify
 
 
 def __getattr__(name: str):
-    if name == "erf":  # the package rfkit.erf is callable: rfkit.erf(model, ...) runs rfkit.erf.engine.erf
-        return importlib.import_module("rfkit.erf")
     if name == "atlas":  # the package: rfkit.atlas.load(), rfkit.atlas.query(), rfkit.atlas.build_atlas()
         return importlib.import_module("rfkit.atlas")
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+    where = _PUBLIC.get(name) or _FORMER.get(name)
+    if where is not None:
+        value = getattr(importlib.import_module(where), name)
         globals()[name] = value
+        return value
+    value = getattr(errors, name, None)
+    if isinstance(value, type) and issubclass(value, BaseException):  # the exceptions ``import rfkit`` offered
         return value
     raise AttributeError(f"module 'rfkit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return list(__all__)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rfkit.errors import RFKitError
+from rfkit.errors import OutputError
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask (reading it means setting it, so it is set back at once)."""
     mask = os.umask(0)
     os.umask(mask)
@@ -62,7 +60,7 @@ def atomic_paths(paths) -> Iterator[list[Path]]:
             tmps.append(temp_file(path, path.suffix or ".tmp"))
         yield list(tmps)
         for tmp in tmps:
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, 0o666 & ~umask())
         for tmp, path in zip(tmps, paths):
             _replace(tmp, path)
     except BaseException:
@@ -139,26 +137,6 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     return _atomic_write(path, lambda fd: os.fdopen(fd, "wb"), data)
 
 
-def make_temp_dir(parent, prefix: str) -> Path:
-    """A new, uniquely named folder in ``parent`` (``prefix`` + random characters) with the usual mode
-    (``0o777`` less the umask, not the ``0o700`` of :func:`tempfile.mkdtemp`), to build output in and
-    rename into place when complete.
-    """
-    path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-    os.chmod(path, 0o777 & ~_umask())
-    return path
-
-
-#: The file inside a folder rfkit is building that says which process builds it (JSON: pid, host).
-PARTIAL_MARKER = ".rfkit-partial"
-_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)(?:-[A-Za-z0-9_]+)?")
-
-
-def mark_partial(folder) -> None:
-    """Put :data:`PARTIAL_MARKER` in ``folder``: rfkit builds it, in this process, on this machine."""
-    atomic_write_text(Path(folder) / PARTIAL_MARKER, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-
-
 def alive(pid: int) -> bool:
     """Whether process ``pid`` runs on this machine (on Windows, always assumed: no safe probe)."""
     if pid == os.getpid() or os.name == "nt":
@@ -172,56 +150,12 @@ def alive(pid: int) -> bool:
     return True
 
 
-def abandoned(folder, pid: int) -> bool:
-    """Whether ``folder`` holds rfkit's :data:`PARTIAL_MARKER` naming process ``pid`` of this machine, and
-    that process no longer runs: a folder a killed run left behind."""
-    try:
-        mark = json.loads((Path(folder) / PARTIAL_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False  # not rfkit's
-    return (
-        isinstance(mark, dict)
-        and mark.get("pid") == pid
-        and mark.get("host") == socket.gethostname()
-        and not alive(pid)
-    )
-
-
-def temp_folders(parent) -> Iterator[tuple[Path, str, str, int]]:
-    """``(path, name, kind, pid)`` of each real folder in ``parent`` named like rfkit's temporary folders,
-    ``.<name>.partial-<pid>-…`` (being built) or ``.<name>.old-<pid>-…`` (moved aside for its replacement)."""
-    try:
-        entries = list(Path(parent).iterdir())
-    except OSError:
-        return
-    for p in entries:
-        m = _TEMP.fullmatch(p.name)
-        if m and p.is_dir() and not p.is_symlink():
-            yield p, m["name"], m["kind"], int(m["pid"])
-
-
-def remove_abandoned(parent, name: str) -> list[Path]:
-    """Remove the temporary folders for ``name`` (:func:`temp_folders`) that a killed run left in
-    ``parent``: only those holding rfkit's marker for a process that no longer runs (:func:`abandoned`).
-    Returns them."""
-    removed = []
-    for p, own, _, pid in temp_folders(parent):
-        if own == name and abandoned(p, pid):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
-    return removed
-
-
 def _atomic_write(path, opener, data) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         with opener(os.open(tmp, os.O_WRONLY | os.O_TRUNC)) as f:
             f.write(data)
     return path
-
-
-class OutputError(RFKitError, OSError):
-    """The output folder cannot be created or written, or holds files rfkit did not write."""
 
 
 def check_writable(folder, option: str = "--out") -> Path:

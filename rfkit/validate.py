@@ -154,13 +154,27 @@ def unit_index(value, naxes: int, name: str = "unit") -> tuple[int, ...]:
 
 
 def model(value) -> None:
-    """Raise unless ``value`` is a model spec string or an ``nn.Module``."""
+    """Raise unless ``value`` is a model spec string, an ``nn.Module``, an ``onnx.ModelProto`` or the path of an
+    ``.onnx`` file."""
+    import os
+
     import torch.nn as nn
 
+    if type(value).__name__ == "ModelProto" and type(value).__module__.startswith("onnx"):
+        return  # an ONNX model (rfkit.models.onnx_file)
+    if isinstance(value, os.PathLike) and os.fspath(value).lower().endswith(".onnx"):
+        return  # the path of an ONNX file
     if not isinstance(value, (str, nn.Module)):
+        if type(value).__module__.startswith("keras"):
+            import keras
+
+            raise ArgumentError(
+                f"model is a Keras object on the {keras.backend.backend()} backend; rfkit runs Keras models on "
+                "its torch backend: set KERAS_BACKEND=torch before importing keras"
+            )
         raise ArgumentError(
-            f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY) or an "
-            f"nn.Module, got {type(value).__name__}"
+            f"model must be a spec string (timm name, torchvision:NAME, FILE.py:FACTORY, PATH.onnx), an "
+            f"nn.Module or an onnx.ModelProto, got {type(value).__name__}"
         )
 
 

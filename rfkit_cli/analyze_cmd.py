@@ -155,11 +155,11 @@ def analyze_command(
     """Analyse MODEL(s): analytic RF graph, productivity, and ERF of the stage outputs, written to
     OUT/<model>/ (report.md, CSV/JSON/NPY, figures, GraphViz). Only an earlier report of the same model
     there is replaced; each warning prints once on stderr."""
-    from rfkit.report.batch import analyze_many
+    from rfkit.analysis.batch import analyze_many
 
     names, layers, num_images, area = _with_preset(ctx, models, preset_name, layers, num_images, area)
     check_method(method)
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     if given(ctx, "normalise") and attribution is None:
         raise UsageError("--normalise scales the attribution grid: add --attribution METHODS, or leave it out")
@@ -262,17 +262,24 @@ def analyze_command(
 
 
 def list_models_command(
-    pattern: str | None = typer.Argument(None, help="Wildcard pattern over timm names, e.g. 'resnet*'."),
+    pattern: str | None = typer.Argument(None, help="Wildcard pattern over model names, e.g. 'resnet*'."),
+    source: str | None = typer.Option(
+        None, "--source", help="List this model source's models (timm, torchvision, ultralytics, ...: --sources)."
+    ),
+    sources: bool = typer.Option(False, "--sources", help="List the model sources: spec prefix, input, layers."),
     preset_name: str | None = typer.Option(None, "--preset", help="List a preset's models."),
     presets: bool = typer.Option(False, "--presets", help="List the presets."),
     pretrained: bool = typer.Option(False, "--pretrained", help="List pretrained tags (name.tag)."),
     torchvision: bool = typer.Option(False, "--torchvision", help="List torchvision models too."),
     ultralytics: bool = typer.Option(False, "--ultralytics", help="List the yaml files ultralytics ships too."),
 ) -> None:
-    """List model names rfkit can analyse (timm, torchvision) or the models of a preset."""
+    """List model names rfkit can analyse (timm; any model source with --source) or the models of a preset."""
     from rfkit.report.presets import get_preset, preset, preset_names
 
     console = stdout_console()
+    if sources:
+        _print_sources(console)
+        return
     if presets:
         for name in preset_names():
             p = get_preset(name)
@@ -282,36 +289,38 @@ def list_models_command(
     if preset_name:
         names = [m for m in preset(preset_name) if pattern is None or _match(m, pattern)]
     else:
-        import timm
-
-        names = timm.list_models(pattern or "*", pretrained=pretrained)
-        if torchvision:
-            import torchvision as tv
-
-            names += [f"torchvision:{n}" for n in tv.models.list_models() if pattern is None or _match(n, pattern)]
-        if ultralytics:
-            names += _ultralytics_names(pattern)
+        listed = [source] if source else ["timm", *(["torchvision"] * torchvision), *(["ultralytics"] * ultralytics)]
+        names = [n for s in listed for n in _source_models(s, pattern, pretrained)]
     if not names:
-        raise UsageError(f"no model matches {pattern!r}" + (f" in preset {preset_name!r}" if preset_name else ""))
+        where = f" in preset {preset_name!r}" if preset_name else f" in source {source!r}" if source else ""
+        raise UsageError(f"no model matches {pattern!r}{where}")
     for n in names:
         console.print(n, highlight=False)
 
 
-def _ultralytics_names(pattern: str | None) -> list[str]:
-    """The bundled ultralytics models matching ``pattern`` that build here; each one left out (it downloads
-    weights, offline) is named on stderr with the reason."""
-    from rfkit.models.ultralytics import bundled_yaml_names, unavailable_reason
+def _source_models(name: str, pattern: str | None, pretrained: bool) -> list[str]:
+    """The spec strings of model source ``name``'s models matching ``pattern``; each one left out (it cannot be
+    built here, e.g. it downloads weights, offline) is named on stderr with the reason."""
+    from rfkit.models.sources import get_source
 
-    names = []
-    for n in bundled_yaml_names():
-        if pattern is not None and not _match(n, pattern):
-            continue
-        why = unavailable_reason(n)
-        if why:
-            typer.echo(f"left out ultralytics:{n}: {why}", err=True)
-        else:
-            names.append(f"ultralytics:{n}")
+    source = get_source(name)
+    left_out: list[tuple[str, str]] = []
+    names = source.list_models(pattern, pretrained=pretrained, left_out=left_out)
+    for spec, why in left_out:
+        typer.echo(f"left out {spec}: {why}", err=True)
     return names
+
+
+def _print_sources(console) -> None:
+    """One block per registered model source: its spec prefix and what it holds, its input layout and how its
+    layers are named."""
+    from rfkit.models.sources import get_source, source_names
+
+    for name in source_names():
+        s = get_source(name)
+        bare = f"; a bare name is a {name} name" if s.fallback else ""
+        console.print(f"{name}: {s.description}{bare}", markup=False, highlight=False)
+        console.print(f"    input {s.layout}; layers: {s.layers}", markup=False, highlight=False)
 
 
 def _match(name: str, pattern: str) -> bool:

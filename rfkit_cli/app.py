@@ -1,70 +1,134 @@
-"""``rfkit`` command-line entry point."""
+"""``rfkit`` command-line entry point: the commands, one :class:`Command` line each in :data:`COMMANDS`.
+
+A command is a function in its own module (``rfkit_cli/NAME_cmd.py``) taking Typer-annotated options
+(:mod:`rfkit_cli.options`), or a :class:`typer.Typer` of sub-commands (``rfkit atlas ...``).
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import typer
 from rich.console import Console
 
-from rfkit_cli.analyze_cmd import analyze_command, list_models_command
-from rfkit_cli.atlas_cmd import atlas_app
-from rfkit_cli.attribute_cmd import attribute_command
-from rfkit_cli.collect_cmd import collect_command
-from rfkit_cli.erf_cmd import erf_command
 from rfkit_cli.errors import run_guarded
-from rfkit_cli.figure_cmd import figure_command
-from rfkit_cli.graph_cmd import graph_command
-from rfkit_cli.report_cmd import report_command
-from rfkit_cli.rf_grid_cmd import rf_grid_command
-from rfkit_cli.verify_cmd import verify_command
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Theoretical (RF) and effective (ERF) receptive fields of vision models.",
+
+@dataclass(frozen=True)
+class Command:
+    """One ``rfkit`` command.
+
+    Attributes
+    ----------
+    name : str
+        What follows ``rfkit`` on the command line.
+    target : str or callable or typer.Typer
+        ``"module:attribute"`` of the command's function (or of a Typer of sub-commands), or the object.
+    help : str, optional
+        The one-line help of ``rfkit --help``; default the function's docstring.
+    """
+
+    name: str
+    target: str | Callable | typer.Typer
+    help: str | None = None
+
+    def resolve(self) -> Callable | typer.Typer:
+        """The function (or Typer) the target names."""
+        if not isinstance(self.target, str):
+            return self.target
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "analyze",
+        "rfkit_cli.analyze_cmd:analyze_command",
+        "Analyse MODEL(s): RF graph, productivity and ERF of the stage outputs, as a report "
+        "folder with figures, CSV/JSON/NPY and GraphViz.",
+    ),
+    Command(
+        "graph",
+        "rfkit_cli.graph_cmd:graph_command",
+        "Trace MODEL and print the analytic receptive field of every node; with --resolution, "
+        "which layers are unproductive; --dot draws the graph.",
+    ),
+    Command(
+        "erf",
+        "rfkit_cli.erf_cmd:erf_command",
+        "Measure the effective receptive field of MODEL's layers from input gradients.",
+    ),
+    Command(
+        "report",
+        "rfkit_cli.report_cmd:report_command",
+        "Build an mkdocs site from analysis folders (one page per model and a comparison page).",
+    ),
+    Command(
+        "figure",
+        "rfkit_cli.figure_cmd:figure_command",
+        "Draw the ERFs of several analysed models as one grid (rows: models, columns: layers at the same "
+        "depth; one spatial and one colour scale), as a paper uses it.",
+    ),
+    Command(
+        "rf-grid",
+        "rfkit_cli.rf_grid_cmd:rf_grid_command",
+        "Draw the analytic RF boxes and centres of a grid of units of one layer (the corners and the centre, "
+        "or an N×N lattice) over an image, with each unit's ERF.",
+    ),
+    Command(
+        "collect",
+        "rfkit_cli.collect_cmd:collect_command",
+        "Collect report folders into one CSV table: a row per model and layer, provenance columns first, "
+        "ERF metrics and analytic RF; unreadable folders are listed on stderr.",
+    ),
+    Command(
+        "list-models", "rfkit_cli.analyze_cmd:list_models_command", "List the models rfkit can analyse, or a preset's."
+    ),
+    Command(
+        "verify",
+        "rfkit_cli.verify_cmd:verify_command",
+        "Check the analytic RF of MODEL's layers against measured gradient support.",
+    ),
+    Command(
+        "attribute",
+        "rfkit_cli.attribute_cmd:attribute_command",
+        "Per-image contribution maps of a class or a unit (saliency, IG, SmoothGrad, "
+        "Grad-CAM, ...), as maps, CSV, a figure and report.md.",
+    ),
+    Command("atlas", "rfkit_cli.atlas_cmd:atlas_app"),
 )
-app.command(
-    "analyze",
-    help="Analyse MODEL(s): RF graph, productivity and ERF of the stage outputs, as a report "
-    "folder with figures, CSV/JSON/NPY and GraphViz.",
-)(analyze_command)
-app.command(
-    "graph",
-    help="Trace MODEL and print the analytic receptive field of every node; with --resolution, "
-    "which layers are unproductive; --dot draws the graph.",
-)(graph_command)
-app.command("erf", help="Measure the effective receptive field of MODEL's layers from input gradients.")(erf_command)
-app.command("report", help="Build an mkdocs site from analysis folders (one page per model and a comparison page).")(
-    report_command
-)
-app.command(
-    "figure",
-    help="Draw the ERFs of several analysed models as one grid (rows: models, columns: layers at the same "
-    "depth; one spatial and one colour scale), as a paper uses it.",
-)(figure_command)
-app.command(
-    "rf-grid",
-    help="Draw the analytic RF boxes and centres of a grid of units of one layer (the corners and the centre, "
-    "or an N×N lattice) over an image, with each unit's ERF.",
-)(rf_grid_command)
-app.command(
-    "collect",
-    help="Collect report folders into one CSV table: a row per model and layer, provenance columns first, "
-    "ERF metrics and analytic RF; unreadable folders are listed on stderr.",
-)(collect_command)
-app.command("list-models", help="List the models rfkit can analyse, or a preset's.")(list_models_command)
-app.command("verify", help="Check the analytic RF of MODEL's layers against measured gradient support.")(verify_command)
-app.command(
-    "attribute",
-    help="Per-image contribution maps of a class or a unit (saliency, IG, SmoothGrad, "
-    "Grad-CAM, ...), as maps, CSV, a figure and report.md.",
-)(attribute_command)
-app.add_typer(atlas_app, name="atlas")
+"""Every ``rfkit`` command, in the order ``rfkit --help`` lists them."""
 
 
-@app.callback(invoke_without_command=True)
+def build_app(commands: Iterable[Command] = COMMANDS) -> typer.Typer:
+    """The ``rfkit`` Typer app of ``commands``.
+
+    >>> from typer.testing import CliRunner
+    >>> def hello(name: str) -> None:
+    ...     print(f"hello {name}")
+    >>> print(CliRunner().invoke(build_app([Command("hello", hello, "Say hello.")]), ["hello", "rfkit"]).output)
+    hello rfkit
+    <BLANKLINE>
+    """
+    app = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        help="Theoretical (RF) and effective (ERF) receptive fields of vision models.",
+    )
+    for command in commands:
+        target = command.resolve()
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=command.name, **({"help": command.help} if command.help else {}))
+        else:
+            app.command(command.name, help=command.help)(target)
+    app.callback(invoke_without_command=True)(_root)
+    return app
+
+
 def _root(
     ctx: typer.Context, version: bool = typer.Option(False, "--version", help="Print the rfkit version and exit.")
 ) -> None:
@@ -77,6 +141,8 @@ def _root(
         typer.echo(ctx.get_help())
         raise typer.Exit()
 
+
+app = build_app()
 
 _INT = re.compile(r"^\d+$")
 

@@ -1,7 +1,7 @@
 """The area-ratio table (``--area-table``, and the ``yolo`` preset): for each measured layer, the side length
 and area ratio of the smallest square on the map's centre pixel holding more than 20%, 30%, 50% and 99% of
 ``log10(map + 1) / max``, by the rule of RepLKNet and the get_model_erf.py script, so the numbers equal theirs
-on the same map (:func:`rfkit.erf.metrics.seed_area_ratios`; erf.csv's ``area_side_h_t``, ``area_side_w_t``,
+on the same map (:func:`rfkit.effective.metrics.seed_area_ratios`; erf.csv's ``area_side_h_t``, ``area_side_w_t``,
 ``area_ratio_t``). The ERF-centred sizes are in the summary and erf.csv."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def ratio_text(ratio: float) -> str:
 
 
 def area_table(result) -> Table:
-    """The rich table of an :class:`~rfkit.erf.result.ERFResult`: one row per layer, side (px) and area ratio
+    """The rich table of an :class:`~rfkit.effective.result.ERFResult`: one row per layer, side (px) and area ratio
     per threshold."""
     layers = [x for x in result.layers if getattr(result.metrics.get(x), "seed_table", None)]
     thresholds = [r.threshold for r in result.metrics[layers[0]].seed_table] if layers else []

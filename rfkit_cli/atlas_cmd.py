@@ -47,7 +47,7 @@ def build_command(
     on stderr and a row of OUT/failures.csv. Under torchrun each process takes every N-th model."""
     from rfkit.atlas.build import ErfAtInit, build_atlas
     from rfkit.atlas.zoo import parse_sources
-    from rfkit.report.markdown import one_line
+    from rfkit.formatting import one_line
 
     sizes = [parse_input_size(s) for s in input_size]
     counts = {"ok": 0, "failed": 0, "kept": 0}

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rfkit.report.formatting import pair
+from rfkit.formatting import pair
 from rfkit_cli.console import print_warnings, stdout_console
 from rfkit_cli.options import (
     BatchSize,
@@ -30,6 +30,32 @@ from rfkit_cli.options import (
     parse_input_size,
 )
 from rfkit_cli.progress import progress_display
+
+#: The built-in methods' ids, for the help text (rfkit.attribution.methods.method_names(); the CLI tests
+#: check that they agree, without importing the models' stack when the CLI starts).
+METHOD_IDS = (
+    "saliency",
+    "input_x_gradient",
+    "smoothgrad",
+    "guided_backprop",
+    "ig",
+    "blur_ig",
+    "blur_ig_pair",
+    "guided_ig",
+    "xrai",
+    "occlusion",
+    "gradcam",
+    "gradcam++",
+    "hirescam",
+    "xgradcam",
+    "layercam",
+    "scorecam",
+    "eigengradcam",
+    "eigencam",
+    "ablationcam",
+    "fullgrad",
+    "guided_gradcam",
+)
 
 
 def attribution_table(result, console: Console) -> None:
@@ -62,8 +88,7 @@ def attribute_command(
         "saliency",
         "--methods",
         "-m",
-        help="Comma-separated: saliency, input_x_gradient, smoothgrad, ig, blur_ig, "
-        "guided_backprop, gradcam, gradcam++, layercam, scorecam, or GRADIENT*CAM.",
+        help="Comma-separated: " + ", ".join(METHOD_IDS) + ", or GRADIENT*CAM.",
     ),
     target: str = typer.Option(
         "predicted", "--target", "-t", help="A class index, predicted, LAYER (its centre unit) or LAYER@i,j."
@@ -81,7 +106,7 @@ def attribute_command(
         None,
         "--steps",
         min=1,
-        help="IG and Blur IG path steps, used as given. Default: from 50, doubled per image until the "
+        help="Path steps of IG, Blur IG and Guided IG, used as given. Default: from 50, doubled per image until the "
         "completeness error is under 5%, at most 512.",
     ),
     ig_method: str = typer.Option(
@@ -93,6 +118,20 @@ def attribute_command(
     samples: int = typer.Option(25, "--samples", min=1, help="SmoothGrad samples per image."),
     blur_sigma: float | None = typer.Option(
         None, "--blur-sigma", help="Blur IG's largest blur in pixels (default 50 at 224 px)."
+    ),
+    score: str = typer.Option(
+        "logit", "--score", help="What a class target's maps explain: logit (pre-softmax) or probability (softmax)."
+    ),
+    channels: str = typer.Option(
+        "sum",
+        "--channels",
+        help="How a per-channel attribution becomes one map: sum (signed, over colour channels) or "
+        "max_relu_minmax (max over channels, ReLU, each map rescaled to [0, 1]: seed 002's rule).",
+    ),
+    option: list[str] | None = typer.Option(
+        None,
+        "--option",
+        help="A method's own option, METHOD.OPTION=VALUE (e.g. occlusion.window=8); repeat for more.",
     ),
     sanity: bool = typer.Option(
         False,
@@ -125,18 +164,20 @@ def attribute_command(
     """Per-image contribution maps of MODEL: which pixels drove a class logit, or one unit of a layer, on each
     image, for several attribution methods."""
     import rfkit
-    from rfkit.attribution.methods import parse_methods
+    from rfkit.attribution.methods import check_run, parse_methods, parse_options
     from rfkit.io import new_folders_removed_on_failure
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
-    from rfkit.report.attribution_figures import check_normalise
     from rfkit.report.attribution_files import check_attribution_folder, default_folder, save_attribution
-    from rfkit.report.looks import FigureOptions, style_named
+    from rfkit.report.figures.attribution import check_normalise
+    from rfkit.report.figures.looks import FigureOptions, style_named
 
     looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before the run
 
     console = stdout_console()
     names = parse_methods(methods)
+    check_run(score, channels)
+    parse_options(option or None, names)
     size = parse_input_size(input_size)
     style_named(style)
     check_normalise(normalise)
@@ -166,6 +207,9 @@ def attribute_command(
                 noise=noise,
                 samples=samples,
                 blur_sigma=blur_sigma,
+                score=score,
+                channels=channels,
+                options=option or None,
                 sanity=sanity,
                 sanity_layers=sanity_layers,
                 faithfulness=faithfulness,

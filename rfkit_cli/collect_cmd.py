@@ -23,8 +23,8 @@ def collect_command(
     provenance columns first (model, weights, input size, ERF method, images, rfkit version, time, seed), then
     the ERF metrics and the layer's analytic RF. A folder that is not a report or cannot be read is listed
     on stderr with its reason, and the others are collected."""
+    from rfkit.formatting import one_line
     from rfkit.report.collect import collect, describe, write_collected
-    from rfkit.report.markdown import one_line
 
     frame = collect(folders, on_skip=lambda s: typer.echo(f"warning: {one_line(s)}", err=True))
     if out is None:

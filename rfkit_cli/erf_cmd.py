@@ -78,11 +78,11 @@ def _with_preset(ctx, preset_name, model, layers, num_images, area):
 
 
 def erf_table(result, console: Console) -> None:
-    """The ERF summary rows (:func:`rfkit.report.summary.summary_rows`) as report.md shows them: where each
+    """The ERF summary rows (:func:`rfkit.report.erf_files.summary_rows`) as report.md shows them: where each
     unit looks, how much of it it uses, then the notes."""
-    from rfkit.report.erf_files import erf_rows
-    from rfkit.report.formatting import pair
-    from rfkit.report.summary import GEOMETRY, LAYER, MEASURED, NOTES, centre_finding, summary_rows
+    from rfkit.formatting import pair
+    from rfkit.report.erf_files import erf_rows, summary_rows
+    from rfkit.report.summary import GEOMETRY, LAYER, MEASURED, NOTES, centre_finding
 
     rows = summary_rows(result)
     console.print(
@@ -172,7 +172,7 @@ def erf_command(
     from rfkit.pipeline.devices import resolve_device
     from rfkit.pipeline.distributed import current_world
     from rfkit.report.erf_files import check_erf_folder, save_erf
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     looks = FigureOptions(font=font, style_file=style_file)  # a bad font or style file: before measuring
     console = stdout_console()

@@ -31,9 +31,9 @@ def figure_command(
     fraction, with one spatial scale; each panel on its own colour scale, or all on one with --shared-scale.
     A file at --out that rfkit did not write is left alone (error); a report folder whose files are not
     rfkit's is skipped with a warning."""
-    from rfkit.report.captions import written_captions
-    from rfkit.report.compare import save_comparison
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.captions import written_captions
+    from rfkit.report.figures.compare import save_comparison
+    from rfkit.report.figures.looks import FigureOptions
     from rfkit.report.site import find_analyses
 
     looks = FigureOptions(font=font, style_file=style_file)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rfkit.report.formatting import MISSING, pair, rf_label, short_op, size
+from rfkit.formatting import MISSING, pair, rf_label, short_op, size
 from rfkit_cli.console import stdout_console
 from rfkit_cli.options import Model, TrustCheckpoint, UsageError, parse_input_size
 

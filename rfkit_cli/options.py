@@ -9,20 +9,13 @@ from typing import Annotated
 
 import typer
 
-from rfkit.errors import RFKitError
-
-
-class UsageError(RFKitError):
-    """A command-line value rfkit cannot use (one line, exit code 1)."""
-
-
-METHODS = ("replknet", "openerf")
+from rfkit.errors import UsageError
 
 Model = Annotated[
     str,
     typer.Argument(
-        help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, ultralytics:NAME.yaml, or FILE.py:FACTORY "
-        "(runs FILE.py: needs --trust)."
+        help="timm name[.tag] (resnet50.a1_in1k), torchvision:NAME, ultralytics:NAME.yaml, PATH.onnx, or "
+        "FILE.py:FACTORY (runs FILE.py: needs --trust)."
     ),
 ]
 LayersFinal = Annotated[
@@ -54,7 +47,12 @@ Weights = Annotated[
     ),
 ]
 InputSize = Annotated[str | None, typer.Option("--input-size", help="224, or H W. Default: the model's own.")]
-Method = Annotated[str, typer.Option("--method", help="ERF definition: replknet or openerf.")]
+Method = Annotated[
+    str,
+    typer.Option(
+        "--method", help="ERF definition: replknet or openerf (or one registered in rfkit.effective.methods)."
+    ),
+]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads.")]
@@ -188,13 +186,16 @@ def split_names(items: list[str] | None) -> list[str] | None:
 
 
 def check_method(method: str) -> str:
-    """``method`` when it is an ERF definition rfkit knows, else a one-line :class:`UsageError`.
+    """``method`` when it is an ERF definition rfkit knows (:data:`rfkit.effective.methods.ERF_METHODS`), else a
+    one-line :class:`UsageError` naming the close matches.
 
     >>> check_method("openerf")
     'openerf'
     """
-    if method not in METHODS:
-        raise UsageError(f"--method {method!r}: use {' or '.join(METHODS)}")
+    from rfkit.effective.methods import ERF_METHODS, unknown_name
+
+    if method not in ERF_METHODS:
+        raise UsageError(f"--method {method!r}: {unknown_name('ERF method', method, ERF_METHODS.names())}")
     return method
 
 

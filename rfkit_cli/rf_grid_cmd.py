@@ -35,10 +35,10 @@ def rf_grid_command(
 ) -> None:
     """Draw the analytic RF box and centre of a grid of units of one layer over an image, with the ERF of
     each unit measured on it. A file at --out that rfkit did not write is left alone (error)."""
-    from rfkit.erf.unit_grid import lattice_size, unit_grid
-    from rfkit.report.compare import figure_paths
-    from rfkit.report.looks import look_named, style_named
-    from rfkit.report.rf_grid import save_rf_grid
+    from rfkit.effective.unit_grid import lattice_size, unit_grid
+    from rfkit.report.figures.compare import figure_paths
+    from rfkit.report.figures.looks import look_named, style_named
+    from rfkit.report.figures.rf_grid import save_rf_grid
 
     chosen = units if units == "corners" else lattice_size(units)  # checked before the model is built
     style_named(style), look_named(look)
@@ -58,7 +58,7 @@ def rf_grid_command(
             trust=trust_checkpoint,
         )
     print_warnings([str(w.message) for w in caught] + list(grid.warnings), set())
-    from rfkit.report.captions import written_captions
+    from rfkit.report.figures.captions import written_captions
 
     written = save_rf_grid(grid, out, look=look, style=style)
     written += written_captions(written[0])

@@ -27,7 +27,7 @@ def verify_command(
     random weights) and compare it with the analytic RF; estimate each layer's size, stride and centre from
     gradients alone and compare them too. Exit code 1 on any mismatch."""
     import rfkit
-    from rfkit.report.formatting import pair
+    from rfkit.formatting import pair
     from rfkit.verification.verify import estimate_rows, summary_rows
 
     names = split_names(layers)

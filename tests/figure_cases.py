@@ -229,7 +229,7 @@ def analyses():
 def rf_grid(layer: str = "4", measure: bool = True):
     """The corner and centre units of :func:`dilated_net`'s ``layer`` on the first sample photograph at 48 px:
     layer 4's RF (117 px) runs far beyond the input, layer 1's (5 px) is small."""
-    from rfkit.erf.unit_grid import unit_grid
+    from rfkit.effective.unit_grid import unit_grid
 
     return _quiet(unit_grid, dilated_net(), layer, image="sample", input_size=S, device="cpu", measure=measure)
 
@@ -303,7 +303,7 @@ class Entry:
 
 
 def _overlay(case):
-    from rfkit.report.overlay import overlay_figure
+    from rfkit.report.figures.overlay import overlay_figure
 
     def draw(style):
         if case == "vit":
@@ -316,37 +316,37 @@ def _overlay(case):
 
 
 def _stages(build):
-    from rfkit.report.stage_grid import stage_grid_figure
+    from rfkit.report.figures.stage_grid import stage_grid_figure
 
     return lambda style: stage_grid_figure(build(), style=style)
 
 
 def _growth(build):
-    from rfkit.report.growth import rf_growth_figure
+    from rfkit.report.figures.growth import rf_growth_figure
 
     return lambda style: rf_growth_figure(build().graph, build(), style=style)
 
 
 def _convergence(style):
-    from rfkit.report.convergence import convergence_figure
+    from rfkit.report.figures.convergence import convergence_figure
 
     return convergence_figure(tiny_net(), style=style)
 
 
 def _compare(layers):
-    from rfkit.report.compare import comparison_figure
+    from rfkit.report.figures.compare import comparison_figure
 
     return lambda style: comparison_figure(analyses(), layers, style=style)
 
 
 def _rf_grid(layer, measure=True):
-    from rfkit.report.rf_grid import rf_grid_figure
+    from rfkit.report.figures.rf_grid import rf_grid_figure
 
     return lambda style: rf_grid_figure(rf_grid(layer, measure), style=style)
 
 
 def _attribution(methods, target="predicted"):
-    from rfkit.report.attribution_figures import attribution_grid
+    from rfkit.report.figures.attribution import attribution_grid
 
     return lambda style: attribution_grid(attribution(methods, target), style=style)
 

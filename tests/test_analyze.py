@@ -128,7 +128,7 @@ def test_stop_on_error_stops_at_the_first_failure(tiny, tmp_path, capsys):
 
 
 def test_ctrl_c_keeps_finished_reports_and_skip_existing_resumes(tiny, tmp_path, monkeypatch, capsys):
-    import rfkit.report.analyze as analyze_mod
+    import rfkit.analysis.analyze as analyze_mod
 
     shutil.copy(tmp_path / "tiny_net.py", tmp_path / "other_net.py")
     real = analyze_mod.write_figures

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rfkit.report.analyze import analyze
+from rfkit.analysis.analyze import analyze
 from rfkit.report.site import build_site
 from rfkit_cli.app import main
 
@@ -46,7 +46,8 @@ def by_hand(net: nn.Module, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     net = classifier()
-    rep = analyze(net, out=tmp_path_factory.mktemp("out"), attribution="saliency,gradcam", attribution_images=2, **KW)
+    methods = "saliency,gradcam,hirescam,guided_gradcam"  # the registry's methods, old and new
+    rep = analyze(net, out=tmp_path_factory.mktemp("out"), attribution=methods, attribution_images=2, **KW)
     return net, rep
 
 
@@ -67,6 +68,7 @@ def test_report_md_has_the_section_and_run_json_lists_the_files(report):
     section = text[text.index("## Per-image contribution maps") : text.index("## Files")]
     assert "![Per-image contribution maps](attribution/figures/grid.png)" in section
     assert "[attribution/report.md](attribution/report.md)" in section and "| Grad-CAM (`gradcam`) |" in section
+    assert "| HiResCAM (`hirescam`) |" in section and "| Guided Grad-CAM (`guided_gradcam`) |" in section
     listed = json.loads((rep.folder / "run.json").read_text())["files"]
     for f in ("attribution/report.md", "attribution/figures/grid.png", "attribution/maps/saliency.npy"):
         assert f in listed and (rep.folder / f).is_file()
@@ -102,7 +104,7 @@ def test_the_site_does_not_follow_a_linked_attribution_folder(report, tmp_path):
 
 
 def test_an_unknown_method_is_one_line_before_any_measurement(tmp_path, capsys, monkeypatch):
-    import rfkit.erf.engine as engine
+    import rfkit.effective.engine as engine
 
     monkeypatch.setattr(engine, "erf", lambda *a, **k: pytest.fail("measured before checking the methods"))
     with pytest.raises(SystemExit) as e:
@@ -113,7 +115,7 @@ def test_an_unknown_method_is_one_line_before_any_measurement(tmp_path, capsys, 
 
 
 def test_the_paper_style_reaches_the_attribution_grid(tmp_path):
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     rep = analyze(
         classifier(), out=tmp_path, attribution="saliency", attribution_images=1, figures=FigureOptions("paper"), **KW
@@ -128,7 +130,7 @@ def test_the_paper_style_reaches_the_attribution_grid(tmp_path):
 
 
 def test_normalise_column_puts_each_method_on_one_scale_over_its_images(tmp_path):
-    from rfkit.report.looks import FigureOptions
+    from rfkit.report.figures.looks import FigureOptions
 
     options = FigureOptions(attribution_normalise="column")
     rep = analyze(
@@ -145,7 +147,7 @@ def test_normalise_column_puts_each_method_on_one_scale_over_its_images(tmp_path
 
 
 def test_analyze_normalise_reaches_the_figure_options(monkeypatch):
-    import rfkit.report.batch as batch
+    import rfkit.analysis.batch as batch
 
     seen = {}
     monkeypatch.setattr(batch, "analyze_many", lambda names, **kw: seen.update(kw))
@@ -163,7 +165,7 @@ def test_analyze_normalise_reaches_the_figure_options(monkeypatch):
     ],
 )
 def test_analyze_normalise_errors_are_one_line_before_any_measurement(args, words, tmp_path, capsys, monkeypatch):
-    import rfkit.report.batch as batch
+    import rfkit.analysis.batch as batch
 
     monkeypatch.setattr(batch, "analyze_many", lambda *a, **k: pytest.fail("ran before checking --normalise"))
     with pytest.raises(SystemExit) as e:

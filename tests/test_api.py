@@ -179,3 +179,44 @@ def test_model_fx_cannot_trace_is_recorded_with_make_fx():
     assert g.method == "make_fx" and g.unsupported == []
     assert g["stem"].size == (3, 3) and g["head"].size == (3 + 4 * 2,) * 2 and g["head"].stride == (2, 2)
     assert g.output == g["head"]
+
+
+def blur_wide(x):  # (torch.fx wraps no-trace functions only under names without a leading _)
+    """3x3 average at stride 1, only on maps wider than 4 (control flow on a shape: no-trace in timm's sense)."""
+    return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1) if x.shape[-1] > 4 else x
+
+
+class Blurs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(4, 4, 2, stride=2)
+
+    def forward(self, x):
+        return blur_wide(self.b(blur_wide(blur_wide(self.a(x)))))
+
+
+def test_a_no_trace_function_is_recorded_once_per_shape(monkeypatch):
+    """A function torch.fx keeps whole is recorded with make_fx once per distinct input (shapes, strides, dtype,
+    other arguments) and the recording reused: three calls at two shapes, two recordings, and the same RF as
+    recording every call. By hand: 1 + 2 + 2 = 5 px at stride 1, + 1 for the 2x2 stride-2 conv, + 2 * 2 = 10."""
+    import importlib
+
+    import torch.fx.experimental.proxy_tensor as proxy_tensor
+    from timm.layers import register_notrace_function
+
+    propagate = importlib.import_module("rfkit.graph.propagate")
+    register_notrace_function(blur_wide)
+    recordings = []
+    real = proxy_tensor.make_fx
+    monkeypatch.setattr(proxy_tensor, "make_fx", lambda *a, **k: recordings.append(1) or real(*a, **k))
+
+    monkeypatch.setattr(propagate, "_RECORDINGS", propagate._Recordings())
+    g = rfkit.trace(Blurs(), input_size=16)
+    assert g.method == "torch.fx" and len(recordings) == 2 and g.unsupported == []
+    assert g.output.size == (10, 10) and g.output.stride == (2, 2)
+    monkeypatch.setattr(propagate, "_RECORDINGS", propagate._Recordings(size=0))  # nothing kept: each call
+    recordings.clear()
+    fresh = rfkit.trace(Blurs(), input_size=16)
+    assert len(recordings) == 3
+    assert {n: r.info for n, r in g.records.items()} == {n: r.info for n, r in fresh.records.items()}

@@ -3,6 +3,8 @@ resuming, failures, sharding over torchrun ranks, and `rfkit atlas query` (a res
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import os
 import re
@@ -291,3 +293,80 @@ def test_a_model_that_kills_its_process_is_one_failure_and_the_next_ones_are_tra
     assert failures["model"].tolist() == ["test_convnext2"] and "exit code 9" in failures["reason"][0]
     assert sorted(set(load(tmp_path)["model"])) == ["test_convnext", "test_convnext3"]
     assert seen == ["test_convnext", "test_convnext2", "test_convnext3"]
+
+
+def test_the_table_is_also_parquet_and_load_reads_either(tmp_path, monkeypatch):
+    """With pyarrow the build writes atlas.parquet beside atlas.csv (the same rows, renamed into place together:
+    no temporary file stays), load() gives the same frame from either, and a rebuild without pyarrow removes
+    the Parquet file it would otherwise leave older than the CSV."""
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed (pip install 'rfkit[atlas]')")
+    import csv
+
+    import rfkit.atlas.table as table
+
+    out = tmp_path / "A"
+    build_atlas(out, models="test_resnet", sizes=[(96, 96)], recycle=None)
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".rfkit-atlas",
+        "atlas.csv",
+        "atlas.parquet",
+        "failures.csv",
+        "models",
+    ]
+    raw = pq.read_table(out / "atlas.parquet").to_pylist()  # read by pyarrow itself
+    with open(out / "atlas.csv", newline="") as f:
+        rows = list(csv.DictReader(f))  # and by the csv module
+    assert len(raw) == len(rows) == 10  # 5 stages (act1, layer1..4) at 160 and 96 px
+    for size in (160, 96):
+        g = rfkit.trace("test_resnet", input_size=size)
+        at = [r for r in raw if r["input_h"] == size]
+        assert [r["layer"] for r in at] == ["act1", "layer1", "layer2", "layer3", "layer4"]
+        assert [(r["rf_h"], r["stride_w"]) for r in at] == [
+            (g[r["layer"]].size[0], g[r["layer"]].stride[1]) for r in at
+        ]
+    assert [r["layer"] for r in raw] == [r["layer"] for r in rows]
+    assert [float(r["rf_min_h"]) for r in raw] == [float(r["rf_min_h"]) for r in rows]
+    from_parquet, from_csv = load(out), load(out / "atlas.csv")
+    pd.testing.assert_frame_equal(from_parquet, from_csv)
+    pd.testing.assert_frame_equal(load(out / "atlas.parquet"), from_csv)
+    assert from_parquet["is_final"].dtype == bool and (from_parquet["unproductive_layers"] == "").all()
+    gz = tmp_path / "atlas.csv.gz"  # as the docs publish it
+    gz.write_bytes(gzip.compress((out / "atlas.csv").read_bytes()))
+    pd.testing.assert_frame_equal(load(gz), from_csv)
+    stored = [json.loads(p.read_text()) for p in (out / "models").iterdir()]
+    assert all(0 < d["cpu_seconds"] for d in stored)  # each model's CPU time beside its wall time
+
+    monkeypatch.setattr(table, "has_pyarrow", lambda: False)  # (pandas itself holds pyarrow once loaded)
+    build_atlas(out, models="test_resnet", sizes=[(96, 96)], recycle=None)  # resumes: the stored models, no trace
+    assert not (out / "atlas.parquet").exists()
+    pd.testing.assert_frame_equal(load(out), from_csv)
+    (out / "atlas.csv").rename(out / "other.csv")
+    (tmp_path / "B").mkdir()
+    (tmp_path / "B" / "atlas.parquet").write_bytes(b"PAR1")
+    with pytest.raises(AtlasError, match=r"pyarrow is not installed: pip install 'rfkit\[atlas\]'"):
+        load(tmp_path / "B")
+
+
+def test_a_table_that_is_not_an_atlas_is_one_line(tmp_path):
+    pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install 'rfkit[atlas]')")
+    (tmp_path / "atlas.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(AtlasError, match="cannot be read as an atlas table") as e:
+        load(tmp_path)
+    assert "\n" not in str(e.value)
+    pd.DataFrame({"model": ["a"]}).to_parquet(tmp_path / "atlas.parquet")
+    with pytest.raises(AtlasError, match="not an atlas table"):
+        load(tmp_path / "atlas.parquet")
+
+
+def test_a_family_spanning_two_sources_draws_each_member(tmp_path, monkeypatch):
+    """timm's and torchvision's resnet18 are both of family 'resnet': its figure has two curves, named with
+    their source (they were one dict key, one curve, before)."""
+    import rfkit.atlas.site as site
+
+    build_atlas(tmp_path / "A", sources=("timm", "torchvision"), models="resnet18", sizes=[], recycle=None)
+    drawn = {}
+    monkeypatch.setattr(site, "_growth_figure", lambda curves, path, title: drawn.setdefault(title, curves))
+    site.build_atlas_site(tmp_path / "A", tmp_path / "S")
+    assert sorted(drawn["resnet"]) == ["resnet18 (timm)", "resnet18 (torchvision-classification)"]
+    for curve in drawn["resnet"].values():  # the same architecture: 7x7 stem, then 43, 99, 211, 435
+        assert curve["rf_local_h"].tolist() == [7, 43, 99, 211, 435]

@@ -15,14 +15,14 @@ from PIL import Image
 
 import rfkit
 from rfkit.errors import ArgumentError
-from rfkit.report.attribution_figures import (
+from rfkit.report.figures.attribution import (
     GRID_RECORD,
     attribution_grid,
     grid_paths,
     grid_record,
     save_grid,
 )
-from rfkit.report.style import close_figure
+from rfkit.report.figures.style import close_figure
 
 H = W = 8
 #: A signed map whose |values| are 0.01, 0.02, ..., 0.64: its 99th percentile (linear, numpy's default) sits at

@@ -18,6 +18,7 @@ from rfkit.errors import (
     CheckpointError,
     DeviceError,
     DeviceMemoryError,
+    ERFMethodError,
     InputSizeError,
     InputTooSmallError,
     NodeNotFoundError,
@@ -415,7 +416,7 @@ BAD_ARGUMENTS = {
         InputSizeError,
         "too large",
     ),
-    "erf method='x'": (_erf(method="x"), ArgumentError, "unknown ERF method 'x': use one of replknet, openerf"),
+    "erf method='x'": (_erf(method="x"), ERFMethodError, "unknown ERF method 'x'; use one of replknet, openerf"),
     "erf layers='pair' of a module returning a tuple": (
         lambda: rfkit.erf(Outer(), layers="pair", images="noise", num_images=1, input_size=16, device="cpu"),
         NodeNotFoundError,

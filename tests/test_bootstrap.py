@@ -14,8 +14,8 @@ import torch.nn as nn
 from typer.testing import CliRunner
 
 import rfkit
-from rfkit.erf.bootstrap import RESAMPLES, bootstrap_cis, resample_counts
-from rfkit.erf.groups import GroupSums, group_capacity
+from rfkit.effective.bootstrap import RESAMPLES, bootstrap_cis, resample_counts
+from rfkit.effective.groups import GroupSums, group_capacity
 from rfkit_cli.app import app
 
 
@@ -153,7 +153,7 @@ def test_bootstrap_zero_turns_the_intervals_off():
     res = rfkit.erf(_deep_net(), layers=["8"], images="noise", num_images=4, input_size=24, device="cpu", bootstrap=0)
     assert res.ci == {} and res.convergence == {} and res.bootstrap["resamples"] == 0
     assert res.sem["8"].max() > 0  # the standard error costs nothing: always there
-    from rfkit.erf.engine import erf
+    from rfkit.effective.engine import erf
     from rfkit_cli.analyze_cmd import analyze_command
     from rfkit_cli.erf_cmd import erf_command
 
@@ -245,7 +245,7 @@ def test_cli_refuses_a_zero_tolerance_in_one_line(capsys):
 
 
 def test_report_shows_intervals_and_links_the_figure(tmp_path):
-    from rfkit.report.analyze import analyze
+    from rfkit.analysis.analyze import analyze
 
     rep = analyze(_deep_net(), layers=["4", "8"], images="noise", num_images=8, input_size=24, device="cpu",
                   out=tmp_path)  # fmt: skip

@@ -1,6 +1,7 @@
-"""The project docs and a report site, opened in a real browser (headless Chromium, driven over the Chrome
-DevTools protocol on a pipe: no client library): every image loads, formulas are MathML, no console errors,
-and nothing but scrollable table wrappers and code blocks is wider than a 1280 px window.
+"""The project docs, a report site and an atlas site, opened in a real browser (headless Chromium, driven over
+the Chrome DevTools protocol on a pipe: tests/chromium.py): every image loads, formulas are MathML, no console
+errors, nothing but scrollable table wrappers and code blocks is wider than a 1280 px window; on the atlas site
+every link resolves and the list's filter box and sortable columns work under real typing and clicks.
 
 Chromium is not on CI or users' machines: the tests skip when ``chromium`` is not on PATH
 (``apt-get install chromium`` to run them).
@@ -8,37 +9,21 @@ Chromium is not on CI or users' machines: the tests skip when ``chromium`` is no
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from chromium import CHROMIUM, WIDTH, Browser, serve
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDTH = 1280
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (apt-get install chromium)")
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--remote-debugging-pipe",
-]
 
 #: What a page looks like in the browser, measured by the page itself once loaded.
 PROBE = """(() => {
@@ -60,6 +45,7 @@ PROBE = """(() => {
     images: document.images.length,
     math: document.querySelectorAll('math').length,
     tex: [...document.querySelectorAll('.arithmatex')].length,
+    links: [...document.links].map(a => a.href),
     pageWidth: document.documentElement.scrollWidth,
     viewport: vw,
     wide: wide,
@@ -67,147 +53,11 @@ PROBE = """(() => {
 })()"""
 
 
-class Browser:
-    """Headless Chromium, one tab, spoken to over ``--remote-debugging-pipe`` (fds 3 and 4: NUL-terminated
-    JSON messages of the DevTools protocol)."""
-
-    def __init__(self) -> None:
-        self.profile = tempfile.mkdtemp(prefix="rfkit-chromium-")
-        to_browser_r, self._send = os.pipe()
-        self._recv, from_browser_w = os.pipe()
-        # the browser reads commands on fd 3 and writes replies on fd 4
-        self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            pass_fds=(3, 4),
-            preexec_fn=functools.partial(_dup_pipes, to_browser_r, from_browser_w),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self._buf = b""
-        self._id = 0
-        self.events: list[dict] = []
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.call(f"{domain}.enable", session=True)
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            session=True,
-            width=WIDTH,
-            height=900,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-
-    def call(self, method: str, session: bool = False, timeout: float = 30.0, **params) -> dict:
-        self._id += 1
-        msg = {"id": self._id, "method": method, "params": params}
-        if session:
-            msg["sessionId"] = self.session
-        os.write(self._send, json.dumps(msg).encode() + b"\0")
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            reply = self._next(end)
-            if reply.get("id") == self._id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-        raise TimeoutError(method)
-
-    def _next(self, end: float) -> dict:
-        import select
-
-        while b"\0" not in self._buf:
-            ready, _, _ = select.select([self._recv], [], [], max(0.0, end - time.monotonic()))
-            if not ready:
-                raise TimeoutError("no message from chromium")
-            chunk = os.read(self._recv, 1 << 20)
-            if not chunk:
-                raise RuntimeError("chromium closed the pipe")
-            self._buf += chunk
-        raw, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(raw)
-
-    def wait_event(self, method: str, timeout: float = 30.0) -> dict:
-        end = time.monotonic() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.get("method") == method:
-                    return self.events.pop(i)
-            self.events.append(self._next(end))
-
-    def open(self, url: str) -> dict:
-        """Load ``url``; returns the page's :data:`PROBE` and the console errors it raised."""
-        self.events.clear()
-        self.call("Page.navigate", session=True, url=url)
-        self.wait_event("Page.loadEventFired")
-        probe = self.call("Runtime.evaluate", session=True, expression=PROBE, returnByValue=True)["result"]["value"]
-        probe["errors"] = [_error_text(e) for e in self.events if _is_error(e)]
-        return probe
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close", timeout=5)
-        except Exception:  # noqa: BLE001 - closing anyway
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        os.close(self._send)
-        os.close(self._recv)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-
-def _dup_pipes(read_fd: int, write_fd: int) -> None:
-    """In the child: the pipe's ends at fds 3 and 4 (through copies, in case either already is 3 or 4)."""
-    r, w = os.dup(read_fd), os.dup(write_fd)
-    os.dup2(r, 3)
-    os.dup2(w, 4)
-
-
-def _is_error(event: dict) -> bool:
-    p = event.get("params", {})
-    method = event.get("method")
-    return (
-        method == "Runtime.exceptionThrown"
-        or (method == "Runtime.consoleAPICalled" and p.get("type") == "error")
-        or (method == "Log.entryAdded" and p.get("entry", {}).get("level") == "error")
-    )
-
-
-def _error_text(event: dict) -> str:
-    p = event["params"]
-    if "entry" in p:
-        return f"{p['entry'].get('text')} ({p['entry'].get('url', '')})"
-    if "exceptionDetails" in p:
-        return p["exceptionDetails"].get("text", "") + str(
-            p["exceptionDetails"].get("exception", {}).get("description")
-        )
-    return " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
-
-
 @pytest.fixture(scope="module")
 def browser():
     b = Browser()
     yield b
     b.close()
-
-
-def serve(folder: Path):
-    """``folder`` served on 127.0.0.1 at a free port, in a thread; returns (base URL, server)."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/", server
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 def mkdocs_build(config: Path, out: Path) -> None:
@@ -222,13 +72,33 @@ def pages(site: Path) -> list[str]:
     return sorted(str(p.relative_to(site)) for p in site.rglob("*.html") if p.name != "404.html")
 
 
+def unresolved(site: Path, base: str, links: list[str]) -> list[str]:
+    """The links to ``base`` (the site served) among ``links`` whose file is not in ``site``, or whose
+    ``#anchor`` is no element's id in that file."""
+    bad = []
+    for link in links:
+        if not link.startswith(base):
+            continue  # another site (the theme's credit, a paper): not this site's to resolve
+        parts = urlsplit(link)
+        target = site / unquote(parts.path[len(urlsplit(base).path) :])
+        if target.is_dir() or not target.suffix:
+            target = target / "index.html"
+        if not target.is_file():
+            bad.append(link)
+        elif parts.fragment and not re.search(
+            rf"""\bid=["']?{re.escape(unquote(parts.fragment))}["'\s>]""", target.read_text(errors="replace")
+        ):
+            bad.append(link)
+    return bad
+
+
 def check_site(browser: Browser, site: Path) -> dict:
     """Open every page of ``site``; the problems found, by page."""
     base, server = serve(site)
     problems, seen = {}, {}
     try:
         for page in pages(site):
-            probe = browser.open(base + page)
+            probe = browser.open(base + page, PROBE)
             seen[page] = probe
             found = []
             if probe["broken"]:
@@ -239,6 +109,9 @@ def check_site(browser: Browser, site: Path) -> dict:
                 found.append(f"console errors: {probe['errors']}")
             if probe["pageWidth"] > probe["viewport"] or probe["wide"]:
                 found.append(f"wider than {WIDTH} px: {probe['pageWidth']} px; {probe['wide'][:3]}")
+            broken_links = unresolved(site, base, probe["links"])
+            if broken_links:
+                found.append(f"links that do not resolve: {broken_links[:5]}")
             if found:
                 problems[page] = found
     finally:
@@ -274,17 +147,98 @@ def test_report_site_in_a_browser(browser, tmp_path, monkeypatch):
 
 
 def test_the_checks_find_what_they_look_for(browser, tmp_path):
-    """A page with a missing image, a formula left as TeX, a console error and a table wider than the window
-    (not in a scrolling wrapper) is reported on each count; the same table in a scrolling wrapper is not."""
+    """A page with a missing image, a formula left as TeX, a console error, a table wider than the window (not
+    in a scrolling wrapper), a link to no file and one to no anchor is reported on each count; the same table in
+    a scrolling wrapper and links to a page and to an anchor that exist are not."""
     wide = "<table><tr>" + "<td>column&nbsp;of&nbsp;text</td>" * 40 + "</tr></table>"
+    icon = "<head><link rel='icon' href='data:,'></head>"  # no request for /favicon.ico (a 404 is an error)
     (tmp_path / "bad.html").write_text(
-        "<html><body><img src='missing.png'><span class='arithmatex'>\\(x\\)</span>"
-        f"<script>console.error('boom')</script>{wide}</body></html>"
+        f"<html>{icon}<body><img src='missing.png'><span class='arithmatex'>\\(x\\)</span>"
+        f"<script>console.error('boom')</script>{wide}"
+        "<a href='nowhere.html'>a</a><a href='good.html#nope'>b</a><a href='https://example.org/x'>c</a></body></html>"
     )
     (tmp_path / "good.html").write_text(
-        f"<html><body><div style='overflow-x: auto'>{wide}</div><math><mi>x</mi></math></body></html>"
+        f"<html>{icon}<body><div style='overflow-x: auto'>{wide}</div><math><mi>x</mi></math>"
+        "<h2 id='here'>h</h2><a href='bad.html'>a</a><a href='good.html#here'>b</a><a href='#here'>c</a></body></html>"
     )
     problems, seen = check_site(browser, tmp_path)
     bad = " ".join(problems["bad.html"])
     assert "missing.png" in bad and "left as TeX" in bad and "boom" in bad and "wider than" in bad
+    assert "nowhere.html'" in bad and "good.html#nope'" in bad and "example.org" not in bad
     assert "good.html" not in problems and seen["good.html"]["math"] == 1
+
+
+#: Reads the atlas list (the home page's table) as shown: the header, and the cells of the rows not hidden.
+SHOWN_ROWS = """(() => {
+  const t = document.querySelector('article table');
+  const rows = [...t.tBodies[0].rows].filter(r => getComputedStyle(r).display !== 'none');
+  return {count: document.querySelector('.rfkit-atlas .atlas-count').textContent,
+          header: [...t.tHead.rows[0].cells].map(c => c.textContent.trim()),
+          rows: rows.map(r => [...r.cells].map(c => c.textContent.trim()))};
+})()"""
+
+
+def _number(text: str) -> float:
+    """A cell of the list as the number it shows: ``global`` is infinite, ``11×7`` is 11 (the height)."""
+    return math.inf if text == "global" else float(text.split("×")[0])
+
+
+def test_atlas_site_in_a_browser(browser, tmp_path):
+    """The atlas site of five tiny timm models: every page loads without console errors or broken images,
+    every link resolves, and on the list typed words and ``rf>=N`` keep the rows the table says they should,
+    a click on a column sorts it (numbers as numbers, ``global`` last), a second click reverses it."""
+    from rfkit.atlas import build_atlas, load
+    from rfkit.atlas.site import build_atlas_site
+
+    build_atlas(tmp_path / "A", models="test_[rc]*", sizes=[], recycle=None)
+    df = load(tmp_path / "A")
+    finals = df[df["is_final"]].set_index("model")
+    assert sorted(finals.index) == ["test_coatnet", "test_convnext", "test_convnext2", "test_convnext3", "test_resnet"]
+    build_atlas_site(tmp_path / "A", tmp_path / "S")
+    mkdocs_build(tmp_path / "S" / "mkdocs.yml", tmp_path / "S" / "site")
+    site = tmp_path / "S" / "site"
+    problems, seen = check_site(browser, site)
+    assert not problems, json.dumps(problems, indent=1)
+    model_pages = [p for p in seen if p.startswith("models/")]
+    family_pages = [p for p in seen if p.startswith("families/") and p != "families/index.html"]
+    assert len(model_pages) == 5 and len(family_pages) == finals["family"].nunique() == 3  # maxxvit, convnext, resnet
+    assert all(seen[p]["images"] >= 1 for p in model_pages + family_pages)  # the RF growth figures, loaded
+    home_links = {link.split("#")[0] for link in seen["index.html"]["links"]}
+    assert all(any(link.endswith(p.removesuffix("index.html")) for link in home_links) for p in model_pages)
+
+    base, server = serve(site)
+    try:
+        browser.open(base + "index.html")
+        shown = browser.evaluate(SHOWN_ROWS)
+        assert shown["header"][:5] == ["model", "source", "family", "input", "rf"]
+        assert sorted(r[0] for r in shown["rows"]) == sorted(finals.index)
+        rf = shown["header"].index("rf")
+        for row in shown["rows"]:  # the list shows the table's rf: the smaller axis, 'global' where infinite
+            assert _number(row[rf]) == finals.loc[row[0], "rf"], row
+
+        assert shown["count"] == "5 rows"
+        browser.type_into("input.atlas-filter", "convnext")
+        shown = browser.evaluate(SHOWN_ROWS)
+        assert sorted(r[0] for r in shown["rows"]) == sorted(finals.index[finals["family"] == "convnext"])
+        assert shown["count"] == "3 of 5 rows"
+        threshold = sorted(finals["rf"])[2]  # the third smallest RF: some rows above it, some below
+        browser.type_into("input.atlas-filter", f"rf>={threshold:g}")
+        assert sorted(r[0] for r in browser.evaluate(SHOWN_ROWS)["rows"]) == sorted(
+            finals.index[finals["rf"] >= threshold]
+        )
+        browser.type_into("input.atlas-filter", f"resnet rf>={threshold:g}")
+        kept = finals[(finals["family"] == "resnet") & (finals["rf"] >= threshold)]
+        assert sorted(r[0] for r in browser.evaluate(SHOWN_ROWS)["rows"]) == sorted(kept.index)
+        browser.type_into("input.atlas-filter", " ")
+        assert len(browser.evaluate(SHOWN_ROWS)["rows"]) == 5
+
+        browser.click(f"article table thead th:nth-child({rf + 1})")
+        values = [_number(r[rf]) for r in browser.evaluate(SHOWN_ROWS)["rows"]]
+        assert values == sorted(finals["rf"]) and math.isinf(values[-1])  # test_coatnet's attention: global
+        browser.click(f"article table thead th:nth-child({rf + 1})")
+        assert [_number(r[rf]) for r in browser.evaluate(SHOWN_ROWS)["rows"]] == sorted(finals["rf"], reverse=True)
+        browser.click("article table thead th:nth-child(1)")
+        assert [r[0] for r in browser.evaluate(SHOWN_ROWS)["rows"]] == sorted(finals.index)
+        assert browser.errors() == []
+    finally:
+        server.shutdown()

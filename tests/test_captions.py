@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 import rfkit
 from rfkit.errors import ArgumentError
-from rfkit.report.captions import MD_MARK, TEX_MARK, caption_paths, latex_text
-from rfkit.report.compare import random_rows_text
-from rfkit.report.looks import FigureOptions
-from rfkit.report.overlay import save_overlay
-from rfkit.report.stage_grid import save_stage_grid, stage_grid_figure
+from rfkit.report.figures.captions import MD_MARK, TEX_MARK, caption_paths, latex_text
+from rfkit.report.figures.compare import random_rows_text
+from rfkit.report.figures.looks import FigureOptions
+from rfkit.report.figures.overlay import save_overlay
+from rfkit.report.figures.stage_grid import save_stage_grid, stage_grid_figure
 from rfkit_cli.app import app, main, normalise_argv
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -165,7 +165,7 @@ def test_erf_out_captions_and_no_absolute_path(tmp_path, monkeypatch):
 
 
 def test_analyze_lists_captions_in_run_json(tmp_path):
-    from rfkit.report.analyze import analyze
+    from rfkit.analysis.analyze import analyze
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1))
     rep = analyze(net, layers=["0", "2"], images="noise", num_images=2, input_size=16, device="cpu",

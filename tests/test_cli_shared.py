@@ -35,5 +35,5 @@ def test_parsing_of_shared_values():
     assert split_names(["a,b", "", "c"]) == ["a", "b", "c"]
     with pytest.raises(UsageError, match="--resolution '0.5'"):
         parse_input_size("0.5", "--resolution")
-    with pytest.raises(UsageError, match="--method 'luo': use replknet or openerf"):
+    with pytest.raises(UsageError, match="--method 'luo': unknown ERF method 'luo'; use one of replknet, openerf"):
         check_method("luo")

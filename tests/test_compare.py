@@ -1,4 +1,4 @@
-"""The multi-model grid (rfkit.report.compare, `rfkit figure`): rows of models, columns of layers at the same
+"""The multi-model grid (rfkit.report.figures.compare, `rfkit figure`): rows of models, columns of layers at the same
 depth fraction, one spatial scale and one colour scale, drawn from analysis folders."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfkit.report import compare as C
+from rfkit.report.figures import compare as C
 from rfkit.report.site import find_analyses
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -167,8 +167,8 @@ def test_every_overhang_carries_its_own_number(reports):
 
 
 def test_the_legend_names_the_markers_drawn_and_the_caption_says_it(reports):
-    from rfkit.report.captions import caption_texts
-    from rfkit.report.layout import overflow
+    from rfkit.report.figures.captions import caption_texts
+    from rfkit.report.figures.layout import overflow
 
     deep = next(a for a in reports if a.model == "Sequential")
     window = {"rf_first_y": -3, "rf_last_y": 28, "rf_first_x": -7, "rf_last_x": 25}

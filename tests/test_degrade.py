@@ -203,3 +203,28 @@ def test_an_element_of_a_module_tuple_output_is_a_layer():
     res = rfkit.erf(TwoOutputs(), layers=["pair[1]"], images="noise", num_images=2, input_size=16, device="cpu")
     rows, cols = np.nonzero(res.maps["pair[1]"])
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (6, 10, 6, 10)  # the 5x5 window around (8, 8)
+
+
+def test_without_the_last_resort_a_model_nothing_can_trace_is_a_trace_error():
+    """trace_fx(last_resort=False) (the atlas at its second size) says why neither torch.fx nor make_fx could
+    follow the model instead of running it for real."""
+    from rfkit.graph.tracing import trace_fx
+
+    with pytest.raises(rfkit.TraceError, match="recording it with make_fx failed too") as info:
+        trace_fx(RootBranch(), input_size=(12, 20), last_resort=False)
+    assert "\n" not in str(info.value)
+
+
+def test_trace_fx_traces_a_meta_model_itself_on_request_and_refuses_one_with_weights():
+    from rfkit.errors import ArgumentError
+    from rfkit.graph.tracing import trace_fx
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2))
+    with pytest.raises(ArgumentError, match="meta device"):
+        trace_fx(net, input_size=16, copy=False)
+    meta = net.to("meta")
+    g, fxm = trace_fx(meta, input_size=16, copy=False)
+    assert fxm.gm.get_submodule("2") is meta[2]  # the model itself, not a copy
+    assert g["2"].size == (3 + 2, 3 + 2) and g["2"].stride == (2, 2)
+    copied = trace_fx(meta, input_size=16)[1]
+    assert copied.gm.get_submodule("2") is not meta[2]

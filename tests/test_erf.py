@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import rfkit
-from rfkit.erf.engine import erf
+from rfkit.effective.engine import erf
 from rfkit.errors import LayerError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -397,7 +397,7 @@ def test_small_rf_layers_are_measured_on_a_crop_with_the_same_map():
 
 
 def test_the_crop_is_checked_on_one_image_not_a_batch(monkeypatch):
-    import rfkit.erf.engine as engine
+    import rfkit.effective.engine as engine
 
     passes = []
     real = engine._Runner.maps
@@ -422,7 +422,7 @@ def test_a_crop_that_changes_the_map_is_not_used():
     net = nn.Sequential(Conv2dSame(3, 4, 4, stride=3), nn.ReLU(), Conv2dSame(4, 4, 3, stride=2))
     images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     kw = dict(layers=["0"], images=images, num_images=4, input_size=64, device="cpu", batch_size=1)
-    from rfkit.erf.crop import crop_for
+    from rfkit.effective.crop import crop_for
 
     g = rfkit.trace(net, input_size=64)
     assert crop_for(g["0"], (0, 0), (64, 64)) is not None  # the RF alone says a 3x3 crop would do...

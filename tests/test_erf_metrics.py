@@ -1,4 +1,4 @@
-"""ERF metrics (rfkit.erf.metrics, rfkit.erf.gaussian), each against an independent truth."""
+"""ERF metrics (rfkit.effective.metrics, rfkit.effective.gaussian), each against an independent truth."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rfkit.erf.metrics import (
+from rfkit.effective.metrics import (
     ERFMapError,
     area_ratios,
     centroid,

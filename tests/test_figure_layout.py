@@ -193,7 +193,7 @@ def test_paper_figures_are_column_wide_with_fonts_of_7pt_and_no_footer(cnn, kind
 
 
 def test_looks_draw_each_tools_transform_and_colours():
-    from rfkit.report.looks import LOOKS
+    from rfkit.report.figures.looks import LOOKS
 
     m = np.zeros((16, 16))
     m[8, 8], m[8, 9], m[7, 8] = 99.0, 9.0, 0.0
@@ -208,7 +208,7 @@ def test_looks_draw_each_tools_transform_and_colours():
 
 @pytest.mark.parametrize("look", ["replknet", "openerf"])
 def test_a_look_colours_every_panel_and_names_its_transform(cnn, look):
-    from rfkit.report.looks import LOOKS
+    from rfkit.report.figures.looks import LOOKS
 
     fig = F.stage_grid_figure(cnn, look=look, shared=False)
     images = [i for ax in map_panels(fig) for i in ax.get_images() if i.get_gid() == "erf-map"]

@@ -22,7 +22,7 @@ import pytest
 from figure_cases import CASES, LONG, MATRIX, STYLES, S, _blob, entry, rf_info, synthetic, yolo_grid
 
 from rfkit.report import figures as F
-from rfkit.report.style import close_figure
+from rfkit.report.figures.style import close_figure
 
 LINT_CANDIDATES = [Path(__file__).resolve().parents[n] / "shared" / "tools" / "figure_lint.py" for n in (2, 3)]
 
@@ -193,7 +193,7 @@ def test_peaks_within_ten_times_share_one_scale():
 
 
 def test_small_erfs_are_zoomed_and_markers_leave_them_visible():
-    from rfkit.report.style import reticle_marker
+    from rfkit.report.figures.style import reticle_marker
 
     # 640 px frame: ERF blobs 6-18 px sigma (about 30-90 px), RF 300-900 px
     for ax in panels(drawn("stages-yolo", "report")):
@@ -233,7 +233,7 @@ def extent_marks(ax) -> list:
 def test_small_maps_keep_their_overhang_numbers_readable(style):
     """The random CNN row of ``rfkit figure``: 48 px maps in a 224 px frame, RF windows -10..58 and -34..82, too
     small for arrows with labels; every side's number goes beside the map, clear of everything else."""
-    from rfkit.report.extents import crowded
+    from rfkit.report.figures.extents import crowded
 
     fig = drawn("compare-stages", style)
     cnn = panels(fig)[4:]
@@ -256,7 +256,7 @@ def test_small_maps_keep_their_overhang_numbers_readable(style):
 def test_stage_grid_panels_number_every_side_they_have_room_for():
     """12 panels of 48 px maps, six to a row in a paper's two columns: every side numbered where its labels and
     arrows keep apart, at least the first side elsewhere; never a label on an arrow."""
-    from rfkit.report.extents import crowded
+    from rfkit.report.figures.extents import crowded
 
     for style in STYLES:
         fig = drawn("stages-twelve", style)
@@ -290,7 +290,7 @@ def test_a_local_rf_box_no_edge_of_which_shows_is_not_drawn_nor_named():
 
 
 def test_captions_give_every_overhang_in_numbers():
-    from rfkit.report.captions import caption_texts
+    from rfkit.report.figures.captions import caption_texts
 
     md, tex = caption_texts(drawn("stages-mixed", "paper"))
     # "huge": RF 435 centred on pixel 0 (rows and columns -217..217) of a 48 px input: 217 before, 217 - 47 after
@@ -300,7 +300,7 @@ def test_captions_give_every_overhang_in_numbers():
 
 
 def test_rf_grid_and_attribution_grid_write_their_captions(tmp_path):
-    from rfkit.report.captions import caption_texts
+    from rfkit.report.figures.captions import caption_texts
 
     md, tex = caption_texts(drawn("rf-grid-beyond", "paper"))
     assert "5 units of layer 4" in md and "dashed" in md and "dots mark the units' analytic RF centres" in md
@@ -315,8 +315,8 @@ def test_convergence_bands_only_where_drawn():
 
     from figure_cases import tiny_net
 
-    from rfkit.report.captions import caption_texts
-    from rfkit.report.convergence import convergence_figure
+    from rfkit.report.figures.captions import caption_texts
+    from rfkit.report.figures.convergence import convergence_figure
 
     res = tiny_net()
     short = {
@@ -337,7 +337,7 @@ def test_the_random_tag_of_a_convergence_panel_covers_no_curve():
     from figure_cases import tiny_net
 
     from rfkit.models.weights import WeightsInfo
-    from rfkit.report.convergence import convergence_figure
+    from rfkit.report.figures.convergence import convergence_figure
 
     res = tiny_net()
     fig = convergence_figure(dataclasses.replace(res, weights=WeightsInfo("random", "random init")))

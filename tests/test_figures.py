@@ -10,9 +10,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from rfkit.erf.gaussian import GaussianFit
-from rfkit.erf.metrics import compute_metrics
-from rfkit.erf.result import ERFResult
+from rfkit.effective.gaussian import GaussianFit
+from rfkit.effective.metrics import compute_metrics
+from rfkit.effective.result import ERFResult
 from rfkit.graph.info import RFInfo
 from rfkit.models.weights import WeightsInfo
 from rfkit.report import figures as F

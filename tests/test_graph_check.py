@@ -13,7 +13,7 @@ import torch.nn as nn
 
 import rfkit
 from rfkit.graph.check import reference_forward
-from rfkit.graph.trace import trace_fx
+from rfkit.graph.tracing import trace_fx
 from rfkit_cli.app import main
 
 

@@ -220,6 +220,34 @@ def test_spatial_norms_are_global_but_keep_local_rf():
         assert g["1"].local_size == (3, 3)
 
 
+def test_vector_norm_over_positions_is_global_over_channels_local():
+    def grn(x):  # ConvNeXt-V2's global response norm, channels-last as transformers writes it
+        x = x.permute(0, 2, 3, 1)
+        gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
+        return (x * gx / (gx.mean(dim=-1, keepdim=True) + 1e-6) + x).permute(0, 3, 1, 2)
+
+    g = trace_seq(nn.Conv2d(3, 4, 3, padding=1), Lambda(grn))
+    assert g["1"].is_global and g["1"].local_size == (3, 3)
+    g = trace_seq(nn.Conv2d(3, 4, 3, padding=1), Lambda(lambda x: torch.linalg.vector_norm(x, dim=1, keepdim=True)))
+    assert not g["1"].is_global and g["1"].size == (3, 3)
+
+
+class MaxBranch(nn.Module):
+    """Maxima over channels and over the width, behind a branch on the width: torch.fx keeps it whole and make_fx
+    records it as ``aten.max.dim``."""
+
+    def forward(self, x):
+        if x.shape[-1] > 1:
+            return x.max(dim=1, keepdim=True).values + x.max(dim=3, keepdim=True).values
+        return x
+
+
+def test_aten_max_over_channels_is_local_over_the_width_global():
+    g = trace_seq(nn.Conv2d(3, 4, 3, padding=1), MaxBranch())
+    assert "1" in g.untraced and g.unsupported == []
+    assert g["1"].is_global and g["1"].local_size == (3, 3)
+
+
 def test_softmax_over_channels_is_neutral_over_positions_is_global():
     assert not trace_seq(Lambda(lambda x: x.softmax(1)))["0"].is_global
     assert trace_seq(Lambda(lambda x: x.flatten(2).softmax(-1)))["0"].is_global

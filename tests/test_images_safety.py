@@ -1,5 +1,5 @@
 """Image files read as a viewer shows them, non-regular files never waited on, and fewer images than asked
-for said out loud (rfkit.pipeline.images, rfkit.erf.engine).
+for said out loud (rfkit.pipeline.images, rfkit.effective.engine).
 
 Expected 8-bit values are computed by hand in the comments: 16-bit v -> round(v / 257), float f in [0, 1]
 -> round(255 f), alpha a over white -> round((c a + 255 (255 - a)) / 255), halves rounded up.

@@ -98,8 +98,8 @@ def test_predicted_needs_a_finite_largest_logit_not_finite_others():
 
 
 def test_grid_labels_only_the_non_finite_panel():
-    from rfkit.report.attribution_figures import attribution_grid
-    from rfkit.report.style import NONFINITE_LABEL, close_figure
+    from rfkit.report.figures.attribution import attribution_grid
+    from rfkit.report.figures.style import NONFINITE_LABEL, close_figure
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -191,8 +191,8 @@ def test_erf_layer_producing_nan_is_named_with_its_first_image_and_flagged():
 
 
 def test_erf_figures_label_the_non_finite_map():
-    from rfkit.report.stage_grid import stage_grid_figure
-    from rfkit.report.style import close_figure
+    from rfkit.report.figures.stage_grid import stage_grid_figure
+    from rfkit.report.figures.style import close_figure
 
     x = torch.full((2, 3, 16, 16), -0.5)
     with warnings.catch_warnings():
@@ -217,7 +217,7 @@ def _snapshot(folder):
 
 
 def test_interrupted_attribute_leaves_the_previous_folder_whole(tmp_path, monkeypatch):
-    import rfkit.report.attribution_figures as figures
+    import rfkit.report.figures.attribution as figures
 
     out = tmp_path / "maps"
     with pytest.raises(SystemExit) as exc:
@@ -265,7 +265,7 @@ KILLED = (
     "import os, signal, sys, warnings\n"
     "warnings.simplefilter('ignore')\n"
     "import rfkit, torch.nn as nn\n"
-    "import rfkit.report.attribution_figures as figures\n"
+    "import rfkit.report.figures.attribution as figures\n"
     "from rfkit.report.attribution_files import save_attribution\n"
     "net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))\n"
     "res = rfkit.attribute(net, images='noise', num_images=1, input_size=8, device='cpu', target=0)\n"
@@ -321,7 +321,7 @@ def test_a_killed_writer_leaves_a_temp_file_the_next_run_removes(tmp_path):
 def test_an_interrupted_figure_keeps_every_earlier_format(tmp_path):
     from matplotlib.figure import Figure
 
-    from rfkit.report.style import save_figure
+    from rfkit.report.figures.style import save_figure
 
     paths = [tmp_path / "fig.png", tmp_path / "fig.svg"]
     save_figure(Figure(), paths)

@@ -22,11 +22,12 @@ import pandas as pd
 import pytest
 
 import rfkit
-import rfkit.erf.engine as engine
+import rfkit.effective.engine as engine
+from rfkit.analysis import analyze as analyze_mod
 from rfkit.errors import RFKitError
 from rfkit.io import short_hash
-from rfkit.report import analyze as analyze_mod
-from rfkit.report.markdown import md_code, md_text
+from rfkit.report import report_folder
+from rfkit.report.escape import md_code, md_text
 from rfkit.report.site import SITE_MARKER
 from rfkit.report.transaction import replace_folder
 from rfkit_cli.app import main
@@ -200,7 +201,7 @@ def test_stale_partial_folders_of_killed_runs_are_removed(tiny, tmp_path, capsys
     rfkit's own temporary folders whose process is gone."""
     code = (
         "import os, signal, sys\n"
-        "import rfkit.report.analyze as a\n"
+        "import rfkit.analysis.analyze as a\n"
         "a.write_figures = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
         "a.analyze('tiny_net.py:build', layers=['0', '2'], images='noise', num_images=2, input_size=16,"
         " device='cpu', out='out', trust=True)\n"
@@ -249,7 +250,7 @@ def _finished(tmp_path: Path, i: int) -> Path:
 def test_two_processes_finishing_the_same_report_both_succeed(tmp_path, monkeypatch):
     """Each finishing run renames its folder into place; whoever comes second replaces the first, none fails
     (threads stand in for processes: the same renames race)."""
-    monkeypatch.setattr(analyze_mod, "model_id", lambda model: "file:/n/net.py:build")
+    monkeypatch.setattr(report_folder, "model_id", lambda model: "file:/n/net.py:build")
     final = tmp_path / "net-build"
     for round_ in range(15):
         tmps = [_finished(tmp_path, 10 * round_ + k) for k in range(3)]
@@ -259,7 +260,7 @@ def test_two_processes_finishing_the_same_report_both_succeed(tmp_path, monkeypa
         def finish(tmp, barrier=barrier, errors=errors):
             barrier.wait()
             try:
-                replace_folder(tmp, final, lambda f: analyze_mod.check_target(f, "net.py:build"))
+                replace_folder(tmp, final, lambda f: report_folder.check_target(f, "net.py:build"))
             except BaseException as e:  # noqa: BLE001 - recorded, asserted below
                 errors.append(e)
 

@@ -17,8 +17,8 @@ import rfkit.models.spec as spec_module
 import rfkit.models.weights as wts
 from rfkit.errors import ArgumentError
 from rfkit.graph.layers import default_layers, evenly_spaced, stage_layers
-from rfkit.graph.trace import FxModel
 from rfkit.graph.tracer import RFTracer
+from rfkit.graph.tracing import FxModel
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

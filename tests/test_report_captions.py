@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 import rfkit
-from rfkit.report.overlay import overlay_figure
+from rfkit.report.figures.overlay import overlay_figure
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

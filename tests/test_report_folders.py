@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfkit.report import analyze as analyze_mod
+from rfkit.analysis import analyze as analyze_mod
 from rfkit.report.schema import MAX_SIDE, MAX_TEXT
 from rfkit.report.svg import SVGError, clean_svg
 from rfkit_cli.app import main
@@ -159,7 +159,7 @@ def test_the_matrix_names_distinct_cases():
 def no_comparison(monkeypatch):
     """The site's comparison figures stubbed (drawn and tested in test_compare.py and below): the matrix
     tests what is read, left out and written as pages."""
-    import rfkit.report.compare as compare
+    import rfkit.report.figures.compare as compare
 
     monkeypatch.setattr(compare, "save_comparison", lambda analyses, path, *a, **k: [Path(path)])
 
@@ -221,7 +221,7 @@ def _save_npy(path: Path, arr) -> None:
     ids=["shape", "complex", "nan", "object", "3d"],
 )
 def test_a_crafted_map_leaves_its_panel_empty(report_dir, tmp_path, capsys, arr):
-    from rfkit.report.compare import load_cells
+    from rfkit.report.figures.compare import load_cells
     from rfkit.report.site import load_analysis
 
     folder = _copy(report_dir, tmp_path / "good")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rfkit import formatting as F
 from rfkit.errors import GraphvizNotFoundError, RenderError
 from rfkit.report import dot as dot_module
-from rfkit.report import formatting as F
 from rfkit.report import summary as S
 
 # ------------------------------------------------------------------------------------------------- DOT
@@ -168,7 +168,7 @@ def test_output_folders_share_one_refusal_and_one_manifest_reader(tmp_path):
 def test_labels_flag_random_weights_from_any_form():
     from types import SimpleNamespace
 
-    from rfkit.report.labels import is_random, suspect_warnings
+    from rfkit.report.figures.labels import is_random, suspect_warnings
 
     weights = SimpleNamespace(kind="random", description="random init")  # a WeightsInfo, as far as labels care
     assert is_random(weights) and is_random(SimpleNamespace(weights=weights)) and is_random("random-safe")

@@ -1,6 +1,6 @@
 """Honest and cheap intervals: the cluster bootstrap over independent sources (views of one photo resampled
 together), no interval below 8 sources, and the vectorised metrics of all resamples at once against
-:func:`rfkit.erf.metrics.compute_metrics` one resample at a time."""
+:func:`rfkit.effective.metrics.compute_metrics` one resample at a time."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import torch.nn as nn
 
 import rfkit
-from rfkit.erf.bootstrap import MIN_SOURCES, bootstrap_cis, ci_columns, resample_counts
-from rfkit.erf.groups import GroupSums
-from rfkit.erf.metrics import compute_metrics
-from rfkit.erf.resampled import resampled_metrics
+from rfkit.effective.bootstrap import MIN_SOURCES, bootstrap_cis, ci_columns, resample_counts
+from rfkit.effective.groups import GroupSums
+from rfkit.effective.metrics import compute_metrics
+from rfkit.effective.resampled import resampled_metrics
 from rfkit.pipeline.images import source_ids
 
 # ------------------------------------------------------------------------------------------ source ids
@@ -110,7 +110,7 @@ def test_files_and_the_cli_table_say_why_there_is_no_interval(tmp_path):
 
 
 def test_the_report_says_why_there_is_no_interval(tmp_path):
-    from rfkit.report.analyze import analyze
+    from rfkit.analysis.analyze import analyze
 
     rep = analyze(_net(), layers=["2"], images="noise", num_images=4, input_size=16, device="cpu", out=tmp_path)
     text = (rep.folder / "report.md").read_text()
@@ -173,6 +173,21 @@ def test_per_resample_centres_and_boxes_exactly_on_a_threshold():
     assert got["erf_area_side_h_0.16"].tolist() == [4.0, 4.0] and got["erf_area_side_w_0.36"].tolist() == [6.0, 6.0]
 
 
+@pytest.mark.parametrize("center", [(6.5, 7.0), (6.25, 7.8), (-3.0, 20.5)])
+def test_radial_columns_bin_pixels_by_distance_as_radial_mass_sorts_them(center):
+    # sizes use half-pixel centres (4 d² is then an integer key); any other centre is binned by its distances
+    from rfkit.effective.metrics import radial_mass
+    from rfkit.effective.resampled import _radial_columns
+
+    rng = np.random.default_rng(4)
+    sums, _ = _groups(rng, 3, (13, 15))
+    w = resample_counts(3, 12, seed=5)
+    got = _radial_columns(np.ascontiguousarray(sums.reshape(3, -1).T), w, (13, 15), center)
+    for r in range(12):
+        want = radial_mass((w[r] @ sums.reshape(3, -1)).reshape(13, 15), center)
+        assert [got[k][r] for k in ("r50", "r90", "r95")] == pytest.approx([want.r50, want.r90, want.r95], rel=1e-12)
+
+
 def _naive_cis(g: GroupSums, center, rf, resamples: int, seed: int) -> dict:
     """The intervals as a loop over resamples: the mean map of each, compute_metrics, percentiles."""
     G = g.groups
@@ -217,7 +232,7 @@ def test_maps_with_nan_or_negative_pixels_are_cleaned_per_resample():
 
 
 def test_convergence_panels_share_one_pixel_axis_with_whole_pixel_ticks():
-    from rfkit.report.convergence import convergence_figure
+    from rfkit.report.figures.convergence import convergence_figure
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2))
     res = rfkit.erf(net, layers=["0", "2"], images="noise", num_images=10, input_size=16, device="cpu")

@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 from matplotlib.legend import Legend
 
-from rfkit.erf.unit_grid import grid_units, unit_grid
+from rfkit.effective.unit_grid import grid_units, unit_grid
 from rfkit.errors import ArgumentError, LayerError
-from rfkit.report.rf_grid import rf_grid_figure, save_rf_grid
+from rfkit.report.figures.rf_grid import rf_grid_figure, save_rf_grid
 
 SIZE = 16
 

@@ -39,6 +39,8 @@ class ModelResult:
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     skipped: bool = False
+    #: CPU seconds of this process on the model (user + system): what it costs whatever the machine's load
+    cpu_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,23 +57,30 @@ def _build(m: ZooModel):
 
     if m.spec is None:
         return build_detection_backbone(m.name), DETECTION_SIZE
+    if m.source == "ultralytics":  # a layer that downloads weights, offline: say so instead of trying
+        from rfkit.models.ultralytics import unavailable_reason
+
+        if why := unavailable_reason(m.name):
+            raise AtlasError(f"{m.name} cannot be built here: {why}")
     module = build_model(m.spec)
     return module, default_input(module, parse_spec(m.spec))[0]
 
 
 def _graph_at(m: ZooModel, fxm, size):
-    """The graph at ``size`` from the torch.fx trace ``fxm``; a timm model built for one input size (position
-    embeddings, asserts) is built again for ``size``."""
-    from rfkit.graph.trace import trace_fx
+    """The graph at ``size`` from the torch.fx trace ``fxm``; a model whose source builds it for one input size
+    (a timm ViT: position embeddings, asserts) is built again for ``size``."""
+    from rfkit.graph.tracing import trace_fx
+    from rfkit.models.sources import get_source
 
     try:
         if fxm is None:
             raise AtlasError("the model was recorded with make_fx at its default size only")
         return fxm.graph(size)
     except RFKitError:
-        if m.source != "timm":
+        if not get_source(m.library).builds_for_size:
             raise
-        return trace_fx(m.spec, input_size=size)[0]
+        # no real forward pass of a model that cannot be traced at this size: rows of unknown RF are no atlas
+        return trace_fx(m.spec, input_size=size, last_resort=False)[0]
 
 
 def _failure(m: ZooModel, size: str, e: BaseException) -> dict:
@@ -94,14 +103,14 @@ class ErfAtInit:
         return f"random-safe init, {self.images} noise images"
 
 
-#: The ERF metrics an atlas row keeps (:meth:`rfkit.erf.metrics.ERFMetrics.as_dict` keys).
+#: The ERF metrics an atlas row keeps (:meth:`rfkit.effective.metrics.ERFMetrics.as_dict` keys).
 ERF_COLUMNS = ("erf_side_h", "erf_side_w", "erf_rf_ratio_h", "erf_rf_ratio_w", "erf_mass", "r50", "r90")
 
 
 def erf_rows(m: ZooModel, rows: list[dict], how: ErfAtInit) -> list[dict]:
     """``rows`` (the analytic rows at ``how.size``) with the ERF at initialisation of each layer: the
     :data:`ERF_COLUMNS`, ``erf_weights`` (what was measured) and ``erf_warnings`` (degenerate maps ...)."""
-    from rfkit.erf.engine import erf
+    from rfkit.effective.engine import erf
 
     if m.spec is None:
         raise AtlasError("the ERF at init is not measured for a detector's backbone (no spec builds it)")
@@ -130,22 +139,22 @@ def analyse_model(
     """The atlas rows of one model at its default input size and at each of ``sizes`` (a size equal to the
     default is not traced twice), and with ``erf_init`` the rows at its size with the ERF at initialisation;
     never raises for a model that fails (its failures are recorded)."""
-    from rfkit.graph.trace import trace_fx
+    from rfkit.graph.tracing import trace_fx
 
     erf_name = [f"erf-init {_size_text(erf_init.size)}"] if erf_init else []
     result = ModelResult(m, ["default", *map(_size_text, sizes), *erf_name])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     key = {"source": m.source, "model": m.name, "family": m.family}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             with time_limit(timeout, m.name):
                 module, default = _build(m)
-                g, fxm = trace_fx(module, input_size=default)
+                g, fxm = trace_fx(module, input_size=default, copy=False)  # built here, on meta: no copy
                 result.rows += [{**key, "input_from": "default", **r} for r in graph_rows(g, module)]
         except Exception as e:  # noqa: BLE001 - a model that fails is a row of failures.csv, the build goes on
             result.failures.append(_failure(m, "default", e))
-            result.seconds = time.perf_counter() - t0
+            result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             return result
         for size in dict.fromkeys(tuple(s) for s in sizes):
             if size == tuple(g.input_size):
@@ -163,7 +172,7 @@ def analyse_model(
                     result.rows += erf_rows(m, [{**key, **r} for r in rows], erf_init)
             except Exception as e:  # noqa: BLE001
                 result.failures.append(_failure(m, "erf-init " + _size_text(erf_init.size), e))
-    result.seconds = time.perf_counter() - t0
+    result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return result
 
 
@@ -195,7 +204,9 @@ def _read_done(path: Path, m: ZooModel, sizes: list[str]) -> ModelResult | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if (data["source"], data["model"], data["sizes"]) != (m.source, m.name, sizes):
             return None
-        return ModelResult(m, sizes, list(data["rows"]), list(data["failures"]), float(data["seconds"]), True)
+        stored = ModelResult(m, sizes, list(data["rows"]), list(data["failures"]), float(data["seconds"]), True)
+        stored.cpu_seconds = data.get("cpu_seconds")
+        return stored
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -206,6 +217,7 @@ def _store(path: Path, r: ModelResult) -> None:
         "model": r.model.name,
         "sizes": r.sizes,
         "seconds": round(r.seconds, 3),
+        "cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 3),
         "rfkit": __version__,
         "rows": r.rows,
         "failures": r.failures,

@@ -18,8 +18,8 @@ import pandas as pd
 
 from rfkit.atlas.table import load
 from rfkit.errors import AtlasError
-from rfkit.io import atomic_path, atomic_write_text, remove_abandoned, safe_name, short_hash
-from rfkit.report.markdown import md_code, md_table, md_text
+from rfkit.io import atomic_path, atomic_write_text, safe_name, short_hash
+from rfkit.report.escape import md_code, md_table, md_text
 from rfkit.report.site import SITE_MARKER, SiteError, _check_site, yaml_str
 from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
 
@@ -50,17 +50,29 @@ def _pair(row, prefix: str) -> str:
     return h if h == w else f"{h}×{w}"
 
 
+def curve_label(source: str, model: str, several_sources: bool) -> str:
+    """A curve's name in a family's figure: the model, and its source where the family spans several (timm's
+    and torchvision's ``resnet50`` are two models, two curves).
+
+    >>> curve_label("timm", "resnet50", False), curve_label("torchvision-classification", "resnet50", True)
+    ('resnet50', 'resnet50 (torchvision-classification)')
+    """
+    return f"{model} ({source})" if several_sources else model
+
+
 def _growth_figure(curves: dict[str, pd.DataFrame], path: Path, title: str) -> None:
     """RF (local paths, height axis) of each stage output in order, one line per model, log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=80)
     for label, rows in curves.items():
         ax.plot(range(len(rows)), rows["rf_local_h"], marker="o", lw=1, ms=3, label=label)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("stage output (feature_info order; the final feature map last)")
     ax.set_ylabel("analytic RF, local paths (px, height)")
     ax.set_title(title, fontsize=10)
@@ -112,12 +124,46 @@ def _model_page(model: str, rows: pd.DataFrame, figure: str, family_page: str) -
     return "\n".join(lines)
 
 
-def _home(finals: pd.DataFrame, pages: dict, families: dict) -> str:
+#: The class of the element around each table the atlas script (:data:`SCRIPT`) makes sortable and filterable.
+TABLE_CLASS = "rfkit-atlas"
+
+#: The columns of the model list: a row per model at its default input size, its final feature map.
+LIST_HEADER = [
+    "model",
+    "source",
+    "family",
+    "input",
+    "rf",
+    "local_rf",
+    "stride",
+    "input_min",
+    "input_max",
+    "unproductive",
+]
+
+
+def interactive(table: list[str]) -> list[str]:
+    """The Markdown ``table`` lines inside the element the atlas script looks for (``md_in_html``).
+
+    >>> interactive(["| a |", "|---|", "| 1 |"])[0]
+    '<div class="rfkit-atlas" markdown>'
+    """
+    return [f'<div class="{TABLE_CLASS}" markdown>', "", *table, "", "</div>"]
+
+
+def model_list(finals: pd.DataFrame, model_link=None, family_link=None) -> list[str]:
+    """The lines of the sortable, filterable list of ``finals`` (the final rows at the default size): model,
+    source, family, input size, RF (``global`` where infinite), local RF, stride, input resolution range and
+    unproductive layers. ``model_link(source, model)`` and ``family_link(family)`` give each name's page."""
+
+    def name(text, link):
+        return f"[{md_text(text)}]({link})" if link else md_text(text)
+
     rows = [
         [
-            f"[{md_text(r['model'])}](models/{pages[(r['source'], r['model'])]}.md)",
+            name(r["model"], model_link and model_link(r["source"], r["model"])),
             md_text(r["source"]),
-            f"[{md_text(r['family'])}](families/{families[r['family']]}.md)",
+            name(r["family"], family_link and family_link(r["family"])),
             f"{r['input_h']}×{r['input_w']}",
             _pair(r, "rf"),
             _pair(r, "rf_local"),
@@ -128,31 +174,24 @@ def _home(finals: pd.DataFrame, pages: dict, families: dict) -> str:
         ]
         for _, r in finals.iterrows()
     ]
-    header = [
-        "model",
-        "source",
-        "family",
-        "input",
-        "rf",
-        "local_rf",
-        "stride",
-        "input_min",
-        "input_max",
-        "unproductive",
-    ]
-    return "\n".join(
-        [
-            "# Receptive-field atlas",
-            "",
-            f"{len(finals)} models at their default input size: the analytic RF of the final feature map "
-            "(`global` where attention, global pooling or a gate reaches it; the local RF keeps the convolutions' "
-            "size), its stride, the input resolution range and the layers that are unproductive at that size. "
-            "Click a column to sort; type words or `rf>=800` in the box to filter.",
-            "",
-            *md_table(header, rows),
-            "",
-        ]
-    )
+    return interactive(md_table(LIST_HEADER, rows))
+
+
+#: Front matter of a page whose table needs the whole width: mkdocs-material hides its side bars.
+WIDE_PAGE = ["---", "hide:", "  - navigation", "  - toc", "---", ""]
+
+#: What the list shows, and how to use it (the atlas site's home page and the docs' atlas page).
+LIST_HELP = (
+    "the analytic RF of the final feature map (`global` where attention, global pooling or a gate reaches it; "
+    "the local RF keeps the convolutions' size), its stride, the input resolution range and the layers that are "
+    "unproductive at that size. Click a column to sort; type words or `rf>=800` in the box to filter."
+)
+
+
+def _home(finals: pd.DataFrame, pages: dict, families: dict) -> str:
+    table = model_list(finals, lambda s, m: f"models/{pages[(s, m)]}.md", lambda f: f"families/{families[f]}.md")
+    intro = f"{len(finals)} models at their default input size: {LIST_HELP}"
+    return "\n".join([*WIDE_PAGE, "# Receptive-field atlas", "", intro, "", *table, ""])
 
 
 def _family_page(family: str, members: pd.DataFrame, pages: dict, figure: str) -> str:
@@ -170,7 +209,7 @@ def _family_page(family: str, members: pd.DataFrame, pages: dict, figure: str) -
             "",
             f"![RF growth of {md_text(family)}]({figure})",
             "",
-            *md_table(["model", "rf", "stride"], rows),
+            *interactive(md_table(["model", "rf", "stride"], rows)),
             "",
         ]
     )
@@ -187,6 +226,7 @@ def _mkdocs_yml(title: str) -> str:
             "  - atlas-table.js",
             "markdown_extensions:",
             "  - tables",
+            "  - md_in_html",
             "nav:",
             "  - Atlas: index.md",
             "  - Families: families/index.md",
@@ -209,7 +249,6 @@ def write_atlas_site(df: pd.DataFrame, site, title: str = "rfkit receptive-field
             site / SITE_MARKER,
             "This folder was written by `rfkit atlas site`: it replaces docs/ and mkdocs.yml here.\n",
         )
-        remove_abandoned(site, "docs")
         remove_abandoned_folders(site, lambda p: (p / "index.md").is_file(), "docs")
         with folder_transaction(site / "docs", lambda folder: None) as tmp:
             shutil.copyfile(SCRIPT, tmp / SCRIPT.name)
@@ -223,7 +262,9 @@ def write_atlas_site(df: pd.DataFrame, site, title: str = "rfkit receptive-field
             for family, members in finals.groupby("family", sort=True):
                 name = families[family]
                 curves = {
-                    m: defaults[(defaults["model"] == m) & (defaults["source"] == s)]
+                    curve_label(s, m, members["source"].nunique() > 1): defaults[
+                        (defaults["model"] == m) & (defaults["source"] == s)
+                    ]
                     for s, m in zip(members["source"], members["model"])
                 }
                 _growth_figure(curves, tmp / "families" / f"{name}.png", family)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from rfkit.errors import AtlasError
-from rfkit.io import atomic_path, atomic_write_text
+from rfkit.io import atomic_paths, atomic_write_text
 
 TABLE = "atlas.csv"
 PARQUET = "atlas.parquet"
@@ -49,12 +49,31 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def has_pyarrow() -> bool:
+    """Whether pyarrow, which reads and writes ``atlas.parquet``, is installed (``pip install 'rfkit[atlas]'``)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_tables(out: Path, results) -> Path:
     """Write ``atlas.csv`` (and ``atlas.parquet`` where pyarrow is installed) and ``failures.csv`` from the
-    :class:`~rfkit.atlas.build.ModelResult` of every model; returns the CSV's path."""
+    :class:`~rfkit.atlas.build.ModelResult` of every model; returns the CSV's path.
+
+    The CSV and the Parquet file are written to temporary files first and renamed into place together, so a
+    reader finds both tables of the same build or the earlier pair, never half a file. Without pyarrow a
+    Parquet file left by an earlier build is removed: it would be an older table than the CSV.
+    """
     df = frame([row for r in results for row in r.rows])
-    atomic_write_text(out / TABLE, df.to_csv(index=False))
-    _write_parquet(df, out / PARQUET)
+    if has_pyarrow():
+        with atomic_paths([out / TABLE, out / PARQUET]) as (csv_tmp, parquet_tmp):
+            csv_tmp.write_text(df.to_csv(index=False), encoding="utf-8")
+            df.to_parquet(parquet_tmp, index=False)
+    else:
+        atomic_write_text(out / TABLE, df.to_csv(index=False))
+        (out / PARQUET).unlink(missing_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FAILURE_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -63,13 +82,43 @@ def write_tables(out: Path, results) -> Path:
     return out / TABLE
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+def table_file(path) -> Path:
+    """The table :func:`load` reads for ``path``: the file itself, or in an atlas folder ``atlas.parquet``
+    where it exists and pyarrow is installed, else ``atlas.csv`` (the same table, written by the same build).
+
+    Raises
+    ------
+    AtlasError
+        No table there, or only a Parquet one and no pyarrow to read it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        parquet, table = path / PARQUET, path / TABLE
+        if parquet.is_file() and (has_pyarrow() or not table.is_file()):
+            table = parquet
+    else:
+        table = path
+    if not table.is_file():
+        raise AtlasError(f"no atlas at {path}: build one with `rfkit atlas build --out {path}`")
+    if table.suffix == ".parquet" and not has_pyarrow():
+        raise AtlasError(f"{table} is a Parquet file and pyarrow is not installed: pip install 'rfkit[atlas]'")
+    return table
+
+
+def _read(table: Path) -> pd.DataFrame:
+    if table.suffix == ".parquet":
+        import pyarrow
+
+        try:
+            return pd.read_parquet(table)
+        except (pyarrow.ArrowException, OSError, ValueError) as e:
+            raise AtlasError(f"{table} cannot be read as an atlas table: {str(e).splitlines()[0]}") from None
     try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        return pd.read_csv(
+            table, keep_default_na=False, na_values=["", "nan", "NaN"], dtype=dict.fromkeys(TEXT_COLUMNS, str)
+        )
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise AtlasError(f"{table} cannot be read as an atlas table: {str(e).splitlines()[0]}") from None
 
 
 def load(path="rfkit-atlas") -> pd.DataFrame:
@@ -78,7 +127,9 @@ def load(path="rfkit-atlas") -> pd.DataFrame:
     Parameters
     ----------
     path : path
-        An atlas folder (``rfkit atlas build --out``) or its ``atlas.csv``.
+        An atlas folder (``rfkit atlas build --out``; its ``atlas.parquet`` is read where pyarrow is
+        installed, else its ``atlas.csv``), or one of those two files (the CSV may be compressed:
+        ``atlas.csv.gz``, as the docs publish it).
 
     Returns
     -------
@@ -86,30 +137,31 @@ def load(path="rfkit-atlas") -> pd.DataFrame:
         RF columns per axis (``rf_h``, ``rf_w``, ``rf_min_*``, ``rf_local_*``, ``stride_*``, ``center_*``,
         ``padding_*``, ``centre_offset_*``), ``rf`` (the smaller axis; ``inf`` when global) and ``stride`` (the
         larger), flags, the layer's productivity ``status``, and the model's columns (``rf_final``,
-        ``stride_final``, ``input_min_*``, ``input_max_*``, ``unproductive``, ...).
+        ``stride_final``, ``input_min_*``, ``input_max_*``, ``unproductive``, ...). The same frame from either
+        file: text columns hold ``""`` where empty, flags are booleans.
 
     Raises
     ------
     AtlasError
         No atlas there, or a table that is not one.
+
+    Examples
+    --------
+    >>> import rfkit, tempfile
+    >>> folder = rfkit.atlas.build_atlas(tempfile.mkdtemp(), models="test_resnet", sizes=[], recycle=None).parent
+    >>> df = rfkit.atlas.load(folder)
+    >>> df[df["is_final"]][["model", "layer", "stride_h"]].values.tolist()
+    [['test_resnet', 'layer4', 32]]
     """
-    path = Path(path)
-    table = path / TABLE if path.is_dir() else path
-    if not table.is_file():
-        raise AtlasError(f"no atlas at {path}: build one with `rfkit atlas build --out {path}`")
-    try:
-        df = pd.read_csv(
-            table, keep_default_na=False, na_values=["", "nan", "NaN"], dtype=dict.fromkeys(TEXT_COLUMNS, str)
-        )
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        raise AtlasError(f"{table} cannot be read as an atlas table: {str(e).splitlines()[0]}") from None
+    table = table_file(path)
+    df = _read(table)
     missing = [c for c in KEY_COLUMNS + ["rf_h", "rf_w", "rf_final"] if c not in df.columns]
     if missing:
         raise AtlasError(
             f"{table} is not an atlas table (no column {', '.join(missing)}); rebuild it with rfkit atlas build"
         )
     text = [c for c in TEXT_COLUMNS if c in df.columns]
-    df[text] = df[text].fillna("")  # an empty text cell (no unproductive layer, no warning) stays text
+    df[text] = df[text].fillna("").astype(str)  # an empty text cell (no unproductive layer, no warning) stays text
     for c in BOOL_COLUMNS:
         if c in df.columns and df[c].dtype == object:
             df[c] = df[c].map({"True": True, "False": False, True: True, False: False})

@@ -15,17 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rfkit.errors import ArgumentError, RFKitError
+from rfkit.errors import ArgumentError, ModelTimeout
+from rfkit.models.sources import ModelSpec, get_source, source_names
+from rfkit.models.spec import parse_spec
 
 #: The sources an atlas can be built from, in the order they are listed.
 SOURCES = ("timm", "torchvision", "ultralytics")
 
 #: Input size of a torchvision detector's backbone (its forward takes image lists; the backbone a tensor).
 DETECTION_SIZE = (320, 320)
-
-
-class ModelTimeout(RFKitError):
-    """A model took longer than the time allowed for it."""
 
 
 @dataclass(frozen=True)
@@ -48,26 +46,32 @@ class ZooModel:
     family: str
 
     @property
+    def library(self) -> str:
+        """The registered model source it comes from (:mod:`rfkit.models.sources`): ``torchvision`` for
+        every ``torchvision-*`` kind."""
+        return "torchvision" if self.source.startswith("torchvision-") else self.source
+
+    @property
     def spec(self) -> str | None:
         """The rfkit spec that builds it (None for a detector, built by :func:`build_detection_backbone`)."""
-        if self.source == "timm":
-            return self.name
-        if self.source == "ultralytics":
-            return f"ultralytics:{self.name}"
-        return None if self.source == "torchvision-detection" else f"torchvision:{self.name}"
+        if self.source == "torchvision-detection":
+            return None
+        return get_source(self.library).spec_text(ModelSpec(self.library, self.name))
 
 
 def parse_sources(value: str) -> tuple[str, ...]:
-    """The sources named in a comma-separated ``value`` (each of :data:`SOURCES`).
+    """The sources named in a comma-separated ``value``: each of :data:`SOURCES` or any other registered
+    model source that lists its models (:func:`rfkit.models.sources.source_names`).
 
     >>> parse_sources("timm, torchvision")
     ('timm', 'torchvision')
     """
+    known = tuple(dict.fromkeys((*SOURCES, *(s for s in source_names() if s != "file"))))
     names = tuple(dict.fromkeys(s.strip() for s in str(value).split(",") if s.strip()))
-    bad = [s for s in names if s not in SOURCES]
+    bad = [s for s in names if s not in known]
     if bad or not names:
         raise ArgumentError(
-            f"unknown source {', '.join(map(repr, bad)) or repr(value)} for --source; choose from {', '.join(SOURCES)}"
+            f"unknown source {', '.join(map(repr, bad)) or repr(value)} for --source; choose from {', '.join(known)}"
         )
     return names
 
@@ -115,9 +119,15 @@ def _yolo_family(name: str) -> str:
 
 
 def zoo_models(sources=("timm",), pattern: str = "*") -> list[ZooModel]:
-    """Every model of ``sources`` (names from :data:`SOURCES`) matching ``pattern``, source by source."""
+    """Every model of ``sources`` (names from :func:`parse_sources`) matching ``pattern``, source by source."""
     listers = {"timm": timm_models, "torchvision": torchvision_models, "ultralytics": ultralytics_models}
-    return [m for s in sources for m in listers[s](pattern)]
+    return [m for s in sources for m in (listers[s](pattern) if s in listers else registered_models(s, pattern))]
+
+
+def registered_models(source: str, pattern: str = "*") -> list[ZooModel]:
+    """The models of any registered model source matching ``pattern`` (its own listing), family unknown."""
+    listed = get_source(source)
+    return [ZooModel(source, parse_spec(text).name, "?") for text in listed.list_models(pattern)]
 
 
 def build_detection_backbone(name: str):

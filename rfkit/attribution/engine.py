@@ -13,19 +13,12 @@ import torch.nn as nn
 
 import rfkit.validate as validate
 from rfkit.attribution import methods as mth
-from rfkit.attribution.baselines import check_baseline, default_sigma, gaussian_blur, make_baseline
-from rfkit.attribution.blur_ig import blur_ig
-from rfkit.attribution.cam import (
-    cam_grid,
-    candidates,
-    check_layer,
-    positional_layer,
-    upsample,
-    zero_gradient_warning,
-)
+from rfkit.attribution.baselines import check_baseline, default_sigma, gaussian_blur
+from rfkit.attribution.cam import candidates, check_layer, positional_layer, zero_gradient_warning
+from rfkit.attribution.channels import to_map
 from rfkit.attribution.errors import AttributionError, CamLayerError, TargetError
-from rfkit.attribution.gradient import captum_attribution
-from rfkit.attribution.grid import GridTransform
+from rfkit.attribution.grid import GridTransform, is_nchw
+from rfkit.attribution.registry import Call, CamLayer
 from rfkit.attribution.result import AttributionResult
 from rfkit.attribution.targets import (
     ScoreModel,
@@ -103,7 +96,8 @@ class _Cam:
 
 
 class _Runner:
-    """Maps of every method for one batch at a time, collected over batches."""
+    """Maps of every method for one batch at a time, collected over batches; each method runs through its
+    record (:mod:`rfkit.attribution.registry`)."""
 
     def __init__(
         self,
@@ -120,25 +114,30 @@ class _Runner:
         self.completeness: dict[str, list[torch.Tensor]] = {}
         self.steps: dict[str, list[torch.Tensor]] = {}  # a path method's steps, image by image
 
-    def _path_input(self, name: str, x: torch.Tensor) -> torch.Tensor | None:
-        if name == "ig":
-            return make_baseline(self.settings.baseline, x, self.data_config, self.sigma)
-        return gaussian_blur(x, self.sigma) if name == "blur_ig" else None
+    def _call(self, name: str, x, targets: list[int], index, start=None, steps: int | None = None) -> Call:
+        rec = mth.record(name)
+        settings = self.settings if steps is None else replace(self.settings, steps=steps)
+        return Call(
+            model=self.score_model,
+            x=x,
+            targets=list(targets),
+            settings=settings,
+            options=self.settings.options.get(name) or rec.defaults,
+            data_config=self.data_config,
+            sigma=self.sigma,
+            index=range(x.shape[0]) if index is None else index,
+            layer=self._layer(rec) if rec.layer else None,
+            start=start,
+        )
 
-    def _attribution(self, name: str, x, targets: list[int], start, steps: int, index) -> torch.Tensor:
-        """Method ``name``'s attribution of ``x``, ``(B, C, H, W)``; ``steps``: a path method's steps."""
-        settings = replace(self.settings, steps=steps)
-        if name == "blur_ig":
-            attr = blur_ig(
-                self.score_model, x, targets, steps=steps, max_sigma=self.sigma, batch_size=settings.batch_size
-            )
-        else:
-            attr = captum_attribution(name, self.score_model, x, targets, settings, self.data_config, start, index)
-        return attr.detach()
+    def _layer(self, rec) -> CamLayer:
+        module = dict(self.score_model.model.named_modules())[self.cam.module]
+        _check_layer_kind(rec, self.cam.g, self.cam.module, self.cam.node)
+        return CamLayer(self.cam.module, module, self.cam.transform(), self.cam.g.records[self.cam.node].layout)
 
     def _path(self, name: str, x, targets: list[int], scores, start, steps: int):
         """A path method's attribution at ``steps`` and each image's completeness error."""
-        attr = self._attribution(name, x, targets, start, steps, None)
+        attr = mth.record(name).compute(self._call(name, x, targets, None, start, steps)).detach()
         with torch.no_grad():
             delta = (scores - _chosen(self.score_model(start), targets)).double()
         err = (attr.flatten(1).sum(dim=1).double() - delta).abs() / delta.abs()
@@ -146,8 +145,8 @@ class _Runner:
 
     def _converged(self, name: str, x, targets: list[int], scores, start):
         """A path method's attribution at the settings' steps; with ``auto_steps``, the images whose
-        completeness error is not under :data:`~rfkit.attribution.methods.STEPS_TARGET_ERROR` again at twice
-        the steps, until it is or :data:`~rfkit.attribution.methods.MAX_AUTO_STEPS` is reached. Returns the
+        completeness error is not under :data:`~rfkit.attribution.settings.STEPS_TARGET_ERROR` again at twice
+        the steps, until it is or :data:`~rfkit.attribution.settings.MAX_AUTO_STEPS` is reached. Returns the
         attribution, each image's error and the steps it got."""
         steps = self.settings.steps
         attr, err = self._path(name, x, targets, scores, start, steps)
@@ -163,19 +162,17 @@ class _Runner:
             used[todo] = steps
         return attr, err, used
 
-    def _gradient(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor, index) -> torch.Tensor:
-        start = self._path_input(name, x)
-        if start is None:
-            return self._attribution(name, x, targets, None, self.settings.steps, index).sum(dim=1)
-        attr, err, used = self._converged(name, x, targets, scores, start)
-        self.completeness.setdefault(name, []).append(err)
-        self.steps.setdefault(name, []).append(used)
-        return attr.sum(dim=1)
-
-    def _cam_map(self, name: str, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
-        module = dict(self.score_model.model.named_modules())[self.cam.module]
-        grid = cam_grid(name, self.score_model, module, self.cam.transform(), x, targets, self.settings.batch_size)
-        return upsample(grid, tuple(x.shape[-2:]))
+    def _base(self, name: str, x: torch.Tensor, targets: list[int], scores: torch.Tensor, index) -> torch.Tensor:
+        """Method ``name``'s maps of ``x``, ``(B, H, W)``."""
+        rec = mth.record(name)
+        call = self._call(name, x, targets, index)
+        if rec.path:
+            attr, err, used = self._converged(name, x, targets, scores, rec.start(call).detach())
+            self.completeness.setdefault(name, []).append(err)
+            self.steps.setdefault(name, []).append(used)
+        else:
+            attr = rec.compute(call).detach()
+        return to_map(attr, rec.output, self.settings.channels, tuple(x.shape[-2:])).to(x.device)
 
     def batch(self, x: torch.Tensor, targets: list[int], scores: torch.Tensor, index=None) -> None:
         """Every method's maps for ``x``; ``scores`` are the target scores of ``x``, ``index`` the images'
@@ -188,12 +185,7 @@ class _Runner:
                     "(layer=..., --cam-layer)"
                 )
             self.cam.choose(self.score_model, x, targets)
-        base = {}
-        for name in mth.base_methods(self.methods):
-            if mth.is_cam(name):
-                base[name] = self._cam_map(name, x, targets).to(x.device)
-            else:
-                base[name] = self._gradient(name, x, targets, scores, index)
+        base = {name: self._base(name, x, targets, scores, index) for name in mth.base_methods(self.methods)}
         for name in self.methods:
             maps = [base[p] for p in mth.parts(name)]
             out = maps[0] if len(maps) == 1 else _normalised(maps[0]) * _normalised(maps[1])
@@ -251,16 +243,30 @@ def _check_settings(settings: mth.Settings) -> None:
         isinstance(settings.blur_sigma, (int, float)) and settings.blur_sigma > 0
     ):
         raise AttributionError(f"blur_sigma must be a positive number of pixels, got {settings.blur_sigma!r}")
+    mth.check_run(settings.score, settings.channels)
+
+
+def _check_layer_kind(rec, g, module: str, node: str) -> None:
+    """:class:`CamLayerError` when a method that reads ``(N, C, H, W)`` layers as they are (``layer="nchw"``,
+    captum's layer methods) meets a layer laid out otherwise."""
+    if rec.layer == "nchw" and not is_nchw(g.records[node].layout, len(g.input_size)):
+        raise CamLayerError(
+            f"{rec.name} ({rec.call.split('(')[0]}) needs a layer whose output is (N, C, H, W) as it is, and the "
+            f"output of {module} is laid out otherwise (tokens, windows or channels-last): use "
+            "guided_backprop*gradcam, which puts any layout on its grid, or pass another layer"
+        )
 
 
 def _cam_setup(g, model: nn.Module, names: tuple[str, ...], layer: str | None, target: Target | None) -> _Cam | None:
     """The CAM layer: the user's (checked now), or the candidates the first batch chooses from."""
-    cams = [n for n in names if mth.uses_cam(n)]
+    cams = [n for n in names if mth.uses_layer(n)]
     if not cams:
         return None
     target_node = target.node if target is not None and target.kind == "unit" else None
     if layer is not None:
         module, node = check_layer(g, layer, cams[0], target_node)
+        for name in mth.base_methods(cams):
+            _check_layer_kind(mth.record(name), g, module, node)
         return _Cam(g, module, node, [], f"{module}: as given")
     start = target_node or g.resolve(default_layer(g, model))
     found = candidates(g, model, start, before=target_node is not None)
@@ -333,11 +339,12 @@ def _run(
     return xs, outs, chosen, where
 
 
-def _score_model(live: nn.Module, g, target: Target | None, captures) -> ScoreModel:
-    """The model as the attribution libraries see it (``captures``: how the unit target's layer is caught)."""
+def _score_model(live: nn.Module, g, target: Target | None, captures, score: str = "logit") -> ScoreModel:
+    """The model as the attribution libraries see it (``captures``: how the unit target's layer is caught;
+    ``score``: a class target's logit or softmax probability)."""
     if target is not None and target.kind == "unit":
         return unit_model(live, g, target, captures)
-    return ScoreModel(live)
+    return ScoreModel(live, probability=score == "probability")
 
 
 def _sanity(
@@ -362,7 +369,7 @@ def _sanity(
     twin = copy_module(live)
     randomise(twin, layers, seed)
     other = _Runner(
-        _score_model(twin, g, target, prepared.capture(twin)),
+        _score_model(twin, g, target, prepared.capture(twin), runner.settings.score),
         runner.methods,
         runner.settings,
         runner.data_config,
@@ -434,13 +441,13 @@ def _notes(result_parts: dict, methods, live: nn.Module, settings: mth.Settings)
                 f"{m}: not model-sensitive (rank correlation {check.mean:.2f} with the maps after "
                 f"re-initialising {len(check.layers)} layer(s))"
             )
-    if any("guided_backprop" in mth.parts(m) for m in methods) and not any(
-        isinstance(s, nn.ReLU) for s in live.modules()
-    ):
-        notes.append(
-            "guided_backprop changes the backward pass of nn.ReLU modules only, and the model has none: "
-            "its maps equal saliency"
-        )
+    for m in mth.base_methods(methods):
+        rec = mth.record(m)
+        note = rec.note(live) if rec.note is not None else None
+        if note:
+            notes.append(f"{m}: {note}")
+        if rec.target_free:
+            notes.append(f"{m}: its map does not depend on the target ({rec.display} reads the layer alone)")
     return notes
 
 
@@ -462,6 +469,9 @@ def attribute(
     noise: float = 0.15,
     samples: int = 25,
     blur_sigma: float | None = None,
+    score: str = "logit",
+    channels: str = "sum",
+    options=None,
     sanity: bool = False,
     sanity_layers: int = 3,
     faithfulness: bool = False,
@@ -485,9 +495,11 @@ def attribute(
     num_images : int
         How many images.
     methods : str or list of str
-        ``saliency``, ``input_x_gradient``, ``smoothgrad``, ``ig``, ``blur_ig``, ``guided_backprop``,
-        ``gradcam``, ``gradcam++``, ``layercam``, ``scorecam``, or ``GRADIENT*CAM`` combinations
-        (:mod:`rfkit.attribution.methods`); a list or a comma-separated string.
+        Registered method names (:func:`rfkit.attribution.methods.method_names`: ``saliency``,
+        ``input_x_gradient``, ``smoothgrad``, ``guided_backprop``, ``ig``, ``blur_ig``, ``blur_ig_pair``,
+        ``guided_ig``, ``xrai``, ``occlusion``, ``gradcam``, ``gradcam++``, ``hirescam``, ``xgradcam``,
+        ``layercam``, ``scorecam``, ``eigengradcam``, ``eigencam``, ``ablationcam``, ``fullgrad``,
+        ``guided_gradcam``), or ``GRADIENT*CAM`` products; a list or a comma-separated string.
     target : int, str or (str, tuple)
         A class index, ``"predicted"`` (each image's arg-max class), ``"LAYER"`` (the layer's centre unit,
         the ERF's rule), ``"LAYER@i,j"`` or ``(LAYER, (i, j))``. A unit's score is its channel sum (signed).
@@ -500,22 +512,33 @@ def attribute(
     input_size : int or (h, w), optional
         Override the model's input size (the preprocessing follows).
     baseline : str or Tensor
-        IG's baseline: ``"zeros"`` (model-input space), ``"black"``, ``"blur"``, or a tensor ``(C, H, W)``.
+        The baseline of IG and Guided IG and Occlusion's fill: ``"zeros"`` (model-input space), ``"black"``,
+        ``"blur"``, or a tensor ``(C, H, W)``.
     batch_size : int, optional
         Inputs per forward pass (default: 32 CUDA, 16 MPS, up to 8 CPU as memory allows). Does not change the
         maps.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...
     steps : int, optional
-        IG and Blur IG path steps, used as given. Default: automatic, from 50 steps, doubled image by image
-        until the completeness error is under 5%, up to 512 (the steps each image got are in
-        ``result.steps``; an error still above 5% at 512 is warned about).
+        Path steps of the path methods (IG, Blur IG, Guided IG), used as given. Default: automatic, from 50
+        steps, doubled image by image until the completeness error is under 5%, up to 512 (the steps each
+        image got are in ``result.steps``; an error still above 5% at 512 is warned about).
     ig_method : str
         captum's integration rule: ``"gausslegendre"`` or a Riemann rule.
     noise, samples : float, int
         SmoothGrad's noise (fraction of the input range) and number of samples.
     blur_sigma : float, optional
         Blur IG's largest blur in pixels (default 50 at 224 px, in proportion).
+    score : str
+        What a class target's maps explain: ``"logit"`` (pre-softmax) or ``"probability"`` (its softmax
+        probability, seed 002's Blur IG target). Unit targets are the unit's value.
+    channels : str
+        How a per-channel attribution becomes one map: ``"sum"`` (signed sum over colour channels) or
+        ``"max_relu_minmax"`` (seed 002's rule: the largest channel value, ReLU, each map rescaled to [0, 1];
+        pixel and CAM maps get the ReLU and the rescaling).
+    options : mapping or list of str, optional
+        Methods' own options: ``{"occlusion": {"window": 8}}``, ``{"occlusion.window": 8}`` or
+        ``["occlusion.window=8"]`` (each record's ``options``; docs/attribution.md lists them).
     sanity : bool
         Run the model-randomisation check (:mod:`rfkit.attribution.sanity`) on ``sanity_layers`` layers.
     faithfulness : bool
@@ -542,8 +565,9 @@ def attribute(
     Raises
     ------
     MethodError, TargetError, CamLayerError, BaselineError
-        Unknown method (close matches named), class outside the head, unit outside the grid, a CAM method
-        on a layer with no grid, an IG baseline of the wrong shape.
+        Unknown method (close matches named) or option, a model the method cannot run on (FullGrad's bias
+        layers), class outside the head, a unit target for a method that takes classes only, unit outside the
+        grid, a CAM method on a layer with no grid, an IG baseline of the wrong shape.
 
     Examples
     --------
@@ -572,7 +596,10 @@ def attribute(
             samples=samples,
             blur_sigma=blur_sigma,
             seed=seed,
+            score=score,
+            channels=channels,
         ),
+        options,
     )
     run = _setup(model, weights, input_size, device, seed, spec, names, layer, batch_size, settings, trust)
     checks = _Checks(sanity, sanity_layers, faithfulness, faithfulness_steps)
@@ -665,7 +692,7 @@ def _measure(
     """Every method's maps over ``batches`` on the live model (under torchrun: this process's share, then
     every process's, in stream order), then the checks asked for."""
     g, dev, unit_target = run.prepared.graph, run.device, run.unit
-    score_model = _score_model(live, g, unit_target, run.prepared.capture(live))
+    score_model = _score_model(live, g, unit_target, run.prepared.capture(live), run.settings.score)
     runner = _Runner(score_model, run.names, run.settings, run.prepared.data_config, run.sigma, run.cam)
     xs, outs, chosen, where = _run(runner, batches, spec, dev, progress)
     maps, completeness, steps = runner.collected() if xs else ({}, {}, {})
@@ -691,7 +718,7 @@ def _measure(
             x,
             maps,
             chosen,
-            unit_target is None,
+            unit_target is None and run.settings.score == "logit",  # softmax of logits; probabilities as they are
             run.sigma,
             checks.faithfulness_steps,
             run.settings.batch_size,
@@ -740,11 +767,13 @@ def _result(run: _Run, found: _Found, images, source: str, notes: list[str]) -> 
 
 
 def _arguments(
-    model, methods, target, num_images, batch_size, sanity_layers, faithfulness_steps, settings: mth.Settings
+    model, methods, target, num_images, batch_size, sanity_layers, faithfulness_steps, settings: mth.Settings, options
 ) -> tuple[tuple[str, ...], TargetSpec, mth.Settings]:
-    """The arguments that need no model, checked: method names, the target as asked for, the settings."""
+    """The arguments that need no model, checked: method names, the target as asked for, the settings (with
+    every method's options)."""
     check_model(model)
     names = mth.parse_methods(methods)
+    settings = replace(settings, options=mth.parse_options(options, names))
     spec = parse_target(target)
     validate.count(num_images, "num_images")
     validate.count(batch_size, "batch_size", maximum=validate.MAX_BATCH, optional=True)
@@ -792,11 +821,31 @@ def _setup(
     classes = None if unit else num_classes(g)
     if spec.kind == "class":
         check_class(spec.index, classes)
+    _check_methods(names, spec, settings, module, g)
     cam = _cam_setup(g, module, names, layer, unit)
     check_one_image_fits(g, dev)
     settings = mth.Settings(**{**settings.__dict__, "batch_size": batch_size or auto_batch_size(g, dev)})
     sigma = settings.blur_sigma or default_sigma(prepared.input_size)
     return _Run(prepared, names, dev, unit, classes, cam, settings, sigma)
+
+
+def _check_methods(names, spec: TargetSpec, settings: mth.Settings, module: nn.Module, g) -> None:
+    """Each method's record against the target and the model: the target kinds it takes, its model check."""
+    if spec.kind == "unit" and settings.score != "logit":
+        raise TargetError(
+            f"score={settings.score!r} is for class targets; a unit target's score is the unit's value: "
+            "pass a class index or 'predicted', or leave score as 'logit'"
+        )
+    kind = "unit" if spec.kind == "unit" else "class"
+    for name in mth.base_methods(names):
+        rec = mth.record(name)
+        if kind not in rec.targets:
+            raise TargetError(
+                f"{name} takes {' or '.join(sorted(rec.targets))} targets only ({rec.needs}); "
+                f"pass a class index or 'predicted'"
+            )
+        if rec.check is not None:
+            rec.check(module, g)
 
 
 def _targets(unit: Target | None, chosen: list[int], classes: int | None) -> tuple[Target, ...]:
@@ -811,7 +860,7 @@ def _outside(maps: dict, names, window) -> dict:
 
     if window is None:
         return {}
-    return {m: outside_fraction(maps[m], window) for m in names if mth.is_gradient(m)}
+    return {m: outside_fraction(maps[m], window) for m in names if mth.zero_outside_rf(m)}
 
 
 def _window(g, target: Target | None):

@@ -100,3 +100,17 @@ class GridTransform:
         if isinstance(y, (tuple, list)):
             y = y[0]
         return to_grid(y, self.layout, self.naxes)
+
+
+def is_nchw(layout: Layout, naxes: int) -> bool:
+    """Whether a layout is the plain ``(N, C, *grid)``: batch, channels, then each spatial axis whole.
+
+    >>> from rfkit.graph.layout import plain
+    >>> is_nchw(plain((2, 8, 5, 6), (2, 3)), 2), is_nchw(plain((2, 5, 6, 8), (1, 2)), 2)
+    (True, False)
+    """
+    if layout is None or len(layout) != 2 + naxes or any(dl.prefix or len(dl.factors) != 1 for dl in layout):
+        return False
+    axes = [dl.factors[0].axis for dl in layout]
+    steps = [dl.factors[0].step for dl in layout[2:]]
+    return axes == [None, None, *range(naxes)] and all(s == 1 for s in steps)

@@ -1,50 +1,53 @@
-"""The attribution methods rfkit runs, by name, and how a list of names (with ``A*B`` combinations) is read.
+"""The attribution methods rfkit runs, by name (the records of :mod:`rfkit.attribution.registry`, the
+built-in ones from :mod:`rfkit.attribution.catalogue`), and how a list of names with ``A*B`` products is read.
 
-Gradient family (input attributions, from captum, Blur IG by hand): ``saliency``, ``input_x_gradient``,
-``smoothgrad``, ``ig``, ``blur_ig``, ``guided_backprop``. CAM family (a layer's activations weighted per
-channel, from pytorch-grad-cam): ``gradcam``, ``gradcam++``, ``layercam``, ``scorecam``. A combination
-``A*B`` of one gradient and one CAM method (either order) is their element-wise product after each map is
-divided by its largest absolute value per image, as Guided Grad-CAM multiplies guided backprop by Grad-CAM.
+A product ``A*B`` multiplies a method whose map is an input gradient (``saliency``, ``ig``, ...) by a CAM
+method (``gradcam``, ...), either order, each map divided by its largest absolute value per image first
+(the recipe of Guided Grad-CAM, which captum computes whole as ``guided_gradcam``).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import rfkit.attribution.catalogue  # noqa: F401 -- registers the built-in methods
 from rfkit.attribution.errors import MethodError
+from rfkit.attribution.registry import CHANNEL_RULES, SCORES, Method, lookup, registered
+from rfkit.attribution.settings import DEFAULT_STEPS, MAX_AUTO_STEPS, STEPS_TARGET_ERROR, Settings
 
-#: Input-gradient methods: the map is the attribution summed over colour channels (signed).
-GRADIENT_METHODS = ("saliency", "input_x_gradient", "smoothgrad", "ig", "blur_ig", "guided_backprop")
-#: Class-activation-map methods: ReLU'd at the layer's grid, upsampled bilinearly to the input.
-CAM_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
-METHODS = GRADIENT_METHODS + CAM_METHODS
-#: Methods whose attributions add up to ``f(x) - f(baseline)`` (completeness), and so report its error.
-PATH_METHODS = ("ig", "blur_ig")
-#: Path steps ``ig`` and ``blur_ig`` start from; with automatic steps they are doubled per image until the
-#: completeness error is under :data:`STEPS_TARGET_ERROR`, up to :data:`MAX_AUTO_STEPS`.
-DEFAULT_STEPS = 50
-MAX_AUTO_STEPS = 512
-STEPS_TARGET_ERROR = 0.05
+__all__ = [
+    "DEFAULT_STEPS",
+    "MAX_AUTO_STEPS",
+    "STEPS_TARGET_ERROR",
+    "Settings",
+    "base_methods",
+    "check_method",
+    "display_name",
+    "method_names",
+    "parse_methods",
+    "parse_options",
+    "parts",
+    "record",
+]
 
-#: The names the literature gives the methods (figure titles, report.md and the terminal); files, CSV and
-#: JSON keep the ids.
-DISPLAY_NAMES = {
-    "saliency": "Saliency",
-    "input_x_gradient": "Input × Gradient",
-    "smoothgrad": "SmoothGrad",
-    "ig": "Integrated Gradients",
-    "blur_ig": "Blur IG",
-    "guided_backprop": "Guided Backprop",
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "layercam": "LayerCAM",
-    "scorecam": "Score-CAM",
-}
-#: Combinations the literature names (Selvaraju et al. 2017), in either order.
-_NAMED_COMBINATIONS = {frozenset(("guided_backprop", "gradcam")): "Guided Grad-CAM"}
+
+def method_names(family: str | None = None) -> tuple[str, ...]:
+    """The registered methods' names (of one ``family``: ``"gradient"``, ``"path"``, ``"cam"``, ...).
+
+    >>> method_names("path")
+    ('ig', 'blur_ig', 'blur_ig_pair', 'guided_ig')
+    """
+    return tuple(n for n, m in registered().items() if family is None or m.family == family)
+
+
+def record(name: str) -> Method:
+    """The record of a base method (not a product), or :class:`MethodError` with close matches."""
+    found = lookup(name)
+    if found is None:
+        raise _unknown(name)
+    return found
 
 
 def parts(name: str) -> tuple[str, ...]:
@@ -56,54 +59,62 @@ def parts(name: str) -> tuple[str, ...]:
     return tuple(name.split("*"))
 
 
-def is_cam(name: str) -> bool:
-    """Whether ``name`` is a CAM method alone (a combination counts as a gradient method)."""
-    return name in CAM_METHODS
+def _gradient_factor(m: Method) -> bool:
+    return m.input_gradient and m.layer is None
 
 
-def uses_cam(name: str) -> bool:
-    """Whether ``name`` needs a CAM layer (a CAM method, alone or in a combination)."""
-    return any(p in CAM_METHODS for p in parts(name))
+def _cam_factor(m: Method) -> bool:
+    return m.family == "cam"
 
 
-def is_gradient(name: str) -> bool:
-    """Whether ``name``'s map is an input gradient attribution (zero where the score has no gradient): a
-    gradient method alone or combined with a CAM method."""
-    return any(p in GRADIENT_METHODS for p in parts(name))
+def uses_layer(name: str) -> bool:
+    """Whether ``name`` needs a CAM layer (a method that reads one, alone or in a product)."""
+    return any(record(p).layer is not None for p in parts(name))
+
+
+def zero_outside_rf(name: str) -> bool:
+    """Whether ``name``'s map is zero where the score has no input gradient (so outside a unit's RF window):
+    an input-gradient method alone or times a CAM."""
+    return any(record(p).input_gradient for p in parts(name))
+
+
+def signed(name: str) -> bool:
+    """Whether ``name``'s raw maps can be negative (a product is signed when a factor is)."""
+    return any(record(p).signed for p in parts(name))
 
 
 def _unknown(name: str) -> MethodError:
-    close = difflib.get_close_matches(name, METHODS, n=3, cutoff=0.5)
+    names = method_names()
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.7)
     hint = f" (close matches: {', '.join(close)})" if close else ""
     return MethodError(
-        f"unknown attribution method {name!r}{hint}; use one of {', '.join(METHODS)}, or "
+        f"unknown attribution method {name!r}{hint}; use one of {', '.join(names)}, or "
         "GRADIENT*CAM (e.g. guided_backprop*gradcam)"
     )
 
 
 def check_method(name: str) -> str:
-    """``name`` itself, when it is a method or a gradient*CAM combination; else :class:`MethodError`.
+    """``name`` itself, when it is a method or a gradient*CAM product; else :class:`MethodError`.
 
     >>> check_method("gradcam*saliency")
     'gradcam*saliency'
     >>> check_method("saliancy")
     Traceback (most recent call last):
     ...
-    rfkit.attribution.errors.MethodError: unknown attribution method 'saliancy' (close matches: saliency); ...
+    rfkit.errors.MethodError: unknown attribution method 'saliancy' (close matches: saliency); ...
     """
     if not isinstance(name, str):
         raise MethodError(f"a method name must be a string, got {name!r} ({type(name).__name__})")
     names = parts(name.strip())
-    for p in names:
-        if p not in METHODS:
-            raise _unknown(p)
+    records = [record(p) for p in names]
     if len(names) == 1:
         return names[0]
-    cams = [p for p in names if p in CAM_METHODS]
-    if len(names) != 2 or len(cams) != 1:
+    if len(names) != 2 or sum(map(_cam_factor, records)) != 1 or not any(map(_gradient_factor, records)):
+        gradients = [n for n, m in registered().items() if _gradient_factor(m)]
+        cams = [n for n, m in registered().items() if _cam_factor(m)]
         raise MethodError(
-            f"combination {name!r}: multiply one gradient method ({', '.join(GRADIENT_METHODS)}) by "
-            f"one CAM method ({', '.join(CAM_METHODS)}), e.g. guided_backprop*gradcam"
+            f"product {name!r}: multiply one gradient method ({', '.join(gradients)}) by one CAM "
+            f"method ({', '.join(cams)}), e.g. guided_backprop*gradcam"
         )
     return "*".join(names)
 
@@ -123,25 +134,78 @@ def parse_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
         if not (isinstance(m, str) and not m.strip())
     ]
     if not names:
-        raise MethodError(f"no attribution method given; use one or more of {', '.join(METHODS)}")
+        raise MethodError(f"no attribution method given; use one or more of {', '.join(method_names())}")
     return tuple(dict.fromkeys(names))
 
 
-def display_name(method: str) -> str:
-    """The name the literature gives ``method`` (:data:`DISPLAY_NAMES`); a combination ``A*B`` is
-    ``"A × B"`` (a part that holds a ``×`` itself in parentheses), Guided Grad-CAM by its own name.
+def parse_options(options, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every base method's options: its defaults, overridden by ``options`` — ``{method: {option: value}}``,
+    ``{"method.option": value}`` or a sequence of ``"method.option=value"`` strings (the CLI's ``--option``).
 
-    >>> display_name("ig"), display_name("gradcam++"), display_name("gradcam*guided_backprop")
+    >>> parse_options(["occlusion.window=8"], ("occlusion", "saliency"))["occlusion"]
+    {'window': 8, 'stride': None}
+    >>> parse_options({"xrai": {"algorithm": "fast"}}, ("saliency",))
+    Traceback (most recent call last):
+    ...
+    rfkit.attribution.errors.MethodError: options given for xrai, which is not among the methods (saliency)
+    """
+    given: dict[str, dict[str, Any]] = {}
+    for key, value in _option_items(options):
+        if isinstance(value, Mapping):
+            given.setdefault(key, {}).update(value)
+            continue
+        method, dot, option = key.partition(".")
+        if not dot or not option:
+            raise MethodError(f"option {key!r}: write METHOD.OPTION (e.g. occlusion.window)")
+        given.setdefault(method, {})[option] = value
+    bases = base_methods(methods)
+    for method in given:
+        if method not in bases:
+            raise MethodError(f"options given for {method}, which is not among the methods ({', '.join(bases)})")
+    return {m: record(m).resolve(given.get(m)) for m in bases}
+
+
+def _option_items(options) -> list[tuple[str, Any]]:
+    if options is None:
+        return []
+    if isinstance(options, Mapping):
+        return list(options.items())
+    if isinstance(options, str) or not isinstance(options, Sequence):
+        raise MethodError(f"options must be a mapping or a list of 'method.option=value', got {options!r}")
+    items = []
+    for text in options:
+        key, eq, value = str(text).partition("=")
+        if not eq or not key.strip():
+            raise MethodError(f"option {text!r}: write METHOD.OPTION=VALUE (e.g. occlusion.window=8)")
+        items.append((key.strip(), value.strip()))
+    return items
+
+
+def check_choice(value, allowed: Sequence[str], what: str) -> str:
+    """``value`` when it is one of ``allowed``; else :class:`MethodError`."""
+    if value not in allowed:
+        raise MethodError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def check_run(score: str, channels: str) -> None:
+    """:class:`MethodError` for an unknown score or channel rule (:data:`SCORES`, :data:`CHANNEL_RULES`)."""
+    check_choice(score, SCORES, "score")
+    check_choice(channels, CHANNEL_RULES, "channels")
+
+
+def display_name(method: str) -> str:
+    """The name the literature gives ``method`` (its record's ``display``); a product ``A*B`` is ``"A × B"``
+    (a factor that holds a ``×`` itself in parentheses).
+
+    >>> display_name("ig"), display_name("gradcam++"), display_name("guided_gradcam")
     ('Integrated Gradients', 'Grad-CAM++', 'Guided Grad-CAM')
     >>> display_name("saliency*layercam"), display_name("input_x_gradient*gradcam")
     ('Saliency × LayerCAM', '(Input × Gradient) × Grad-CAM')
     """
-    names = parts(method)
-    if len(names) == 1:
-        return DISPLAY_NAMES.get(method, method)
-    if frozenset(names) in _NAMED_COMBINATIONS:
-        return _NAMED_COMBINATIONS[frozenset(names)]
-    shown = [DISPLAY_NAMES.get(p, p) for p in names]
+    shown = [m.display if (m := lookup(p)) else p for p in parts(method)]
+    if len(shown) == 1:
+        return shown[0]
     return " × ".join(f"({n})" if "×" in n else n for n in shown)
 
 
@@ -152,52 +216,3 @@ def base_methods(methods: Sequence[str]) -> tuple[str, ...]:
     ('saliency', 'gradcam', 'ig')
     """
     return tuple(dict.fromkeys(p for m in methods for p in parts(m)))
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How the methods run (the same for every image).
-
-    Attributes
-    ----------
-    steps : int
-        Path steps of ``ig`` and ``blur_ig`` (with ``auto_steps``: the steps they start from).
-    auto_steps : bool
-        Double the steps image by image until the completeness error is under :data:`STEPS_TARGET_ERROR`, up
-        to :data:`MAX_AUTO_STEPS` (False: ``steps`` exactly, as the user gave them).
-    ig_method : str
-        captum's integration rule for ``ig``: ``"gausslegendre"`` (default) or ``"riemann_trapezoid"``,
-        ``"riemann_left"``, ``"riemann_right"``, ``"riemann_middle"``.
-    baseline : str or Tensor
-        ``ig``'s baseline (:mod:`rfkit.attribution.baselines`).
-    noise : float
-        ``smoothgrad``'s noise sigma as a fraction of the input range (the span of a [0, 1] picture after the
-        model's normalisation: ``1 / std``, averaged over channels).
-    samples : int
-        ``smoothgrad``'s noisy samples per image.
-    blur_sigma : float or None
-        Largest blur of ``blur_ig`` (and of the ``"blur"`` baseline and the insertion canvas); None: 50 px
-        at 224 px, in proportion to the input (:func:`rfkit.attribution.baselines.default_sigma`).
-    batch_size : int
-        Inputs per forward pass: images, and also IG path points, SmoothGrad samples and Blur IG steps,
-        which are fed in chunks of this size.
-    seed : int
-        Seeds SmoothGrad's noise.
-    """
-
-    steps: int = DEFAULT_STEPS
-    auto_steps: bool = False
-    ig_method: str = "gausslegendre"
-    baseline: Any = "zeros"
-    noise: float = 0.15
-    samples: int = 25
-    blur_sigma: float | None = None
-    batch_size: int = 8
-    seed: int = 0
-
-    def as_dict(self) -> dict:
-        """Plain values for reports (a tensor baseline shows as its shape)."""
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        if not isinstance(self.baseline, str):
-            d["baseline"] = f"tensor {tuple(getattr(self.baseline, 'shape', ()))}"
-        return d

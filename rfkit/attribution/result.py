@@ -17,15 +17,16 @@ class AttributionResult:
     model : str
         Model name (spec, or the module's class name).
     maps : dict[str, numpy.ndarray]
-        Per method, ``(N, H, W)`` float32 at input resolution: **signed**, summed over colour channels (CAM
-        maps are non-negative; a combination ``A*B`` is the product of both maps, each divided by its largest
-        absolute value).
+        Per method, ``(N, H, W)`` float32 at input resolution: **signed**, summed over colour channels (or by
+        ``settings.channels``); CAM and FullGrad maps are non-negative; a product ``A*B`` is the product of both
+        maps, each divided by its largest absolute value.
     targets : tuple of Target
         Per image, what its maps explain (:class:`rfkit.attribution.targets.Target`).
     scores : numpy.ndarray
-        ``(N,)`` the target's score on each image: the class logit, or the unit's channel sum.
+        ``(N,)`` the target's score on each image: the class logit (or probability), or the unit's channel sum.
     logits : numpy.ndarray or None
-        ``(N, classes)`` the model's output for class targets (None for a unit target).
+        ``(N, classes)`` the model's output for class targets, as the methods saw it: logits, or softmax
+        probabilities with ``score="probability"`` (None for a unit target).
     images : numpy.ndarray
         ``(N, C, H, W)`` float32: the model-ready images the maps were computed on.
     labels : tuple of str
@@ -46,9 +47,10 @@ class AttributionResult:
         For a unit target, the unit's analytic RF window ``((y0, y1), (x0, x1))`` in input pixels (may
         reach beyond the image); None for class targets or a global unit.
     completeness : dict[str, numpy.ndarray]
-        For ``ig`` and ``blur_ig``, per image ``|sum(attr) - (f(x) - f(baseline))| / |f(x) - f(baseline)|``.
+        For the path methods (``ig``, ``blur_ig``, ``blur_ig_pair``, ``guided_ig``), per image
+        ``|sum(attr) - (f(x) - f(start))| / |f(x) - f(start)|``.
     steps : dict[str, numpy.ndarray]
-        For ``ig`` and ``blur_ig``, per image the path steps its map was computed with (int64): the steps
+        For the path methods, per image the path steps its map was computed with (int64): the steps
         given, or with automatic steps those that brought its completeness error under 5% (or the cap).
     outside_rf : dict[str, numpy.ndarray]
         For a unit target with a window, per gradient method and image, the share of ``|map|`` outside the
@@ -102,8 +104,8 @@ class AttributionResult:
 
     def rows(self) -> list[dict]:
         """One flat row per image and method: target, score, whether the score and the map are finite
-        (``score_finite``, ``map_finite``: False where they hold NaN or inf), path steps (None but for ``ig`` and
-        ``blur_ig``) and completeness error, share outside
+        (``score_finite``, ``map_finite``: False where they hold NaN or inf), path steps (None but for the path
+        methods) and completeness error, share outside
         the RF window, deletion/insertion AUC and sanity rank correlation (NaN where not computed)."""
         nan = float("nan")
         out = []
@@ -131,6 +133,12 @@ class AttributionResult:
                     }
                 )
         return out
+
+    def to_frame(self):
+        """:meth:`rows` as a :class:`pandas.DataFrame`: one row per image and method."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
 
     def __repr__(self) -> str:
         return (

@@ -1,12 +1,13 @@
 """What an attribution explains: a class logit or one unit of a layer, and the model as the attribution
 libraries see it (input -> one score column per target choice).
 
-A **class target** is the pre-softmax logit of a class: a fixed index, or the predicted (arg-max) class of
-each image. A **unit target** is one unit of a layer's spatial grid (the centre unit by default, the ERF's
-rule ``n // 2`` per axis); its score is the unit's value **summed over channels, signed** (the ERF's
-``replknet`` score takes ``relu`` first; for a layer that ends in a ReLU, like a ResNet stage, both are the
-same). Whatever the layer's layout (NCHW, channels-last, tokens behind a class token, Swin windows), the
-unit's entries are found from the graph (:func:`rfkit.graph.units.select_unit`).
+A **class target** is the pre-softmax logit of a class (or, with ``score="probability"``, its softmax
+probability): a fixed index, or the predicted (arg-max) class of each image. A **unit target** is one unit
+of a layer's spatial grid (the centre unit by default, the ERF's rule ``n // 2`` per axis); its score is the
+unit's value **summed over channels, signed** (the ERF's ``replknet`` score takes ``relu`` first; for a layer
+that ends in a ReLU, like a ResNet stage, both are the same). Whatever the layer's layout (NCHW,
+channels-last, tokens behind a class token, Swin windows), the unit's entries are found from the graph
+(:func:`rfkit.graph.units.select_unit`).
 """
 
 from __future__ import annotations
@@ -196,12 +197,14 @@ class UnitScore:
 
 class ScoreModel(nn.Module):
     """``model`` as captum and pytorch-grad-cam see it: input -> ``(B, K)`` scores, the target chosen by
-    column. For class targets the logits; for a unit target one column, the unit's channel sum."""
+    column. For class targets the logits (their softmax with ``probability=True``); for a unit target one
+    column, the unit's channel sum."""
 
-    def __init__(self, model: nn.Module, unit: UnitScore | None = None) -> None:
+    def __init__(self, model: nn.Module, unit: UnitScore | None = None, probability: bool = False) -> None:
         super().__init__()
         self.model = model
         self._unit = unit
+        self.probability = probability
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._unit is not None:
@@ -213,7 +216,7 @@ class ScoreModel(nn.Module):
                 f"class targets need a model that returns (N, classes) scores, got {shape}: pass a "
                 "unit target instead (LAYER or LAYER@i,j)"
             )
-        return out
+        return out.softmax(dim=1) if self.probability else out
 
 
 def unit_model(model: nn.Module, g, target: Target, captures: LayerCapture | None = None) -> ScoreModel:

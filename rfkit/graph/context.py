@@ -12,11 +12,12 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 
+from rfkit.errors import UnsupportedOpError
 from rfkit.graph.state import AxisRF, RFState
 
-
-class UnsupportedOp(Exception):
-    """Raised by a handler when this particular use of an op cannot be modelled (e.g. cat along H)."""
+UnsupportedOp = UnsupportedOpError
+"""What a handler raises when this particular use of an op cannot be modelled (e.g. cat along H):
+:class:`rfkit.errors.UnsupportedOpError` under its short name."""
 
 
 @dataclass
@@ -85,17 +86,36 @@ class OpContext:
     # --- common transforms --------------------------------------------------------------------------
     def local_op(
         self,
-        kernel: Sequence[int],
-        stride: Sequence[int | Fraction],
-        pad: Sequence[int | Fraction],
-        dilation: Sequence[int],
+        kernel: int | Sequence[int],
+        stride: int | Fraction | Sequence[int | Fraction] = 1,
+        pad: int | Fraction | Sequence[int | Fraction] = 0,
+        dilation: int | Sequence[int] = 1,
         state: RFState | None = None,
     ) -> RFState:
-        """Apply a sliding window over the last ``len(kernel)`` dims of the main input."""
+        """Apply a sliding window over the last ``len(kernel)`` dims of the main input.
+
+        Each of ``kernel``, ``stride``, ``pad`` and ``dilation`` is one value per windowed dim, or one value
+        for all of them (an int ``kernel`` windows as many trailing dims as the input has spatial axes).
+        The recurrence is DESIGN.md's: ``r' = r + (d(k - 1)) S``, ``S' = S s``,
+        ``center0' = center0 + (d(k - 1) / 2 - p) S``.
+
+        Examples
+        --------
+        A 3×3 window of stride 2 and padding 1 on the input: RF 3, stride 2, the first unit centred on pixel 0.
+
+        >>> import torch
+        >>> from rfkit.graph.state import RFState
+        >>> x = torch.empty(1, 3, 8, 8, device="meta")
+        >>> ctx = OpContext(None, None, (x,), {}, (RFState.input(2, (1, 3, 8, 8)),), {}, None)
+        >>> a = ctx.local_op(kernel=3, stride=2, pad=1).axes[0]
+        >>> int(a.size), int(a.stride), int(a.center)
+        (3, 2, 0)
+        """
         x, s = self.main() if state is None else (None, state)
-        n = len(kernel)
         if s.axes is None:  # already sees the whole input (e.g. a conv1d over pooled channels in ECA)
             return s
+        n = len(kernel) if isinstance(kernel, (list, tuple)) else len(s.axes)
+        kernel, stride, pad, dilation = (as_tuple(v, n) for v in (kernel, stride, pad, dilation))
         if all(k == 1 and st == 1 and p == 0 for k, st, p in zip(kernel, stride, pad)):
             return s  # pointwise: whatever the dims hold (MobileViT runs 1x1 convs over unfolded patches)
         if s.layout is None:

@@ -50,6 +50,24 @@ def _per_axis(value, n: int, what: str, layer: str, minimum: int) -> tuple[int, 
     return values
 
 
+def _sides(padding, n: int, layer: str, minimum: int | None = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(before, after) padding per axis from an int (every side), one int per axis (both sides), or one
+    ``(before, after)`` pair per axis (asymmetric: ZeroPadding, causal convolutions). Values below
+    ``minimum`` are refused (None: any int, negative ones crop)."""
+    pairs = isinstance(padding, (list, tuple)) and any(isinstance(p, (list, tuple)) for p in padding)
+    if not pairs:
+        low = -(2**31) if minimum is None else minimum
+        values = _per_axis(padding, n, "padding", layer, low)
+        return values, values
+    if len(padding) != n or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in padding):
+        raise ArchitectureError(f"layer {layer!r}: padding {padding!r} must be one (before, after) pair per axis")
+    flat = [v for p in padding for v in p]
+    if any(isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum) for v in flat):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ArchitectureError(f"layer {layer!r}: padding must be integers{bound}, not {padding!r}")
+    return tuple(p[0] for p in padding), tuple(p[1] for p in padding)
+
+
 def _fmt(values: Sequence) -> str:
     return "×".join(str(v) for v in values) if len(set(values)) > 1 else str(values[0])
 
@@ -102,6 +120,7 @@ class GraphBuilder:
         self.name = name
         self.in_chans = in_chans
         self._nodes: dict[str, _Node] = {}
+        self._unsupported: list = []
         self._last = "input"
         shape = (1, in_chans, *size)
         state = RFState.input(self.ndim, shape)
@@ -125,6 +144,15 @@ class GraphBuilder:
 
     def __len__(self) -> int:
         return len(self._nodes)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The output shape of layer ``name`` (batch 1, channels second for a map)."""
+        return self._nodes[name].shape
+
+    @property
+    def unsupported_nodes(self) -> list:
+        """The layers added with :meth:`opaque` (``UnsupportedNode`` records: node, op, reason)."""
+        return list(self._unsupported)
 
     @property
     def last(self) -> str:
@@ -215,7 +243,7 @@ class GraphBuilder:
                 f"layer {name!r}: padding must be an int, one int per axis, 'same' or 'valid', not {padding!r}"
             )
         else:
-            left = right = _per_axis(padding, n, "padding", name, 0)
+            left, right = _sides(padding, n, name)
         out = []
         for i, kk, st, dd, pl, pr in zip(sizes, k, s, d, left, right):
             span = dd * (kk - 1) + 1
@@ -251,8 +279,9 @@ class GraphBuilder:
         input: str | None = None,
         channels: int | None = None,
     ) -> str:
-        """A convolution. ``padding``: pixels per side (PyTorch), ``"valid"`` (0), or ``"same"`` (TensorFlow/Keras
-        'SAME': output ``ceil(size / stride)``, the odd pixel padded on the right, so it depends on the map size).
+        """A convolution. ``padding``: pixels per side (PyTorch), one ``(before, after)`` pair per axis
+        (asymmetric, e.g. a causal convolution), ``"valid"`` (0), or ``"same"`` (TensorFlow/Keras 'SAME': output
+        ``ceil(size / stride)``, the odd pixel padded on the right, so it depends on the map size).
         """
         return self._window(name, "conv", input, kernel, stride, padding, dilation, channels, False)
 
@@ -298,19 +327,22 @@ class GraphBuilder:
         channels: int | None = None,
     ) -> str:
         """A transposed convolution (PyTorch's ``ConvTranspose``: output ``(size - 1) * stride - 2 * padding
-        + dilation * (kernel - 1) + output_padding + 1``)."""
+        + dilation * (kernel - 1) + output_padding + 1``). ``padding`` may also be one ``(before, after)`` pair
+        per axis: the full output cropped by ``before`` and ``after`` pixels (a negative value adds zeros), as
+        Keras' 'same' transposed convolutions do."""
         from rfkit.graph.handlers.resample import transposed_axis
 
         src = self._spatial_source(name, input)
         n = self.ndim
         k = _per_axis(kernel, n, "kernel", name, 1)
         s = _per_axis(stride, n, "stride", name, 1)
-        p = _per_axis(padding, n, "padding", name, 0)
+        pairs = isinstance(padding, (list, tuple)) and any(isinstance(x, (list, tuple)) for x in padding)
+        p, p_after = _sides(padding, n, name, None if pairs else 0)
         d = _per_axis(dilation, n, "dilation", name, 1)
         op_ = _per_axis(output_padding, n, "output_padding", name, 0)
         out = tuple(
-            (i - 1) * st - 2 * pp + dd * (kk - 1) + o + 1
-            for i, kk, st, pp, dd, o in zip(src.shape[2:], k, s, p, d, op_)
+            (i - 1) * st - pp - pa + dd * (kk - 1) + o + 1
+            for i, kk, st, pp, pa, dd, o in zip(src.shape[2:], k, s, p, p_after, d, op_)
         )
         state = src.state
         if state.axes is not None:
@@ -408,15 +440,89 @@ class GraphBuilder:
         units = src.shape[1] * math.prod(src.shape[2:]) if units is None else int(units)
         return self._add(name, "linear", [src.record.name], state, (1, units), f"{units} units")
 
-    def attention(self, name: str, *, input: str | None = None) -> str:
+    def attention(self, name: str, *, input: str | None = None, context: Sequence[str] = ()) -> str:
         """Self-attention over every position (a ViT block's attention): each output sees the whole input
-        through the keys and values, and its own position through the query (kept as the local RF). For a
-        sliding-window attention use :meth:`conv` with the window as kernel."""
+        through the keys and values, and its own position through the query (kept as the local RF).
+        ``context`` names other inputs (keys and values of cross-attention): what they carry (an unknown RF,
+        misalignment) carries over. For a sliding-window attention use :meth:`conv` with the window as kernel."""
+        return self.mix(name, "attention", input=input, context=context)
+
+    def mix(self, name: str, op: str = "mix", *, input: str | None = None, context: Sequence[str] = ()) -> str:
+        """An op whose output at a position also depends on every other position, and still on its own:
+        attention, a normalisation whose statistics span the grid (GroupNorm, InstanceNorm), a softmax over
+        positions. Global where the map has more than one cell; the local RF is kept. ``context``: further
+        inputs whose flags (unknown, misaligned) carry over.
+
+        >>> b = GraphBuilder(8)
+        >>> _ = b.conv("conv", kernel=3, padding=1)
+        >>> _ = b.mix("norm", "group_norm")
+        >>> g = b.build()
+        >>> g["norm"].is_global, g["norm"].local_size
+        (True, (3, 3))
+        """
         src = self._spatial_source(name, input)
+        others = [self._source(name, c) for c in context]
         state = src.state
+        if others:
+            flags = merge([src.state, *(o.state for o in others)], None)
+            state = state.replace(unknown=flags.unknown, misaligned=flags.misaligned, approximate=flags.approximate)
         if math.prod(src.shape[2:]) > 1:
             state = state.replace(is_global=True)
-        return self._add(name, "attention", [src.record.name], state, src.shape, "all positions")
+        inputs = [src.record.name, *(o.record.name for o in others)]
+        return self._add(name, op, list(dict.fromkeys(inputs)), state, src.shape, "all positions")
+
+    def pad(self, name: str, padding, *, input: str | None = None) -> str:
+        """Explicit padding: pixels per side, one int per axis, or one ``(before, after)`` pair per axis;
+        negative values crop. The RF of every unit is the same; the units are re-indexed.
+
+        >>> b = GraphBuilder(8)
+        >>> _ = b.pad("pad", ((1, 2), (0, 0)))
+        >>> _ = b.conv("conv", kernel=3)
+        >>> g = b.build()
+        >>> g["pad"].shape, g["conv"].center
+        ((1, 3, 11, 8), (0, 1))
+        """
+        src = self._spatial_source(name, input)
+        before, after = _sides(padding, self.ndim, name, None)
+        out = tuple(i + b + a for i, b, a in zip(src.shape[2:], before, after))
+        state = src.state
+        if state.axes is not None:
+            state = state.with_axes(ax.shifted(-b) if b else ax for ax, b in zip(state.axes, before))
+        detail = "×".join(f"{b:+d}/{a:+d}" for b, a in zip(before, after))
+        return self._add(name, "pad", [src.record.name], state, (1, src.shape[1], *out), detail)
+
+    def crop(self, name: str, cropping, *, input: str | None = None) -> str:
+        """Cropping: pixels per side, one int per axis, or one ``(before, after)`` pair per axis removed."""
+        before, after = _sides(cropping, self.ndim, name, 0)
+        return self.pad(name, tuple((-b, -a) for b, a in zip(before, after)), input=input)
+
+    def reshape(self, name: str, shape: Sequence[int], *, input: str | None = None) -> str:
+        """A reshape that moves no position: a one-cell map to a vector or back (``(1, C, 1, 1)`` ↔ ``(1, C)``, as
+        in squeeze-and-excitation). ``shape`` is the output shape, batch first. A reshape that would fold grid
+        positions into channels or tokens has no rule here: it raises."""
+        src = self._source(name, input)
+        shape = tuple(int(v) for v in shape)
+        if len(shape) not in (2, 2 + self.ndim) or any(v < 1 for v in shape):
+            raise ArchitectureError(f"layer {name!r}: cannot reshape to {shape}: (batch, channels[, grid]) expected")
+        cells_in, cells_out = math.prod(src.shape[2:]), math.prod(shape[2:])
+        if cells_in != 1 or cells_out != 1 or math.prod(src.shape[1:]) != math.prod(shape[1:]):
+            raise ArchitectureError(
+                f"layer {name!r}: a reshape from {src.shape} to {shape} moves grid positions; only one-cell maps "
+                "and vectors can be reshaped"
+            )
+        return self._add(name, "reshape", [src.record.name], src.state, (1, *shape[1:]), "")
+
+    def opaque(self, name: str, inputs: Sequence[str], shape: Sequence[int], reason: str, op: str = "opaque") -> str:
+        """A layer rfkit has no rule for: its output (of ``shape``, batch first, channels second where it is a
+        map) gets an unknown RF, and so does everything after it; :attr:`RFGraph.unsupported` lists it with
+        ``reason``. Never passed through as if it were the identity."""
+        from rfkit.graph.propagate import UnsupportedNode
+
+        srcs = [self._source(name, i) for i in inputs]
+        flags = merge([s.state for s in srcs], None) if srcs else RFState(axes=None, layout=None)
+        state = RFState(axes=None, layout=None, is_global=flags.is_global, misaligned=flags.misaligned, unknown=True)
+        self._unsupported.append(UnsupportedNode(name, op, reason))
+        return self._add(name, op, [s.record.name for s in srcs], state, (1, *tuple(shape)[1:]), "RF unknown")
 
     def pointwise(
         self, name: str, op: str = "pointwise", *, input: str | None = None, channels: int | None = None
@@ -488,6 +594,9 @@ class GraphBuilder:
             "global_pool",
             "linear",
             "attention",
+            "mix",
+            "pad",
+            "crop",
             "pointwise",
             "add",
             "mul",
@@ -528,7 +637,9 @@ class GraphBuilder:
                 prefix = ".".join(parts[:i])
                 if prefix not in self._nodes:
                     modules[prefix] = n  # later layers overwrite: the last one under the prefix
-        return RFGraph(records, modules, [], self.input_size, self.name, self.in_chans, method="handbuilt")
+        return RFGraph(
+            records, modules, list(self._unsupported), self.input_size, self.name, self.in_chans, method="handbuilt"
+        )
 
 
 def graph_from_layers(

@@ -18,7 +18,18 @@ from rfkit.graph.layout import plain
 from rfkit.graph.units import grid_shape
 
 #: Ops of a classifier head that pool or flatten the final feature map.
-HEAD_POOLS = ("adaptiveavgpool", "adaptivemaxpool", "selectadaptivepool", "flatten", ".mean", "amax")
+HEAD_POOLS = (
+    "adaptiveavgpool",
+    "adaptivemaxpool",
+    "selectadaptivepool",
+    "flatten",
+    ".mean",
+    "amax",
+    "onnx.globalaveragepool",
+    "onnx.globalmaxpool",
+    "onnx.reducemean",
+    "onnx.reducemax",
+)
 
 
 def has_grid(record) -> bool:
@@ -167,10 +178,27 @@ def evenly_spaced(names: Sequence[str], limit: int) -> list[str]:
     return [names[round(i * step)] for i in range(limit)]
 
 
+def stride_stages(g) -> list[str]:
+    """The last module output at each stride of the input, before the head's pooling: the stage outputs of a
+    model whose modules are not grouped into stages (an ONNX model's nodes are all top-level)."""
+    last: dict[tuple, str] = {}
+    for name, record in g.records.items():
+        if is_head_pool(record.op):
+            break
+        module = module_of(g, name)
+        if module and is_feature_map(record) and not record.info.unknown:
+            last[tuple(record.info.stride)] = module
+    return list(last.values())
+
+
 def stage_candidates(g, model: nn.Module) -> list[str]:
-    """The stage outputs: timm's ``feature_info`` modules, else the top-level children, that are feature
-    grids of the graph with a known RF."""
-    names = feature_stages(model) or [n for n, _ in model.named_children()]
+    """The stage outputs: timm's ``feature_info`` modules, else the top-level children (an ONNX model: the last
+    layer at each stride, :func:`stride_stages`), that are feature grids of the graph with a known RF."""
+    names = feature_stages(model) or (
+        stride_stages(g) if g.method == "onnx" else [n for n, _ in model.named_children()]
+    )
+    # a stage module returning a tuple (transformers' Swin stages): its first element
+    names = [f"{n}[0]" if n not in g.module_outputs and f"{n}[0]" in g.module_outputs else n for n in names]
     return [n for n in names if n in g.module_outputs and has_grid(g.record(n)) and not g[n].unknown]
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import operator
 import re
 import types
+import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,7 @@ import torch
 import torch.fx as fx
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
-from rfkit.errors import InputTooSmallError, RFKitError, TraceError
+from rfkit.errors import InputTooSmallError, RFKitError, RuleFailedWarning, TraceError
 from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext, UnsupportedOp
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
@@ -29,11 +31,13 @@ _TOO_SMALL = re.compile(
 
 @dataclass
 class UnsupportedNode:
-    """One node with no RF rule (or whose use of the op cannot be modelled)."""
+    """One node with no RF rule (or whose use of the op cannot be modelled, or whose rule failed:
+    ``rule_failed``, which makes the graph incomplete)."""
 
     node: str
     op: str
     reason: str
+    rule_failed: bool = False
 
 
 @dataclass
@@ -78,6 +82,14 @@ def _has_tensor(value: Any) -> bool:
     return any(isinstance(v, torch.Tensor) for v in leaves)
 
 
+def _per_element(state: Any, value: tuple | list) -> list:
+    """The state of each element of a tuple or list ``value`` (None for elements no input reaches), for the
+    concatenation of tuples (``(x,) + outputs[1:]``)."""
+    if isinstance(state, (tuple, list)) and len(state) == len(value):
+        return list(state)
+    return [None] * len(value)
+
+
 def _unknown_like(out: Any, base: RFState | None, in_shape: tuple | None) -> Any:
     """Unknown state for each tensor of ``out``; the spatial layout is kept where the shape is unchanged."""
     base = base or RFState(axes=None, layout=None)
@@ -103,6 +115,59 @@ def _raise(cls, message: str, cause: BaseException | None = None):
     raise err from cause
 
 
+class _Recordings:
+    """The ATen graphs ``make_fx`` recorded for plain functions (timm's no-trace functions), by
+    :func:`_recording_key`: at most ``size`` of them, the least recently used dropped first. A function called
+    again on tensors of the same shapes, dtypes and strides, with the same other arguments, records the same
+    graph: MViTv2 calls ``cal_rel_pos_type`` once per block, on four distinct shapes (its recording was a third
+    of its trace time)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._graphs: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        graph = self._graphs.get(key)
+        if graph is not None:
+            self._graphs.move_to_end(key)
+        return graph
+
+    def put(self, key, graph) -> None:
+        self._graphs[key] = graph
+        if len(self._graphs) > self.size:
+            self._graphs.popitem(last=False)
+
+
+_RECORDINGS = _Recordings()
+
+#: Arguments a recording may depend on by value (anything else: the call is recorded afresh).
+_CONSTANTS = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format)
+
+
+def _recording_key(fn, flat: list, where: list[int]):
+    """What a recording of the plain function ``fn`` on the flattened arguments ``flat`` (tensors at ``where``)
+    depends on: the function, each tensor's shape, stride, dtype, device and ``requires_grad``, which inputs are
+    the same tensor, and the value of every other argument; None where an argument is not such a constant.
+
+    >>> x = torch.empty(2, 3, device="meta")
+    >>> _recording_key(torch.add, [x, 1], [0]) == _recording_key(torch.add, [torch.empty(2, 3, device="meta"), 1], [0])
+    True
+    >>> _recording_key(torch.add, [x, [1]], [0]) is None
+    True
+    """
+    tensors = []
+    first: dict[int, int] = {}
+    for i in where:
+        t = flat[i]
+        tensors.append(
+            (tuple(t.shape), t.stride(), t.dtype, t.device.type, t.requires_grad, first.setdefault(id(t), i))
+        )
+    others = [(i, v) for i, v in enumerate(flat) if i not in set(where)]
+    if not all(isinstance(v, _CONSTANTS) for _, v in others):
+        return None
+    return (fn, tuple(tensors), tuple((i, type(v), v) for i, v in others))
+
+
 class RFPropagator(fx.Interpreter):
     """Run ``gm`` on meta tensors, attaching ``node.meta['rf']`` and ``node.meta['shape']``.
 
@@ -124,6 +189,7 @@ class RFPropagator(fx.Interpreter):
         self.result = PropagationResult()
         self._seen_input = False
         self._given_states: list | None = None  # states of the placeholders, for a recorded sub-graph
+        self._prefix = ""  # "<node>/" before the node names of a recorded sub-graph, in warnings
 
     def propagate(self, x: torch.Tensor, ndim_spatial: int) -> PropagationResult:
         self.ndim_spatial = ndim_spatial
@@ -209,6 +275,10 @@ class RFPropagator(fx.Interpreter):
         if n.target is operator.getitem and not isinstance(args[0], torch.Tensor):
             container = arg_states[0]
             return container[args[1]] if isinstance(container, (tuple, list, dict)) else container
+        if n.target is getattr and isinstance(args[0], dict) and isinstance(arg_states[0], dict):
+            return arg_states[0].get(args[1])  # a field of a dict-like output (transformers' ModelOutput)
+        if n.target is operator.add and all(isinstance(a, (tuple, list)) for a in args[:2]):
+            return tuple(_per_element(arg_states[0], args[0])) + tuple(_per_element(arg_states[1], args[1]))
 
         module = self.fetch_attr(n.target) if n.op == "call_module" else None
         handler = self._lookup(n, module)
@@ -229,8 +299,8 @@ class RFPropagator(fx.Interpreter):
             if unknown_input:  # downstream of an unsupported op: already reported there
                 return _unknown_like(out, base, in_shape)
             return self._unsupported(n, module, out, base, in_shape, str(e))
-        except Exception as e:  # noqa: BLE001 - a rule that breaks on an unforeseen use: report, go on
-            return self._unsupported(n, module, out, base, in_shape, f"RF rule failed: {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - a rule that breaks on an unforeseen use: warn, report, go on
+            return self._rule_failed(n, module, out, base, in_shape, handler, e)
         state = _fitted(state, out)
         if unknown_input:
             state = tree_map(lambda s: s.replace(unknown=True) if isinstance(s, RFState) else s, state)
@@ -254,10 +324,15 @@ class RFPropagator(fx.Interpreter):
             a, k = tree_unflatten(values, spec)
             return fn(*a, **k)
 
+        key = _recording_key(fn, flat, where) if module is None else None
         try:
-            recorded = make_fx(functionalize(call, remove="mutations_and_views"), tracing_mode="real")(
-                *[flat[i] for i in where]
-            )
+            recorded = _RECORDINGS.get(key) if key is not None else None
+            if recorded is None:
+                recorded = make_fx(functionalize(call, remove="mutations_and_views"), tracing_mode="real")(
+                    *[flat[i] for i in where]
+                )
+                if key is not None:
+                    _RECORDINGS.put(key, recorded)
         except Exception as e:  # noqa: BLE001
             return self._unsupported(
                 n,
@@ -269,13 +344,14 @@ class RFPropagator(fx.Interpreter):
             )
         sub = RFPropagator(recorded, self.registry)
         sub._given_states = [state_of.get(id(flat[i])) for i in where]
+        sub._prefix = f"{self._prefix}{n.name}/"
         sub.ndim_spatial = self.ndim_spatial
         try:
             sub.run(*[flat[i] for i in where])
         except RFKitError as e:
             return self._unsupported(n, module, out, base, in_shape, f"recorded ATen graph failed: {e}")
         for u in sub.result.unsupported:
-            self.result.unsupported.append(UnsupportedNode(f"{n.name}/{u.node}", u.op, u.reason))
+            self.result.unsupported.append(UnsupportedNode(f"{n.name}/{u.node}", u.op, u.reason, u.rule_failed))
         out_node = next(x for x in recorded.graph.nodes if x.op == "output")
         return fx.node.map_arg(out_node.args[0], lambda a: sub.result.states.get(a.name))
 
@@ -305,6 +381,33 @@ class RFPropagator(fx.Interpreter):
             return self.registry.for_method(n.target)
         return self.registry.for_function(n.target)
 
-    def _unsupported(self, n, module, out, base, in_shape, reason):
-        self.result.unsupported.append(UnsupportedNode(node=n.name, op=op_key(n, module), reason=reason))
+    def _unsupported(self, n, module, out, base, in_shape, reason, rule_failed: bool = False):
+        self.result.unsupported.append(UnsupportedNode(n.name, op_key(n, module), reason, rule_failed))
         return _unknown_like(out, base, in_shape)
+
+    def _rule_failed(self, n, module, out, base, in_shape, handler, error: Exception):
+        """A rule that raised something other than :class:`UnsupportedOp`: a :class:`RuleFailedWarning` naming
+        the rule, the op, the node (and module) and the error; the op is listed as unsupported with the error,
+        and the graph is marked incomplete (:func:`rule_failures`)."""
+        op = op_key(n, module)
+        rule = getattr(handler, "__qualname__", None) or repr(handler)
+        where = f"node {self._prefix}{n.name}" + (f" (module {n.target})" if n.op == "call_module" else "")
+        first = (str(error).strip().splitlines() or [""])[0]
+        message = f"{type(error).__name__}: {first}" if first else type(error).__name__
+        warnings.warn(
+            f"the RF rule {rule} for {op} failed at {where}: {message}; its RF and every RF after it are unknown "
+            "(fix the rule, or raise UnsupportedOpError where it cannot model the op)",
+            RuleFailedWarning,
+            stacklevel=2,
+        )
+        return self._unsupported(n, module, out, base, in_shape, f"RF rule {rule} failed: {message}", True)
+
+
+def rule_failures(unsupported) -> str | None:
+    """Why a graph whose propagation had failing rules is incomplete (None when none failed).
+
+    >>> rule_failures([UnsupportedNode("conv", "torch.nn.Conv2d", "RF rule r failed: ValueError: bad", True)])
+    'an RF rule failed at node conv (torch.nn.Conv2d): RF rule r failed: ValueError: bad'
+    """
+    failed = [u for u in unsupported if u.rule_failed]
+    return "; ".join(f"an RF rule failed at node {u.node} ({u.op}): {u.reason}" for u in failed) or None

@@ -5,18 +5,23 @@ call (matched by the function object) or a tensor method call (matched by name).
 :class:`~rfkit.graph.context.OpContext` and returns the :class:`~rfkit.graph.state.RFState` of the op's
 output (or a tuple of states for ops returning several tensors).
 
-Adding support for an op is one decorated function::
+Adding support for an op is one decorated function (the recipe in ``docs/architecture.md`` runs in CI)::
 
     from rfkit.graph.registry import DEFAULT_REGISTRY as R
 
-    @R.module(MyBlurPool)
+    @R.module(MyBlurPool, leaf=True)
     def _blur(ctx):
         return ctx.local_op(kernel=3, stride=2, pad=1)
+
+A handler that raises :class:`~rfkit.errors.UnsupportedOpError` lists its op as unsupported with the reason;
+one that raises anything else is reported with a :class:`~rfkit.errors.RuleFailedWarning` and makes the graph
+incomplete (:mod:`rfkit.graph.propagate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch.nn as nn
@@ -103,6 +108,22 @@ class Registry:
 
     def for_method(self, name: str) -> Handler | None:
         return self.methods.get(name)
+
+    @contextmanager
+    def scoped(self) -> Iterator[Registry]:
+        """Undo every registration made inside the ``with`` block (for tests and examples).
+
+        >>> r = Registry()
+        >>> with r.scoped():
+        ...     _ = r.method("frobnicate")(lambda ctx: None)
+        >>> r.for_method("frobnicate") is None
+        True
+        """
+        before = (dict(self.modules), dict(self.functions), dict(self.methods), set(self.leaf_types))
+        try:
+            yield self
+        finally:
+            self.modules, self.functions, self.methods, self.leaf_types = before
 
 
 DEFAULT_REGISTRY = Registry()

@@ -93,6 +93,8 @@ class RFGraph:
         self.axis_names = AXIS_NAMES.get(len(self.input_size), tuple(f"a{i}" for i in range(len(self.input_size))))
         self._unsupported_nodes = list(unsupported_nodes)
         self._nx: nx.DiGraph | None = None
+        #: other names of modules or nodes -> the name in the graph (an ONNX model's node and output names)
+        self.aliases: dict[str, str] = {}
 
     # --- lookup -------------------------------------------------------------------------------------
     def resolve(self, key: str) -> str:
@@ -104,12 +106,14 @@ class RFGraph:
             return self.module_outputs[key]
         if key in self.records:
             return key
+        if key in self.aliases:
+            return self.resolve(self.aliases[key])
         indexed = self._indexed_layer(key)
         if indexed is not None:
             return self.module_outputs[indexed]
         self._check_element(key)
         self._check_container(key)
-        candidates = list(self.module_outputs) + list(self.records)
+        candidates = list(self.module_outputs) + list(self.records) + list(self.aliases)
         close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
         hint = f" Close matches: {', '.join(close)}." if close else " List the names with `rfkit graph MODEL`."
         raise NodeNotFoundError(
@@ -182,7 +186,7 @@ class RFGraph:
         return self.records[self.resolve(key)].info
 
     def __contains__(self, key: str) -> bool:
-        return key in self.module_outputs or key in self.records
+        return key in self.module_outputs or key in self.records or key in self.aliases
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.records)

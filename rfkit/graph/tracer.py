@@ -36,7 +36,12 @@ _VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 class RFTracer(fx.Tracer):
     """An ``fx.Tracer`` whose leaves are torch.nn's modules, timm's no-trace modules, the registry's leaf
     types and the classes in ``whole`` (modules whose forward torch.fx could not follow), and which records
-    ``module_outputs``: qualified module name → output node name (of its first call)."""
+    ``module_outputs``: qualified module name → output node name (of its first call).
+
+    The dtype of the input and of the model's parameters and buffers is known while tracing (rfkit feeds the
+    model inputs of its own dtype: :func:`rfkit.models.spec.input_dtype`), so that a comparison of dtypes, as
+    in transformers' ``if pixel_values.dtype != weight.dtype: pixel_values = pixel_values.to(...)``, is decided
+    then instead of stopping the trace (:class:`_Dtype`); a dtype passed on (``x.to(w.dtype)``) stays a node."""
 
     def __init__(self, registry: Registry = DEFAULT_REGISTRY, whole: tuple[type, ...] = ()) -> None:
         notrace_modules, notrace_functions = _timm_notrace()
@@ -48,6 +53,28 @@ class RFTracer(fx.Tracer):
         self.module_outputs: dict[str, Any] = {}
         self.tracing_modules: list[str] = []  # modules being traced, innermost last
         self.tracing_stack: list[nn.Module] = []
+        self.input_dtype: torch.dtype | None = None
+
+    def trace(self, root, concrete_args=None):
+        from rfkit.models.spec import input_dtype
+
+        self.input_dtype = input_dtype(root) if isinstance(root, nn.Module) else None
+        return super().trace(root, concrete_args)
+
+    def known_dtype(self, node: fx.Node) -> torch.dtype | None:
+        """The dtype of the input (a placeholder) or of a parameter or buffer (a get_attr node), else None."""
+        if node.op == "placeholder":
+            return self.input_dtype
+        if node.op != "get_attr" or not isinstance(node.target, str):
+            return None
+        *path, last = node.target.split(".")
+        module = self.root
+        for part in path:  # the module dicts, not getattr: torch.fx answers getattr with proxies while tracing
+            module = module._modules.get(part) if isinstance(module, nn.Module) else None
+        if not isinstance(module, nn.Module):
+            return None
+        value = module._parameters.get(last, module._buffers.get(last, module.__dict__.get(last)))
+        return value.dtype if isinstance(value, torch.Tensor) else None
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
         """A root ``forward(self, x, *args, **kwargs)`` is traced as ``forward(self, x)``: torch.fx would
@@ -117,11 +144,41 @@ def _known_length(node: fx.Node) -> int | None:
 
 class _Proxy(fx.Proxy):
     """A Proxy whose ``len()`` is known where the call says it (``chunk(n)``, ``split([sizes])``), so that
-    ``list(x.chunk(2, 1))`` traces."""
+    ``list(x.chunk(2, 1))`` traces, and whose ``dtype`` compares as the tensor's where the tracer knows it."""
 
     def __len__(self) -> int:
         n = _known_length(self.node)
         return super().__len__() if n is None else n
+
+    def __getattr__(self, name: str):
+        if name == "dtype" and isinstance(self.tracer, RFTracer):
+            known = self.tracer.known_dtype(self.node)
+            if known is not None:
+                return _Dtype(self, known)
+        return super().__getattr__(name)
+
+
+class _Dtype(fx.proxy.Attribute):
+    """``x.dtype`` of a proxy whose dtype is known: ``==`` and ``!=`` against a dtype are decided while tracing;
+    used any other way it is a graph node, as torch.fx makes it."""
+
+    def __init__(self, root: fx.Proxy, known: torch.dtype) -> None:
+        super().__init__(root, "dtype")
+        self.known = known
+
+    def _equal(self, other) -> bool | None:
+        other = other.known if isinstance(other, _Dtype) else other
+        return self.known == other if isinstance(other, torch.dtype) else None
+
+    def __eq__(self, other):
+        same = self._equal(other)
+        return super().__eq__(other) if same is None else same
+
+    def __ne__(self, other):
+        same = self._equal(other)
+        return super().__ne__(other) if same is None else not same
+
+    __hash__ = fx.Proxy.__hash__
 
 
 def element_name(module: str, key) -> str:

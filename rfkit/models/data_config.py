@@ -41,8 +41,8 @@ def data_config_for(model: nn.Module, input_size=None, *, spec=None) -> dict:
     input_size : int or (h, w) or (c, h, w), optional
         Override the input size; crop_pct, mean, std and interpolation are kept.
     spec : str or rfkit.models.spec.ModelSpec, optional
-        The spec the model was built from; for ``torchvision:NAME`` the resize/crop/interpolation of the
-        DEFAULT weights' transforms are used.
+        The spec the model was built from; a model without its own config gets its source's (for
+        ``torchvision:NAME`` the resize/crop/interpolation of the DEFAULT weights' transforms).
 
     Returns
     -------
@@ -60,6 +60,7 @@ def data_config_for(model: nn.Module, input_size=None, *, spec=None) -> dict:
     >>> data_config_for(nn.Conv2d(1, 4, 3))["input_size"]
     (1, 224, 224)
     """
+    from rfkit.models.sources import get_source
     from rfkit.models.spec import ModelSpec, default_input, parse_spec
 
     spec = parse_spec(spec) if isinstance(spec, str) else spec
@@ -70,8 +71,8 @@ def data_config_for(model: nn.Module, input_size=None, *, spec=None) -> dict:
         cfg = dict(resolve_data_config({}, model=model))
         if own.get("input_note"):  # what the input is, where it is not a photo (a detector's transformed tensor)
             cfg["input_note"] = own["input_note"]
-    elif isinstance(spec, ModelSpec) and spec.source == "torchvision" and torchvision_data_config(spec.name):
-        cfg = torchvision_data_config(spec.name)
+    elif isinstance(spec, ModelSpec) and (given := get_source(spec.source).data_config(spec)):
+        cfg = given
     else:
         cfg = dict(DEFAULT_DATA_CONFIG)
         size, _ = default_input(model, spec)

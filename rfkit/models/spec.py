@@ -8,52 +8,25 @@ A spec is one of
   (:mod:`rfkit.models.detection`);
 - ``ultralytics:yolo11n.yaml``: an ultralytics YOLO built from a yaml file (:mod:`rfkit.models.ultralytics`);
 - ``path/to/file.py:factory``: a function in a Python file that returns an ``nn.Module``; the file is
-  imported (its code runs), so it is built only with ``trust=True`` (``--trust``).
+  imported (its code runs), so it is built only with ``trust=True`` (``--trust``);
+- ``keras:NAME`` (``keras.applications``), ``FILE.keras`` / ``FILE.h5``: a Keras 3 model, run on Keras' torch
+  backend (:mod:`rfkit.models.sources.keras_source`);
+- ``SOURCE:NAME`` for any other registered source (:mod:`rfkit.models.sources`: ``rfkit list-models --sources``).
 
+Each kind is a source object in one registry (:mod:`rfkit.models.sources`), which parses, lists and builds.
 Built for analysis, a model lives on the meta device: no weights, no memory.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib.util
-import inspect
-import os
-import sys
 import warnings
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from rfkit.errors import CheckpointError, ModelBuildError, ModelNotFoundError, UntrustedFileError
-from rfkit.io import shown_path
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A parsed model spec.
-
-    Attributes
-    ----------
-    source : str
-        ``"timm"``, ``"torchvision"``, ``"ultralytics"`` or ``"file"``.
-    name : str
-        Model name (timm name with tag, torchvision name, or factory name).
-    path : str or None
-        The Python file, for ``"file"`` specs.
-    """
-
-    source: str
-    name: str
-    path: str | None = None
-
-    @property
-    def display_name(self) -> str:
-        return self.name if self.source != "file" else f"{Path(self.path).stem}:{self.name}"
+from rfkit.errors import CheckpointError, InputTooSmallError, ModelBuildError, ModelNotFoundError
+from rfkit.models.sources import ModelSpec, get_source, source_for
 
 
 def shown_spec(spec: str) -> str:
@@ -67,11 +40,7 @@ def shown_spec(spec: str) -> str:
     'my.py:build'
     """
     parsed = parse_spec(spec)
-    if parsed.source == "file":
-        return f"{shown_path(parsed.path)}:{parsed.name}"
-    if parsed.source == "ultralytics" and os.path.isabs(parsed.name):
-        return f"ultralytics:{shown_path(parsed.name)}"
-    return spec
+    return get_source(parsed.source).shown(parsed, spec)
 
 
 def parse_spec(spec: str) -> ModelSpec:
@@ -85,103 +54,7 @@ def parse_spec(spec: str) -> ModelSpec:
     ModelSpec(source='file', name='build', path='nets/mine.py')
     """
     spec = spec.strip()
-    if spec.startswith("torchvision:"):
-        return ModelSpec("torchvision", spec.split(":", 1)[1])
-    if spec.startswith("ultralytics:"):
-        return ModelSpec("ultralytics", spec.split(":", 1)[1])
-    if spec.startswith("timm:"):
-        return ModelSpec("timm", spec.split(":", 1)[1])
-    if ".py:" in spec:
-        path, factory = spec.rsplit(":", 1)
-        return ModelSpec("file", factory, path)
-    return ModelSpec("timm", spec)
-
-
-@lru_cache(maxsize=1)
-def _timm_names() -> tuple[str, ...]:
-    import timm
-
-    return tuple(timm.list_models())
-
-
-def _close(name: str, names) -> str:
-    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
-    return f" Close matches: {', '.join(close)}." if close else ""
-
-
-def _build_timm(name: str, pretrained: bool, **kwargs) -> nn.Module:
-    import timm
-
-    arch = name.split(".", 1)[0]
-    if not timm.is_model(arch):
-        raise ModelNotFoundError(
-            f"unknown model {name!r}: not a timm architecture.{_close(arch, _timm_names())}"
-            " Run `rfkit list-models PATTERN` to search, or use torchvision:NAME or FILE.py:FACTORY."
-        )
-    if "." in name:
-        tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*")]
-        tag = name.split(".", 1)[1]
-        if tag not in tags:
-            raise ModelNotFoundError(
-                f"{arch} has no pretrained tag {tag!r}.{_close(tag, tags)} Tags: {', '.join(tags) or 'none'}."
-            )
-    img_size = kwargs.pop("img_size", None)
-    if img_size is not None:  # transformers with a fixed grid (ViT, Swin, ...) are built for that size
-        try:
-            return timm.create_model(name, pretrained=pretrained, img_size=img_size, **kwargs)
-        except TypeError as e:  # a model without a fixed input size: its constructor takes no img_size
-            if "img_size" not in str(e):
-                raise
-    return timm.create_model(name, pretrained=pretrained, **kwargs)
-
-
-def _build_torchvision(name: str, pretrained: bool, **kwargs) -> nn.Module:
-    import torchvision
-
-    names = torchvision.models.list_models()
-    if name not in names:
-        raise ModelNotFoundError(f"unknown torchvision model {name!r}.{_close(name, names)}")
-    weights = "DEFAULT" if pretrained else None
-    builder = torchvision.models.get_model_builder(name)
-    if "weights_backbone" in inspect.signature(builder).parameters and "weights_backbone" not in kwargs:
-        kwargs["weights_backbone"] = None if not pretrained else "DEFAULT"  # else it downloads the backbone
-    model = torchvision.models.get_model(name, weights=weights, **kwargs)
-    from rfkit.models.detection import DetectorBackbone, is_detector
-
-    return DetectorBackbone(model) if is_detector(name) else model
-
-
-def _build_ultralytics(name: str, trust: bool) -> nn.Module:
-    from rfkit.models.ultralytics import build_yolo
-
-    return build_yolo(name, trust=trust)
-
-
-def _build_file(path: str, factory: str, trust: bool, **kwargs) -> nn.Module:
-    file = Path(path)
-    if not file.is_file():
-        raise ModelNotFoundError(f"model file {path!r} does not exist (spec FILE.py:FACTORY).")
-    if not trust:
-        raise UntrustedFileError(
-            f"{path} is Python code: to build {factory}() rfkit would import and run it, which it does only when "
-            "told to trust the file (trust=True, --trust)"
-        )
-    mod_name = f"rfkit_user_model_{abs(hash(str(file.resolve())))}"
-    spec = importlib.util.spec_from_file_location(mod_name, file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        raise ModelBuildError(f"importing {path} failed: {type(e).__name__}: {e}") from e
-    fn = getattr(module, factory, None)
-    if fn is None or not callable(fn):
-        names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
-        raise ModelNotFoundError(f"{path} has no function {factory!r}.{_close(factory, names)}")
-    model = fn(**kwargs)
-    if not isinstance(model, nn.Module):
-        raise ModelBuildError(f"{path}:{factory} returned {type(model).__name__}, not a torch.nn.Module.")
-    return model
+    return source_for(spec).parse(spec)
 
 
 def build_model(
@@ -214,13 +87,13 @@ def build_model(
     'meta'
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    builders = {
-        "timm": lambda: _build_timm(spec.name, pretrained, **kwargs),
-        "torchvision": lambda: _build_torchvision(spec.name, pretrained, **kwargs),
-        "file": lambda: _build_file(spec.path, spec.name, trust, **kwargs),
-        "ultralytics": lambda: _build_ultralytics(spec.name, trust=trust),
-    }
-    build = builders[spec.source]
+    source = get_source(spec.source)
+
+    def build():
+        return source.build(spec, pretrained=pretrained, trust=trust, **kwargs)
+
+    if str(device) == "meta" and not source.meta:  # a library that makes its tensors itself (Keras): the CPU
+        device = "cpu"
     with warnings.catch_warnings():  # constructors' deprecation chatter (torchvision's inception init...)
         warnings.simplefilter("ignore", FutureWarning)
         return _build_on(build, device, pretrained, spec)
@@ -232,7 +105,7 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
             try:
                 with torch.device("meta"):
                     model = build()
-            except (ModelNotFoundError, ModelBuildError, CheckpointError):
+            except (ModelNotFoundError, ModelBuildError, CheckpointError, InputTooSmallError):
                 raise
             except Exception:  # some constructors compute on tensors (e.g. .item()): build on CPU, then copy
                 model = build()
@@ -240,7 +113,7 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
                 model = meta_copy(model)  # a builder that makes its tensors where it likes (ultralytics)
         else:
             model = build().to(device)
-    except (ModelNotFoundError, ModelBuildError, CheckpointError):
+    except (ModelNotFoundError, ModelBuildError, CheckpointError, InputTooSmallError):
         raise
     except Exception as e:
         raise ModelBuildError(f"building {spec.display_name} failed: {type(e).__name__}: {e}") from e
@@ -310,8 +183,8 @@ def input_dtype(model: nn.Module) -> torch.dtype:
 
 
 def default_input(model: nn.Module, spec: ModelSpec | None = None) -> tuple[tuple[int, ...] | None, int | None]:
-    """(input size, input channels) the model was made for, where it says: timm's pretrained config,
-    torchvision's weights transforms; else (None, channels of the first conv)."""
+    """(input size, input channels) the model was made for, where it says: timm's pretrained config, or its
+    source's default (torchvision's weights transforms); else (None, channels of the first conv)."""
     size, chans = None, None
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
     if isinstance(cfg, dict) and cfg.get("input_size"):
@@ -319,27 +192,11 @@ def default_input(model: nn.Module, spec: ModelSpec | None = None) -> tuple[tupl
         size = tuple(size)
     elif isinstance(getattr(model, "image_size", None), int):  # torchvision ViTs are built for one size
         size = (model.image_size, model.image_size)
-    elif spec is not None and spec.source == "torchvision":
-        size = _torchvision_size(spec.name)
+    elif spec is not None:
+        size = get_source(spec.source).default_input_size(spec)
     if chans is None:
         for m in model.modules():
             if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
                 chans = m.in_channels
                 break
     return size, chans
-
-
-def _torchvision_size(name: str) -> tuple[int, int] | None:
-    import torchvision
-
-    try:
-        weights = torchvision.models.get_model_weights(name)
-    except (ValueError, KeyError):
-        return None
-    for w in weights:
-        kw = getattr(w.transforms, "keywords", {})
-        crop = kw.get("crop_size") or kw.get("resize_size")  # segmentation weights resize only
-        if crop:
-            crop = crop if isinstance(crop, (list, tuple)) else (crop, crop)
-            return tuple(crop) if len(crop) == 2 else (crop[0], crop[0])
-    return None

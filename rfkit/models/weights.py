@@ -46,6 +46,7 @@ import torch.nn as nn
 
 from rfkit.errors import CheckpointError, ModelNotFoundError, WeightsError, WeightsUnavailableError, WeightsWarning
 from rfkit.io import shown_path
+from rfkit.models.sources import NoPretrained, PretrainedUnavailable, get_source, owner_of
 from rfkit.models.spec import ModelSpec, build_model, copy_module, parse_spec
 
 #: ``weights`` options other than a checkpoint path.
@@ -282,8 +283,7 @@ def _hub_offline_env() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-class _Unavailable(Exception):
-    pass
+_Unavailable = PretrainedUnavailable  # pretrained weights exist but cannot be had now
 
 
 def _first_line(e: BaseException) -> str:
@@ -314,7 +314,10 @@ def _hf_cached(loc) -> bool:
         return True
 
 
-def _pretrained_timm(spec: ModelSpec, device, **build) -> tuple[nn.Module, str]:
+def pretrained_timm(spec: ModelSpec, device, **build) -> tuple[nn.Module, str]:
+    """timm model ``spec`` with its pretrained weights and their tag, without hanging offline (the host is
+    probed first; offline, only the local Hugging Face / torch hub cache is used); raises
+    :class:`PretrainedUnavailable` with the reason when they cannot be had."""
     import timm
 
     name = spec.name
@@ -363,7 +366,8 @@ def _pretrained_timm(spec: ModelSpec, device, **build) -> tuple[nn.Module, str]:
     return model, tag
 
 
-def _pretrained_torchvision(spec: ModelSpec, device) -> tuple[nn.Module, str]:
+def pretrained_torchvision(spec: ModelSpec, device) -> tuple[nn.Module, str]:
+    """torchvision model ``spec`` with its DEFAULT weights and their name (as :func:`pretrained_timm`)."""
     import torchvision
 
     try:
@@ -618,7 +622,8 @@ def _seeded(seed: int | None):
         yield
 
 
-def _finish(model: nn.Module, info: WeightsInfo) -> tuple[nn.Module, WeightsInfo]:
+def with_warnings(model: nn.Module, info: WeightsInfo) -> tuple[nn.Module, WeightsInfo]:
+    """``(model, info)``, after warning (:class:`~rfkit.errors.WeightsWarning`) each of ``info.warnings``."""
     for w in info.warnings:
         warnings.warn(w, WeightsWarning, stacklevel=3)
     return model, info
@@ -642,7 +647,7 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
             if traps
             else ()
         )
-        return _finish(
+        return with_warnings(
             model, WeightsInfo("as-given", f"as given ({name})", warnings=warn, traps=tuple(t[0] for t in traps))
         )
     if mode == "checkpoint":
@@ -654,7 +659,7 @@ def _load_module(model: nn.Module, mode: str, path: Path | None, device) -> tupl
         live = copy_module(model)
         key = load_checkpoint(live, path)
         where = f" [{key!r}]" if key else ""
-        return _finish(
+        return with_warnings(
             live.to(device).eval(),
             WeightsInfo("checkpoint", f"checkpoint {shown_path(path)}{where}", path=str(path.resolve())),
         )
@@ -739,47 +744,39 @@ def load_model(
     (True, 'as-given')
     """
     mode, path = _mode(weights)
+    owner = owner_of(model)
+    if owner is not None:  # a model object of another library (Keras): its source loads it
+        return owner.adopt(model, mode, path)
     if isinstance(model, nn.Module):
-        return _load_module(model, mode, path, device)
+        from rfkit.models.transformers_view import as_measured
+
+        return _load_module(as_measured(model), mode, path, device)  # a transformers model: as a tensor view
     if not isinstance(model, (str, ModelSpec)):
         raise WeightsError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     spec = parse_spec(model) if isinstance(model, str) else model
-    build = {"img_size": tuple(input_size)} if input_size is not None and spec.source == "timm" else {}
-    if spec.source == "ultralytics" and spec.name.endswith((".pt", ".pth")):
-        return _trusted_yolo(spec, mode, trust, device)
-    lib = {"timm": "timm", "torchvision": "torchvision", "ultralytics": "ultralytics", "file": spec.display_name}[
-        spec.source
-    ]
+    source = get_source(spec.source)
+    build = source.size_kwargs(input_size) if input_size is not None and source.builds_for_size else {}
+    own = source.load(spec, mode, trust=trust, device=device, seed=seed, path=path, input_size=input_size)
+    if own is not None:
+        return own
+    lib = source.library(spec)
     seeded = f", seed {seed}" if seed is not None else ""
-    label = f"torchvision:{spec.name}" if spec.source == "torchvision" else spec.display_name
+    label = source.label(spec)
     notes: list[str] = []
+    as_built = source.weights_as_built(spec)
 
-    if mode == "as-given" and spec.source != "file":
+    if mode == "as-given" and not as_built:
         raise WeightsError(
             f"weights='as-given' is for modules and FILE.py:FACTORY specs; for {spec.name} use "
             "'auto', 'pretrained', 'random', 'random-safe' or a checkpoint path"
         )
-    if mode == "pretrained" and spec.source == "file":
-        raise WeightsUnavailableError(
-            f"{label} is built by a factory, so rfkit cannot fetch pretrained "
-            "weights for it: load them in the factory and use weights='auto', or pass "
-            "a checkpoint path"
-        )
-    if spec.source == "ultralytics" and mode in ("auto", "pretrained"):
-        if mode == "pretrained":
-            raise WeightsUnavailableError(
-                f"{label} is built from a yaml file, with random weights: for trained weights pass the "
-                "checkpoint as ultralytics:PATH.pt with trust=True (--trust-checkpoint; unpickling runs code), "
-                "or use weights='random-safe'"
-            )
-        notes.append(
-            f"{label} is built from its yaml file: random init with the init traps neutralised "
-            "(weights='random-safe'): the ERF reflects the architecture, not training"
-        )
-    elif mode in ("auto", "pretrained") and spec.source != "file":
-        fetch = _pretrained_timm if spec.source == "timm" else _pretrained_torchvision
+    if mode == "pretrained" or (mode == "auto" and not as_built):
         try:
-            built, tag = fetch(spec, device, **build)
+            built, tag = source.pretrained(spec, device, **build)
+        except NoPretrained as e:
+            if mode == "pretrained":
+                raise WeightsUnavailableError(e.refusal) from None
+            notes.append(e.note)
         except _Unavailable as e:
             if mode == "pretrained":
                 raise WeightsUnavailableError(
@@ -793,7 +790,9 @@ def load_model(
             )
         else:
             _attach_cfg(built, spec)
-            return _finish(built, WeightsInfo("pretrained", f"pretrained ({lib} {tag})", tag=tag))
+            lacked = tuple(getattr(built, "rfkit_loading_notes", ()))  # parameters the checkpoint did not have
+            info = WeightsInfo("pretrained", f"pretrained ({lib} {tag})", tag=tag, warnings=lacked)
+            return with_warnings(built, info)
 
     with _seeded(seed), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision/timm init chatter
@@ -801,7 +800,7 @@ def load_model(
     _attach_cfg(built, spec)
     traps = _traps(built)
     names = tuple(t[0] for t in traps)
-    if spec.source == "file" and mode in ("auto", "as-given"):
+    if as_built and mode in ("auto", "as-given"):
         if traps:
             notes.append(_trap_warning(traps, label))
         info = WeightsInfo("as-given", f"as built by {label}", warnings=tuple(notes), traps=names)
@@ -828,26 +827,14 @@ def load_model(
             desc += f" — WARNING: {len(traps)} init trap(s) make the ERF degenerate"
             notes.append(_trap_warning(traps, f"random {label}"))
         info = WeightsInfo("random", desc, warnings=tuple(notes), traps=names)
-    return _finish(built.to(device).eval(), info)
-
-
-def _trusted_yolo(spec: ModelSpec, mode: str, trust: bool, device) -> tuple[nn.Module, WeightsInfo]:
-    """An ultralytics ``.pt`` checkpoint: its own weights, unpickled only with ``trust``."""
-    if mode not in ("auto", "as-given"):
-        raise WeightsError(f"ultralytics:{spec.name} carries its own weights: use weights='auto', not {mode!r}")
-    built = build_model(spec, device="cpu", trust=trust)
-    path = Path(spec.name).resolve()
-    return _finish(
-        built.to(device).eval(), WeightsInfo("checkpoint", f"ultralytics checkpoint {shown_path(path)}", path=str(path))
-    )
+    return with_warnings(built.to(device).eval(), info)
 
 
 def _attach_cfg(model: nn.Module, spec: ModelSpec) -> None:
-    """Give a torchvision model the ``pretrained_cfg`` of its DEFAULT weights (as timm models have one)."""
-    if spec.source != "torchvision" or getattr(model, "pretrained_cfg", None):
+    """Give a model without a ``pretrained_cfg`` its source's data config (torchvision: its DEFAULT
+    weights'), as timm models have one."""
+    if getattr(model, "pretrained_cfg", None):
         return
-    from rfkit.models.data_config import torchvision_data_config
-
-    cfg = torchvision_data_config(spec.name)
+    cfg = get_source(spec.source).data_config(spec)
     if cfg:
         model.pretrained_cfg = cfg

@@ -17,6 +17,7 @@ import torch.nn as nn
 from rfkit.errors import LayerError
 from rfkit.graph.layers import module_of
 from rfkit.graph.tracer import outputs_of, split_element, trace_module
+from rfkit.models.keras_module import KerasModule
 
 
 class _Seen(Exception):
@@ -153,7 +154,7 @@ class LayerCapture:
     model : nn.Module
         The live model the captures run.
     fx : FxModel, optional
-        The prepared torch.fx trace of the model (:func:`rfkit.graph.trace.trace_fx`).
+        The prepared torch.fx trace of the model (:func:`rfkit.graph.tracing.trace_fx`).
     """
 
     def __init__(self, g, model: nn.Module, fx=None) -> None:
@@ -167,6 +168,8 @@ class LayerCapture:
         return self._gm
 
     def __call__(self, layers: dict[str, str]) -> Capture:
+        if isinstance(self.model, KerasModule):  # a run of its Keras graph returning the layers' outputs
+            return self.model.capture(layers)
         modules = {}
         for key, node in layers.items():
             module = key if key in self.g.module_outputs else module_of(self.g, node) or element_of(self.g, node)

@@ -5,7 +5,7 @@ torchrun starts N copies of the command and tells each its place through the env
 group (gloo on the CPU, NCCL when the run is on CUDA). An ERF run then reads and measures a share of the image stream on
 each rank (:mod:`rfkit.pipeline.sharded`), so the N processes together see exactly the images one process
 would, and sums the per-layer maps and image counts of every rank (:func:`all_reduce_sums`); rank 0 alone writes
-files. The statistics behind the confidence intervals (:mod:`rfkit.erf.groups`) are added up the same way
+files. The statistics behind the confidence intervals (:mod:`rfkit.effective.groups`) are added up the same way
 (:func:`all_reduce_arrays`). Batch runs over many models give each rank every N-th model instead
 (:func:`my_share`). Multi-node runs work through torchrun's own rendezvous (``--nnodes``,
 ``--rdzv-endpoint``): nothing here is node-specific.
@@ -26,11 +26,7 @@ from datetime import timedelta
 import numpy as np
 import torch
 
-from rfkit.errors import RFKitError
-
-
-class DistributedError(RFKitError, RuntimeError):
-    """The torch.distributed environment is incomplete, or joining the process group failed."""
+from rfkit.errors import DistributedError
 
 
 @dataclass(frozen=True)
@@ -145,7 +141,7 @@ def launch_environment(env=None) -> Launch | None:
     >>> launch_environment({**env, "RANK": "2"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    rfkit.pipeline.distributed.DistributedError: RANK='2' must be a whole number from 0 to 1 (below WORLD_SIZE=2): ...
+    rfkit.errors.DistributedError: RANK='2' must be a whole number from 0 to 1 (below WORLD_SIZE=2): ...
     """
     env = os.environ if env is None else env
     if not env.get("WORLD_SIZE", "").strip():

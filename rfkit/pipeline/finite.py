@@ -1,5 +1,5 @@
 """Non-finite numbers (NaN, infinities) in what a measurement produced: which images hold them, said in words,
-and traced to the first module whose output holds them. The measuring stages (:mod:`rfkit.erf`,
+and traced to the first module whose output holds them. The measuring stages (:mod:`rfkit.effective`,
 :mod:`rfkit.attribution`) warn with :class:`~rfkit.errors.NonFiniteWarning` from these."""
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rfkit.errors import ImageSourceError, RFKitWarning
+from rfkit.errors import ImageSourceError, ImageWarning  # noqa: F401 - ImageWarning: exported under its old name
 from rfkit.io import shown_path
 from rfkit.models.data_config import checked_config
 from rfkit.pipeline.devices import is_out_of_memory
@@ -65,10 +65,6 @@ SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", 
 
 _CROP_SCALE = (0.25, 1.0)
 _CROP_RATIO = (3 / 4, 4 / 3)
-
-
-class ImageWarning(RFKitWarning):
-    """The ERF is averaged over fewer images than asked for, or image files were skipped."""
 
 
 #: How many skipped files a warning names before it says "and N more".

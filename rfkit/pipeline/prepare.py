@@ -16,9 +16,11 @@ import torch.nn as nn
 import rfkit.validate as validate
 from rfkit.errors import ArgumentError, ImageSourceError
 from rfkit.graph.rfgraph import RFGraph
-from rfkit.graph.trace import FxModel, spatial_rank, trace, trace_fx
+from rfkit.graph.tracing import FxModel, spatial_rank, trace, trace_fx
 from rfkit.models.data_config import data_config_for
-from rfkit.models.spec import shown_spec
+from rfkit.models.keras_module import KerasModule
+from rfkit.models.onnx_file import is_onnx
+from rfkit.models.spec import parse_spec, shown_spec
 from rfkit.models.weights import WeightsInfo, load_model
 from rfkit.pipeline.capture import LayerCapture
 
@@ -73,7 +75,17 @@ class Prepared:
         size = validate.input_size(input_size, len(self.input_size))
         if size == self.input_size:
             return self.graph
-        if self.fx is not None:
+        if is_onnx(self.source):  # read from the ONNX graph again, named after the converted module
+            from rfkit.graph.onnx_graph import trace_onnx
+
+            if getattr(self.model, "onnx_sized_for", None) not in (None, size):
+                raise ArgumentError(
+                    f"{self.name} was converted for input size {self.input_size} ('SAME' padding made explicit): "
+                    f"prepare it again with input_size={size}"
+                )
+            names = getattr(self.model, "onnx_module_names", None)
+            g = trace_onnx(self.source, size, in_chans=self.in_chans, module_names=names)
+        elif self.fx is not None:
             g = self.fx.graph(size)
         else:
             g = trace(self.model, input_size=size, in_chans=self.in_chans)
@@ -181,6 +193,11 @@ def _data_config(module: nn.Module, input_size, in_chans: int | None) -> dict | 
     return cfg if in_chans is None else data_config_for(module, (in_chans, *cfg["input_size"][1:]))
 
 
+def _module_name(given: nn.Module, module: nn.Module) -> str:
+    """A module's display name: its class; a Keras model's own name."""
+    return module.label if isinstance(module, KerasModule) else type(given).__name__
+
+
 def _check_reuse(prepared: Prepared, weights, input_size, in_chans) -> Prepared:
     """A prepared model is used as it is: an input size or weights that differ from its own are an error."""
     if input_size is not None and validate.input_size(input_size, len(prepared.input_size)) != prepared.input_size:
@@ -211,10 +228,11 @@ def prepare(
 
     Parameters
     ----------
-    model : str, nn.Module or Prepared
-        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``), a module (used as given, or
-        copied for a checkpoint), or a :class:`Prepared` model (returned as it is, after checking that
-        ``input_size``, ``in_chans`` and ``weights`` do not ask for something else).
+    model : str, nn.Module, onnx.ModelProto or Prepared
+        A spec (timm name[.tag], ``torchvision:NAME``, ``FILE.py:FACTORY``, ``PATH.onnx``), a module (used as
+        given, or copied for a checkpoint), an ONNX model (:func:`prepare_onnx`), or
+        a :class:`Prepared` model (returned as it is, after checking that ``input_size``, ``in_chans`` and
+        ``weights`` do not ask for something else).
     weights : str or path
         ``"auto"``, ``"pretrained"``, ``"random"``, ``"random-safe"``, ``"as-given"`` or a checkpoint path
         (:func:`rfkit.models.weights.load_model`).
@@ -253,6 +271,8 @@ def prepare(
     """
     if isinstance(model, Prepared):
         return _check_reuse(model, weights, input_size, in_chans)
+    if is_onnx(model):  # converted for the input size asked for, and an onnx.ModelProto too
+        return prepare_onnx(model, weights, input_size, in_chans=in_chans, seed=seed)
     validate.model(model)
     seed = validate.seed(seed)
     in_chans = validate.count(in_chans, "in_chans", optional=True)
@@ -266,10 +286,41 @@ def prepare(
         )
     else:
         module, winfo = load_model(model, weights)
-    name = shown_spec(model) if isinstance(model, str) else type(model).__name__
+    name = shown_spec(model) if isinstance(model, str) else _module_name(model, module)
     cfg = _data_config(module, input_size, in_chans)
     if cfg is not None:
         input_size, in_chans = tuple(cfg["input_size"][1:]), cfg["input_size"][0]
-    g, fxm = trace_fx(module, input_size=input_size, in_chans=in_chans)
+    spec = parse_spec(model) if isinstance(model, str) else None  # a source may trace its models its own way
+    g, fxm = trace_fx(module, input_size=input_size, in_chans=in_chans, spec=spec)
     g.model_name = name
     return Prepared(module, winfo, name, model, cfg, g, fxm, seed)
+
+
+def prepare_onnx(model, weights="auto", input_size=None, *, in_chans: int | None = None, seed: int = 0) -> Prepared:
+    """:func:`prepare` for an ONNX model (``PATH.onnx`` or an ``onnx.ModelProto``): converted to PyTorch once,
+    for the input size asked for (:func:`rfkit.models.sources.onnx_source.load_onnx_model`), with the RF graph read
+    from its ONNX graph (:func:`rfkit.graph.onnx_graph.trace_onnx`) and named after the converted module's
+    submodules, so that the measuring stages catch every node with a forward hook.
+
+    Raises
+    ------
+    MissingExtraError, ModelNotFoundError, ModelBuildError
+        onnx or onnx2torch missing, no such file, not an ONNX model.
+    ConversionError
+        onnx2torch cannot convert it (its RF graph still can be read: ``rfkit graph``).
+    WeightsError
+        Weights other than the file's.
+    InputSizeError
+        An input size other than the one the file fixes.
+    """
+    from rfkit.graph.onnx_graph import trace_onnx
+    from rfkit.models.onnx_file import image_input, load_onnx, onnx_display_name
+    from rfkit.models.sources.onnx_source import load_onnx_model
+
+    name = onnx_display_name(model)
+    proto = load_onnx(model)
+    image_input(proto, name).concrete(input_size, in_chans, name)  # a size the file refuses: before converting
+    module, info = load_onnx_model(proto, weights, name=name, input_size=input_size)
+    g = trace_onnx(proto, input_size, in_chans=in_chans, module_names=module.onnx_module_names, name=name)
+    cfg = _data_config(module, g.input_size, g.in_chans)
+    return Prepared(module, info, name, model, cfg, g, None, seed)

@@ -5,12 +5,12 @@
 - ``attribution.csv``: one row per image and method: the provenance columns (:mod:`rfkit.report.provenance`),
   then image, label, target, method, score, completeness error, share outside the RF window,
   deletion/insertion AUC, sanity rank correlation;
-- ``figures/grid.png``: rows = images, columns = input + methods (:mod:`rfkit.report.attribution_figures`),
+- ``figures/grid.png``: rows = images, columns = input + methods (:mod:`rfkit.report.figures.attribution`),
   in the report or the paper style (then also ``grid.pdf`` and ``grid.svg``), maps normalised per image or per
   column;
 - ``report.md``: what was run, the figure, per-method summaries and warnings, all user text escaped;
 - ``attribution.json``: what was run, what the grid drew (``figure``: a
-  :class:`~rfkit.report.attribution_figures.GridRecord`) and the list of files this run wrote, written last.
+  :class:`~rfkit.report.figures.attribution.GridRecord`) and the list of files this run wrote, written last.
 
 :func:`save_attribution` writes the folder as one transaction (:mod:`rfkit.report.transaction`): built beside
 it under a hidden partial name and renamed into place when complete, so an interrupted run leaves the earlier
@@ -30,13 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from rfkit.formatting import MISSING, fixed, mean
 from rfkit.io import OutputError, atomic_path, atomic_write_text, check_writable, safe_name
+from rfkit.report.erf_files import with_captions
+from rfkit.report.escape import md_code, md_table, md_text
+from rfkit.report.figures import attribution as figures
+from rfkit.report.figures.attribution import grid_record
+from rfkit.report.figures.labels import is_random
 from rfkit.report.files import plain, read_manifest, refuse_finished_report
 from rfkit.report.files import run_header as base_header
-from rfkit.report.formatting import MISSING, fixed, mean
-from rfkit.report.labels import is_random
-from rfkit.report.markdown import md_code, md_table, md_text
 from rfkit.report.provenance import with_provenance
+from rfkit.report.report_folder import folder_name
 from rfkit.report.transaction import folder_transaction, remove_abandoned_folders
 
 MANIFEST = "attribution.json"
@@ -62,14 +66,13 @@ SUFFIX = "-attribution"
 
 def default_folder(model, parent=DEFAULT_PARENT) -> Path:
     """Where ``rfkit attribute MODEL`` writes without ``--out``: ``rfkit-reports/<model>-attribution/``, the
-    model's name as its ``rfkit analyze`` report folder has it (:func:`rfkit.report.analyze.folder_name`) plus
+    model's name as its ``rfkit analyze`` report folder has it (:func:`rfkit.report.report_folder.folder_name`) plus
     ``-attribution``. A finished analyze report is a transaction of its own and is never written into; its
     ``attribution/`` section comes from ``rfkit analyze --attribution``.
 
     >>> default_folder("resnet50.a1_in1k").as_posix(), default_folder("torchvision:vgg16", "out").as_posix()
     ('rfkit-reports/resnet50.a1_in1k-attribution', 'out/torchvision-vgg16-attribution')
     """
-    from rfkit.report.analyze import folder_name
 
     return Path(parent) / f"{folder_name(model)}{SUFFIX}"
 
@@ -157,10 +160,10 @@ def save_attribution(
     figure : bool
         Draw the grid.
     style : {"report", "paper"}
-        The grid's style (:data:`rfkit.report.looks.STYLES`; paper: also ``grid.pdf`` and ``grid.svg``).
+        The grid's style (:data:`rfkit.report.figures.looks.STYLES`; paper: also ``grid.pdf`` and ``grid.svg``).
     normalise : {"image", "column"}
         Each map by its own scale, or each method's column by one
-        (:func:`rfkit.report.attribution_figures.attribution_grid`).
+        (:func:`rfkit.report.figures.attribution.attribution_grid`).
 
     Returns
     -------
@@ -181,8 +184,6 @@ def write_attribution(
     """Write the files of :func:`save_attribution` into ``folder``, a new folder rfkit builds (a report's
     ``attribution/``, a partial folder); ``attribution.json`` last. Returns the paths written, by kind."""
     import pandas as pd
-
-    from rfkit.report.attribution_figures import grid_record
 
     folder = Path(folder)
     header = run_header(result)
@@ -209,8 +210,6 @@ def write_attribution(
 def _write_grid(result, png: Path, record) -> dict[str, Path]:
     """The grid drawn as ``record`` says, at ``png`` and in its style's other formats, and its caption pair:
     ``{"figure": PNG, "figure.pdf": ..., "figure.svg": ..., "figure.caption.md": ..., "figure.caption.tex": ...}``."""
-    from rfkit.report import attribution_figures as figures
-    from rfkit.report.erf_files import with_captions
 
     paths = figures.save_grid(result, figures.grid_paths(png, record.style), record=record)
     out = {"figure" if p.suffix == ".png" else f"figure{p.suffix}": p for p in paths}
@@ -316,7 +315,7 @@ def steps_setting(result) -> str:
 
 def report_markdown(result, files: dict, folder: Path, record=None) -> str:
     """The Markdown text of ``report.md`` (links relative to ``folder``; ``record``: the grid's
-    :class:`~rfkit.report.attribution_figures.GridRecord`, which says how its maps were scaled)."""
+    :class:`~rfkit.report.figures.attribution.GridRecord`, which says how its maps were scaled)."""
     from rfkit.attribution.methods import display_name
 
     w = result.weights
@@ -336,7 +335,7 @@ def report_markdown(result, files: dict, folder: Path, record=None) -> str:
             f"- target: unit {md_code(t.label)} (channel sum, signed); analytic RF window (rows × columns): {window}"
         )
     else:
-        lines.append("- target: the class logit of each image (pre-softmax)")
+        lines.append(f"- target: the class {s.class_score} of each image")
     if result.cam_layer:
         lines.append(f"- CAM layer: {md_text(result.cam_note)}")
     lines.append(
@@ -345,6 +344,10 @@ def report_markdown(result, files: dict, folder: Path, record=None) -> str:
         f"SmoothGrad noise {s.noise:g} of the input range, {s.samples} samples; Blur IG up to sigma "
         f"{md_text(s.blur_sigma or 'default')}; batch {s.batch_size}; device {md_text(result.device)}"
     )
+    lines.append(f"- {md_text(s.channels_text)}")
+    if any(s.options.values()):
+        shown = "; ".join(f"{m}: {', '.join(f'{k}={v}' for k, v in o.items())}" for m, o in s.options.items() if o)
+        lines.append(f"- method options: {md_text(shown)}")
     if is_random(w):
         lines += ["", "> **Random weights**: not a trained model; maps of trained weights differ."]
     if "figure" in files:
@@ -384,7 +387,7 @@ def analysis_section(result, files: dict, folder: Path, sub: str = "attribution"
         + (
             ", ".join(md_code(t) for t in targets)
             if result.targets and result.targets[0].kind == "unit"
-            else "the class logit of each image (pre-softmax)"
+            else f"the class {result.settings.class_score} of each image"
         )
         + f"; the full page, with the settings and every image: [{sub}/report.md]({sub}/report.md).",
         "",

@@ -18,26 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import rfkit.validate as validate
-from rfkit.errors import RFKitError, RFKitWarning
-from rfkit.io import OutputError, atomic_write_text, temp_folders
-from rfkit.report.analyze import DONE_MARKER
-from rfkit.report.markdown import one_line
+from rfkit.errors import CollectError, CollectWarning
+from rfkit.formatting import one_line
+from rfkit.io import OutputError, atomic_write_text
 from rfkit.report.provenance import COLUMNS as PROVENANCE
 from rfkit.report.provenance import with_provenance
+from rfkit.report.report_folder import DONE_MARKER
+from rfkit.report.transaction import temp_folders
 
 if TYPE_CHECKING:
     import pandas as pd
 
 REPORT = "report"
 """The column naming each row's report folder (its name, not its path), after the provenance columns."""
-
-
-class CollectError(RFKitError, ValueError):
-    """No report folder could be collected from the folders given."""
-
-
-class CollectWarning(RFKitWarning):
-    """A folder was left out of a collection (not a report, or its files cannot be read as rfkit's)."""
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from html import escape
 from pathlib import Path
 
 from rfkit.errors import GraphvizNotFoundError, RenderError
+from rfkit.formatting import pair, rf_label, short_op, size
 from rfkit.graph.productivity import SEVERITY, ProductivityReport, Status, op_category, productivity
 from rfkit.graph.rfgraph import NodeRecord, RFGraph
 from rfkit.io import atomic_write_bytes, atomic_write_text
-from rfkit.report.formatting import pair, rf_label, short_op, size
 from rfkit.report.summary import productivity_text
 
 STATUS_COLOURS = {

@@ -1,28 +1,19 @@
-"""An :class:`~rfkit.erf.result.ERFResult` as files: one row per layer (CSV), everything (JSON), raw maps
+"""An :class:`~rfkit.effective.result.ERFResult` as files: one row per layer (CSV), everything (JSON), raw maps
 (NPY). Every file is written atomically; :func:`save_erf` writes only its own files into a folder
 (listed in ``.rfkit-erf.json``)."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from rfkit.io import atomic_path, atomic_write_text
-from rfkit.report.files import check_output_folder, plain, read_manifest, remove_stale
+from rfkit.report.files import check_output_folder, layer_filename, plain, read_manifest, remove_stale
 from rfkit.report.files import run_header as base_header
-
-
-def layer_filename(layer: str) -> str:
-    """A file-name-safe stem for a layer name (``""`` is the model's output).
-
-    >>> layer_filename("stages.3.blocks.2"), layer_filename(""), layer_filename("a/b c")
-    ('stages.3.blocks.2', 'output', 'a_b_c')
-    """
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", layer) or "output"
+from rfkit.report.summary import summary_row
 
 
 def run_header(result) -> dict:
@@ -42,62 +33,35 @@ def run_header(result) -> dict:
 
 
 def erf_rows(result, statuses: dict | None = None) -> list[dict]:
-    """One flat row per measured layer: the analytic RF of the measured unit (size, stride, its pixel window
+    """One flat row per measured layer (:meth:`~rfkit.effective.result.ERFResult.rows` with the layer's depth and
+    ``status``): the analytic RF of the measured unit (size, stride, its pixel window
     ``rf_first_y`` .. ``rf_last_x``), the layer's depth (spatial layers from the input, and as a fraction
-    of the model's, :func:`rfkit.report.growth.growth_series`), whether its map is finite (``finite``: False
-    when it holds NaN/inf, :attr:`~rfkit.erf.result.ERFResult.nonfinite`), every ERF metric and, where the run has them,
+    of the model's, :func:`rfkit.report.figures.growth.growth_series`), whether its map is finite (``finite``: False
+    when it holds NaN/inf, :attr:`~rfkit.effective.result.ERFResult.nonfinite`), every ERF metric and, where the run
+    has them,
     the bounds of each metric's 95% confidence interval (``<column>_ci_low``, ``<column>_ci_high``;
-    :attr:`~rfkit.erf.result.ERFResult.ci`), or, where intervals were asked for and the run had too few
+    :attr:`~rfkit.effective.result.ERFResult.ci`), or, where intervals were asked for and the run had too few
     independent images, ``ci_reason`` instead of the bounds."""
     depth, deepest = _depths(result.graph)
     rows = []
     for layer in result.layers:
-        info = result.rf(layer)
-        window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
         node_depth = depth.get(result.nodes[layer])
         row = {
-            "model": result.model,
-            "layer": layer or "<output>",
-            "node": result.nodes[layer],
-            "unit_h": result.unit[layer][0],
-            "unit_w": result.unit[layer][-1],
-            "grid_h": result.grid[layer][0],
-            "grid_w": result.grid[layer][-1],
-            "center_y": result.center[layer][0],
-            "center_x": result.center[layer][-1],
-            "rf_h": info.size[0],
-            "rf_w": info.size[-1],
-            "rf_local_h": (info.local_size or (math.nan,))[0],
-            "rf_local_w": (info.local_size or (math.nan,))[-1],
-            "stride_h": info.stride[0],
-            "stride_w": info.stride[-1],
-            "is_global": info.is_global,
-            "rf_first_y": window[0][0] if window else None,
-            "rf_last_y": window[0][1] if window else None,
-            "rf_first_x": window[1][0] if window else None,
-            "rf_last_x": window[1][1] if window else None,
+            **result.rf_columns(layer),
             "depth": node_depth,
             "depth_fraction": node_depth / deepest if node_depth is not None and deepest else None,
-            "finite": layer not in getattr(result, "nonfinite", {}),
+            "finite": layer not in result.nonfinite,
         }
         if statuses is not None:
             row["status"] = statuses.get(layer, "")
-        metrics = result.metrics.get(layer)
-        if metrics is not None:
-            row.update(metrics.as_dict())
-        for column, (low, high) in getattr(result, "ci", {}).get(layer, {}).items():
-            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = low, high
-        reason = (getattr(result, "bootstrap", None) or {}).get("reason")
-        if reason and metrics is not None:
-            row["ci_reason"] = reason
-        rows.append(row)
+        rows.append(row | result.metric_columns(layer))
     return rows
 
 
 def _depths(graph) -> tuple[dict, int]:
     """Depth of every node of ``graph`` in spatial layers and the deepest one; empty for a graph the growth
     analysis cannot walk (not an :class:`~rfkit.graph.rfgraph.RFGraph`)."""
-    from rfkit.report.growth import growth_series
+    from rfkit.report.figures.growth import growth_series
 
     if not hasattr(graph, "records") or not graph.records:
         return {}, 0
@@ -141,7 +105,7 @@ def write_erf_files(result, folder, statuses: dict | None = None, header: dict |
 
 
 CONVERGENCE = "figures/convergence.png"
-"""The figure of the ERF size in pixels against images seen (:mod:`rfkit.report.convergence`)."""
+"""The figure of the ERF size in pixels against images seen (:mod:`rfkit.report.figures.convergence`)."""
 
 
 def write_convergence(result, folder) -> dict[str, Path]:
@@ -149,27 +113,27 @@ def write_convergence(result, folder) -> dict[str, Path]:
     empty otherwise)."""
     if not getattr(result, "convergence", None):
         return {}
-    from rfkit.report.convergence import save_convergence
+    from rfkit.report.figures.convergence import save_convergence
 
     return with_captions("convergence", save_convergence(result, Path(folder) / CONVERGENCE))
 
 
 PANELS = "figures/panels.png"
 """The figure with a heat-map panel per measured layer, each divided by its own maximum (shapes, as in
-RepLKNet's Fig. 1 and get_model_erf.py; :mod:`rfkit.report.stage_grid`)."""
+RepLKNet's Fig. 1 and get_model_erf.py; :mod:`rfkit.report.figures.stage_grid`)."""
 
 
 def write_panels(result, folder) -> dict[str, Path]:
     """``figures/panels.png`` in ``folder``: one panel per layer, each on its own scale (``{"panels": path}``);
     ``rfkit analyze``'s ``stages.png`` puts them on one scale instead."""
-    from rfkit.report.stage_grid import save_stage_grid
+    from rfkit.report.figures.stage_grid import save_stage_grid
 
     return with_captions("panels", save_stage_grid(result, Path(folder) / PANELS, shared=False))
 
 
 def with_captions(key: str, figure: Path) -> dict[str, Path]:
     """``{key: figure}`` and the figure's caption pair under ``key.caption.md`` and ``key.caption.tex``."""
-    from rfkit.report.captions import written_captions
+    from rfkit.report.figures.captions import written_captions
 
     return {key: figure, **{f"{key}{p.name[len(figure.stem) :]}": p for p in written_captions(figure)}}
 
@@ -201,7 +165,7 @@ def check_erf_folder(folder, layers=()) -> Path:
 
 def _names(layers) -> set[str]:
     """The files :func:`save_erf` may write for ``layers``."""
-    from rfkit.report.captions import caption_paths
+    from rfkit.report.figures.captions import caption_paths
 
     stems = [layer_filename(x) for x in layers]
     return {
@@ -241,3 +205,8 @@ def save_erf(result, folder, statuses: dict | None = None) -> dict[str, Path]:
 
 def _write_manifest(folder: Path, files) -> None:
     atomic_write_text(folder / MANIFEST, json.dumps({"files": sorted(files)}, indent=2) + "\n")
+
+
+def summary_rows(result, statuses: dict | None = None) -> list[dict[str, str]]:
+    """:func:`summary_row` of every measured layer of an :class:`~rfkit.effective.result.ERFResult`."""
+    return [summary_row(row) for row in erf_rows(result, statuses)]

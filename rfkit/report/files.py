@@ -16,12 +16,22 @@ import numpy as np
 
 from rfkit.io import OutputError, check_writable, file_sha256
 from rfkit.models.spec import shown_spec
+from rfkit.report.report_folder import DONE_MARKER
 from rfkit.version import __version__
+
+
+def layer_filename(layer: str) -> str:
+    """A file-name-safe stem for a layer name (``""`` is the model's output).
+
+    >>> layer_filename("stages.3.blocks.2"), layer_filename(""), layer_filename("a/b c")
+    ('stages.3.blocks.2', 'output', 'a_b_c')
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", layer) or "output"
 
 
 def plain(v):
     """``v`` made JSON-friendly: tuples to lists, numpy scalars to Python, NaN to None, infinities to the
-    strings ``"inf"``/``"-inf"`` (which :mod:`rfkit.report.formatting` reads back as infinities), anything
+    strings ``"inf"``/``"-inf"`` (which :mod:`rfkit.formatting` reads back as infinities), anything
     else that JSON cannot hold to its ``str``.
 
     >>> plain({"a": (1, np.float64(2.5)), "b": float("inf"), "c": float("nan"), 3: Path("x")})
@@ -143,7 +153,6 @@ def foreign_files(folder, names, mine: set[str]) -> list[str]:
 def refuse_finished_report(folder, command: str) -> None:
     """Raise :class:`~rfkit.io.OutputError` when ``folder`` or its parent holds a finished ``rfkit analyze``
     report: ``command`` (``"rfkit erf"``) never writes into one."""
-    from rfkit.report.analyze import DONE_MARKER
 
     folder = Path(folder)
     for f in (folder, folder.parent):

@@ -1,17 +1,17 @@
-"""``report.md``: one analysis in Markdown, headed by what was run; and the escaping every page uses.
+"""``report.md``: one analysis in Markdown, headed by what was run.
 
 Everything that comes from a user or the file system (model spec, weights and images descriptions,
-warnings, layer names, titles) goes through :func:`md_text` or :func:`md_code`: it shows as text, never as
-HTML, a link, emphasis, an attribute list or a table column.
+warnings, layer names, titles) goes through :func:`~rfkit.report.escape.md_text` or
+:func:`~rfkit.report.escape.md_code`: it shows as text, never as HTML, a link, emphasis, an attribute list or a
+table column.
 """
 
 from __future__ import annotations
 
-import html
-import re
-
-from rfkit.report.formatting import pair, rf_label, size
-from rfkit.report.labels import is_random
+from rfkit.formatting import pair, rf_label, size
+from rfkit.report.escape import md_code, md_table, md_text, warning_block
+from rfkit.report.figures.labels import is_random, missing_rf_clause
+from rfkit.report.files import layer_filename
 from rfkit.report.summary import (
     CI_LEGEND,
     GEOMETRY,
@@ -25,74 +25,6 @@ from rfkit.report.summary import (
     productivity_text,
     summary_row,
 )
-
-
-def one_line(text, limit: int | None = None) -> str:
-    """``str(text)`` on one line: control characters (newlines, tabs, ...) as spaces, lone surrogates (file
-    names that are not UTF-8) as ``?``; cut to ``limit`` characters when given.
-
-    >>> one_line("a\\nb\\tc"), one_line("x" * 10, limit=4)
-    ('a b c', 'xxx…')
-    """
-    text = str(text).encode("utf-8", "replace").decode("utf-8")
-    text = "".join(c if c.isprintable() else " " for c in text)
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-
-
-# Markdown's inline syntax: backslash, code, emphasis, links/images, attribute lists ({: ...}), table
-# cells, headings; "_" only at a word boundary (Python-Markdown ignores it inside words).
-_MD_SPECIAL = re.compile(r"[\\`*{}\[\]|#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-
-
-def md_text(text) -> str:
-    """``text`` escaped for Markdown inline text (a table cell, link text, a list item, a heading): HTML
-    escaped (``html.escape``, so ``<img ...>`` stays text), Markdown-significant characters backslash-escaped,
-    on one line.
-
-    >>> md_text("<img src=x onerror=alert(1)>")
-    '&lt;img src=x onerror=alert(1)&gt;'
-    >>> md_text("[a](javascript:x) | *b* {: onclick=y} _c_ resnet50.a1_in1k")
-    '\\\\[a\\\\](javascript:x) \\\\| \\\\*b\\\\* \\\\{: onclick=y\\\\} \\\\_c\\\\_ resnet50.a1_in1k'
-    """
-    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(one_line(text), quote=False))
-
-
-def md_code(text) -> str:
-    """``text`` as a Markdown code span: shown verbatim (Markdown escapes ``<`` and ``&`` inside code),
-    fenced with more backticks than it holds, on one line. Safe in table cells (a ``|`` inside a code span
-    does not split the cell).
-
-    >>> md_code("layer1.0"), md_code("a`b"), md_code("")
-    ('`layer1.0`', '`` a`b ``', '')
-    """
-    text = one_line(text)
-    if not text:
-        return ""
-    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
-    pad = " " if len(fence) > 1 or text.startswith(" ") or text.endswith(" ") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """The lines of a Markdown table of cells that are already Markdown (escaped with :func:`md_text` /
-    :func:`md_code`).
-
-    >>> md_table(["a", "b"], [["1", "`x`"]])
-    ['| a | b |', '|---|---|', '| 1 | `x` |']
-    """
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return out
-
-
-def warning_block(title: str, items: list[str]) -> list[str]:
-    """A warning as a Markdown block quote (it reads the same on GitHub, in editors and in mkdocs, unlike an
-    admonition): a bold title, then one item per line; ``items`` are Markdown already.
-
-    >>> warning_block("Random weights", ["not trained"])
-    ['> **Warning: Random weights**', '>', '> - not trained', '']
-    """
-    return [f"> **Warning: {title}**", ">", *(f"> - {item}" for item in items), ""]
 
 
 def summary_tables(rows: list[dict[str, str]]) -> list[str]:
@@ -151,7 +83,6 @@ def ci_section(rows: list[dict], header: dict, files) -> list[str]:
 
 def _rf_alt(header: dict, layer: str) -> str:
     """What an overlay shows besides the ERF, for its alt text: the analytic RF, or why there is none."""
-    from rfkit.report.labels import missing_rf_clause
 
     why = missing_rf_clause((header.get("rf_missing") or {}).get(layer))
     return "with its analytic RF" if why is None else f"({md_text(why)})"
@@ -159,7 +90,6 @@ def _rf_alt(header: dict, layer: str) -> str:
 
 def _overlay(layer: str) -> str:
     """The overlay figure of a measured layer (``<output>`` is the model's output), relative to the report."""
-    from rfkit.report.erf_files import layer_filename
 
     return f"figures/overlay_{layer_filename('' if layer == '<output>' else layer)}.png"
 
@@ -186,7 +116,7 @@ def report_markdown(header: dict, rows, files, sections=()) -> str:
     Parameters
     ----------
     header : dict
-        The run header (:func:`rfkit.report.analyze.run_header`, or ``run.json`` read back).
+        The run header (:func:`rfkit.analysis.analyze.run_header`, or ``run.json`` read back).
     rows : sequence of dict
         The rows of ``metrics.json``'s ``layers``, in order.
     files : collection of str

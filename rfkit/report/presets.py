@@ -1,17 +1,27 @@
 """Presets for ``rfkit analyze --preset NAME`` and ``rfkit erf --preset NAME``: named model lists for batch
-runs, and presets that also carry settings (:class:`Preset`).
+runs, and presets that also carry settings, one :class:`Preset` record each in the registry :data:`PRESETS`.
 
 A preset's settings (``layers``, ``num_images``, ``area_table``) are defaults: an option given on the command
 line wins. A preset with settings reproduces a known recipe, and its models stand in only when no model is
 named: ``rfkit analyze ultralytics:best.pt --trust-checkpoint --preset yolo`` runs that checkpoint with the
 preset's layers and image count. A preset without settings is a model list, added to the models named.
+
+Adding one is :func:`register_preset`; ``--preset NAME`` and ``rfkit list-models --presets`` then know it.
+
+>>> preset_names()
+['openerf', 'cnn-vs-vit', 'tiny', 'yolo']
+>>> get_preset("tinny")
+Traceback (most recent call last):
+...
+rfkit.errors.PresetError: unknown preset 'tinny' (close matches: tiny); use one of openerf, cnn-vs-vit, tiny, yolo
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rfkit.errors import RFKitError
+from rfkit.errors import PresetError
+from rfkit.registry import NamedRegistry
 
 # OpenERF 0.6's gallery: 33 timm models in 11 families (openerf/model_zoo.py, SUPPORTED_MODEL_GROUPS)
 OPENERF_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -38,23 +48,6 @@ OPENERF_FAMILIES: dict[str, tuple[str, ...]] = {
         "swin_base_patch4_window7_224.ms_in1k",
     ),
     "swinv2": ("swinv2_cr_tiny_ns_224.sw_in1k", "swinv2_cr_small_224.sw_in1k", "swinv2_cr_small_ns_224.sw_in1k"),
-}
-
-PRESETS: dict[str, tuple[str, ...]] = {
-    "openerf": tuple(m for family in OPENERF_FAMILIES.values() for m in family),
-    "cnn-vs-vit": (
-        "resnet50.a1_in1k",
-        "convnext_tiny.fb_in1k",
-        "vit_small_patch16_224.augreg_in1k",
-        "swin_tiny_patch4_window7_224.ms_in1k",
-    ),
-    "tiny": ("test_resnet", "test_convnext", "test_efficientnet", "test_vit"),  # timm's test models: seconds
-}
-
-PRESET_HELP = {
-    "openerf": "OpenERF's gallery: 33 models in 11 families (resnet ... swinv2)",
-    "cnn-vs-vit": "two CNNs and two transformers of similar size, for comparisons",
-    "tiny": "timm's tiny test models (fast, for trying things out)",
 }
 
 
@@ -98,11 +91,62 @@ class Preset:
         return self.layers is not None or self.num_images is not None or self.area_table
 
 
-#: Presets with settings: recipes users run today, reproduced.
-RECIPES: dict[str, Preset] = {
-    # the get_model_erf.py script circulating for ultralytics YOLO: YOLO11-L, the neck outputs P3/P4/P5 and
-    # the layer before them, 100 images letterboxed to 640 (automatic for ultralytics specs), the area ratios
-    "yolo": Preset(
+PRESETS: NamedRegistry[Preset] = NamedRegistry("preset", PresetError)
+"""Every preset by name: the model lists first, then the presets with settings (:func:`register_preset`)."""
+
+
+def register_preset(p: Preset, *, replace: bool = False) -> Preset:
+    """Make ``p`` available as ``--preset NAME`` (and to :func:`get_preset`, :func:`apply_preset`).
+
+    Raises
+    ------
+    PresetError
+        Not a :class:`Preset`, no models, or a name taken (without ``replace``).
+
+    Examples
+    --------
+    >>> with PRESETS.scoped():
+    ...     _ = register_preset(Preset("mine", ("resnet18", "resnet50"), "two ResNets", num_images=8))
+    ...     apply_preset("mine").models, apply_preset("mine").num_images
+    (('resnet18', 'resnet50'), 8)
+    """
+    if not isinstance(p, Preset):
+        raise PresetError(f"register a Preset record, not {type(p).__name__}")
+    if isinstance(p.models, str) or not p.models or not all(isinstance(m, str) and m for m in p.models):
+        raise PresetError(f"preset {p.name!r}: models must be a non-empty tuple of model specs, got {p.models!r}")
+    return PRESETS.register(p.name, p, replace=replace)
+
+
+register_preset(
+    Preset(
+        "openerf",
+        tuple(m for family in OPENERF_FAMILIES.values() for m in family),
+        "OpenERF's gallery: 33 models in 11 families (resnet ... swinv2)",
+    )
+)
+register_preset(
+    Preset(
+        "cnn-vs-vit",
+        (
+            "resnet50.a1_in1k",
+            "convnext_tiny.fb_in1k",
+            "vit_small_patch16_224.augreg_in1k",
+            "swin_tiny_patch4_window7_224.ms_in1k",
+        ),
+        "two CNNs and two transformers of similar size, for comparisons",
+    )
+)
+register_preset(
+    Preset(
+        "tiny",
+        ("test_resnet", "test_convnext", "test_efficientnet", "test_vit"),  # timm's test models: seconds
+        "timm's tiny test models (fast, for trying things out)",
+    )
+)
+# the get_model_erf.py script circulating for ultralytics YOLO: YOLO11-L, the neck outputs P3/P4/P5 and the layer
+# before them, 100 images letterboxed to 640 (automatic for ultralytics specs), the area ratios
+register_preset(
+    Preset(
         "yolo",
         ("ultralytics:yolo11l.yaml",),
         "YOLO11-L's neck layers 13, 16, 19, 22 on 100 images, with the area-ratio table (the get_model_erf.py "
@@ -110,20 +154,13 @@ RECIPES: dict[str, Preset] = {
         layers=("13", "16", "19", "22"),
         num_images=100,
         area_table=True,
-    ),
-}
-
-
-class PresetError(RFKitError, KeyError):
-    """An unknown preset name."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+    )
+)
 
 
 def preset_names() -> list[str]:
-    """Every preset's name: the model lists, then the presets with settings."""
-    return [*PRESETS, *RECIPES]
+    """Every preset's name, in the order registered."""
+    return PRESETS.names()
 
 
 def get_preset(name: str) -> Preset:
@@ -132,13 +169,9 @@ def get_preset(name: str) -> Preset:
     Raises
     ------
     PresetError
-        No preset of that name.
+        No preset of that name (the message names the close matches).
     """
-    if name in RECIPES:
-        return RECIPES[name]
-    if name in PRESETS:
-        return Preset(name, PRESETS[name], PRESET_HELP.get(name, ""))
-    raise PresetError(f"unknown preset {name!r}: use one of {', '.join(preset_names())}")
+    return PRESETS.get(name)
 
 
 def preset(name: str) -> tuple[str, ...]:

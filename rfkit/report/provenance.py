@@ -22,7 +22,7 @@ from another). The columns, in this order (:data:`COLUMNS`):
 ``input_h``, ``input_w``
     The input size the model was measured at.
 ``erf_method``
-    ``replknet`` or ``openerf`` (:mod:`rfkit.erf.methods`); empty for contribution maps.
+    ``replknet`` or ``openerf`` (:mod:`rfkit.effective.methods`); empty for contribution maps.
 ``images``
     The image source: ``sample photos``, ``noise``, ``tensor``, a folder's or a file's name (never its
     path), or ``N paths``.

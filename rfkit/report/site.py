@@ -26,11 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rfkit.errors import ReportFileError, RFKitError, RFKitWarning
-from rfkit.io import atomic_write_text, remove_abandoned, safe_name
-from rfkit.report.analyze import DONE_MARKER
-from rfkit.report.labels import is_random
-from rfkit.report.markdown import md_code, md_table, md_text, one_line, report_markdown, warning_block
+from rfkit.errors import ReportFileError, SiteError, SiteWarning
+from rfkit.formatting import one_line
+from rfkit.io import atomic_write_text, safe_name
+from rfkit.report.escape import md_code, md_table, md_text, warning_block
+from rfkit.report.figures.labels import is_random
+from rfkit.report.markdown import report_markdown
+from rfkit.report.report_folder import DONE_MARKER
 from rfkit.report.schema import read_header, read_rows
 from rfkit.report.summary import ERF_RF, RF, productivity_text, summary_row
 from rfkit.report.svg import SVGError, clean_svg
@@ -45,14 +47,6 @@ _FIGURE_OR_MAP = re.compile(
 MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".npy": b"\x93NUMPY"}
 """The first bytes of the binary files a site carries: a file without them is not what its name claims."""
 MAX_SVG_BYTES = 64 << 20
-
-
-class SiteError(RFKitError, ValueError):
-    """No analysis folders were found, or the site folder cannot be written."""
-
-
-class SiteWarning(RFKitWarning):
-    """A report folder was left out of the site (its ``run.json`` or ``metrics.json`` is not rfkit's)."""
 
 
 @dataclass(frozen=True)
@@ -266,9 +260,9 @@ COMPARE_ROWS = 8
 
 
 def _compare(analyses: list[Analysis], docs: Path) -> str:
-    """The comparison page: multi-model grids (:mod:`rfkit.report.compare`) drawn into ``docs/figures/``,
+    """The comparison page: multi-model grids (:mod:`rfkit.report.figures.compare`) drawn into ``docs/figures/``,
     the final feature maps of every model, then each family by depth; and the final layers as a table."""
-    from rfkit.report.compare import save_comparison
+    from rfkit.report.figures.compare import save_comparison
     from rfkit.report.presets import family_of
 
     lines = [
@@ -379,8 +373,7 @@ def write_site(analyses: Sequence[Analysis], site, title: str = "rfkit reports")
         atomic_write_text(
             site / SITE_MARKER, "This folder was written by `rfkit report`: it replaces docs/ and mkdocs.yml here.\n"
         )
-        remove_abandoned(site, "docs")  # what a killed `rfkit report` left: partial folders, with rfkit's marker
-        remove_abandoned_folders(site, lambda p: (p / "index.md").is_file(), "docs")  # and a docs/ moved aside
+        remove_abandoned_folders(site, lambda p: (p / "index.md").is_file(), "docs")  # what a killed run left
         with folder_transaction(docs, lambda folder: None) as tmp:  # _check_site: rfkit's docs/, or none
             for a in analyses:
                 copied = _copy_analysis(a, tmp / "models" / a.name)

@@ -4,7 +4,7 @@ row read back from ``metrics.json``)."""
 
 from __future__ import annotations
 
-from rfkit.report.formatting import MISSING, fixed, pair, ratio, rf_label
+from rfkit.formatting import MISSING, fixed, pair, ratio, rf_label
 
 LAYER = "layer"
 STATUS = "status"
@@ -214,10 +214,3 @@ def _beyond(offset, stride) -> bool:
         return abs(float(offset)) > float(stride)
     except (TypeError, ValueError):
         return False
-
-
-def summary_rows(result, statuses: dict | None = None) -> list[dict[str, str]]:
-    """:func:`summary_row` of every measured layer of an :class:`~rfkit.erf.result.ERFResult`."""
-    from rfkit.report.erf_files import erf_rows
-
-    return [summary_row(row) for row in erf_rows(result, statuses)]

@@ -375,7 +375,7 @@ def _probe(m: Measurable, size: tuple[int, ...], layers: Sequence[str]) -> _Prob
         targets = {name: outputs[name] for name in layers}
     else:
         gm = m.gm
-        targets = {name: g.resolve(name) for name in layers}
+        targets = {name: m.node_in_gm(g.resolve(name)) for name in layers}
     layouts = {}
     for name in layers:
         record = g.record(name)

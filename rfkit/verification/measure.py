@@ -18,8 +18,11 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rfkit.errors import WeightsWarning
-from rfkit.graph.tracer import MARK, outputs_of, record_model, trace_module
+from rfkit.errors import RFKitError, WeightsWarning
+from rfkit.graph.tracer import MARK, record_model, trace_module
+from rfkit.graph.tracer import outputs_of as graph_outputs_of
+from rfkit.models.keras_module import KerasModule
+from rfkit.models.onnx_file import is_onnx
 from rfkit.models.spec import copy_module
 from rfkit.pipeline.prepare import Prepared, prepare
 
@@ -28,7 +31,8 @@ _MAX_TO_AVG_FUNCTIONS = {F.max_pool1d: F.avg_pool1d, F.max_pool2d: F.avg_pool2d,
 
 
 def _avg_like(m: nn.Module) -> nn.Module:
-    if getattr(m, "dilation", 1) not in (1, (1, 1), (1,), (1, 1, 1)):
+    dilation = getattr(m, "dilation", 1)
+    if any(d != 1 for d in (dilation if isinstance(dilation, (list, tuple)) else [dilation])):  # onnx2torch: a list
         raise ValueError("dilated max pooling has no average-pooling twin")
     try:
         from timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame
@@ -167,7 +171,7 @@ def prepared_for_measuring(
     spec whose file runs code may be built (:func:`rfkit.prepare`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeightsWarning)
-        weights = "random" if isinstance(model, str) else "auto"
+        weights = "random" if isinstance(model, str) and not is_onnx(model) else "auto"  # ONNX: the file's
         return prepare(model, weights, input_size, in_chans=in_chans, seed=seed, trust=trust)
 
 
@@ -187,17 +191,39 @@ class Measurable:
     def __init__(self, prepared: Prepared, seed: int = 0) -> None:
         self.prepared = prepared
         self.g = prepared.graph
-        self.real = positive_weights(copy_module(prepared.model).double().eval(), seed)
-        self.notes = swap_modules(self.real)
         self.gm = None
-        if self.g.method != "make_fx":
-            self.gm = prepared.fx.bind(self.real) if prepared.fx is not None else trace_module(self.real)[0]
+        self._module_nodes: dict[str, str] = {}
+        if isinstance(prepared.model, KerasModule):  # a float64 clone of its Keras graph, run as it is
+            from rfkit.verification.keras_measure import keras_measurable
+
+            self.real, self.notes = keras_measurable(prepared.model, seed)
+            self.gm = self.real
+        else:
+            self.real = positive_weights(copy_module(prepared.model).double().eval(), seed)
+            self.notes = swap_modules(self.real)
+        if self.g.method not in ("make_fx", "keras"):
+            if prepared.fx is not None:
+                self.gm = prepared.fx.bind(self.real)
+            else:
+                self.gm, self._module_nodes = trace_module(self.real)
             self.notes += swap_functions(self.gm)
         self._graphs: dict[tuple[int, ...], object] = {}
 
     @property
     def in_chans(self) -> int:
         return self.g.in_chans
+
+    def node_in_gm(self, node: str) -> str:
+        """The node of :attr:`gm` computing ``node`` of the graph: the same name, except for an ONNX model, whose
+        graph is read from the file rather than traced from the converted module: its module's output there."""
+        if self.g.method != "onnx":
+            return node
+        module = self.g.records[node].module
+        if module not in self._module_nodes:
+            raise RFKitError(
+                f"node {node} of {self.g.model_name} is no module's output: measure a module (rfkit graph)"
+            )
+        return self._module_nodes[module]
 
     def graph(self, size: tuple[int, ...]):
         """The analytic graph at input ``size`` (from the prepared trace; cached)."""
@@ -214,6 +240,20 @@ class Measurable:
         """The measurable copy recorded with make_fx on ``x`` (differentiable), and its module outputs."""
         gm, outputs = record_model(self.real, x)
         return unmark(gm), outputs
+
+
+def outputs_of(gm, names: list[str]):
+    """A function of the input returning the outputs of the named nodes: a torch.fx GraphModule cut there
+    (:func:`rfkit.graph.tracer.outputs_of`), or a run of a Keras model's graph that stops there."""
+    if isinstance(gm, KerasModule):
+        capture = gm.capture({n: n for n in names})
+
+        def run(x: torch.Tensor) -> list[torch.Tensor]:
+            found = capture(x)
+            return [found[n] for n in names]
+
+        return run
+    return graph_outputs_of(gm, names)
 
 
 def support_extent(grad: torch.Tensor) -> list[tuple[int, int]]:

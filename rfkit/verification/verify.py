@@ -103,6 +103,8 @@ class VerifyReport:
         return [e for e in self.estimates if e.status == "fail"]
 
     def to_frame(self):
+        """One row per checked unit (:class:`UnitCheck`'s fields: layer, node, unit, analytic and measured
+        window, status, reason), as a :class:`pandas.DataFrame`; the estimates are :meth:`estimates_frame`."""
         import pandas as pd
 
         return pd.DataFrame([c.__dict__ for c in self.checks])
@@ -111,6 +113,10 @@ class VerifyReport:
         import pandas as pd
 
         return pd.DataFrame([e.__dict__ for e in self.estimates])
+
+
+VerifyResult = VerifyReport
+"""What :func:`verify` returns, under the name every result type shares (``*Result``)."""
 
 
 def clipped_window(info, unit, size) -> tuple:
@@ -233,7 +239,7 @@ def verify(
                 "corner": tuple(0 for _ in sizes),
                 "next": tuple(min(n // 2 + 1, n - 1) for n in sizes),
             }[kind]
-            target = outputs.get(layer, node) if g.method == "make_fx" else node
+            target = outputs.get(layer, node) if g.method == "make_fx" else m.node_in_gm(node)
             units[target], dims[target] = unit, shape_dims
             names.append((layer, node, target))
         measured = measure(gm, [t for _, _, t in names], tuple(x.shape), units, dims)

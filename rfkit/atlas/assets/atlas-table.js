@@ -1,4 +1,5 @@
-// rfkit atlas: sortable columns and a filter box for the tables of the atlas site (no dependencies, no CDN).
+// rfkit atlas: sortable columns and a filter box for the tables inside an element of class "rfkit-atlas"
+// (the atlas site's lists, the docs' atlas page; no dependencies, no CDN).
 // Click a column header to sort by it (numbers as numbers, again to reverse); type in the box above a table
 // to keep the rows holding every word typed ("resnet 32" keeps rows with both), "col>=N" to compare a
 // column ("rf>=800"). Only textContent is read and written: no cell is ever parsed as HTML.
@@ -52,15 +53,26 @@
     box.type = "search";
     box.placeholder = "filter: words, or column>=number (" + names.slice(0, 3).join(", ") + ", ...)";
     box.className = "atlas-filter";
-    box.style.width = "100%";
+    box.style.cssText = "width: 100%; box-sizing: border-box; padding: .4em .6em; margin: .4em 0 .2em; " +
+      "border: 1px solid #9e9e9e; border-radius: 3px; font: inherit;";
+    var count = document.createElement("div");
+    count.className = "atlas-count";
+    count.style.cssText = "font-size: .7rem; color: #757575; margin-bottom: .3em;";
+    var total = table.tBodies[0].rows.length;
+    count.textContent = total + " rows";
     box.addEventListener("input", function () {
       var words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var shown = 0;
       Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
-        row.style.display = matches(row, names, words) ? "" : "none";
+        var keep = matches(row, names, words);
+        row.style.display = keep ? "" : "none";
+        shown += keep ? 1 : 0;
       });
+      count.textContent = words.length ? shown + " of " + total + " rows" : total + " rows";
     });
     table.parentNode.insertBefore(box, table);
+    table.parentNode.insertBefore(count, table);
   }
-  function run() { Array.prototype.forEach.call(document.querySelectorAll("article table"), enhance); }
+  function run() { Array.prototype.forEach.call(document.querySelectorAll("article .rfkit-atlas table"), enhance); }
   if (typeof document$ !== "undefined") { document$.subscribe(run); } else { document.addEventListener("DOMContentLoaded", run); }
 })();

@@ -146,6 +146,8 @@ register_packets(attention.baddbmm, "addmm", "baddbmm")
 register_packets(linear.linear, "linear")
 register_packets(norm.softmax, "_softmax", "_log_softmax", "softmax", "_safe_softmax")
 register_packets(reduce.reduction, "mean", "sum", "amax", "amin", "var", "std", "logsumexp", "prod")
+register_packets(reduce.vector_norm, "linalg_vector_norm")
+register_packets(reduce.max_min, "max", "min")  # max.dim: (values, indices); max.other: elementwise
 
 
 def _vector_norm(ctx: OpContext):

@@ -70,6 +70,16 @@ def merged_layout(states: list[RFState]) -> lay.Layout | None:
     torch.lerp,
     torch.where,
     torch.rsub,
+    torch.remainder,
+    torch.eq,
+    torch.ne,
+    torch.gt,
+    torch.lt,
+    torch.ge,
+    torch.le,
+    torch.logical_and,
+    torch.logical_or,
+    torch.logical_xor,
 )
 @R.method(
     "add",

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from rfkit.graph.context import OpContext, UnsupportedOp, as_tuple
 from rfkit.graph.handlers.conv import resolve_padding
+from rfkit.graph.handlers.reduce import reduce_state
 from rfkit.graph.registry import DEFAULT_REGISTRY as R
 from rfkit.graph.state import AxisRF
 
@@ -168,9 +169,13 @@ def adaptive_pool_n(ctx: OpContext, n: int):
     out = ctx.out[0] if isinstance(ctx.out, tuple) else ctx.out
     if s.axes is None:
         return (s, s) if isinstance(ctx.out, tuple) else s
+    window_dims = range(x.dim() - n, x.dim())
+    if s.dims is None and s.layout is not None and all(out.shape[d] == 1 for d in window_dims):
+        # pooled to one value over flattened tokens (Swin's pooler on (B, C, H*W)): a mean over them
+        state = reduce_state(s, x.dim(), window_dims, keepdim=True)
+        return (state, state) if isinstance(ctx.out, tuple) else state
     if s.dims is None:
         raise UnsupportedOp("adaptive pooling over a tensor whose spatial layout was lost")
-    window_dims = range(x.dim() - n, x.dim())
     if any(d not in s.dims for d in window_dims):
         raise UnsupportedOp(f"adaptive pooling over non-spatial dims (spatial: {s.dims})")
     sizes = [(x.shape[d], out.shape[d]) for d in window_dims]

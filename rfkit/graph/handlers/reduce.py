@@ -33,6 +33,15 @@ def reduction(ctx: OpContext):
     return reduce_state(s, x.dim(), dims, bool(keepdim) if isinstance(keepdim, bool) else False)
 
 
+@R.function(torch.linalg.vector_norm)
+def vector_norm(ctx: OpContext):
+    """``torch.linalg.vector_norm(x, ord, dim, keepdim)``: a reduction over ``dim`` (ConvNeXt-V2's global response
+    norm over the spatial dims: global)."""
+    x, s = ctx.main()
+    keepdim = ctx.arg(3, "keepdim", False)
+    return reduce_state(s, x.dim(), ctx.arg(2, "dim"), bool(keepdim) if isinstance(keepdim, bool) else False)
+
+
 @R.function(torch.max, torch.min)
 @R.method("max", "min")
 def max_min(ctx: OpContext):
