@@ -293,8 +293,8 @@ def test_captions_give_every_overhang_in_numbers():
     from rfkit.report.figures.captions import caption_texts
 
     md, tex = caption_texts(drawn("stages-mixed", "paper"))
-    # "huge": RF 435 centred on pixel 0 (rows and columns -217..217) of a 48 px input: 217 before, 217 - 47 after
-    assert "huge 217, 170, 217, 170" in md and "off-centre" not in md.split("RF beyond")[1]
+    # "huge": RF 435 centred on pixel 24 (rows and columns -193..241) of a 48 px input: 193 before, 241 - 47 after
+    assert "huge 193, 194, 193, 194" in md and "off-centre" not in md.split("RF beyond")[1]
     md, _ = caption_texts(drawn("compare-stages", "report"))
     assert f"{LONG} 3 10, 11, 10, 11; {LONG} 4 34, 35, 34, 35" in md.replace("\\_", "_")
 
