@@ -3,8 +3,8 @@
 
 Run from anywhere (paths are relative to this file)::
 
-    OMP_NUM_THREADS=1 python docs/build_gallery.py                  # everything: about 3 minutes on 2 CPU cores
-    python docs/build_gallery.py --only matrix                      # every figure type in both styles (1 minute)
+    OMP_NUM_THREADS=1 python docs/build_gallery.py                  # everything (the release checklist's step)
+    python docs/build_gallery.py --only matrix                      # every figure type in both styles (~1 minute)
     python docs/build_gallery.py --only gallery                     # the models of docs/gallery.md
     python docs/build_gallery.py --only assets                      # docs/assets/erf/ (figures of the guides)
     python docs/build_gallery.py --only attribution                 # docs/assets/attribution/ (trained Lite0)
