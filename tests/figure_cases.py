@@ -57,6 +57,13 @@ def hand_cases() -> dict:
     yolo = synthetic(
         {"y": _blob(yolo_shape, 320, 320, 9)}, {"y": rf_info(901, 32, -450, 450)}, {"y": (10, 10)}, fit=False
     )
+    neck = synthetic(  # a YOLO neck layer after nearest upsampling: global, its ERF 16 px off the analytic centre
+        {"n": _blob(yolo_shape, 320, 320, 4)},
+        {"n": rf_info(1039, 8, -215, 823, is_global=True, local=1039)},
+        {"n": (0, 0)},
+        fit=False,
+        kind="random",
+    )
     long = dataclasses.replace(huge, model=LONG)
     random = synthetic(
         {"t": _blob(shape, 24, 24, 0.6)}, {"t": rf_info(3, 1, -1, 1)}, {"t": (24, 24)}, fit=False, kind="random"
@@ -67,6 +74,7 @@ def hand_cases() -> dict:
         "global": (glob, "g"),
         "off-centre": (off, "o"),
         "yolo640": (yolo, "y"),
+        "yolo-neck": (neck, "n"),
         "long-name": (long, "h"),
         "random": (random, "t"),
     }
@@ -360,6 +368,7 @@ OVERLAY_CASES = {
     "global": "a global layer: the frame is the RF, its local paths dashed",
     "off-centre": "a unit in the top-right corner: four different overhangs",
     "yolo640": "a 40 px ERF in a 640 px frame under a 901 px RF",
+    "yolo-neck": "a global YOLO neck layer, random init: its 20 px ERF 16 px off the analytic centre",
     "long-name": "a long model name",
     "random": "random weights: the panel is tagged",
     "vit": "timm's test_vit at random init: its own patch",
