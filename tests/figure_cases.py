@@ -45,19 +45,28 @@ def synthetic(maps, infos, units, *, kind="pretrained", fit=True, model="synthet
 def hand_cases() -> dict:
     """Results built by hand, one layer each: name -> (result, layer)."""
     shape = (S, S)
-    tiny = synthetic({"t": _blob(shape, 24, 24, 0.8)}, {"t": rf_info(3, 1, -1, 1)}, {"t": (24, 24)}, fit=False)
-    huge = synthetic({"h": _blob(shape, 24, 24, 12)}, {"h": rf_info(435, 32, -217, 217)}, {"h": (0, 0)})
+    # each map lies within its unit's RF window as a real one would (no "mass outside the RF" flag), unless
+    # the case is about the RF reaching beyond the input
+    tiny = synthetic({"t": _blob(shape, 24, 24, 0.6)}, {"t": rf_info(3, 1, -1, 1)}, {"t": (24, 24)}, fit=False)
+    huge = synthetic({"h": _blob(shape, 24, 24, 12)}, {"h": rf_info(435, 32, -193, 241)}, {"h": (0, 0)})
     glob = synthetic(
         {"g": _blob(shape, 24, 24, 20)}, {"g": rf_info(21, 4, -10, 10, is_global=True, local=21)}, {"g": (6, 6)}
     )
-    off = synthetic({"o": _blob(shape, 3, 44, 2)}, {"o": rf_info(7, 1, -3, 3)}, {"o": (3, 44)}, fit=False)
+    off = synthetic({"o": _blob(shape, 3, 44, 1.5)}, {"o": rf_info(7, 1, -3, 3)}, {"o": (3, 44)}, fit=False)
     yolo_shape = (640, 640)  # YOLO-like: a 40 px ERF blob in a 640 px frame under a 900 px RF
     yolo = synthetic(
         {"y": _blob(yolo_shape, 320, 320, 9)}, {"y": rf_info(901, 32, -450, 450)}, {"y": (10, 10)}, fit=False
     )
+    neck = synthetic(  # a YOLO neck layer after nearest upsampling: global, its ERF 16 px off the analytic centre
+        {"n": _blob(yolo_shape, 320, 320, 4)},
+        {"n": rf_info(1039, 8, -215, 823, is_global=True, local=1039)},
+        {"n": (0, 0)},
+        fit=False,
+        kind="random",
+    )
     long = dataclasses.replace(huge, model=LONG)
     random = synthetic(
-        {"t": _blob(shape, 24, 24, 0.8)}, {"t": rf_info(3, 1, -1, 1)}, {"t": (24, 24)}, fit=False, kind="random"
+        {"t": _blob(shape, 24, 24, 0.6)}, {"t": rf_info(3, 1, -1, 1)}, {"t": (24, 24)}, fit=False, kind="random"
     )
     return {
         "tiny": (tiny, "t"),
@@ -65,6 +74,7 @@ def hand_cases() -> dict:
         "global": (glob, "g"),
         "off-centre": (off, "o"),
         "yolo640": (yolo, "y"),
+        "yolo-neck": (neck, "n"),
         "long-name": (long, "h"),
         "random": (random, "t"),
     }
@@ -87,7 +97,7 @@ def many_layers(n=12):
     """``n`` layers with RFs from 3 px (tiny) to far beyond the 48 px input, long layer names."""
     shape = (S, S)
     names = [f"stages.{i // 3}.blocks.{i % 3}.conv_pwl" for i in range(n)]
-    maps = {k: _blob(shape, 24, 24, 0.8 + 2.5 * i) for i, k in enumerate(names)}
+    maps = {k: _blob(shape, 24, 24, 0.6 + 2.5 * i) for i, k in enumerate(names)}
     strides = [2 ** min(i, 5) for i in range(n)]
     units = {k: (24 // s, 24 // s) for k, s in zip(names, strides)}
     shift = [24 - (24 // s) * s for s in strides]  # the unit's RF centred on pixel 24, where its map peaks
@@ -126,8 +136,8 @@ def vit():
 
 
 def dilated_net():
-    """Five 3x3 convs (stride 2 in the second, then dilations 4, 8, 16), positive weights: RF 3 px at layer 0,
-    117 px at layer 4."""
+    """Five 3x3 convs (stride 2 in the second, then dilations 4, 8, 16), positive weights and biases: RF 3 px at
+    layer 0, 117 px at layer 4."""
     import torch
     import torch.nn as nn
 
@@ -140,8 +150,9 @@ def dilated_net():
         nn.Conv2d(4, 4, 3, padding=16, dilation=16),
     )
     with torch.no_grad():
-        for p in net.parameters():
-            p.abs_()  # positive weights: every unit fires on every image, no ERF is all zero
+        for conv in net:  # positive weights and a bias larger than any input can pull a unit below: every unit
+            conv.weight.abs_()  # fires on every image, no ERF is all zero
+            conv.bias.fill_(10.0)
     return net
 
 
@@ -357,6 +368,7 @@ OVERLAY_CASES = {
     "global": "a global layer: the frame is the RF, its local paths dashed",
     "off-centre": "a unit in the top-right corner: four different overhangs",
     "yolo640": "a 40 px ERF in a 640 px frame under a 901 px RF",
+    "yolo-neck": "a global YOLO neck layer, random init: its 20 px ERF 16 px off the analytic centre",
     "long-name": "a long model name",
     "random": "random weights: the panel is tagged",
     "vit": "timm's test_vit at random init: its own patch",

@@ -116,6 +116,7 @@ REUSED = {
     ("overlay-huge", "report"),
     ("overlay-yolo640", "paper"),
     ("overlay-vit", "paper"),
+    *(("overlay-yolo-neck", s) for s in STYLES),
     ("stages-mixed", "paper"),
     ("rf-grid-beyond", "paper"),
     ("rf-grid-analytic", "report"),
@@ -293,8 +294,8 @@ def test_captions_give_every_overhang_in_numbers():
     from rfkit.report.figures.captions import caption_texts
 
     md, tex = caption_texts(drawn("stages-mixed", "paper"))
-    # "huge": RF 435 centred on pixel 0 (rows and columns -217..217) of a 48 px input: 217 before, 217 - 47 after
-    assert "huge 217, 170, 217, 170" in md and "off-centre" not in md.split("RF beyond")[1]
+    # "huge": RF 435 centred on pixel 24 (rows and columns -193..241) of a 48 px input: 193 before, 241 - 47 after
+    assert "huge 193, 194, 193, 194" in md and "off-centre" not in md.split("RF beyond")[1]
     md, _ = caption_texts(drawn("compare-stages", "report"))
     assert f"{LONG} 3 10, 11, 10, 11; {LONG} 4 34, 35, 34, 35" in md.replace("\\_", "_")
 
@@ -355,5 +356,21 @@ def test_the_random_tag_of_a_convergence_panel_covers_no_curve():
 
 def test_growth_says_when_the_min_over_paths_hides_under_the_max():
     chain = drawn("growth-cnn", "paper")  # a chain of convs: one path, min = max everywhere
-    labels = [t.get_text() for leg in chain.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
-    assert "analytic RF, min over paths (= max: one path, under it)" in labels
+    labels = [
+        t.get_text().replace("\n", " ") for leg in chain.findobj(matplotlib.legend.Legend) for t in leg.get_texts()
+    ]
+    assert "analytic RF, min over paths (= max: one path)" in labels
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_zoom_holds_the_erf_and_the_analytic_centre_clear_of_the_tag(style):
+    """A YOLO neck layer: global, its ERF (sigma 4 px at 320, 320) 16 px from the analytic centre (304, 304) of
+    its unit: the zoomed panel shows both, and the random-init tag covers neither."""
+    fig = drawn("overlay-yolo-neck", style)
+    zoom = panels(fig)[1]
+    (x0, x1), (y1, y0) = zoom.get_xlim(), zoom.get_ylim()
+    assert x0 < 304 < x1 and y0 < 304 < y1 and x0 < 320 - 8 and 320 + 8 < x1
+    renderer = fig.canvas.get_renderer()
+    (tag,) = [t for t in zoom.texts if t.get_gid() == "random-tag"]
+    (cross,) = [line for line in zoom.lines if line.get_gid() == "rf-center"]
+    assert not tag.get_window_extent(renderer).overlaps(cross.get_window_extent(renderer))

@@ -325,8 +325,8 @@ def _layout(style, cols: int, n: int, aspect: float, labels: list[str]) -> tuple
     """The figure body's size and the panel width (inches): as the content needs (report), or one column
     (up to :data:`_COLUMN_PANELS` panels) or the page wide (paper), the height fitted to the panels left
     beside the row labels."""
-    if style.page is None:
-        return (PANEL_IN * cols + 0.9, PANEL_IN * n * aspect + 1.2), PANEL_IN
+    if style.page is None:  # the panels keep their width beside the row labels, so a title fits above its panel
+        return (PANEL_IN * cols + _label_width(labels) + 0.3, PANEL_IN * n * aspect + 1.2), PANEL_IN
     width = style.column if cols <= _COLUMN_PANELS else style.page
     panel = (width - _label_width(labels)) / cols
     return (width, n * (panel * aspect + 0.06) + 0.45 + 0.55), panel

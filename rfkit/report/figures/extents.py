@@ -71,15 +71,17 @@ def fit_extents(fig) -> None:
     """Redraw, in the first form that is not crowded (:func:`draw_fitted_extents`), the extent marks of every
     panel of ``fig``, measured as the figure is laid out now (call it once the layout is final)."""
     fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
     for ax in fig.findobj(lambda a: hasattr(a, EXTENTS)):
         e = getattr(ax, EXTENTS)
-        if not crowded(e["marks"]):
+        centre = [line.get_window_extent(renderer) for line in ax.lines if line.get_gid() == "rf-center"]
+        if not crowded(e["marks"], centre):
             continue
         for mark in e["marks"]:
             mark.remove()
         args = (ax, e["window"], e["shape"])
         marks = draw_rf_extents(*args, compact_extent_labels(e["beyond"]), offset=e["offset"], fontsize=e["fontsize"])
-        if crowded(marks) and e["beside"]:
+        if crowded(marks, centre) and e["beside"]:
             label = beside_map(*args, extent_glyphs(e["beyond"]), fontsize=e["fontsize"] or 7.0)
             if label is not None:
                 for mark in marks:
@@ -101,9 +103,9 @@ def extent_glyphs(beyond: dict) -> str:
     return "\n".join(" ".join(parts[i : i + 2]) for i in range(0, len(parts), 2))
 
 
-def crowded(marks) -> bool:
+def crowded(marks, obstacles=()) -> bool:
     """Whether any label of the extent ``marks`` (annotations, as drawn now) meets another mark's label or
-    arrow, or two arrows meet."""
+    arrow or one of the ``obstacles`` (display boxes: the centre cross), or two arrows meet."""
     from matplotlib.text import Text
 
     if not marks:
@@ -116,7 +118,7 @@ def crowded(marks) -> bool:
         arrow = m.arrow_patch.get_window_extent(renderer) if m.arrow_patch is not None else None
         items.append((label, arrow))
     for i, (label, _) in enumerate(items):
-        others = [b for j, boxes in enumerate(items) if j != i for b in boxes if b is not None]
+        others = [b for j, boxes in enumerate(items) if j != i for b in boxes if b is not None] + list(obstacles)
         if label is not None and any(label.overlaps(b) for b in others):
             return True
     arrows = [a for _, a in items if a is not None]
@@ -152,6 +154,7 @@ def beside_map(ax, window, shape, text: str, fontsize: float = 7.0):
             zorder=8,
             gid="rf-extent-text",
         )
+        label.set_in_layout(False)  # inside the panel, as the arrows
         box = label.get_window_extent(renderer)
         inside = panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
         if inside and not any(box.overlaps(b) for b in insets):

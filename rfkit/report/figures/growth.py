@@ -423,7 +423,7 @@ def _draw_analytic(ax, a: int, d: _Growth) -> None:
         linestyle=(0, (4, 1.5)),
         zorder=3,
         gid="rf-min",
-        label="analytic RF, min over paths" + (" (= max: one path, under it)" if one_path else ""),
+        label="analytic RF, min over paths" + (" (= max: one path)" if one_path else ""),
     )
     glob = [k for k, i in enumerate(d.infos) if i.is_global]
     if not glob:

@@ -243,22 +243,30 @@ def _overlay_layer(result, layer: str, full_rf: bool, gaussian: bool, zoom: bool
         notes.append(f"Gaussian fit not drawn: the map is not Gaussian-like ({fit.reason})")
     view, grown = _view(np.shape(m), window, full_rf and not info.is_global)
     beyond = rf_beyond(window, np.shape(m)) if window is not None and not info.is_global else {}
-    zoomed = _zoom(np.shape(m), window, metrics, zoom)
+    zoomed = _zoom(np.shape(m), window, metrics, zoom, result.center.get(layer))
     return _OverlayLayer(
         m, info, unit, tuple(result.center[layer]), metrics, window, fit, draw_fit, notes, view, grown, beyond, zoomed
     )
 
 
-def _zoom(shape, window, metrics, zoom: bool | None) -> tuple | None:
+def _zoom(shape, window, metrics, zoom: bool | None, centre=None) -> tuple | None:
     """The view of the zoomed panel, or None: by default where the RF (for a global layer, its local paths' RF)
-    or the ERF's 95%-mass box is small against the input (:func:`~rfkit.report.figures.inset.zoom_window`: a 16 px ViT
-    patch, a 40 px ERF in a 640 px YOLO frame); ``zoom=True`` around the RF window, ``False`` never."""
+    or the ERF's 95%-mass box is small against the input (:func:`~rfkit.report.figures.inset.zoom_window`: a 16 px
+    ViT patch, a 40 px ERF in a 640 px YOLO frame), widened to hold the unit's analytic ``centre`` (after nearest
+    upsampling it lies beside the ERF: the view keeps both, and the centre off the panel's corners); ``zoom=True``
+    around the RF window, ``False`` never."""
     if zoom is False:
         return None
     target = zoom_window(shape, window, metrics_erf_box(metrics, shape))
     if zoom and window is not None:
         target = window
-    return zoom_view(target, shape) if target is not None else None
+    if target is None:
+        return None
+    if centre is not None and all(np.isfinite(centre)):
+        (y0, y1), (x0, x1) = target
+        cy, cx = (min(max(round(float(c)), 0), n - 1) for c, n in zip(centre, shape))
+        target = ((min(y0, cy), max(y1, cy)), (min(x0, cx), max(x1, cx)))
+    return zoom_view(target, shape)
 
 
 def _view(shape, window, grow: bool) -> tuple[tuple, bool]:

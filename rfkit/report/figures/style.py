@@ -291,10 +291,18 @@ def tighten(draw, size, width: float | None = None):
 
 def _grow_over(fig, draw, size, width: float | None, rounds: int = 3):
     """``fig``, or the figure ``draw`` builds on a canvas grown by what runs off ``fig``'s
-    (:func:`rfkit.report.figures.layout.overflow`): the height always, the width unless it is given."""
+    (:func:`rfkit.report.figures.layout.overflow`): the height always, the width unless it is given (then the
+    layout's side padding grows by what runs off at the sides)."""
 
+    fig.canvas.draw()  # nested constrained layouts settle on a second pass: measure that one, as saved
     for _ in range(rounds):
         left, right, bottom, top = overflow(fig)
+        if width is not None and max(left, right) > 0:  # the width is given: more padding at the sides instead
+            engine = fig.get_layout_engine()
+            engine.set(w_pad=engine.get()["w_pad"] + max(left, right) + 0.01)
+            fig.canvas.draw()
+            fig.canvas.draw()
+            left, right, bottom, top = overflow(fig)
         grow_w = 0.0 if width is not None else left + right
         if grow_w + bottom + top <= 0.01:
             break
@@ -764,6 +772,7 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
                 gid="rf-extent",
             )
         )
+        marks[-1].set_in_layout(False)  # inside the panel: the layout need not measure its arrow (slow) again
     return marks
 
 
