@@ -374,3 +374,58 @@ def test_a_zoom_holds_the_erf_and_the_analytic_centre_clear_of_the_tag(style):
     (tag,) = [t for t in zoom.texts if t.get_gid() == "random-tag"]
     (cross,) = [line for line in zoom.lines if line.get_gid() == "rf-center"]
     assert not tag.get_window_extent(renderer).overlaps(cross.get_window_extent(renderer))
+
+
+def test_a_narrow_stage_grid_panel_numbers_all_four_overhangs_clear_of_the_centre():
+    """ResNet-18's layer4 at 224 px (RF 435 px, unit (3, 3) centred on pixel 96: rows and columns -121..313) among
+    five panels of a two-column paper grid, about 1.2 in each: "+121" inward of the left arrow would touch the
+    centre cross, so the left and right numbers ride on their arrows at the edges; every side is numbered."""
+    from rfkit.report.figures.extents import crowded
+
+    shape = (224, 224)
+    sides = {"a": 7, "b": 43, "c": 99, "d": 211}
+    maps = {k: _blob(shape, 96, 96, s / 4) for k, s in sides.items()} | {"layer4": _blob(shape, 96, 96, 60)}
+    infos = {k: rf_info(s, 1, 96 - s // 2, 96 + s // 2) for k, s in sides.items()}
+    infos["layer4"] = rf_info(435, 32, -217, 217)  # unit 3: -217 + 96 .. 217 + 96
+    units = {k: (96, 96) for k in sides} | {"layer4": (3, 3)}
+    fig = F.stage_grid_figure(synthetic(maps, infos, units, fit=False), style="paper")
+    ax = panels(fig)[-1]
+    marks = [t for t in ax.texts if t.get_gid() == "rf-extent"]
+    # by hand: 121 px before pixel 0, 313 - 223 = 90 px after pixel 223, on both axes (top, bottom, left, right)
+    assert [m.get_text() for m in marks] == ["+121", "+90", "+121", "+90"]
+    renderer = fig.canvas.get_renderer()
+    centre = [line.get_window_extent(renderer) for line in ax.lines if line.get_gid() == "rf-center"]
+    assert centre and not crowded(marks, centre)
+    panel = ax.get_window_extent(renderer)
+    for m in marks:  # every number inside its panel
+        box = m.get_window_extent(renderer)
+        assert panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1, m.get_text()
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_global_layers_frame_is_named_in_the_legend_and_the_caption(style):
+    from rfkit.report.figures.captions import caption_texts
+
+    fig = drawn("compare-stages", style)  # the ViT row: global from blocks.2 on, its frame in the RF colour
+    labels = [t.get_text().replace("\n", " ") for leg in fig.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
+    assert "global layer: RF = whole input (frame)" in labels
+    assert "a frame in the RF colour marks a global layer" in caption_texts(fig)[0]
+    trained = drawn("stages-twelve", style)  # no global layer: neither
+    assert "frame in the RF colour" not in caption_texts(trained)[0]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_an_attribution_grid_of_random_weights_is_tagged_on_every_row(style):
+    from figure_cases import attribution
+
+    from rfkit.models.weights import WeightsInfo
+    from rfkit.report.figures.attribution import attribution_grid
+
+    res = attribution("saliency,gradcam")  # a module as given: no tag
+    texts = attribution_grid(res, style=style).findobj(matplotlib.text.Text)
+    assert res.weights.kind == "as-given" and not [t for t in texts if t.get_gid() == "random-tag"]
+    random = dataclasses.replace(res, weights=WeightsInfo("random", "random init"))
+    fig = attribution_grid(random, style=style)
+    rows = [ax for ax in fig.axes if ax.get_ylabel()]  # each row's input image carries the row's label
+    assert len(rows) == res.num_images == 2
+    assert [[t.get_text() for t in ax.texts if t.get_gid() == "random-tag"] for ax in rows] == [["random init"]] * 2

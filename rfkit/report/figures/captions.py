@@ -133,6 +133,7 @@ def heat_record(heat, title: str, runs: Sequence[Run], normalised: str, notes: S
 #: What each artist (by ``gid``) of a figure shows, in the order the caption names them; a phrase is used
 #: only when an artist with one of its gids is in the figure.
 MARKERS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("global-frame",), "a frame in the RF colour marks a global layer (its RF is the whole input)"),
     (("rf-box",), "the solid box is the analytic receptive field (RF) of the measured unit"),
     (("local-rf-box",), "the dashed box is the RF of the local paths of a global layer"),
     (("rf-extent",), "arrows at the edges give how many pixels the RF extends beyond the input"),

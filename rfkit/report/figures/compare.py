@@ -330,8 +330,8 @@ def _legend(body, axes, width: float) -> None:
 
 def marker_legend(axes) -> tuple[list, list[str]]:
     """Legend handles and labels of the markers drawn in ``axes`` (read from their artists' gids, so a marker
-    no panel shows is never listed): the RF box, the local paths' box, the centre cross, the "+N px" arrows
-    and the zoomed inset."""
+    no panel shows is never listed): a global layer's frame, the RF box, the local paths' box, the centre cross,
+    the "+N px" arrows and the zoomed inset."""
     from matplotlib.patches import Patch
 
     gids = set()
@@ -340,6 +340,11 @@ def marker_legend(axes) -> tuple[list, list[str]]:
         gids |= {c.get_gid() for c in ax.child_axes if c.get_gid()}
     rf = dict(fill=False, edgecolor=COLORS["rf"], linewidth=1.2)
     entries = [
+        (
+            "global-frame",
+            Patch(fill=False, edgecolor=COLORS["rf"], linewidth=2.6),
+            "global layer: RF = whole input (frame)",
+        ),
         ("rf-box", Patch(**rf), "analytic RF of the unit"),
         ("local-rf-box", Patch(linestyle=(0, (3, 1.5)), **rf), "RF of the local paths (global layer)"),
         ("rf-center", _centre_handle(), "analytic RF centre of the unit"),
@@ -452,7 +457,7 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         draw_fitted_extents(ax, window, (h, w), beyond, beside=True)
     if cell.row.get("is_global"):
         for spine in ax.spines.values():
-            spine.set(edgecolor=COLORS["rf"], linewidth=1.6)
+            spine.set(edgecolor=COLORS["rf"], linewidth=1.6, gid="global-frame")
     return im
 
 

@@ -1,6 +1,8 @@
 """How far an RF goes on beyond the input, marked on a panel so that the marks stay readable whatever the
 panel's size: arrows at the map's edges with "+N px" each (:func:`~rfkit.report.figures.style.draw_rf_extents`); on a
-panel too small for four labels apart, the first side's number alone; where even that is crowded, one label
+panel too narrow for that, "+N" on every arrow with the left and right ones at the edges (clear of the centre
+cross); on a panel too small for four labels apart, the first side's number alone; where even that is crowded, one
+label
 with every side's number beside the map, in the panel's free part. No mark is drawn over another. The marks
 are drawn with the panel (:func:`draw_fitted_extents`) and fitted once the figure is laid out
 (:func:`fit_extents`): before that, a panel's size on the canvas is not known.
@@ -35,7 +37,9 @@ def draw_fitted_extents(
 ) -> list:
     """Mark the sides an RF window goes beyond the input: arrows with every side's "+N px" now; once the
     figure is laid out, :func:`fit_extents` keeps the first of these forms that is not :func:`crowded`: that
-    one; arrows with the first side's number only (:func:`~rfkit.report.figures.labels.compact_extent_labels`); with
+    one; unless ``beside``, every side's "+N" with the left and right labels riding on their arrows at the
+    edges (``draw_rf_extents(along=True)``); arrows with the first side's number only
+    (:func:`~rfkit.report.figures.labels.compact_extent_labels`); with
     ``beside`` (a map smaller than its panel, as in ``rfkit figure``'s common frame), no arrows and one label
     right of or below the map and its RF box (:func:`extent_glyphs`: "↑10 ↓11 ←10 →11", gid
     ``rf-extent-text``); when none fits, the compact arrows.
@@ -80,6 +84,15 @@ def fit_extents(fig) -> None:
         for mark in e["marks"]:
             mark.remove()
         args = (ax, e["window"], e["shape"])
+        marks = []
+        if not e["beside"]:  # every side numbered still: the left and right labels on their arrows, at the edges
+            labels = extent_labels(e["beyond"], "")
+            marks = draw_rf_extents(*args, labels, offset=e["offset"], fontsize=e["fontsize"], along=True)
+            if not crowded(marks, centre):
+                e["marks"] = marks
+                continue
+        for mark in marks:
+            mark.remove()
         marks = draw_rf_extents(*args, compact_extent_labels(e["beyond"]), offset=e["offset"], fontsize=e["fontsize"])
         if crowded(marks, centre) and e["beside"]:
             label = beside_map(*args, extent_glyphs(e["beyond"]), fontsize=e["fontsize"] or 7.0)

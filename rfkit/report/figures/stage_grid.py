@@ -213,7 +213,7 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap):
     ax.set_yticks([])
     if info.is_global:
         for spine in ax.spines.values():
-            spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
+            spine.set(edgecolor=COLORS["rf"], linewidth=2.0, gid="global-frame")
     zoom = zoom_window((H, W), window, metrics_erf_box(result.metrics.get(layer), (H, W)))
 
     def draw_map(inset):

@@ -718,7 +718,9 @@ def surrounds(window, shape) -> bool:
 _EXTENT_DIRECTION = {"top": (0, -1), "bottom": (0, 1), "left": (1, 0), "right": (-1, 0)}
 
 
-def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float = 16.0, fontsize=None) -> list:
+def draw_rf_extents(
+    ax, window, shape, labels: dict[str, str], *, offset: float = 16.0, fontsize=None, along: bool = False
+) -> list:
     """Mark, at each input edge an RF window extends beyond, how far it goes: an arrow from inside the frame
     to the edge, in line with the window's centre (kept within the middle 60% of the edge, so two sides'
     labels never meet in a corner), and its label (gid ``rf-extent``).
@@ -733,6 +735,9 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
         Text per side (``{"top": "+732 px", ...}``); sides without a label get no mark.
     offset : float
         Length of the arrow, points.
+    along : bool
+        The left and right labels sit on their arrows, at the edge (the arrow as long as the label), instead of
+        inward of them: a narrow panel keeps them clear of its centre.
 
     Returns
     -------
@@ -754,11 +759,14 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
     for side, text in labels.items():
         dx, dy = _EXTENT_DIRECTION[side]
         ha, va = align[side]
+        xytext, relpos = (dx * offset, dy * offset), (0.5, 0.5)
+        if along and text and side in ("left", "right"):  # the label on its arrow, which starts at its far end
+            xytext, va, relpos = (dx * 2.0, 0.0), "bottom", ((1.0, 0.0) if side == "left" else (0.0, 0.0))
         marks.append(
             ax.annotate(
                 text,
                 xy=anchor[side],
-                xytext=(dx * offset, dy * offset),
+                xytext=xytext,
                 textcoords="offset points",
                 ha=ha,
                 va=va,
@@ -766,7 +774,9 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
                 fontsize=fontsize,
                 fontweight="bold",
                 path_effects=outline(2.2),
-                arrowprops=dict(arrowstyle="-|>", color=COLORS["rf"], linewidth=1.4, shrinkA=1, shrinkB=0),
+                arrowprops=dict(
+                    arrowstyle="-|>", color=COLORS["rf"], linewidth=1.4, shrinkA=1, shrinkB=0, relpos=relpos
+                ),
                 annotation_clip=False,
                 zorder=8,
                 gid="rf-extent",
