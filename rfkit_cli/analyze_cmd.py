@@ -26,6 +26,7 @@ from rfkit_cli.options import (
     LayersStages,
     Look,
     Method,
+    Normalise,
     NumImages,
     Quiet,
     Seed,
@@ -139,6 +140,7 @@ def analyze_command(
     attribution_images: int = typer.Option(
         4, "--attribution-images", min=1, help="Images the contribution maps are computed for."
     ),
+    normalise: Normalise = "image",
     style: Style = "report",
     look: Look = "rfkit",
     full_rf: FullRF = False,
@@ -159,8 +161,16 @@ def analyze_command(
     check_method(method)
     from rfkit.report.figures.looks import FigureOptions
 
+    if given(ctx, "normalise") and attribution is None:
+        raise UsageError("--normalise scales the attribution grid: add --attribution METHODS, or leave it out")
     figures = FigureOptions(
-        style=style, look=look, full_rf=full_rf, shared_scale=shared_scale, font=font, style_file=style_file
+        style=style,
+        look=look,
+        full_rf=full_rf,
+        shared_scale=shared_scale,
+        font=font,
+        style_file=style_file,
+        attribution_normalise=normalise,
     )
     names, device = _share(names, device)
     size = parse_input_size(input_size)

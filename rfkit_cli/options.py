@@ -94,6 +94,14 @@ StyleFile = Annotated[
         "--font and --style paper's font sizes win over it.",
     ),
 ]
+Normalise = Annotated[
+    str,
+    typer.Option(
+        "--normalise",
+        help="Attribution grid colours: image (each map divided by its own 99th percentile of |map|) or column "
+        "(one scale per method, over its images).",
+    ),
+]
 FullRF = Annotated[
     bool,
     typer.Option(

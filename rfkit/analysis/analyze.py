@@ -137,7 +137,8 @@ def analyze(
     attribution_images : int
         How many images the contribution maps are computed for.
     figures : FigureOptions, optional
-        Look, style and view of the figures (:class:`rfkit.report.figures.looks.FigureOptions`).
+        Look, style and view of the figures, and the normalisation of the attribution grid
+        (:class:`rfkit.report.figures.looks.FigureOptions`).
     progress : callable, optional
         ``progress(step, n_images)``: called with a step name, and with a count of images during the ERF.
     trust : bool
@@ -341,9 +342,12 @@ def write_report(
     sections: list[str] = []
     if attribution is not None:
         from rfkit.report.attribution_files import analysis_section, write_attribution
+        from rfkit.report.figures.looks import FigureOptions
 
-        style = figures.style if figures is not None else "report"  # the grid in the report's figure style
-        written = write_attribution(attribution, folder / ATTRIBUTION, style=style)
+        figures = figures or FigureOptions()  # the grid in the report's figure style and normalisation
+        written = write_attribution(
+            attribution, folder / ATTRIBUTION, style=figures.style, normalise=figures.attribution_normalise
+        )
         sections = analysis_section(attribution, written, folder, ATTRIBUTION)
         files.update({f"attribution:{k}": p for k, p in written.items()})
     rows = [plain(r) for r in erf_rows(result, statuses)]  # as metrics.json holds them
