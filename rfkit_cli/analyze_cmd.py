@@ -26,6 +26,7 @@ from rfkit_cli.options import (
     LayersStages,
     Look,
     Method,
+    Normalise,
     NumImages,
     Quiet,
     Seed,
@@ -143,6 +144,7 @@ def analyze_command(
     attribution_images: int = typer.Option(
         4, "--attribution-images", min=1, help="Images the contribution maps are computed for."
     ),
+    normalise: Normalise = "image",
     style: Style = "report",
     look: Look = "rfkit",
     full_rf: FullRF = False,
@@ -163,7 +165,9 @@ def analyze_command(
     check_method(method)
     from rfkit.analysis.options import Output, ReportAttribution
 
-    figures = figure_options(style, look, full_rf, shared_scale, font, style_file)
+    if given(ctx, "normalise") and attribution is None:
+        raise UsageError("--normalise scales the attribution grid: add --attribution METHODS, or leave it out")
+    figures = figure_options(style, look, full_rf, shared_scale, font, style_file, attribution_normalise=normalise)
     names, device = _share(names, device)
     what = image_options(images, num_images, input_size)
     res = parse_input_size(resolution, "--resolution")

@@ -20,6 +20,7 @@ from rfkit_cli.options import (
     Images,
     InputSize,
     Model,
+    Normalise,
     NumImages,
     Quiet,
     Style,
@@ -157,12 +158,7 @@ def attribute_command(
         "Default: rfkit-reports/MODEL-attribution.",
     ),
     style: Style = "report",
-    normalise: str = typer.Option(
-        "image",
-        "--normalise",
-        help="Grid colours: image (each map divided by its own 99th percentile of |map|) or column (one scale "
-        "per method, over its images).",
-    ),
+    normalise: Normalise = "image",
     font: Font = None,
     style_file: StyleFile = None,
     quiet: Quiet = False,

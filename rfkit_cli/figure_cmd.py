@@ -31,6 +31,7 @@ def figure_command(
     fraction, with one spatial scale; each panel on its own colour scale, or all on one with --shared-scale.
     A file at --out that rfkit did not write is left alone (error); a report folder whose files are not
     rfkit's is skipped with a warning."""
+    from rfkit.report.figures.captions import written_captions
     from rfkit.report.figures.compare import save_comparison
     from rfkit.report.site import find_analyses
 
@@ -39,4 +40,5 @@ def figure_command(
     analyses = find_analyses(folders, on_skip=lambda line: typer.echo(f"warning: {terminal_text(line)}", err=True))
     with looks.applied():
         written = save_comparison(analyses, out, layers, look=look, style=style, shared=bool(shared_scale))
+    written += written_captions(written[0])
     typer.echo(f"wrote {', '.join(map(str, written))}: {len(analyses)} model(s), layers {layers}")

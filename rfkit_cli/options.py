@@ -94,6 +94,14 @@ StyleFile = Annotated[
         "--font and --style paper's font sizes win over it.",
     ),
 ]
+Normalise = Annotated[
+    str,
+    typer.Option(
+        "--normalise",
+        help="Attribution grid colours: image (each map divided by its own 99th percentile of |map|) or column "
+        "(one scale per method, over its images).",
+    ),
+]
 FullRF = Annotated[
     bool,
     typer.Option(
@@ -250,10 +258,11 @@ def figure_options(
     shared_scale: bool | None = None,
     font: str | None = None,
     style_file: Path | None = None,
+    attribution_normalise: str = "image",
 ):
-    """``--style``, ``--look``, ``--full-rf``, ``--shared-scale``, ``--font`` and ``--style-file`` as
-    :class:`rfkit.report.figures.looks.FigureOptions` (checked now: a bad font or style file is one line before
-    any measurement).
+    """``--style``, ``--look``, ``--full-rf``, ``--shared-scale``, ``--font``, ``--style-file`` and
+    ``--normalise`` (of the attribution grid) as :class:`rfkit.report.figures.looks.FigureOptions` (checked now: a
+    bad font or style file is one line before any measurement).
 
     >>> figure_options(style="paper").style
     'paper'
@@ -261,5 +270,11 @@ def figure_options(
     from rfkit.report.figures.looks import FigureOptions
 
     return FigureOptions(
-        style=style, look=look, full_rf=full_rf, shared_scale=shared_scale, font=font, style_file=style_file
+        style=style,
+        look=look,
+        full_rf=full_rf,
+        shared_scale=shared_scale,
+        font=font,
+        style_file=style_file,
+        attribution_normalise=attribution_normalise,
     )

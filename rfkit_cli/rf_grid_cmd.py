@@ -58,7 +58,10 @@ def rf_grid_command(
             trust=trust_checkpoint,
         )
     print_warnings([str(w.message) for w in caught] + list(grid.warnings), set())
+    from rfkit.report.figures.captions import written_captions
+
     written = save_rf_grid(grid, out, look=look, style=style)
+    written += written_captions(written[0])
     typer.echo(
         f"wrote {', '.join(map(str, written))}: {len(grid.units)} unit(s) of {grid.layer}"
         + (", each with its ERF" if erf else "")

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from rfkit.analysis.analyze import analyze
 from rfkit.analysis.options import Output, ReportAttribution
+from rfkit.effective.options import ERFOptions
 from rfkit.pipeline.options import Images
 from rfkit.report.site import build_site
 from rfkit_cli.app import main
@@ -139,3 +140,54 @@ def test_the_paper_style_reaches_the_attribution_grid(tmp_path):
             and (rep.folder / "attribution/figures" / f"grid.{ext}").is_file()
         )
     assert json.loads((rep.folder / "attribution" / "attribution.json").read_text())["figure"]["style"] == "paper"
+
+
+def test_normalise_column_puts_each_method_on_one_scale_over_its_images(tmp_path):
+    from rfkit.report.figures.looks import FigureOptions
+
+    options = FigureOptions(attribution_normalise="column")
+    rep = analyze(
+        classifier(),
+        layers="2",
+        images=Images("noise", 2, input_size=16),
+        options=ERFOptions(bootstrap=0),
+        attribution=ReportAttribution("saliency", num_images=2),
+        out=Output(tmp_path, figures=options),
+        runtime="cpu",
+    )
+    figure = json.loads((rep.folder / "attribution" / "attribution.json").read_text())["figure"]
+    saliency = np.abs(np.load(rep.folder / "attribution" / "maps" / "saliency.npy"))
+    by_hand = float(np.percentile(saliency, 99.0))  # over both images: one scale for the column
+    own = [float(np.percentile(m, 99.0)) for m in saliency]
+    assert own[0] != pytest.approx(own[1], rel=1e-3)  # the two images differ, so the check can fail
+    assert figure["normalise"] == "column"
+    assert np.asarray(figure["scales"]).ravel().tolist() == pytest.approx([by_hand, by_hand], rel=1e-5)
+    assert "one scale per method" in json.loads((rep.folder / "run.json").read_text())["figures"]
+
+
+def test_analyze_normalise_reaches_the_figure_options(monkeypatch):
+    import rfkit.analysis.batch as batch
+
+    seen = {}
+    monkeypatch.setattr(batch, "analyze_many", lambda names, **kw: seen.update(kw))
+    for args, expected in ((["--normalise", "column"], "column"), ([], "image")):  # default: rfkit attribute's
+        with pytest.raises(SystemExit) as e:
+            main(["analyze", "test_resnet", "--attribution", "saliency", *args, "-q"])
+        assert e.value.code in (0, None) and seen["figures"].attribution_normalise == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--attribution", "saliency", "--normalise", "row"], ("'row'", "image", "column")),
+        (["--normalise", "column"], ("--normalise", "--attribution")),
+    ],
+)
+def test_analyze_normalise_errors_are_one_line_before_any_measurement(args, words, tmp_path, capsys, monkeypatch):
+    import rfkit.analysis.batch as batch
+
+    monkeypatch.setattr(batch, "analyze_many", lambda *a, **k: pytest.fail("ran before checking --normalise"))
+    with pytest.raises(SystemExit) as e:
+        main(["analyze", "test_resnet", *args, "-o", str(tmp_path), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 1 and len(err) == 1 and all(w in err[0] for w in words), err

@@ -83,6 +83,8 @@ def test_rfkit_figure_writes_and_never_replaces_a_foreign_file(reports, tmp_path
     r = CliRunner().invoke(app, ["figure", *folders, "--layers", "final", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.read_bytes().startswith(b"%PDF") and C.owned(out)
+    assert "fig.caption.md" in r.output and "fig.caption.tex" in r.output  # the wrote line names the pair
+    assert (tmp_path / "fig.caption.md").is_file() and (tmp_path / "fig.caption.tex").is_file()
     r = CliRunner().invoke(app, ["figure", *folders, "--out", str(out)])  # its own file: replaced
     assert r.exit_code == 0, r.output
     mine = tmp_path / "mine.png"

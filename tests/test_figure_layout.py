@@ -115,9 +115,18 @@ def test_overlay_of_a_tiny_and_a_huge_rf(cnn, layer):
 
 
 def test_overlay_of_a_vit_layer(vit):
+    """test_vit's final layer is global, its local paths see one 16 px patch of the 160 px input: the input fills
+    its panel, and a zoomed panel (filled too) shows the patch, its dashed box whole."""
     fig = F.overlay_figure(vit, vit.layers[-1])
     assert overlapping_texts(fig) == []
-    assert [round(data_share(ax), 2) for ax in map_panels(fig)] == [1.0]
+    assert [round(data_share(ax), 2) for ax in map_panels(fig)] == [1.0, 1.0]
+    (y0, y1), (x0, x1) = vit.rf(vit.layers[-1]).window_of(tuple(vit.unit[vit.layers[-1]]))
+    assert (y1 - y0 + 1, x1 - x0 + 1) == (16, 16)
+    zoom = map_panels(fig)[1]
+    (vx0, vx1), (vy0, vy1) = sorted(zoom.get_xlim()), sorted(zoom.get_ylim())
+    assert vx0 <= x0 - 0.5 and x1 + 0.5 <= vx1 and vy0 <= y0 - 0.5 and y1 + 0.5 <= vy1
+    box = next(p for p in zoom.patches if p.get_linestyle() != "solid")  # dashed: the local paths
+    assert (box.get_x(), box.get_width()) == (x0 - 0.5, 16)
 
 
 def test_stage_grids(cnn, vit):

@@ -1,29 +1,29 @@
-"""Every figure type x style x hostile case keeps its texts and legends on the canvas, apart from each other,
-and leaves no ink on the PNG's border (``figure_lint.py``'s rule); grids show every panel; small RFs and ERFs
-are zoomed; random weights are tagged on every panel.
+"""Every figure type x style x hostile case of the figure matrix (``figure_cases.MATRIX``, which the docs'
+gallery draws too) keeps its texts and legends on the canvas, apart from each other, leaves no ink on the PNG's
+border (``figure_lint.py``'s rule) and writes its caption pair; grids show every panel; small RFs and ERFs are
+zoomed; overhang numbers never sit on an arrow or another number; random weights are tagged on every panel.
 
-The inputs are built by hand (maps of known Gaussians, RFs of known windows: ``test_figures.make_result``) or
-from tiny nets, so the whole matrix renders in seconds: small maps, Agg canvases, PNGs at 40 dpi.
+The inputs are built by hand (maps of known Gaussians, RFs of known windows) or measured on tiny nets
+(``figure_cases``), so the whole matrix renders in seconds: small maps, Agg canvases.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import itertools
-import json
 import math
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
-from test_figures import gaussian_map, make_result, rf_info
+from figure_cases import CASES, LONG, MATRIX, STYLES, S, _blob, entry, rf_info, synthetic, yolo_grid
 
-import rfkit
 from rfkit.report import figures as F
+from rfkit.report.figures.style import close_figure
 
-LONG = "a_rather_long_model_name_patch16_224.augreg2_in21k_ft_in1k"
 LINT_CANDIDATES = [Path(__file__).resolve().parents[n] / "shared" / "tools" / "figure_lint.py" for n in (2, 3)]
 
 
@@ -89,12 +89,39 @@ def layout_problems(fig) -> list[str]:
     return problems
 
 
+#: PNG resolution of the checks: at 100 dpi the layout's white margin (0.03 in) is 3 px, wider than the 2 px
+#: ``figure_lint`` reads, so the rule means what it means at the paper style's 300 dpi, at a ninth of the pixels.
+CHECK_DPI = 100
+
+
 def check(fig, tmp_path, name: str) -> None:
-    """The layout of ``fig`` is clean and its PNG has no ink on its outer 2 px."""
+    """The layout of ``fig`` is clean, its PNG has no ink on its outer 2 px and its caption pair is beside it."""
     assert layout_problems(fig) == [], name
-    path = F.save_figure(fig, tmp_path / f"{name}.png")  # at the resolution of its style, as figure_lint sees it
+    path = F.save_figure(fig, tmp_path / f"{name}.png", dpi=CHECK_DPI, close=False)
     if LINT is not None:
         assert LINT.border_ink(path) <= 0.0002, f"{name}: ink on the PNG's border"
+    assert path.with_suffix(".caption.md").is_file() and path.with_suffix(".caption.tex").is_file(), name
+
+
+@functools.cache
+def drawn(name: str, style: str):
+    """The matrix entry ``name`` drawn in ``style``, kept for the session: the checks below read the figures of
+    :data:`REUSED` after :func:`test_matrix` checked their layout (the others are closed once checked)."""
+    return entry(name).draw(style)
+
+
+REUSED = {
+    *((n, s) for n in ("compare-stages", "compare-final", "overlay-random", "stages-twelve") for s in STYLES),
+    ("stages-yolo", "report"),
+    ("overlay-huge", "report"),
+    ("overlay-yolo640", "paper"),
+    ("overlay-vit", "paper"),
+    *(("overlay-yolo-neck", s) for s in STYLES),
+    ("stages-mixed", "paper"),
+    ("rf-grid-beyond", "paper"),
+    ("rf-grid-analytic", "report"),
+    ("growth-cnn", "paper"),
+}
 
 
 def test_figure_lint_is_found_or_the_border_check_is_skipped():
@@ -103,224 +130,29 @@ def test_figure_lint_is_found_or_the_border_check_is_skipped():
     assert callable(LINT.border_ink)
 
 
-# ------------------------------------------------------------------------------------------ the cases
-
-S = 48  # input side of the hand-built CNN cases
-
-
-def _blob(shape, cy, cx, sigma, peak=1.0):
-    return peak * gaussian_map(cy, cx, sigma, sigma, 0.0, shape=shape)
-
-
-def hand_cases() -> dict:
-    """Results built by hand, one layer each unless said: name -> (result, layer)."""
-    shape = (S, S)
-    tiny = make_result({"t": _blob(shape, 24, 24, 0.8)}, {"t": rf_info(3, 1, -1, 1)}, {"t": (24, 24)}, fit=False)
-    huge = make_result({"h": _blob(shape, 24, 24, 12)}, {"h": rf_info(435, 32, -217, 217)}, {"h": (0, 0)})
-    glob = make_result(
-        {"g": _blob(shape, 24, 24, 20)}, {"g": rf_info(21, 4, -10, 10, is_global=True, local=21)}, {"g": (6, 6)}
-    )
-    off = make_result({"o": _blob(shape, 3, 44, 2)}, {"o": rf_info(7, 1, -3, 3)}, {"o": (3, 44)}, fit=False)
-    yolo_shape = (640, 640)  # YOLO-like: a 40 px ERF blob in a 640 px frame under a 900 px RF
-    yolo = make_result(
-        {"y": _blob(yolo_shape, 320, 320, 9)}, {"y": rf_info(901, 32, -450, 450)}, {"y": (10, 10)}, fit=False
-    )
-    long = dataclasses.replace(huge, model=LONG)
-    random = dataclasses.replace(tiny, weights=dataclasses.replace(tiny.weights, kind="random"))
-    return {
-        "tiny": (tiny, "t"),
-        "huge": (huge, "h"),
-        "global": (glob, "g"),
-        "off-centre": (off, "o"),
-        "yolo640": (yolo, "y"),
-        "long-name": (long, "h"),
-        "random": (random, "t"),
-    }
-
-
-CASES = hand_cases()
-
-
-def yolo_grid(kind="pretrained"):
-    """Four YOLO-like stage maps at 640 px whose peaks differ 1, 60, 600 and 6000 times (as measured)."""
-    shape = (640, 640)
-    peaks = {"16": 1.0, "19": 1 / 60, "22": 1 / 600, "13": 1 / 6000}
-    maps = {k: _blob(shape, 320, 320, 6 + 4 * i, p) for i, (k, p) in enumerate(peaks.items())}
-    infos = {k: rf_info(301 + 200 * i, 8 * 2**i, -150 - 100 * i, 150 + 100 * i) for i, k in enumerate(maps)}
-    units = {k: (320 // (8 * 2**i), 320 // (8 * 2**i)) for i, k in enumerate(maps)}
-    return make_result(maps, infos, units, kind=kind, fit=False)
-
-
-def many_layers(n=12):
-    """``n`` layers with RFs from 3 px (tiny) to far beyond the 48 px input, long layer names."""
-    shape = (S, S)
-    names = [f"stages.{i // 3}.blocks.{i % 3}.conv_pwl" for i in range(n)]
-    maps = {k: _blob(shape, 24, 24, 0.8 + 2.5 * i) for i, k in enumerate(names)}
-    infos = {k: rf_info(3 + 16 * i, 2 ** min(i, 5), -(1 + 8 * i), 1 + 8 * i) for i, k in enumerate(names)}
-    units = {k: (24 // 2 ** min(i, 5), 24 // 2 ** min(i, 5)) for i, k in enumerate(names)}
-    return make_result(maps, infos, units, fit=False)
-
-
-@pytest.fixture(scope="module")
-def vit():
-
-    return rfkit.erf(
-        "test_vit",
-        layers="stages",
-        images=rfkit.Images("noise", 1),
-        weights="random",
-        runtime="cpu",
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_net():
-    """A measured 5-layer net at 48 px with bootstrap curves (the growth and convergence figures need a graph and
-    curves): layer 0 RF 3, layer 4 RF 117."""
-    import torch.nn as nn
-
-    net = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.Conv2d(4, 4, 3, stride=2, padding=1),
-        nn.Conv2d(4, 4, 3, padding=4, dilation=4),
-        nn.Conv2d(4, 4, 3, padding=8, dilation=8),
-        nn.Conv2d(4, 4, 3, padding=16, dilation=16),
-    )
-    res = rfkit.erf(net, layers=["0", "4"], images=rfkit.Images("noise", 4, input_size=S), runtime="cpu")
-    return dataclasses.replace(res, model=LONG)
-
-
-STYLES = ["report", "paper"]
-
-
 # ------------------------------------------------------------------------------------------- the matrix
 
 
 @pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize("case", list(CASES))
-def test_overlay_matrix(case, style, tmp_path):
-    result, layer = CASES[case]
-    fig = F.overlay_figure(result, layer, style=style)
-    if style == "paper":
-        assert fig.get_size_inches()[0] == pytest.approx(3.3)  # one column, whatever it holds
-    check(fig, tmp_path, f"overlay-{case}-{style}")
-
-
-def test_overlay_matrix_vit(vit, tmp_path):
-    for style in STYLES:
-        check(F.overlay_figure(vit, vit.layers[0], style=style), tmp_path, f"overlay-vit-{style}")
-
-
-@pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize("case", ["one", "twelve", "yolo", "mixed", "long-name"])
-def test_stage_grid_matrix(case, style, tmp_path):
-    mixed = make_result(
-        {k: CASES[k][0].maps[CASES[k][1]] for k in ("tiny", "huge", "global", "off-centre")},
-        {k: CASES[k][0].graph[CASES[k][1]] for k in ("tiny", "huge", "global", "off-centre")},
-        {k: CASES[k][0].unit[CASES[k][1]] for k in ("tiny", "huge", "global", "off-centre")},
-        fit=False,
-    )
-    result = {
-        "one": CASES["huge"][0],
-        "twelve": many_layers(),
-        "yolo": yolo_grid(),
-        "mixed": mixed,
-        "long-name": dataclasses.replace(mixed, model=LONG),
-    }[case]
-    fig = F.stage_grid_figure(result, style=style)
-    if style == "paper":
-        assert fig.get_size_inches()[0] == pytest.approx(6.9)  # two columns
-    check(fig, tmp_path, f"stages-{case}-{style}")
-
-
-def test_stage_grid_matrix_vit(vit, tmp_path):
-    for style in STYLES:
-        check(F.stage_grid_figure(vit, style=style), tmp_path, f"stages-vit-{style}")
-
-
-@pytest.mark.parametrize("style", STYLES)
-def test_growth_and_convergence_matrix(tiny_net, vit, style, tmp_path):
-    for name, res in (("cnn", tiny_net), ("vit", vit)):
-        fig = F.rf_growth_figure(res.graph, res, style=style)
-        panels = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
-        width = fig.get_size_inches()[0]
-        for ax in panels:  # never squashed by the names under it or the legend: at least 0.62 of its width
+@pytest.mark.parametrize("item", MATRIX, ids=lambda e: e.name)
+def test_matrix(item, style, tmp_path):
+    reused = (item.name, style) in REUSED
+    fig = drawn(item.name, style) if reused else item.draw(style)
+    if style == "paper":  # one column or two, whatever it holds
+        assert fig.get_size_inches()[0] == pytest.approx(item.paper_width), item.name
+    if item.kind == "growth":  # never squashed by the names under it or the legend
+        for ax in [a for a in fig.axes if a.get_subplotspec() is not None]:
             box = ax.get_window_extent()
-            assert box.height >= 0.6 * box.width, (name, style, box.bounds)
-        check(fig, tmp_path, f"growth-{name}-{style}")
-        assert width == pytest.approx(3.3) if style == "paper" else True
-    from rfkit.report.figures.convergence import convergence_figure
-
-    check(convergence_figure(tiny_net, style=style), tmp_path, f"convergence-{style}")
+            assert box.height >= 0.6 * box.width, (item.name, style, box.bounds)
+    check(fig, tmp_path, f"{item.name}-{style}")
+    if not reused:
+        close_figure(fig)
 
 
-def _analysis(folder: Path, model: str, kind: str, cells: list[tuple[str, np.ndarray, dict]]):
-    """An analysis folder written by hand (maps/*.npy) and its :class:`~rfkit.report.site.Analysis`."""
-    from rfkit.report.site import Analysis
+def test_the_matrix_has_every_figure_type():
+    from figure_cases import KINDS
 
-    (folder / "maps").mkdir(parents=True)
-    rows = []
-    for layer, m, row in cells:
-        np.save(folder / "maps" / f"{layer}.npy", m)
-        rows.append({"layer": layer, **row})
-    h, w = cells[0][1].shape
-    header = {"model": model, "weights": kind, "weights_kind": kind, "input_size": [h, w], "num_images": 1}
-    (folder / "header.json").write_text(json.dumps(header))
-    return Analysis(folder, header, tuple(rows))
-
-
-def _row(first, last, centre, side, fraction, is_global=False):
-    return {
-        "rf_first_y": first,
-        "rf_last_y": last,
-        "rf_first_x": first,
-        "rf_last_x": last,
-        "rf_h": last - first + 1,
-        "rf_w": last - first + 1,
-        "center_y": centre,
-        "center_x": centre,
-        "centroid_y": centre,
-        "centroid_x": centre,
-        "erf_side_h": side,
-        "erf_side_w": side,
-        "depth_fraction": fraction,
-        "is_global": is_global,
-    }
-
-
-@pytest.fixture(scope="module")
-def analyses(tmp_path_factory):
-    """A ViT-like row at 224 px (its patch: RF 16, ERF 16, then global) and a CNN row at 48 px of random
-    weights with a long name: the rfkit figure grid's hostile cases."""
-    out = tmp_path_factory.mktemp("analyses")
-    v = 224
-    vit_cells = [
-        ("patch_embed", _blob((v, v), 104, 104, 3), _row(96, 111, 103.5, 16, 0.1)),
-        ("blocks.2", _blob((v, v), 112, 112, 40, 0.01), _row(0, 223, 111.5, 150, 0.5, True)),
-        ("blocks.5", _blob((v, v), 112, 112, 50, 0.01), _row(0, 223, 111.5, 180, 0.75, True)),
-        ("norm", _blob((v, v), 112, 112, 60, 0.01), _row(0, 223, 111.5, 200, 1.0, True)),
-    ]
-    cnn_cells = [
-        ("0", _blob((S, S), 24, 24, 0.8), _row(23, 25, 24, 3, 0.25)),
-        ("2", _blob((S, S), 24, 24, 3), _row(19, 29, 24, 9, 0.5)),
-        ("3", _blob((S, S), 24, 24, 8), _row(-10, 58, 24, 25, 0.75)),
-        ("4", _blob((S, S), 24, 24, 12), _row(-34, 82, 24, 40, 1.0)),
-    ]
-    return [
-        _analysis(out / "vit", "vit_tiny_patch16_224", "pretrained", vit_cells),
-        _analysis(out / "cnn", LONG, "random", cnn_cells),
-    ]
-
-
-@pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize("layers", ["final", "stages"])
-def test_comparison_matrix(analyses, layers, style, tmp_path):
-    from rfkit.report.figures.compare import comparison_figure
-
-    fig = comparison_figure(analyses, layers, style=style)
-    if style == "paper":  # one column for one layer, two for more
-        assert fig.get_size_inches()[0] == pytest.approx(3.3 if layers == "final" else 6.9)
-    check(fig, tmp_path, f"compare-{layers}-{style}")
+    assert set(KINDS) == {"overlay", "stages", "growth", "convergence", "compare", "rf-grid", "attribution"}
 
 
 # ------------------------------------------------------------------------------ scales, zoom, markers, tags
@@ -356,20 +188,19 @@ def test_a_shared_scale_on_request_reaches_the_weakest_panel():
 
 def test_peaks_within_ten_times_share_one_scale():
     maps = {k: _blob((S, S), 24, 24, 6, p) for k, p in (("a", 1.0), ("b", 0.2))}
-    res = make_result(maps, {k: rf_info(41, 8, -20, 20) for k in maps}, {k: (3, 3) for k in maps}, fit=False)
+    res = synthetic(maps, {k: rf_info(41, 8, -20, 20) for k in maps}, {k: (3, 3) for k in maps}, fit=False)
     ims = [next(i for i in ax.get_images() if i.get_gid() == "erf-map") for ax in panels(F.stage_grid_figure(res))]
     assert [float(np.max(im.get_array())) for im in ims] == pytest.approx([0.0, math.log10(0.2)])
 
 
-def test_small_erfs_are_zoomed_and_markers_leave_them_visible(analyses):
-    from rfkit.report.figures.compare import comparison_figure
+def test_small_erfs_are_zoomed_and_markers_leave_them_visible():
     from rfkit.report.figures.style import reticle_marker
 
-    res = yolo_grid()  # 640 px frame: ERF blobs 6-18 px sigma (about 30-90 px), RF 300-900 px
-    for ax in panels(F.stage_grid_figure(res)):
+    # 640 px frame: ERF blobs 6-18 px sigma (about 30-90 px), RF 300-900 px
+    for ax in panels(drawn("stages-yolo", "report")):
         assert [c.get_gid() for c in ax.child_axes] == ["zoom-inset"]
         assert any(c.get_gid() == "scale-bar" for c in ax.child_axes[0].get_children())
-    fig = comparison_figure(analyses, "stages")
+    fig = drawn("compare-stages", "report")
     vit_patch = panels(fig)[0]  # the ViT's 16 px patch in 224 px: zoomed, and no marker on its few pixels
     assert [c.get_gid() for c in vit_patch.child_axes] == ["zoom-inset"]
     assert not [line for line in vit_patch.lines if line.get_gid() == "rf-center"]
@@ -378,16 +209,223 @@ def test_small_erfs_are_zoomed_and_markers_leave_them_visible(analyses):
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_random_init_is_tagged_on_every_panel(style, analyses):
-    from rfkit.report.figures.compare import comparison_figure
+def test_random_init_is_tagged_on_every_panel(style):
 
     random = CASES["random"][0]
-    figs = [F.stage_grid_figure(random, style=style), F.overlay_figure(random, "t", style=style)]
+    figs = [F.stage_grid_figure(random, style=style), drawn("overlay-random", style)]
     for fig in figs:
         for ax in panels(fig):
             assert [t.get_text() for t in ax.texts if t.get_gid() == "random-tag"] == ["random init"]
     trained = F.stage_grid_figure(CASES["tiny"][0], style=style)
     assert not [t for t in trained.findobj(matplotlib.text.Text) if t.get_gid() == "random-tag"]
-    fig = comparison_figure(analyses, "final", style=style)  # row 0 trained, row 1 random
+    fig = drawn("compare-final", style)  # row 0 trained, row 1 random
     tags = [[t for t in ax.texts if t.get_gid() == "random-tag"] for ax in panels(fig)]
     assert [len(t) for t in tags] == [0, 1]
+
+
+# --------------------------------------------------------------------------- overhangs, zooms, legends, captions
+
+
+def extent_marks(ax) -> list:
+    return [t for t in ax.texts if t.get_gid() in ("rf-extent", "rf-extent-text")]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_small_maps_keep_their_overhang_numbers_readable(style):
+    """The random CNN row of ``rfkit figure``: 48 px maps in a 224 px frame, RF windows -10..58 and -34..82, too
+    small for arrows with labels; every side's number goes beside the map, clear of everything else."""
+    from rfkit.report.figures.extents import crowded
+
+    fig = drawn("compare-stages", style)
+    cnn = panels(fig)[4:]
+    by_hand = {2: "↑10 ↓11\n←10 →11", 3: "↑34 ↓35\n←34 →35"}  # -10..58 of 0..47: 10 before, 58 - 47 after
+    for i, ax in enumerate(cnn):
+        marks = extent_marks(ax)
+        if i in by_hand:
+            numbered = [m.get_text() for m in marks if m.get_text()]
+            assert numbered, f"panel {i}: no overhang number"
+            assert not crowded([m for m in marks if m.get_gid() == "rf-extent"])
+            if style == "paper":  # 1.2 in panels: the label beside the map, every side's number
+                assert numbered == [by_hand[i]]
+        else:
+            assert marks == []  # RF 3 and 11 px: inside the map
+    if style == "paper":
+        legend = [t.get_text() for leg in fig.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
+        assert "beside a small map: px the RF goes on beyond each edge" in legend
+
+
+def test_stage_grid_panels_number_every_side_they_have_room_for():
+    """12 panels of 48 px maps, six to a row in a paper's two columns: every side numbered where its labels and
+    arrows keep apart, at least the first side elsewhere; never a label on an arrow."""
+    from rfkit.report.figures.extents import crowded
+
+    for style in STYLES:
+        fig = drawn("stages-twelve", style)
+        for ax in panels(fig):
+            marks = extent_marks(ax)
+            if marks:
+                assert marks[0].get_text() and not crowded(marks), style
+
+
+def test_small_erf_under_a_huge_or_global_rf_is_zoomed_in_the_overlay():
+    for case in ("yolo640", "vit"):  # a 40 px ERF under a 901 px RF; a ViT layer's 16 px local patch
+        fig = drawn(f"overlay-{case}", "paper")
+        assert len(panels(fig)) == 2, case  # the zoomed panel beside the input
+        assert any(p.get_gid() == "zoom-area" for p in panels(fig)[0].patches)
+        assert any(c.get_gid() == "scale-bar" for c in panels(fig)[1].get_children())
+    huge = drawn("overlay-huge", "report")  # a 12 px ERF sigma in 48 px: not small, no zoom
+    assert len(panels(huge)) == 1
+
+
+def test_a_local_rf_box_no_edge_of_which_shows_is_not_drawn_nor_named():
+    """A global layer whose local paths' RF (1039 px) surrounds the 640 px input: its dashed box would lie
+    wholly outside the panel, so neither the box nor a legend entry for it."""
+    m = _blob((640, 640), 320, 320, 10)
+    res = synthetic({"g": m}, {"g": rf_info(1039, 8, -519, 519, is_global=True, local=1039)}, {"g": (40, 40)})
+    for fig in (F.overlay_figure(res, "g"), F.stage_grid_figure(res)):
+        gids = {p.get_gid() for ax in fig.axes for p in ax.patches}
+        labels = " ".join(t.get_text() for leg in fig.findobj(matplotlib.legend.Legend) for t in leg.get_texts())
+        assert "local-rf-box" not in gids and "RF of the local paths" not in labels
+    inside = synthetic({"g": m}, {"g": rf_info(21, 8, -10, 10, is_global=True, local=21)}, {"g": (40, 40)})
+    assert "local-rf-box" in {p.get_gid() for ax in F.stage_grid_figure(inside).axes for p in ax.patches}
+
+
+def test_captions_give_every_overhang_in_numbers():
+    from rfkit.report.figures.captions import caption_texts
+
+    md, tex = caption_texts(drawn("stages-mixed", "paper"))
+    # "huge": RF 435 centred on pixel 24 (rows and columns -193..241) of a 48 px input: 193 before, 241 - 47 after
+    assert "huge 193, 194, 193, 194" in md and "off-centre" not in md.split("RF beyond")[1]
+    md, _ = caption_texts(drawn("compare-stages", "report"))
+    assert f"{LONG} 3 10, 11, 10, 11; {LONG} 4 34, 35, 34, 35" in md.replace("\\_", "_")
+
+
+def test_rf_grid_and_attribution_grid_write_their_captions(tmp_path):
+    from rfkit.report.figures.captions import caption_texts
+
+    md, tex = caption_texts(drawn("rf-grid-beyond", "paper"))
+    assert "5 units of layer 4" in md and "dashed" in md and "dots mark the units' analytic RF centres" in md
+    assert "\\caption{" in tex
+    md, _ = caption_texts(drawn("rf-grid-analytic", "report"))
+    assert "Colour" not in md  # nothing measured: no heat map to describe
+
+
+def test_convergence_bands_only_where_drawn():
+    """Curves of 4 images (fewer than the 8 independent sources an interval needs): no band, so no legend entry
+    and no caption phrase for one."""
+
+    from figure_cases import tiny_net
+
+    from rfkit.report.figures.captions import caption_texts
+    from rfkit.report.figures.convergence import convergence_figure
+
+    res = tiny_net()
+    short = {
+        k: dataclasses.replace(c, images=c.images[:3], value=c.value[:3], low=((np.nan,) * 2,) * 3, high=c.high[:3])
+        for k, c in res.convergence.items()
+    }
+    fig = convergence_figure(dataclasses.replace(res, convergence=short))
+    labels = [t.get_text() for leg in fig.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
+    assert labels == ["height (h)", "width (w)"]
+    assert "bands" not in caption_texts(fig)[0]
+    full = convergence_figure(res)  # 12 images: bands from 8 on
+    labels = [t.get_text() for leg in full.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
+    assert "95% CI, h" in labels
+
+
+def test_the_random_tag_of_a_convergence_panel_covers_no_curve():
+
+    from figure_cases import tiny_net
+
+    from rfkit.models.weights import WeightsInfo
+    from rfkit.report.figures.convergence import convergence_figure
+
+    res = tiny_net()
+    fig = convergence_figure(dataclasses.replace(res, weights=WeightsInfo("random", "random init")))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in [a for a in fig.axes if a.get_visible()]:
+        (tag,) = [t for t in ax.texts if t.get_gid() == "random-tag"]
+        box = tag.get_window_extent(renderer)
+        for line in ax.lines:
+            xy = line.get_transform().transform(line.get_xydata())
+            xs = np.linspace(xy[:, 0].min(), xy[:, 0].max(), 400)  # the line between its points too
+            ys = np.interp(xs, xy[:, 0], xy[:, 1])
+            assert not ((xs >= box.x0) & (xs <= box.x1) & (ys >= box.y0) & (ys <= box.y1)).any(), ax.get_title()
+
+
+def test_growth_says_when_the_min_over_paths_hides_under_the_max():
+    chain = drawn("growth-cnn", "paper")  # a chain of convs: one path, min = max everywhere
+    labels = [
+        t.get_text().replace("\n", " ") for leg in chain.findobj(matplotlib.legend.Legend) for t in leg.get_texts()
+    ]
+    assert "analytic RF, min over paths (= max: one path)" in labels
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_zoom_holds_the_erf_and_the_analytic_centre_clear_of_the_tag(style):
+    """A YOLO neck layer: global, its ERF (sigma 4 px at 320, 320) 16 px from the analytic centre (304, 304) of
+    its unit: the zoomed panel shows both, and the random-init tag covers neither."""
+    fig = drawn("overlay-yolo-neck", style)
+    zoom = panels(fig)[1]
+    (x0, x1), (y1, y0) = zoom.get_xlim(), zoom.get_ylim()
+    assert x0 < 304 < x1 and y0 < 304 < y1 and x0 < 320 - 8 and 320 + 8 < x1
+    renderer = fig.canvas.get_renderer()
+    (tag,) = [t for t in zoom.texts if t.get_gid() == "random-tag"]
+    (cross,) = [line for line in zoom.lines if line.get_gid() == "rf-center"]
+    assert not tag.get_window_extent(renderer).overlaps(cross.get_window_extent(renderer))
+
+
+def test_a_narrow_stage_grid_panel_numbers_all_four_overhangs_clear_of_the_centre():
+    """ResNet-18's layer4 at 224 px (RF 435 px, unit (3, 3) centred on pixel 96: rows and columns -121..313) among
+    five panels of a two-column paper grid, about 1.2 in each: "+121" inward of the left arrow would touch the
+    centre cross, so the left and right numbers ride on their arrows at the edges; every side is numbered."""
+    from rfkit.report.figures.extents import crowded
+
+    shape = (224, 224)
+    sides = {"a": 7, "b": 43, "c": 99, "d": 211}
+    maps = {k: _blob(shape, 96, 96, s / 4) for k, s in sides.items()} | {"layer4": _blob(shape, 96, 96, 60)}
+    infos = {k: rf_info(s, 1, 96 - s // 2, 96 + s // 2) for k, s in sides.items()}
+    infos["layer4"] = rf_info(435, 32, -217, 217)  # unit 3: -217 + 96 .. 217 + 96
+    units = {k: (96, 96) for k in sides} | {"layer4": (3, 3)}
+    fig = F.stage_grid_figure(synthetic(maps, infos, units, fit=False), style="paper")
+    ax = panels(fig)[-1]
+    marks = [t for t in ax.texts if t.get_gid() == "rf-extent"]
+    # by hand: 121 px before pixel 0, 313 - 223 = 90 px after pixel 223, on both axes (top, bottom, left, right)
+    assert [m.get_text() for m in marks] == ["+121", "+90", "+121", "+90"]
+    renderer = fig.canvas.get_renderer()
+    centre = [line.get_window_extent(renderer) for line in ax.lines if line.get_gid() == "rf-center"]
+    assert centre and not crowded(marks, centre)
+    panel = ax.get_window_extent(renderer)
+    for m in marks:  # every number inside its panel
+        box = m.get_window_extent(renderer)
+        assert panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1, m.get_text()
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_global_layers_frame_is_named_in_the_legend_and_the_caption(style):
+    from rfkit.report.figures.captions import caption_texts
+
+    fig = drawn("compare-stages", style)  # the ViT row: global from blocks.2 on, its frame in the RF colour
+    labels = [t.get_text().replace("\n", " ") for leg in fig.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
+    assert "global layer: RF = whole input (frame)" in labels
+    assert "a frame in the RF colour marks a global layer" in caption_texts(fig)[0]
+    trained = drawn("stages-twelve", style)  # no global layer: neither
+    assert "frame in the RF colour" not in caption_texts(trained)[0]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_an_attribution_grid_of_random_weights_is_tagged_on_every_row(style):
+    from figure_cases import attribution
+
+    from rfkit.models.weights import WeightsInfo
+    from rfkit.report.figures.attribution import attribution_grid
+
+    res = attribution("saliency,gradcam")  # a module as given: no tag
+    texts = attribution_grid(res, style=style).findobj(matplotlib.text.Text)
+    assert res.weights.kind == "as-given" and not [t for t in texts if t.get_gid() == "random-tag"]
+    random = dataclasses.replace(res, weights=WeightsInfo("random", "random init"))
+    fig = attribution_grid(random, style=style)
+    rows = [ax for ax in fig.axes if ax.get_ylabel()]  # each row's input image carries the row's label
+    assert len(rows) == res.num_images == 2
+    assert [[t.get_text() for t in ax.texts if t.get_gid() == "random-tag"] for ax in rows] == [["random init"]] * 2

@@ -145,6 +145,12 @@ def test_cli_writes_the_figure(capsys, tmp_path):
     code, stdout, _ = run_cli(capsys, *args, "--units", "2")
     assert code in (0, None) and out.read_bytes()[:4] == b"\x89PNG"
     assert "4 unit(s) of 1" in stdout
+    md, tex = (tmp_path / "grid.caption.md").read_text(), (tmp_path / "grid.caption.tex").read_text()
+    assert "grid.caption.md" in stdout and "grid.caption.tex" in stdout  # the wrote line names them
+    # by hand (two_convs' rule, 16 px input): layer 1 has a 4x4 grid, RF 7 px, stride 4
+    assert "4 units of layer 1" in md and "a 4×4 grid of units; RF 7×7 px, stride 4×4 px" in md
+    assert "ERF" not in md.split("Model")[0]  # --no-erf: no measured map to describe
+    assert "\\caption{" in tex and "4$\\times$4 grid" in tex
 
 
 @pytest.mark.parametrize(

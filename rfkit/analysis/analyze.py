@@ -122,10 +122,10 @@ def analyze(
         first ``num_images`` images (default 4), with the same model, images, device and seed; written to
         ``attribution/`` and summarised in report.md.
     out : Output, str or Path
-        Where and how (:class:`~rfkit.analysis.options.Output`: the parent folder, the figures' look and style,
-        the GraphViz depth); a plain value is the folder. The report goes to ``folder/<model>/``
-        (:func:`~rfkit.report.report_folder.folder_name`). An earlier report of the same model there is
-        replaced; anything else there is left alone (:class:`OutputError`).
+        Where and how (:class:`~rfkit.analysis.options.Output`: the parent folder, the figures' look and style
+        and the attribution grid's normalisation, the GraphViz depth); a plain value is the folder. The report goes
+        to ``folder/<model>/`` (:func:`~rfkit.report.report_folder.folder_name`). An earlier report of the same
+        model there is replaced; anything else there is left alone (:class:`OutputError`).
     runtime : Runtime or str, optional
         As :func:`rfkit.erf` (a plain value is the device). Both measurements run in this process
         (``distributed`` is not used: under torchrun, ``rfkit analyze`` gives each process its own models).
@@ -333,9 +333,12 @@ def write_report(
     sections: list[str] = []
     if attribution is not None:
         from rfkit.report.attribution_files import analysis_section, write_attribution
+        from rfkit.report.figures.looks import FigureOptions
 
-        style = figures.style if figures is not None else "report"  # the grid in the report's figure style
-        written = write_attribution(attribution, folder / ATTRIBUTION, style=style)
+        figures = figures or FigureOptions()  # the grid in the report's figure style and normalisation
+        written = write_attribution(
+            attribution, folder / ATTRIBUTION, style=figures.style, normalise=figures.attribution_normalise
+        )
         sections = analysis_section(attribution, written, folder, ATTRIBUTION)
         files.update({f"attribution:{k}": p for k, p in written.items()})
     rows = [plain(r) for r in erf_rows(result, statuses)]  # as metrics.json holds them

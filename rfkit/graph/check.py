@@ -17,6 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 
+from rfkit.graph.meta_shortcuts import shape_only_forwards
 from rfkit.graph.state import RFState
 
 
@@ -82,7 +83,7 @@ def reference_forward(model: nn.Module, x: torch.Tensor) -> Reference | None:
     try:
         for p, _ in params:
             p.requires_grad_(False)
-        with torch.enable_grad():
+        with torch.enable_grad(), shape_only_forwards(model):
             out = model(x.detach().requires_grad_(True))
     except Exception:  # noqa: BLE001 - it cannot run on meta tensors: no reference, the graph stands alone
         return None

@@ -10,6 +10,7 @@ centred on input coordinate ``center + u * stride``; pixel centres sit at intege
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,11 +68,18 @@ class AxisRF:
         """Centre of unit 0's window."""
         return Fraction(self.lo[0] + self.hi[0], 2)
 
+    @functools.cached_property
+    def _advance(self) -> int | None:
+        """Pixels a whole period advances, when an integer (always, but for an approximate axis)."""
+        advance = self.period * self.stride
+        return int(advance) if advance.denominator == 1 else None
+
     def bounds(self, unit: int) -> tuple[int, int]:
         """(first, last) pixel seen by ``unit`` (any integer, negative ones included)."""
-        q, r = divmod(unit, self.period)
-        shift = q * self.period * self.stride
-        return self.lo[r] + int(shift), self.hi[r] + int(shift)
+        q, r = divmod(unit, len(self.lo))
+        advance = self._advance  # integer arithmetic: this runs millions of times over a zoo
+        shift = q * advance if advance is not None else int(q * self.period * self.stride)
+        return self.lo[r] + shift, self.hi[r] + shift
 
     # --- transforms ---------------------------------------------------------------------------------
     def resample(self, src, ratio, src_period: int, src_advance: int, grow_min=None) -> AxisRF:

@@ -54,12 +54,33 @@ class RFTracer(fx.Tracer):
         self.tracing_modules: list[str] = []  # modules being traced, innermost last
         self.tracing_stack: list[nn.Module] = []
         self.input_dtype: torch.dtype | None = None
+        self._names: dict[int, str] = {}  # id of a parameter or buffer of the root -> its name
 
     def trace(self, root, concrete_args=None):
         from rfkit.models.spec import input_dtype
 
         self.input_dtype = input_dtype(root) if isinstance(root, nn.Module) else None
+        self._names = {}
+        if isinstance(root, nn.Module):
+            self._names = {id(b): n for n, b in root.named_buffers()} if self.proxy_buffer_attributes else {}
+            self._names.update({id(p): n for n, p in root.named_parameters()})  # a parameter's name first
         return super().trace(root, concrete_args)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        """torch.fx's answer (a ``get_attr`` proxy for a parameter or buffer of the root), found by identity
+        in a table made once per trace: torch.fx searches all of the root's parameters at each access,
+        quadratic in a model's size (a tenth of a zoo trace)."""
+        from torch.fx.proxy import ParameterProxy
+
+        name = self._names.get(id(attr_val)) if isinstance(attr_val, torch.Tensor) else None
+        if name is None:
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
+        if name not in parameter_proxy_cache:
+            factory = None
+            if self.param_shapes_constant and isinstance(attr_val, nn.Parameter):
+                factory = lambda node: ParameterProxy(self, node, name, attr_val)  # noqa: E731
+            parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {}, proxy_factory_fn=factory)
+        return parameter_proxy_cache[name]
 
     def known_dtype(self, node: fx.Node) -> torch.dtype | None:
         """The dtype of the input (a placeholder) or of a parameter or buffer (a get_attr node), else None."""

@@ -12,6 +12,7 @@ Display conventions (the maps themselves stay raw):
   positive, -1..1 of the scale; CAM maps (non-negative) one sequential scale 0..1;
 - the opacity of the overlay follows ``|value|``, so near-zero pixels show the image;
 - for a unit target the unit's analytic RF window is drawn on every panel;
+- a model of random weights has a "random init" tag on each row's input image, in both styles;
 - a map holding NaN or inf is labelled "non-finite" across its panel (its finite values are drawn, the others
   as 0), and the scale is taken from the finite values; an all-zero map is labelled "all zero";
 - ``style="report"``: title, provenance footer and (per image) each panel's scale in its corner;
@@ -36,6 +37,7 @@ from rfkit.report.figures.looks import NORMALISATIONS, check_normalise, style_na
 from rfkit.report.figures.style import (
     COLORS,
     DPI,
+    draw_random_tag,
     figure_style,
     image_gray,
     mark_figure,
@@ -325,8 +327,8 @@ def _layout(style, cols: int, n: int, aspect: float, labels: list[str]) -> tuple
     """The figure body's size and the panel width (inches): as the content needs (report), or one column
     (up to :data:`_COLUMN_PANELS` panels) or the page wide (paper), the height fitted to the panels left
     beside the row labels."""
-    if style.page is None:
-        return (PANEL_IN * cols + 0.9, PANEL_IN * n * aspect + 1.2), PANEL_IN
+    if style.page is None:  # the panels keep their width beside the row labels, so a title fits above its panel
+        return (PANEL_IN * cols + _label_width(labels) + 0.3, PANEL_IN * n * aspect + 1.2), PANEL_IN
     width = style.column if cols <= _COLUMN_PANELS else style.page
     panel = (width - _label_width(labels)) / cols
     return (width, n * (panel * aspect + 0.06) + 0.45 + 0.55), panel
@@ -385,6 +387,8 @@ def _grid(result, record: GridRecord, fs):
             if j == 0:
                 ax.imshow(display_image(result.images[i], result.data_config), interpolation="nearest")
                 ax.set_ylabel(labels[i], rotation=0, ha="right", va="center", labelpad=4)
+                if is_random(result.weights):  # on the photo, not on a map: said in every style, footer or none
+                    draw_random_tag(ax, "upper left")
             else:
                 _draw_panel(ax, result, record, i, j - 1, grey, fs.footer and record.normalise == "image")
             if result.window is not None:

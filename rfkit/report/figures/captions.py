@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rfkit.report.escape import md_text
-from rfkit.report.figures.labels import is_random, layer_name
+from rfkit.report.figures.labels import is_random, layer_name, rf_beyond
 
 CAPTION = "rfkit_caption"
 """Attribute of a figure holding its :class:`Drawn` record (set by :func:`record_drawing`)."""
@@ -133,11 +133,18 @@ def heat_record(heat, title: str, runs: Sequence[Run], normalised: str, notes: S
 #: What each artist (by ``gid``) of a figure shows, in the order the caption names them; a phrase is used
 #: only when an artist with one of its gids is in the figure.
 MARKERS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("global-frame",), "a frame in the RF colour marks a global layer (its RF is the whole input)"),
     (("rf-box",), "the solid box is the analytic receptive field (RF) of the measured unit"),
     (("local-rf-box",), "the dashed box is the RF of the local paths of a global layer"),
     (("rf-extent",), "arrows at the edges give how many pixels the RF extends beyond the input"),
+    (
+        ("rf-extent-text",),
+        "beside a map too small for arrows, ↑N ↓N ←N →N give how many pixels the RF extends beyond its top, "
+        "bottom, left and right edge",
+    ),
     (("outside-input",), "the hatched area lies outside the input"),
     (("rf-center",), "the cross marks the unit's analytic RF centre"),
+    (("rf-centres",), "dots mark the units' analytic RF centres"),
     (("gauss-1sigma",), "ellipses are the 1σ (solid) and 2σ (dashed) contours of a Gaussian fit to the ERF"),
     (("zoom-inset", "zoom-area"), "a zoomed view enlarges a small RF (outlined in white; scale bar in pixels)"),
     (("rf-max",), "lines give the analytic RF size, max over paths (circles)"),
@@ -262,6 +269,10 @@ _TEX_SPECIAL = {
     "—": "---",
     "–": "--",
     "≈": r"$\approx$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "←": r"$\leftarrow$",
+    "→": r"$\rightarrow$",
     "≤": r"$\leq$",
     "≥": r"$\geq$",
     "·": r"$\cdot$",
@@ -351,10 +362,34 @@ def overlay_drawn(result, layer: str, unit, heat) -> Drawn:
 
 def stage_grid_drawn(result, layers: Sequence[str], heat) -> Drawn:
     """The record of :func:`rfkit.report.figures.stage_grid.stage_grid_figure` (shared or per-panel scale, as ``heat``
-    says: a ``top`` is the maximum over all panels)."""
+    says: a ``top`` is the maximum over all panels), with every panel's overhang in numbers (a small panel
+    numbers one side of its arrows only)."""
     names = ", ".join(layer_name(x) for x in layers)
     title = f"ERF of {len(layers)} layer(s) of {result.model} ({names}), the centre unit of each"
-    return heat_record(heat, title, [Run.of(result)], "shared" if heat.top is not None else "own")
+    beyond = []
+    for layer in layers:
+        info = result.rf(layer)
+        if info.unknown or info.is_global or info.windows is None:
+            continue
+        sides = rf_beyond(info.window_of(tuple(result.unit[layer])), tuple(result.maps[layer].shape))
+        if sides:
+            beyond.append((layer_name(layer), sides))
+    notes = [overhang_text(beyond)] if beyond else []
+    return heat_record(heat, title, [Run.of(result)], "shared" if heat.top is not None else "own", notes)
+
+
+def overhang_text(beyond: Sequence[tuple[str, dict]]) -> str:
+    """How far each panel's RF extends beyond the input, per side, in one sentence.
+
+    >>> print(overhang_text([("layer3", {"top": 9, "left": 9}), ("layer4", {"top": 121, "bottom": 90,
+    ...       "left": 121, "right": 90})]))  # doctest: +NORMALIZE_WHITESPACE
+    RF beyond the input (px at the top, bottom, left, right): layer3 9, 0, 9, 0; layer4 121, 90, 121, 90.
+    """
+    from rfkit.formatting import num
+
+    sides = ("top", "bottom", "left", "right")
+    parts = [f"{name} {', '.join(num(b.get(side, 0)) for side in sides)}" for name, b in beyond]
+    return f"RF beyond the input (px at the top, bottom, left, right): {'; '.join(parts)}."
 
 
 def growth_drawn(graph, result=None) -> Drawn:
@@ -398,9 +433,44 @@ def attribution_drawn(result, n_images: int, record=None) -> Drawn:
     return Drawn(title, (run,), "attribution", normalised=normalised)
 
 
-def comparison_drawn(analyses, heat, layers: str, shared: bool = False) -> Drawn:
+def comparison_drawn(analyses, heat, layers: str, shared: bool = False, beyond=()) -> Drawn:
     """The record of :func:`rfkit.report.figures.compare.comparison_figure`: one row per analysis, one spatial scale,
-    each map divided by its own maximum or (``shared``) all by the largest peak."""
+    each map divided by its own maximum or (``shared``) all by the largest peak; ``beyond``: ``(panel name,
+    overhang per side)`` of the panels whose RF extends beyond their input (:func:`overhang_text`)."""
     cols = "each model's final measured layer" if layers == "final" else "layers at ¼, ½ and ¾ depth and the final one"
     title = f"ERF of {len(analyses)} model(s), one row each; columns: {cols}; one spatial scale (input pixels)"
-    return heat_record(heat, title, [Run.of_header(a.header) for a in analyses], "shared" if shared else "own")
+    notes = [overhang_text(beyond)] if beyond else []
+    runs = [Run.of_header(a.header) for a in analyses]
+    return heat_record(heat, title, runs, "shared" if shared else "own", notes)
+
+
+def rf_grid_drawn(grid, heat) -> Drawn:
+    """The record of :func:`rfkit.report.figures.rf_grid.rf_grid_figure`: the units' boxes over the image and, when
+    measured, their ERFs, each divided by its own maximum and drawn together as the largest per pixel."""
+    grid_size = "×".join(str(int(v)) for v in grid.grid)
+    rf = "×".join(f"{v:g}" for v in grid.size)
+    stride = "×".join(f"{v:g}" for v in grid.stride)
+    title = (
+        f"Analytic receptive fields (RF) of {len(grid.units)} units of {layer_phrase(grid.layer)} of {grid.model} "
+        f"(a {grid_size} grid of units; RF {rf} px, stride {stride} px"
+        + ("; the RF of the local paths of a global layer" if grid.is_global else "")
+        + ")"
+    )
+    notes = [
+        "Each coloured box is the analytic RF of one unit (the legend names the unit and the input rows and columns "
+        "it sees); a box that extends beyond the input is dashed, its part inside the input solid."
+    ]
+    measured = grid.maps is not None
+    if measured:
+        notes.append("The units' ERFs, each measured on the one image shown, drawn together, per pixel the largest.")
+    run = Run(
+        str(grid.model),
+        str(grid.weights),
+        is_random(grid.weights_kind),
+        "the image shown" if grid.image is not None else "",
+        1 if measured else None,
+        tuple(grid.input_size),
+    )
+    if not measured:
+        return Drawn(title, (run,), notes=tuple(notes))
+    return heat_record(heat, title, [run], "own", notes)

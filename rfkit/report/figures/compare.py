@@ -27,8 +27,9 @@ from rfkit.errors import ArgumentError
 from rfkit.formatting import rf_label
 from rfkit.io import OutputError, remove_abandoned_files
 from rfkit.report.figures.captions import caption_paths, comparison_drawn, owned_caption, record_drawing
+from rfkit.report.figures.extents import draw_fitted_extents, fit_extents
 from rfkit.report.figures.inset import draw_inset, erf_window, zoom_window
-from rfkit.report.figures.labels import compact_extent_labels, extent_labels, is_random, wrap_name
+from rfkit.report.figures.labels import is_random, wrap_name
 from rfkit.report.figures.layout import fitted_legend, wrap_lines
 from rfkit.report.figures.looks import GridScale, HeatScale, grid_scale, style_named
 from rfkit.report.figures.style import (
@@ -37,7 +38,6 @@ from rfkit.report.figures.style import (
     FORMATS,
     draw_random_tag,
     draw_rf_centre,
-    draw_rf_extents,
     figure_style,
     image_extent,
     map_max,
@@ -50,6 +50,7 @@ from rfkit.report.figures.style import (
     rf_rectangle,
     save_figure,
     styled,
+    surrounds,
     tighten,
 )
 from rfkit.report.files import layer_filename
@@ -295,21 +296,42 @@ def _comparison(grid, heat: HeatScale, scale: GridScale, fs, layers: str):
         if fs.footer:
             colour = "one colour scale" if scale.shared else "each panel on its own colour scale"
             body.suptitle(f"ERF of {nrows} model{'s' * (nrows > 1)}: one spatial scale, {colour}")
-        handles, labels = marker_legend(axes.ravel())
-        if handles:
-            fitted_legend(body, handles, labels, size[0], ncols=len(labels))
+        _legend(body, axes.ravel(), size[0])
         return fig, body, axes, (cbar.ax if im is not None else None)
 
     size = (ncols * (panel + 0.1) + 2.6, nrows * (panel * H / W + 0.6) + 0.9)
     fig = tighten(draw, size, width=width)
+    fit_extents(fig)
+    body = fig.subfigs[0]
+    drawn = set(marker_legend(body.axes)[1])
+    shown = {t.get_text().replace("\n", " ") for leg in body.legends for t in leg.get_texts()}
+    if drawn != shown:  # marks fitted to other forms than the legend names
+        _legend(body, body.axes, fig.get_figwidth())
+        fit_extents(fig)  # laid out again around the new legend
     mark_figure(fig, provenance, dpi=fs.rc.get("savefig.dpi", DPI), crop=width is None)
-    return record_drawing(fig, comparison_drawn([a for a, _ in grid], heat, layers, scale.shared))
+    beyond = [
+        (f"{a.model} {cell.row['layer']}", sides)
+        for a, cells in grid
+        for _, cell in cells
+        if cell is not None and cell.map is not None and cell.window is not None and not cell.row.get("is_global")
+        if (sides := rf_beyond(cell.window, cell.map.shape))
+    ]
+    return record_drawing(fig, comparison_drawn([a for a, _ in grid], heat, layers, scale.shared, beyond))
+
+
+def _legend(body, axes, width: float) -> None:
+    """The legend of the markers drawn in ``axes`` (:func:`marker_legend`), replacing any ``body`` has."""
+    for old in list(body.legends):
+        old.remove()
+    handles, labels = marker_legend(axes)
+    if handles:
+        fitted_legend(body, handles, labels, width, ncols=len(labels))
 
 
 def marker_legend(axes) -> tuple[list, list[str]]:
     """Legend handles and labels of the markers drawn in ``axes`` (read from their artists' gids, so a marker
-    no panel shows is never listed): the RF box, the local paths' box, the centre cross, the "+N px" arrows
-    and the zoomed inset."""
+    no panel shows is never listed): a global layer's frame, the RF box, the local paths' box, the centre cross,
+    the "+N px" arrows and the zoomed inset."""
     from matplotlib.patches import Patch
 
     gids = set()
@@ -318,10 +340,16 @@ def marker_legend(axes) -> tuple[list, list[str]]:
         gids |= {c.get_gid() for c in ax.child_axes if c.get_gid()}
     rf = dict(fill=False, edgecolor=COLORS["rf"], linewidth=1.2)
     entries = [
+        (
+            "global-frame",
+            Patch(fill=False, edgecolor=COLORS["rf"], linewidth=2.6),
+            "global layer: RF = whole input (frame)",
+        ),
         ("rf-box", Patch(**rf), "analytic RF of the unit"),
         ("local-rf-box", Patch(linestyle=(0, (3, 1.5)), **rf), "RF of the local paths (global layer)"),
         ("rf-center", _centre_handle(), "analytic RF centre of the unit"),
         ("rf-extent", _arrow_handle(), "+N px: the RF goes on N px beyond that edge"),
+        ("rf-extent-text", _glyph_handle(), "beside a small map: px the RF goes on beyond each edge"),
         (
             "zoom-inset",
             Patch(fill=False, edgecolor="white", path_effects=outline(1.6)),
@@ -346,6 +374,13 @@ def _centre_handle():
         color=COLORS["rf"],
         path_effects=outline(2.1),
     )
+
+
+def _glyph_handle():
+    """The glyph label's legend handle: "↑N" in the RF colour."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=COLORS["rf"], marker=r"$\uparrow\!N$", linestyle="none", markersize=14)
 
 
 def _arrow_handle():
@@ -409,39 +444,21 @@ def _draw_cell(ax, cell: Cell | None, heat: HeatScale, norm, frame: tuple[int, i
         kw = dict(fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(2.2))
         dashed = bool(cell.row.get("is_global"))
         style = dict(linestyle=(0, (3, 1.5)), gid="local-rf-box") if dashed else dict(linestyle="-", gid="rf-box")
-        ax.add_patch(rf_rectangle(window, linewidth=1.2, **style, **kw))
-        beyond = {} if dashed else rf_beyond(window, (h, w))
-        if beyond:
-            _draw_extents(ax, window, (h, w), beyond)
+        if not (dashed and surrounds(window, (h, w))):  # else no edge of it lies on the map: nothing to see
+            ax.add_patch(rf_rectangle(window, linewidth=1.2, **style, **kw))
     centre = (cell.row.get("center_y"), cell.row.get("center_x"))
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in centre):
         centre = None
     inset = _draw_zoom(ax, cell, heat, norm, window, centre)
     if inset is None and centre is not None:  # zoomed, the outlined area marks the unit
         draw_rf_centre(ax, centre, size=6)
+    beyond = {} if window is None or cell.row.get("is_global") else rf_beyond(window, (h, w))
+    if beyond:  # after the inset, so that a label beside the map keeps clear of it
+        draw_fitted_extents(ax, window, (h, w), beyond, beside=True)
     if cell.row.get("is_global"):
         for spine in ax.spines.values():
-            spine.set(edgecolor=COLORS["rf"], linewidth=1.6)
+            spine.set(edgecolor=COLORS["rf"], linewidth=1.6, gid="global-frame")
     return im
-
-
-def _draw_extents(ax, window, shape, beyond: dict) -> list:
-    """The arrows where the RF goes beyond the input, each side with its own "+N px"; where the map is too
-    small in the common frame for four labels apart (their drawn boxes meet), the first side's number alone
-    (:func:`~rfkit.report.figures.labels.compact_extent_labels`), every arrow still drawn."""
-    marks = draw_rf_extents(ax, window, shape, extent_labels(beyond), offset=8, fontsize=7)
-    if not _collide(marks):
-        return marks
-    for mark in marks:
-        mark.remove()
-    return draw_rf_extents(ax, window, shape, compact_extent_labels(beyond), offset=8, fontsize=7)
-
-
-def _collide(texts) -> bool:
-    """Whether any two of ``texts``, as drawn now, overlap."""
-    renderer = texts[0].figure.canvas.get_renderer() if texts else None
-    boxes = [t.get_window_extent(renderer) for t in texts]
-    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 def _draw_zoom(ax, cell: Cell, heat: HeatScale, norm, rf_window, centre):

@@ -81,11 +81,12 @@ def _draw(result, fs):
         axs = body.subplots(rows, cols, squeeze=False, sharey=True)
         for ax, layer in zip(axs.flat, layers):
             _panel(ax, result.convergence[layer], layer)
-            if random:
-                draw_random_tag(ax, "upper right")
         for ax in list(axs.flat)[n:]:
             ax.set_visible(False)
         _pixel_axis(axs[0][0], [result.convergence[k] for k in layers])
+        if random:  # once the shared y range is set: in a corner the panel's curves leave free
+            for ax, layer in zip(axs.flat, layers):
+                _tag_free_corner(ax, result.convergence[layer])
         for c in range(cols):  # under the lowest panel of each column
             axs[(n - 1 - c) // cols][c].set_xlabel("images seen (log scale)")
         for r in range(rows):
@@ -109,9 +110,10 @@ def _panel(ax, curve, layer: str) -> None:
     value, low, high = (np.asarray(v, dtype=float).reshape(-1, 2) for v in (curve.value, curve.low, curve.high))
     for i, axis in enumerate("hw"):
         color = AXIS_COLORS[axis]
-        ax.fill_between(
-            x, low[:, i], high[:, i], color=color, alpha=0.22, lw=0, gid=f"ci-{axis}", label=f"95% CI, {axis}"
-        )
+        if (np.isfinite(low[:, i]) & np.isfinite(high[:, i])).any():  # no band (and no legend entry) before 8 sources
+            ax.fill_between(
+                x, low[:, i], high[:, i], color=color, alpha=0.22, lw=0, gid=f"ci-{axis}", label=f"95% CI, {axis}"
+            )
         ax.plot(x, value[:, i], color=color, marker="os"[i], ms=3.5 - i, gid=f"size-{axis}", label=AXIS_NAMES[axis])
         ax.axhline(value[-1, i], color=color, ls=":", lw=1.0, gid="final")
     ax.set_xscale("log")
@@ -120,6 +122,44 @@ def _panel(ax, curve, layer: str) -> None:
     ax.set_xticks(_ticks(int(x[0]), int(x[-1])))
     ax.xaxis.set_major_formatter(_IntegerFormatter())
     ax.minorticks_off()
+
+
+CORNERS = ("upper right", "upper left", "lower right", "lower left")
+
+
+def _tag_free_corner(ax, curve) -> None:
+    """The "random init" tag in the first of :data:`CORNERS` where it covers none of the panel's curves, bands or
+    final-value lines (measured on the drawn tag); the upper right when every corner is taken."""
+    occupied = _occupied(ax, curve)
+    renderer = ax.figure.canvas.get_renderer()
+    to_axes = ax.transAxes.inverted()
+    for corner in CORNERS:
+        tag = draw_random_tag(ax, corner)
+        (x0, y0), (x1, y1) = to_axes.transform(tag.get_window_extent(renderer).get_points())
+        inside = (occupied[:, 0] >= x0) & (occupied[:, 0] <= x1)
+        if not ((occupied[inside, 1] <= y1) & (occupied[inside, 2] >= y0)).any():
+            return
+        tag.remove()
+    draw_random_tag(ax, CORNERS[0])
+
+
+def _occupied(ax, curve, samples: int = 200) -> np.ndarray:
+    """Rows ``(x, y_low, y_high)`` in axes fractions: at ``samples`` points across the panel, the vertical span
+    its curves, bands and final-value lines cover (lines interpolated on the log x axis)."""
+    x = np.asarray(curve.images, dtype=float)
+    series = [np.asarray(v, dtype=float).reshape(-1, 2) for v in (curve.value, curve.low, curve.high)]
+    cols = [s[:, i] for s in series for i in range(2)] + [np.full_like(x, v) for v in series[0][-1]]
+    xs = np.geomspace(x[0], x[-1], samples) if x[-1] > x[0] > 0 else np.repeat(x[:1], samples)
+    lo, hi = np.full(samples, np.inf), np.full(samples, -np.inf)
+    for col in cols:
+        ok = np.isfinite(col)
+        if ok.any():
+            y = np.interp(np.log(xs), np.log(x[ok]), col[ok])
+            lo, hi = np.minimum(lo, y), np.maximum(hi, y)
+    to_axes = ax.transData + ax.transAxes.inverted()
+    bottom = to_axes.transform(np.column_stack([xs, np.where(np.isfinite(lo), lo, np.nan)]))
+    top = to_axes.transform(np.column_stack([xs, np.where(np.isfinite(hi), hi, np.nan)]))
+    return np.column_stack([bottom[:, 0], bottom[:, 1], top[:, 1]])
 
 
 SMALL_RANGE = 40

@@ -413,6 +413,7 @@ def _draw_analytic(ax, a: int, d: _Growth) -> None:
         gid="rf-max",
         label="analytic RF, max over paths",
     )
+    one_path = all(i.size_min[a] == i.size[a] for i in d.cut_infos)  # then the max line hides it: say why
     ax.plot(
         d.cut_xs,
         [d.y_of(i.size_min[a]) for i in d.cut_infos],
@@ -422,7 +423,7 @@ def _draw_analytic(ax, a: int, d: _Growth) -> None:
         linestyle=(0, (4, 1.5)),
         zorder=3,
         gid="rf-min",
-        label="analytic RF, min over paths",
+        label="analytic RF, min over paths" + (" (= max: one path)" if one_path else ""),
     )
     glob = [k for k, i in enumerate(d.infos) if i.is_global]
     if not glob:

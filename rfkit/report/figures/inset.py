@@ -43,6 +43,14 @@ def erf_window(centre, side, shape) -> tuple | None:
     return tuple(out)
 
 
+def metrics_erf_box(metrics, shape) -> tuple | None:
+    """The 95%-mass ERF box of a measured layer around the ERF's own centre (:func:`erf_window` of its
+    :class:`~rfkit.effective.metrics.ERFMetrics`), or None without metrics."""
+    if metrics is None:
+        return None
+    return erf_window(metrics.centroid.position, metrics.erf_rf.side, shape)
+
+
 def zoom_window(shape, rf_window=None, erf_box=None) -> tuple | None:
     """The window a grid panel zooms on: the union of its RF window and its ERF box where they are small
     (:func:`~rfkit.report.figures.style.small_rf`), or None when neither is (the panel shows them well). A ViT's

@@ -8,6 +8,7 @@ convergence) use to size the canvas from what was actually drawn.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -101,20 +102,26 @@ def wrap_labels(labels: Sequence[str], chars: int) -> list[str]:
 def wrap_lines(text: str, chars: int) -> str:
     """Every line of ``text`` broken into lines of at most ``chars`` characters: at spaces, and a name without
     spaces after ``_``, ``.``, ``-`` or ``:`` (:func:`rfkit.report.figures.labels.wrap_name`), so a panel's title never
-    runs into its neighbour's.
+    runs into its neighbour's. A pair of numbers ("1.00, 1.14": h and w) stays on one line.
 
     >>> print(wrap_lines("stages.0.blocks.0.conv_pwl\\nRF 3×3 · ERF/RF 1.00, 1.00", 16))
     stages.0.blocks.
     0.conv_pwl
     RF 3×3 · ERF/RF
     1.00, 1.00
+    >>> print(wrap_lines("ERF/RF 1.00, 1.14", 13))
+    ERF/RF
+    1.00, 1.14
     """
 
     out = []
-    for line in text.split("\n"):
+    for line in _PAIR.sub("\\1,\u00a0\\2", text).split("\n"):  # textwrap does not break at a no-break space
         for part in textwrap.wrap(line, max(chars, 6), break_long_words=False, break_on_hyphens=False) or [""]:
             out.append(wrap_name(part, max(chars, 6)) if len(part) > chars else part)
-    return "\n".join(out)
+    return "\n".join(out).replace("\u00a0", " ")
+
+
+_PAIR = re.compile(r"(\d), (\d)")
 
 
 def fitted_legend(body, handles: Sequence, labels: Sequence[str], width_in: float, *, ncols: int = 1, **kwargs):
@@ -127,7 +134,9 @@ def fitted_legend(body, handles: Sequence, labels: Sequence[str], width_in: floa
     kwargs.setdefault("borderaxespad", 0.8)  # a white margin between the legend and the canvas edge
     fig = body.figure if hasattr(body, "figure") and body.figure is not None else body
     renderer = fig.canvas.get_renderer()
-    room = (width_in - 2 * MARGIN_IN - 0.08) * fig.dpi  # display units
+    # display units; text set at another resolution runs up to 5% wider (hinting: a 7 pt legend measured at 100 dpi
+    # is 3.13 in wide, at 150 dpi 3.28 in), so the legend keeps that much of its room free
+    room = (width_in - 2 * MARGIN_IN - 0.08) * 0.94 * fig.dpi
     labels = list(labels)
     chars = max(len(line) for lab in labels for line in lab.split("\n")) if labels else 0
     cols = max(1, min(ncols, len(labels)))

@@ -345,9 +345,13 @@ def check_normalise(normalise) -> str:
 
 @dataclass(frozen=True)
 class FigureOptions:
-    """What the figures of a report look like (``rfkit analyze --style --look --full-rf``).
+    """What the figures of a report look like (``rfkit analyze --style --look --full-rf --normalise``).
 
-    Raises :class:`~rfkit.errors.ArgumentError` (one line) for an unknown style or look.
+    ``attribution_normalise`` scales the maps of the attribution grid (``analyze(attribution=...)``): ``"image"``
+    (each map by its own scale) or ``"column"`` (one scale per method), as
+    :func:`rfkit.report.figures.attribution.attribution_grid`'s ``normalise``.
+
+    Raises :class:`~rfkit.errors.ArgumentError` (one line) for an unknown style, look or normalisation.
 
     >>> FigureOptions(style="paper", look="replknet").record()
     'paper style (PNG, PDF, SVG); look: log10(ERF + 1) / max, RdYlGn from its middle (RepLKNet), not colour-blind-safe'
@@ -363,10 +367,12 @@ class FigureOptions:
     shared_scale: bool | None = None  # grids: one colour scale (True), one per panel (False), from the data (None)
     font: str | None = None
     style_file: str | None = None
+    attribution_normalise: str = "image"  # the attribution grid: each map by its own scale, or one per column
 
     def __post_init__(self):
         look_named(self.look)
         style_named(self.style)
+        check_normalise(self.attribution_normalise)
         self.rc()  # a missing font or a bad style file: one line now, not after the measurement
 
     def rc(self) -> dict:
@@ -406,4 +412,5 @@ class FigureOptions:
         scale = {True: "; grids on one colour scale", False: "; grid panels each on its own colour scale"}
         text += ("; whole RF boxes" if self.full_rf else "") + scale.get(self.shared_scale, "")
         text += f"; font {self.font}" if self.font else ""
+        text += "; attribution maps on one scale per method" if self.attribution_normalise == "column" else ""
         return text + (f"; style file {Path(self.style_file).name}" if self.style_file else "")

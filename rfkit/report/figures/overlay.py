@@ -10,10 +10,11 @@ import numpy as np
 
 from rfkit.formatting import pair
 from rfkit.report.figures.captions import overlay_drawn, record_drawing
+from rfkit.report.figures.extents import draw_fitted_extents, fit_extents
+from rfkit.report.figures.inset import metrics_erf_box, zoom_window
 from rfkit.report.figures.labels import (
     beyond_text,
     erf_text,
-    extent_labels,
     footer_lines,
     is_random,
     layer_name,
@@ -22,7 +23,7 @@ from rfkit.report.figures.labels import (
     rf_text,
     sigma_text,
 )
-from rfkit.report.figures.layout import fitted_legend
+from rfkit.report.figures.layout import fitted_legend, wrap_lines
 from rfkit.report.figures.looks import HeatScale, style_named
 from rfkit.report.figures.style import (
     COLORS,
@@ -30,7 +31,6 @@ from rfkit.report.figures.style import (
     FLOOR,
     draw_random_tag,
     draw_rf_centre,
-    draw_rf_extents,
     draw_scale_bar,
     figure_style,
     fit_drawable,
@@ -45,8 +45,8 @@ from rfkit.report.figures.style import (
     rf_beyond,
     rf_rectangle,
     save_figure,
-    small_rf,
     styled,
+    surrounds,
     tighten,
     view_rectangle,
     zoom_view,
@@ -140,6 +140,8 @@ def _overlay(result, layer: str, o, image, heat: HeatScale, fs, full_rf: bool):
     """Lay out and draw the overlay of :func:`overlay_figure` (inside its style's rcParams)."""
     paper = fs.name == "paper"
     subtitle = _overlay_subtitle(result, o.info, o.metrics, heat, paper)
+    if paper and o.zoom:  # the input's panel takes about 0.4 of the column beside the zoomed one: keep its title there
+        subtitle = wrap_lines(subtitle, int(0.4 * fs.column * 72 / (fs.rc["axes.titlesize"] * 0.6)))
     x_lo, x_hi, y_lo, y_hi = o.view
     aspect = (y_hi - y_lo) / (x_hi - x_lo)
     panel_w = (3.4 if o.zoom else 4.0) if aspect <= 1 else max(2.4, 4.0 / aspect)
@@ -186,6 +188,7 @@ def _overlay(result, layer: str, o, image, heat: HeatScale, fs, full_rf: bool):
         return fig, body, [list(axes)], None
 
     fig = tighten(draw, (width, height), width=fs.width(1))
+    fit_extents(fig)
     mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
     return record_drawing(fig, overlay_drawn(result, layer, o.unit, heat))
 
@@ -240,11 +243,30 @@ def _overlay_layer(result, layer: str, full_rf: bool, gaussian: bool, zoom: bool
         notes.append(f"Gaussian fit not drawn: the map is not Gaussian-like ({fit.reason})")
     view, grown = _view(np.shape(m), window, full_rf and not info.is_global)
     beyond = rf_beyond(window, np.shape(m)) if window is not None and not info.is_global else {}
-    small = window is not None and not info.is_global and small_rf(window, np.shape(m))
-    zoomed = zoom_view(window, np.shape(m)) if (small if zoom is None else zoom and window is not None) else None
+    zoomed = _zoom(np.shape(m), window, metrics, zoom, result.center.get(layer))
     return _OverlayLayer(
         m, info, unit, tuple(result.center[layer]), metrics, window, fit, draw_fit, notes, view, grown, beyond, zoomed
     )
+
+
+def _zoom(shape, window, metrics, zoom: bool | None, centre=None) -> tuple | None:
+    """The view of the zoomed panel, or None: by default where the RF (for a global layer, its local paths' RF)
+    or the ERF's 95%-mass box is small against the input (:func:`~rfkit.report.figures.inset.zoom_window`: a 16 px
+    ViT patch, a 40 px ERF in a 640 px YOLO frame), widened to hold the unit's analytic ``centre`` (after nearest
+    upsampling it lies beside the ERF: the view keeps both, and the centre off the panel's corners); ``zoom=True``
+    around the RF window, ``False`` never."""
+    if zoom is False:
+        return None
+    target = zoom_window(shape, window, metrics_erf_box(metrics, shape))
+    if zoom and window is not None:
+        target = window
+    if target is None:
+        return None
+    if centre is not None and all(np.isfinite(centre)):
+        (y0, y1), (x0, x1) = target
+        cy, cx = (min(max(round(float(c)), 0), n - 1) for c, n in zip(centre, shape))
+        target = ((min(y0, cy), max(y1, cy)), (min(x0, cx), max(x1, cx)))
+    return zoom_view(target, shape)
 
 
 def _view(shape, window, grow: bool) -> tuple[tuple, bool]:
@@ -324,6 +346,8 @@ def _draw_rf_box(ax, o: _OverlayLayer, full_rf: bool) -> None:
         return
     style = dict(fill=False, zorder=5, path_effects=outline(3.0))
     if o.info.is_global:
+        if surrounds(o.window, o.shape):  # no edge of it on the input: the frame's legend entry gives its size
+            return
         label = f"RF of the local paths, {pair(o.info.local_size)} px"
         ax.add_patch(
             rf_rectangle(
@@ -342,7 +366,7 @@ def _draw_rf_box(ax, o: _OverlayLayer, full_rf: bool) -> None:
         label += " (beyond the input: hatched)"
     elif o.beyond:
         label += f", {beyond_text(o.beyond)} (arrows)"
-        draw_rf_extents(ax, o.window, o.shape, extent_labels(o.beyond))
+        draw_fitted_extents(ax, o.window, o.shape, o.beyond, offset=16.0, fontsize=None)
     ax.add_patch(rf_rectangle(o.window, edgecolor=COLORS["rf"], linewidth=1.8, gid="rf-box", label=label, **style))
 
 
@@ -364,11 +388,14 @@ def _draw_zoom_area(ax, zoom) -> None:
 
 
 def _draw_zoom_panel(ax, o: _OverlayLayer, image, heat: HeatScale, norm, narrow: bool = False) -> None:
-    """The zoomed panel: the map around the unit, its RF box, centre, ellipses and a scale bar."""
+    """The zoomed panel: the map around the unit, its RF box (a global layer's local paths: dashed), centre,
+    ellipses and a scale bar."""
     _draw_heatmap(ax, o, image, heat, norm)
-    ax.add_patch(
-        rf_rectangle(o.window, fill=False, edgecolor=COLORS["rf"], linewidth=1.8, zorder=5, path_effects=outline(3.0))
-    )
+    if o.window is not None:
+        dashed = dict(linewidth=1.5, linestyle=(0, (3, 1.5))) if o.info.is_global else dict(linewidth=1.8)
+        ax.add_patch(
+            rf_rectangle(o.window, fill=False, edgecolor=COLORS["rf"], zorder=5, path_effects=outline(3.0), **dashed)
+        )
     _draw_centre(ax, o)
     if o.draw_fit:
         _draw_fit(ax, o.fit)

@@ -9,6 +9,7 @@ import numpy as np
 
 from rfkit.formatting import pair
 from rfkit.report.figures.attribution import display_image
+from rfkit.report.figures.captions import record_drawing, rf_grid_drawn
 from rfkit.report.figures.compare import figure_paths
 from rfkit.report.figures.labels import is_random, layer_name
 from rfkit.report.figures.looks import HeatScale, style_named
@@ -162,7 +163,8 @@ def _draw_figure(grid, heat: HeatScale, fs):
         return fig, body, [[ax]], None
 
     fig = tighten(draw, (panel_w + 1.75, height), width=fs.width(1))
-    return mark_figure(fig, [text for text, _ in footer], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    mark_figure(fig, [text for text, _ in footer], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
+    return record_drawing(fig, rf_grid_drawn(grid, heat))
 
 
 def _draw_image(ax, grid, heat: HeatScale):
@@ -291,7 +293,8 @@ def _footer(grid) -> list[tuple[str, str]]:
 @styled
 def save_rf_grid(grid, path, *, look: str = "rfkit", style: str = "report") -> list[Path]:
     """:func:`rf_grid_figure` written to ``path`` (its extension picks PNG, PDF or SVG; a paper style adds the
-    other two beside it), all renamed into place together. Refuses (:class:`~rfkit.io.OutputError`) to replace
+    other two beside it) with its caption pair (``.caption.md``, ``.caption.tex``), all renamed into place
+    together. Refuses (:class:`~rfkit.io.OutputError`) to replace
     a file rfkit did not write.
 
     Returns

@@ -10,11 +10,10 @@ import numpy as np
 
 from rfkit.formatting import pair
 from rfkit.report.figures.captions import record_drawing, stage_grid_drawn
-from rfkit.report.figures.inset import draw_inset, erf_window, zoom_window
+from rfkit.report.figures.extents import draw_fitted_extents, fit_extents
+from rfkit.report.figures.inset import draw_inset, metrics_erf_box, zoom_window
 from rfkit.report.figures.labels import (
-    compact_extent_labels,
     erf_text,
-    extent_labels,
     footer_lines,
     is_random,
     layer_name,
@@ -30,7 +29,6 @@ from rfkit.report.figures.style import (
     STYLE,
     draw_random_tag,
     draw_rf_centre,
-    draw_rf_extents,
     figure_style,
     image_extent,
     map_max,
@@ -42,6 +40,7 @@ from rfkit.report.figures.style import (
     rf_rectangle,
     save_figure,
     styled,
+    surrounds,
     tighten,
     wrap_title,
 )
@@ -154,7 +153,7 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, scale: GridScale, fs
                 ax.remove()
                 continue
             data = heat.display(result.maps[layers[i]])
-            im = _draw_panel(ax, result, layers[i], data, norm, cmap, not fs.footer)
+            im = _draw_panel(ax, result, layers[i], data, norm, cmap)
             ax.set_title(titles[i], linespacing=1.3)
             if random:
                 draw_random_tag(ax, "below")
@@ -179,6 +178,7 @@ def _stage_grid(result, layers: list[str], heat: HeatScale, scale: GridScale, fs
 
     size = (ncols * (panel_w + 0.08) + 1.0, nrows * (panel_h + 0.45) + 0.95)
     fig = tighten(draw, size, width=fs.page)
+    fit_extents(fig)
     mark_figure(fig, [text for text, _ in provenance], dpi=fs.rc.get("savefig.dpi", DPI), crop=fs.column is None)
     return record_drawing(fig, stage_grid_drawn(result, layers, heat))
 
@@ -191,7 +191,7 @@ def _titles(parts: list[tuple[str, str, str]], panel_w: float) -> list[str]:
     return [wrap_lines(f"{t[0]}\n{t[1]} · {t[2]}", int(chars)) for t in parts]
 
 
-def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False):
+def _draw_panel(ax, result, layer: str, data, norm, cmap):
     """One layer's panel: its map, its RF box (with arrows where it goes beyond the input), the unit's RF
     centre, and a zoomed inset where the RF or the ERF is small (:mod:`rfkit.report.figures.inset`); returns the map's
     image."""
@@ -201,12 +201,11 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
     if not np.isfinite(result.maps[layer]).all():
         mark_nonfinite(ax)
     window = None if info.unknown or info.windows is None else info.window_of(tuple(result.unit[layer]))
-    if window is not None:
+    if window is not None and not (info.is_global and surrounds(window, (H, W))):  # else no side of it shows
         _draw_window(ax, window, info.is_global)
         beyond = rf_beyond(window, (H, W))
-        if beyond and not info.is_global:
-            labels = compact_extent_labels(beyond) if compact else extent_labels(beyond, unit="")
-            draw_rf_extents(ax, window, (H, W), labels, offset=9, fontsize=7)
+        if beyond and not info.is_global:  # every side numbered where the panel has room (fit_extents)
+            draw_fitted_extents(ax, window, (H, W), beyond, offset=9, fontsize=7, unit="")
     centre = result.center[layer]
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
@@ -214,8 +213,8 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
     ax.set_yticks([])
     if info.is_global:
         for spine in ax.spines.values():
-            spine.set(edgecolor=COLORS["rf"], linewidth=2.0)
-    zoom = zoom_window((H, W), window, _erf_box(result.metrics.get(layer), (H, W)))
+            spine.set(edgecolor=COLORS["rf"], linewidth=2.0, gid="global-frame")
+    zoom = zoom_window((H, W), window, metrics_erf_box(result.metrics.get(layer), (H, W)))
 
     def draw_map(inset):
         inset.imshow(data, norm=norm, cmap=cmap, extent=image_extent(H, W), interpolation="nearest")
@@ -226,13 +225,6 @@ def _draw_panel(ax, result, layer: str, data, norm, cmap, compact: bool = False)
     if inset is None:  # zoomed, the outlined area marks the unit: no marker over its few pixels
         draw_rf_centre(ax, centre, size=8, label="analytic RF centre of the unit")
     return im
-
-
-def _erf_box(metrics, shape):
-    """The 95%-mass ERF box of a layer around its own centre (None without metrics)."""
-    if metrics is None:
-        return None
-    return erf_window(metrics.centroid.position, metrics.erf_rf.side, shape)
 
 
 def _faint(data, norm) -> bool:

@@ -59,6 +59,7 @@ __all__ = [
     "save_figure",
     "small_rf",
     "styled",
+    "surrounds",
     "tighten",
     "transform_text",
     "wrap_title",
@@ -290,10 +291,18 @@ def tighten(draw, size, width: float | None = None):
 
 def _grow_over(fig, draw, size, width: float | None, rounds: int = 3):
     """``fig``, or the figure ``draw`` builds on a canvas grown by what runs off ``fig``'s
-    (:func:`rfkit.report.figures.layout.overflow`): the height always, the width unless it is given."""
+    (:func:`rfkit.report.figures.layout.overflow`): the height always, the width unless it is given (then the
+    layout's side padding grows by what runs off at the sides)."""
 
+    fig.canvas.draw()  # nested constrained layouts settle on a second pass: measure that one, as saved
     for _ in range(rounds):
         left, right, bottom, top = overflow(fig)
+        if width is not None and max(left, right) > 0:  # the width is given: more padding at the sides instead
+            engine = fig.get_layout_engine()
+            engine.set(w_pad=engine.get()["w_pad"] + max(left, right) + 0.01)
+            fig.canvas.draw()
+            fig.canvas.draw()
+            left, right, bottom, top = overflow(fig)
         grow_w = 0.0 if width is not None else left + right
         if grow_w + bottom + top <= 0.01:
             break
@@ -695,11 +704,23 @@ def draw_random_tag(ax, corner: str = "upper left", fontsize: float | None = Non
     )
 
 
+def surrounds(window, shape) -> bool:
+    """Whether an RF window extends beyond the input on all four sides: none of its edges lies on the input, so
+    its box drawn over the input shows nothing (a legend entry for it would name a marker no one sees).
+
+    >>> surrounds(((-400, 1039), (-400, 1039)), (640, 640)), surrounds(((-10, 58), (0, 47)), (48, 48))
+    (True, False)
+    """
+    return len(rf_beyond(window, shape)) == 4
+
+
 #: Where each side's extent arrow points (offset direction of its text, in points per unit of offset).
 _EXTENT_DIRECTION = {"top": (0, -1), "bottom": (0, 1), "left": (1, 0), "right": (-1, 0)}
 
 
-def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float = 16.0, fontsize=None) -> list:
+def draw_rf_extents(
+    ax, window, shape, labels: dict[str, str], *, offset: float = 16.0, fontsize=None, along: bool = False
+) -> list:
     """Mark, at each input edge an RF window extends beyond, how far it goes: an arrow from inside the frame
     to the edge, in line with the window's centre (kept within the middle 60% of the edge, so two sides'
     labels never meet in a corner), and its label (gid ``rf-extent``).
@@ -714,6 +735,9 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
         Text per side (``{"top": "+732 px", ...}``); sides without a label get no mark.
     offset : float
         Length of the arrow, points.
+    along : bool
+        The left and right labels sit on their arrows, at the edge (the arrow as long as the label), instead of
+        inward of them: a narrow panel keeps them clear of its centre.
 
     Returns
     -------
@@ -735,11 +759,14 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
     for side, text in labels.items():
         dx, dy = _EXTENT_DIRECTION[side]
         ha, va = align[side]
+        xytext, relpos = (dx * offset, dy * offset), (0.5, 0.5)
+        if along and text and side in ("left", "right"):  # the label on its arrow, which starts at its far end
+            xytext, va, relpos = (dx * 2.0, 0.0), "bottom", ((1.0, 0.0) if side == "left" else (0.0, 0.0))
         marks.append(
             ax.annotate(
                 text,
                 xy=anchor[side],
-                xytext=(dx * offset, dy * offset),
+                xytext=xytext,
                 textcoords="offset points",
                 ha=ha,
                 va=va,
@@ -747,12 +774,15 @@ def draw_rf_extents(ax, window, shape, labels: dict[str, str], *, offset: float 
                 fontsize=fontsize,
                 fontweight="bold",
                 path_effects=outline(2.2),
-                arrowprops=dict(arrowstyle="-|>", color=COLORS["rf"], linewidth=1.4, shrinkA=1, shrinkB=0),
+                arrowprops=dict(
+                    arrowstyle="-|>", color=COLORS["rf"], linewidth=1.4, shrinkA=1, shrinkB=0, relpos=relpos
+                ),
                 annotation_clip=False,
                 zorder=8,
                 gid="rf-extent",
             )
         )
+        marks[-1].set_in_layout(False)  # inside the panel: the layout need not measure its arrow (slow) again
     return marks
 
 
