@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from test_figures import gaussian_map, make_result, rf_info
 
-from rfkit.models.weights import WeightsInfo
+from rfkit.models.weights_info import WeightsInfo
 
 STYLES = ("report", "paper")
 LONG = "a_rather_long_model_name_patch16_224.augreg2_in21k_ft_in1k"

@@ -337,7 +337,7 @@ def test_the_random_tag_of_a_convergence_panel_covers_no_curve():
 
     from figure_cases import tiny_net
 
-    from rfkit.models.weights import WeightsInfo
+    from rfkit.models.weights_info import WeightsInfo
     from rfkit.report.figures.convergence import convergence_figure
 
     res = tiny_net()
@@ -418,7 +418,7 @@ def test_a_global_layers_frame_is_named_in_the_legend_and_the_caption(style):
 def test_an_attribution_grid_of_random_weights_is_tagged_on_every_row(style):
     from figure_cases import attribution
 
-    from rfkit.models.weights import WeightsInfo
+    from rfkit.models.weights_info import WeightsInfo
     from rfkit.report.figures.attribution import attribution_grid
 
     res = attribution("saliency,gradcam")  # a module as given: no tag
