@@ -173,7 +173,7 @@ def test_analyze_normalise_reaches_the_figure_options(monkeypatch):
     for args, expected in ((["--normalise", "column"], "column"), ([], "image")):  # default: rfkit attribute's
         with pytest.raises(SystemExit) as e:
             main(["analyze", "test_resnet", "--attribution", "saliency", *args, "-q"])
-        assert e.value.code in (0, None) and seen["figures"].attribution_normalise == expected
+        assert e.value.code in (0, None) and seen["out"].figures.attribution_normalise == expected
 
 
 @pytest.mark.parametrize(
