@@ -200,13 +200,22 @@ def draw_grid(res, path: Path) -> str:
     return ""
 
 
-def _measure(spec: str, rows: list[dict], **options):
+def _measure(spec: str, rows: list[dict], own_size: bool = False, **options):
+    """rfkit.erf of the layers of ``rows`` at their input size (``own_size``: the model's default, with its own
+    preprocessing, as ``rfkit erf MODEL`` measures it; checked to be the rows' size)."""
     from rfkit.effective.engine import erf
 
     size = (int(rows[0]["input_h"]), int(rows[0]["input_w"]))
+    layers = [r["layer"] for r in rows]
     # distributed=False: under torchrun the ranks measure different models, never one model together
-    return erf(spec, layers=[r["layer"] for r in rows], input_size=size, device="cpu", bootstrap=0,
-               distributed=False, **options)  # fmt: skip
+    res = erf(spec, layers=layers, input_size=None if own_size else size, device="cpu", bootstrap=0,
+              distributed=False, **options)  # fmt: skip
+    if tuple(res.graph.input_size) != size:
+        raise AtlasError(
+            f"the ERF was measured at {'x'.join(map(str, res.graph.input_size))}, not at the rows' "
+            f"{'x'.join(map(str, size))}: give the size with --trained-size"
+        )
+    return res
 
 
 def init_rows(spec: str, rows: list[dict], how: ErfAtInit, grid: Path | None = None) -> list[dict]:
@@ -232,7 +241,12 @@ def trained_rows(name: str, spec: str, rows: list[dict], how: ErfTrained, grid: 
         raise NoTrainedWeights(f"no weight file given for {name} (--weights-dir / --weights-map)")
     try:
         res = _measure(
-            spec, rows, images=how.images, num_images=how.num_images, weights=str(path) if path else "pretrained"
+            spec,
+            rows,
+            how.size is None,
+            images=how.images,
+            num_images=how.num_images,
+            weights=str(path) if path else "pretrained",
         )
     except (WeightsUnavailableError, CheckpointError) as e:
         raise NoTrainedWeights((str(e).strip().splitlines() or [type(e).__name__])[0]) from None
