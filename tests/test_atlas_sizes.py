@@ -47,7 +47,7 @@ def test_a_patch_14_vit_at_640_is_not_defined_with_its_own_reason():
 
 
 def test_a_model_that_runs_at_the_size_keeps_rfkits_failure(tmp_path, monkeypatch):
-    """test_resnet runs at 96 px: a trace failure there is rfkit's (status failed); one at 8 px, where its
+    """test_convnext3 runs at 96 px: a trace failure there is rfkit's (status failed); one at 8 px, where its
     downsampling leaves nothing, is the model's (not-defined, with the smallest size it takes)."""
     import rfkit.atlas.build as build
 
@@ -59,7 +59,7 @@ def test_a_model_that_runs_at_the_size_keeps_rfkits_failure(tmp_path, monkeypatc
         return real(m, fxm, size)
 
     monkeypatch.setattr(build, "_graph_at", broken)
-    build_atlas(tmp_path, models="test_resnet", sizes=[(96, 96), (8, 8)], recycle=None)
+    build_atlas(tmp_path, models="test_convnext3", sizes=[(96, 96), (8, 8)], recycle=None)
     failures = load_failures(tmp_path).set_index("input_size")
     assert failures.loc["96x96", "status"] == "failed" and "an op without a rule" in failures.loc["96x96", "reason"]
     assert failures.loc["8x8", "status"] == "not-defined" and "smallest square input" in failures.loc["8x8", "reason"]
@@ -105,7 +105,7 @@ def test_the_site_lists_them_apart(tmp_path):
 
     from rfkit.atlas.site import write_atlas_site
 
-    build_atlas(tmp_path / "A", models="test_resnet", sizes=[(8, 8)], recycle=None)
+    build_atlas(tmp_path / "A", models="test_convnext3", sizes=[(8, 8)], recycle=None)
     gaps = load_failures(tmp_path / "A")
     failed = {"source": "timm", "model": "other_net", "family": "x", "input_size": "default", "status": "failed",
               "reason": "TraceError: no rule for <op>"}  # fmt: skip
@@ -113,8 +113,8 @@ def test_the_site_lists_them_apart(tmp_path):
     missing = (tmp_path / "S" / "docs" / "missing.md").read_text()
     titles = ("rfkit failures (1)", "Not defined at this size (1)", "No trained weights (0)")
     ours, undefined, _ = (missing.split(f"## {t}")[1] for t in titles)
-    assert "other\\_net" in ours and "&lt;op&gt;" in ours and "test\\_resnet" not in ours.split("## ")[0]
-    assert "[test\\_resnet](models/" in undefined and "8x8" in undefined and "other\\_net" not in undefined
+    assert "other_net" in ours and "&lt;op&gt;" in ours and "test_convnext3" not in ours.split("## ")[0]
+    assert "[test_convnext3](models/" in undefined and "8x8" in undefined and "other_net" not in undefined
     page = next((tmp_path / "S" / "docs" / "models").glob("*.md")).read_text()
     assert "## Not in the table" in page and "- Not defined at 8x8: the model itself cannot run at 8x8" in page
     assert "Not in the table: missing.md" in (tmp_path / "S" / "mkdocs.yml").read_text()

@@ -149,7 +149,7 @@ def test_a_model_without_weights_is_one_line_and_its_analytic_rows_stay(tmp_path
     rebuild keeps both; a replaced weight file is measured again."""
     _offline(monkeypatch, tmp_path)
     with pytest.raises(SystemExit) as e:
-        main(["atlas", "build", "--models", "test_*[st]net", "--input-size", "96", "--out", str(tmp_path / "A"),
+        main(["atlas", "build", "--models", "test_[er]*[st]net", "--input-size", "96", "--out", str(tmp_path / "A"),
               "--erf-trained", "--weights-dir", str(weights), "--images", str(photos),
               "--trained-images", "2"])  # fmt: skip
     assert e.value.code in (0, None)
@@ -159,7 +159,7 @@ def test_a_model_without_weights_is_one_line_and_its_analytic_rows_stay(tmp_path
     assert "cache" in err[0] or "no pretrained weights" in err[0]
     assert "test_resnet: 15 rows" in out  # 5 stages at 160 and 96 px, and trained at 160
     seen = []
-    build_atlas(tmp_path / "A", models="test_*[st]net", sizes=[(96, 96)], erf_trained=_how(weights, photos),
+    build_atlas(tmp_path / "A", models="test_[er]*[st]net", sizes=[(96, 96)], erf_trained=_how(weights, photos),
                 on_done=lambda r: seen.append((r.model.name, r.skipped)))  # fmt: skip
     assert sorted(seen) == [("test_efficientnet", True), ("test_resnet", True)]
     df = load(tmp_path / "A")
@@ -174,7 +174,7 @@ def test_a_model_without_weights_is_one_line_and_its_analytic_rows_stay(tmp_path
     ]
     trained_weights(weights / "test_resnet.safetensors", seed=2)  # replaced: measured again, the other kept
     seen.clear()
-    build_atlas(tmp_path / "A", models="test_*[st]net", sizes=[(96, 96)], erf_trained=_how(weights, photos),
+    build_atlas(tmp_path / "A", models="test_[er]*[st]net", sizes=[(96, 96)], erf_trained=_how(weights, photos),
                 on_done=lambda r: seen.append((r.model.name, r.skipped)))  # fmt: skip
     assert sorted(seen) == [("test_efficientnet", True), ("test_resnet", False)]
 
@@ -229,10 +229,10 @@ def test_the_site_shows_the_trained_grid_beside_the_init_one_and_the_list_filter
     home = (docs / "index.md").read_text()
     header = next(line for line in home.splitlines() if line.startswith("| model"))
     assert header.endswith("| erf_init | erf_trained |")
-    row = next(line for line in home.splitlines() if line.startswith("| [test\\_resnet]"))
+    row = next(line for line in home.splitlines() if line.startswith("| [test_resnet]"))
     assert row.endswith(f"| {shown} |")
     # a model without a measured ERF shows dashes, which `erf_trained>=1` leaves out
     extra = df[df["input_from"] == "default"].assign(model="no_erf_model")
     write_atlas_site(pd.concat([df, extra]), tmp_path / "T")
     home = (tmp_path / "T" / "docs" / "index.md").read_text()
-    assert next(line for line in home.splitlines() if "no\\_erf\\_model" in line).endswith("| – | – |")
+    assert next(line for line in home.splitlines() if "no_erf_model" in line).endswith("| – | – |")
