@@ -249,7 +249,10 @@ def trained_rows(name: str, spec: str, rows: list[dict], how: ErfTrained, grid: 
             weights=str(path) if path else "pretrained",
         )
     except (WeightsUnavailableError, CheckpointError) as e:
-        raise NoTrainedWeights((str(e).strip().splitlines() or [type(e).__name__])[0]) from None
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if isinstance(e, WeightsUnavailableError):  # its advice is rfkit.erf's: say the atlas's
+            why = why.split("; go online")[0] + "; give a weight file (--weights-dir, --weights-map), or go online"
+        raise NoTrainedWeights(why) from None
     if path is not None:
         weights = f"{path.name} sha256:{file_hash(path)}"
     else:

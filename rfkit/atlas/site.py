@@ -58,9 +58,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _pair(row, prefix: str) -> str:
-    h, w = _fmt(row[f"{prefix}_h"]), _fmt(row[f"{prefix}_w"])
+def _pair(row, prefix: str, fmt=_fmt) -> str:
+    h, w = fmt(row[f"{prefix}_h"]), fmt(row[f"{prefix}_w"])
     return h if h == w else f"{h}×{w}"
+
+
+def _ratio(v) -> str:
+    """An ERF/RF ratio, to two decimals.
+
+    >>> _ratio(0.909091), _ratio(float("nan"))
+    ('0.91', '?')
+    """
+    return f"{v:.2f}" if isinstance(v, float) and math.isfinite(v) else _fmt(v)
 
 
 def curve_label(source: str, model: str, several_sources: bool) -> str:
@@ -126,7 +135,10 @@ def _erf_section(rows: pd.DataFrame, grids: dict[str, str]) -> list[str]:
         cells = [md_code(layer)]
         for k in kinds:
             r = measured[k].loc[layer] if layer in measured[k].index else None
-            cells += ["–"] * 3 if r is None else [_pair(r, "rf"), _pair(r, "erf_side"), _pair(r, "erf_rf_ratio")]
+            measured_cells = (
+                [_pair(r, "rf"), _pair(r, "erf_side"), _pair(r, "erf_rf_ratio", _ratio)] if r is not None else []
+            )
+            cells += measured_cells or ["–"] * 3
         table.append(cells)
     lines += ["", *md_table(header, table), ""]
     shown = [(k, grids[k]) for k in kinds if k in grids]
@@ -289,7 +301,8 @@ ERF_HELP = (
 def _home(finals: pd.DataFrame, pages: dict, families: dict, erfs: dict, gaps: int) -> str:
     table = model_list(finals, lambda s, m: f"models/{pages[(s, m)]}.md", lambda f: f"families/{families[f]}.md", erfs)
     intro = f"{len(finals)} models at their default input size: {LIST_HELP}" + (f" {ERF_HELP}" if erfs else "")
-    missing = [f"What is not in the table, and why: [{gaps} entries](missing.md).", ""] if gaps else []
+    entries = f"{gaps} entr{'y' if gaps == 1 else 'ies'}"
+    missing = [f"What is not in the table, and why: [{entries}](missing.md).", ""] if gaps else []
     return "\n".join([*WIDE_PAGE, "# Receptive-field atlas", "", intro, "", *missing, *table, ""])
 
 

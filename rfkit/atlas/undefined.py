@@ -91,7 +91,7 @@ def undefined_reason(spec: str | None, module: torch.nn.Module, default: tuple, 
     True
     >>> lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2)).to("meta")  # a 4x4 input only
     >>> undefined_reason(None, lin, (4, 4), (8, 8), RuntimeError("x"))
-    'RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x192 and 48x2)'
+    'RuntimeError: a and b must have same reduction dim, but got [1, 192] X [48, 2].'
     """
     if isinstance(error, InputTooSmallError):
         return (str(error).strip().splitlines() or ["input too small"])[0]
