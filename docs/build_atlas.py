@@ -68,20 +68,20 @@ def site(atlas: Path, folder: Path) -> Path:
 
 def docs_page(atlas: Path) -> None:
     """``docs/atlas-models.md`` and the tables in ``docs/assets/atlas/``."""
-    import pandas as pd
-
     from rfkit.atlas import load
     from rfkit.atlas.site import LIST_HELP, WIDE_PAGE, model_list
-    from rfkit.atlas.table import FAILURES, TABLE
+    from rfkit.atlas.table import FAILED, FAILURES, NOT_DEFINED, TABLE, load_failures
     from rfkit.report.markdown import md_text
     from rfkit.version import __version__
 
     df = load(atlas / TABLE)
-    failures = pd.read_csv(atlas / FAILURES, keep_default_na=False)
+    failures = load_failures(atlas)
     finals = df[(df["input_from"] == "default") & df["is_final"]]
     counts = finals.groupby(finals["source"].str.split("-").str[0], sort=False).size()
-    failed_default = failures[failures["input_size"] == "default"]
-    failed_640 = failures[failures["input_size"] == "640x640"]
+    failed = failures[failures["status"] == FAILED]
+    failed_default = failed[failed["input_size"] == "default"]
+    failed_640 = failed[failed["input_size"] == "640x640"]
+    undefined_640 = failures[(failures["status"] == NOT_DEFINED) & (failures["input_size"] == "640x640")]
     ASSETS.mkdir(parents=True, exist_ok=True)
     (ASSETS / TABLE).unlink(missing_ok=True)
     # no name and no time in the gzip header: the same table gives the same bytes, no change to commit
@@ -96,8 +96,10 @@ def docs_page(atlas: Path) -> None:
         f"ultralytics ships, traced analytically by rfkit {md_text(__version__)} with `python docs/build_atlas.py` "
         "([how](atlas.md#building-the-published-atlas)): "
         + ", ".join(f"{n} from {md_text(s)}" for s, n in counts.items())
-        + f". {len(failed_default)} models could not be traced at their default size and {len(failed_640)} "
-        "not at 640 px: [failures.csv](assets/atlas/failures.csv) gives each one's reason.",
+        + f". rfkit could not trace {len(failed_default)} models at their default size and {len(failed_640)} "
+        f"at 640 px; {len(undefined_640)} models cannot run at 640 px themselves (not defined at that size: a patch "
+        "that does not divide it, a fixed attention grid): [failures.csv](assets/atlas/failures.csv) gives each "
+        "one's status and reason.",
         "",
         "The whole table, every stage at the default size and at 640 px with every column of "
         f"[the atlas](atlas.md#what-is-in-the-table): [{TABLE_GZ}](assets/atlas/{TABLE_GZ}) "

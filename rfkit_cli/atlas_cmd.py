@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from rfkit.errors import UsageError
 from rfkit_cli.options import parse_input_size
 
 atlas_app = typer.Typer(
@@ -39,23 +40,60 @@ def build_command(
     ),
     erf_size: str = typer.Option("64", "--erf-size", help="Input size of the ERF at init: 64, or H W."),
     erf_images: int = typer.Option(4, "--erf-images", min=1, max=256, help="Noise images of the ERF at init."),
+    erf_trained: bool = typer.Option(
+        False,
+        "--erf-trained",
+        help="Also measure each stage's ERF with trained weights (a file given by --weights-dir/--weights-map, "
+        "else the pretrained weights where they can be had: cache, or online); a model without is one line.",
+    ),
+    weights_dir: Path | None = typer.Option(
+        None, "--weights-dir", help="Folder of weight files named after the models: MODEL.safetensors, .pth, .pt, .bin."
+    ),
+    weights_map: Path | None = typer.Option(
+        None, "--weights-map", help='JSON file {"MODEL": "PATH", ...} of weight files (relative to the file).'
+    ),
+    hub: bool = typer.Option(
+        True, "--hub/--no-hub", help="For a model without a given file, try its pretrained weights (cache/online)."
+    ),
+    images: str = typer.Option(
+        "sample", "--images", help="Images of the trained ERF: 'sample' (photos shipped with rfkit) or a folder."
+    ),
+    trained_images: int = typer.Option(8, "--trained-images", min=1, max=4096, help="Images of the trained ERF."),
+    trained_size: str | None = typer.Option(
+        None, "--trained-size", help="Input size of the trained ERF: 224, or H W. Default: each model's own."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures and the summary."),
 ) -> None:
     """Trace every model of the sources matching --models (meta device, no weights) at its default input
     size and at each --input-size, and write a row per model, size and stage (the final feature map last) to
     OUT/atlas.csv. Resumes: a model already stored at the same sizes is kept. A model that fails is one line
-    on stderr and a row of OUT/failures.csv. Under torchrun each process takes every N-th model."""
-    from rfkit.atlas.build import ErfAtInit, build_atlas
+    on stderr and a row of OUT/failures.csv (status failed; not-defined where the model itself cannot run at
+    that size; no-weights where --erf-trained found no trained weights). Under torchrun each process takes every
+    N-th model."""
+    from rfkit.atlas.build import build_atlas
+    from rfkit.atlas.measured import ErfAtInit, ErfTrained, images_option, weights_table
     from rfkit.atlas.zoo import parse_sources
     from rfkit.formatting import one_line
 
     sizes = [parse_input_size(s) for s in input_size]
     counts = {"ok": 0, "failed": 0, "kept": 0}
+    trained = None
+    if erf_trained:
+        trained = ErfTrained(
+            images_option(images),
+            trained_images,
+            parse_input_size(trained_size, "--trained-size"),
+            weights_table(weights_dir, weights_map),
+            hub,
+        )
+    elif weights_dir or weights_map:
+        raise UsageError("--weights-dir and --weights-map give the weights of --erf-trained: add --erf-trained")
 
     def done(r) -> None:
         counts["kept" if r.skipped else "ok" if r.ok else "failed"] += 1
         for f in r.failures:
-            typer.echo(f"failed: {one_line(f['model'])} at {f['input_size']}: {one_line(f['reason'])}", err=True)
+            what = FAILURE_LINES.get(f.get("status", "failed"), "failed")
+            typer.echo(f"{what}: {one_line(f['model'])} at {f['input_size']}: {one_line(f['reason'])}", err=True)
         if not quiet and not r.skipped and r.ok:
             typer.echo(f"{one_line(r.model.name)}: {len(r.rows)} rows ({r.seconds:.1f} s)")
 
@@ -68,12 +106,17 @@ def build_command(
         resume=not fresh,
         retry_failed=retry_failed,
         erf_init=ErfAtInit(parse_input_size(erf_size, "--erf-size"), erf_images) if erf_init else None,
+        erf_trained=trained,
         on_done=done,
     )
     typer.echo(
         f"{counts['ok']} models traced, {counts['kept']} kept from before, {counts['failed']} with failures "
         f"(this process); table: {table}"
     )
+
+
+#: How a row of failures.csv starts its line on stderr, by status.
+FAILURE_LINES = {"failed": "failed", "not-defined": "not defined", "no-weights": "no trained weights"}
 
 
 @atlas_app.command("query")

@@ -64,7 +64,7 @@ def test_rows_match_rfkit_trace_and_hand_computed_values(atlas):
 def test_a_size_the_model_cannot_take_is_one_failure_and_a_rebuild_retries_only_on_request(tmp_path):
     build_atlas(tmp_path, models="test_convnext3", sizes=[(8, 8)])
     failures = pd.read_csv(tmp_path / "failures.csv")
-    assert failures[["model", "input_size"]].values.tolist() == [["test_convnext3", "8x8"]]
+    assert failures[["model", "input_size", "status"]].values.tolist() == [["test_convnext3", "8x8", "not-defined"]]
     assert "too small" in failures["reason"][0] and "32×32" in failures["reason"][0]  # the smallest it takes
     assert set(load(tmp_path)["input_h"]) == {160}  # the default size's rows stay
     seen = []
@@ -174,13 +174,32 @@ def test_the_cli_builds_and_queries_an_atlas(tmp_path, capsys):
 
 
 def test_two_torchrun_ranks_share_the_models_and_rank_0_writes_one_table(tmp_path):
+    """Five models on two ranks, each traced by one; test_resnet's trained ERF (a weight file given) measured by
+    its rank alone (no images shared with a rank measuring another model): the rows of one process."""
+    import timm
+    import torch
+
+    from rfkit.atlas import ErfTrained
+
+    (tmp_path / "w").mkdir()
+    torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "w" / "test_resnet.pth")
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-         "rfkit_cli.app", "atlas", "build", "--models", "test_[er]*", "--out", "A"],
+         "rfkit_cli.app", "atlas", "build", "--models", "test_[er]*", "--out", "A", "--erf-trained", "--no-hub",
+         "--weights-dir", "w", "--trained-images", "2"],
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("no trained weights: test_efficientnet") == 4  # one line each, --no-hub and no file
     df = load(tmp_path / "A")
+    trained = df[df["input_from"] == "erf_trained"]
+    assert set(trained["model"]) == {"test_resnet"} and len(trained) == 5
+    how = ErfTrained(num_images=2, weights=(("test_resnet", str(tmp_path / "w" / "test_resnet.pth")),), hub=False)
+    build_atlas(tmp_path / "B", models="test_resnet", sizes=[], erf_trained=how, recycle=None)  # one process
+    alone = load(tmp_path / "B")
+    alone = alone[alone["input_from"] == "erf_trained"]
+    for column in ("erf_side_h", "erf_side_w", "r90"):
+        assert trained[column].tolist() == pytest.approx(alone[column].tolist(), rel=1e-6), column
     models = sorted(set(df["model"]))
     assert models == [
         "test_efficientnet",
@@ -191,7 +210,8 @@ def test_two_torchrun_ranks_share_the_models_and_rank_0_writes_one_table(tmp_pat
     ]
     for m in models:  # each model traced by one rank: one line each
         assert run.stdout.count(f"{m}: ") == 1
-    assert _row(df, "test_resnet", 160, "layer4")["rf_h"] == rfkit.trace("test_resnet")["layer4"].size[0]
+    analytic = df[df["input_from"] == "default"]
+    assert _row(analytic, "test_resnet", 160, "layer4")["rf_h"] == rfkit.trace("test_resnet")["layer4"].size[0]
 
 
 HOSTILE = "<img src=x onerror=alert(1)> [a](javascript:x) | ../../x"

@@ -184,15 +184,21 @@ def _number(text: str) -> float:
 
 
 def test_atlas_site_in_a_browser(browser, tmp_path):
-    """The atlas site of five tiny timm models: every page loads without console errors or broken images,
-    every link resolves, and on the list typed words and ``rf>=N`` keep the rows the table says they should,
-    a click on a column sorts it (numbers as numbers, ``global`` last), a second click reverses it."""
-    from rfkit.atlas import build_atlas, load
+    """The atlas site of five tiny timm models, test_resnet with a trained ERF (a weight file given): every page
+    loads without console errors or broken images (the trained ERF's stage grid too), every link resolves, and on
+    the list typed words, ``rf>=N`` and ``erf_trained>=1`` keep the rows the table says they should, a click on
+    a column sorts it (numbers as numbers, ``global`` last), a second click reverses it."""
+    import timm
+    import torch
+
+    from rfkit.atlas import ErfTrained, build_atlas, load
     from rfkit.atlas.site import build_atlas_site
 
-    build_atlas(tmp_path / "A", models="test_[rc]*", sizes=[], recycle=None)
+    torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "test_resnet.pth")
+    how = ErfTrained(num_images=2, weights=(("test_resnet", str(tmp_path / "test_resnet.pth")),), hub=False)
+    build_atlas(tmp_path / "A", models="test_[rc]*", sizes=[], erf_trained=how, recycle=None)
     df = load(tmp_path / "A")
-    finals = df[df["is_final"]].set_index("model")
+    finals = df[df["is_final"] & (df["input_from"] == "default")].set_index("model")
     assert sorted(finals.index) == ["test_coatnet", "test_convnext", "test_convnext2", "test_convnext3", "test_resnet"]
     build_atlas_site(tmp_path / "A", tmp_path / "S")
     mkdocs_build(tmp_path / "S" / "mkdocs.yml", tmp_path / "S" / "site")
@@ -203,6 +209,8 @@ def test_atlas_site_in_a_browser(browser, tmp_path):
     family_pages = [p for p in seen if p.startswith("families/") and p != "families/index.html"]
     assert len(model_pages) == 5 and len(family_pages) == finals["family"].nunique() == 3  # maxxvit, convnext, resnet
     assert all(seen[p]["images"] >= 1 for p in model_pages + family_pages)  # the RF growth figures, loaded
+    assert sorted(seen[p]["images"] for p in model_pages) == [1, 1, 1, 1, 2]  # and test_resnet's trained ERF grid
+    assert "missing/index.html" in seen  # the four models without weights: listed apart
     home_links = {link.split("#")[0] for link in seen["index.html"]["links"]}
     assert all(any(link.endswith(p.removesuffix("index.html")) for link in home_links) for p in model_pages)
 
@@ -229,6 +237,8 @@ def test_atlas_site_in_a_browser(browser, tmp_path):
         browser.type_into("input.atlas-filter", f"resnet rf>={threshold:g}")
         kept = finals[(finals["family"] == "resnet") & (finals["rf"] >= threshold)]
         assert sorted(r[0] for r in browser.evaluate(SHOWN_ROWS)["rows"]) == sorted(kept.index)
+        browser.type_into("input.atlas-filter", "erf_trained>=1")
+        assert [r[0] for r in browser.evaluate(SHOWN_ROWS)["rows"]] == ["test_resnet"]
         browser.type_into("input.atlas-filter", " ")
         assert len(browser.evaluate(SHOWN_ROWS)["rows"]) == 5
 

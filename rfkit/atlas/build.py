@@ -6,6 +6,10 @@ a ViT, is built again for it). Its rows go into ``models/<name>.json`` in the at
 atomically as soon as the model is done, so an interrupted build resumes where it stopped; a model that fails
 is one line with its reason. Under torchrun each process takes every N-th model (as ``rfkit analyze``
 batches do) and rank 0 assembles ``atlas.csv`` (and ``atlas.parquet`` with pyarrow) and ``failures.csv``.
+
+A size a model cannot run at by design (its own forward raises there: :mod:`rfkit.atlas.undefined`) is
+recorded as ``not-defined``, apart from rfkit's failures; with ``erf_trained`` a model without loadable trained
+weights is one ``no-weights`` line, its analytic rows whole.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rfkit.atlas.measured import ERF_COLUMNS, ErfAtInit, ErfTrained, NoTrainedWeights, init_rows, trained_rows
 from rfkit.atlas.rows import graph_rows
-from rfkit.atlas.table import TABLE, write_tables
+from rfkit.atlas.table import FAILED, NO_WEIGHTS, NOT_DEFINED, TABLE, write_tables
+from rfkit.atlas.undefined import undefined_reason
 from rfkit.atlas.zoo import DETECTION_SIZE, ZooModel, build_detection_backbone, time_limit, zoo_models
 from rfkit.errors import AtlasError, RFKitError
 from rfkit.io import OutputError, atomic_write_text, check_writable, safe_name, short_hash
 from rfkit.version import __version__
+
+__all__ = ["ERF_COLUMNS", "ErfAtInit", "ErfTrained", "ModelResult", "analyse_model", "build_atlas"]
 
 #: The file that marks a folder as an atlas written by rfkit (the only kind of folder a build writes into).
 MARKER = ".rfkit-atlas"
@@ -44,7 +52,12 @@ class ModelResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        """No failure of rfkit (a size the model cannot take, or no trained weights, is not one)."""
+        return not self.failed
+
+    @property
+    def failed(self) -> list[dict]:
+        return [f for f in self.failures if f.get("status", FAILED) == FAILED]
 
 
 # --- one model ---------------------------------------------------------------------------------------------
@@ -83,66 +96,55 @@ def _graph_at(m: ZooModel, fxm, size):
         return trace_fx(m.spec, input_size=size, last_resort=False)[0]
 
 
-def _failure(m: ZooModel, size: str, e: BaseException) -> dict:
+def _failure(m: ZooModel, size: str, e: BaseException, status: str = FAILED) -> dict:
     reason = (str(e).strip().splitlines() or [""])[0]
     if not isinstance(e, RFKitError):
         reason = f"{type(e).__name__}: {reason}"
-    return {"source": m.source, "model": m.name, "family": m.family, "input_size": size, "reason": reason[:500]}
+    return {"source": m.source, "model": m.name, "family": m.family, "input_size": size, "status": status,
+            "reason": reason[:500]}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ErfAtInit:
-    """How to measure the ERF at initialisation: random-safe weights (zero-init traps removed), ``images``
-    noise images of ``size`` px, on the CPU (:func:`rfkit.erf`)."""
+def _size_failure(m: ZooModel, module, default: tuple, size: tuple, label: str, e: BaseException) -> dict:
+    """The failure of ``m`` at the input ``size``: ``not-defined`` with the model's own reason where the model
+    itself cannot run there but runs at its ``default`` size, else rfkit's failure."""
+    if tuple(size) == tuple(default):
+        return _failure(m, label, e)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            why = undefined_reason(m.spec, module, tuple(default), tuple(size), e)
+    except Exception:  # noqa: BLE001 - the check is not worth losing the failure: rfkit's then
+        why = None
+    if why is None:
+        return _failure(m, label, e)
+    return _failure(m, label, AtlasError(f"the model itself cannot run at {_size_text(size)}: {why}"), NOT_DEFINED)
 
-    size: tuple[int, int] = (64, 64)
-    images: int = 4
 
-    @property
-    def label(self) -> str:
-        return f"random-safe init, {self.images} noise images"
-
-
-#: The ERF metrics an atlas row keeps (:meth:`rfkit.effective.metrics.ERFMetrics.as_dict` keys).
-ERF_COLUMNS = ("erf_side_h", "erf_side_w", "erf_rf_ratio_h", "erf_rf_ratio_w", "erf_mass", "r50", "r90")
-
-
-def erf_rows(m: ZooModel, rows: list[dict], how: ErfAtInit) -> list[dict]:
-    """``rows`` (the analytic rows at ``how.size``) with the ERF at initialisation of each layer: the
-    :data:`ERF_COLUMNS`, ``erf_weights`` (what was measured) and ``erf_warnings`` (degenerate maps ...)."""
-    from rfkit.effective.engine import erf
-    from rfkit.effective.options import ERFOptions
-    from rfkit.pipeline.options import Images
-
-    if m.spec is None:
-        raise AtlasError("the ERF at init is not measured for a detector's backbone (no spec builds it)")
-    res = erf(
-        m.spec,
-        layers=[r["layer"] for r in rows],
-        images=Images("noise", how.images, input_size=how.size),
-        weights="random-safe",
-        options=ERFOptions(bootstrap=0),
-        runtime="cpu",
-    )
-    out = []
-    for r in rows:
-        metrics = res.metrics[r["layer"]].as_dict()
-        mine = [w for w in res.warnings if r["layer"] in w]
-        extra = {k: metrics.get(k) for k in ERF_COLUMNS}
-        out.append({**r, "input_from": "erf_init", **extra, "erf_weights": how.label, "erf_warnings": " | ".join(mine)})
-    return out
+def size_keys(
+    name: str, sizes: Sequence[tuple[int, int]], erf_init: ErfAtInit | None, erf_trained: ErfTrained | None
+) -> list[str]:
+    """What the model ``name`` is analysed at: a stored result is kept by a resumed build only where these are
+    the same (the sizes, the ERF options, the trained weights' file)."""
+    keys = ["default", *map(_size_text, sizes)]
+    keys += [erf_init.key] if erf_init else []
+    return keys + ([erf_trained.key(name)] if erf_trained else [])
 
 
 def analyse_model(
-    m: ZooModel, sizes: Sequence[tuple[int, int]] = (), timeout: int | None = 240, erf_init: ErfAtInit | None = None
+    m: ZooModel,
+    sizes: Sequence[tuple[int, int]] = (),
+    timeout: int | None = 240,
+    erf_init: ErfAtInit | None = None,
+    erf_trained: ErfTrained | None = None,
+    grids: Callable[[str], Path] | None = None,
 ) -> ModelResult:
     """The atlas rows of one model at its default input size and at each of ``sizes`` (a size equal to the
-    default is not traced twice), and with ``erf_init`` the rows at its size with the ERF at initialisation;
-    never raises for a model that fails (its failures are recorded)."""
+    default is not traced twice); with ``erf_init`` the rows at its size with the ERF at initialisation, with
+    ``erf_trained`` those with the ERF of trained weights (:mod:`rfkit.atlas.measured`), their stage grids
+    written to ``grids(kind)``. Never raises for a model that fails (its failures are recorded)."""
     from rfkit.graph.tracing import trace_fx
 
-    erf_name = [f"erf-init {_size_text(erf_init.size)}"] if erf_init else []
-    result = ModelResult(m, ["default", *map(_size_text, sizes), *erf_name])
+    result = ModelResult(m, size_keys(m.name, sizes, erf_init, erf_trained))
     t0, c0 = time.perf_counter(), time.process_time()
     key = {"source": m.source, "model": m.name, "family": m.family}
     with warnings.catch_warnings():
@@ -151,29 +153,55 @@ def analyse_model(
             with time_limit(timeout, m.name):
                 module, default = _build(m)
                 g, fxm = trace_fx(module, input_size=default, copy=False)  # built here, on meta: no copy
-                result.rows += [{**key, "input_from": "default", **r} for r in graph_rows(g, module)]
+                default_rows = graph_rows(g, module)
+                result.rows += [{**key, "input_from": "default", **r} for r in default_rows]
         except Exception as e:  # noqa: BLE001 - a model that fails is a row of failures.csv, the build goes on
             result.failures.append(_failure(m, "default", e))
             result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             return result
+        own = tuple(g.input_size)
+
+        def rows_at(size) -> list[dict]:
+            rows = default_rows if tuple(size) == own else graph_rows(_graph_at(m, fxm, size), module)
+            return [{**key, **r} for r in rows]
+
         for size in dict.fromkeys(tuple(s) for s in sizes):
-            if size == tuple(g.input_size):
+            if size == own:
                 continue
             try:
                 with time_limit(timeout, m.name):
-                    rows = graph_rows(_graph_at(m, fxm, size), module)
-                result.rows += [{**key, "input_from": "requested", **r} for r in rows]
+                    result.rows += [{**r, "input_from": "requested"} for r in rows_at(size)]
             except Exception as e:  # noqa: BLE001
-                result.failures.append(_failure(m, _size_text(size), e))
+                result.failures.append(_size_failure(m, module, own, size, _size_text(size), e))
         if erf_init is not None:
             try:
                 with time_limit(timeout, m.name):
-                    rows = graph_rows(_graph_at(m, fxm, erf_init.size), module)
-                    result.rows += erf_rows(m, [{**key, **r} for r in rows], erf_init)
+                    spec = _measurable(m, "the ERF at init")
+                    grid = grids("erf_init") if grids else None
+                    result.rows += init_rows(spec, rows_at(erf_init.size), erf_init, grid)
             except Exception as e:  # noqa: BLE001
-                result.failures.append(_failure(m, "erf-init " + _size_text(erf_init.size), e))
+                result.failures.append(_size_failure(m, module, own, erf_init.size, erf_init.key, e))
+        if erf_trained is not None:
+            size = tuple(erf_trained.size or own)
+            label = f"erf-trained {_size_text(size)}"
+            try:
+                with time_limit(timeout, m.name):
+                    spec = _measurable(m, "a trained ERF")
+                    grid = grids("erf_trained") if grids else None
+                    result.rows += trained_rows(m.name, spec, rows_at(size), erf_trained, grid)
+            except NoTrainedWeights as e:
+                result.failures.append(_failure(m, label, e, NO_WEIGHTS))
+            except Exception as e:  # noqa: BLE001
+                result.failures.append(_size_failure(m, module, own, size, label, e))
     result.seconds, result.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return result
+
+
+def _measurable(m: ZooModel, what: str) -> str:
+    """The spec that builds ``m`` with weights, for an ERF."""
+    if m.spec is None:
+        raise AtlasError(f"{what} is not measured for a detector's backbone (no spec builds it)")
+    return m.spec
 
 
 # --- the folder --------------------------------------------------------------------------------------------
@@ -182,6 +210,25 @@ def model_file(out: Path, m: ZooModel) -> Path:
     original keeps two names that sanitise alike apart)."""
     text = f"{m.source}:{m.name}"
     return Path(out) / "models" / f"{safe_name(text, max_len=80)}-{short_hash(text)}.json"
+
+
+#: The kinds of ERF stage grid a model may have beside its rows (``input_from`` of the measured rows).
+GRID_KINDS = ("erf_init", "erf_trained")
+
+
+def grid_file(out: Path, source: str, name: str, kind: str) -> Path:
+    """The stage grid figure of the ERF ``kind`` (:data:`GRID_KINDS`) of a model, beside its rows:
+    ``models/<source>-<name>-<hash>.<kind>.png``."""
+    return model_file(out, ZooModel(source, name, "")).with_suffix(f".{kind}.png")
+
+
+def _clear(out: Path, m: ZooModel) -> None:
+    """Remove what an earlier build stored for ``m`` (rfkit's own files): its rows, its grids and their captions."""
+    model_file(out, m).unlink(missing_ok=True)
+    for kind in GRID_KINDS:
+        png = grid_file(out, m.source, m.name, kind)
+        for path in (png, png.with_suffix(".caption.md"), png.with_suffix(".caption.tex")):
+            path.unlink(missing_ok=True)
 
 
 def open_atlas(out) -> Path:
@@ -233,10 +280,18 @@ class _Job:
     sizes: tuple
     timeout: int | None
     erf_init: ErfAtInit | None
-    size_names: list[str]
+    erf_trained: ErfTrained | None
+
+    def keys(self, m: ZooModel) -> list[str]:
+        return size_keys(m.name, self.sizes, self.erf_init, self.erf_trained)
+
+    def done(self, m: ZooModel) -> ModelResult | None:
+        return _read_done(model_file(self.out, m), m, self.keys(m))
 
     def run(self, m: ZooModel) -> ModelResult:
-        done = analyse_model(m, self.sizes, self.timeout, self.erf_init)
+        _clear(self.out, m)
+        grids = lambda kind: grid_file(self.out, m.source, m.name, kind)  # noqa: E731
+        done = analyse_model(m, self.sizes, self.timeout, self.erf_init, self.erf_trained, grids)
         _store(model_file(self.out, m), done)
         return done
 
@@ -262,18 +317,18 @@ def _run_chunk(job: _Job, chunk: list[ZooModel]) -> list[ModelResult]:
     results: list[ModelResult] = []
     todo = list(chunk)
     for m in todo:  # results of an earlier build of these models (rfkit's own files), replaced now
-        model_file(job.out, m).unlink(missing_ok=True)
+        _clear(job.out, m)
     while todo:
         child = mp.get_context("fork").Process(target=_child, args=(job, todo), daemon=True)
         child.start()
         child.join()
-        stored = [_read_done(model_file(job.out, m), m, job.size_names) for m in todo]
+        stored = [job.done(m) for m in todo]
         finished = list(itertools.takewhile(lambda r: r is not None, stored))
         results += finished
         todo = todo[len(finished) :]
         if todo:  # the child died on the first model it did not store
             why = f"the process tracing it died (exit code {child.exitcode}: killed, out of memory or a crash)"
-            dead = ModelResult(todo[0], job.size_names, failures=[_failure(todo[0], "default", AtlasError(why))])
+            dead = ModelResult(todo[0], job.keys(todo[0]), failures=[_failure(todo[0], "default", AtlasError(why))])
             _store(model_file(job.out, todo[0]), dead)
             results.append(dead)
             todo = todo[1:]
@@ -306,6 +361,7 @@ def build_atlas(
     resume: bool = True,
     retry_failed: bool = False,
     erf_init: ErfAtInit | None = None,
+    erf_trained: ErfTrained | None = None,
     recycle: int | None = 25,
     on_done: Callable[[ModelResult], None] | None = None,
 ) -> Path:
@@ -324,12 +380,17 @@ def build_atlas(
     timeout : int or None
         Seconds one model may take (per size).
     resume : bool
-        Keep the models an earlier build finished at the same sizes (a model that failed is run again only
-        with ``retry_failed``).
+        Keep the models an earlier build finished at the same sizes and ERF options (a model with a row in
+        ``failures.csv``, whatever its status, is run again only with ``retry_failed``).
     erf_init : ErfAtInit, optional
         Also measure the ERF at initialisation per stage (random-safe weights, a few noise images, a small
         input: rows with ``input_from == "erf_init"``, flagged in ``erf_weights``). Off by default: it builds
         each model with weights in memory and runs it.
+    erf_trained : ErfTrained, optional
+        Also measure each stage's ERF with trained weights (a file given for the model, else its pretrained
+        weights where they can be had) on real images (:mod:`rfkit.atlas.measured`): rows with ``input_from ==
+        "erf_trained"``, ``erf_weights`` naming the weights (hub tag, or file name and SHA-256). A model without
+        loadable weights is a ``no-weights`` row of ``failures.csv``, its analytic rows whole.
     recycle : int or None
         Trace the models in a child process forked for every ``recycle`` models (tracing leaves memory behind:
         fx's generated code, caches; a crashing model takes only its child down and is recorded as a
@@ -359,11 +420,10 @@ def build_atlas(
         )
     out = open_atlas(out) if world.writes else Path(out)
     all_reduce_max(0, world)  # the folder exists before any rank writes into it
-    size_names = ["default", *map(_size_text, sizes)] + ([f"erf-init {_size_text(erf_init.size)}"] if erf_init else [])
+    job = _Job(out, tuple(sizes), timeout, erf_init, erf_trained)
     mine = my_share(todo, world)
-    kept = {m: _read_done(model_file(out, m), m, size_names) if resume else None for m in mine}
-    wanted = [m for m, r in kept.items() if r is None or (retry_failed and not r.ok)]
-    job = _Job(out, tuple(sizes), timeout, erf_init, size_names)
+    kept = {m: job.done(m) if resume else None for m in mine}
+    wanted = [m for m, r in kept.items() if r is None or (retry_failed and r.failures)]
     for m in mine:
         if m not in wanted and on_done is not None:
             on_done(kept[m])
@@ -373,6 +433,6 @@ def build_atlas(
                 on_done(done)
     all_reduce_max(0, world)  # every rank's models are stored
     if world.writes:
-        results = [_read_done(model_file(out, m), m, size_names) or _lost(m, size_names) for m in todo]
+        results = [job.done(m) or _lost(m, job.keys(m)) for m in todo]
         write_tables(out, results)
     return out / TABLE

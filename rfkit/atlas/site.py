@@ -1,11 +1,14 @@
 """``rfkit atlas site``: the atlas as a static mkdocs-material site.
 
 A home page listing every model (sortable columns and a filter box: the small script
-``assets/atlas-table.js`` is copied into the site, nothing is fetched from a CDN), a page per family with the
-RF growth of its members on one plot, and a page per model with its RF table per stage and input size, its
-RF growth figure and the ``rfkit analyze`` command for the full report. Every name is escaped
-(:func:`~rfkit.report.markdown.md_text`, :func:`~rfkit.report.markdown.md_code`) and every file name made
-safe; the site folder is replaced only where rfkit wrote it (the marker of ``rfkit report``'s sites).
+``assets/atlas-table.js`` is copied into the site, nothing is fetched from a CDN; with measured ERFs, columns of
+the final feature map's ERF at init and trained, to filter on), a page per family with the RF growth of its
+members on one plot, a page per model with its RF table per stage and input size, its RF growth figure, its
+ERF per stage at initialisation and trained (table and stage grids, side by side) where measured, the sizes it
+cannot run at and the ``rfkit analyze`` command for the full report, and a page of what is missing from the
+table (rfkit's failures apart from the sizes models cannot take and the models without trained weights). Every
+name is escaped (:func:`~rfkit.report.markdown.md_text`, :func:`~rfkit.report.markdown.md_code`) and every file
+name made safe; the site folder is replaced only where rfkit wrote it (the marker of ``rfkit report``'s sites).
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from rfkit.atlas.table import load
+from rfkit.atlas.build import GRID_KINDS, grid_file
+from rfkit.atlas.table import (
+    ERF_KINDS,
+    FAILED,
+    FAILURE_COLUMNS,
+    NO_WEIGHTS,
+    NOT_DEFINED,
+    STATUSES,
+    load,
+    load_failures,
+)
 from rfkit.errors import AtlasError
 from rfkit.io import atomic_path, atomic_write_text, safe_name, short_hash
 from rfkit.report.escape import md_code, md_table, md_text
@@ -45,9 +58,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _pair(row, prefix: str) -> str:
-    h, w = _fmt(row[f"{prefix}_h"]), _fmt(row[f"{prefix}_w"])
+def _pair(row, prefix: str, fmt=_fmt) -> str:
+    h, w = fmt(row[f"{prefix}_h"]), fmt(row[f"{prefix}_w"])
     return h if h == w else f"{h}×{w}"
+
+
+def _ratio(v) -> str:
+    """An ERF/RF ratio, to two decimals.
+
+    >>> _ratio(0.909091), _ratio(float("nan"))
+    ('0.91', '?')
+    """
+    return f"{v:.2f}" if isinstance(v, float) and math.isfinite(v) else _fmt(v)
 
 
 def curve_label(source: str, model: str, several_sources: bool) -> str:
@@ -84,7 +106,65 @@ def _growth_figure(curves: dict[str, pd.DataFrame], path: Path, title: str) -> N
     plt.close(fig)
 
 
-def _model_page(model: str, rows: pd.DataFrame, figure: str, family_page: str) -> str:
+#: Where the analytic tables of a model page come from (the measured rows repeat them at their size).
+ANALYTIC = ("default", "requested")
+
+
+def _erf_section(rows: pd.DataFrame, grids: dict[str, str]) -> list[str]:
+    """The ERF of each stage at initialisation and trained (the kinds measured): a table of the ERF side beside
+    the analytic RF, then the stage grids side by side, each named by its weights."""
+    kinds = [k for k in ERF_KINDS if (rows["input_from"] == k).any()]
+    if not kinds:
+        return []
+    lines = ["## ERF per stage", ""]
+    measured = {k: rows[rows["input_from"] == k].set_index("layer") for k in kinds}
+    for k in kinds:
+        at = measured[k].iloc[0]
+        lines.append(
+            f"- {ERF_KINDS[k]}: {md_text(at['erf_weights'])}, at {at['input_h']}×{at['input_w']} px"
+            + (
+                f"; warnings: {md_text(' | '.join(sorted(set(measured[k]['erf_warnings']) - {''})))}"
+                if (measured[k]["erf_warnings"] != "").any()
+                else ""
+            )  # fmt: skip
+        )
+    layers = list(dict.fromkeys(layer for k in kinds for layer in measured[k].index))
+    header = ["layer"] + [h for k in kinds for h in (f"RF ({ERF_KINDS[k]})", f"ERF {ERF_KINDS[k]}", "ERF / RF")]
+    table = []
+    for layer in layers:
+        cells = [md_code(layer)]
+        for k in kinds:
+            r = measured[k].loc[layer] if layer in measured[k].index else None
+            measured_cells = (
+                [_pair(r, "rf"), _pair(r, "erf_side"), _pair(r, "erf_rf_ratio", _ratio)] if r is not None else []
+            )
+            cells += measured_cells or ["–"] * 3
+        table.append(cells)
+    lines += ["", *md_table(header, table), ""]
+    shown = [(k, grids[k]) for k in kinds if k in grids]
+    if shown:
+        lines += [
+            "ERF maps (log scale; the box: the analytic RF of the centre unit):",
+            "",
+            " ".join(f"![ERF {ERF_KINDS[k]}]({png}){{ width=49% }}" for k, png in shown),
+            "",
+        ]
+    return lines
+
+
+def _gaps_section(gaps: pd.DataFrame) -> list[str]:
+    """The sizes a model cannot run at, rfkit's failures on it and its missing trained weights, by status."""
+    lines = []
+    titles = {NOT_DEFINED: "Not defined at", FAILED: "rfkit failed at", NO_WEIGHTS: "No trained ERF"}
+    for status in STATUSES:
+        for _, f in gaps[gaps["status"] == status].iterrows():
+            lines.append(f"- {titles[status]} {md_text(f['input_size'])}: {md_text(f['reason'])}")
+    return ["## Not in the table", "", *lines, ""] if lines else []
+
+
+def _model_page(
+    model: str, rows: pd.DataFrame, figure: str, family_page: str, grids: dict | None = None, gaps=None
+) -> str:
     first = rows.iloc[0]
     lines = [
         f"# {md_text(model)}",
@@ -95,7 +175,8 @@ def _model_page(model: str, rows: pd.DataFrame, figure: str, family_page: str) -
         f"![RF growth of {md_text(model)}]({figure})",
         "",
     ]
-    for (h, w), at in rows.groupby(["input_h", "input_w"], sort=False):
+    analytic = rows[rows["input_from"].isin(ANALYTIC)]
+    for (h, w), at in analytic.groupby(["input_h", "input_w"], sort=False):
         head = at.iloc[0]
         lines += [
             f"## At {h}×{w} px",
@@ -121,6 +202,9 @@ def _model_page(model: str, rows: pd.DataFrame, figure: str, family_page: str) -
         ]
         header = ["layer", "RF", "min RF", "local RF", "stride", "centre offset", "flags", "status"]
         lines += md_table(header, table) + [""]
+    lines += _erf_section(rows, grids or {})
+    if gaps is not None:
+        lines += _gaps_section(gaps)
     return "\n".join(lines)
 
 
@@ -151,13 +235,31 @@ def interactive(table: list[str]) -> list[str]:
     return [f'<div class="{TABLE_CLASS}" markdown>', "", *table, "", "</div>"]
 
 
-def model_list(finals: pd.DataFrame, model_link=None, family_link=None) -> list[str]:
+def erf_finals(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The final feature map's measured rows of each kind present in ``df`` (:data:`ERF_KINDS`), indexed by
+    (source, model)."""
+    out = {}
+    for kind in ERF_KINDS:
+        rows = df[(df["input_from"] == kind) & df["is_final"]]
+        if not rows.empty:
+            out[kind] = rows.set_index(["source", "model"])
+    return out
+
+
+def model_list(finals: pd.DataFrame, model_link=None, family_link=None, erfs: dict | None = None) -> list[str]:
     """The lines of the sortable, filterable list of ``finals`` (the final rows at the default size): model,
     source, family, input size, RF (``global`` where infinite), local RF, stride, input resolution range and
-    unproductive layers. ``model_link(source, model)`` and ``family_link(family)`` give each name's page."""
+    unproductive layers; with ``erfs`` (:func:`erf_finals`), the final feature map's ERF side of each kind
+    measured (``erf_init``, ``erf_trained``: ``–`` where not measured, so ``erf_trained>=1`` keeps the models
+    with a trained ERF). ``model_link(source, model)`` and ``family_link(family)`` give each name's page."""
+    erfs = erfs or {}
 
     def name(text, link):
         return f"[{md_text(text)}]({link})" if link else md_text(text)
+
+    def erf(kind, r):
+        key = (r["source"], r["model"])
+        return _pair(erfs[kind].loc[key], "erf_side") if key in erfs[kind].index else "–"
 
     rows = [
         [
@@ -171,10 +273,11 @@ def model_list(finals: pd.DataFrame, model_link=None, family_link=None) -> list[
             _pair(r, "input_min"),
             _pair(r, "input_max"),
             str(int(r["unproductive"])),
+            *(erf(kind, r) for kind in erfs),
         ]
         for _, r in finals.iterrows()
     ]
-    return interactive(md_table(LIST_HEADER, rows))
+    return interactive(md_table(LIST_HEADER + list(erfs), rows))
 
 
 #: Front matter of a page whose table needs the whole width: mkdocs-material hides its side bars.
@@ -188,10 +291,61 @@ LIST_HELP = (
 )
 
 
-def _home(finals: pd.DataFrame, pages: dict, families: dict) -> str:
-    table = model_list(finals, lambda s, m: f"models/{pages[(s, m)]}.md", lambda f: f"families/{families[f]}.md")
-    intro = f"{len(finals)} models at their default input size: {LIST_HELP}"
-    return "\n".join([*WIDE_PAGE, "# Receptive-field atlas", "", intro, "", *table, ""])
+#: What the ERF columns of the list hold, where there are any.
+ERF_HELP = (
+    "`erf_init` and `erf_trained`: the side (px) of the final feature map's ERF at initialisation and with trained "
+    "weights, `–` where it was not measured (`erf_trained>=1` keeps the models with a trained ERF)."
+)
+
+
+def _home(finals: pd.DataFrame, pages: dict, families: dict, erfs: dict, gaps: int) -> str:
+    table = model_list(finals, lambda s, m: f"models/{pages[(s, m)]}.md", lambda f: f"families/{families[f]}.md", erfs)
+    intro = f"{len(finals)} models at their default input size: {LIST_HELP}" + (f" {ERF_HELP}" if erfs else "")
+    entries = f"{gaps} entr{'y' if gaps == 1 else 'ies'}"
+    missing = [f"What is not in the table, and why: [{entries}](missing.md).", ""] if gaps else []
+    return "\n".join([*WIDE_PAGE, "# Receptive-field atlas", "", intro, "", *missing, *table, ""])
+
+
+#: The sections of the page of what is missing, by status.
+MISSING_SECTIONS = {
+    FAILED: (
+        "rfkit failures",
+        "rfkit could not trace or measure the model at this size (a bug, an op without a rule, a timeout); "
+        "`rfkit atlas build --retry-failed` runs them again.",
+    ),
+    NOT_DEFINED: (
+        "Not defined at this size",
+        "The model itself cannot run at this input size: its own forward pass raises there (run on the meta "
+        "device, as the atlas traces it), e.g. a patch that does not divide the input or an attention bias of a "
+        "fixed grid. The reason is the model's own error.",
+    ),
+    NO_WEIGHTS: (
+        "No trained weights",
+        "No weight file was given and no pretrained weights could be loaded (offline and not in the cache, or "
+        "none published), or the file given does not fit: the model's trained ERF is not measured, its analytic "
+        "rows are whole.",
+    ),
+}
+
+
+def _missing_page(gaps: pd.DataFrame, pages: dict) -> str:
+    lines = ["# Not in the table", ""]
+    for status, (title, what) in MISSING_SECTIONS.items():
+        at = gaps[gaps["status"] == status]
+        lines += [f"## {title} ({len(at)})", "", what, ""]
+        rows = [
+            [
+                f"[{md_text(f['model'])}](models/{pages[key]}.md)" if (key := (f["source"], f["model"])) in pages
+                else md_text(f["model"]),
+                md_text(f["source"]),
+                md_text(f["input_size"]),
+                md_text(f["reason"]),
+            ]
+            for _, f in at.iterrows()
+        ]  # fmt: skip
+        if rows:
+            lines += [*interactive(md_table(["model", "source", "size", "reason"], rows)), ""]
+    return "\n".join(lines)
 
 
 def _family_page(family: str, members: pd.DataFrame, pages: dict, figure: str) -> str:
@@ -215,7 +369,7 @@ def _family_page(family: str, members: pd.DataFrame, pages: dict, figure: str) -
     )
 
 
-def _mkdocs_yml(title: str) -> str:
+def _mkdocs_yml(title: str, missing: bool = False) -> str:
     return "\n".join(
         [
             f"site_name: {yaml_str(title)}",
@@ -227,17 +381,24 @@ def _mkdocs_yml(title: str) -> str:
             "markdown_extensions:",
             "  - tables",
             "  - md_in_html",
+            "  - attr_list",
             "nav:",
             "  - Atlas: index.md",
             "  - Families: families/index.md",
+            *(["  - Not in the table: missing.md"] if missing else []),
             "",
         ]
     )
 
 
-def write_atlas_site(df: pd.DataFrame, site, title: str = "rfkit receptive-field atlas") -> Path:
-    """Write the mkdocs project of the atlas table ``df`` (:func:`~rfkit.atlas.table.load`) into ``site``."""
+def write_atlas_site(
+    df: pd.DataFrame, site, title: str = "rfkit receptive-field atlas", gaps: pd.DataFrame | None = None, grids=None
+) -> Path:
+    """Write the mkdocs project of the atlas table ``df`` (:func:`~rfkit.atlas.table.load`) into ``site``;
+    ``gaps`` is its ``failures.csv`` (:func:`~rfkit.atlas.table.load_failures`), ``grids(source, model, kind)``
+    the stage grid figure of a model's measured ERF (None where there is none)."""
     site = Path(site)
+    gaps = pd.DataFrame(columns=FAILURE_COLUMNS) if gaps is None else gaps
     defaults = df[df["input_from"] == "default"]
     finals = defaults[defaults["is_final"]]
     pages = {k: page_name(f"{k[0]}:{k[1]}") for k in zip(df["source"], df["model"])}
@@ -256,7 +417,14 @@ def write_atlas_site(df: pd.DataFrame, site, title: str = "rfkit receptive-field
                 name = pages[(source, model)]
                 stages = rows[rows["input_from"] == "default"]
                 _growth_figure({model: stages}, tmp / "models" / f"{name}.png", model)
-                page = _model_page(model, rows, f"{name}.png", families[rows.iloc[0]["family"]])
+                shown = {}
+                for kind in GRID_KINDS:
+                    png = grids(source, model, kind) if grids and (rows["input_from"] == kind).any() else None
+                    if png is not None and png.is_file():
+                        shutil.copyfile(png, tmp / "models" / f"{name}.{kind}.png")
+                        shown[kind] = f"{name}.{kind}.png"
+                mine = gaps[(gaps["source"] == source) & (gaps["model"] == model)]
+                page = _model_page(model, rows, f"{name}.png", families[rows.iloc[0]["family"]], shown, mine)
                 atomic_write_text(tmp / "models" / f"{name}.md", page)
             family_links = []
             for family, members in finals.groupby("family", sort=True):
@@ -271,8 +439,10 @@ def write_atlas_site(df: pd.DataFrame, site, title: str = "rfkit receptive-field
                 atomic_write_text(tmp / "families" / f"{name}.md", _family_page(family, members, pages, f"{name}.png"))
                 family_links.append(f"- [{md_text(family)}]({name}.md) ({len(members)} models)")
             atomic_write_text(tmp / "families" / "index.md", "\n".join(["# Families", "", *family_links, ""]))
-            atomic_write_text(tmp / "index.md", _home(finals, pages, families))
-        atomic_write_text(site / "mkdocs.yml", _mkdocs_yml(title))
+            atomic_write_text(tmp / "index.md", _home(finals, pages, families, erf_finals(df), len(gaps)))
+            if len(gaps):
+                atomic_write_text(tmp / "missing.md", _missing_page(gaps, pages))
+        atomic_write_text(site / "mkdocs.yml", _mkdocs_yml(title, bool(len(gaps))))
     except OSError as e:
         raise SiteError(f"cannot write the site to {site}: {e.strerror or e}; choose another folder") from None
     return site
@@ -292,4 +462,6 @@ def build_atlas_site(atlas="rfkit-atlas", site="rfkit-atlas-site", title: str = 
     df = load(atlas)
     if df.empty:
         raise AtlasError(f"the atlas at {atlas} has no rows; build it first with `rfkit atlas build`")
-    return write_atlas_site(df, site, title)
+    folder = Path(atlas) if Path(atlas).is_dir() else Path(atlas).parent
+    grids = lambda source, model, kind: grid_file(folder, source, model, kind)  # noqa: E731
+    return write_atlas_site(df, site, title, load_failures(atlas), grids)

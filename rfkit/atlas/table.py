@@ -25,7 +25,20 @@ from rfkit.io import atomic_paths, atomic_write_text
 TABLE = "atlas.csv"
 PARQUET = "atlas.parquet"
 FAILURES = "failures.csv"
-FAILURE_COLUMNS = ["source", "model", "family", "input_size", "reason"]
+FAILURE_COLUMNS = ["source", "model", "family", "input_size", "status", "reason"]
+#: ``status`` of a row of ``failures.csv``: rfkit could not trace or measure the model there (a failure of rfkit,
+#: or of the machine: ``--retry-failed`` runs it again) ...
+FAILED = "failed"
+#: ... the model itself cannot run at that input size (a ViT whose patch does not divide it, a fixed attention
+#: bias, an input smaller than its downsampling): the reason is the model's own error, not rfkit's ...
+NOT_DEFINED = "not-defined"
+#: ... or no trained weights could be loaded for its trained ERF (offline and not cached, none published, a given
+#: file that does not fit): its analytic rows are whole.
+NO_WEIGHTS = "no-weights"
+#: The statuses, in the order the site and the coverage report list them.
+STATUSES = (FAILED, NOT_DEFINED, NO_WEIGHTS)
+#: The ``input_from`` of the rows whose ERF was measured, and what the site calls them.
+ERF_KINDS = {"erf_init": "at initialisation", "erf_trained": "trained"}
 #: Where the key columns go: first, in this order.
 KEY_COLUMNS = ["source", "model", "family", "input_from", "input_h", "input_w", "layer", "stage", "is_final"]
 #: Text columns (an empty cell is "", a model named "NA" stays "NA").
@@ -44,9 +57,8 @@ def frame(rows: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=KEY_COLUMNS)
     df = df[KEY_COLUMNS + [c for c in df.columns if c not in KEY_COLUMNS]]
     order = df["input_from"] != "default"
-    return (
-        df.assign(_o=order).sort_values(["source", "model", "_o", "input_h", "input_w", "stage"]).drop(columns="_o")
-    ).reset_index(drop=True)
+    keys = ["source", "model", "_o", "input_h", "input_w", "input_from", "stage"]
+    return df.assign(_o=order).sort_values(keys).drop(columns="_o").reset_index(drop=True)
 
 
 def has_pyarrow() -> bool:
@@ -77,9 +89,29 @@ def write_tables(out: Path, results) -> Path:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FAILURE_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(f for r in results for f in r.failures)
+    writer.writerows({"status": FAILED, **f} for r in results for f in r.failures)  # older files had no status
     atomic_write_text(out / FAILURES, buf.getvalue())
     return out / TABLE
+
+
+def load_failures(path) -> pd.DataFrame:
+    """``failures.csv`` of the atlas folder ``path``: a row per model and size missing from the table, with its
+    ``status`` (:data:`STATUSES`) and reason; empty when there is none (or no such file: a table given alone).
+
+    >>> load_failures("/no/such/atlas").columns.tolist()
+    ['source', 'model', 'family', 'input_size', 'status', 'reason']
+    """
+    path = Path(path)
+    file = path / FAILURES if path.is_dir() else path.parent / FAILURES
+    if not file.is_file():
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    try:
+        df = pd.read_csv(file, keep_default_na=False, dtype=str)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise AtlasError(f"{file} cannot be read as the atlas's failures: {str(e).splitlines()[0]}") from None
+    if "status" not in df.columns:  # written before statuses: every row was a failure
+        df["status"] = FAILED
+    return df.reindex(columns=FAILURE_COLUMNS, fill_value="")
 
 
 def table_file(path) -> Path:
@@ -364,7 +396,8 @@ def select_rows(df: pd.DataFrame, input_size=None, layers: str = "final") -> pd.
     else:
         h, w = input_size
         at = df[(df["input_h"] == h) & (df["input_w"] == w)]
-        rows = at.sort_values("input_from", key=lambda c: c == "erf_init").drop_duplicates(["source", "model", "layer"])
+        measured = at.sort_values("input_from", key=lambda c: c.isin(list(ERF_KINDS)))
+        rows = measured.drop_duplicates(["source", "model", "layer"])  # the analytic row where there is one
         if rows.empty and not df.empty:
             sizes = sorted({f"{a}x{b}" for a, b in zip(df["input_h"], df["input_w"])})
             raise AtlasError(
