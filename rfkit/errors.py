@@ -131,6 +131,11 @@ class AtlasError(RFKitError, ValueError):
     an expression the atlas evaluates (only column names, literals, comparisons, arithmetic, and/or/not)."""
 
 
+class NoTrainedWeights(AtlasError):
+    """No trained weights could be loaded for a model of an atlas build: its trained ERF is not measured (the
+    rest of its rows are whole)."""
+
+
 class OutputError(RFKitError, OSError):
     """The output folder cannot be created or written, or holds files rfkit did not write."""
 

@@ -22,18 +22,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rfkit.errors import AtlasError, CheckpointError, WeightsUnavailableError
+from rfkit.errors import AtlasError, CheckpointError, NoTrainedWeights, WeightsUnavailableError
 
 #: The ERF metrics an atlas row keeps (:meth:`rfkit.effective.metrics.ERFMetrics.as_dict` keys).
 ERF_COLUMNS = ("erf_side_h", "erf_side_w", "erf_rf_ratio_h", "erf_rf_ratio_w", "erf_mass", "r50", "r90")
 
 #: Weight files looked for in ``--weights-dir``, in this order (``MODEL`` + suffix): the first that exists.
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-
-
-class NoTrainedWeights(AtlasError):
-    """No trained weights could be loaded for a model: its trained ERF is not measured (the rest of its rows
-    are whole)."""
 
 
 @dataclass(frozen=True)
