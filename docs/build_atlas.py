@@ -21,7 +21,7 @@ It runs, in order:
    to keep them small), taken with the browser tests' driver (``tests/chromium.py``).
 
 What is committed: step 3 and 4's files. What is not: the atlas folder (a JSON file per model, tens of MB) and
-the built site (a page and a figure per model and family, hundreds of MB): the one command rebuilds both.
+the built site (a page and a figure per model and family, about 125 MB): the one command rebuilds both.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def site(atlas: Path, folder: Path) -> Path:
     from rfkit.atlas.site import build_atlas_site
 
     build_atlas_site(atlas, folder)
-    run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(folder / "mkdocs.yml")], cwd=folder)
+    run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", "mkdocs.yml"], cwd=folder)
     return folder / "site"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import rfkit
 from rfkit.atlas import build_atlas, load, query
@@ -276,6 +277,46 @@ def test_a_model_without_feature_info_is_cut_where_its_stride_changes(tmp_path):
     assert df["layer"].tolist() == ["relu", "layer1", "layer2", "layer3", "layer4"]
     assert df["rf_h"].tolist() == [g[n].size[0] for n in df["layer"]] and df["rf_h"].tolist()[0] == 7  # 7x7 stem
     assert df["stride_h"].tolist() == [2, 4, 8, 16, 32] and df["is_final"].tolist() == [False] * 4 + [True]
+
+
+class _ShortcutBlock(torch.nn.Module):
+    """A residual block that halves the grid: a strided 1x1 shortcut beside a 1x1 conv then a strided 3x3 (the
+    stride changes inside the block, and the shortcut's output is a module output of its own)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Conv2d(c, c, 1, 2)
+        self.f = torch.nn.Sequential(torch.nn.Conv2d(c, c, 1), torch.nn.Conv2d(c, c, 3, 2, 1))
+
+    def forward(self, x):
+        return self.proj(x) + self.f(x)
+
+
+def test_stages_by_stride_are_whole_blocks_not_a_shortcut_or_the_next_blocks_first_conv():
+    """torchvision's RegNets and MobileNetV2 change stride inside a block: the stage outputs are the blocks
+    (RF by hand: stem 3 at stride 2; each block adds 3x3 at the input stride: 3 + 2*2 = 7 at 4, 7 + 2*4 = 15 at
+    8), never the shortcut projection (stride 4, RF 3, on a side path) or the first 1x1 conv of a block."""
+    from rfkit.atlas.rows import graph_rows
+
+    trunk = torch.nn.Sequential(_ShortcutBlock(4), _ShortcutBlock(4))
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, 2, 1), trunk)
+    rows = graph_rows(rfkit.trace(net, input_size=32), net)
+    assert [(r["layer"], r["rf"], r["stride"]) for r in rows] == [("0", 3, 2), ("1.0", 7, 4), ("1", 15, 8)]
+
+
+def test_a_named_stage_ending_in_an_identity_module_is_a_row():
+    """A stage that timm's feature_info names keeps its row when its last module is an Identity (a byobnet
+    stage of regnetz: 52 timm models had only their stem and final rows): RF 3 then 3 + 2*2 = 7."""
+    from rfkit.atlas.rows import graph_rows
+
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, 2, 1),
+        torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, 2, 1), torch.nn.Identity()),
+        torch.nn.Conv2d(4, 4, 3, 2, 1),
+    )
+    net.feature_info = [{"module": "0"}, {"module": "1"}, {"module": "2"}]
+    rows = graph_rows(rfkit.trace(net, input_size=32), net)
+    assert [(r["layer"], r["rf"], r["stride"]) for r in rows] == [("0", 3, 2), ("1", 7, 4), ("2", 15, 8)]
 
 
 def test_the_erf_at_init_is_measured_on_request_and_flagged(tmp_path):

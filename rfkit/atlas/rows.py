@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 
-from rfkit.graph.layers import default_layer, feature_stages, is_feature_map, outermost_modules
+import networkx as nx
+
+from rfkit.graph.layers import default_layer, feature_stages, is_feature_map, is_grid_map, outermost_modules
 from rfkit.graph.productivity import Status, input_resolution_range, productivity
 from rfkit.graph.units import centre_unit, grid_shape
 
@@ -101,8 +103,12 @@ def model_columns(g, report, final: dict) -> dict:
 
 def stride_stages(g) -> list[str]:
     """The stages of a model without timm's ``feature_info``: the outermost module outputs that are feature
-    maps with a known RF, the last of each run of equal stride in graph order (a run ends where the stride
-    changes: a stem, each downsampling stage, each level of a neck going up and down).
+    maps with a known RF (global ones too: their local RF is a column), the last of each run of equal stride in
+    graph order among the shallowest modules of the run (a run ends where the stride changes: a stem, each
+    downsampling stage, each level of a neck going up and down; MobileNetV2's ``features.1``, not the expansion
+    conv ``features.2.conv.0`` of the block that downsamples next). A module's output on a side path of a module around it (a strided shortcut's
+    projection, an attention's positional branch) is not a stage: every stage lies on each path from the input
+    to the output of every module that holds it (:func:`on_every_path`).
 
     >>> import torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3, 2))
@@ -110,18 +116,62 @@ def stride_stages(g) -> list[str]:
     ['2', '3']
     """
     modules = outermost_modules(g)
+    through = on_every_path(g)
     out: list[str] = []
     last_stride = None
     for node, record in g.records.items():
-        if node not in modules or not is_feature_map(record) or record.info.is_global:
+        if node not in modules or not is_feature_map(record) or not through(node, modules[node]):
             continue
         stride = record.info.stride
-        if out and stride == last_stride:
-            out[-1] = modules[node]
-        else:
+        if not out or stride != last_stride:
             out.append(modules[node])
+        elif modules[node].count(".") <= out[-1].count("."):  # a whole block, not the first conv of the next
+            out[-1] = modules[node]
         last_stride = stride
     return out
+
+
+def on_every_path(g):
+    """A test ``through(node, module)``: whether ``node`` (the output of ``module``) lies on every path from the
+    input to the output of each module enclosing ``module`` (the model itself aside: a detector's outputs
+    branch off its neck), i.e. dominates it in the graph.
+
+    >>> import torch.nn as nn, rfkit
+    >>> class Block(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.proj = nn.Conv2d(3, 3, 1, 2)
+    ...         self.body = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 3, 2, 1))
+    ...     def forward(self, x):
+    ...         return self.proj(x) + self.body(x)
+    >>> g = rfkit.trace(nn.Sequential(Block()), input_size=16)
+    >>> through = on_every_path(g)
+    >>> through(g.resolve("0.proj"), "0.proj"), through(g.resolve("0.body"), "0.body"), through(g.resolve("0"), "0")
+    (False, False, True)
+    """
+    graph = g.nx
+    start = next(iter(g.records))
+    idom = nx.immediate_dominators(graph, start) if start in graph else {}
+    chains: dict[str, set[str]] = {}
+
+    def dominators(node: str) -> set[str]:
+        if node not in chains:
+            seen, n = set(), node
+            while n in idom and n not in seen:
+                seen.add(n)
+                n = idom[n]
+            chains[node] = seen
+        return chains[node]
+
+    def through(node: str, module: str) -> bool:
+        parts = module.split(".")
+        for k in range(len(parts) - 1, 0, -1):
+            outer = g.module_outputs.get(".".join(parts[:k]))
+            if outer is not None and outer != node and node not in dominators(outer):
+                return False
+        return True
+
+    return through
 
 
 def stage_names(g, model) -> list[str]:
@@ -140,7 +190,7 @@ def stage_names(g, model) -> list[str]:
     kept: dict[str, str] = {}
     for name in stages:
         node = g.resolve(name)
-        if order[node] < end and node not in kept and is_feature_map(g.record(name)):
+        if order[node] < end and node not in kept and is_grid_map(g.record(name)):
             kept[node] = name
     return [kept[n] for n in sorted(kept, key=order.get)] + [final]
 

@@ -46,12 +46,16 @@ def holds_every_axis(record) -> bool:
 
 
 def is_feature_map(record) -> bool:
+    """A node whose output is a feature map (:func:`is_grid_map`) that is not an identity or dropout module:
+    found by scanning a graph, ``norm_pre = Identity`` would repeat the stage output."""
+    return is_grid_map(record) and not record.op.endswith(("Identity", "Dropout"))
+
+
+def is_grid_map(record) -> bool:
     """A node whose output is a feature map: on a grid of every spatial axis, no spatial dim mixed with
-    channels (a flattened map is not), not an identity or dropout module (``norm_pre = Identity`` repeats
-    the stage output)."""
+    channels (a flattened map is not). A stage named by the model (timm's ``feature_info``) may end in an
+    identity module (a byobnet stage whose last block has no attention): it is still the stage output."""
     if not has_grid(record) or record.info.unknown or record.kind == "placeholder" or not holds_every_axis(record):
-        return False
-    if record.op.endswith(("Identity", "Dropout")):
         return False
     return not any(
         f.axis is None for dl in record.layout[1:] for f in dl.factors if any(h.axis is not None for h in dl.factors)
