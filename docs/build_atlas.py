@@ -66,6 +66,10 @@ def site(atlas: Path, folder: Path) -> Path:
     return folder / "site"
 
 
+def _models(n: int) -> str:
+    return f"{n} model" if n == 1 else f"{n} models"
+
+
 def docs_page(atlas: Path) -> None:
     """``docs/atlas-models.md`` and the tables in ``docs/assets/atlas/``."""
     from rfkit.atlas import load
@@ -96,8 +100,8 @@ def docs_page(atlas: Path) -> None:
         f"ultralytics ships, traced analytically by rfkit {md_text(__version__)} with `python docs/build_atlas.py` "
         "([how](atlas.md#building-the-published-atlas)): "
         + ", ".join(f"{n} from {md_text(s)}" for s, n in counts.items())
-        + f". rfkit could not trace {len(failed_default)} models at their default size and {len(failed_640)} "
-        f"at 640 px; {len(undefined_640)} models cannot run at 640 px themselves (not defined at that size: a patch "
+        + f". rfkit could not trace {_models(len(failed_default))} at their default size and {len(failed_640)} "
+        f"at 640 px; {_models(len(undefined_640))} cannot run at 640 px themselves (not defined at that size: a patch "
         "that does not divide it, a fixed attention grid): [failures.csv](assets/atlas/failures.csv) gives each "
         "one's status and reason.",
         "",
