@@ -106,9 +106,9 @@ def stride_stages(g) -> list[str]:
     maps with a known RF (global ones too: their local RF is a column), the last of each run of equal stride in
     graph order among the shallowest modules of the run (a run ends where the stride changes: a stem, each
     downsampling stage, each level of a neck going up and down; MobileNetV2's ``features.1``, not the expansion
-    conv ``features.2.conv.0`` of the block that downsamples next). A module's output on a side path of a module around it (a strided shortcut's
-    projection, an attention's positional branch) is not a stage: every stage lies on each path from the input
-    to the output of every module that holds it (:func:`on_every_path`).
+    conv ``features.2.conv.0`` of the block that downsamples next). A module's output on a side path of a module
+    around it (a strided shortcut's projection, an attention's positional branch) is not a stage: every stage
+    lies on each path from the input to the output of every module that holds it (:func:`on_every_path`).
 
     >>> import torch.nn as nn, rfkit
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3, 2))
