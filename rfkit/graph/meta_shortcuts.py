@@ -13,12 +13,14 @@ True
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
 
 
-def _same_shape_types() -> tuple[type, ...]:
+@functools.cache
+def _types() -> tuple[type, ...]:
     """Module types whose output has the input's shape, dtype and layout whatever their parameters: on meta
     tensors their forward only costs time (batch norm runs through Python decompositions there, a sixth of
     a zoo trace), so the propagation makes their output with ``empty_like``. Exact types only: a subclass
@@ -36,19 +38,9 @@ def _same_shape_types() -> tuple[type, ...]:
     return tuple(types_)
 
 
-_SAME_SHAPE: tuple[type, ...] | None = None
-
-
-def _types() -> tuple[type, ...]:
-    global _SAME_SHAPE
-    if _SAME_SHAPE is None:
-        _SAME_SHAPE = _same_shape_types()
-    return _SAME_SHAPE
-
-
 def shape_only_output(module: torch.nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
     """The output of ``module`` on one meta tensor when its type keeps the input's shape (see
-    :func:`_same_shape_types`); None when the module must run."""
+    :func:`_types`); None when the module must run."""
     if kwargs or len(args) != 1 or type(module) not in _types():
         return None
     x = args[0]
