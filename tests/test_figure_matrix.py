@@ -89,6 +89,52 @@ def layout_problems(fig) -> list[str]:
     return problems
 
 
+def _under(box, axes):
+    """The axes a scale bar's display ``box`` lies on: its own ``axes`` (a zoomed view) where the box is inside
+    it, else the panel around it (an inset's), else None (the figure's background)."""
+    for ax in (axes, *[a for a in axes.figure.axes if axes in a.child_axes]):
+        inside = ax.bbox
+        if (
+            box.x0 >= inside.x0 - 0.5
+            and box.x1 <= inside.x1 + 0.5
+            and box.y0 >= inside.y0 - 0.5
+            and box.y1 <= inside.y1 + 0.5
+        ):
+            return ax
+    return None
+
+
+def scale_bar_problems(fig) -> list[str]:
+    """Scale bars whose bar or label covers a visible pixel of a map: above a tenth of its colour range over the
+    floor (magma there is all but black; a ViT's faint global background leaves no place free of any value over
+    the floor). Each display pixel of their extents is looked up with matplotlib's own
+    ``AxesImage.get_cursor_data`` in the maps of the axes under them."""
+    from types import SimpleNamespace
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    for bar in fig.findobj(lambda a: a.get_gid() == "scale-bar"):
+        for part in (bar.txt_label._text, bar.size_bar.get_children()[0]):
+            box = part.get_window_extent(renderer)
+            ax = _under(box, bar.axes)
+            if ax is None:
+                continue
+            images = [i for i in ax.get_images() if i.get_gid() == "erf-map"] or ax.get_images()
+            for im in images:
+                for x in np.arange(box.x0, box.x1 + 1e-9, 1.0):
+                    for y in np.arange(box.y0, box.y1 + 1e-9, 1.0):
+                        v = im.get_cursor_data(SimpleNamespace(x=x, y=y))
+                        faint = im.norm.vmin + 0.1 * (im.norm.vmax - im.norm.vmin)
+                        if v is not None and v is not np.ma.masked and np.ndim(v) == 0 and v > faint:
+                            problems.append(f"scale bar covers the map: {v:.3g} > {faint:.3g} (floor {im.norm.vmin})")
+                            break
+                    else:
+                        continue
+                    break
+    return problems
+
+
 #: PNG resolution of the checks: at 100 dpi the layout's white margin (0.03 in) is 3 px, wider than the 2 px
 #: ``figure_lint`` reads, so the rule means what it means at the paper style's 300 dpi, at a ninth of the pixels.
 CHECK_DPI = 100
@@ -97,6 +143,7 @@ CHECK_DPI = 100
 def check(fig, tmp_path, name: str) -> None:
     """The layout of ``fig`` is clean, its PNG has no ink on its outer 2 px and its caption pair is beside it."""
     assert layout_problems(fig) == [], name
+    assert scale_bar_problems(fig) == [], name
     path = F.save_figure(fig, tmp_path / f"{name}.png", dpi=CHECK_DPI, close=False)
     if LINT is not None:
         assert LINT.border_ink(path) <= 0.0002, f"{name}: ink on the PNG's border"

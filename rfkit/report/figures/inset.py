@@ -1,15 +1,15 @@
 """Zoomed insets of small RFs and small ERFs inside a grid's panels (stage grid, ``rfkit figure``), with a scale
 bar: one copy of the code, built on the overlay's zoom (:func:`rfkit.report.figures.style.zoom_view`,
-:func:`rfkit.report.figures.style.draw_scale_bar`)."""
+:func:`rfkit.report.figures.scale_bar.draw_scale_bar`)."""
 
 from __future__ import annotations
 
 import math
 
+from rfkit.report.figures.scale_bar import draw_scale_bar
 from rfkit.report.figures.style import (
     COLORS,
     draw_rf_centre,
-    draw_scale_bar,
     outline,
     rf_rectangle,
     small_rf,

@@ -25,13 +25,13 @@ from rfkit.report.figures.labels import (
 )
 from rfkit.report.figures.layout import fitted_legend, wrap_lines
 from rfkit.report.figures.looks import HeatScale, style_named
+from rfkit.report.figures.scale_bar import draw_scale_bar
 from rfkit.report.figures.style import (
     COLORS,
     DPI,
     FLOOR,
     draw_random_tag,
     draw_rf_centre,
-    draw_scale_bar,
     figure_style,
     fit_drawable,
     gaussian_ellipses,

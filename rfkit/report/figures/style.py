@@ -39,7 +39,6 @@ __all__ = [
     "close_figure",
     "colour_scale",
     "draw_rf_extents",
-    "draw_scale_bar",
     "draw_rf_centre",
     "draw_random_tag",
     "reticle_marker",
@@ -52,7 +51,6 @@ __all__ = [
     "map_max",
     "mark_figure",
     "new_figure",
-    "nice_length",
     "outline",
     "rf_beyond",
     "rf_rectangle",
@@ -823,45 +821,6 @@ def zoom_view(window, shape, *, factor: float = 2.0, least: int = 9) -> tuple[fl
         return float(lo), float(lo + 2 * h)
 
     return (*span(x0, x1, W), *span(y0, y1, H))
-
-
-def nice_length(limit: float) -> float:
-    """The largest of 1, 2, 5, 10, 20, 50, ... not above ``limit`` (at least 1): a scale bar's length.
-
-    >>> nice_length(3.5), nice_length(27), nice_length(0.4)
-    (2, 20, 1)
-    """
-    best = 1
-    for k in range(0, 7):
-        for m in (1, 2, 5):
-            if m * 10**k <= limit:
-                best = m * 10**k
-    return best
-
-
-def draw_scale_bar(ax, width: float, *, color: str = "white", fontsize: float | None = None):
-    """A scale bar in the lower right of ``ax`` (gid ``scale-bar``): :func:`nice_length` of a quarter of
-    ``width`` (the view's width, in input pixels), labelled in pixels."""
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
-
-    length = nice_length(width / 4)
-    bar = AnchoredSizeBar(
-        ax.transData,
-        length,
-        f"{length} px",
-        loc="lower right",
-        pad=0.3,
-        borderpad=0.4,
-        sep=2,
-        color=color,
-        frameon=False,
-        size_vertical=max(width / 120, 0.15),
-        fontproperties={"size": fontsize} if fontsize else None,
-    )
-    bar.txt_label._text.set_path_effects(outline(2.0))
-    bar.set_gid("scale-bar")
-    ax.add_artist(bar)
-    return bar
 
 
 def fit_drawable(fit) -> bool:
