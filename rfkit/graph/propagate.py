@@ -19,7 +19,7 @@ from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 from rfkit.errors import InputTooSmallError, RFKitError, RuleFailedWarning, TraceError
 from rfkit.graph import layout as lay
 from rfkit.graph.context import OpContext, UnsupportedOp
-from rfkit.graph.meta_shortcuts import shape_only_output
+from rfkit.graph.meta_shortcuts import shape_only_call, shape_only_output
 from rfkit.graph.registry import DEFAULT_REGISTRY, Registry
 from rfkit.graph.state import RFState, compact
 
@@ -203,6 +203,10 @@ class RFPropagator(fx.Interpreter):
     def call_module(self, target, args, kwargs) -> Any:
         out = shape_only_output(self.fetch_attr(target), args, kwargs)
         return out if out is not None else super().call_module(target, args, kwargs)
+
+    def call_function(self, target, args, kwargs) -> Any:
+        out = shape_only_call(target, args, kwargs)
+        return out if out is not None else super().call_function(target, args, kwargs)
 
     # ---------------------------------------------------------------------------------------------
     def run_node(self, n: fx.Node) -> Any:
