@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from rfkit.errors import CheckpointError, InputTooSmallError, ModelBuildError, ModelNotFoundError
+from rfkit.models.meta_init import skipped_init
 from rfkit.models.sources import ModelSpec, get_source, source_for
 
 
@@ -103,7 +104,7 @@ def _build_on(build, device, pretrained: bool, spec: ModelSpec) -> nn.Module:
     try:
         if str(device) == "meta" and not pretrained:
             try:
-                with torch.device("meta"):
+                with torch.device("meta"), skipped_init():  # no values to initialise on meta
                     model = build()
             except (ModelNotFoundError, ModelBuildError, CheckpointError, InputTooSmallError):
                 raise
