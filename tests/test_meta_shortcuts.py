@@ -109,3 +109,36 @@ def test_the_reference_forward_keeps_autograd_through_a_shortcut():
         out = model(x)
     assert out.shape == (2, 5, 3) and out.requires_grad and out.grad_fn is not None
     assert "forward" not in model[0].__dict__  # put back
+
+
+RNNS = {
+    "lstm-batch-first-bidirectional": lambda: nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True),
+    "lstm-projected": lambda: nn.LSTM(6, 5, proj_size=3),
+    "gru-bidirectional": lambda: nn.GRU(6, 5, bidirectional=True),
+    "rnn-batch-first": lambda: nn.RNN(6, 4, batch_first=True),
+}
+
+
+def _flat(out) -> list[tuple]:
+    leaves = [out[0], *(out[1] if isinstance(out[1], tuple) else (out[1],))]
+    return [(tuple(t.shape), t.dtype, t.stride()) for t in leaves]
+
+
+@pytest.mark.parametrize("unbatched", [False, True])
+@pytest.mark.parametrize("name", list(RNNS))
+def test_recurrent_layers_equal_the_cpu(name, unbatched):
+    module = RNNS[name]().eval()
+    x = torch.randn(7, 6) if unbatched else torch.randn(4, 7, 6)
+    cpu = module(x)
+    out = shape_only_output(module.to("meta"), (_meta(x),), {})
+    assert _flat(out) == _flat(cpu)
+    assert shape_only_output(module, (torch.empty(4, 7, 5, device="meta"),), {}) is None  # 5 features, not 6
+
+
+def test_the_reference_forward_sees_through_a_recurrent_shortcut():
+    lstm = nn.LSTM(6, 5, batch_first=True, bidirectional=True).to("meta")
+    x = torch.empty(4, 7, 6, device="meta", requires_grad=True)
+    with shape_only_forwards(lstm):
+        out, (h, c) = lstm(x)
+    assert out.shape == (4, 7, 10) and out.stride() == (10, 40, 1)  # batch-first: a transposed view, as on the CPU
+    assert all(t.grad_fn is not None for t in (out, h, c))

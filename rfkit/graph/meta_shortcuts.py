@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.utils._pytree import tree_map
 
 
 @functools.cache
@@ -92,9 +93,36 @@ def _contiguous_like(x: torch.Tensor) -> torch.Tensor:
     return torch.empty(x.shape, device="meta", dtype=x.dtype)
 
 
-def _module_output(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+def _rnn_output(module, x: torch.Tensor):
+    """An LSTM's ``(output, (h_n, c_n))`` or a GRU's or RNN's ``(output, h_n)`` with the CPU's layout (a
+    batch-first output is a transposed view of a sequence-first one), or None where the module must run."""
+    if x.dim() not in (2, 3) or x.shape[-1] != module.input_size or x.dtype != module.weight_ih_l0.dtype:
+        return None
+    directions = 2 if module.bidirectional else 1
+    h_out = getattr(module, "proj_size", 0) or module.hidden_size
+    batched = x.dim() == 3
+    length, batch = (x.shape[1], x.shape[0]) if batched and module.batch_first else (x.shape[0], x.shape[-2])
+    state = (directions * module.num_layers, *((batch,) if batched else ()))
+
+    def empty(*shape):
+        return torch.empty(shape, device="meta", dtype=x.dtype)
+
+    if not batched:
+        output = empty(length, directions * h_out)
+    elif module.batch_first:
+        output = empty(length, batch, directions * h_out).transpose(0, 1)
+    else:
+        output = empty(length, batch, directions * h_out)
+    if isinstance(module, torch.nn.LSTM):
+        return output, (empty(*state, h_out), empty(*state, module.hidden_size))
+    return output, empty(*state, module.hidden_size)
+
+
+def _module_output(module: torch.nn.Module, x: torch.Tensor):
     nn = torch.nn
     kind = type(module)
+    if kind in (nn.LSTM, nn.GRU, nn.RNN):
+        return _rnn_output(module, x)
     if kind in _types():
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and (x.dim() < 2 or x.shape[1] != module.num_features):
             return None  # let the module raise its own error
@@ -108,9 +136,11 @@ def _module_output(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | N
     return None
 
 
-def shape_only_output(module: torch.nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
+def shape_only_output(module: torch.nn.Module, args: tuple, kwargs: dict):
     """The output of ``module`` on one meta tensor when its type's output follows from its input (see
-    :func:`_types`; linear, layer and group norm layers); None when the module must run."""
+    :func:`_types`; linear, layer and group norm layers; LSTM, GRU and RNN layers, whose meta kernels run
+    step by step through Python decompositions: two thirds of a Sequencer2D trace); None when the module must
+    run."""
     if kwargs or len(args) != 1 or not _meta(args[0]):
         return None
     return _module_output(module, args[0])
@@ -201,26 +231,32 @@ def shape_only_call(function, args: tuple, kwargs: dict) -> torch.Tensor | None:
         return None
 
 
+def _reached(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """A tensor of ``out``'s shape and strides that autograd sees ``x`` reach."""
+    if out.shape == x.shape and out.stride() == x.stride():
+        return x.clone()
+    if out.shape == x.shape and out.is_contiguous():  # a layer norm of a permuted input
+        return x.clone(memory_format=torch.contiguous_format)
+    one = x[(slice(0, 1),) * x.dim()].reshape(())  # a view of x's first element
+    return one.expand(out.shape).clone(memory_format=torch.contiguous_format).as_strided(out.shape, out.stride())
+
+
 @contextlib.contextmanager
 def shape_only_forwards(model: torch.nn.Module) -> Iterator[None]:
     """Within the block, each module of ``model`` that :func:`shape_only_output` covers returns a tensor of its
     output's shape computed from its meta input (autograd still sees the input reach the output) instead of
     running its forward."""
     patched = []
+    covered = (*_types(), torch.nn.Linear, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.LSTM, torch.nn.GRU)
     for module in model.modules():
-        if type(module) not in (*_types(), torch.nn.Linear, torch.nn.LayerNorm, torch.nn.GroupNorm):
+        if type(module) not in (*covered, torch.nn.RNN):
             continue
 
         def forward(*args, _module=module, _forward=module.forward, **kwargs):
             out = shape_only_output(_module, args, kwargs)
             if out is None:
                 return _forward(*args, **kwargs)
-            x = args[0]
-            if out.shape == x.shape and out.stride() == x.stride():
-                return x.clone()
-            if out.shape == x.shape:  # a layer norm of a permuted input: contiguous
-                return x.clone(memory_format=torch.contiguous_format)
-            return x[..., :1].expand(out.shape).clone(memory_format=torch.contiguous_format)
+            return tree_map(lambda t: _reached(args[0], t), out)
 
         had = "forward" in module.__dict__
         patched.append((module, had, module.__dict__.get("forward")))
