@@ -3,8 +3,10 @@
 A scale bar and its label ("20 px") are opaque: over the faint tail of an ERF they hide the structure a zoomed
 view exists to show. :func:`draw_scale_bar` therefore decides where the bar goes when the figure is drawn (the
 final size of a panel is only known then, after the layout): in the first corner of the view whose pixels under
-the bar and its label are all at or below the colour floor, else just outside the view (under or over it, on
-the panel around an inset), else wherever the least of the map is covered.
+the bar and its label are all at or below the colour floor, else just outside the view (under, over or beside an
+inset on its panel; under a zoom panel on the figure, in dark ink), clear of the panel's boxes, lines and texts;
+where every place covers some map, the first that covers nothing brighter than :data:`FAINT`, else the one that
+covers least.
 """
 
 from __future__ import annotations
