@@ -203,16 +203,19 @@ def test_the_legend_names_the_markers_drawn_and_the_caption_says_it(reports):
     assert "analytic RF of the unit" in labels and not any(lab.startswith("+N px") for lab in labels)
 
 
-def test_a_depth_without_a_layer_near_it_shows_the_nearest_layer(reports):
+def test_a_depth_without_a_layer_near_it_shows_the_nearest_layer_not_shown_elsewhere(reports):
     deep = next(a for a in reports if a.model == "Sequential")
     # depths 0.2, 0.28, 0.8, 1.0: ¼ -> layer 1 (0.03 off), ¾ -> layer 2 (0.05 off); nothing within 0.2 of ½
-    # (0.28 is 0.22 off, 0.8 0.3): the nearest, layer 1 at 0.28, stands in for ½
+    # (0.28 is 0.22 off, 0.8 0.3). Filled in depth order, each layer once: ¼ -> layer 0 (0.05 off), ½ -> layer 1
+    # (0.22 off: "≈"), ¾ -> layer 2; by hand, 0.05 + 0.22 + 0.05 is the least sum of the in-order choices (layer 1
+    # for ¼ would leave ½ only layer 2, 0.3 off, and ¾ nothing)
     fractions = {"0": 0.2, "1": 0.28, "2": 0.8, "3": 1.0}
     faked = _with_rows(deep, **{k: {"depth_fraction": f} for k, f in fractions.items()})
     assert C.pick_columns(faked.rows)[1] == ("½ depth", None)
     fig = C.comparison_figure([faked], "stages")
     titles = [ax.get_title().replace("\n", " ") for ax in _panels(fig)]
     assert len(titles) == 4  # no grey empty panel
+    assert titles[0].startswith("¼ depth 0 (20% deep)"), titles
     assert titles[1].startswith("½ depth 1 (≈ depth 0.28)"), titles
-    assert titles[0].startswith("¼ depth 1 (28% deep)") and titles[2].startswith("¾ depth 2 (80% deep)"), titles
+    assert titles[2].startswith("¾ depth 2 (80% deep)"), titles
     assert not [t for ax in fig.axes if "no layer near" in (t := ax.get_title())]

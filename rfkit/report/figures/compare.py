@@ -121,10 +121,13 @@ def pick_columns(rows: Sequence[dict], layers: str = "stages") -> list[tuple[str
     return [*((COLUMN_NAMES[t], i) for t, i in zip(FRACTIONS, best)), ("final", last)]
 
 
-def _nearest_in_order(fractions: Sequence[float], targets: Sequence[float]) -> tuple[int | None, ...]:
+def _nearest_in_order(
+    fractions: Sequence[float], targets: Sequence[float], tolerance: float = TOLERANCE
+) -> tuple[int | None, ...]:
     """For each of ``targets`` a layer (index into ``fractions``) or None, the layers in their order and each
-    used once, a layer within :data:`TOLERANCE` of its target, minimising the summed distance (None costs
-    :data:`TOLERANCE`); of equal sums the first in the order None, 0, 1, ... target by target.
+    used once, a layer within ``tolerance`` of its target, minimising the summed distance (None costs
+    ``tolerance``, or more than any layer when it is infinite); of equal sums the first in the order None, 0, 1,
+    ... target by target.
 
     A dynamic programme over (target, last layer used): linear in the layers for each target (after a sort),
     where trying every combination took the cube of the number of layers (minutes for 5000).
@@ -133,24 +136,57 @@ def _nearest_in_order(fractions: Sequence[float], targets: Sequence[float]) -> t
     (0, 1, 2)
     >>> _nearest_in_order([0.5, 0.5], (0.25, 0.5, 0.75))  # both as near ½: the first
     (None, 0, None)
+    >>> _nearest_in_order([0.5, 0.5], (0.25, 0.5, 0.75), tolerance=math.inf)  # every layer used, in order
+    (None, 0, 1)
     """
     none = -1  # sorts before every layer, as None came first among the choices
+    miss = tolerance if math.isfinite(tolerance) else 2.0 * len(targets)  # above any sum of depth distances
     # the best (cost, choices) for each last layer used (none: no layer yet)
     states: dict[int, tuple[float, tuple[int, ...]]] = {none: (0.0, ())}
     for t in targets:
-        following = {last: (cost + TOLERANCE, chosen + (none,)) for last, (cost, chosen) in states.items()}
+        following = {last: (cost + miss, chosen + (none,)) for last, (cost, chosen) in states.items()}
         before = sorted(states.items())
         best_before, k = None, 0
         for i, f in enumerate(fractions):
             while k < len(before) and before[k][0] < i:
                 best_before = before[k][1] if best_before is None else min(best_before, before[k][1])
                 k += 1
-            if best_before is not None and abs(f - t) <= TOLERANCE:
+            if best_before is not None and abs(f - t) <= tolerance:
                 step = (best_before[0] + abs(f - t), best_before[1] + (i,))
                 following[i] = min(following.get(i, step), step)
         states = following
     _, chosen = min(states.values())
     return tuple(None if i == none else i for i in chosen)
+
+
+def filled_columns(rows: Sequence[dict], layers: str = "stages") -> list[tuple[str, int | None, bool]]:
+    """:func:`pick_columns` with no empty depth column where the model has a layer for it: ``(name, index,
+    approx)``. Where a column has no layer within :data:`TOLERANCE`, the depth columns take the measured layers
+    nearest them at any distance, still in their order and each once (``approx`` where farther than the
+    tolerance); only a model with fewer layers than columns shows a layer twice (its :func:`nearest_layer`).
+
+    >>> filled_columns([{"depth_fraction": f} for f in (0.2, 0.28, 0.8, 1.0)])
+    [('¼ depth', 0, False), ('½ depth', 1, True), ('¾ depth', 2, False), ('final', 3, False)]
+    >>> filled_columns([{"depth_fraction": f} for f in (0.7, 0.8, 0.9, 1.0)])  # a YOLO's measured layers
+    [('¼ depth', 0, True), ('½ depth', 1, True), ('¾ depth', 2, False), ('final', 3, False)]
+    >>> filled_columns([{"depth_fraction": f} for f in (0.8, 1.0)])  # two layers for four columns
+    [('¼ depth', 0, True), ('½ depth', 0, True), ('¾ depth', 0, False), ('final', 1, False)]
+    """
+    columns = pick_columns(rows, layers)
+    if all(i is not None for _, i in columns):
+        return [(name, i, False) for name, i in columns]
+    fraction = {COLUMN_NAMES[t]: t for t in FRACTIONS}
+    fractions = depth_fractions(rows)
+    anywhere = dict(zip(FRACTIONS, _nearest_in_order(fractions[:-1], FRACTIONS, tolerance=math.inf)))
+    filled = []
+    for name, i in columns:
+        if name in fraction:
+            target = fraction[name]
+            i = anywhere[target] if anywhere[target] is not None else nearest_layer(rows, target)
+            filled.append((name, i, i is not None and abs(fractions[i] - target) > TOLERANCE))
+        else:
+            filled.append((name, i, False))
+    return filled
 
 
 def nearest_layer(rows: Sequence[dict], fraction: float) -> int | None:
@@ -168,15 +204,11 @@ def load_cells(analysis, layers: str = "stages") -> list[tuple[str, Cell | None]
     """The columns of one analysis (:class:`rfkit.report.site.Analysis`) with their maps, read from
     ``maps/<layer>.npy`` (never through a symlink; a missing map, or one that is not a finite real array of
     the input size, leaves the panel empty). A depth column with no layer near it gets the nearest measured
-    layer (its cell ``approx``)."""
+    layer not shown in another column (:func:`filled_columns`; its cell ``approx``)."""
     rows = list(analysis.rows)
     shape = tuple(analysis.header["input_size"])
-    fraction = {COLUMN_NAMES[t]: t for t in FRACTIONS}
     cells = []
-    for name, i in pick_columns(rows, layers):
-        approx = i is None and name in fraction
-        if approx:
-            i = nearest_layer(rows, fraction[name])
+    for name, i, approx in filled_columns(rows, layers):
         if i is None:
             cells.append((name, None))
             continue
