@@ -61,6 +61,8 @@ def test_mixed_layouts_and_dtypes_run_the_op():
     assert _agrees(operator.add, x, y) is None  # two layouts: the op decides
     assert _agrees(operator.add, x, x.double()) is None  # type promotion: the op decides
     assert _agrees(operator.add, x.long(), 2.5) is None
+    assert _agrees(operator.truediv, x.long(), x.long()) is None  # integers divided: floats
+    assert _agrees(F.relu, x.long()) is None
     assert shape_only_call(operator.add, (_meta(x), _meta(torch.randn(3))), {}) is None  # does not broadcast
 
 

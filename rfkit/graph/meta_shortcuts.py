@@ -126,7 +126,7 @@ def _module_output(module: torch.nn.Module, x: torch.Tensor):
     if kind in _types():
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and (x.dim() < 2 or x.shape[1] != module.num_features):
             return None  # let the module raise its own error
-        return torch.empty_like(x) if _dense(x) else None
+        return torch.empty_like(x) if x.is_floating_point() and _dense(x) else None
     if kind is nn.Linear:
         return _linear_output(x, module.weight, module.bias)
     if kind is nn.LayerNorm and _normalises(x, module.normalized_shape, module.weight, module.bias):
@@ -147,7 +147,7 @@ def shape_only_output(module: torch.nn.Module, args: tuple, kwargs: dict):
 
 
 def _same_shape(x, *_, **__) -> torch.Tensor | None:
-    return torch.empty_like(x) if _dense(x) else None
+    return torch.empty_like(x) if x.is_floating_point() and _dense(x) else None
 
 
 def _layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -176,9 +176,9 @@ def _linear(x, weight, bias=None):
 
 
 def _elementwise(a, b, *rest, **kwargs):
-    """A binary op on two meta tensors of one dtype, one of them dense and of the output's shape (the other of its
-    layout, or broadcast: the output copies the full one's layout), or on a dense floating tensor and a Python
-    number."""
+    """A binary op on two floating meta tensors of one dtype, one of them dense and of the output's shape (the other
+    of its layout, or broadcast: the output copies the full one's layout), or on a dense floating tensor and a
+    Python number."""
     if rest or kwargs:
         return None
     if not isinstance(a, torch.Tensor):
@@ -188,7 +188,7 @@ def _elementwise(a, b, *rest, **kwargs):
     if not isinstance(b, torch.Tensor):
         ok = isinstance(b, (int, float)) and not isinstance(b, bool) and a.is_floating_point() and _dense(a)
         return torch.empty_like(a) if ok else None
-    if not _meta(b) or a.dtype != b.dtype:
+    if not _meta(b) or a.dtype != b.dtype or not a.is_floating_point():  # integers: true division promotes
         return None
     try:
         shape = torch.broadcast_shapes(a.shape, b.shape)
@@ -202,8 +202,8 @@ def _elementwise(a, b, *rest, **kwargs):
 
 @functools.cache
 def _functions() -> dict[Callable, Callable]:
-    """The functions with a shortcut: each to the function making its output on a contiguous meta first
-    argument (None where it must run)."""
+    """The functions with a shortcut: each to the function making its output on meta tensors (None where the
+    function must run)."""
     same = [F.gelu, F.relu, torch.relu, F.silu, F.hardswish, F.hardsigmoid, F.mish, F.relu6, F.leaky_relu, F.elu]
     same += [torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.dropout, F.dropout2d]
     table: dict[Callable, Callable] = dict.fromkeys(same, _same_shape)
@@ -247,9 +247,10 @@ def shape_only_forwards(model: torch.nn.Module) -> Iterator[None]:
     output's shape computed from its meta input (autograd still sees the input reach the output) instead of
     running its forward."""
     patched = []
-    covered = (*_types(), torch.nn.Linear, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.LSTM, torch.nn.GRU)
+    nn = torch.nn
+    covered = (*_types(), nn.Linear, nn.LayerNorm, nn.GroupNorm, nn.LSTM, nn.GRU, nn.RNN)
     for module in model.modules():
-        if type(module) not in (*covered, torch.nn.RNN):
+        if type(module) not in covered:
             continue
 
         def forward(*args, _module=module, _forward=module.forward, **kwargs):
