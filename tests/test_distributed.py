@@ -281,3 +281,31 @@ def test_two_gloo_ranks_compute_the_contribution_maps_of_one_process(tmp_path, m
         assert both.shape == (5, 12, 12) and np.abs(both).max() > 0
         np.testing.assert_allclose(both, one.maps[method], rtol=1e-5, atol=1e-7 * np.abs(both).max())
     assert run.stdout.count("wrote") == 1  # rank 0 alone writes
+
+
+def test_a_joined_group_is_destroyed_at_exit(monkeypatch):
+    """A process group left to the interpreter's teardown can abort a gloo rank ("terminate called without an
+    active exception", seen once in the torchrun test above): joining registers :func:`leave` to run at exit,
+    and it destroys the group."""
+    import atexit
+    import socket
+
+    import torch.distributed as dist
+
+    from rfkit.pipeline import distributed as D
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    registered = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    D._join(D.Launch(0, 1, 0, "127.0.0.1", port, 30.0), "gloo")
+    try:
+        assert dist.is_initialized() and registered == [D.leave]
+    finally:
+        D.leave()
+    assert not dist.is_initialized()
+    D.leave()  # twice: a no-op

@@ -13,6 +13,7 @@ files. The statistics behind the confidence intervals (:mod:`rfkit.effective.gro
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -181,9 +182,23 @@ def _join(launch: Launch, backend: str) -> None:
     store, rank, size = next(dist.rendezvous("env://", timeout=wait))
     store.set_timeout(wait)
     dist.init_process_group(backend, store=store, rank=rank, world_size=size)
+    atexit.register(leave)
     # NCCL exchanges its communicator's id through the store at the first collective, which a rank may reach
     # long after another: from here on the store waits as long as the collectives do
     store.set_timeout(default_pg_timeout)
+
+
+def leave() -> None:
+    """Destroy the default process group if this process joined one (at exit: a gloo group left to the interpreter's
+    teardown can abort the process, "terminate called without an active exception", when its worker threads
+    still hold tensors). A no-op otherwise.
+
+    >>> leave()  # no group: nothing to do
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
