@@ -118,7 +118,10 @@ def scale_bar_problems(fig) -> list[str]:
         for part in (bar.txt_label._text, bar.size_bar.get_children()[0]):
             box = part.get_window_extent(renderer)
             ax = _under(box, bar.axes)
-            if ax is None:
+            if ax is None:  # on the figure's white background: dark ink, or it cannot be read
+                ink = part.get_color() if hasattr(part, "get_color") else part.get_facecolor()
+                if sum(matplotlib.colors.to_rgb(ink)) / 3 > 0.5:
+                    problems.append(f"scale bar in light ink {ink} on the figure's background")
                 continue
             images = [i for i in ax.get_images() if i.get_gid() == "erf-map"] or ax.get_images()
             for im in images:

@@ -11,6 +11,8 @@ covers least.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rfkit.report.figures.colors import COLORS
@@ -84,12 +86,13 @@ def _inside(bbox, outer) -> bool:
     )
 
 
+@functools.cache
 def _scale_bar_class():
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     class PlacedScaleBar(AnchoredSizeBar):
-        """An AnchoredSizeBar that chooses, each time it is drawn, the place (:data:`INSIDE` corners of its
-        axes, then outside an inset on its parent) where it covers the least of the maps."""
+        """An AnchoredSizeBar that chooses its place each time it is drawn: the :data:`INSIDE` corners of its
+        axes, then around an inset on its panel, or under a zoom panel on the figure (:meth:`candidates`)."""
 
         def candidates(self):
             ax = self.axes
@@ -178,22 +181,21 @@ def _parent(ax):
 
 def draw_scale_bar(ax, width: float, *, color: str = "white", fontsize: float | None = None):
     """A scale bar in ``ax`` (gid ``scale-bar``): :func:`nice_length` of a quarter of ``width`` (the view's
-        width, in input pixels), labelled in pixels, in the first place (lower right, lower left, upper right, upper
-        left corner; then outside an inset, on its panel) where it covers no pixel of the maps above their colour
-        floor (:func:`covered`), decided when the figure is drawn; else the first where it covers nothing brighter than
-    :data:`FAINT`, else where it covers least.
+    width, in input pixels), labelled in pixels. Where it goes is decided when the figure is drawn (the module
+    docstring gives the order): the first place that covers no pixel of the maps above their colour floor
+    (:func:`covered`) and no marker.
 
-        Examples
-        --------
-        >>> import matplotlib; matplotlib.use("Agg")
-        >>> import matplotlib.pyplot as plt
-        >>> fig, ax = plt.subplots(figsize=(2, 2), dpi=50)
-        >>> m = np.full((100, 100), -3.0); m[60:, 60:] = 0.0  # structure in the lower right corner
-        >>> _ = ax.imshow(m, vmin=-3.0, vmax=0.0, extent=(-0.5, 99.5, 99.5, -0.5))
-        >>> bar = draw_scale_bar(ax, 100)
-        >>> fig.canvas.draw()
-        >>> bar.txt_label.get_text(), bar.loc == bar.codes["lower left"]
-        ('20 px', True)
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(figsize=(2, 2), dpi=50)
+    >>> m = np.full((100, 100), -3.0); m[60:, 60:] = 0.0  # structure in the lower right corner
+    >>> _ = ax.imshow(m, vmin=-3.0, vmax=0.0, extent=(-0.5, 99.5, 99.5, -0.5))
+    >>> bar = draw_scale_bar(ax, 100)
+    >>> fig.canvas.draw()
+    >>> bar.txt_label.get_text(), bar.loc == bar.codes["lower left"]
+    ('20 px', True)
     """
     length = nice_length(width / 4)
     bar = _scale_bar_class()(
