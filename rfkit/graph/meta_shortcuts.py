@@ -81,7 +81,7 @@ def _normalises(x: torch.Tensor, shape, *params) -> bool:
     return all(p is None or (tuple(p.shape) == shape and p.dtype == x.dtype) for p in params)
 
 
-def _linear_output(x: torch.Tensor, weight, bias) -> torch.Tensor | None:
+def _linear_output(x: torch.Tensor, weight, bias=None) -> torch.Tensor | None:
     if weight is None or weight.dim() != 2 or x.dim() < 1 or x.shape[-1] != weight.shape[1] or x.dtype != weight.dtype:
         return None
     if bias is not None and (tuple(bias.shape) != (weight.shape[0],) or bias.dtype != x.dtype):
@@ -171,10 +171,6 @@ def _batch_norm(x, running_mean, running_var, weight=None, bias=None, *_, **__):
     return torch.empty_like(x) if ok else None
 
 
-def _linear(x, weight, bias=None):
-    return _linear_output(x, weight, bias)
-
-
 def _elementwise(a, b, *rest, **kwargs):
     """A binary op on two floating meta tensors of one dtype, one of them dense and of the output's shape (the other
     of its layout, or broadcast: the output copies the full one's layout), or on a dense floating tensor and a
@@ -207,7 +203,9 @@ def _functions() -> dict[Callable, Callable]:
     same = [F.gelu, F.relu, torch.relu, F.silu, F.hardswish, F.hardsigmoid, F.mish, F.relu6, F.leaky_relu, F.elu]
     same += [torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.dropout, F.dropout2d]
     table: dict[Callable, Callable] = dict.fromkeys(same, _same_shape)
-    table.update({F.layer_norm: _layer_norm, F.group_norm: _group_norm, F.batch_norm: _batch_norm, F.linear: _linear})
+    table.update(
+        {F.layer_norm: _layer_norm, F.group_norm: _group_norm, F.batch_norm: _batch_norm, F.linear: _linear_output}
+    )
     table.update(
         dict.fromkeys([operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul], _elementwise)
     )

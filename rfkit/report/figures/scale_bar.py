@@ -114,11 +114,11 @@ def _scale_bar_class():
 
         def place(self, renderer) -> None:
             best = None
+            root = self.get_figure(root=True)
             for loc, anchor, under in self.candidates():
                 self.loc = self.codes[loc]
                 self.set_bbox_to_anchor(anchor, self.axes.transAxes)
                 box = self.get_window_extent(renderer)
-                root = self.get_figure(root=True)
                 if not _inside(box, root.bbox) or (under is not None and not _inside(box, under.bbox)):
                     continue
                 cover = 0.0 if under is None else covered(under, box)
